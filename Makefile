@@ -1,0 +1,104 @@
+# secretfs: a plain Makefile. `make` builds build/secretfs and
+# build/libsecretfs.a; `make test` runs every Check suite; `make asan` does
+# the same under AddressSanitizer + UBSan in build-asan/.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+
+PKGS := fuse3 libsodium jansson sqlite3 check
+MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+ifneq ($(MISSING),)
+ifeq ($(filter clean deps run,$(MAKECMDGOALS)),)
+$(error missing libraries: $(MISSING); run scripts/deps (Debian) to install them)
+endif
+endif
+
+WARN := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wvla
+ifdef WERROR
+WARN += -Werror
+endif
+OPT ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Icore/include
+CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 2>/dev/null)
+CORE_LIBS := $(shell pkg-config --libs libsodium jansson sqlite3 2>/dev/null) -lpthread
+FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+LDFLAGS += $(SAN)
+
+CORE_SRC := $(sort $(wildcard core/*.c))
+FS_SRC := $(sort $(wildcard fs/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
+
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+FS_OBJ := $(FS_SRC:%.c=$(BUILD)/%.o)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB := $(BUILD)/libsecretfs.a
+BIN := $(BUILD)/secretfs
+
+all: $(BIN) $(LIB)
+
+# Rebuild everything when the flags change.
+FLAGS_FILE := $(BUILD)/.flags
+FLAGS_NOW := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(if $(filter tests/%,$<),$(CHECK_CFLAGS) -Itests) -MMD -MP -c $< -o $@
+
+$(LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(FS_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(FUSE_LIBS) $(CORE_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(TESTLIB_OBJ) $(LIB) $(CHECK_LIBS) $(CORE_LIBS)
+
+tests: $(TEST_BIN) $(BIN)
+
+# Each suite prints Check's summary line; the run fails if any suite fails.
+# Suites find the program through SECRETFS_BIN.
+test: tests
+	@fail=0; for t in $(TEST_BIN); do \
+		echo "== $$t"; \
+		SECRETFS_BIN=$(abspath $(BIN)) SECRETFS_KDF_MIN=1 $$t || fail=1; \
+	done; exit $$fail
+
+asan:
+	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+		SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
+		CK_FORK=yes test
+
+run: deps all
+	scripts/run
+
+deps:
+	scripts/deps
+
+lint:
+	scripts/lint
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/secretfs
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/secretfs
+
+clean:
+	rm -rf build build-asan
+
+FORCE:
+.PHONY: all tests test asan run deps lint install uninstall clean FORCE
+
+-include $(CORE_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d) $(TEST_BIN:=.d)

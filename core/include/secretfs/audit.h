@@ -1,0 +1,64 @@
+/*
+ * Audit log: one JSON line per value read (allowed or refused) and per
+ * change, appended to DIR/audit.log (mode 0600) with O_APPEND and a single
+ * write(2) per line, so lines from the CLI and the daemon never interleave.
+ * No value or key material is ever passed in, so none can appear.
+ *
+ * Line fields (SPEC §5): time (RFC 3339 UTC), op, secret, secret_id,
+ * version, result ("ok" or the errno name), and for filesystem calls uid,
+ * gid, pid, comm. Reads are not fsync'd (the read path takes no database
+ * transaction and no disk flush); changes are fsync'd with the store.
+ *
+ * Thread-safety: sfs_audit_write() may be called from many threads.
+ */
+#ifndef SECRETFS_AUDIT_H
+#define SECRETFS_AUDIT_H
+
+#include <stdint.h>
+
+#include "secretfs/err.h"
+#include "secretfs/principal.h"
+
+struct sfs_audit;
+
+struct sfs_audit_event {
+	const char *op;        /* e.g. "version.read", "secret.create" */
+	const char *secret;    /* name, or NULL */
+	const char *secret_id; /* or NULL */
+	const char *key;       /* KMS key name for key ops, or NULL */
+	uint32_t version;      /* 0: none */
+	int result;            /* SFS_OK or an enum sfs_err code */
+	const struct sfs_caller *caller;
+	int sync;              /* fsync after the write (changes) */
+};
+
+/* Open (creating with mode 0600) the log at path. */
+int sfs_audit_open(struct sfs_audit **out, const char *path,
+		   struct sfs_error *err);
+void sfs_audit_close(struct sfs_audit *a);
+
+/* Append one line. SFS_EIO when it cannot be written whole: callers fail
+ * the read rather than let it go unaudited. a == NULL (audit off) is a
+ * no-op returning SFS_OK. */
+int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev);
+
+/*
+ * Read the log at path back: cb gets each line (without newline) whose
+ * secret equals secret (NULL: any) and whose time is at or after since_ns
+ * (0: any). With follow, keeps waiting for new lines until cb returns
+ * non-zero or the process is interrupted.
+ */
+typedef int (*sfs_audit_cb)(void *arg, const char *line);
+int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
+		   int follow, sfs_audit_cb cb, void *arg,
+		   struct sfs_error *err);
+
+/* Format ns since the epoch as RFC 3339 UTC ("2026-11-28T18:04:40Z"). */
+void sfs_time_format(int64_t ns, char out[32]);
+/* Parse RFC 3339 ("2026-11-28T18:04:40Z", fractional seconds and
+ * offsets allowed) or a date "2026-11-28"; SFS_EINVAL otherwise. */
+int sfs_time_parse(const char *text, int64_t *ns);
+/* Now, in ns since the epoch (CLOCK_REALTIME). */
+int64_t sfs_time_now(void);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * The context: one opened store with its master key proven, the handle
+ * every service (keys.h, secret.h, version.h, role.h) takes first.
+ *
+ * Opening resolves the store directory, loads the master key (file or
+ * passphrase), checks the canary (a wrong key is SFS_EMASTER and changes
+ * nothing), opens the audit log and the storage backend. One struct
+ * sfs_ctx owns one store connection; the services serialise on the
+ * context's mutex, so a context may be shared by many threads.
+ *
+ * Concurrency across processes (the CLI beside a running daemon) is the
+ * storage backend's: see store_sqlite.c.
+ */
+#ifndef SECRETFS_CTX_H
+#define SECRETFS_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "secretfs/err.h"
+#include "secretfs/principal.h"
+
+struct sfs_ctx;
+
+/* Asked for a passphrase when the store was made with one and no
+ * passphrase file was named. *out malloc'd, NUL-terminated; the core
+ * wipes and frees it. Return SFS_OK or an error code. */
+typedef int (*sfs_passphrase_fn)(void *arg, char **out, size_t *len);
+
+struct sfs_ctx_options {
+	const char *store_dir;       /* NULL: sfs_ctx_default_dir() */
+	const char *master_key;      /* NULL: $SECRETFS_MASTER_KEY, else
+				      * DIR/master.key */
+	const char *passphrase_file; /* NULL: $SECRETFS_PASSPHRASE_FILE */
+	sfs_passphrase_fn ask_passphrase; /* NULL: no prompt */
+	void *ask_arg;
+	int readonly;                /* refuse every change with SFS_EROFS */
+	int audit_off;               /* no audit lines (mount -o audit=off) */
+	int has_owner;               /* owner_uid is set */
+	uint32_t owner_uid;          /* the mount's owner: holds every role */
+};
+
+/*
+ * The default store directory: $SECRETFS_STORE, else /var/lib/secretfs
+ * for root, else $XDG_DATA_HOME/secretfs (default
+ * ~/.local/share/secretfs).
+ */
+int sfs_ctx_default_dir(char *out, size_t cap, struct sfs_error *err);
+
+/*
+ * `secretfs init`: create the store directory (0700) if needed, the
+ * master key file DIR/master.key (0400) unless o->passphrase_file is
+ * set (then Argon2id parameters are stored instead), the database, the
+ * service key and the canary. SFS_EEXIST when the store already exists.
+ */
+int sfs_ctx_init(const struct sfs_ctx_options *o, struct sfs_error *err);
+
+/* Open an initialised store (SFS_ENOSTORE if none). */
+int sfs_ctx_open(struct sfs_ctx **out, const struct sfs_ctx_options *o,
+		 struct sfs_error *err);
+void sfs_ctx_close(struct sfs_ctx *ctx);
+
+/* The store directory and its database, key and audit paths. */
+const char *sfs_ctx_dir(const struct sfs_ctx *ctx);
+const char *sfs_ctx_master_key_path(const struct sfs_ctx *ctx); /* or NULL */
+int sfs_ctx_readonly(const struct sfs_ctx *ctx);
+
+/*
+ * A number that changes whenever any process commits a change to the
+ * store. Cheap (no database access): the daemon compares it to drop its
+ * caches. Monotonic within a store's life.
+ */
+uint64_t sfs_ctx_generation(struct sfs_ctx *ctx);
+
+struct sfs_counts {
+	uint64_t secrets, versions, keys;
+};
+int sfs_ctx_counts(struct sfs_ctx *ctx, struct sfs_counts *out,
+		   struct sfs_error *err);
+
+/*
+ * Fill c->roles: SFS_ROLE_ALL for admin callers, root and the mount's
+ * owner; otherwise the roles granted to the caller's uid, gid or groups.
+ */
+int sfs_ctx_resolve_roles(struct sfs_ctx *ctx, struct sfs_caller *c,
+			  struct sfs_error *err);
+
+#endif

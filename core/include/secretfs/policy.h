@@ -1,0 +1,98 @@
+/*
+ * Policy: every rule of SPEC §2, and who may do what (SPEC §1, §3), as pure
+ * functions of (action, caller, state). No I/O, no allocation, no clock:
+ * the services gather the state from the store, ask sfs_policy_check(),
+ * and act only on SFS_OK. The CLI and the filesystem both go through the
+ * services, so they can never disagree. tests/test_policy.c checks it as a
+ * table, one row per rule.
+ *
+ * Order of checks within one action: caller permission first (a caller who
+ * may not see a secret learns nothing of its state), then lifecycle rules
+ * in the order of the SPEC's table.
+ */
+#ifndef SECRETFS_POLICY_H
+#define SECRETFS_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "secretfs/err.h"
+#include "secretfs/principal.h"
+#include "secretfs/store.h"
+
+enum sfs_action {
+	SFS_ACT_SECRET_CREATE,    /* key: the new secret's KMS key */
+	SFS_ACT_SECRET_VIEW,      /* full details (all attributes) */
+	SFS_ACT_SECRET_UPDATE,    /* description, access control, allow
+				   * list, owner, group, mode */
+	SFS_ACT_SECRET_ACTIVATE,
+	SFS_ACT_SECRET_DEACTIVATE,
+	SFS_ACT_SECRET_CHANGE_KEY, /* key: the new key */
+	SFS_ACT_SECRET_DELETE,
+	SFS_ACT_VERSION_ADD,       /* key: the secret's KMS key */
+	SFS_ACT_VALUE_READ,        /* key: the key that wrapped the version */
+	SFS_ACT_VERSION_SET_DEFAULT,
+	SFS_ACT_VERSION_ACTIVATE,
+	SFS_ACT_VERSION_DEACTIVATE,
+	SFS_ACT_VERSION_DESTROY,
+	SFS_ACT_KEY_CREATE,
+	SFS_ACT_KEY_VIEW,
+	SFS_ACT_KEY_ACTIVATE,
+	SFS_ACT_KEY_DEACTIVATE,
+	SFS_ACT_KEY_ROTATE,
+	SFS_ACT_KEY_DELETE,        /* key_in_use filled */
+	SFS_ACT_ROLE_CHANGE,       /* grant / revoke: administrator only */
+};
+
+/* What the services know when they ask. Fields an action does not use
+ * are ignored. */
+struct sfs_policy_state {
+	/* the secret (not for key actions) */
+	const struct sfs_secret_rec *secret;
+	unsigned active_versions; /* versions in state active */
+	unsigned live_versions;   /* versions not destroyed */
+	/* the version acted on (read, set default, state changes) */
+	int version_exists;
+	int version_state;
+	/* the KMS key involved (see enum sfs_action) */
+	int key_exists;
+	int key_type;
+	int key_state;
+	int key_in_use;
+	/* version add */
+	size_t value_len;
+	uint32_t expect; /* compare-and-set: expected new number, 0: none */
+};
+
+/* SFS_OK, or the code the SPEC gives for the first rule that refuses. */
+int sfs_policy_check(enum sfs_action act, const struct sfs_caller *c,
+		     const struct sfs_policy_state *st);
+
+/*
+ * May the caller read this secret's values? With access control enabled:
+ * the owner and the allow list only (no exemption for root through the
+ * filesystem). Disabled: the mode bits, as Unix checks them, and root.
+ * The administrator (CLI) always may.
+ */
+int sfs_policy_may_read(const struct sfs_caller *c,
+			const struct sfs_secret_rec *s);
+
+/* May the caller see all of a secret's details (1) or only the partial
+ * view (0)? Only access-controlled secrets have a partial view. */
+int sfs_policy_may_view(const struct sfs_caller *c,
+			const struct sfs_secret_rec *s);
+
+/*
+ * Default after a version left the active state: the newest active
+ * version in states[1..n] (states[i] is version i's enum sfs_state;
+ * states[0] unused), or 0 when none is active.
+ */
+uint32_t sfs_policy_next_default(const int *states, uint32_t n);
+
+/* Names of secrets and keys: SFS_OK, SFS_EINVAL or SFS_ENAMETOOLONG. */
+int sfs_policy_name_check(const char *name, size_t len);
+
+/* Descriptions: at most 1,024 bytes of UTF-8 without control characters. */
+int sfs_policy_desc_check(const char *desc, size_t len);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * Principals and callers.
+ *
+ * A principal is written `uid:N`, `gid:N`, `user:NAME` or `group:NAME`.
+ * Names are resolved once, when a principal is stored (allow lists, role
+ * grants), so that every stored principal is numeric (`uid:N` / `gid:N`)
+ * and matching a caller needs no name service on the hot path.
+ *
+ * A caller is whoever asks the core for something: the CLI's user (who
+ * holds the master key and so acts as the store's administrator) or a
+ * process reaching the filesystem (its uid, gid and supplementary groups).
+ */
+#ifndef SECRETFS_PRINCIPAL_H
+#define SECRETFS_PRINCIPAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "secretfs/err.h"
+
+#define SFS_CALLER_GROUPS_MAX 64
+
+enum sfs_role {
+	SFS_ROLE_MANAGER = 1,
+	SFS_ROLE_KMS_USER = 2,
+	SFS_ROLE_KMS_VIEWER = 4,
+	SFS_ROLE_ALL = 7
+};
+
+struct sfs_caller {
+	uint32_t uid, gid;
+	uint32_t groups[SFS_CALLER_GROUPS_MAX];
+	int ngroups;
+	int32_t pid;       /* 0 when not a filesystem call */
+	char comm[17];     /* process name, "" when unknown */
+	int admin;         /* CLI with the master key: every role, no ACL */
+	int via_fs;        /* request came through the filesystem */
+	unsigned roles;    /* enum sfs_role bits; see sfs_role_resolve() */
+};
+
+/* The CLI's caller: this process's ids, admin = 1, roles = SFS_ROLE_ALL. */
+void sfs_caller_self(struct sfs_caller *c);
+
+/*
+ * Parse one principal and write its normalised form (`uid:N` or `gid:N`)
+ * to out. SFS_EINVAL for bad syntax or an unknown user or group name.
+ */
+int sfs_principal_parse(const char *text, char *out, size_t cap,
+			struct sfs_error *err);
+
+/*
+ * Normalise a comma-separated list (spaces around entries allowed, empty
+ * list allowed): each entry parsed, duplicates dropped, order kept.
+ * SFS_EINVAL for a bad entry or a result longer than cap - 1 bytes.
+ */
+int sfs_principal_list_normalize(const char *list, char *out, size_t cap,
+				 struct sfs_error *err);
+
+/* 1 when the normalised principal p names the caller (its uid, its gid or
+ * one of its groups), else 0. Pure. */
+int sfs_principal_matches(const char *p, const struct sfs_caller *c);
+
+/* 1 when any entry of a normalised list matches the caller. Pure. */
+int sfs_principal_list_matches(const char *list, const struct sfs_caller *c);
+
+/* "uid:1000(alice)", or "uid:1000" when the uid has no passwd entry. */
+void sfs_principal_describe(uint32_t uid, char *out, size_t cap);
+
+/* Role names: "manager", "kms-user", "kms-viewer". */
+const char *sfs_role_name(enum sfs_role r);
+/* The role for a name, or 0 when unknown. */
+enum sfs_role sfs_role_parse(const char *name);
+
+#endif
