@@ -1,0 +1,44 @@
+/*
+ * Internal interface between the two halves of the secretfs program: the
+ * command line (cli*.c, main.c) and the FUSE daemon (mount.c, fuse*.c).
+ * Both are thin: parse, call one core function, report the core's error.
+ */
+#ifndef SECRETFS_FS_H
+#define SECRETFS_FS_H
+
+#include "secretfs/ctx.h"
+#include "secretfs/err.h"
+
+/* Global options, given before the command. */
+struct cli_global {
+	const char *store;      /* --store DIR, or NULL */
+	const char *master_key; /* --master-key FILE, or NULL */
+	int json;               /* --json */
+};
+
+/* Exit codes (SPEC §4). */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/*
+ * Open the store named by g (and the environment) with its master key,
+ * prompting for a passphrase on the terminal when the store needs one and
+ * $SECRETFS_PASSPHRASE_FILE is unset. o (may be NULL) supplies the other
+ * options (readonly, audit, owner). On failure prints
+ * "secretfs: <what>: <why>" and returns EXIT_FAIL.
+ */
+int cli_open(const struct cli_global *g, const struct sfs_ctx_options *o,
+	     struct sfs_ctx **out);
+
+/* Print "secretfs: <what>: <err->msg or sfs_strerror>" to stderr and
+ * return EXIT_FAIL. */
+int cli_fail(const char *what, const struct sfs_error *err);
+
+/* Print "secretfs: <what>: <why>" and a usage hint; return EXIT_USAGE. */
+int cli_usage_error(const char *what, const char *why);
+
+/* The daemon's commands (mount.c). argv[0] is the command name. */
+int cmd_mount(const struct cli_global *g, int argc, char **argv);
+int cmd_umount(const struct cli_global *g, int argc, char **argv);
+int cmd_status(const struct cli_global *g, int argc, char **argv);
+
+#endif
