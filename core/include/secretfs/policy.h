@@ -47,6 +47,7 @@ enum sfs_action {
 /* What the services know when they ask. Fields an action does not use
  * are ignored. */
 struct sfs_policy_state {
+	int readonly; /* store or mount is read-only: changes get SFS_EROFS */
 	/* the secret (not for key actions) */
 	const struct sfs_secret_rec *secret;
 	unsigned active_versions; /* versions in state active */

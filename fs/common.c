@@ -1,0 +1,85 @@
+/*
+ * Helpers shared by both halves of the program: opening the store with
+ * its master key or passphrase, and reporting errors in the one format
+ * SPEC §4 gives ("secretfs: <what failed>: <why>").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+int cli_fail(const char *what, const struct sfs_error *err)
+{
+	const char *why = err && err->msg[0] ? err->msg
+					     : sfs_strerror(err ? err->code : 0);
+
+	fprintf(stderr, "secretfs: %s: %s\n", what, why);
+	return EXIT_FAIL;
+}
+
+int cli_usage_error(const char *what, const char *why)
+{
+	fprintf(stderr, "secretfs: %s: %s\n", what, why);
+	fprintf(stderr, "Try 'secretfs --help' for usage.\n");
+	return EXIT_USAGE;
+}
+
+/* Read a passphrase from the terminal with echo off. */
+static int ask_tty(void *arg, char **out, size_t *len)
+{
+	struct termios old, quiet;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *tty = fopen("/dev/tty", "r+");
+
+	(void)arg;
+	if (!tty || !isatty(fileno(tty))) {
+		if (tty)
+			fclose(tty);
+		return SFS_EMASTER;
+	}
+	fputs("Passphrase: ", tty);
+	fflush(tty);
+	tcgetattr(fileno(tty), &old);
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	n = getline(&line, &cap, tty);
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fputs("\n", tty);
+	fclose(tty);
+	if (n <= 0) {
+		free(line);
+		return SFS_EMASTER;
+	}
+	if (line[n - 1] == '\n')
+		line[--n] = '\0';
+	*out = line;
+	*len = (size_t)n;
+	return SFS_OK;
+}
+
+int cli_open(const struct cli_global *g, const struct sfs_ctx_options *o,
+	     struct sfs_ctx **out)
+{
+	struct sfs_ctx_options opts;
+	struct sfs_error err;
+
+	sfs_error_clear(&err);
+	if (o)
+		opts = *o;
+	else
+		memset(&opts, 0, sizeof(opts));
+	if (g->store)
+		opts.store_dir = g->store;
+	if (g->master_key)
+		opts.master_key = g->master_key;
+	opts.ask_passphrase = ask_tty;
+	if (sfs_ctx_open(out, &opts, &err) != SFS_OK)
+		return cli_fail("cannot open store", &err);
+	return EXIT_OK;
+}
