@@ -8,7 +8,7 @@ BUILD ?= build
 CC ?= cc
 
 PKGS := fuse3 libsodium jansson sqlite3 check
-MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 ifeq ($(filter clean deps run,$(MAKECMDGOALS)),)
 $(error missing libraries: $(MISSING); run scripts/deps (Debian) to install them)
