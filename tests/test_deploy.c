@@ -121,12 +121,16 @@ static int run(char **out, const char *fmt, ...)
 	if (fd < 0)
 		abort();
 	close(fd);
+	/* { ...; }: the redirection covers every command of a list. */
+	cmd[0] = '{';
+	cmd[1] = ' ';
 	va_start(ap, fmt);
-	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	n = vsnprintf(cmd + 2, sizeof(cmd) - 2, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n + strlen(file) + 16 >= sizeof(cmd))
+	if (n < 0 || (size_t)n + 2 + strlen(file) + 16 >= sizeof(cmd))
 		abort();
-	snprintf(cmd + n, sizeof(cmd) - n, " >'%s' 2>&1", file);
+	n += 2;
+	snprintf(cmd + n, sizeof(cmd) - n, "; } >'%s' 2>&1", file);
 	fflush(NULL);
 	st = system(cmd);
 	buf = tu_read_file(file, NULL);
