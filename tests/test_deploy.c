@@ -254,6 +254,98 @@ START_TEST(test_install_layout_and_uninstall)
 }
 END_TEST
 
+/* ---- man pages: every command, option, errno and attribute ---- */
+
+/* A man page's text with roff's escapes for '-' and fonts removed. */
+static char *man_text(const char *rel)
+{
+	static const char *const esc[] = {"\\fB", "\\fI", "\\fR", "\\fP",
+					  "\\&"};
+	char path[PATH_MAX], *t, *r, *w;
+	size_t i;
+
+	xsnprintf(path, sizeof(path), "%s/%s", srcdir(), rel);
+	t = tu_read_file(path, NULL);
+	ck_assert_msg(t != NULL, "cannot read %s", rel);
+	for (r = w = t; *r;) {
+		for (i = 0; i < sizeof(esc) / sizeof(esc[0]); i++)
+			if (!strncmp(r, esc[i], strlen(esc[i])))
+				break;
+		if (i < sizeof(esc) / sizeof(esc[0]))
+			r += strlen(esc[i]);
+		else if (r[0] == '\\' && r[1] == '-')
+			r++;
+		else
+			*w++ = *r++;
+	}
+	*w = '\0';
+	return t;
+}
+
+static void man_has_all(const char *rel, const char *const *words)
+{
+	char *t = man_text(rel);
+
+	for (; *words; words++)
+		ck_assert_msg(strstr(t, *words), "%s does not mention '%s'",
+			      rel, *words);
+	free(t);
+}
+
+START_TEST(test_man1_covers_the_command_line)
+{
+	static const char *const words[] = {
+	    /* SPEC §4: every command */
+	    "init", "mount", "umount", "status", "key create", "key list",
+	    "key show", "key activate", "key deactivate", "key rotate",
+	    "key delete", "secret create", "secret list", "secret show",
+	    "secret update", "secret change-key", "secret activate",
+	    "secret deactivate", "secret delete", "version add", "version list",
+	    "version get", "version set-default", "version activate",
+	    "version deactivate", "version destroy", "version copy",
+	    "role grant", "role revoke", "role list", "audit",
+	    /* every option */
+	    "--store", "--master-key", "--json", "--help", "--passphrase-file",
+	    "--description", "--key", "--access-control", "--allow", "--owner",
+	    "--group", "--mode", "--confirm", "--expect", "--kv", "--secret",
+	    "--since", "--follow", "--value", "--file",
+	    /* environment, files, exit status */
+	    "SECRETFS_STORE", "SECRETFS_MASTER_KEY", "SECRETFS_PASSPHRASE_FILE",
+	    "XDG_DATA_HOME", "/var/lib/secretfs", "master.key", "audit.log",
+	    "mount.fuse.secretfs", "secretfs@.service", "EXIT STATUS",
+	    "EXAMPLES", NULL};
+
+	man_has_all("fs/secretfs.1", words);
+}
+END_TEST
+
+START_TEST(test_man5_covers_the_filesystem)
+{
+	static const char *const words[] = {
+	    /* SPEC §3: tree */
+	    "secrets/", "default", "versions/", "kv/", "keys/", ".status",
+	    /* attributes */
+	    "user.secret.id", "user.secret.name", "user.secret.description",
+	    "user.secret.status", "user.secret.access_control",
+	    "user.secret.allowed_principals", "user.secret.default_version",
+	    "user.secret.latest_version", "user.secret.created_at",
+	    "user.secret.created_by", "user.kms.key_id", "user.kms.key_name",
+	    "user.kms.key_type", "user.kms.key_state", "user.secret.version",
+	    "user.secret.version_state", "user.secret.format",
+	    /* mount options */
+	    "allow_other", "only=", "cache=strict", "open", "kernel",
+	    "audit=on", "debug", "auto_unmount", "fuse.secretfs",
+	    /* errno table */
+	    "ENOENT", "ENODATA", "EACCES", "EKEYREVOKED", "ENOKEY", "EBADMSG",
+	    "EEXIST", "EINVAL", "ENAMETOOLONG", "EFBIG", "EBUSY", "ENOTEMPTY",
+	    "EPERM", "EROFS", "EIO", "ENOTCONN",
+	    /* permissions */
+	    "PERMISSIONS", "allow list", "-****", NULL};
+
+	man_has_all("fs/secretfs.5", words);
+}
+END_TEST
+
 /* ---- the mount(8) helper, run as mount(8) runs it, with -f (fake) ---- */
 
 static int helper(char **out, const char *args)
@@ -732,6 +824,11 @@ static Suite *deploy_suite(void)
 	tc = tcase_create("install");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_install_layout_and_uninstall);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("man");
+	tcase_add_test(tc, test_man1_covers_the_command_line);
+	tcase_add_test(tc, test_man5_covers_the_filesystem);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("helper");
