@@ -67,7 +67,10 @@ static int key_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			return rc;
 	}
 	rc = sfs_policy_check(act, c, &st);
-	if (!st.key_exists && (rc == SFS_OK || rc == SFS_ENOKEY))
+	/* No such key: the policy's refusals of the caller (read-only,
+	 * permission) stand; its rules about a key's type or state have
+	 * nothing to apply to. */
+	if (!st.key_exists && rc != SFS_EROFS && rc != SFS_EACCES)
 		rc = SFS_ENOENT;
 	if (rc != SFS_OK)
 		return ctx_fail(err, rc, "key '%s'", key);
