@@ -34,7 +34,7 @@ static struct sfs_error err;
 /* 64 distinctive bytes: no page of an SQLite file holds them by chance */
 static const unsigned char PATTERN[64] =
 	"\x5e\xc7\x3f\x00\xde\xad\xbe\xef The destroyed value must go"
-	" \x01\x02\x03\x04 for good. 8<--8<--";
+	" \x01\x02\x03\x04 for good. 8<--8<--!!!!";
 
 static void setup(void)
 {
@@ -832,16 +832,18 @@ START_TEST(test_destroy_erases_blobs)
 {
 	struct sfs_store *s = open_store(1, 0);
 	struct sfs_version_rec v;
-	unsigned char ct[4 * 64];
+	unsigned char ct[4 * 64], dek1[72];
 	int i;
 
 	for (i = 0; i < 4; i++)
 		memcpy(ct + 64 * i, PATTERN, 64);
+	memset(dek1, 0xd1, sizeof(dek1)); /* version_rec's wrapped key */
 	seed(s);
 	add_version(s, uid(101), 1, uid(1), ct, sizeof(ct));
 	add_version(s, uid(101), 2, uid(1), "keep", 4);
 	/* the test can fail: the pattern is in the file before */
 	ck_assert(file_has(path_in("secretfs.db"), PATTERN, 64));
+	ck_assert(file_has(path_in("secretfs.db"), dek1, sizeof(dek1)));
 
 	OK(s->ops->begin(s, 1, &err));
 	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
@@ -850,6 +852,7 @@ START_TEST(test_destroy_erases_blobs)
 	ck_assert(!file_has(path_in("secretfs.db"), PATTERN, 64));
 	ck_assert(!file_has(path_in("secretfs.db"), PATTERN + 32, 32));
 	ck_assert(!file_has(path_in("secretfs.db-journal"), PATTERN, 32));
+	ck_assert(!file_has(path_in("secretfs.db"), dek1, sizeof(dek1)));
 
 	OK(s->ops->begin(s, 0, &err));
 	OK(s->ops->version_get(s, uid(101), 1, 1, &v, &err));
