@@ -427,6 +427,7 @@ END_TEST
 START_TEST(destroy_erases_and_hides)
 {
 	struct sfs_store *st = sfs_ctx_store(ctx);
+	struct sfs_secret_rec s;
 	struct sfs_version_rec v;
 
 	mk("de", "v1");
@@ -439,9 +440,9 @@ START_TEST(destroy_erases_and_hides)
 			 SFS_ENOENT);
 	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "de", 1, 1, &err),
 			 SFS_ENOENT);
+	s = get("de");
 	ck_assert_int_eq(st->ops->begin(st, 0, &err), SFS_OK);
-	ck_assert_int_eq(st->ops->version_get(st, get("de").id, 1, 1, &v,
-					      &err),
+	ck_assert_int_eq(st->ops->version_get(st, s.id, 1, 1, &v, &err),
 			 SFS_OK);
 	st->ops->rollback(st);
 	ck_assert_uint_eq(v.ciphertext.len, 0);
