@@ -32,7 +32,6 @@
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
 
-#define DB_NAME "secretfs.db"
 #define KEY_NAME "master.key"
 #define AUDIT_NAME "audit.log"
 #define GEN_NAME "generation"
@@ -712,9 +711,8 @@ static int open_store(struct sfs_ctx *ctx, int *writable,
 
 	if (stat(ctx->dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return no_store(ctx->dir, err);
-	rc = path_join(db, sizeof(db), ctx->dir, DB_NAME, err);
-	if (rc != SFS_OK)
-		return rc;
+	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
+		return sfs_error_set(err, SFS_EINVAL, "store path too long");
 	if (access(db, F_OK) != 0)
 		return no_store(ctx->dir, err);
 	*writable = access(ctx->dir, W_OK) == 0 && access(db, W_OK) == 0;

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "lib/fault_store.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/keys.h"
@@ -929,24 +930,95 @@ END_TEST
 START_TEST(audit_failure_fails_the_read)
 {
 	struct rlimit old, lim;
+	struct sfs_value v = { NULL, 0 };
 	char path[600];
 	size_t len = 0;
 	char *data;
+	int rc = -1;
 
 	mk("af", "value");
 	snprintf(path, sizeof(path), "%s/audit.log", store);
 	data = tu_read_file(path, &len);
 	free(data);
-	/* Nothing more may be appended: every write to the log fails. */
+	/* Nothing more may be appended: every write to the log fails. No
+	 * check runs inside the window (Check writes files of its own). */
 	signal(SIGXFSZ, SIG_IGN);
 	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
 	lim = old;
 	lim.rlim_cur = len;
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	ck_assert_int_eq(rd("af", 0, NULL), SFS_EIO);
-	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	if (setrlimit(RLIMIT_FSIZE, &lim) == 0) {
+		v.data = NULL;
+		rc = sfs_version_read(ctx, &admin, "af", 0, &v, NULL, &err);
+		setrlimit(RLIMIT_FSIZE, &old);
+	}
+	ck_assert_int_eq(rc, SFS_EIO);
+	ck_assert_ptr_null(v.data);
 	ck_assert_str_eq(sfs_ctx_last_error(ctx), "cannot write the audit log");
 	ck_assert_int_eq(rd("af", 0, "value"), SFS_OK);
+}
+END_TEST
+
+/* ---- store failures ----------------------------------------------------- */
+
+static struct sfs_store *fault(void)
+{
+	struct sfs_store *f = fault_store_wrap(sfs_ctx_store(ctx));
+
+	ck_assert_ptr_nonnull(sfs_ctx_swap_store(ctx, f));
+	return f;
+}
+
+START_TEST(add_store_failures_change_nothing)
+{
+	struct sfs_store *f;
+	uint64_t g;
+
+	mk("sf", "v1");
+	f = fault();
+	g = sfs_ctx_generation(ctx);
+	fault_store_fail_op(f, "commit", SFS_ENOSPC);
+	ck_assert_int_eq(add("sf", "v2"), SFS_ENOSPC);
+	fault_store_reset(f);
+	fault_store_fail_op(f, "version_insert", SFS_EIO);
+	ck_assert_int_eq(add("sf", "v2"), SFS_EIO);
+	fault_store_reset(f);
+	fault_store_fail_op(f, "secret_update", SFS_EIO);
+	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "sf", 1, &err),
+			 SFS_EIO);
+	ck_assert_int_eq(sfs_version_copy(ctx, &admin, "sf", 1, NULL, &err),
+			 SFS_EIO);
+	fault_store_reset(f);
+	ck_assert_uint_eq(sfs_ctx_generation(ctx), g);
+	ck_assert_uint_eq(get("sf").latest_version, 1);
+	ck_assert_int_eq(vstate("sf", 1), SFS_STATE_ACTIVE);
+	ck_assert_int_eq(rd("sf", 0, "v1"), SFS_OK);
+	/* the version number was not used up */
+	ck_assert_int_eq(add("sf", "v2"), SFS_OK);
+	ck_assert_uint_eq(get("sf").latest_version, 2);
+}
+END_TEST
+
+START_TEST(read_store_failure_is_eio_and_audited)
+{
+	struct sfs_store *f;
+	char path[600];
+	char *log;
+
+	mk("rf", "v1");
+	f = fault();
+	fault_store_fail_op(f, "version_get", SFS_EIO);
+	ck_assert_int_eq(rd("rf", 0, NULL), SFS_EIO);
+	ck_assert_ptr_nonnull(sfs_ctx_last_error(ctx));
+	fault_store_reset(f);
+	ck_assert_int_eq(add("rf", "v2"), SFS_OK); /* drops cached material */
+	fault_store_fail_op(f, "keyver_get", SFS_EIO);
+	ck_assert_int_eq(rd("rf", 1, NULL), SFS_EIO);
+	fault_store_reset(f);
+	ck_assert_int_eq(rd("rf", 1, "v1"), SFS_OK);
+	snprintf(path, sizeof(path), "%s/audit.log", store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(strstr(log, "\"result\":\"EIO\""));
+	free(log);
 }
 END_TEST
 
@@ -1015,6 +1087,10 @@ static Suite *versions_suite(void)
 		{ "audit_one_line_per_change_and_read",
 		  audit_one_line_per_change_and_read },
 		{ "audit_failure_fails_the_read", audit_failure_fails_the_read },
+		{ "add_store_failures_change_nothing",
+		  add_store_failures_change_nothing },
+		{ "read_store_failure_is_eio_and_audited",
+		  read_store_failure_is_eio_and_audited },
 	};
 	size_t i;
 
