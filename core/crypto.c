@@ -569,7 +569,7 @@ static int open_blob(const unsigned char key[SFS_KEY_BYTES],
 		rc = SFS_EBADMSG;
 	if (rc != SFS_OK && want != SIZE_MAX)
 		sodium_memzero(out, want);
-	else if (rc != SFS_OK && len >= SFS_ENVELOPE_OVERHEAD)
+	else if (rc != SFS_OK && len > SFS_ENVELOPE_OVERHEAD)
 		sodium_memzero(out, len - SFS_ENVELOPE_OVERHEAD);
 	if (out_len)
 		*out_len = rc == SFS_OK ? (size_t)n : 0;
