@@ -23,7 +23,9 @@
  * the u16 0xffff alone when the field is absent (NULL), so that an absent
  * field and an empty one differ. Every field is self-delimiting and comes in
  * a fixed order, so no two bindings serialise alike: changing any binding
- * field or the purpose fails authentication (SFS_EBADMSG).
+ * field or the purpose fails authentication (SFS_EBADMSG). Fields longer
+ * than 256 bytes are refused (SFS_EINVAL when sealing, SFS_EBADMSG when
+ * opening).
  *
  * Keys: the KEK is crypto_kdf_derive_from_key(master, id 1, "sfs-kek1"),
  * kept in sodium_malloc memory made read-only once derived. Temporary keys
