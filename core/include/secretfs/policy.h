@@ -96,4 +96,12 @@ int sfs_policy_name_check(const char *name, size_t len);
 /* Descriptions: at most 1,024 bytes of UTF-8 without control characters. */
 int sfs_policy_desc_check(const char *desc, size_t len);
 
+/*
+ * Strict UTF-8: SFS_OK, or SFS_EINVAL for a truncated sequence, an
+ * overlong form, a surrogate (U+D800..U+DFFF) or a code point over
+ * U+10FFFF. NUL bytes are valid UTF-8 here; callers that refuse them
+ * check separately. Pure.
+ */
+int sfs_policy_utf8_check(const void *s, size_t len);
+
 #endif
