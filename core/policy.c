@@ -242,8 +242,7 @@ uint32_t sfs_policy_next_default(const int *states, uint32_t n)
 static int name_char(unsigned char ch)
 {
 	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-	       ch == '-';
+	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
 }
 
 int sfs_policy_name_check(const char *name, size_t len)

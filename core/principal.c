@@ -19,9 +19,9 @@
 
 #include "secretfs/principal.h"
 
-#define ID_MAX 4294967294u
-#define ENTRY_MAX 256 /* longest principal text accepted in a list */
-#define NSS_BUF 16384 /* first buffer size for getpw*_r / getgr*_r */
+#define ID_MAX	  4294967294u
+#define ENTRY_MAX 256	/* longest principal text accepted in a list */
+#define NSS_BUF	  16384 /* first buffer size for getpw*_r / getgr*_r */
 
 /*
  * Parse an id of exactly len decimal digits (no sign, no spaces) into
@@ -90,7 +90,8 @@ static int bad_syntax(struct sfs_error *err, const char *text)
 {
 	return sfs_error_set(err, SFS_EINVAL,
 			     "bad principal '%.64s': expected uid:N, gid:N, "
-			     "user:NAME or group:NAME", text);
+			     "user:NAME or group:NAME",
+			     text);
 }
 
 int sfs_principal_parse(const char *text, char *out, size_t cap,
@@ -304,8 +305,7 @@ void sfs_principal_describe(uint32_t uid, char *out, size_t cap)
 	struct passwd pw, *pwr = NULL;
 	char *buf = malloc(NSS_BUF);
 
-	if (buf && getpwuid_r((uid_t)uid, &pw, buf, NSS_BUF, &pwr) == 0 &&
-	    pwr)
+	if (buf && getpwuid_r((uid_t)uid, &pw, buf, NSS_BUF, &pwr) == 0 && pwr)
 		snprintf(out, cap, "uid:%u(%s)", (unsigned)uid, pwr->pw_name);
 	else
 		snprintf(out, cap, "uid:%u", (unsigned)uid);

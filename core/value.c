@@ -33,14 +33,14 @@
 #include "secretfs/policy.h"
 #include "secretfs/value.h"
 
-#define DEPTH_MAX 64
+#define DEPTH_MAX  64
 #define LOAD_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES)
-#define COMPACT (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
-#define PRETTY (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
+#define COMPACT	   (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
+#define PRETTY	   (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)
 
-#define J(x) ((json_t *)(x))
+#define J(x)  ((json_t *)(x))
 #define CJ(x) ((const json_t *)(x))
-#define S(x) ((struct sfs_json *)(x))
+#define S(x)  ((struct sfs_json *)(x))
 
 /* --- wiping allocator ------------------------------------------------- */
 
@@ -127,14 +127,16 @@ static int depth_ok(json_t *j, int level)
 	if (level + 1 > DEPTH_MAX)
 		return 0;
 	if (json_is_array(j)) {
-		json_array_foreach(j, i, v)
+		json_array_foreach(j, i, v) {
 			if (!depth_ok(v, level + 1))
 				return 0;
+		}
 		return 1;
 	}
-	json_object_foreach(j, key, v)
+	json_object_foreach(j, key, v) {
 		if (!depth_ok(v, level + 1))
 			return 0;
+	}
 	return 1;
 }
 
@@ -143,9 +145,10 @@ static int all_strings(json_t *obj)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v)
+	json_object_foreach(obj, key, v) {
 		if (!json_is_string(v))
 			return 0;
+	}
 	return 1;
 }
 
@@ -167,8 +170,8 @@ static json_t *load(const void *data, size_t len)
 }
 
 /* Parse a value that must be a JSON object (of strings only, strict). */
-static int load_object(const void *data, size_t len, int strict,
-		       json_t **out, struct sfs_error *err)
+static int load_object(const void *data, size_t len, int strict, json_t **out,
+		       struct sfs_error *err)
 {
 	json_t *j = load(data, len);
 
@@ -234,7 +237,8 @@ static int kv_add(json_t *obj, const char *pair, size_t i,
 	if (!eq || eq == pair)
 		return sfs_error_set(err, SFS_EINVAL,
 				     "argument %zu: expected KEY=VALUE with a "
-				     "non-empty KEY", i + 1);
+				     "non-empty KEY",
+				     i + 1);
 	klen = (size_t)(eq - pair);
 	vlen = strlen(eq + 1);
 	if (sfs_policy_utf8_check(pair, klen) != SFS_OK)
@@ -291,7 +295,8 @@ static int kv_emit(const char *key, json_t *v, sfs_kv_cb cb, void *arg,
 	int rc;
 
 	if (json_is_string(v))
-		return cb(arg, key, json_string_value(v), json_string_length(v));
+		return cb(arg, key, json_string_value(v),
+			  json_string_length(v));
 	buf = dump(v, COMPACT, &n);
 	if (!buf)
 		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
@@ -333,8 +338,8 @@ static char *copy_bytes(const char *s, size_t n)
 	return p;
 }
 
-int sfs_value_kv_get(const void *data, size_t len, const char *key,
-		     char **out, size_t *outlen)
+int sfs_value_kv_get(const void *data, size_t len, const char *key, char **out,
+		     size_t *outlen)
 {
 	json_t *obj, *v;
 	int rc;
@@ -465,8 +470,7 @@ int sfs_json_set_null(struct sfs_json *obj, const char *key)
 	return set_new(obj, key, json_null());
 }
 
-int sfs_json_set(struct sfs_json *obj, const char *key,
-		 struct sfs_json *child)
+int sfs_json_set(struct sfs_json *obj, const char *key, struct sfs_json *child)
 {
 	return set_new(obj, key, J(child));
 }
@@ -477,7 +481,7 @@ int sfs_json_append(struct sfs_json *arr, struct sfs_json *child)
 	if (!child)
 		return SFS_ENOMEM;
 	return json_array_append_new(J(arr), J(child)) == 0 ? SFS_OK
-							     : SFS_ENOMEM;
+							    : SFS_ENOMEM;
 }
 
 char *sfs_json_dump(const struct sfs_json *j, int pretty)
