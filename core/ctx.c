@@ -32,9 +32,9 @@
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
 
-#define KEY_NAME "master.key"
-#define AUDIT_NAME "audit.log"
-#define GEN_NAME "generation"
+#define KEY_NAME       "master.key"
+#define AUDIT_NAME     "audit.log"
+#define GEN_NAME       "generation"
 #define KDF_BLOB_BYTES (SFS_SALT_BYTES + 16)
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -61,12 +61,11 @@ int ctx_fail(struct sfs_error *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(subject, sizeof(subject), fmt, ap);
 	va_end(ap);
-	return sfs_error_set(err, code, "%s: %s", subject,
-			     sfs_strerror(code));
+	return sfs_error_set(err, code, "%s: %s", subject, sfs_strerror(code));
 }
 
-static int path_join(char *out, size_t cap, const char *dir,
-		     const char *name, struct sfs_error *err)
+static int path_join(char *out, size_t cap, const char *dir, const char *name,
+		     struct sfs_error *err)
 {
 	int n = snprintf(out, cap, "%s/%s", dir, name);
 
@@ -118,8 +117,8 @@ int sfs_ctx_default_dir(char *out, size_t cap, struct sfs_error *err)
 	return SFS_OK;
 }
 
-static int resolve_dir(const struct sfs_ctx_options *o, char *out,
-		       size_t cap, struct sfs_error *err)
+static int resolve_dir(const struct sfs_ctx_options *o, char *out, size_t cap,
+		       struct sfs_error *err)
 {
 	if (!o->store_dir)
 		return sfs_ctx_default_dir(out, cap, err);
@@ -232,9 +231,10 @@ static void kdf_encode(const struct sfs_kdf_params *p,
 
 	memcpy(out, p->salt, SFS_SALT_BYTES);
 	for (i = 0; i < 8; i++) {
-		out[SFS_SALT_BYTES + i] = (unsigned char)(p->opslimit >> (8 * i));
+		out[SFS_SALT_BYTES + i] =
+		    (unsigned char)(p->opslimit >> (8 * i));
 		out[SFS_SALT_BYTES + 8 + i] =
-			(unsigned char)(p->memlimit >> (8 * i));
+		    (unsigned char)(p->memlimit >> (8 * i));
 	}
 }
 
@@ -257,8 +257,7 @@ static int kdf_decode(const struct sfs_blob *b, struct sfs_kdf_params *p,
 	return SFS_OK;
 }
 
-static int derive_from(char *pass, size_t len,
-		       const struct sfs_kdf_params *p,
+static int derive_from(char *pass, size_t len, const struct sfs_kdf_params *p,
 		       unsigned char master[SFS_KEY_BYTES],
 		       struct sfs_error *err)
 {
@@ -299,8 +298,8 @@ static int passphrase_master(const struct sfs_ctx_options *o,
 }
 
 /* The key file: option, environment, else DIR/master.key. */
-static int key_path(const struct sfs_ctx_options *o, const char *dir,
-		    char *out, size_t cap, struct sfs_error *err)
+static int key_path(const struct sfs_ctx_options *o, const char *dir, char *out,
+		    size_t cap, struct sfs_error *err)
 {
 	const char *p = o->master_key;
 
@@ -335,8 +334,8 @@ static int gen_create(const char *dir, struct sfs_error *err)
 		return rc;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, sizeof(uint64_t)) != 0) {
-		rc = sfs_error_set(err, SFS_EIO, "cannot create '%s': %s",
-				   path, strerror(errno));
+		rc = sfs_error_set(err, SFS_EIO, "cannot create '%s': %s", path,
+				   strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;
@@ -355,8 +354,10 @@ static void gen_map(struct sfs_ctx *ctx, int writable)
 	ctx->gen = &ctx->gen_local;
 	if (path_join(path, sizeof(path), ctx->dir, GEN_NAME, NULL) != SFS_OK)
 		return;
-	fd = open(path, writable ? O_RDWR | O_CREAT | O_CLOEXEC
-				 : O_RDONLY | O_CLOEXEC, 0600);
+	fd =
+	    open(path,
+		 writable ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC,
+		 0600);
 	if (fd < 0)
 		return; /* a read-only store never changes: local is fine */
 	if (fstat(fd, &st) == 0 && st.st_size < (off_t)sizeof(uint64_t) &&
@@ -452,17 +453,16 @@ static struct kms_slot *kms_lookup(struct sfs_ctx *ctx, const char *key_id,
 int ctx_kms_material(struct sfs_ctx *ctx, const char *key_id, uint32_t kv,
 		     unsigned char out[SFS_KEY_BYTES], struct sfs_error *err)
 {
-	struct sfs_binding b = { ctx->store_id, NULL, 0, key_id, kv };
+	struct sfs_binding b = {ctx->store_id, NULL, 0, key_id, kv};
 	struct kms_slot *slot = kms_lookup(ctx, key_id, kv);
-	struct sfs_blob wrapped = { NULL, 0 };
+	struct sfs_blob wrapped = {NULL, 0};
 	int rc;
 
 	if (slot) {
 		memcpy(out, slot->material, SFS_KEY_BYTES);
 		return SFS_OK;
 	}
-	rc = ctx->store->ops->keyver_get(ctx->store, key_id, kv, &wrapped,
-					 err);
+	rc = ctx->store->ops->keyver_get(ctx->store, key_id, kv, &wrapped, err);
 	if (rc == SFS_ENOENT)
 		rc = sfs_error_set(err, SFS_EBADMSG,
 				   "material of key version %u is missing",
@@ -489,14 +489,13 @@ out:
 /* ---- init ------------------------------------------------------------- */
 
 int ctx_keyver_make(struct sfs_store *s, const struct sfs_crypto *crypto,
-		    const unsigned char *store_id,
-		    const struct sfs_key_rec *k, uint32_t kv,
-		    struct sfs_error *err)
+		    const unsigned char *store_id, const struct sfs_key_rec *k,
+		    uint32_t kv, struct sfs_error *err)
 {
-	struct sfs_binding b = { store_id, NULL, 0, k->id, kv };
+	struct sfs_binding b = {store_id, NULL, 0, k->id, kv};
 	unsigned char material[SFS_KEY_BYTES];
 	unsigned char wrapped[SFS_WRAPPED_KEY_BYTES];
-	struct sfs_blob blob = { wrapped, sizeof(wrapped) };
+	struct sfs_blob blob = {wrapped, sizeof(wrapped)};
 	int rc;
 
 	sfs_crypto_random(material, sizeof(material));
@@ -504,8 +503,7 @@ int ctx_keyver_make(struct sfs_store *s, const struct sfs_crypto *crypto,
 	sfs_crypto_wipe(material, sizeof(material));
 	if (rc != SFS_OK)
 		return sfs_error_set(err, rc, "cannot wrap key material");
-	return s->ops->keyver_insert(s, k->id, kv, &blob, sfs_time_now(),
-				     err);
+	return s->ops->keyver_insert(s, k->id, kv, &blob, sfs_time_now(), err);
 }
 
 struct init_state {
@@ -702,8 +700,7 @@ static int no_store(const char *dir, struct sfs_error *err)
 
 /* Open the database read-write when its files are writable; otherwise
  * read-only, and the context refuses changes. */
-static int open_store(struct sfs_ctx *ctx, int *writable,
-		      struct sfs_error *err)
+static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 {
 	char db[PATH_MAX];
 	struct stat st;
@@ -728,7 +725,7 @@ static int meta_read(struct sfs_ctx *ctx, struct sfs_blob *canary,
 		     struct sfs_blob *kdf, struct sfs_error *err)
 {
 	const struct sfs_store_ops *ops = ctx->store->ops;
-	struct sfs_blob id = { NULL, 0 };
+	struct sfs_blob id = {NULL, 0};
 	int rc;
 
 	rc = ops->begin(ctx->store, 0, err);
@@ -750,9 +747,9 @@ static int meta_read(struct sfs_ctx *ctx, struct sfs_blob *canary,
 	ops->rollback(ctx->store);
 	sfs_blob_release(&id);
 	if (rc == SFS_ENOENT || rc == SFS_EBADMSG)
-		rc = sfs_error_set(err, SFS_EBADMSG,
-				   "store '%s' has no valid identity",
-				   ctx->dir);
+		rc =
+		    sfs_error_set(err, SFS_EBADMSG,
+				  "store '%s' has no valid identity", ctx->dir);
 	return rc;
 }
 
@@ -784,7 +781,7 @@ static int open_master(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
 static int open_run(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
 		    struct sfs_error *err)
 {
-	struct sfs_blob canary = { NULL, 0 }, kdf = { NULL, 0 };
+	struct sfs_blob canary = {NULL, 0}, kdf = {NULL, 0};
 	char path[PATH_MAX];
 	int writable = 0;
 	int rc;
@@ -797,8 +794,7 @@ static int open_run(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
 	if (rc == SFS_OK &&
 	    sfs_crypto_canary_check(ctx->crypto, ctx->store_id, canary.data,
 				    canary.len) != SFS_OK)
-		rc = sfs_error_set(err, SFS_EMASTER,
-				   "wrong %s for store '%s'",
+		rc = sfs_error_set(err, SFS_EMASTER, "wrong %s for store '%s'",
 				   kdf.data ? "passphrase" : "master key",
 				   ctx->dir);
 	sfs_blob_release(&canary);
@@ -919,8 +915,8 @@ int sfs_ctx_counts(struct sfs_ctx *ctx, struct sfs_counts *out,
 	rc = ctx_begin(ctx, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ctx->store->ops->counts(ctx->store, &out->secrets,
-				     &out->versions, &out->keys, err);
+	rc = ctx->store->ops->counts(ctx->store, &out->secrets, &out->versions,
+				     &out->keys, err);
 	return ctx_end(ctx, 0, rc, err);
 }
 
@@ -954,7 +950,7 @@ static int roles_collect(void *arg, const char *role, const char *principal)
 static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
 {
 	uint64_t gen = sfs_ctx_generation(ctx);
-	struct roles_acc acc = { NULL, 0 };
+	struct roles_acc acc = {NULL, 0};
 	int rc;
 
 	if (ctx->roles_valid && ctx->roles_gen == gen)
@@ -1032,7 +1028,8 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 	} else {
 		ctx->store->ops->rollback(ctx->store);
 		if (write && rc == SFS_OK)
-			rc = sfs_error_set(err, SFS_EROFS, "store is read-only");
+			rc =
+			    sfs_error_set(err, SFS_EROFS, "store is read-only");
 	}
 	note_store_failure(ctx, rc, err);
 	pthread_mutex_unlock(&ctx->mutex);

@@ -28,11 +28,11 @@ struct role_pair;
 
 struct sfs_ctx {
 	char *dir;
-	char *master_key_path;   /* NULL for passphrase stores */
+	char *master_key_path;	   /* NULL for passphrase stores */
 	struct sfs_crypto *crypto; /* read-only after open */
 	unsigned char store_id[SFS_STORE_ID_BYTES];
 	struct sfs_audit *audit; /* NULL: audit off; thread-safe itself */
-	int readonly;            /* changes refused through the policy */
+	int readonly;		 /* changes refused through the policy */
 	int has_owner;
 	uint32_t owner_uid;
 
@@ -40,27 +40,27 @@ struct sfs_ctx {
 	struct sfs_store *store; /* mutex */
 
 	/* DIR/generation mapped shared; see ctx.c */
-	uint64_t *gen;           /* the mapping, or &gen_local */
+	uint64_t *gen; /* the mapping, or &gen_local */
 	uint64_t gen_local;
 	int gen_mapped;
 
 	/* Unwrapped KMS key material: one locked region of fixed slots. */
-	struct kms_slot *kms;    /* mutex */
-	size_t kms_len;          /* bytes of the region */
-	unsigned kms_next;       /* mutex: next slot to evict */
-	uint64_t kms_gen;        /* mutex: generation the slots belong to */
+	struct kms_slot *kms; /* mutex */
+	size_t kms_len;	      /* bytes of the region */
+	unsigned kms_next;    /* mutex: next slot to evict */
+	uint64_t kms_gen;     /* mutex: generation the slots belong to */
 
 	/* Role grants as last read from the store. */
 	struct role_pair *roles; /* mutex */
-	size_t nroles;           /* mutex */
-	uint64_t roles_gen;      /* mutex */
-	int roles_valid;         /* mutex */
+	size_t nroles;		 /* mutex */
+	uint64_t roles_gen;	 /* mutex */
+	int roles_valid;	 /* mutex */
 
 	/* Store failures for sfs_ctx_last_error(): a ring of messages so a
 	 * reader's pointer stays readable while later failures land. */
 	char errbuf[CTX_ERRBUFS][256];
-	unsigned errpos;         /* atomic */
-	const char *last_error;  /* atomic */
+	unsigned errpos;	/* atomic */
+	const char *last_error; /* atomic */
 };
 
 /* Lock ctx and begin a store transaction (write: the write lock). On
@@ -83,7 +83,7 @@ void ctx_state_init(const struct sfs_ctx *ctx, struct sfs_policy_state *st);
  * "<subject>: <why>" with subject formatted from fmt.
  */
 int ctx_fail(struct sfs_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* One audit line. Returns sfs_audit_write()'s result; a failure is also
  * remembered for sfs_ctx_last_error(). */
@@ -112,9 +112,8 @@ int ctx_kms_material(struct sfs_ctx *ctx, const char *key_id, uint32_t kv,
  * by the KEK in s (inside an open write transaction).
  */
 int ctx_keyver_make(struct sfs_store *s, const struct sfs_crypto *crypto,
-		    const unsigned char *store_id,
-		    const struct sfs_key_rec *k, uint32_t kv,
-		    struct sfs_error *err);
+		    const unsigned char *store_id, const struct sfs_key_rec *k,
+		    uint32_t kv, struct sfs_error *err);
 
 /* Copy src into dst[cap], truncating; always NUL-terminated. */
 void ctx_strlcpy(char *dst, const char *src, size_t cap);

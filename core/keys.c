@@ -38,8 +38,8 @@ static void key_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *op, const struct sfs_key_rec *k,
 		      const char *key, int rc)
 {
-	struct ctx_audit_line l = { op, NULL, NULL, k->name[0] ? k->name : key,
-				    0, rc, 1 };
+	struct ctx_audit_line l = {op, NULL, NULL, k->name[0] ? k->name : key,
+				   0,  rc,   1};
 
 	ctx_audit(ctx, c, &l);
 }
@@ -145,8 +145,7 @@ audit:
 }
 
 int sfs_key_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		const char *key, struct sfs_key_rec *out,
-		struct sfs_error *err)
+		const char *key, struct sfs_key_rec *out, struct sfs_error *err)
 {
 	int rc;
 
@@ -199,10 +198,10 @@ static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 /* The callback runs after the lock is released, so it may call back
  * into the context. */
-int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		 sfs_key_cb cb, void *arg, struct sfs_error *err)
+int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
+		 void *arg, struct sfs_error *err)
 {
-	struct keys_acc acc = { NULL, 0 };
+	struct keys_acc acc = {NULL, 0};
 	size_t i;
 	int rc;
 
@@ -225,8 +224,8 @@ int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 int sfs_key_set_state(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *key, int active, struct sfs_error *err)
 {
-	enum sfs_action act = active ? SFS_ACT_KEY_ACTIVATE
-				     : SFS_ACT_KEY_DEACTIVATE;
+	enum sfs_action act =
+	    active ? SFS_ACT_KEY_ACTIVATE : SFS_ACT_KEY_DEACTIVATE;
 	struct sfs_key_rec k;
 	int rc;
 
@@ -242,8 +241,8 @@ int sfs_key_set_state(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	}
 	rc = ctx_end(ctx, 1, rc, err);
 audit:
-	key_audit(ctx, c, active ? "key.activate" : "key.deactivate", &k,
-		  key, rc);
+	key_audit(ctx, c, active ? "key.activate" : "key.deactivate", &k, key,
+		  rc);
 	return rc;
 }
 
@@ -262,8 +261,8 @@ int sfs_key_rotate(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = key_check(ctx, c, SFS_ACT_KEY_ROTATE, key, &k, err);
 	if (rc == SFS_OK) {
 		k.current_version++;
-		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id,
-				     &k, k.current_version, err);
+		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, &k,
+				     k.current_version, err);
 	}
 	if (rc == SFS_OK)
 		rc = ctx->store->ops->key_update(ctx->store, &k, err);

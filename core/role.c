@@ -19,8 +19,13 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 {
 	char p[SFS_PRINCIPAL_MAX + 1];
 	struct sfs_policy_state st;
-	struct ctx_audit_line l = { grant ? "role.grant" : "role.revoke",
-				    NULL, NULL, NULL, 0, SFS_OK, 1 };
+	struct ctx_audit_line l = {grant ? "role.grant" : "role.revoke",
+				   NULL,
+				   NULL,
+				   NULL,
+				   0,
+				   SFS_OK,
+				   1};
 	int rc = SFS_OK;
 
 	sfs_error_clear(err);
@@ -98,7 +103,7 @@ static int pairs_collect(void *arg, const char *role, const char *principal)
 int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		  sfs_role_cb cb, void *arg, struct sfs_error *err)
 {
-	struct pairs_acc acc = { NULL, 0 };
+	struct pairs_acc acc = {NULL, 0};
 	struct sfs_policy_state st;
 	size_t i;
 	int rc;

@@ -17,14 +17,14 @@
 #include "secretfs/secret.h"
 
 #define DEFAULT_MODE 0440
-#define MODE_BITS 0777
+#define MODE_BITS    0777
 
 static void secret_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			 const char *op, const struct sfs_secret_rec *s,
 			 const char *name, const char *key, int rc)
 {
-	struct ctx_audit_line l = { op, s->name[0] ? s->name : name, s->id,
-				    key, 0, rc, 1 };
+	struct ctx_audit_line l = {
+	    op, s->name[0] ? s->name : name, s->id, key, 0, rc, 1};
 
 	ctx_audit(ctx, c, &l);
 }
@@ -94,8 +94,8 @@ int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      struct sfs_secret_rec *out, struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
-	struct ctx_audit_line l = { "secret.create", n->name, NULL, NULL, 0,
-				    SFS_OK, 1 };
+	struct ctx_audit_line l = {"secret.create", n->name, NULL, NULL, 0,
+				   SFS_OK,	    1};
 	int rc;
 
 	sfs_error_clear(err);
@@ -175,7 +175,7 @@ static int secrets_collect(void *arg, const struct sfs_secret_rec *s)
 int sfs_secret_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    sfs_secret_cb cb, void *arg, struct sfs_error *err)
 {
-	struct secrets_acc acc = { NULL, 0 };
+	struct secrets_acc acc = {NULL, 0};
 	size_t i;
 	int rc;
 
@@ -210,16 +210,15 @@ static int update_validate(const struct sfs_secret_update *u, char *allowed,
 		return ctx_fail(err, SFS_EINVAL, "mode %o", u->mode);
 	if (!(u->fields & SFS_SF_ALLOWED))
 		return SFS_OK;
-	rc = sfs_principal_list_normalize(u->allowed ? u->allowed : "",
-					  allowed, cap, err);
+	rc = sfs_principal_list_normalize(u->allowed ? u->allowed : "", allowed,
+					  cap, err);
 	if (rc != SFS_OK)
 		return ctx_fail(err, SFS_EINVAL, "allowed principals");
 	return SFS_OK;
 }
 
 static void update_apply(struct sfs_secret_rec *s,
-			 const struct sfs_secret_update *u,
-			 const char *allowed)
+			 const struct sfs_secret_update *u, const char *allowed)
 {
 	if (u->fields & SFS_SF_DESCRIPTION)
 		ctx_strlcpy(s->description, u->description,
@@ -354,14 +353,13 @@ static int counted_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		st.active_versions = vs.active;
 		st.live_versions = vs.live;
 		ctx_versions_release(&vs);
-		rc = change_locked(ctx, c, act, &st, s, NULL, err);
+		rc = change_locked(ctx, c, act, &st, s, "", err);
 	}
 	return ctx_end(ctx, 1, rc, err);
 }
 
 int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			  const char *name, int active,
-			  struct sfs_error *err)
+			  const char *name, int active, struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
 	int rc;

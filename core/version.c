@@ -42,8 +42,8 @@ static void version_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *op, const struct sfs_secret_rec *s,
 			  const char *name, uint32_t n, int rc)
 {
-	struct ctx_audit_line l = { op, s->name[0] ? s->name : name, s->id,
-				    NULL, n, rc, 1 };
+	struct ctx_audit_line l = {
+	    op, s->name[0] ? s->name : name, s->id, NULL, n, rc, 1};
 
 	ctx_audit(ctx, c, &l);
 }
@@ -85,8 +85,8 @@ static int seal_into(struct sfs_ctx *ctx, struct sfs_version_rec *v,
 		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	v->wrapped_dek.len = SFS_WRAPPED_KEY_BYTES;
 	v->ciphertext.len = ct_len;
-	rc = ctx_kms_material(ctx, v->kms_key_id, v->kms_key_version,
-			      material, err);
+	rc = ctx_kms_material(ctx, v->kms_key_id, v->kms_key_version, material,
+			      err);
 	if (rc != SFS_OK)
 		return rc;
 	sfs_crypto_random(dek, sizeof(dek));
@@ -302,8 +302,7 @@ int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	unsigned char material[SFS_KEY_BYTES];
 	struct sfs_version_rec v;
 	struct sfs_secret_rec s;
-	struct ctx_audit_line l = { "version.read", name, NULL, NULL, n, 0,
-				    0 };
+	struct ctx_audit_line l = {"version.read", name, NULL, NULL, n, 0, 0};
 	int rc;
 
 	sfs_error_clear(err);
@@ -313,10 +312,9 @@ int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	out->len = 0;
 	rc = ctx_begin(ctx, 0, err);
 	if (rc == SFS_OK)
-		rc = ctx_end(ctx, 0,
-			     read_gather(ctx, c, name, n, &s, &v, material,
-					 err),
-			     err);
+		rc = ctx_end(
+		    ctx, 0, read_gather(ctx, c, name, n, &s, &v, material, err),
+		    err);
 	if (rc == SFS_OK)
 		rc = read_decrypt(ctx, &s, &v, material, out, err);
 	sfs_crypto_wipe(material, sizeof(material));
@@ -359,8 +357,8 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 }
 
 int sfs_version_info(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		     const char *name, uint32_t n,
-		     struct sfs_version_rec *out, struct sfs_error *err)
+		     const char *name, uint32_t n, struct sfs_version_rec *out,
+		     struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
 	int rc;
@@ -412,7 +410,7 @@ int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, int all, sfs_version_cb cb, void *arg,
 		     struct sfs_error *err)
 {
-	struct versions_acc acc = { NULL, 0, all };
+	struct versions_acc acc = {NULL, 0, all};
 	struct sfs_secret_rec s;
 	size_t i;
 	int rc;
@@ -461,8 +459,8 @@ static int change_apply(struct sfs_ctx *ctx, enum sfs_action act,
 		s->default_version = n;
 	if (to != SFS_STATE_ACTIVE && s->default_version == n)
 		s->default_version = sfs_policy_next_default(vs->states, vs->n);
-	if (to != SFS_STATE_ACTIVE && !sfs_policy_next_default(vs->states,
-							       vs->n)) {
+	if (to != SFS_STATE_ACTIVE &&
+	    !sfs_policy_next_default(vs->states, vs->n)) {
 		s->default_version = 0;
 		s->status = SFS_STATE_DEACTIVATED;
 	}
@@ -513,8 +511,8 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 }
 
 static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			  enum sfs_action act, const char *op,
-			  const char *name, uint32_t n, struct sfs_error *err)
+			  enum sfs_action act, const char *op, const char *name,
+			  uint32_t n, struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
 	int rc;
@@ -523,15 +521,14 @@ static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	memset(&s, 0, sizeof(s));
 	rc = ctx_begin(ctx, 1, err);
 	if (rc == SFS_OK)
-		rc = ctx_end(ctx, 1, change_locked(ctx, c, act, name, n, &s, err),
-			     err);
+		rc = ctx_end(ctx, 1,
+			     change_locked(ctx, c, act, name, n, &s, err), err);
 	version_audit(ctx, c, op, &s, name, n, rc);
 	return rc;
 }
 
 int sfs_version_set_default(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			    const char *name, uint32_t n,
-			    struct sfs_error *err)
+			    const char *name, uint32_t n, struct sfs_error *err)
 {
 	return version_change(ctx, c, SFS_ACT_VERSION_SET_DEFAULT,
 			      "version.set_default", name, n, err);
@@ -568,7 +565,7 @@ static int copy_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       struct sfs_version_rec *out, struct sfs_error *err)
 {
 	unsigned char material[SFS_KEY_BYTES];
-	struct sfs_value val = { NULL, 0 };
+	struct sfs_value val = {NULL, 0};
 	struct sfs_version_rec v;
 	struct sfs_key_rec k;
 	int rc;
@@ -589,8 +586,8 @@ static int copy_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 }
 
 int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		     const char *name, uint32_t n,
-		     struct sfs_version_rec *out, struct sfs_error *err)
+		     const char *name, uint32_t n, struct sfs_version_rec *out,
+		     struct sfs_error *err)
 {
 	struct sfs_version_rec v;
 	struct sfs_secret_rec s;
@@ -598,6 +595,7 @@ int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 	sfs_error_clear(err);
 	memset(&s, 0, sizeof(s));
+	memset(&v, 0, sizeof(v));
 	rc = ctx_begin(ctx, 1, err);
 	if (rc == SFS_OK)
 		rc = ctx_end(ctx, 1, copy_locked(ctx, c, name, n, &s, &v, err),
