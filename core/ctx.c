@@ -510,7 +510,7 @@ struct init_state {
 	const struct sfs_ctx_options *o;
 	char dir[PATH_MAX];
 	char keyfile[PATH_MAX];
-	int dir_created, key_created, snapped;
+	int dir_created, key_created, snapped, existed;
 	struct dir_snapshot snap;
 	unsigned char master[SFS_KEY_BYTES];
 	unsigned char kdf[KDF_BLOB_BYTES];
@@ -645,6 +645,7 @@ static int init_run(struct init_state *is, struct sfs_error *err)
 				     is->dir);
 	is->snapped = 1;
 	rc = init_check_new(is->dir, err);
+	is->existed = rc == SFS_EEXIST;
 	if (rc == SFS_OK)
 		rc = init_master(is, err);
 	if (rc == SFS_OK)
@@ -676,7 +677,7 @@ int sfs_ctx_init(const struct sfs_ctx_options *o, struct sfs_error *err)
 	sfs_store_close(is.store);
 	sfs_crypto_free(is.crypto);
 	sfs_crypto_wipe(is.master, sizeof(is.master));
-	if (rc != SFS_OK && rc != SFS_EEXIST) {
+	if (rc != SFS_OK && !is.existed) {
 		/* leave nothing half-made: remove only what this call made */
 		if (is.key_created)
 			unlink(is.keyfile);
