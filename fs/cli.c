@@ -364,7 +364,7 @@ void cli_buf_add(struct cli_buf *b, const void *p, size_t n)
 	size_t cap;
 	char *grown;
 
-	if (b->failed)
+	if (b->failed || n == 0)
 		return;
 	if (b->len + n > b->cap) {
 		/* no realloc: the old block would be freed unwiped */

@@ -1113,8 +1113,10 @@ static Suite *cli_suite(void)
 	Suite *s = suite_create("cli");
 	TCase *tc;
 
+	/* generous timeouts: under ASan every run of the program is slow */
 	tc = tcase_create("usage");
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_help_global);
 	tcase_add_test(tc, test_help_every_command);
 	tcase_add_test(tc, test_usage_unknown_command);
@@ -1131,7 +1133,7 @@ static Suite *cli_suite(void)
 
 	tc = tcase_create("store");
 	tcase_add_checked_fixture(tc, setup_store, teardown);
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_init_twice_fails);
 	tcase_add_test(tc, test_wrong_master_key);
 	tcase_add_test(tc, test_master_key_env);
@@ -1171,7 +1173,7 @@ static Suite *cli_suite(void)
 
 	tc = tcase_create("passphrase");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_passphrase_store);
 	suite_add_tcase(s, tc);
 	return s;
