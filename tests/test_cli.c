@@ -12,6 +12,7 @@
 #include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,7 +403,7 @@ START_TEST(test_wrong_master_key)
 			     "create", "db", "--value", "x", NULL),
 			 1);
 	assert_error_format();
-	assert_err_has("cannot open store");
+	assert_err_has("secretfs: cannot open store: wrong master key");
 	/* nothing changed */
 	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
 	ck_assert_int_eq(sfs("secret", "list", NULL), 0);
@@ -1066,6 +1067,58 @@ START_TEST(test_audit_lines)
 }
 END_TEST
 
+START_TEST(test_audit_follow)
+{
+	const char *argv[] = { bin, "--store", store, "audit", "--follow",
+			       "--secret", "late", NULL };
+	struct tu_proc f;
+
+	memset(&f, 0, sizeof(f));
+	f.argv = argv;
+	f.env = clean_env;
+	ck_assert_int_eq(tu_proc_start(&f), 0);
+	ck_assert_int_eq(sfs("secret", "create", "early", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "create", "late", NULL), 0);
+	ck_assert_int_eq(tu_proc_wait_output(&f, "\"secret.create\""), 0);
+	ck_assert_int_eq(tu_proc_stop(&f, SIGTERM), 0);
+	ck_assert_int_eq(f.status, 128 + SIGTERM);
+	ck_assert_ptr_nonnull(strstr(f.out, "\"late\""));
+	ck_assert_ptr_null(strstr(f.out, "\"early\""));
+	tu_proc_release(&f);
+}
+END_TEST
+
+START_TEST(test_json_changes)
+{
+	struct sfs_json *j;
+
+	ck_assert_int_eq(sfs("--json", "secret", "create", "s",
+			     "--access-control", "--value", "q", NULL),
+			 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "access_control"), "enabled");
+	ck_assert_int_eq(sfs_json_get_int(j, "latest_version", 0), 1);
+	sfs_json_free(j);
+	ck_assert_int_eq(sfs("--json", "version", "destroy", "s", "1", NULL),
+			 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "state"), "destroyed");
+	sfs_json_free(j);
+	ck_assert_int_eq(sfs("--json", "secret", "delete", "s", "--confirm",
+			     "s", NULL),
+			 0);
+	assert_out("{\"secret\":\"s\",\"deleted\":true}\n");
+	ck_assert_int_eq(sfs("--json", "key", "create", "k", NULL), 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "name"), "k");
+	ck_assert_str_eq(sfs_json_get_str(j, "type"), "user");
+	sfs_json_free(j);
+}
+END_TEST
+
 static const char *needle;
 static int needle_found;
 
@@ -1169,6 +1222,8 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_audit_lines);
 	tcase_add_test(tc, test_store_never_holds_plaintext);
+	tcase_add_test(tc, test_audit_follow);
+	tcase_add_test(tc, test_json_changes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("passphrase");

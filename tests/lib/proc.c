@@ -16,22 +16,18 @@
 
 #include "lib/proc.h"
 
-struct sink {
-	char *data;
-	size_t len, cap;
-};
-
-static void sink_add(struct sink *s, const char *p, size_t n)
+static void sink_add(char **data, size_t *len, size_t *cap, const char *p,
+		     size_t n)
 {
-	if (s->len + n + 1 > s->cap) {
-		s->cap = (s->len + n + 1) * 2;
-		s->data = realloc(s->data, s->cap);
-		if (!s->data)
+	if (*len + n + 1 > *cap) {
+		*cap = (*len + n + 1) * 2;
+		*data = realloc(*data, *cap);
+		if (!*data)
 			abort();
 	}
-	memcpy(s->data + s->len, p, n);
-	s->len += n;
-	s->data[s->len] = '\0';
+	memcpy(*data + *len, p, n);
+	*len += n;
+	(*data)[*len] = '\0';
 }
 
 static void apply_env(const char *const *env)
@@ -72,112 +68,143 @@ static void child(const struct tu_proc *p, int in_fd, const char *tty,
 	_exit(127);
 }
 
-/* stdin for the child: a pipe's read end, or a pty (master in *feed). */
-static int open_input(const struct tu_proc *p, int *child_in, int *feed,
-		      char *tty, size_t cap)
+/* stdin for the child: /dev/null, a pipe's read end, or a pty (whose
+ * master the parent keeps in feed_fd). */
+static int open_input(struct tu_proc *p, int *child_in, char *tty,
+		      size_t cap)
 {
 	int fds[2];
 
 	*child_in = -1;
-	*feed = -1;
+	p->feed_fd = -1;
 	if (p->in_tty) {
-		*feed = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (*feed < 0 || grantpt(*feed) || unlockpt(*feed) ||
-		    ptsname_r(*feed, tty, cap))
+		p->feed_fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (p->feed_fd < 0 || grantpt(p->feed_fd) ||
+		    unlockpt(p->feed_fd) || ptsname_r(p->feed_fd, tty, cap))
 			return -1;
 		return 0;
 	}
-	if (!p->in) {
+	if (!p->in || !p->in_len) {
 		*child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		return *child_in < 0 ? -1 : 0;
 	}
 	if (pipe2(fds, O_CLOEXEC))
 		return -1;
 	*child_in = fds[0];
-	*feed = fds[1];
+	p->feed_fd = fds[1];
 	return 0;
 }
 
-/* Feed input and drain output until both outputs are closed. */
-static void pump(const struct tu_proc *p, int feed, int out, int err,
-		 struct sink *o, struct sink *e)
+int tu_proc_start(struct tu_proc *p)
 {
-	struct pollfd pf[3];
-	size_t done = 0;
-	char buf[65536];
-	ssize_t n;
-	int i;
-
-	pf[0].fd = p->in ? feed : -1;
-	pf[0].events = POLLOUT;
-	pf[1].fd = out;
-	pf[1].events = POLLIN;
-	pf[2].fd = err;
-	pf[2].events = POLLIN;
-	if (pf[0].fd >= 0 && !p->in_len && !p->in_tty) {
-		close(feed);
-		pf[0].fd = -1;
-	}
-	while (pf[1].fd >= 0 || pf[2].fd >= 0) {
-		if (poll(pf, 3, -1) < 0 && errno != EINTR)
-			abort();
-		if (pf[0].fd >= 0 && pf[0].revents) {
-			n = write(feed, (const char *)p->in + done,
-				  p->in_len - done);
-			done += n > 0 ? (size_t)n : 0;
-			if (n < 0 || done == p->in_len) {
-				if (!p->in_tty) /* a pty stays open */
-					close(feed);
-				pf[0].fd = -1;
-			}
-		}
-		for (i = 1; i < 3; i++) {
-			if (pf[i].fd < 0 || !pf[i].revents)
-				continue;
-			n = read(pf[i].fd, buf, sizeof(buf));
-			if (n > 0)
-				sink_add(i == 1 ? o : e, buf, (size_t)n);
-			else if (n == 0 || errno != EINTR) {
-				close(pf[i].fd);
-				pf[i].fd = -1;
-			}
-		}
-	}
-}
-
-int tu_proc_run(struct tu_proc *p)
-{
-	struct sink o = { NULL, 0, 0 }, e = { NULL, 0, 0 };
-	int out[2], err[2], child_in, feed, st;
+	int out[2], err[2], child_in;
 	char tty[128];
-	pid_t pid;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (open_input(p, &child_in, &feed, tty, sizeof(tty)) ||
+	p->out = p->err = NULL;
+	p->out_len = p->err_len = p->out_cap = p->err_cap = p->fed = 0;
+	if (open_input(p, &child_in, tty, sizeof(tty)) ||
 	    pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
 		return -1;
-	pid = fork();
-	if (pid < 0)
+	p->pid = fork();
+	if (p->pid < 0)
 		return -1;
-	if (pid == 0)
+	if (p->pid == 0)
 		child(p, child_in, p->in_tty ? tty : NULL, out[1], err[1]);
 	if (child_in >= 0)
 		close(child_in);
 	close(out[1]);
 	close(err[1]);
-	sink_add(&o, "", 0);
-	sink_add(&e, "", 0);
-	pump(p, feed, out[0], err[0], &o, &e);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (p->in_tty && feed >= 0)
-		close(feed);
-	p->out = o.data;
-	p->out_len = o.len;
-	p->err = e.data;
-	p->err_len = e.len;
+	p->out_fd = out[0];
+	p->err_fd = err[0];
+	sink_add(&p->out, &p->out_len, &p->out_cap, "", 0);
+	sink_add(&p->err, &p->err_len, &p->err_cap, "", 0);
+	return 0;
+}
+
+/* One round: feed what stdin takes, read what the outputs have. */
+static void pump_once(struct tu_proc *p)
+{
+	struct pollfd pf[3];
+	char buf[65536];
+	ssize_t n;
+	int i, feeding = p->feed_fd >= 0 && p->fed < p->in_len;
+
+	pf[0].fd = feeding ? p->feed_fd : -1;
+	pf[0].events = POLLOUT;
+	pf[1].fd = p->out_fd;
+	pf[1].events = POLLIN;
+	pf[2].fd = p->err_fd;
+	pf[2].events = POLLIN;
+	if (poll(pf, 3, -1) < 0) {
+		if (errno == EINTR)
+			return;
+		abort();
+	}
+	if (pf[0].fd >= 0 && pf[0].revents) {
+		n = write(p->feed_fd, (const char *)p->in + p->fed,
+			  p->in_len - p->fed);
+		p->fed = n > 0 ? p->fed + (size_t)n : p->in_len;
+		if (p->fed == p->in_len && !p->in_tty) {
+			close(p->feed_fd); /* EOF; a pty stays open */
+			p->feed_fd = -1;
+		}
+	}
+	for (i = 1; i < 3; i++) {
+		if (pf[i].fd < 0 || !pf[i].revents)
+			continue;
+		n = read(pf[i].fd, buf, sizeof(buf));
+		if (n > 0 && i == 1)
+			sink_add(&p->out, &p->out_len, &p->out_cap, buf,
+				 (size_t)n);
+		else if (n > 0)
+			sink_add(&p->err, &p->err_len, &p->err_cap, buf,
+				 (size_t)n);
+		else if (n == 0 || errno != EINTR) {
+			close(pf[i].fd);
+			*(i == 1 ? &p->out_fd : &p->err_fd) = -1;
+		}
+	}
+}
+
+int tu_proc_wait_output(struct tu_proc *p, const char *needle)
+{
+	while (!strstr(p->out, needle)) {
+		if (p->out_fd < 0)
+			return -1;
+		pump_once(p);
+	}
+	return 0;
+}
+
+/* Drain until both outputs close, then reap. */
+static int finish(struct tu_proc *p)
+{
+	int st;
+
+	while (p->out_fd >= 0 || p->err_fd >= 0)
+		pump_once(p);
+	while (waitpid(p->pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (p->feed_fd >= 0)
+		close(p->feed_fd);
+	p->feed_fd = -1;
 	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	return 0;
+}
+
+int tu_proc_stop(struct tu_proc *p, int sig)
+{
+	kill(p->pid, sig);
+	return finish(p);
+}
+
+int tu_proc_run(struct tu_proc *p)
+{
+	if (tu_proc_start(p))
+		return -1;
+	return finish(p);
 }
 
 void tu_proc_release(struct tu_proc *p)
@@ -185,5 +212,5 @@ void tu_proc_release(struct tu_proc *p)
 	free(p->out);
 	free(p->err);
 	p->out = p->err = NULL;
-	p->out_len = p->err_len = 0;
+	p->out_len = p->err_len = p->out_cap = p->err_cap = 0;
 }

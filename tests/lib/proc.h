@@ -32,10 +32,26 @@ struct tu_proc {
 	char *err;
 	size_t err_len;
 	int status; /* exit code, or 128 + signal number */
+	/* private: the running program */
+	pid_t pid;
+	int feed_fd, out_fd, err_fd;
+	size_t fed, out_cap, err_cap;
 };
 
 /* Run p to completion. 0, or -1 when the program could not be started. */
 int tu_proc_run(struct tu_proc *p);
+
+/*
+ * For programs that run until stopped (audit --follow, a foreground
+ * mount): start p, wait until its stdout holds needle (0) or it closed
+ * stdout first (-1), then stop it with a signal. tu_proc_stop() reaps it
+ * and fills out, err and status as tu_proc_run() does. Both wait for
+ * stdout and stderr to close: a program that leaves a daemon holding them
+ * open makes them wait for the daemon too.
+ */
+int tu_proc_start(struct tu_proc *p);
+int tu_proc_wait_output(struct tu_proc *p, const char *needle);
+int tu_proc_stop(struct tu_proc *p, int sig);
 /* Free the captured output. */
 void tu_proc_release(struct tu_proc *p);
 
