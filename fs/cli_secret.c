@@ -291,7 +291,8 @@ static int secret_changed(struct cli_session *s, const char *name,
 	return EXIT_OK;
 }
 
-/* A uid or gid: a number, or a user or group name. */
+/* A uid or gid: a number (-1 when malformed), or a user or group name
+ * (-2 when unknown). */
 static int parse_id(const char *text, int is_group, uint32_t *out)
 {
 	struct passwd *pw;
@@ -309,9 +310,29 @@ static int parse_id(const char *text, int is_group, uint32_t *out)
 	pw = is_group ? NULL : getpwnam(text);
 	gr = is_group ? getgrnam(text) : NULL;
 	if (!pw && !gr)
-		return -1;
+		return -2;
 	*out = pw ? (uint32_t)pw->pw_uid : (uint32_t)gr->gr_gid;
 	return 0;
+}
+
+/* --owner / --group into u: EXIT_OK, a usage error for a malformed
+ * number, a failure for an unknown name. */
+static int update_id(const struct cli_cmd *cmd, const char *name, int group,
+		     const char *text, struct sfs_secret_update *u)
+{
+	const char *kind = group ? "group" : "user";
+	int rc = parse_id(text, group, group ? &u->group : &u->owner);
+
+	if (rc == -1)
+		return cli_bad_usage(cmd, "bad %s id '%s'", kind, text);
+	if (rc == -2) {
+		fprintf(stderr, "secretfs: cannot update secret '%s': no such "
+				"%s '%s'\n",
+			name, kind, text);
+		return EXIT_FAIL;
+	}
+	u->fields |= group ? SFS_SF_GROUP : SFS_SF_OWNER;
+	return EXIT_OK;
 }
 
 static int parse_mode(const char *text, uint32_t *out)
@@ -332,9 +353,10 @@ static int parse_mode(const char *text, uint32_t *out)
 	return 0;
 }
 
-/* One option of `secret update` into u; EXIT_OK or a usage error. */
+/* One option of `secret update` into u (--owner and --group into ids,
+ * resolved once NAME is known); EXIT_OK or a usage error. */
 static int update_opt(const struct cli_cmd *cmd, int ch, const char *arg,
-		      struct sfs_secret_update *u)
+		      struct sfs_secret_update *u, const char **ids)
 {
 	if (ch == 'd') {
 		u->fields |= SFS_SF_DESCRIPTION;
@@ -350,10 +372,7 @@ static int update_opt(const struct cli_cmd *cmd, int ch, const char *arg,
 		u->fields |= SFS_SF_ALLOWED;
 		u->allowed = arg;
 	} else if (ch == 'o' || ch == 'g') {
-		if (parse_id(arg, ch == 'g', ch == 'o' ? &u->owner : &u->group))
-			return cli_bad_usage(cmd, "no such %s '%s'",
-					     ch == 'o' ? "user" : "group", arg);
-		u->fields |= ch == 'o' ? SFS_SF_OWNER : SFS_SF_GROUP;
+		ids[ch == 'g'] = arg;
 	} else {
 		if (parse_mode(arg, &u->mode))
 			return cli_bad_usage(cmd, "bad mode '%s' (octal, at "
@@ -378,21 +397,26 @@ static int secret_update(const struct cli_cmd *cmd,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sfs_secret_update u;
+	const char *ids[2] = { NULL, NULL }; /* --owner, --group */
 	struct cli_session s;
 	char line[256];
-	int ch, rc;
+	int ch, i, rc;
 
 	memset(&u, 0, sizeof(u));
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
 		if (ch <= 0 || ch > 0xff || !strchr("dalogm", ch))
 			return cli_opt_other(cmd, ch, argv);
-		if ((rc = update_opt(cmd, ch, optarg, &u)) != EXIT_OK)
+		if ((rc = update_opt(cmd, ch, optarg, &u, ids)) != EXIT_OK)
 			return rc;
 	}
 	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
 		return rc;
-	if (!u.fields)
+	if (!u.fields && !ids[0] && !ids[1])
 		return cli_bad_usage(cmd, "nothing to update");
+	for (i = 0; i < 2; i++)
+		if (ids[i] && (rc = update_id(cmd, argv[optind], i, ids[i],
+					      &u)) != EXIT_OK)
+			return rc;
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
 	rc = sfs_secret_update(s.ctx, &s.caller, argv[optind], &u, &s.err);

@@ -338,6 +338,8 @@ START_TEST(test_usage_update)
 	ck_assert_int_eq(sfs("secret", "update", "db", "--access-control",
 			     "yes", NULL),
 			 2);
+	ck_assert_int_eq(sfs("secret", "update", "db", "--owner", "12x", NULL),
+			 2);
 }
 END_TEST
 
@@ -901,6 +903,14 @@ START_TEST(test_secret_update)
 	ck_assert_int_eq(sfs("secret", "update", "nope", "--mode", "0400",
 			     NULL),
 			 1);
+	ck_assert_int_eq(sfs("secret", "update", "db", "--group",
+			     "no-such-group-xyz", NULL),
+			 1);
+	assert_err_has("secretfs: cannot update secret 'db': no such group "
+		       "'no-such-group-xyz'");
+	ck_assert_int_eq(sfs("secret", "update", "db", "--owner", "root",
+			     "--group", "root", NULL),
+			 0);
 }
 END_TEST
 
