@@ -91,23 +91,33 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+void cli_opt_problem(int ch, char **argv, char *buf, size_t cap)
+{
+	const char *opt = optind > 0 ? argv[optind - 1] : "";
+	int is_long = !strncmp(opt, "--", 2);
+
+	if (ch == ':' && is_long)
+		snprintf(buf, cap, "option '%s' needs a value", opt);
+	else if (ch == ':')
+		snprintf(buf, cap, "option '-%c' needs a value", optopt);
+	else if (is_long && optopt)
+		snprintf(buf, cap, "option '%s' takes no value", opt);
+	else if (is_long)
+		snprintf(buf, cap, "unknown option '%s'", opt);
+	else
+		snprintf(buf, cap, "unknown option '-%c'", optopt);
+}
+
 int cli_opt_other(const struct cli_cmd *cmd, int ch, char **argv)
 {
-	const char *opt = argv[optind - 1];
+	char why[256];
 
 	if (ch == 'h') {
 		fputs(cmd->usage, stdout);
 		return EXIT_OK;
 	}
-	if (ch == ':') {
-		if (optopt && strncmp(opt, "--", 2))
-			return cli_bad_usage(cmd, "option '-%c' needs a value",
-					     optopt);
-		return cli_bad_usage(cmd, "option '%s' needs a value", opt);
-	}
-	if (optopt)
-		return cli_bad_usage(cmd, "unknown option '-%c'", optopt);
-	return cli_bad_usage(cmd, "unknown option '%s'", opt);
+	cli_opt_problem(ch, argv, why, sizeof(why));
+	return cli_bad_usage(cmd, "%s", why);
 }
 
 int cli_args(const struct cli_cmd *cmd, int argc, char **argv, int min,

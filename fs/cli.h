@@ -80,6 +80,8 @@ int cli_opt_other(const struct cli_cmd *cmd, int ch, char **argv);
  */
 int cli_parse_plain(const struct cli_cmd *cmd, int argc, char **argv,
 		    int min, int max);
+/* Describe the option problem getopt just reported (':' or '?'). */
+void cli_opt_problem(int ch, char **argv, char *buf, size_t cap);
 /* Check that between min and max positional arguments remain after the
  * options: EXIT_OK, or a usage error (EXIT_USAGE). */
 int cli_args(const struct cli_cmd *cmd, int argc, char **argv, int min,

@@ -87,6 +87,7 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char why[256];
 	int ch;
 
 	while ((ch = cli_getopt(argc, argv, "+:h", opts)) != -1) {
@@ -104,15 +105,9 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 			usage(stdout);
 			*done = 1;
 			return EXIT_OK;
-		case ':':
-			return bad_global("option '%s' needs a value",
-					  argv[optind - 1]);
 		default:
-			if (optopt)
-				return bad_global("unknown option '-%c'",
-						  optopt);
-			return bad_global("unknown option '%s'",
-					  argv[optind - 1]);
+			cli_opt_problem(ch, argv, why, sizeof(why));
+			return bad_global("%s", why);
 		}
 	}
 	return EXIT_OK;

@@ -270,7 +270,14 @@ START_TEST(test_usage_unknown_option)
 	ck_assert_int_eq(sfs("version", "get", "db", "-x", NULL), 2);
 	assert_err_has("unknown option '-x'");
 	ck_assert_int_eq(sfs("key", "create", "k", "--description", NULL), 2);
-	assert_err_has("needs a value");
+	assert_err_has("secretfs: key create: option '--description' needs a "
+		       "value");
+	ck_assert_int_eq(sfs("secret", "create", "s", "--access-control=on",
+			     NULL),
+			 2);
+	assert_err_has("option '--access-control=on' takes no value");
+	ck_assert_int_eq(sfs_env(NULL, "--store", NULL), 2);
+	assert_err_has("secretfs: option '--store' needs a value");
 }
 END_TEST
 
