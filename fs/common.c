@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "secretfs/crypto.h"
 
 /*
  * Does the core's subject say nothing that what does not? It does not
@@ -76,7 +77,11 @@ int cli_usage_error(const char *what, const char *why)
 	return EXIT_USAGE;
 }
 
-/* Read a passphrase from the terminal with echo off. */
+/*
+ * Read a passphrase from the terminal with echo off. Echo goes off (and
+ * typed-ahead input is discarded) before the prompt shows, so that
+ * whatever is typed after the prompt is what is read.
+ */
 static int ask_tty(void *arg, char **out, size_t *len)
 {
 	struct termios old, quiet;
@@ -86,23 +91,22 @@ static int ask_tty(void *arg, char **out, size_t *len)
 	FILE *tty = fopen("/dev/tty", "r+");
 
 	(void)arg;
-	if (!tty || !isatty(fileno(tty))) {
+	if (!tty || !isatty(fileno(tty)) || tcgetattr(fileno(tty), &old)) {
 		if (tty)
 			fclose(tty);
 		return SFS_EMASTER;
 	}
-	fputs("Passphrase: ", tty);
-	fflush(tty);
-	tcgetattr(fileno(tty), &old);
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	fputs("Passphrase: ", tty);
+	fflush(tty);
 	n = getline(&line, &cap, tty);
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fputs("\n", tty);
 	fclose(tty);
 	if (n <= 0) {
-		free(line);
+		sfs_crypto_free_secret(line, cap);
 		return SFS_EMASTER;
 	}
 	if (line[n - 1] == '\n')

@@ -28,6 +28,7 @@ static char *tmp;         /* per test */
 static char store[512];   /* tmp/store */
 static const char *bin;
 static struct tu_proc r;  /* the last run */
+static const char *tty_wait;
 
 static const char *const clean_env[] = {
 	"SECRETFS_STORE", "SECRETFS_MASTER_KEY", "SECRETFS_PASSPHRASE_FILE",
@@ -65,6 +66,7 @@ static int run_v(const char *const *env, const void *in, size_t len, int tty,
 	r.in = in;
 	r.in_len = len;
 	r.in_tty = tty;
+	r.tty_wait = tty_wait;
 	ck_assert_int_eq(tu_proc_run(&r), 0);
 	return r.status;
 }
@@ -93,15 +95,18 @@ static int sfs_in(const void *in, size_t len, const char *first, ...)
 	return rc;
 }
 
-/* Same, with stdin a terminal that gets the line in. */
-static int sfs_tty(const char *in, const char *first, ...)
+/* Same, with stdin a terminal that gets the line in (after the prompt
+ * wait, when not NULL, shows on the terminal). */
+static int sfs_tty(const char *wait, const char *in, const char *first, ...)
 {
 	va_list ap;
 	int rc;
 
+	tty_wait = wait;
 	va_start(ap, first);
 	rc = run_v(NULL, in, strlen(in), 1, 1, first, ap);
 	va_end(ap);
+	tty_wait = NULL;
 	return rc;
 }
 
@@ -483,6 +488,16 @@ START_TEST(test_passphrase_store)
 	/* no passphrase file and no terminal: refused */
 	ck_assert_int_eq(sfs("secret", "list", NULL), 1);
 	assert_error_format();
+	/* no passphrase file: asked on the terminal */
+	ck_assert_int_eq(sfs_tty("Passphrase: ", "correct horse\n", "version",
+				 "get", "db", NULL),
+			 0);
+	assert_out("pp");
+	ck_assert_int_eq(sfs_tty("Passphrase: ", "wrong horse\n", "version",
+				 "get", "db", NULL),
+			 1);
+	assert_err_has("secretfs: cannot open store: ");
+	ck_assert_uint_eq(r.out_len, 0);
 }
 END_TEST
 
@@ -802,11 +817,13 @@ START_TEST(test_delete_prompt_on_terminal)
 {
 	make_deletable("db");
 	make_deletable("keep");
-	ck_assert_int_eq(sfs_tty("nope\n", "secret", "delete", "keep", NULL),
+	ck_assert_int_eq(sfs_tty(NULL, "nope\n", "secret", "delete", "keep",
+				 NULL),
 			 1);
 	assert_err_has("Type the secret's name to confirm deletion: ");
 	assert_err_has("confirmation 'nope' does not match");
-	ck_assert_int_eq(sfs_tty("db\n", "secret", "delete", "db", NULL), 0);
+	ck_assert_int_eq(sfs_tty(NULL, "db\n", "secret", "delete", "db", NULL),
+			 0);
 	assert_out("deleted secret 'db'\n");
 	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
 	ck_assert_int_eq(sfs("secret", "show", "keep", NULL), 0);

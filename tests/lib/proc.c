@@ -101,8 +101,10 @@ int tu_proc_start(struct tu_proc *p)
 	char tty[128];
 
 	signal(SIGPIPE, SIG_IGN);
-	p->out = p->err = NULL;
+	p->out = p->err = p->tty_out = NULL;
 	p->out_len = p->err_len = p->out_cap = p->err_cap = p->fed = 0;
+	p->tty_len = p->tty_cap = 0;
+	p->tty_eof = 0;
 	if (open_input(p, &child_in, tty, sizeof(tty)) ||
 	    pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
 		return -1;
@@ -119,7 +121,35 @@ int tu_proc_start(struct tu_proc *p)
 	p->err_fd = err[0];
 	sink_add(&p->out, &p->out_len, &p->out_cap, "", 0);
 	sink_add(&p->err, &p->err_len, &p->err_cap, "", 0);
+	sink_add(&p->tty_out, &p->tty_len, &p->tty_cap, "", 0);
 	return 0;
+}
+
+/* The terminal side: read what the program wrote to it, then feed the
+ * input once the awaited prompt is there. */
+static void pump_tty(struct tu_proc *p, short revents)
+{
+	char buf[4096];
+	ssize_t n;
+
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		n = read(p->feed_fd, buf, sizeof(buf));
+		if (n > 0)
+			sink_add(&p->tty_out, &p->tty_len, &p->tty_cap, buf,
+				 (size_t)n);
+		else if (n == 0 || errno != EINTR)
+			p->tty_eof = 1; /* EIO: the program closed it */
+	}
+	if ((revents & POLLOUT) && p->fed < p->in_len) {
+		n = write(p->feed_fd, (const char *)p->in + p->fed,
+			  p->in_len - p->fed);
+		p->fed = n > 0 ? p->fed + (size_t)n : p->in_len;
+	}
+}
+
+static int tty_ready(const struct tu_proc *p)
+{
+	return !p->tty_wait || strstr(p->tty_out, p->tty_wait);
 }
 
 /* One round: feed what stdin takes, read what the outputs have. */
@@ -130,8 +160,12 @@ static void pump_once(struct tu_proc *p)
 	ssize_t n;
 	int i, feeding = p->feed_fd >= 0 && p->fed < p->in_len;
 
-	pf[0].fd = feeding ? p->feed_fd : -1;
-	pf[0].events = POLLOUT;
+	pf[0].fd = p->feed_fd;
+	pf[0].events = feeding ? POLLOUT : 0;
+	if (p->in_tty) {
+		pf[0].fd = p->tty_eof ? -1 : p->feed_fd;
+		pf[0].events = POLLIN | (feeding && tty_ready(p) ? POLLOUT : 0);
+	}
 	pf[1].fd = p->out_fd;
 	pf[1].events = POLLIN;
 	pf[2].fd = p->err_fd;
@@ -141,12 +175,14 @@ static void pump_once(struct tu_proc *p)
 			return;
 		abort();
 	}
-	if (pf[0].fd >= 0 && pf[0].revents) {
+	if (p->in_tty && pf[0].fd >= 0) {
+		pump_tty(p, pf[0].revents);
+	} else if (pf[0].fd >= 0 && pf[0].revents) {
 		n = write(p->feed_fd, (const char *)p->in + p->fed,
 			  p->in_len - p->fed);
 		p->fed = n > 0 ? p->fed + (size_t)n : p->in_len;
-		if (p->fed == p->in_len && !p->in_tty) {
-			close(p->feed_fd); /* EOF; a pty stays open */
+		if (p->fed == p->in_len) {
+			close(p->feed_fd); /* EOF on the program's stdin */
 			p->feed_fd = -1;
 		}
 	}
@@ -211,6 +247,8 @@ void tu_proc_release(struct tu_proc *p)
 {
 	free(p->out);
 	free(p->err);
-	p->out = p->err = NULL;
+	free(p->tty_out);
+	p->out = p->err = p->tty_out = NULL;
 	p->out_len = p->err_len = p->out_cap = p->err_cap = 0;
+	p->tty_len = p->tty_cap = 0;
 }

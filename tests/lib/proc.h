@@ -23,6 +23,8 @@ struct tu_proc {
 	const void *in;  /* stdin bytes; NULL: stdin is /dev/null */
 	size_t in_len;
 	int in_tty;      /* stdin is a pseudo-terminal fed with in */
+	const char *tty_wait; /* with in_tty: feed in only once the program
+			       * wrote this to the terminal (a prompt) */
 	int drop;        /* setgroups/setgid/setuid to gid, uid first */
 	uid_t uid;
 	gid_t gid;
@@ -32,10 +34,12 @@ struct tu_proc {
 	char *err;
 	size_t err_len;
 	int status; /* exit code, or 128 + signal number */
+	char *tty_out;   /* what the program wrote to the terminal */
+	size_t tty_len;
 	/* private: the running program */
 	pid_t pid;
-	int feed_fd, out_fd, err_fd;
-	size_t fed, out_cap, err_cap;
+	int feed_fd, out_fd, err_fd, tty_eof;
+	size_t fed, out_cap, err_cap, tty_cap;
 };
 
 /* Run p to completion. 0, or -1 when the program could not be started. */
