@@ -6,6 +6,7 @@
  * Value bytes read here live in buffers that cli_value_release() wipes;
  * they are never copied into a message.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -241,6 +242,7 @@ static int read_capped(int fd, struct cli_value *v)
 static int load_file(const char *path, struct cli_value *out)
 {
 	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
+	char why[128];
 	int rc;
 
 	if (fd < 0) {
@@ -252,9 +254,11 @@ static int load_file(const char *path, struct cli_value *out)
 		close(fd);
 out:
 	if (rc < 0) {
+		/* lowercase, as every message: "no such file or directory" */
+		snprintf(why, sizeof(why), "%s", strerror(-rc));
+		why[0] = (char)tolower((unsigned char)why[0]);
 		fprintf(stderr, "secretfs: cannot read '%s': %s\n",
-			strcmp(path, "-") ? path : "standard input",
-			strerror(-rc));
+			strcmp(path, "-") ? path : "standard input", why);
 		return EXIT_FAIL;
 	}
 	return EXIT_OK;

@@ -331,6 +331,17 @@ START_TEST(test_usage_conflicting_values)
 }
 END_TEST
 
+START_TEST(test_value_file_missing)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--file",
+			     path_in("nothing"), NULL),
+			 1);
+	assert_err_has("secretfs: cannot read '");
+	assert_err_has("': no such file or directory\n");
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
+}
+END_TEST
+
 START_TEST(test_usage_version_add_needs_value)
 {
 	ck_assert_int_eq(sfs("version", "add", "db", NULL), 2);
@@ -1228,6 +1239,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_store_option_beats_env);
 	tcase_add_test(tc, test_get_exact_bytes);
 	tcase_add_test(tc, test_get_binary_file);
+	tcase_add_test(tc, test_value_file_missing);
 	tcase_add_test(tc, test_value_from_stdin);
 	tcase_add_test(tc, test_value_size_limit);
 	tcase_add_test(tc, test_kv_round_trip);
