@@ -55,8 +55,9 @@ static int version_json(struct cli_session *s, const char *name, uint32_t n)
 	return rc;
 }
 
-static int version_add(const struct cli_cmd *cmd, const struct cli_global *g,
-		       int argc, char **argv)
+/* Parse `version add NAME VALUE [--expect N]`: CLI_GO or an exit code. */
+static int add_parse(const struct cli_cmd *cmd, int argc, char **argv,
+		     struct cli_value_src *src, uint32_t *expect)
 {
 	static const struct option opts[] = {
 		{ "expect", required_argument, NULL, 'e' },
@@ -66,39 +67,44 @@ static int version_add(const struct cli_cmd *cmd, const struct cli_global *g,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int ch, given, rc;
+
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch == 'e' && cli_parse_number(optarg, expect))
+			return cli_bad_usage(cmd, "bad version number '%s'",
+					     optarg);
+		if (ch == 'e')
+			continue;
+		if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
+			return cli_opt_other(cmd, ch, argv);
+		if ((rc = cli_value_src_add(src, ch, optarg)) != EXIT_OK)
+			return rc;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK ||
+	    (rc = cli_value_src_check(cmd, src, &given)) != EXIT_OK)
+		return rc;
+	if (!given)
+		return cli_bad_usage(cmd, "missing value: --value, --file or "
+					  "--kv");
+	return CLI_GO;
+}
+
+static int version_add(const struct cli_cmd *cmd, const struct cli_global *g,
+		       int argc, char **argv)
+{
 	struct cli_value_src src;
 	struct cli_value v = { NULL, 0, 0 };
 	struct cli_session s = { 0 };
 	struct sfs_version_rec rec;
 	const char *name;
 	uint32_t expect = 0;
-	int ch, given, rc;
+	int rc;
 
 	cli_value_src_init(&src);
 	memset(&rec, 0, sizeof(rec));
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 'e') {
-			if (!cli_parse_number(optarg, &expect))
-				continue;
-			rc = cli_bad_usage(cmd, "bad version number '%s'",
-					   optarg);
-		} else if (ch >= CLI_OPT_VALUE && ch <= CLI_OPT_KV) {
-			rc = cli_value_src_add(&src, ch, optarg);
-			if (rc == EXIT_OK)
-				continue;
-		} else {
-			rc = cli_opt_other(cmd, ch, argv);
-		}
-		goto out;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK ||
-	    (rc = cli_value_src_check(cmd, &src, &given)) != EXIT_OK)
+	if ((rc = add_parse(cmd, argc, argv, &src, &expect)) != CLI_GO)
 		goto out;
 	name = argv[optind];
-	if (!given) {
-		rc = cli_bad_usage(cmd, "missing value: --value, --file or --kv");
-		goto out;
-	}
 	if ((rc = cli_value_load(&src, &v)) != EXIT_OK ||
 	    (rc = cli_session_open(&s, g)) != EXIT_OK)
 		goto out;
