@@ -1,0 +1,752 @@
+/*
+ * Power-loss suite: the store keeps every commit it reported and never
+ * shows half a transaction, whatever point power is lost at.
+ *
+ * A reference run replays a fixed workload of write transactions (secrets
+ * created with a first version, versions added, deactivated, destroyed,
+ * key rotations, roles, meta, a secret deleted: each several store
+ * operations in one transaction, blobs from 40 bytes to 64 KiB) and
+ * records a canonical dump of the whole store after each one: states
+ * S0..Sn. Then, for hundreds of crash points k spread over the run, a
+ * forked child replays the workload under crashvfs (tests/lib/crashvfs.c:
+ * unsynced writes dropped, kept, or torn sector by sector) until power is
+ * lost at its k-th write, truncate or sync, telling the parent through a
+ * pipe each time commit() returned 0. The parent reopens the files with
+ * the plain unix VFS, as a reboot would, and requires: the store's check
+ * (PRAGMA integrity_check and foreign_key_check) passes; the dump equals
+ * S_c or S_c+1 exactly, where c transactions were reported committed (the
+ * one in flight may have reached the disk before its commit() could
+ * return); and a new write transaction commits.
+ *
+ * Crash points and coin tosses are seeded deterministically, so a failure
+ * names a point that reproduces.
+ */
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "lib/crashvfs.h"
+#include "lib/testutil.h"
+#include "secretfs/store.h"
+
+#define NSTEPS 60
+#define NSEC 10
+#define KEY_ID "00000000-0000-4000-8000-00000000000a"
+
+/* Crash points per keep mode (three modes: >= 300 in all). */
+#define POINTS_PER_MODE 140
+
+static char *template_dir;
+static char *ref_dumps[NSTEPS + 1];
+static long ref_points; /* write/truncate/sync calls of the whole run */
+
+#define OK(x, e) ck_assert_msg((x) == 0, "%s: %s", #x, (e).msg)
+
+/* ---- the workload ---------------------------------------------------- */
+
+/* What the workload generator knows of the store it drives. */
+struct wl {
+	int made;               /* secrets created so far */
+	int alive[NSEC];
+	uint32_t latest[NSEC];
+	int state[NSEC][NSTEPS + 2]; /* by version number */
+	uint32_t key_version;
+	unsigned char *buf;     /* blob scratch */
+};
+
+static const size_t sizes[] = { 40, 700, 3000, 9000, 20000, 65536 + 40 };
+
+static void sec_id(char *out, int j)
+{
+	snprintf(out, SFS_ID_MAX + 1, "00000000-0000-4000-8000-%012d",
+		 100 + j);
+}
+
+/* Deterministic bytes that differ per (tag, offset). */
+static void fill(unsigned char *b, size_t n, unsigned tag)
+{
+	uint32_t x = 2166136261u ^ tag;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		b[i] = (unsigned char)(x >> 16);
+	}
+}
+
+static void secret_fill(struct sfs_secret_rec *r, const struct wl *w, int j,
+			int step)
+{
+	memset(r, 0, sizeof(*r));
+	sec_id(r->id, j);
+	snprintf(r->name, sizeof(r->name), "secret-%d", j);
+	snprintf(r->description, sizeof(r->description), "made at %d", step);
+	r->status = SFS_STATE_ACTIVE;
+	snprintf(r->allowed, sizeof(r->allowed), "uid:%d", 1000 + j);
+	r->owner = 1000 + (uint32_t)j;
+	r->group = 100;
+	r->mode = 0440;
+	r->default_version = w->latest[j];
+	r->latest_version = w->latest[j];
+	snprintf(r->kms_key_id, sizeof(r->kms_key_id), "%s", KEY_ID);
+	r->created_at = 1700000000000000000LL + j;
+	snprintf(r->created_by, sizeof(r->created_by), "uid:0(root)");
+	r->changed_at = 1700000000000000000LL + step;
+}
+
+static int add_version(struct sfs_store *s, struct wl *w, int j, int step,
+		       struct sfs_error *e)
+{
+	struct sfs_version_rec v;
+	struct sfs_secret_rec r;
+	unsigned char dek[72];
+	size_t n = sizes[step % 6];
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	sec_id(v.secret_id, j);
+	v.version = w->latest[j] + 1;
+	v.created_at = 1700000000000000000LL + step;
+	snprintf(v.created_by, sizeof(v.created_by), "uid:0(root)");
+	snprintf(v.kms_key_id, sizeof(v.kms_key_id), "%s", KEY_ID);
+	v.kms_key_version = w->key_version;
+	v.size = (uint32_t)n;
+	fill(dek, sizeof(dek), (unsigned)(step * 2));
+	fill(w->buf, n, (unsigned)(step * 2 + 1));
+	v.wrapped_dek.data = dek;
+	v.wrapped_dek.len = sizeof(dek);
+	v.ciphertext.data = w->buf;
+	v.ciphertext.len = n;
+	rc = s->ops->version_insert(s, &v, e);
+	if (rc)
+		return rc;
+	w->latest[j]++;
+	w->state[j][v.version] = SFS_STATE_ACTIVE;
+	secret_fill(&r, w, j, step);
+	return s->ops->secret_update(s, &r, e);
+}
+
+/* The alive secret at or after start, cyclically; -1 when none. */
+static int pick(const struct wl *w, int start)
+{
+	int i, j;
+
+	for (i = 0; i < w->made; i++) {
+		j = (start + i) % w->made;
+		if (w->alive[j])
+			return j;
+	}
+	return -1;
+}
+
+static int create_secret(struct sfs_store *s, struct wl *w, int step,
+			 struct sfs_error *e)
+{
+	struct sfs_secret_rec r;
+	int j = w->made, rc;
+
+	w->latest[j] = 0;
+	secret_fill(&r, w, j, step);
+	rc = s->ops->secret_insert(s, &r, e);
+	if (rc)
+		return rc;
+	w->made++;
+	w->alive[j] = 1;
+	return add_version(s, w, j, step, e);
+}
+
+static int rotate_key(struct sfs_store *s, struct wl *w, int step,
+		      struct sfs_error *e)
+{
+	struct sfs_key_rec k;
+	struct sfs_blob b;
+	unsigned char wrapped[72];
+	int rc;
+
+	fill(wrapped, sizeof(wrapped), (unsigned)step + 7777u);
+	b.data = wrapped;
+	b.len = sizeof(wrapped);
+	rc = s->ops->keyver_insert(s, KEY_ID, w->key_version + 1, &b,
+				   1700000000000000000LL + step, e);
+	if (rc == 0)
+		rc = s->ops->key_get(s, KEY_ID, &k, e);
+	if (rc)
+		return rc;
+	k.current_version = ++w->key_version;
+	return s->ops->key_update(s, &k, e);
+}
+
+static int role_step(struct sfs_store *s, int step, struct sfs_error *e)
+{
+	char who[32];
+
+	if (step % 20 == 16) { /* revoke the grant of 10 steps ago */
+		snprintf(who, sizeof(who), "uid:%d", 2000 + step - 10);
+		return s->ops->role_revoke(s, "manager", who, e);
+	}
+	snprintf(who, sizeof(who), "uid:%d", 2000 + step);
+	return s->ops->role_grant(s, "manager", who, e);
+}
+
+/* Move a version of an alive secret to a state it is not in yet and
+ * can reach (destroyed is final); else add a version. */
+static int version_step(struct sfs_store *s, struct wl *w, int step,
+			int state, struct sfs_error *e)
+{
+	char id[SFS_ID_MAX + 1];
+	int j = pick(w, step), rc;
+	uint32_t i, n;
+
+	for (i = 0; j >= 0 && i < w->latest[j]; i++) {
+		n = 1 + ((uint32_t)step + i) % w->latest[j];
+		if (w->state[j][n] == state ||
+		    w->state[j][n] == SFS_STATE_DESTROYED)
+			continue;
+		sec_id(id, j);
+		rc = s->ops->version_set_state(s, id, n, state, e);
+		if (rc == 0)
+			w->state[j][n] = state;
+		return rc;
+	}
+	if (j < 0)
+		return s->ops->meta_set(s, "noop", &step, sizeof(step), e);
+	return add_version(s, w, j, step, e);
+}
+
+/* Delete an alive secret with its version rows (the store does not
+ * enforce SPEC's rules: the services do). */
+static int delete_step(struct sfs_store *s, struct wl *w, int step,
+		       struct sfs_error *e)
+{
+	char id[SFS_ID_MAX + 1];
+	int j = pick(w, step), rc;
+
+	if (j < 0)
+		return s->ops->meta_set(s, "noop", &step, sizeof(step), e);
+	sec_id(id, j);
+	rc = s->ops->secret_delete(s, id, e);
+	if (rc == 0)
+		w->alive[j] = 0;
+	return rc;
+}
+
+static int step_body(struct sfs_store *s, struct wl *w, int step,
+		     struct sfs_error *e)
+{
+	uint64_t n = (uint64_t)step * 0x0101010101010101ULL;
+	int j = pick(w, step * 7);
+
+	switch (step % 10) {
+	case 0:
+	case 5:
+		if (w->made < NSEC)
+			return create_secret(s, w, step, e);
+		break;
+	case 3:
+		return version_step(s, w, step, SFS_STATE_DEACTIVATED, e);
+	case 4:
+		return version_step(s, w, step, SFS_STATE_DESTROYED, e);
+	case 6:
+		return rotate_key(s, w, step, e);
+	case 7:
+		return s->ops->meta_set(s, "counter", &n, sizeof(n), e);
+	case 9:
+		if (step % 20 == 19)
+			return delete_step(s, w, step, e);
+		/* fall through */
+	case 8:
+		return role_step(s, step, e);
+	}
+	if (j < 0)
+		return create_secret(s, w, step, e);
+	return add_version(s, w, j, step, e);
+}
+
+/* One write transaction: 0 once commit() returned 0. */
+static int step_run(struct sfs_store *s, struct wl *w, int step,
+		    struct sfs_error *e)
+{
+	int rc = s->ops->begin(s, 1, e);
+
+	if (rc == 0)
+		rc = step_body(s, w, step, e);
+	if (rc == 0)
+		rc = s->ops->commit(s, e);
+	else
+		s->ops->rollback(s);
+	return rc;
+}
+
+static void wl_init(struct wl *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->key_version = 1;
+	w->buf = malloc(sizes[5]);
+	ck_assert_ptr_nonnull(w->buf);
+}
+
+/* ---- the canonical dump ---------------------------------------------- */
+
+static uint64_t fnv(const struct sfs_blob *b)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < b->len; i++)
+		h = (h ^ b->data[i]) * 1099511628211ULL;
+	return h;
+}
+
+struct dump {
+	struct sfs_store *s;
+	FILE *f;
+	struct sfs_error *e;
+};
+
+static int dump_key(void *arg, const struct sfs_key_rec *k)
+{
+	struct dump *d = arg;
+	struct sfs_blob b = { NULL, 0 };
+	uint32_t v;
+	int rc;
+
+	fprintf(d->f, "key %s %s %d %d %s %" PRId64 " %s %u\n", k->id,
+		k->name, k->type, k->state, k->description, k->created_at,
+		k->created_by, k->current_version);
+	for (v = 1; v <= k->current_version; v++) {
+		rc = d->s->ops->keyver_get(d->s, k->id, v, &b, d->e);
+		if (rc)
+			return rc;
+		fprintf(d->f, " keyver %u %zu %016" PRIx64 "\n", v, b.len,
+			fnv(&b));
+		sfs_blob_release(&b);
+	}
+	return 0;
+}
+
+static int dump_version(void *arg, const struct sfs_version_rec *v)
+{
+	struct dump *d = arg;
+	struct sfs_version_rec full;
+	int rc = d->s->ops->version_get(d->s, v->secret_id, v->version, 1,
+					&full, d->e);
+
+	if (rc)
+		return rc;
+	fprintf(d->f, " version %u %d %" PRId64 " %s %s %u %u %d %zu %016"
+		PRIx64 " %zu %016" PRIx64 "\n", full.version, full.state,
+		full.created_at, full.created_by, full.kms_key_id,
+		full.kms_key_version, full.size, full.format,
+		full.wrapped_dek.len, fnv(&full.wrapped_dek),
+		full.ciphertext.len, fnv(&full.ciphertext));
+	sfs_version_rec_release(&full);
+	return 0;
+}
+
+static int dump_secret(void *arg, const struct sfs_secret_rec *r)
+{
+	struct dump *d = arg;
+
+	fprintf(d->f, "secret %s %s %s %d %d %s %u %u %o %u %u %s %" PRId64
+		" %s %" PRId64 "\n", r->id, r->name, r->description,
+		r->status, r->access_control, r->allowed, r->owner, r->group,
+		r->mode, r->default_version, r->latest_version,
+		r->kms_key_id, r->created_at, r->created_by, r->changed_at);
+	return d->s->ops->version_list(d->s, r->id, dump_version, d, d->e);
+}
+
+static int dump_role(void *arg, const char *role, const char *principal)
+{
+	struct dump *d = arg;
+
+	fprintf(d->f, "role %s %s\n", role, principal);
+	return 0;
+}
+
+static int dump_meta(struct dump *d, const char *name)
+{
+	struct sfs_blob b = { NULL, 0 };
+	int rc = d->s->ops->meta_get(d->s, name, &b, d->e);
+
+	if (rc == SFS_ENOENT) {
+		fprintf(d->f, "meta %s none\n", name);
+		return 0;
+	}
+	if (rc == 0)
+		fprintf(d->f, "meta %s %zu %016" PRIx64 "\n", name, b.len,
+			fnv(&b));
+	sfs_blob_release(&b);
+	return rc;
+}
+
+/* Everything the store holds, as text; NULL (and e set) on failure. */
+static char *dump_store(struct sfs_store *s, struct sfs_error *e)
+{
+	struct dump d = { s, NULL, e };
+	uint64_t ns = 0, nv = 0, nk = 0;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	d.f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(d.f);
+	rc = s->ops->begin(s, 0, e);
+	if (rc == 0)
+		rc = dump_meta(&d, "store_id");
+	if (rc == 0)
+		rc = dump_meta(&d, "counter");
+	if (rc == 0)
+		rc = dump_meta(&d, "noop");
+	if (rc == 0)
+		rc = s->ops->key_list(s, dump_key, &d, e);
+	if (rc == 0)
+		rc = s->ops->secret_list(s, dump_secret, &d, e);
+	if (rc == 0)
+		rc = s->ops->role_list(s, dump_role, &d, e);
+	if (rc == 0)
+		rc = s->ops->counts(s, &ns, &nv, &nk, e);
+	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", ns, nv,
+		nk);
+	s->ops->rollback(s);
+	fclose(d.f);
+	if (rc) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* ---- template and reference run -------------------------------------- */
+
+static void copy_file(const char *from_dir, const char *to_dir,
+		      const char *name)
+{
+	char from[4096], to[4096];
+	size_t len = 0;
+	char *data;
+
+	snprintf(from, sizeof(from), "%s/%s", from_dir, name);
+	snprintf(to, sizeof(to), "%s/%s", to_dir, name);
+	data = tu_read_file(from, &len);
+	if (data)
+		tu_write_file(to, data, len, 0600);
+	free(data);
+}
+
+static char *store_copy(void)
+{
+	char *d = tu_tmpdir("powerloss");
+
+	copy_file(template_dir, d, "secretfs.db");
+	copy_file(template_dir, d, "secretfs.db-journal");
+	return d;
+}
+
+/* A store with the service key, one key version and a store id. */
+static void make_template(void)
+{
+	struct sfs_store *s = NULL;
+	struct sfs_error e;
+	struct sfs_key_rec k;
+	struct sfs_blob b;
+	unsigned char bytes[72];
+
+	template_dir = tu_tmpdir("powerloss-template");
+	OK(sfs_store_sqlite_open(template_dir, 1, 0, &s, &e), e);
+	memset(&k, 0, sizeof(k));
+	snprintf(k.id, sizeof(k.id), "%s", KEY_ID);
+	snprintf(k.name, sizeof(k.name), "service");
+	k.type = SFS_KEY_SERVICE;
+	snprintf(k.created_by, sizeof(k.created_by), "uid:0(root)");
+	k.current_version = 1;
+	fill(bytes, sizeof(bytes), 4242);
+	b.data = bytes;
+	b.len = sizeof(bytes);
+	OK(s->ops->begin(s, 1, &e), e);
+	OK(s->ops->key_insert(s, &k, &e), e);
+	OK(s->ops->keyver_insert(s, KEY_ID, 1, &b, 1, &e), e);
+	OK(s->ops->meta_set(s, "store_id", bytes, 16, &e), e);
+	OK(s->ops->commit(s, &e), e);
+	sfs_store_close(s);
+}
+
+/* The workload without a crash, under the shim (to count its calls):
+ * the dump after each transaction. */
+static void reference_run(void)
+{
+	char *d = store_copy();
+	struct sfs_store *s = NULL;
+	struct sfs_error e;
+	struct wl w;
+	int i;
+
+	ck_assert_int_eq(crashvfs_install(), 0);
+	crashvfs_arm(0, 0, CRASHVFS_DROP_ALL);
+	OK(sfs_store_sqlite_open(d, 0, 0, &s, &e), e);
+	wl_init(&w);
+	ref_dumps[0] = dump_store(s, &e);
+	ck_assert_msg(ref_dumps[0] != NULL, "dump: %s", e.msg);
+	for (i = 0; i < NSTEPS; i++) {
+		OK(step_run(s, &w, i, &e), e);
+		ref_dumps[i + 1] = dump_store(s, &e);
+		ck_assert_msg(ref_dumps[i + 1] != NULL, "dump: %s", e.msg);
+	}
+	ref_points = crashvfs_points();
+	sfs_store_close(s);
+	crashvfs_uninstall();
+	free(w.buf);
+	tu_rmrf(d);
+	free(d);
+}
+
+static void suite_setup(void)
+{
+	make_template();
+	reference_run();
+}
+
+static void suite_teardown(void)
+{
+	int i;
+
+	for (i = 0; i <= NSTEPS; i++) {
+		free(ref_dumps[i]);
+		ref_dumps[i] = NULL;
+	}
+	tu_rmrf(template_dir);
+	free(template_dir);
+	template_dir = NULL;
+}
+
+/* ---- crash runs ------------------------------------------------------ */
+
+/*
+ * The child: the workload under the shim until power goes, writing each
+ * step's number to fd once its commit() returned 0. Exit status 0 when
+ * it stopped at the crash or ran to the end; otherwise a failure that
+ * power loss does not explain.
+ */
+static int child_run(const char *d, long k, enum crashvfs_keep keep, int fd)
+{
+	struct sfs_store *s = NULL;
+	struct sfs_error e;
+	struct wl w;
+	int i;
+
+	if (crashvfs_install())
+		return 10;
+	crashvfs_arm(k, 0x5eed0000ULL + (uint64_t)k * 3 + keep, keep);
+	if (sfs_store_sqlite_open(d, 0, 0, &s, &e))
+		return crashvfs_crashed() ? 0 : 11;
+	wl_init(&w);
+	for (i = 0; i < NSTEPS; i++) {
+		if (step_run(s, &w, i, &e))
+			return crashvfs_crashed() ? 0 : 12;
+		if (write(fd, &i, sizeof(i)) != (ssize_t)sizeof(i))
+			return 13;
+	}
+	return 0; /* power stays on: nothing to lose */
+}
+
+/* Committed steps the child reported, in order. */
+static int read_committed(int fd)
+{
+	int i, n = 0;
+
+	while (read(fd, &i, sizeof(i)) == (ssize_t)sizeof(i)) {
+		ck_assert_int_eq(i, n);
+		n++;
+	}
+	return n;
+}
+
+/* After the reboot: intact, S_c or S_c+1, and writable. 1 when the
+ * in-flight transaction turned out durable. */
+static int check_after(const char *d, int c, long k)
+{
+	struct sfs_store *s = NULL;
+	struct sfs_error e;
+	char *now;
+	int in_flight;
+
+	sfs_error_clear(&e);
+	OK(sfs_store_sqlite_open(d, 0, 0, &s, &e), e);
+	ck_assert_msg(s->ops->check(s, &e) == 0, "crash point %ld: %s", k,
+		      e.msg);
+	now = dump_store(s, &e);
+	ck_assert_msg(now != NULL, "crash point %ld: dump: %s", k, e.msg);
+	in_flight = c < NSTEPS && strcmp(now, ref_dumps[c + 1]) == 0;
+	ck_assert_msg(in_flight || strcmp(now, ref_dumps[c]) == 0,
+		      "crash point %ld: %d transactions reported committed, "
+		      "but the store holds neither their state nor the next "
+		      "one's:\n%s\nexpected:\n%s", k, c, now, ref_dumps[c]);
+	free(now);
+	OK(s->ops->begin(s, 1, &e), e);
+	OK(s->ops->meta_set(s, "after", "1", 1, &e), e);
+	OK(s->ops->commit(s, &e), e);
+	sfs_store_close(s);
+	return in_flight;
+}
+
+/* Crash at point k in a child, then check: 1 when the in-flight step
+ * turned out durable. */
+static int crash_at(long k, enum crashvfs_keep keep)
+{
+	char *d = store_copy();
+	int p[2], status = 0, c, in_flight;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		_exit(child_run(d, k, keep, p[1]));
+	}
+	close(p[1]);
+	c = read_committed(p[0]);
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "crash point %ld: child status %d", k, status);
+	in_flight = check_after(d, c, k);
+	tu_rmrf(d);
+	free(d);
+	return in_flight;
+}
+
+static void crash_points(enum crashvfs_keep keep, const char *what)
+{
+	long j, k, total = 3 * POINTS_PER_MODE;
+	int durable = 0;
+
+	ck_assert_int_gt(ref_points, total);
+	for (j = 0; j < POINTS_PER_MODE; j++) {
+		k = 1 + (j * 3 + keep) * ref_points / total;
+		durable += crash_at(k, keep);
+	}
+	printf("powerloss: %s: %d crash points of %ld, %d with the "
+	       "transaction in flight durable\n", what, POINTS_PER_MODE,
+	       ref_points, durable);
+}
+
+START_TEST(test_unsynced_dropped)
+{
+	crash_points(CRASHVFS_DROP_ALL, "unsynced writes dropped");
+}
+END_TEST
+
+START_TEST(test_unsynced_kept)
+{
+	crash_points(CRASHVFS_KEEP_ALL, "unsynced writes kept");
+}
+END_TEST
+
+START_TEST(test_unsynced_torn)
+{
+	crash_points(CRASHVFS_KEEP_SOME, "unsynced sectors torn");
+}
+END_TEST
+
+/* The harness itself: the workload changes the store at every step, and
+ * it runs without a crash when none is asked for. */
+START_TEST(test_reference_distinct)
+{
+	int i;
+
+	for (i = 0; i < NSTEPS; i++)
+		ck_assert_msg(strcmp(ref_dumps[i], ref_dumps[i + 1]) != 0,
+			      "step %d changed nothing", i);
+	ck_assert_int_eq(crash_at(ref_points + 1, CRASHVFS_DROP_ALL), 0);
+}
+END_TEST
+
+/*
+ * The shim has teeth: a row committed with synchronous=OFF (never
+ * synced) is gone after power loss, while with synchronous=FULL it
+ * stays. Raw SQLite, so that the pragma can be chosen.
+ */
+static int rows_after_crash(const char *sync_pragma)
+{
+	char *d = tu_tmpdir("powerloss-shim"), path[4096];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rows = -1;
+
+	snprintf(path, sizeof(path), "%s/t.db", d);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode=TRUNCATE;"
+				      "CREATE TABLE t(x)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(crashvfs_install(), 0);
+	crashvfs_arm(0, 1, CRASHVFS_DROP_ALL);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, sync_pragma, NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode=TRUNCATE;"
+				      "INSERT INTO t VALUES (42)", NULL, NULL,
+				      NULL), SQLITE_OK);
+	ck_assert_int_gt(crashvfs_points(), 0);
+	crashvfs_crash_now();
+	ck_assert_int_eq(crashvfs_crashed(), 1);
+	sqlite3_close(db);
+	crashvfs_uninstall();
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1,
+					    &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		rows = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	tu_rmrf(d);
+	free(d);
+	return rows;
+}
+
+START_TEST(test_shim_drops_unsynced)
+{
+	ck_assert_int_eq(rows_after_crash("PRAGMA synchronous=OFF"), 0);
+}
+END_TEST
+
+START_TEST(test_shim_keeps_synced)
+{
+	ck_assert_int_eq(rows_after_crash("PRAGMA synchronous=FULL"), 1);
+}
+END_TEST
+
+static Suite *powerloss_suite(void)
+{
+	Suite *s = suite_create("powerloss");
+	TCase *tc = tcase_create("crash");
+
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_shim_drops_unsynced);
+	tcase_add_test(tc, test_shim_keeps_synced);
+	tcase_add_test(tc, test_reference_distinct);
+	tcase_add_test(tc, test_unsynced_dropped);
+	tcase_add_test(tc, test_unsynced_kept);
+	tcase_add_test(tc, test_unsynced_torn);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(powerloss_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0;
+}
