@@ -20,6 +20,7 @@
  * The store lives in $TMPDIR (default /dev/shm, where fsync is cheap).
  */
 /* clang-format on */
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <stdint.h>
@@ -607,29 +608,75 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 	return remove(path);
 }
 
-static char *store_new(struct run *r)
+static char *tmp_dir(void)
 {
 	const char *base = getenv("TMPDIR");
-	struct sfs_ctx_options o;
-	struct sfs_key_rec svc;
 	char *dir;
 
 	if (asprintf(&dir, "%s/sfs-fuzz-ops-XXXXXX",
 		     base && *base ? base : "/dev/shm") < 0 || !mkdtemp(dir))
 		abort();
-	memset(&o, 0, sizeof(o));
-	o.store_dir = dir;
-	if (sfs_ctx_init(&o, &r->err) != SFS_OK ||
-	    sfs_ctx_open(&r->ctx, &o, &r->err) != SFS_OK ||
-	    sfs_key_get(r->ctx, &r->c, "service", &svc, &r->err) != SFS_OK) {
-		fprintf(stderr, "fuzz_ops: store: %s\n", r->err.msg);
+	return dir;
+}
+
+static const char *copy_to; /* copy_one's destination directory */
+
+/* Copy one file of the template store, mode kept (the master key must
+ * stay 0400). */
+static int copy_one(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	char to[4096], buf[65536];
+	int in, out;
+	ssize_t n;
+
+	if (flag != FTW_F)
+		return 0;
+	snprintf(to, sizeof(to), "%s/%s", copy_to, path + ftw->base);
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		   sb->st_mode & 0777);
+	if (in < 0 || out < 0)
 		abort();
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			abort();
+	close(in);
+	close(out);
+	return n < 0;
+}
+
+/* A fresh store: a copy of one made by sfs_ctx_init at the first call
+ * (init costs more than the operations of a typical input). */
+static char *store_new(struct run *r)
+{
+	static char *template;
+	struct sfs_ctx_options o;
+	struct sfs_key_rec svc;
+	char *dir = tmp_dir();
+
+	memset(&o, 0, sizeof(o));
+	if (!template) {
+		template = tmp_dir();
+		o.store_dir = template;
+		if (sfs_ctx_init(&o, &r->err) != SFS_OK)
+			goto fail;
 	}
+	copy_to = dir;
+	if (nftw(template, copy_one, 8, FTW_PHYS))
+		abort();
+	o.store_dir = dir;
+	if (sfs_ctx_open(&r->ctx, &o, &r->err) != SFS_OK ||
+	    sfs_key_get(r->ctx, &r->c, "service", &svc, &r->err) != SFS_OK)
+		goto fail;
 	r->m.k[0].exists = 1;
 	r->m.k[0].state = SFS_STATE_ACTIVE;
 	r->m.k[0].version = svc.current_version;
 	memcpy(r->m.k[0].id, svc.id, sizeof(svc.id));
 	return dir;
+fail:
+	fprintf(stderr, "fuzz_ops: store: %s\n", r->err.msg);
+	abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
