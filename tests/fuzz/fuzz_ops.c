@@ -646,11 +646,18 @@ static int copy_one(const char *path, const struct stat *sb, int flag,
 	return n < 0;
 }
 
+static char *template; /* the store every input starts from */
+
+static void template_remove(void)
+{
+	nftw(template, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(template);
+}
+
 /* A fresh store: a copy of one made by sfs_ctx_init at the first call
  * (init costs more than the operations of a typical input). */
 static char *store_new(struct run *r)
 {
-	static char *template;
 	struct sfs_ctx_options o;
 	struct sfs_key_rec svc;
 	char *dir = tmp_dir();
@@ -661,6 +668,7 @@ static char *store_new(struct run *r)
 		o.store_dir = template;
 		if (sfs_ctx_init(&o, &r->err) != SFS_OK)
 			goto fail;
+		atexit(template_remove);
 	}
 	copy_to = dir;
 	if (nftw(template, copy_one, 8, FTW_PHYS))
