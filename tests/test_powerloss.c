@@ -44,12 +44,12 @@
 #include "secretfs/version.h"
 
 #define NSTEPS 60
-#define NSEC 10
+#define NSEC   10
 #define KEY_ID "00000000-0000-4000-8000-00000000000a"
 
 /* Crash points per keep mode and workload (three modes each). */
 #define STORE_POINTS 120
-#define SVC_POINTS 60
+#define SVC_POINTS   60
 
 #define OK(x, e) ck_assert_msg((x) == 0, "%s: %s", #x, (e).msg)
 
@@ -57,20 +57,19 @@
 
 /* What the workload generator knows of the store it drives. */
 struct wl {
-	int made;               /* secrets created so far */
+	int made; /* secrets created so far */
 	int alive[NSEC];
 	uint32_t latest[NSEC];
 	int state[NSEC][NSTEPS + 2]; /* by version number */
 	uint32_t key_version;
-	unsigned char *buf;     /* blob scratch */
+	unsigned char *buf; /* blob scratch */
 };
 
-static const size_t sizes[] = { 40, 700, 3000, 9000, 20000, 65536 + 40 };
+static const size_t sizes[] = {40, 700, 3000, 9000, 20000, 65536 + 40};
 
 static void sec_id(char *out, int j)
 {
-	snprintf(out, SFS_ID_MAX + 1, "00000000-0000-4000-8000-%012d",
-		 100 + j);
+	snprintf(out, SFS_ID_MAX + 1, "00000000-0000-4000-8000-%012d", 100 + j);
 }
 
 /* Deterministic bytes that differ per (tag, offset). */
@@ -201,8 +200,8 @@ static int role_step(struct sfs_store *s, int step, struct sfs_error *e)
 
 /* Move a version of an alive secret to a state it is not in yet and
  * can reach (destroyed is final); else add a version. */
-static int version_step(struct sfs_store *s, struct wl *w, int step,
-			int state, struct sfs_error *e)
+static int version_step(struct sfs_store *s, struct wl *w, int step, int state,
+			struct sfs_error *e)
 {
 	char id[SFS_ID_MAX + 1];
 	int j = pick(w, step), rc;
@@ -317,13 +316,13 @@ struct dump {
 static int dump_key(void *arg, const struct sfs_key_rec *k)
 {
 	struct dump *d = arg;
-	struct sfs_blob b = { NULL, 0 };
+	struct sfs_blob b = {NULL, 0};
 	uint32_t v;
 	int rc;
 
-	fprintf(d->f, "key %s %s %d %d %s %" PRId64 " %s %u\n", k->id,
-		k->name, k->type, k->state, k->description, k->created_at,
-		k->created_by, k->current_version);
+	fprintf(d->f, "key %s %s %d %d %s %" PRId64 " %s %u\n", k->id, k->name,
+		k->type, k->state, k->description, k->created_at, k->created_by,
+		k->current_version);
 	for (v = 1; v <= k->current_version; v++) {
 		rc = d->s->ops->keyver_get(d->s, k->id, v, &b, d->e);
 		if (rc)
@@ -344,10 +343,11 @@ static int dump_version(void *arg, const struct sfs_version_rec *v)
 
 	if (rc)
 		return rc;
-	fprintf(d->f, " version %u %d %" PRId64 " %s %s %u %u %d %zu %016"
-		PRIx64 " %zu %016" PRIx64 "\n", full.version, full.state,
-		full.created_at, full.created_by, full.kms_key_id,
-		full.kms_key_version, full.size, full.format,
+	fprintf(d->f,
+		" version %u %d %" PRId64 " %s %s %u %u %d %zu %016" PRIx64
+		" %zu %016" PRIx64 "\n",
+		full.version, full.state, full.created_at, full.created_by,
+		full.kms_key_id, full.kms_key_version, full.size, full.format,
 		full.wrapped_dek.len, fnv(&full.wrapped_dek),
 		full.ciphertext.len, fnv(&full.ciphertext));
 	sfs_version_rec_release(&full);
@@ -358,11 +358,13 @@ static int dump_secret(void *arg, const struct sfs_secret_rec *r)
 {
 	struct dump *d = arg;
 
-	fprintf(d->f, "secret %s %s %s %d %d %s %u %u %o %u %u %s %" PRId64
-		" %s %" PRId64 "\n", r->id, r->name, r->description,
-		r->status, r->access_control, r->allowed, r->owner, r->group,
-		r->mode, r->default_version, r->latest_version,
-		r->kms_key_id, r->created_at, r->created_by, r->changed_at);
+	fprintf(d->f,
+		"secret %s %s %s %d %d %s %u %u %o %u %u %s %" PRId64
+		" %s %" PRId64 "\n",
+		r->id, r->name, r->description, r->status, r->access_control,
+		r->allowed, r->owner, r->group, r->mode, r->default_version,
+		r->latest_version, r->kms_key_id, r->created_at, r->created_by,
+		r->changed_at);
 	return d->s->ops->version_list(d->s, r->id, dump_version, d, d->e);
 }
 
@@ -376,7 +378,7 @@ static int dump_role(void *arg, const char *role, const char *principal)
 
 static int dump_meta(struct dump *d, const char *name)
 {
-	struct sfs_blob b = { NULL, 0 };
+	struct sfs_blob b = {NULL, 0};
 	int rc = d->s->ops->meta_get(d->s, name, &b, d->e);
 
 	if (rc == SFS_ENOENT) {
@@ -393,7 +395,7 @@ static int dump_meta(struct dump *d, const char *name)
 /* Everything the store holds, as text; NULL (and e set) on failure. */
 static char *dump_store(struct sfs_store *s, struct sfs_error *e)
 {
-	struct dump d = { s, NULL, e };
+	struct dump d = {s, NULL, e};
 	uint64_t ns = 0, nv = 0, nk = 0;
 	char *text = NULL;
 	size_t len = 0;
@@ -519,59 +521,75 @@ static int store_probe(void *h, struct sfs_error *e)
  * complete value written, or fail exactly as it did in the reference.
  * Names stand in for ids, which are random per run; times are left out.
  */
-enum svc_op { S_CREATE, S_ADD, S_KEY_CREATE, S_ROTATE, S_KEY_OFF, S_KEY_ON,
-	      S_V_OFF, S_V_ON, S_DESTROY, S_DEFAULT, S_CHANGE_KEY, S_SEC_OFF,
-	      S_SEC_ON, S_DELETE, S_GRANT, S_COPY, S_DESC };
+enum svc_op {
+	S_CREATE,
+	S_ADD,
+	S_KEY_CREATE,
+	S_ROTATE,
+	S_KEY_OFF,
+	S_KEY_ON,
+	S_V_OFF,
+	S_V_ON,
+	S_DESTROY,
+	S_DEFAULT,
+	S_CHANGE_KEY,
+	S_SEC_OFF,
+	S_SEC_ON,
+	S_DELETE,
+	S_GRANT,
+	S_COPY,
+	S_DESC
+};
 
 struct svc_step {
 	enum svc_op op;
 	const char *name; /* secret, key or role */
 	const char *arg;  /* key, principal or description */
-	uint32_t n;       /* version */
-	size_t size;      /* value bytes; 0: create without a value */
+	uint32_t n;	  /* version */
+	size_t size;	  /* value bytes; 0: create without a value */
 };
 
 static const struct svc_step script[] = {
-	{ S_CREATE, "db", NULL, 0, 40 },
-	{ S_ADD, "db", NULL, 0, 3000 },
-	{ S_KEY_CREATE, "k1", NULL, 0, 0 },
-	{ S_CREATE, "api", "k1", 0, 700 },
-	{ S_ADD, "api", NULL, 0, 20000 },
-	{ S_V_OFF, "db", NULL, 1, 0 },
-	{ S_ADD, "db", NULL, 0, 65536 },
-	{ S_ROTATE, "k1", NULL, 0, 0 },
-	{ S_ADD, "api", NULL, 0, 9000 },
-	{ S_DEFAULT, "api", NULL, 1, 0 },
-	{ S_DESTROY, "db", NULL, 1, 0 },
-	{ S_CHANGE_KEY, "db", "k1", 0, 0 },
-	{ S_ADD, "db", NULL, 0, 100 },
-	{ S_KEY_OFF, "k1", NULL, 0, 0 },
-	{ S_KEY_ON, "k1", NULL, 0, 0 },
-	{ S_CREATE, "tmp", NULL, 0, 0 },
-	{ S_SEC_OFF, "tmp", NULL, 0, 0 },
-	{ S_DELETE, "tmp", NULL, 0, 0 },
-	{ S_GRANT, "manager", "uid:1234", 0, 0 },
-	{ S_V_OFF, "api", NULL, 3, 0 },
-	{ S_V_ON, "api", NULL, 3, 0 },
-	{ S_SEC_OFF, "api", NULL, 0, 0 },
-	{ S_SEC_ON, "api", NULL, 0, 0 },
-	{ S_COPY, "db", NULL, 2, 0 },
-	{ S_DESTROY, "api", NULL, 2, 0 },
-	{ S_ADD, "api", NULL, 0, 40000 },
-	{ S_DESC, "db", "rotated weekly", 0, 0 },
-	{ S_KEY_CREATE, "k2", NULL, 0, 0 },
-	{ S_CREATE, "big", "k2", 0, 65536 },
-	{ S_ADD, "big", NULL, 0, 1 },
-	{ S_V_OFF, "big", NULL, 1, 0 },
-	{ S_V_OFF, "big", NULL, 2, 0 }, /* none active: big deactivated */
-	{ S_V_ON, "big", NULL, 2, 0 },
-	{ S_SEC_ON, "big", NULL, 0, 0 },
-	{ S_DESTROY, "big", NULL, 1, 0 },
-	{ S_ROTATE, "service", NULL, 0, 0 },
-	{ S_ADD, "db", NULL, 0, 5000 },
-	{ S_GRANT, "kms-user", "gid:50", 0, 0 },
-	{ S_ADD, "api", NULL, 0, 300 },
-	{ S_DESTROY, "db", NULL, 3, 0 },
+    {S_CREATE, "db", NULL, 0, 40},
+    {S_ADD, "db", NULL, 0, 3000},
+    {S_KEY_CREATE, "k1", NULL, 0, 0},
+    {S_CREATE, "api", "k1", 0, 700},
+    {S_ADD, "api", NULL, 0, 20000},
+    {S_V_OFF, "db", NULL, 1, 0},
+    {S_ADD, "db", NULL, 0, 65536},
+    {S_ROTATE, "k1", NULL, 0, 0},
+    {S_ADD, "api", NULL, 0, 9000},
+    {S_DEFAULT, "api", NULL, 1, 0},
+    {S_DESTROY, "db", NULL, 1, 0},
+    {S_CHANGE_KEY, "db", "k1", 0, 0},
+    {S_ADD, "db", NULL, 0, 100},
+    {S_KEY_OFF, "k1", NULL, 0, 0},
+    {S_KEY_ON, "k1", NULL, 0, 0},
+    {S_CREATE, "tmp", NULL, 0, 0},
+    {S_SEC_OFF, "tmp", NULL, 0, 0},
+    {S_DELETE, "tmp", NULL, 0, 0},
+    {S_GRANT, "manager", "uid:1234", 0, 0},
+    {S_V_OFF, "api", NULL, 3, 0},
+    {S_V_ON, "api", NULL, 3, 0},
+    {S_SEC_OFF, "api", NULL, 0, 0},
+    {S_SEC_ON, "api", NULL, 0, 0},
+    {S_COPY, "db", NULL, 2, 0},
+    {S_DESTROY, "api", NULL, 2, 0},
+    {S_ADD, "api", NULL, 0, 40000},
+    {S_DESC, "db", "rotated weekly", 0, 0},
+    {S_KEY_CREATE, "k2", NULL, 0, 0},
+    {S_CREATE, "big", "k2", 0, 65536},
+    {S_ADD, "big", NULL, 0, 1},
+    {S_V_OFF, "big", NULL, 1, 0},
+    {S_V_OFF, "big", NULL, 2, 0}, /* none active: big deactivated */
+    {S_V_ON, "big", NULL, 2, 0},
+    {S_SEC_ON, "big", NULL, 0, 0},
+    {S_DESTROY, "big", NULL, 1, 0},
+    {S_ROTATE, "service", NULL, 0, 0},
+    {S_ADD, "db", NULL, 0, 5000},
+    {S_GRANT, "kms-user", "gid:50", 0, 0},
+    {S_ADD, "api", NULL, 0, 300},
+    {S_DESTROY, "db", NULL, 3, 0},
 };
 
 #define SVC_STEPS ((int)(sizeof(script) / sizeof(script[0])))
@@ -666,8 +684,8 @@ static int svc_step(void *h, void *st, int i, struct sfs_error *e)
 		return sfs_key_rotate(ctx, &admin, s->name, NULL, e);
 	case S_KEY_OFF:
 	case S_KEY_ON:
-		return sfs_key_set_state(ctx, &admin, s->name, s->op == S_KEY_ON,
-					 e);
+		return sfs_key_set_state(ctx, &admin, s->name,
+					 s->op == S_KEY_ON, e);
 	case S_V_OFF:
 	case S_V_ON:
 		return sfs_version_set_state(ctx, &admin, s->name, s->n,
@@ -730,7 +748,7 @@ static int svc_dump_key(void *arg, const struct sfs_key_rec *k)
 static int svc_dump_version(void *arg, const struct sfs_version_rec *v)
 {
 	struct svc_dump *d = arg;
-	struct sfs_value val = { NULL, 0 };
+	struct sfs_value val = {NULL, 0};
 	struct sfs_error e;
 	struct sfs_blob b;
 	int rc = sfs_version_read(d->ctx, &admin, d->secret, v->version, &val,
@@ -738,8 +756,8 @@ static int svc_dump_version(void *arg, const struct sfs_version_rec *v)
 
 	b.data = val.data;
 	b.len = val.len;
-	fprintf(d->f, " version %u %d %u %d %s %u read %s %zu %016" PRIx64
-		"\n", v->version, v->state, v->size, v->format,
+	fprintf(d->f, " version %u %d %u %d %s %u read %s %zu %016" PRIx64 "\n",
+		v->version, v->state, v->size, v->format,
 		key_name_of(d, v->kms_key_id), v->kms_key_version,
 		sfs_err_name(rc), b.len, rc ? 0 : fnv(&b));
 	sfs_value_release(&val);
@@ -755,8 +773,8 @@ static int svc_dump_secret(void *arg, const struct sfs_secret_rec *r)
 		r->owner, r->group, r->mode, r->default_version,
 		r->latest_version, key_name_of(d, r->kms_key_id));
 	d->secret = r->name;
-	return sfs_version_list(d->ctx, &admin, r->name, 1, svc_dump_version,
-				d, d->e);
+	return sfs_version_list(d->ctx, &admin, r->name, 1, svc_dump_version, d,
+				d->e);
 }
 
 static int svc_dump_role(void *arg, const char *role, const char *principal)
@@ -770,7 +788,7 @@ static int svc_dump_role(void *arg, const char *role, const char *principal)
 static char *svc_dump_all(void *h, struct sfs_error *e)
 {
 	struct svc_dump d;
-	struct sfs_counts n = { 0, 0, 0 };
+	struct sfs_counts n = {0, 0, 0};
 	char *text = NULL;
 	size_t len = 0;
 	int rc;
@@ -787,8 +805,8 @@ static char *svc_dump_all(void *h, struct sfs_error *e)
 		rc = sfs_role_list(d.ctx, &admin, svc_dump_role, &d, e);
 	if (rc == 0)
 		rc = sfs_ctx_counts(d.ctx, &n, e);
-	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-		n.secrets, n.versions, n.keys);
+	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", n.secrets,
+		n.versions, n.keys);
 	fclose(d.f);
 	if (rc) {
 		if (!e->msg[0])
@@ -824,17 +842,28 @@ struct workload {
 	long points;  /* write/truncate/sync calls of the whole run */
 };
 
-static struct workload store_wl = {
-	"store", NSTEPS, STORE_POINTS, store_template, store_open,
-	store_close, store_state_new, store_state_free, store_step,
-	store_dump, store_probe, NULL, NULL, 0
-};
+static struct workload store_wl = {"store",
+				   NSTEPS,
+				   STORE_POINTS,
+				   store_template,
+				   store_open,
+				   store_close,
+				   store_state_new,
+				   store_state_free,
+				   store_step,
+				   store_dump,
+				   store_probe,
+				   NULL,
+				   NULL,
+				   0};
 
-static struct workload svc_wl = {
-	"services", SVC_STEPS, SVC_POINTS, svc_template, svc_open, svc_close,
-	svc_state_new, svc_state_free, svc_step, svc_dump_all, svc_probe,
-	NULL, NULL, 0
-};
+static struct workload svc_wl = {"services",	SVC_STEPS,
+				 SVC_POINTS,	svc_template,
+				 svc_open,	svc_close,
+				 svc_state_new, svc_state_free,
+				 svc_step,	svc_dump_all,
+				 svc_probe,	NULL,
+				 NULL,		0};
 
 static struct workload *wl; /* the test case's, set by its fixture */
 
@@ -1015,8 +1044,8 @@ static int check_after(const char *d, int c, long k)
 	ck_assert_msg(in_flight || strcmp(now, wl->dumps[c]) == 0,
 		      "%s crash point %ld: %d transactions reported committed, "
 		      "but the store holds neither their state nor the next "
-		      "one's:\n%s\nexpected:\n%s", wl->name, k, c, now,
-		      wl->dumps[c]);
+		      "one's:\n%s\nexpected:\n%s",
+		      wl->name, k, c, now, wl->dumps[c]);
 	free(now);
 	OK(wl->probe(h, &e), e);
 	wl->close(h);
@@ -1076,8 +1105,8 @@ static void crash_points(enum crashvfs_keep keep, const char *what)
 		durable += crash_at(k, keep);
 	}
 	printf("powerloss: %s: %s: %ld crash points of %ld, %d with the "
-	       "transaction in flight durable\n", wl->name, what, per,
-	       wl->points, durable);
+	       "transaction in flight durable\n",
+	       wl->name, what, per, wl->points, durable);
 }
 
 START_TEST(test_unsynced_dropped)
@@ -1125,8 +1154,10 @@ static int rows_after_crash(const char *sync_pragma)
 
 	snprintf(path, sizeof(path), "%s/t.db", d);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode=TRUNCATE;"
-				      "CREATE TABLE t(x)", NULL, NULL, NULL),
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "PRAGMA journal_mode=TRUNCATE;"
+				      "CREATE TABLE t(x)",
+				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 	ck_assert_int_eq(crashvfs_install(), 0);
@@ -1134,17 +1165,20 @@ static int rows_after_crash(const char *sync_pragma)
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, sync_pragma, NULL, NULL, NULL),
 			 SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode=TRUNCATE;"
-				      "INSERT INTO t VALUES (42)", NULL, NULL,
-				      NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "PRAGMA journal_mode=TRUNCATE;"
+				      "INSERT INTO t VALUES (42)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	ck_assert_int_gt(crashvfs_points(), 0);
 	crashvfs_crash_now();
 	ck_assert_int_eq(crashvfs_crashed(), 1);
 	sqlite3_close(db);
 	crashvfs_uninstall();
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1,
-					    &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &st, NULL),
+	    SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		rows = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);

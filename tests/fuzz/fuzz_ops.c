@@ -36,17 +36,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define NSEC 4      /* secrets s0..s3 */
-#define NKEY 3      /* service, k1, k2 */
-#define MAXOPS 48
-#define MAXV (MAXOPS + 2)
-#define VAL_MAX 24  /* value bytes taken from the input */
+#define NSEC	4 /* secrets s0..s3 */
+#define NKEY	3 /* service, k1, k2 */
+#define MAXOPS	48
+#define MAXV	(MAXOPS + 2)
+#define VAL_MAX 24 /* value bytes taken from the input */
 
 /* ---- the model ------------------------------------------------------- */
 
 struct m_version {
-	int state;   /* enum sfs_state */
-	int key;     /* index of the key that wrapped it */
+	int state; /* enum sfs_state */
+	int key;   /* index of the key that wrapped it */
 	size_t len;
 	unsigned char val[VAL_MAX];
 };
@@ -68,7 +68,7 @@ struct model {
 	struct m_key k[NKEY];
 };
 
-static const char *const key_names[NKEY] = { "service", "k1", "k2" };
+static const char *const key_names[NKEY] = {"service", "k1", "k2"};
 
 static uint32_t m_newest_active(const struct m_secret *s)
 {
@@ -83,8 +83,7 @@ static uint32_t m_newest_active(const struct m_secret *s)
 /* The version numbered n exists and is not destroyed. */
 static int m_live(const struct m_secret *s, uint32_t n)
 {
-	return n >= 1 && n <= s->latest &&
-	       s->v[n].state != SFS_STATE_DESTROYED;
+	return n >= 1 && n <= s->latest && s->v[n].state != SFS_STATE_DESTROYED;
 }
 
 static int m_key_usable(const struct model *m, int k)
@@ -323,14 +322,15 @@ struct run {
 
 static void fail(const struct run *r, const char *what, int got, int want)
 {
-	fprintf(stderr, "fuzz_ops: op %d %s: core gave %d (%s: %s), model %d "
-		"(%s)\n", r->op, what, got, sfs_err_name(got), r->err.msg,
-		want, sfs_err_name(want));
+	fprintf(stderr,
+		"fuzz_ops: op %d %s: core gave %d (%s: %s), model %d "
+		"(%s)\n",
+		r->op, what, got, sfs_err_name(got), r->err.msg, want,
+		sfs_err_name(want));
 	abort();
 }
 
-static void expect_rc(const struct run *r, const char *what, int got,
-		      int want)
+static void expect_rc(const struct run *r, const char *what, int got, int want)
 {
 	if (got != want)
 		fail(r, what, got, want);
@@ -338,7 +338,7 @@ static void expect_rc(const struct run *r, const char *what, int got,
 
 static const char *sec_name(int j)
 {
-	static const char *const names[NSEC] = { "s0", "s1", "s2", "s3" };
+	static const char *const names[NSEC] = {"s0", "s1", "s2", "s3"};
 
 	return names[j];
 }
@@ -374,8 +374,8 @@ static void op_create(struct run *r, struct in *in)
 	n.value = has_value ? (big ? big : buf) : NULL;
 	n.value_len = len;
 	got = sfs_secret_create(r->ctx, &r->c, &n, NULL, &r->err);
-	want = m_create(&r->m, j < NSEC ? j : 0, rule, k, n.value, len,
-			has_value);
+	want =
+	    m_create(&r->m, j < NSEC ? j : 0, rule, k, n.value, len, has_value);
 	free(big);
 	expect_rc(r, "secret create", got, want);
 }
@@ -388,10 +388,12 @@ static void op_add(struct run *r, struct in *in)
 	uint32_t latest = r->m.s[j].latest, expect;
 	size_t len = value(in, buf, &big);
 
-	expect = how % 4 == 0 ? latest + 1 : how % 4 == 1 ? latest
-		 : how % 4 == 2 ? 0 : how / 4;
-	got = sfs_version_add(r->ctx, &r->c, sec_name(j), big ? big : buf,
-			      len, expect, NULL, &r->err);
+	expect = how % 4 == 0	? latest + 1
+		 : how % 4 == 1 ? latest
+		 : how % 4 == 2 ? 0
+				: how / 4;
+	got = sfs_version_add(r->ctx, &r->c, sec_name(j), big ? big : buf, len,
+			      expect, NULL, &r->err);
 	want = m_version_add(&r->m, j, big ? big : buf, len, expect);
 	free(big);
 	expect_rc(r, "version add", got, want);
@@ -399,19 +401,21 @@ static void op_add(struct run *r, struct in *in)
 
 static void check_read(struct run *r, int j, uint32_t n)
 {
-	struct sfs_value v = { NULL, 0 };
+	struct sfs_value v = {NULL, 0};
 	struct sfs_version_rec info;
 	uint32_t mn = n;
 	int want = m_read(&r->m, j, &mn);
-	int got = sfs_version_read(r->ctx, &r->c, sec_name(j), n, &v, &info,
-				   &r->err);
+	int got =
+	    sfs_version_read(r->ctx, &r->c, sec_name(j), n, &v, &info, &r->err);
 	const struct m_version *mv = &r->m.s[j].v[mn];
 
 	expect_rc(r, "version read", got, want);
 	if (got == SFS_OK && (info.version != mn || v.len != mv->len ||
 			      memcmp(v.data, mv->val, v.len) != 0)) {
-		fprintf(stderr, "fuzz_ops: op %d: secret s%d version %u: "
-			"read the wrong value\n", r->op, j, (unsigned)mn);
+		fprintf(stderr,
+			"fuzz_ops: op %d: secret s%d version %u: "
+			"read the wrong value\n",
+			r->op, j, (unsigned)mn);
 		abort();
 	}
 	sfs_value_release(&v);
@@ -427,10 +431,11 @@ static void op_read(struct run *r, struct in *in)
 /* kind: 0 deactivate, 1 activate, 2 destroy, 3 set default */
 static void op_version(struct run *r, struct in *in, int kind)
 {
-	static const char *const what[] = { "version deactivate",
-		"version activate", "version destroy", "version set-default" };
-	static const int to[] = { SFS_STATE_DEACTIVATED, SFS_STATE_ACTIVE,
-				  SFS_STATE_DESTROYED };
+	static const char *const what[] = {
+	    "version deactivate", "version activate", "version destroy",
+	    "version set-default"};
+	static const int to[] = {SFS_STATE_DEACTIVATED, SFS_STATE_ACTIVE,
+				 SFS_STATE_DESTROYED};
 	int j = (int)(byte(in) % NSEC), got, want;
 	uint32_t n = byte(in) % 6;
 	const char *name = sec_name(j);
@@ -450,8 +455,9 @@ static void op_version(struct run *r, struct in *in, int kind)
 /* kind: 0 deactivate, 1 activate, 2 delete, 3 change key */
 static void op_secret(struct run *r, struct in *in, int kind)
 {
-	static const char *const what[] = { "secret deactivate",
-		"secret activate", "secret delete", "secret change-key" };
+	static const char *const what[] = {"secret deactivate",
+					   "secret activate", "secret delete",
+					   "secret change-key"};
 	int j = (int)(byte(in) % NSEC), k = (int)(byte(in) % NKEY), got, want;
 	const char *name = sec_name(j);
 
@@ -463,8 +469,7 @@ static void op_secret(struct run *r, struct in *in, int kind)
 		got = sfs_secret_delete(r->ctx, &r->c, name, &r->err);
 		want = m_secret_delete(&r->m, j);
 	} else {
-		got = sfs_secret_set_status(r->ctx, &r->c, name, kind,
-					    &r->err);
+		got = sfs_secret_set_status(r->ctx, &r->c, name, kind, &r->err);
 		want = m_secret_status(&r->m, j, kind);
 	}
 	expect_rc(r, what[kind], got, want);
@@ -473,8 +478,8 @@ static void op_secret(struct run *r, struct in *in, int kind)
 /* kind: 0 deactivate, 1 activate, 2 create, 3 rotate */
 static void op_key(struct run *r, struct in *in, int kind)
 {
-	static const char *const what[] = { "key deactivate", "key activate",
-					    "key create", "key rotate" };
+	static const char *const what[] = {"key deactivate", "key activate",
+					   "key create", "key rotate"};
 	struct sfs_key_rec rec;
 	int k = (int)(byte(in) % NKEY), got, want;
 
@@ -485,8 +490,8 @@ static void op_key(struct run *r, struct in *in, int kind)
 		if (got == SFS_OK)
 			memcpy(r->m.k[k].id, rec.id, sizeof(rec.id));
 	} else if (kind == 3) {
-		got = sfs_key_rotate(r->ctx, &r->c, key_names[k], NULL,
-				     &r->err);
+		got =
+		    sfs_key_rotate(r->ctx, &r->c, key_names[k], NULL, &r->err);
 		want = m_key_rotate(&r->m, k);
 	} else {
 		got = sfs_key_set_state(r->ctx, &r->c, key_names[k], kind,
@@ -551,7 +556,7 @@ static int version_cb(void *arg, const struct sfs_version_rec *v)
 static void check_secret(struct run *r, int j)
 {
 	const struct m_secret *s = &r->m.s[j];
-	struct states st = { s, 0, 0 };
+	struct states st = {s, 0, 0};
 	struct sfs_secret_rec rec;
 	uint32_t n;
 	int full = 0, got;
@@ -563,16 +568,19 @@ static void check_secret(struct run *r, int j)
 	got = sfs_version_list(r->ctx, &r->c, sec_name(j), 1, version_cb, &st,
 			       &r->err);
 	expect_rc(r, "final version list", got, SFS_OK);
-	if (!full || rec.status != s->status || rec.default_version != s->dflt ||
-	    rec.latest_version != s->latest || st.bad || st.seen != s->latest ||
+	if (!full || rec.status != s->status ||
+	    rec.default_version != s->dflt || rec.latest_version != s->latest ||
+	    st.bad || st.seen != s->latest ||
 	    strcmp(rec.kms_key_id, r->m.k[s->key].id) != 0) {
-		fprintf(stderr, "fuzz_ops: end: secret s%d: status %d default "
-			"%u latest %u, model %d %u %u%s\n", j, rec.status,
-			(unsigned)rec.default_version,
+		fprintf(stderr,
+			"fuzz_ops: end: secret s%d: status %d default "
+			"%u latest %u, model %d %u %u%s\n",
+			j, rec.status, (unsigned)rec.default_version,
 			(unsigned)rec.latest_version, s->status,
 			(unsigned)s->dflt, (unsigned)s->latest,
 			st.bad || st.seen != s->latest ? "; version states "
-			"differ" : "");
+							 "differ"
+						       : "");
 		abort();
 	}
 	for (n = 0; n <= s->latest; n++)
@@ -586,12 +594,13 @@ static void check_key(struct run *r, int k)
 	int got = sfs_key_get(r->ctx, &r->c, key_names[k], &rec, &r->err);
 
 	expect_rc(r, "final key get", got, m->exists ? SFS_OK : SFS_ENOENT);
-	if (m->exists && (rec.state != m->state ||
-			  rec.current_version != m->version)) {
-		fprintf(stderr, "fuzz_ops: end: key %s: state %d version %u, "
-			"model %d %u\n", key_names[k], rec.state,
-			(unsigned)rec.current_version, m->state,
-			(unsigned)m->version);
+	if (m->exists &&
+	    (rec.state != m->state || rec.current_version != m->version)) {
+		fprintf(stderr,
+			"fuzz_ops: end: key %s: state %d version %u, "
+			"model %d %u\n",
+			key_names[k], rec.state, (unsigned)rec.current_version,
+			m->state, (unsigned)m->version);
 		abort();
 	}
 }
@@ -614,7 +623,8 @@ static char *tmp_dir(void)
 	char *dir;
 
 	if (asprintf(&dir, "%s/sfs-fuzz-ops-XXXXXX",
-		     base && *base ? base : "/dev/shm") < 0 || !mkdtemp(dir))
+		     base && *base ? base : "/dev/shm") < 0 ||
+	    !mkdtemp(dir))
 		abort();
 	return dir;
 }
@@ -690,7 +700,7 @@ fail:
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct run r;
-	struct in in = { data, size };
+	struct in in = {data, size};
 	char *dir;
 	int j;
 

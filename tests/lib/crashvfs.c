@@ -46,10 +46,11 @@
 
 #include "lib/crashvfs.h"
 
-#define SECTOR 512
+#define SECTOR	    512
 #define MAX_TRACKED 16
-#define TRACKED_FLAGS                                                  \
-	(SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL | \
+#define CHUNK	    65536 /* the unix VFS moves < 128 KiB a call */
+#define TRACKED_FLAGS                                                          \
+	(SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_MAIN_JOURNAL | SQLITE_OPEN_WAL |    \
 	 SQLITE_OPEN_SUPER_JOURNAL)
 
 enum op_kind { OP_WRITE, OP_TRUNCATE };
@@ -64,13 +65,13 @@ struct op {
 /* One file the model tracks, by full path; outlives its handles. */
 struct track {
 	char path[PATH_MAX];
-	int known;           /* the fields below hold since the last arm */
-	int durable_exists;  /* synced once, or there before arm */
-	unsigned char *img;  /* durable contents */
+	int known;	    /* the fields below hold since the last arm */
+	int durable_exists; /* synced once, or there before arm */
+	unsigned char *img; /* durable contents */
 	size_t len, cap;
-	struct op *ops;      /* pending since the last sync, in order */
+	struct op *ops; /* pending since the last sync, in order */
 	size_t nops, capops;
-	sqlite3_file *open;  /* a real handle open on it, or NULL */
+	sqlite3_file *open; /* a real handle open on it, or NULL */
 };
 
 struct cv_file {
@@ -173,7 +174,7 @@ static void op_add(struct track *t, enum op_kind kind, sqlite3_int64 off,
  * real handle (a second descriptor's close would drop SQLite's locks). */
 static void img_from_file(struct track *t, sqlite3_file *real)
 {
-	sqlite3_int64 size = 0;
+	sqlite3_int64 size = 0, at, n;
 
 	ops_clear(t);
 	t->len = 0;
@@ -185,9 +186,11 @@ static void img_from_file(struct track *t, sqlite3_file *real)
 		t->cap = (size_t)size;
 		t->img = xrealloc(t->img, t->cap);
 	}
-	if (size && real->pMethods->xRead(real, t->img, (int)size, 0) !=
-			    SQLITE_OK)
-		abort();
+	for (at = 0; at < size; at += n) {
+		n = size - at < CHUNK ? size - at : CHUNK;
+		if (real->pMethods->xRead(real, t->img + at, (int)n, at))
+			abort();
+	}
 	t->len = (size_t)size;
 }
 
@@ -225,11 +228,10 @@ static void file_rewrite(struct track *t, int exists)
 		return;
 	}
 	if (r) {
-		/* the unix VFS writes at most 128 KiB - 1 a call */
 		if (r->pMethods->xTruncate(r, (sqlite3_int64)t->len))
 			abort();
 		for (at = 0; at < t->len; at += n) {
-			n = t->len - at < 65536 ? t->len - at : 65536;
+			n = t->len - at < CHUNK ? t->len - at : CHUNK;
 			if (r->pMethods->xWrite(r, t->img + at, (int)n,
 						(sqlite3_int64)at))
 				abort();
@@ -293,7 +295,7 @@ static struct track *track_get(const char *path)
 
 /* ---- io methods ------------------------------------------------------ */
 
-#define REAL(f) (((struct cv_file *)(f))->real)
+#define REAL(f)	 (((struct cv_file *)(f))->real)
 #define TRACK(f) (((struct cv_file *)(f))->t)
 
 static int cv_close(sqlite3_file *f)
@@ -313,8 +315,7 @@ static int cv_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
 	return REAL(f)->pMethods->xRead(REAL(f), p, n, off);
 }
 
-static int cv_write(sqlite3_file *f, const void *p, int n,
-		    sqlite3_int64 off)
+static int cv_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 {
 	struct track *t = TRACK(f);
 
@@ -409,19 +410,19 @@ static int cv_device_characteristics(sqlite3_file *f)
 /* Version 1: no shared memory (no WAL) and no mmap, so every byte SQLite
  * reads or writes passes through the methods above. */
 static const sqlite3_io_methods cv_methods = {
-	.iVersion = 1,
-	.xClose = cv_close,
-	.xRead = cv_read,
-	.xWrite = cv_write,
-	.xTruncate = cv_truncate,
-	.xSync = cv_sync,
-	.xFileSize = cv_file_size,
-	.xLock = cv_lock,
-	.xUnlock = cv_unlock,
-	.xCheckReservedLock = cv_check_reserved,
-	.xFileControl = cv_file_control,
-	.xSectorSize = cv_sector_size,
-	.xDeviceCharacteristics = cv_device_characteristics,
+    .iVersion = 1,
+    .xClose = cv_close,
+    .xRead = cv_read,
+    .xWrite = cv_write,
+    .xTruncate = cv_truncate,
+    .xSync = cv_sync,
+    .xFileSize = cv_file_size,
+    .xLock = cv_lock,
+    .xUnlock = cv_unlock,
+    .xCheckReservedLock = cv_check_reserved,
+    .xFileControl = cv_file_control,
+    .xSectorSize = cv_sector_size,
+    .xDeviceCharacteristics = cv_device_characteristics,
 };
 
 /* ---- vfs ------------------------------------------------------------- */
