@@ -18,8 +18,12 @@
  * one in flight may have reached the disk before its commit() could
  * return); and a new write transaction commits.
  *
- * Crash points and coin tosses are seeded deterministically, so a failure
- * names a point that reproduces.
+ * Two workloads run this way: raw store operations (360 crash points),
+ * and the services on a store made by sfs_ctx_init, whose dump decrypts
+ * every version (180 points); see "the services workload" below. Crash
+ * points and coin tosses are seeded deterministically, so a failure names
+ * a point that reproduces. $POWERLOSS_POINTS=N runs N points per mode
+ * instead (a quick look, or a run under valgrind).
  */
 #include <check.h>
 #include <dirent.h>
