@@ -1,23 +1,383 @@
-/* Placeholder for the FUSE daemon's commands until the daemon lands. */
+/*
+ * The daemon's commands: `mount`, `umount`, `status`.
+ *
+ * mount parses its options, opens the store, refuses what SPEC §3 says
+ * it must (a second read-write mount of a store, a store or master key
+ * inside the mountpoint, a mountpoint that is not an empty directory),
+ * all with a message on the terminal and exit 1 before anything is
+ * mounted. Then it mounts, daemonizes unless -f, hardens the process
+ * (no core dumps, not dumpable, memory locked where the limit allows:
+ * after the fork, since locks and threads do not survive it), starts its
+ * threads and serves until unmounted or signalled (SIGTERM/SIGINT
+ * unmount cleanly).
+ *
+ * A read-write mount holds flock(LOCK_EX) on DIR/lock for its whole life;
+ * ro mounts take no lock, so any number may run beside it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fs.h"
+#include "fuse_int.h"
+#include "secretfs/crypto.h"
+
+static int usage(const char *why)
+{
+	return cli_usage_error("mount", why);
+}
+
+/* One -o word. 0, or EXIT_USAGE after printing why. */
+static int parse_opt(struct fs_opts *o, const char *w)
+{
+	if (!strcmp(w, "ro"))
+		o->readonly = 1;
+	else if (!strcmp(w, "rw"))
+		o->readonly = 0;
+	else if (!strcmp(w, "allow_other"))
+		o->allow_other = 1;
+	else if (!strcmp(w, "debug"))
+		o->debug = 1;
+	else if (!strcmp(w, "auto_unmount"))
+		o->auto_unmount = 1;
+	else if (!strcmp(w, "cache=strict"))
+		o->cache = FS_CACHE_STRICT;
+	else if (!strcmp(w, "cache=open"))
+		o->cache = FS_CACHE_OPEN;
+	else if (!strcmp(w, "cache=kernel"))
+		o->cache = FS_CACHE_KERNEL;
+	else if (!strcmp(w, "audit=on"))
+		o->audit_off = 0;
+	else if (!strcmp(w, "audit=off"))
+		o->audit_off = 1;
+	else if (!strncmp(w, "only=", 5) && w[5]) {
+		free(o->only);
+		o->only = strdup(w + 5);
+		if (!o->only)
+			return EXIT_FAIL;
+	} else {
+		char why[300];
+
+		snprintf(why, sizeof(why), "unknown option '%.250s'", w);
+		return usage(why);
+	}
+	return 0;
+}
+
+static int parse_opts(struct fs_opts *o, char *list)
+{
+	char *save = NULL, *w;
+	int rc;
+
+	for (w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save))
+		if ((rc = parse_opt(o, w)))
+			return rc;
+	return 0;
+}
+
+static int parse_args(struct fs_opts *o, int argc, char **argv)
+{
+	char *copy;
+	int i, rc;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-f")) {
+			o->foreground = 1;
+		} else if (!strcmp(argv[i], "-o") || !strncmp(argv[i], "-o", 2)) {
+			const char *list = argv[i][2] ? argv[i] + 2 : argv[++i];
+
+			if (i >= argc || !list)
+				return usage("-o needs options");
+			copy = strdup(list);
+			rc = copy ? parse_opts(o, copy) : EXIT_FAIL;
+			free(copy);
+			if (rc)
+				return rc;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return usage("unknown flag");
+		} else if (!o->mountpoint) {
+			o->mountpoint = argv[i];
+		} else {
+			return usage("too many arguments");
+		}
+	}
+	if (!o->mountpoint)
+		return usage("missing MOUNTPOINT");
+	return 0;
+}
+
+static int fail(const char *what, const char *why)
+{
+	fprintf(stderr, "secretfs: %s: %s\n", what, why);
+	return EXIT_FAIL;
+}
+
+/* Is path (resolved) mp itself or below it? */
+static int inside(const char *mp, const char *path)
+{
+	char real[PATH_MAX];
+	size_t n = strlen(mp);
+
+	if (!path || !realpath(path, real))
+		return 0;
+	return !strncmp(real, mp, n) && (real[n] == '/' || real[n] == '\0' ||
+					 !strcmp(mp, "/"));
+}
+
+static int empty_dir(const char *mp)
+{
+	DIR *d = opendir(mp);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+/* Check the mountpoint against the store; EXIT_OK or EXIT_FAIL. */
+static int check_mountpoint(struct sfs_ctx *ctx, const char *mp,
+			    const char *real)
+{
+	struct stat st;
+	char what[PATH_MAX + 16];
+
+	snprintf(what, sizeof(what), "mount: %s", mp);
+	if (stat(mp, &st))
+		return fail(what, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(what, "not a directory");
+	if (inside(real, sfs_ctx_dir(ctx)))
+		return fail(what, "the store is inside the mountpoint");
+	if (inside(real, sfs_ctx_master_key_path(ctx)))
+		return fail(what, "the master key is inside the mountpoint");
+	if (!empty_dir(mp))
+		return fail(what, "not an empty directory");
+	return EXIT_OK;
+}
+
+/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). */
+static int lock_store(struct sfs_ctx *ctx)
+{
+	char path[PATH_MAX], what[PATH_MAX + 16];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", sfs_ctx_dir(ctx));
+	snprintf(what, sizeof(what), "mount: store %s", sfs_ctx_dir(ctx));
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fail(what, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		fail(what, errno == EWOULDBLOCK
+				   ? "already mounted read-write elsewhere"
+				   : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* After daemonizing: no core dumps, no ptrace, memory locked. */
+static void harden(void)
+{
+	struct rlimit rl = { 0, 0 };
+	int flags = MCL_CURRENT | MCL_FUTURE;
+
+	setrlimit(RLIMIT_CORE, &rl);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#ifdef MCL_ONFAULT
+	flags |= MCL_ONFAULT; /* lock pages as used, not whole stacks */
+#endif
+	if (mlockall(flags))
+		fprintf(stderr, "secretfs: mount: memory not locked: %s\n",
+			strerror(errno));
+}
+
+static struct fuse_session *session_new(struct fs_opts *o)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	char opts[64 + PATH_MAX];
+
+	snprintf(opts, sizeof(opts), "fsname=secretfs,subtype=secretfs%s%s%s",
+		 o->readonly ? ",ro" : "",
+		 o->allow_other ? ",allow_other" : "",
+		 o->auto_unmount ? ",auto_unmount" : "");
+	if (fuse_opt_add_arg(&args, "secretfs") ||
+	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, opts) ||
+	    (o->debug && fuse_opt_add_arg(&args, "-d")))
+		goto out;
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+out:
+	fuse_opt_free_args(&args);
+	return se;
+}
+
+static int serve(struct fuse_session *se)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int rc;
+
+	if (!cfg)
+		return -1;
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	fuse_loop_cfg_set_idle_threads(cfg, 10);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	rc = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
+int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
+{
+	struct fuse_session *se;
+	int rc = EXIT_FAIL;
+
+	(void)lock_fd; /* held open (and locked) until the process exits */
+	fs_d.ctx = ctx;
+	fs_d.opts = *o;
+	fs_d.owner_uid = (uint32_t)getuid();
+	sfs_caller_self(&fs_d.meta);
+	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 1.0;
+	fs_d.attr_timeout = fs_d.entry_timeout;
+	fs_node_init();
+	se = session_new(o);
+	if (!se)
+		return fail("mount", "cannot start the fuse session");
+	fs_d.se = se;
+	if (fuse_session_mount(se, o->mountpoint)) {
+		fuse_session_destroy(se);
+		return fail("mount", "cannot mount (see above)");
+	}
+	if (fuse_set_signal_handlers(se))
+		goto out;
+	if (fuse_daemonize(o->foreground || o->debug))
+		goto out;
+	harden();
+	/* libfuse's worker threads: small stacks (memory is locked). */
+	setenv("FUSE_THREAD_STACK", "262144", 0);
+	if (fs_poller_start())
+		goto out;
+	rc = serve(se) < 0 ? EXIT_FAIL : EXIT_OK;
+	fs_poller_stop();
+out:
+	fuse_remove_signal_handlers(se);
+	fuse_session_unmount(se);
+	fuse_session_destroy(se);
+	fs_staged_fini();
+	fs_node_fini();
+	return rc;
+}
 
 int cmd_mount(const struct cli_global *g, int argc, char **argv)
 {
-	(void)g;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "secretfs: mount: not built yet\n");
-	return EXIT_FAIL;
+	struct fs_opts o;
+	struct sfs_ctx_options co;
+	struct cli_global gg = *g;
+	struct sfs_ctx *ctx = NULL;
+	char store[PATH_MAX], key[PATH_MAX], mp[PATH_MAX];
+	int rc, lock_fd = -1;
+
+	memset(&o, 0, sizeof(o));
+	if ((rc = parse_args(&o, argc, argv)))
+		goto out;
+	/* The daemon runs in /: resolve relative paths now. */
+	if (gg.store && realpath(gg.store, store))
+		gg.store = store;
+	if (gg.master_key && realpath(gg.master_key, key))
+		gg.master_key = key;
+	if (!realpath(o.mountpoint, mp)) {
+		char what[PATH_MAX + 16];
+
+		snprintf(what, sizeof(what), "mount: %s", o.mountpoint);
+		rc = fail(what, strerror(errno));
+		goto out;
+	}
+	memset(&co, 0, sizeof(co));
+	co.readonly = o.readonly;
+	co.audit_off = o.audit_off;
+	co.has_owner = 1;
+	co.owner_uid = (uint32_t)getuid();
+	if ((rc = cli_open(&gg, &co, &ctx)))
+		goto out;
+	if ((rc = check_mountpoint(ctx, o.mountpoint, mp)))
+		goto out;
+	if (!o.readonly && (lock_fd = lock_store(ctx)) < 0) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	o.mountpoint = mp;
+	rc = fs_run(ctx, &o, lock_fd);
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (ctx)
+		sfs_ctx_close(ctx);
+	free(o.only);
+	return rc;
 }
 
 int cmd_umount(const struct cli_global *g, int argc, char **argv)
 {
-	return cmd_mount(g, argc, argv);
+	int status;
+	pid_t pid;
+
+	(void)g;
+	if (argc != 2)
+		return cli_usage_error("umount", "expected MOUNTPOINT");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return fail("umount", strerror(errno));
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "--", argv[1],
+		       (char *)NULL);
+		fprintf(stderr, "secretfs: umount: fusermount3: %s\n",
+			strerror(errno));
+		_exit(EXIT_FAIL);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return fail("umount", strerror(errno));
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? EXIT_OK
+								: EXIT_FAIL;
 }
 
 int cmd_status(const struct cli_global *g, int argc, char **argv)
 {
-	return cmd_mount(g, argc, argv);
+	char path[PATH_MAX], what[PATH_MAX + 16], buf[4096];
+	ssize_t n;
+	int fd;
+
+	(void)g;
+	if (argc != 2)
+		return cli_usage_error("status", "expected MOUNTPOINT");
+	snprintf(path, sizeof(path), "%s/.status", argv[1]);
+	snprintf(what, sizeof(what), "status: %s", argv[1]);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(what, errno == ENOENT ? "not a secretfs mount"
+						  : strerror(errno));
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	close(fd);
+	if (n < 0)
+		return fail(what, strerror(errno));
+	return EXIT_OK;
 }
