@@ -10,7 +10,7 @@ CC ?= cc
 PKGS := fuse3 libsodium jansson sqlite3 check
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
-ifeq ($(filter clean deps run,$(MAKECMDGOALS)),)
+ifeq ($(filter clean deps run test asan lint uninstall,$(MAKECMDGOALS)),)
 $(error missing libraries: $(MISSING); run scripts/deps (Debian) to install them)
 endif
 endif
@@ -66,20 +66,26 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(LIB)
 
 tests: $(TEST_BIN) $(BIN)
 
+# `make test` and `make run` first install what is missing (scripts/deps),
+# then build in a fresh make so pkg-config sees the new libraries.
+test: deps
+	$(MAKE) run-tests
+
 # Each suite prints Check's summary line; the run fails if any suite fails.
 # Suites find the program through SECRETFS_BIN.
-test: tests
+run-tests: tests
 	@fail=0; for t in $(TEST_BIN); do \
 		echo "== $$t"; \
 		SECRETFS_BIN=$(abspath $(BIN)) SECRETFS_KDF_MIN=1 $$t || fail=1; \
 	done; exit $$fail
 
-asan:
-	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+asan: deps
+	CK_FORK=yes ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 		SAN='-fsanitize=address,undefined -fno-sanitize-recover=undefined' \
-		CK_FORK=yes test
+		run-tests
 
-run: deps all
+run: deps
+	$(MAKE) all
 	scripts/run
 
 deps:
@@ -99,6 +105,6 @@ clean:
 	rm -rf build build-asan
 
 FORCE:
-.PHONY: all tests test asan run deps lint install uninstall clean FORCE
+.PHONY: all tests test run-tests asan run deps lint install uninstall clean FORCE
 
 -include $(CORE_OBJ:.o=.d) $(FS_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d) $(TEST_BIN:=.d)
