@@ -742,6 +742,24 @@ static void rfh_free(struct rfh *h)
 	free(h);
 }
 
+/*
+ * cache=open / cache=kernel: the page cache holds the value. When the
+ * store changed after the poller last dropped the kernel's caches, this
+ * open must not see stale pages or a stale size: drop both for this
+ * inode now (attributes only through a notify, which takes no lock the
+ * open holds; pages through keep_cache = 0).
+ */
+static void cached_open(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	uint64_t seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
+
+	if (sfs_ctx_generation(fs_d.ctx) != seen) {
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
+		return;
+	}
+	fi->keep_cache = fs_d.opts.cache == FS_CACHE_KERNEL;
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_node_info n;
@@ -770,8 +788,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fs_d.opts.cache == FS_CACHE_STRICT || n.kind == FK_STATUS ||
 	    n.kind == FK_KEY)
 		fi->direct_io = 1;
-	else if (fs_d.opts.cache == FS_CACHE_KERNEL)
-		fi->keep_cache = 1;
+	else
+		cached_open(ino, fi);
 	if (fuse_reply_open(req, fi))
 		rfh_free(h);
 }
@@ -902,7 +920,9 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 	int e;
 
 	if (to_set & ~(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-		       FUSE_SET_ATTR_GID | FUSE_SET_ATTR_CTIME))
+		       FUSE_SET_ATTR_GID | FUSE_SET_ATTR_CTIME |
+		       FUSE_SET_ATTR_FORCE | FUSE_SET_ATTR_KILL_SUID |
+		       FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV))
 		return EPERM;
 	memset(&u, 0, sizeof(u));
 	if (to_set & FUSE_SET_ATTR_MODE) {
@@ -1105,13 +1125,16 @@ static void *poller(void *arg)
 	uint64_t g;
 
 	(void)arg;
-	fs_d.generation = sfs_ctx_generation(fs_d.ctx);
+	g = sfs_ctx_generation(fs_d.ctx);
+	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
 	while (!fs_d.stopping) {
 		nanosleep(&ts, NULL);
 		g = sfs_ctx_generation(fs_d.ctx);
 		if (g != fs_d.generation) {
-			fs_d.generation = g;
 			invalidate_all();
+			/* Only now: opens compare against it (cached_open). */
+			__atomic_store_n(&fs_d.generation, g,
+					 __ATOMIC_RELEASE);
 		}
 	}
 	return NULL;

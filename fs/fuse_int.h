@@ -87,7 +87,7 @@ struct fs_daemon {
 	pthread_t poller;
 	int poller_started;
 	volatile int stopping;
-	uint64_t generation;     /* last seen; the poller's only */
+	uint64_t generation;     /* caches dropped up to it (atomic) */
 };
 
 extern struct fs_daemon fs_d;

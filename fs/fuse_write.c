@@ -471,6 +471,11 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_lock(&h->lock);
 		e = commit(h);
 		pthread_mutex_unlock(&h->lock);
+		/* New size and times at the next stat (flush holds no inode
+		 * lock, so this notify cannot deadlock). */
+		if (!e)
+			fuse_lowlevel_notify_inval_inode(fs_d.se, h->ino, -1,
+							 0);
 	}
 	fuse_reply_err(req, e);
 }

@@ -334,29 +334,55 @@ out:
 	return rc;
 }
 
+/* Run fusermount3 -u; its complaint, if any, into msg. Exit status. */
+static int fusermount_u(const char *mp, char *msg, size_t cap)
+{
+	int fds[2], status;
+	ssize_t n;
+	size_t len = 0;
+	pid_t pid;
+
+	if (pipe(fds))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execlp("fusermount3", "fusermount3", "-u", "--", mp,
+		       (char *)NULL);
+		fprintf(stderr, "fusermount3: %s\n", strerror(errno));
+		_exit(EXIT_FAIL);
+	}
+	close(fds[1]);
+	while (len + 1 < cap && (n = read(fds[0], msg + len, cap - len - 1)) > 0)
+		len += (size_t)n;
+	close(fds[0]);
+	msg[len] = '\0';
+	while (len && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int cmd_umount(const struct cli_global *g, int argc, char **argv)
 {
-	int status;
-	pid_t pid;
+	char msg[512], what[PATH_MAX + 16];
+	const char *why;
 
 	(void)g;
 	if (argc != 2)
 		return cli_usage_error("umount", "expected MOUNTPOINT");
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return fail("umount", strerror(errno));
-	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "--", argv[1],
-		       (char *)NULL);
-		fprintf(stderr, "secretfs: umount: fusermount3: %s\n",
-			strerror(errno));
-		_exit(EXIT_FAIL);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return fail("umount", strerror(errno));
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? EXIT_OK
-								: EXIT_FAIL;
+	if (fusermount_u(argv[1], msg, sizeof(msg)) == 0)
+		return EXIT_OK;
+	/* "fusermount3: entry for X not found in /etc/mtab" -> the why */
+	why = strncmp(msg, "fusermount3: ", 13) ? msg : msg + 13;
+	snprintf(what, sizeof(what), "umount: %s", argv[1]);
+	return fail(what, *why ? why : "fusermount3 failed");
 }
 
 int cmd_status(const struct cli_global *g, int argc, char **argv)
