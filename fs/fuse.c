@@ -907,8 +907,10 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_reply_core(req, sfs_version_destroy(fs_d.ctx, &c, n.secret,
-					       n.version, NULL));
+	e = sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, NULL);
+	if (!e)
+		fs_secret_changed(n.secret);
+	fs_reply_core(req, e);
 }
 
 /* chmod / chown of secrets/NAME. */
@@ -941,8 +943,10 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 		return 0;
 	if ((e = fs_caller(req, FS_CALLER_FULL, &c)))
 		return e;
-	return sfs_err_errno(sfs_secret_update(fs_d.ctx, &c, n->secret, &u,
-					       NULL));
+	e = sfs_err_errno(sfs_secret_update(fs_d.ctx, &c, n->secret, &u, NULL));
+	if (!e)
+		fs_secret_changed(n->secret);
+	return e;
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -1116,6 +1120,18 @@ static void invalidate_all(void)
 						 v[i].name,
 						 strlen(v[i].name));
 	}
+	free(v);
+}
+
+void fs_secret_changed(const char *secret)
+{
+	struct fs_node_ent *v;
+	size_t i, n = fs_node_snapshot_secret(secret, &v);
+
+	/* Attributes and pages only: no directory lock is taken, so this
+	 * is safe inside any handler. */
+	for (i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
 	free(v);
 }
 

@@ -125,6 +125,8 @@ struct fs_node_ent {
 	char name[256];
 };
 size_t fs_node_snapshot(struct fs_node_ent **out);
+/* The same for the nodes of one secret only. */
+size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out);
 
 /* --- fuse.c ------------------------------------------------------------ */
 extern const struct fuse_lowlevel_ops fs_ops;
@@ -141,6 +143,9 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n,
 		 struct stat *st);
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
 		   const struct stat *st, int pending);
+/* A change through this mount touched secret: drop the kernel's cached
+ * attributes and pages of its nodes now (the poller would, later). */
+void fs_secret_changed(const char *secret);
 /* Start/stop the generation poller (invalidates the kernel's caches). */
 int fs_poller_start(void);
 void fs_poller_stop(void);

@@ -341,7 +341,7 @@ void fs_node_retarget(uint64_t ino, int kind, uint32_t version,
 	free(copy);
 }
 
-size_t fs_node_snapshot(struct fs_node_ent **out)
+static size_t snapshot(const char *secret, struct fs_node_ent **out)
 {
 	size_t i, k = 0;
 	struct fnode *n;
@@ -350,6 +350,8 @@ size_t fs_node_snapshot(struct fs_node_ent **out)
 	*out = malloc((count ? count : 1) * sizeof(**out));
 	for (i = 0; *out && i < nbuckets; i++)
 		for (n = by_ino[i]; n; n = n->next_ino) {
+			if (secret && strcmp(n->secret, secret))
+				continue;
 			(*out)[k].ino = n->ino;
 			(*out)[k].parent = n->parent;
 			strncpy((*out)[k].name, n->name, 255);
@@ -358,4 +360,14 @@ size_t fs_node_snapshot(struct fs_node_ent **out)
 		}
 	pthread_mutex_unlock(&lock);
 	return k;
+}
+
+size_t fs_node_snapshot(struct fs_node_ent **out)
+{
+	return snapshot(NULL, out);
+}
+
+size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out)
+{
+	return snapshot(secret, out);
 }

@@ -474,8 +474,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* New size and times at the next stat (flush holds no inode
 		 * lock, so this notify cannot deadlock). */
 		if (!e)
-			fuse_lowlevel_notify_inval_inode(fs_d.se, h->ino, -1,
-							 0);
+			fs_secret_changed(h->secret);
 	}
 	fuse_reply_err(req, e);
 }
@@ -611,6 +610,8 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		e = rename_staged(uid, p.secret, name, newname, flags);
 	else if (!e)
 		e = EPERM;
+	if (!e && !strcmp(newname, "default"))
+		fs_secret_changed(p.secret);
 	if (!e) {
 		/* The kernel now shows the staged inode under the new name:
 		 * make the node that name. */

@@ -438,6 +438,8 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		memcpy(v, value, size);
 		v[size] = '\0';
 		rc = set_one(&q, find_xattr(name), v);
+		if (!rc)
+			fs_secret_changed(q.n.secret);
 	}
 	free(v);
 	fs_reply_core(req, rc);

@@ -8,6 +8,9 @@
  * checked teardown unmounts with fusermount3 and reaps it on every
  * normal path. Only pids started here are ever signalled.
  *
+ * Files are opened O_CLOEXEC: a write handle inherited by a CLI child
+ * would commit (at the child's close) before the test's own close.
+ *
  * Static functions in a header: each suite is its own program.
  */
 #ifndef SECRETFS_MOUNT_HARNESS_H
@@ -74,6 +77,11 @@ static int h_run(char *const argv[], char **out)
 			dup2(fds[1], 1);
 			close(fds[0]);
 			close(fds[1]);
+		} else {
+			int null = open("/dev/null", O_WRONLY);
+
+			dup2(null, 1); /* keep the suite's output readable */
+			close(null);
 		}
 		execvp(argv[0], argv);
 		_exit(127);
@@ -247,7 +255,7 @@ __attribute__((unused)) static int slurp(const char *rel, char **out,
 	char *buf = malloc(70000);
 	size_t n = 0;
 	ssize_t r;
-	int fd = open(P(rel), O_RDONLY), e;
+	int fd = open(P(rel), O_RDONLY | O_CLOEXEC), e;
 
 	*out = NULL;
 	if (fd < 0 || !buf) {
@@ -286,7 +294,7 @@ __attribute__((unused)) static int slurp(const char *rel, char **out,
 __attribute__((unused)) static int put(const char *rel, int flags,
 				       const void *data, size_t len)
 {
-	int fd = open(P(rel), flags, 0600), e = 0;
+	int fd = open(P(rel), flags | O_CLOEXEC, 0600), e = 0;
 
 	if (fd < 0)
 		return errno;

@@ -237,7 +237,7 @@ static void cache_mode(const char *opts)
 	up(opts);
 	assert_reads("secrets/db/default", "first");
 	assert_reads("secrets/db/default", "first");
-	fd = open(P("secrets/db/default"), O_RDONLY);
+	fd = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(cli("version", "add", "db", "--value",
 			     "second, longer", NULL),
