@@ -8,8 +8,9 @@
  * caller's credentials. Bytes accumulate in a buffer the handle owns
  * (never past SFS_VALUE_MAX: such a write fails with EFBIG and poisons
  * the handle, as does a write leaving a hole) and commit once, at the
- * first flush, so that close() returns the commit's error; a handle that
- * wrote nothing commits nothing. Buffers are wiped before they are freed.
+ * writer process's first close (flush), so that close() returns the
+ * commit's error; else at release. A handle that wrote nothing commits
+ * nothing. Buffers are wiped before they are freed.
  *
  * Staged files live only in this process's memory, per secret and per
  * uid (visible to their creator only); nothing reaches the store unless
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fuse_int.h"
 #include "secretfs/audit.h"
@@ -51,6 +53,7 @@ struct wfh {
 	char secret[SFS_NAME_MAX + 1];
 	uint32_t expect;      /* versions/N: N; default: 0 */
 	uint64_t ino;
+	int32_t tgid;         /* the writer's process (its threads share) */
 	struct staged *st;    /* staged file, or NULL */
 	unsigned char *buf;   /* lock; SFS_VALUE_MAX bytes */
 	size_t len;           /* lock */
@@ -212,6 +215,26 @@ static void staged_unref(struct staged *s)
 	pthread_mutex_unlock(&staged_lock);
 }
 
+/* The thread group (process) of a thread id, from /proc; -1 if gone. */
+static int32_t tgid_of(int32_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, "\nTgid:");
+	return p ? (int32_t)strtol(p + 6, NULL, 10) : -1;
+}
+
 static struct wfh *wfh_new(const struct sfs_caller *c, const char *secret,
 			   uint32_t expect, uint64_t ino)
 {
@@ -225,6 +248,7 @@ static struct wfh *wfh_new(const struct sfs_caller *c, const char *secret,
 	snprintf(h->secret, sizeof(h->secret), "%s", secret);
 	h->expect = expect;
 	h->ino = ino;
+	h->tgid = tgid_of(c->pid);
 	return h;
 }
 
@@ -461,12 +485,32 @@ static int commit(struct wfh *h)
 	return sfs_err_errno(rc);
 }
 
+static int writer_flush(const struct wfh *h, int32_t pid)
+{
+	int32_t g;
+
+	if (pid == h->caller.pid)
+		return 1;
+	g = tgid_of(pid);
+	return g >= 0 && g == h->tgid;
+}
+
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct wfh *h = (struct wfh *)(uintptr_t)fi->fh;
 	int e = 0;
 
 	(void)ino;
+	/*
+	 * Commit at the writer's own close. A child that inherited the fd
+	 * (fork, or close-on-exec in a spawned command) also flushes when it
+	 * lets go of its copy: that must not commit half a value early or
+	 * take the error away from the writer's close().
+	 */
+	if (h->write && !h->st && !writer_flush(h, fuse_req_ctx(req)->pid)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (h->write && !h->st) {
 		pthread_mutex_lock(&h->lock);
 		e = commit(h);

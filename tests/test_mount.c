@@ -425,6 +425,28 @@ START_TEST(write_close_returns_commit_error)
 }
 END_TEST
 
+START_TEST(write_child_close_does_not_commit)
+{
+	pid_t pid;
+	int fd, st;
+
+	mk("db", "v1");
+	up(NULL);
+	fd = open(P("secrets/db/default"), O_WRONLY | O_TRUNC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "half", 4), 4);
+	pid = fork(); /* the child lets go of its copy of fd */
+	if (pid == 0)
+		_exit(0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_str_eq(latest("db"), "1");
+	ck_assert_int_eq(write(fd, " and half", 9), 9);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_str_eq(latest("db"), "2");
+	assert_reads("secrets/db/default", "half and half");
+}
+END_TEST
+
 START_TEST(write_rm_default_eperm)
 {
 	mk("db", "v1");
@@ -722,7 +744,8 @@ int main(void)
 		write_version_race_lost, write_existing_version_eperm,
 		write_staged_rename, write_staged_unlink, write_efbig,
 		write_max_size_ok, write_staged_efbig,
-		write_close_returns_commit_error, write_rm_default_eperm,
+		write_close_returns_commit_error,
+		write_child_close_does_not_commit, write_rm_default_eperm,
 		mkdir_creates_secret, mkdir_name_too_long, rmdir_rules,
 		rm_version, chmod_chown_reflected, kv_entries, kv_json_values,
 		kv_text_empty, keys_dir, status_file, cli_changes_seen,
