@@ -2,7 +2,8 @@
  * Harness for the mount suites (tests/test_mount*.c): each test gets a
  * fresh store and an empty mountpoint under a temporary directory, runs
  * the real daemon ($SECRETFS_BIN mount -f) in a child, and always
- * unmounts. The daemon is started with PR_SET_PDEATHSIG = SIGTERM, so
+ * unmounts. The daemon runs in its own process group (Check SIGKILLs
+ * the test's group) with PR_SET_PDEATHSIG = SIGTERM, so
  * even when an assertion ends the test process early (Check's fork mode
  * exits without running the teardown) the daemon unmounts itself; the
  * checked teardown unmounts with fusermount3 and reaps it on every
@@ -163,6 +164,10 @@ static int h_mount_at(const char *mp, const char *opts, pid_t *out)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
+		/* Own process group: Check kills the test's group with
+		 * SIGKILL after a test, which would leave the mount behind;
+		 * SIGTERM at the test's death unmounts cleanly instead. */
+		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != self)
 			_exit(1);
