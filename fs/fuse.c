@@ -36,9 +36,15 @@
 
 struct fs_daemon fs_d;
 
-/* A read handle: bytes to serve, wiped at release. */
+/*
+ * A read handle: bytes to serve, wiped when the last user lets go. A read
+ * holds a reference while it replies: the kernel may hand our reply to
+ * the reader and get its RELEASE on another thread before fuse_reply_buf
+ * has returned here.
+ */
 struct rfh {
 	int write;              /* 0: always (fuse_write.c's start with 1) */
+	int refs;               /* atomic */
 	struct sfs_value val;   /* value plaintext (core-owned buffer) */
 	char *buf;              /* kv entry, .status or key JSON */
 	size_t len;
@@ -742,6 +748,12 @@ static void rfh_free(struct rfh *h)
 	free(h);
 }
 
+static void rfh_put(struct rfh *h)
+{
+	if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		rfh_free(h);
+}
+
 /*
  * cache=open / cache=kernel: the page cache holds the value. When the
  * store changed after the poller last dropped the kernel's caches, this
@@ -783,6 +795,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_reply_core(req, rc);
 		return;
 	}
+	h->refs = 1;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->noflush = 1;
 	if (fs_d.opts.cache == FS_CACHE_STRICT || n.kind == FK_STATUS ||
@@ -806,6 +819,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fs_write_read(req, size, off, fi);
 		return;
 	}
+	__atomic_add_fetch(&h->refs, 1, __ATOMIC_ACQ_REL);
 	data = h->buf ? h->buf : (const char *)h->val.data;
 	len = h->buf ? h->len : h->val.len;
 	if (off < 0 || (size_t)off >= len)
@@ -814,6 +828,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, data + off,
 			       size < len - (size_t)off ? size
 							: len - (size_t)off);
+	rfh_put(h);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
@@ -822,7 +837,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	struct rfh *h = (struct rfh *)(uintptr_t)fi->fh;
 
 	if (!fs_write_release(fi)) {
-		rfh_free(h);
+		rfh_put(h);
 		/* cache=open: the plaintext leaves the page cache now. */
 		if (fs_d.opts.cache == FS_CACHE_OPEN)
 			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);

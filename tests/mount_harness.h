@@ -177,12 +177,11 @@ static int h_mount_at(const char *mp, const char *opts, pid_t *out)
 			dup2(fd, 2);
 			close(fd);
 		}
-		if (opts)
-			execl(h_bin(), h_bin(), "--store", h_store, "mount", mp,
-			      "-f", "-o", opts, (char *)NULL);
-		else
-			execl(h_bin(), h_bin(), "--store", h_store, "mount", mp,
-			      "-f", (char *)NULL);
+		/* auto_unmount: a daemon that crashes leaves no mount. */
+		snprintf(path, sizeof(path), "auto_unmount%s%s",
+			 opts ? "," : "", opts ? opts : "");
+		execl(h_bin(), h_bin(), "--store", h_store, "mount", mp, "-f",
+		      "-o", path, (char *)NULL);
 		_exit(127);
 	}
 	snprintf(path, sizeof(path), "%s/.status", mp);
