@@ -205,6 +205,16 @@ static void harden(void)
 #ifdef MCL_ONFAULT
 	flags |= MCL_ONFAULT; /* lock pages as used, not whole stacks */
 #endif
+	/* Under a finite RLIMIT_MEMLOCK, MCL_FUTURE would make later
+	 * allocations fail once the limit is reached: lock only when the
+	 * limit allows it (root, CAP_IPC_LOCK or an unlimited limit). The
+	 * key material is in libsodium's locked memory either way. */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    geteuid() != 0) {
+		fprintf(stderr, "secretfs: mount: memory not locked: "
+				"RLIMIT_MEMLOCK is limited\n");
+		return;
+	}
 	if (mlockall(flags))
 		fprintf(stderr, "secretfs: mount: memory not locked: %s\n",
 			strerror(errno));
