@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,8 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	if (fuse_daemonize(o->foreground || o->debug))
 		goto out;
 	harden();
+	/* Few malloc arenas: freed memory stays locked in each one. */
+	mallopt(M_ARENA_MAX, 2);
 	/* libfuse's worker threads: small stacks (memory is locked). */
 	setenv("FUSE_THREAD_STACK", "262144", 0);
 	if (fs_poller_start())
