@@ -92,15 +92,6 @@ struct fs_daemon {
 
 extern struct fs_daemon fs_d;
 
-/*
- * Core functions another module is adding (services: version.h, ctx.h);
- * declared here until they land so that fs/ builds against them.
- */
-int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			const char *name, uint32_t expect,
-			struct sfs_error *err);
-const char *sfs_ctx_last_error(struct sfs_ctx *ctx);
-
 /* --- fuse_node.c: the inode table ------------------------------------- */
 void fs_node_init(void);
 void fs_node_fini(void);
