@@ -458,6 +458,12 @@ START_TEST(write_rm_default_eperm)
 				    P("secrets/db/default"))),
 			 EPERM);
 	assert_reads("secrets/db/default", "v1");
+	ck_assert_int_eq(ERR(symlink("x", P("secrets/db/.link"))), EPERM);
+	ck_assert_int_eq(ERR(link(P("secrets/db/default"),
+				  P("secrets/db/.hard"))),
+			 EPERM);
+	ck_assert_int_eq(ERR(mknod(P("secrets/db/.fifo"), S_IFIFO | 0600, 0)),
+			 EPERM);
 }
 END_TEST
 
