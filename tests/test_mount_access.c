@@ -4,6 +4,8 @@
  * exemption), and the ro, only= and cache= mounts. Switching uid needs
  * root; without it those tests say SKIPPED rather than pass.
  */
+#include <dirent.h>
+
 #include "mount_harness.h"
 
 #define OTHER 4321
@@ -95,6 +97,10 @@ static int partial_view(void *arg)
 	if (xget("secrets/acl/default", "user.secret.version") ||
 	    errno != EACCES)
 		return 9;
+	if (opendir(P("secrets/acl/versions")) || errno != EACCES)
+		return 11;
+	if (opendir(P("secrets/acl/kv")) || errno != EACCES)
+		return 12;
 	return read_default("acl") == EACCES ? 0 : 10;
 }
 
