@@ -211,6 +211,30 @@ START_TEST(read_key_deactivated)
 }
 END_TEST
 
+START_TEST(read_tampered_ebadmsg)
+{
+	char db[600];
+	char *argv[] = { "sqlite3", db,
+			 "UPDATE versions SET ciphertext = (SELECT ciphertext "
+			 "FROM versions WHERE version = 2) WHERE version = 1;",
+			 NULL };
+
+	if (access("/usr/bin/sqlite3", X_OK)) {
+		printf("read_tampered_ebadmsg: SKIPPED: no sqlite3 program\n");
+		return;
+	}
+	mk("db", "aaaa");
+	add("db", "bbbb");
+	snprintf(db, sizeof(db), "%s/secretfs.db", h_store);
+	up(NULL);
+	/* one version's ciphertext moved onto another: never returned */
+	ck_assert_int_eq(h_run(argv, NULL), 0);
+	ck_assert_int_eq(ERR(open(P("secrets/db/versions/1"), O_RDONLY)),
+			 EBADMSG);
+	assert_reads("secrets/db/versions/2", "bbbb");
+}
+END_TEST
+
 /* --- writes ------------------------------------------------------------ */
 
 START_TEST(write_default_trunc)
@@ -744,7 +768,8 @@ int main(void)
 	const TTest *const tests[] = {
 		layout_root, layout_secret, layout_no_default,
 		read_default_and_versions, read_binary_exact, read_snapshot,
-		read_deactivated, read_key_deactivated, write_default_trunc,
+		read_deactivated, read_key_deactivated, read_tampered_ebadmsg,
+		write_default_trunc,
 		write_default_creates_first, write_default_needs_trunc,
 		write_nothing_commits_nothing, write_version_excl,
 		write_version_race_lost, write_existing_version_eperm,
