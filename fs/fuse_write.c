@@ -259,6 +259,19 @@ static void wfh_free(struct wfh *h)
 	free(h);
 }
 
+/* Staged files one uid may hold at once (each up to SFS_VALUE_MAX). */
+#define FS_STAGED_MAX 64
+
+static int staged_count(uint32_t uid)
+{
+	struct staged *s;
+	int n = 0;
+
+	for (s = staged_list; s; s = s->next)
+		n += !s->unlinked && s->uid == uid;
+	return n;
+}
+
 /* A staged handle: find or make the file (staged_lock not held). */
 static int staged_open(struct wfh *h, const char *name, int flags,
 		       int create)
@@ -272,6 +285,8 @@ static int staged_open(struct wfh *h, const char *name, int flags,
 		rc = EEXIST;
 	} else if (!s && !create) {
 		rc = ENOENT;
+	} else if (!s && staged_count(h->caller.uid) >= FS_STAGED_MAX) {
+		rc = sfs_err_errno(SFS_ENOSPC); /* memory is not for hoarding */
 	} else if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s) {

@@ -39,6 +39,46 @@ static int usage(const char *why)
 	return cli_usage_error("mount", why);
 }
 
+static const char mount_help[] =
+	"Usage: secretfs [--store DIR] mount MOUNTPOINT [-f] [-o OPT,...]\n"
+	"\n"
+	"Serve the store as files at MOUNTPOINT (an empty directory):\n"
+	"secrets/NAME/{default,versions/N,kv/KEY}, keys/NAME, .status.\n"
+	"\n"
+	"  -f                 stay in the foreground\n"
+	"  -o ro              read-only (any number beside one read-write)\n"
+	"  -o allow_other     let other users (and containers) in\n"
+	"  -o only=GLOB[:GLOB...]  expose only the matching secrets\n"
+	"  -o cache=strict|open|kernel  strict (default): plaintext never\n"
+	"                     stays in the page cache\n"
+	"  -o audit=on|off    audit each value read (default on)\n"
+	"  -o debug           log every request (implies -f)\n"
+	"  -o auto_unmount    unmount if the daemon dies\n";
+
+static const char umount_help[] =
+	"Usage: secretfs umount MOUNTPOINT\n"
+	"\n"
+	"Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n";
+
+static const char status_help[] =
+	"Usage: secretfs status MOUNTPOINT\n"
+	"\n"
+	"Print the mount's MOUNTPOINT/.status: program version, store,\n"
+	"options, counts and health, as JSON.\n";
+
+/* -h / --help anywhere among a command's arguments: print, then exit 0. */
+static int help(int argc, char **argv, const char *text)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(text, stdout);
+			return 1;
+		}
+	return 0;
+}
+
 /* One -o word. 0, or EXIT_USAGE after printing why. */
 static int parse_opt(struct fs_opts *o, const char *w)
 {
@@ -308,6 +348,8 @@ int cmd_mount(const struct cli_global *g, int argc, char **argv)
 	char store[PATH_MAX], key[PATH_MAX], mp[PATH_MAX];
 	int rc, lock_fd = -1;
 
+	if (help(argc, argv, mount_help))
+		return EXIT_OK;
 	memset(&o, 0, sizeof(o));
 	if ((rc = parse_args(&o, argc, argv)))
 		goto out;
@@ -388,6 +430,8 @@ int cmd_umount(const struct cli_global *g, int argc, char **argv)
 	const char *why;
 
 	(void)g;
+	if (help(argc, argv, umount_help))
+		return EXIT_OK;
 	if (argc != 2)
 		return cli_usage_error("umount", "expected MOUNTPOINT");
 	if (fusermount_u(argv[1], msg, sizeof(msg)) == 0)
@@ -405,6 +449,8 @@ int cmd_status(const struct cli_global *g, int argc, char **argv)
 	int fd;
 
 	(void)g;
+	if (help(argc, argv, status_help))
+		return EXIT_OK;
 	if (argc != 2)
 		return cli_usage_error("status", "expected MOUNTPOINT");
 	snprintf(path, sizeof(path), "%s/.status", argv[1]);
