@@ -177,6 +177,8 @@ static int attr_value(const struct fs_node_info *n, struct stat *st)
 	uint32_t num = n->kind == FK_VERSION ? n->version : 0;
 	int rc = secret_rec(n->secret, &r);
 
+	memset(&v, 0, sizeof(v));
+
 	if (rc)
 		return rc;
 	if (num == 0 && r.default_version == 0)
@@ -468,6 +470,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t ino;
 	int rc = fs_node_get(parent, &p);
 
+	memset(&n, 0, sizeof(n));
 	if (!rc)
 		rc = resolve(req, &p, name, &n);
 	if (!rc) {

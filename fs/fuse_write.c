@@ -190,8 +190,10 @@ int fs_staged_truncate(const char *secret, const char *name, uint32_t uid,
 static int put(unsigned char **buf, size_t *len, int *poison,
 	       const char *data, size_t size, off_t off)
 {
-	if (*poison)
-		return *poison;
+	int was = *poison;
+
+	if (was)
+		return was;
 	if (off < 0 || (size_t)off > *len)
 		return *poison = EINVAL;
 	if (size > SFS_VALUE_MAX || (size_t)off > SFS_VALUE_MAX - size)
