@@ -43,10 +43,10 @@ struct fs_daemon fs_d;
  * has returned here.
  */
 struct rfh {
-	int write;              /* 0: always (fuse_write.c's start with 1) */
-	int refs;               /* atomic */
-	struct sfs_value val;   /* value plaintext (core-owned buffer) */
-	char *buf;              /* kv entry, .status or key JSON */
+	int write;	      /* 0: always (fuse_write.c's start with 1) */
+	int refs;	      /* atomic */
+	struct sfs_value val; /* value plaintext (core-owned buffer) */
+	char *buf;	      /* kv entry, .status or key JSON */
 	size_t len;
 };
 
@@ -242,8 +242,7 @@ static int kv_entry(fuse_req_t req, const char *secret, const char *key,
 }
 
 /* keys/NAME as JSON (malloc'd, trailing newline). */
-static int key_json(fuse_req_t req, const char *name, char **out,
-		    size_t *len)
+static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 {
 	struct sfs_caller c;
 	struct sfs_key_rec k;
@@ -329,8 +328,7 @@ static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
 	return rc;
 }
 
-int fs_node_attr(fuse_req_t req, const struct fs_node_info *n,
-		 struct stat *st)
+int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 {
 	struct sfs_secret_rec r;
 	int rc = SFS_OK;
@@ -520,8 +518,9 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st, n.kind == FK_STAGED || n.writers
-						  ? 0 : fs_d.attr_timeout);
+		fuse_reply_attr(
+		    req, &st,
+		    n.kind == FK_STAGED || n.writers ? 0 : fs_d.attr_timeout);
 }
 
 /* --- directories ------------------------------------------------------- */
@@ -573,8 +572,7 @@ static int list_version_cb(void *arg, const struct sfs_version_rec *v)
 	return db_add(arg, num, 0);
 }
 
-static int list_kv_cb(void *arg, const char *key, const char *val,
-		      size_t len)
+static int list_kv_cb(void *arg, const char *key, const char *val, size_t len)
 {
 	(void)val;
 	(void)len;
@@ -635,7 +633,8 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 		return rc;
 	switch (n->kind) {
 	case FK_ROOT:
-		if ((rc = db_add(b, "secrets", 1)) || (rc = db_add(b, "keys", 1)))
+		if ((rc = db_add(b, "secrets", 1)) ||
+		    (rc = db_add(b, "keys", 1)))
 			return rc;
 		return db_add(b, ".status", 0);
 	case FK_SECRETS:
@@ -688,8 +687,8 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
-static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-		       off_t off, struct fuse_file_info *fi)
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
 {
 	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
 
@@ -697,10 +696,9 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	if (off < 0 || (size_t)off >= b->len)
 		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, b->p + off,
-			       size < b->len - (size_t)off
-				       ? size
-				       : b->len - (size_t)off);
+		fuse_reply_buf(
+		    req, b->p + off,
+		    size < b->len - (size_t)off ? size : b->len - (size_t)off);
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -913,8 +911,8 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (n.kind == FK_STAGED) {
-		fuse_reply_err(req, fs_staged_unlink(n.secret, n.name,
-						     n.version));
+		fuse_reply_err(req,
+			       fs_staged_unlink(n.secret, n.name, n.version));
 		return;
 	}
 	if (n.kind != FK_VERSION) {
@@ -1057,40 +1055,40 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
-	.init = fs_init,
-	.lookup = fs_lookup,
-	.forget = fs_forget,
-	.forget_multi = fs_forget_multi,
-	.getattr = fs_getattr,
-	.setattr = fs_setattr,
-	.mknod = fs_mknod,
-	.symlink = fs_symlink,
-	.link = fs_link,
-	.mkdir = fs_mkdir,
-	.unlink = fs_unlink,
-	.rmdir = fs_rmdir,
-	.rename = fs_rename,
-	.open = fs_open,
-	.read = fs_read,
-	.write = fs_write,
-	.flush = fs_flush,
-	.release = fs_release,
-	.opendir = fs_opendir,
-	.readdir = fs_readdir,
-	.releasedir = fs_releasedir,
-	.statfs = fs_statfs,
-	.setxattr = fs_setxattr,
-	.getxattr = fs_getxattr,
-	.listxattr = fs_listxattr,
-	.removexattr = fs_removexattr,
-	.create = fs_create,
+    .init = fs_init,
+    .lookup = fs_lookup,
+    .forget = fs_forget,
+    .forget_multi = fs_forget_multi,
+    .getattr = fs_getattr,
+    .setattr = fs_setattr,
+    .mknod = fs_mknod,
+    .symlink = fs_symlink,
+    .link = fs_link,
+    .mkdir = fs_mkdir,
+    .unlink = fs_unlink,
+    .rmdir = fs_rmdir,
+    .rename = fs_rename,
+    .open = fs_open,
+    .read = fs_read,
+    .write = fs_write,
+    .flush = fs_flush,
+    .release = fs_release,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .releasedir = fs_releasedir,
+    .statfs = fs_statfs,
+    .setxattr = fs_setxattr,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+    .removexattr = fs_removexattr,
+    .create = fs_create,
 };
 
 /* --- .status ----------------------------------------------------------- */
 
 static struct sfs_json *status_options(void)
 {
-	static const char *const caches[] = { "strict", "open", "kernel" };
+	static const char *const caches[] = {"strict", "open", "kernel"};
 	struct sfs_json *o = sfs_json_object();
 
 	if (!o || sfs_json_set_bool(o, "ro", fs_d.opts.readonly) ||
@@ -1171,8 +1169,7 @@ static void invalidate_all(void)
 	for (i = 0; i < n && !fs_d.stopping; i++) {
 		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
 		fuse_lowlevel_notify_inval_entry(fs_d.se, v[i].parent,
-						 v[i].name,
-						 strlen(v[i].name));
+						 v[i].name, strlen(v[i].name));
 	}
 	free(v);
 }
@@ -1191,7 +1188,7 @@ void fs_secret_changed(const char *secret)
 
 static void *poller(void *arg)
 {
-	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	struct timespec ts = {0, 50 * 1000 * 1000};
 	uint64_t g;
 
 	(void)arg;
@@ -1203,8 +1200,7 @@ static void *poller(void *arg)
 		if (g != fs_d.generation) {
 			invalidate_all();
 			/* Only now: opens compare against it (cached_open). */
-			__atomic_store_n(&fs_d.generation, g,
-					 __ATOMIC_RELEASE);
+			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
 		}
 	}
 	return NULL;

@@ -29,24 +29,24 @@
 
 /* What a node is; the fixed nodes have fixed inode numbers. */
 enum fs_kind {
-	FK_ROOT = 1,   /* ino 1 */
-	FK_SECRETS,    /* ino 2: secrets/ */
-	FK_KEYS,       /* ino 3: keys/ */
-	FK_STATUS,     /* ino 4: .status */
-	FK_SECRET,     /* secrets/NAME */
-	FK_DEFAULT,    /* secrets/NAME/default */
-	FK_VERSIONS,   /* secrets/NAME/versions */
-	FK_VERSION,    /* secrets/NAME/versions/N */
-	FK_KVDIR,      /* secrets/NAME/kv */
-	FK_KV,         /* secrets/NAME/kv/KEY */
-	FK_STAGED,     /* secrets/NAME/.X (version = the owner's uid) */
-	FK_KEY,        /* keys/NAME */
+	FK_ROOT = 1, /* ino 1 */
+	FK_SECRETS,  /* ino 2: secrets/ */
+	FK_KEYS,     /* ino 3: keys/ */
+	FK_STATUS,   /* ino 4: .status */
+	FK_SECRET,   /* secrets/NAME */
+	FK_DEFAULT,  /* secrets/NAME/default */
+	FK_VERSIONS, /* secrets/NAME/versions */
+	FK_VERSION,  /* secrets/NAME/versions/N */
+	FK_KVDIR,    /* secrets/NAME/kv */
+	FK_KV,	     /* secrets/NAME/kv/KEY */
+	FK_STAGED,   /* secrets/NAME/.X (version = the owner's uid) */
+	FK_KEY,	     /* keys/NAME */
 };
 
-#define FS_INO_ROOT 1
-#define FS_INO_SECRETS 2
-#define FS_INO_KEYS 3
-#define FS_INO_STATUS 4
+#define FS_INO_ROOT	     1
+#define FS_INO_SECRETS	     2
+#define FS_INO_KEYS	     3
+#define FS_INO_STATUS	     4
 #define FS_INO_FIRST_DYNAMIC 16
 
 /* A copy of a node's identity, safe to use after the table lock. */
@@ -54,10 +54,10 @@ struct fs_node_info {
 	uint64_t ino;
 	uint64_t parent;
 	int kind;
-	uint32_t version;           /* FK_VERSION: N; FK_STAGED: owner uid */
-	int writers;                /* open write handles (pending files) */
+	uint32_t version; /* FK_VERSION: N; FK_STAGED: owner uid */
+	int writers;	  /* open write handles (pending files) */
 	char secret[SFS_NAME_MAX + 1];
-	char name[256];             /* the entry's name in its parent */
+	char name[256]; /* the entry's name in its parent */
 };
 
 enum fs_cache { FS_CACHE_STRICT, FS_CACHE_OPEN, FS_CACHE_KERNEL };
@@ -70,10 +70,10 @@ struct fs_opts {
 	int debug;
 	int auto_unmount;
 	int foreground;
-	int cache;             /* enum fs_cache */
-	char *only;            /* "GLOB:GLOB..." or NULL */
+	int cache;  /* enum fs_cache */
+	char *only; /* "GLOB:GLOB..." or NULL */
 	const char *mountpoint;
-	char *optstring;       /* as given, for .status */
+	char *optstring; /* as given, for .status */
 };
 
 /* The daemon's state: one per process. */
@@ -81,13 +81,13 @@ struct fs_daemon {
 	struct sfs_ctx *ctx;
 	struct fuse_session *se;
 	struct fs_opts opts;
-	struct sfs_caller meta;  /* the daemon itself: metadata for stat */
+	struct sfs_caller meta; /* the daemon itself: metadata for stat */
 	uint32_t owner_uid;
 	double entry_timeout, attr_timeout;
 	pthread_t poller;
 	int poller_started;
 	volatile int stopping;
-	uint64_t generation;     /* caches dropped up to it (atomic) */
+	uint64_t generation; /* caches dropped up to it (atomic) */
 };
 
 extern struct fs_daemon fs_d;
@@ -121,8 +121,12 @@ size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out);
 
 /* --- fuse.c ------------------------------------------------------------ */
 extern const struct fuse_lowlevel_ops fs_ops;
-enum { FS_CALLER_GROUPS = 1, FS_CALLER_COMM = 2, FS_CALLER_ROLES = 4,
-       FS_CALLER_FULL = 7 };
+enum {
+	FS_CALLER_GROUPS = 1,
+	FS_CALLER_COMM = 2,
+	FS_CALLER_ROLES = 4,
+	FS_CALLER_FULL = 7
+};
 /* Build the request's caller; 0 or an errno. */
 int fs_caller(fuse_req_t req, int need, struct sfs_caller *c);
 /* Reply with the errno of a core code. */
@@ -130,8 +134,7 @@ void fs_reply_core(fuse_req_t req, int code);
 /* Is a secret name inside the only= view? */
 int fs_visible(const char *name);
 /* Fill attributes of a node; 0 or an errno. */
-int fs_node_attr(fuse_req_t req, const struct fs_node_info *n,
-		 struct stat *st);
+int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st);
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
 		   const struct stat *st, int pending);
 /* A change through this mount touched secret: drop the kernel's cached
@@ -147,8 +150,8 @@ char *fs_status_json(size_t *len);
 struct fs_fh;
 void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
 		   struct fuse_file_info *fi);
-void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       mode_t mode, struct fuse_file_info *fi);
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	      off_t off, struct fuse_file_info *fi);
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -172,8 +175,7 @@ void fs_staged_fini(void);
 int fs_write_truncate(struct fuse_file_info *fi, off_t size);
 
 /* --- fuse_xattr.c ------------------------------------------------------ */
-void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-		 size_t size);
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);

@@ -28,7 +28,7 @@ struct fnode {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fnode **by_ino, **by_key; /* lock */
-static size_t nbuckets, count;          /* lock */
+static size_t nbuckets, count;		/* lock */
 static uint64_t next_ino = FS_INO_FIRST_DYNAMIC;
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
@@ -228,10 +228,9 @@ uint64_t fs_node_ref(uint64_t parent, int kind, const char *secret,
 
 static int fixed_get(uint64_t ino, struct fs_node_info *out)
 {
-	static const int kinds[] = { 0, FK_ROOT, FK_SECRETS, FK_KEYS,
-				     FK_STATUS };
-	static const char *const names[] = { "", "", "secrets", "keys",
-					     ".status" };
+	static const int kinds[] = {0, FK_ROOT, FK_SECRETS, FK_KEYS, FK_STATUS};
+	static const char *const names[] = {"", "", "secrets", "keys",
+					    ".status"};
 
 	memset(out, 0, sizeof(*out));
 	out->ino = ino;

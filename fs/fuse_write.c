@@ -38,8 +38,8 @@ struct staged {
 	uint32_t uid;
 	unsigned char *buf; /* SFS_VALUE_MAX bytes once written */
 	size_t len;
-	int poison;         /* errno that refuses a commit, or 0 */
-	int refs;           /* open handles */
+	int poison; /* errno that refuses a commit, or 0 */
+	int refs;   /* open handles */
 	int unlinked;
 	int64_t mtime;
 };
@@ -51,14 +51,14 @@ struct wfh {
 	pthread_mutex_t lock;
 	struct sfs_caller caller;
 	char secret[SFS_NAME_MAX + 1];
-	uint32_t expect;      /* versions/N: N; default: 0 */
+	uint32_t expect; /* versions/N: N; default: 0 */
 	uint64_t ino;
-	int32_t tgid;         /* the writer's process (its threads share) */
-	struct staged *st;    /* staged file, or NULL */
-	unsigned char *buf;   /* lock; SFS_VALUE_MAX bytes */
-	size_t len;           /* lock */
-	int dirty, done;      /* lock: wrote something; committed/refused */
-	int poison;           /* lock: errno, or 0 */
+	int32_t tgid;	    /* the writer's process (its threads share) */
+	struct staged *st;  /* staged file, or NULL */
+	unsigned char *buf; /* lock; SFS_VALUE_MAX bytes */
+	size_t len;	    /* lock */
+	int dirty, done;    /* lock: wrote something; committed/refused */
+	int poison;	    /* lock: errno, or 0 */
 };
 
 static pthread_mutex_t staged_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -187,8 +187,8 @@ int fs_staged_truncate(const char *secret, const char *name, uint32_t uid,
  * Put size bytes at off into buf (SFS_VALUE_MAX bytes, allocated here on
  * first use). A hole or a value past the limit poisons: the errno sticks.
  */
-static int put(unsigned char **buf, size_t *len, int *poison,
-	       const char *data, size_t size, off_t off)
+static int put(unsigned char **buf, size_t *len, int *poison, const char *data,
+	       size_t size, off_t off)
 {
 	int was = *poison;
 
@@ -275,8 +275,7 @@ static int staged_count(uint32_t uid)
 }
 
 /* A staged handle: find or make the file (staged_lock not held). */
-static int staged_open(struct wfh *h, const char *name, int flags,
-		       int create)
+static int staged_open(struct wfh *h, const char *name, int flags, int create)
 {
 	struct staged *s;
 	int rc = 0;
@@ -315,8 +314,7 @@ static int staged_open(struct wfh *h, const char *name, int flags,
 }
 
 /* Reply to an open/create with the handle; undo it if the reply fails. */
-static void reply_open(fuse_req_t req, struct wfh *h,
-		       struct fuse_file_info *fi,
+static void reply_open(fuse_req_t req, struct wfh *h, struct fuse_file_info *fi,
 		       const struct fuse_entry_param *e)
 {
 	int bad;
@@ -342,8 +340,8 @@ static int writer_check(fuse_req_t req, const char *secret, uint32_t expect,
 		return e;
 	if (!fs_visible(secret))
 		return ENOENT;
-	return sfs_err_errno(sfs_version_can_add(fs_d.ctx, c, secret, expect,
-						 NULL));
+	return sfs_err_errno(
+	    sfs_version_can_add(fs_d.ctx, c, secret, expect, NULL));
 }
 
 void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
@@ -403,8 +401,8 @@ static int create_target(fuse_req_t req, const struct fs_node_info *p,
 	return strlen(name) > 255 ? ENAMETOOLONG : 0;
 }
 
-void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-	       mode_t mode, struct fuse_file_info *fi)
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
 {
 	struct fs_node_info p, n;
 	struct fuse_entry_param ep;
@@ -599,8 +597,8 @@ int fs_write_truncate(struct fuse_file_info *fi, off_t size)
 }
 
 /* Commit staged file name onto default (the rename's errno, or 0). */
-static int rename_commit(fuse_req_t req, const char *secret,
-			 const char *name, unsigned int flags)
+static int rename_commit(fuse_req_t req, const char *secret, const char *name,
+			 unsigned int flags)
 {
 	struct sfs_secret_rec r;
 	struct sfs_caller c;
@@ -611,7 +609,7 @@ static int rename_commit(fuse_req_t req, const char *secret,
 		return e;
 	if ((flags & RENAME_NOREPLACE) &&
 	    sfs_secret_get(fs_d.ctx, &fs_d.meta, secret, &r, &full, NULL) ==
-		    SFS_OK &&
+		SFS_OK &&
 	    r.default_version)
 		return EEXIST;
 	pthread_mutex_lock(&staged_lock);

@@ -25,9 +25,23 @@
 enum { ON_DIR = 1, ON_VALUE = 2, ON_KEY = 4 };
 
 enum xid {
-	X_ID, X_NAME, X_DESC, X_STATUS, X_AC, X_ALLOWED, X_DEFAULT, X_LATEST,
-	X_CREATED_AT, X_CREATED_BY, X_KEY_ID, X_KEY_NAME, X_KEY_TYPE,
-	X_KEY_STATE, X_VERSION, X_VSTATE, X_FORMAT
+	X_ID,
+	X_NAME,
+	X_DESC,
+	X_STATUS,
+	X_AC,
+	X_ALLOWED,
+	X_DEFAULT,
+	X_LATEST,
+	X_CREATED_AT,
+	X_CREATED_BY,
+	X_KEY_ID,
+	X_KEY_NAME,
+	X_KEY_TYPE,
+	X_KEY_STATE,
+	X_VERSION,
+	X_VSTATE,
+	X_FORMAT
 };
 
 static const struct xattr {
@@ -35,24 +49,23 @@ static const struct xattr {
 	int on;
 	int partial; /* in the partial view of a secret dir */
 } xattrs[] = {
-	[X_ID] = { "user.secret.id", ON_DIR, 1 },
-	[X_NAME] = { "user.secret.name", ON_DIR, 1 },
-	[X_DESC] = { "user.secret.description", ON_DIR, 1 },
-	[X_STATUS] = { "user.secret.status", ON_DIR, 0 },
-	[X_AC] = { "user.secret.access_control", ON_DIR, 1 },
-	[X_ALLOWED] = { "user.secret.allowed_principals", ON_DIR, 0 },
-	[X_DEFAULT] = { "user.secret.default_version", ON_DIR, 0 },
-	[X_LATEST] = { "user.secret.latest_version", ON_DIR, 0 },
-	[X_CREATED_AT] = { "user.secret.created_at", ON_DIR | ON_VALUE, 1 },
-	[X_CREATED_BY] = { "user.secret.created_by", ON_DIR | ON_VALUE, 1 },
-	[X_KEY_ID] = { "user.kms.key_id", ON_DIR | ON_VALUE | ON_KEY, 0 },
-	[X_KEY_NAME] = { "user.kms.key_name", ON_DIR | ON_VALUE | ON_KEY, 0 },
-	[X_KEY_TYPE] = { "user.kms.key_type", ON_DIR | ON_VALUE | ON_KEY, 0 },
-	[X_KEY_STATE] = { "user.kms.key_state", ON_DIR | ON_VALUE | ON_KEY,
-			  0 },
-	[X_VERSION] = { "user.secret.version", ON_VALUE, 0 },
-	[X_VSTATE] = { "user.secret.version_state", ON_VALUE, 0 },
-	[X_FORMAT] = { "user.secret.format", ON_VALUE, 0 },
+    [X_ID] = {"user.secret.id", ON_DIR, 1},
+    [X_NAME] = {"user.secret.name", ON_DIR, 1},
+    [X_DESC] = {"user.secret.description", ON_DIR, 1},
+    [X_STATUS] = {"user.secret.status", ON_DIR, 0},
+    [X_AC] = {"user.secret.access_control", ON_DIR, 1},
+    [X_ALLOWED] = {"user.secret.allowed_principals", ON_DIR, 0},
+    [X_DEFAULT] = {"user.secret.default_version", ON_DIR, 0},
+    [X_LATEST] = {"user.secret.latest_version", ON_DIR, 0},
+    [X_CREATED_AT] = {"user.secret.created_at", ON_DIR | ON_VALUE, 1},
+    [X_CREATED_BY] = {"user.secret.created_by", ON_DIR | ON_VALUE, 1},
+    [X_KEY_ID] = {"user.kms.key_id", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_KEY_NAME] = {"user.kms.key_name", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_KEY_TYPE] = {"user.kms.key_type", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_KEY_STATE] = {"user.kms.key_state", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_VERSION] = {"user.secret.version", ON_VALUE, 0},
+    [X_VSTATE] = {"user.secret.version_state", ON_VALUE, 0},
+    [X_FORMAT] = {"user.secret.format", ON_VALUE, 0},
 };
 #define NXATTRS (sizeof(xattrs) / sizeof(xattrs[0]))
 
@@ -89,8 +102,8 @@ static int q_caller(struct xq *q)
 {
 	if (!q->have_c) {
 		q->have_c = 1;
-		q->c_rc = fs_caller(q->req, FS_CALLER_FULL, &q->c) ? SFS_EIO
-								 : SFS_OK;
+		q->c_rc =
+		    fs_caller(q->req, FS_CALLER_FULL, &q->c) ? SFS_EIO : SFS_OK;
 	}
 	return q->c_rc;
 }
@@ -303,8 +316,7 @@ static void reply_data(fuse_req_t req, const char *data, size_t len,
 		fuse_reply_buf(req, data, len);
 }
 
-void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-		 size_t size)
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	char out[SFS_ALLOWED_MAX + SFS_DESC_MAX + 1];
 	struct xq q;
@@ -388,8 +400,7 @@ static int set_dir(struct xq *q, enum xid id, const char *v)
 	case X_DEFAULT:
 		errno = 0;
 		n = strtoul(v, &end, 10);
-		if (v[0] < '0' || v[0] > '9' || *end || errno ||
-		    n > UINT32_MAX)
+		if (v[0] < '0' || v[0] > '9' || *end || errno || n > UINT32_MAX)
 			return SFS_EINVAL;
 		num = (uint32_t)n;
 		return sfs_version_set_default(fs_d.ctx, &q->c, s, num, NULL);
@@ -412,8 +423,8 @@ static int set_one(struct xq *q, int id, const char *v)
 		return SFS_EPERM;
 	if ((on = word(v, "active", "deactivated")) < 0)
 		return SFS_EINVAL;
-	return sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret,
-				     q->n.version, on, NULL);
+	return sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret, q->n.version,
+				     on, NULL);
 }
 
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

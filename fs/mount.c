@@ -40,31 +40,31 @@ static int usage(const char *why)
 }
 
 static const char mount_help[] =
-	"Usage: secretfs [--store DIR] mount MOUNTPOINT [-f] [-o OPT,...]\n"
-	"\n"
-	"Serve the store as files at MOUNTPOINT (an empty directory):\n"
-	"secrets/NAME/{default,versions/N,kv/KEY}, keys/NAME, .status.\n"
-	"\n"
-	"  -f                 stay in the foreground\n"
-	"  -o ro              read-only (any number beside one read-write)\n"
-	"  -o allow_other     let other users (and containers) in\n"
-	"  -o only=GLOB[:GLOB...]  expose only the matching secrets\n"
-	"  -o cache=strict|open|kernel  strict (default): plaintext never\n"
-	"                     stays in the page cache\n"
-	"  -o audit=on|off    audit each value read (default on)\n"
-	"  -o debug           log every request (implies -f)\n"
-	"  -o auto_unmount    unmount if the daemon dies\n";
+    "Usage: secretfs [--store DIR] mount MOUNTPOINT [-f] [-o OPT,...]\n"
+    "\n"
+    "Serve the store as files at MOUNTPOINT (an empty directory):\n"
+    "secrets/NAME/{default,versions/N,kv/KEY}, keys/NAME, .status.\n"
+    "\n"
+    "  -f                 stay in the foreground\n"
+    "  -o ro              read-only (any number beside one read-write)\n"
+    "  -o allow_other     let other users (and containers) in\n"
+    "  -o only=GLOB[:GLOB...]  expose only the matching secrets\n"
+    "  -o cache=strict|open|kernel  strict (default): plaintext never\n"
+    "                     stays in the page cache\n"
+    "  -o audit=on|off    audit each value read (default on)\n"
+    "  -o debug           log every request (implies -f)\n"
+    "  -o auto_unmount    unmount if the daemon dies\n";
 
 static const char umount_help[] =
-	"Usage: secretfs umount MOUNTPOINT\n"
-	"\n"
-	"Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n";
+    "Usage: secretfs umount MOUNTPOINT\n"
+    "\n"
+    "Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n";
 
 static const char status_help[] =
-	"Usage: secretfs status MOUNTPOINT\n"
-	"\n"
-	"Print the mount's MOUNTPOINT/.status: program version, store,\n"
-	"options, counts and health, as JSON.\n";
+    "Usage: secretfs status MOUNTPOINT\n"
+    "\n"
+    "Print the mount's MOUNTPOINT/.status: program version, store,\n"
+    "options, counts and health, as JSON.\n";
 
 /* -h / --help anywhere among a command's arguments: print, then exit 0. */
 static int help(int argc, char **argv, const char *text)
@@ -135,7 +135,8 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-f")) {
 			o->foreground = 1;
-		} else if (!strcmp(argv[i], "-o") || !strncmp(argv[i], "-o", 2)) {
+		} else if (!strcmp(argv[i], "-o") ||
+			   !strncmp(argv[i], "-o", 2)) {
 			const char *list = argv[i][2] ? argv[i] + 2 : argv[++i];
 
 			if (i >= argc || !list)
@@ -172,8 +173,8 @@ static int inside(const char *mp, const char *path)
 
 	if (!path || !realpath(path, real))
 		return 0;
-	return !strncmp(real, mp, n) && (real[n] == '/' || real[n] == '\0' ||
-					 !strcmp(mp, "/"));
+	return !strncmp(real, mp, n) &&
+	       (real[n] == '/' || real[n] == '\0' || !strcmp(mp, "/"));
 }
 
 static int empty_dir(const char *mp)
@@ -227,8 +228,8 @@ static int lock_store(struct sfs_ctx *ctx)
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		fail(what, errno == EWOULDBLOCK
-				   ? "already mounted read-write elsewhere"
-				   : strerror(errno));
+			       ? "already mounted read-write elsewhere"
+			       : strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -238,7 +239,7 @@ static int lock_store(struct sfs_ctx *ctx)
 /* After daemonizing: no core dumps, no ptrace, memory locked. */
 static void harden(void)
 {
-	struct rlimit rl = { 0, 0 };
+	struct rlimit rl = {0, 0};
 	int flags = MCL_CURRENT | MCL_FUTURE;
 
 	setrlimit(RLIMIT_CORE, &rl);
@@ -250,8 +251,8 @@ static void harden(void)
 	 * allocations fail once the limit is reached: lock only when the
 	 * limit allows it (root, CAP_IPC_LOCK or an unlimited limit). The
 	 * key material is in libsodium's locked memory either way. */
-	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    geteuid() != 0) {
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && geteuid() != 0) {
 		fprintf(stderr, "secretfs: mount: memory not locked: "
 				"RLIMIT_MEMLOCK is limited\n");
 		return;
@@ -268,8 +269,7 @@ static struct fuse_session *session_new(struct fs_opts *o)
 	char opts[64 + PATH_MAX];
 
 	snprintf(opts, sizeof(opts), "fsname=secretfs,subtype=secretfs%s%s%s",
-		 o->readonly ? ",ro" : "",
-		 o->allow_other ? ",allow_other" : "",
+		 o->readonly ? ",ro" : "", o->allow_other ? ",allow_other" : "",
 		 o->auto_unmount ? ",auto_unmount" : "");
 	if (fuse_opt_add_arg(&args, "secretfs") ||
 	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, opts) ||
@@ -413,7 +413,8 @@ static int fusermount_u(const char *mp, char *msg, size_t cap)
 		_exit(EXIT_FAIL);
 	}
 	close(fds[1]);
-	while (len + 1 < cap && (n = read(fds[0], msg + len, cap - len - 1)) > 0)
+	while (len + 1 < cap &&
+	       (n = read(fds[0], msg + len, cap - len - 1)) > 0)
 		len += (size_t)n;
 	close(fds[0]);
 	msg[len] = '\0';

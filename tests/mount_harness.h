@@ -158,7 +158,7 @@ static int h_mount_at(const char *mp, const char *opts, pid_t *out)
 	int st, i, fd;
 	char path[600];
 	struct stat sb;
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	struct timespec ts = {0, 5 * 1000 * 1000};
 
 	fflush(NULL);
 	pid = fork();
@@ -201,8 +201,8 @@ static int h_mount_at(const char *mp, const char *opts, pid_t *out)
 
 static void h_umount_at(const char *mp, pid_t *pid)
 {
-	char *argv[] = { "fusermount3", "-u", (char *)mp, NULL };
-	char *lazy[] = { "fusermount3", "-u", "-z", (char *)mp, NULL };
+	char *argv[] = {"fusermount3", "-u", (char *)mp, NULL};
+	char *lazy[] = {"fusermount3", "-u", "-z", (char *)mp, NULL};
 	int st;
 
 	if (*pid <= 0)
@@ -283,15 +283,15 @@ __attribute__((unused)) static int slurp(const char *rel, char **out,
 }
 
 /* Assert a file under the mount reads exactly s. */
-#define assert_reads(rel, s)                                                  \
-	do {                                                                  \
-		char *got_;                                                   \
-		size_t len_;                                                  \
-		int e_ = slurp(rel, &got_, &len_);                            \
-		ck_assert_msg(e_ == 0, "%s: %s", rel, strerror(e_));          \
-		ck_assert_uint_eq(len_, strlen(s));                           \
-		ck_assert_str_eq(got_, s);                                    \
-		free(got_);                                                   \
+#define assert_reads(rel, s)                                                   \
+	do {                                                                   \
+		char *got_;                                                    \
+		size_t len_;                                                   \
+		int e_ = slurp(rel, &got_, &len_);                             \
+		ck_assert_msg(e_ == 0, "%s: %s", rel, strerror(e_));           \
+		ck_assert_uint_eq(len_, strlen(s));                            \
+		ck_assert_str_eq(got_, s);                                     \
+		free(got_);                                                    \
 	} while (0)
 
 /* open(rel, flags) + write + close; 0 or the first errno. */
@@ -327,18 +327,18 @@ __attribute__((unused)) static const char *xget(const char *rel,
 	return buf;
 }
 
-#define assert_xattr(rel, name, s)                                            \
-	do {                                                                  \
-		const char *v_ = xget(rel, name);                             \
-		ck_assert_msg(v_, "%s %s: %s", rel, name, strerror(errno));   \
-		ck_assert_str_eq(v_, s);                                      \
+#define assert_xattr(rel, name, s)                                             \
+	do {                                                                   \
+		const char *v_ = xget(rel, name);                              \
+		ck_assert_msg(v_, "%s %s: %s", rel, name, strerror(errno));    \
+		ck_assert_str_eq(v_, s);                                       \
 	} while (0)
 
-#define assert_xattr_err(rel, name, e)                                        \
-	do {                                                                  \
-		errno = 0;                                                    \
-		ck_assert_ptr_null(xget(rel, name));                          \
-		ck_assert_int_eq(errno, e);                                   \
+#define assert_xattr_err(rel, name, e)                                         \
+	do {                                                                   \
+		errno = 0;                                                     \
+		ck_assert_ptr_null(xget(rel, name));                           \
+		ck_assert_int_eq(errno, e);                                    \
 	} while (0)
 
 /* Run fn(arg) in a child as uid/gid (groups: none); its return value
@@ -363,13 +363,13 @@ __attribute__((unused)) static int as_user(uid_t uid, gid_t gid,
 }
 
 /* Tests that switch uid need root: they say so instead of passing. */
-#define NEED_ROOT()                                                           \
-	do {                                                                  \
-		if (geteuid() != 0) {                                         \
-			printf("%s: SKIPPED: needs root to switch uid\n",     \
-			       __func__);                                     \
-			return;                                               \
-		}                                                             \
+#define NEED_ROOT()                                                            \
+	do {                                                                   \
+		if (geteuid() != 0) {                                          \
+			printf("%s: SKIPPED: needs root to switch uid\n",      \
+			       __func__);                                      \
+			return;                                                \
+		}                                                              \
 	} while (0)
 
 /* Run tests, one test case each with a fresh store (checked fixture),

@@ -41,11 +41,11 @@ static char *list(const char *rel)
 	return out;
 }
 
-#define assert_list(rel, s)                                                   \
-	do {                                                                  \
-		const char *l_ = list(rel);                                   \
-		ck_assert_msg(l_, "%s: %s", rel, strerror(errno));            \
-		ck_assert_str_eq(l_, s);                                      \
+#define assert_list(rel, s)                                                    \
+	do {                                                                   \
+		const char *l_ = list(rel);                                    \
+		ck_assert_msg(l_, "%s: %s", rel, strerror(errno));             \
+		ck_assert_str_eq(l_, s);                                       \
 	} while (0)
 
 static void mk(const char *name, const char *value)
@@ -202,9 +202,9 @@ END_TEST
 START_TEST(read_key_deactivated)
 {
 	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
-	ck_assert_int_eq(cli("secret", "create", "db", "--key", "k1",
-			     "--value", "v", NULL),
-			 0);
+	ck_assert_int_eq(
+	    cli("secret", "create", "db", "--key", "k1", "--value", "v", NULL),
+	    0);
 	ck_assert_int_eq(cli("key", "deactivate", "k1", NULL), 0);
 	up(NULL);
 	ck_assert_int_eq(ERR(open(P("secrets/db/default"), O_RDONLY)), ENOKEY);
@@ -214,10 +214,10 @@ END_TEST
 START_TEST(read_tampered_ebadmsg)
 {
 	char db[600];
-	char *argv[] = { "sqlite3", db,
-			 "UPDATE versions SET ciphertext = (SELECT ciphertext "
-			 "FROM versions WHERE version = 2) WHERE version = 1;",
-			 NULL };
+	char *argv[] = {"sqlite3", db,
+			"UPDATE versions SET ciphertext = (SELECT ciphertext "
+			"FROM versions WHERE version = 2) WHERE version = 1;",
+			NULL};
 
 	if (access("/usr/bin/sqlite3", X_OK)) {
 		printf("read_tampered_ebadmsg: SKIPPED: no sqlite3 program\n");
@@ -243,9 +243,8 @@ START_TEST(write_default_trunc)
 
 	mk("db", "v1");
 	up(NULL);
-	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC,
-			       "written"),
-			 0);
+	ck_assert_int_eq(
+	    put_s("secrets/db/default", O_WRONLY | O_TRUNC, "written"), 0);
 	assert_reads("secrets/db/default", "written");
 	assert_reads("secrets/db/versions/2", "written");
 	assert_reads("secrets/db/versions/1", "v1");
@@ -259,9 +258,9 @@ START_TEST(write_default_creates_first)
 {
 	up(NULL);
 	ck_assert_int_eq(mkdir(P("secrets/new"), 0755), 0);
-	ck_assert_int_eq(put_s("secrets/new/default",
-			       O_WRONLY | O_CREAT | O_TRUNC, "first"),
-			 0);
+	ck_assert_int_eq(
+	    put_s("secrets/new/default", O_WRONLY | O_CREAT | O_TRUNC, "first"),
+	    0);
 	assert_reads("secrets/new/default", "first");
 	assert_list("secrets/new/versions", "1");
 }
@@ -272,9 +271,8 @@ START_TEST(write_default_needs_trunc)
 	mk("db", "v1");
 	up(NULL);
 	ck_assert_int_eq(ERR(open(P("secrets/db/default"), O_WRONLY)), EPERM);
-	ck_assert_int_eq(ERR(open(P("secrets/db/default"),
-				  O_WRONLY | O_APPEND)),
-			 EPERM);
+	ck_assert_int_eq(
+	    ERR(open(P("secrets/db/default"), O_WRONLY | O_APPEND)), EPERM);
 	ck_assert_str_eq(latest("db"), "1");
 }
 END_TEST
@@ -297,9 +295,9 @@ START_TEST(write_version_excl)
 {
 	mk("db", "v1");
 	up(NULL);
-	ck_assert_int_eq(put_s("secrets/db/versions/2",
-			       O_WRONLY | O_CREAT | O_EXCL, "two"),
-			 0);
+	ck_assert_int_eq(
+	    put_s("secrets/db/versions/2", O_WRONLY | O_CREAT | O_EXCL, "two"),
+	    0);
 	assert_reads("secrets/db/versions/2", "two");
 	assert_reads("secrets/db/default", "two");
 	/* compare-and-set: only latest+1 */
@@ -335,9 +333,8 @@ START_TEST(write_existing_version_eperm)
 	up(NULL);
 	ck_assert_int_eq(ERR(open(P("secrets/db/versions/1"), O_WRONLY)),
 			 EPERM);
-	ck_assert_int_eq(ERR(open(P("secrets/db/versions/1"),
-				  O_WRONLY | O_TRUNC)),
-			 EPERM);
+	ck_assert_int_eq(
+	    ERR(open(P("secrets/db/versions/1"), O_WRONLY | O_TRUNC)), EPERM);
 	ck_assert_int_eq(ERR(open(P("secrets/db/versions/1"), O_RDWR)), EPERM);
 }
 END_TEST
@@ -406,9 +403,8 @@ START_TEST(write_max_size_ok)
 	memset(big, 'z', sizeof(big));
 	mk("db", "v1");
 	up(NULL);
-	ck_assert_int_eq(put("secrets/db/default", O_WRONLY | O_TRUNC, big,
-			     sizeof(big)),
-			 0);
+	ck_assert_int_eq(
+	    put("secrets/db/default", O_WRONLY | O_TRUNC, big, sizeof(big)), 0);
 	ck_assert_int_eq(stat(P("secrets/db/versions/2"), &st), 0);
 	ck_assert_int_eq(st.st_size, 65536);
 }
@@ -421,12 +417,11 @@ START_TEST(write_staged_efbig)
 	memset(big, 'x', sizeof(big));
 	mk("db", "v1");
 	up(NULL);
-	ck_assert_int_eq(put("secrets/db/.big", O_WRONLY | O_CREAT, big,
-			     sizeof(big)),
-			 EFBIG);
-	ck_assert_int_eq(ERR(rename(P("secrets/db/.big"),
-				    P("secrets/db/default"))),
-			 EFBIG);
+	ck_assert_int_eq(
+	    put("secrets/db/.big", O_WRONLY | O_CREAT, big, sizeof(big)),
+	    EFBIG);
+	ck_assert_int_eq(
+	    ERR(rename(P("secrets/db/.big"), P("secrets/db/default"))), EFBIG);
 	ck_assert_str_eq(latest("db"), "1");
 }
 END_TEST
@@ -476,16 +471,14 @@ START_TEST(write_rm_default_eperm)
 	mk("db", "v1");
 	up(NULL);
 	ck_assert_int_eq(ERR(unlink(P("secrets/db/default"))), EPERM);
-	ck_assert_int_eq(ERR(rename(P("secrets/db"), P("secrets/db2"))),
-			 EPERM);
-	ck_assert_int_eq(ERR(rename(P("secrets/db/versions/1"),
-				    P("secrets/db/default"))),
-			 EPERM);
+	ck_assert_int_eq(ERR(rename(P("secrets/db"), P("secrets/db2"))), EPERM);
+	ck_assert_int_eq(
+	    ERR(rename(P("secrets/db/versions/1"), P("secrets/db/default"))),
+	    EPERM);
 	assert_reads("secrets/db/default", "v1");
 	ck_assert_int_eq(ERR(symlink("x", P("secrets/db/.link"))), EPERM);
-	ck_assert_int_eq(ERR(link(P("secrets/db/default"),
-				  P("secrets/db/.hard"))),
-			 EPERM);
+	ck_assert_int_eq(
+	    ERR(link(P("secrets/db/default"), P("secrets/db/.hard"))), EPERM);
 	ck_assert_int_eq(ERR(mknod(P("secrets/db/.fifo"), S_IFIFO | 0600, 0)),
 			 EPERM);
 }
@@ -766,22 +759,47 @@ END_TEST
 int main(void)
 {
 	const TTest *const tests[] = {
-		layout_root, layout_secret, layout_no_default,
-		read_default_and_versions, read_binary_exact, read_snapshot,
-		read_deactivated, read_key_deactivated, read_tampered_ebadmsg,
-		write_default_trunc,
-		write_default_creates_first, write_default_needs_trunc,
-		write_nothing_commits_nothing, write_version_excl,
-		write_version_race_lost, write_existing_version_eperm,
-		write_staged_rename, write_staged_unlink, write_efbig,
-		write_max_size_ok, write_staged_efbig,
-		write_close_returns_commit_error,
-		write_child_close_does_not_commit, write_rm_default_eperm,
-		mkdir_creates_secret, mkdir_name_too_long, rmdir_rules,
-		rm_version, chmod_chown_reflected, kv_entries, kv_json_values,
-		kv_text_empty, keys_dir, status_file, cli_changes_seen,
-		audit_fs_read, mount_second_rw_refused, mount_nonempty_refused,
-		mount_store_inside_refused, mount_bad_option, umount_command,
+	    layout_root,
+	    layout_secret,
+	    layout_no_default,
+	    read_default_and_versions,
+	    read_binary_exact,
+	    read_snapshot,
+	    read_deactivated,
+	    read_key_deactivated,
+	    read_tampered_ebadmsg,
+	    write_default_trunc,
+	    write_default_creates_first,
+	    write_default_needs_trunc,
+	    write_nothing_commits_nothing,
+	    write_version_excl,
+	    write_version_race_lost,
+	    write_existing_version_eperm,
+	    write_staged_rename,
+	    write_staged_unlink,
+	    write_efbig,
+	    write_max_size_ok,
+	    write_staged_efbig,
+	    write_close_returns_commit_error,
+	    write_child_close_does_not_commit,
+	    write_rm_default_eperm,
+	    mkdir_creates_secret,
+	    mkdir_name_too_long,
+	    rmdir_rules,
+	    rm_version,
+	    chmod_chown_reflected,
+	    kv_entries,
+	    kv_json_values,
+	    kv_text_empty,
+	    keys_dir,
+	    status_file,
+	    cli_changes_seen,
+	    audit_fs_read,
+	    mount_second_rw_refused,
+	    mount_nonempty_refused,
+	    mount_store_inside_refused,
+	    mount_bad_option,
+	    umount_command,
 	};
 
 	return h_main("mount", tests, sizeof(tests) / sizeof(tests[0]));

@@ -148,15 +148,13 @@ START_TEST(access_control_partial_view)
 			     "locked", "--access-control", "--value", "s",
 			     NULL),
 			 0);
-	ck_assert_int_eq(cli("secret", "update", "acl", "--mode", "0444",
-			     NULL),
+	ck_assert_int_eq(cli("secret", "update", "acl", "--mode", "0444", NULL),
 			 0);
 	up("allow_other");
 	ck_assert_int_eq(as_user(OTHER, OTHER, partial_view, NULL), 0);
 	ck_assert_int_eq(as_user(OTHER, OTHER, stat_default, "acl"), 0);
-	ck_assert_int_eq(cli("secret", "update", "acl", "--allow", "uid:4321",
-			     NULL),
-			 0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "acl", "--allow", "uid:4321", NULL), 0);
 	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "acl"), 0);
 }
 END_TEST
@@ -167,9 +165,8 @@ START_TEST(access_control_root_no_exemption)
 	ck_assert_int_eq(cli("secret", "create", "acl", "--access-control",
 			     "--value", "s", NULL),
 			 0);
-	ck_assert_int_eq(cli("secret", "update", "acl", "--owner", "4321",
-			     NULL),
-			 0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "acl", "--owner", "4321", NULL), 0);
 	up("allow_other");
 	ck_assert_int_eq(ERR(open(P("secrets/acl/default"), O_RDONLY)), EACCES);
 	assert_xattr_err("secrets/acl", "user.secret.status", EACCES);
@@ -245,9 +242,8 @@ static void cache_mode(const char *opts)
 	assert_reads("secrets/db/default", "first");
 	fd = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(cli("version", "add", "db", "--value",
-			     "second, longer", NULL),
-			 0);
+	ck_assert_int_eq(
+	    cli("version", "add", "db", "--value", "second, longer", NULL), 0);
 	/* a new version is seen at the next open, in every mode */
 	assert_reads("secrets/db/default", "second, longer");
 	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "3"),
@@ -289,9 +285,16 @@ END_TEST
 int main(void)
 {
 	const TTest *const tests[] = {
-		other_mode_bits, other_roles, access_control_partial_view,
-		access_control_root_no_exemption, ro_mount, only_hides,
-		only_listing, cache_open, cache_kernel, audit_off,
+	    other_mode_bits,
+	    other_roles,
+	    access_control_partial_view,
+	    access_control_root_no_exemption,
+	    ro_mount,
+	    only_hides,
+	    only_listing,
+	    cache_open,
+	    cache_kernel,
+	    audit_off,
 	};
 
 	return h_main("mount_access", tests, sizeof(tests) / sizeof(tests[0]));

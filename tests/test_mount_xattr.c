@@ -24,12 +24,12 @@ static int matches(const char *s, const char *re)
 	return ok;
 }
 
-#define assert_xattr_re(rel, name, re)                                        \
-	do {                                                                  \
-		const char *v_ = xget(rel, name);                             \
-		ck_assert_msg(v_, "%s %s: %s", rel, name, strerror(errno));   \
-		ck_assert_msg(matches(v_, re), "%s: '%s' !~ %s", name, v_,    \
-			      re);                                            \
+#define assert_xattr_re(rel, name, re)                                         \
+	do {                                                                   \
+		const char *v_ = xget(rel, name);                              \
+		ck_assert_msg(v_, "%s %s: %s", rel, name, strerror(errno));    \
+		ck_assert_msg(matches(v_, re), "%s: '%s' !~ %s", name, v_,     \
+			      re);                                             \
 	} while (0)
 
 #define UUID_RE "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -74,9 +74,8 @@ END_TEST
 START_TEST(get_value_files)
 {
 	mk("db", "text value");
-	ck_assert_int_eq(cli("version", "add", "db", "--value", "{\"a\":1}",
-			     NULL),
-			 0);
+	ck_assert_int_eq(
+	    cli("version", "add", "db", "--value", "{\"a\":1}", NULL), 0);
 	ck_assert_int_eq(cli("version", "add", "db", "--kv", "k=v", NULL), 0);
 	up(NULL);
 	assert_xattr("secrets/db/default", "user.secret.version", "3");
@@ -163,9 +162,8 @@ START_TEST(set_description_status)
 	ck_assert_int_eq(xset("secrets/db", "user.secret.description", "new"),
 			 0);
 	assert_xattr("secrets/db", "user.secret.description", "new");
-	ck_assert_int_eq(xset("secrets/db", "user.secret.status",
-			      "deactivated"),
-			 0);
+	ck_assert_int_eq(
+	    xset("secrets/db", "user.secret.status", "deactivated"), 0);
 	assert_xattr("secrets/db", "user.secret.status", "deactivated");
 	ck_assert_int_eq(ERR(open(P("secrets/db/default"), O_RDONLY)),
 			 EKEYREVOKED);
@@ -182,21 +180,19 @@ START_TEST(set_access_control)
 {
 	mk("db", "v");
 	up(NULL);
-	ck_assert_int_eq(xset("secrets/db", "user.secret.access_control",
-			      "enabled"),
-			 0);
+	ck_assert_int_eq(
+	    xset("secrets/db", "user.secret.access_control", "enabled"), 0);
 	assert_xattr("secrets/db", "user.secret.access_control", "enabled");
-	ck_assert_int_eq(xset("secrets/db", "user.secret.access_control",
-			      "yes"),
-			 EINVAL);
+	ck_assert_int_eq(
+	    xset("secrets/db", "user.secret.access_control", "yes"), EINVAL);
 	ck_assert_int_eq(xset("secrets/db", "user.secret.allowed_principals",
 			      "uid:1234,gid:55"),
 			 0);
 	assert_xattr("secrets/db", "user.secret.allowed_principals",
 		     "uid:1234,gid:55");
-	ck_assert_int_eq(xset("secrets/db", "user.secret.allowed_principals",
-			      "bogus:1"),
-			 EINVAL);
+	ck_assert_int_eq(
+	    xset("secrets/db", "user.secret.allowed_principals", "bogus:1"),
+	    EINVAL);
 }
 END_TEST
 
@@ -209,8 +205,7 @@ START_TEST(set_default_version)
 			 0);
 	assert_xattr("secrets/db", "user.secret.default_version", "1");
 	assert_reads("secrets/db/default", "v1");
-	ck_assert_int_eq(xset("secrets/db", "user.secret.default_version",
-			      "x"),
+	ck_assert_int_eq(xset("secrets/db", "user.secret.default_version", "x"),
 			 EINVAL);
 	ck_assert_int_eq(xset("secrets/db/versions/2",
 			      "user.secret.version_state", "deactivated"),
@@ -220,9 +215,9 @@ START_TEST(set_default_version)
 	/* an inactive version cannot be the default */
 	ck_assert_int_eq(xset("secrets/db", "user.secret.default_version", "2"),
 			 EINVAL);
-	ck_assert_int_eq(xset("secrets/db/versions/2",
-			      "user.secret.version_state", "gone"),
-			 EINVAL);
+	ck_assert_int_eq(
+	    xset("secrets/db/versions/2", "user.secret.version_state", "gone"),
+	    EINVAL);
 	ck_assert_int_eq(xset("secrets/db/versions/2",
 			      "user.secret.version_state", "active"),
 			 0);
@@ -260,18 +255,16 @@ START_TEST(set_refused)
 			 EPERM);
 	ck_assert_int_eq(xset("secrets/db", "user.kms.key_name", "x"), EPERM);
 	ck_assert_int_eq(xset("secrets/db", "user.other", "x"), EPERM);
-	ck_assert_int_eq(xset("secrets/db/default",
-			      "user.secret.version_state", "active"),
-			 EPERM);
-	ck_assert_int_eq(xset("secrets/db/versions/1", "user.secret.format",
-			      "text"),
-			 EPERM);
-	ck_assert_int_eq(xset("keys/service", "user.kms.key_state",
-			      "deactivated"),
-			 EPERM);
-	ck_assert_int_eq(ERR(removexattr(P("secrets/db"),
-					 "user.secret.description")),
-			 EPERM);
+	ck_assert_int_eq(
+	    xset("secrets/db/default", "user.secret.version_state", "active"),
+	    EPERM);
+	ck_assert_int_eq(
+	    xset("secrets/db/versions/1", "user.secret.format", "text"), EPERM);
+	ck_assert_int_eq(
+	    xset("keys/service", "user.kms.key_state", "deactivated"), EPERM);
+	ck_assert_int_eq(
+	    ERR(removexattr(P("secrets/db"), "user.secret.description")),
+	    EPERM);
 	ck_assert_int_eq(ERR(removexattr(P("secrets/db"), "user.other")),
 			 EPERM);
 }
@@ -280,10 +273,10 @@ END_TEST
 int main(void)
 {
 	const TTest *const tests[] = {
-		get_secret_dir,     get_value_files,  get_no_default,
-		size_probe_and_erange, list_names,    set_description_status,
-		set_access_control, set_default_version, set_kms_key,
-		set_refused,
+	    get_secret_dir,	   get_value_files,	get_no_default,
+	    size_probe_and_erange, list_names,		set_description_status,
+	    set_access_control,	   set_default_version, set_kms_key,
+	    set_refused,
 	};
 
 	return h_main("mount_xattr", tests, sizeof(tests) / sizeof(tests[0]));
