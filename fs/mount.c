@@ -425,6 +425,22 @@ static int fusermount_u(const char *mp, char *msg, size_t cap)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Is path a mountpoint? A directory on the same device as its parent
+ * is not; one that cannot be stat'ed (a dead daemon's mount: ENOTCONN)
+ * may well be. */
+static int mounted(const char *path)
+{
+	char parent[PATH_MAX];
+	struct stat a, b;
+
+	if (stat(path, &a))
+		return errno != ENOENT && errno != ENOTDIR;
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (stat(parent, &b))
+		return 1;
+	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
+}
+
 int cmd_umount(const struct cli_global *g, int argc, char **argv)
 {
 	char msg[512], what[PATH_MAX + 16];
@@ -435,11 +451,13 @@ int cmd_umount(const struct cli_global *g, int argc, char **argv)
 		return EXIT_OK;
 	if (argc != 2)
 		return cli_usage_error("umount", "expected MOUNTPOINT");
+	snprintf(what, sizeof(what), "umount: %s", argv[1]);
+	if (!mounted(argv[1]))
+		return fail(what, "not mounted");
 	if (fusermount_u(argv[1], msg, sizeof(msg)) == 0)
 		return EXIT_OK;
 	/* "fusermount3: entry for X not found in /etc/mtab" -> the why */
 	why = strncmp(msg, "fusermount3: ", 13) ? msg : msg + 13;
-	snprintf(what, sizeof(what), "umount: %s", argv[1]);
 	return fail(what, *why ? why : "fusermount3 failed");
 }
 
