@@ -341,10 +341,12 @@ __attribute__((unused)) static const char *xget(const char *rel,
 		ck_assert_int_eq(errno, e);                                    \
 	} while (0)
 
-/* Run fn(arg) in a child as uid/gid (groups: none); its return value
- * (an errno or 0) is the child's exit status. */
-__attribute__((unused)) static int as_user(uid_t uid, gid_t gid,
-					   int (*fn)(void *), void *arg)
+/* Run fn(arg) in a child as uid/gid with one supplementary group (or
+ * none: group 0); its return value (an errno or 0) is the child's exit
+ * status. */
+__attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid,
+					      gid_t group, int (*fn)(void *),
+					      void *arg)
 {
 	pid_t pid;
 	int st;
@@ -353,7 +355,8 @@ __attribute__((unused)) static int as_user(uid_t uid, gid_t gid,
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		if (setgroups(0, NULL) || setgid(gid) || setuid(uid))
+		if (setgroups(group ? 1 : 0, &group) || setgid(gid) ||
+		    setuid(uid))
 			_exit(255);
 		_exit(fn(arg) & 0xff);
 	}
@@ -363,6 +366,8 @@ __attribute__((unused)) static int as_user(uid_t uid, gid_t gid,
 }
 
 /* Tests that switch uid need root: they say so instead of passing. */
+#define as_user(uid, gid, fn, arg) as_user_in(uid, gid, 0, fn, arg)
+
 #define NEED_ROOT()                                                            \
 	do {                                                                   \
 		if (geteuid() != 0) {                                          \

@@ -141,6 +141,69 @@ START_TEST(other_roles)
 }
 END_TEST
 
+static int change_key(void *arg)
+{
+	return ERR(setxattr(P("secrets/db"), "user.kms.key_id", arg,
+			    strlen(arg), 0));
+}
+
+START_TEST(other_kms_user)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "k1"), EACCES);
+	ck_assert_int_eq(cli("role", "grant", "kms-user", "uid:4321", NULL),
+			 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "k1"), 0);
+	assert_xattr("secrets/db", "user.kms.key_name", "k1");
+}
+END_TEST
+
+START_TEST(other_role_through_group)
+{
+	NEED_ROOT();
+	up("allow_other");
+	ck_assert_int_eq(cli("role", "grant", "manager", "gid:777", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, make_secret, "a"), EACCES);
+	ck_assert_int_eq(as_user_in(OTHER, OTHER, 777, make_secret, "b"), 0);
+}
+END_TEST
+
+static int stage(void *arg)
+{
+	(void)arg;
+	return put_s("secrets/db/.mine", O_WRONLY | O_CREAT, "staged");
+}
+
+static int see_staged(void *arg)
+{
+	struct stat st;
+
+	(void)arg;
+	return ERR(stat(P("secrets/db/.mine"), &st));
+}
+
+START_TEST(staged_private_to_uid)
+{
+	struct stat st;
+
+	NEED_ROOT();
+	mk("db", "v");
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), 0);
+	/* not even root sees another uid's staged file */
+	ck_assert_int_eq(ERR(stat(P("secrets/db/.mine"), &st)), ENOENT);
+	ck_assert_int_eq(ERR(rename(P("secrets/db/.mine"),
+				    P("secrets/db/default"))),
+			 ENOENT);
+	assert_reads("secrets/db/default", "v");
+}
+END_TEST
+
 START_TEST(access_control_partial_view)
 {
 	NEED_ROOT();
@@ -287,6 +350,9 @@ int main(void)
 	const TTest *const tests[] = {
 	    other_mode_bits,
 	    other_roles,
+	    other_kms_user,
+	    other_role_through_group,
+	    staged_private_to_uid,
 	    access_control_partial_view,
 	    access_control_root_no_exemption,
 	    ro_mount,
