@@ -199,20 +199,23 @@ static int h_mount_at(const char *mp, const char *opts, pid_t *out)
 	return -1;
 }
 
-static void h_umount_at(const char *mp, pid_t *pid)
+/* Unmount and reap; the daemon's exit status (a sanitizer's report
+ * makes it non-zero). */
+static int h_umount_at(const char *mp, pid_t *pid)
 {
 	char *argv[] = {"fusermount3", "-u", (char *)mp, NULL};
 	char *lazy[] = {"fusermount3", "-u", "-z", (char *)mp, NULL};
 	int st;
 
 	if (*pid <= 0)
-		return;
+		return 0;
 	if (h_run(argv, NULL) != 0) {
 		h_run(lazy, NULL);
 		kill(*pid, SIGTERM);
 	}
 	waitpid(*pid, &st, 0);
 	*pid = -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* Mount the test's store on its mountpoint; fails the test if not up. */
@@ -225,9 +228,14 @@ __attribute__((unused)) static void up(const char *opts)
 	free(log);
 }
 
+/* Unmount; the daemon must have exited cleanly. */
 __attribute__((unused)) static void down(void)
 {
-	h_umount_at(h_mp, &h_daemon);
+	int rc = h_umount_at(h_mp, &h_daemon);
+	char *log = rc ? tu_read_file(h_log, NULL) : NULL;
+
+	ck_assert_msg(rc == 0, "daemon exit %d: %s", rc, log ? log : "");
+	free(log);
 }
 
 static void h_setup(void)

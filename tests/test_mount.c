@@ -702,7 +702,7 @@ START_TEST(mount_second_rw_refused)
 	free(log);
 	/* a read-only mount beside it is fine */
 	ck_assert_int_eq(h_mount_at(mp2, "ro", &pid), 0);
-	h_umount_at(mp2, &pid);
+	ck_assert_int_eq(h_umount_at(mp2, &pid), 0);
 }
 END_TEST
 
