@@ -336,6 +336,8 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
 	st->st_uid = fs_d.owner_uid;
+	ts_set(&st->st_atim, fs_d.started);
+	st->st_mtim = st->st_ctim = st->st_atim;
 	switch (n->kind) {
 	case FK_ROOT:
 	case FK_KEYS:

@@ -32,6 +32,7 @@
 
 #include "fs.h"
 #include "fuse_int.h"
+#include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 
 static int usage(const char *why)
@@ -305,6 +306,7 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	fs_d.ctx = ctx;
 	fs_d.opts = *o;
 	fs_d.owner_uid = (uint32_t)getuid();
+	fs_d.started = sfs_time_now();
 	sfs_caller_self(&fs_d.meta);
 	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 1.0;
 	fs_d.attr_timeout = fs_d.entry_timeout;
