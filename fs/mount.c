@@ -263,6 +263,28 @@ static void harden(void)
 			strerror(errno));
 }
 
+/*
+ * After fuse_daemonize() forked: a database connection does not survive
+ * fork() (store_sqlite.c), so the daemon opens its own and drops the one
+ * inherited from the process that checked the store and the key. The
+ * context keeps its key material: nothing is asked again.
+ */
+static int reopen_store(struct sfs_ctx *ctx)
+{
+	struct sfs_store *s = NULL;
+	struct sfs_error err;
+
+	sfs_error_clear(&err);
+	if (sfs_store_sqlite_open(sfs_ctx_dir(ctx), 0, sfs_ctx_readonly(ctx),
+				  &s, &err) != SFS_OK) {
+		fprintf(stderr, "secretfs: mount: cannot reopen the store: %s\n",
+			err.msg);
+		return -1;
+	}
+	sfs_store_close(sfs_ctx_swap_store(ctx, s));
+	return 0;
+}
+
 static struct fuse_session *session_new(struct fs_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -322,6 +344,8 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	if (fuse_set_signal_handlers(se))
 		goto out;
 	if (fuse_daemonize(o->foreground || o->debug))
+		goto out;
+	if (!o->foreground && !o->debug && reopen_store(ctx))
 		goto out;
 	harden();
 	/* Few malloc arenas: freed memory stays locked in each one. */
