@@ -277,7 +277,8 @@ static int reopen_store(struct sfs_ctx *ctx)
 	sfs_error_clear(&err);
 	if (sfs_store_sqlite_open(sfs_ctx_dir(ctx), 0, sfs_ctx_readonly(ctx),
 				  &s, &err) != SFS_OK) {
-		fprintf(stderr, "secretfs: mount: cannot reopen the store: %s\n",
+		fprintf(stderr,
+			"secretfs: mount: cannot reopen the store: %s\n",
 			err.msg);
 		return -1;
 	}

@@ -742,6 +742,82 @@ START_TEST(mount_bad_option)
 }
 END_TEST
 
+/* The pid of the daemon serving h_mp, from /proc; -1 if none. */
+static pid_t find_daemon(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	char path[300], cmd[4096];
+	pid_t found = -1;
+	ssize_t n, i;
+	int fd;
+
+	while (d && (e = readdir(d)) && found < 0) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		for (i = 0; i < n; i++)
+			if (!cmd[i])
+				cmd[i] = ' ';
+		cmd[n > 0 ? n : 0] = '\0';
+		if (strstr(cmd, " mount ") && strstr(cmd, h_mp))
+			found = atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static long status_field(pid_t pid, const char *field)
+{
+	char path[64], *s, *p;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	s = tu_read_file(path, NULL);
+	p = s ? strstr(s, field) : NULL;
+	if (p)
+		v = strtol(p + strlen(field), NULL, 10);
+	free(s);
+	return v;
+}
+
+START_TEST(daemon_mode_hardened)
+{
+	char path[64], *limits, *got = NULL;
+	size_t len;
+	pid_t pid;
+	long locked;
+	int rd, um;
+
+	mk("db", "value");
+	/* without -f: returns once the daemon serves */
+	ck_assert_int_eq(cli("mount", h_mp, NULL), 0);
+	rd = slurp("secrets/db/default", &got, &len);
+	pid = find_daemon();
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	limits = tu_read_file(path, NULL);
+	locked = status_field(pid, "VmLck:");
+	um = cli("umount", h_mp, NULL); /* before any assertion */
+	ck_assert_int_eq(um, 0);
+	ck_assert_int_eq(rd, 0);
+	ck_assert_str_eq(got, "value");
+	ck_assert_int_gt(pid, 0);
+	ck_assert_ptr_nonnull(limits);
+	ck_assert_msg(strstr(limits, "Max core file size        0"), "%s",
+		      limits);
+	if (geteuid() == 0)
+		ck_assert_int_gt(locked, 0);
+	free(limits);
+	free(got);
+}
+END_TEST
+
 START_TEST(umount_command)
 {
 	struct stat st;
@@ -800,6 +876,7 @@ int main(void)
 	    mount_store_inside_refused,
 	    mount_bad_option,
 	    umount_command,
+	    daemon_mode_hardened,
 	};
 
 	return h_main("mount", tests, sizeof(tests) / sizeof(tests[0]));
