@@ -80,9 +80,28 @@ static int help(int argc, char **argv, const char *text)
 	return 0;
 }
 
+/* Generic options mount(8) passes along (fstab): the kernel's defaults
+ * for a FUSE mount already cover them. */
+static int generic_opt(const char *w)
+{
+	static const char *const words[] = {
+	    "defaults", "nosuid", "nodev",	"noexec",
+	    "exec",	"suid",	  "dev",	"noatime",
+	    "relatime", "atime",  "nodiratime", "diratime",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(w, words[i]))
+			return 1;
+	return 0;
+}
+
 /* One -o word. 0, or EXIT_USAGE after printing why. */
 static int parse_opt(struct fs_opts *o, const char *w)
 {
+	if (generic_opt(w))
+		return 0;
 	if (!strcmp(w, "ro"))
 		o->readonly = 1;
 	else if (!strcmp(w, "rw"))
