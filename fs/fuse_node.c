@@ -265,9 +265,26 @@ int fs_node_get(uint64_t ino, struct fs_node_info *out)
 	return rc;
 }
 
+/* Free n once neither the kernel nor a write handle needs it (lock
+ * held). */
+static void maybe_free(struct fnode *n)
+{
+	struct fnode **pp;
+
+	if (n->nlookup || n->writers)
+		return;
+	unhash_key(n);
+	pp = &by_ino[ino_hash(n->ino)];
+	while (*pp != n)
+		pp = &(*pp)->next_ino;
+	*pp = n->next_ino;
+	count--;
+	node_free(n);
+}
+
 void fs_node_forget(uint64_t ino, uint64_t nl)
 {
-	struct fnode *n, **pp;
+	struct fnode *n;
 
 	if (ino < FS_INO_FIRST_DYNAMIC)
 		return;
@@ -275,15 +292,7 @@ void fs_node_forget(uint64_t ino, uint64_t nl)
 	n = find_ino(ino);
 	if (n) {
 		n->nlookup = n->nlookup > nl ? n->nlookup - nl : 0;
-		if (n->nlookup == 0 && n->writers == 0) {
-			unhash_key(n);
-			pp = &by_ino[ino_hash(ino)];
-			while (*pp != n)
-				pp = &(*pp)->next_ino;
-			*pp = n->next_ino;
-			count--;
-			node_free(n);
-		}
+		maybe_free(n);
 	}
 	pthread_mutex_unlock(&lock);
 }
@@ -294,8 +303,10 @@ void fs_node_writers(uint64_t ino, int delta)
 
 	pthread_mutex_lock(&lock);
 	n = find_ino(ino);
-	if (n)
+	if (n) {
 		n->writers += delta;
+		maybe_free(n);
+	}
 	pthread_mutex_unlock(&lock);
 }
 
