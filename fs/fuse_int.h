@@ -83,7 +83,7 @@ struct fs_daemon {
 	struct fs_opts opts;
 	struct sfs_caller meta; /* the daemon itself: metadata for stat */
 	uint32_t owner_uid;
-	int64_t started;         /* ns since the epoch: times of fixed nodes */
+	int64_t started; /* ns since the epoch: times of fixed nodes */
 	double entry_timeout, attr_timeout;
 	pthread_t poller;
 	int poller_started;

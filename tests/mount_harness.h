@@ -352,9 +352,8 @@ __attribute__((unused)) static const char *xget(const char *rel,
 /* Run fn(arg) in a child as uid/gid with one supplementary group (or
  * none: group 0); its return value (an errno or 0) is the child's exit
  * status. */
-__attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid,
-					      gid_t group, int (*fn)(void *),
-					      void *arg)
+__attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid, gid_t group,
+					      int (*fn)(void *), void *arg)
 {
 	pid_t pid;
 	int st;

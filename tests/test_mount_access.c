@@ -143,8 +143,8 @@ END_TEST
 
 static int change_key(void *arg)
 {
-	return ERR(setxattr(P("secrets/db"), "user.kms.key_id", arg,
-			    strlen(arg), 0));
+	return ERR(
+	    setxattr(P("secrets/db"), "user.kms.key_id", arg, strlen(arg), 0));
 }
 
 START_TEST(other_kms_user)
@@ -155,8 +155,7 @@ START_TEST(other_kms_user)
 	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
 	up("allow_other");
 	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "k1"), EACCES);
-	ck_assert_int_eq(cli("role", "grant", "kms-user", "uid:4321", NULL),
-			 0);
+	ck_assert_int_eq(cli("role", "grant", "kms-user", "uid:4321", NULL), 0);
 	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "k1"), 0);
 	assert_xattr("secrets/db", "user.kms.key_name", "k1");
 }
@@ -197,9 +196,9 @@ START_TEST(staged_private_to_uid)
 	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), 0);
 	/* not even root sees another uid's staged file */
 	ck_assert_int_eq(ERR(stat(P("secrets/db/.mine"), &st)), ENOENT);
-	ck_assert_int_eq(ERR(rename(P("secrets/db/.mine"),
-				    P("secrets/db/default"))),
-			 ENOENT);
+	ck_assert_int_eq(
+	    ERR(rename(P("secrets/db/.mine"), P("secrets/db/default"))),
+	    ENOENT);
 	assert_reads("secrets/db/default", "v");
 }
 END_TEST
