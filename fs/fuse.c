@@ -431,7 +431,7 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 		return 0;
 	case FK_SECRETS:
 		if (strlen(name) > SFS_NAME_MAX)
-			return ENOENT;
+			return sfs_err_errno(SFS_ENAMETOOLONG);
 		strcpy(n->secret, name);
 		n->kind = FK_SECRET;
 		return 0;
@@ -457,7 +457,9 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 		return 0;
 	case FK_KEYS:
 		n->kind = FK_KEY;
-		return 0;
+		return strlen(name) > SFS_NAME_MAX
+			       ? sfs_err_errno(SFS_ENAMETOOLONG)
+			       : 0;
 	}
 	return ENOTDIR;
 }

@@ -511,6 +511,7 @@ START_TEST(mkdir_name_too_long)
 	snprintf(rel, sizeof(rel), "secrets/%s", name);
 	up(NULL);
 	ck_assert_int_eq(ERR(mkdir(P(rel), 0755)), ENAMETOOLONG);
+	ck_assert_int_eq(ERR(access(P(rel), F_OK)), ENAMETOOLONG);
 	name[128] = '\0';
 	snprintf(rel, sizeof(rel), "secrets/%s", name);
 	ck_assert_int_eq(mkdir(P(rel), 0755), 0);
@@ -733,6 +734,60 @@ START_TEST(mount_store_inside_refused)
 }
 END_TEST
 
+/* Run the program through sh with stderr into the output; exit status. */
+static int run_sh(char **out, const char *fmt, ...)
+{
+	char cmd[2048];
+	char *argv[] = {"sh", "-c", cmd, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return h_run(argv, out);
+}
+
+START_TEST(mount_key_inside_refused)
+{
+	char key[600], inkey[600], *out, *data;
+	size_t len;
+
+	snprintf(key, sizeof(key), "%s/master.key", h_store);
+	snprintf(inkey, sizeof(inkey), "%s/master.key", h_mp);
+	data = tu_read_file(key, &len);
+	ck_assert_ptr_nonnull(data);
+	tu_write_file(inkey, data, len, 0400);
+	free(data);
+	ck_assert_int_eq(run_sh(&out,
+				"'%s' --store '%s' --master-key '%s' "
+				"mount '%s' -f 2>&1",
+				h_bin(), h_store, inkey, h_mp),
+			 1);
+	ck_assert_ptr_nonnull(strstr(out, "master key is inside"));
+	free(out);
+}
+END_TEST
+
+START_TEST(mount_wrong_key_refused)
+{
+	char other[600], *out;
+	unsigned char k[32];
+	struct stat st;
+
+	memset(k, 7, sizeof(k));
+	snprintf(other, sizeof(other), "%s/other.key", h_base);
+	tu_write_file(other, k, sizeof(k), 0400);
+	ck_assert_int_eq(run_sh(&out,
+				"'%s' --store '%s' --master-key '%s' "
+				"mount '%s' -f 2>&1",
+				h_bin(), h_store, other, h_mp),
+			 1);
+	ck_assert_ptr_nonnull(strstr(out, "secretfs: "));
+	free(out);
+	ck_assert_int_eq(ERR(stat(P(".status"), &st)), ENOENT);
+}
+END_TEST
+
 START_TEST(mount_bad_option)
 {
 	pid_t pid = -1;
@@ -874,6 +929,8 @@ int main(void)
 	    mount_second_rw_refused,
 	    mount_nonempty_refused,
 	    mount_store_inside_refused,
+	    mount_key_inside_refused,
+	    mount_wrong_key_refused,
 	    mount_bad_option,
 	    umount_command,
 	    daemon_mode_hardened,
