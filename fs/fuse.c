@@ -50,12 +50,22 @@ struct rfh {
 	size_t len;
 };
 
-/* Directory listing built at opendir, served by offset. */
+/* Directory listing built at opendir, served by offset; referenced
+ * like struct rfh across a reply. */
 struct dirbuf {
 	char *p;
 	size_t len, cap;
 	fuse_req_t req;
+	int refs; /* atomic */
 };
+
+static void dirbuf_put(struct dirbuf *b)
+{
+	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		sfs_crypto_free_secret(b->p, b->cap);
+		free(b);
+	}
+}
 
 void fs_reply_core(fuse_req_t req, int code)
 {
@@ -458,8 +468,8 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 	case FK_KEYS:
 		n->kind = FK_KEY;
 		return strlen(name) > SFS_NAME_MAX
-			       ? sfs_err_errno(SFS_ENAMETOOLONG)
-			       : 0;
+			   ? sfs_err_errno(SFS_ENAMETOOLONG)
+			   : 0;
 	}
 	return ENOTDIR;
 }
@@ -542,9 +552,13 @@ static int db_add(struct dirbuf *b, const char *name, int dir)
 
 		while (cap < b->len + need)
 			cap *= 2;
-		p = realloc(b->p, cap);
+		/* kv/ names are part of a value: no stale copy left behind */
+		p = malloc(cap);
 		if (!p)
 			return SFS_ENOMEM;
+		if (b->len)
+			memcpy(p, b->p, b->len);
+		sfs_crypto_free_secret(b->p, b->cap);
 		b->p = p;
 		b->cap = cap;
 	}
@@ -677,18 +691,16 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	b->req = req;
+	b->refs = 1;
 	rc = fs_node_get(ino, &n) ? SFS_ENOENT : list_dir(req, &n, b);
 	if (rc) {
-		free(b->p);
-		free(b);
+		dirbuf_put(b);
 		fs_reply_core(req, rc);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)b;
-	if (fuse_reply_open(req, fi)) {
-		free(b->p);
-		free(b);
-	}
+	if (fuse_reply_open(req, fi))
+		dirbuf_put(b);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -697,22 +709,21 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
 
 	(void)ino;
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
 	if (off < 0 || (size_t)off >= b->len)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_buf(
 		    req, b->p + off,
 		    size < b->len - (size_t)off ? size : b->len - (size_t)off);
+	dirbuf_put(b);
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	free(b->p);
-	free(b);
+	dirbuf_put((struct dirbuf *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
