@@ -6,8 +6,8 @@
  * extended attributes in fuse_xattr.c.
  *
  * Every handler maps one request onto the core and the core's error onto
- * an errno (sfs_err_errno). Metadata for stat (owner, mode, sizes, times)
- * is read with the daemon's own caller: names are public and attributes
+ * an errno (fs_errno: sfs_err_errno). Metadata for stat (owner, mode, sizes,
+ * times) is read with the daemon's own caller: names are public and attributes
  * are cached per inode by the kernel, so they cannot depend on who asks.
  * Values, kv/ and keys/ are read with the requesting process's caller.
  *
@@ -18,10 +18,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,9 +69,36 @@ static void dirbuf_put(struct dirbuf *b)
 	}
 }
 
+void fs_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (fs_d.opts.foreground || fs_d.opts.debug) {
+		fputs("secretfs: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	} else {
+		vsyslog(LOG_ERR, fmt, ap);
+	}
+	va_end(ap);
+}
+
+int fs_errno(int code)
+{
+	const char *why;
+
+	/* "EIO: the store failed; details in the daemon's log" */
+	if (code == SFS_EIO || code == SFS_ENOSPC) {
+		why = sfs_ctx_last_error(fs_d.ctx);
+		fs_log("store error: %s", why ? why : sfs_strerror(code));
+	}
+	return sfs_err_errno(code);
+}
+
 void fs_reply_core(fuse_req_t req, int code)
 {
-	fuse_reply_err(req, sfs_err_errno(code));
+	fuse_reply_err(req, fs_errno(code));
 }
 
 int fs_visible(const char *name)
@@ -139,7 +168,7 @@ int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 	if (need & FS_CALLER_ROLES) {
 		sfs_error_clear(&err);
 		if (sfs_ctx_resolve_roles(fs_d.ctx, c, &err) != SFS_OK)
-			return sfs_err_errno(err.code ? err.code : SFS_EIO);
+			return fs_errno(err.code ? err.code : SFS_EIO);
 	}
 	return 0;
 }
@@ -387,7 +416,7 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 		rc = SFS_ENOENT;
 	}
 	st->st_ino = n->ino;
-	return rc ? sfs_err_errno(rc) : 0;
+	return rc ? fs_errno(rc) : 0;
 }
 
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
@@ -441,7 +470,7 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 		return 0;
 	case FK_SECRETS:
 		if (strlen(name) > SFS_NAME_MAX)
-			return sfs_err_errno(SFS_ENAMETOOLONG);
+			return fs_errno(SFS_ENAMETOOLONG);
 		strcpy(n->secret, name);
 		n->kind = FK_SECRET;
 		return 0;
@@ -467,9 +496,8 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 		return 0;
 	case FK_KEYS:
 		n->kind = FK_KEY;
-		return strlen(name) > SFS_NAME_MAX
-			   ? sfs_err_errno(SFS_ENAMETOOLONG)
-			   : 0;
+		return strlen(name) > SFS_NAME_MAX ? fs_errno(SFS_ENAMETOOLONG)
+						   : 0;
 	}
 	return ENOTDIR;
 }
@@ -978,7 +1006,7 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 		return 0;
 	if ((e = fs_caller(req, FS_CALLER_FULL, &c)))
 		return e;
-	e = sfs_err_errno(sfs_secret_update(fs_d.ctx, &c, n->secret, &u, NULL));
+	e = fs_errno(sfs_secret_update(fs_d.ctx, &c, n->secret, &u, NULL));
 	if (!e)
 		fs_secret_changed(n->secret);
 	return e;

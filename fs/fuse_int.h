@@ -130,8 +130,14 @@ enum {
 };
 /* Build the request's caller; 0 or an errno. */
 int fs_caller(fuse_req_t req, int need, struct sfs_caller *c);
+/* The errno of a core code (sfs_err_errno), logging the store's last
+ * error when the code is EIO or ENOSPC. */
+int fs_errno(int code);
 /* Reply with the errno of a core code. */
 void fs_reply_core(fuse_req_t req, int code);
+/* Log a line: stderr in the foreground, syslog once daemonized. No
+ * secret bytes: core messages never carry any. */
+void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Is a secret name inside the only= view? */
 int fs_visible(const char *name);
 /* Fill attributes of a node; 0 or an errno. */

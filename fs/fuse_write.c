@@ -197,7 +197,7 @@ static int put(unsigned char **buf, size_t *len, int *poison, const char *data,
 	if (off < 0 || (size_t)off > *len)
 		return *poison = EINVAL;
 	if (size > SFS_VALUE_MAX || (size_t)off > SFS_VALUE_MAX - size)
-		return *poison = sfs_err_errno(SFS_EFBIG);
+		return *poison = fs_errno(SFS_EFBIG);
 	if (!*buf) {
 		*buf = malloc(SFS_VALUE_MAX);
 		if (!*buf)
@@ -287,7 +287,7 @@ static int staged_open(struct wfh *h, const char *name, int flags, int create)
 	} else if (!s && !create) {
 		rc = ENOENT;
 	} else if (!s && staged_count(h->caller.uid) >= FS_STAGED_MAX) {
-		rc = sfs_err_errno(SFS_ENOSPC); /* memory is not for hoarding */
+		rc = sfs_err_errno(SFS_ENOSPC); /* memory, not the store */
 	} else if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s) {
@@ -340,8 +340,7 @@ static int writer_check(fuse_req_t req, const char *secret, uint32_t expect,
 		return e;
 	if (!fs_visible(secret))
 		return ENOENT;
-	return sfs_err_errno(
-	    sfs_version_can_add(fs_d.ctx, c, secret, expect, NULL));
+	return fs_errno(sfs_version_can_add(fs_d.ctx, c, secret, expect, NULL));
 }
 
 void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
@@ -497,7 +496,7 @@ static int commit(struct wfh *h)
 	sfs_error_clear(&err);
 	rc = sfs_version_add(fs_d.ctx, &h->caller, h->secret, h->buf, h->len,
 			     h->expect, NULL, &err);
-	return sfs_err_errno(rc);
+	return fs_errno(rc);
 }
 
 static int writer_flush(const struct wfh *h, int32_t pid)
@@ -619,8 +618,8 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 	else if (s->poison)
 		e = s->poison;
 	else
-		e = sfs_err_errno(sfs_version_add(fs_d.ctx, &c, secret, s->buf,
-						  s->len, 0, NULL, NULL));
+		e = fs_errno(sfs_version_add(fs_d.ctx, &c, secret, s->buf,
+					     s->len, 0, NULL, NULL));
 	if (!e)
 		staged_drop(s);
 	pthread_mutex_unlock(&staged_lock);
