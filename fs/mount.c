@@ -35,9 +35,20 @@
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 
-static int usage(const char *why)
+static int usage(const char *text)
 {
-	return cli_usage_error("mount", why);
+	return cli_usage_error("mount", text);
+}
+
+/* strerror, lowercase as our messages are ("no such file or directory"). */
+static const char *errtext(int e)
+{
+	static __thread char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z')
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
 }
 
 static const char mount_help[] =
@@ -128,10 +139,10 @@ static int parse_opt(struct fs_opts *o, const char *w)
 		if (!o->only)
 			return EXIT_FAIL;
 	} else {
-		char why[300];
+		char text[300];
 
-		snprintf(why, sizeof(why), "unknown option '%.250s'", w);
-		return usage(why);
+		snprintf(text, sizeof(text), "unknown option '%.250s'", w);
+		return usage(text);
 	}
 	return 0;
 }
@@ -221,7 +232,7 @@ static int check_mountpoint(struct sfs_ctx *ctx, const char *mp,
 
 	snprintf(what, sizeof(what), "mount: %s", mp);
 	if (stat(mp, &st))
-		return fail(what, strerror(errno));
+		return fail(what, errtext(errno));
 	if (!S_ISDIR(st.st_mode))
 		return fail(what, "not a directory");
 	if (inside(real, sfs_ctx_dir(ctx)))
@@ -243,13 +254,13 @@ static int lock_store(struct sfs_ctx *ctx)
 	snprintf(what, sizeof(what), "mount: store %s", sfs_ctx_dir(ctx));
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		fail(what, strerror(errno));
+		fail(what, errtext(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		fail(what, errno == EWOULDBLOCK
 			       ? "already mounted read-write elsewhere"
-			       : strerror(errno));
+			       : errtext(errno));
 		close(fd);
 		return -1;
 	}
@@ -279,7 +290,7 @@ static void harden(void)
 	}
 	if (mlockall(flags))
 		fprintf(stderr, "secretfs: mount: memory not locked: %s\n",
-			strerror(errno));
+			errtext(errno));
 }
 
 /*
@@ -408,7 +419,7 @@ int cmd_mount(const struct cli_global *g, int argc, char **argv)
 		char what[PATH_MAX + 16];
 
 		snprintf(what, sizeof(what), "mount: %s", o.mountpoint);
-		rc = fail(what, strerror(errno));
+		rc = fail(what, errtext(errno));
 		goto out;
 	}
 	memset(&co, 0, sizeof(co));
@@ -455,7 +466,7 @@ static int fusermount_u(const char *mp, char *msg, size_t cap)
 		close(fds[1]);
 		execlp("fusermount3", "fusermount3", "-u", "--", mp,
 		       (char *)NULL);
-		fprintf(stderr, "fusermount3: %s\n", strerror(errno));
+		fprintf(stderr, "fusermount3: %s\n", errtext(errno));
 		_exit(EXIT_FAIL);
 	}
 	close(fds[1]);
@@ -523,11 +534,11 @@ int cmd_status(const struct cli_global *g, int argc, char **argv)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return fail(what, errno == ENOENT ? "not a secretfs mount"
-						  : strerror(errno));
+						  : errtext(errno));
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		fwrite(buf, 1, (size_t)n, stdout);
 	close(fd);
 	if (n < 0)
-		return fail(what, strerror(errno));
+		return fail(what, errtext(errno));
 	return EXIT_OK;
 }
