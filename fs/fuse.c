@@ -163,7 +163,7 @@ int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 			c->groups[i] = groups[i];
 		c->ngroups = n > 0 ? n : 0;
 	}
-	if (need & FS_CALLER_COMM)
+	if ((need & FS_CALLER_COMM) && !fs_d.opts.audit_off) /* audit only */
 		read_comm(c->pid, c->comm, sizeof(c->comm));
 	if (need & FS_CALLER_ROLES) {
 		sfs_error_clear(&err);
