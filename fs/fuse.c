@@ -1231,7 +1231,7 @@ void fs_secret_changed(const char *secret)
 
 static void *poller(void *arg)
 {
-	struct timespec ts = {0, 50 * 1000 * 1000};
+	struct timespec ts = {0, 10 * 1000 * 1000}; /* an atomic load a tick */
 	uint64_t g;
 
 	(void)arg;
