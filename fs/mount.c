@@ -396,6 +396,27 @@ out:
 	return rc;
 }
 
+static int fusermount_u(const char *mp, const char *flag, char *msg,
+			size_t cap);
+
+/*
+ * A daemon that died left its mount behind: every access gives ENOTCONN.
+ * Detach it lazily so that a restart can mount on the same path (and
+ * containers with the parent bind-mounted rslave see the new mount).
+ * A live mount is left alone: it is refused as a non-empty directory.
+ */
+static void clean_stale(const char *mp)
+{
+	struct stat st;
+	char msg[256];
+
+	if (stat(mp, &st) == 0 || errno != ENOTCONN)
+		return;
+	if (fusermount_u(mp, "-uz", msg, sizeof(msg)) != 0)
+		fprintf(stderr, "secretfs: mount: cannot detach stale mount "
+				"'%s': %s\n", mp, msg);
+}
+
 int cmd_mount(const struct cli_global *g, int argc, char **argv)
 {
 	struct fs_opts o;
@@ -415,6 +436,7 @@ int cmd_mount(const struct cli_global *g, int argc, char **argv)
 		gg.store = store;
 	if (gg.master_key && realpath(gg.master_key, key))
 		gg.master_key = key;
+	clean_stale(o.mountpoint);
 	if (!realpath(o.mountpoint, mp)) {
 		char what[PATH_MAX + 16];
 
@@ -447,7 +469,8 @@ out:
 }
 
 /* Run fusermount3 -u; its complaint, if any, into msg. Exit status. */
-static int fusermount_u(const char *mp, char *msg, size_t cap)
+static int fusermount_u(const char *mp, const char *flag, char *msg,
+			size_t cap)
 {
 	int fds[2], status;
 	ssize_t n;
@@ -464,7 +487,7 @@ static int fusermount_u(const char *mp, char *msg, size_t cap)
 		dup2(fds[1], 2);
 		close(fds[0]);
 		close(fds[1]);
-		execlp("fusermount3", "fusermount3", "-u", "--", mp,
+		execlp("fusermount3", "fusermount3", flag, "--", mp,
 		       (char *)NULL);
 		fprintf(stderr, "fusermount3: %s\n", errtext(errno));
 		_exit(EXIT_FAIL);
@@ -511,7 +534,7 @@ int cmd_umount(const struct cli_global *g, int argc, char **argv)
 	snprintf(what, sizeof(what), "umount: %s", argv[1]);
 	if (!mounted(argv[1]))
 		return fail(what, "not mounted");
-	if (fusermount_u(argv[1], msg, sizeof(msg)) == 0)
+	if (fusermount_u(argv[1], "-u", msg, sizeof(msg)) == 0)
 		return EXIT_OK;
 	/* "fusermount3: entry for X not found in /etc/mtab" -> the why */
 	why = strncmp(msg, "fusermount3: ", 13) ? msg : msg + 13;
