@@ -744,24 +744,42 @@ static unsigned list_fill(struct ltarget *t, unsigned n, double deadline)
 	return t->have;
 }
 
-/* One readdir + stat of every entry; returns ms, entries in *count. */
+/* One readdir + stat of every entry; returns ms, entries in *count. A
+ * failed stat or a listing short of the entries created marks t broken. */
 static double list_once(struct ltarget *t, unsigned *count)
 {
 	struct dirent *de;
 	struct stat st;
-	double t0 = now_us();
+	double t0 = now_us(), ms;
 	DIR *d = opendir(t->dir);
+	int err = 0;
 
 	*count = 0;
-	if (!d)
+	if (!d) {
+		mark_broken(&t->broken, t->why, sizeof(t->why), "opendir",
+			    t->dir, -errno);
 		return NAN;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    fstatat(dirfd(d), de->d_name, &st,
-			    AT_SYMLINK_NOFOLLOW) == 0)
+	}
+	errno = 0;
+	while (!err && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			err = -errno;
+		else
 			(*count)++;
+	}
+	if (!err && errno)
+		err = -errno;
 	closedir(d);
-	return (now_us() - t0) / 1e3;
+	ms = (now_us() - t0) / 1e3;
+	if (err)
+		mark_broken(&t->broken, t->why, sizeof(t->why), "list", t->dir,
+			    err);
+	else if (*count < t->have)
+		mark_broken(&t->broken, t->why, sizeof(t->why),
+			    "short listing of", t->dir, (long)*count);
+	return err ? NAN : ms;
 }
 
 static double rss_mib(pid_t pid)
@@ -821,11 +839,13 @@ static void list_count(unsigned want, double deadline)
 		       "budget; listing %u\n",
 		       n, want, P.budget_s, n);
 	for (k = 0; k < nlt; k++)
-		list_once(&lt[k], &got[k]);
+		if (!lt[k].broken)
+			list_once(&lt[k], &got[k]);
 	for (r = 0; r < P.list_rounds; r++)
 		for (j = 0; j < nlt; j++) {
 			k = (j + r) % nlt;
-			per[k][r] = list_once(&lt[k], &got[k]);
+			if (!lt[k].broken)
+				per[k][r] = list_once(&lt[k], &got[k]);
 		}
 	snprintf(op, sizeof(op), "readdir+stat %u", n);
 	for (k = 0; k < nlt; k++) {
