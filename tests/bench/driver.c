@@ -65,6 +65,7 @@ struct target {
 	char name[24];
 	char pre[PATHLEN], post[PATHLEN]; /* around the size's digits */
 	uint64_t *ctr;                /* minifuse's counters, or NULL */
+	double sreq[4];               /* traced requests: r100 r4096 r64k stat */
 	int broken;
 	char why[200];
 };
@@ -184,14 +185,16 @@ static void add_row(const char *op, const char *target, double v,
 	r->v = v;
 }
 
+/* reqs < 0: not counted; traced: counted with strace in the untimed
+ * pass (marked '*'), else by minifuse's counters. */
 static void add_us_row(const char *op, const char *target, double us,
-		       double reqs)
+		       double reqs, int traced)
 {
 	char value[48], rq[16];
 
 	snprintf(value, sizeof(value), "%.2f µs", us);
 	if (reqs >= 0)
-		snprintf(rq, sizeof(rq), "%.2f", reqs);
+		snprintf(rq, sizeof(rq), "%.2f%s", reqs, traced ? "*" : "");
 	else
 		snprintf(rq, sizeof(rq), "n/a");
 	add_row(op, target, us, value, rq);
@@ -423,8 +426,9 @@ static double decrypt_round(int iters)
 }
 
 /* Rounds alternate between the targets, the first one rotating. */
-static void read_size(int size)
+static void read_size(int si)
 {
+	int size = sizes[si];
 	double per[MAX_T + 1][MAX_ROUNDS], dec[MAX_ROUNDS];
 	uint64_t c0[MAX_T];
 	int r, k, j, nt = nrt + (size == 65536);
@@ -456,11 +460,14 @@ static void read_size(int size)
 		if (rt[k].ctr)
 			reqs = (double)(ctr_total(rt[k].ctr) - c0[k]) /
 			       ((double)P.rounds * P.iters);
-		add_us_row(op, rt[k].name, median(per[k], P.rounds), reqs);
+		else
+			reqs = rt[k].sreq[si];
+		add_us_row(op, rt[k].name, median(per[k], P.rounds), reqs,
+			   !rt[k].ctr);
 	}
 	if (size == 65536)
 		add_us_row("decrypt 64 KiB", "libsodium",
-			   median(dec, P.rounds), -1);
+			   median(dec, P.rounds), -1, 0);
 }
 
 /* ---- stat (warm) ---- */
@@ -511,8 +518,10 @@ static void stat_all(void)
 		if (rt[k].ctr)
 			reqs = (double)(ctr_total(rt[k].ctr) - c0[k]) /
 			       ((double)P.stat_rounds * P.stat_iters);
+		else
+			reqs = rt[k].sreq[3];
 		add_us_row("stat", rt[k].name, median(per[k], P.stat_rounds),
-			   reqs);
+			   reqs, !rt[k].ctr);
 	}
 }
 
@@ -708,7 +717,7 @@ static void conc_all(void)
 		double m2 = median(two[k], P.conc_rounds);
 		char value[48];
 
-		add_us_row("1 reader, 100 B", ct[k]->name, m1, -1);
+		add_us_row("1 reader, 100 B", ct[k]->name, m1, -1, 0);
 		snprintf(value, sizeof(value), "%.2fx (%.1f µs/op)",
 			 2 * m1 / m2, m2);
 		add_row("2 readers, 100 B", ct[k]->name, 2 * m1 / m2, value,
@@ -828,7 +837,7 @@ static void list_count(unsigned want, double deadline)
 				snprintf(op, sizeof(op), "mkdir secret, %u-%u",
 					 h0, h);
 				add_us_row(op, lt[k].name,
-					   (now_us() - t0) / (h - h0), -1);
+					   (now_us() - t0) / (h - h0), -1, 0);
 			}
 		}
 	for (k = 0; k < nlt; k++)
@@ -909,9 +918,9 @@ static void scale_check(void)
 			b[r] = x;
 		}
 	add_us_row("read 100 B, few secrets", "strict", median(b, P.rounds),
-		   -1);
+		   -1, 0);
 	add_us_row("read 100 B, many secrets", "strict",
-		   median(a, P.rounds), -1);
+		   median(a, P.rounds), -1, 0);
 	add_goal("read 100 B, many secrets", "strict",
 		 median(a, P.rounds) / median(b, P.rounds), "few secrets", 1,
 		 0, "info");
@@ -1078,6 +1087,9 @@ static void print_table(void)
 		}
 		putchar('\n');
 	}
+	printf("req/op: FUSE requests per operation (minifuse: its own "
+	       "counters; '*': the daemon's reads of /dev/fuse, traced with "
+	       "strace in a separate untimed pass; releases included)\n");
 }
 
 /* ---- command line ---- */
@@ -1086,6 +1098,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: driver pattern SIZE\n"
+		"       driver count FMT N\n"
 		"       driver [-q] [-r NAME=FMT[@COUNTER]]... "
 		"[-w NAME=KIND:PATH[@COUNTER]]...\n"
 		"              [-L NAME=files|mkdir:DIR]... [-P PID] "
@@ -1131,12 +1144,27 @@ static void add_list_target(char *spec)
 	nlt++;
 }
 
+/* "NAME=r100:X,r4096:Y,r65536:Z,stat:W" from the traced pass. */
+static void set_traced(char *spec)
+{
+	char name[24], *rest = split_spec(spec, name, sizeof(name), NULL);
+	double v[4];
+	int k;
+
+	if (sscanf(rest, "r100:%lf,r4096:%lf,r65536:%lf,stat:%lf", &v[0],
+		   &v[1], &v[2], &v[3]) != 4)
+		return;
+	for (k = 0; k < nrt; k++)
+		if (!strcmp(rt[k].name, name))
+			memcpy(rt[k].sreq, v, sizeof(v));
+}
+
 static void parse_args(int argc, char **argv)
 {
 	int c;
 
 	P = full_plan;
-	while ((c = getopt(argc, argv, "qr:w:L:P:p:C:s:k:")) != -1) {
+	while ((c = getopt(argc, argv, "qr:w:L:P:p:C:s:k:R:")) != -1) {
 		switch (c) {
 		case 'q':
 			P = quick_plan;
@@ -1147,6 +1175,8 @@ static void parse_args(int argc, char **argv)
 			set_fmt(&rt[nrt], split_spec(optarg, rt[nrt].name,
 						     sizeof(rt[nrt].name),
 						     &rt[nrt].ctr));
+			for (c = 0; c < 4; c++)
+				rt[nrt].sreq[c] = -1;
 			nrt++;
 			break;
 		case 'w':
@@ -1175,12 +1205,47 @@ static void parse_args(int argc, char **argv)
 		case 'k':
 			kernel_path = optarg;
 			break;
+		case 'R':
+			set_traced(optarg);
+			break;
 		default:
 			usage();
 		}
 	}
 	if (optind != argc)
 		usage();
+}
+
+/* "count FMT N": untimed, for counting a daemon's requests from outside
+ * (scripts/bench traces its reads of /dev/fuse). For each kind, prints
+ * "KIND START END" in CLOCK_REALTIME seconds around N operations, with
+ * quiet gaps between kinds so that late releases fall in their window. */
+static int count_pass(const char *fmt, int n)
+{
+	static const char *const kinds[] = {"r100", "r4096", "r65536",
+					    "stat"};
+	struct timespec gap = {0, 150000000}, a, b;
+	struct target t;
+	struct stat st;
+	int k, i, bad = 0;
+
+	memset(&t, 0, sizeof(t));
+	set_fmt(&t, fmt);
+	for (k = 0; k < 4; k++) {
+		char path[PATH_MAX];
+
+		path_of(&t, k < 3 ? sizes[k] : 100, path);
+		nanosleep(&gap, NULL);
+		clock_gettime(CLOCK_REALTIME, &a);
+		for (i = 0; i < n; i++)
+			bad |= k < 3 ? read_file(path, iobuf) != sizes[k]
+				     : stat(path, &st) != 0;
+		clock_gettime(CLOCK_REALTIME, &b);
+		printf("%s %ld.%06ld %ld.%06ld\n", kinds[k], (long)a.tv_sec,
+		       a.tv_nsec / 1000, (long)b.tv_sec, b.tv_nsec / 1000);
+	}
+	nanosleep(&gap, NULL);
+	return bad;
 }
 
 static int print_pattern(const char *arg)
@@ -1200,12 +1265,16 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "pattern"))
 		return print_pattern(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "count")) {
+		iobuf = malloc(BUF_SIZE);
+		return iobuf ? count_pass(argv[2], atoi(argv[3])) : 1;
+	}
 	parse_args(argc, argv);
 	if (sodium_init() < 0 || !(iobuf = malloc(BUF_SIZE)))
 		return 1;
 	decrypt_setup();
 	for (i = 0; i < NR_SIZES; i++)
-		read_size(sizes[i]);
+		read_size(i);
 	stat_all();
 	write_all();
 	conc_all();
