@@ -49,15 +49,16 @@ struct plan {
 	int stat_rounds, stat_iters;
 	int write_rounds, write_iters;
 	int conc_rounds, conc_iters;
-	int list_rounds;
+	int list_rounds;              /* at most; fewer if over list_s */
 	unsigned list_counts[2];
 	double budget_s;              /* creating list entries, in total */
+	double list_s;                /* timed listings of one count */
 };
 
 static const struct plan full_plan = {41, 400, 31, 3000, 15, 30, 21, 400,
-				      7, {10000, 100000}, 120};
+				      9, {10000, 100000}, 120, 90};
 static const struct plan quick_plan = {9, 100, 9, 1000, 5, 10, 7, 200,
-				       3, {1000, 5000}, 15};
+				       3, {1000, 5000}, 15, 8};
 static struct plan P;
 
 /* A read target: a path with %d for the value's size. */
@@ -821,10 +822,10 @@ static void rss_row(const char *op, const char *name, pid_t pid)
  * then time warm listings, alternating between the targets. */
 static void list_count(unsigned want, double deadline)
 {
-	double per[MAX_T][MAX_ROUNDS];
+	double per[MAX_T][MAX_ROUNDS], warm = 0;
 	unsigned n = want, got[MAX_T];
 	char op[48];
-	int k, r, j;
+	int k, r, j, rounds = P.list_rounds;
 
 	for (k = 0; k < nlt; k++)
 		if (lt[k].mkdir) {
@@ -849,8 +850,12 @@ static void list_count(unsigned want, double deadline)
 		       n, want, P.budget_s, n);
 	for (k = 0; k < nlt; k++)
 		if (!lt[k].broken)
-			list_once(&lt[k], &got[k]);
-	for (r = 0; r < P.list_rounds; r++)
+			warm += list_once(&lt[k], &got[k]) / 1e3;
+	/* A slow listing gets fewer rounds (at least 3) to keep the run
+	 * bounded. */
+	if (warm > 0 && warm * rounds > P.list_s)
+		rounds = P.list_s / warm < 3 ? 3 : (int)(P.list_s / warm);
+	for (r = 0; r < rounds; r++)
 		for (j = 0; j < nlt; j++) {
 			k = (j + r) % nlt;
 			if (!lt[k].broken)
@@ -859,7 +864,7 @@ static void list_count(unsigned want, double deadline)
 	snprintf(op, sizeof(op), "readdir+stat %u", n);
 	for (k = 0; k < nlt; k++) {
 		char value[48];
-		double m = median(per[k], P.list_rounds);
+		double m = median(per[k], rounds);
 
 		if (lt[k].broken) {
 			add_broken_row(op, lt[k].name, lt[k].why);
