@@ -31,42 +31,42 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_T 16
-#define MAX_ROWS 160
-#define MAX_GOALS 64
+#define MAX_T	   16
+#define MAX_ROWS   160
+#define MAX_GOALS  64
 #define MAX_ROUNDS 64
-#define NR_OPS 14       /* minifuse.c's counter layout */
-#define OP_FORGET 1
-#define BUF_SIZE (128 * 1024)
-#define PATHLEN 1024            /* paths from the command line */
+#define NR_OPS	   14 /* minifuse.c's counter layout */
+#define OP_FORGET  1
+#define BUF_SIZE   (128 * 1024)
+#define PATHLEN	   1024 /* paths from the command line */
 
 static const int sizes[] = {100, 4096, 65536};
 #define NR_SIZES 3
 
 /* Rounds and iterations; --quick shrinks them. */
 struct plan {
-	int rounds, iters;            /* open + read + close */
+	int rounds, iters; /* open + read + close */
 	int stat_rounds, stat_iters;
 	int write_rounds, write_iters;
 	int conc_rounds, conc_iters;
-	int list_rounds;              /* at most; fewer if over list_s */
+	int list_rounds; /* at most; fewer if over list_s */
 	unsigned list_counts[2];
-	double budget_s;              /* creating list entries, in total */
-	double list_s;                /* timed listings of one count */
+	double budget_s; /* creating list entries, in total */
+	double list_s;	 /* timed listings of one count */
 };
 
-static const struct plan full_plan = {41, 400, 31, 3000, 15, 30, 21, 400,
-				      9, {10000, 100000}, 120, 90};
-static const struct plan quick_plan = {9, 100, 9, 1000, 5, 10, 7, 200,
-				       3, {1000, 5000}, 15, 8};
+static const struct plan full_plan = {
+    41, 400, 31, 3000, 15, 30, 21, 400, 9, {10000, 100000}, 120, 90};
+static const struct plan quick_plan = {9, 100, 9, 1000,		5,  10,
+				       7, 200, 3, {1000, 5000}, 15, 8};
 static struct plan P;
 
 /* A read target: a path with %d for the value's size. */
 struct target {
 	char name[24];
 	char pre[PATHLEN], post[PATHLEN]; /* around the size's digits */
-	uint64_t *ctr;                /* minifuse's counters, or NULL */
-	double sreq[4];               /* traced requests: r100 r4096 r64k stat */
+	uint64_t *ctr;			  /* minifuse's counters, or NULL */
+	double sreq[4]; /* traced requests: r100 r4096 r64k stat */
 	int broken;
 	char why[200];
 };
@@ -81,15 +81,15 @@ struct wtarget {
 	enum wkind kind;
 	char path[PATHLEN];
 	uint64_t *ctr;
-	int fd;                       /* W_FSYNC only */
-	unsigned seq;                 /* W_CREATE file number */
+	int fd;	      /* W_FSYNC only */
+	unsigned seq; /* W_CREATE file number */
 	int broken;
 	char why[200];
 };
 
 struct ltarget {
 	char name[24];
-	int mkdir;                    /* 1: secretfs secrets/, 0: plain files */
+	int mkdir; /* 1: secretfs secrets/, 0: plain files */
 	char dir[PATHLEN];
 	unsigned have;
 	int broken;
@@ -201,8 +201,7 @@ static void add_us_row(const char *op, const char *target, double us,
 	add_row(op, target, us, value, rq);
 }
 
-static void add_broken_row(const char *op, const char *target,
-			   const char *why)
+static void add_broken_row(const char *op, const char *target, const char *why)
 {
 	char value[48];
 
@@ -237,8 +236,8 @@ static void add_goal(const char *op, const char *target, double ratio,
 	if (why && isnan(ratio))
 		snprintf(g->limit, sizeof(g->limit), "-");
 	else
-		snprintf(g->limit, sizeof(g->limit), "%s%g", ge ? ">=" : "<=",
-			 limit);
+		snprintf(g->limit, sizeof(g->limit), "%s%g",
+			 ge ? ">=" : "<=", limit);
 	g->ratio = ratio;
 	if (why)
 		snprintf(g->result, sizeof(g->result), "%s", why);
@@ -349,8 +348,8 @@ static void check_target(struct target *t, int size)
 	fill_pattern(want, sizeof(want));
 	n = read_file(path, iobuf);
 	if (n != size)
-		mark_broken(&t->broken, t->why, sizeof(t->why), "size of",
-			    path, n);
+		mark_broken(&t->broken, t->why, sizeof(t->why), "size of", path,
+			    n);
 	else if (memcmp(iobuf, want, (size_t)size))
 		mark_broken(&t->broken, t->why, sizeof(t->why),
 			    "wrong bytes in", path, 0);
@@ -398,12 +397,10 @@ static void decrypt_setup(void)
 	randombytes_buf(data_key, sizeof(data_key));
 	randombytes_buf(dk_nonce, sizeof(dk_nonce));
 	fill_pattern(dk_pt, 65536);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(dk_wrapped, NULL, data_key,
-						   32, NULL, 0, NULL, dk_nonce,
-						   dk_key);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(dk_ct, &dk_ctlen, dk_pt,
-						   65536, NULL, 0, NULL,
-						   dk_nonce, data_key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    dk_wrapped, NULL, data_key, 32, NULL, 0, NULL, dk_nonce, dk_key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    dk_ct, &dk_ctlen, dk_pt, 65536, NULL, 0, NULL, dk_nonce, data_key);
 }
 
 static double decrypt_round(int iters)
@@ -415,11 +412,11 @@ static double decrypt_round(int iters)
 	t0 = now_us();
 	for (i = 0; i < iters; i++) {
 		bad |= crypto_aead_xchacha20poly1305_ietf_decrypt(
-			data_key, NULL, NULL, dk_wrapped, sizeof(dk_wrapped),
-			NULL, 0, dk_nonce, dk_key);
+		    data_key, NULL, NULL, dk_wrapped, sizeof(dk_wrapped), NULL,
+		    0, dk_nonce, dk_key);
 		bad |= crypto_aead_xchacha20poly1305_ietf_decrypt(
-			dk_pt, NULL, NULL, dk_ct, dk_ctlen, NULL, 0, dk_nonce,
-			data_key);
+		    dk_pt, NULL, NULL, dk_ct, dk_ctlen, NULL, 0, dk_nonce,
+		    data_key);
 	}
 	if (bad)
 		return NAN;
@@ -467,8 +464,8 @@ static void read_size(int si)
 			   !rt[k].ctr);
 	}
 	if (size == 65536)
-		add_us_row("decrypt 64 KiB", "libsodium",
-			   median(dec, P.rounds), -1, 0);
+		add_us_row("decrypt 64 KiB", "libsodium", median(dec, P.rounds),
+			   -1, 0);
 }
 
 /* ---- stat (warm) ---- */
@@ -601,7 +598,7 @@ static void write_row(struct wtarget *w, double us, uint64_t c0)
 	if (w->ctr)
 		snprintf(rq, sizeof(rq), "%.2f",
 			 (double)(ctr_total(w->ctr) - c0) /
-				 ((double)P.write_rounds * P.write_iters));
+			     ((double)P.write_rounds * P.write_iters));
 	add_row(wop[w->kind], w->name, us, value, rq);
 }
 
@@ -740,9 +737,8 @@ static unsigned list_fill(struct ltarget *t, unsigned n, double deadline)
 		snprintf(p, sizeof(p), "%s/l%07u", t->dir, t->have);
 		if (t->mkdir) {
 			if (mkdir(p, 0755) && errno != EEXIST)
-				mark_broken(&t->broken, t->why,
-					    sizeof(t->why), "mkdir", p,
-					    -errno);
+				mark_broken(&t->broken, t->why, sizeof(t->why),
+					    "mkdir", p, -errno);
 		} else if ((fd = open(p, O_WRONLY | O_CREAT, 0444)) < 0 ||
 			   close(fd)) {
 			mark_broken(&t->broken, t->why, sizeof(t->why),
@@ -911,8 +907,7 @@ static void scale_check(void)
 		b[r] = read_round(r % 2 ? &many : s, 100, P.iters);
 	}
 	if (many.broken) {
-		add_broken_row("read 100 B, many secrets", "strict",
-			       many.why);
+		add_broken_row("read 100 B, many secrets", "strict", many.why);
 		return;
 	}
 	for (r = 0; r < P.rounds; r++)
@@ -922,13 +917,13 @@ static void scale_check(void)
 			a[r] = b[r];
 			b[r] = x;
 		}
-	add_us_row("read 100 B, few secrets", "strict", median(b, P.rounds),
+	add_us_row("read 100 B, few secrets", "strict", median(b, P.rounds), -1,
+		   0);
+	add_us_row("read 100 B, many secrets", "strict", median(a, P.rounds),
 		   -1, 0);
-	add_us_row("read 100 B, many secrets", "strict",
-		   median(a, P.rounds), -1, 0);
 	add_goal("read 100 B, many secrets", "strict",
-		 median(a, P.rounds) / median(b, P.rounds), "few secrets", 1,
-		 0, "info");
+		 median(a, P.rounds) / median(b, P.rounds), "few secrets", 1, 0,
+		 "info");
 }
 
 /* cache=kernel: a version written through the mount is what the next
@@ -1101,14 +1096,13 @@ static void print_table(void)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: driver pattern SIZE\n"
-		"       driver count FMT N\n"
-		"       driver [-q] [-r NAME=FMT[@COUNTER]]... "
-		"[-w NAME=KIND:PATH[@COUNTER]]...\n"
-		"              [-L NAME=files|mkdir:DIR]... [-P PID] "
-		"[-p NAME=PID]... [-C NAMES]\n"
-		"              [-s FMT] [-k PATH]\n");
+	fprintf(stderr, "usage: driver pattern SIZE\n"
+			"       driver count FMT N\n"
+			"       driver [-q] [-r NAME=FMT[@COUNTER]]... "
+			"[-w NAME=KIND:PATH[@COUNTER]]...\n"
+			"              [-L NAME=files|mkdir:DIR]... [-P PID] "
+			"[-p NAME=PID]... [-C NAMES]\n"
+			"              [-s FMT] [-k PATH]\n");
 	exit(2);
 }
 
@@ -1156,8 +1150,8 @@ static void set_traced(char *spec)
 	double v[4];
 	int k;
 
-	if (sscanf(rest, "r100:%lf,r4096:%lf,r65536:%lf,stat:%lf", &v[0],
-		   &v[1], &v[2], &v[3]) != 4)
+	if (sscanf(rest, "r100:%lf,r4096:%lf,r65536:%lf,stat:%lf", &v[0], &v[1],
+		   &v[2], &v[3]) != 4)
 		return;
 	for (k = 0; k < nrt; k++)
 		if (!strcmp(rt[k].name, name))
@@ -1177,9 +1171,9 @@ static void parse_args(int argc, char **argv)
 		case 'r':
 			if (nrt == MAX_T)
 				usage();
-			set_fmt(&rt[nrt], split_spec(optarg, rt[nrt].name,
-						     sizeof(rt[nrt].name),
-						     &rt[nrt].ctr));
+			set_fmt(&rt[nrt],
+				split_spec(optarg, rt[nrt].name,
+					   sizeof(rt[nrt].name), &rt[nrt].ctr));
 			for (c = 0; c < 4; c++)
 				rt[nrt].sreq[c] = -1;
 			nrt++;
@@ -1196,9 +1190,9 @@ static void parse_args(int argc, char **argv)
 		case 'p':
 			if (npids == MAX_T)
 				usage();
-			pids[npids].pid = (pid_t)atoi(split_spec(
-				optarg, pids[npids].name,
-				sizeof(pids[npids].name), NULL));
+			pids[npids].pid = (pid_t)atoi(
+			    split_spec(optarg, pids[npids].name,
+				       sizeof(pids[npids].name), NULL));
 			npids++;
 			break;
 		case 'C':
@@ -1227,8 +1221,7 @@ static void parse_args(int argc, char **argv)
  * quiet gaps between kinds so that late releases fall in their window. */
 static int count_pass(const char *fmt, int n)
 {
-	static const char *const kinds[] = {"r100", "r4096", "r65536",
-					    "stat"};
+	static const char *const kinds[] = {"r100", "r4096", "r65536", "stat"};
 	struct timespec gap = {0, 150000000}, a, b;
 	struct target t;
 	struct stat st;

@@ -51,12 +51,12 @@ enum mf_op {
 	NR_OPS
 };
 
-#define TIMEOUT 3600.0
+#define TIMEOUT	  3600.0
 #define MAX_VALUE 65536
-#define NR_FIXED 3
-#define FIXED_INO 2               /* f100 = 2, f4096 = 3, f65536 = 4 */
-#define DYN_INO 16                /* wN has inode DYN_INO + N */
-#define MAX_DYN (1u << 20)
+#define NR_FIXED  3
+#define FIXED_INO 2  /* f100 = 2, f4096 = 3, f65536 = 4 */
+#define DYN_INO	  16 /* wN has inode DYN_INO + N */
+#define MAX_DYN	  (1u << 20)
 
 struct mf_file {
 	size_t size;
@@ -66,9 +66,9 @@ struct mf_file {
 
 static const size_t fixed_size[NR_FIXED] = {100, 4096, 65536};
 static struct mf_file fixed[NR_FIXED];
-static struct mf_file *dyn;             /* MAX_DYN entries, guarded by lock */
+static struct mf_file *dyn; /* MAX_DYN entries, guarded by lock */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t *counters;              /* NR_OPS, shared with the bench */
+static uint64_t *counters; /* NR_OPS, shared with the bench */
 static int opt_direct_io, opt_keep_cache, opt_noopen;
 
 static void count(enum mf_op op)
@@ -377,11 +377,10 @@ static void mf_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		} else {
 			st.st_ino = FIXED_INO + (fuse_ino_t)(i - 2);
 			st.st_mode = S_IFREG;
-			snprintf(name, sizeof(name), "f%zu",
-				 fixed_size[i - 2]);
+			snprintf(name, sizeof(name), "f%zu", fixed_size[i - 2]);
 		}
-		n = fuse_add_direntry(req, buf + used, sizeof(buf) - used,
-				      name, &st, i + 1);
+		n = fuse_add_direntry(req, buf + used, sizeof(buf) - used, name,
+				      &st, i + 1);
 		if (used + n > sizeof(buf) || used + n > size)
 			break;
 		used += n;
@@ -399,20 +398,20 @@ static void mf_releasedir(fuse_req_t req, fuse_ino_t ino,
 }
 
 static const struct fuse_lowlevel_ops mf_ops = {
-	.lookup = mf_lookup,
-	.forget = mf_forget,
-	.forget_multi = mf_forget_multi,
-	.getattr = mf_getattr,
-	.setattr = mf_setattr,
-	.open = mf_open,
-	.read = mf_read,
-	.write = mf_write,
-	.create = mf_create,
-	.release = mf_release,
-	.fsync = mf_fsync,
-	.opendir = mf_opendir,
-	.readdir = mf_readdir,
-	.releasedir = mf_releasedir,
+    .lookup = mf_lookup,
+    .forget = mf_forget,
+    .forget_multi = mf_forget_multi,
+    .getattr = mf_getattr,
+    .setattr = mf_setattr,
+    .open = mf_open,
+    .read = mf_read,
+    .write = mf_write,
+    .create = mf_create,
+    .release = mf_release,
+    .fsync = mf_fsync,
+    .opendir = mf_opendir,
+    .readdir = mf_readdir,
+    .releasedir = mf_releasedir,
 };
 
 static int map_counters(const char *path)
