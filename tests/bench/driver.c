@@ -34,7 +34,7 @@
 #define MAX_T	   16
 #define MAX_ROWS   160
 #define MAX_GOALS  64
-#define MAX_ROUNDS 64
+#define MAX_ROUNDS 128
 #define NR_OPS	   14 /* minifuse.c's counter layout */
 #define OP_FORGET  1
 #define BUF_SIZE   (128 * 1024)
@@ -55,10 +55,36 @@ struct plan {
 	double list_s;	 /* timed listings of one count */
 };
 
+/* Many short rounds: on a busy machine, finer interleaving keeps the
+ * targets' ratios closer than a few long rounds would. */
 static const struct plan full_plan = {
-    41, 400, 31, 3000, 15, 30, 21, 400, 9, {10000, 100000}, 120, 90};
-static const struct plan quick_plan = {9, 100, 9, 1000,		5,  10,
-				       7, 200, 3, {1000, 5000}, 15, 8};
+    .rounds = 101,
+    .iters = 150,
+    .stat_rounds = 51,
+    .stat_iters = 2000,
+    .write_rounds = 15,
+    .write_iters = 30,
+    .conc_rounds = 31,
+    .conc_iters = 300,
+    .list_rounds = 9,
+    .list_counts = {10000, 100000},
+    .budget_s = 120,
+    .list_s = 90,
+};
+static const struct plan quick_plan = {
+    .rounds = 15,
+    .iters = 60,
+    .stat_rounds = 9,
+    .stat_iters = 1000,
+    .write_rounds = 5,
+    .write_iters = 10,
+    .conc_rounds = 7,
+    .conc_iters = 200,
+    .list_rounds = 3,
+    .list_counts = {1000, 5000},
+    .budget_s = 15,
+    .list_s = 8,
+};
 static struct plan P;
 
 /* A read target: a path with %d for the value's size. */
