@@ -10,13 +10,63 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "secretfs/crypto.h"
+
+/*
+ * Does the core's subject say nothing that what does not? It does not
+ * when what contains it ("key 'k1'" in "cannot delete key 'k1'"), or when
+ * it is itself a "cannot ..." about the same quoted names.
+ */
+static int subject_known(const char *subject, size_t len, const char *what)
+{
+	const char *p = subject, *end = subject + len, *q;
+	char name[300];
+	int quoted = 0;
+
+	if (len < sizeof(name)) {
+		snprintf(name, sizeof(name), "%.*s", (int)len, subject);
+		if (strstr(what, name))
+			return 1;
+	}
+	if (strncmp(subject, "cannot ", 7))
+		return 0;
+	while ((p = memchr(p, '\'', (size_t)(end - p))) != NULL) {
+		q = memchr(p + 1, '\'', (size_t)(end - p - 1));
+		if (!q || (size_t)(q - p + 1) >= sizeof(name))
+			return 0;
+		snprintf(name, sizeof(name), "%.*s", (int)(q - p + 1), p);
+		if (!strstr(what, name))
+			return 0;
+		quoted = 1;
+		p = q + 1;
+	}
+	return quoted;
+}
+
+/*
+ * The "why" of an error: the core's message, or its code's description.
+ * Core messages read "<subject>: <description>"; when the subject only
+ * repeats the names in what, the description alone is the why, so that
+ * the line does not say the subject twice.
+ */
+static const char *error_why(const char *what, const struct sfs_error *err)
+{
+	const char *desc = sfs_strerror(err ? err->code : 0);
+	size_t mlen, dlen = strlen(desc);
+
+	if (!err || !err->msg[0])
+		return desc;
+	mlen = strlen(err->msg);
+	if (mlen > dlen + 2 && !strcmp(err->msg + mlen - dlen, desc) &&
+	    !strncmp(err->msg + mlen - dlen - 2, ": ", 2) &&
+	    subject_known(err->msg, mlen - dlen - 2, what))
+		return desc;
+	return err->msg;
+}
 
 int cli_fail(const char *what, const struct sfs_error *err)
 {
-	const char *why = err && err->msg[0] ? err->msg
-					     : sfs_strerror(err ? err->code : 0);
-
-	fprintf(stderr, "secretfs: %s: %s\n", what, why);
+	fprintf(stderr, "secretfs: %s: %s\n", what, error_why(what, err));
 	return EXIT_FAIL;
 }
 
@@ -27,7 +77,11 @@ int cli_usage_error(const char *what, const char *why)
 	return EXIT_USAGE;
 }
 
-/* Read a passphrase from the terminal with echo off. */
+/*
+ * Read a passphrase from the terminal with echo off. Echo goes off (and
+ * typed-ahead input is discarded) before the prompt shows, so that
+ * whatever is typed after the prompt is what is read.
+ */
 static int ask_tty(void *arg, char **out, size_t *len)
 {
 	struct termios old, quiet;
@@ -37,23 +91,22 @@ static int ask_tty(void *arg, char **out, size_t *len)
 	FILE *tty = fopen("/dev/tty", "r+");
 
 	(void)arg;
-	if (!tty || !isatty(fileno(tty))) {
+	if (!tty || !isatty(fileno(tty)) || tcgetattr(fileno(tty), &old)) {
 		if (tty)
 			fclose(tty);
 		return SFS_EMASTER;
 	}
-	fputs("Passphrase: ", tty);
-	fflush(tty);
-	tcgetattr(fileno(tty), &old);
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)ECHO;
 	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	fputs("Passphrase: ", tty);
+	fflush(tty);
 	n = getline(&line, &cap, tty);
 	tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fputs("\n", tty);
 	fclose(tty);
 	if (n <= 0) {
-		free(line);
+		sfs_crypto_free_secret(line, cap);
 		return SFS_EMASTER;
 	}
 	if (line[n - 1] == '\n')

@@ -6,9 +6,17 @@
  * services, so they can never disagree. tests/test_policy.c checks it as a
  * table, one row per rule.
  *
- * Order of checks within one action: caller permission first (a caller who
- * may not see a secret learns nothing of its state), then lifecycle rules
- * in the order of the SPEC's table.
+ * Order of checks within one action: a change on a read-only store or
+ * mount is SFS_EROFS first; then caller permission (a caller who may not
+ * see a secret learns nothing of its state), SFS_EACCES; then lifecycle
+ * rules in the order of the SPEC's table. The administrator (c->admin)
+ * passes every permission and role check, never a lifecycle rule.
+ *
+ * Roles: changes to secrets and versions need SFS_ROLE_MANAGER; using any
+ * key but the service key (create under it, change to it, add a version
+ * to a secret under it) also needs SFS_ROLE_KMS_USER, and so does a key
+ * that does not exist (no probing of key names); KEY_VIEW needs
+ * SFS_ROLE_KMS_VIEWER; key changes and ROLE_CHANGE are admin only.
  */
 #ifndef SECRETFS_POLICY_H
 #define SECRETFS_POLICY_H
@@ -95,5 +103,13 @@ int sfs_policy_name_check(const char *name, size_t len);
 
 /* Descriptions: at most 1,024 bytes of UTF-8 without control characters. */
 int sfs_policy_desc_check(const char *desc, size_t len);
+
+/*
+ * Strict UTF-8: SFS_OK, or SFS_EINVAL for a truncated sequence, an
+ * overlong form, a surrogate (U+D800..U+DFFF) or a code point over
+ * U+10FFFF. NUL bytes are valid UTF-8 here; callers that refuse them
+ * check separately. Pure.
+ */
+int sfs_policy_utf8_check(const void *s, size_t len);
 
 #endif

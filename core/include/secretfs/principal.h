@@ -67,7 +67,8 @@ int sfs_principal_list_matches(const char *list, const struct sfs_caller *c);
 /* "uid:1000(alice)", or "uid:1000" when the uid has no passwd entry. */
 void sfs_principal_describe(uint32_t uid, char *out, size_t cap);
 
-/* Role names: "manager", "kms-user", "kms-viewer". */
+/* Role names: "manager", "kms-user", "kms-viewer"; NULL for a value that
+ * is not exactly one role. */
 const char *sfs_role_name(enum sfs_role r);
 /* The role for a name, or 0 when unknown. */
 enum sfs_role sfs_role_parse(const char *name);

@@ -106,7 +106,12 @@ typedef int (*sfs_role_cb)(void *arg, const char *role, const char *principal);
 /*
  * Callbacks return 0 to go on; any other value stops the listing and is
  * returned by the list operation. Records passed to callbacks are only
- * valid during the call.
+ * valid during the call. A callback may call other operations on the same
+ * store, but not the listing in progress.
+ *
+ * commit() that fails has already rolled the transaction back (calling
+ * rollback() afterwards is harmless); rollback() with no transaction open
+ * does nothing. get operations overwrite *out entirely.
  */
 struct sfs_store_ops {
 	void (*close)(struct sfs_store *s);
@@ -185,6 +190,19 @@ struct sfs_store_ops {
 			   const char *principal, struct sfs_error *err);
 	int (*role_list)(struct sfs_store *s, sfs_role_cb cb, void *arg,
 			 struct sfs_error *err);
+
+	/* health: 0 when the store's own consistency check passes, else
+	 * SFS_EIO with the first problem in err */
+	int (*check)(struct sfs_store *s, struct sfs_error *err);
+	/* secrets, versions not destroyed, KMS keys */
+	int (*counts)(struct sfs_store *s, uint64_t *secrets,
+		      uint64_t *versions, uint64_t *keys,
+		      struct sfs_error *err);
+	/* A number that changes whenever any connection or process commits a
+	 * change (this one included); monotonic for the life of the struct
+	 * sfs_store. Needs no transaction and takes no lock: one read of a
+	 * few bytes, cheap enough to call on every request. */
+	uint64_t (*generation)(struct sfs_store *s);
 };
 
 struct sfs_store {
@@ -200,6 +218,10 @@ struct sfs_store {
  */
 int sfs_store_sqlite_open(const char *dir, int create, int readonly,
 			  struct sfs_store **out, struct sfs_error *err);
+
+/* Write the SQLite database path of store directory dir ("DIR/secretfs.db")
+ * to out. 0, or SFS_EINVAL when it does not fit in cap bytes. */
+int sfs_store_sqlite_path(const char *dir, char *out, size_t cap);
 
 /* Close a store of any backend. NULL is fine. */
 void sfs_store_close(struct sfs_store *s);

@@ -38,7 +38,8 @@ int sfs_value_kv_build(const char *const *pairs, size_t n, char **out,
  * Call cb for each entry of a JSON object value, in key order as stored:
  * a string entry as its raw bytes, any other as compact JSON. SFS_EINVAL
  * when the value is not a JSON object, or (strict) not all strings.
- * The bytes passed to cb are wiped after the call.
+ * The bytes passed to cb are wiped after the call. A non-zero return
+ * from cb stops the walk and is returned as is.
  */
 typedef int (*sfs_kv_cb)(void *arg, const char *key, const char *val,
 			 size_t len);

@@ -31,6 +31,16 @@ int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    uint32_t expect, struct sfs_version_rec *out,
 		    struct sfs_error *err);
 
+/*
+ * Would sfs_version_add() be allowed, the value's length aside? The same
+ * checks (role, access, secret and key state, compare-and-set, read-only)
+ * with no change and no audit line: the daemon asks at open() so that a
+ * writer without the role fails there, not at close().
+ */
+int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			const char *name, uint32_t expect,
+			struct sfs_error *err);
+
 /* Versions not destroyed unless all is set, in number order. */
 int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, int all, sfs_version_cb cb, void *arg,

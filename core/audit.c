@@ -1,0 +1,490 @@
+/*
+ * Audit log: one JSON line per value read and per change (SPEC §5).
+ *
+ * Each line is built whole in memory and appended with a single write(2) on
+ * an O_APPEND descriptor, so lines from the CLI, the daemon and its threads
+ * never interleave and need no lock: struct sfs_audit is read-only after
+ * sfs_audit_open(). A line that cannot be written whole is SFS_EIO, and the
+ * caller fails the read rather than let it go unaudited. Nothing secret is
+ * ever handed to this module.
+ *
+ * Field order: time, op, secret, secret_id, version, result, then key (key
+ * operations only), then uid (every caller) and, for filesystem callers,
+ * gid, pid and comm. Absent secret, secret_id and version are null, so that
+ * every line has the same shape.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "secretfs/audit.h"
+#include "secretfs/value.h"
+
+#define NS_PER_SEC     1000000000LL
+#define FOLLOW_POLL_NS 200000000L
+#define READ_CHUNK     65536
+
+struct sfs_audit {
+	int fd; /* O_WRONLY | O_APPEND */
+};
+
+static int errno_code(int e)
+{
+	switch (e) {
+	case ENOENT:
+		return SFS_ENOENT;
+	case EACCES:
+	case EPERM:
+		return SFS_EACCES;
+	case EROFS:
+		return SFS_EROFS;
+	case ENOSPC:
+		return SFS_ENOSPC;
+	default:
+		return SFS_EIO;
+	}
+}
+
+int sfs_audit_open(struct sfs_audit **out, const char *path,
+		   struct sfs_error *err)
+{
+	struct sfs_audit *a;
+	struct stat st;
+	int fd, e;
+
+	*out = NULL;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+		  0600);
+	if (fd < 0)
+		return sfs_error_set(err, errno_code(errno),
+				     "cannot open audit log '%s': %s", path,
+				     strerror(errno));
+	/* umask or an older file may have left other bits; devices (tests
+	 * use /dev/full) keep theirs. */
+	if (fstat(fd, &st) < 0 ||
+	    (S_ISREG(st.st_mode) && (st.st_mode & 07777) != 0600 &&
+	     fchmod(fd, 0600) < 0)) {
+		e = errno;
+		close(fd);
+		return sfs_error_set(err, errno_code(e),
+				     "cannot make audit log '%s' private: %s",
+				     path, strerror(e));
+	}
+	a = malloc(sizeof(*a));
+	if (!a) {
+		close(fd);
+		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	}
+	a->fd = fd;
+	*out = a;
+	return SFS_OK;
+}
+
+void sfs_audit_close(struct sfs_audit *a)
+{
+	if (!a)
+		return;
+	close(a->fd);
+	free(a);
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t n, i;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	cp = s[0] & (0x7f >> n);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/*
+ * Set key to text, null when text is NULL. JSON strings must be UTF-8, and
+ * a name or a process's comm may not be: invalid bytes become '?', so that
+ * a strange name can never make the audit line (and so the read) fail.
+ */
+static int set_text(struct sfs_json *j, const char *key, const char *text)
+{
+	char *copy;
+	size_t i, n;
+	int rc;
+
+	if (!text)
+		return sfs_json_set_null(j, key);
+	for (i = 0; text[i]; i += n)
+		if ((n = utf8_seq((const unsigned char *)text + i)) == 0)
+			break;
+	if (!text[i])
+		return sfs_json_set_str(j, key, text);
+	copy = strdup(text);
+	if (!copy)
+		return SFS_ENOMEM;
+	for (i = 0; copy[i]; i += n) {
+		n = utf8_seq((const unsigned char *)copy + i);
+		if (n == 0) {
+			copy[i] = '?';
+			n = 1;
+		}
+	}
+	rc = sfs_json_set_str(j, key, copy);
+	free(copy);
+	return rc;
+}
+
+static int set_caller(struct sfs_json *j, const struct sfs_caller *c)
+{
+	char comm[sizeof(c->comm)];
+	int bad = 0;
+
+	if (!c)
+		return SFS_OK;
+	bad |= sfs_json_set_int(j, "uid", c->uid);
+	if (!c->via_fs)
+		return bad ? SFS_ENOMEM : SFS_OK;
+	memcpy(comm, c->comm, sizeof(comm));
+	comm[sizeof(comm) - 1] = '\0';
+	bad |= sfs_json_set_int(j, "gid", c->gid);
+	bad |= sfs_json_set_int(j, "pid", c->pid);
+	bad |= set_text(j, "comm", comm);
+	return bad ? SFS_ENOMEM : SFS_OK;
+}
+
+/* The event as one JSON line with its newline; *line malloc'd. */
+static int build_line(const struct sfs_audit_event *ev, char **line,
+		      size_t *len)
+{
+	struct sfs_json *j = sfs_json_object();
+	char now[32], *text = NULL;
+	int bad = 0;
+
+	*line = NULL;
+	if (!j)
+		return SFS_ENOMEM;
+	sfs_time_format(sfs_time_now(), now);
+	bad |= sfs_json_set_str(j, "time", now);
+	bad |= set_text(j, "op", ev->op);
+	bad |= set_text(j, "secret", ev->secret);
+	bad |= set_text(j, "secret_id", ev->secret_id);
+	bad |= ev->version ? sfs_json_set_int(j, "version", ev->version)
+			   : sfs_json_set_null(j, "version");
+	bad |= sfs_json_set_str(j, "result", sfs_err_name(ev->result));
+	if (ev->key)
+		bad |= set_text(j, "key", ev->key);
+	bad |= set_caller(j, ev->caller);
+	if (!bad)
+		text = sfs_json_dump(j, 0);
+	sfs_json_free(j);
+	if (!text)
+		return SFS_ENOMEM;
+	*len = strlen(text);
+	*line = realloc(text, *len + 2);
+	if (!*line) {
+		free(text);
+		return SFS_ENOMEM;
+	}
+	(*line)[(*len)++] = '\n';
+	(*line)[*len] = '\0';
+	return SFS_OK;
+}
+
+int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev)
+{
+	char *line;
+	size_t len;
+	ssize_t w;
+	int rc;
+
+	if (!a)
+		return SFS_OK;
+	rc = build_line(ev, &line, &len);
+	if (rc)
+		return rc;
+	/* One write: a retry after a short write could interleave. */
+	do {
+		w = write(a->fd, line, len);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0 || (size_t)w != len)
+		rc = SFS_EIO;
+	else if (ev->sync && fdatasync(a->fd) < 0)
+		rc = SFS_EIO;
+	free(line);
+	return rc;
+}
+
+/* --- reading back ------------------------------------------------------ */
+
+struct reader {
+	const char *secret;
+	int64_t since_ns;
+	sfs_audit_cb cb;
+	void *arg;
+	char *buf; /* unconsumed bytes */
+	size_t len, cap;
+};
+
+/* 1 when the line passes the filters. Lines that are not JSON objects
+ * pass only when there is no filter. */
+static int wanted(const struct reader *r, const char *line, size_t len)
+{
+	struct sfs_json *j;
+	const char *v;
+	int64_t t;
+	int ok;
+
+	if (!r->secret && !r->since_ns)
+		return 1;
+	j = sfs_json_parse(line, len);
+	if (!j)
+		return 0;
+	ok = 1;
+	if (r->secret) {
+		v = sfs_json_get_str(j, "secret");
+		ok = v && strcmp(v, r->secret) == 0;
+	}
+	if (ok && r->since_ns) {
+		v = sfs_json_get_str(j, "time");
+		ok = v && sfs_time_parse(v, &t) == SFS_OK && t >= r->since_ns;
+	}
+	sfs_json_free(j);
+	return ok;
+}
+
+/*
+ * Hand each complete line in the buffer to the callback (all of it, the
+ * last line even without its newline, when flush). Returns the callback's
+ * first non-zero result, else 0.
+ */
+static int drain(struct reader *r, int flush)
+{
+	size_t start = 0, end;
+	char *nl;
+	int rc = 0;
+
+	while (!rc && start < r->len) {
+		nl = memchr(r->buf + start, '\n', r->len - start);
+		if (!nl && !flush)
+			break;
+		end = nl ? (size_t)(nl - r->buf) : r->len;
+		r->buf[end] = '\0'; /* cap keeps a spare byte */
+		if (end > start && wanted(r, r->buf + start, end - start))
+			rc = r->cb(r->arg, r->buf + start);
+		start = nl ? end + 1 : end;
+	}
+	memmove(r->buf, r->buf + start, r->len - start);
+	r->len -= start;
+	return rc;
+}
+
+/* Read what is there into the buffer: bytes read, 0 at EOF, -1. */
+static ssize_t fill(struct reader *r, int fd)
+{
+	char *p;
+	ssize_t n;
+
+	if (r->cap - r->len < READ_CHUNK + 1) {
+		p = realloc(r->buf, r->len + READ_CHUNK + 1);
+		if (!p) {
+			errno = ENOMEM;
+			return -1;
+		}
+		r->buf = p;
+		r->cap = r->len + READ_CHUNK + 1;
+	}
+	do {
+		n = read(fd, r->buf + r->len, READ_CHUNK);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		r->len += (size_t)n;
+	return n;
+}
+
+/* At EOF while following: wait, and start over if the log was truncated. */
+static void follow_wait(struct reader *r, int fd)
+{
+	struct timespec ts = {0, FOLLOW_POLL_NS};
+	struct stat st;
+	off_t pos = lseek(fd, 0, SEEK_CUR);
+
+	nanosleep(&ts, NULL);
+	if (fstat(fd, &st) == 0 && pos >= 0 && st.st_size < pos) {
+		lseek(fd, 0, SEEK_SET);
+		r->len = 0;
+	}
+}
+
+/*
+ * The callback's result ends the read: a negative one (an enum sfs_err
+ * code) is returned, a positive one gives SFS_OK.
+ */
+int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
+		   int follow, sfs_audit_cb cb, void *arg,
+		   struct sfs_error *err)
+{
+	struct reader r = {secret, since_ns, cb, arg, NULL, 0, 0};
+	ssize_t n;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return sfs_error_set(err, errno_code(errno),
+				     "cannot open audit log '%s': %s", path,
+				     strerror(errno));
+	while (!rc) {
+		n = fill(&r, fd);
+		if (n < 0) {
+			rc = sfs_error_set(
+			    err, errno == ENOMEM ? SFS_ENOMEM : SFS_EIO,
+			    "cannot read audit log '%s': %s", path,
+			    strerror(errno));
+			break;
+		}
+		rc = drain(&r, n == 0 && !follow);
+		if (n == 0 && !follow)
+			break;
+		if (n == 0 && !rc)
+			follow_wait(&r, fd);
+	}
+	free(r.buf);
+	close(fd);
+	return rc < 0 ? rc : SFS_OK;
+}
+
+/* --- time -------------------------------------------------------------- */
+
+int64_t sfs_time_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+void sfs_time_format(int64_t ns, char out[32])
+{
+	time_t s = (time_t)(ns / NS_PER_SEC);
+	struct tm tm;
+
+	if (ns < 0 && ns % NS_PER_SEC)
+		s--; /* round towards the past */
+	if (!gmtime_r(&s, &tm) ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		strcpy(out, "1970-01-01T00:00:00Z");
+}
+
+/* Exactly n decimal digits at s; -1 otherwise. */
+static int digits(const char *s, int n)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30,
+				   31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return days[m - 1] + (m == 2 && leap);
+}
+
+/* "HH:MM" at s into seconds, or -1. */
+static int hhmm(const char *s, int hmax)
+{
+	int h = digits(s, 2), m = digits(s + 3, 2);
+
+	if (h < 0 || h > hmax || s[2] != ':' || m < 0 || m > 59)
+		return -1;
+	return h * 3600 + m * 60;
+}
+
+/* "[.frac](Z|+HH:MM|-HH:MM)" ending the text; 0 or -1. */
+static int parse_zone(const char *p, long *frac, int *off)
+{
+	long scale = NS_PER_SEC / 10;
+
+	*frac = 0;
+	*off = 0;
+	if (*p == '.') {
+		if (p[1] < '0' || p[1] > '9')
+			return -1;
+		for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			*frac += (*p - '0') * scale; /* digits past ns: 0 */
+	}
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		return 0;
+	if ((*p != '+' && *p != '-') || strlen(p) != 6)
+		return -1;
+	*off = hhmm(p + 1, 23);
+	if (*off < 0)
+		return -1;
+	if (*p == '-')
+		*off = -*off;
+	return 0;
+}
+
+int sfs_time_parse(const char *text, int64_t *ns)
+{
+	struct tm tm = {0};
+	int y, mo, d, sec = 0, off = 0;
+	long frac = 0;
+	time_t t;
+
+	if (!text || strnlen(text, 11) < 10)
+		return SFS_EINVAL;
+	y = digits(text, 4);
+	mo = digits(text + 5, 2);
+	d = digits(text + 8, 2);
+	if (y < 0 || text[4] != '-' || text[7] != '-' || mo < 1 || mo > 12 ||
+	    d < 1 || d > days_in_month(y, mo))
+		return SFS_EINVAL;
+	if (text[10] != '\0') {
+		if ((text[10] != 'T' && text[10] != 't') ||
+		    strnlen(text + 11, 8) < 8 || text[16] != ':')
+			return SFS_EINVAL;
+		sec = hhmm(text + 11, 23);
+		if (sec < 0 || digits(text + 17, 2) < 0 ||
+		    digits(text + 17, 2) > 60 ||
+		    parse_zone(text + 19, &frac, &off) < 0)
+			return SFS_EINVAL;
+		sec += digits(text + 17, 2);
+	}
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	t = timegm(&tm); /* midnight: never the error value -1 */
+	if (t == (time_t)-1)
+		return SFS_EINVAL;
+	t += sec - off;
+	if (t > INT64_MAX / NS_PER_SEC - 1 || t < INT64_MIN / NS_PER_SEC + 1)
+		return SFS_EINVAL;
+	*ns = (int64_t)t * NS_PER_SEC + frac;
+	return SFS_OK;
+}

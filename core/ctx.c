@@ -1,0 +1,1138 @@
+/*
+ * The context: one opened store with its master key proven.
+ *
+ * init makes a store in one go (directory, master key or Argon2id
+ * parameters, database with store id, canary and service key, audit log,
+ * generation file) and removes whatever it made if any step fails. open
+ * proves the master key against the canary before anything else is
+ * touched, so a wrong key changes nothing. Every copy of the master key is
+ * wiped once the KEK is derived; only struct sfs_crypto holds key material
+ * for long, besides the small KMS cache below.
+ *
+ * The services (keys.c, secret.c, version.c, role.c) share the helpers at
+ * the end of this file: lock + transaction, end + generation bump, audit,
+ * policy state gathering. See internal.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "secretfs/audit.h"
+#include "secretfs/crypto.h"
+#include "secretfs/ctx.h"
+#include "secretfs/principal.h"
+#include "secretfs/store.h"
+
+#define KEY_NAME       "master.key"
+#define AUDIT_NAME     "audit.log"
+#define GEN_NAME       "generation"
+#define KDF_BLOB_BYTES (SFS_SALT_BYTES + 16)
+
+/* ---- small helpers ---------------------------------------------------- */
+
+void ctx_strlcpy(char *dst, const char *src, size_t cap)
+{
+	size_t n = strlen(src);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+int ctx_fail(struct sfs_error *err, int code, const char *fmt, ...)
+{
+	char subject[200];
+	va_list ap;
+
+	if (!err)
+		return code;
+	if (err->code == code && err->msg[0])
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(subject, sizeof(subject), fmt, ap);
+	va_end(ap);
+	return sfs_error_set(err, code, "%s: %s", subject, sfs_strerror(code));
+}
+
+static int path_join(char *out, size_t cap, const char *dir, const char *name,
+		     struct sfs_error *err)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= cap)
+		return sfs_error_set(err, SFS_EINVAL, "path '%s/%s' too long",
+				     dir, name);
+	return SFS_OK;
+}
+
+/* Remember a failure for sfs_ctx_last_error(). Lock-free: the ring slot
+ * is claimed atomically, then published. */
+static void note_error(struct sfs_ctx *ctx, const char *msg)
+{
+	unsigned i = __atomic_fetch_add(&ctx->errpos, 1, __ATOMIC_RELAXED);
+	char *slot = ctx->errbuf[i % CTX_ERRBUFS];
+
+	ctx_strlcpy(slot, msg, sizeof(ctx->errbuf[0]));
+	__atomic_store_n(&ctx->last_error, slot, __ATOMIC_RELEASE);
+}
+
+const char *sfs_ctx_last_error(struct sfs_ctx *ctx)
+{
+	return __atomic_load_n(&ctx->last_error, __ATOMIC_ACQUIRE);
+}
+
+/* ---- store directory ------------------------------------------------- */
+
+int sfs_ctx_default_dir(char *out, size_t cap, struct sfs_error *err)
+{
+	const char *env = getenv("SECRETFS_STORE");
+	const char *base;
+	int n;
+
+	if (env && *env)
+		n = snprintf(out, cap, "%s", env);
+	else if (getuid() == 0)
+		n = snprintf(out, cap, "/var/lib/secretfs");
+	else if ((base = getenv("XDG_DATA_HOME")) && *base)
+		n = snprintf(out, cap, "%s/secretfs", base);
+	else if ((base = getenv("HOME")) && *base)
+		n = snprintf(out, cap, "%s/.local/share/secretfs", base);
+	else
+		return sfs_error_set(err, SFS_EINVAL,
+				     "cannot find the store: set "
+				     "SECRETFS_STORE or HOME");
+	if (n < 0 || (size_t)n >= cap)
+		return sfs_error_set(err, SFS_EINVAL,
+				     "store directory name too long");
+	return SFS_OK;
+}
+
+static int resolve_dir(const struct sfs_ctx_options *o, char *out, size_t cap,
+		       struct sfs_error *err)
+{
+	if (!o->store_dir)
+		return sfs_ctx_default_dir(out, cap, err);
+	if (strlen(o->store_dir) >= cap || !*o->store_dir)
+		return sfs_error_set(err, SFS_EINVAL,
+				     "bad store directory name");
+	ctx_strlcpy(out, o->store_dir, cap);
+	return SFS_OK;
+}
+
+/* mkdir -p; the leaf gets 0700. *created is set when the leaf was made. */
+static int mkdir_p(const char *dir, int *created, struct sfs_error *err)
+{
+	char path[PATH_MAX];
+	char *p;
+
+	*created = 0;
+	ctx_strlcpy(path, dir, sizeof(path));
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			goto fail;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) == 0)
+		*created = 1;
+	else if (errno != EEXIST)
+		goto fail;
+	return SFS_OK;
+fail:
+	return sfs_error_set(err, SFS_EIO, "cannot create directory '%s': %s",
+			     path, strerror(errno));
+}
+
+/* ---- the names present in a directory, to undo a failed init --------- */
+
+struct dir_snapshot {
+	char **names;
+	size_t n;
+};
+
+static void snapshot_free(struct dir_snapshot *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		free(s->names[i]);
+	free(s->names);
+	s->names = NULL;
+	s->n = 0;
+}
+
+static int snapshot_has(const struct dir_snapshot *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Take a snapshot of dir's names (s == NULL: none), or with undo remove
+ * every regular file not in it, then dir itself if it ends up empty and
+ * remove_dir is set. */
+static int snapshot_walk(const char *dir, struct dir_snapshot *s, int undo,
+			 int remove_dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+	char **grown;
+
+	if (!d)
+		return SFS_EIO;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (undo) {
+			if (snapshot_has(s, e->d_name))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+			continue;
+		}
+		grown = realloc(s->names, (s->n + 1) * sizeof(*grown));
+		if (!grown || !(grown[s->n] = strdup(e->d_name))) {
+			if (grown)
+				s->names = grown;
+			closedir(d);
+			return SFS_ENOMEM;
+		}
+		s->names = grown;
+		s->n++;
+	}
+	closedir(d);
+	if (undo && remove_dir)
+		rmdir(dir);
+	return SFS_OK;
+}
+
+/* ---- master key -------------------------------------------------------- */
+
+static void kdf_encode(const struct sfs_kdf_params *p,
+		       unsigned char out[KDF_BLOB_BYTES])
+{
+	int i;
+
+	memcpy(out, p->salt, SFS_SALT_BYTES);
+	for (i = 0; i < 8; i++) {
+		out[SFS_SALT_BYTES + i] =
+		    (unsigned char)(p->opslimit >> (8 * i));
+		out[SFS_SALT_BYTES + 8 + i] =
+		    (unsigned char)(p->memlimit >> (8 * i));
+	}
+}
+
+static int kdf_decode(const struct sfs_blob *b, struct sfs_kdf_params *p,
+		      struct sfs_error *err)
+{
+	int i;
+
+	if (b->len != KDF_BLOB_BYTES)
+		return sfs_error_set(err, SFS_EBADMSG,
+				     "store's passphrase parameters are "
+				     "corrupt");
+	memcpy(p->salt, b->data, SFS_SALT_BYTES);
+	p->opslimit = p->memlimit = 0;
+	for (i = 0; i < 8; i++) {
+		p->opslimit |= (uint64_t)b->data[SFS_SALT_BYTES + i] << (8 * i);
+		p->memlimit |= (uint64_t)b->data[SFS_SALT_BYTES + 8 + i]
+			       << (8 * i);
+	}
+	return SFS_OK;
+}
+
+static int derive_from(char *pass, size_t len, const struct sfs_kdf_params *p,
+		       unsigned char master[SFS_KEY_BYTES],
+		       struct sfs_error *err)
+{
+	int rc = sfs_crypto_passphrase_derive(pass, len, p, master, err);
+
+	sfs_crypto_free_secret(pass, len + 1);
+	return rc;
+}
+
+/* The passphrase for an existing store: file option, environment, then
+ * the prompt. */
+static int passphrase_master(const struct sfs_ctx_options *o,
+			     const struct sfs_kdf_params *p,
+			     unsigned char master[SFS_KEY_BYTES],
+			     struct sfs_error *err)
+{
+	const char *file = o->passphrase_file;
+	char *pass = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!file)
+		file = getenv("SECRETFS_PASSPHRASE_FILE");
+	if (file && *file)
+		rc = sfs_crypto_passphrase_read(file, &pass, &len, err);
+	else if (o->ask_passphrase)
+		rc = o->ask_passphrase(o->ask_arg, &pass, &len);
+	else
+		return sfs_error_set(err, SFS_EMASTER,
+				     "store needs a passphrase: set "
+				     "SECRETFS_PASSPHRASE_FILE");
+	if (rc != SFS_OK) {
+		if (pass)
+			sfs_crypto_free_secret(pass, len + 1);
+		return ctx_fail(err, rc, "cannot read the passphrase");
+	}
+	return derive_from(pass, len, p, master, err);
+}
+
+/* The key file: option, environment, else DIR/master.key. */
+static int key_path(const struct sfs_ctx_options *o, const char *dir, char *out,
+		    size_t cap, struct sfs_error *err)
+{
+	const char *p = o->master_key;
+
+	if (!p || !*p)
+		p = getenv("SECRETFS_MASTER_KEY");
+	if (p && *p) {
+		if (strlen(p) >= cap)
+			return sfs_error_set(err, SFS_EINVAL,
+					     "master key path too long");
+		ctx_strlcpy(out, p, cap);
+		return SFS_OK;
+	}
+	return path_join(out, cap, dir, KEY_NAME, err);
+}
+
+/* ---- generation -------------------------------------------------------- */
+
+/*
+ * The generation is an 8-byte counter in DIR/generation, mapped shared:
+ * every committed change (from any process: every writer goes through
+ * the core) bumps it with one atomic add, and sfs_ctx_generation() is one
+ * atomic load. The daemon validates its caches on every request this
+ * way in nanoseconds, with no database access and no syscall.
+ */
+static int gen_create(const char *dir, struct sfs_error *err)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	rc = path_join(path, sizeof(path), dir, GEN_NAME, err);
+	if (rc != SFS_OK)
+		return rc;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, sizeof(uint64_t)) != 0) {
+		rc = sfs_error_set(err, SFS_EIO, "cannot create '%s': %s", path,
+				   strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	close(fd);
+	return SFS_OK;
+}
+
+static void gen_map(struct sfs_ctx *ctx, int writable)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	void *m;
+	int fd;
+
+	ctx->gen = &ctx->gen_local;
+	if (path_join(path, sizeof(path), ctx->dir, GEN_NAME, NULL) != SFS_OK)
+		return;
+	fd =
+	    open(path,
+		 writable ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC,
+		 0600);
+	if (fd < 0)
+		return; /* a read-only store never changes: local is fine */
+	if (fstat(fd, &st) == 0 && st.st_size < (off_t)sizeof(uint64_t) &&
+	    writable && ftruncate(fd, sizeof(uint64_t)) == 0)
+		st.st_size = sizeof(uint64_t);
+	if (st.st_size >= (off_t)sizeof(uint64_t)) {
+		m = mmap(NULL, sizeof(uint64_t),
+			 PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED,
+			 fd, 0);
+		if (m != MAP_FAILED) {
+			ctx->gen = m;
+			ctx->gen_mapped = 1;
+		}
+	}
+	close(fd);
+}
+
+uint64_t sfs_ctx_generation(struct sfs_ctx *ctx)
+{
+	return __atomic_load_n(ctx->gen, __ATOMIC_ACQUIRE);
+}
+
+/* ---- KMS key material cache ------------------------------------------ */
+
+/*
+ * Unwrapped KMS material, keyed by (key id, key version). Material never
+ * changes for a given pair and ids are never reused, so an entry cannot
+ * go stale; the slots are still dropped whenever the generation moves so
+ * that a key another process deactivated or deleted does not linger in
+ * memory. Key state is checked by the policy on every use from the
+ * current record, never from here.
+ *
+ * The slots are one anonymous mapping made at open, mlock'ed (best
+ * effort: RLIMIT_MEMLOCK may refuse) and excluded from core dumps, and
+ * wiped at close. crypto.h offers no allocator, and sodium_malloc is
+ * only reachable through it; a single region made once gives the same
+ * protections that matter here (no swap, no core) without a page-guarded
+ * allocation per entry.
+ */
+#define KMS_SLOTS 32
+
+struct kms_slot {
+	int used;
+	uint32_t kv;
+	char key_id[SFS_ID_MAX + 1];
+	unsigned char material[SFS_KEY_BYTES];
+};
+
+static int kms_region_new(struct sfs_ctx *ctx, struct sfs_error *err)
+{
+	void *m;
+
+	ctx->kms_len = KMS_SLOTS * sizeof(struct kms_slot);
+	m = mmap(NULL, ctx->kms_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return sfs_error_set(err, SFS_ENOMEM,
+				     "cannot allocate key cache");
+	(void)mlock(m, ctx->kms_len);
+	(void)madvise(m, ctx->kms_len, MADV_DONTDUMP);
+	ctx->kms = m;
+	return SFS_OK;
+}
+
+static void kms_region_free(struct sfs_ctx *ctx)
+{
+	if (!ctx->kms)
+		return;
+	sfs_crypto_wipe(ctx->kms, ctx->kms_len);
+	munlock(ctx->kms, ctx->kms_len);
+	munmap(ctx->kms, ctx->kms_len);
+	ctx->kms = NULL;
+}
+
+static struct kms_slot *kms_lookup(struct sfs_ctx *ctx, const char *key_id,
+				   uint32_t kv)
+{
+	uint64_t gen = sfs_ctx_generation(ctx);
+	unsigned i;
+
+	if (gen != ctx->kms_gen) {
+		sfs_crypto_wipe(ctx->kms, ctx->kms_len);
+		ctx->kms_gen = gen;
+		return NULL;
+	}
+	for (i = 0; i < KMS_SLOTS; i++)
+		if (ctx->kms[i].used && ctx->kms[i].kv == kv &&
+		    strcmp(ctx->kms[i].key_id, key_id) == 0)
+			return &ctx->kms[i];
+	return NULL;
+}
+
+int ctx_kms_material(struct sfs_ctx *ctx, const char *key_id, uint32_t kv,
+		     unsigned char out[SFS_KEY_BYTES], struct sfs_error *err)
+{
+	struct sfs_binding b = {ctx->store_id, NULL, 0, key_id, kv};
+	struct kms_slot *slot = kms_lookup(ctx, key_id, kv);
+	struct sfs_blob wrapped = {NULL, 0};
+	int rc;
+
+	if (slot) {
+		memcpy(out, slot->material, SFS_KEY_BYTES);
+		return SFS_OK;
+	}
+	rc = ctx->store->ops->keyver_get(ctx->store, key_id, kv, &wrapped, err);
+	if (rc == SFS_ENOENT)
+		rc = sfs_error_set(err, SFS_EBADMSG,
+				   "material of key version %u is missing",
+				   (unsigned)kv);
+	if (rc != SFS_OK)
+		goto out;
+	rc = sfs_crypto_kms_unwrap(ctx->crypto, &b, wrapped.data, wrapped.len,
+				   out);
+	if (rc != SFS_OK) {
+		rc = sfs_error_set(err, SFS_EBADMSG,
+				   "key material failed authentication");
+		goto out;
+	}
+	slot = &ctx->kms[ctx->kms_next++ % KMS_SLOTS];
+	slot->used = 1;
+	slot->kv = kv;
+	ctx_strlcpy(slot->key_id, key_id, sizeof(slot->key_id));
+	memcpy(slot->material, out, SFS_KEY_BYTES);
+out:
+	sfs_blob_release(&wrapped);
+	return rc;
+}
+
+/* ---- init ------------------------------------------------------------- */
+
+int ctx_keyver_make(struct sfs_store *s, const struct sfs_crypto *crypto,
+		    const unsigned char *store_id, const struct sfs_key_rec *k,
+		    uint32_t kv, struct sfs_error *err)
+{
+	struct sfs_binding b = {store_id, NULL, 0, k->id, kv};
+	unsigned char material[SFS_KEY_BYTES];
+	unsigned char wrapped[SFS_WRAPPED_KEY_BYTES];
+	struct sfs_blob blob = {wrapped, sizeof(wrapped)};
+	int rc;
+
+	sfs_crypto_random(material, sizeof(material));
+	rc = sfs_crypto_kms_wrap(crypto, &b, material, wrapped);
+	sfs_crypto_wipe(material, sizeof(material));
+	if (rc != SFS_OK)
+		return sfs_error_set(err, rc, "cannot wrap key material");
+	return s->ops->keyver_insert(s, k->id, kv, &blob, sfs_time_now(), err);
+}
+
+struct init_state {
+	const struct sfs_ctx_options *o;
+	char dir[PATH_MAX];
+	char keyfile[PATH_MAX];
+	int dir_created, key_created, snapped, existed;
+	struct dir_snapshot snap;
+	unsigned char master[SFS_KEY_BYTES];
+	unsigned char kdf[KDF_BLOB_BYTES];
+	int has_kdf;
+	struct sfs_crypto *crypto;
+	struct sfs_store *store;
+};
+
+static int init_master(struct init_state *is, struct sfs_error *err)
+{
+	struct sfs_kdf_params p;
+	char *pass = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (is->o->passphrase_file) {
+		rc = sfs_crypto_passphrase_read(is->o->passphrase_file, &pass,
+						&len, err);
+		if (rc != SFS_OK)
+			return rc;
+		sfs_crypto_kdf_params_new(&p);
+		kdf_encode(&p, is->kdf);
+		is->has_kdf = 1;
+		return derive_from(pass, len, &p, is->master, err);
+	}
+	rc = key_path(is->o, is->dir, is->keyfile, sizeof(is->keyfile), err);
+	if (rc != SFS_OK)
+		return rc;
+	/* An existing key file (e.g. a systemd credential) is used as is. */
+	if (access(is->keyfile, F_OK) == 0)
+		return sfs_crypto_master_load(is->keyfile, is->master, err);
+	rc = sfs_crypto_master_generate(is->keyfile, is->master, err);
+	if (rc == SFS_OK)
+		is->key_created = 1;
+	return rc;
+}
+
+static int init_service_key(struct init_state *is, const unsigned char *id,
+			    struct sfs_error *err)
+{
+	struct sfs_key_rec k;
+	int rc;
+
+	memset(&k, 0, sizeof(k));
+	sfs_crypto_uuid(k.id);
+	ctx_strlcpy(k.name, "service", sizeof(k.name));
+	k.type = SFS_KEY_SERVICE;
+	k.state = SFS_STATE_ACTIVE;
+	ctx_strlcpy(k.description, "the store's service key",
+		    sizeof(k.description));
+	k.created_at = sfs_time_now();
+	sfs_principal_describe(getuid(), k.created_by, sizeof(k.created_by));
+	k.current_version = 1;
+	rc = is->store->ops->key_insert(is->store, &k, err);
+	if (rc != SFS_OK)
+		return rc;
+	return ctx_keyver_make(is->store, is->crypto, id, &k, 1, err);
+}
+
+/* The database's contents, in one transaction. */
+static int init_db(struct init_state *is, struct sfs_error *err)
+{
+	const struct sfs_store_ops *ops = is->store->ops;
+	unsigned char id[SFS_STORE_ID_BYTES];
+	unsigned char canary[SFS_CANARY_BYTES];
+	int rc;
+
+	sfs_crypto_random(id, sizeof(id));
+	rc = sfs_crypto_canary_make(is->crypto, id, canary);
+	if (rc != SFS_OK)
+		return sfs_error_set(err, rc, "cannot make the canary");
+	rc = ops->begin(is->store, 1, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ops->meta_set(is->store, "store_id", id, sizeof(id), err);
+	if (rc == SFS_OK)
+		rc = ops->meta_set(is->store, "canary", canary, sizeof(canary),
+				   err);
+	if (rc == SFS_OK && is->has_kdf)
+		rc = ops->meta_set(is->store, "kdf", is->kdf, sizeof(is->kdf),
+				   err);
+	if (rc == SFS_OK)
+		rc = init_service_key(is, id, err);
+	if (rc == SFS_OK)
+		return ops->commit(is->store, err);
+	ops->rollback(is->store);
+	return rc;
+}
+
+static int init_files(struct init_state *is, struct sfs_error *err)
+{
+	char path[PATH_MAX];
+	struct sfs_audit *a = NULL;
+	int rc;
+
+	rc = gen_create(is->dir, err);
+	if (rc == SFS_OK)
+		rc = path_join(path, sizeof(path), is->dir, AUDIT_NAME, err);
+	if (rc == SFS_OK)
+		rc = sfs_audit_open(&a, path, err);
+	sfs_audit_close(a);
+	return rc;
+}
+
+static int init_check_new(const char *dir, struct sfs_error *err)
+{
+	struct sfs_store *s = NULL;
+	struct sfs_error e2;
+	int rc;
+
+	sfs_error_clear(&e2);
+	rc = sfs_store_sqlite_open(dir, 0, 1, &s, &e2);
+	sfs_store_close(s);
+	if (rc == SFS_ENOSTORE)
+		return SFS_OK;
+	if (rc == SFS_OK)
+		return sfs_error_set(err, SFS_EEXIST,
+				     "store '%s' is already initialised", dir);
+	return sfs_error_set(err, rc, "%s", e2.msg);
+}
+
+static int init_run(struct init_state *is, struct sfs_error *err)
+{
+	int rc;
+
+	rc = mkdir_p(is->dir, &is->dir_created, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = snapshot_walk(is->dir, &is->snap, 0, 0);
+	if (rc != SFS_OK)
+		return sfs_error_set(err, rc, "cannot read directory '%s'",
+				     is->dir);
+	is->snapped = 1;
+	rc = init_check_new(is->dir, err);
+	is->existed = rc == SFS_EEXIST;
+	if (rc == SFS_OK)
+		rc = init_master(is, err);
+	if (rc == SFS_OK)
+		rc = sfs_crypto_new(&is->crypto, is->master, err);
+	sfs_crypto_wipe(is->master, sizeof(is->master));
+	if (rc == SFS_OK)
+		rc = sfs_store_sqlite_open(is->dir, 1, 0, &is->store, err);
+	if (rc == SFS_OK)
+		rc = init_db(is, err);
+	if (rc == SFS_OK)
+		rc = init_files(is, err);
+	return rc;
+}
+
+int sfs_ctx_init(const struct sfs_ctx_options *o, struct sfs_error *err)
+{
+	struct init_state is;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&is, 0, sizeof(is));
+	is.o = o;
+	rc = sfs_crypto_global_init();
+	if (rc == SFS_OK)
+		rc = resolve_dir(o, is.dir, sizeof(is.dir), err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = init_run(&is, err);
+	sfs_store_close(is.store);
+	sfs_crypto_free(is.crypto);
+	sfs_crypto_wipe(is.master, sizeof(is.master));
+	if (rc != SFS_OK && !is.existed) {
+		/* leave nothing half-made: remove only what this call made */
+		if (is.key_created)
+			unlink(is.keyfile);
+		if (is.snapped)
+			snapshot_walk(is.dir, &is.snap, 1, is.dir_created);
+		else if (is.dir_created)
+			rmdir(is.dir);
+	}
+	snapshot_free(&is.snap);
+	return rc;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static int no_store(const char *dir, struct sfs_error *err)
+{
+	return sfs_error_set(err, SFS_ENOSTORE,
+			     "no store in '%s': run `secretfs init` first",
+			     dir);
+}
+
+/* Open the database read-write when its files are writable; otherwise
+ * read-only, and the context refuses changes. */
+static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
+{
+	char db[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (stat(ctx->dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return no_store(ctx->dir, err);
+	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
+		return sfs_error_set(err, SFS_EINVAL, "store path too long");
+	if (access(db, F_OK) != 0)
+		return no_store(ctx->dir, err);
+	*writable = access(ctx->dir, W_OK) == 0 && access(db, W_OK) == 0;
+	rc = sfs_store_sqlite_open(ctx->dir, 0, !*writable, &ctx->store, err);
+	if (rc == SFS_ENOSTORE)
+		return no_store(ctx->dir, err);
+	if (!*writable)
+		ctx->readonly = 1;
+	return rc;
+}
+
+static int meta_read(struct sfs_ctx *ctx, struct sfs_blob *canary,
+		     struct sfs_blob *kdf, struct sfs_error *err)
+{
+	const struct sfs_store_ops *ops = ctx->store->ops;
+	struct sfs_blob id = {NULL, 0};
+	int rc;
+
+	rc = ops->begin(ctx->store, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ops->meta_get(ctx->store, "store_id", &id, err);
+	if (rc == SFS_OK && id.len != SFS_STORE_ID_BYTES)
+		rc = SFS_EBADMSG;
+	if (rc == SFS_OK)
+		rc = ops->meta_get(ctx->store, "canary", canary, err);
+	if (rc == SFS_OK) {
+		memcpy(ctx->store_id, id.data, SFS_STORE_ID_BYTES);
+		rc = ops->meta_get(ctx->store, "kdf", kdf, err);
+		if (rc == SFS_ENOENT) {
+			sfs_error_clear(err);
+			rc = SFS_OK;
+		}
+	}
+	ops->rollback(ctx->store);
+	sfs_blob_release(&id);
+	if (rc == SFS_ENOENT || rc == SFS_EBADMSG)
+		rc =
+		    sfs_error_set(err, SFS_EBADMSG,
+				  "store '%s' has no valid identity", ctx->dir);
+	return rc;
+}
+
+static int open_master(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
+		       const struct sfs_blob *kdf, struct sfs_error *err)
+{
+	unsigned char master[SFS_KEY_BYTES];
+	struct sfs_kdf_params p;
+	char path[PATH_MAX];
+	int rc;
+
+	if (kdf->data) {
+		rc = kdf_decode(kdf, &p, err);
+		if (rc == SFS_OK)
+			rc = passphrase_master(o, &p, master, err);
+	} else {
+		rc = key_path(o, ctx->dir, path, sizeof(path), err);
+		if (rc == SFS_OK)
+			rc = sfs_crypto_master_load(path, master, err);
+		if (rc == SFS_OK && !(ctx->master_key_path = strdup(path)))
+			rc = sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	}
+	if (rc == SFS_OK)
+		rc = sfs_crypto_new(&ctx->crypto, master, err);
+	sfs_crypto_wipe(master, sizeof(master));
+	return rc;
+}
+
+static int open_run(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
+		    struct sfs_error *err)
+{
+	struct sfs_blob canary = {NULL, 0}, kdf = {NULL, 0};
+	char path[PATH_MAX];
+	int writable = 0;
+	int rc;
+
+	rc = open_store(ctx, &writable, err);
+	if (rc == SFS_OK)
+		rc = meta_read(ctx, &canary, &kdf, err);
+	if (rc == SFS_OK)
+		rc = open_master(ctx, o, &kdf, err);
+	if (rc == SFS_OK &&
+	    sfs_crypto_canary_check(ctx->crypto, ctx->store_id, canary.data,
+				    canary.len) != SFS_OK)
+		rc = sfs_error_set(err, SFS_EMASTER, "wrong %s for store '%s'",
+				   kdf.data ? "passphrase" : "master key",
+				   ctx->dir);
+	sfs_blob_release(&canary);
+	sfs_blob_release(&kdf);
+	if (rc != SFS_OK)
+		return rc;
+	/* The key is proven: only now touch anything in the store. */
+	gen_map(ctx, writable);
+	rc = kms_region_new(ctx, err);
+	if (rc == SFS_OK && !o->audit_off) {
+		rc = path_join(path, sizeof(path), ctx->dir, AUDIT_NAME, err);
+		if (rc == SFS_OK)
+			rc = sfs_audit_open(&ctx->audit, path, err);
+	}
+	return rc;
+}
+
+int sfs_ctx_open(struct sfs_ctx **out, const struct sfs_ctx_options *o,
+		 struct sfs_error *err)
+{
+	char dir[PATH_MAX];
+	struct sfs_ctx *ctx;
+	int rc;
+
+	sfs_error_clear(err);
+	*out = NULL;
+	rc = sfs_crypto_global_init();
+	if (rc == SFS_OK)
+		rc = resolve_dir(o, dir, sizeof(dir), err);
+	if (rc != SFS_OK)
+		return rc;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx || !(ctx->dir = strdup(dir))) {
+		free(ctx);
+		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&ctx->mutex, NULL);
+	ctx->gen = &ctx->gen_local;
+	ctx->readonly = o->readonly;
+	ctx->has_owner = o->has_owner;
+	ctx->owner_uid = o->owner_uid;
+	rc = open_run(ctx, o, err);
+	if (rc != SFS_OK) {
+		sfs_ctx_close(ctx);
+		return rc;
+	}
+	*out = ctx;
+	return SFS_OK;
+}
+
+static void roles_free(struct sfs_ctx *ctx)
+{
+	free(ctx->roles);
+	ctx->roles = NULL;
+	ctx->nroles = 0;
+	ctx->roles_valid = 0;
+}
+
+void sfs_ctx_close(struct sfs_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	sfs_store_close(ctx->store);
+	sfs_crypto_free(ctx->crypto);
+	sfs_audit_close(ctx->audit);
+	kms_region_free(ctx);
+	if (ctx->gen_mapped)
+		munmap(ctx->gen, sizeof(uint64_t));
+	roles_free(ctx);
+	pthread_mutex_destroy(&ctx->mutex);
+	free(ctx->master_key_path);
+	free(ctx->dir);
+	free(ctx);
+}
+
+const char *sfs_ctx_dir(const struct sfs_ctx *ctx)
+{
+	return ctx->dir;
+}
+
+const char *sfs_ctx_master_key_path(const struct sfs_ctx *ctx)
+{
+	return ctx->master_key_path;
+}
+
+int sfs_ctx_readonly(const struct sfs_ctx *ctx)
+{
+	return ctx->readonly;
+}
+
+struct sfs_store *sfs_ctx_store(struct sfs_ctx *ctx)
+{
+	return ctx->store;
+}
+
+struct sfs_store *sfs_ctx_swap_store(struct sfs_ctx *ctx, struct sfs_store *s)
+{
+	struct sfs_store *old;
+
+	pthread_mutex_lock(&ctx->mutex);
+	old = ctx->store;
+	ctx->store = s;
+	ctx->roles_valid = 0;
+	sfs_crypto_wipe(ctx->kms, ctx->kms_len);
+	pthread_mutex_unlock(&ctx->mutex);
+	return old;
+}
+
+/* ---- counts and roles ------------------------------------------------- */
+
+int sfs_ctx_counts(struct sfs_ctx *ctx, struct sfs_counts *out,
+		   struct sfs_error *err)
+{
+	int rc;
+
+	sfs_error_clear(err);
+	memset(out, 0, sizeof(*out));
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ctx->store->ops->counts(ctx->store, &out->secrets, &out->versions,
+				     &out->keys, err);
+	return ctx_end(ctx, 0, rc, err);
+}
+
+struct role_pair {
+	unsigned role;
+	char principal[SFS_PRINCIPAL_MAX + 1];
+};
+
+struct roles_acc {
+	struct role_pair *v;
+	size_t n;
+};
+
+static int roles_collect(void *arg, const char *role, const char *principal)
+{
+	struct roles_acc *acc = arg;
+	struct role_pair *grown;
+
+	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
+	if (!grown)
+		return SFS_ENOMEM;
+	acc->v = grown;
+	grown[acc->n].role = (unsigned)sfs_role_parse(role);
+	ctx_strlcpy(grown[acc->n].principal, principal,
+		    sizeof(grown[0].principal));
+	acc->n++;
+	return 0;
+}
+
+/* Lock held. Re-read the grants when another change landed. */
+static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
+{
+	uint64_t gen = sfs_ctx_generation(ctx);
+	struct roles_acc acc = {NULL, 0};
+	int rc;
+
+	if (ctx->roles_valid && ctx->roles_gen == gen)
+		return SFS_OK;
+	rc = ctx->store->ops->begin(ctx->store, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ctx->store->ops->role_list(ctx->store, roles_collect, &acc, err);
+	ctx->store->ops->rollback(ctx->store);
+	if (rc != SFS_OK) {
+		free(acc.v);
+		return ctx_fail(err, rc, "cannot read role grants");
+	}
+	roles_free(ctx);
+	ctx->roles = acc.v;
+	ctx->nroles = acc.n;
+	ctx->roles_gen = gen;
+	ctx->roles_valid = 1;
+	return SFS_OK;
+}
+
+int sfs_ctx_resolve_roles(struct sfs_ctx *ctx, struct sfs_caller *c,
+			  struct sfs_error *err)
+{
+	size_t i;
+	int rc;
+
+	sfs_error_clear(err);
+	if (c->admin || c->uid == 0 ||
+	    (ctx->has_owner && c->uid == ctx->owner_uid)) {
+		c->roles = SFS_ROLE_ALL;
+		return SFS_OK;
+	}
+	pthread_mutex_lock(&ctx->mutex);
+	rc = roles_refresh(ctx, err);
+	c->roles = 0;
+	for (i = 0; rc == SFS_OK && i < ctx->nroles; i++)
+		if (sfs_principal_matches(ctx->roles[i].principal, c))
+			c->roles |= ctx->roles[i].role;
+	pthread_mutex_unlock(&ctx->mutex);
+	return rc;
+}
+
+/* ---- helpers for the services ----------------------------------------- */
+
+static void note_store_failure(struct sfs_ctx *ctx, int rc,
+			       const struct sfs_error *err)
+{
+	if (rc != SFS_EIO && rc != SFS_ENOSPC)
+		return;
+	note_error(ctx, err && err->msg[0] ? err->msg : sfs_strerror(rc));
+}
+
+int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&ctx->mutex);
+	/* A read-only context never writes: the policy refuses, and a
+	 * read transaction does not contend for the store's write lock. */
+	rc = ctx->store->ops->begin(ctx->store, write && !ctx->readonly, err);
+	if (rc != SFS_OK) {
+		note_store_failure(ctx, rc, err);
+		pthread_mutex_unlock(&ctx->mutex);
+	}
+	return rc;
+}
+
+int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
+{
+	if (write && rc == SFS_OK && !ctx->readonly) {
+		rc = ctx->store->ops->commit(ctx->store, err);
+		if (rc == SFS_OK)
+			__atomic_add_fetch(ctx->gen, 1, __ATOMIC_RELEASE);
+	} else {
+		ctx->store->ops->rollback(ctx->store);
+		if (write && rc == SFS_OK)
+			rc =
+			    sfs_error_set(err, SFS_EROFS, "store is read-only");
+	}
+	note_store_failure(ctx, rc, err);
+	pthread_mutex_unlock(&ctx->mutex);
+	return rc;
+}
+
+void ctx_state_init(const struct sfs_ctx *ctx, struct sfs_policy_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->readonly = ctx->readonly;
+}
+
+int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
+	      const struct ctx_audit_line *l)
+{
+	struct sfs_audit_event ev;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.op = l->op;
+	ev.secret = l->secret;
+	ev.secret_id = l->secret_id && *l->secret_id ? l->secret_id : NULL;
+	ev.key = l->key;
+	ev.version = l->version;
+	ev.result = l->result;
+	ev.caller = c;
+	ev.sync = l->change;
+	rc = sfs_audit_write(ctx->audit, &ev);
+	if (rc != SFS_OK)
+		note_error(ctx, "cannot write the audit log");
+	return rc;
+}
+
+int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
+		    struct sfs_secret_rec *s, struct sfs_error *err)
+{
+	int rc = ctx->store->ops->secret_get(ctx->store, name, s, err);
+
+	if (rc == SFS_ENOENT) {
+		memset(s, 0, sizeof(*s));
+		sfs_error_clear(err);
+		return ctx_fail(err, rc, "secret '%.128s'", name);
+	}
+	return rc;
+}
+
+int ctx_key_state(struct sfs_ctx *ctx, const char *key,
+		  struct sfs_policy_state *st, struct sfs_key_rec *k,
+		  struct sfs_error *err)
+{
+	int rc = ctx->store->ops->key_get(ctx->store, key, k, err);
+
+	if (rc == SFS_ENOENT) {
+		sfs_error_clear(err);
+		memset(k, 0, sizeof(*k));
+		st->key_exists = 0;
+		return SFS_OK;
+	}
+	if (rc != SFS_OK)
+		return rc;
+	st->key_exists = 1;
+	st->key_type = k->type;
+	st->key_state = k->state;
+	return SFS_OK;
+}
+
+static int versions_collect(void *arg, const struct sfs_version_rec *v)
+{
+	struct ctx_versions *vs = arg;
+
+	if (v->version == 0 || v->version > vs->n)
+		return 0; /* beyond latest: cannot happen in a sane store */
+	vs->states[v->version] = v->state;
+	if (v->state == SFS_STATE_ACTIVE)
+		vs->active++;
+	if (v->state != SFS_STATE_DESTROYED)
+		vs->live++;
+	return 0;
+}
+
+int ctx_versions_gather(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
+			struct ctx_versions *vs, struct sfs_error *err)
+{
+	uint32_t i;
+	int rc;
+
+	memset(vs, 0, sizeof(*vs));
+	vs->n = s->latest_version;
+	vs->states = malloc(((size_t)vs->n + 1) * sizeof(int));
+	if (!vs->states)
+		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	for (i = 0; i <= vs->n; i++)
+		vs->states[i] = SFS_STATE_DESTROYED;
+	rc = ctx->store->ops->version_list(ctx->store, s->id, versions_collect,
+					   vs, err);
+	if (rc != SFS_OK)
+		ctx_versions_release(vs);
+	return rc;
+}
+
+void ctx_versions_release(struct ctx_versions *vs)
+{
+	free(vs->states);
+	vs->states = NULL;
+}

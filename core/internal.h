@@ -1,0 +1,154 @@
+/*
+ * Private to the core services (ctx.c, keys.c, secret.c, version.c,
+ * role.c): the context's layout and the few helpers every service uses.
+ *
+ * Every service follows one pattern: ctx_begin() (lock the context's
+ * mutex, open a store transaction), gather the state, ask
+ * sfs_policy_check() (the only place a rule is decided), act, ctx_end()
+ * (commit and bump the generation, or roll back; unlock), then one
+ * ctx_audit() line outside the lock. The mutex serialises every use of
+ * the one store connection a context owns; fields it guards are marked.
+ */
+#ifndef SECRETFS_INTERNAL_H
+#define SECRETFS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "secretfs/crypto.h"
+#include "secretfs/ctx.h"
+#include "secretfs/policy.h"
+#include "secretfs/store.h"
+
+struct sfs_audit;
+struct kms_slot;
+struct role_pair;
+
+#define CTX_ERRBUFS 8
+
+struct sfs_ctx {
+	char *dir;
+	char *master_key_path;	   /* NULL for passphrase stores */
+	struct sfs_crypto *crypto; /* read-only after open */
+	unsigned char store_id[SFS_STORE_ID_BYTES];
+	struct sfs_audit *audit; /* NULL: audit off; thread-safe itself */
+	int readonly;		 /* changes refused through the policy */
+	int has_owner;
+	uint32_t owner_uid;
+
+	pthread_mutex_t mutex;
+	struct sfs_store *store; /* mutex */
+
+	/* DIR/generation mapped shared; see ctx.c */
+	uint64_t *gen; /* the mapping, or &gen_local */
+	uint64_t gen_local;
+	int gen_mapped;
+
+	/* Unwrapped KMS key material: one locked region of fixed slots. */
+	struct kms_slot *kms; /* mutex */
+	size_t kms_len;	      /* bytes of the region */
+	unsigned kms_next;    /* mutex: next slot to evict */
+	uint64_t kms_gen;     /* mutex: generation the slots belong to */
+
+	/* Role grants as last read from the store. */
+	struct role_pair *roles; /* mutex */
+	size_t nroles;		 /* mutex */
+	uint64_t roles_gen;	 /* mutex */
+	int roles_valid;	 /* mutex */
+
+	/* Store failures for sfs_ctx_last_error(): a ring of messages so a
+	 * reader's pointer stays readable while later failures land. */
+	char errbuf[CTX_ERRBUFS][256];
+	unsigned errpos;	/* atomic */
+	const char *last_error; /* atomic */
+};
+
+/* Lock ctx and begin a store transaction (write: the write lock). On
+ * failure nothing is held. */
+int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err);
+
+/*
+ * End what ctx_begin() began: with write and rc == SFS_OK commit (and
+ * bump the generation once durable), else roll back; then unlock.
+ * Returns rc, or the commit's error.
+ */
+int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err);
+
+/* A policy state with the context's facts (read-only) filled in. */
+void ctx_state_init(const struct sfs_ctx *ctx, struct sfs_policy_state *st);
+
+/*
+ * Record a refusal or failure in err and return code: keeps a message
+ * already written for the same code (the store's details), else
+ * "<subject>: <why>" with subject formatted from fmt.
+ */
+int ctx_fail(struct sfs_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* One audit line. Returns sfs_audit_write()'s result; a failure is also
+ * remembered for sfs_ctx_last_error(). */
+struct ctx_audit_line {
+	const char *op;
+	const char *secret;
+	const char *secret_id;
+	const char *key;
+	uint32_t version;
+	int result;
+	int change; /* fsync'd like the change it records */
+};
+int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
+	      const struct ctx_audit_line *l);
+
+/*
+ * The material of KMS key key_id at key version kv, unwrapped with the
+ * KEK (cached). Call with the lock held inside a transaction. SFS_EBADMSG
+ * when the wrapped material fails authentication or is missing.
+ */
+int ctx_kms_material(struct sfs_ctx *ctx, const char *key_id, uint32_t kv,
+		     unsigned char out[SFS_KEY_BYTES], struct sfs_error *err);
+
+/*
+ * Fresh random KMS material for key version kv of key k, stored wrapped
+ * by the KEK in s (inside an open write transaction).
+ */
+int ctx_keyver_make(struct sfs_store *s, const struct sfs_crypto *crypto,
+		    const unsigned char *store_id, const struct sfs_key_rec *k,
+		    uint32_t kv, struct sfs_error *err);
+
+/* Copy src into dst[cap], truncating; always NUL-terminated. */
+void ctx_strlcpy(char *dst, const char *src, size_t cap);
+
+/* Lock held, transaction open: the secret named name (a name or an id),
+ * or SFS_ENOENT with a message. */
+int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
+		    struct sfs_secret_rec *s, struct sfs_error *err);
+
+/* Fill the key fields of a policy state from a lookup of key (id or
+ * name): key_exists 0 when there is no such key. *k gets the record. */
+int ctx_key_state(struct sfs_ctx *ctx, const char *key,
+		  struct sfs_policy_state *st, struct sfs_key_rec *k,
+		  struct sfs_error *err);
+
+/* Version states of a secret: states[1..n] (states[0] unused; numbers
+ * with no row count as destroyed), and how many are active / live. */
+struct ctx_versions {
+	int *states;
+	uint32_t n;
+	unsigned active, live;
+};
+int ctx_versions_gather(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
+			struct ctx_versions *vs, struct sfs_error *err);
+void ctx_versions_release(struct ctx_versions *vs);
+
+/*
+ * Add a version holding value to secret s (whose record is updated: new
+ * latest and default) under key k's current key version. The policy has
+ * already allowed it; lock held, write transaction open. out may be
+ * NULL.
+ */
+int ctx_version_insert(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       struct sfs_secret_rec *s, const struct sfs_key_rec *k,
+		       const void *value, size_t len,
+		       struct sfs_version_rec *out, struct sfs_error *err);
+
+#endif

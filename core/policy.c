@@ -1,0 +1,343 @@
+/*
+ * Policy: every lifecycle rule of SPEC §2 and every permission rule of
+ * SPEC §1/§3, as pure functions of (action, caller, state). Nothing here
+ * does I/O, allocates, reads the clock or asks the name service: the
+ * services gather the state, ask, and act only on SFS_OK, so the CLI and
+ * the filesystem cannot disagree and tests/test_policy.c can check every
+ * rule as one row of a table.
+ *
+ * For each action the checks run in one fixed order: (1) a change on a
+ * read-only store or mount is SFS_EROFS; (2) the caller's permission or
+ * role, SFS_EACCES (so a caller who may not act learns nothing of the
+ * state); (3) the lifecycle rules, in the order of the SPEC's table. The
+ * administrator (the CLI holding the master key) passes every permission
+ * and role check but never a lifecycle rule. Root and the mount's owner
+ * get SFS_ROLE_ALL from the services, not here; root has no exemption
+ * from an access-controlled secret's allow list.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "secretfs/policy.h"
+
+static int is_change(enum sfs_action act)
+{
+	return act != SFS_ACT_SECRET_VIEW && act != SFS_ACT_VALUE_READ &&
+	       act != SFS_ACT_KEY_VIEW;
+}
+
+static int has_roles(const struct sfs_caller *c, unsigned need)
+{
+	return c->admin || (c->roles & need) == need;
+}
+
+/*
+ * Roles needed to use the KMS key named in the state. Only the service
+ * key is free: a user key needs kms-user, and so does a key that does not
+ * exist, so that a caller without kms-user cannot probe user keys' names
+ * through ENOKEY versus EACCES.
+ */
+static unsigned key_roles(const struct sfs_policy_state *st)
+{
+	if (st->key_exists && st->key_type == SFS_KEY_SERVICE)
+		return 0;
+	return SFS_ROLE_KMS_USER;
+}
+
+/* Step (2): SFS_OK or SFS_EACCES. */
+static int permitted(enum sfs_action act, const struct sfs_caller *c,
+		     const struct sfs_policy_state *st)
+{
+	unsigned need;
+
+	switch (act) {
+	case SFS_ACT_SECRET_VIEW:
+		return sfs_policy_may_view(c, st->secret) ? SFS_OK : SFS_EACCES;
+	case SFS_ACT_VALUE_READ:
+		return sfs_policy_may_read(c, st->secret) ? SFS_OK : SFS_EACCES;
+	case SFS_ACT_KEY_VIEW:
+		need = SFS_ROLE_KMS_VIEWER;
+		break;
+	case SFS_ACT_SECRET_CREATE:
+	case SFS_ACT_SECRET_CHANGE_KEY:
+	case SFS_ACT_VERSION_ADD:
+		need = SFS_ROLE_MANAGER | key_roles(st);
+		break;
+	case SFS_ACT_KEY_CREATE:
+	case SFS_ACT_KEY_ACTIVATE:
+	case SFS_ACT_KEY_DEACTIVATE:
+	case SFS_ACT_KEY_ROTATE:
+	case SFS_ACT_KEY_DELETE:
+	case SFS_ACT_ROLE_CHANGE:
+		return c->admin ? SFS_OK : SFS_EACCES;
+	default:
+		need = SFS_ROLE_MANAGER;
+		break;
+	}
+	return has_roles(c, need) ? SFS_OK : SFS_EACCES;
+}
+
+static int key_usable(const struct sfs_policy_state *st)
+{
+	return st->key_exists && st->key_state == SFS_STATE_ACTIVE;
+}
+
+/* The version acted on exists and is not destroyed. */
+static int version_live(const struct sfs_policy_state *st)
+{
+	return st->version_exists && st->version_state != SFS_STATE_DESTROYED;
+}
+
+static int check_version_add(const struct sfs_policy_state *st)
+{
+	if (st->secret->status != SFS_STATE_ACTIVE)
+		return SFS_EKEYREVOKED;
+	if (!key_usable(st))
+		return SFS_ENOKEY;
+	if (st->value_len == 0)
+		return SFS_EINVAL;
+	if (st->value_len > SFS_VALUE_MAX)
+		return SFS_EFBIG;
+	if (st->expect != 0 && st->expect != st->secret->latest_version + 1)
+		return SFS_EEXIST;
+	return SFS_OK;
+}
+
+static int check_value_read(const struct sfs_policy_state *st)
+{
+	if (st->secret->status != SFS_STATE_ACTIVE)
+		return SFS_EKEYREVOKED;
+	if (!version_live(st))
+		return SFS_ENOENT;
+	if (st->version_state != SFS_STATE_ACTIVE)
+		return SFS_EKEYREVOKED;
+	if (!key_usable(st))
+		return SFS_ENOKEY;
+	return SFS_OK;
+}
+
+static int check_secret_delete(const struct sfs_policy_state *st)
+{
+	if (st->secret->status == SFS_STATE_ACTIVE)
+		return SFS_EBUSY;
+	if (st->live_versions > 0)
+		return SFS_ENOTEMPTY;
+	return SFS_OK;
+}
+
+static int check_key_delete(const struct sfs_policy_state *st)
+{
+	if (st->key_type == SFS_KEY_SERVICE)
+		return SFS_EPERM;
+	if (st->key_in_use)
+		return SFS_EBUSY;
+	return SFS_OK;
+}
+
+/* Step (3): the rules of SPEC §2's table. */
+static int lifecycle(enum sfs_action act, const struct sfs_policy_state *st)
+{
+	switch (act) {
+	case SFS_ACT_SECRET_CREATE:
+	case SFS_ACT_SECRET_CHANGE_KEY:
+		return key_usable(st) ? SFS_OK : SFS_ENOKEY;
+	case SFS_ACT_VERSION_ADD:
+		return check_version_add(st);
+	case SFS_ACT_VALUE_READ:
+		return check_value_read(st);
+	case SFS_ACT_VERSION_SET_DEFAULT:
+		if (!version_live(st))
+			return SFS_ENOENT;
+		return st->version_state == SFS_STATE_ACTIVE ? SFS_OK
+							     : SFS_EINVAL;
+	case SFS_ACT_VERSION_ACTIVATE:
+	case SFS_ACT_VERSION_DEACTIVATE:
+	case SFS_ACT_VERSION_DESTROY:
+		return version_live(st) ? SFS_OK : SFS_ENOENT;
+	case SFS_ACT_SECRET_ACTIVATE:
+		return st->active_versions > 0 ? SFS_OK : SFS_EINVAL;
+	case SFS_ACT_SECRET_DELETE:
+		return check_secret_delete(st);
+	case SFS_ACT_KEY_DEACTIVATE:
+		return st->key_type == SFS_KEY_SERVICE ? SFS_EPERM : SFS_OK;
+	case SFS_ACT_KEY_DELETE:
+		return check_key_delete(st);
+	default:
+		return SFS_OK;
+	}
+}
+
+/* Actions that act on an existing secret: st->secret must be set. */
+static int needs_secret(enum sfs_action act)
+{
+	return act != SFS_ACT_SECRET_CREATE && act < SFS_ACT_KEY_CREATE;
+}
+
+int sfs_policy_check(enum sfs_action act, const struct sfs_caller *c,
+		     const struct sfs_policy_state *st)
+{
+	int rc;
+
+	assert(c && st);
+	assert(!needs_secret(act) || st->secret);
+	if (st->readonly && is_change(act))
+		return SFS_EROFS;
+	rc = permitted(act, c, st);
+	if (rc != SFS_OK)
+		return rc;
+	return lifecycle(act, st);
+}
+
+static int in_group(const struct sfs_caller *c, uint32_t gid)
+{
+	int i;
+
+	if (c->gid == gid)
+		return 1;
+	for (i = 0; i < c->ngroups && i < SFS_CALLER_GROUPS_MAX; i++)
+		if (c->groups[i] == gid)
+			return 1;
+	return 0;
+}
+
+int sfs_policy_may_read(const struct sfs_caller *c,
+			const struct sfs_secret_rec *s)
+{
+	assert(c && s);
+	if (c->admin)
+		return 1;
+	if (s->access_control)
+		return c->uid == s->owner ||
+		       sfs_principal_list_matches(s->allowed, c);
+	if (c->uid == 0)
+		return 1;
+	/* As Unix does: the first class that matches decides, even when a
+	 * later one would allow. */
+	if (c->uid == s->owner)
+		return (s->mode & 0400) != 0;
+	if (in_group(c, s->group))
+		return (s->mode & 0040) != 0;
+	return (s->mode & 0004) != 0;
+}
+
+int sfs_policy_may_view(const struct sfs_caller *c,
+			const struct sfs_secret_rec *s)
+{
+	assert(c && s);
+	if (!s->access_control)
+		return 1;
+	return sfs_policy_may_read(c, s);
+}
+
+uint32_t sfs_policy_next_default(const int *states, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = n; i >= 1; i--)
+		if (states[i] == SFS_STATE_ACTIVE)
+			return i;
+	return 0;
+}
+
+static int name_char(unsigned char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+}
+
+int sfs_policy_name_check(const char *name, size_t len)
+{
+	size_t i;
+
+	assert(name || len == 0);
+	if (len == 0)
+		return SFS_EINVAL;
+	if (len > SFS_NAME_MAX)
+		return SFS_ENAMETOOLONG;
+	/* First a letter or digit: rules out ".", "..", "-x", "_x". */
+	if (!name_char((unsigned char)name[0]) || name[0] == '.' ||
+	    name[0] == '_' || name[0] == '-')
+		return SFS_EINVAL;
+	for (i = 1; i < len; i++)
+		if (!name_char((unsigned char)name[i]))
+			return SFS_EINVAL; /* includes an embedded NUL */
+	return SFS_OK;
+}
+
+/*
+ * Decode one UTF-8 sequence at s[0..len) (len >= 1): its length, or 0
+ * when invalid. *cp gets the code point. Lead bytes C0, C1 and F5..FF
+ * never start a valid sequence; the second byte's range rules out
+ * overlong forms, surrogates and code points over U+10FFFF (RFC 3629).
+ */
+static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (len < n || s[1] < lo || s[1] > hi)
+		return 0;
+	*cp = s[0] & (0x7f >> n);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = (*cp << 6) | (s[i] & 0x3f);
+	}
+	return n;
+}
+
+int sfs_policy_utf8_check(const void *s, size_t len)
+{
+	const unsigned char *p = s;
+	uint32_t cp;
+	size_t i = 0, n;
+
+	while (i < len) {
+		n = utf8_next(p + i, len - i, &cp);
+		if (n == 0)
+			return SFS_EINVAL;
+		i += n;
+	}
+	return SFS_OK;
+}
+
+int sfs_policy_desc_check(const char *desc, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)desc;
+	uint32_t cp;
+	size_t i = 0, n;
+
+	assert(desc || len == 0);
+	if (len > SFS_DESC_MAX)
+		return SFS_EINVAL;
+	while (i < len) {
+		n = utf8_next(p + i, len - i, &cp);
+		if (n == 0)
+			return SFS_EINVAL;
+		/* C0 (with NUL, tab, newline), DEL and C1 controls */
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return SFS_EINVAL;
+		i += n;
+	}
+	return SFS_OK;
+}

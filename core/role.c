@@ -1,0 +1,132 @@
+/*
+ * Role grants (SPEC §1): manager, kms-user, kms-viewer, each granted to a
+ * principal stored in its numeric form (`uid:N` / `gid:N`), so matching a
+ * caller needs no name service (sfs_ctx_resolve_roles). Who may grant is
+ * the policy's to say (SFS_ACT_ROLE_CHANGE: the administrator only); each
+ * grant, revoke or refused attempt is one audit line.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "secretfs/policy.h"
+#include "secretfs/role.h"
+
+/* Check the names, then do the change in one transaction. */
+static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       const char *role, const char *principal, int grant,
+		       struct sfs_error *err)
+{
+	char p[SFS_PRINCIPAL_MAX + 1];
+	struct sfs_policy_state st;
+	struct ctx_audit_line l = {grant ? "role.grant" : "role.revoke",
+				   NULL,
+				   NULL,
+				   NULL,
+				   0,
+				   SFS_OK,
+				   1};
+	int rc = SFS_OK;
+
+	sfs_error_clear(err);
+	if (!sfs_role_parse(role))
+		rc = ctx_fail(err, SFS_EINVAL, "unknown role '%.32s'", role);
+	else if (sfs_principal_parse(principal, p, sizeof(p), err) != SFS_OK)
+		rc = ctx_fail(err, SFS_EINVAL, "principal '%.64s'", principal);
+	if (rc == SFS_OK)
+		rc = ctx_begin(ctx, 1, err);
+	if (rc != SFS_OK)
+		goto audit;
+	ctx_state_init(ctx, &st);
+	rc = sfs_policy_check(SFS_ACT_ROLE_CHANGE, c, &st);
+	if (rc != SFS_OK)
+		ctx_fail(err, rc, "role '%s'", role);
+	else if (grant)
+		rc = ctx->store->ops->role_grant(ctx->store, role, p, err);
+	else
+		rc = ctx->store->ops->role_revoke(ctx->store, role, p, err);
+	if (rc == SFS_EEXIST && grant) {
+		sfs_error_clear(err); /* granting twice changes nothing */
+		rc = SFS_OK;
+	}
+	if (rc == SFS_ENOENT)
+		ctx_fail(err, rc, "'%s' does not hold role '%s'", p, role);
+	rc = ctx_end(ctx, 1, rc, err);
+audit:
+	l.result = rc;
+	ctx_audit(ctx, c, &l);
+	return rc;
+}
+
+int sfs_role_grant(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		   const char *role, const char *principal,
+		   struct sfs_error *err)
+{
+	return role_change(ctx, c, role, principal, 1, err);
+}
+
+int sfs_role_revoke(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *role, const char *principal,
+		    struct sfs_error *err)
+{
+	return role_change(ctx, c, role, principal, 0, err);
+}
+
+struct pair {
+	char role[16];
+	char principal[SFS_PRINCIPAL_MAX + 1];
+};
+
+struct pairs_acc {
+	struct pair *v;
+	size_t n;
+};
+
+static int pairs_collect(void *arg, const char *role, const char *principal)
+{
+	struct pairs_acc *acc = arg;
+	struct pair *grown;
+
+	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
+	if (!grown)
+		return SFS_ENOMEM;
+	acc->v = grown;
+	ctx_strlcpy(grown[acc->n].role, role, sizeof(grown[0].role));
+	ctx_strlcpy(grown[acc->n].principal, principal,
+		    sizeof(grown[0].principal));
+	acc->n++;
+	return 0;
+}
+
+/* The callback runs after the lock is released, so it may call back
+ * into the context. */
+int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		  sfs_role_cb cb, void *arg, struct sfs_error *err)
+{
+	struct pairs_acc acc = {NULL, 0};
+	struct sfs_policy_state st;
+	size_t i;
+	int rc;
+
+	sfs_error_clear(err);
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	/* Listing grants is the administrator's, like changing them; a
+	 * read-only context may still list them. */
+	ctx_state_init(ctx, &st);
+	st.readonly = 0;
+	rc = sfs_policy_check(SFS_ACT_ROLE_CHANGE, c, &st);
+	if (rc != SFS_OK)
+		ctx_fail(err, rc, "roles");
+	else
+		rc = ctx->store->ops->role_list(ctx->store, pairs_collect, &acc,
+						err);
+	if (rc == SFS_ENOMEM)
+		sfs_error_set(err, rc, "out of memory");
+	rc = ctx_end(ctx, 0, rc, err);
+	for (i = 0; rc == SFS_OK && i < acc.n; i++)
+		rc = cb(arg, acc.v[i].role, acc.v[i].principal);
+	free(acc.v);
+	return rc;
+}

@@ -1,0 +1,389 @@
+/*
+ * Secrets: create, look up, list, update, change key, activate,
+ * deactivate, delete.
+ *
+ * Each function gathers the secret's state in one store transaction,
+ * asks sfs_policy_check() (the only place a rule is decided), acts on its
+ * answer, commits, and writes one audit line for the change or the
+ * refused attempt. A secret created with a value gets its first version
+ * in the same transaction, so it never exists half-made.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "secretfs/audit.h"
+#include "secretfs/policy.h"
+#include "secretfs/secret.h"
+
+#define DEFAULT_MODE 0440
+#define MODE_BITS    0777
+
+static void secret_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			 const char *op, const struct sfs_secret_rec *s,
+			 const char *name, const char *key, int rc)
+{
+	struct ctx_audit_line l = {
+	    op, s->name[0] ? s->name : name, s->id, key, 0, rc, 1};
+
+	ctx_audit(ctx, c, &l);
+}
+
+static int secret_new_rec(const struct sfs_caller *c,
+			  const struct sfs_secret_new *n,
+			  struct sfs_secret_rec *s, struct sfs_error *err)
+{
+	const char *desc = n->description ? n->description : "";
+	int rc;
+
+	rc = sfs_policy_name_check(n->name, strlen(n->name));
+	if (rc != SFS_OK)
+		return ctx_fail(err, rc, "secret name '%.128s'", n->name);
+	rc = sfs_policy_desc_check(desc, strlen(desc));
+	if (rc != SFS_OK)
+		return ctx_fail(err, rc, "description of '%s'", n->name);
+	if (n->has_mode && n->mode > MODE_BITS)
+		return ctx_fail(err, SFS_EINVAL, "mode %o", n->mode);
+	sfs_crypto_uuid(s->id);
+	ctx_strlcpy(s->name, n->name, sizeof(s->name));
+	ctx_strlcpy(s->description, desc, sizeof(s->description));
+	s->status = SFS_STATE_ACTIVE;
+	s->access_control = n->access_control ? 1 : 0;
+	s->owner = n->has_owner ? n->owner : c->uid;
+	s->group = n->has_group ? n->group : c->gid;
+	s->mode = n->has_mode ? n->mode : DEFAULT_MODE;
+	s->created_at = sfs_time_now();
+	s->changed_at = s->created_at;
+	sfs_principal_describe(c->uid, s->created_by, sizeof(s->created_by));
+	return SFS_OK;
+}
+
+/* Lock held, write transaction open: the checks and the inserts. */
+static int create_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			 const struct sfs_secret_new *n,
+			 struct sfs_secret_rec *s, struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	struct sfs_key_rec k;
+	int rc;
+
+	ctx_state_init(ctx, &st);
+	st.secret = s;
+	rc = ctx_key_state(ctx, n->key ? n->key : "service", &st, &k, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = sfs_policy_check(SFS_ACT_SECRET_CREATE, c, &st);
+	if (rc == SFS_OK && n->value) {
+		st.value_len = n->value_len;
+		rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
+	}
+	if (rc != SFS_OK)
+		return ctx_fail(err, rc, "secret '%s'", s->name);
+	ctx_strlcpy(s->kms_key_id, k.id, sizeof(s->kms_key_id));
+	rc = ctx->store->ops->secret_insert(ctx->store, s, err);
+	if (rc == SFS_EEXIST)
+		return ctx_fail(err, rc, "secret '%s'", s->name);
+	if (rc == SFS_OK && n->value)
+		rc = ctx_version_insert(ctx, c, s, &k, n->value, n->value_len,
+					NULL, err);
+	return rc;
+}
+
+int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		      const struct sfs_secret_new *n,
+		      struct sfs_secret_rec *out, struct sfs_error *err)
+{
+	struct sfs_secret_rec s;
+	struct ctx_audit_line l = {"secret.create", n->name, NULL, NULL, 0,
+				   SFS_OK,	    1};
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	rc = secret_new_rec(c, n, &s, err);
+	if (rc == SFS_OK)
+		rc = ctx_begin(ctx, 1, err);
+	if (rc == SFS_OK)
+		rc = ctx_end(ctx, 1, create_locked(ctx, c, n, &s, err), err);
+	if (rc == SFS_OK) {
+		l.secret_id = s.id;
+		l.version = s.latest_version;
+		if (out)
+			*out = s;
+	}
+	l.result = rc;
+	ctx_audit(ctx, c, &l);
+	return rc;
+}
+
+/* What a caller without the full view sees (SPEC §3). */
+static void partial_view(struct sfs_secret_rec *s)
+{
+	struct sfs_secret_rec p;
+
+	memset(&p, 0, sizeof(p));
+	memcpy(p.id, s->id, 8);
+	memcpy(p.id + 8, "-****", 6);
+	memcpy(p.name, s->name, sizeof(p.name));
+	memcpy(p.description, s->description, sizeof(p.description));
+	p.access_control = s->access_control;
+	p.created_at = s->created_at;
+	memcpy(p.created_by, s->created_by, sizeof(p.created_by));
+	*s = p;
+}
+
+int sfs_secret_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		   const char *name, struct sfs_secret_rec *out, int *full,
+		   struct sfs_error *err)
+{
+	int rc;
+
+	sfs_error_clear(err);
+	*full = 0;
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ctx_end(ctx, 0, ctx_secret_load(ctx, name, out, err), err);
+	if (rc != SFS_OK)
+		return rc;
+	*full = sfs_policy_may_view(c, out);
+	if (!*full)
+		partial_view(out);
+	return SFS_OK;
+}
+
+struct secrets_acc {
+	struct sfs_secret_rec *v;
+	size_t n;
+};
+
+static int secrets_collect(void *arg, const struct sfs_secret_rec *s)
+{
+	struct secrets_acc *acc = arg;
+	struct sfs_secret_rec *grown;
+
+	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
+	if (!grown)
+		return SFS_ENOMEM;
+	acc->v = grown;
+	grown[acc->n++] = *s;
+	return 0;
+}
+
+/* The callback runs after the lock is released, so it may call back
+ * into the context. */
+int sfs_secret_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    sfs_secret_cb cb, void *arg, struct sfs_error *err)
+{
+	struct secrets_acc acc = {NULL, 0};
+	size_t i;
+	int rc;
+
+	(void)c; /* names are visible to anyone who reaches the store */
+	sfs_error_clear(err);
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ctx->store->ops->secret_list(ctx->store, secrets_collect, &acc,
+					  err);
+	if (rc == SFS_ENOMEM)
+		sfs_error_set(err, rc, "out of memory");
+	rc = ctx_end(ctx, 0, rc, err);
+	for (i = 0; rc == SFS_OK && i < acc.n; i++)
+		rc = cb(arg, &acc.v[i]);
+	free(acc.v);
+	return rc;
+}
+
+/* Check the new field values before anything is locked; the normalised
+ * allow list goes to allowed. */
+static int update_validate(const struct sfs_secret_update *u, char *allowed,
+			   size_t cap, struct sfs_error *err)
+{
+	int rc;
+
+	if ((u->fields & SFS_SF_DESCRIPTION) &&
+	    (!u->description ||
+	     sfs_policy_desc_check(u->description, strlen(u->description))))
+		return ctx_fail(err, SFS_EINVAL, "description");
+	if ((u->fields & SFS_SF_MODE) && u->mode > MODE_BITS)
+		return ctx_fail(err, SFS_EINVAL, "mode %o", u->mode);
+	if (!(u->fields & SFS_SF_ALLOWED))
+		return SFS_OK;
+	rc = sfs_principal_list_normalize(u->allowed ? u->allowed : "", allowed,
+					  cap, err);
+	if (rc != SFS_OK)
+		return ctx_fail(err, SFS_EINVAL, "allowed principals");
+	return SFS_OK;
+}
+
+static void update_apply(struct sfs_secret_rec *s,
+			 const struct sfs_secret_update *u, const char *allowed)
+{
+	if (u->fields & SFS_SF_DESCRIPTION)
+		ctx_strlcpy(s->description, u->description,
+			    sizeof(s->description));
+	if (u->fields & SFS_SF_ACCESS_CONTROL)
+		s->access_control = u->access_control ? 1 : 0;
+	if (u->fields & SFS_SF_ALLOWED)
+		ctx_strlcpy(s->allowed, allowed, sizeof(s->allowed));
+	if (u->fields & SFS_SF_OWNER)
+		s->owner = u->owner;
+	if (u->fields & SFS_SF_GROUP)
+		s->group = u->group;
+	if (u->fields & SFS_SF_MODE)
+		s->mode = u->mode;
+	s->changed_at = sfs_time_now();
+}
+
+/*
+ * Lock held, write transaction open: ask about the secret as it is, then
+ * write the change (key_id: the new KMS key for CHANGE_KEY).
+ */
+static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			 enum sfs_action act, struct sfs_policy_state *st,
+			 struct sfs_secret_rec *s, const char *key_id,
+			 struct sfs_error *err)
+{
+	int rc;
+
+	st->secret = s;
+	rc = sfs_policy_check(act, c, st);
+	if (rc != SFS_OK)
+		return ctx_fail(err, rc, "secret '%s'", s->name);
+	switch (act) {
+	case SFS_ACT_SECRET_DELETE:
+		return ctx->store->ops->secret_delete(ctx->store, s->id, err);
+	case SFS_ACT_SECRET_ACTIVATE:
+		s->status = SFS_STATE_ACTIVE;
+		break;
+	case SFS_ACT_SECRET_DEACTIVATE:
+		s->status = SFS_STATE_DEACTIVATED;
+		break;
+	case SFS_ACT_SECRET_CHANGE_KEY:
+		ctx_strlcpy(s->kms_key_id, key_id, sizeof(s->kms_key_id));
+		break;
+	default:
+		break;
+	}
+	s->changed_at = sfs_time_now();
+	return ctx->store->ops->secret_update(ctx->store, s, err);
+}
+
+int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		      const char *name, const struct sfs_secret_update *u,
+		      struct sfs_error *err)
+{
+	char allowed[SFS_ALLOWED_MAX + 1];
+	struct sfs_policy_state st;
+	struct sfs_secret_rec s;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	rc = update_validate(u, allowed, sizeof(allowed), err);
+	if (rc == SFS_OK)
+		rc = ctx_begin(ctx, 1, err);
+	if (rc != SFS_OK)
+		goto audit;
+	rc = ctx_secret_load(ctx, name, &s, err);
+	if (rc == SFS_OK) {
+		ctx_state_init(ctx, &st);
+		st.secret = &s;
+		rc = sfs_policy_check(SFS_ACT_SECRET_UPDATE, c, &st);
+		if (rc != SFS_OK)
+			ctx_fail(err, rc, "secret '%s'", s.name);
+	}
+	if (rc == SFS_OK) {
+		update_apply(&s, u, allowed);
+		rc = ctx->store->ops->secret_update(ctx->store, &s, err);
+	}
+	rc = ctx_end(ctx, 1, rc, err);
+audit:
+	secret_audit(ctx, c, "secret.update", &s, name, NULL, rc);
+	return rc;
+}
+
+int sfs_secret_change_key(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			  const char *name, const char *key,
+			  struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	struct sfs_secret_rec s;
+	struct sfs_key_rec k;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	memset(&k, 0, sizeof(k));
+	rc = ctx_begin(ctx, 1, err);
+	if (rc != SFS_OK)
+		goto audit;
+	ctx_state_init(ctx, &st);
+	rc = ctx_secret_load(ctx, name, &s, err);
+	if (rc == SFS_OK)
+		rc = ctx_key_state(ctx, key, &st, &k, err);
+	if (rc == SFS_OK)
+		rc = change_locked(ctx, c, SFS_ACT_SECRET_CHANGE_KEY, &st, &s,
+				   k.id, err);
+	rc = ctx_end(ctx, 1, rc, err);
+audit:
+	secret_audit(ctx, c, "secret.change_key", &s, name,
+		     k.name[0] ? k.name : key, rc);
+	return rc;
+}
+
+/* Status changes and delete: they need the version counts. */
+static int counted_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			  const char *name, enum sfs_action act,
+			  struct sfs_secret_rec *s, struct sfs_error *err)
+{
+	struct ctx_versions vs;
+	struct sfs_policy_state st;
+	int rc;
+
+	rc = ctx_begin(ctx, 1, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ctx_secret_load(ctx, name, s, err);
+	if (rc == SFS_OK)
+		rc = ctx_versions_gather(ctx, s, &vs, err);
+	if (rc == SFS_OK) {
+		ctx_state_init(ctx, &st);
+		st.active_versions = vs.active;
+		st.live_versions = vs.live;
+		ctx_versions_release(&vs);
+		rc = change_locked(ctx, c, act, &st, s, "", err);
+	}
+	return ctx_end(ctx, 1, rc, err);
+}
+
+int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			  const char *name, int active, struct sfs_error *err)
+{
+	struct sfs_secret_rec s;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	rc = counted_change(ctx, c, name,
+			    active ? SFS_ACT_SECRET_ACTIVATE
+				   : SFS_ACT_SECRET_DEACTIVATE,
+			    &s, err);
+	secret_audit(ctx, c, active ? "secret.activate" : "secret.deactivate",
+		     &s, name, NULL, rc);
+	return rc;
+}
+
+int sfs_secret_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		      const char *name, struct sfs_error *err)
+{
+	struct sfs_secret_rec s;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	rc = counted_change(ctx, c, name, SFS_ACT_SECRET_DELETE, &s, err);
+	secret_audit(ctx, c, "secret.delete", &s, name, NULL, rc);
+	return rc;
+}

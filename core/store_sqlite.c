@@ -1,0 +1,1259 @@
+/*
+ * SQLite storage backend: DIR/secretfs.db (mode 0600), the only file in
+ * the tree that includes <sqlite3.h>. It stores what the core hands it and
+ * decides nothing (see store.h).
+ *
+ * Concurrency. The CLI, a read-write daemon and any number of read-only
+ * daemons open one database at once, each its own connection. We use a
+ * ROLLBACK JOURNAL, not WAL: Debian 12's SQLite 3.40.1 carries the
+ * WAL-reset bug (two connections writing or checkpointing one WAL
+ * database at the same moment can corrupt it; fixed in 3.51.3), and a
+ * secrets store must not bet on a race. The price: a writer's COMMIT
+ * waits for readers to finish, so read transactions must stay short
+ * (the core never holds one across a callback into FUSE or a prompt).
+ * Write transactions take the write lock up front (BEGIN IMMEDIATE), so a
+ * read-modify-write in the core is atomic across processes and a reader
+ * never has to upgrade (which could deadlock); read transactions are
+ * deferred. busy_timeout is generous (10 s) so that callers wait for one
+ * another instead of seeing SQLITE_BUSY.
+ *
+ * Durability and erasure. synchronous=FULL: a commit reported done
+ * survives power loss (TRUNCATE commits by truncating the journal and
+ * syncing it, so no directory sync is needed as DELETE mode would need
+ * with synchronous=EXTRA). secure_delete=ON: freed cells and pages, among
+ * them a destroyed version's blobs, are overwritten with zeros in the
+ * database file. temp_store=MEMORY: no temporary files. The rollback
+ * journal holds the pre-images of the pages a transaction changes; for a
+ * destroy that is the version's sealed ciphertext and wrapped data key
+ * (the store never sees plaintext or unwrapped keys). journal_mode=
+ * TRUNCATE empties the journal at every commit, so after a destroy no file
+ * of the store still holds those bytes (PERSIST would keep them in the
+ * journal file until overwritten, and copies of the store directory would
+ * carry them). What TRUNCATE cannot reach are the freed disk blocks, which
+ * the device keeps until reuse as it does for any rewritten file;
+ * recovering a value from them would still need the KMS key, itself
+ * wrapped by the master key.
+ *
+ * Speed. Every statement is prepared once at open and reused (reset,
+ * clear_bindings); no SQL text is built per call and nothing is allocated
+ * per call beyond the blob copies handed to the caller. Parameters are
+ * bound SQLITE_STATIC: they are cleared before the operation returns.
+ *
+ * Schema: PRAGMA user_version and the migrations array below; a database
+ * newer than this program is refused, an older one migrated at open (only
+ * by a read-write open: a read-only one reports it).
+ *
+ * A read-only connection cannot roll back the hot journal a crashed
+ * writer leaves: it reports SFS_EIO until any read-write open (the CLI,
+ * the read-write daemon) has recovered the database. Connections do not
+ * survive fork(): open the store in the process that uses it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "secretfs/store.h"
+
+#define DB_NAME "secretfs.db"
+#define BUSY_TIMEOUT_MS 10000
+
+/*
+ * Each migration takes the schema from version i to i + 1 and ends by
+ * recording that number. Never edit one that has shipped: add another.
+ * versions.kms_key_id has no foreign key on purpose: a key may be deleted
+ * once only destroyed versions name it.
+ */
+static const char *const migrations[] = {
+	/* v1 */
+	"CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+	"CREATE TABLE kms_keys("
+	" id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	" type INTEGER NOT NULL, state INTEGER NOT NULL,"
+	" description TEXT NOT NULL, created_at INTEGER NOT NULL,"
+	" created_by TEXT NOT NULL, current_version INTEGER NOT NULL);"
+	"CREATE TABLE kms_key_versions("
+	" key_id TEXT NOT NULL REFERENCES kms_keys(id),"
+	" version INTEGER NOT NULL, wrapped BLOB NOT NULL,"
+	" created_at INTEGER NOT NULL, PRIMARY KEY(key_id, version));"
+	"CREATE TABLE secrets("
+	" id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	" description TEXT NOT NULL, status INTEGER NOT NULL,"
+	" access_control INTEGER NOT NULL, allowed TEXT NOT NULL,"
+	" owner_uid INTEGER NOT NULL, group_gid INTEGER NOT NULL,"
+	" mode INTEGER NOT NULL, default_version INTEGER NOT NULL,"
+	" latest_version INTEGER NOT NULL,"
+	" kms_key_id TEXT NOT NULL REFERENCES kms_keys(id),"
+	" created_at INTEGER NOT NULL, created_by TEXT NOT NULL,"
+	" changed_at INTEGER NOT NULL);"
+	"CREATE INDEX secrets_by_key ON secrets(kms_key_id);"
+	/* blobs last: reading the other columns skips their overflow pages */
+	"CREATE TABLE versions("
+	" secret_id TEXT NOT NULL REFERENCES secrets(id),"
+	" version INTEGER NOT NULL, state INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL, created_by TEXT NOT NULL,"
+	" kms_key_id TEXT NOT NULL, kms_key_version INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, format INTEGER NOT NULL,"
+	" wrapped_dek BLOB, ciphertext BLOB,"
+	" PRIMARY KEY(secret_id, version));"
+	"CREATE INDEX versions_by_key ON versions(kms_key_id, state);"
+	"CREATE TABLE roles(role TEXT NOT NULL, principal TEXT NOT NULL,"
+	" PRIMARY KEY(role, principal));"
+	"PRAGMA user_version = 1;",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define KEY_COLS                                                         \
+	"id, name, type, state, description, created_at, created_by, " \
+	"current_version"
+#define SECRET_COLS                                                      \
+	"id, name, description, status, access_control, allowed, "       \
+	"owner_uid, group_gid, mode, default_version, latest_version, "  \
+	"kms_key_id, created_at, created_by, changed_at"
+#define VERSION_COLS                                                     \
+	"secret_id, version, state, created_at, created_by, kms_key_id, " \
+	"kms_key_version, size, format"
+
+enum stmt_id {
+	ST_BEGIN_READ,
+	ST_BEGIN_WRITE,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_META_GET,
+	ST_META_SET,
+	ST_KEY_BY_ID,
+	ST_KEY_BY_NAME,
+	ST_KEY_LIST,
+	ST_KEY_INSERT,
+	ST_KEY_UPDATE,
+	ST_KEY_DELETE_VERSIONS,
+	ST_KEY_DELETE,
+	ST_KEY_IN_USE,
+	ST_KEYVER_GET,
+	ST_KEYVER_INSERT,
+	ST_SECRET_BY_ID,
+	ST_SECRET_BY_NAME,
+	ST_SECRET_LIST,
+	ST_SECRET_INSERT,
+	ST_SECRET_UPDATE,
+	ST_SECRET_DELETE_VERSIONS,
+	ST_SECRET_DELETE,
+	ST_VERSION_GET,
+	ST_VERSION_GET_BLOBS,
+	ST_VERSION_LIST,
+	ST_VERSION_INSERT,
+	ST_VERSION_STATE,
+	ST_VERSION_DESTROY,
+	ST_ROLE_GRANT,
+	ST_ROLE_REVOKE,
+	ST_ROLE_LIST,
+	ST_CHECK,
+	ST_FK_CHECK,
+	ST_COUNTS,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN_READ] = "BEGIN",
+	[ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_META_GET] = "SELECT value FROM meta WHERE name = ?1",
+	[ST_META_SET] = "INSERT INTO meta(name, value) VALUES (?1, ?2) "
+			"ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+	[ST_KEY_BY_ID] = "SELECT " KEY_COLS " FROM kms_keys WHERE id = ?1",
+	[ST_KEY_BY_NAME] = "SELECT " KEY_COLS " FROM kms_keys WHERE name = ?1",
+	[ST_KEY_LIST] = "SELECT " KEY_COLS " FROM kms_keys ORDER BY name",
+	[ST_KEY_INSERT] = "INSERT INTO kms_keys(" KEY_COLS ") "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[ST_KEY_UPDATE] = "UPDATE kms_keys SET state = ?2, description = ?3, "
+			  "current_version = ?4 WHERE id = ?1",
+	[ST_KEY_DELETE_VERSIONS] = "DELETE FROM kms_key_versions "
+				   "WHERE key_id = ?1",
+	[ST_KEY_DELETE] = "DELETE FROM kms_keys WHERE id = ?1",
+	[ST_KEY_IN_USE] = "SELECT EXISTS(SELECT 1 FROM versions "
+			  "WHERE kms_key_id = ?1 AND state <> ?2) "
+			  "OR EXISTS(SELECT 1 FROM secrets "
+			  "WHERE kms_key_id = ?1)",
+	[ST_KEYVER_GET] = "SELECT wrapped FROM kms_key_versions "
+			  "WHERE key_id = ?1 AND version = ?2",
+	[ST_KEYVER_INSERT] = "INSERT INTO kms_key_versions"
+			     "(key_id, version, wrapped, created_at) "
+			     "VALUES (?1, ?2, ?3, ?4)",
+	[ST_SECRET_BY_ID] = "SELECT " SECRET_COLS " FROM secrets WHERE id = ?1",
+	[ST_SECRET_BY_NAME] = "SELECT " SECRET_COLS
+			      " FROM secrets WHERE name = ?1",
+	[ST_SECRET_LIST] = "SELECT " SECRET_COLS " FROM secrets ORDER BY name",
+	[ST_SECRET_INSERT] = "INSERT INTO secrets(" SECRET_COLS ") VALUES "
+			     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+			     "?12, ?13, ?14, ?15)",
+	[ST_SECRET_UPDATE] = "UPDATE secrets SET name = ?2, description = ?3, "
+			     "status = ?4, access_control = ?5, allowed = ?6, "
+			     "owner_uid = ?7, group_gid = ?8, mode = ?9, "
+			     "default_version = ?10, latest_version = ?11, "
+			     "kms_key_id = ?12, changed_at = ?15 WHERE id = ?1",
+	[ST_SECRET_DELETE_VERSIONS] = "DELETE FROM versions "
+				      "WHERE secret_id = ?1",
+	[ST_SECRET_DELETE] = "DELETE FROM secrets WHERE id = ?1",
+	[ST_VERSION_GET] = "SELECT " VERSION_COLS " FROM versions "
+			   "WHERE secret_id = ?1 AND version = ?2",
+	[ST_VERSION_GET_BLOBS] = "SELECT " VERSION_COLS ", wrapped_dek, "
+				 "ciphertext FROM versions "
+				 "WHERE secret_id = ?1 AND version = ?2",
+	[ST_VERSION_LIST] = "SELECT " VERSION_COLS " FROM versions "
+			    "WHERE secret_id = ?1 ORDER BY version",
+	[ST_VERSION_INSERT] = "INSERT INTO versions(" VERSION_COLS
+			      ", wrapped_dek, ciphertext) VALUES "
+			      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[ST_VERSION_STATE] = "UPDATE versions SET state = ?3 "
+			     "WHERE secret_id = ?1 AND version = ?2",
+	[ST_VERSION_DESTROY] = "UPDATE versions SET state = ?3, "
+			       "wrapped_dek = NULL, ciphertext = NULL "
+			       "WHERE secret_id = ?1 AND version = ?2",
+	[ST_ROLE_GRANT] = "INSERT INTO roles(role, principal) VALUES (?1, ?2)",
+	[ST_ROLE_REVOKE] = "DELETE FROM roles WHERE role = ?1 "
+			   "AND principal = ?2",
+	[ST_ROLE_LIST] = "SELECT role, principal FROM roles "
+			 "ORDER BY role, principal",
+	[ST_CHECK] = "PRAGMA integrity_check",
+	[ST_FK_CHECK] = "PRAGMA foreign_key_check",
+	[ST_COUNTS] = "SELECT (SELECT count(*) FROM secrets), "
+		      "(SELECT count(*) FROM versions WHERE state <> ?1), "
+		      "(SELECT count(*) FROM kms_keys)",
+};
+
+struct sq {
+	struct sfs_store pub;
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	sqlite3_file *file; /* the database file, for generation() */
+	uint64_t gen;       /* last generation returned */
+	int readonly;
+};
+
+static struct sq *SQ(struct sfs_store *s)
+{
+	return s->backend;
+}
+
+/* Map an SQLite result to a core code (store.h's rule). */
+static int map_rc(int rc)
+{
+	switch (rc) {
+	case SQLITE_CONSTRAINT_UNIQUE:
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+		return SFS_EEXIST;
+	case SQLITE_READONLY:
+		return SFS_EROFS;
+	case SQLITE_NOMEM:
+		return SFS_ENOMEM;
+	}
+	if ((rc & 0xff) == SQLITE_FULL)
+		return SFS_ENOSPC;
+	return SFS_EIO;
+}
+
+/* Record a failed SQLite call: "<what>: <why>". Never called with blob
+ * contents; SQLite's messages name tables and columns, not values. */
+static int sq_fail(struct sq *q, int rc, struct sfs_error *err,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int sq_fail(struct sq *q, int rc, struct sfs_error *err,
+		   const char *fmt, ...)
+{
+	char what[200];
+	int code = map_rc(rc);
+	const char *why;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (code == SFS_EEXIST)
+		why = "already exists";
+	else if (code == SFS_EROFS)
+		why = "store is read-only";
+	else
+		why = q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc);
+	return sfs_error_set(err, code, "%s: %s", what, why);
+}
+
+static int not_found(struct sfs_error *err, const char *what, const char *id)
+{
+	return sfs_error_set(err, SFS_ENOENT, "%s \"%s\": not found", what, id);
+}
+
+/* Back to a clean statement: no pointers to the caller's data kept. */
+static void done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+	if (!p)
+		return sqlite3_bind_zeroblob(st, i, 0);
+	return sqlite3_bind_blob64(st, i, p, n, SQLITE_STATIC);
+}
+
+/* Copy a text column into a fixed field; -1 when it does not fit. */
+static int col_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+	const unsigned char *p = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	if (!p)
+		n = 0;
+	if (n >= cap)
+		return -1;
+	memcpy(dst, p, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static uint32_t col_u32(sqlite3_stmt *st, int col)
+{
+	return (uint32_t)sqlite3_column_int64(st, col);
+}
+
+/* A heap copy of a blob column; NULL or empty gives an empty blob. */
+static int col_blob(sqlite3_stmt *st, int col, struct sfs_blob *out,
+		    struct sfs_error *err)
+{
+	const void *p = sqlite3_column_blob(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	out->data = NULL;
+	out->len = 0;
+	if (!p || n == 0)
+		return 0;
+	out->data = malloc(n);
+	if (!out->data)
+		return sfs_error_set(err, SFS_ENOMEM, "store: out of memory");
+	memcpy(out->data, p, n);
+	out->len = n;
+	return 0;
+}
+
+static int corrupt(struct sfs_error *err, const char *table)
+{
+	return sfs_error_set(err, SFS_EIO, "%s: stored row is malformed",
+			     table);
+}
+
+/*
+ * Step a statement that changes rows. 0, SFS_ENOENT when must_change and
+ * no row changed (the caller words the message), or the mapped error.
+ */
+static int step_change(struct sq *q, sqlite3_stmt *st, int bind_rc,
+		       int must_change, struct sfs_error *err, const char *what)
+{
+	int rc = bind_rc;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		rc = (must_change && sqlite3_changes(q->db) == 0) ? SFS_ENOENT
+								  : 0;
+	else
+		rc = sq_fail(q, rc, err, "%s", what);
+	done(st);
+	return rc;
+}
+
+/* ---- transactions ---------------------------------------------------- */
+
+static int run_plain(struct sq *q, enum stmt_id id, struct sfs_error *err,
+		     const char *what)
+{
+	return step_change(q, q->st[id], SQLITE_OK, 0, err, what);
+}
+
+static int sq_begin(struct sfs_store *s, int write, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+
+	if (write && q->readonly)
+		return sfs_error_set(err, SFS_EROFS,
+				     "begin: store opened read-only");
+	return run_plain(q, write ? ST_BEGIN_WRITE : ST_BEGIN_READ, err,
+			 "begin");
+}
+
+static void sq_rollback(struct sfs_store *s)
+{
+	struct sq *q = SQ(s);
+
+	if (!sqlite3_get_autocommit(q->db))
+		run_plain(q, ST_ROLLBACK, NULL, "rollback");
+}
+
+static int sq_commit(struct sfs_store *s, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	int rc = run_plain(q, ST_COMMIT, err, "commit");
+
+	/* A failed COMMIT (busy past the timeout, disk full) may leave the
+	 * transaction open; end it so the caller starts clean. */
+	if (rc)
+		sq_rollback(s);
+	return rc;
+}
+
+/* ---- meta ------------------------------------------------------------ */
+
+static int sq_meta_get(struct sfs_store *s, const char *name,
+		       struct sfs_blob *out, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_META_GET];
+	int rc = bind_text(st, 1, name);
+
+	out->data = NULL;
+	out->len = 0;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = col_blob(st, 0, out, err);
+	else if (rc == SQLITE_DONE)
+		rc = not_found(err, "meta", name);
+	else
+		rc = sq_fail(q, rc, err, "meta \"%s\"", name);
+	done(st);
+	return rc;
+}
+
+static int sq_meta_set(struct sfs_store *s, const char *name, const void *v,
+		       size_t len, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_META_SET];
+	int rc = bind_text(st, 1, name) | bind_blob(st, 2, v, len);
+
+	return step_change(q, st, rc, 0, err, "set meta");
+}
+
+/* ---- KMS keys -------------------------------------------------------- */
+
+static int key_row(sqlite3_stmt *st, struct sfs_key_rec *k,
+		   struct sfs_error *err)
+{
+	memset(k, 0, sizeof(*k));
+	if (col_text(st, 0, k->id, sizeof(k->id)) ||
+	    col_text(st, 1, k->name, sizeof(k->name)) ||
+	    col_text(st, 4, k->description, sizeof(k->description)) ||
+	    col_text(st, 6, k->created_by, sizeof(k->created_by)))
+		return corrupt(err, "kms_keys");
+	k->type = sqlite3_column_int(st, 2);
+	k->state = sqlite3_column_int(st, 3);
+	k->created_at = sqlite3_column_int64(st, 5);
+	k->current_version = col_u32(st, 7);
+	return 0;
+}
+
+/* One-row lookup by a text key: 1 found, 0 not, or an error code. */
+static int get_one(struct sq *q, enum stmt_id id, const char *key,
+		   int (*row)(sqlite3_stmt *, void *, struct sfs_error *),
+		   void *out, struct sfs_error *err)
+{
+	sqlite3_stmt *st = q->st[id];
+	int rc = bind_text(st, 1, key);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rc = row(st, out, err);
+		if (rc == 0)
+			rc = 1;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = sq_fail(q, rc, err, "look up \"%s\"", key);
+	}
+	done(st);
+	return rc;
+}
+
+static int key_row_cb(sqlite3_stmt *st, void *out, struct sfs_error *err)
+{
+	return key_row(st, out, err);
+}
+
+/*
+ * Ids are UUIDs, 36 characters; names may look like one too, so an id
+ * match wins. Anything else can only be a name: skip the id probe.
+ */
+static int sq_key_get(struct sfs_store *s, const char *id_or_name,
+		      struct sfs_key_rec *out, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	int rc = 0;
+
+	if (strlen(id_or_name) == SFS_ID_MAX)
+		rc = get_one(q, ST_KEY_BY_ID, id_or_name, key_row_cb, out, err);
+	if (rc == 0)
+		rc = get_one(q, ST_KEY_BY_NAME, id_or_name, key_row_cb, out,
+			     err);
+	if (rc == 0)
+		return not_found(err, "kms key", id_or_name);
+	return rc < 0 ? rc : 0;
+}
+
+static int sq_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
+		       struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEY_LIST];
+	struct sfs_key_rec k;
+	int rc, r = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = key_row(st, &k, err);
+		if (r == 0)
+			r = cb(arg, &k);
+		if (r)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = sq_fail(q, rc, err, "list kms keys");
+	done(st);
+	return r;
+}
+
+static int sq_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
+			 struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEY_INSERT];
+	int rc = bind_text(st, 1, k->id) | bind_text(st, 2, k->name) |
+		 sqlite3_bind_int(st, 3, k->type) |
+		 sqlite3_bind_int(st, 4, k->state) |
+		 bind_text(st, 5, k->description) |
+		 sqlite3_bind_int64(st, 6, k->created_at) |
+		 bind_text(st, 7, k->created_by) |
+		 sqlite3_bind_int64(st, 8, k->current_version);
+
+	rc = step_change(q, st, rc, 0, err, "insert kms key");
+	if (rc == SFS_EEXIST)
+		sfs_error_set(err, rc, "kms key \"%s\": already exists",
+			      k->name);
+	return rc;
+}
+
+static int sq_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
+			 struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEY_UPDATE];
+	int rc = bind_text(st, 1, k->id) | sqlite3_bind_int(st, 2, k->state) |
+		 bind_text(st, 3, k->description) |
+		 sqlite3_bind_int64(st, 4, k->current_version);
+
+	rc = step_change(q, st, rc, 1, err, "update kms key");
+	return rc == SFS_ENOENT ? not_found(err, "kms key", k->id) : rc;
+}
+
+/* Its versions (wrapped key material) go first, then the key itself. */
+static int sq_key_delete(struct sfs_store *s, const char *id,
+			 struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEY_DELETE_VERSIONS];
+	int rc = step_change(q, st, bind_text(st, 1, id), 0, err,
+			     "delete kms key versions");
+
+	if (rc)
+		return rc;
+	st = q->st[ST_KEY_DELETE];
+	rc = step_change(q, st, bind_text(st, 1, id), 1, err,
+			 "delete kms key");
+	return rc == SFS_ENOENT ? not_found(err, "kms key", id) : rc;
+}
+
+static int sq_key_in_use(struct sfs_store *s, const char *id, int *in_use,
+			 struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEY_IN_USE];
+	int rc = bind_text(st, 1, id) |
+		 sqlite3_bind_int(st, 2, SFS_STATE_DESTROYED);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*in_use = sqlite3_column_int(st, 0) != 0;
+		rc = 0;
+	} else {
+		rc = sq_fail(q, rc, err, "kms key \"%s\" in use", id);
+	}
+	done(st);
+	return rc;
+}
+
+static int sq_keyver_get(struct sfs_store *s, const char *key_id,
+			 uint32_t version, struct sfs_blob *wrapped,
+			 struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEYVER_GET];
+	int rc = bind_text(st, 1, key_id) |
+		 sqlite3_bind_int64(st, 2, version);
+
+	wrapped->data = NULL;
+	wrapped->len = 0;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = col_blob(st, 0, wrapped, err);
+	else if (rc == SQLITE_DONE)
+		rc = sfs_error_set(err, SFS_ENOENT,
+				   "kms key \"%s\" version %u: not found",
+				   key_id, (unsigned)version);
+	else
+		rc = sq_fail(q, rc, err, "kms key \"%s\" version %u", key_id,
+			     (unsigned)version);
+	done(st);
+	return rc;
+}
+
+static int sq_keyver_insert(struct sfs_store *s, const char *key_id,
+			    uint32_t version, const struct sfs_blob *wrapped,
+			    int64_t created_at, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEYVER_INSERT];
+	int rc = bind_text(st, 1, key_id) |
+		 sqlite3_bind_int64(st, 2, version) |
+		 bind_blob(st, 3, wrapped->data, wrapped->len) |
+		 sqlite3_bind_int64(st, 4, created_at);
+
+	return step_change(q, st, rc, 0, err, "insert kms key version");
+}
+
+/* ---- secrets --------------------------------------------------------- */
+
+static int secret_row(sqlite3_stmt *st, struct sfs_secret_rec *r,
+		      struct sfs_error *err)
+{
+	memset(r, 0, sizeof(*r));
+	if (col_text(st, 0, r->id, sizeof(r->id)) ||
+	    col_text(st, 1, r->name, sizeof(r->name)) ||
+	    col_text(st, 2, r->description, sizeof(r->description)) ||
+	    col_text(st, 5, r->allowed, sizeof(r->allowed)) ||
+	    col_text(st, 11, r->kms_key_id, sizeof(r->kms_key_id)) ||
+	    col_text(st, 13, r->created_by, sizeof(r->created_by)))
+		return corrupt(err, "secrets");
+	r->status = sqlite3_column_int(st, 3);
+	r->access_control = sqlite3_column_int(st, 4);
+	r->owner = col_u32(st, 6);
+	r->group = col_u32(st, 7);
+	r->mode = col_u32(st, 8);
+	r->default_version = col_u32(st, 9);
+	r->latest_version = col_u32(st, 10);
+	r->created_at = sqlite3_column_int64(st, 12);
+	r->changed_at = sqlite3_column_int64(st, 14);
+	return 0;
+}
+
+static int secret_row_cb(sqlite3_stmt *st, void *out, struct sfs_error *err)
+{
+	return secret_row(st, out, err);
+}
+
+/* Bind every column of a secret, numbered as in SECRET_COLS. */
+static int bind_secret(sqlite3_stmt *st, const struct sfs_secret_rec *r)
+{
+	return bind_text(st, 1, r->id) | bind_text(st, 2, r->name) |
+	       bind_text(st, 3, r->description) |
+	       sqlite3_bind_int(st, 4, r->status) |
+	       sqlite3_bind_int(st, 5, r->access_control) |
+	       bind_text(st, 6, r->allowed) |
+	       sqlite3_bind_int64(st, 7, r->owner) |
+	       sqlite3_bind_int64(st, 8, r->group) |
+	       sqlite3_bind_int64(st, 9, r->mode) |
+	       sqlite3_bind_int64(st, 10, r->default_version) |
+	       sqlite3_bind_int64(st, 11, r->latest_version) |
+	       bind_text(st, 12, r->kms_key_id) |
+	       sqlite3_bind_int64(st, 13, r->created_at) |
+	       bind_text(st, 14, r->created_by) |
+	       sqlite3_bind_int64(st, 15, r->changed_at);
+}
+
+static int sq_secret_get(struct sfs_store *s, const char *id_or_name,
+			 struct sfs_secret_rec *out, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	int rc = 0;
+
+	if (strlen(id_or_name) == SFS_ID_MAX)
+		rc = get_one(q, ST_SECRET_BY_ID, id_or_name, secret_row_cb,
+			     out, err);
+	if (rc == 0)
+		rc = get_one(q, ST_SECRET_BY_NAME, id_or_name, secret_row_cb,
+			     out, err);
+	if (rc == 0)
+		return not_found(err, "secret", id_or_name);
+	return rc < 0 ? rc : 0;
+}
+
+static int sq_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
+			  struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_SECRET_LIST];
+	struct sfs_secret_rec r;
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = secret_row(st, &r, err);
+		if (ret == 0)
+			ret = cb(arg, &r);
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = sq_fail(q, rc, err, "list secrets");
+	done(st);
+	return ret;
+}
+
+static int sq_secret_insert(struct sfs_store *s,
+			    const struct sfs_secret_rec *r,
+			    struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_SECRET_INSERT];
+	int rc = step_change(q, st, bind_secret(st, r), 0, err,
+			     "insert secret");
+
+	if (rc == SFS_EEXIST)
+		sfs_error_set(err, rc, "secret \"%s\": already exists",
+			      r->name);
+	return rc;
+}
+
+static int sq_secret_update(struct sfs_store *s,
+			    const struct sfs_secret_rec *r,
+			    struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_SECRET_UPDATE];
+	int rc = step_change(q, st, bind_secret(st, r), 1, err,
+			     "update secret");
+
+	if (rc == SFS_EEXIST)
+		sfs_error_set(err, rc, "secret \"%s\": already exists",
+			      r->name);
+	return rc == SFS_ENOENT ? not_found(err, "secret", r->id) : rc;
+}
+
+static int sq_secret_delete(struct sfs_store *s, const char *id,
+			    struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_SECRET_DELETE_VERSIONS];
+	int rc = step_change(q, st, bind_text(st, 1, id), 0, err,
+			     "delete secret versions");
+
+	if (rc)
+		return rc;
+	st = q->st[ST_SECRET_DELETE];
+	rc = step_change(q, st, bind_text(st, 1, id), 1, err,
+			 "delete secret");
+	return rc == SFS_ENOENT ? not_found(err, "secret", id) : rc;
+}
+
+/* ---- versions -------------------------------------------------------- */
+
+static int version_row(sqlite3_stmt *st, struct sfs_version_rec *v,
+		       struct sfs_error *err)
+{
+	memset(v, 0, sizeof(*v));
+	if (col_text(st, 0, v->secret_id, sizeof(v->secret_id)) ||
+	    col_text(st, 4, v->created_by, sizeof(v->created_by)) ||
+	    col_text(st, 5, v->kms_key_id, sizeof(v->kms_key_id)))
+		return corrupt(err, "versions");
+	v->version = col_u32(st, 1);
+	v->state = sqlite3_column_int(st, 2);
+	v->created_at = sqlite3_column_int64(st, 3);
+	v->kms_key_version = col_u32(st, 6);
+	v->size = col_u32(st, 7);
+	v->format = sqlite3_column_int(st, 8);
+	return 0;
+}
+
+static int version_blobs(sqlite3_stmt *st, struct sfs_version_rec *v,
+			 struct sfs_error *err)
+{
+	int rc = col_blob(st, 9, &v->wrapped_dek, err);
+
+	if (rc == 0)
+		rc = col_blob(st, 10, &v->ciphertext, err);
+	if (rc)
+		sfs_version_rec_release(v);
+	return rc;
+}
+
+static int sq_version_get(struct sfs_store *s, const char *secret_id,
+			  uint32_t version, int with_blobs,
+			  struct sfs_version_rec *out, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st =
+		q->st[with_blobs ? ST_VERSION_GET_BLOBS : ST_VERSION_GET];
+	int rc = bind_text(st, 1, secret_id) |
+		 sqlite3_bind_int64(st, 2, version);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		rc = version_row(st, out, err);
+		if (rc == 0 && with_blobs)
+			rc = version_blobs(st, out, err);
+	} else if (rc == SQLITE_DONE) {
+		rc = sfs_error_set(err, SFS_ENOENT,
+				   "secret \"%s\" version %u: not found",
+				   secret_id, (unsigned)version);
+	} else {
+		rc = sq_fail(q, rc, err, "secret \"%s\" version %u",
+			     secret_id, (unsigned)version);
+	}
+	done(st);
+	return rc;
+}
+
+static int sq_version_list(struct sfs_store *s, const char *secret_id,
+			   sfs_version_cb cb, void *arg, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_VERSION_LIST];
+	struct sfs_version_rec v;
+	int rc = bind_text(st, 1, secret_id), ret = 0;
+
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = version_row(st, &v, err);
+		if (ret == 0)
+			ret = cb(arg, &v);
+		if (ret)
+			break;
+		rc = SQLITE_OK; /* step again */
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = sq_fail(q, rc, err, "list versions of \"%s\"",
+			      secret_id);
+	done(st);
+	return ret;
+}
+
+static int sq_version_insert(struct sfs_store *s,
+			     const struct sfs_version_rec *v,
+			     struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_VERSION_INSERT];
+	int rc = bind_text(st, 1, v->secret_id) |
+		 sqlite3_bind_int64(st, 2, v->version) |
+		 sqlite3_bind_int(st, 3, v->state) |
+		 sqlite3_bind_int64(st, 4, v->created_at) |
+		 bind_text(st, 5, v->created_by) |
+		 bind_text(st, 6, v->kms_key_id) |
+		 sqlite3_bind_int64(st, 7, v->kms_key_version) |
+		 sqlite3_bind_int64(st, 8, v->size) |
+		 sqlite3_bind_int(st, 9, v->format) |
+		 sqlite3_bind_blob64(st, 10, v->wrapped_dek.data,
+				     v->wrapped_dek.len, SQLITE_STATIC) |
+		 sqlite3_bind_blob64(st, 11, v->ciphertext.data,
+				     v->ciphertext.len, SQLITE_STATIC);
+
+	rc = step_change(q, st, rc, 0, err, "insert version");
+	if (rc == SFS_EEXIST)
+		sfs_error_set(err, rc, "secret \"%s\" version %u: already "
+			      "exists", v->secret_id, (unsigned)v->version);
+	return rc;
+}
+
+/* Destroying sets both blobs NULL; secure_delete overwrites the old bytes
+ * in the database file, and the TRUNCATE journal drops its copy at commit. */
+static int sq_version_set_state(struct sfs_store *s, const char *secret_id,
+				uint32_t version, int state,
+				struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[state == SFS_STATE_DESTROYED ?
+				 ST_VERSION_DESTROY : ST_VERSION_STATE];
+	int rc = bind_text(st, 1, secret_id) |
+		 sqlite3_bind_int64(st, 2, version) |
+		 sqlite3_bind_int(st, 3, state);
+
+	rc = step_change(q, st, rc, 1, err, "set version state");
+	if (rc == SFS_ENOENT)
+		sfs_error_set(err, rc, "secret \"%s\" version %u: not found",
+			      secret_id, (unsigned)version);
+	return rc;
+}
+
+/* ---- roles ----------------------------------------------------------- */
+
+static int sq_role_grant(struct sfs_store *s, const char *role,
+			 const char *principal, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_ROLE_GRANT];
+	int rc = bind_text(st, 1, role) | bind_text(st, 2, principal);
+
+	rc = step_change(q, st, rc, 0, err, "grant role");
+	if (rc == SFS_EEXIST)
+		sfs_error_set(err, rc, "role \"%s\" for \"%s\": already "
+			      "granted", role, principal);
+	return rc;
+}
+
+static int sq_role_revoke(struct sfs_store *s, const char *role,
+			  const char *principal, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_ROLE_REVOKE];
+	int rc = bind_text(st, 1, role) | bind_text(st, 2, principal);
+
+	rc = step_change(q, st, rc, 1, err, "revoke role");
+	if (rc == SFS_ENOENT)
+		sfs_error_set(err, rc, "role \"%s\" for \"%s\": not granted",
+			      role, principal);
+	return rc;
+}
+
+static int sq_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
+			struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_ROLE_LIST];
+	int rc, ret = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *role = (const char *)sqlite3_column_text(st, 0);
+		const char *who = (const char *)sqlite3_column_text(st, 1);
+
+		ret = (role && who) ? cb(arg, role, who)
+				    : corrupt(err, "roles");
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = sq_fail(q, rc, err, "list roles");
+	done(st);
+	return ret;
+}
+
+/* ---- health, counts, generation -------------------------------------- */
+
+static int sq_check(struct sfs_store *s, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_CHECK];
+	const char *res;
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		res = (const char *)sqlite3_column_text(st, 0);
+		rc = (res && strcmp(res, "ok") == 0)
+			     ? 0
+			     : sfs_error_set(err, SFS_EIO,
+					     "store integrity check: %s",
+					     res ? res : "no answer");
+	} else {
+		rc = sq_fail(q, rc, err, "store integrity check");
+	}
+	done(st);
+	if (rc)
+		return rc;
+	st = q->st[ST_FK_CHECK];
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		res = (const char *)sqlite3_column_text(st, 0);
+		rc = sfs_error_set(err, SFS_EIO, "store integrity check: "
+				   "a row of \"%s\" refers to a missing row",
+				   res ? res : "?");
+	} else if (rc != SQLITE_DONE) {
+		rc = sq_fail(q, rc, err, "store foreign key check");
+	} else {
+		rc = 0;
+	}
+	done(st);
+	return rc;
+}
+
+static int sq_counts(struct sfs_store *s, uint64_t *secrets,
+		     uint64_t *versions, uint64_t *keys, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_COUNTS];
+	int rc = sqlite3_bind_int(st, 1, SFS_STATE_DESTROYED);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*secrets = (uint64_t)sqlite3_column_int64(st, 0);
+		*versions = (uint64_t)sqlite3_column_int64(st, 1);
+		*keys = (uint64_t)sqlite3_column_int64(st, 2);
+		rc = 0;
+	} else {
+		rc = sq_fail(q, rc, err, "count store rows");
+	}
+	done(st);
+	return rc;
+}
+
+/*
+ * In rollback-journal mode every commit, by any connection, increments
+ * the 4-byte big-endian file change counter at offset 24 of the database
+ * header. Read it through SQLite's own file handle (opening a second
+ * descriptor would let its close drop SQLite's POSIX locks) and widen it
+ * to 64 bits across wrap-around. A torn or failed read only makes the
+ * caller drop its caches once more.
+ */
+static uint64_t sq_generation(struct sfs_store *s)
+{
+	struct sq *q = SQ(s);
+	unsigned char b[4];
+	uint32_t now;
+
+	if (!q->file || !q->file->pMethods ||
+	    q->file->pMethods->xRead(q->file, b, 4, 24) != SQLITE_OK)
+		return q->gen;
+	now = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	      (uint32_t)b[2] << 8 | b[3];
+	if (now < (uint32_t)q->gen)
+		q->gen += (uint64_t)1 << 32;
+	q->gen = (q->gen & ~(uint64_t)0xffffffff) | now;
+	return q->gen;
+}
+
+/* ---- open, close ----------------------------------------------------- */
+
+static void sq_close(struct sfs_store *s)
+{
+	struct sq *q = SQ(s);
+	int i;
+
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(q->st[i]);
+	/* rolls back a transaction left open */
+	sqlite3_close(q->db);
+	free(q);
+}
+
+static const struct sfs_store_ops sq_ops = {
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.meta_get = sq_meta_get,
+	.meta_set = sq_meta_set,
+	.key_get = sq_key_get,
+	.key_list = sq_key_list,
+	.key_insert = sq_key_insert,
+	.key_update = sq_key_update,
+	.key_delete = sq_key_delete,
+	.key_in_use = sq_key_in_use,
+	.keyver_get = sq_keyver_get,
+	.keyver_insert = sq_keyver_insert,
+	.secret_get = sq_secret_get,
+	.secret_list = sq_secret_list,
+	.secret_insert = sq_secret_insert,
+	.secret_update = sq_secret_update,
+	.secret_delete = sq_secret_delete,
+	.version_get = sq_version_get,
+	.version_list = sq_version_list,
+	.version_insert = sq_version_insert,
+	.version_set_state = sq_version_set_state,
+	.role_grant = sq_role_grant,
+	.role_revoke = sq_role_revoke,
+	.role_list = sq_role_list,
+	.check = sq_check,
+	.counts = sq_counts,
+	.generation = sq_generation,
+};
+
+int sfs_store_sqlite_path(const char *dir, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, DB_NAME);
+
+	return (n < 0 || (size_t)n >= cap) ? SFS_EINVAL : 0;
+}
+
+/* Connection settings; they are per connection, so every open sets them
+ * (see the comment at the top). */
+static const char setup_sql[] = "PRAGMA journal_mode = TRUNCATE;"
+				"PRAGMA synchronous = FULL;"
+				"PRAGMA secure_delete = ON;"
+				"PRAGMA foreign_keys = ON;"
+				"PRAGMA temp_store = MEMORY;";
+
+static int exec(struct sq *q, const char *sql, struct sfs_error *err,
+		const char *what)
+{
+	int rc = sqlite3_exec(q->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sq_fail(q, rc, err, "%s", what);
+}
+
+static int user_version(struct sq *q, int *out, struct sfs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st,
+				    NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		rc = 0;
+	} else {
+		rc = sq_fail(q, rc, err, "read store schema version");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Bring the schema to SCHEMA_VERSION under the write lock, so that two
+ * processes opening a new store at once migrate it once. */
+static int migrate(struct sq *q, struct sfs_error *err)
+{
+	int v = 0, rc = exec(q, "BEGIN IMMEDIATE", err, "migrate store");
+
+	if (rc)
+		return rc;
+	rc = user_version(q, &v, err);
+	while (rc == 0 && v < SCHEMA_VERSION) {
+		rc = exec(q, migrations[v], err, "migrate store schema");
+		v++;
+	}
+	if (rc == 0)
+		rc = exec(q, "COMMIT", err, "migrate store");
+	if (rc)
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Check the schema version; migrate when allowed and needed. */
+static int schema(struct sq *q, int create, struct sfs_error *err)
+{
+	int v = 0, rc = user_version(q, &v, err);
+
+	if (rc)
+		return rc;
+	if (v > SCHEMA_VERSION)
+		return sfs_error_set(err, SFS_EIO, "store schema version %d is "
+				     "newer than this program's (%d)",
+				     v, SCHEMA_VERSION);
+	if (v == 0 && (!create || q->readonly))
+		return sfs_error_set(err, SFS_ENOSTORE,
+				     "store database is empty");
+	if (v < SCHEMA_VERSION && q->readonly)
+		return sfs_error_set(err, SFS_EIO, "store schema version %d "
+				     "needs an upgrade: open it read-write "
+				     "once", v);
+	return v < SCHEMA_VERSION ? migrate(q, err) : 0;
+}
+
+static int prepare_all(struct sq *q, struct sfs_error *err)
+{
+	int i, rc;
+
+	for (i = 0; i < ST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(q->db, stmt_sql[i], -1,
+					SQLITE_PREPARE_PERSISTENT, &q->st[i],
+					NULL);
+		if (rc != SQLITE_OK)
+			return sq_fail(q, rc, err, "prepare store statement");
+	}
+	return 0;
+}
+
+/* Make sure the database file exists with mode 0600 (SQLite would
+ * create it 0644 less the umask), or report that there is no store. */
+static int ensure_file(const char *path, int create, int readonly,
+		       struct sfs_error *err)
+{
+	struct stat sb;
+	int fd;
+
+	if (stat(path, &sb) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return sfs_error_set(err, SFS_EIO, "store \"%s\": %s", path,
+				     strerror(errno));
+	if (!create || readonly)
+		return sfs_error_set(err, SFS_ENOSTORE, "store \"%s\": no such "
+				     "database", path);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sfs_error_set(err, errno == ENOSPC ? SFS_ENOSPC : SFS_EIO,
+				     "create store \"%s\": %s", path,
+				     strerror(errno));
+	close(fd);
+	return 0;
+}
+
+static int sq_open_db(struct sq *q, const char *path, struct sfs_error *err)
+{
+	int flags = (q->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+		    SQLITE_OPEN_NOMUTEX; /* the caller serialises (store.h) */
+	int rc = sqlite3_open_v2(path, &q->db, flags, NULL);
+
+	if (rc != SQLITE_OK)
+		return sq_fail(q, rc, err, "open store \"%s\"", path);
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
+	if (sqlite3_file_control(q->db, "main", SQLITE_FCNTL_FILE_POINTER,
+				 &q->file) != SQLITE_OK)
+		q->file = NULL;
+	return exec(q, setup_sql, err, "configure store");
+}
+
+int sfs_store_sqlite_open(const char *dir, int create, int readonly,
+			  struct sfs_store **out, struct sfs_error *err)
+{
+	char path[4096];
+	struct sq *q;
+	int rc;
+
+	*out = NULL;
+	if (sfs_store_sqlite_path(dir, path, sizeof(path)))
+		return sfs_error_set(err, SFS_EINVAL, "store path too long");
+	rc = ensure_file(path, create, readonly, err);
+	if (rc)
+		return rc;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return sfs_error_set(err, SFS_ENOMEM, "store: out of memory");
+	q->pub.ops = &sq_ops;
+	q->pub.backend = q;
+	q->readonly = readonly;
+	rc = sq_open_db(q, path, err);
+	if (rc == 0)
+		rc = schema(q, create, err);
+	if (rc == 0)
+		rc = prepare_all(q, err);
+	if (rc) {
+		sq_close(&q->pub);
+		return rc;
+	}
+	sq_generation(&q->pub);
+	*out = &q->pub;
+	return 0;
+}

@@ -1,0 +1,607 @@
+/*
+ * Versions: add, read, list, set default, activate, deactivate, destroy,
+ * copy.
+ *
+ * Envelope encryption: each version gets a fresh random data key, wrapped
+ * by the current key version of its secret's KMS key; the value is sealed
+ * under the data key. Both blobs are bound to (store id, secret id,
+ * version, key id, key version), so a blob edited, moved or swapped fails
+ * authentication (SFS_EBADMSG) and yields nothing.
+ *
+ * Reads take the lock only to gather the records, the blobs and the KMS
+ * material; decryption runs after the lock is released so that readers
+ * proceed in parallel. Every read is audited, allowed or refused, and a
+ * read whose audit line cannot be written fails with SFS_EIO.
+ *
+ * Leaving the active state moves the default to the newest active
+ * version (sfs_policy_next_default); with none left the secret has no
+ * default and becomes deactivated. Activating a version of a secret with
+ * no default makes it the default but leaves the secret's status alone:
+ * the SPEC is silent, and turning a secret back on is an explicit act
+ * (`secret activate`).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "secretfs/audit.h"
+#include "secretfs/policy.h"
+#include "secretfs/value.h"
+#include "secretfs/version.h"
+
+void sfs_value_release(struct sfs_value *v)
+{
+	if (!v)
+		return;
+	sfs_crypto_free_secret(v->data, v->len);
+	v->data = NULL;
+	v->len = 0;
+}
+
+static void version_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			  const char *op, const struct sfs_secret_rec *s,
+			  const char *name, uint32_t n, int rc)
+{
+	struct ctx_audit_line l = {
+	    op, s->name[0] ? s->name : name, s->id, NULL, n, rc, 1};
+
+	ctx_audit(ctx, c, &l);
+}
+
+/* A record without its blobs, for handing out. */
+static void rec_copy_bare(struct sfs_version_rec *dst,
+			  const struct sfs_version_rec *src)
+{
+	*dst = *src;
+	memset(&dst->wrapped_dek, 0, sizeof(dst->wrapped_dek));
+	memset(&dst->ciphertext, 0, sizeof(dst->ciphertext));
+}
+
+static void binding_of(struct sfs_ctx *ctx, const struct sfs_version_rec *v,
+		       struct sfs_binding *b)
+{
+	b->store_id = ctx->store_id;
+	b->secret_id = v->secret_id;
+	b->version = v->version;
+	b->key_id = v->kms_key_id;
+	b->key_version = v->kms_key_version;
+}
+
+/* ---- add ---------------------------------------------------------------- */
+
+/* Seal value under a fresh data key into v's blobs. */
+static int seal_into(struct sfs_ctx *ctx, struct sfs_version_rec *v,
+		     const void *value, size_t len, struct sfs_error *err)
+{
+	unsigned char material[SFS_KEY_BYTES], dek[SFS_KEY_BYTES];
+	struct sfs_binding b;
+	size_t ct_len = sfs_crypto_sealed_len(len);
+	int rc;
+
+	binding_of(ctx, v, &b);
+	v->wrapped_dek.data = malloc(SFS_WRAPPED_KEY_BYTES);
+	v->ciphertext.data = malloc(ct_len);
+	if (!v->wrapped_dek.data || !v->ciphertext.data)
+		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	v->wrapped_dek.len = SFS_WRAPPED_KEY_BYTES;
+	v->ciphertext.len = ct_len;
+	rc = ctx_kms_material(ctx, v->kms_key_id, v->kms_key_version, material,
+			      err);
+	if (rc != SFS_OK)
+		return rc;
+	sfs_crypto_random(dek, sizeof(dek));
+	rc = sfs_crypto_dek_wrap(material, &b, dek, v->wrapped_dek.data);
+	if (rc == SFS_OK)
+		rc = sfs_crypto_value_seal(dek, &b, value, len,
+					   v->ciphertext.data);
+	sfs_crypto_wipe(material, sizeof(material));
+	sfs_crypto_wipe(dek, sizeof(dek));
+	if (rc != SFS_OK)
+		return sfs_error_set(err, rc, "cannot seal the value");
+	return SFS_OK;
+}
+
+int ctx_version_insert(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       struct sfs_secret_rec *s, const struct sfs_key_rec *k,
+		       const void *value, size_t len,
+		       struct sfs_version_rec *out, struct sfs_error *err)
+{
+	struct sfs_version_rec v;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	ctx_strlcpy(v.secret_id, s->id, sizeof(v.secret_id));
+	v.version = s->latest_version + 1;
+	v.state = SFS_STATE_ACTIVE;
+	v.created_at = sfs_time_now();
+	sfs_principal_describe(c->uid, v.created_by, sizeof(v.created_by));
+	ctx_strlcpy(v.kms_key_id, k->id, sizeof(v.kms_key_id));
+	v.kms_key_version = k->current_version;
+	v.size = (uint32_t)len;
+	v.format = sfs_value_format(value, len);
+	rc = seal_into(ctx, &v, value, len, err);
+	if (rc == SFS_OK)
+		rc = ctx->store->ops->version_insert(ctx->store, &v, err);
+	if (rc == SFS_OK) {
+		s->latest_version = v.version;
+		s->default_version = v.version;
+		s->changed_at = v.created_at;
+		rc = ctx->store->ops->secret_update(ctx->store, s, err);
+	}
+	if (rc == SFS_OK && out)
+		rec_copy_bare(out, &v);
+	sfs_version_rec_release(&v);
+	return rc;
+}
+
+/* Lock held: load the secret and its key and ask about adding. */
+static int add_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, size_t len, uint32_t expect,
+		     struct sfs_secret_rec *s, struct sfs_key_rec *k,
+		     struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	int rc;
+
+	rc = ctx_secret_load(ctx, name, s, err);
+	if (rc != SFS_OK)
+		return rc;
+	ctx_state_init(ctx, &st);
+	st.secret = s;
+	rc = ctx_key_state(ctx, s->kms_key_id, &st, k, err);
+	if (rc != SFS_OK)
+		return rc;
+	st.value_len = len;
+	st.expect = expect;
+	rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
+	if (rc != SFS_OK)
+		return ctx_fail(err, rc, "cannot add a version to '%s'",
+				s->name);
+	return SFS_OK;
+}
+
+int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *name, const void *value, size_t len,
+		    uint32_t expect, struct sfs_version_rec *out,
+		    struct sfs_error *err)
+{
+	struct sfs_version_rec v;
+	struct sfs_secret_rec s;
+	struct sfs_key_rec k;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	memset(&v, 0, sizeof(v));
+	rc = ctx_begin(ctx, 1, err);
+	if (rc != SFS_OK)
+		goto audit;
+	rc = add_check(ctx, c, name, len, expect, &s, &k, err);
+	if (rc == SFS_OK)
+		rc = ctx_version_insert(ctx, c, &s, &k, value, len, &v, err);
+	rc = ctx_end(ctx, 1, rc, err);
+	if (rc == SFS_OK && out)
+		*out = v;
+audit:
+	version_audit(ctx, c, "version.add", &s, name,
+		      rc == SFS_OK ? v.version : expect, rc);
+	return rc;
+}
+
+int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			const char *name, uint32_t expect,
+			struct sfs_error *err)
+{
+	struct sfs_secret_rec s;
+	struct sfs_key_rec k;
+	int rc;
+
+	sfs_error_clear(err);
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	/* a length of 1 passes the length rule: the value is not known yet */
+	rc = add_check(ctx, c, name, 1, expect, &s, &k, err);
+	return ctx_end(ctx, 0, rc, err);
+}
+
+/* ---- read --------------------------------------------------------------- */
+
+/*
+ * Lock held: load the secret and version n (0: default) with its blobs,
+ * ask about reading it, and fetch the KMS material that wraps it.
+ */
+static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       const char *name, uint32_t n, struct sfs_secret_rec *s,
+		       struct sfs_version_rec *v,
+		       unsigned char material[SFS_KEY_BYTES],
+		       struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	struct sfs_key_rec k;
+	int rc;
+
+	rc = ctx_secret_load(ctx, name, s, err);
+	if (rc != SFS_OK)
+		return rc;
+	ctx_state_init(ctx, &st);
+	st.secret = s;
+	if (!n)
+		n = s->default_version;
+	rc = n ? ctx->store->ops->version_get(ctx->store, s->id, n, 1, v, err)
+	       : SFS_ENOENT;
+	if (rc == SFS_OK) {
+		st.version_exists = 1;
+		st.version_state = v->state;
+		rc = ctx_key_state(ctx, v->kms_key_id, &st, &k, err);
+	} else if (rc == SFS_ENOENT) {
+		sfs_error_clear(err);
+		v->version = n;
+		rc = SFS_OK;
+	}
+	if (rc != SFS_OK)
+		return rc;
+	rc = sfs_policy_check(SFS_ACT_VALUE_READ, c, &st);
+	if (rc == SFS_OK && !st.version_exists)
+		rc = SFS_ENOENT; /* the policy asks about existing versions */
+	if (rc != SFS_OK)
+		return n ? ctx_fail(err, rc, "version %u of '%s'", (unsigned)n,
+				    s->name)
+			 : ctx_fail(err, rc, "default version of '%s'",
+				    s->name);
+	return ctx_kms_material(ctx, v->kms_key_id, v->kms_key_version,
+				material, err);
+}
+
+/* No lock: open the data key and the value; both must authenticate and
+ * the value must have the recorded size. */
+static int read_decrypt(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
+			const struct sfs_version_rec *v,
+			const unsigned char material[SFS_KEY_BYTES],
+			struct sfs_value *out, struct sfs_error *err)
+{
+	unsigned char dek[SFS_KEY_BYTES];
+	struct sfs_binding b;
+	size_t cap, len = 0;
+	int rc = SFS_EBADMSG;
+
+	binding_of(ctx, v, &b);
+	out->data = NULL;
+	out->len = 0;
+	if (v->ciphertext.len < SFS_ENVELOPE_OVERHEAD)
+		goto out;
+	cap = v->ciphertext.len - SFS_ENVELOPE_OVERHEAD;
+	out->data = malloc(cap ? cap : 1);
+	if (!out->data)
+		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	out->len = cap;
+	rc = sfs_crypto_dek_unwrap(material, &b, v->wrapped_dek.data,
+				   v->wrapped_dek.len, dek);
+	if (rc == SFS_OK)
+		rc = sfs_crypto_value_open(dek, &b, v->ciphertext.data,
+					   v->ciphertext.len, out->data, &len);
+	sfs_crypto_wipe(dek, sizeof(dek));
+	if (rc == SFS_OK && len != v->size)
+		rc = SFS_EBADMSG;
+out:
+	if (rc != SFS_OK) {
+		sfs_value_release(out);
+		return sfs_error_set(err, SFS_EBADMSG,
+				     "version %u of '%s' failed "
+				     "authentication",
+				     (unsigned)v->version, s->name);
+	}
+	out->len = len;
+	return SFS_OK;
+}
+
+int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, uint32_t n, struct sfs_value *out,
+		     struct sfs_version_rec *info, struct sfs_error *err)
+{
+	unsigned char material[SFS_KEY_BYTES];
+	struct sfs_version_rec v;
+	struct sfs_secret_rec s;
+	struct ctx_audit_line l = {"version.read", name, NULL, NULL, n, 0, 0};
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	memset(&v, 0, sizeof(v));
+	out->data = NULL;
+	out->len = 0;
+	rc = ctx_begin(ctx, 0, err);
+	if (rc == SFS_OK)
+		rc = ctx_end(
+		    ctx, 0, read_gather(ctx, c, name, n, &s, &v, material, err),
+		    err);
+	if (rc == SFS_OK)
+		rc = read_decrypt(ctx, &s, &v, material, out, err);
+	sfs_crypto_wipe(material, sizeof(material));
+	if (s.name[0]) {
+		l.secret = s.name;
+		l.secret_id = s.id;
+	}
+	l.version = v.version ? v.version : n;
+	l.result = rc;
+	if (ctx_audit(ctx, c, &l) != SFS_OK && rc == SFS_OK) {
+		sfs_value_release(out);
+		rc = sfs_error_set(err, SFS_EIO,
+				   "cannot write the audit log: read refused");
+	}
+	if (rc == SFS_OK && info)
+		rec_copy_bare(info, &v);
+	sfs_version_rec_release(&v);
+	return rc;
+}
+
+/* ---- details ------------------------------------------------------------ */
+
+/* Lock held: the secret, if the caller may see all of it. */
+static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		      const char *name, struct sfs_secret_rec *s,
+		      struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	int rc;
+
+	rc = ctx_secret_load(ctx, name, s, err);
+	if (rc != SFS_OK)
+		return rc;
+	ctx_state_init(ctx, &st);
+	st.secret = s;
+	rc = sfs_policy_check(SFS_ACT_SECRET_VIEW, c, &st);
+	if (rc != SFS_OK)
+		return ctx_fail(err, rc, "secret '%s'", s->name);
+	return SFS_OK;
+}
+
+int sfs_version_info(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, uint32_t n, struct sfs_version_rec *out,
+		     struct sfs_error *err)
+{
+	struct sfs_secret_rec s;
+	int rc;
+
+	sfs_error_clear(err);
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = view_check(ctx, c, name, &s, err);
+	if (rc == SFS_OK && !n && !(n = s.default_version))
+		rc = ctx_fail(err, SFS_ENOENT, "default version of '%s'",
+			      s.name);
+	if (rc == SFS_OK) {
+		rc = ctx->store->ops->version_get(ctx->store, s.id, n, 0, out,
+						  err);
+		if (rc == SFS_ENOENT) {
+			sfs_error_clear(err);
+			ctx_fail(err, rc, "version %u of '%s'", (unsigned)n,
+				 s.name);
+		}
+	}
+	return ctx_end(ctx, 0, rc, err);
+}
+
+struct versions_acc {
+	struct sfs_version_rec *v;
+	size_t n;
+	int all;
+};
+
+static int versions_collect(void *arg, const struct sfs_version_rec *v)
+{
+	struct versions_acc *acc = arg;
+	struct sfs_version_rec *grown;
+
+	if (!acc->all && v->state == SFS_STATE_DESTROYED)
+		return 0;
+	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
+	if (!grown)
+		return SFS_ENOMEM;
+	acc->v = grown;
+	rec_copy_bare(&grown[acc->n++], v);
+	return 0;
+}
+
+/* The callback runs after the lock is released, so it may call back
+ * into the context. */
+int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, int all, sfs_version_cb cb, void *arg,
+		     struct sfs_error *err)
+{
+	struct versions_acc acc = {NULL, 0, all};
+	struct sfs_secret_rec s;
+	size_t i;
+	int rc;
+
+	sfs_error_clear(err);
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = view_check(ctx, c, name, &s, err);
+	if (rc == SFS_OK)
+		rc = ctx->store->ops->version_list(ctx->store, s.id,
+						   versions_collect, &acc, err);
+	if (rc == SFS_ENOMEM)
+		sfs_error_set(err, rc, "out of memory");
+	rc = ctx_end(ctx, 0, rc, err);
+	for (i = 0; rc == SFS_OK && i < acc.n; i++)
+		rc = cb(arg, &acc.v[i]);
+	free(acc.v);
+	return rc;
+}
+
+/* ---- default and states ------------------------------------------------ */
+
+/*
+ * Lock held, write transaction open: ask about act on version n, then
+ * apply it and keep the default and the secret's status consistent.
+ */
+static int change_apply(struct sfs_ctx *ctx, enum sfs_action act,
+			struct sfs_secret_rec *s, uint32_t n,
+			struct ctx_versions *vs, struct sfs_error *err)
+{
+	int to = act == SFS_ACT_VERSION_ACTIVATE     ? SFS_STATE_ACTIVE
+		 : act == SFS_ACT_VERSION_DEACTIVATE ? SFS_STATE_DEACTIVATED
+						     : SFS_STATE_DESTROYED;
+	int rc;
+
+	if (act == SFS_ACT_VERSION_SET_DEFAULT) {
+		s->default_version = n;
+		goto update;
+	}
+	rc = ctx->store->ops->version_set_state(ctx->store, s->id, n, to, err);
+	if (rc != SFS_OK)
+		return rc;
+	vs->states[n] = to;
+	if (to == SFS_STATE_ACTIVE && !s->default_version)
+		s->default_version = n;
+	if (to != SFS_STATE_ACTIVE && s->default_version == n)
+		s->default_version = sfs_policy_next_default(vs->states, vs->n);
+	if (to != SFS_STATE_ACTIVE &&
+	    !sfs_policy_next_default(vs->states, vs->n)) {
+		s->default_version = 0;
+		s->status = SFS_STATE_DEACTIVATED;
+	}
+update:
+	s->changed_at = sfs_time_now();
+	return ctx->store->ops->secret_update(ctx->store, s, err);
+}
+
+static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			 enum sfs_action act, const char *name, uint32_t n,
+			 struct sfs_secret_rec *s, struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	struct sfs_version_rec v;
+	struct ctx_versions vs;
+	int rc;
+
+	rc = ctx_secret_load(ctx, name, s, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = ctx_versions_gather(ctx, s, &vs, err);
+	if (rc != SFS_OK)
+		return rc;
+	ctx_state_init(ctx, &st);
+	st.secret = s;
+	st.active_versions = vs.active;
+	st.live_versions = vs.live;
+	memset(&v, 0, sizeof(v));
+	rc = n ? ctx->store->ops->version_get(ctx->store, s->id, n, 0, &v, err)
+	       : SFS_ENOENT;
+	if (rc == SFS_OK) {
+		st.version_exists = 1;
+		st.version_state = v.state;
+	} else if (rc == SFS_ENOENT) {
+		sfs_error_clear(err);
+		rc = SFS_OK;
+	}
+	if (rc == SFS_OK)
+		rc = sfs_policy_check(act, c, &st);
+	if (rc == SFS_OK && !st.version_exists)
+		rc = SFS_ENOENT; /* the policy asks about existing versions */
+	if (rc != SFS_OK)
+		ctx_fail(err, rc, "version %u of '%s'", (unsigned)n, s->name);
+	else
+		rc = change_apply(ctx, act, s, n, &vs, err);
+	ctx_versions_release(&vs);
+	return rc;
+}
+
+static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			  enum sfs_action act, const char *op, const char *name,
+			  uint32_t n, struct sfs_error *err)
+{
+	struct sfs_secret_rec s;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	rc = ctx_begin(ctx, 1, err);
+	if (rc == SFS_OK)
+		rc = ctx_end(ctx, 1,
+			     change_locked(ctx, c, act, name, n, &s, err), err);
+	version_audit(ctx, c, op, &s, name, n, rc);
+	return rc;
+}
+
+int sfs_version_set_default(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			    const char *name, uint32_t n, struct sfs_error *err)
+{
+	return version_change(ctx, c, SFS_ACT_VERSION_SET_DEFAULT,
+			      "version.set_default", name, n, err);
+}
+
+int sfs_version_set_state(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			  const char *name, uint32_t n, int active,
+			  struct sfs_error *err)
+{
+	if (active)
+		return version_change(ctx, c, SFS_ACT_VERSION_ACTIVATE,
+				      "version.activate", name, n, err);
+	return version_change(ctx, c, SFS_ACT_VERSION_DEACTIVATE,
+			      "version.deactivate", name, n, err);
+}
+
+int sfs_version_destroy(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			const char *name, uint32_t n, struct sfs_error *err)
+{
+	return version_change(ctx, c, SFS_ACT_VERSION_DESTROY,
+			      "version.destroy", name, n, err);
+}
+
+/* ---- copy --------------------------------------------------------------- */
+
+/*
+ * Lock held, write transaction open: read version n (every read rule
+ * applies) and add its value as a new version (every add rule applies).
+ * Decrypting under the lock is fine here: this is a change, and changes
+ * are serialised anyway.
+ */
+static int copy_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       const char *name, uint32_t n, struct sfs_secret_rec *s,
+		       struct sfs_version_rec *out, struct sfs_error *err)
+{
+	unsigned char material[SFS_KEY_BYTES];
+	struct sfs_value val = {NULL, 0};
+	struct sfs_version_rec v;
+	struct sfs_key_rec k;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	rc = read_gather(ctx, c, name, n, s, &v, material, err);
+	if (rc == SFS_OK)
+		rc = read_decrypt(ctx, s, &v, material, &val, err);
+	sfs_crypto_wipe(material, sizeof(material));
+	sfs_version_rec_release(&v);
+	if (rc == SFS_OK)
+		rc = add_check(ctx, c, name, val.len, 0, s, &k, err);
+	if (rc == SFS_OK)
+		rc = ctx_version_insert(ctx, c, s, &k, val.data, val.len, out,
+					err);
+	sfs_value_release(&val);
+	return rc;
+}
+
+int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, uint32_t n, struct sfs_version_rec *out,
+		     struct sfs_error *err)
+{
+	struct sfs_version_rec v;
+	struct sfs_secret_rec s;
+	int rc;
+
+	sfs_error_clear(err);
+	memset(&s, 0, sizeof(s));
+	memset(&v, 0, sizeof(v));
+	rc = ctx_begin(ctx, 1, err);
+	if (rc == SFS_OK)
+		rc = ctx_end(ctx, 1, copy_locked(ctx, c, name, n, &s, &v, err),
+			     err);
+	if (rc == SFS_OK && out)
+		*out = v;
+	version_audit(ctx, c, "version.copy", &s, name, n, rc);
+	return rc;
+}

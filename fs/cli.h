@@ -1,0 +1,227 @@
+/*
+ * The command line's own helpers, shared by main.c and the cli_*.c files
+ * (one file per command group). Every command is a row of a table: its
+ * full name ("key create"), its help text and its handler. A handler
+ * parses its options (GNU permutation: options before or after the
+ * positional arguments), opens the store, calls one core function and
+ * prints the result, as a confirmation line, aligned columns, `field:
+ * value` lines or, with --json, one line of JSON.
+ *
+ * Exit codes and the error format are SPEC §4's: errors go to stderr as
+ * "secretfs: <what failed>: <why>"; 0 success, 1 failure, 2 bad usage.
+ * No lifecycle rule is decided here: the core's answer is reported as is.
+ */
+#ifndef SECRETFS_CLI_H
+#define SECRETFS_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fs.h"
+#include "secretfs/ctx.h"
+#include "secretfs/store.h"
+
+struct cli_cmd;
+typedef int (*cli_run_fn)(const struct cli_cmd *cmd,
+			  const struct cli_global *g, int argc, char **argv);
+
+struct cli_cmd {
+	const char *name;  /* "create"; the word after the group's name */
+	const char *full;  /* "key create" */
+	const char *usage; /* synopsis and option list, ends with '\n' */
+	cli_run_fn run;    /* argv[0] is name */
+};
+
+/* A group of subcommands ("key", "secret", ...): NULL-named last row. */
+struct cli_group {
+	const char *name;
+	const char *summary; /* one line for the full usage */
+	const struct cli_cmd *cmds;
+};
+
+extern const struct cli_group cli_key_group;
+extern const struct cli_group cli_secret_group;
+extern const struct cli_group cli_version_group;
+extern const struct cli_group cli_role_group;
+extern const struct cli_cmd cli_init_cmd;
+extern const struct cli_cmd cli_audit_cmd;
+
+/* Run group's subcommand argv[1] (argv[0] is the group's name). */
+int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
+		  int argc, char **argv);
+/* Print a command's synopsis (its usage's first line) indented. */
+void cli_synopsis(const struct cli_cmd *c, FILE *f);
+/* Print a group's usage (every subcommand's synopsis) to f. */
+void cli_group_usage(const struct cli_group *grp, FILE *f);
+
+/* --- option parsing ---------------------------------------------------- */
+
+/*
+ * getopt_long over a command's argv with getopt's own messages off;
+ * restarts the scan when argv changes. Returns as getopt_long does, with
+ * ':' for a missing argument and '?' for an unknown option.
+ */
+int cli_getopt(int argc, char **argv, const char *shortopts,
+	       const struct option *longopts);
+/*
+ * Handle an option the command has no case for: 'h' prints the usage to
+ * stdout and returns EXIT_OK; ':' and '?' report a usage error and return
+ * EXIT_USAGE.
+ */
+int cli_opt_other(const struct cli_cmd *cmd, int ch, char **argv);
+/* "Go on": returned by parsers when the command should proceed. */
+#define CLI_GO (-1)
+/*
+ * Parse a command that takes only -h/--help and between min and max
+ * positional arguments (from argv[optind] on). CLI_GO, or the exit code
+ * to return (help printed, or a usage error).
+ */
+int cli_parse_plain(const struct cli_cmd *cmd, int argc, char **argv,
+		    int min, int max);
+/* Describe the option problem getopt just reported (':' or '?'). */
+void cli_opt_problem(int ch, char **argv, char *buf, size_t cap);
+/* Check that between min and max positional arguments remain after the
+ * options: EXIT_OK, or a usage error (EXIT_USAGE). */
+int cli_args(const struct cli_cmd *cmd, int argc, char **argv, int min,
+	     int max);
+/* "secretfs: <cmd>: <why>" and a pointer to the command's help. Returns
+ * EXIT_USAGE. */
+int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A version number (1 ... 2^32 - 1, decimal digits only). 0 or -1. */
+int cli_parse_number(const char *text, uint32_t *out);
+
+/* --- the value given by --value, --file or --kv ------------------------ */
+
+struct cli_value_src {
+	const char *text;  /* --value */
+	const char *file;  /* --file ("-": stdin) */
+	const char **kv;   /* --kv pairs */
+	size_t nkv;
+	unsigned kinds;    /* bit per kind given */
+	int dup;           /* --value or --file given twice */
+};
+
+/* Options every VALUE-taking command accepts, with these return codes. */
+#define CLI_OPT_VALUE 0x100
+#define CLI_OPT_FILE 0x101
+#define CLI_OPT_KV 0x102
+
+void cli_value_src_init(struct cli_value_src *s);
+/* Record one of the three options (ch is CLI_OPT_*). EXIT_OK, or
+ * EXIT_FAIL when out of memory. */
+int cli_value_src_add(struct cli_value_src *s, int ch, const char *arg);
+void cli_value_src_release(struct cli_value_src *s);
+/* Was any VALUE given? Usage error when more than one kind was. */
+int cli_value_src_check(const struct cli_cmd *cmd,
+			const struct cli_value_src *s, int *given);
+
+/* The value's bytes; release with cli_value_release (wipes them). */
+struct cli_value {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+/* Load the bytes: at most SFS_VALUE_MAX + 1 of a file, so that the core
+ * can refuse an oversize value with its own error. EXIT_OK / EXIT_FAIL. */
+int cli_value_load(const struct cli_value_src *s, struct cli_value *out);
+void cli_value_release(struct cli_value *v);
+
+/* --- an open store ----------------------------------------------------- */
+
+struct cli_session {
+	struct sfs_ctx *ctx;
+	struct sfs_caller caller;
+	struct sfs_error err;
+	const struct cli_global *g;
+};
+
+/* Open the store as the administrator. EXIT_OK or EXIT_FAIL (reported). */
+int cli_session_open(struct cli_session *s, const struct cli_global *g);
+void cli_session_close(struct cli_session *s);
+/* Report the core's failure rc (details in s->err) as
+ * "secretfs: <what>: <why>"; returns EXIT_FAIL. */
+int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Every KMS key, to name the keys of secrets and versions. */
+struct cli_keys {
+	struct sfs_key_rec *recs;
+	size_t n, cap;
+};
+int cli_keys_load(struct cli_session *s, struct cli_keys *k);
+/* The name of the key with this id, or the id itself when unknown. */
+const char *cli_keys_name(const struct cli_keys *k, const char *id);
+void cli_keys_release(struct cli_keys *k);
+
+/* --- output ------------------------------------------------------------ */
+
+/* Aligned columns under a header; the last column is not padded. */
+struct cli_table {
+	size_t ncols, nrows, cap;
+	char **cells; /* row-major, header first */
+};
+int cli_table_init(struct cli_table *t, size_t ncols, const char *const *hdr);
+/* Append one row of ncols cells (copied). EXIT_OK or EXIT_FAIL. */
+int cli_table_row(struct cli_table *t, const char *const *cells);
+void cli_table_print(const struct cli_table *t, FILE *f);
+void cli_table_release(struct cli_table *t);
+
+/* Print `field: value` (the value on one line as given). */
+void cli_field(const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+struct sfs_json;
+/* Print j as one compact line on stdout and free it. j NULL (out of
+ * memory while building) prints nothing and gives EXIT_FAIL. */
+int cli_json_print(struct sfs_json *j);
+/* Append child to *arr; on failure free both and set *arr to NULL (so
+ * that cli_json_print reports it). child NULL counts as a failure. */
+void cli_json_push(struct sfs_json **arr, struct sfs_json *child);
+/* After a delete: {"<kind>": name, "deleted": true} with --json, else
+ * "deleted <kind> '<name>'". */
+int cli_print_deleted(const struct cli_global *g, const char *kind,
+		      const char *name);
+/* Records as JSON objects, with the SPEC's field names. */
+struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
+				 const struct cli_keys *k);
+struct sfs_json *cli_json_version(const char *secret,
+				  const struct sfs_version_rec *v,
+				  uint32_t default_version,
+				  const struct cli_keys *k);
+struct sfs_json *cli_json_key(const struct sfs_key_rec *r);
+/* "active", "deactivated", "destroyed". */
+const char *cli_version_state_name(int state);
+
+/*
+ * Output that may hold value bytes is built in a cli_buf (never in
+ * stdio's buffers), written with write(2) and wiped. A failed allocation
+ * sets failed and drops later appends.
+ */
+struct cli_buf {
+	char *data;
+	size_t len, cap;
+	int failed;
+};
+void cli_buf_add(struct cli_buf *b, const void *p, size_t n);
+void cli_buf_str(struct cli_buf *b, const char *s);
+/* Write the buffer to fd 1 (after stdout's pending output). EXIT_OK or
+ * EXIT_FAIL (reported). */
+int cli_buf_write(struct cli_buf *b);
+/* Wipe and free. */
+void cli_buf_release(struct cli_buf *b);
+
+/* Append len bytes as a JSON string body (no quotes). */
+void cli_json_escape(struct cli_buf *b, const void *data, size_t len);
+/* 1 when data is valid UTF-8 without NUL bytes. */
+int cli_utf8_text(const void *data, size_t len);
+/* Append len bytes as standard base64 (with padding). */
+void cli_base64(struct cli_buf *b, const void *data, size_t len);
+
+/* A mode as four octal digits: "0440". */
+void cli_mode_text(uint32_t mode, char out[8]);
+
+#endif

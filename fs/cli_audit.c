@@ -1,0 +1,176 @@
+/*
+ * `secretfs audit` and `secretfs init`: the two commands about the store
+ * itself rather than what is in it.
+ *
+ * audit prints the audit log's JSON lines as they are (they hold no value
+ * or key material, so reading them needs no master key: the log's own
+ * mode 0600 guards it). init creates the store and says where the store
+ * and its master key are.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "secretfs/audit.h"
+#include "secretfs/value.h"
+
+static int audit_line(void *arg, const char *line)
+{
+	(void)arg;
+	if (puts(line) == EOF || fflush(stdout) == EOF)
+		return 1; /* stdout gone: stop following */
+	return 0;
+}
+
+struct audit_args {
+	const char *secret;
+	int64_t since;
+	int follow;
+};
+
+static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
+		       struct audit_args *a)
+{
+	static const struct option opts[] = {
+		{ "secret", required_argument, NULL, 's' },
+		{ "since", required_argument, NULL, 't' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, rc;
+
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch == 's')
+			a->secret = optarg;
+		else if (ch == 'f')
+			a->follow = 1;
+		else if (ch != 't')
+			return cli_opt_other(cmd, ch, argv);
+		else if (sfs_time_parse(optarg, &a->since) != SFS_OK)
+			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339 or "
+						  "YYYY-MM-DD)",
+					     optarg);
+	}
+	rc = cli_args(cmd, argc, argv, 0, 0);
+	return rc == EXIT_OK ? CLI_GO : rc;
+}
+
+static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		     int argc, char **argv)
+{
+	struct audit_args a = { NULL, 0, 0 };
+	struct sfs_error err;
+	char dir[4096], path[4200];
+	int rc = audit_parse(cmd, argc, argv, &a);
+
+	if (rc != CLI_GO)
+		return rc;
+	sfs_error_clear(&err);
+	if (g->store)
+		snprintf(dir, sizeof(dir), "%s", g->store);
+	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
+		return cli_fail("cannot find the store", &err);
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	rc = sfs_audit_read(path, a.secret, a.since, a.follow, audit_line,
+			    NULL, &err);
+	if (rc < 0) {
+		if (!err.code)
+			err.code = rc;
+		return cli_fail("cannot read the audit log", &err);
+	}
+	return EXIT_OK;
+}
+
+const struct cli_cmd cli_audit_cmd = {
+	"audit", "audit",
+	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+	"\n"
+	"Print the audit log: one JSON line per value read and per change.\n"
+	"\n"
+	"  --secret NAME   only lines about this secret\n"
+	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
+	"                  2026-11-28T18:00:00Z, or a date YYYY-MM-DD)\n"
+	"  --follow        keep printing new lines as they come\n"
+	"  -h, --help      print this help\n",
+	audit_run,
+};
+
+/* --- init -------------------------------------------------------------- */
+
+static int init_report(const struct cli_global *g, struct sfs_ctx *ctx)
+{
+	const char *key = sfs_ctx_master_key_path(ctx);
+	struct sfs_json *o;
+
+	if (!g->json) {
+		printf("store: %s\n", sfs_ctx_dir(ctx));
+		printf("master_key: %s\n",
+		       key ? key : "derived from the passphrase (Argon2id)");
+		return EXIT_OK;
+	}
+	o = sfs_json_object();
+	if (o && (sfs_json_set_str(o, "store", sfs_ctx_dir(ctx)) ||
+		  (key ? sfs_json_set_str(o, "master_key", key)
+		       : sfs_json_set_null(o, "master_key")) ||
+		  sfs_json_set_bool(o, "passphrase", key == NULL))) {
+		sfs_json_free(o);
+		o = NULL;
+	}
+	return cli_json_print(o);
+}
+
+static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		    int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sfs_ctx_options o;
+	struct sfs_ctx *ctx = NULL;
+	struct sfs_error err;
+	int ch, rc;
+
+	memset(&o, 0, sizeof(o));
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch != 'p')
+			return cli_opt_other(cmd, ch, argv);
+		o.passphrase_file = optarg;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
+		return rc;
+	o.store_dir = g->store;
+	o.master_key = g->master_key;
+	sfs_error_clear(&err);
+	if ((rc = sfs_ctx_init(&o, &err)) != SFS_OK) {
+		if (!err.code)
+			err.code = rc;
+		return cli_fail("cannot initialise the store", &err);
+	}
+	/* open it once: proves the new key and says where everything is */
+	if ((rc = sfs_ctx_open(&ctx, &o, &err)) != SFS_OK) {
+		if (!err.code)
+			err.code = rc;
+		return cli_fail("cannot open the new store", &err);
+	}
+	rc = init_report(g, ctx);
+	sfs_ctx_close(ctx);
+	return rc;
+}
+
+const struct cli_cmd cli_init_cmd = {
+	"init", "init",
+	"Usage: secretfs init [--passphrase-file FILE]\n"
+	"\n"
+	"Create the store: its directory (0700), its database with the\n"
+	"service key, and the master key file DIR/master.key (0400), or,\n"
+	"with --passphrase-file, a master key derived from the passphrase\n"
+	"in FILE with Argon2id (later commands read $SECRETFS_PASSPHRASE_FILE\n"
+	"or ask on the terminal).\n"
+	"\n"
+	"  --passphrase-file FILE   derive the master key from a passphrase\n"
+	"  -h, --help               print this help\n",
+	init_run,
+};

@@ -1,0 +1,261 @@
+/*
+ * `secretfs key ...`: KMS keys. Each command is one call to keys.h; the
+ * core decides what is allowed (the service key cannot be deactivated or
+ * deleted, a key in use cannot be deleted) and this file reports it.
+ */
+#include <string.h>
+
+#include "cli.h"
+#include "secretfs/audit.h"
+#include "secretfs/keys.h"
+#include "secretfs/value.h"
+
+static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
+		      int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "description", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *desc = NULL, *name;
+	struct cli_session s;
+	struct sfs_key_rec rec;
+	int ch, rc;
+
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch != 'd')
+			return cli_opt_other(cmd, ch, argv);
+		desc = optarg;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+		return rc;
+	name = argv[optind];
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_key_create(s.ctx, &s.caller, name, desc, &rec, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot create key '%s'", name);
+	else if (g->json)
+		rc = cli_json_print(cli_json_key(&rec));
+	else
+		printf("created key '%s'\n", rec.name);
+	cli_session_close(&s);
+	return rc;
+}
+
+static int key_list(const struct cli_cmd *cmd, const struct cli_global *g,
+		    int argc, char **argv)
+{
+	static const char *const hdr[] = { "NAME", "TYPE", "STATE", "VERSION",
+					   "ID" };
+	struct cli_session s;
+	struct cli_keys keys;
+	struct cli_table t;
+	struct sfs_json *arr;
+	char ver[16];
+	size_t i;
+	int rc = cli_parse_plain(cmd, argc, argv, 0, 0);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = cli_keys_load(&s, &keys);
+	cli_session_close(&s);
+	if (rc != EXIT_OK)
+		return rc;
+	if (g->json) {
+		arr = sfs_json_array();
+		for (i = 0; i < keys.n; i++)
+			cli_json_push(&arr, cli_json_key(&keys.recs[i]));
+		rc = cli_json_print(arr);
+	} else {
+		rc = cli_table_init(&t, 5, hdr);
+		for (i = 0; rc == EXIT_OK && i < keys.n; i++) {
+			const struct sfs_key_rec *k = &keys.recs[i];
+			const char *row[5] = { k->name, sfs_key_type_name(k->type),
+					       sfs_state_name(k->state), ver,
+					       k->id };
+
+			snprintf(ver, sizeof(ver), "%u", k->current_version);
+			rc = cli_table_row(&t, row);
+		}
+		if (rc == EXIT_OK)
+			cli_table_print(&t, stdout);
+		cli_table_release(&t);
+	}
+	cli_keys_release(&keys);
+	return rc;
+}
+
+static void key_print(const struct sfs_key_rec *k)
+{
+	char t[32];
+
+	cli_field("id", "%s", k->id);
+	cli_field("name", "%s", k->name);
+	cli_field("type", "%s", sfs_key_type_name(k->type));
+	cli_field("state", "%s", sfs_state_name(k->state));
+	cli_field("description", "%s", k->description);
+	cli_field("version", "%u", k->current_version);
+	sfs_time_format(k->created_at, t);
+	cli_field("created_at", "%s", t);
+	cli_field("created_by", "%s", k->created_by);
+}
+
+static int key_show(const struct cli_cmd *cmd, const struct cli_global *g,
+		    int argc, char **argv)
+{
+	struct cli_session s;
+	struct sfs_key_rec rec;
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_key_get(s.ctx, &s.caller, argv[optind], &rec, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot show key '%s'",
+				      argv[optind]);
+	else if (g->json)
+		rc = cli_json_print(cli_json_key(&rec));
+	else
+		key_print(&rec);
+	cli_session_close(&s);
+	return rc;
+}
+
+/* After a change: the key's record as JSON, or the confirmation line. */
+static int key_changed(struct cli_session *s, const char *key,
+		       const char *done)
+{
+	struct sfs_key_rec rec;
+	int rc;
+
+	if (!s->g->json) {
+		printf("%s key '%s'\n", done, key);
+		return EXIT_OK;
+	}
+	rc = sfs_key_get(s->ctx, &s->caller, key, &rec, &s->err);
+	if (rc != SFS_OK)
+		return cli_session_fail(s, rc, "cannot show key '%s'", key);
+	return cli_json_print(cli_json_key(&rec));
+}
+
+static int key_state(const struct cli_cmd *cmd, const struct cli_global *g,
+		     int argc, char **argv)
+{
+	int active = !strcmp(cmd->name, "activate");
+	struct cli_session s;
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_key_set_state(s.ctx, &s.caller, argv[optind], active,
+			       &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot %s key '%s'", cmd->name,
+				      argv[optind]);
+	else
+		rc = key_changed(&s, argv[optind],
+				 active ? "activated" : "deactivated");
+	cli_session_close(&s);
+	return rc;
+}
+
+static int key_rotate(const struct cli_cmd *cmd, const struct cli_global *g,
+		      int argc, char **argv)
+{
+	struct cli_session s;
+	struct sfs_key_rec rec;
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_key_rotate(s.ctx, &s.caller, argv[optind], &rec, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot rotate key '%s'",
+				      argv[optind]);
+	else if (g->json)
+		rc = cli_json_print(cli_json_key(&rec));
+	else
+		printf("rotated key '%s' to version %u\n", rec.name,
+		       rec.current_version);
+	cli_session_close(&s);
+	return rc;
+}
+
+static int key_delete(const struct cli_cmd *cmd, const struct cli_global *g,
+		      int argc, char **argv)
+{
+	struct cli_session s;
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_key_delete(s.ctx, &s.caller, argv[optind], &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot delete key '%s'",
+				      argv[optind]);
+	else
+		rc = cli_print_deleted(g, "key", argv[optind]);
+	cli_session_close(&s);
+	return rc;
+}
+
+static const struct cli_cmd key_cmds[] = {
+	{ "create", "key create",
+	  "Usage: secretfs key create NAME [--description TEXT]\n"
+	  "\n"
+	  "Create a user KMS key. NAME: 1-128 bytes of A-Z a-z 0-9 . _ -,\n"
+	  "starting with a letter or digit.\n"
+	  "\n"
+	  "  --description TEXT   what the key is for\n"
+	  "  -h, --help           print this help\n",
+	  key_create },
+	{ "list", "key list",
+	  "Usage: secretfs key list\n"
+	  "\n"
+	  "List the KMS keys: the service key and the user keys.\n",
+	  key_list },
+	{ "show", "key show",
+	  "Usage: secretfs key show KEY\n"
+	  "\n"
+	  "Show a KMS key's details. KEY is its name or id.\n",
+	  key_show },
+	{ "activate", "key activate",
+	  "Usage: secretfs key activate KEY\n"
+	  "\n"
+	  "Activate a user key: it wraps new versions again and the versions\n"
+	  "it protects can be read again.\n",
+	  key_state },
+	{ "deactivate", "key deactivate",
+	  "Usage: secretfs key deactivate KEY\n"
+	  "\n"
+	  "Deactivate a user key: it wraps nothing new, and the versions it\n"
+	  "protects cannot be read until it is active again.\n",
+	  key_state },
+	{ "rotate", "key rotate",
+	  "Usage: secretfs key rotate KEY\n"
+	  "\n"
+	  "Add a key version: new data keys are wrapped with it; versions\n"
+	  "wrapped before stay readable.\n",
+	  key_rotate },
+	{ "delete", "key delete",
+	  "Usage: secretfs key delete KEY\n"
+	  "\n"
+	  "Delete a user key that no secret uses and that wraps no version\n"
+	  "left undestroyed.\n",
+	  key_delete },
+	{ NULL, NULL, NULL, NULL },
+};
+
+const struct cli_group cli_key_group = { "key", "KMS keys", key_cmds };

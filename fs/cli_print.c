@@ -1,0 +1,364 @@
+/*
+ * Output of the command line: aligned columns, `field: value` lines, and
+ * JSON built with the core's sfs_json_* builder, one compact document per
+ * line. Records become JSON objects here, once, so that every command
+ * names the same field the same way (SPEC §1's names; times RFC 3339 UTC;
+ * modes as strings such as "0440").
+ *
+ * Value bytes pass only through cli_json_escape() and cli_base64(), which
+ * stream them to stdout without copying them anywhere.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "secretfs/audit.h"
+#include "secretfs/crypto.h"
+#include "secretfs/keys.h"
+#include "secretfs/value.h"
+
+int cli_table_init(struct cli_table *t, size_t ncols, const char *const *hdr)
+{
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols;
+	return cli_table_row(t, hdr);
+}
+
+int cli_table_row(struct cli_table *t, const char *const *cells)
+{
+	char **grown;
+	size_t i;
+
+	if (t->nrows == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 16;
+		grown = realloc(t->cells, t->cap * t->ncols * sizeof(*grown));
+		if (!grown)
+			goto nomem;
+		t->cells = grown;
+	}
+	for (i = 0; i < t->ncols; i++) {
+		t->cells[t->nrows * t->ncols + i] = strdup(cells[i]);
+		if (!t->cells[t->nrows * t->ncols + i]) {
+			while (i--)
+				free(t->cells[t->nrows * t->ncols + i]);
+			goto nomem;
+		}
+	}
+	t->nrows++;
+	return EXIT_OK;
+nomem:
+	fprintf(stderr, "secretfs: out of memory\n");
+	return EXIT_FAIL;
+}
+
+void cli_table_print(const struct cli_table *t, FILE *f)
+{
+	size_t width[16] = { 0 };
+	size_t r, c, w;
+
+	for (r = 0; r < t->nrows; r++)
+		for (c = 0; c < t->ncols && c < 16; c++) {
+			w = strlen(t->cells[r * t->ncols + c]);
+			if (w > width[c])
+				width[c] = w;
+		}
+	for (r = 0; r < t->nrows; r++)
+		for (c = 0; c < t->ncols; c++) {
+			const char *cell = t->cells[r * t->ncols + c];
+
+			if (c + 1 == t->ncols)
+				fprintf(f, "%s\n", cell);
+			else
+				fprintf(f, "%-*s  ", (int)width[c], cell);
+		}
+}
+
+void cli_table_release(struct cli_table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	memset(t, 0, sizeof(*t));
+}
+
+void cli_field(const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s: ", field);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+int cli_json_print(struct sfs_json *j)
+{
+	char *text = j ? sfs_json_dump(j, 0) : NULL;
+
+	sfs_json_free(j);
+	if (!text) {
+		fprintf(stderr, "secretfs: cannot print json: out of memory\n");
+		return EXIT_FAIL;
+	}
+	puts(text);
+	free(text);
+	return EXIT_OK;
+}
+
+void cli_json_push(struct sfs_json **arr, struct sfs_json *child)
+{
+	if (!*arr || !child) {
+		sfs_json_free(child);
+		sfs_json_free(*arr);
+		*arr = NULL;
+		return;
+	}
+	/* append owns child, whether it succeeds or not */
+	if (sfs_json_append(*arr, child) != SFS_OK) {
+		sfs_json_free(*arr);
+		*arr = NULL;
+	}
+}
+
+int cli_print_deleted(const struct cli_global *g, const char *kind,
+		      const char *name)
+{
+	struct sfs_json *o;
+
+	if (!g->json) {
+		printf("deleted %s '%s'\n", kind, name);
+		return EXIT_OK;
+	}
+	o = sfs_json_object();
+	if (o && (sfs_json_set_str(o, kind, name) ||
+		  sfs_json_set_bool(o, "deleted", 1))) {
+		sfs_json_free(o);
+		o = NULL;
+	}
+	return cli_json_print(o);
+}
+
+void cli_mode_text(uint32_t mode, char out[8])
+{
+	snprintf(out, 8, "%04o", (unsigned)(mode & 07777));
+}
+
+/* Set every field; any failure (out of memory) frees obj. */
+static struct sfs_json *json_done(struct sfs_json *obj, int failed)
+{
+	if (failed) {
+		sfs_json_free(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static int json_time(struct sfs_json *obj, const char *key, int64_t ns)
+{
+	char t[32];
+
+	sfs_time_format(ns, t);
+	return sfs_json_set_str(obj, key, t);
+}
+
+/* obj[key] = {"id": .., "name": .., "version": ..} (no version when 0). */
+static int json_key_ref(struct sfs_json *obj, const char *key,
+			const char *id, const char *name, uint32_t version)
+{
+	struct sfs_json *o = sfs_json_object();
+	int bad = !o;
+
+	if (!o)
+		return SFS_ENOMEM;
+	bad |= sfs_json_set_str(o, "id", id);
+	bad |= sfs_json_set_str(o, "name", name);
+	if (version)
+		bad |= sfs_json_set_int(o, "version", version);
+	if (bad) {
+		sfs_json_free(o);
+		return SFS_ENOMEM;
+	}
+	return sfs_json_set(obj, key, o);
+}
+
+struct sfs_json *cli_json_key(const struct sfs_key_rec *r)
+{
+	struct sfs_json *o = sfs_json_object();
+	int bad = !o;
+
+	if (!o)
+		return NULL;
+	bad |= sfs_json_set_str(o, "id", r->id);
+	bad |= sfs_json_set_str(o, "name", r->name);
+	bad |= sfs_json_set_str(o, "type", sfs_key_type_name(r->type));
+	bad |= sfs_json_set_str(o, "state", sfs_state_name(r->state));
+	bad |= sfs_json_set_str(o, "description", r->description);
+	bad |= sfs_json_set_int(o, "version", r->current_version);
+	bad |= json_time(o, "created_at", r->created_at);
+	bad |= sfs_json_set_str(o, "created_by", r->created_by);
+	return json_done(o, bad);
+}
+
+/* The number, or null for none. */
+static int json_version_no(struct sfs_json *o, const char *key, uint32_t n)
+{
+	return n ? sfs_json_set_int(o, key, n) : sfs_json_set_null(o, key);
+}
+
+struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
+				 const struct cli_keys *k)
+{
+	struct sfs_json *o = sfs_json_object();
+	char mode[8];
+	int bad = !o;
+
+	if (!o)
+		return NULL;
+	cli_mode_text(r->mode, mode);
+	bad |= sfs_json_set_str(o, "id", r->id);
+	bad |= sfs_json_set_str(o, "name", r->name);
+	bad |= sfs_json_set_str(o, "description", r->description);
+	bad |= sfs_json_set_str(o, "status", sfs_state_name(r->status));
+	bad |= sfs_json_set_str(o, "access_control",
+				r->access_control ? "enabled" : "disabled");
+	bad |= sfs_json_set_str(o, "allowed_principals", r->allowed);
+	bad |= sfs_json_set_int(o, "owner", r->owner);
+	bad |= sfs_json_set_int(o, "group", r->group);
+	bad |= sfs_json_set_str(o, "mode", mode);
+	bad |= json_version_no(o, "default_version", r->default_version);
+	bad |= json_version_no(o, "latest_version", r->latest_version);
+	bad |= json_key_ref(o, "kms_key", r->kms_key_id,
+			    cli_keys_name(k, r->kms_key_id), 0);
+	bad |= json_time(o, "created_at", r->created_at);
+	bad |= sfs_json_set_str(o, "created_by", r->created_by);
+	return json_done(o, bad);
+}
+
+static const char *version_state_name(int state)
+{
+	return state == SFS_STATE_DESTROYED ? "destroyed"
+					    : sfs_state_name(state);
+}
+
+struct sfs_json *cli_json_version(const char *secret,
+				  const struct sfs_version_rec *v,
+				  uint32_t default_version,
+				  const struct cli_keys *k)
+{
+	struct sfs_json *o = sfs_json_object();
+	int bad = !o;
+
+	if (!o)
+		return NULL;
+	bad |= sfs_json_set_str(o, "secret", secret);
+	bad |= sfs_json_set_int(o, "version", v->version);
+	bad |= sfs_json_set_str(o, "state", version_state_name(v->state));
+	bad |= sfs_json_set_bool(o, "default", v->version == default_version);
+	bad |= sfs_json_set_str(o, "format", sfs_value_format_name(v->format));
+	bad |= sfs_json_set_int(o, "size", v->size);
+	bad |= json_key_ref(o, "kms_key", v->kms_key_id,
+			    cli_keys_name(k, v->kms_key_id), v->kms_key_version);
+	bad |= json_time(o, "created_at", v->created_at);
+	bad |= sfs_json_set_str(o, "created_by", v->created_by);
+	return json_done(o, bad);
+}
+
+const char *cli_version_state_name(int state)
+{
+	return version_state_name(state);
+}
+
+void cli_json_escape(struct cli_buf *b, const void *data, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = data;
+	char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '"' || p[i] == '\\') {
+			esc[1] = (char)p[i];
+			cli_buf_add(b, esc, 2);
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			esc[1] = 'u';
+			esc[4] = hex[p[i] >> 4];
+			esc[5] = hex[p[i] & 15];
+			cli_buf_add(b, esc, 6);
+		} else {
+			cli_buf_add(b, p + i, 1);
+		}
+	}
+	sfs_crypto_wipe(esc, sizeof(esc));
+}
+
+/* Length of the UTF-8 sequence starting at p (RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	size_t n, i;
+	unsigned long cp;
+
+	if (p[0] < 0x80)
+		return p[0] ? 1 : 0;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (left < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+int cli_utf8_text(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	size_t i = 0, n;
+
+	while (i < len) {
+		n = utf8_seq(p + i, len - i);
+		if (!n)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+void cli_base64(struct cli_buf *b, const void *data, size_t len)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
+	unsigned long w;
+	char q[4];
+	size_t i;
+
+	for (i = 0; i < len; i += 3) {
+		w = (unsigned long)p[i] << 16;
+		if (i + 1 < len)
+			w |= (unsigned long)p[i + 1] << 8;
+		if (i + 2 < len)
+			w |= p[i + 2];
+		q[0] = abc[w >> 18 & 63];
+		q[1] = abc[w >> 12 & 63];
+		q[2] = i + 1 < len ? abc[w >> 6 & 63] : '=';
+		q[3] = i + 2 < len ? abc[w & 63] : '=';
+		cli_buf_add(b, q, 4);
+	}
+	sfs_crypto_wipe(q, sizeof(q));
+}

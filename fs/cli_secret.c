@@ -1,0 +1,628 @@
+/*
+ * `secretfs secret ...`: create, list, show, update, change-key,
+ * activate, deactivate, delete. One call to secret.h each; the core
+ * decides every lifecycle rule (a secret with versions left cannot be
+ * deleted, ...). Deleting asks for the secret's name first: --confirm
+ * NAME, or typed on a terminal, so that a script cannot delete by
+ * accident.
+ */
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "secretfs/audit.h"
+#include "secretfs/keys.h"
+#include "secretfs/secret.h"
+#include "secretfs/value.h"
+
+/* Options of `secret create`. */
+struct create_args {
+	struct sfs_secret_new n;
+	struct cli_value_src src;
+	int has_value;
+};
+
+static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
+			struct create_args *a)
+{
+	static const struct option opts[] = {
+		{ "description", required_argument, NULL, 'd' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "access-control", no_argument, NULL, 'a' },
+		{ "value", required_argument, NULL, CLI_OPT_VALUE },
+		{ "file", required_argument, NULL, CLI_OPT_FILE },
+		{ "kv", required_argument, NULL, CLI_OPT_KV },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, rc;
+
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch == 'd')
+			a->n.description = optarg;
+		else if (ch == 'k')
+			a->n.key = optarg;
+		else if (ch == 'a')
+			a->n.access_control = 1;
+		else if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
+			return cli_opt_other(cmd, ch, argv);
+		else if ((rc = cli_value_src_add(&a->src, ch, optarg)))
+			return rc;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+		return rc;
+	a->n.name = argv[optind];
+	rc = cli_value_src_check(cmd, &a->src, &a->has_value);
+	return rc == EXIT_OK ? CLI_GO : rc;
+}
+
+static int secret_create(const struct cli_cmd *cmd,
+			 const struct cli_global *g, int argc, char **argv)
+{
+	struct create_args a;
+	struct cli_value v = { NULL, 0, 0 };
+	struct cli_session s = { 0 };
+	struct sfs_secret_rec rec;
+	struct cli_keys keys = { 0 };
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	cli_value_src_init(&a.src);
+	rc = create_parse(cmd, argc, argv, &a);
+	if (rc != CLI_GO)
+		goto out;
+	if (a.has_value && (rc = cli_value_load(&a.src, &v)) != EXIT_OK)
+		goto out;
+	a.n.value = v.data;
+	a.n.value_len = v.len;
+	if ((rc = cli_session_open(&s, g)) != EXIT_OK)
+		goto out;
+	rc = sfs_secret_create(s.ctx, &s.caller, &a.n, &rec, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot create secret '%s'",
+				      a.n.name);
+	else if (g->json && (rc = cli_keys_load(&s, &keys)) == EXIT_OK)
+		rc = cli_json_print(cli_json_secret(&rec, &keys));
+	else if (!g->json && rec.latest_version)
+		printf("created secret '%s' with version %u\n", rec.name,
+		       rec.latest_version);
+	else if (!g->json)
+		printf("created secret '%s'\n", rec.name);
+out:
+	cli_keys_release(&keys);
+	cli_session_close(&s);
+	cli_value_release(&v);
+	cli_value_src_release(&a.src);
+	return rc;
+}
+
+/* sfs_secret_list collects; keys are named after the listing (no core
+ * call from inside a callback). */
+struct secret_list {
+	struct sfs_secret_rec *recs;
+	size_t n, cap;
+};
+
+static int secret_collect(void *arg, const struct sfs_secret_rec *r)
+{
+	struct secret_list *l = arg;
+	struct sfs_secret_rec *grown;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		grown = realloc(l->recs, l->cap * sizeof(*grown));
+		if (!grown)
+			return SFS_ENOMEM;
+		l->recs = grown;
+	}
+	l->recs[l->n++] = *r;
+	return 0;
+}
+
+static void version_cell(uint32_t n, char out[16])
+{
+	if (n)
+		snprintf(out, 16, "%u", n);
+	else
+		snprintf(out, 16, "-");
+}
+
+static int secret_table(const struct secret_list *l, const struct cli_keys *k)
+{
+	static const char *const hdr[] = { "NAME",   "STATUS", "DEFAULT",
+					   "LATEST", "KEY",
+					   "ACCESS-CONTROL" };
+	struct cli_table t;
+	char def[16], last[16];
+	size_t i;
+	int rc = cli_table_init(&t, 6, hdr);
+
+	for (i = 0; rc == EXIT_OK && i < l->n; i++) {
+		const struct sfs_secret_rec *r = &l->recs[i];
+		const char *row[6] = {
+			r->name,
+			sfs_state_name(r->status),
+			def,
+			last,
+			cli_keys_name(k, r->kms_key_id),
+			r->access_control ? "enabled" : "disabled",
+		};
+
+		version_cell(r->default_version, def);
+		version_cell(r->latest_version, last);
+		rc = cli_table_row(&t, row);
+	}
+	if (rc == EXIT_OK)
+		cli_table_print(&t, stdout);
+	cli_table_release(&t);
+	return rc;
+}
+
+static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
+		       int argc, char **argv)
+{
+	struct secret_list l = { NULL, 0, 0 };
+	struct cli_keys keys = { 0 };
+	struct cli_session s;
+	struct sfs_json *arr;
+	size_t i;
+	int rc = cli_parse_plain(cmd, argc, argv, 0, 0);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &l, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot list secrets");
+	else
+		rc = cli_keys_load(&s, &keys);
+	cli_session_close(&s);
+	if (rc == EXIT_OK && g->json) {
+		arr = sfs_json_array();
+		for (i = 0; i < l.n; i++)
+			cli_json_push(&arr, cli_json_secret(&l.recs[i], &keys));
+		rc = cli_json_print(arr);
+	} else if (rc == EXIT_OK) {
+		rc = secret_table(&l, &keys);
+	}
+	cli_keys_release(&keys);
+	free(l.recs);
+	return rc;
+}
+
+static void print_owner(const char *field, uint32_t id, int is_group)
+{
+	struct passwd *pw = is_group ? NULL : getpwuid(id);
+	struct group *gr = is_group ? getgrgid(id) : NULL;
+	const char *name = pw ? pw->pw_name : gr ? gr->gr_name : NULL;
+
+	if (name)
+		cli_field(field, "%u (%s)", id, name);
+	else
+		cli_field(field, "%u", id);
+}
+
+/* `field: value` lines; the partial view shows only what SPEC §3 lets a
+ * caller without access see. */
+static void secret_print(const struct sfs_secret_rec *r, int full,
+			 const struct cli_keys *k)
+{
+	char t[32], mode[8];
+
+	sfs_time_format(r->created_at, t);
+	cli_field("id", "%s", r->id);
+	cli_field("name", "%s", r->name);
+	cli_field("description", "%s", r->description);
+	if (full) {
+		cli_field("status", "%s", sfs_state_name(r->status));
+		cli_field("access_control", "%s",
+			  r->access_control ? "enabled" : "disabled");
+		cli_field("allowed_principals", "%s",
+			  r->allowed[0] ? r->allowed : "none");
+		print_owner("owner", r->owner, 0);
+		print_owner("group", r->group, 1);
+		cli_mode_text(r->mode, mode);
+		cli_field("mode", "%s", mode);
+		if (r->default_version)
+			cli_field("default_version", "%u", r->default_version);
+		else
+			cli_field("default_version", "none");
+		if (r->latest_version)
+			cli_field("latest_version", "%u", r->latest_version);
+		else
+			cli_field("latest_version", "none");
+		cli_field("kms_key", "%s (%s)", cli_keys_name(k, r->kms_key_id),
+			  r->kms_key_id);
+	} else {
+		cli_field("access_control", "%s",
+			  r->access_control ? "enabled" : "disabled");
+	}
+	cli_field("created_at", "%s", t);
+	cli_field("created_by", "%s", r->created_by);
+}
+
+/* The secret's record as `secret show` prints it (JSON or lines). */
+static int secret_report(struct cli_session *s, const char *name)
+{
+	struct sfs_secret_rec rec;
+	struct cli_keys keys = { 0 };
+	int full = 0;
+	int rc;
+
+	rc = sfs_secret_get(s->ctx, &s->caller, name, &rec, &full, &s->err);
+	if (rc != SFS_OK)
+		return cli_session_fail(s, rc, "cannot show secret '%s'", name);
+	if (full && (rc = cli_keys_load(s, &keys)) != EXIT_OK)
+		return rc;
+	if (s->g->json)
+		rc = cli_json_print(cli_json_secret(&rec, &keys));
+	else
+		secret_print(&rec, full, &keys);
+	cli_keys_release(&keys);
+	return rc;
+}
+
+static int secret_show(const struct cli_cmd *cmd, const struct cli_global *g,
+		       int argc, char **argv)
+{
+	struct cli_session s;
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = secret_report(&s, argv[optind]);
+	cli_session_close(&s);
+	return rc;
+}
+
+/* After a change: the secret as JSON, or the confirmation line. */
+static int secret_changed(struct cli_session *s, const char *name,
+			  const char *line)
+{
+	if (s->g->json)
+		return secret_report(s, name);
+	printf("%s\n", line);
+	return EXIT_OK;
+}
+
+/* A uid or gid: a number (-1 when malformed), or a user or group name
+ * (-2 when unknown). */
+static int parse_id(const char *text, int is_group, uint32_t *out)
+{
+	struct passwd *pw;
+	struct group *gr;
+	char *end;
+	unsigned long v;
+
+	if (*text >= '0' && *text <= '9') {
+		v = strtoul(text, &end, 10);
+		if (*end || v > UINT32_MAX - 1)
+			return -1;
+		*out = (uint32_t)v;
+		return 0;
+	}
+	pw = is_group ? NULL : getpwnam(text);
+	gr = is_group ? getgrnam(text) : NULL;
+	if (!pw && !gr)
+		return -2;
+	*out = pw ? (uint32_t)pw->pw_uid : (uint32_t)gr->gr_gid;
+	return 0;
+}
+
+/* --owner / --group into u: EXIT_OK, a usage error for a malformed
+ * number, a failure for an unknown name. */
+static int update_id(const struct cli_cmd *cmd, const char *name, int group,
+		     const char *text, struct sfs_secret_update *u)
+{
+	const char *kind = group ? "group" : "user";
+	int rc = parse_id(text, group, group ? &u->group : &u->owner);
+
+	if (rc == -1)
+		return cli_bad_usage(cmd, "bad %s id '%s'", kind, text);
+	if (rc == -2) {
+		fprintf(stderr, "secretfs: cannot update secret '%s': no such "
+				"%s '%s'\n",
+			name, kind, text);
+		return EXIT_FAIL;
+	}
+	u->fields |= group ? SFS_SF_GROUP : SFS_SF_OWNER;
+	return EXIT_OK;
+}
+
+static int parse_mode(const char *text, uint32_t *out)
+{
+	unsigned v = 0;
+	const char *p;
+
+	if (!*text || strlen(text) > 4)
+		return -1;
+	for (p = text; *p; p++) {
+		if (*p < '0' || *p > '7')
+			return -1;
+		v = v * 8 + (unsigned)(*p - '0');
+	}
+	if (v > 0777)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* One option of `secret update` into u (--owner and --group into ids,
+ * resolved once NAME is known); EXIT_OK or a usage error. */
+static int update_opt(const struct cli_cmd *cmd, int ch, const char *arg,
+		      struct sfs_secret_update *u, const char **ids)
+{
+	if (ch == 'd') {
+		u->fields |= SFS_SF_DESCRIPTION;
+		u->description = arg;
+	} else if (ch == 'a') {
+		if (strcmp(arg, "on") && strcmp(arg, "off"))
+			return cli_bad_usage(cmd, "--access-control takes on "
+						  "or off, not '%s'",
+					     arg);
+		u->fields |= SFS_SF_ACCESS_CONTROL;
+		u->access_control = !strcmp(arg, "on");
+	} else if (ch == 'l') {
+		u->fields |= SFS_SF_ALLOWED;
+		u->allowed = arg;
+	} else if (ch == 'o' || ch == 'g') {
+		ids[ch == 'g'] = arg;
+	} else {
+		if (parse_mode(arg, &u->mode))
+			return cli_bad_usage(cmd, "bad mode '%s' (octal, at "
+						  "most 0777)",
+					     arg);
+		u->fields |= SFS_SF_MODE;
+	}
+	return EXIT_OK;
+}
+
+static int secret_update(const struct cli_cmd *cmd,
+			 const struct cli_global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "description", required_argument, NULL, 'd' },
+		{ "access-control", required_argument, NULL, 'a' },
+		{ "allow", required_argument, NULL, 'l' },
+		{ "owner", required_argument, NULL, 'o' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sfs_secret_update u;
+	const char *ids[2] = { NULL, NULL }; /* --owner, --group */
+	struct cli_session s;
+	char line[256];
+	int ch, i, rc;
+
+	memset(&u, 0, sizeof(u));
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch <= 0 || ch > 0xff || !strchr("dalogm", ch))
+			return cli_opt_other(cmd, ch, argv);
+		if ((rc = update_opt(cmd, ch, optarg, &u, ids)) != EXIT_OK)
+			return rc;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+		return rc;
+	if (!u.fields && !ids[0] && !ids[1])
+		return cli_bad_usage(cmd, "nothing to update");
+	for (i = 0; i < 2; i++)
+		if (ids[i] && (rc = update_id(cmd, argv[optind], i, ids[i],
+					      &u)) != EXIT_OK)
+			return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_secret_update(s.ctx, &s.caller, argv[optind], &u, &s.err);
+	snprintf(line, sizeof(line), "updated secret '%s'", argv[optind]);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot update secret '%s'",
+				      argv[optind]);
+	else
+		rc = secret_changed(&s, argv[optind], line);
+	cli_session_close(&s);
+	return rc;
+}
+
+static int secret_change_key(const struct cli_cmd *cmd,
+			     const struct cli_global *g, int argc, char **argv)
+{
+	struct cli_session s;
+	const char *name, *key;
+	char line[320];
+	int rc = cli_parse_plain(cmd, argc, argv, 2, 2);
+
+	if (rc != CLI_GO)
+		return rc;
+	name = argv[optind];
+	key = argv[optind + 1];
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_secret_change_key(s.ctx, &s.caller, name, key, &s.err);
+	snprintf(line, sizeof(line), "secret '%s' now uses key '%s'", name,
+		 key);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc,
+				      "cannot change key of secret '%s'", name);
+	else
+		rc = secret_changed(&s, name, line);
+	cli_session_close(&s);
+	return rc;
+}
+
+static int secret_status(const struct cli_cmd *cmd,
+			 const struct cli_global *g, int argc, char **argv)
+{
+	int active = !strcmp(cmd->name, "activate");
+	struct cli_session s;
+	char line[256];
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_secret_set_status(s.ctx, &s.caller, argv[optind], active,
+				   &s.err);
+	snprintf(line, sizeof(line), "%s secret '%s'",
+		 active ? "activated" : "deactivated", argv[optind]);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot %s secret '%s'",
+				      cmd->name, argv[optind]);
+	else
+		rc = secret_changed(&s, argv[optind], line);
+	cli_session_close(&s);
+	return rc;
+}
+
+/*
+ * The name the user confirmed: --confirm's, or one typed on the terminal.
+ * Returns EXIT_OK when it matches name.
+ */
+static int delete_confirmed(const char *name, const char *confirm)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = EXIT_FAIL;
+
+	if (!confirm && !isatty(STDIN_FILENO)) {
+		fprintf(stderr, "secretfs: cannot delete secret '%s': not "
+				"confirmed; pass --confirm %s\n",
+			name, name);
+		return EXIT_FAIL;
+	}
+	if (!confirm) {
+		fputs("Type the secret's name to confirm deletion: ", stderr);
+		fflush(stderr);
+		n = getline(&line, &cap, stdin);
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		confirm = n >= 0 ? line : "";
+	}
+	if (!strcmp(confirm, name))
+		rc = EXIT_OK;
+	else
+		fprintf(stderr, "secretfs: cannot delete secret '%s': "
+				"confirmation '%s' does not match\n",
+			name, confirm);
+	free(line);
+	return rc;
+}
+
+static int secret_delete(const struct cli_cmd *cmd,
+			 const struct cli_global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "confirm", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *confirm = NULL, *name;
+	struct cli_session s;
+	int ch, rc;
+
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch != 'c')
+			return cli_opt_other(cmd, ch, argv);
+		confirm = optarg;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+		return rc;
+	name = argv[optind];
+	if (delete_confirmed(name, confirm) != EXIT_OK)
+		return EXIT_FAIL;
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_secret_delete(s.ctx, &s.caller, name, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
+	else
+		rc = cli_print_deleted(g, "secret", name);
+	cli_session_close(&s);
+	return rc;
+}
+
+static const struct cli_cmd secret_cmds[] = {
+	{ "create", "secret create",
+	  "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
+	  "[--access-control] [VALUE]\n"
+	  "\n"
+	  "Create a secret, with a first version when VALUE is given.\n"
+	  "\n"
+	  "  --description TEXT   what the secret is for\n"
+	  "  --key KEY            the KMS key new versions use (default:\n"
+	  "                       the service key)\n"
+	  "  --access-control     only the owner and the allow list may\n"
+	  "                       read values through the filesystem\n"
+	  "  --value TEXT         the value: TEXT's exact bytes\n"
+	  "  --file FILE          the value: FILE's exact bytes ('-': stdin)\n"
+	  "  --kv KEY=VALUE       the value: a JSON object of strings\n"
+	  "                       (repeat for more keys)\n"
+	  "  -h, --help           print this help\n",
+	  secret_create },
+	{ "list", "secret list",
+	  "Usage: secretfs secret list\n"
+	  "\n"
+	  "List every secret.\n",
+	  secret_list },
+	{ "show", "secret show",
+	  "Usage: secretfs secret show NAME\n"
+	  "\n"
+	  "Show a secret's details.\n",
+	  secret_show },
+	{ "update", "secret update",
+	  "Usage: secretfs secret update NAME [--description TEXT] "
+	  "[--access-control on|off] [--allow PRINCIPAL,...] [--owner UID] "
+	  "[--group GID] [--mode OCTAL]\n"
+	  "\n"
+	  "Change a secret's details (at least one option).\n"
+	  "\n"
+	  "  --description TEXT       what the secret is for\n"
+	  "  --access-control on|off  restrict reads to the owner and the\n"
+	  "                           allow list\n"
+	  "  --allow PRINCIPAL,...    the allow list: uid:N, gid:N,\n"
+	  "                           user:NAME, group:NAME ('' empties it)\n"
+	  "  --owner UID              owner of the value files (number or\n"
+	  "                           user name)\n"
+	  "  --group GID              group of the value files (number or\n"
+	  "                           group name)\n"
+	  "  --mode OCTAL             mode of the value files, e.g. 0440\n"
+	  "  -h, --help               print this help\n",
+	  secret_update },
+	{ "change-key", "secret change-key",
+	  "Usage: secretfs secret change-key NAME KEY\n"
+	  "\n"
+	  "Use KMS key KEY for the secret's new versions; older versions\n"
+	  "stay under their key.\n",
+	  secret_change_key },
+	{ "activate", "secret activate",
+	  "Usage: secretfs secret activate NAME\n"
+	  "\n"
+	  "Activate a secret that has an active version.\n",
+	  secret_status },
+	{ "deactivate", "secret deactivate",
+	  "Usage: secretfs secret deactivate NAME\n"
+	  "\n"
+	  "Deactivate a secret: no value of it can be read.\n",
+	  secret_status },
+	{ "delete", "secret delete",
+	  "Usage: secretfs secret delete NAME [--confirm NAME]\n"
+	  "\n"
+	  "Delete a deactivated secret whose versions are all destroyed.\n"
+	  "Without --confirm, asks for the name on a terminal.\n"
+	  "\n"
+	  "  --confirm NAME   the secret's name again\n"
+	  "  -h, --help       print this help\n",
+	  secret_delete },
+	{ NULL, NULL, NULL, NULL },
+};
+
+const struct cli_group cli_secret_group = { "secret", "secrets",
+					    secret_cmds };

@@ -1,0 +1,160 @@
+/*
+ * secretfs: the program's entry point. Parses the global options (which
+ * come before the command: the '+' in the option string stops getopt at
+ * the first non-option) and hands the rest of argv to the command, whose
+ * argv[0] is the command's name. mount, umount and status belong to the
+ * daemon (fs.h) and parse their own options.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_group *const groups[] = {
+	&cli_key_group, &cli_secret_group, &cli_version_group,
+	&cli_role_group,
+};
+
+static const char global_usage[] =
+	"Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
+	"...\n"
+	"\n"
+	"Secrets for one host: a FUSE filesystem and this command line over\n"
+	"an encrypted store.\n"
+	"\n"
+	"Global options (before the command):\n"
+	"  --store DIR         the store (default $SECRETFS_STORE, else\n"
+	"                      /var/lib/secretfs for root, else\n"
+	"                      $XDG_DATA_HOME/secretfs)\n"
+	"  --master-key FILE   the master key file (default\n"
+	"                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
+	"  --json              print JSON\n"
+	"  -h, --help          print this help\n"
+	"\n"
+	"Commands:\n"
+	"  secretfs init [--passphrase-file FILE]\n"
+	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
+	"  secretfs umount MOUNTPOINT\n"
+	"  secretfs status MOUNTPOINT\n";
+
+static const char global_tail[] =
+	"\n"
+	"VALUE is --value TEXT, --file FILE ('-' for stdin), or one or more\n"
+	"--kv KEY=VALUE. KEY is a key's name or id; 'service' is the service\n"
+	"key. Exit status: 0 success, 1 failure, 2 bad usage.\n"
+	"Run 'secretfs COMMAND --help' for a command's options.\n";
+
+static void usage(FILE *f)
+{
+	const struct cli_cmd *c;
+	size_t i;
+
+	fputs(global_usage, f);
+	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+		fputc('\n', f);
+		for (c = groups[i]->cmds; c->name; c++)
+			cli_synopsis(c, f);
+	}
+	fputc('\n', f);
+	cli_synopsis(&cli_audit_cmd, f);
+	fputs(global_tail, f);
+}
+
+static int bad_global(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static int bad_global(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("secretfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'secretfs --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Parse the global options; *done set when --help was handled. */
+static int parse_global(int argc, char **argv, struct cli_global *g,
+			int *done)
+{
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "master-key", required_argument, NULL, 'k' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char why[256];
+	int ch;
+
+	while ((ch = cli_getopt(argc, argv, "+:h", opts)) != -1) {
+		switch (ch) {
+		case 's':
+			g->store = optarg;
+			break;
+		case 'k':
+			g->master_key = optarg;
+			break;
+		case 'j':
+			g->json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			*done = 1;
+			return EXIT_OK;
+		default:
+			cli_opt_problem(ch, argv, why, sizeof(why));
+			return bad_global("%s", why);
+		}
+	}
+	return EXIT_OK;
+}
+
+static int run_command(const struct cli_global *g, int argc, char **argv)
+{
+	const char *name = argv[0];
+	size_t i;
+
+	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (!strcmp(name, groups[i]->name))
+			return cli_group_run(groups[i], g, argc, argv);
+	if (!strcmp(name, cli_init_cmd.name))
+		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
+	if (!strcmp(name, cli_audit_cmd.name))
+		return cli_audit_cmd.run(&cli_audit_cmd, g, argc, argv);
+	if (!strcmp(name, "mount"))
+		return cmd_mount(g, argc, argv);
+	if (!strcmp(name, "umount"))
+		return cmd_umount(g, argc, argv);
+	if (!strcmp(name, "status"))
+		return cmd_status(g, argc, argv);
+	if (!strcmp(name, "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	return bad_global("unknown command '%s'", name);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_global g = { NULL, NULL, 0 };
+	int done = 0;
+	int rc;
+
+	rc = parse_global(argc, argv, &g, &done);
+	if (rc != EXIT_OK || done)
+		return rc;
+	if (optind >= argc) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	rc = run_command(&g, argc - optind, argv + optind);
+	if (fflush(stdout) != 0 && rc == EXIT_OK) {
+		perror("secretfs: cannot write output");
+		rc = EXIT_FAIL;
+	}
+	return rc;
+}

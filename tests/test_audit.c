@@ -1,0 +1,686 @@
+/*
+ * Check suite for core/audit.c: the exact shape of audit lines, the log's
+ * mode, failure to write (SFS_EIO), whole lines under concurrency, reading
+ * back with filters and follow, and RFC 3339 times. Each test gets a fresh
+ * temporary directory.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/testutil.h"
+#include "secretfs/audit.h"
+#include "secretfs/value.h"
+
+#define NS 1000000000LL
+
+static char *dir, *logpath;
+
+static void setup(void)
+{
+	dir = tu_tmpdir("audit");
+	ck_assert_int_ge(asprintf(&logpath, "%s/audit.log", dir), 0);
+}
+
+static void teardown(void)
+{
+	tu_rmrf(dir);
+	free(dir);
+	free(logpath);
+	dir = logpath = NULL;
+}
+
+static struct sfs_audit *open_log(void)
+{
+	struct sfs_audit *a;
+	struct sfs_error err;
+
+	ck_assert_int_eq(sfs_audit_open(&a, logpath, &err), SFS_OK);
+	return a;
+}
+
+static struct sfs_caller fs_caller(void)
+{
+	struct sfs_caller c = {
+	    .uid = 1000, .gid = 1001, .pid = 4242, .via_fs = 1};
+
+	strcpy(c.comm, "cat");
+	return c;
+}
+
+/*
+ * The log's only line, with its time value replaced by "T" after checking
+ * it is an RFC 3339 UTC time between lo and hi (seconds).
+ */
+static char *only_line(int64_t lo, int64_t hi)
+{
+	char *text = tu_read_file(logpath, NULL), *t, *end, *out;
+	int64_t ns;
+
+	ck_assert_ptr_nonnull(text);
+	end = strchr(text, '\n');
+	ck_assert_ptr_nonnull(end);
+	ck_assert_str_eq(end, "\n");
+	ck_assert_int_eq(strncmp(text, "{\"time\":\"", 9), 0);
+	t = text + 9;
+	end = strchr(t, '"');
+	ck_assert_ptr_nonnull(end);
+	*end = '\0';
+	ck_assert_uint_eq(strlen(t), 20);
+	ck_assert_int_eq(sfs_time_parse(t, &ns), SFS_OK);
+	ck_assert_int_ge(ns, lo * NS);
+	ck_assert_int_le(ns, hi * NS);
+	ck_assert_int_ge(asprintf(&out, "{\"time\":\"T\"%s", end + 1), 0);
+	free(text);
+	return out;
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+START_TEST(line_fields_fs_caller)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {
+	    .op = "version.read",
+	    .secret = "db/password",
+	    .secret_id = "6f1d2c3b-4a59-4e68-8f7a-0b1c2d3e4f50",
+	    .version = 2,
+	    .result = SFS_OK,
+	    .caller = &c,
+	};
+	int64_t lo = sfs_time_now() / NS;
+	char *line;
+
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	line = only_line(lo, sfs_time_now() / NS + 1);
+	ck_assert_str_eq(
+	    line, "{\"time\":\"T\",\"op\":\"version.read\","
+		  "\"secret\":\"db/password\","
+		  "\"secret_id\":\"6f1d2c3b-4a59-4e68-8f7a-0b1c2d3e4f50\","
+		  "\"version\":2,\"result\":\"ok\",\"uid\":1000,"
+		  "\"gid\":1001,\"pid\":4242,\"comm\":\"cat\"}\n");
+	free(line);
+}
+END_TEST
+
+START_TEST(line_fields_cli_caller)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = {.uid = 0, .gid = 0, .admin = 1};
+	struct sfs_audit_event ev = {
+	    .op = "key.deactivate",
+	    .key = "billing",
+	    .result = SFS_EBUSY,
+	    .caller = &c,
+	    .sync = 1,
+	};
+	int64_t lo = sfs_time_now() / NS;
+	char *line;
+
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	line = only_line(lo, sfs_time_now() / NS + 1);
+	ck_assert_str_eq(line, "{\"time\":\"T\",\"op\":\"key.deactivate\","
+			       "\"secret\":null,\"secret_id\":null,"
+			       "\"version\":null,\"result\":\"EBUSY\","
+			       "\"key\":\"billing\",\"uid\":0}\n");
+	free(line);
+}
+END_TEST
+
+START_TEST(line_result_is_errno_name)
+{
+	static const int codes[] = {SFS_EACCES, SFS_EKEYREVOKED, SFS_ENOKEY,
+				    SFS_EBADMSG};
+	static const char *const names[] = {"EACCES", "EKEYREVOKED", "ENOKEY",
+					    "EBADMSG"};
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {
+	    .op = "version.read", .secret = "s", .caller = &c};
+	char *text, *p, want[64];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		ev.result = codes[i];
+		ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	}
+	sfs_audit_close(a);
+	text = tu_read_file(logpath, NULL);
+	p = text;
+	for (i = 0; i < 4; i++) {
+		snprintf(want, sizeof(want), "\"result\":\"%s\"", names[i]);
+		p = strstr(p, want);
+		ck_assert_msg(p != NULL, "no %s", want);
+		p = strchr(p, '\n');
+		ck_assert_ptr_nonnull(p);
+	}
+	free(text);
+}
+END_TEST
+
+/* Invalid UTF-8 in a comm must not make the write (and the read) fail. */
+START_TEST(line_invalid_utf8_replaced)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {
+	    .op = "version.read", .secret = "caf\xc3\xa9", .caller = &c};
+	char *text;
+
+	memcpy(c.comm, "a\xff\xc3z", 5);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	text = tu_read_file(logpath, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "\"comm\":\"a??z\""));
+	ck_assert_ptr_nonnull(strstr(text, "\"secret\":\"caf\xc3\xa9\""));
+	free(text);
+}
+END_TEST
+
+START_TEST(log_mode_0600)
+{
+	struct sfs_audit *a;
+	struct stat st;
+	mode_t old = umask(0);
+
+	a = open_log();
+	umask(old);
+	ck_assert_int_eq(stat(logpath, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	sfs_audit_close(a);
+}
+END_TEST
+
+START_TEST(log_existing_made_private_and_appended)
+{
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "secret.create", .caller = &c};
+	struct sfs_audit *a;
+	struct stat st;
+	char *text;
+
+	tu_write_file(logpath, "{\"old\":1}\n", 10, 0644);
+	a = open_log();
+	ck_assert_int_eq(stat(logpath, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	text = tu_read_file(logpath, NULL);
+	ck_assert_int_eq(strncmp(text, "{\"old\":1}\n{\"time\":", 18), 0);
+	free(text);
+}
+END_TEST
+
+START_TEST(write_failure_is_eio)
+{
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "version.read", .caller = &c};
+	struct sfs_audit *a;
+	struct sfs_error err;
+	struct stat before, after;
+
+	ck_assert_int_eq(stat("/dev/full", &before), 0);
+	ck_assert_int_eq(sfs_audit_open(&a, "/dev/full", &err), SFS_OK);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_EIO);
+	ev.sync = 1;
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_EIO);
+	sfs_audit_close(a);
+	/* The device keeps its mode. */
+	ck_assert_int_eq(stat("/dev/full", &after), 0);
+	ck_assert_uint_eq(after.st_mode, before.st_mode);
+}
+END_TEST
+
+START_TEST(open_failure)
+{
+	struct sfs_audit *a = (struct sfs_audit *)1;
+	struct sfs_error err;
+	char *p;
+
+	ck_assert_int_ge(asprintf(&p, "%s/missing/audit.log", dir), 0);
+	ck_assert_int_eq(sfs_audit_open(&a, p, &err), SFS_ENOENT);
+	ck_assert_ptr_null(a);
+	ck_assert_ptr_nonnull(strstr(err.msg, p));
+	free(p);
+}
+END_TEST
+
+START_TEST(audit_off_is_noop)
+{
+	struct sfs_audit_event ev = {.op = "version.read"};
+
+	ck_assert_int_eq(sfs_audit_write(NULL, &ev), SFS_OK);
+	sfs_audit_close(NULL);
+}
+END_TEST
+
+#define THREADS	   8
+#define PER_THREAD 250
+
+struct writer {
+	struct sfs_audit *a;
+	int id;
+	int failures;
+};
+
+static void *write_many(void *arg)
+{
+	struct writer *w = arg;
+	struct sfs_caller c = fs_caller();
+	char secret[300];
+	struct sfs_audit_event ev = {
+	    .op = "version.read", .secret = secret, .caller = &c};
+	int i;
+
+	/* Long lines make a torn write likelier to show. */
+	memset(secret, 'a' + w->id, sizeof(secret) - 1);
+	secret[sizeof(secret) - 1] = '\0';
+	for (i = 0; i < PER_THREAD; i++) {
+		ev.version = (uint32_t)i + 1;
+		if (sfs_audit_write(w->a, &ev) != SFS_OK)
+			w->failures++;
+	}
+	return NULL;
+}
+
+START_TEST(threads_write_whole_lines)
+{
+	struct writer w[THREADS];
+	pthread_t t[THREADS];
+	struct sfs_audit *a = open_log();
+	struct sfs_json *j;
+	int counts[THREADS] = {0}, i, lines = 0;
+	char *text, *line, *save = NULL;
+	const char *s;
+
+	for (i = 0; i < THREADS; i++) {
+		w[i] = (struct writer){a, i, 0};
+		ck_assert_int_eq(pthread_create(&t[i], NULL, write_many, &w[i]),
+				 0);
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(w[i].failures, 0);
+	}
+	sfs_audit_close(a);
+	text = tu_read_file(logpath, NULL);
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		j = sfs_json_parse(line, strlen(line));
+		ck_assert_msg(j != NULL, "torn line: %.60s", line);
+		s = sfs_json_get_str(j, "secret");
+		ck_assert_ptr_nonnull(s);
+		ck_assert_uint_eq(strlen(s), 299);
+		ck_assert_int_ge(s[0], 'a');
+		ck_assert_int_lt(s[0], 'a' + THREADS);
+		ck_assert_uint_eq(strspn(s, (char[]){s[0], 0}), 299);
+		counts[s[0] - 'a']++;
+		sfs_json_free(j);
+		lines++;
+	}
+	ck_assert_int_eq(lines, THREADS * PER_THREAD);
+	for (i = 0; i < THREADS; i++)
+		ck_assert_int_eq(counts[i], PER_THREAD);
+	free(text);
+}
+END_TEST
+
+/* --- reading back ------------------------------------------------------- */
+
+static const char sample[] =
+    "{\"time\":\"2026-11-28T10:00:00Z\",\"op\":\"version.read\","
+    "\"secret\":\"db\",\"result\":\"ok\"}\n"
+    "{\"time\":\"2026-11-28T11:00:00Z\",\"op\":\"version.read\","
+    "\"secret\":\"api\",\"result\":\"EACCES\"}\n"
+    "not json at all\n"
+    "\n"
+    "{\"time\":\"2026-11-28T12:00:00Z\",\"op\":\"version.create\","
+    "\"secret\":\"db\",\"result\":\"ok\"}\n"
+    "{\"time\":\"2026-11-28T13:00:00Z\",\"op\":\"key.create\","
+    "\"secret\":null,\"result\":\"ok\"}";
+
+struct collected {
+	char ops[8][64];
+	int n;
+	int stop_after; /* 0: never */
+	int stop_rc;
+};
+
+static int collect(void *arg, const char *line)
+{
+	struct collected *c = arg;
+	const char *op = strstr(line, "\"op\":\"");
+
+	ck_assert_int_lt(c->n, 8);
+	ck_assert_ptr_null(strchr(line, '\n'));
+	if (op)
+		sscanf(op + 6, "%63[^\"]", c->ops[c->n]);
+	else
+		snprintf(c->ops[c->n], 64, "%s", line);
+	c->n++;
+	return c->stop_after && c->n >= c->stop_after ? c->stop_rc : 0;
+}
+
+static int read_sample(const char *secret, const char *since,
+		       struct collected *c)
+{
+	struct sfs_error err;
+	int64_t ns = 0;
+
+	tu_write_file(logpath, sample, sizeof(sample) - 1, 0600);
+	if (since)
+		ck_assert_int_eq(sfs_time_parse(since, &ns), SFS_OK);
+	return sfs_audit_read(logpath, secret, ns, 0, collect, c, &err);
+}
+
+START_TEST(read_all_lines)
+{
+	struct collected c = {.n = 0};
+
+	ck_assert_int_eq(read_sample(NULL, NULL, &c), SFS_OK);
+	/* Unfiltered, every non-empty line is passed on as it is, the last
+	 * one even without its newline. */
+	ck_assert_int_eq(c.n, 5);
+	ck_assert_str_eq(c.ops[0], "version.read");
+	ck_assert_str_eq(c.ops[1], "version.read");
+	ck_assert_str_eq(c.ops[2], "not json at all");
+	ck_assert_str_eq(c.ops[3], "version.create");
+	ck_assert_str_eq(c.ops[4], "key.create");
+}
+END_TEST
+
+START_TEST(read_filter_secret)
+{
+	struct collected c = {.n = 0};
+
+	ck_assert_int_eq(read_sample("db", NULL, &c), SFS_OK);
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.ops[0], "version.read");
+	ck_assert_str_eq(c.ops[1], "version.create");
+	c.n = 0;
+	ck_assert_int_eq(read_sample("nope", NULL, &c), SFS_OK);
+	ck_assert_int_eq(c.n, 0);
+}
+END_TEST
+
+START_TEST(read_filter_since)
+{
+	struct collected c = {.n = 0};
+
+	/* At or after: the 11:00 line is included. */
+	ck_assert_int_eq(read_sample(NULL, "2026-11-28T11:00:00Z", &c), SFS_OK);
+	ck_assert_int_eq(c.n, 3);
+	ck_assert_str_eq(c.ops[0], "version.read");
+	ck_assert_str_eq(c.ops[1], "version.create");
+	ck_assert_str_eq(c.ops[2], "key.create");
+	c.n = 0;
+	ck_assert_int_eq(read_sample(NULL, "2026-11-28T13:00:00.5+00:00", &c),
+			 SFS_OK);
+	ck_assert_int_eq(c.n, 0);
+}
+END_TEST
+
+START_TEST(read_filter_both)
+{
+	struct collected c = {.n = 0};
+
+	/* 12:30 at +02:00 is 10:30 UTC. */
+	ck_assert_int_eq(read_sample("db", "2026-11-28T12:30:00+02:00", &c),
+			 SFS_OK);
+	ck_assert_int_eq(c.n, 1);
+	ck_assert_str_eq(c.ops[0], "version.create");
+}
+END_TEST
+
+START_TEST(read_stops_when_callback_says)
+{
+	struct collected c = {.n = 0, .stop_after = 2, .stop_rc = 1};
+
+	ck_assert_int_eq(read_sample(NULL, NULL, &c), SFS_OK);
+	ck_assert_int_eq(c.n, 2);
+	c = (struct collected){.stop_after = 1, .stop_rc = SFS_EIO};
+	ck_assert_int_eq(read_sample(NULL, NULL, &c), SFS_EIO);
+	ck_assert_int_eq(c.n, 1);
+}
+END_TEST
+
+START_TEST(read_missing_log)
+{
+	struct collected c = {.n = 0};
+	struct sfs_error err;
+
+	ck_assert_int_eq(sfs_audit_read(logpath, NULL, 0, 0, collect, &c, &err),
+			 SFS_ENOENT);
+	ck_assert_int_eq(c.n, 0);
+}
+END_TEST
+
+struct follow_state {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int seen; /* guarded by lock */
+};
+
+static int follow_cb(void *arg, const char *line)
+{
+	struct follow_state *f = arg;
+	int seen;
+
+	(void)line;
+	pthread_mutex_lock(&f->lock);
+	seen = ++f->seen;
+	pthread_cond_signal(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	return seen == 2;
+}
+
+/* Appends the second line only after the reader has seen the first. */
+static void *append_later(void *arg)
+{
+	struct follow_state *f = arg;
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "second", .caller = &c};
+	struct timespec pause = {0, 300000000};
+	struct sfs_audit *a;
+	struct sfs_error err;
+
+	pthread_mutex_lock(&f->lock);
+	while (f->seen < 1)
+		pthread_cond_wait(&f->cond, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+	/* Let the reader reach the end of the file and poll. */
+	nanosleep(&pause, NULL);
+	if (sfs_audit_open(&a, logpath, &err) == SFS_OK) {
+		sfs_audit_write(a, &ev);
+		sfs_audit_close(a);
+	}
+	return NULL;
+}
+
+START_TEST(read_follow_sees_new_lines)
+{
+	struct follow_state f = {PTHREAD_MUTEX_INITIALIZER,
+				 PTHREAD_COND_INITIALIZER, 0};
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "first", .caller = &c};
+	struct sfs_audit *a = open_log();
+	struct sfs_error err;
+	pthread_t t;
+
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	ck_assert_int_eq(pthread_create(&t, NULL, append_later, &f), 0);
+	ck_assert_int_eq(
+	    sfs_audit_read(logpath, NULL, 0, 1, follow_cb, &f, &err), SFS_OK);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(f.seen, 2);
+}
+END_TEST
+
+/* --- time --------------------------------------------------------------- */
+
+START_TEST(time_format_known)
+{
+	char out[32];
+
+	sfs_time_format(1795889080LL * NS, out);
+	ck_assert_str_eq(out, "2026-11-28T18:04:40Z");
+	sfs_time_format(1795889080LL * NS + 999999999, out);
+	ck_assert_str_eq(out, "2026-11-28T18:04:40Z");
+	sfs_time_format(0, out);
+	ck_assert_str_eq(out, "1970-01-01T00:00:00Z");
+	sfs_time_format(-1, out);
+	ck_assert_str_eq(out, "1969-12-31T23:59:59Z");
+}
+END_TEST
+
+START_TEST(time_parse_forms)
+{
+	static const struct {
+		const char *text;
+		int64_t ns;
+	} cases[] = {
+	    {"2026-11-28T18:04:40Z", 1795889080LL * NS},
+	    {"2026-11-28t18:04:40z", 1795889080LL * NS},
+	    {"2026-11-28T18:04:40.25Z", 1795889080LL * NS + 250000000},
+	    {"2026-11-28T18:04:40.123456789123Z",
+	     1795889080LL * NS + 123456789},
+	    {"2026-11-28T20:04:40+02:00", 1795889080LL * NS},
+	    {"2026-11-28T13:34:40-04:30", 1795889080LL * NS},
+	    {"2026-11-28", 1795824000LL * NS},
+	    {"2024-02-29", 1709164800LL * NS},
+	    {"1970-01-01T00:00:00Z", 0},
+	    {"1969-12-31T23:59:59Z", -NS},
+	};
+	int64_t ns;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_msg(sfs_time_parse(cases[i].text, &ns) == SFS_OK,
+			      "refused %s", cases[i].text);
+		ck_assert_msg(ns == cases[i].ns, "%s gave %lld", cases[i].text,
+			      (long long)ns);
+	}
+}
+END_TEST
+
+START_TEST(time_parse_rejects_garbage)
+{
+	static const char *const bad[] = {
+	    "",
+	    "2026",
+	    "2026-11",
+	    "2026-13-01",
+	    "2026-00-10",
+	    "2026-02-29",
+	    "2026-04-31",
+	    "2026-11-00",
+	    "2026-11-28T24:00:00Z",
+	    "2026-11-28T18:60:00Z",
+	    "2026-11-28T18:04:61Z",
+	    "2026-11-28T18:04:40",
+	    "2026-11-28T18:04:40+0200",
+	    "2026-11-28T18:04:40+02",
+	    "2026-11-28T18:04:40+24:00",
+	    "2026-11-28 18:04:40Z",
+	    "2026-11-28T18:04:40.Z",
+	    "2026-11-28T18:04Z",
+	    "2026-11-28T18:4:40Z",
+	    "x026-11-28",
+	    "2026/11/28",
+	    "2026-11-28Z",
+	    "2026-11-28T",
+	    "2026-11-28T18:04:40Zjunk",
+	    "2026-11-28 ",
+	    "yesterday",
+	    "99999-11-28",
+	};
+	int64_t ns = 7;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(sfs_time_parse(bad[i], &ns) == SFS_EINVAL,
+			      "accepted '%s'", bad[i]);
+	ck_assert_int_eq(sfs_time_parse(NULL, &ns), SFS_EINVAL);
+	ck_assert_int_eq(ns, 7);
+}
+END_TEST
+
+START_TEST(time_round_trip)
+{
+	static const char *const texts[] = {
+	    "2026-11-28T18:04:40Z",
+	    "2000-02-29T23:59:59Z",
+	    "1999-12-31T00:00:00Z",
+	    "2100-01-01T12:30:15Z",
+	};
+	char out[32];
+	int64_t ns, now = sfs_time_now();
+	size_t i;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		ck_assert_int_eq(sfs_time_parse(texts[i], &ns), SFS_OK);
+		sfs_time_format(ns, out);
+		ck_assert_str_eq(out, texts[i]);
+	}
+	sfs_time_format(now, out);
+	ck_assert_int_eq(sfs_time_parse(out, &ns), SFS_OK);
+	ck_assert_int_eq(ns, now - now % NS);
+}
+END_TEST
+
+static Suite *audit_suite(void)
+{
+	Suite *s = suite_create("audit");
+	TCase *tc;
+	size_t i;
+	const TTest *tests[] = {
+	    line_fields_fs_caller,
+	    line_fields_cli_caller,
+	    line_result_is_errno_name,
+	    line_invalid_utf8_replaced,
+	    log_mode_0600,
+	    log_existing_made_private_and_appended,
+	    write_failure_is_eio,
+	    open_failure,
+	    audit_off_is_noop,
+	    threads_write_whole_lines,
+	    read_all_lines,
+	    read_filter_secret,
+	    read_filter_since,
+	    read_filter_both,
+	    read_stops_when_callback_says,
+	    read_missing_log,
+	    read_follow_sees_new_lines,
+	    time_format_known,
+	    time_parse_forms,
+	    time_parse_rejects_garbage,
+	    time_round_trip,
+	};
+
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		tc = tcase_create(tests[i]->name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_add_test(tc, tests[i]);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(audit_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0;
+}

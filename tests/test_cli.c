@@ -1,0 +1,1292 @@
+/*
+ * The secretfs command line, driven as a user drives it: the built binary
+ * (SECRETFS_BIN) run with argv, environment and stdin, its exit status,
+ * stdout and stderr checked byte for byte. Each test gets a fresh store
+ * (checked fixture) made with `secretfs --store DIR init`.
+ *
+ * What a user relies on: exit 0/1/2, errors as "secretfs: <what>: <why>"
+ * on stderr, `version get` printing exact bytes, JSON that parses, the
+ * lifecycle refused where the SPEC refuses it, and no value ever printed
+ * or stored in plaintext.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/proc.h"
+#include "lib/testutil.h"
+#include "secretfs/value.h"
+
+static char *tmp;         /* per test */
+static char store[512];   /* tmp/store */
+static const char *bin;
+static struct tu_proc r;  /* the last run */
+static const char *tty_wait;
+
+static const char *const clean_env[] = {
+	"SECRETFS_STORE", "SECRETFS_MASTER_KEY", "SECRETFS_PASSPHRASE_FILE",
+	NULL,
+};
+
+#define MAX_ARGS 32
+
+/* Run bin with args (NULL-terminated list in ap), extra env, stdin. */
+static int run_v(const char *const *env, const void *in, size_t len, int tty,
+		 int with_store, const char *first, va_list ap)
+{
+	const char *argv[MAX_ARGS + 4];
+	const char *envv[16];
+	const char *a;
+	int n = 0, i = 0;
+
+	tu_proc_release(&r);
+	memset(&r, 0, sizeof(r));
+	argv[n++] = bin;
+	if (with_store) {
+		argv[n++] = "--store";
+		argv[n++] = store;
+	}
+	for (a = first; a && n < MAX_ARGS; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	argv[n] = NULL;
+	for (; clean_env[i]; i++)
+		envv[i] = clean_env[i];
+	for (; env && *env && i < 15; env++)
+		envv[i++] = *env;
+	envv[i] = NULL;
+	r.argv = argv;
+	r.env = envv;
+	r.in = in;
+	r.in_len = len;
+	r.in_tty = tty;
+	r.tty_wait = tty_wait;
+	ck_assert_int_eq(tu_proc_run(&r), 0);
+	return r.status;
+}
+
+/* secretfs --store STORE ARGS..., stdin /dev/null. */
+static int sfs(const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = run_v(NULL, NULL, 0, 0, 1, first, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Same, with bytes on stdin (a pipe). */
+static int sfs_in(const void *in, size_t len, const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = run_v(NULL, in, len, 0, 1, first, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Same, with stdin a terminal that gets the line in (after the prompt
+ * wait, when not NULL, shows on the terminal). */
+static int sfs_tty(const char *wait, const char *in, const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	tty_wait = wait;
+	va_start(ap, first);
+	rc = run_v(NULL, in, strlen(in), 1, 1, first, ap);
+	va_end(ap);
+	tty_wait = NULL;
+	return rc;
+}
+
+/* No --store added; env entries as in tu_proc. */
+static int sfs_env(const char *const *env, const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = run_v(env, NULL, 0, 0, 0, first, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void setup(void)
+{
+	bin = getenv("SECRETFS_BIN");
+	ck_assert_msg(bin && *bin, "SECRETFS_BIN is not set");
+	tmp = tu_tmpdir("cli");
+	snprintf(store, sizeof(store), "%s/store", tmp);
+	memset(&r, 0, sizeof(r));
+}
+
+static void teardown(void)
+{
+	tu_proc_release(&r);
+	tu_rmrf(tmp);
+	free(tmp);
+}
+
+/* A store of its own. */
+static void setup_store(void)
+{
+	setup();
+	ck_assert_int_eq(sfs("init", NULL), 0);
+}
+
+static char *path_in(const char *name)
+{
+	static char p[640];
+
+	snprintf(p, sizeof(p), "%s/%s", tmp, name);
+	return p;
+}
+
+/* stderr is one line "secretfs: <what>: <why>\n" (a usage error may add
+ * a hint line). */
+static void assert_error_format(void)
+{
+	const char *colon;
+
+	ck_assert_msg(!strncmp(r.err, "secretfs: ", 10), "stderr: %s", r.err);
+	colon = strstr(r.err + 10, ": ");
+	ck_assert_msg(colon && colon[2] && colon[2] != '\n', "stderr: %s",
+		      r.err);
+	ck_assert_msg(strchr(r.err, '\n'), "stderr: %s", r.err);
+}
+
+static void assert_out(const char *want)
+{
+	ck_assert_msg(r.out_len == strlen(want) && !memcmp(r.out, want,
+							     r.out_len),
+		      "stdout: [%s], want [%s]", r.out, want);
+}
+
+static void assert_prefix(const char *want)
+{
+	ck_assert_msg(!strncmp(r.out, want, strlen(want)),
+		      "stdout: [%s], want it to start with [%s]", r.out, want);
+}
+
+static void assert_err_has(const char *part)
+{
+	ck_assert_msg(strstr(r.err, part), "stderr [%s] lacks [%s]", r.err,
+		      part);
+}
+
+static void assert_out_has(const char *part)
+{
+	ck_assert_msg(strstr(r.out, part), "stdout [%s] lacks [%s]", r.out,
+		      part);
+}
+
+/* --- usage ------------------------------------------------------------- */
+
+START_TEST(test_help_global)
+{
+	ck_assert_int_eq(sfs_env(NULL, "--help", NULL), 0);
+	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
+	assert_out_has("secretfs version get NAME [N|default] [--kv]");
+	ck_assert_uint_eq(r.err_len, 0);
+	ck_assert_int_eq(sfs_env(NULL, "-h", NULL), 0);
+	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
+	ck_assert_int_eq(sfs_env(NULL, NULL), 0);
+	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
+}
+END_TEST
+
+static const char *const commands[][2] = {
+	{ "key", "create" },	 { "key", "list" },
+	{ "key", "show" },	 { "key", "activate" },
+	{ "key", "deactivate" }, { "key", "rotate" },
+	{ "key", "delete" },	 { "secret", "create" },
+	{ "secret", "list" },	 { "secret", "show" },
+	{ "secret", "update" },	 { "secret", "change-key" },
+	{ "secret", "activate" }, { "secret", "deactivate" },
+	{ "secret", "delete" },	 { "version", "add" },
+	{ "version", "list" },	 { "version", "get" },
+	{ "version", "set-default" }, { "version", "activate" },
+	{ "version", "deactivate" }, { "version", "destroy" },
+	{ "version", "copy" },	 { "role", "grant" },
+	{ "role", "revoke" },	 { "role", "list" },
+	{ "audit", NULL },	 { "init", NULL },
+	{ "key", NULL },	 { "secret", NULL },
+	{ "version", NULL },	 { "role", NULL },
+};
+
+START_TEST(test_help_every_command)
+{
+	char want[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const char *h = i % 2 ? "-h" : "--help";
+
+		if (commands[i][1])
+			sfs(commands[i][0], commands[i][1], h, NULL);
+		else
+			sfs(commands[i][0], h, NULL);
+		ck_assert_msg(r.status == 0, "%s %s %s: exit %d",
+			      commands[i][0], commands[i][1], h, r.status);
+		ck_assert_msg(r.out_len > 0, "%s %s: no help", commands[i][0],
+			      commands[i][1]);
+		if (commands[i][1]) {
+			snprintf(want, sizeof(want), "Usage: secretfs %s %s",
+				 commands[i][0], commands[i][1]);
+			ck_assert_msg(!strncmp(r.out, want, strlen(want)),
+				      "help: %s", r.out);
+		}
+	}
+	/* help is given before any store is needed: nothing was created */
+	ck_assert_int_ne(access(store, F_OK), 0);
+}
+END_TEST
+
+START_TEST(test_usage_unknown_command)
+{
+	ck_assert_int_eq(sfs("frobnicate", NULL), 2);
+	assert_err_has("secretfs: unknown command 'frobnicate'");
+	ck_assert_int_eq(sfs("secret", "frob", NULL), 2);
+	assert_err_has("secretfs: secret: unknown command 'frob'");
+	ck_assert_int_eq(sfs("secret", NULL), 2);
+	ck_assert_uint_eq(r.out_len, 0);
+}
+END_TEST
+
+START_TEST(test_usage_unknown_option)
+{
+	ck_assert_int_eq(sfs("secret", "list", "--frob", NULL), 2);
+	assert_err_has("secretfs: secret list: unknown option '--frob'");
+	ck_assert_int_eq(sfs("--frob", "secret", "list", NULL), 2);
+	assert_err_has("unknown option '--frob'");
+	/* global options go before the command */
+	ck_assert_int_eq(sfs("secret", "list", "--json", NULL), 2);
+	ck_assert_int_eq(sfs("version", "get", "db", "-x", NULL), 2);
+	assert_err_has("unknown option '-x'");
+	ck_assert_int_eq(sfs("key", "create", "k", "--description", NULL), 2);
+	assert_err_has("secretfs: key create: option '--description' needs a "
+		       "value");
+	ck_assert_int_eq(sfs("secret", "create", "s", "--access-control=on",
+			     NULL),
+			 2);
+	assert_err_has("option '--access-control=on' takes no value");
+	ck_assert_int_eq(sfs_env(NULL, "--store", NULL), 2);
+	assert_err_has("secretfs: option '--store' needs a value");
+}
+END_TEST
+
+START_TEST(test_usage_missing_and_extra_argument)
+{
+	ck_assert_int_eq(sfs("secret", "show", NULL), 2);
+	assert_err_has("secretfs: secret show: missing argument");
+	ck_assert_int_eq(sfs("version", "get", NULL), 2);
+	ck_assert_int_eq(sfs("key", "create", NULL), 2);
+	ck_assert_int_eq(sfs("version", "set-default", "db", NULL), 2);
+	ck_assert_int_eq(sfs("secret", "show", "a", "b", NULL), 2);
+	assert_err_has("secretfs: secret show: unexpected argument 'b'");
+	ck_assert_int_eq(sfs("secret", "list", "x", NULL), 2);
+	ck_assert_int_eq(sfs("role", "grant", "manager", NULL), 2);
+}
+END_TEST
+
+START_TEST(test_usage_bad_number)
+{
+	ck_assert_int_eq(sfs("version", "get", "db", "x", NULL), 2);
+	assert_err_has("bad version 'x'");
+	ck_assert_int_eq(sfs("version", "set-default", "db", "0", NULL), 2);
+	ck_assert_int_eq(sfs("version", "destroy", "db", "-1", NULL), 2);
+	ck_assert_int_eq(sfs("version", "copy", "db", "1x", NULL), 2);
+	ck_assert_int_eq(sfs("version", "activate", "db", "4294967296", NULL),
+			 2);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "v",
+			     "--expect", "two", NULL),
+			 2);
+}
+END_TEST
+
+START_TEST(test_usage_conflicting_values)
+{
+	tu_write_file(path_in("v"), "x", 1, 0600);
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "a",
+			     "--file", path_in("v"), NULL),
+			 2);
+	assert_err_has("secretfs: secret create: ");
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "a", "--kv",
+			     "k=v", NULL),
+			 2);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "a",
+			     "--value", "b", NULL),
+			 2);
+}
+END_TEST
+
+START_TEST(test_value_file_missing)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--file",
+			     path_in("nothing"), NULL),
+			 1);
+	assert_err_has("secretfs: cannot read '");
+	assert_err_has("': no such file or directory\n");
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_usage_version_add_needs_value)
+{
+	ck_assert_int_eq(sfs("version", "add", "db", NULL), 2);
+	assert_err_has("secretfs: version add: missing value");
+}
+END_TEST
+
+START_TEST(test_usage_update)
+{
+	ck_assert_int_eq(sfs("secret", "update", "db", NULL), 2);
+	assert_err_has("nothing to update");
+	ck_assert_int_eq(sfs("secret", "update", "db", "--mode", "0999",
+			     NULL),
+			 2);
+	ck_assert_int_eq(sfs("secret", "update", "db", "--mode", "rw", NULL),
+			 2);
+	ck_assert_int_eq(sfs("secret", "update", "db", "--access-control",
+			     "yes", NULL),
+			 2);
+	ck_assert_int_eq(sfs("secret", "update", "db", "--owner", "12x", NULL),
+			 2);
+}
+END_TEST
+
+/* --- init and the master key ------------------------------------------- */
+
+START_TEST(test_init_prints_paths)
+{
+	struct stat st;
+	char key[600];
+
+	ck_assert_int_eq(sfs("init", NULL), 0);
+	assert_out_has(store);
+	snprintf(key, sizeof(key), "%s/master.key", store);
+	assert_out_has("master.key");
+	ck_assert_int_eq(stat(key, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0400);
+	ck_assert_int_eq(sfs("secret", "list", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_init_json)
+{
+	struct sfs_json *j;
+
+	ck_assert_int_eq(sfs("--json", "init", NULL), 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_ptr_nonnull(strstr(sfs_json_get_str(j, "master_key"),
+				     "master.key"));
+	sfs_json_free(j);
+}
+END_TEST
+
+START_TEST(test_init_twice_fails)
+{
+	ck_assert_int_eq(sfs("init", NULL), 1);
+	assert_error_format();
+}
+END_TEST
+
+START_TEST(test_no_store_fails)
+{
+	snprintf(store, sizeof(store), "%s/none", tmp);
+	ck_assert_int_eq(sfs("secret", "list", NULL), 1);
+	assert_err_has("secretfs: cannot open store: ");
+}
+END_TEST
+
+static void write_other_key(const char *path, int mode)
+{
+	unsigned char k[32];
+	size_t i;
+
+	for (i = 0; i < sizeof(k); i++)
+		k[i] = (unsigned char)(i * 7 + 1);
+	tu_write_file(path, k, sizeof(k), mode);
+}
+
+START_TEST(test_wrong_master_key)
+{
+	write_other_key(path_in("other.key"), 0400);
+	ck_assert_int_eq(sfs("--master-key", path_in("other.key"), "secret",
+			     "create", "db", "--value", "x", NULL),
+			 1);
+	assert_error_format();
+	assert_err_has("secretfs: cannot open store: wrong master key");
+	/* nothing changed */
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
+	ck_assert_int_eq(sfs("secret", "list", NULL), 0);
+	ck_assert_ptr_null(strstr(r.out, "db"));
+}
+END_TEST
+
+START_TEST(test_master_key_env)
+{
+	char key[600], env[700];
+	const char *e[2] = { env, NULL };
+
+	snprintf(key, sizeof(key), "%s/master.key", store);
+	ck_assert_int_eq(rename(key, path_in("moved.key")), 0);
+	ck_assert_int_eq(sfs("secret", "list", NULL), 1);
+	snprintf(env, sizeof(env), "SECRETFS_MASTER_KEY=%s",
+		 path_in("moved.key"));
+	ck_assert_int_eq(sfs_env(e, "--store", store, "secret", "list", NULL),
+			 0);
+	ck_assert_int_eq(sfs("--master-key", path_in("moved.key"), "secret",
+			     "list", NULL),
+			 0);
+}
+END_TEST
+
+START_TEST(test_master_key_group_readable_refused)
+{
+	char key[600];
+
+	snprintf(key, sizeof(key), "%s/master.key", store);
+	ck_assert_int_eq(chmod(key, 0440), 0);
+	ck_assert_int_eq(sfs("secret", "list", NULL), 1);
+	assert_error_format();
+	ck_assert_int_eq(chmod(key, 0400), 0);
+	ck_assert_int_eq(sfs("secret", "list", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_passphrase_store)
+{
+	char env[700], bad[700];
+	const char *e[2] = { env, NULL }, *b[2] = { bad, NULL };
+	char key[600];
+
+	tu_write_file(path_in("pass"), "correct horse\n", 14, 0600);
+	tu_write_file(path_in("wrong"), "wrong horse\n", 12, 0600);
+	ck_assert_int_eq(sfs("init", "--passphrase-file", path_in("pass"),
+			     NULL),
+			 0);
+	snprintf(key, sizeof(key), "%s/master.key", store);
+	ck_assert_int_ne(access(key, F_OK), 0);
+	snprintf(env, sizeof(env), "SECRETFS_PASSPHRASE_FILE=%s",
+		 path_in("pass"));
+	snprintf(bad, sizeof(bad), "SECRETFS_PASSPHRASE_FILE=%s",
+		 path_in("wrong"));
+	ck_assert_int_eq(sfs_env(e, "--store", store, "secret", "create",
+				 "db", "--value", "pp", NULL),
+			 0);
+	ck_assert_int_eq(sfs_env(e, "--store", store, "version", "get", "db",
+				 NULL),
+			 0);
+	assert_out("pp");
+	ck_assert_int_eq(sfs_env(b, "--store", store, "version", "get", "db",
+				 NULL),
+			 1);
+	assert_error_format();
+	ck_assert_uint_eq(r.out_len, 0);
+	/* no passphrase file and no terminal: refused */
+	ck_assert_int_eq(sfs("secret", "list", NULL), 1);
+	assert_error_format();
+	/* no passphrase file: asked on the terminal */
+	ck_assert_int_eq(sfs_tty("Passphrase: ", "correct horse\n", "version",
+				 "get", "db", NULL),
+			 0);
+	assert_out("pp");
+	ck_assert_int_eq(sfs_tty("Passphrase: ", "wrong horse\n", "version",
+				 "get", "db", NULL),
+			 1);
+	assert_err_has("secretfs: cannot open store: ");
+	ck_assert_uint_eq(r.out_len, 0);
+}
+END_TEST
+
+START_TEST(test_store_option_beats_env)
+{
+	char env[700], other[600];
+	const char *e[2] = { env, NULL };
+
+	snprintf(other, sizeof(other), "%s/other", tmp);
+	snprintf(env, sizeof(env), "SECRETFS_STORE=%s", other);
+	ck_assert_int_eq(sfs("secret", "create", "db", NULL), 0);
+	/* $SECRETFS_STORE names an uninitialised store: --store wins */
+	ck_assert_int_eq(sfs_env(e, "--store", store, "secret", "show", "db",
+				 NULL),
+			 0);
+	ck_assert_int_eq(sfs_env(e, "secret", "show", "db", NULL), 1);
+	/* and $SECRETFS_STORE alone is used */
+	snprintf(env, sizeof(env), "SECRETFS_STORE=%s", store);
+	ck_assert_int_eq(sfs_env(e, "secret", "show", "db", NULL), 0);
+}
+END_TEST
+
+/* --- values ------------------------------------------------------------ */
+
+START_TEST(test_get_exact_bytes)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "s3cret",
+			     NULL),
+			 0);
+	assert_out("created secret 'db' with version 1\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("s3cret");
+	ck_assert_uint_eq(r.err_len, 0);
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 0);
+	assert_out("s3cret");
+	ck_assert_int_eq(sfs("version", "get", "db", "default", NULL), 0);
+	assert_out("s3cret");
+}
+END_TEST
+
+static const unsigned char binary[] = { 0x00, 'a', '\n', 0xff, 0xfe, 0x00,
+					'\r', 0x80, '\n' };
+
+START_TEST(test_get_binary_file)
+{
+	tu_write_file(path_in("bin"), binary, sizeof(binary), 0600);
+	ck_assert_int_eq(sfs("secret", "create", "b", "--file", path_in("bin"),
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "b", NULL), 0);
+	ck_assert_uint_eq(r.out_len, sizeof(binary));
+	ck_assert_mem_eq(r.out, binary, sizeof(binary));
+}
+END_TEST
+
+START_TEST(test_value_from_stdin)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", NULL), 0);
+	assert_out("created secret 'db'\n");
+	ck_assert_int_eq(sfs_in(binary, sizeof(binary), "version", "add", "db",
+				"--file", "-", NULL),
+			 0);
+	assert_out("added version 1 to 'db'\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	ck_assert_uint_eq(r.out_len, sizeof(binary));
+	ck_assert_mem_eq(r.out, binary, sizeof(binary));
+}
+END_TEST
+
+START_TEST(test_value_size_limit)
+{
+	char *big = malloc(65537);
+
+	memset(big, 'z', 65537);
+	ck_assert_int_eq(sfs("secret", "create", "db", NULL), 0);
+	tu_write_file(path_in("big"), big, 65537, 0600);
+	ck_assert_int_eq(sfs("version", "add", "db", "--file", path_in("big"),
+			     NULL),
+			 1);
+	assert_err_has("secretfs: cannot add version to 'db': ");
+	ck_assert_ptr_null(strstr(r.err, "zzzz"));
+	tu_write_file(path_in("big"), big, 65536, 0600);
+	ck_assert_int_eq(sfs("version", "add", "db", "--file", path_in("big"),
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	ck_assert_uint_eq(r.out_len, 65536);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_kv_round_trip)
+{
+	ck_assert_int_eq(sfs("secret", "create", "app", "--kv", "user=admin",
+			     "--kv", "pass=a=b c", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "app", "--kv", NULL), 0);
+	assert_out("user=admin\npass=a=b c\n");
+	ck_assert_int_eq(sfs("version", "get", "app", NULL), 0);
+	assert_out("{\"user\":\"admin\",\"pass\":\"a=b c\"}");
+	ck_assert_int_eq(sfs("version", "list", "app", NULL), 0);
+	assert_out_has(" kv ");
+}
+END_TEST
+
+START_TEST(test_kv_refuses_other_formats)
+{
+	ck_assert_int_eq(sfs("secret", "create", "t", "--value", "plain",
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "t", "--kv", NULL), 1);
+	assert_error_format();
+	assert_err_has("not key/value");
+	ck_assert_uint_eq(r.out_len, 0);
+	ck_assert_int_eq(sfs("version", "add", "t", "--value", "[1,2]", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "t", "--kv", NULL), 1);
+	assert_err_has("not key/value");
+	ck_assert_int_eq(sfs("version", "add", "t", "--value", "{\"a\":1}",
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "t", "--kv", NULL), 1);
+	ck_assert_uint_eq(r.out_len, 0);
+}
+END_TEST
+
+START_TEST(test_kv_bad_pair)
+{
+	ck_assert_int_eq(sfs("secret", "create", "a", "--kv", "novalue",
+			     NULL),
+			 1);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "show", "a", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_json_get)
+{
+	struct sfs_json *j;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value",
+			     "tab\there \"q\" é", NULL),
+			 0);
+	ck_assert_int_eq(sfs("--json", "version", "get", "db", NULL), 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "secret"), "db");
+	ck_assert_int_eq(sfs_json_get_int(j, "version", 0), 1);
+	ck_assert_str_eq(sfs_json_get_str(j, "format"), "text");
+	ck_assert_str_eq(sfs_json_get_str(j, "value"), "tab\there \"q\" é");
+	sfs_json_free(j);
+}
+END_TEST
+
+START_TEST(test_json_get_binary)
+{
+	struct sfs_json *j;
+
+	tu_write_file(path_in("bin"), binary, sizeof(binary), 0600);
+	ck_assert_int_eq(sfs("secret", "create", "b", "--file", path_in("bin"),
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("--json", "version", "get", "b", NULL), 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_ptr_null(sfs_json_get_str(j, "value"));
+	ck_assert_str_eq(sfs_json_get_str(j, "value_base64"), "AGEK//4ADYAK");
+	sfs_json_free(j);
+}
+END_TEST
+
+/* --- lifecycle --------------------------------------------------------- */
+
+START_TEST(test_expect_compare_and_set)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "1", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "2",
+			     "--expect", "2", NULL),
+			 0);
+	assert_out("added version 2 to 'db'\n");
+	ck_assert_int_eq(sfs("version", "add", "--expect", "2", "db",
+			     "--value", "x", NULL),
+			 1);
+	assert_err_has("secretfs: cannot add version to 'db': ");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("2");
+}
+END_TEST
+
+START_TEST(test_set_default)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "one",
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "two", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "set-default", "db", "1", NULL), 0);
+	assert_out("set default version of 'db' to 1\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("one");
+	ck_assert_int_eq(sfs("version", "set-default", "db", "9", NULL), 1);
+	assert_error_format();
+}
+END_TEST
+
+START_TEST(test_set_default_deactivated_refused)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "one",
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "two", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "deactivate", "db", "1", NULL), 0);
+	assert_out("deactivated version 1 of 'db'\n");
+	ck_assert_int_eq(sfs("version", "set-default", "db", "1", NULL), 1);
+	assert_err_has("secretfs: cannot set default version of 'db' to 1: ");
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_error_format();
+	ck_assert_uint_eq(r.out_len, 0);
+	ck_assert_int_eq(sfs("version", "activate", "db", "1", NULL), 0);
+	ck_assert_int_eq(sfs("version", "set-default", "db", "1", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_destroy_and_copy)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "one",
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "two", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "copy", "db", "1", NULL), 0);
+	assert_out_has("added version 3 to 'db'");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("one");
+	ck_assert_int_eq(sfs("version", "destroy", "db", "1", NULL), 0);
+	assert_out("destroyed version 1 of 'db'\n");
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_error_format();
+	ck_assert_int_eq(sfs("version", "copy", "db", "1", NULL), 1);
+	ck_assert_int_eq(sfs("version", "list", "db", NULL), 0);
+	assert_out_has("destroyed");
+}
+END_TEST
+
+START_TEST(test_create_without_value)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--description",
+			     "orders", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	assert_out_has("default_version: none\n");
+	assert_out_has("description: orders\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 1);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "create", "db", NULL), 1);
+	assert_err_has("secretfs: cannot create secret 'db': ");
+	ck_assert_int_eq(sfs("secret", "create", "bad/name", NULL), 1);
+	assert_error_format();
+}
+END_TEST
+
+/* A secret with its only version destroyed: deactivated, deletable. */
+static void make_deletable(const char *name)
+{
+	ck_assert_int_eq(sfs("secret", "create", name, "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "destroy", name, "1", NULL), 0);
+}
+
+START_TEST(test_delete_lifecycle)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--confirm", "db",
+			     NULL),
+			 1);
+	assert_err_has("secretfs: cannot delete secret 'db': ");
+	ck_assert_int_eq(sfs("secret", "deactivate", "db", NULL), 0);
+	assert_out("deactivated secret 'db'\n");
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--confirm", "db",
+			     NULL),
+			 1);
+	ck_assert_int_eq(sfs("version", "destroy", "db", "1", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "delete", "--confirm", "db", "db",
+			     NULL),
+			 0);
+	assert_out("deleted secret 'db'\n");
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
+	assert_error_format();
+}
+END_TEST
+
+START_TEST(test_delete_confirm_mismatch)
+{
+	make_deletable("db");
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--confirm", "dbx",
+			     NULL),
+			 1);
+	assert_err_has("confirmation 'dbx' does not match");
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_delete_without_confirm_not_a_tty)
+{
+	make_deletable("db");
+	ck_assert_int_eq(sfs_in("db\n", 3, "secret", "delete", "db", NULL), 1);
+	assert_err_has("--confirm");
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_delete_prompt_on_terminal)
+{
+	make_deletable("db");
+	make_deletable("keep");
+	ck_assert_int_eq(sfs_tty(NULL, "nope\n", "secret", "delete", "keep",
+				 NULL),
+			 1);
+	assert_err_has("Type the secret's name to confirm deletion: ");
+	assert_err_has("confirmation 'nope' does not match");
+	ck_assert_int_eq(sfs_tty(NULL, "db\n", "secret", "delete", "db", NULL),
+			 0);
+	assert_out("deleted secret 'db'\n");
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
+	ck_assert_int_eq(sfs("secret", "show", "keep", NULL), 0);
+}
+END_TEST
+
+START_TEST(test_secret_activate)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 1);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "activate", "db", NULL), 0);
+	assert_out("activated secret 'db'\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("v");
+}
+END_TEST
+
+/* --- show, list, update, json ------------------------------------------ */
+
+START_TEST(test_secret_show_fields)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	assert_out_has("\nname: db\n");
+	ck_assert(!strncmp(r.out, "id: ", 4));
+	assert_out_has("\nstatus: active\n");
+	assert_out_has("\naccess_control: disabled\n");
+	assert_out_has("\nmode: 0440\n");
+	assert_out_has("\ndefault_version: 1\n");
+	assert_out_has("\nlatest_version: 1\n");
+	assert_out_has("\nkms_key: service (");
+	assert_out_has("\ncreated_at: 20");
+	assert_out_has("\ncreated_by: uid:");
+}
+END_TEST
+
+START_TEST(test_secret_show_json)
+{
+	struct sfs_json *j;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v",
+			     "--description", "orders", NULL),
+			 0);
+	ck_assert_int_eq(sfs("--json", "secret", "show", "db", NULL), 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "name"), "db");
+	ck_assert_str_eq(sfs_json_get_str(j, "description"), "orders");
+	ck_assert_str_eq(sfs_json_get_str(j, "status"), "active");
+	ck_assert_str_eq(sfs_json_get_str(j, "mode"), "0440");
+	ck_assert_str_eq(sfs_json_get_str(j, "access_control"), "disabled");
+	ck_assert_int_eq(sfs_json_get_int(j, "default_version", 0), 1);
+	ck_assert_int_eq(strlen(sfs_json_get_str(j, "id")), 36);
+	ck_assert(!strncmp(sfs_json_get_str(j, "created_at"), "20", 2));
+	sfs_json_free(j);
+}
+END_TEST
+
+START_TEST(test_secret_list)
+{
+	ck_assert_int_eq(sfs("secret", "list", NULL), 0);
+	ck_assert(!strncmp(r.out, "NAME", 4));
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "create", "app", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "list", NULL), 0);
+	assert_prefix("NAME  STATUS  DEFAULT  LATEST  KEY      "
+		      "ACCESS-CONTROL\n");
+	assert_out_has("\ndb    active  1        1       service  disabled\n");
+	ck_assert_int_eq(sfs("--json", "secret", "list", NULL), 0);
+	ck_assert(r.out[0] == '[');
+	assert_out_has("\"name\":\"db\"");
+	assert_out_has("\"name\":\"app\"");
+}
+END_TEST
+
+START_TEST(test_secret_update)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "update", "db", "--description", "new",
+			     "--mode", "0400", "--access-control", "on",
+			     "--allow", "uid:4242", "--owner", "0", "--group",
+			     "0", NULL),
+			 0);
+	assert_out("updated secret 'db'\n");
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	assert_out_has("\ndescription: new\n");
+	assert_out_has("\nmode: 0400\n");
+	assert_out_has("\naccess_control: enabled\n");
+	assert_out_has("\nallowed_principals: uid:4242");
+	assert_out_has("\nowner: 0");
+	ck_assert_int_eq(sfs("secret", "update", "db", "--allow", "bogus",
+			     NULL),
+			 1);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "update", "nope", "--mode", "0400",
+			     NULL),
+			 1);
+	ck_assert_int_eq(sfs("secret", "update", "db", "--group",
+			     "no-such-group-xyz", NULL),
+			 1);
+	assert_err_has("secretfs: cannot update secret 'db': no such group "
+		       "'no-such-group-xyz'");
+	ck_assert_int_eq(sfs("secret", "update", "db", "--owner", "root",
+			     "--group", "root", NULL),
+			 0);
+}
+END_TEST
+
+START_TEST(test_version_list)
+{
+	struct sfs_json *j;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "one",
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--kv", "a=b", NULL), 0);
+	ck_assert_int_eq(sfs("version", "list", "db", NULL), 0);
+	assert_prefix("VERSION  STATE   DEFAULT  FORMAT  SIZE  KEY      "
+		      "CREATED\n");
+	assert_out_has("\n1        active  no       text    3     service  ");
+	assert_out_has("\n2        active  yes      kv      9     service  ");
+	ck_assert_int_eq(sfs("--json", "version", "add", "db", "--value", "x",
+			     NULL),
+			 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(sfs_json_get_int(j, "version", 0), 3);
+	ck_assert_str_eq(sfs_json_get_str(j, "state"), "active");
+	ck_assert_str_eq(sfs_json_get_str(j, "format"), "text");
+	sfs_json_free(j);
+}
+END_TEST
+
+/* --- keys and roles ---------------------------------------------------- */
+
+START_TEST(test_key_lifecycle)
+{
+	ck_assert_int_eq(sfs("key", "create", "k1", "--description", "billing",
+			     NULL),
+			 0);
+	assert_out("created key 'k1'\n");
+	ck_assert_int_eq(sfs("key", "create", "k1", NULL), 1);
+	assert_err_has("secretfs: cannot create key 'k1': ");
+	ck_assert_int_eq(sfs("secret", "create", "db", "--key", "k1",
+			     "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("key", "deactivate", "k1", NULL), 0);
+	assert_out("deactivated key 'k1'\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 1);
+	assert_err_has("secretfs: cannot read 'db': ");
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "w", NULL), 1);
+	ck_assert_int_eq(sfs("key", "activate", "k1", NULL), 0);
+	assert_out("activated key 'k1'\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("v");
+	ck_assert_int_eq(sfs("key", "rotate", "k1", NULL), 0);
+	assert_out("rotated key 'k1' to version 2\n");
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "w", NULL), 0);
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 0);
+	assert_out("v");
+	ck_assert_int_eq(sfs("key", "delete", "k1", NULL), 1);
+	assert_err_has("secretfs: cannot delete key 'k1': ");
+	ck_assert_int_eq(sfs("key", "delete", "service", NULL), 1);
+	ck_assert_int_eq(sfs("key", "show", "k1", NULL), 0);
+	assert_out_has("\nname: k1\n");
+	assert_out_has("\ntype: user\n");
+	assert_out_has("\nstate: active\n");
+	assert_out_has("\nversion: 2\n");
+}
+END_TEST
+
+START_TEST(test_key_list_and_delete)
+{
+	struct sfs_json *j;
+
+	ck_assert_int_eq(sfs("key", "create", "k1", NULL), 0);
+	ck_assert_int_eq(sfs("key", "list", NULL), 0);
+	ck_assert(!strncmp(r.out, "NAME", 4));
+	assert_out_has("TYPE");
+	assert_out_has("\nservice  service  active  1        ");
+	assert_out_has("\nk1       user     active  1        ");
+	ck_assert_int_eq(sfs("--json", "key", "show", "k1", NULL), 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "type"), "user");
+	ck_assert_str_eq(sfs_json_get_str(j, "state"), "active");
+	sfs_json_free(j);
+	ck_assert_int_eq(sfs("key", "delete", "k1", NULL), 0);
+	assert_out("deleted key 'k1'\n");
+	ck_assert_int_eq(sfs("key", "show", "k1", NULL), 1);
+	assert_error_format();
+}
+END_TEST
+
+START_TEST(test_change_key)
+{
+	ck_assert_int_eq(sfs("key", "create", "k2", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "change-key", "db", "k2", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	assert_out_has("\nkms_key: k2 (");
+	ck_assert_int_eq(sfs("secret", "change-key", "db", "nokey", NULL), 1);
+	assert_err_has("secretfs: cannot change key of secret 'db': ");
+}
+END_TEST
+
+START_TEST(test_roles)
+{
+	ck_assert_int_eq(sfs("role", "grant", "manager", "uid:4242", NULL), 0);
+	assert_out_has("granted role 'manager'");
+	ck_assert_int_eq(sfs("role", "grant", "kms-viewer", "gid:77", NULL),
+			 0);
+	ck_assert_int_eq(sfs("role", "list", NULL), 0);
+	ck_assert(!strncmp(r.out, "ROLE", 4));
+	assert_out_has("manager");
+	assert_out_has("uid:4242");
+	assert_out_has("gid:77");
+	ck_assert_int_eq(sfs("role", "revoke", "manager", "uid:4242", NULL),
+			 0);
+	ck_assert_int_eq(sfs("role", "list", NULL), 0);
+	ck_assert_ptr_null(strstr(r.out, "uid:4242"));
+	ck_assert_int_eq(sfs("role", "revoke", "manager", "uid:4242", NULL),
+			 1);
+	assert_error_format();
+	ck_assert_int_eq(sfs("role", "grant", "overlord", "uid:1", NULL), 1);
+	assert_error_format();
+	ck_assert_int_eq(sfs("--json", "role", "list", NULL), 0);
+	ck_assert(r.out[0] == '[');
+	assert_out_has("\"principal\":\"gid:77\"");
+}
+END_TEST
+
+/* --- audit and plaintext ----------------------------------------------- */
+
+START_TEST(test_audit_lines)
+{
+	struct sfs_json *j;
+	char *line, *save = NULL;
+	int n = 0;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value",
+			     "PLAINTEXT-9f3a", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "create", "other", NULL), 0);
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	ck_assert_int_eq(sfs("version", "get", "db", "7", NULL), 1);
+	ck_assert_int_eq(sfs("audit", NULL), 0);
+	ck_assert_ptr_null(strstr(r.out, "PLAINTEXT-9f3a"));
+	for (line = strtok_r(r.out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		j = sfs_json_parse(line, strlen(line));
+		ck_assert_msg(j != NULL, "not json: %s", line);
+		ck_assert_ptr_nonnull(sfs_json_get_str(j, "op"));
+		ck_assert_ptr_nonnull(sfs_json_get_str(j, "result"));
+		sfs_json_free(j);
+	}
+	ck_assert_int_ge(n, 3);
+	ck_assert_int_eq(sfs("audit", "--secret", "other", NULL), 0);
+	ck_assert_ptr_null(strstr(r.out, "\"db\""));
+	assert_out_has("\"other\"");
+	ck_assert_int_eq(sfs("audit", "--since", "2200-01-01", NULL), 0);
+	ck_assert_uint_eq(r.out_len, 0);
+	ck_assert_int_eq(sfs("audit", "--since", "2000-01-01T00:00:00Z",
+			     NULL),
+			 0);
+	ck_assert_uint_gt(r.out_len, 0);
+	ck_assert_int_eq(sfs("audit", "--since", "yesterday", NULL), 2);
+}
+END_TEST
+
+START_TEST(test_audit_follow)
+{
+	const char *argv[] = { bin, "--store", store, "audit", "--follow",
+			       "--secret", "late", NULL };
+	struct tu_proc f;
+
+	memset(&f, 0, sizeof(f));
+	f.argv = argv;
+	f.env = clean_env;
+	ck_assert_int_eq(tu_proc_start(&f), 0);
+	ck_assert_int_eq(sfs("secret", "create", "early", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "create", "late", NULL), 0);
+	ck_assert_int_eq(tu_proc_wait_output(&f, "\"secret.create\""), 0);
+	ck_assert_int_eq(tu_proc_stop(&f, SIGTERM), 0);
+	ck_assert_int_eq(f.status, 128 + SIGTERM);
+	ck_assert_ptr_nonnull(strstr(f.out, "\"late\""));
+	ck_assert_ptr_null(strstr(f.out, "\"early\""));
+	tu_proc_release(&f);
+}
+END_TEST
+
+START_TEST(test_json_changes)
+{
+	struct sfs_json *j;
+
+	ck_assert_int_eq(sfs("--json", "secret", "create", "s",
+			     "--access-control", "--value", "q", NULL),
+			 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "access_control"), "enabled");
+	ck_assert_int_eq(sfs_json_get_int(j, "latest_version", 0), 1);
+	sfs_json_free(j);
+	ck_assert_int_eq(sfs("--json", "version", "destroy", "s", "1", NULL),
+			 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "state"), "destroyed");
+	sfs_json_free(j);
+	ck_assert_int_eq(sfs("--json", "secret", "delete", "s", "--confirm",
+			     "s", NULL),
+			 0);
+	assert_out("{\"secret\":\"s\",\"deleted\":true}\n");
+	ck_assert_int_eq(sfs("--json", "key", "create", "k", NULL), 0);
+	j = sfs_json_parse(r.out, r.out_len);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(sfs_json_get_str(j, "name"), "k");
+	ck_assert_str_eq(sfs_json_get_str(j, "type"), "user");
+	sfs_json_free(j);
+}
+END_TEST
+
+static const char *needle;
+static int needle_found;
+
+static int grep_one(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	size_t len;
+	char *data;
+
+	(void)st;
+	(void)ftw;
+	if (flag != FTW_F)
+		return 0;
+	data = tu_read_file(path, &len);
+	if (data && memmem(data, len, needle, strlen(needle)))
+		needle_found = 1;
+	free(data);
+	return 0;
+}
+
+START_TEST(test_store_never_holds_plaintext)
+{
+	needle = "PLAINTEXT-77c1e0";
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", needle,
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--kv",
+			     "k=PLAINTEXT-77c1e0", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 0);
+	assert_out(needle);
+	needle_found = 0;
+	ck_assert_int_eq(nftw(store, grep_one, 16, FTW_PHYS), 0);
+	ck_assert_int_eq(needle_found, 0);
+	/* nor is it printed by anything but version get */
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	ck_assert_ptr_null(strstr(r.out, needle));
+	ck_assert_int_eq(sfs("--json", "version", "list", "db", NULL), 0);
+	ck_assert_ptr_null(strstr(r.out, needle));
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+	Suite *s = suite_create("cli");
+	TCase *tc;
+
+	/* generous timeouts: under ASan every run of the program is slow */
+	tc = tcase_create("usage");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_help_global);
+	tcase_add_test(tc, test_help_every_command);
+	tcase_add_test(tc, test_usage_unknown_command);
+	tcase_add_test(tc, test_usage_unknown_option);
+	tcase_add_test(tc, test_usage_missing_and_extra_argument);
+	tcase_add_test(tc, test_usage_bad_number);
+	tcase_add_test(tc, test_usage_conflicting_values);
+	tcase_add_test(tc, test_usage_version_add_needs_value);
+	tcase_add_test(tc, test_usage_update);
+	tcase_add_test(tc, test_init_prints_paths);
+	tcase_add_test(tc, test_init_json);
+	tcase_add_test(tc, test_no_store_fails);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup_store, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_init_twice_fails);
+	tcase_add_test(tc, test_wrong_master_key);
+	tcase_add_test(tc, test_master_key_env);
+	tcase_add_test(tc, test_master_key_group_readable_refused);
+	tcase_add_test(tc, test_store_option_beats_env);
+	tcase_add_test(tc, test_get_exact_bytes);
+	tcase_add_test(tc, test_get_binary_file);
+	tcase_add_test(tc, test_value_file_missing);
+	tcase_add_test(tc, test_value_from_stdin);
+	tcase_add_test(tc, test_value_size_limit);
+	tcase_add_test(tc, test_kv_round_trip);
+	tcase_add_test(tc, test_kv_refuses_other_formats);
+	tcase_add_test(tc, test_kv_bad_pair);
+	tcase_add_test(tc, test_json_get);
+	tcase_add_test(tc, test_json_get_binary);
+	tcase_add_test(tc, test_expect_compare_and_set);
+	tcase_add_test(tc, test_set_default);
+	tcase_add_test(tc, test_set_default_deactivated_refused);
+	tcase_add_test(tc, test_destroy_and_copy);
+	tcase_add_test(tc, test_create_without_value);
+	tcase_add_test(tc, test_delete_lifecycle);
+	tcase_add_test(tc, test_delete_confirm_mismatch);
+	tcase_add_test(tc, test_delete_without_confirm_not_a_tty);
+	tcase_add_test(tc, test_delete_prompt_on_terminal);
+	tcase_add_test(tc, test_secret_activate);
+	tcase_add_test(tc, test_secret_show_fields);
+	tcase_add_test(tc, test_secret_show_json);
+	tcase_add_test(tc, test_secret_list);
+	tcase_add_test(tc, test_secret_update);
+	tcase_add_test(tc, test_version_list);
+	tcase_add_test(tc, test_key_lifecycle);
+	tcase_add_test(tc, test_key_list_and_delete);
+	tcase_add_test(tc, test_change_key);
+	tcase_add_test(tc, test_roles);
+	tcase_add_test(tc, test_audit_lines);
+	tcase_add_test(tc, test_store_never_holds_plaintext);
+	tcase_add_test(tc, test_audit_follow);
+	tcase_add_test(tc, test_json_changes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("passphrase");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_passphrase_store);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(cli_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0;
+}

@@ -1,0 +1,444 @@
+/*
+ * KMS keys through the services (keys.h): create, look up by id or name,
+ * list, activate/deactivate (and what that does to the versions a key
+ * protects), rotate (old versions stay readable, new ones use the new key
+ * version), delete (EBUSY while in use); the service key's exemptions;
+ * who may do what; one audit line per change. A fresh store per test.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/fault_store.h"
+#include "lib/testutil.h"
+#include "secretfs/ctx.h"
+#include "secretfs/keys.h"
+#include "secretfs/secret.h"
+#include "secretfs/store.h"
+#include "secretfs/value.h"
+#include "secretfs/version.h"
+
+static char *tmp;
+static char store[512];
+static struct sfs_ctx *ctx;
+static struct sfs_caller admin;
+static struct sfs_error err;
+
+static void setup(void)
+{
+	struct sfs_ctx_options o;
+
+	setenv("SECRETFS_KDF_MIN", "1", 1);
+	unsetenv("SECRETFS_MASTER_KEY");
+	unsetenv("SECRETFS_PASSPHRASE_FILE");
+	tmp = tu_tmpdir("keys");
+	snprintf(store, sizeof(store), "%s/store", tmp);
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	ck_assert_int_eq(sfs_ctx_init(&o, &err), SFS_OK);
+	ck_assert_int_eq(sfs_ctx_open(&ctx, &o, &err), SFS_OK);
+	sfs_caller_self(&admin);
+}
+
+static void teardown(void)
+{
+	sfs_ctx_close(ctx);
+	tu_rmrf(tmp);
+	free(tmp);
+}
+
+static struct sfs_caller fs_caller(unsigned roles)
+{
+	struct sfs_caller c;
+
+	memset(&c, 0, sizeof(c));
+	c.uid = 1000;
+	c.gid = 1000;
+	c.via_fs = 1;
+	c.roles = roles;
+	return c;
+}
+
+static struct sfs_key_rec key(const char *name)
+{
+	struct sfs_key_rec k;
+
+	ck_assert_int_eq(sfs_key_get(ctx, &admin, name, &k, &err), SFS_OK);
+	return k;
+}
+
+static void mk_key(const char *name)
+{
+	ck_assert_int_eq(sfs_key_create(ctx, &admin, name, NULL, NULL, &err),
+			 SFS_OK);
+}
+
+static void mk_secret(const char *name, const char *k, const char *value)
+{
+	struct sfs_secret_new n;
+
+	memset(&n, 0, sizeof(n));
+	n.name = name;
+	n.key = k;
+	n.value = value;
+	n.value_len = strlen(value);
+	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &n, NULL, &err),
+			 SFS_OK);
+}
+
+static int rd(const char *name, uint32_t n, const char *want)
+{
+	struct sfs_value v = { NULL, 0 };
+	int rc = sfs_version_read(ctx, &admin, name, n, &v, NULL, &err);
+
+	if (rc == SFS_OK) {
+		ck_assert_uint_eq(v.len, strlen(want));
+		ck_assert(memcmp(v.data, want, v.len) == 0);
+	}
+	sfs_value_release(&v);
+	return rc;
+}
+
+static int add(const char *name, const char *value,
+	       struct sfs_version_rec *out)
+{
+	return sfs_version_add(ctx, &admin, name, value, strlen(value), 0,
+			       out, &err);
+}
+
+START_TEST(service_key_made_at_init)
+{
+	struct sfs_key_rec k = key("service");
+
+	ck_assert_str_eq(k.name, "service");
+	ck_assert_int_eq(k.type, SFS_KEY_SERVICE);
+	ck_assert_int_eq(k.state, SFS_STATE_ACTIVE);
+	ck_assert_uint_eq(k.current_version, 1);
+	ck_assert_uint_eq(strlen(k.id), 36);
+	ck_assert_str_eq(key(k.id).name, "service");
+	ck_assert_str_eq(sfs_key_type_name(k.type), "service");
+	ck_assert_str_eq(sfs_state_name(k.state), "active");
+	ck_assert_str_eq(sfs_state_name(SFS_STATE_DESTROYED), "destroyed");
+}
+END_TEST
+
+START_TEST(create_user_key)
+{
+	struct sfs_key_rec out, k;
+	char who[SFS_PRINCIPAL_MAX + 1];
+
+	ck_assert_int_eq(sfs_key_create(ctx, &admin, "payments", "pay keys",
+					&out, &err),
+			 SFS_OK);
+	k = key("payments");
+	ck_assert_str_eq(k.id, out.id);
+	ck_assert_int_eq(k.type, SFS_KEY_USER);
+	ck_assert_str_eq(sfs_key_type_name(k.type), "user");
+	ck_assert_int_eq(k.state, SFS_STATE_ACTIVE);
+	ck_assert_str_eq(k.description, "pay keys");
+	ck_assert_uint_eq(k.current_version, 1);
+	sfs_principal_describe(admin.uid, who, sizeof(who));
+	ck_assert_str_eq(k.created_by, who);
+	ck_assert_str_eq(key(k.id).name, "payments");
+}
+END_TEST
+
+START_TEST(create_name_rules)
+{
+	char long_name[SFS_NAME_MAX + 2];
+
+	memset(long_name, 'k', sizeof(long_name));
+	long_name[SFS_NAME_MAX + 1] = '\0';
+	ck_assert_int_eq(sfs_key_create(ctx, &admin, long_name, NULL, NULL,
+					&err),
+			 SFS_ENAMETOOLONG);
+	ck_assert_int_eq(sfs_key_create(ctx, &admin, "_k", NULL, NULL, &err),
+			 SFS_EINVAL);
+	ck_assert_int_eq(sfs_key_create(ctx, &admin, "k", "\x01", NULL, &err),
+			 SFS_EINVAL);
+	ck_assert_int_eq(sfs_key_create(ctx, &admin, "service", NULL, NULL,
+					&err),
+			 SFS_EEXIST);
+	mk_key("k");
+	ck_assert_int_eq(sfs_key_create(ctx, &admin, "k", NULL, NULL, &err),
+			 SFS_EEXIST);
+}
+END_TEST
+
+START_TEST(unknown_key_is_enoent)
+{
+	struct sfs_key_rec k;
+
+	ck_assert_int_eq(sfs_key_get(ctx, &admin, "none", &k, &err),
+			 SFS_ENOENT);
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "none", 1, &err),
+			 SFS_ENOENT);
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "none", 0, &err),
+			 SFS_ENOENT);
+	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "none", NULL, &err),
+			 SFS_ENOENT);
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "none", &err),
+			 SFS_ENOENT);
+}
+END_TEST
+
+static int list_cb(void *arg, const struct sfs_key_rec *k)
+{
+	strcat(arg, k->name);
+	strcat(arg, ",");
+	return 0;
+}
+
+START_TEST(list_keys)
+{
+	char names[128] = "";
+
+	mk_key("b-key");
+	mk_key("a-key");
+	ck_assert_int_eq(sfs_key_list(ctx, &admin, list_cb, names, &err), 0);
+	ck_assert_ptr_nonnull(strstr(names, "service,"));
+	ck_assert_ptr_nonnull(strstr(names, "a-key,"));
+	ck_assert_ptr_nonnull(strstr(names, "b-key,"));
+	ck_assert_uint_eq(strlen(names), strlen("service,a-key,b-key,"));
+}
+END_TEST
+
+START_TEST(service_key_cannot_be_turned_off)
+{
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "service", 0, &err),
+			 SFS_EPERM);
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "service", &err),
+			 SFS_EPERM);
+	ck_assert_int_eq(key("service").state, SFS_STATE_ACTIVE);
+}
+END_TEST
+
+START_TEST(deactivated_key_blocks_read_and_add)
+{
+	mk_key("uk");
+	mk_secret("s", "uk", "v1");
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "uk", 0, &err), 0);
+	ck_assert_int_eq(key("uk").state, SFS_STATE_DEACTIVATED);
+	ck_assert_int_eq(rd("s", 1, NULL), SFS_ENOKEY);
+	ck_assert_int_eq(add("s", "v2", NULL), SFS_ENOKEY);
+	ck_assert_int_eq(sfs_version_copy(ctx, &admin, "s", 1, NULL, &err),
+			 SFS_ENOKEY);
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "uk", 1, &err), 0);
+	ck_assert_int_eq(rd("s", 1, "v1"), SFS_OK);
+	ck_assert_int_eq(add("s", "v2", NULL), SFS_OK);
+}
+END_TEST
+
+START_TEST(deactivated_key_keeps_other_keys_usable)
+{
+	mk_key("uk");
+	mk_secret("s", "uk", "v1");
+	ck_assert_int_eq(sfs_secret_change_key(ctx, &admin, "s", "service",
+					       &err),
+			 0);
+	ck_assert_int_eq(add("s", "v2", NULL), SFS_OK);
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "uk", 0, &err), 0);
+	/* v1 was wrapped by uk, v2 by the service key */
+	ck_assert_int_eq(rd("s", 1, NULL), SFS_ENOKEY);
+	ck_assert_int_eq(rd("s", 2, "v2"), SFS_OK);
+}
+END_TEST
+
+START_TEST(rotate_keeps_old_versions_readable)
+{
+	struct sfs_version_rec v1, v2;
+	struct sfs_key_rec k;
+
+	mk_key("rk");
+	mk_secret("s", "rk", "before");
+	ck_assert_int_eq(sfs_version_info(ctx, &admin, "s", 1, &v1, &err), 0);
+	ck_assert_uint_eq(v1.kms_key_version, 1);
+	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "rk", &k, &err), SFS_OK);
+	ck_assert_uint_eq(k.current_version, 2);
+	ck_assert_uint_eq(key("rk").current_version, 2);
+	ck_assert_int_eq(add("s", "after", &v2), SFS_OK);
+	ck_assert_uint_eq(v2.kms_key_version, 2);
+	ck_assert_str_eq(v2.kms_key_id, k.id);
+	ck_assert_int_eq(rd("s", 1, "before"), SFS_OK);
+	ck_assert_int_eq(rd("s", 2, "after"), SFS_OK);
+	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "service", &k, &err), 0);
+	ck_assert_uint_eq(k.current_version, 2);
+}
+END_TEST
+
+START_TEST(delete_key_in_use_is_ebusy)
+{
+	struct sfs_key_rec k;
+
+	mk_key("dk");
+	mk_secret("s", "dk", "v1");
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_EBUSY);
+	/* the secret moves away but version 1 is still wrapped by dk */
+	ck_assert_int_eq(sfs_secret_change_key(ctx, &admin, "s", "service",
+					       &err),
+			 0);
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_EBUSY);
+	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "s", 1, &err), 0);
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_OK);
+	ck_assert_int_eq(sfs_key_get(ctx, &admin, "dk", &k, &err), SFS_ENOENT);
+}
+END_TEST
+
+START_TEST(delete_key_after_secret_deleted)
+{
+	mk_key("dk");
+	mk_secret("s", "dk", "v1");
+	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "s", 1, &err), 0);
+	/* destroyed, but the secret still names dk as its key */
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_EBUSY);
+	ck_assert_int_eq(sfs_secret_delete(ctx, &admin, "s", &err), SFS_OK);
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_OK);
+	/* a deactivated unused key can go as well */
+	mk_key("dk2");
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "dk2", 0, &err), 0);
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk2", &err), SFS_OK);
+}
+END_TEST
+
+START_TEST(fs_callers_and_keys)
+{
+	struct sfs_caller none = fs_caller(0);
+	struct sfs_caller viewer = fs_caller(SFS_ROLE_KMS_VIEWER);
+	struct sfs_caller all = fs_caller(SFS_ROLE_ALL);
+	struct sfs_key_rec k;
+	char names[64] = "";
+
+	ck_assert_int_eq(sfs_key_get(ctx, &none, "service", &k, &err),
+			 SFS_EACCES);
+	ck_assert_int_eq(sfs_key_list(ctx, &none, list_cb, names, &err),
+			 SFS_EACCES);
+	ck_assert_str_eq(names, "");
+	ck_assert_int_eq(sfs_key_get(ctx, &viewer, "service", &k, &err), 0);
+	ck_assert_int_eq(sfs_key_get(ctx, &viewer, "none", &k, &err),
+			 SFS_ENOENT);
+	ck_assert_int_eq(sfs_key_list(ctx, &viewer, list_cb, names, &err), 0);
+	ck_assert_str_eq(names, "service,");
+	/* key management is the administrator's, whatever the roles */
+	ck_assert_int_eq(sfs_key_create(ctx, &all, "k", NULL, NULL, &err),
+			 SFS_EACCES);
+	mk_key("k");
+	ck_assert_int_eq(sfs_key_set_state(ctx, &all, "k", 0, &err),
+			 SFS_EACCES);
+	ck_assert_int_eq(sfs_key_rotate(ctx, &all, "k", NULL, &err),
+			 SFS_EACCES);
+	ck_assert_int_eq(sfs_key_delete(ctx, &all, "k", &err), SFS_EACCES);
+	ck_assert_int_eq(sfs_key_delete(ctx, &all, "none", &err), SFS_EACCES);
+	ck_assert_int_eq(key("k").state, SFS_STATE_ACTIVE);
+}
+END_TEST
+
+START_TEST(audit_lines_for_key_changes)
+{
+	char path[600];
+	char *log;
+
+	mk_key("ak");                                               /* 1 */
+	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "ak", NULL, &err), 0); /* 2 */
+	ck_assert_int_eq(sfs_key_set_state(ctx, &admin, "ak", 0, &err), 0); /* 3 */
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "service", &err),
+			 SFS_EPERM);                                /* 4 */
+	ck_assert_int_eq(sfs_key_delete(ctx, &admin, key("ak").id, &err),
+			 0);                                        /* 5 */
+	snprintf(path, sizeof(path), "%s/audit.log", store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	{
+		struct sfs_json *j;
+		const char *ops[] = { "key.create", "key.rotate",
+				      "key.deactivate", "key.delete",
+				      "key.delete" };
+		const char *res[] = { "ok", "ok", "ok", "EPERM", "ok" };
+		const char *keys[] = { "ak", "ak", "ak", "service", "ak" };
+		char *save = NULL, *line = strtok_r(log, "\n", &save);
+		int i;
+
+		for (i = 0; i < 5; i++, line = strtok_r(NULL, "\n", &save)) {
+			ck_assert_ptr_nonnull(line);
+			j = sfs_json_parse(line, strlen(line));
+			ck_assert_ptr_nonnull(j);
+			ck_assert_str_eq(sfs_json_get_str(j, "op"), ops[i]);
+			ck_assert_str_eq(sfs_json_get_str(j, "result"), res[i]);
+			ck_assert_str_eq(sfs_json_get_str(j, "key"), keys[i]);
+			sfs_json_free(j);
+		}
+		ck_assert_ptr_null(line);
+	}
+	free(log);
+}
+END_TEST
+
+START_TEST(store_failure_on_rotate_changes_nothing)
+{
+	struct sfs_store *f;
+
+	mk_key("fk");
+	mk_secret("s", "fk", "v1");
+	f = fault_store_wrap(sfs_ctx_store(ctx));
+	sfs_ctx_swap_store(ctx, f);
+	fault_store_fail_op(f, "keyver_insert", SFS_ENOSPC);
+	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "fk", NULL, &err),
+			 SFS_ENOSPC);
+	fault_store_reset(f);
+	ck_assert_uint_eq(key("fk").current_version, 1);
+	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "fk", NULL, &err), 0);
+	ck_assert_uint_eq(key("fk").current_version, 2);
+	ck_assert_int_eq(rd("s", 1, "v1"), SFS_OK);
+}
+END_TEST
+
+static Suite *keys_suite(void)
+{
+	Suite *s = suite_create("keys");
+	TCase *tc;
+	struct {
+		const char *name;
+		const TTest *t;
+	} cases[] = {
+		{ "service_key_made_at_init", service_key_made_at_init },
+		{ "create_user_key", create_user_key },
+		{ "create_name_rules", create_name_rules },
+		{ "unknown_key_is_enoent", unknown_key_is_enoent },
+		{ "list_keys", list_keys },
+		{ "service_key_cannot_be_turned_off",
+		  service_key_cannot_be_turned_off },
+		{ "deactivated_key_blocks_read_and_add",
+		  deactivated_key_blocks_read_and_add },
+		{ "deactivated_key_keeps_other_keys_usable",
+		  deactivated_key_keeps_other_keys_usable },
+		{ "rotate_keeps_old_versions_readable",
+		  rotate_keeps_old_versions_readable },
+		{ "delete_key_in_use_is_ebusy", delete_key_in_use_is_ebusy },
+		{ "delete_key_after_secret_deleted",
+		  delete_key_after_secret_deleted },
+		{ "fs_callers_and_keys", fs_callers_and_keys },
+		{ "audit_lines_for_key_changes", audit_lines_for_key_changes },
+		{ "store_failure_on_rotate_changes_nothing",
+		  store_failure_on_rotate_changes_nothing },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_add_test(tc, cases[i].t);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(keys_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0;
+}

@@ -1,0 +1,334 @@
+/*
+ * Roles through the services (role.h, sfs_ctx_resolve_roles): grant,
+ * revoke and list by the administrator only; principals normalised;
+ * filesystem callers get the roles granted to their uid, gid or groups,
+ * root and the mount's owner every role; a grant made by another
+ * process is seen at once. A fresh store per test.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/testutil.h"
+#include "secretfs/ctx.h"
+#include "secretfs/role.h"
+#include "secretfs/secret.h"
+#include "secretfs/value.h"
+
+static char *tmp;
+static char store[512];
+static struct sfs_ctx *ctx;
+static struct sfs_caller admin;
+static struct sfs_error err;
+
+static void setup(void)
+{
+	struct sfs_ctx_options o;
+
+	setenv("SECRETFS_KDF_MIN", "1", 1);
+	unsetenv("SECRETFS_MASTER_KEY");
+	unsetenv("SECRETFS_PASSPHRASE_FILE");
+	tmp = tu_tmpdir("roles");
+	snprintf(store, sizeof(store), "%s/store", tmp);
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	ck_assert_int_eq(sfs_ctx_init(&o, &err), SFS_OK);
+	ck_assert_int_eq(sfs_ctx_open(&ctx, &o, &err), SFS_OK);
+	sfs_caller_self(&admin);
+}
+
+static void teardown(void)
+{
+	sfs_ctx_close(ctx);
+	tu_rmrf(tmp);
+	free(tmp);
+}
+
+static struct sfs_caller fs_caller(uint32_t uid, uint32_t gid)
+{
+	struct sfs_caller c;
+
+	memset(&c, 0, sizeof(c));
+	c.uid = uid;
+	c.gid = gid;
+	c.via_fs = 1;
+	return c;
+}
+
+static unsigned roles_of(struct sfs_ctx *x, struct sfs_caller c)
+{
+	ck_assert_int_eq(sfs_ctx_resolve_roles(x, &c, &err), SFS_OK);
+	return c.roles;
+}
+
+static int grant(const char *role, const char *principal)
+{
+	return sfs_role_grant(ctx, &admin, role, principal, &err);
+}
+
+static int list_cb(void *arg, const char *role, const char *principal)
+{
+	char *out = arg;
+
+	strcat(out, role);
+	strcat(out, "=");
+	strcat(out, principal);
+	strcat(out, ";");
+	return 0;
+}
+
+START_TEST(grant_list_revoke)
+{
+	char out[256] = "";
+
+	ck_assert_int_eq(grant("manager", "uid:1000"), SFS_OK);
+	ck_assert_int_eq(grant("kms-viewer", "gid:50"), SFS_OK);
+	ck_assert_int_eq(grant("manager", "uid:1000"), SFS_OK); /* twice */
+	ck_assert_int_eq(sfs_role_list(ctx, &admin, list_cb, out, &err), 0);
+	ck_assert_ptr_nonnull(strstr(out, "manager=uid:1000;"));
+	ck_assert_ptr_nonnull(strstr(out, "kms-viewer=gid:50;"));
+	ck_assert_uint_eq(strlen(out),
+			  strlen("manager=uid:1000;kms-viewer=gid:50;"));
+	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "manager", "uid:1000",
+					 &err),
+			 SFS_OK);
+	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "manager", "uid:1000",
+					 &err),
+			 SFS_ENOENT);
+	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "kms-user", "gid:50",
+					 &err),
+			 SFS_ENOENT);
+	out[0] = '\0';
+	ck_assert_int_eq(sfs_role_list(ctx, &admin, list_cb, out, &err), 0);
+	ck_assert_str_eq(out, "kms-viewer=gid:50;");
+}
+END_TEST
+
+START_TEST(names_are_normalised)
+{
+	char out[256] = "";
+
+	ck_assert_int_eq(grant("kms-user", "user:root"), SFS_OK);
+	ck_assert_int_eq(grant("manager", "group:root"), SFS_OK);
+	ck_assert_int_eq(sfs_role_list(ctx, &admin, list_cb, out, &err), 0);
+	ck_assert_ptr_nonnull(strstr(out, "kms-user=uid:0;"));
+	ck_assert_ptr_nonnull(strstr(out, "manager=gid:0;"));
+	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "kms-user", "uid:0",
+					 &err),
+			 SFS_OK);
+}
+END_TEST
+
+START_TEST(bad_role_or_principal)
+{
+	char out[64] = "";
+
+	ck_assert_int_eq(grant("admin", "uid:1"), SFS_EINVAL);
+	ck_assert_int_eq(grant("", "uid:1"), SFS_EINVAL);
+	ck_assert_int_eq(grant("manager", "uid:x"), SFS_EINVAL);
+	ck_assert_int_eq(grant("manager", "nobody-like-this"), SFS_EINVAL);
+	ck_assert_int_eq(grant("manager", "user:no-such-user-here-xyz"),
+			 SFS_EINVAL);
+	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "boss", "uid:1", &err),
+			 SFS_EINVAL);
+	ck_assert_int_eq(sfs_role_list(ctx, &admin, list_cb, out, &err), 0);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(only_the_administrator_changes_roles)
+{
+	struct sfs_caller c = fs_caller(1000, 1000);
+	char out[64] = "";
+
+	c.roles = SFS_ROLE_ALL;
+	ck_assert_int_eq(sfs_role_grant(ctx, &c, "manager", "uid:1000", &err),
+			 SFS_EACCES);
+	ck_assert_int_eq(grant("manager", "uid:1000"), SFS_OK);
+	ck_assert_int_eq(sfs_role_revoke(ctx, &c, "manager", "uid:1000",
+					 &err),
+			 SFS_EACCES);
+	ck_assert_int_eq(sfs_role_list(ctx, &c, list_cb, out, &err),
+			 SFS_EACCES);
+	ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(resolve_by_uid_gid_and_groups)
+{
+	struct sfs_caller c = fs_caller(1000, 1000);
+
+	ck_assert_uint_eq(roles_of(ctx, c), 0);
+	ck_assert_int_eq(grant("manager", "uid:1000"), SFS_OK);
+	ck_assert_int_eq(grant("kms-user", "gid:1000"), SFS_OK);
+	ck_assert_int_eq(grant("kms-viewer", "gid:77"), SFS_OK);
+	ck_assert_uint_eq(roles_of(ctx, c),
+			  SFS_ROLE_MANAGER | SFS_ROLE_KMS_USER);
+	c.groups[0] = 5;
+	c.groups[1] = 77;
+	c.ngroups = 2;
+	ck_assert_uint_eq(roles_of(ctx, c), SFS_ROLE_ALL);
+	c = fs_caller(1001, 1001);
+	ck_assert_uint_eq(roles_of(ctx, c), 0);
+	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "manager", "uid:1000",
+					 &err),
+			 0);
+	ck_assert_uint_eq(roles_of(ctx, fs_caller(1000, 1000)),
+			  SFS_ROLE_KMS_USER);
+}
+END_TEST
+
+START_TEST(root_owner_and_admin_hold_every_role)
+{
+	struct sfs_ctx_options o;
+	struct sfs_caller c = fs_caller(0, 0);
+	struct sfs_ctx *mnt;
+
+	ck_assert_uint_eq(roles_of(ctx, c), SFS_ROLE_ALL);
+	ck_assert_uint_eq(roles_of(ctx, admin), SFS_ROLE_ALL);
+	ck_assert_uint_eq(roles_of(ctx, fs_caller(1500, 1500)), 0);
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	o.has_owner = 1;
+	o.owner_uid = 1500;
+	ck_assert_int_eq(sfs_ctx_open(&mnt, &o, &err), SFS_OK);
+	ck_assert_uint_eq(roles_of(mnt, fs_caller(1500, 1500)), SFS_ROLE_ALL);
+	ck_assert_uint_eq(roles_of(mnt, fs_caller(1501, 1500)), 0);
+	sfs_ctx_close(mnt);
+}
+END_TEST
+
+START_TEST(grant_from_another_context_is_seen)
+{
+	struct sfs_ctx_options o;
+	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_ctx *other;
+
+	ck_assert_uint_eq(roles_of(ctx, c), 0); /* cached */
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	ck_assert_int_eq(sfs_ctx_open(&other, &o, &err), SFS_OK);
+	ck_assert_int_eq(sfs_role_grant(other, &admin, "manager", "uid:1000",
+					&err),
+			 SFS_OK);
+	sfs_ctx_close(other);
+	ck_assert_uint_eq(roles_of(ctx, c), SFS_ROLE_MANAGER);
+}
+END_TEST
+
+START_TEST(roles_open_changes_through_the_fs)
+{
+	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_secret_new n;
+
+	memset(&n, 0, sizeof(n));
+	n.name = "made-by-fs";
+	ck_assert_int_eq(sfs_ctx_resolve_roles(ctx, &c, &err), 0);
+	ck_assert_int_eq(sfs_secret_create(ctx, &c, &n, NULL, &err),
+			 SFS_EACCES);
+	ck_assert_int_eq(grant("manager", "gid:1000"), SFS_OK);
+	ck_assert_int_eq(sfs_ctx_resolve_roles(ctx, &c, &err), 0);
+	ck_assert_int_eq(sfs_secret_create(ctx, &c, &n, NULL, &err), SFS_OK);
+}
+END_TEST
+
+START_TEST(readonly_context_refuses_grants_but_lists)
+{
+	struct sfs_ctx_options o;
+	struct sfs_ctx *ro;
+	char out[64] = "";
+
+	ck_assert_int_eq(grant("manager", "uid:7"), SFS_OK);
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	o.readonly = 1;
+	ck_assert_int_eq(sfs_ctx_open(&ro, &o, &err), SFS_OK);
+	ck_assert_int_eq(sfs_role_grant(ro, &admin, "manager", "uid:8", &err),
+			 SFS_EROFS);
+	ck_assert_int_eq(sfs_role_revoke(ro, &admin, "manager", "uid:7",
+					 &err),
+			 SFS_EROFS);
+	ck_assert_int_eq(sfs_role_list(ro, &admin, list_cb, out, &err), 0);
+	ck_assert_str_eq(out, "manager=uid:7;");
+	sfs_ctx_close(ro);
+}
+END_TEST
+
+START_TEST(audit_lines_for_role_changes)
+{
+	char path[600];
+	char *log, *save = NULL, *line;
+	struct sfs_json *j;
+	const char *ops[] = { "role.grant", "role.grant", "role.revoke" };
+	const char *res[] = { "ok", "EINVAL", "ENOENT" };
+	int i;
+
+	ck_assert_int_eq(grant("manager", "uid:3"), SFS_OK);
+	ck_assert_int_eq(grant("root", "uid:3"), SFS_EINVAL);
+	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "kms-user", "uid:3",
+					 &err),
+			 SFS_ENOENT);
+	snprintf(path, sizeof(path), "%s/audit.log", store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	line = strtok_r(log, "\n", &save);
+	for (i = 0; i < 3; i++, line = strtok_r(NULL, "\n", &save)) {
+		ck_assert_ptr_nonnull(line);
+		j = sfs_json_parse(line, strlen(line));
+		ck_assert_ptr_nonnull(j);
+		ck_assert_str_eq(sfs_json_get_str(j, "op"), ops[i]);
+		ck_assert_str_eq(sfs_json_get_str(j, "result"), res[i]);
+		sfs_json_free(j);
+	}
+	ck_assert_ptr_null(line);
+	free(log);
+}
+END_TEST
+
+static Suite *roles_suite(void)
+{
+	Suite *s = suite_create("roles");
+	TCase *tc;
+	struct {
+		const char *name;
+		const TTest *t;
+	} cases[] = {
+		{ "grant_list_revoke", grant_list_revoke },
+		{ "names_are_normalised", names_are_normalised },
+		{ "bad_role_or_principal", bad_role_or_principal },
+		{ "only_the_administrator_changes_roles",
+		  only_the_administrator_changes_roles },
+		{ "resolve_by_uid_gid_and_groups",
+		  resolve_by_uid_gid_and_groups },
+		{ "root_owner_and_admin_hold_every_role",
+		  root_owner_and_admin_hold_every_role },
+		{ "grant_from_another_context_is_seen",
+		  grant_from_another_context_is_seen },
+		{ "roles_open_changes_through_the_fs",
+		  roles_open_changes_through_the_fs },
+		{ "readonly_context_refuses_grants_but_lists",
+		  readonly_context_refuses_grants_but_lists },
+		{ "audit_lines_for_role_changes", audit_lines_for_role_changes },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tc = tcase_create(cases[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_add_test(tc, cases[i].t);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(roles_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0;
+}

@@ -1,0 +1,1288 @@
+/*
+ * Store suite: the SQLite backend against the contract of store.h, and
+ * the failing-store hook other suites use. Each test case checks one
+ * behaviour on a fresh temporary store directory; multi-process cases
+ * fork and assert outcomes (no lost update, the row is there), never
+ * timings.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/fault_store.h"
+#include "lib/testutil.h"
+#include "secretfs/store.h"
+
+static char *dir;
+static struct sfs_error err;
+
+#define OK(x) ck_assert_msg((x) == 0, "%s: %s", #x, err.msg)
+#define FAILS(x, code)                                                     \
+	do {                                                               \
+		int rc_ = (x);                                             \
+		ck_assert_msg(rc_ == (code), "%s gave %d (%s), not %s", #x, \
+			      rc_, err.msg, #code);                        \
+	} while (0)
+
+/* 64 distinctive bytes: no page of an SQLite file holds them by chance */
+static const unsigned char PATTERN[64] =
+	"\x5e\xc7\x3f\x00\xde\xad\xbe\xef The destroyed value must go"
+	" \x01\x02\x03\x04 for good. 8<--8<--!!!!";
+
+static void setup(void)
+{
+	dir = tu_tmpdir("store");
+	sfs_error_clear(&err);
+}
+
+static void teardown(void)
+{
+	tu_rmrf(dir);
+	free(dir);
+	dir = NULL;
+}
+
+static char *path_in(const char *name)
+{
+	static char p[4096];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+static struct sfs_store *open_store(int create, int readonly)
+{
+	struct sfs_store *s = NULL;
+
+	OK(sfs_store_sqlite_open(dir, create, readonly, &s, &err));
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+/* UUID-shaped id number n */
+static const char *uid(int n)
+{
+	static char ids[8][SFS_ID_MAX + 1];
+	static int next;
+	char *p = ids[next++ % 8];
+
+	snprintf(p, SFS_ID_MAX + 1, "00000000-0000-4000-8000-%012d", n);
+	return p;
+}
+
+static void key_rec(struct sfs_key_rec *k, const char *id, const char *name)
+{
+	memset(k, 0, sizeof(*k));
+	snprintf(k->id, sizeof(k->id), "%s", id);
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	k->type = SFS_KEY_USER;
+	k->state = SFS_STATE_ACTIVE;
+	snprintf(k->description, sizeof(k->description), "key %s", name);
+	k->created_at = 1700000000123456789LL;
+	snprintf(k->created_by, sizeof(k->created_by), "uid:0(root)");
+	k->current_version = 1;
+}
+
+static void secret_rec(struct sfs_secret_rec *r, const char *id,
+		       const char *name, const char *key_id)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->description, sizeof(r->description), "d\xc3\xa9sc");
+	r->status = SFS_STATE_ACTIVE;
+	r->access_control = 1;
+	snprintf(r->allowed, sizeof(r->allowed), "uid:1000,gid:100");
+	r->owner = 1000;
+	r->group = 100;
+	r->mode = 0440;
+	r->default_version = 2;
+	r->latest_version = 3;
+	snprintf(r->kms_key_id, sizeof(r->kms_key_id), "%s", key_id);
+	r->created_at = 1700000000000000001LL;
+	snprintf(r->created_by, sizeof(r->created_by), "uid:1000(alice)");
+	r->changed_at = 1700000000000000002LL;
+}
+
+/* A version whose blobs point at the caller's bytes (not owned). */
+static void version_rec(struct sfs_version_rec *v, const char *sid,
+			uint32_t n, const char *key_id, const void *ct,
+			size_t ct_len)
+{
+	static unsigned char dek[72];
+
+	memset(v, 0, sizeof(*v));
+	memset(dek, 0xd0 + (n & 0xf), sizeof(dek));
+	snprintf(v->secret_id, sizeof(v->secret_id), "%s", sid);
+	v->version = n;
+	v->state = SFS_STATE_ACTIVE;
+	v->created_at = 1700000000000000000LL + n;
+	snprintf(v->created_by, sizeof(v->created_by), "uid:7(bob)");
+	snprintf(v->kms_key_id, sizeof(v->kms_key_id), "%s", key_id);
+	v->kms_key_version = 2;
+	v->size = 5;
+	v->format = SFS_FMT_JSON;
+	v->wrapped_dek.data = dek;
+	v->wrapped_dek.len = sizeof(dek);
+	v->ciphertext.data = (unsigned char *)ct;
+	v->ciphertext.len = ct_len;
+}
+
+/* A key K1 "k1" and a secret S1 "alpha" under it, committed. */
+static void seed(struct sfs_store *s)
+{
+	struct sfs_key_rec k;
+	struct sfs_secret_rec r;
+
+	key_rec(&k, uid(1), "k1");
+	secret_rec(&r, uid(101), "alpha", uid(1));
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_insert(s, &k, &err));
+	OK(s->ops->secret_insert(s, &r, &err));
+	OK(s->ops->commit(s, &err));
+}
+
+static void add_version(struct sfs_store *s, const char *sid, uint32_t n,
+			const char *key_id, const void *ct, size_t len)
+{
+	struct sfs_version_rec v;
+
+	version_rec(&v, sid, n, key_id, ct, len);
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_insert(s, &v, &err));
+	OK(s->ops->commit(s, &err));
+}
+
+static int file_has(const char *path, const void *needle, size_t n)
+{
+	size_t len = 0;
+	char *data = tu_read_file(path, &len);
+	int found;
+
+	if (!data)
+		return 0;
+	found = memmem(data, len, needle, n) != NULL;
+	free(data);
+	return found;
+}
+
+/* ---- open ----------------------------------------------------------- */
+
+START_TEST(test_create_open_reopen)
+{
+	struct sfs_store *s = open_store(1, 0);
+	unsigned char *hdr;
+	struct stat sb;
+	size_t len;
+	char path[4096];
+
+	ck_assert_int_eq(sfs_store_sqlite_path(dir, path, sizeof(path)), 0);
+	ck_assert_str_eq(path, path_in("secretfs.db"));
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 07777, 0600);
+	sfs_store_close(s);
+
+	/* user_version: big-endian at offset 60 of the database header */
+	hdr = (unsigned char *)tu_read_file(path, &len);
+	ck_assert_ptr_nonnull(hdr);
+	ck_assert_uint_ge(len, 100);
+	ck_assert_int_eq(hdr[60] << 24 | hdr[61] << 16 | hdr[62] << 8 | hdr[63],
+			 1);
+	free(hdr);
+
+	seed(s = open_store(0, 0));
+	/* the journal SQLite keeps (TRUNCATE) is as private as the db */
+	ck_assert_int_eq(stat(path_in("secretfs.db-journal"), &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 07777, 0600);
+	ck_assert_int_eq(sb.st_size, 0);
+	sfs_store_close(s);
+	s = open_store(1, 0); /* create on an existing store just opens */
+	{
+		struct sfs_secret_rec r;
+
+		OK(s->ops->begin(s, 0, &err));
+		OK(s->ops->secret_get(s, "alpha", &r, &err));
+		s->ops->rollback(s);
+	}
+	sfs_store_close(s);
+	ck_assert_int_eq(sfs_store_sqlite_path(dir, path, 8), SFS_EINVAL);
+}
+END_TEST
+
+START_TEST(test_enostore)
+{
+	struct sfs_store *s = (struct sfs_store *)&s;
+
+	FAILS(sfs_store_sqlite_open(dir, 0, 0, &s, &err), SFS_ENOSTORE);
+	ck_assert_ptr_null(s);
+	FAILS(sfs_store_sqlite_open(dir, 1, 1, &s, &err), SFS_ENOSTORE);
+	ck_assert_int_eq(access(path_in("secretfs.db"), F_OK), -1);
+	/* an empty database file is no store either */
+	tu_write_file(path_in("secretfs.db"), "", 0, 0600);
+	FAILS(sfs_store_sqlite_open(dir, 0, 0, &s, &err), SFS_ENOSTORE);
+	FAILS(sfs_store_sqlite_open(dir, 0, 1, &s, &err), SFS_ENOSTORE);
+}
+END_TEST
+
+START_TEST(test_newer_schema_refused)
+{
+	struct sfs_store *s = open_store(1, 0);
+	size_t len;
+	char *db;
+
+	sfs_store_close(s);
+	db = tu_read_file(path_in("secretfs.db"), &len);
+	ck_assert_ptr_nonnull(db);
+	db[63] = 99; /* user_version 99 */
+	tu_write_file(path_in("secretfs.db"), db, len, 0600);
+	free(db);
+	FAILS(sfs_store_sqlite_open(dir, 1, 0, &s, &err), SFS_EIO);
+	ck_assert_ptr_nonnull(strstr(err.msg, "newer"));
+}
+END_TEST
+
+/* ---- round trips ---------------------------------------------------- */
+
+START_TEST(test_meta_roundtrip)
+{
+	struct sfs_store *s = open_store(1, 0);
+	const unsigned char bin[5] = { 0, 1, 0xff, 0, 7 };
+	struct sfs_blob b;
+
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->meta_set(s, "store_id", bin, sizeof(bin), &err));
+	OK(s->ops->meta_set(s, "empty", NULL, 0, &err));
+	OK(s->ops->commit(s, &err));
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->meta_get(s, "store_id", &b, &err));
+	ck_assert_uint_eq(b.len, sizeof(bin));
+	ck_assert_mem_eq(b.data, bin, sizeof(bin));
+	sfs_blob_release(&b);
+	ck_assert_ptr_null(b.data);
+	ck_assert_uint_eq(b.len, 0);
+	OK(s->ops->meta_get(s, "empty", &b, &err));
+	ck_assert_uint_eq(b.len, 0);
+	FAILS(s->ops->meta_get(s, "nope", &b, &err), SFS_ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "\"nope\""));
+	s->ops->rollback(s);
+
+	/* set overwrites */
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->meta_set(s, "store_id", "xy", 2, &err));
+	OK(s->ops->meta_get(s, "store_id", &b, &err));
+	ck_assert_uint_eq(b.len, 2);
+	ck_assert_mem_eq(b.data, "xy", 2);
+	sfs_blob_release(&b);
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+static void assert_key_eq(const struct sfs_key_rec *a,
+			  const struct sfs_key_rec *b)
+{
+	ck_assert_str_eq(a->id, b->id);
+	ck_assert_str_eq(a->name, b->name);
+	ck_assert_int_eq(a->type, b->type);
+	ck_assert_int_eq(a->state, b->state);
+	ck_assert_str_eq(a->description, b->description);
+	ck_assert_int_eq(a->created_at, b->created_at);
+	ck_assert_str_eq(a->created_by, b->created_by);
+	ck_assert_uint_eq(a->current_version, b->current_version);
+}
+
+START_TEST(test_key_roundtrip)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_key_rec k, got;
+
+	key_rec(&k, uid(1), "k1");
+	k.type = SFS_KEY_SERVICE;
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_insert(s, &k, &err));
+	OK(s->ops->commit(s, &err));
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->key_get(s, uid(1), &got, &err));
+	assert_key_eq(&got, &k);
+	OK(s->ops->key_get(s, "k1", &got, &err));
+	assert_key_eq(&got, &k);
+	s->ops->rollback(s);
+
+	/* update: state, description, current_version */
+	k.state = SFS_STATE_DEACTIVATED;
+	snprintf(k.description, sizeof(k.description), "rotated");
+	k.current_version = 3;
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_update(s, &k, &err));
+	OK(s->ops->commit(s, &err));
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->key_get(s, "k1", &got, &err));
+	assert_key_eq(&got, &k);
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_keyver_roundtrip)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_blob w1 = { (unsigned char *)"wrapped-one", 11 };
+	struct sfs_blob w2 = { (unsigned char *)"wrapped-two!", 12 };
+	struct sfs_blob got;
+
+	seed(s);
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->keyver_insert(s, uid(1), 1, &w1, 5, &err));
+	OK(s->ops->keyver_insert(s, uid(1), 2, &w2, 6, &err));
+	FAILS(s->ops->keyver_insert(s, uid(1), 2, &w1, 7, &err), SFS_EEXIST);
+	OK(s->ops->keyver_get(s, uid(1), 2, &got, &err));
+	ck_assert_uint_eq(got.len, 12);
+	ck_assert_mem_eq(got.data, "wrapped-two!", 12);
+	sfs_blob_release(&got);
+	OK(s->ops->keyver_get(s, uid(1), 1, &got, &err));
+	ck_assert_mem_eq(got.data, "wrapped-one", 11);
+	sfs_blob_release(&got);
+	FAILS(s->ops->keyver_get(s, uid(1), 3, &got, &err), SFS_ENOENT);
+	ck_assert_ptr_null(got.data);
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+static void assert_secret_eq(const struct sfs_secret_rec *a,
+			     const struct sfs_secret_rec *b)
+{
+	ck_assert_str_eq(a->id, b->id);
+	ck_assert_str_eq(a->name, b->name);
+	ck_assert_str_eq(a->description, b->description);
+	ck_assert_int_eq(a->status, b->status);
+	ck_assert_int_eq(a->access_control, b->access_control);
+	ck_assert_str_eq(a->allowed, b->allowed);
+	ck_assert_uint_eq(a->owner, b->owner);
+	ck_assert_uint_eq(a->group, b->group);
+	ck_assert_uint_eq(a->mode, b->mode);
+	ck_assert_uint_eq(a->default_version, b->default_version);
+	ck_assert_uint_eq(a->latest_version, b->latest_version);
+	ck_assert_str_eq(a->kms_key_id, b->kms_key_id);
+	ck_assert_int_eq(a->created_at, b->created_at);
+	ck_assert_str_eq(a->created_by, b->created_by);
+	ck_assert_int_eq(a->changed_at, b->changed_at);
+}
+
+START_TEST(test_secret_get_by_id_and_name)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_secret_rec a, b, got;
+
+	seed(s);
+	secret_rec(&a, uid(101), "alpha", uid(1));
+	/* a name that looks like the other secret's id: the id wins */
+	secret_rec(&b, uid(102), uid(101), uid(1));
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->secret_insert(s, &b, &err));
+	OK(s->ops->commit(s, &err));
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->secret_get(s, "alpha", &got, &err));
+	assert_secret_eq(&got, &a);
+	OK(s->ops->secret_get(s, uid(101), &got, &err));
+	assert_secret_eq(&got, &a);
+	OK(s->ops->secret_get(s, uid(102), &got, &err));
+	assert_secret_eq(&got, &b);
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_secret_update)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_secret_rec r, got;
+	struct sfs_key_rec k2;
+
+	seed(s);
+	key_rec(&k2, uid(2), "k2");
+	secret_rec(&r, uid(101), "renamed", uid(2));
+	snprintf(r.description, sizeof(r.description), "new");
+	r.status = SFS_STATE_DEACTIVATED;
+	r.access_control = 0;
+	snprintf(r.allowed, sizeof(r.allowed), "user:carol");
+	r.owner = 1;
+	r.group = 2;
+	r.mode = 0400;
+	r.default_version = 0;
+	r.latest_version = 9;
+	r.changed_at = 42;
+	/* id, created_at, created_by are fixed for life */
+	r.created_at = 1;
+	snprintf(r.created_by, sizeof(r.created_by), "uid:666(mallory)");
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_insert(s, &k2, &err));
+	OK(s->ops->secret_update(s, &r, &err));
+	OK(s->ops->commit(s, &err));
+
+	OK(s->ops->begin(s, 0, &err));
+	FAILS(s->ops->secret_get(s, "alpha", &got, &err), SFS_ENOENT);
+	OK(s->ops->secret_get(s, "renamed", &got, &err));
+	r.created_at = 1700000000000000001LL;
+	snprintf(r.created_by, sizeof(r.created_by), "uid:1000(alice)");
+	assert_secret_eq(&got, &r);
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_secret_delete_takes_versions)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_version_rec v;
+	struct sfs_secret_rec r;
+	uint64_t ns, nv, nk;
+
+	seed(s);
+	add_version(s, uid(101), 1, uid(1), "c1", 2);
+	add_version(s, uid(101), 2, uid(1), "c2", 2);
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+				     &err));
+	OK(s->ops->version_set_state(s, uid(101), 2, SFS_STATE_DESTROYED,
+				     &err));
+	OK(s->ops->secret_delete(s, uid(101), &err));
+	OK(s->ops->commit(s, &err));
+
+	OK(s->ops->begin(s, 0, &err));
+	FAILS(s->ops->secret_get(s, uid(101), &r, &err), SFS_ENOENT);
+	FAILS(s->ops->version_get(s, uid(101), 1, 0, &v, &err), SFS_ENOENT);
+	FAILS(s->ops->version_get(s, uid(101), 2, 0, &v, &err), SFS_ENOENT);
+	OK(s->ops->counts(s, &ns, &nv, &nk, &err));
+	ck_assert_uint_eq(ns, 0);
+	OK(s->ops->check(s, &err));
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_key_delete_takes_versions)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_blob w = { (unsigned char *)"w", 1 }, got;
+	struct sfs_key_rec k;
+
+	key_rec(&k, uid(5), "gone");
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_insert(s, &k, &err));
+	OK(s->ops->keyver_insert(s, uid(5), 1, &w, 1, &err));
+	OK(s->ops->commit(s, &err));
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_delete(s, uid(5), &err));
+	OK(s->ops->commit(s, &err));
+	OK(s->ops->begin(s, 0, &err));
+	FAILS(s->ops->key_get(s, "gone", &k, &err), SFS_ENOENT);
+	FAILS(s->ops->keyver_get(s, uid(5), 1, &got, &err), SFS_ENOENT);
+	OK(s->ops->check(s, &err));
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+static void assert_version_eq(const struct sfs_version_rec *a,
+			      const struct sfs_version_rec *b)
+{
+	ck_assert_str_eq(a->secret_id, b->secret_id);
+	ck_assert_uint_eq(a->version, b->version);
+	ck_assert_int_eq(a->state, b->state);
+	ck_assert_int_eq(a->created_at, b->created_at);
+	ck_assert_str_eq(a->created_by, b->created_by);
+	ck_assert_str_eq(a->kms_key_id, b->kms_key_id);
+	ck_assert_uint_eq(a->kms_key_version, b->kms_key_version);
+	ck_assert_uint_eq(a->size, b->size);
+	ck_assert_int_eq(a->format, b->format);
+}
+
+START_TEST(test_version_roundtrip)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_version_rec v, got;
+	unsigned char big[SFS_VALUE_MAX + 40];
+	size_t i;
+
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7 + 3);
+	seed(s);
+	version_rec(&v, uid(101), 1, uid(1), big, sizeof(big));
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_insert(s, &v, &err));
+	OK(s->ops->commit(s, &err));
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->version_get(s, uid(101), 1, 1, &got, &err));
+	assert_version_eq(&got, &v);
+	ck_assert_uint_eq(got.ciphertext.len, sizeof(big));
+	ck_assert_mem_eq(got.ciphertext.data, big, sizeof(big));
+	ck_assert_uint_eq(got.wrapped_dek.len, v.wrapped_dek.len);
+	ck_assert_mem_eq(got.wrapped_dek.data, v.wrapped_dek.data,
+			 v.wrapped_dek.len);
+	sfs_version_rec_release(&got);
+	ck_assert_ptr_null(got.ciphertext.data);
+	ck_assert_ptr_null(got.wrapped_dek.data);
+
+	/* without blobs */
+	OK(s->ops->version_get(s, uid(101), 1, 0, &got, &err));
+	assert_version_eq(&got, &v);
+	ck_assert_ptr_null(got.ciphertext.data);
+	ck_assert_ptr_null(got.wrapped_dek.data);
+	s->ops->rollback(s);
+
+	/* set_state */
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DEACTIVATED,
+				     &err));
+	OK(s->ops->commit(s, &err));
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->version_get(s, uid(101), 1, 1, &got, &err));
+	ck_assert_int_eq(got.state, SFS_STATE_DEACTIVATED);
+	ck_assert_mem_eq(got.ciphertext.data, big, sizeof(big));
+	sfs_version_rec_release(&got);
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+/* ---- lists ----------------------------------------------------------- */
+
+struct names {
+	char buf[8][SFS_NAME_MAX + 1];
+	uint32_t nums[8];
+	int n;
+	int stop_at; /* return 77 when n reaches it */
+};
+
+static int collect_key(void *arg, const struct sfs_key_rec *k)
+{
+	struct names *c = arg;
+
+	snprintf(c->buf[c->n++], sizeof(c->buf[0]), "%s", k->name);
+	return c->n == c->stop_at ? 77 : 0;
+}
+
+static int collect_secret(void *arg, const struct sfs_secret_rec *r)
+{
+	struct names *c = arg;
+
+	snprintf(c->buf[c->n++], sizeof(c->buf[0]), "%s", r->name);
+	return c->n == c->stop_at ? 77 : 0;
+}
+
+static int collect_version(void *arg, const struct sfs_version_rec *v)
+{
+	struct names *c = arg;
+
+	ck_assert_ptr_null(v->ciphertext.data);
+	ck_assert_ptr_null(v->wrapped_dek.data);
+	c->nums[c->n++] = v->version;
+	return c->n == c->stop_at ? 77 : 0;
+}
+
+static int collect_role(void *arg, const char *role, const char *who)
+{
+	struct names *c = arg;
+
+	snprintf(c->buf[c->n++], sizeof(c->buf[0]), "%s=%s", role, who);
+	return c->n == c->stop_at ? 77 : 0;
+}
+
+START_TEST(test_list_order)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct names c = { .n = 0 };
+	struct sfs_key_rec k;
+	struct sfs_secret_rec r;
+	static const char *const names[] = { "m", "B", "a", "z-2", "z-10" };
+	static const uint32_t nums[] = { 3, 10, 1, 2 };
+	int i;
+
+	OK(s->ops->begin(s, 1, &err));
+	for (i = 0; i < 5; i++) {
+		key_rec(&k, uid(10 + i), names[i]);
+		OK(s->ops->key_insert(s, &k, &err));
+		secret_rec(&r, uid(20 + i), names[i], uid(10));
+		OK(s->ops->secret_insert(s, &r, &err));
+	}
+	OK(s->ops->commit(s, &err));
+	for (i = 0; i < 4; i++)
+		add_version(s, uid(20), nums[i], uid(10), "x", 1);
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->key_list(s, collect_key, &c, &err));
+	ck_assert_int_eq(c.n, 5);
+	ck_assert_str_eq(c.buf[0], "B"); /* byte order */
+	ck_assert_str_eq(c.buf[1], "a");
+	ck_assert_str_eq(c.buf[2], "m");
+	ck_assert_str_eq(c.buf[3], "z-10");
+	ck_assert_str_eq(c.buf[4], "z-2");
+	memset(&c, 0, sizeof(c));
+	OK(s->ops->secret_list(s, collect_secret, &c, &err));
+	ck_assert_int_eq(c.n, 5);
+	ck_assert_str_eq(c.buf[0], "B");
+	ck_assert_str_eq(c.buf[4], "z-2");
+	memset(&c, 0, sizeof(c));
+	OK(s->ops->version_list(s, uid(20), collect_version, &c, &err));
+	ck_assert_int_eq(c.n, 4);
+	ck_assert_uint_eq(c.nums[0], 1);
+	ck_assert_uint_eq(c.nums[1], 2);
+	ck_assert_uint_eq(c.nums[2], 3);
+	ck_assert_uint_eq(c.nums[3], 10);
+	memset(&c, 0, sizeof(c));
+	OK(s->ops->version_list(s, uid(21), collect_version, &c, &err));
+	ck_assert_int_eq(c.n, 0);
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_list_callback_stops)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct names c = { .stop_at = 2 };
+	struct sfs_key_rec k;
+	int i;
+
+	OK(s->ops->begin(s, 1, &err));
+	for (i = 0; i < 3; i++) {
+		key_rec(&k, uid(i), i == 0 ? "a" : i == 1 ? "b" : "c");
+		OK(s->ops->key_insert(s, &k, &err));
+		OK(s->ops->role_grant(s, "manager", k.name, &err));
+	}
+	ck_assert_int_eq(s->ops->key_list(s, collect_key, &c, &err), 77);
+	ck_assert_int_eq(c.n, 2);
+	c.n = 0;
+	ck_assert_int_eq(s->ops->role_list(s, collect_role, &c, &err), 77);
+	ck_assert_int_eq(c.n, 2);
+	/* the statement was reset: a new listing starts over */
+	c.n = 0;
+	c.stop_at = 0;
+	OK(s->ops->key_list(s, collect_key, &c, &err));
+	ck_assert_int_eq(c.n, 3);
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_roles)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct names c = { .n = 0 };
+
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->role_grant(s, "manager", "uid:1000", &err));
+	OK(s->ops->role_grant(s, "kms-user", "gid:100", &err));
+	OK(s->ops->role_grant(s, "manager", "gid:100", &err));
+	FAILS(s->ops->role_grant(s, "manager", "uid:1000", &err), SFS_EEXIST);
+	OK(s->ops->role_revoke(s, "kms-user", "gid:100", &err));
+	FAILS(s->ops->role_revoke(s, "kms-user", "gid:100", &err),
+	      SFS_ENOENT);
+	OK(s->ops->commit(s, &err));
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->role_list(s, collect_role, &c, &err));
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.buf[0], "manager=gid:100");
+	ck_assert_str_eq(c.buf[1], "manager=uid:1000");
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+/* ---- conflicts and missing rows -------------------------------------- */
+
+START_TEST(test_eexist)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_key_rec k;
+	struct sfs_secret_rec r;
+	struct sfs_version_rec v;
+
+	seed(s);
+	add_version(s, uid(101), 1, uid(1), "v1", 2);
+	OK(s->ops->begin(s, 1, &err));
+	key_rec(&k, uid(2), "k1"); /* same name, new id */
+	FAILS(s->ops->key_insert(s, &k, &err), SFS_EEXIST);
+	ck_assert_ptr_nonnull(strstr(err.msg, "\"k1\""));
+	key_rec(&k, uid(1), "k-other"); /* same id */
+	FAILS(s->ops->key_insert(s, &k, &err), SFS_EEXIST);
+	secret_rec(&r, uid(102), "alpha", uid(1));
+	FAILS(s->ops->secret_insert(s, &r, &err), SFS_EEXIST);
+	ck_assert_ptr_nonnull(strstr(err.msg, "\"alpha\""));
+	/* renaming onto a taken name */
+	secret_rec(&r, uid(102), "beta", uid(1));
+	OK(s->ops->secret_insert(s, &r, &err));
+	snprintf(r.name, sizeof(r.name), "alpha");
+	FAILS(s->ops->secret_update(s, &r, &err), SFS_EEXIST);
+	version_rec(&v, uid(101), 1, uid(1), "again", 5);
+	FAILS(s->ops->version_insert(s, &v, &err), SFS_EEXIST);
+	ck_assert_ptr_nonnull(strstr(err.msg, "version 1"));
+	/* the transaction goes on after a refused statement */
+	version_rec(&v, uid(101), 2, uid(1), "v2", 2);
+	OK(s->ops->version_insert(s, &v, &err));
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_enoent)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_key_rec k;
+	struct sfs_secret_rec r;
+	struct sfs_version_rec v;
+	struct sfs_blob b;
+
+	seed(s);
+	OK(s->ops->begin(s, 1, &err));
+	FAILS(s->ops->secret_get(s, "nope", &r, &err), SFS_ENOENT);
+	ck_assert_str_eq(err.msg, "secret \"nope\": not found");
+	FAILS(s->ops->secret_get(s, uid(999), &r, &err), SFS_ENOENT);
+	FAILS(s->ops->key_get(s, "nope", &k, &err), SFS_ENOENT);
+	FAILS(s->ops->version_get(s, uid(101), 1, 1, &v, &err), SFS_ENOENT);
+	FAILS(s->ops->version_get(s, uid(999), 1, 0, &v, &err), SFS_ENOENT);
+	FAILS(s->ops->keyver_get(s, uid(1), 1, &b, &err), SFS_ENOENT);
+	FAILS(s->ops->meta_get(s, "nope", &b, &err), SFS_ENOENT);
+	FAILS(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+					&err),
+	      SFS_ENOENT);
+	secret_rec(&r, uid(999), "ghost", uid(1));
+	FAILS(s->ops->secret_update(s, &r, &err), SFS_ENOENT);
+	FAILS(s->ops->secret_delete(s, uid(999), &err), SFS_ENOENT);
+	key_rec(&k, uid(999), "ghost");
+	FAILS(s->ops->key_update(s, &k, &err), SFS_ENOENT);
+	FAILS(s->ops->key_delete(s, uid(999), &err), SFS_ENOENT);
+	FAILS(s->ops->role_revoke(s, "manager", "uid:1", &err), SFS_ENOENT);
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+/* ---- key_in_use ------------------------------------------------------ */
+
+static int in_use(struct sfs_store *s, const char *id)
+{
+	int u = -1;
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->key_in_use(s, id, &u, &err));
+	s->ops->rollback(s);
+	return u;
+}
+
+START_TEST(test_key_in_use)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_key_rec k;
+	struct sfs_secret_rec r;
+
+	seed(s); /* secret alpha uses k1 */
+	key_rec(&k, uid(2), "k2");
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_insert(s, &k, &err));
+	OK(s->ops->commit(s, &err));
+	ck_assert_int_eq(in_use(s, uid(1)), 1); /* a secret's kms key */
+	ck_assert_int_eq(in_use(s, uid(2)), 0);
+	ck_assert_int_eq(in_use(s, uid(999)), 0);
+
+	/* a version wrapped by k2 under a secret on k1 */
+	add_version(s, uid(101), 1, uid(2), "v", 1);
+	ck_assert_int_eq(in_use(s, uid(2)), 1);
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DEACTIVATED,
+				     &err));
+	OK(s->ops->commit(s, &err));
+	ck_assert_int_eq(in_use(s, uid(2)), 1); /* deactivated still counts */
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+				     &err));
+	OK(s->ops->commit(s, &err));
+	ck_assert_int_eq(in_use(s, uid(2)), 0);
+
+	/* the secret moves to k2: k1 is free, k2 taken */
+	secret_rec(&r, uid(101), "alpha", uid(2));
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->secret_update(s, &r, &err));
+	OK(s->ops->commit(s, &err));
+	ck_assert_int_eq(in_use(s, uid(1)), 0);
+	ck_assert_int_eq(in_use(s, uid(2)), 1);
+	/* a key whose only versions are destroyed can be deleted */
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->key_delete(s, uid(1), &err));
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+/* ---- destroy --------------------------------------------------------- */
+
+START_TEST(test_destroy_erases_blobs)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_version_rec v;
+	unsigned char ct[4 * 64], dek1[72];
+	int i;
+
+	for (i = 0; i < 4; i++)
+		memcpy(ct + 64 * i, PATTERN, 64);
+	memset(dek1, 0xd1, sizeof(dek1)); /* version_rec's wrapped key */
+	seed(s);
+	add_version(s, uid(101), 1, uid(1), ct, sizeof(ct));
+	add_version(s, uid(101), 2, uid(1), "keep", 4);
+	/* the test can fail: the pattern is in the file before */
+	ck_assert(file_has(path_in("secretfs.db"), PATTERN, 64));
+	ck_assert(file_has(path_in("secretfs.db"), dek1, sizeof(dek1)));
+
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+				     &err));
+	OK(s->ops->commit(s, &err));
+	ck_assert(!file_has(path_in("secretfs.db"), PATTERN, 64));
+	ck_assert(!file_has(path_in("secretfs.db"), PATTERN + 32, 32));
+	ck_assert(!file_has(path_in("secretfs.db-journal"), PATTERN, 32));
+	ck_assert(!file_has(path_in("secretfs.db"), dek1, sizeof(dek1)));
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->version_get(s, uid(101), 1, 1, &v, &err));
+	ck_assert_int_eq(v.state, SFS_STATE_DESTROYED);
+	ck_assert_ptr_null(v.ciphertext.data);
+	ck_assert_uint_eq(v.ciphertext.len, 0);
+	ck_assert_ptr_null(v.wrapped_dek.data);
+	ck_assert_uint_eq(v.wrapped_dek.len, 0);
+	OK(s->ops->version_get(s, uid(101), 2, 1, &v, &err));
+	ck_assert_mem_eq(v.ciphertext.data, "keep", 4);
+	sfs_version_rec_release(&v);
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+/* ---- transactions ----------------------------------------------------- */
+
+START_TEST(test_readonly_erofs)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_secret_rec r;
+
+	seed(s);
+	sfs_store_close(s);
+	s = open_store(0, 1);
+	FAILS(s->ops->begin(s, 1, &err), SFS_EROFS);
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->secret_get(s, "alpha", &r, &err));
+	/* a write slipped into a read transaction is refused too */
+	FAILS(s->ops->meta_set(s, "x", "y", 1, &err), SFS_EROFS);
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_rollback_discards)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_secret_rec r;
+	struct sfs_key_rec k;
+
+	seed(s);
+	OK(s->ops->begin(s, 1, &err));
+	secret_rec(&r, uid(102), "beta", uid(1));
+	OK(s->ops->secret_insert(s, &r, &err));
+	key_rec(&k, uid(1), "k1");
+	k.state = SFS_STATE_DEACTIVATED;
+	OK(s->ops->key_update(s, &k, &err));
+	OK(s->ops->secret_get(s, "beta", &r, &err));
+	s->ops->rollback(s);
+	s->ops->rollback(s); /* none open: harmless */
+
+	OK(s->ops->begin(s, 0, &err));
+	FAILS(s->ops->secret_get(s, "beta", &r, &err), SFS_ENOENT);
+	OK(s->ops->key_get(s, "k1", &k, &err));
+	ck_assert_int_eq(k.state, SFS_STATE_ACTIVE);
+	OK(s->ops->commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_two_connections_see_commits)
+{
+	struct sfs_store *a = open_store(1, 0), *b = open_store(0, 0);
+	struct sfs_secret_rec r;
+	uint64_t g0 = b->ops->generation(b), g1;
+
+	OK(b->ops->begin(b, 0, &err));
+	FAILS(b->ops->secret_get(b, "alpha", &r, &err), SFS_ENOENT);
+	OK(b->ops->commit(b, &err));
+	ck_assert_uint_eq(b->ops->generation(b), g0); /* reads change none */
+
+	seed(a);
+	g1 = b->ops->generation(b);
+	ck_assert_uint_ne(g1, g0);
+	ck_assert_uint_eq(a->ops->generation(a), g1);
+	OK(b->ops->begin(b, 0, &err));
+	OK(b->ops->secret_get(b, "alpha", &r, &err));
+	OK(b->ops->commit(b, &err));
+
+	/* and the other way round, and for the writer's own commit */
+	OK(b->ops->begin(b, 1, &err));
+	OK(b->ops->meta_set(b, "m", "1", 1, &err));
+	OK(b->ops->commit(b, &err));
+	ck_assert_uint_gt(b->ops->generation(b), g1);
+	ck_assert_uint_gt(a->ops->generation(a), g1);
+	sfs_store_close(a);
+	sfs_store_close(b);
+}
+END_TEST
+
+#define ROUNDS 40
+
+/*
+ * ROUNDS read-modify-write increments of meta "counter"; 0 on success.
+ * The pauses (work inside the transaction, then outside) only make the
+ * two processes interleave instead of one winning every race; nothing
+ * asserts on time.
+ */
+static int bump(struct sfs_store *s)
+{
+	struct sfs_error e;
+	struct sfs_blob b;
+	uint64_t n;
+	int i;
+
+	for (i = 0; i < ROUNDS; i++) {
+		if (s->ops->begin(s, 1, &e) || s->ops->meta_get(s, "counter",
+								&b, &e))
+			return 1;
+		memcpy(&n, b.data, sizeof(n));
+		sfs_blob_release(&b);
+		n++;
+		usleep(500);
+		if (s->ops->meta_set(s, "counter", &n, sizeof(n), &e) ||
+		    s->ops->commit(s, &e))
+			return 2;
+		usleep(500);
+	}
+	return 0;
+}
+
+START_TEST(test_writers_serialise)
+{
+	struct sfs_store *s = open_store(1, 0), *c;
+	struct sfs_blob b;
+	uint64_t n = 0;
+	int status = -1, go[2];
+	char ready;
+	pid_t pid;
+
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->meta_set(s, "counter", &n, sizeof(n), &err));
+	OK(s->ops->commit(s, &err));
+	ck_assert_int_eq(pipe(go), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		/* a process of its own, with its own connection */
+		if (sfs_store_sqlite_open(dir, 0, 0, &c, &err))
+			_exit(9);
+		if (write(go[1], "r", 1) != 1)
+			_exit(8);
+		_exit(bump(c));
+	}
+	/* start together so that the two really contend */
+	ck_assert_int_eq(read(go[0], &ready, 1), 1);
+	ck_assert_int_eq(bump(s), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	/* no update lost: each write lock was taken before the read */
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->meta_get(s, "counter", &b, &err));
+	memcpy(&n, b.data, sizeof(n));
+	sfs_blob_release(&b);
+	s->ops->rollback(s);
+	ck_assert_uint_eq(n, 2 * ROUNDS);
+	sfs_store_close(s);
+}
+END_TEST
+
+/*
+ * A commit that cannot write (file size limit reached mid-commit) reports
+ * the failure, leaves no transaction open and the store as it was.
+ */
+static int failing_commit(void)
+{
+	static unsigned char big[60000];
+	struct sfs_version_rec v;
+	struct sfs_store *s;
+	struct rlimit rl;
+	struct stat sb;
+	int rc;
+
+	if (sfs_store_sqlite_open(dir, 0, 0, &s, &err) ||
+	    stat(path_in("secretfs.db"), &sb))
+		return 10;
+	signal(SIGXFSZ, SIG_IGN);
+	rl.rlim_cur = rl.rlim_max = (rlim_t)sb.st_size + 1001;
+	if (setrlimit(RLIMIT_FSIZE, &rl))
+		return 11;
+	version_rec(&v, uid(101), 1, uid(1), big, sizeof(big));
+	if (s->ops->begin(s, 1, &err))
+		return 12;
+	rc = s->ops->version_insert(s, &v, &err);
+	if (rc == 0)
+		rc = s->ops->commit(s, &err);
+	else
+		s->ops->rollback(s);
+	if (rc != SFS_EIO || !err.msg[0])
+		return 13;
+	if (s->ops->begin(s, 0, &err)) /* no transaction left open */
+		return 14;
+	s->ops->rollback(s);
+	sfs_store_close(s);
+	return 0;
+}
+
+START_TEST(test_failed_commit_changes_nothing)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_version_rec v;
+	int status = -1;
+	pid_t pid;
+
+	seed(s);
+	sfs_store_close(s);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0)
+		_exit(failing_commit());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	s = open_store(0, 0);
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->check(s, &err));
+	FAILS(s->ops->version_get(s, uid(101), 1, 0, &v, &err), SFS_ENOENT);
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+/* ---- health ---------------------------------------------------------- */
+
+START_TEST(test_check_and_counts)
+{
+	struct sfs_store *s = open_store(1, 0);
+	uint64_t ns = 9, nv = 9, nk = 9;
+
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->check(s, &err));
+	OK(s->ops->counts(s, &ns, &nv, &nk, &err));
+	ck_assert_uint_eq(ns, 0);
+	ck_assert_uint_eq(nv, 0);
+	ck_assert_uint_eq(nk, 0);
+	s->ops->rollback(s);
+	seed(s);
+	add_version(s, uid(101), 1, uid(1), "a", 1);
+	add_version(s, uid(101), 2, uid(1), "b", 1);
+	add_version(s, uid(101), 3, uid(1), "c", 1);
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->version_set_state(s, uid(101), 2, SFS_STATE_DESTROYED,
+				     &err));
+	OK(s->ops->version_set_state(s, uid(101), 3, SFS_STATE_DEACTIVATED,
+				     &err));
+	OK(s->ops->commit(s, &err));
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->counts(s, &ns, &nv, &nk, &err));
+	ck_assert_uint_eq(ns, 1);
+	ck_assert_uint_eq(nv, 2); /* destroyed ones do not count */
+	ck_assert_uint_eq(nk, 1);
+	OK(s->ops->check(s, &err));
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+START_TEST(test_check_finds_corruption)
+{
+	struct sfs_store *s = open_store(1, 0);
+	unsigned char ct[3000];
+	size_t len, i;
+	char *db;
+	int rc;
+
+	memset(ct, 0xab, sizeof(ct));
+	seed(s);
+	for (i = 1; i <= 8; i++)
+		add_version(s, uid(101), (uint32_t)i, uid(1), ct, sizeof(ct));
+	sfs_store_close(s);
+	/* scribble over the header of page 2 (the meta table's root) */
+	db = tu_read_file(path_in("secretfs.db"), &len);
+	ck_assert_ptr_nonnull(db);
+	ck_assert_uint_gt(len, 3 * 4096);
+	memset(db + 4096, 0x7f, 12);
+	tu_write_file(path_in("secretfs.db"), db, len, 0600);
+	free(db);
+	s = NULL;
+	rc = sfs_store_sqlite_open(dir, 0, 0, &s, &err);
+	if (rc == 0) {
+		rc = s->ops->begin(s, 0, &err);
+		if (rc == 0)
+			rc = s->ops->check(s, &err);
+		s->ops->rollback(s);
+		sfs_store_close(s);
+	}
+	ck_assert_int_eq(rc, SFS_EIO);
+	ck_assert(err.msg[0] != '\0');
+}
+END_TEST
+
+/* ---- fault store ------------------------------------------------------ */
+
+START_TEST(test_fault_store_forwards)
+{
+	struct sfs_store *f = fault_store_wrap(open_store(1, 0));
+	struct sfs_secret_rec r;
+	uint64_t ns, nv, nk, g;
+
+	g = f->ops->generation(f);
+	seed(f);
+	ck_assert_uint_ne(f->ops->generation(f), g);
+	add_version(f, uid(101), 1, uid(1), "x", 1);
+	OK(f->ops->begin(f, 0, &err));
+	OK(f->ops->secret_get(f, "alpha", &r, &err));
+	ck_assert_str_eq(r.id, uid(101));
+	OK(f->ops->counts(f, &ns, &nv, &nk, &err));
+	ck_assert_uint_eq(nv, 1);
+	OK(f->ops->check(f, &err));
+	f->ops->rollback(f);
+	/* begin, 2 inserts, commit; begin, insert, commit; begin, get,
+	 * counts, check */
+	ck_assert_int_eq(fault_store_calls(f), 11);
+	sfs_store_close(f); /* closes the inner store too */
+}
+END_TEST
+
+START_TEST(test_fault_store_fails_nth)
+{
+	struct sfs_store *f = fault_store_wrap(open_store(1, 0));
+	struct sfs_secret_rec r;
+	struct sfs_key_rec k;
+
+	seed(f);
+	fault_store_fail(f, 2, SFS_EIO);
+	OK(f->ops->begin(f, 0, &err));
+	FAILS(f->ops->secret_get(f, "alpha", &r, &err), SFS_EIO);
+	ck_assert_str_eq(err.msg, "fault store: injected failure in "
+				  "secret_get");
+	FAILS(f->ops->key_get(f, "k1", &k, &err), SFS_EIO); /* sticky */
+	f->ops->rollback(f); /* always forwarded */
+	FAILS(f->ops->begin(f, 0, &err), SFS_EIO);
+	fault_store_reset(f);
+
+	fault_store_fail_once(f, 1, SFS_ENOSPC);
+	FAILS(f->ops->begin(f, 1, &err), SFS_ENOSPC);
+	OK(f->ops->begin(f, 0, &err)); /* only that one */
+	OK(f->ops->secret_get(f, "alpha", &r, &err));
+	f->ops->rollback(f);
+	sfs_store_close(f);
+}
+END_TEST
+
+START_TEST(test_fault_store_fails_op)
+{
+	struct sfs_store *f = fault_store_wrap(open_store(1, 0));
+	struct sfs_secret_rec r;
+	struct sfs_key_rec k;
+
+	seed(f);
+	fault_store_fail_op(f, "commit", SFS_ENOSPC);
+	OK(f->ops->begin(f, 1, &err));
+	secret_rec(&r, uid(102), "beta", uid(1));
+	OK(f->ops->secret_insert(f, &r, &err));
+	FAILS(f->ops->commit(f, &err), SFS_ENOSPC);
+	/* the failed commit rolled back: a new transaction can start and
+	 * the insert is gone */
+	OK(f->ops->begin(f, 0, &err));
+	FAILS(f->ops->secret_get(f, "beta", &r, &err), SFS_ENOENT);
+	OK(f->ops->key_get(f, "k1", &k, &err));
+	FAILS(f->ops->commit(f, &err), SFS_ENOSPC); /* every call */
+	fault_store_reset(f);
+	OK(f->ops->begin(f, 0, &err));
+	OK(f->ops->commit(f, &err));
+	sfs_store_close(f);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	struct {
+		const char *name;
+		const TTest *fn;
+	} cases[] = {
+		{ "create_open_reopen", test_create_open_reopen },
+		{ "enostore", test_enostore },
+		{ "newer_schema_refused", test_newer_schema_refused },
+		{ "meta_roundtrip", test_meta_roundtrip },
+		{ "key_roundtrip", test_key_roundtrip },
+		{ "keyver_roundtrip", test_keyver_roundtrip },
+		{ "secret_get_by_id_and_name", test_secret_get_by_id_and_name },
+		{ "secret_update", test_secret_update },
+		{ "secret_delete_takes_versions",
+		  test_secret_delete_takes_versions },
+		{ "key_delete_takes_versions", test_key_delete_takes_versions },
+		{ "version_roundtrip", test_version_roundtrip },
+		{ "list_order", test_list_order },
+		{ "list_callback_stops", test_list_callback_stops },
+		{ "roles", test_roles },
+		{ "eexist", test_eexist },
+		{ "enoent", test_enoent },
+		{ "key_in_use", test_key_in_use },
+		{ "destroy_erases_blobs", test_destroy_erases_blobs },
+		{ "readonly_erofs", test_readonly_erofs },
+		{ "rollback_discards", test_rollback_discards },
+		{ "two_connections_see_commits",
+		  test_two_connections_see_commits },
+		{ "writers_serialise", test_writers_serialise },
+		{ "failed_commit_changes_nothing",
+		  test_failed_commit_changes_nothing },
+		{ "check_and_counts", test_check_and_counts },
+		{ "check_finds_corruption", test_check_finds_corruption },
+		{ "fault_store_forwards", test_fault_store_forwards },
+		{ "fault_store_fails_nth", test_fault_store_fails_nth },
+		{ "fault_store_fails_op", test_fault_store_fails_op },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, 60);
+		tcase_add_test(tc, cases[i].fn);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0;
+}
