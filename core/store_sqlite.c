@@ -141,6 +141,7 @@ enum stmt_id {
 	ST_SECRET_BY_ID,
 	ST_SECRET_BY_NAME,
 	ST_SECRET_LIST,
+	ST_SECRET_LIST_AFTER,
 	ST_SECRET_INSERT,
 	ST_SECRET_UPDATE,
 	ST_SECRET_DELETE_VERSIONS,
@@ -191,6 +192,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SECRET_BY_NAME] = "SELECT " SECRET_COLS
 			      " FROM secrets WHERE name = ?1",
 	[ST_SECRET_LIST] = "SELECT " SECRET_COLS " FROM secrets ORDER BY name",
+	[ST_SECRET_LIST_AFTER] = "SELECT " SECRET_COLS " FROM secrets "
+				 "WHERE name > ?1 ORDER BY name LIMIT ?2",
 	[ST_SECRET_INSERT] = "INSERT INTO secrets(" SECRET_COLS ") VALUES "
 			     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
 			     "?12, ?13, ?14, ?15)",
@@ -709,25 +712,45 @@ static int sq_secret_get(struct sfs_store *s, const char *id_or_name,
 	return rc < 0 ? rc : 0;
 }
 
-static int sq_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
-			  struct sfs_error *err)
+/* Step st (bound) and hand each secret row to cb. */
+static int secret_rows(struct sq *q, sqlite3_stmt *st, int rc,
+		       sfs_secret_cb cb, void *arg, struct sfs_error *err)
 {
-	struct sq *q = SQ(s);
-	sqlite3_stmt *st = q->st[ST_SECRET_LIST];
 	struct sfs_secret_rec r;
-	int rc, ret = 0;
+	int ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ret = secret_row(st, &r, err);
 		if (ret == 0)
 			ret = cb(arg, &r);
 		if (ret)
 			break;
+		rc = SQLITE_OK; /* step again */
 	}
 	if (!ret && rc != SQLITE_DONE)
 		ret = sq_fail(q, rc, err, "list secrets");
 	done(st);
 	return ret;
+}
+
+static int sq_secret_list_after(struct sfs_store *s, const char *after_name,
+				unsigned limit, sfs_secret_cb cb, void *arg,
+				struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_SECRET_LIST_AFTER];
+	int rc = bind_text(st, 1, after_name) |
+		 sqlite3_bind_int64(st, 2, limit);
+
+	return secret_rows(q, st, rc, cb, arg, err);
+}
+
+static int sq_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
+			  struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+
+	return secret_rows(q, q->st[ST_SECRET_LIST], SQLITE_OK, cb, arg, err);
 }
 
 static int sq_secret_insert(struct sfs_store *s,
@@ -1086,6 +1109,7 @@ static const struct sfs_store_ops sq_ops = {
 	.check = sq_check,
 	.counts = sq_counts,
 	.generation = sq_generation,
+	.secret_list_after = sq_secret_list_after,
 };
 
 int sfs_store_sqlite_path(const char *dir, char *out, size_t cap)
