@@ -140,10 +140,12 @@ int sfs_secret_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 	sfs_error_clear(err);
 	*full = 0;
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = ctx_end(ctx, 0, ctx_secret_load(ctx, name, out, err), err);
+	rc = ctx_read_lock(ctx, err);
+	if (rc == SFS_OK)
+		rc = ctx_secret_load(ctx, name, out, err);
+	if (rc == CTX_MISS && (rc = ctx_read_fill(ctx, err)) == SFS_OK)
+		rc = ctx_secret_load(ctx, name, out, err);
+	rc = ctx_read_unlock(ctx, rc, err);
 	if (rc != SFS_OK)
 		return rc;
 	*full = sfs_policy_may_view(c, out);
