@@ -49,8 +49,9 @@ int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 	const struct cli_cmd *c;
 
 	if (argc < 2) {
-		fprintf(stderr, "secretfs: %s: missing command\n", grp->name);
-		cli_group_usage(grp, stderr);
+		fprintf(stderr, "secretfs: %s: missing command (see "
+				"'secretfs %s --help')\n",
+			grp->name, grp->name);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -60,9 +61,9 @@ int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 	for (c = grp->cmds; c->name; c++)
 		if (!strcmp(c->name, argv[1]))
 			return c->run(c, g, argc - 1, argv + 1);
-	fprintf(stderr, "secretfs: %s: unknown command '%s'\n", grp->name,
-		argv[1]);
-	fprintf(stderr, "Try 'secretfs %s --help'.\n", grp->name);
+	fprintf(stderr, "secretfs: %s: unknown command '%s' (see 'secretfs "
+			"%s --help')\n",
+		grp->name, argv[1], grp->name);
 	return EXIT_USAGE;
 }
 
@@ -88,7 +89,7 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'secretfs %s --help'.\n", cmd->full);
+	fprintf(stderr, " (see 'secretfs %s --help')\n", cmd->full);
 	return EXIT_USAGE;
 }
 

@@ -72,8 +72,8 @@ int cli_fail(const char *what, const struct sfs_error *err)
 
 int cli_usage_error(const char *what, const char *why)
 {
-	fprintf(stderr, "secretfs: %s: %s\n", what, why);
-	fprintf(stderr, "Try 'secretfs --help' for usage.\n");
+	fprintf(stderr, "secretfs: %s: %s (see 'secretfs --help')\n", what,
+		why);
 	return EXIT_USAGE;
 }
 

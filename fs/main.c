@@ -72,7 +72,7 @@ static int bad_global(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\nTry 'secretfs --help'.\n", stderr);
+	fputs(": see 'secretfs --help'\n", stderr);
 	return EXIT_USAGE;
 }
 
@@ -147,10 +147,8 @@ int main(int argc, char **argv)
 	rc = parse_global(argc, argv, &g, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
-	if (optind >= argc) {
-		usage(stdout);
-		return EXIT_OK;
-	}
+	if (optind >= argc)
+		return bad_global("missing command");
 	rc = run_command(&g, argc - optind, argv + optind);
 	if (fflush(stdout) != 0 && rc == EXIT_OK) {
 		perror("secretfs: cannot write output");

@@ -153,17 +153,18 @@ static char *path_in(const char *name)
 	return p;
 }
 
-/* stderr is one line "secretfs: <what>: <why>\n" (a usage error may add
- * a hint line). */
+/* stderr is exactly one line "secretfs: <what>: <why>\n" (usage errors
+ * too: their pointer to --help goes on the same line). */
 static void assert_error_format(void)
 {
-	const char *colon;
+	const char *colon, *nl;
 
 	ck_assert_msg(!strncmp(r.err, "secretfs: ", 10), "stderr: %s", r.err);
 	colon = strstr(r.err + 10, ": ");
 	ck_assert_msg(colon && colon[2] && colon[2] != '\n', "stderr: %s",
 		      r.err);
-	ck_assert_msg(strchr(r.err, '\n'), "stderr: %s", r.err);
+	nl = strchr(r.err, '\n');
+	ck_assert_msg(nl && nl[1] == '\0', "stderr: %s", r.err);
 }
 
 static void assert_out(const char *want)
@@ -200,8 +201,6 @@ START_TEST(test_help_global)
 	assert_out_has("secretfs version get NAME [N|default] [--kv]");
 	ck_assert_uint_eq(r.err_len, 0);
 	ck_assert_int_eq(sfs_env(NULL, "-h", NULL), 0);
-	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
-	ck_assert_int_eq(sfs_env(NULL, NULL), 0);
 	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
 }
 END_TEST
@@ -283,6 +282,29 @@ START_TEST(test_usage_unknown_option)
 	assert_err_has("option '--access-control=on' takes no value");
 	ck_assert_int_eq(sfs_env(NULL, "--store", NULL), 2);
 	assert_err_has("secretfs: option '--store' needs a value");
+}
+END_TEST
+
+/* Usage errors are one line each, in the error format, with exit 2. */
+START_TEST(test_usage_error_one_line)
+{
+	ck_assert_int_eq(sfs_env(NULL, NULL), 2);
+	ck_assert_uint_eq(r.out_len, 0);
+	assert_error_format();
+	assert_err_has("missing command");
+	ck_assert_int_eq(sfs("frobnicate", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("--frob", "secret", "list", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "frob", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "show", NULL), 2);
+	assert_error_format();
+	assert_err_has("'secretfs secret show --help'");
+	ck_assert_int_eq(sfs("version", "add", "db", NULL), 2);
+	assert_error_format();
 }
 END_TEST
 
@@ -1219,6 +1241,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_help_every_command);
 	tcase_add_test(tc, test_usage_unknown_command);
 	tcase_add_test(tc, test_usage_unknown_option);
+	tcase_add_test(tc, test_usage_error_one_line);
 	tcase_add_test(tc, test_usage_missing_and_extra_argument);
 	tcase_add_test(tc, test_usage_bad_number);
 	tcase_add_test(tc, test_usage_conflicting_values);
