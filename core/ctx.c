@@ -64,6 +64,21 @@ int ctx_fail(struct sfs_error *err, int code, const char *fmt, ...)
 	return sfs_error_set(err, code, "%s: %s", subject, sfs_strerror(code));
 }
 
+int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
+	       const struct sfs_policy_state *st, const char *fmt, ...)
+{
+	char subject[200], buf[128];
+	va_list ap;
+
+	if (!err)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(subject, sizeof(subject), fmt, ap);
+	va_end(ap);
+	return sfs_error_set(err, rc, "%s: %s", subject,
+			     sfs_policy_why(act, rc, st, buf, sizeof(buf)));
+}
+
 static int path_join(char *out, size_t cap, const char *dir, const char *name,
 		     struct sfs_error *err)
 {
@@ -1072,7 +1087,8 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 	if (rc == SFS_ENOENT) {
 		memset(s, 0, sizeof(*s));
 		sfs_error_clear(err);
-		return ctx_fail(err, rc, "secret '%.128s'", name);
+		return sfs_error_set(err, rc, "secret '%.128s': no such "
+				     "secret", name);
 	}
 	return rc;
 }

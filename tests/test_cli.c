@@ -180,6 +180,13 @@ static void assert_prefix(const char *want)
 		      "stdout: [%s], want it to start with [%s]", r.out, want);
 }
 
+/* stderr is exactly want (one line). */
+static void assert_err(const char *want)
+{
+	ck_assert_msg(!strcmp(r.err, want), "stderr: [%s], want [%s]", r.err,
+		      want);
+}
+
 static void assert_err_has(const char *part)
 {
 	ck_assert_msg(strstr(r.err, part), "stderr [%s] lacks [%s]", r.err,
@@ -825,6 +832,47 @@ START_TEST(test_delete_lifecycle)
 }
 END_TEST
 
+/* A refusal says why, once, in words: not just the errno's text, and
+ * without repeating the subject. */
+START_TEST(test_refusals_say_why)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "1", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "create", "db", NULL), 1);
+	assert_err("secretfs: cannot create secret 'db': already exists\n");
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "2",
+			     "--expect", "5", NULL),
+			 1);
+	assert_err("secretfs: cannot add version to 'db': version 2 is "
+		   "next, not 5\n");
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--confirm", "db",
+			     NULL),
+			 1);
+	assert_err("secretfs: cannot delete secret 'db': the secret is "
+		   "active: deactivate it first\n");
+	ck_assert_int_eq(sfs("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--confirm", "db",
+			     NULL),
+			 1);
+	assert_err("secretfs: cannot delete secret 'db': 1 version is not "
+		   "destroyed\n");
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_err("secretfs: cannot read version 1 of 'db': the secret is "
+		   "deactivated\n");
+	ck_assert_int_eq(sfs("version", "get", "nosuch", NULL), 1);
+	assert_err("secretfs: cannot read 'nosuch': no such secret\n");
+	ck_assert_int_eq(sfs("key", "show", "nosuch", NULL), 1);
+	assert_err("secretfs: cannot show key 'nosuch': no such key\n");
+	ck_assert_int_eq(sfs("secret", "create", "x/y", NULL), 1);
+	assert_err("secretfs: cannot create secret 'x/y': invalid name: use "
+		   "1-128 bytes of A-Z a-z 0-9 . _ -, starting with a letter "
+		   "or digit\n");
+	ck_assert_int_eq(sfs("role", "grant", "boss", "uid:1", NULL), 1);
+	assert_err("secretfs: cannot grant role 'boss' to 'uid:1': unknown "
+		   "role (manager, kms-user or kms-viewer)\n");
+}
+END_TEST
+
 START_TEST(test_delete_confirm_mismatch)
 {
 	make_deletable("db");
@@ -1276,6 +1324,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_destroy_and_copy);
 	tcase_add_test(tc, test_create_without_value);
 	tcase_add_test(tc, test_delete_lifecycle);
+	tcase_add_test(tc, test_refusals_say_why);
 	tcase_add_test(tc, test_delete_confirm_mismatch);
 	tcase_add_test(tc, test_delete_without_confirm_not_a_tty);
 	tcase_add_test(tc, test_delete_prompt_on_terminal);
