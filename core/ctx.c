@@ -167,7 +167,7 @@ static int mkdir_p(const char *dir, int *created, struct sfs_error *err)
 	return SFS_OK;
 fail:
 	return sfs_error_set(err, SFS_EIO, "cannot create directory '%s': %s",
-			     path, strerror(errno));
+			     path, sfs_strerrno(errno));
 }
 
 /* ---- the names present in a directory, to undo a failed init --------- */
@@ -350,7 +350,7 @@ static int gen_create(const char *dir, struct sfs_error *err)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, sizeof(uint64_t)) != 0) {
 		rc = sfs_error_set(err, SFS_EIO, "cannot create '%s': %s", path,
-				   strerror(errno));
+				   sfs_strerrno(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;

@@ -1196,7 +1196,7 @@ static int ensure_file(const char *path, int create, int readonly,
 		return 0;
 	if (errno != ENOENT)
 		return sfs_error_set(err, SFS_EIO, "store '%s': %s", path,
-				     strerror(errno));
+				     sfs_strerrno(errno));
 	if (!create || readonly)
 		return sfs_error_set(err, SFS_ENOSTORE, "store '%s': no such "
 				     "database", path);
@@ -1204,7 +1204,7 @@ static int ensure_file(const char *path, int create, int readonly,
 	if (fd < 0)
 		return sfs_error_set(err, errno == ENOSPC ? SFS_ENOSPC : SFS_EIO,
 				     "create store '%s': %s", path,
-				     strerror(errno));
+				     sfs_strerrno(errno));
 	close(fd);
 	return 0;
 }

@@ -6,7 +6,6 @@
  * Value bytes read here live in buffers that cli_value_release() wipes;
  * they are never copied into a message.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -255,9 +254,7 @@ static int load_file(const char *path, struct cli_value *out)
 		close(fd);
 out:
 	if (rc < 0) {
-		/* lowercase, as every message: "no such file or directory" */
-		snprintf(why, sizeof(why), "%s", strerror(-rc));
-		why[0] = (char)tolower((unsigned char)why[0]);
+		snprintf(why, sizeof(why), "%s", sfs_strerrno(-rc));
 		fprintf(stderr, "secretfs: cannot read '%s': %s\n",
 			strcmp(path, "-") ? path : "standard input", why);
 		return EXIT_FAIL;
@@ -420,7 +417,7 @@ int cli_buf_write(struct cli_buf *b)
 			continue;
 		if (n < 0) {
 			fprintf(stderr, "secretfs: cannot write value: %s\n",
-				strerror(errno));
+				sfs_strerrno(errno));
 			return EXIT_FAIL;
 		}
 		done += (size_t)n;

@@ -5,6 +5,7 @@
  * argv[0] is the command's name. mount, umount and status belong to the
  * daemon (fs.h) and parse their own options.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -151,7 +152,8 @@ int main(int argc, char **argv)
 		return bad_global("missing command");
 	rc = run_command(&g, argc - optind, argv + optind);
 	if (fflush(stdout) != 0 && rc == EXIT_OK) {
-		perror("secretfs: cannot write output");
+		fprintf(stderr, "secretfs: cannot write output: %s\n",
+			sfs_strerrno(errno));
 		rc = EXIT_FAIL;
 	}
 	return rc;

@@ -465,6 +465,21 @@ START_TEST(test_wrong_master_key)
 }
 END_TEST
 
+/* The system's reason is lowercase too, as every message. */
+START_TEST(test_missing_key_file_lowercase)
+{
+	char want[800];
+
+	ck_assert_int_eq(sfs("--master-key", path_in("none.key"), "secret",
+			     "list", NULL),
+			 1);
+	snprintf(want, sizeof(want), "secretfs: cannot open store: cannot "
+		 "open key file '%s': no such file or directory\n",
+		 path_in("none.key"));
+	assert_err(want);
+}
+END_TEST
+
 START_TEST(test_master_key_env)
 {
 	char key[600], env[700];
@@ -1305,6 +1320,7 @@ static Suite *cli_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_init_twice_fails);
 	tcase_add_test(tc, test_wrong_master_key);
+	tcase_add_test(tc, test_missing_key_file_lowercase);
 	tcase_add_test(tc, test_master_key_env);
 	tcase_add_test(tc, test_master_key_group_readable_refused);
 	tcase_add_test(tc, test_store_option_beats_env);
