@@ -296,14 +296,20 @@ static int passphrase_master(const struct sfs_ctx_options *o,
 
 	if (!file)
 		file = getenv("SECRETFS_PASSPHRASE_FILE");
-	if (file && *file)
+	if (file && !*file)
+		file = NULL; /* set but empty: as unset */
+	if (file)
 		rc = sfs_crypto_passphrase_read(file, &pass, &len, err);
 	else if (o->ask_passphrase)
 		rc = o->ask_passphrase(o->ask_arg, &pass, &len);
 	else
-		return sfs_error_set(err, SFS_EMASTER,
-				     "store needs a passphrase: set "
-				     "SECRETFS_PASSPHRASE_FILE");
+		rc = SFS_EMASTER;
+	if (rc != SFS_OK && !file)
+		/* no file, and no terminal to ask on (or nothing typed) */
+		rc = sfs_error_set(err, SFS_EMASTER,
+				   "the store needs its passphrase: set "
+				   "SECRETFS_PASSPHRASE_FILE or run on a "
+				   "terminal");
 	if (rc != SFS_OK) {
 		if (pass)
 			sfs_crypto_free_secret(pass, len + 1);
@@ -714,6 +720,14 @@ static int no_store(const char *dir, struct sfs_error *err)
 			     dir);
 }
 
+/* The store is there but not ours to read (another user's 0700 dir):
+ * say so, rather than "no store". */
+static int no_access(const char *dir, struct sfs_error *err)
+{
+	return sfs_error_set(err, SFS_EACCES, "store '%s': %s", dir,
+			     sfs_strerrno(errno));
+}
+
 /* Open the database read-write when its files are writable; otherwise
  * read-only, and the context refuses changes. */
 static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
@@ -722,10 +736,14 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 	struct stat st;
 	int rc;
 
+	if (stat(ctx->dir, &st) != 0 && errno != ENOENT && errno != ENOTDIR)
+		return no_access(ctx->dir, err);
 	if (stat(ctx->dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return no_store(ctx->dir, err);
 	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
 		return sfs_error_set(err, SFS_EINVAL, "store path too long");
+	if (access(db, F_OK) != 0 && errno != ENOENT)
+		return no_access(ctx->dir, err);
 	if (access(db, F_OK) != 0)
 		return no_store(ctx->dir, err);
 	*writable = access(ctx->dir, W_OK) == 0 && access(db, W_OK) == 0;

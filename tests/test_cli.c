@@ -29,6 +29,7 @@ static char store[512];   /* tmp/store */
 static const char *bin;
 static struct tu_proc r;  /* the last run */
 static const char *tty_wait;
+static long run_as = -1;  /* uid (and gid) to run as, or -1 */
 
 static const char *const clean_env[] = {
 	"SECRETFS_STORE", "SECRETFS_MASTER_KEY", "SECRETFS_PASSPHRASE_FILE",
@@ -67,6 +68,11 @@ static int run_v(const char *const *env, const void *in, size_t len, int tty,
 	r.in_len = len;
 	r.in_tty = tty;
 	r.tty_wait = tty_wait;
+	if (run_as >= 0) {
+		r.drop = 1;
+		r.uid = (uid_t)run_as;
+		r.gid = (gid_t)run_as;
+	}
 	ck_assert_int_eq(tu_proc_run(&r), 0);
 	return r.status;
 }
@@ -119,6 +125,23 @@ static int sfs_env(const char *const *env, const char *first, ...)
 	va_start(ap, first);
 	rc = run_v(env, NULL, 0, 0, 0, first, ap);
 	va_end(ap);
+	return rc;
+}
+
+/* As uid:gid (the tests run as root), with HOME in tmp. */
+static int sfs_as(uid_t uid, const char *first, ...)
+{
+	char home[600];
+	const char *env[2] = { home, NULL };
+	va_list ap;
+	int rc;
+
+	snprintf(home, sizeof(home), "HOME=%s", tmp);
+	run_as = (long)uid;
+	va_start(ap, first);
+	rc = run_v(env, NULL, 0, 0, 1, first, ap);
+	va_end(ap);
+	run_as = -1;
 	return rc;
 }
 
@@ -540,9 +563,11 @@ START_TEST(test_passphrase_store)
 			 1);
 	assert_error_format();
 	ck_assert_uint_eq(r.out_len, 0);
-	/* no passphrase file and no terminal: refused */
+	/* no passphrase file and no terminal: refused, saying what to do */
 	ck_assert_int_eq(sfs("secret", "list", NULL), 1);
-	assert_error_format();
+	assert_err("secretfs: cannot open store: the store needs its "
+		   "passphrase: set SECRETFS_PASSPHRASE_FILE or run on a "
+		   "terminal\n");
 	/* no passphrase file: asked on the terminal */
 	ck_assert_int_eq(sfs_tty("Passphrase: ", "correct horse\n", "version",
 				 "get", "db", NULL),
@@ -553,6 +578,19 @@ START_TEST(test_passphrase_store)
 			 1);
 	assert_err_has("secretfs: cannot open store: ");
 	ck_assert_uint_eq(r.out_len, 0);
+}
+END_TEST
+
+/* Another user's store (0700) is refused as not ours, not as missing. */
+START_TEST(test_other_users_store_denied)
+{
+	if (geteuid() != 0)
+		return; /* needs root to run as another user */
+	ck_assert_int_eq(chmod(tmp, 0755), 0);
+	ck_assert_int_eq(sfs_as(4321, "secret", "list", NULL), 1);
+	assert_error_format();
+	assert_err_has("permission denied");
+	ck_assert_ptr_null(strstr(r.err, "init"));
 }
 END_TEST
 
@@ -1321,6 +1359,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_init_twice_fails);
 	tcase_add_test(tc, test_wrong_master_key);
 	tcase_add_test(tc, test_missing_key_file_lowercase);
+	tcase_add_test(tc, test_other_users_store_denied);
 	tcase_add_test(tc, test_master_key_env);
 	tcase_add_test(tc, test_master_key_group_readable_refused);
 	tcase_add_test(tc, test_store_option_beats_env);
