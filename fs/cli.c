@@ -262,18 +262,23 @@ out:
 	return EXIT_OK;
 }
 
-int cli_value_load(const struct cli_value_src *s, struct cli_value *out)
+int cli_value_load(const struct cli_cmd *cmd, const struct cli_value_src *s,
+		   struct cli_value *out)
 {
 	struct sfs_error err;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (s->file)
 		return load_file(s->file, out);
 	if (s->nkv) {
 		sfs_error_clear(&err);
-		if (sfs_value_kv_build(s->kv, s->nkv, &out->data, &out->len,
-				       &err) != SFS_OK)
-			return cli_fail("cannot build key/value value", &err);
+		rc = sfs_value_kv_build(s->kv, s->nkv, &out->data, &out->len,
+					&err);
+		if (rc == SFS_EINVAL) /* a malformed pair: bad usage */
+			return cli_bad_usage(cmd, "--kv: %s", err.msg);
+		if (rc != SFS_OK)
+			return cli_fail("cannot build the --kv value", &err);
 		out->cap = out->len;
 		return EXIT_OK;
 	}

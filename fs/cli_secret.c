@@ -74,7 +74,7 @@ static int secret_create(const struct cli_cmd *cmd,
 	rc = create_parse(cmd, argc, argv, &a);
 	if (rc != CLI_GO)
 		goto out;
-	if (a.has_value && (rc = cli_value_load(&a.src, &v)) != EXIT_OK)
+	if (a.has_value && (rc = cli_value_load(cmd, &a.src, &v)) != EXIT_OK)
 		goto out;
 	a.n.value = v.data;
 	a.n.value_len = v.len;

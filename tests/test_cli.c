@@ -717,13 +717,22 @@ START_TEST(test_kv_refuses_other_formats)
 }
 END_TEST
 
+/* A malformed --kv pair is bad usage (exit 2), like any malformed
+ * option, and its text (maybe a value) is not echoed. */
 START_TEST(test_kv_bad_pair)
 {
 	ck_assert_int_eq(sfs("secret", "create", "a", "--kv", "novalue",
 			     NULL),
-			 1);
-	assert_error_format();
+			 2);
+	assert_err("secretfs: secret create: --kv: argument 1: expected "
+		   "KEY=VALUE with a non-empty KEY (see 'secretfs secret "
+		   "create --help')\n");
 	ck_assert_int_eq(sfs("secret", "show", "a", NULL), 1);
+	ck_assert_int_eq(sfs("secret", "create", "a", "--kv", "k=1", "--kv",
+			     "k=2", NULL),
+			 2);
+	assert_error_format();
+	ck_assert_ptr_null(strstr(r.err, "=2"));
 }
 END_TEST
 
