@@ -288,8 +288,8 @@ out:
 	if (rc != SFS_OK) {
 		sfs_value_release(out);
 		return sfs_error_set(err, SFS_EBADMSG,
-				     "version %u of '%s' failed "
-				     "authentication",
+				     "version %u of '%s': stored data failed "
+				     "authentication (tampered or corrupt)",
 				     (unsigned)v->version, s->name);
 	}
 	out->len = len;

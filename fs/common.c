@@ -12,11 +12,37 @@
 #include "fs.h"
 #include "secretfs/crypto.h"
 
+/* Is every number in the subject (outside quotes) also in what? */
+static int numbers_known(const char *subject, size_t len, const char *what)
+{
+	const char *p = subject, *end = subject + len;
+	char num[16];
+	size_t n;
+	int in_quote = 0;
+
+	for (; p < end; p++) {
+		if (*p == '\'')
+			in_quote = !in_quote;
+		if (in_quote || *p < '0' || *p > '9' ||
+		    (p > subject && p[-1] >= '0' && p[-1] <= '9'))
+			continue;
+		for (n = 0; p + n < end && p[n] >= '0' && p[n] <= '9'; n++)
+			;
+		if (n >= sizeof(num))
+			return 0;
+		snprintf(num, sizeof(num), " %.*s", (int)n, p);
+		if (!strstr(what, num))
+			return 0;
+	}
+	return 1;
+}
+
 /*
  * Does the core's subject say nothing that what does not? It does not
  * when what contains it ("keys" in "cannot list keys"), or when every
- * name it quotes is quoted in what too ("secret 'db'" beside "cannot
- * delete secret 'db'").
+ * name it quotes is quoted in what too and every number it holds is in
+ * what ("version 2 of 'db'" beside "cannot read version 2 of 'db'", but
+ * not beside "cannot read 'db'").
  */
 static int subject_known(const char *subject, size_t len, const char *what)
 {
@@ -29,6 +55,8 @@ static int subject_known(const char *subject, size_t len, const char *what)
 		if (strstr(what, name))
 			return 1;
 	}
+	if (!numbers_known(subject, len, what))
+		return 0;
 	while ((p = memchr(p, '\'', (size_t)(end - p))) != NULL) {
 		q = memchr(p + 1, '\'', (size_t)(end - p - 1));
 		if (!q || (size_t)(q - p + 1) >= sizeof(name))

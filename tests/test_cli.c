@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1316,6 +1317,45 @@ static int grep_one(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
+/* Change the last byte of every stored ciphertext (test-only: straight into the
+ * database, as an attacker with the disk would). */
+static void tamper_values(void)
+{
+	char db[600];
+	sqlite3 *h;
+
+	snprintf(db, sizeof(db), "%s/secretfs.db", store);
+	ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+	/* the last byte (the tag's) made different */
+	ck_assert_int_eq(sqlite3_exec(h, "UPDATE versions SET ciphertext = "
+				      "substr(ciphertext, 1, "
+				      "length(ciphertext) - 1) || CASE WHEN "
+				      "substr(ciphertext, -1) = X'00' THEN "
+				      "X'01' ELSE X'00' END",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_gt(sqlite3_changes(h), 0);
+	sqlite3_close(h);
+}
+
+/* Tampered data is refused, nothing is printed, and the message names the
+ * version even when the command named none. */
+START_TEST(test_tampered_value_refused)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "s3cret",
+			     NULL),
+			 0);
+	tamper_values();
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 1);
+	ck_assert_uint_eq(r.out_len, 0);
+	assert_err("secretfs: cannot read 'db': version 1 of 'db': stored "
+		   "data failed authentication (tampered or corrupt)\n");
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_err("secretfs: cannot read version 1 of 'db': stored data "
+		   "failed authentication (tampered or corrupt)\n");
+}
+END_TEST
+
 START_TEST(test_store_never_holds_plaintext)
 {
 	needle = "PLAINTEXT-77c1e0";
@@ -1404,6 +1444,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_audit_lines);
 	tcase_add_test(tc, test_store_never_holds_plaintext);
+	tcase_add_test(tc, test_tampered_value_refused);
 	tcase_add_test(tc, test_audit_follow);
 	tcase_add_test(tc, test_json_changes);
 	suite_add_tcase(s, tc);
