@@ -141,6 +141,10 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	}
 	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
 		return rc;
+	/* two master keys asked for: which one is meant? */
+	if (o.passphrase_file && g->master_key)
+		return cli_bad_usage(cmd, "give --master-key or "
+					  "--passphrase-file, not both");
 	o.store_dir = g->store;
 	o.master_key = g->master_key;
 	sfs_error_clear(&err);

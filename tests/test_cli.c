@@ -595,6 +595,21 @@ START_TEST(test_other_users_store_denied)
 }
 END_TEST
 
+/* init with both a key file and a passphrase is ambiguous: bad usage,
+ * and nothing is made. */
+START_TEST(test_init_key_and_passphrase_refused)
+{
+	write_other_key(path_in("other.key"), 0400);
+	tu_write_file(path_in("pass"), "correct horse\n", 14, 0600);
+	ck_assert_int_eq(sfs("--master-key", path_in("other.key"), "init",
+			     "--passphrase-file", path_in("pass"), NULL),
+			 2);
+	assert_error_format();
+	assert_err_has("not both");
+	ck_assert_int_ne(access(store, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_store_option_beats_env)
 {
 	char env[700], other[600];
@@ -1453,6 +1468,7 @@ static Suite *cli_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_passphrase_store);
+	tcase_add_test(tc, test_init_key_and_passphrase_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
