@@ -1260,6 +1260,36 @@ START_TEST(test_audit_lines)
 }
 END_TEST
 
+/* Output that cannot be written is a failure (exit 1), audit included. */
+START_TEST(test_output_error_fails)
+{
+	static const char *const cmds[] = { "secret list", "audit" };
+	const char *argv[8];
+	char script[200];
+	size_t i;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		snprintf(script, sizeof(script),
+			 "exec \"$0\" --store \"$1\" %s >/dev/full", cmds[i]);
+		argv[0] = "/bin/sh";
+		argv[1] = "-c";
+		argv[2] = script;
+		argv[3] = bin;
+		argv[4] = store;
+		argv[5] = NULL;
+		tu_proc_release(&r);
+		memset(&r, 0, sizeof(r));
+		r.argv = argv;
+		ck_assert_int_eq(tu_proc_run(&r), 0);
+		ck_assert_msg(r.status == 1, "%s: exit %d", cmds[i], r.status);
+		assert_err("secretfs: cannot write output: no space left on "
+			   "device\n");
+	}
+}
+END_TEST
+
 START_TEST(test_audit_follow)
 {
 	const char *argv[] = { bin, "--store", store, "audit", "--follow",
@@ -1458,6 +1488,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_change_key);
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_audit_lines);
+	tcase_add_test(tc, test_output_error_fails);
 	tcase_add_test(tc, test_store_never_holds_plaintext);
 	tcase_add_test(tc, test_tampered_value_refused);
 	tcase_add_test(tc, test_audit_follow);
