@@ -986,6 +986,12 @@ START_TEST(test_delete_prompt_on_terminal)
 	assert_out("deleted secret 'db'\n");
 	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
 	ck_assert_int_eq(sfs("secret", "show", "keep", NULL), 0);
+	/* no prompt for a secret that is not there */
+	ck_assert_int_eq(sfs_tty(NULL, "ghost\n", "secret", "delete",
+				 "ghost", NULL),
+			 1);
+	assert_err("secretfs: cannot delete secret 'ghost': no such "
+		   "secret\n");
 }
 END_TEST
 
