@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/proc.h"
@@ -1407,6 +1408,62 @@ START_TEST(test_tampered_value_refused)
 }
 END_TEST
 
+/* n runs of `version add db --value v` one after another; how many
+ * failed. Output goes to /dev/null. */
+static int add_versions(int n)
+{
+	int i, status, failed = 0;
+	pid_t pid;
+
+	for (i = 0; i < n; i++) {
+		pid = fork();
+		if (pid == 0) {
+			int fd = open("/dev/null", O_RDWR);
+
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			unsetenv("SECRETFS_MASTER_KEY");
+			execl(bin, bin, "--store", store, "version", "add", "db",
+			      "--value", "v", (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+		    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+	}
+	return failed;
+}
+
+/* Two writers at once, 25 versions each: every add succeeds and every
+ * version is there (no lost update, no busy error). */
+START_TEST(test_parallel_adds)
+{
+	pid_t w[2];
+	int i, status;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	for (i = 0; i < 2; i++) {
+		w[i] = fork();
+		ck_assert_int_ge(w[i], 0);
+		if (w[i] == 0)
+			_exit(add_versions(25));
+	}
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(waitpid(w[i], &status, 0), w[i]);
+		ck_assert(WIFEXITED(status));
+		ck_assert_int_eq(WEXITSTATUS(status), 0);
+	}
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	assert_out_has("latest_version: 51\n");
+	assert_out_has("default_version: 51\n");
+	ck_assert_int_eq(sfs("version", "list", "db", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\n51 "));
+	ck_assert_ptr_null(strstr(r.out, "\n52 "));
+}
+END_TEST
+
 START_TEST(test_store_never_holds_plaintext)
 {
 	needle = "PLAINTEXT-77c1e0";
@@ -1497,6 +1554,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_output_error_fails);
 	tcase_add_test(tc, test_store_never_holds_plaintext);
 	tcase_add_test(tc, test_tampered_value_refused);
+	tcase_add_test(tc, test_parallel_adds);
 	tcase_add_test(tc, test_audit_follow);
 	tcase_add_test(tc, test_json_changes);
 	suite_add_tcase(s, tc);
