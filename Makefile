@@ -94,12 +94,30 @@ deps:
 lint:
 	scripts/lint
 
+# The mount helper goes to /sbin whatever PREFIX is: mount(8) looks for
+# mount.<type> only in /sbin, /sbin/fs.d and /sbin/fs (on merged-/usr
+# systems /sbin is /usr/sbin). SBINDIR=... overrides it. @BINDIR@ in the
+# helper and the unit becomes the installed program's directory.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(or $(SBINDIR),/sbin) \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/secretfs
+	install -m 0644 fs/secretfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/secretfs.1
+	install -m 0644 fs/secretfs.5 $(DESTDIR)$(PREFIX)/share/man/man5/secretfs.5
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/mount.fuse.secretfs \
+		> $(DESTDIR)$(or $(SBINDIR),/sbin)/mount.fuse.secretfs
+	chmod 0755 $(DESTDIR)$(or $(SBINDIR),/sbin)/mount.fuse.secretfs
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' 'scripts/secretfs@.service' \
+		> '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
+	chmod 0644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/secretfs
+	rm -f $(DESTDIR)$(PREFIX)/bin/secretfs \
+		$(DESTDIR)$(PREFIX)/share/man/man1/secretfs.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/secretfs.5 \
+		$(DESTDIR)$(or $(SBINDIR),/sbin)/mount.fuse.secretfs \
+		'$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
 
 clean:
 	rm -rf build build-asan

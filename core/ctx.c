@@ -653,6 +653,20 @@ static int init_check_new(const char *dir, struct sfs_error *err)
 	return sfs_error_set(err, rc, "%s", e2.msg);
 }
 
+/* Make the new files' names durable: a file's fsync does not persist its
+ * directory entry on every filesystem. */
+static int dir_sync(const char *dir, struct sfs_error *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ok = fd >= 0 && fsync(fd) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok ? SFS_OK
+		  : sfs_error_set(err, SFS_EIO, "cannot sync directory '%s'",
+				  dir);
+}
+
 static int init_run(struct init_state *is, struct sfs_error *err)
 {
 	int rc;
@@ -678,6 +692,8 @@ static int init_run(struct init_state *is, struct sfs_error *err)
 		rc = init_db(is, err);
 	if (rc == SFS_OK)
 		rc = init_files(is, err);
+	if (rc == SFS_OK)
+		rc = dir_sync(is->dir, err);
 	return rc;
 }
 

@@ -1,23 +1,567 @@
-/* Placeholder for the FUSE daemon's commands until the daemon lands. */
+/*
+ * The daemon's commands: `mount`, `umount`, `status`.
+ *
+ * mount parses its options, opens the store, refuses what SPEC §3 says
+ * it must (a second read-write mount of a store, a store or master key
+ * inside the mountpoint, a mountpoint that is not an empty directory),
+ * all with a message on the terminal and exit 1 before anything is
+ * mounted. Then it mounts, daemonizes unless -f, hardens the process
+ * (no core dumps, not dumpable, memory locked where the limit allows:
+ * after the fork, since locks and threads do not survive it), starts its
+ * threads and serves until unmounted or signalled (SIGTERM/SIGINT
+ * unmount cleanly).
+ *
+ * A read-write mount holds flock(LOCK_EX) on DIR/lock for its whole life;
+ * ro mounts take no lock, so any number may run beside it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fs.h"
+#include "fuse_int.h"
+#include "secretfs/audit.h"
+#include "secretfs/crypto.h"
+
+static int usage(const char *text)
+{
+	return cli_usage_error("mount", text);
+}
+
+/* strerror, lowercase as our messages are ("no such file or directory"). */
+static const char *errtext(int e)
+{
+	static __thread char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s", strerror(e));
+	if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z')
+		buf[0] = (char)(buf[0] - 'A' + 'a');
+	return buf;
+}
+
+static const char mount_help[] =
+    "Usage: secretfs [--store DIR] mount MOUNTPOINT [-f] [-o OPT,...]\n"
+    "\n"
+    "Serve the store as files at MOUNTPOINT (an empty directory):\n"
+    "secrets/NAME/{default,versions/N,kv/KEY}, keys/NAME, .status.\n"
+    "\n"
+    "  -f                 stay in the foreground\n"
+    "  -o ro              read-only (any number beside one read-write)\n"
+    "  -o allow_other     let other users (and containers) in\n"
+    "  -o only=GLOB[:GLOB...]  expose only the matching secrets\n"
+    "  -o cache=strict|open|kernel  strict (default): plaintext never\n"
+    "                     stays in the page cache\n"
+    "  -o audit=on|off    audit each value read (default on)\n"
+    "  -o debug           log every request (implies -f)\n"
+    "  -o auto_unmount    unmount if the daemon dies\n";
+
+static const char umount_help[] =
+    "Usage: secretfs umount MOUNTPOINT\n"
+    "\n"
+    "Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n";
+
+static const char status_help[] =
+    "Usage: secretfs status MOUNTPOINT\n"
+    "\n"
+    "Print the mount's MOUNTPOINT/.status: program version, store,\n"
+    "options, counts and health, as JSON.\n";
+
+/* -h / --help anywhere among a command's arguments: print, then exit 0. */
+static int help(int argc, char **argv, const char *text)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(text, stdout);
+			return 1;
+		}
+	return 0;
+}
+
+/* Generic options mount(8) passes along (fstab): the kernel's defaults
+ * for a FUSE mount already cover them. */
+static int generic_opt(const char *w)
+{
+	static const char *const words[] = {
+	    "defaults", "nosuid", "nodev",	"noexec",
+	    "exec",	"suid",	  "dev",	"noatime",
+	    "relatime", "atime",  "nodiratime", "diratime",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(w, words[i]))
+			return 1;
+	return 0;
+}
+
+/* One -o word. 0, or EXIT_USAGE after printing why. */
+static int parse_opt(struct fs_opts *o, const char *w)
+{
+	if (generic_opt(w))
+		return 0;
+	if (!strcmp(w, "ro"))
+		o->readonly = 1;
+	else if (!strcmp(w, "rw"))
+		o->readonly = 0;
+	else if (!strcmp(w, "allow_other"))
+		o->allow_other = 1;
+	else if (!strcmp(w, "debug"))
+		o->debug = 1;
+	else if (!strcmp(w, "auto_unmount"))
+		o->auto_unmount = 1;
+	else if (!strcmp(w, "cache=strict"))
+		o->cache = FS_CACHE_STRICT;
+	else if (!strcmp(w, "cache=open"))
+		o->cache = FS_CACHE_OPEN;
+	else if (!strcmp(w, "cache=kernel"))
+		o->cache = FS_CACHE_KERNEL;
+	else if (!strcmp(w, "audit=on"))
+		o->audit_off = 0;
+	else if (!strcmp(w, "audit=off"))
+		o->audit_off = 1;
+	else if (!strncmp(w, "only=", 5) && w[5]) {
+		free(o->only);
+		o->only = strdup(w + 5);
+		if (!o->only)
+			return EXIT_FAIL;
+	} else {
+		char text[300];
+
+		snprintf(text, sizeof(text), "unknown option '%.250s'", w);
+		return usage(text);
+	}
+	return 0;
+}
+
+static int parse_opts(struct fs_opts *o, char *list)
+{
+	char *save = NULL, *w;
+	int rc;
+
+	for (w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save))
+		if ((rc = parse_opt(o, w)))
+			return rc;
+	return 0;
+}
+
+static int parse_args(struct fs_opts *o, int argc, char **argv)
+{
+	char *copy;
+	int i, rc;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-f")) {
+			o->foreground = 1;
+		} else if (!strcmp(argv[i], "-o") ||
+			   !strncmp(argv[i], "-o", 2)) {
+			const char *list = argv[i][2] ? argv[i] + 2 : argv[++i];
+
+			if (i >= argc || !list)
+				return usage("-o needs options");
+			copy = strdup(list);
+			rc = copy ? parse_opts(o, copy) : EXIT_FAIL;
+			free(copy);
+			if (rc)
+				return rc;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return usage("unknown flag");
+		} else if (!o->mountpoint) {
+			o->mountpoint = argv[i];
+		} else {
+			return usage("too many arguments");
+		}
+	}
+	if (!o->mountpoint)
+		return usage("missing MOUNTPOINT");
+	return 0;
+}
+
+static int fail(const char *what, const char *why)
+{
+	fprintf(stderr, "secretfs: %s: %s\n", what, why);
+	return EXIT_FAIL;
+}
+
+/* Is path (resolved) mp itself or below it? */
+static int inside(const char *mp, const char *path)
+{
+	char real[PATH_MAX];
+	size_t n = strlen(mp);
+
+	if (!path || !realpath(path, real))
+		return 0;
+	return !strncmp(real, mp, n) &&
+	       (real[n] == '/' || real[n] == '\0' || !strcmp(mp, "/"));
+}
+
+static int empty_dir(const char *mp)
+{
+	DIR *d = opendir(mp);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+/* Check the mountpoint against the store; EXIT_OK or EXIT_FAIL. */
+static int check_mountpoint(struct sfs_ctx *ctx, const char *mp,
+			    const char *real)
+{
+	struct stat st;
+	char what[PATH_MAX + 16];
+
+	snprintf(what, sizeof(what), "mount: %s", mp);
+	if (stat(mp, &st))
+		return fail(what, errtext(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(what, "not a directory");
+	if (inside(real, sfs_ctx_dir(ctx)))
+		return fail(what, "the store is inside the mountpoint");
+	if (inside(real, sfs_ctx_master_key_path(ctx)))
+		return fail(what, "the master key is inside the mountpoint");
+	if (!empty_dir(mp))
+		return fail(what, "not an empty directory");
+	return EXIT_OK;
+}
+
+/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). */
+static int lock_store(struct sfs_ctx *ctx)
+{
+	char path[PATH_MAX], what[PATH_MAX + 16];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", sfs_ctx_dir(ctx));
+	snprintf(what, sizeof(what), "mount: store %s", sfs_ctx_dir(ctx));
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fail(what, errtext(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		fail(what, errno == EWOULDBLOCK
+			       ? "already mounted read-write elsewhere"
+			       : errtext(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* After daemonizing: no core dumps, no ptrace, memory locked. */
+static void harden(void)
+{
+	struct rlimit rl = {0, 0};
+	int flags = MCL_CURRENT | MCL_FUTURE;
+
+	setrlimit(RLIMIT_CORE, &rl);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#ifdef MCL_ONFAULT
+	flags |= MCL_ONFAULT; /* lock pages as used, not whole stacks */
+#endif
+	/* Under a finite RLIMIT_MEMLOCK, MCL_FUTURE would make later
+	 * allocations fail once the limit is reached: lock only when the
+	 * limit allows it (root, CAP_IPC_LOCK or an unlimited limit). The
+	 * key material is in libsodium's locked memory either way. */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && geteuid() != 0) {
+		fprintf(stderr, "secretfs: mount: memory not locked: "
+				"RLIMIT_MEMLOCK is limited\n");
+		return;
+	}
+	if (mlockall(flags))
+		fprintf(stderr, "secretfs: mount: memory not locked: %s\n",
+			errtext(errno));
+}
+
+/*
+ * After fuse_daemonize() forked: a database connection does not survive
+ * fork() (store_sqlite.c), so the daemon opens its own and drops the one
+ * inherited from the process that checked the store and the key. The
+ * context keeps its key material: nothing is asked again.
+ */
+static int reopen_store(struct sfs_ctx *ctx)
+{
+	struct sfs_store *s = NULL;
+	struct sfs_error err;
+
+	sfs_error_clear(&err);
+	if (sfs_store_sqlite_open(sfs_ctx_dir(ctx), 0, sfs_ctx_readonly(ctx),
+				  &s, &err) != SFS_OK) {
+		fprintf(stderr,
+			"secretfs: mount: cannot reopen the store: %s\n",
+			err.msg);
+		return -1;
+	}
+	sfs_store_close(sfs_ctx_swap_store(ctx, s));
+	return 0;
+}
+
+static struct fuse_session *session_new(struct fs_opts *o)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	char opts[64 + PATH_MAX];
+
+	snprintf(opts, sizeof(opts), "fsname=secretfs,subtype=secretfs%s%s%s",
+		 o->readonly ? ",ro" : "", o->allow_other ? ",allow_other" : "",
+		 o->auto_unmount ? ",auto_unmount" : "");
+	if (fuse_opt_add_arg(&args, "secretfs") ||
+	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, opts) ||
+	    (o->debug && fuse_opt_add_arg(&args, "-d")))
+		goto out;
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+out:
+	fuse_opt_free_args(&args);
+	return se;
+}
+
+static int serve(struct fuse_session *se)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int rc;
+
+	if (!cfg)
+		return -1;
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	fuse_loop_cfg_set_idle_threads(cfg, 10);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	rc = fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
+int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
+{
+	struct fuse_session *se;
+	int rc = EXIT_FAIL;
+
+	(void)lock_fd; /* held open (and locked) until the process exits */
+	fs_d.ctx = ctx;
+	fs_d.opts = *o;
+	fs_d.owner_uid = (uint32_t)getuid();
+	fs_d.started = sfs_time_now();
+	sfs_caller_self(&fs_d.meta);
+	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 1.0;
+	fs_d.attr_timeout = fs_d.entry_timeout;
+	fs_node_init();
+	se = session_new(o);
+	if (!se)
+		return fail("mount", "cannot start the fuse session");
+	fs_d.se = se;
+	if (fuse_session_mount(se, o->mountpoint)) {
+		fuse_session_destroy(se);
+		return fail("mount", "cannot mount (see above)");
+	}
+	if (fuse_set_signal_handlers(se))
+		goto out;
+	if (fuse_daemonize(o->foreground || o->debug))
+		goto out;
+	if (!o->foreground && !o->debug && reopen_store(ctx))
+		goto out;
+	harden();
+	/* Few malloc arenas: freed memory stays locked in each one. */
+	mallopt(M_ARENA_MAX, 2);
+	/* libfuse's worker threads: small stacks (memory is locked). */
+	setenv("FUSE_THREAD_STACK", "262144", 0);
+	if (fs_poller_start())
+		goto out;
+	rc = serve(se) < 0 ? EXIT_FAIL : EXIT_OK;
+	fs_poller_stop();
+out:
+	fuse_remove_signal_handlers(se);
+	fuse_session_unmount(se);
+	fuse_session_destroy(se);
+	fs_staged_fini();
+	fs_node_fini();
+	return rc;
+}
+
+static int fusermount_u(const char *mp, const char *flag, char *msg,
+			size_t cap);
+
+/*
+ * A daemon that died left its mount behind: every access gives ENOTCONN.
+ * Detach it lazily so that a restart can mount on the same path (and
+ * containers with the parent bind-mounted rslave see the new mount).
+ * A live mount is left alone: it is refused as a non-empty directory.
+ */
+static void clean_stale(const char *mp)
+{
+	struct stat st;
+	char msg[256];
+
+	if (stat(mp, &st) == 0 || errno != ENOTCONN)
+		return;
+	if (fusermount_u(mp, "-uz", msg, sizeof(msg)) != 0)
+		fprintf(stderr, "secretfs: mount: cannot detach stale mount "
+				"'%s': %s\n", mp, msg);
+}
 
 int cmd_mount(const struct cli_global *g, int argc, char **argv)
 {
-	(void)g;
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "secretfs: mount: not built yet\n");
-	return EXIT_FAIL;
+	struct fs_opts o;
+	struct sfs_ctx_options co;
+	struct cli_global gg = *g;
+	struct sfs_ctx *ctx = NULL;
+	char store[PATH_MAX], key[PATH_MAX], mp[PATH_MAX];
+	int rc, lock_fd = -1;
+
+	if (help(argc, argv, mount_help))
+		return EXIT_OK;
+	memset(&o, 0, sizeof(o));
+	if ((rc = parse_args(&o, argc, argv)))
+		goto out;
+	/* The daemon runs in /: resolve relative paths now. */
+	if (gg.store && realpath(gg.store, store))
+		gg.store = store;
+	if (gg.master_key && realpath(gg.master_key, key))
+		gg.master_key = key;
+	clean_stale(o.mountpoint);
+	if (!realpath(o.mountpoint, mp)) {
+		char what[PATH_MAX + 16];
+
+		snprintf(what, sizeof(what), "mount: %s", o.mountpoint);
+		rc = fail(what, errtext(errno));
+		goto out;
+	}
+	memset(&co, 0, sizeof(co));
+	co.readonly = o.readonly;
+	co.audit_off = o.audit_off;
+	co.has_owner = 1;
+	co.owner_uid = (uint32_t)getuid();
+	if ((rc = cli_open(&gg, &co, &ctx)))
+		goto out;
+	if ((rc = check_mountpoint(ctx, o.mountpoint, mp)))
+		goto out;
+	if (!o.readonly && (lock_fd = lock_store(ctx)) < 0) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	o.mountpoint = mp;
+	rc = fs_run(ctx, &o, lock_fd);
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (ctx)
+		sfs_ctx_close(ctx);
+	free(o.only);
+	return rc;
+}
+
+/* Run fusermount3 -u; its complaint, if any, into msg. Exit status. */
+static int fusermount_u(const char *mp, const char *flag, char *msg,
+			size_t cap)
+{
+	int fds[2], status;
+	ssize_t n;
+	size_t len = 0;
+	pid_t pid;
+
+	if (pipe(fds))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execlp("fusermount3", "fusermount3", flag, "--", mp,
+		       (char *)NULL);
+		fprintf(stderr, "fusermount3: %s\n", errtext(errno));
+		_exit(EXIT_FAIL);
+	}
+	close(fds[1]);
+	while (len + 1 < cap &&
+	       (n = read(fds[0], msg + len, cap - len - 1)) > 0)
+		len += (size_t)n;
+	close(fds[0]);
+	msg[len] = '\0';
+	while (len && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Is path a mountpoint? A directory on the same device as its parent
+ * is not; one that cannot be stat'ed (a dead daemon's mount: ENOTCONN)
+ * may well be. */
+static int mounted(const char *path)
+{
+	char parent[PATH_MAX];
+	struct stat a, b;
+
+	if (stat(path, &a))
+		return errno != ENOENT && errno != ENOTDIR;
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (stat(parent, &b))
+		return 1;
+	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
 }
 
 int cmd_umount(const struct cli_global *g, int argc, char **argv)
 {
-	return cmd_mount(g, argc, argv);
+	char msg[512], what[PATH_MAX + 16];
+	const char *why;
+
+	(void)g;
+	if (help(argc, argv, umount_help))
+		return EXIT_OK;
+	if (argc != 2)
+		return cli_usage_error("umount", "expected MOUNTPOINT");
+	snprintf(what, sizeof(what), "umount: %s", argv[1]);
+	if (!mounted(argv[1]))
+		return fail(what, "not mounted");
+	if (fusermount_u(argv[1], "-u", msg, sizeof(msg)) == 0)
+		return EXIT_OK;
+	/* "fusermount3: entry for X not found in /etc/mtab" -> the why */
+	why = strncmp(msg, "fusermount3: ", 13) ? msg : msg + 13;
+	return fail(what, *why ? why : "fusermount3 failed");
 }
 
 int cmd_status(const struct cli_global *g, int argc, char **argv)
 {
-	return cmd_mount(g, argc, argv);
+	char path[PATH_MAX], what[PATH_MAX + 16], buf[4096];
+	ssize_t n;
+	int fd;
+
+	(void)g;
+	if (help(argc, argv, status_help))
+		return EXIT_OK;
+	if (argc != 2)
+		return cli_usage_error("status", "expected MOUNTPOINT");
+	snprintf(path, sizeof(path), "%s/.status", argv[1]);
+	snprintf(what, sizeof(what), "status: %s", argv[1]);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(what, errno == ENOENT ? "not a secretfs mount"
+						  : errtext(errno));
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	close(fd);
+	if (n < 0)
+		return fail(what, errtext(errno));
+	return EXIT_OK;
 }

@@ -1,0 +1,1266 @@
+/*
+ * The filesystem's read side and tree operations (SPEC §3): lookup,
+ * getattr, readdir, open/read/release of value files, mkdir, rmdir,
+ * unlink, setattr, and the poller that drops the kernel's caches when the
+ * store changes. Writes, staged files and rename are in fuse_write.c,
+ * extended attributes in fuse_xattr.c.
+ *
+ * Every handler maps one request onto the core and the core's error onto
+ * an errno (fs_errno: sfs_err_errno). Metadata for stat (owner, mode, sizes,
+ * times) is read with the daemon's own caller: names are public and attributes
+ * are cached per inode by the kernel, so they cannot depend on who asks.
+ * Values, kv/ and keys/ are read with the requesting process's caller.
+ *
+ * A read handle owns the plaintext decrypted at open (a snapshot); the
+ * core's sfs_value_release() wipes it at release. With cache=strict the
+ * kernel never keeps it (direct I/O).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "fuse_int.h"
+#include "secretfs/audit.h"
+#include "secretfs/crypto.h"
+#include "secretfs/keys.h"
+#include "secretfs/secret.h"
+#include "secretfs/value.h"
+#include "secretfs/version.h"
+
+struct fs_daemon fs_d;
+
+/*
+ * A read handle: bytes to serve, wiped when the last user lets go. A read
+ * holds a reference while it replies: the kernel may hand our reply to
+ * the reader and get its RELEASE on another thread before fuse_reply_buf
+ * has returned here.
+ */
+struct rfh {
+	int write;	      /* 0: always (fuse_write.c's start with 1) */
+	int refs;	      /* atomic */
+	struct sfs_value val; /* value plaintext (core-owned buffer) */
+	char *buf;	      /* kv entry, .status or key JSON */
+	size_t len;
+};
+
+/* Directory listing built at opendir, served by offset; referenced
+ * like struct rfh across a reply. */
+struct dirbuf {
+	char *p;
+	size_t len, cap;
+	fuse_req_t req;
+	int refs; /* atomic */
+};
+
+static void dirbuf_put(struct dirbuf *b)
+{
+	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		sfs_crypto_free_secret(b->p, b->cap);
+		free(b);
+	}
+}
+
+void fs_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (fs_d.opts.foreground || fs_d.opts.debug) {
+		fputs("secretfs: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	} else {
+		vsyslog(LOG_ERR, fmt, ap);
+	}
+	va_end(ap);
+}
+
+int fs_errno(int code)
+{
+	const char *why;
+
+	/* "EIO: the store failed; details in the daemon's log" */
+	if (code == SFS_EIO || code == SFS_ENOSPC) {
+		why = sfs_ctx_last_error(fs_d.ctx);
+		fs_log("store error: %s", why ? why : sfs_strerror(code));
+	}
+	return sfs_err_errno(code);
+}
+
+void fs_reply_core(fuse_req_t req, int code)
+{
+	fuse_reply_err(req, fs_errno(code));
+}
+
+int fs_visible(const char *name)
+{
+	char glob[SFS_NAME_MAX * 4 + 1];
+	const char *p = fs_d.opts.only, *end;
+	size_t n;
+
+	if (!p)
+		return 1;
+	for (;; p = end + 1) {
+		end = strchr(p, ':');
+		n = end ? (size_t)(end - p) : strlen(p);
+		if (n < sizeof(glob)) {
+			memcpy(glob, p, n);
+			glob[n] = '\0';
+			if (n && fnmatch(glob, name, 0) == 0)
+				return 1;
+		}
+		if (!end)
+			return 0;
+	}
+}
+
+static void read_comm(int32_t pid, char *out, size_t cap)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, out, cap - 1);
+	close(fd);
+	if (n <= 0)
+		n = 0;
+	out[n] = '\0';
+	if (n && out[n - 1] == '\n')
+		out[n - 1] = '\0';
+}
+
+int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
+{
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	gid_t groups[SFS_CALLER_GROUPS_MAX];
+	struct sfs_error err;
+	int i, n;
+
+	memset(c, 0, sizeof(*c));
+	c->uid = fc->uid;
+	c->gid = fc->gid;
+	c->pid = fc->pid;
+	c->via_fs = 1;
+	if (need & FS_CALLER_GROUPS) {
+		n = fuse_req_getgroups(req, SFS_CALLER_GROUPS_MAX, groups);
+		if (n > SFS_CALLER_GROUPS_MAX)
+			n = SFS_CALLER_GROUPS_MAX;
+		for (i = 0; i < n; i++)
+			c->groups[i] = groups[i];
+		c->ngroups = n > 0 ? n : 0;
+	}
+	if ((need & FS_CALLER_COMM) && !fs_d.opts.audit_off) /* audit only */
+		read_comm(c->pid, c->comm, sizeof(c->comm));
+	if (need & FS_CALLER_ROLES) {
+		sfs_error_clear(&err);
+		if (sfs_ctx_resolve_roles(fs_d.ctx, c, &err) != SFS_OK)
+			return fs_errno(err.code ? err.code : SFS_EIO);
+	}
+	return 0;
+}
+
+static void ts_set(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+static void attr_dir(struct stat *st, mode_t mode)
+{
+	st->st_mode = S_IFDIR | mode;
+	st->st_nlink = 2;
+}
+
+/* Owner, group, mode and times of the secret's entries. */
+static void attr_secret(struct stat *st, const struct sfs_secret_rec *r,
+			int64_t mtime)
+{
+	st->st_uid = r->owner;
+	st->st_gid = r->group;
+	st->st_mode = S_IFREG | (r->mode & 07777);
+	st->st_nlink = 1;
+	ts_set(&st->st_atim, mtime);
+	ts_set(&st->st_mtim, mtime);
+	ts_set(&st->st_ctim, r->changed_at);
+}
+
+static int secret_rec(const char *name, struct sfs_secret_rec *r)
+{
+	int full;
+
+	if (!fs_visible(name))
+		return SFS_ENOENT;
+	return sfs_secret_get(fs_d.ctx, &fs_d.meta, name, r, &full, NULL);
+}
+
+/* Attributes of default or versions/N; a pending file (created, not yet
+ * committed) shows as empty. */
+static int attr_value(const struct fs_node_info *n, struct stat *st)
+{
+	struct sfs_secret_rec r;
+	struct sfs_version_rec v;
+	uint32_t num = n->kind == FK_VERSION ? n->version : 0;
+	int rc = secret_rec(n->secret, &r);
+
+	memset(&v, 0, sizeof(v));
+
+	if (rc)
+		return rc;
+	if (num == 0 && r.default_version == 0)
+		rc = SFS_ENOENT;
+	else
+		rc = sfs_version_info(fs_d.ctx, &fs_d.meta, n->secret, num, &v,
+				      NULL);
+	if (rc == SFS_OK && v.state == SFS_STATE_DESTROYED)
+		rc = SFS_ENOENT;
+	if (rc == SFS_OK) {
+		attr_secret(st, &r, v.created_at);
+		st->st_size = v.size;
+		sfs_version_rec_release(&v);
+	} else if (rc == SFS_ENOENT && n->writers > 0) {
+		attr_secret(st, &r, r.changed_at);
+		rc = SFS_OK;
+	}
+	return rc;
+}
+
+/* Read the value a kv/ request needs, with the caller's permission. */
+static int kv_value(fuse_req_t req, const char *secret, struct sfs_value *v)
+{
+	struct sfs_caller c;
+	int e = fs_caller(req, FS_CALLER_GROUPS | FS_CALLER_COMM, &c);
+
+	memset(v, 0, sizeof(*v));
+	if (e)
+		return SFS_EIO;
+	if (!fs_visible(secret))
+		return SFS_ENOENT;
+	return sfs_version_read(fs_d.ctx, &c, secret, 0, v, NULL, NULL);
+}
+
+/* A kv/ entry name that can be a file name. */
+static int kv_name_ok(const char *k)
+{
+	size_t n = strlen(k);
+
+	return n && n <= 255 && strcmp(k, ".") && strcmp(k, "..") &&
+	       !strchr(k, '/');
+}
+
+static int kv_entry(fuse_req_t req, const char *secret, const char *key,
+		    char **out, size_t *len)
+{
+	struct sfs_value v;
+	int rc;
+
+	*out = NULL;
+	if (!kv_name_ok(key))
+		return SFS_ENOENT;
+	rc = kv_value(req, secret, &v);
+	if (rc == SFS_OK) {
+		rc = sfs_value_kv_get(v.data, v.len, key, out, len);
+		if (rc == SFS_EINVAL)
+			rc = SFS_ENOENT;
+	}
+	sfs_value_release(&v);
+	return rc;
+}
+
+/* keys/NAME as JSON (malloc'd, trailing newline). */
+static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
+{
+	struct sfs_caller c;
+	struct sfs_key_rec k;
+	struct sfs_json *j;
+	char created[32], *s;
+	int rc = fs_caller(req, FS_CALLER_FULL, &c);
+
+	*out = NULL;
+	if (rc)
+		return SFS_EIO;
+	rc = sfs_key_get(fs_d.ctx, &c, name, &k, NULL);
+	if (rc)
+		return rc;
+	if (strcmp(k.name, name))
+		return SFS_ENOENT; /* keys/ names keys by name only */
+	sfs_time_format(k.created_at, created);
+	j = sfs_json_object();
+	if (!j || sfs_json_set_str(j, "id", k.id) ||
+	    sfs_json_set_str(j, "name", k.name) ||
+	    sfs_json_set_str(j, "type", sfs_key_type_name(k.type)) ||
+	    sfs_json_set_str(j, "state", sfs_state_name(k.state)) ||
+	    sfs_json_set_str(j, "description", k.description) ||
+	    sfs_json_set_str(j, "created_at", created) ||
+	    sfs_json_set_str(j, "created_by", k.created_by) ||
+	    sfs_json_set_int(j, "current_version", k.current_version)) {
+		sfs_json_free(j);
+		return SFS_ENOMEM;
+	}
+	s = sfs_json_dump(j, 1);
+	sfs_json_free(j);
+	if (!s)
+		return SFS_ENOMEM;
+	*len = strlen(s);
+	*out = realloc(s, *len + 2);
+	if (!*out) {
+		free(s);
+		return SFS_ENOMEM;
+	}
+	(*out)[(*len)++] = '\n';
+	(*out)[*len] = '\0';
+	return SFS_OK;
+}
+
+static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
+		   struct stat *st)
+{
+	struct sfs_secret_rec r;
+	char *val;
+	size_t len = 0;
+	int rc = secret_rec(n->secret, &r);
+
+	if (rc == SFS_OK)
+		rc = kv_entry(req, n->secret, n->name, &val, &len);
+	if (rc == SFS_OK) {
+		attr_secret(st, &r, r.changed_at);
+		st->st_size = (off_t)len;
+		sfs_crypto_free_secret(val, len);
+	}
+	return rc;
+}
+
+static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
+			   struct stat *st)
+{
+	char *s;
+	size_t len = 0;
+	int rc = SFS_OK;
+
+	if (n->kind == FK_STATUS) {
+		s = fs_status_json(&len);
+		if (!s)
+			return SFS_ENOMEM;
+	} else {
+		rc = key_json(req, n->name, &s, &len);
+		if (rc)
+			return rc;
+	}
+	free(s);
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = (off_t)len;
+	st->st_uid = fs_d.owner_uid;
+	return rc;
+}
+
+int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
+{
+	struct sfs_secret_rec r;
+	int rc = SFS_OK;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_uid = fs_d.owner_uid;
+	ts_set(&st->st_atim, fs_d.started);
+	st->st_mtim = st->st_ctim = st->st_atim;
+	switch (n->kind) {
+	case FK_ROOT:
+	case FK_KEYS:
+		attr_dir(st, 0555);
+		break;
+	case FK_SECRETS:
+		attr_dir(st, 0755);
+		break;
+	case FK_STATUS:
+	case FK_KEY:
+		rc = attr_fixed_file(req, n, st);
+		break;
+	case FK_SECRET:
+	case FK_VERSIONS:
+	case FK_KVDIR:
+		rc = secret_rec(n->secret, &r);
+		if (rc)
+			break;
+		attr_secret(st, &r, r.changed_at);
+		if (n->kind == FK_SECRET)
+			attr_dir(st, r.mode & 07777);
+		else
+			attr_dir(st, n->kind == FK_KVDIR ? 0555 : 0755);
+		break;
+	case FK_DEFAULT:
+	case FK_VERSION:
+		rc = attr_value(n, st);
+		break;
+	case FK_KV:
+		rc = attr_kv(req, n, st);
+		break;
+	case FK_STAGED:
+		if (fuse_req_ctx(req)->uid != n->version)
+			return ENOENT;
+		return fs_staged_stat(n->secret, n->name, n->version, st);
+	default:
+		rc = SFS_ENOENT;
+	}
+	st->st_ino = n->ino;
+	return rc ? fs_errno(rc) : 0;
+}
+
+void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
+		   const struct stat *st, int pending)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->attr = *st;
+	e->attr.st_ino = ino;
+	e->attr_timeout = pending ? 0 : fs_d.attr_timeout;
+	e->entry_timeout = pending ? 0 : fs_d.entry_timeout;
+}
+
+/* Parse a version number: decimal, no sign or leading zero. */
+static int parse_version(const char *s, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (s[0] < '1' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Decide what parent/name names; fills n (without ino). errno or 0. */
+static int resolve(fuse_req_t req, const struct fs_node_info *p,
+		   const char *name, struct fs_node_info *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->parent = p->ino;
+	if (strlen(name) >= sizeof(n->name))
+		return ENAMETOOLONG;
+	strcpy(n->name, name);
+	strcpy(n->secret, p->secret);
+	switch (p->kind) {
+	case FK_ROOT:
+		if (!strcmp(name, "secrets"))
+			n->kind = FK_SECRETS;
+		else if (!strcmp(name, "keys"))
+			n->kind = FK_KEYS;
+		else if (!strcmp(name, ".status"))
+			n->kind = FK_STATUS;
+		else
+			return ENOENT;
+		n->ino = (uint64_t)n->kind;
+		return 0;
+	case FK_SECRETS:
+		if (strlen(name) > SFS_NAME_MAX)
+			return fs_errno(SFS_ENAMETOOLONG);
+		strcpy(n->secret, name);
+		n->kind = FK_SECRET;
+		return 0;
+	case FK_SECRET:
+		if (!strcmp(name, "default"))
+			n->kind = FK_DEFAULT;
+		else if (!strcmp(name, "versions"))
+			n->kind = FK_VERSIONS;
+		else if (!strcmp(name, "kv"))
+			n->kind = FK_KVDIR;
+		else if (name[0] == '.' && strcmp(name, ".") &&
+			 strcmp(name, "..")) {
+			n->kind = FK_STAGED;
+			n->version = fuse_req_ctx(req)->uid;
+		} else
+			return ENOENT;
+		return 0;
+	case FK_VERSIONS:
+		n->kind = FK_VERSION;
+		return parse_version(name, &n->version) ? ENOENT : 0;
+	case FK_KVDIR:
+		n->kind = FK_KV;
+		return 0;
+	case FK_KEYS:
+		n->kind = FK_KEY;
+		return strlen(name) > SFS_NAME_MAX ? fs_errno(SFS_ENAMETOOLONG)
+						   : 0;
+	}
+	return ENOTDIR;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p, n;
+	struct fuse_entry_param e;
+	struct stat st;
+	uint64_t ino;
+	int rc = fs_node_get(parent, &p);
+
+	memset(&n, 0, sizeof(n));
+	if (!rc)
+		rc = resolve(req, &p, name, &n);
+	if (!rc) {
+		n.ino = n.kind <= FK_STATUS ? (uint64_t)n.kind : 0;
+		rc = fs_node_attr(req, &n, &st);
+	}
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	ino = fs_node_ref(parent, n.kind, n.secret, n.version, n.name);
+	if (!ino) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fs_fill_entry(&e, ino, &st, n.kind == FK_STAGED);
+	if (fuse_reply_entry(req, &e))
+		fs_node_forget(ino, 1);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_node_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_node_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_node_info n;
+	struct stat st;
+	int rc = fs_node_get(ino, &n);
+
+	(void)fi;
+	if (!rc)
+		rc = fs_node_attr(req, &n, &st);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_attr(
+		    req, &st,
+		    n.kind == FK_STAGED || n.writers ? 0 : fs_d.attr_timeout);
+}
+
+/* --- directories ------------------------------------------------------- */
+
+static int db_add(struct dirbuf *b, const char *name, int dir)
+{
+	struct stat st;
+	size_t need = fuse_add_direntry(b->req, NULL, 0, name, NULL, 0);
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *c;
+
+	if (b->len + need > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		char *p;
+
+		while (cap < b->len + need)
+			cap *= 2;
+		/* kv/ names are part of a value: no stale copy left behind */
+		p = malloc(cap);
+		if (!p)
+			return SFS_ENOMEM;
+		if (b->len)
+			memcpy(p, b->p, b->len);
+		sfs_crypto_free_secret(b->p, b->cap);
+		b->p = p;
+		b->cap = cap;
+	}
+	for (c = name; *c; c++)
+		h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+	memset(&st, 0, sizeof(st));
+	st.st_ino = h | (1ULL << 63);
+	st.st_mode = dir ? S_IFDIR : S_IFREG;
+	fuse_add_direntry(b->req, b->p + b->len, need, name, &st,
+			  (off_t)(b->len + need));
+	b->len += need;
+	return 0;
+}
+
+static int list_secret_cb(void *arg, const struct sfs_secret_rec *s)
+{
+	if (!fs_visible(s->name))
+		return 0;
+	return db_add(arg, s->name, 1);
+}
+
+static int list_version_cb(void *arg, const struct sfs_version_rec *v)
+{
+	char num[16];
+
+	if (v->state == SFS_STATE_DESTROYED)
+		return 0;
+	snprintf(num, sizeof(num), "%u", v->version);
+	return db_add(arg, num, 0);
+}
+
+static int list_kv_cb(void *arg, const char *key, const char *val, size_t len)
+{
+	(void)val;
+	(void)len;
+	if (!kv_name_ok(key))
+		return 0;
+	return db_add(arg, key, 0);
+}
+
+static int list_key_cb(void *arg, const struct sfs_key_rec *k)
+{
+	return db_add(arg, k->name, 0);
+}
+
+static int list_staged_cb(void *arg, const char *name)
+{
+	return db_add(arg, name, 0);
+}
+
+static int list_kv(fuse_req_t req, const char *secret, struct dirbuf *b)
+{
+	struct sfs_value v;
+	int rc = kv_value(req, secret, &v);
+
+	if (rc == SFS_OK) {
+		rc = sfs_value_kv_each(v.data, v.len, 0, list_kv_cb, b, NULL);
+		if (rc == SFS_EINVAL)
+			rc = SFS_OK; /* not a JSON object: an empty kv/ */
+	}
+	sfs_value_release(&v);
+	return rc;
+}
+
+static int list_secret_dir(fuse_req_t req, const struct fs_node_info *n,
+			   struct dirbuf *b)
+{
+	struct sfs_secret_rec r;
+	int rc = secret_rec(n->secret, &r);
+
+	if (rc == SFS_OK && r.default_version)
+		rc = db_add(b, "default", 0);
+	if (rc == SFS_OK)
+		rc = db_add(b, "versions", 1);
+	if (rc == SFS_OK)
+		rc = db_add(b, "kv", 1);
+	if (rc == SFS_OK)
+		fs_staged_each(n->secret, fuse_req_ctx(req)->uid,
+			       list_staged_cb, b);
+	return rc;
+}
+
+static int list_dir(fuse_req_t req, const struct fs_node_info *n,
+		    struct dirbuf *b)
+{
+	struct sfs_caller c;
+	int rc;
+
+	if ((rc = db_add(b, ".", 1)) || (rc = db_add(b, "..", 1)))
+		return rc;
+	switch (n->kind) {
+	case FK_ROOT:
+		if ((rc = db_add(b, "secrets", 1)) ||
+		    (rc = db_add(b, "keys", 1)))
+			return rc;
+		return db_add(b, ".status", 0);
+	case FK_SECRETS:
+		return sfs_secret_list(fs_d.ctx, &fs_d.meta, list_secret_cb, b,
+				       NULL);
+	case FK_SECRET:
+		return list_secret_dir(req, n, b);
+	case FK_VERSIONS:
+		/* the partial view shows no version numbers: the core's
+		 * view check decides, with the caller */
+		if (!fs_visible(n->secret))
+			return SFS_ENOENT;
+		if (fs_caller(req, FS_CALLER_GROUPS, &c))
+			return SFS_EIO;
+		return sfs_version_list(fs_d.ctx, &c, n->secret, 0,
+					list_version_cb, b, NULL);
+	case FK_KVDIR:
+		return list_kv(req, n->secret, b);
+	case FK_KEYS:
+		if (fs_caller(req, FS_CALLER_FULL, &c))
+			return SFS_EIO;
+		return sfs_key_list(fs_d.ctx, &c, list_key_cb, b, NULL);
+	}
+	return SFS_EINVAL;
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_node_info n;
+	struct dirbuf *b = calloc(1, sizeof(*b));
+	int rc;
+
+	if (!b) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	b->req = req;
+	b->refs = 1;
+	rc = fs_node_get(ino, &n) ? SFS_ENOENT : list_dir(req, &n, b);
+	if (rc) {
+		dirbuf_put(b);
+		fs_reply_core(req, rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)b;
+	if (fuse_reply_open(req, fi))
+		dirbuf_put(b);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
+	if (off < 0 || (size_t)off >= b->len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(
+		    req, b->p + off,
+		    size < b->len - (size_t)off ? size : b->len - (size_t)off);
+	dirbuf_put(b);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	dirbuf_put((struct dirbuf *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/* --- reads ------------------------------------------------------------- */
+
+static int open_value(fuse_req_t req, const struct fs_node_info *n,
+		      struct rfh *h)
+{
+	struct sfs_caller c;
+	uint32_t num = n->kind == FK_VERSION ? n->version : 0;
+
+	if (fs_caller(req, FS_CALLER_GROUPS | FS_CALLER_COMM, &c))
+		return SFS_EIO;
+	if (!fs_visible(n->secret))
+		return SFS_ENOENT;
+	return sfs_version_read(fs_d.ctx, &c, n->secret, num, &h->val, NULL,
+				NULL);
+}
+
+static int open_read(fuse_req_t req, const struct fs_node_info *n,
+		     struct rfh *h)
+{
+	switch (n->kind) {
+	case FK_DEFAULT:
+	case FK_VERSION:
+		return open_value(req, n, h);
+	case FK_KV:
+		return kv_entry(req, n->secret, n->name, &h->buf, &h->len);
+	case FK_STATUS:
+		h->buf = fs_status_json(&h->len);
+		return h->buf ? SFS_OK : SFS_ENOMEM;
+	case FK_KEY:
+		return key_json(req, n->name, &h->buf, &h->len);
+	}
+	return SFS_EPERM;
+}
+
+static void rfh_free(struct rfh *h)
+{
+	sfs_value_release(&h->val);
+	sfs_crypto_free_secret(h->buf, h->len);
+	free(h);
+}
+
+static void rfh_put(struct rfh *h)
+{
+	if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		rfh_free(h);
+}
+
+/*
+ * cache=open / cache=kernel: the page cache holds the value. When the
+ * store changed after the poller last dropped the kernel's caches, this
+ * open must not see stale pages or a stale size: drop both for this
+ * inode now (attributes only through a notify, which takes no lock the
+ * open holds; pages through keep_cache = 0).
+ */
+static void cached_open(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	uint64_t seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
+
+	if (sfs_ctx_generation(fs_d.ctx) != seen) {
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
+		return;
+	}
+	fi->keep_cache = fs_d.opts.cache == FS_CACHE_KERNEL;
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_node_info n;
+	struct rfh *h;
+	int rc;
+
+	if (fs_node_get(ino, &n)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || n.kind == FK_STAGED ||
+	    (fi->flags & O_TRUNC)) {
+		fs_write_open(req, &n, fi);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	rc = h ? open_read(req, &n, h) : SFS_ENOMEM;
+	if (rc) {
+		if (h)
+			rfh_free(h);
+		fs_reply_core(req, rc);
+		return;
+	}
+	h->refs = 1;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->noflush = 1;
+	if (fs_d.opts.cache == FS_CACHE_STRICT || n.kind == FK_STATUS ||
+	    n.kind == FK_KEY)
+		fi->direct_io = 1;
+	else
+		cached_open(ino, fi);
+	if (fuse_reply_open(req, fi))
+		rfh_free(h);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct rfh *h = (struct rfh *)(uintptr_t)fi->fh;
+	const char *data;
+	size_t len;
+
+	(void)ino;
+	if (h->write) {
+		fs_write_read(req, size, off, fi);
+		return;
+	}
+	__atomic_add_fetch(&h->refs, 1, __ATOMIC_ACQ_REL);
+	data = h->buf ? h->buf : (const char *)h->val.data;
+	len = h->buf ? h->len : h->val.len;
+	if (off < 0 || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off,
+			       size < len - (size_t)off ? size
+							: len - (size_t)off);
+	rfh_put(h);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct rfh *h = (struct rfh *)(uintptr_t)fi->fh;
+
+	if (!fs_write_release(fi)) {
+		rfh_put(h);
+		/* cache=open: the plaintext leaves the page cache now. */
+		if (fs_d.opts.cache == FS_CACHE_OPEN)
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* --- changes ----------------------------------------------------------- */
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct sfs_secret_new nw;
+	struct sfs_caller c;
+	int e;
+
+	(void)mode; /* the secret's mode is the core's default (0440) */
+	if (parent != FS_INO_SECRETS || !fs_visible(name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	memset(&nw, 0, sizeof(nw));
+	nw.name = name;
+	e = sfs_secret_create(fs_d.ctx, &c, &nw, NULL, NULL);
+	if (e) {
+		fs_reply_core(req, e);
+		return;
+	}
+	fs_lookup(req, parent, name);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_caller c;
+	int e;
+
+	if (parent != FS_INO_SECRETS) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (!fs_visible(name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_reply_core(req, sfs_secret_delete(fs_d.ctx, &c, name, NULL));
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p, n;
+	struct sfs_caller c;
+	int e = fs_node_get(parent, &p);
+
+	if (!e)
+		e = resolve(req, &p, name, &n);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	if (n.kind == FK_STAGED) {
+		fuse_reply_err(req,
+			       fs_staged_unlink(n.secret, n.name, n.version));
+		return;
+	}
+	if (n.kind != FK_VERSION) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (!fs_visible(n.secret)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	e = sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, NULL);
+	if (!e)
+		fs_secret_changed(n.secret);
+	fs_reply_core(req, e);
+}
+
+/* chmod / chown of secrets/NAME. */
+static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
+			  const struct stat *st, int to_set)
+{
+	struct sfs_secret_update u;
+	struct sfs_caller c;
+	int e;
+
+	if (to_set & ~(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+		       FUSE_SET_ATTR_GID | FUSE_SET_ATTR_CTIME |
+		       FUSE_SET_ATTR_FORCE | FUSE_SET_ATTR_KILL_SUID |
+		       FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV))
+		return EPERM;
+	memset(&u, 0, sizeof(u));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		u.fields |= SFS_SF_MODE;
+		u.mode = st->st_mode & 07777;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		u.fields |= SFS_SF_OWNER;
+		u.owner = st->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		u.fields |= SFS_SF_GROUP;
+		u.group = st->st_gid;
+	}
+	if (!u.fields)
+		return 0;
+	if ((e = fs_caller(req, FS_CALLER_FULL, &c)))
+		return e;
+	e = fs_errno(sfs_secret_update(fs_d.ctx, &c, n->secret, &u, NULL));
+	if (!e)
+		fs_secret_changed(n->secret);
+	return e;
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs_node_info n;
+	struct stat st;
+	int e = fs_node_get(ino, &n);
+
+	if (e)
+		goto out;
+	if (n.kind == FK_SECRET) {
+		e = setattr_secret(req, &n, attr, to_set);
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (fi && ((struct rfh *)(uintptr_t)fi->fh)->write)
+			e = fs_write_truncate(fi, attr->st_size);
+		else if (n.kind == FK_STAGED)
+			e = fs_staged_truncate(n.secret, n.name,
+					       fuse_req_ctx(req)->uid,
+					       attr->st_size);
+		else
+			e = EPERM;
+	} else if (n.kind == FK_STAGED) {
+		e = 0; /* times of a staged file: nothing to keep */
+	} else {
+		e = EPERM;
+	}
+	if (!e)
+		e = fs_node_attr(req, &n, &st);
+out:
+	if (e)
+		fuse_reply_err(req, e);
+	else
+		fuse_reply_attr(req, &st, 0);
+}
+
+/* Special files and links have no meaning in the tree. */
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	if (fs_d.opts.cache == FS_CACHE_STRICT)
+		conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+    .init = fs_init,
+    .lookup = fs_lookup,
+    .forget = fs_forget,
+    .forget_multi = fs_forget_multi,
+    .getattr = fs_getattr,
+    .setattr = fs_setattr,
+    .mknod = fs_mknod,
+    .symlink = fs_symlink,
+    .link = fs_link,
+    .mkdir = fs_mkdir,
+    .unlink = fs_unlink,
+    .rmdir = fs_rmdir,
+    .rename = fs_rename,
+    .open = fs_open,
+    .read = fs_read,
+    .write = fs_write,
+    .flush = fs_flush,
+    .release = fs_release,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .releasedir = fs_releasedir,
+    .statfs = fs_statfs,
+    .setxattr = fs_setxattr,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+    .removexattr = fs_removexattr,
+    .create = fs_create,
+};
+
+/* --- .status ----------------------------------------------------------- */
+
+static struct sfs_json *status_options(void)
+{
+	static const char *const caches[] = {"strict", "open", "kernel"};
+	struct sfs_json *o = sfs_json_object();
+
+	if (!o || sfs_json_set_bool(o, "ro", fs_d.opts.readonly) ||
+	    sfs_json_set_bool(o, "allow_other", fs_d.opts.allow_other) ||
+	    sfs_json_set_str(o, "cache", caches[fs_d.opts.cache]) ||
+	    sfs_json_set_str(o, "audit", fs_d.opts.audit_off ? "off" : "on") ||
+	    (fs_d.opts.only ? sfs_json_set_str(o, "only", fs_d.opts.only)
+			    : sfs_json_set_null(o, "only"))) {
+		sfs_json_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct sfs_json *status_counts(const char **health)
+{
+	struct sfs_counts k;
+	struct sfs_error err;
+	struct sfs_json *o = sfs_json_object();
+
+	sfs_error_clear(&err);
+	memset(&k, 0, sizeof(k));
+	if (sfs_ctx_counts(fs_d.ctx, &k, &err) != SFS_OK)
+		*health = "store error";
+	if (!o || sfs_json_set_int(o, "secrets", (int64_t)k.secrets) ||
+	    sfs_json_set_int(o, "versions", (int64_t)k.versions) ||
+	    sfs_json_set_int(o, "keys", (int64_t)k.keys)) {
+		sfs_json_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *fs_status_json(size_t *len)
+{
+	struct sfs_json *j = sfs_json_object();
+	const char *health = NULL, *last = sfs_ctx_last_error(fs_d.ctx);
+	char *s = NULL, *t;
+
+	if (!j || sfs_json_set_str(j, "program", "secretfs") ||
+	    sfs_json_set_str(j, "version", SFS_PROGRAM_VERSION) ||
+	    sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx)) ||
+	    sfs_json_set_str(j, "mountpoint", fs_d.opts.mountpoint) ||
+	    sfs_json_set(j, "options", status_options()) ||
+	    sfs_json_set(j, "counts", status_counts(&health)))
+		goto out;
+	if (!health)
+		health = last && *last ? last : "ok";
+	if (sfs_json_set_str(j, "health", health))
+		goto out;
+	s = sfs_json_dump(j, 1);
+	if (!s)
+		goto out;
+	*len = strlen(s);
+	t = realloc(s, *len + 2);
+	if (!t) {
+		free(s);
+		s = NULL;
+		goto out;
+	}
+	s = t;
+	s[(*len)++] = '\n';
+	s[*len] = '\0';
+out:
+	sfs_json_free(j);
+	return s;
+}
+
+/* --- cache invalidation ------------------------------------------------ */
+
+/* Drop everything the kernel caches about dynamic nodes: attributes,
+ * pages and names. Simple and correct; changes are rare. */
+static void invalidate_all(void)
+{
+	struct fs_node_ent *v;
+	size_t i, n = fs_node_snapshot(&v);
+
+	for (i = 0; i < n && !fs_d.stopping; i++) {
+		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
+		fuse_lowlevel_notify_inval_entry(fs_d.se, v[i].parent,
+						 v[i].name, strlen(v[i].name));
+	}
+	free(v);
+}
+
+void fs_secret_changed(const char *secret)
+{
+	struct fs_node_ent *v;
+	size_t i, n = fs_node_snapshot_secret(secret, &v);
+
+	/* Attributes and pages only: no directory lock is taken, so this
+	 * is safe inside any handler. */
+	for (i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
+	free(v);
+}
+
+static void *poller(void *arg)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000}; /* an atomic load a tick */
+	uint64_t g;
+
+	(void)arg;
+	g = sfs_ctx_generation(fs_d.ctx);
+	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+	while (!fs_d.stopping) {
+		nanosleep(&ts, NULL);
+		g = sfs_ctx_generation(fs_d.ctx);
+		if (g != fs_d.generation) {
+			invalidate_all();
+			/* Only now: opens compare against it (cached_open). */
+			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+		}
+	}
+	return NULL;
+}
+
+int fs_poller_start(void)
+{
+	if (pthread_create(&fs_d.poller, NULL, poller, NULL))
+		return -1;
+	fs_d.poller_started = 1;
+	return 0;
+}
+
+void fs_poller_stop(void)
+{
+	fs_d.stopping = 1;
+	if (fs_d.poller_started)
+		pthread_join(fs_d.poller, NULL);
+	fs_d.poller_started = 0;
+}

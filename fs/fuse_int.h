@@ -1,0 +1,194 @@
+/*
+ * Internals of the FUSE daemon (fuse*.c, mount.c): the inode table, the
+ * per-request caller, file handles, staged files and the mount's options.
+ *
+ * The daemon is thin: each handler maps one request onto one core call
+ * and the core's error onto an errno with sfs_err_errno(). It decides no
+ * rule and no permission itself; it only knows the shape of the tree.
+ *
+ * Threads: handlers run on libfuse's worker threads. The inode table and
+ * the staged files each have one mutex; a handler copies what it needs
+ * out of a node (struct fs_node_info) so that a concurrent FORGET can
+ * never free memory it is using.
+ */
+#ifndef SECRETFS_FUSE_INT_H
+#define SECRETFS_FUSE_INT_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "secretfs/ctx.h"
+#include "secretfs/principal.h"
+#include "secretfs/store.h"
+
+#ifndef SFS_PROGRAM_VERSION
+#define SFS_PROGRAM_VERSION "0.1.0"
+#endif
+
+/* What a node is; the fixed nodes have fixed inode numbers. */
+enum fs_kind {
+	FK_ROOT = 1, /* ino 1 */
+	FK_SECRETS,  /* ino 2: secrets/ */
+	FK_KEYS,     /* ino 3: keys/ */
+	FK_STATUS,   /* ino 4: .status */
+	FK_SECRET,   /* secrets/NAME */
+	FK_DEFAULT,  /* secrets/NAME/default */
+	FK_VERSIONS, /* secrets/NAME/versions */
+	FK_VERSION,  /* secrets/NAME/versions/N */
+	FK_KVDIR,    /* secrets/NAME/kv */
+	FK_KV,	     /* secrets/NAME/kv/KEY */
+	FK_STAGED,   /* secrets/NAME/.X (version = the owner's uid) */
+	FK_KEY,	     /* keys/NAME */
+};
+
+#define FS_INO_ROOT	     1
+#define FS_INO_SECRETS	     2
+#define FS_INO_KEYS	     3
+#define FS_INO_STATUS	     4
+#define FS_INO_FIRST_DYNAMIC 16
+
+/* A copy of a node's identity, safe to use after the table lock. */
+struct fs_node_info {
+	uint64_t ino;
+	uint64_t parent;
+	int kind;
+	uint32_t version; /* FK_VERSION: N; FK_STAGED: owner uid */
+	int writers;	  /* open write handles (pending files) */
+	char secret[SFS_NAME_MAX + 1];
+	char name[256]; /* the entry's name in its parent */
+};
+
+enum fs_cache { FS_CACHE_STRICT, FS_CACHE_OPEN, FS_CACHE_KERNEL };
+
+/* The mount's options (mount.c fills them, the handlers read them). */
+struct fs_opts {
+	int readonly;
+	int allow_other;
+	int audit_off;
+	int debug;
+	int auto_unmount;
+	int foreground;
+	int cache;  /* enum fs_cache */
+	char *only; /* "GLOB:GLOB..." or NULL */
+	const char *mountpoint;
+	char *optstring; /* as given, for .status */
+};
+
+/* The daemon's state: one per process. */
+struct fs_daemon {
+	struct sfs_ctx *ctx;
+	struct fuse_session *se;
+	struct fs_opts opts;
+	struct sfs_caller meta; /* the daemon itself: metadata for stat */
+	uint32_t owner_uid;
+	int64_t started; /* ns since the epoch: times of fixed nodes */
+	double entry_timeout, attr_timeout;
+	pthread_t poller;
+	int poller_started;
+	volatile int stopping;
+	uint64_t generation; /* caches dropped up to it (atomic) */
+};
+
+extern struct fs_daemon fs_d;
+
+/* --- fuse_node.c: the inode table ------------------------------------- */
+void fs_node_init(void);
+void fs_node_fini(void);
+/* Find or create the node, add one lookup; returns its ino (0: ENOMEM). */
+uint64_t fs_node_ref(uint64_t parent, int kind, const char *secret,
+		     uint32_t version, const char *name);
+/* Copy out a node; 0 or ENOENT when the ino is unknown. */
+int fs_node_get(uint64_t ino, struct fs_node_info *out);
+void fs_node_forget(uint64_t ino, uint64_t n);
+/* Count a write handle on a node (+1 / -1). */
+void fs_node_writers(uint64_t ino, int delta);
+/* Re-key a node (a staged file renamed onto default). */
+void fs_node_retarget(uint64_t ino, int kind, uint32_t version,
+		      const char *name);
+/* The ino of a node, without adding a lookup; 0 when none. */
+uint64_t fs_node_find(int kind, const char *secret, uint32_t version,
+		      const char *name);
+/* Every dynamic node's (ino, parent, name), for invalidation. *out
+ * malloc'd; the caller frees it. */
+struct fs_node_ent {
+	uint64_t ino, parent;
+	char name[256];
+};
+size_t fs_node_snapshot(struct fs_node_ent **out);
+/* The same for the nodes of one secret only. */
+size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out);
+
+/* --- fuse.c ------------------------------------------------------------ */
+extern const struct fuse_lowlevel_ops fs_ops;
+enum {
+	FS_CALLER_GROUPS = 1,
+	FS_CALLER_COMM = 2,
+	FS_CALLER_ROLES = 4,
+	FS_CALLER_FULL = 7
+};
+/* Build the request's caller; 0 or an errno. */
+int fs_caller(fuse_req_t req, int need, struct sfs_caller *c);
+/* The errno of a core code (sfs_err_errno), logging the store's last
+ * error when the code is EIO or ENOSPC. */
+int fs_errno(int code);
+/* Reply with the errno of a core code. */
+void fs_reply_core(fuse_req_t req, int code);
+/* Log a line: stderr in the foreground, syslog once daemonized. No
+ * secret bytes: core messages never carry any. */
+void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Is a secret name inside the only= view? */
+int fs_visible(const char *name);
+/* Fill attributes of a node; 0 or an errno. */
+int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st);
+void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
+		   const struct stat *st, int pending);
+/* A change through this mount touched secret: drop the kernel's cached
+ * attributes and pages of its nodes now (the poller would, later). */
+void fs_secret_changed(const char *secret);
+/* Start/stop the generation poller (invalidates the kernel's caches). */
+int fs_poller_start(void);
+void fs_poller_stop(void);
+/* Build .status's JSON (malloc'd, with a trailing newline). */
+char *fs_status_json(size_t *len);
+
+/* --- fuse_write.c: write handles, staged files, create, rename --------- */
+struct fs_fh;
+void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
+		   struct fuse_file_info *fi);
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi);
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Release a write handle (commits when no flush did); 1 if it was one. */
+int fs_write_release(struct fuse_file_info *fi);
+int fs_write_read(fuse_req_t req, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+/* Staged files: lookup/attr/unlink/readdir for the owner's uid. */
+int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
+		   struct stat *st);
+int fs_staged_unlink(const char *secret, const char *name, uint32_t uid);
+typedef int (*fs_staged_cb)(void *arg, const char *name);
+void fs_staged_each(const char *secret, uint32_t uid, fs_staged_cb cb,
+		    void *arg);
+int fs_staged_truncate(const char *secret, const char *name, uint32_t uid,
+		       off_t size);
+void fs_staged_fini(void);
+/* Truncate a write handle's buffer (ftruncate on an open writer). */
+int fs_write_truncate(struct fuse_file_info *fi, off_t size);
+
+/* --- fuse_xattr.c ------------------------------------------------------ */
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags);
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* --- fuse.c: running the session (mount.c calls it) -------------------- */
+int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd);
+
+#endif

@@ -1,0 +1,383 @@
+/*
+ * The inode table: FUSE node ids for the tree's entries.
+ *
+ * A node is (kind, secret name, version, entry name) plus the kernel's
+ * lookup count. Two hash maps index it: by inode number (every request)
+ * and by key (lookups). Inode numbers come from a 64-bit counter and are
+ * never reused, so a number is stable for a node's life and never names
+ * two things. A node is freed when the kernel forgets its last lookup, so
+ * memory follows what the kernel caches, not the size of the store. The
+ * four fixed nodes (root, secrets/, keys/, .status) are never in the maps.
+ *
+ * One mutex guards everything here; callers get copies (fs_node_get), so
+ * a FORGET on another thread never frees memory a handler still reads.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuse_int.h"
+
+struct fnode {
+	uint64_t ino, parent, nlookup;
+	int kind, writers, keyed;
+	uint32_t version;
+	char *secret, *name;
+	struct fnode *next_ino, *next_key;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fnode **by_ino, **by_key; /* lock */
+static size_t nbuckets, count;		/* lock */
+static uint64_t next_ino = FS_INO_FIRST_DYNAMIC;
+
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ULL;
+	return h;
+}
+
+static size_t key_hash(int kind, const char *secret, uint32_t version,
+		       const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	h = mix(h, &kind, sizeof(kind));
+	h = mix(h, &version, sizeof(version));
+	h = mix(h, secret, strlen(secret) + 1);
+	h = mix(h, name, strlen(name) + 1);
+	return (size_t)(h % nbuckets);
+}
+
+static size_t ino_hash(uint64_t ino)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) % nbuckets);
+}
+
+static int key_eq(const struct fnode *n, int kind, const char *secret,
+		  uint32_t version, const char *name)
+{
+	return n->kind == kind && n->version == version &&
+	       !strcmp(n->secret, secret) && !strcmp(n->name, name);
+}
+
+void fs_node_init(void)
+{
+	nbuckets = 1024;
+	by_ino = calloc(nbuckets, sizeof(*by_ino));
+	by_key = calloc(nbuckets, sizeof(*by_key));
+	if (!by_ino || !by_key)
+		abort();
+}
+
+static void node_free(struct fnode *n)
+{
+	free(n->secret);
+	free(n->name);
+	free(n);
+}
+
+void fs_node_fini(void)
+{
+	size_t i;
+	struct fnode *n, *next;
+
+	for (i = 0; i < nbuckets; i++)
+		for (n = by_ino[i]; n; n = next) {
+			next = n->next_ino;
+			node_free(n);
+		}
+	free(by_ino);
+	free(by_key);
+	by_ino = by_key = NULL;
+	count = 0;
+}
+
+/* Double the maps when they fill up (lock held). Failure is harmless. */
+static void grow(void)
+{
+	size_t i, old = nbuckets;
+	struct fnode **oi = by_ino, *n, *next;
+	struct fnode **ni = calloc(old * 2, sizeof(*ni));
+	struct fnode **nk = calloc(old * 2, sizeof(*nk));
+
+	if (!ni || !nk) {
+		free(ni);
+		free(nk);
+		return;
+	}
+	nbuckets = old * 2;
+	by_ino = ni;
+	free(by_key);
+	by_key = nk;
+	for (i = 0; i < old; i++)
+		for (n = oi[i]; n; n = next) {
+			size_t b = ino_hash(n->ino);
+
+			next = n->next_ino;
+			n->next_ino = by_ino[b];
+			by_ino[b] = n;
+			if (n->keyed) {
+				b = key_hash(n->kind, n->secret, n->version,
+					     n->name);
+				n->next_key = by_key[b];
+				by_key[b] = n;
+			}
+		}
+	free(oi);
+}
+
+static struct fnode *find_key(int kind, const char *secret, uint32_t version,
+			      const char *name)
+{
+	struct fnode *n = by_key[key_hash(kind, secret, version, name)];
+
+	while (n && !key_eq(n, kind, secret, version, name))
+		n = n->next_key;
+	return n;
+}
+
+static struct fnode *find_ino(uint64_t ino)
+{
+	struct fnode *n = by_ino[ino_hash(ino)];
+
+	while (n && n->ino != ino)
+		n = n->next_ino;
+	return n;
+}
+
+static void unhash_key(struct fnode *n)
+{
+	struct fnode **pp;
+
+	if (!n->keyed)
+		return;
+	pp = &by_key[key_hash(n->kind, n->secret, n->version, n->name)];
+	while (*pp != n)
+		pp = &(*pp)->next_key;
+	*pp = n->next_key;
+	n->keyed = 0;
+}
+
+static void hash_key(struct fnode *n)
+{
+	size_t b = key_hash(n->kind, n->secret, n->version, n->name);
+
+	n->next_key = by_key[b];
+	by_key[b] = n;
+	n->keyed = 1;
+}
+
+static struct fnode *node_new(uint64_t parent, int kind, const char *secret,
+			      uint32_t version, const char *name)
+{
+	struct fnode *n = calloc(1, sizeof(*n));
+	size_t b;
+
+	if (!n)
+		return NULL;
+	n->secret = strdup(secret);
+	n->name = strdup(name);
+	if (!n->secret || !n->name) {
+		node_free(n);
+		return NULL;
+	}
+	if (count >= nbuckets)
+		grow();
+	n->ino = next_ino++;
+	n->parent = parent;
+	n->kind = kind;
+	n->version = version;
+	b = ino_hash(n->ino);
+	n->next_ino = by_ino[b];
+	by_ino[b] = n;
+	hash_key(n);
+	count++;
+	return n;
+}
+
+uint64_t fs_node_ref(uint64_t parent, int kind, const char *secret,
+		     uint32_t version, const char *name)
+{
+	struct fnode *n;
+	uint64_t ino = 0;
+
+	switch (kind) {
+	case FK_SECRETS:
+		return FS_INO_SECRETS;
+	case FK_KEYS:
+		return FS_INO_KEYS;
+	case FK_STATUS:
+		return FS_INO_STATUS;
+	}
+	pthread_mutex_lock(&lock);
+	n = find_key(kind, secret ? secret : "", version, name);
+	if (!n)
+		n = node_new(parent, kind, secret ? secret : "", version, name);
+	if (n) {
+		n->nlookup++;
+		n->parent = parent;
+		ino = n->ino;
+	}
+	pthread_mutex_unlock(&lock);
+	return ino;
+}
+
+static int fixed_get(uint64_t ino, struct fs_node_info *out)
+{
+	static const int kinds[] = {0, FK_ROOT, FK_SECRETS, FK_KEYS, FK_STATUS};
+	static const char *const names[] = {"", "", "secrets", "keys",
+					    ".status"};
+
+	memset(out, 0, sizeof(*out));
+	out->ino = ino;
+	out->parent = FS_INO_ROOT;
+	out->kind = kinds[ino];
+	strcpy(out->name, names[ino]);
+	return 0;
+}
+
+int fs_node_get(uint64_t ino, struct fs_node_info *out)
+{
+	struct fnode *n;
+	int rc = ENOENT;
+
+	if (ino >= FS_INO_ROOT && ino <= FS_INO_STATUS)
+		return fixed_get(ino, out);
+	pthread_mutex_lock(&lock);
+	n = find_ino(ino);
+	if (n) {
+		out->ino = n->ino;
+		out->parent = n->parent;
+		out->kind = n->kind;
+		out->version = n->version;
+		out->writers = n->writers;
+		strncpy(out->secret, n->secret, sizeof(out->secret) - 1);
+		out->secret[sizeof(out->secret) - 1] = '\0';
+		strncpy(out->name, n->name, sizeof(out->name) - 1);
+		out->name[sizeof(out->name) - 1] = '\0';
+		rc = 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+/* Free n once neither the kernel nor a write handle needs it (lock
+ * held). */
+static void maybe_free(struct fnode *n)
+{
+	struct fnode **pp;
+
+	if (n->nlookup || n->writers)
+		return;
+	unhash_key(n);
+	pp = &by_ino[ino_hash(n->ino)];
+	while (*pp != n)
+		pp = &(*pp)->next_ino;
+	*pp = n->next_ino;
+	count--;
+	node_free(n);
+}
+
+void fs_node_forget(uint64_t ino, uint64_t nl)
+{
+	struct fnode *n;
+
+	if (ino < FS_INO_FIRST_DYNAMIC)
+		return;
+	pthread_mutex_lock(&lock);
+	n = find_ino(ino);
+	if (n) {
+		n->nlookup = n->nlookup > nl ? n->nlookup - nl : 0;
+		maybe_free(n);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void fs_node_writers(uint64_t ino, int delta)
+{
+	struct fnode *n;
+
+	pthread_mutex_lock(&lock);
+	n = find_ino(ino);
+	if (n) {
+		n->writers += delta;
+		maybe_free(n);
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+uint64_t fs_node_find(int kind, const char *secret, uint32_t version,
+		      const char *name)
+{
+	struct fnode *n;
+	uint64_t ino;
+
+	pthread_mutex_lock(&lock);
+	n = find_key(kind, secret, version, name);
+	ino = n ? n->ino : 0;
+	pthread_mutex_unlock(&lock);
+	return ino;
+}
+
+void fs_node_retarget(uint64_t ino, int kind, uint32_t version,
+		      const char *name)
+{
+	struct fnode *n, *old;
+	char *copy = strdup(name);
+
+	if (!copy)
+		return;
+	pthread_mutex_lock(&lock);
+	n = find_ino(ino);
+	if (n) {
+		unhash_key(n);
+		/* The node the kernel just replaced stays reachable by its
+		 * inode number until forgotten, but lookups find this one. */
+		old = find_key(kind, n->secret, version, name);
+		if (old)
+			unhash_key(old);
+		free(n->name);
+		n->name = copy;
+		copy = NULL;
+		n->kind = kind;
+		n->version = version;
+		hash_key(n);
+	}
+	pthread_mutex_unlock(&lock);
+	free(copy);
+}
+
+static size_t snapshot(const char *secret, struct fs_node_ent **out)
+{
+	size_t i, k = 0;
+	struct fnode *n;
+
+	pthread_mutex_lock(&lock);
+	*out = malloc((count ? count : 1) * sizeof(**out));
+	for (i = 0; *out && i < nbuckets; i++)
+		for (n = by_ino[i]; n; n = n->next_ino) {
+			if (secret && strcmp(n->secret, secret))
+				continue;
+			(*out)[k].ino = n->ino;
+			(*out)[k].parent = n->parent;
+			strncpy((*out)[k].name, n->name, 255);
+			(*out)[k].name[255] = '\0';
+			k++;
+		}
+	pthread_mutex_unlock(&lock);
+	return k;
+}
+
+size_t fs_node_snapshot(struct fs_node_ent **out)
+{
+	return snapshot(NULL, out);
+}
+
+size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out)
+{
+	return snapshot(secret, out);
+}

@@ -1,0 +1,683 @@
+/*
+ * Writes (SPEC §3 "Writes"): `default` opened with O_TRUNC, `versions/N`
+ * created (a compare-and-set on N), and staged `.NAME` files renamed
+ * onto `default`.
+ *
+ * A write handle captures its writer (struct sfs_caller) at open/create:
+ * the kernel sends release, and on some paths flush, without the
+ * caller's credentials. Bytes accumulate in a buffer the handle owns
+ * (never past SFS_VALUE_MAX: such a write fails with EFBIG and poisons
+ * the handle, as does a write leaving a hole) and commit once, at the
+ * writer process's first close (flush), so that close() returns the
+ * commit's error; else at release. A handle that wrote nothing commits
+ * nothing. Buffers are wiped before they are freed.
+ *
+ * Staged files live only in this process's memory, per secret and per
+ * uid (visible to their creator only); nothing reaches the store unless
+ * one is renamed onto `default`. staged_lock guards the list and every
+ * staged file's bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuse_int.h"
+#include "secretfs/audit.h"
+#include "secretfs/crypto.h"
+#include "secretfs/secret.h"
+#include "secretfs/version.h"
+
+struct staged {
+	struct staged *next;
+	char secret[SFS_NAME_MAX + 1];
+	char name[256];
+	uint32_t uid;
+	unsigned char *buf; /* SFS_VALUE_MAX bytes once written */
+	size_t len;
+	int poison; /* errno that refuses a commit, or 0 */
+	int refs;   /* open handles */
+	int unlinked;
+	int64_t mtime;
+};
+
+/* A write handle. `write` must stay first: fuse.c tells handles apart
+ * by it. */
+struct wfh {
+	int write;
+	pthread_mutex_t lock;
+	struct sfs_caller caller;
+	char secret[SFS_NAME_MAX + 1];
+	uint32_t expect; /* versions/N: N; default: 0 */
+	uint64_t ino;
+	int32_t tgid;	    /* the writer's process (its threads share) */
+	struct staged *st;  /* staged file, or NULL */
+	unsigned char *buf; /* lock; SFS_VALUE_MAX bytes */
+	size_t len;	    /* lock */
+	int dirty, done;    /* lock: wrote something; committed/refused */
+	int poison;	    /* lock: errno, or 0 */
+};
+
+static pthread_mutex_t staged_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct staged *staged_list; /* staged_lock */
+
+static struct staged *staged_find(const char *secret, const char *name,
+				  uint32_t uid)
+{
+	struct staged *s;
+
+	for (s = staged_list; s; s = s->next)
+		if (!s->unlinked && s->uid == uid &&
+		    !strcmp(s->secret, secret) && !strcmp(s->name, name))
+			return s;
+	return NULL;
+}
+
+static void staged_free(struct staged *s)
+{
+	sfs_crypto_free_secret(s->buf, s->buf ? SFS_VALUE_MAX : 0);
+	free(s);
+}
+
+/* Unlink s from the list and free it unless a handle holds it
+ * (staged_lock held). */
+static void staged_drop(struct staged *s)
+{
+	struct staged **pp = &staged_list;
+
+	s->unlinked = 1;
+	if (s->refs)
+		return;
+	while (*pp && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = s->next;
+	staged_free(s);
+}
+
+void fs_staged_fini(void)
+{
+	struct staged *s, *next;
+
+	pthread_mutex_lock(&staged_lock);
+	for (s = staged_list; s; s = next) {
+		next = s->next;
+		staged_free(s);
+	}
+	staged_list = NULL;
+	pthread_mutex_unlock(&staged_lock);
+}
+
+int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
+		   struct stat *st)
+{
+	struct staged *s;
+	int rc = ENOENT;
+
+	pthread_mutex_lock(&staged_lock);
+	s = staged_find(secret, name, uid);
+	if (s) {
+		st->st_mode = S_IFREG | 0600;
+		st->st_nlink = 1;
+		st->st_uid = uid;
+		st->st_gid = 0;
+		st->st_size = (off_t)s->len;
+		st->st_mtim.tv_sec = (time_t)(s->mtime / 1000000000);
+		st->st_ctim = st->st_atim = st->st_mtim;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&staged_lock);
+	return rc;
+}
+
+int fs_staged_unlink(const char *secret, const char *name, uint32_t uid)
+{
+	struct staged *s;
+
+	pthread_mutex_lock(&staged_lock);
+	s = staged_find(secret, name, uid);
+	if (s)
+		staged_drop(s);
+	pthread_mutex_unlock(&staged_lock);
+	return s ? 0 : ENOENT;
+}
+
+void fs_staged_each(const char *secret, uint32_t uid, fs_staged_cb cb,
+		    void *arg)
+{
+	struct staged *s;
+
+	pthread_mutex_lock(&staged_lock);
+	for (s = staged_list; s; s = s->next)
+		if (!s->unlinked && s->uid == uid &&
+		    !strcmp(s->secret, secret) && cb(arg, s->name))
+			break;
+	pthread_mutex_unlock(&staged_lock);
+}
+
+/* Shrink to size (never grow: that would leave a hole). */
+static int cut(size_t *len, unsigned char *buf, off_t size)
+{
+	if (size < 0 || (size_t)size > *len)
+		return EINVAL;
+	if (buf)
+		sfs_crypto_wipe(buf + size, *len - (size_t)size);
+	*len = (size_t)size;
+	return 0;
+}
+
+int fs_staged_truncate(const char *secret, const char *name, uint32_t uid,
+		       off_t size)
+{
+	struct staged *s;
+	int rc = ENOENT;
+
+	pthread_mutex_lock(&staged_lock);
+	s = staged_find(secret, name, uid);
+	if (s)
+		rc = cut(&s->len, s->buf, size);
+	pthread_mutex_unlock(&staged_lock);
+	return rc;
+}
+
+/*
+ * Put size bytes at off into buf (SFS_VALUE_MAX bytes, allocated here on
+ * first use). A hole or a value past the limit poisons: the errno sticks.
+ */
+static int put(unsigned char **buf, size_t *len, int *poison, const char *data,
+	       size_t size, off_t off)
+{
+	int was = *poison;
+
+	if (was)
+		return was;
+	if (off < 0 || (size_t)off > *len)
+		return *poison = EINVAL;
+	if (size > SFS_VALUE_MAX || (size_t)off > SFS_VALUE_MAX - size)
+		return *poison = fs_errno(SFS_EFBIG);
+	if (!*buf) {
+		*buf = malloc(SFS_VALUE_MAX);
+		if (!*buf)
+			return ENOMEM;
+	}
+	memcpy(*buf + off, data, size);
+	if ((size_t)off + size > *len)
+		*len = (size_t)off + size;
+	return 0;
+}
+
+static void staged_unref(struct staged *s)
+{
+	pthread_mutex_lock(&staged_lock);
+	if (--s->refs == 0 && s->unlinked)
+		staged_drop(s);
+	pthread_mutex_unlock(&staged_lock);
+}
+
+/* The thread group (process) of a thread id, from /proc; -1 if gone. */
+static int32_t tgid_of(int32_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, "\nTgid:");
+	return p ? (int32_t)strtol(p + 6, NULL, 10) : -1;
+}
+
+static struct wfh *wfh_new(const struct sfs_caller *c, const char *secret,
+			   uint32_t expect, uint64_t ino)
+{
+	struct wfh *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->write = 1;
+	pthread_mutex_init(&h->lock, NULL);
+	h->caller = *c;
+	snprintf(h->secret, sizeof(h->secret), "%s", secret);
+	h->expect = expect;
+	h->ino = ino;
+	h->tgid = tgid_of(c->pid);
+	return h;
+}
+
+static void wfh_free(struct wfh *h)
+{
+	sfs_crypto_free_secret(h->buf, h->buf ? SFS_VALUE_MAX : 0);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* Staged files one uid may hold at once (each up to SFS_VALUE_MAX). */
+#define FS_STAGED_MAX 64
+
+static int staged_count(uint32_t uid)
+{
+	struct staged *s;
+	int n = 0;
+
+	for (s = staged_list; s; s = s->next)
+		n += !s->unlinked && s->uid == uid;
+	return n;
+}
+
+/* A staged handle: find or make the file (staged_lock not held). */
+static int staged_open(struct wfh *h, const char *name, int flags, int create)
+{
+	struct staged *s;
+	int rc = 0;
+
+	pthread_mutex_lock(&staged_lock);
+	s = staged_find(h->secret, name, h->caller.uid);
+	if (s && create && (flags & O_EXCL)) {
+		rc = EEXIST;
+	} else if (!s && !create) {
+		rc = ENOENT;
+	} else if (!s && staged_count(h->caller.uid) >= FS_STAGED_MAX) {
+		rc = sfs_err_errno(SFS_ENOSPC); /* memory, not the store */
+	} else if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s) {
+			rc = ENOMEM;
+		} else {
+			snprintf(s->secret, sizeof(s->secret), "%s", h->secret);
+			snprintf(s->name, sizeof(s->name), "%s", name);
+			s->uid = h->caller.uid;
+			s->mtime = sfs_time_now();
+			s->next = staged_list;
+			staged_list = s;
+		}
+	}
+	if (!rc) {
+		if (flags & O_TRUNC) {
+			cut(&s->len, s->buf, 0);
+			s->poison = 0;
+		}
+		s->refs++;
+		h->st = s;
+	}
+	pthread_mutex_unlock(&staged_lock);
+	return rc;
+}
+
+/* Reply to an open/create with the handle; undo it if the reply fails. */
+static void reply_open(fuse_req_t req, struct wfh *h, struct fuse_file_info *fi,
+		       const struct fuse_entry_param *e)
+{
+	int bad;
+
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->direct_io = 1;
+	fs_node_writers(h->ino, 1);
+	bad = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
+	if (bad) {
+		fs_write_release(fi);
+		if (e)
+			fs_node_forget(e->ino, 1);
+	}
+}
+
+/* Check a writer of default (expect 0) or versions/N before any byte. */
+static int writer_check(fuse_req_t req, const char *secret, uint32_t expect,
+			struct sfs_caller *c)
+{
+	int e = fs_caller(req, FS_CALLER_FULL, c);
+
+	if (e)
+		return e;
+	if (!fs_visible(secret))
+		return ENOENT;
+	return fs_errno(sfs_version_can_add(fs_d.ctx, c, secret, expect, NULL));
+}
+
+void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
+		   struct fuse_file_info *fi)
+{
+	struct sfs_caller c;
+	struct wfh *h = NULL;
+	int e = 0;
+
+	if (n->kind == FK_STAGED) {
+		if ((e = fs_caller(req, 0, &c)))
+			goto out;
+		h = wfh_new(&c, n->secret, 0, n->ino);
+		e = h ? staged_open(h, n->name, fi->flags, 0) : ENOMEM;
+	} else if (n->kind != FK_DEFAULT || !(fi->flags & O_TRUNC)) {
+		e = EPERM;
+	} else if (!(e = writer_check(req, n->secret, 0, &c))) {
+		h = wfh_new(&c, n->secret, 0, n->ino);
+		e = h ? 0 : ENOMEM;
+	}
+out:
+	if (e) {
+		if (h)
+			wfh_free(h);
+		fuse_reply_err(req, e);
+		return;
+	}
+	reply_open(req, h, fi, NULL);
+}
+
+/* What a create in parent/name means: default, versions/N or staged. */
+static int create_target(fuse_req_t req, const struct fs_node_info *p,
+			 const char *name, int *kind, uint32_t *num)
+{
+	unsigned long v;
+	char *end;
+
+	*num = 0;
+	if (p->kind == FK_SECRET && !strcmp(name, "default")) {
+		*kind = FK_DEFAULT;
+	} else if (p->kind == FK_SECRET && name[0] == '.' &&
+		   strcmp(name, ".") && strcmp(name, "..")) {
+		*kind = FK_STAGED;
+		*num = fuse_req_ctx(req)->uid;
+	} else if (p->kind == FK_VERSIONS) {
+		*kind = FK_VERSION;
+		if (name[0] < '1' || name[0] > '9')
+			return EPERM;
+		errno = 0;
+		v = strtoul(name, &end, 10);
+		if (errno || *end || v > UINT32_MAX)
+			return EPERM;
+		*num = (uint32_t)v;
+	} else {
+		return EPERM;
+	}
+	return strlen(name) > 255 ? ENAMETOOLONG : 0;
+}
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
+{
+	struct fs_node_info p, n;
+	struct fuse_entry_param ep;
+	struct sfs_caller c;
+	struct stat st;
+	struct wfh *h = NULL;
+	int kind, e = fs_node_get(parent, &p);
+	uint32_t num = 0;
+
+	(void)mode;
+	if (!e)
+		e = create_target(req, &p, name, &kind, &num);
+	if (!e && kind == FK_STAGED)
+		e = fs_visible(p.secret) ? fs_caller(req, 0, &c) : ENOENT;
+	else if (!e)
+		e = writer_check(req, p.secret, kind == FK_VERSION ? num : 0,
+				 &c);
+	if (!e) {
+		h = wfh_new(&c, p.secret, kind == FK_VERSION ? num : 0, 0);
+		if (!h)
+			e = ENOMEM;
+		else if (kind == FK_STAGED)
+			e = staged_open(h, name, fi->flags | O_CREAT, 1);
+	}
+	if (!e) {
+		h->ino = fs_node_ref(parent, kind, p.secret, num, name);
+		e = h->ino ? 0 : ENOMEM;
+	}
+	if (!e) {
+		fs_node_writers(h->ino, 1);
+		e = fs_node_get(h->ino, &n);
+		if (!e)
+			e = fs_node_attr(req, &n, &st);
+		fs_node_writers(h->ino, -1);
+		if (e)
+			fs_node_forget(h->ino, 1);
+	}
+	if (e) {
+		if (h && h->st)
+			staged_unref(h->st);
+		if (h)
+			wfh_free(h);
+		fuse_reply_err(req, e);
+		return;
+	}
+	fs_fill_entry(&ep, h->ino, &st, 1);
+	reply_open(req, h, fi, &ep);
+}
+
+void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	      off_t off, struct fuse_file_info *fi)
+{
+	struct wfh *h = (struct wfh *)(uintptr_t)fi->fh;
+	int e;
+
+	(void)ino;
+	if (!h->write) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (h->st) {
+		pthread_mutex_lock(&staged_lock);
+		e = put(&h->st->buf, &h->st->len, &h->st->poison, buf, size,
+			off);
+		h->st->mtime = sfs_time_now();
+		pthread_mutex_unlock(&staged_lock);
+	} else {
+		pthread_mutex_lock(&h->lock);
+		e = h->done ? EPERM
+			    : put(&h->buf, &h->len, &h->poison, buf, size, off);
+		if (!e)
+			h->dirty = 1;
+		pthread_mutex_unlock(&h->lock);
+	}
+	if (e)
+		fuse_reply_err(req, e);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* Commit once (h->lock held); the errno of the commit, or 0. */
+static int commit(struct wfh *h)
+{
+	struct sfs_error err;
+	int rc;
+
+	if (h->done || (!h->dirty && !h->poison))
+		return 0;
+	h->done = 1;
+	if (h->poison)
+		return h->poison;
+	sfs_error_clear(&err);
+	rc = sfs_version_add(fs_d.ctx, &h->caller, h->secret, h->buf, h->len,
+			     h->expect, NULL, &err);
+	return fs_errno(rc);
+}
+
+static int writer_flush(const struct wfh *h, int32_t pid)
+{
+	int32_t g;
+
+	if (pid == h->caller.pid)
+		return 1;
+	g = tgid_of(pid);
+	return g >= 0 && g == h->tgid;
+}
+
+void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct wfh *h = (struct wfh *)(uintptr_t)fi->fh;
+	int e = 0;
+
+	(void)ino;
+	/*
+	 * Commit at the writer's own close. A child that inherited the fd
+	 * (fork, or close-on-exec in a spawned command) also flushes when it
+	 * lets go of its copy: that must not commit half a value early or
+	 * take the error away from the writer's close().
+	 */
+	if (h->write && !h->st && !writer_flush(h, fuse_req_ctx(req)->pid)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (h->write && !h->st) {
+		pthread_mutex_lock(&h->lock);
+		e = commit(h);
+		pthread_mutex_unlock(&h->lock);
+		/* New size and times at the next stat (flush holds no inode
+		 * lock, so this notify cannot deadlock). */
+		if (!e)
+			fs_secret_changed(h->secret);
+	}
+	fuse_reply_err(req, e);
+}
+
+int fs_write_release(struct fuse_file_info *fi)
+{
+	struct wfh *h = (struct wfh *)(uintptr_t)fi->fh;
+
+	if (!h->write)
+		return 0;
+	if (h->st) {
+		staged_unref(h->st);
+	} else {
+		pthread_mutex_lock(&h->lock);
+		commit(h); /* no flush came: nobody to tell the error to */
+		pthread_mutex_unlock(&h->lock);
+	}
+	fs_node_writers(h->ino, -1);
+	wfh_free(h);
+	return 1;
+}
+
+int fs_write_read(fuse_req_t req, size_t size, off_t off,
+		  struct fuse_file_info *fi)
+{
+	struct wfh *h = (struct wfh *)(uintptr_t)fi->fh;
+	pthread_mutex_t *lk = h->st ? &staged_lock : &h->lock;
+	const unsigned char *buf;
+	size_t len;
+
+	pthread_mutex_lock(lk);
+	buf = h->st ? h->st->buf : h->buf;
+	len = h->st ? h->st->len : h->len;
+	if (off < 0 || (size_t)off >= len || !buf)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, (const char *)buf + off,
+			       size < len - (size_t)off ? size
+							: len - (size_t)off);
+	pthread_mutex_unlock(lk);
+	return 0;
+}
+
+int fs_write_truncate(struct fuse_file_info *fi, off_t size)
+{
+	struct wfh *h = (struct wfh *)(uintptr_t)fi->fh;
+	int e;
+
+	if (h->st) {
+		pthread_mutex_lock(&staged_lock);
+		e = cut(&h->st->len, h->st->buf, size);
+		pthread_mutex_unlock(&staged_lock);
+		return e;
+	}
+	pthread_mutex_lock(&h->lock);
+	e = h->done ? EPERM : cut(&h->len, h->buf, size);
+	if (!e)
+		h->dirty = 1;
+	pthread_mutex_unlock(&h->lock);
+	return e;
+}
+
+/* Commit staged file name onto default (the rename's errno, or 0). */
+static int rename_commit(fuse_req_t req, const char *secret, const char *name,
+			 unsigned int flags)
+{
+	struct sfs_secret_rec r;
+	struct sfs_caller c;
+	struct staged *s;
+	int full, e = fs_caller(req, FS_CALLER_FULL, &c);
+
+	if (e)
+		return e;
+	if ((flags & RENAME_NOREPLACE) &&
+	    sfs_secret_get(fs_d.ctx, &fs_d.meta, secret, &r, &full, NULL) ==
+		SFS_OK &&
+	    r.default_version)
+		return EEXIST;
+	pthread_mutex_lock(&staged_lock);
+	s = staged_find(secret, name, c.uid);
+	if (!s)
+		e = ENOENT;
+	else if (s->poison)
+		e = s->poison;
+	else
+		e = fs_errno(sfs_version_add(fs_d.ctx, &c, secret, s->buf,
+					     s->len, 0, NULL, NULL));
+	if (!e)
+		staged_drop(s);
+	pthread_mutex_unlock(&staged_lock);
+	return e;
+}
+
+/* Rename one staged file onto another name (both the caller's). */
+static int rename_staged(uint32_t uid, const char *secret, const char *from,
+			 const char *to, unsigned int flags)
+{
+	struct staged *s, *t;
+	int e = 0;
+
+	pthread_mutex_lock(&staged_lock);
+	s = staged_find(secret, from, uid);
+	t = staged_find(secret, to, uid);
+	if (!s)
+		e = ENOENT;
+	else if (t && (flags & RENAME_NOREPLACE))
+		e = EEXIST;
+	if (!e && t && t != s)
+		staged_drop(t);
+	if (!e)
+		snprintf(s->name, sizeof(s->name), "%s", to);
+	pthread_mutex_unlock(&staged_lock);
+	return e;
+}
+
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct fs_node_info p;
+	uint32_t uid = fuse_req_ctx(req)->uid;
+	uint64_t ino;
+	int e = fs_node_get(parent, &p);
+
+	if (!e && (parent != newparent || p.kind != FK_SECRET ||
+		   name[0] != '.' || (flags & RENAME_EXCHANGE)))
+		e = EPERM;
+	if (!e && !fs_visible(p.secret))
+		e = ENOENT;
+	if (!e && !strcmp(newname, "default"))
+		e = rename_commit(req, p.secret, name, flags);
+	else if (!e && newname[0] == '.' && strcmp(newname, ".") &&
+		 strcmp(newname, ".."))
+		e = rename_staged(uid, p.secret, name, newname, flags);
+	else if (!e)
+		e = EPERM;
+	if (!e && !strcmp(newname, "default"))
+		fs_secret_changed(p.secret);
+	if (!e) {
+		/* The kernel now shows the staged inode under the new name:
+		 * make the node that name. */
+		ino = fs_node_find(FK_STAGED, p.secret, uid, name);
+		if (ino && !strcmp(newname, "default"))
+			fs_node_retarget(ino, FK_DEFAULT, 0, newname);
+		else if (ino)
+			fs_node_retarget(ino, FK_STAGED, uid, newname);
+	}
+	fuse_reply_err(req, e);
+}

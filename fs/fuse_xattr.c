@@ -1,0 +1,464 @@
+/*
+ * Extended attributes, exactly SPEC §3's table: plain text values with no
+ * trailing newline, on secret directories, value files and keys/NAME.
+ *
+ * One table names every attribute, where it lives and whether it is in
+ * the partial view of an access-controlled secret. Getting or listing asks
+ * the core with the requesting caller, so the core decides what the
+ * caller may see (sfs_secret_get's partial view, sfs_version_info's and
+ * sfs_key_get's EACCES). listxattr lists what getxattr would return.
+ * Setting maps the writable ones onto one core call each; any other
+ * attribute is EPERM to set, unknown ones ENODATA to get.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuse_int.h"
+#include "secretfs/audit.h"
+#include "secretfs/keys.h"
+#include "secretfs/secret.h"
+#include "secretfs/value.h"
+#include "secretfs/version.h"
+
+enum { ON_DIR = 1, ON_VALUE = 2, ON_KEY = 4 };
+
+enum xid {
+	X_ID,
+	X_NAME,
+	X_DESC,
+	X_STATUS,
+	X_AC,
+	X_ALLOWED,
+	X_DEFAULT,
+	X_LATEST,
+	X_CREATED_AT,
+	X_CREATED_BY,
+	X_KEY_ID,
+	X_KEY_NAME,
+	X_KEY_TYPE,
+	X_KEY_STATE,
+	X_VERSION,
+	X_VSTATE,
+	X_FORMAT
+};
+
+static const struct xattr {
+	const char *name;
+	int on;
+	int partial; /* in the partial view of a secret dir */
+} xattrs[] = {
+    [X_ID] = {"user.secret.id", ON_DIR, 1},
+    [X_NAME] = {"user.secret.name", ON_DIR, 1},
+    [X_DESC] = {"user.secret.description", ON_DIR, 1},
+    [X_STATUS] = {"user.secret.status", ON_DIR, 0},
+    [X_AC] = {"user.secret.access_control", ON_DIR, 1},
+    [X_ALLOWED] = {"user.secret.allowed_principals", ON_DIR, 0},
+    [X_DEFAULT] = {"user.secret.default_version", ON_DIR, 0},
+    [X_LATEST] = {"user.secret.latest_version", ON_DIR, 0},
+    [X_CREATED_AT] = {"user.secret.created_at", ON_DIR | ON_VALUE, 1},
+    [X_CREATED_BY] = {"user.secret.created_by", ON_DIR | ON_VALUE, 1},
+    [X_KEY_ID] = {"user.kms.key_id", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_KEY_NAME] = {"user.kms.key_name", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_KEY_TYPE] = {"user.kms.key_type", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_KEY_STATE] = {"user.kms.key_state", ON_DIR | ON_VALUE | ON_KEY, 0},
+    [X_VERSION] = {"user.secret.version", ON_VALUE, 0},
+    [X_VSTATE] = {"user.secret.version_state", ON_VALUE, 0},
+    [X_FORMAT] = {"user.secret.format", ON_VALUE, 0},
+};
+#define NXATTRS (sizeof(xattrs) / sizeof(xattrs[0]))
+
+/* What one request has fetched so far (each record at most once). */
+struct xq {
+	fuse_req_t req;
+	struct fs_node_info n;
+	int where;
+	struct sfs_caller c;
+	int have_c, c_rc;
+	struct sfs_secret_rec s;
+	int have_s, s_rc, full;
+	struct sfs_version_rec v;
+	int have_v, v_rc;
+	struct sfs_key_rec k;
+	int have_k, k_rc;
+};
+
+static int where_of(int kind)
+{
+	switch (kind) {
+	case FK_SECRET:
+		return ON_DIR;
+	case FK_DEFAULT:
+	case FK_VERSION:
+		return ON_VALUE;
+	case FK_KEY:
+		return ON_KEY;
+	}
+	return 0;
+}
+
+static int q_caller(struct xq *q)
+{
+	if (!q->have_c) {
+		q->have_c = 1;
+		q->c_rc =
+		    fs_caller(q->req, FS_CALLER_FULL, &q->c) ? SFS_EIO : SFS_OK;
+	}
+	return q->c_rc;
+}
+
+static int q_secret(struct xq *q)
+{
+	if (!q->have_s) {
+		q->have_s = 1;
+		q->s_rc = q_caller(q);
+		if (!q->s_rc)
+			q->s_rc = sfs_secret_get(fs_d.ctx, &q->c, q->n.secret,
+						 &q->s, &q->full, NULL);
+	}
+	return q->s_rc;
+}
+
+static int q_version(struct xq *q)
+{
+	uint32_t num = q->n.kind == FK_VERSION ? q->n.version : 0;
+
+	if (!q->have_v) {
+		q->have_v = 1;
+		q->v_rc = q_caller(q);
+		if (!q->v_rc)
+			q->v_rc = sfs_version_info(fs_d.ctx, &q->c, q->n.secret,
+						   num, &q->v, NULL);
+	}
+	return q->v_rc;
+}
+
+/* The KMS key an attribute describes: the key itself, the secret's
+ * current key or the key that wrapped the version. */
+static int q_key(struct xq *q)
+{
+	const char *key = q->n.name;
+
+	if (q->have_k)
+		return q->k_rc;
+	q->have_k = 1;
+	q->k_rc = q_caller(q);
+	if (!q->k_rc && q->where == ON_DIR) {
+		q->k_rc = q_secret(q);
+		if (!q->k_rc && !q->full)
+			q->k_rc = SFS_EACCES;
+		key = q->s.kms_key_id;
+	} else if (!q->k_rc && q->where == ON_VALUE) {
+		q->k_rc = q_version(q);
+		key = q->v.kms_key_id;
+	}
+	if (!q->k_rc)
+		q->k_rc = sfs_key_get(fs_d.ctx, &q->c, key, &q->k, NULL);
+	return q->k_rc;
+}
+
+static int fmt_u32(char *out, size_t cap, uint32_t v)
+{
+	if (!v)
+		return SFS_ENODATA;
+	snprintf(out, cap, "%u", v);
+	return SFS_OK;
+}
+
+static int get_dir(struct xq *q, enum xid id, char *out, size_t cap)
+{
+	const struct sfs_secret_rec *s = &q->s;
+	int rc = q_secret(q);
+
+	if (rc)
+		return rc;
+	if (!q->full && !xattrs[id].partial)
+		return SFS_EACCES;
+	switch (id) {
+	case X_ID:
+		snprintf(out, cap, "%s", s->id);
+		break;
+	case X_NAME:
+		snprintf(out, cap, "%s", s->name);
+		break;
+	case X_DESC:
+		snprintf(out, cap, "%s", s->description);
+		break;
+	case X_STATUS:
+		snprintf(out, cap, "%s", sfs_state_name(s->status));
+		break;
+	case X_AC:
+		snprintf(out, cap, "%s",
+			 s->access_control ? "enabled" : "disabled");
+		break;
+	case X_ALLOWED:
+		snprintf(out, cap, "%s", s->allowed);
+		break;
+	case X_DEFAULT:
+		return fmt_u32(out, cap, s->default_version);
+	case X_LATEST:
+		return fmt_u32(out, cap, s->latest_version);
+	case X_CREATED_AT:
+		sfs_time_format(s->created_at, out);
+		break;
+	case X_CREATED_BY:
+		snprintf(out, cap, "%s", s->created_by);
+		break;
+	default:
+		return SFS_ENODATA;
+	}
+	return SFS_OK;
+}
+
+static int get_value(struct xq *q, enum xid id, char *out, size_t cap)
+{
+	const struct sfs_version_rec *v = &q->v;
+	int rc = q_version(q);
+
+	if (rc)
+		return rc;
+	switch (id) {
+	case X_CREATED_AT:
+		sfs_time_format(v->created_at, out);
+		break;
+	case X_CREATED_BY:
+		snprintf(out, cap, "%s", v->created_by);
+		break;
+	case X_VERSION:
+		snprintf(out, cap, "%u", v->version);
+		break;
+	case X_VSTATE:
+		snprintf(out, cap, "%s", sfs_state_name(v->state));
+		break;
+	case X_FORMAT:
+		snprintf(out, cap, "%s", sfs_value_format_name(v->format));
+		break;
+	default:
+		return SFS_ENODATA;
+	}
+	return SFS_OK;
+}
+
+static int get_key(struct xq *q, enum xid id, char *out, size_t cap)
+{
+	int rc = q_key(q);
+
+	if (rc)
+		return rc;
+	switch (id) {
+	case X_KEY_ID:
+		snprintf(out, cap, "%s", q->k.id);
+		break;
+	case X_KEY_NAME:
+		snprintf(out, cap, "%s", q->k.name);
+		break;
+	case X_KEY_TYPE:
+		snprintf(out, cap, "%s", sfs_key_type_name(q->k.type));
+		break;
+	case X_KEY_STATE:
+		snprintf(out, cap, "%s", sfs_state_name(q->k.state));
+		break;
+	default:
+		return SFS_ENODATA;
+	}
+	return SFS_OK;
+}
+
+/* The attribute's text in out (cap >= SFS_ALLOWED_MAX + 1): a core
+ * code, SFS_ENODATA when it has no value here. */
+static int get_one(struct xq *q, enum xid id, char *out, size_t cap)
+{
+	if (!(xattrs[id].on & q->where))
+		return SFS_ENODATA;
+	if (id >= X_KEY_ID && id <= X_KEY_STATE)
+		return get_key(q, id, out, cap);
+	if (q->where == ON_DIR)
+		return get_dir(q, id, out, cap);
+	return get_value(q, id, out, cap);
+}
+
+static int find_xattr(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NXATTRS; i++)
+		if (!strcmp(xattrs[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static int q_init(struct xq *q, fuse_req_t req, fuse_ino_t ino)
+{
+	memset(q, 0, sizeof(*q));
+	q->req = req;
+	if (fs_node_get(ino, &q->n))
+		return ENOENT;
+	q->where = where_of(q->n.kind);
+	return 0;
+}
+
+static void q_fini(struct xq *q)
+{
+	if (q->have_v && !q->v_rc)
+		sfs_version_rec_release(&q->v);
+}
+
+/* Reply with data: its length for a size probe, ERANGE if too small. */
+static void reply_data(fuse_req_t req, const char *data, size_t len,
+		       size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, data, len);
+}
+
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char out[SFS_ALLOWED_MAX + SFS_DESC_MAX + 1];
+	struct xq q;
+	int id = find_xattr(name), rc;
+
+	out[0] = '\0';
+	if ((rc = q_init(&q, req, ino))) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	rc = id < 0 ? SFS_ENODATA : get_one(&q, (enum xid)id, out, sizeof(out));
+	q_fini(&q);
+	if (rc)
+		fs_reply_core(req, rc);
+	else
+		reply_data(req, out, strlen(out), size);
+}
+
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char out[SFS_ALLOWED_MAX + SFS_DESC_MAX + 1];
+	char list[1024];
+	size_t i, len = 0;
+	struct xq q;
+	int rc;
+
+	if ((rc = q_init(&q, req, ino))) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	for (i = 0; i < NXATTRS; i++) {
+		if (!(xattrs[i].on & q.where) ||
+		    get_one(&q, (enum xid)i, out, sizeof(out)) != SFS_OK)
+			continue;
+		memcpy(list + len, xattrs[i].name, strlen(xattrs[i].name) + 1);
+		len += strlen(xattrs[i].name) + 1;
+	}
+	q_fini(&q);
+	reply_data(req, list, len, size);
+}
+
+/* "active"/"deactivated" or "enabled"/"disabled": 1, 0, or -1. */
+static int word(const char *v, const char *yes, const char *no)
+{
+	if (!strcmp(v, yes))
+		return 1;
+	if (!strcmp(v, no))
+		return 0;
+	return -1;
+}
+
+static int set_dir(struct xq *q, enum xid id, const char *v)
+{
+	struct sfs_secret_update u;
+	const char *s = q->n.secret;
+	int on;
+	uint32_t num;
+	char *end;
+	unsigned long n;
+
+	memset(&u, 0, sizeof(u));
+	switch (id) {
+	case X_DESC:
+		u.fields = SFS_SF_DESCRIPTION;
+		u.description = v;
+		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+	case X_STATUS:
+		if ((on = word(v, "active", "deactivated")) < 0)
+			return SFS_EINVAL;
+		return sfs_secret_set_status(fs_d.ctx, &q->c, s, on, NULL);
+	case X_AC:
+		if ((on = word(v, "enabled", "disabled")) < 0)
+			return SFS_EINVAL;
+		u.fields = SFS_SF_ACCESS_CONTROL;
+		u.access_control = on;
+		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+	case X_ALLOWED:
+		u.fields = SFS_SF_ALLOWED;
+		u.allowed = v;
+		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+	case X_DEFAULT:
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (v[0] < '0' || v[0] > '9' || *end || errno || n > UINT32_MAX)
+			return SFS_EINVAL;
+		num = (uint32_t)n;
+		return sfs_version_set_default(fs_d.ctx, &q->c, s, num, NULL);
+	case X_KEY_ID:
+		return sfs_secret_change_key(fs_d.ctx, &q->c, s, v, NULL);
+	default:
+		return SFS_EPERM;
+	}
+}
+
+static int set_one(struct xq *q, int id, const char *v)
+{
+	int on;
+
+	if (id < 0 || !(xattrs[id].on & q->where))
+		return SFS_EPERM;
+	if (q->where == ON_DIR)
+		return set_dir(q, (enum xid)id, v);
+	if (q->n.kind != FK_VERSION || id != X_VSTATE)
+		return SFS_EPERM;
+	if ((on = word(v, "active", "deactivated")) < 0)
+		return SFS_EINVAL;
+	return sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret, q->n.version,
+				     on, NULL);
+}
+
+void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 const char *value, size_t size, int flags)
+{
+	struct xq q;
+	char *v = NULL;
+	int rc;
+
+	(void)flags;
+	if ((rc = q_init(&q, req, ino))) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	if (!fs_visible(q.n.secret) && q.n.secret[0])
+		rc = SFS_ENOENT;
+	else if (memchr(value, '\0', size))
+		rc = SFS_EINVAL;
+	else if (!(v = malloc(size + 1)))
+		rc = SFS_ENOMEM;
+	else if (!(rc = q_caller(&q))) {
+		memcpy(v, value, size);
+		v[size] = '\0';
+		rc = set_one(&q, find_xattr(name), v);
+		if (!rc)
+			fs_secret_changed(q.n.secret);
+	}
+	free(v);
+	fs_reply_core(req, rc);
+}
+
+void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}

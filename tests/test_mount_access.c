@@ -1,0 +1,366 @@
+/*
+ * Mount tests for identity and options: other uids through allow_other
+ * (mode bits, roles, access control and its partial view, root without
+ * exemption), and the ro, only= and cache= mounts. Switching uid needs
+ * root; without it those tests say SKIPPED rather than pass.
+ */
+#include <dirent.h>
+
+#include "mount_harness.h"
+
+#define OTHER 4321
+
+static void mk(const char *name, const char *value)
+{
+	ck_assert_int_eq(cli("secret", "create", name, "--value", value, NULL),
+			 0);
+}
+
+/* Child bodies: return 0 or the errno that stopped them. */
+static int read_default(void *arg)
+{
+	char rel[300], *got;
+	size_t len;
+	int e;
+
+	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
+	e = slurp(rel, &got, &len);
+	free(got);
+	return e;
+}
+
+static int stat_default(void *arg)
+{
+	char rel[300];
+	struct stat st;
+
+	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
+	return ERR(stat(P(rel), &st));
+}
+
+static int make_secret(void *arg)
+{
+	char rel[300];
+
+	snprintf(rel, sizeof(rel), "secrets/%s", (const char *)arg);
+	return ERR(mkdir(P(rel), 0755));
+}
+
+static int write_default(void *arg)
+{
+	char rel[300];
+
+	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
+	return put_s(rel, O_WRONLY | O_TRUNC, "by other");
+}
+
+static int read_key(void *arg)
+{
+	char *got;
+	size_t len;
+	int e = slurp("keys/service", &got, &len);
+
+	(void)arg;
+	free(got);
+	return e;
+}
+
+/* The partial view: the five public attributes, EACCES for the rest. */
+static int partial_view(void *arg)
+{
+	const char *v;
+	size_t n;
+
+	(void)arg;
+	if (!(v = xget("secrets/acl", "user.secret.name")) || strcmp(v, "acl"))
+		return 1;
+	if (!(v = xget("secrets/acl", "user.secret.description")) ||
+	    strcmp(v, "locked"))
+		return 2;
+	if (!(v = xget("secrets/acl", "user.secret.access_control")) ||
+	    strcmp(v, "enabled"))
+		return 3;
+	if (!xget("secrets/acl", "user.secret.created_at") ||
+	    !xget("secrets/acl", "user.secret.created_by"))
+		return 4;
+	v = xget("secrets/acl", "user.secret.id");
+	n = v ? strlen(v) : 0;
+	if (n != 13 || strcmp(v + 8, "-****"))
+		return 5;
+	if (xget("secrets/acl", "user.secret.status") || errno != EACCES)
+		return 6;
+	if (xget("secrets/acl", "user.secret.default_version") ||
+	    errno != EACCES)
+		return 7;
+	if (xget("secrets/acl", "user.kms.key_id") || errno != EACCES)
+		return 8;
+	if (xget("secrets/acl/default", "user.secret.version") ||
+	    errno != EACCES)
+		return 9;
+	if (opendir(P("secrets/acl/versions")) || errno != EACCES)
+		return 11;
+	if (opendir(P("secrets/acl/kv")) || errno != EACCES)
+		return 12;
+	return read_default("acl") == EACCES ? 0 : 10;
+}
+
+START_TEST(other_mode_bits)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	up("allow_other");
+	/* 0440 root:root: others may not read */
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "db"), EACCES);
+	/* names and stat are public */
+	ck_assert_int_eq(as_user(OTHER, OTHER, stat_default, "db"), 0);
+	ck_assert_int_eq(chmod(P("secrets/db"), 0444), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "db"), 0);
+	ck_assert_int_eq(chmod(P("secrets/db"), 0440), 0);
+	ck_assert_int_eq(chown(P("secrets/db"), 0, OTHER), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "db"), 0);
+	ck_assert_int_eq(chown(P("secrets/db"), OTHER, 0), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "db"), 0);
+}
+END_TEST
+
+START_TEST(other_roles)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, make_secret, "mine"), EACCES);
+	ck_assert_int_eq(as_user(OTHER, OTHER, write_default, "db"), EACCES);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_key, NULL), EACCES);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	ck_assert_int_eq(cli("role", "grant", "kms-viewer", "uid:4321", NULL),
+			 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, make_secret, "mine"), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, write_default, "db"), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_key, NULL), 0);
+	assert_reads("secrets/db/default", "by other");
+}
+END_TEST
+
+static int change_key(void *arg)
+{
+	return ERR(
+	    setxattr(P("secrets/db"), "user.kms.key_id", arg, strlen(arg), 0));
+}
+
+START_TEST(other_kms_user)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "k1"), EACCES);
+	ck_assert_int_eq(cli("role", "grant", "kms-user", "uid:4321", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "k1"), 0);
+	assert_xattr("secrets/db", "user.kms.key_name", "k1");
+}
+END_TEST
+
+START_TEST(other_role_through_group)
+{
+	NEED_ROOT();
+	up("allow_other");
+	ck_assert_int_eq(cli("role", "grant", "manager", "gid:777", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, make_secret, "a"), EACCES);
+	ck_assert_int_eq(as_user_in(OTHER, OTHER, 777, make_secret, "b"), 0);
+}
+END_TEST
+
+static int stage(void *arg)
+{
+	(void)arg;
+	return put_s("secrets/db/.mine", O_WRONLY | O_CREAT, "staged");
+}
+
+static int see_staged(void *arg)
+{
+	struct stat st;
+
+	(void)arg;
+	return ERR(stat(P("secrets/db/.mine"), &st));
+}
+
+START_TEST(staged_private_to_uid)
+{
+	struct stat st;
+
+	NEED_ROOT();
+	mk("db", "v");
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), 0);
+	/* not even root sees another uid's staged file */
+	ck_assert_int_eq(ERR(stat(P("secrets/db/.mine"), &st)), ENOENT);
+	ck_assert_int_eq(
+	    ERR(rename(P("secrets/db/.mine"), P("secrets/db/default"))),
+	    ENOENT);
+	assert_reads("secrets/db/default", "v");
+}
+END_TEST
+
+START_TEST(access_control_partial_view)
+{
+	NEED_ROOT();
+	ck_assert_int_eq(cli("secret", "create", "acl", "--description",
+			     "locked", "--access-control", "--value", "s",
+			     NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "update", "acl", "--mode", "0444", NULL),
+			 0);
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, partial_view, NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, stat_default, "acl"), 0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "acl", "--allow", "uid:4321", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "acl"), 0);
+}
+END_TEST
+
+START_TEST(access_control_root_no_exemption)
+{
+	NEED_ROOT();
+	ck_assert_int_eq(cli("secret", "create", "acl", "--access-control",
+			     "--value", "s", NULL),
+			 0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "acl", "--owner", "4321", NULL), 0);
+	up("allow_other");
+	ck_assert_int_eq(ERR(open(P("secrets/acl/default"), O_RDONLY)), EACCES);
+	assert_xattr_err("secrets/acl", "user.secret.status", EACCES);
+	/* the owner is always on the list */
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "acl"), 0);
+}
+END_TEST
+
+START_TEST(ro_mount)
+{
+	int fd;
+
+	mk("db", "v");
+	up("ro");
+	assert_reads("secrets/db/default", "v");
+	ck_assert_int_eq(ERR(mkdir(P("secrets/x"), 0755)), EROFS);
+	ck_assert_int_eq(ERR(open(P("secrets/db/default"), O_WRONLY | O_TRUNC)),
+			 EROFS);
+	ck_assert_int_eq(ERR(setxattr(P("secrets/db"), "user.secret.status",
+				      "deactivated", 11, 0)),
+			 EROFS);
+	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/1"))), EROFS);
+	ck_assert_int_eq(ERR(rmdir(P("secrets/db"))), EROFS);
+	ck_assert_int_eq(ERR(chmod(P("secrets/db"), 0400)), EROFS);
+	fd = open(P("secrets/db/.tmp"), O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_eq(fd < 0 ? errno : 0, EROFS);
+	assert_xattr("secrets/db", "user.secret.status", "active");
+}
+END_TEST
+
+START_TEST(only_hides)
+{
+	struct stat st;
+	char *got;
+	size_t len;
+
+	mk("app-one", "1");
+	mk("app-two", "2");
+	mk("db", "3");
+	up("ro,only=app-*:nothing");
+	ck_assert_int_eq(stat(P("secrets/app-one/default"), &st), 0);
+	assert_reads("secrets/app-two/default", "2");
+	ck_assert_int_eq(ERR(stat(P("secrets/db"), &st)), ENOENT);
+	ck_assert_int_eq(slurp("secrets/db/default", &got, &len), ENOENT);
+	ck_assert_ptr_null(xget("secrets/db", "user.secret.name"));
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+START_TEST(only_listing)
+{
+	char *s;
+	size_t len;
+
+	mk("app-one", "1");
+	mk("db", "3");
+	up("only=app-*");
+	ck_assert_int_eq(slurp(".status", &s, &len), 0);
+	ck_assert_ptr_nonnull(strstr(s, "\"only\": \"app-*\""));
+	free(s);
+	ck_assert_int_eq(ERR(mkdir(P("secrets/hidden"), 0755)), EPERM);
+}
+END_TEST
+
+static void cache_mode(const char *opts)
+{
+	char buf[64];
+	int fd;
+
+	mk("db", "first");
+	up(opts);
+	assert_reads("secrets/db/default", "first");
+	assert_reads("secrets/db/default", "first");
+	fd = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(
+	    cli("version", "add", "db", "--value", "second, longer", NULL), 0);
+	/* a new version is seen at the next open, in every mode */
+	assert_reads("secrets/db/default", "second, longer");
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "3"),
+			 0);
+	assert_reads("secrets/db/default", "3");
+	ck_assert_int_ge(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+}
+
+START_TEST(cache_open)
+{
+	cache_mode("cache=open");
+}
+END_TEST
+
+START_TEST(cache_kernel)
+{
+	cache_mode("cache=kernel");
+}
+END_TEST
+
+START_TEST(audit_off)
+{
+	char path[600];
+	struct stat st;
+	off_t before;
+
+	mk("db", "v");
+	snprintf(path, sizeof(path), "%s/audit.log", h_store);
+	ck_assert_int_eq(stat(path, &st), 0);
+	before = st.st_size;
+	up("audit=off");
+	assert_reads("secrets/db/default", "v");
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, before);
+}
+END_TEST
+
+int main(void)
+{
+	const TTest *const tests[] = {
+	    other_mode_bits,
+	    other_roles,
+	    other_kms_user,
+	    other_role_through_group,
+	    staged_private_to_uid,
+	    access_control_partial_view,
+	    access_control_root_no_exemption,
+	    ro_mount,
+	    only_hides,
+	    only_listing,
+	    cache_open,
+	    cache_kernel,
+	    audit_off,
+	};
+
+	return h_main("mount_access", tests, sizeof(tests) / sizeof(tests[0]));
+}
