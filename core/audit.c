@@ -63,7 +63,7 @@ int sfs_audit_open(struct sfs_audit **out, const char *path,
 	if (fd < 0)
 		return sfs_error_set(err, errno_code(errno),
 				     "cannot open audit log '%s': %s", path,
-				     strerror(errno));
+				     sfs_strerrno(errno));
 	/* umask or an older file may have left other bits; devices (tests
 	 * use /dev/full) keep theirs. */
 	if (fstat(fd, &st) < 0 ||
@@ -73,7 +73,7 @@ int sfs_audit_open(struct sfs_audit **out, const char *path,
 		close(fd);
 		return sfs_error_set(err, errno_code(e),
 				     "cannot make audit log '%s' private: %s",
-				     path, strerror(e));
+				     path, sfs_strerrno(e));
 	}
 	a = malloc(sizeof(*a));
 	if (!a) {
@@ -464,14 +464,14 @@ int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
 	if (fd < 0)
 		return sfs_error_set(err, errno_code(errno),
 				     "cannot open audit log '%s': %s", path,
-				     strerror(errno));
+				     sfs_strerrno(errno));
 	while (!rc) {
 		n = fill(&r, fd);
 		if (n < 0) {
 			rc = sfs_error_set(
 			    err, errno == ENOMEM ? SFS_ENOMEM : SFS_EIO,
 			    "cannot read audit log '%s': %s", path,
-			    strerror(errno));
+			    sfs_strerrno(errno));
 			break;
 		}
 		rc = drain(&r, n == 0 && !follow);

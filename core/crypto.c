@@ -134,7 +134,7 @@ static int open_error(struct sfs_error *err, const char *what, const char *path,
 				 : SFS_EIO;
 
 	return sfs_error_set(err, code, "cannot open %s '%s': %s", what, path,
-			     strerror(e));
+			     sfs_strerrno(e));
 }
 
 /*
@@ -205,7 +205,7 @@ static int key_file_check(int fd, const char *path, struct sfs_error *err)
 	if (fstat(fd, &st) < 0)
 		return sfs_error_set(err, SFS_EIO,
 				     "cannot stat key file '%s': %s", path,
-				     strerror(errno));
+				     sfs_strerrno(errno));
 	if (!S_ISREG(st.st_mode))
 		return sfs_error_set(err, SFS_EINVAL,
 				     "key file '%s' is not a regular file",
@@ -234,7 +234,7 @@ int sfs_crypto_master_load(const char *path, unsigned char out[SFS_KEY_BYTES],
 	if (read_all(fd, buf, sizeof(buf) - 1, &n) < 0) {
 		rc =
 		    sfs_error_set(err, SFS_EIO, "cannot read key file '%s': %s",
-				  path, strerror(errno));
+				  path, sfs_strerrno(errno));
 		goto out;
 	}
 	if (key_decode(buf, n, out) < 0)
@@ -306,7 +306,7 @@ int sfs_crypto_master_generate(const char *path,
 	if (write_key(fd, out) < 0) {
 		rc = sfs_error_set(err, errno == ENOSPC ? SFS_ENOSPC : SFS_EIO,
 				   "cannot write key file '%s': %s", path,
-				   strerror(errno));
+				   sfs_strerrno(errno));
 		sodium_memzero(out, SFS_KEY_BYTES);
 		unlink(path);
 	}
@@ -379,7 +379,7 @@ int sfs_crypto_passphrase_read(const char *path, char **out, size_t *len,
 	if (read_all(fd, buf, PASS_MAX, &n) < 0) {
 		rc = sfs_error_set(err, SFS_EIO,
 				   "cannot read passphrase file '%s': %s", path,
-				   strerror(errno));
+				   sfs_strerrno(errno));
 		goto out;
 	}
 	if (n > 0 && buf[n - 1] == '\n')

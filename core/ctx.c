@@ -64,6 +64,21 @@ int ctx_fail(struct sfs_error *err, int code, const char *fmt, ...)
 	return sfs_error_set(err, code, "%s: %s", subject, sfs_strerror(code));
 }
 
+int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
+	       const struct sfs_policy_state *st, const char *fmt, ...)
+{
+	char subject[200], buf[128];
+	va_list ap;
+
+	if (!err)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(subject, sizeof(subject), fmt, ap);
+	va_end(ap);
+	return sfs_error_set(err, rc, "%s: %s", subject,
+			     sfs_policy_why(act, rc, st, buf, sizeof(buf)));
+}
+
 static int path_join(char *out, size_t cap, const char *dir, const char *name,
 		     struct sfs_error *err)
 {
@@ -152,7 +167,7 @@ static int mkdir_p(const char *dir, int *created, struct sfs_error *err)
 	return SFS_OK;
 fail:
 	return sfs_error_set(err, SFS_EIO, "cannot create directory '%s': %s",
-			     path, strerror(errno));
+			     path, sfs_strerrno(errno));
 }
 
 /* ---- the names present in a directory, to undo a failed init --------- */
@@ -281,14 +296,20 @@ static int passphrase_master(const struct sfs_ctx_options *o,
 
 	if (!file)
 		file = getenv("SECRETFS_PASSPHRASE_FILE");
-	if (file && *file)
+	if (file && !*file)
+		file = NULL; /* set but empty: as unset */
+	if (file)
 		rc = sfs_crypto_passphrase_read(file, &pass, &len, err);
 	else if (o->ask_passphrase)
 		rc = o->ask_passphrase(o->ask_arg, &pass, &len);
 	else
-		return sfs_error_set(err, SFS_EMASTER,
-				     "store needs a passphrase: set "
-				     "SECRETFS_PASSPHRASE_FILE");
+		rc = SFS_EMASTER;
+	if (rc != SFS_OK && !file)
+		/* no file, and no terminal to ask on (or nothing typed) */
+		rc = sfs_error_set(err, SFS_EMASTER,
+				   "the store needs its passphrase: set "
+				   "SECRETFS_PASSPHRASE_FILE or run on a "
+				   "terminal");
 	if (rc != SFS_OK) {
 		if (pass)
 			sfs_crypto_free_secret(pass, len + 1);
@@ -335,7 +356,7 @@ static int gen_create(const char *dir, struct sfs_error *err)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, sizeof(uint64_t)) != 0) {
 		rc = sfs_error_set(err, SFS_EIO, "cannot create '%s': %s", path,
-				   strerror(errno));
+				   sfs_strerrno(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;
@@ -966,6 +987,14 @@ static int no_store(const char *dir, struct sfs_error *err)
 			     dir);
 }
 
+/* The store is there but not ours to read (another user's 0700 dir):
+ * say so, rather than "no store". */
+static int no_access(const char *dir, struct sfs_error *err)
+{
+	return sfs_error_set(err, SFS_EACCES, "store '%s': %s", dir,
+			     sfs_strerrno(errno));
+}
+
 /* Open the database read-write when its files are writable; otherwise
  * read-only, and the context refuses changes. */
 static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
@@ -974,10 +1003,14 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 	struct stat st;
 	int rc;
 
+	if (stat(ctx->dir, &st) != 0 && errno != ENOENT && errno != ENOTDIR)
+		return no_access(ctx->dir, err);
 	if (stat(ctx->dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return no_store(ctx->dir, err);
 	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
 		return sfs_error_set(err, SFS_EINVAL, "store path too long");
+	if (access(db, F_OK) != 0 && errno != ENOENT)
+		return no_access(ctx->dir, err);
 	if (access(db, F_OK) != 0)
 		return no_store(ctx->dir, err);
 	*writable = access(ctx->dir, W_OK) == 0 && access(db, W_OK) == 0;
@@ -1366,7 +1399,8 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 	if (rc == SFS_ENOENT) {
 		memset(s, 0, sizeof(*s));
 		sfs_error_clear(err);
-		return ctx_fail(err, rc, "secret '%.128s'", name);
+		return sfs_error_set(err, rc, "secret '%.128s': no such "
+				     "secret", name);
 	}
 	if (rc == SFS_OK && e) {
 		ctx_strlcpy(e->key, name, sizeof(e->key));

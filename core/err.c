@@ -3,6 +3,7 @@
  * Every errno the filesystem returns comes from sfs_err_errno(); adding a
  * code means adding one row to each table below.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,17 @@ const char *sfs_strerror(int code)
 	const struct err_row *r = find(code);
 
 	return r ? r->text : "unknown error";
+}
+
+const char *sfs_strerrno(int errnum)
+{
+	static _Thread_local char buf[128];
+	const char *text = strerror_r(errnum, buf, sizeof(buf));
+
+	if (text != buf)
+		snprintf(buf, sizeof(buf), "%s", text);
+	buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
 }
 
 const char *sfs_err_name(int code)

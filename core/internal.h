@@ -141,6 +141,15 @@ void ctx_state_init(const struct sfs_ctx *ctx, struct sfs_policy_state *st);
 int ctx_fail(struct sfs_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Record sfs_policy_check()'s refusal rc of act in err as "<subject>:
+ * <why>", the why from sfs_policy_why() ("the secret is active"), and
+ * return rc.
+ */
+int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
+	       const struct sfs_policy_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* One audit line. Returns sfs_audit_write()'s result; a failure is also
  * remembered for sfs_ctx_last_error(). */
 struct ctx_audit_line {

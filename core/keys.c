@@ -71,9 +71,10 @@ static int key_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	 * permission) stand; its rules about a key's type or state have
 	 * nothing to apply to. */
 	if (!st.key_exists && rc != SFS_EROFS && rc != SFS_EACCES)
-		rc = SFS_ENOENT;
+		return sfs_error_set(err, SFS_ENOENT, "key '%.128s': no such "
+				     "key", key);
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "key '%s'", key);
+		return ctx_refuse(err, act, rc, &st, "key '%s'", key);
 	return SFS_OK;
 }
 
@@ -86,7 +87,8 @@ static int key_insert(struct sfs_ctx *ctx, struct sfs_key_rec *k,
 		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, k,
 				     1, err);
 	if (rc == SFS_EEXIST)
-		rc = ctx_fail(err, rc, "key '%s'", k->name);
+		rc = sfs_error_set(err, rc, "key '%s': already exists",
+				   k->name);
 	return rc;
 }
 
@@ -98,10 +100,12 @@ static int key_new_rec(const struct sfs_caller *c, const char *name,
 
 	rc = sfs_policy_name_check(name, strlen(name));
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "key name '%.128s'", name);
+		return sfs_error_set(err, rc, "key '%.128s': %s", name,
+				     sfs_policy_name_why(rc));
 	rc = sfs_policy_desc_check(desc, strlen(desc));
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "description of key '%s'", name);
+		return sfs_error_set(err, rc, "key '%s': %s", name,
+				     sfs_policy_desc_why(desc, strlen(desc)));
 	memset(k, 0, sizeof(*k));
 	sfs_crypto_uuid(k->id);
 	ctx_strlcpy(k->name, name, sizeof(k->name));
@@ -133,7 +137,7 @@ int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	ctx_state_init(ctx, &st);
 	rc = sfs_policy_check(SFS_ACT_KEY_CREATE, c, &st);
 	if (rc != SFS_OK)
-		ctx_fail(err, rc, "key '%s'", name);
+		ctx_refuse(err, SFS_ACT_KEY_CREATE, rc, &st, "key '%s'", name);
 	else
 		rc = key_insert(ctx, &k, err);
 	rc = ctx_end(ctx, 1, rc, err);
@@ -191,7 +195,8 @@ static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		st.key_state = acc->v[i].state;
 		rc = sfs_policy_check(SFS_ACT_KEY_VIEW, c, &st);
 		if (rc != SFS_OK)
-			return ctx_fail(err, rc, "keys");
+			return ctx_refuse(err, SFS_ACT_KEY_VIEW, rc, &st,
+					  "keys");
 	}
 	return SFS_OK;
 }

@@ -16,6 +16,7 @@
  * from an access-controlled secret's allow list.
  */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "secretfs/policy.h"
@@ -186,6 +187,124 @@ int sfs_policy_check(enum sfs_action act, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		return rc;
 	return lifecycle(act, st);
+}
+
+/* --- reasons, for error messages -------------------------------------- */
+
+static const char *why_denied(enum sfs_action act)
+{
+	switch (act) {
+	case SFS_ACT_SECRET_VIEW:
+	case SFS_ACT_VALUE_READ:
+		return "permission denied: not the owner, the group or on "
+		       "the allow list";
+	case SFS_ACT_KEY_VIEW:
+		return "permission denied: needs the kms-viewer role";
+	case SFS_ACT_KEY_CREATE:
+	case SFS_ACT_KEY_ACTIVATE:
+	case SFS_ACT_KEY_DEACTIVATE:
+	case SFS_ACT_KEY_ROTATE:
+	case SFS_ACT_KEY_DELETE:
+	case SFS_ACT_ROLE_CHANGE:
+		return "permission denied: only the administrator may";
+	case SFS_ACT_SECRET_CREATE:
+	case SFS_ACT_SECRET_CHANGE_KEY:
+	case SFS_ACT_VERSION_ADD:
+		return "permission denied: needs the manager role (and "
+		       "kms-user for a user key)";
+	default:
+		return "permission denied: needs the manager role";
+	}
+}
+
+static const char *why_state(int state)
+{
+	return state == SFS_STATE_DESTROYED ? "the version is destroyed"
+					    : "the version is deactivated";
+}
+
+/* SFS_EKEYREVOKED, SFS_ENOENT and SFS_EINVAL about a version. */
+static const char *why_version(int rc, const struct sfs_policy_state *st)
+{
+	if (rc == SFS_EKEYREVOKED && st->secret &&
+	    st->secret->status != SFS_STATE_ACTIVE)
+		return "the secret is deactivated";
+	if (!st->version_exists)
+		return "no such version";
+	return why_state(st->version_state);
+}
+
+static const char *why_add(int rc, const struct sfs_policy_state *st,
+			   char *buf, size_t cap)
+{
+	switch (rc) {
+	case SFS_EKEYREVOKED:
+		return "the secret is deactivated";
+	case SFS_EINVAL:
+		return "the value is empty (values are 1-65536 bytes)";
+	case SFS_EFBIG:
+		return "the value is over 65536 bytes";
+	case SFS_EEXIST:
+		snprintf(buf, cap, "version %u is next, not %u",
+			 st->secret->latest_version + 1, st->expect);
+		return buf;
+	default:
+		return sfs_strerror(rc);
+	}
+}
+
+const char *sfs_policy_why(enum sfs_action act, int rc,
+			   const struct sfs_policy_state *st, char *buf,
+			   size_t cap)
+{
+	assert(st && buf && cap >= 64);
+	if (rc == SFS_EROFS)
+		return "the store is read-only";
+	if (rc == SFS_EACCES)
+		return why_denied(act);
+	if (rc == SFS_ENOKEY)
+		return st->key_exists ? "the kms key is deactivated"
+				      : "no such kms key";
+	if (act == SFS_ACT_VERSION_ADD)
+		return why_add(rc, st, buf, cap);
+	if (act == SFS_ACT_SECRET_DELETE && rc == SFS_EBUSY)
+		return "the secret is active: deactivate it first";
+	if (act == SFS_ACT_SECRET_DELETE && rc == SFS_ENOTEMPTY) {
+		snprintf(buf, cap, "%u version%s not destroyed",
+			 st->live_versions,
+			 st->live_versions == 1 ? " is" : "s are");
+		return buf;
+	}
+	if (act == SFS_ACT_SECRET_ACTIVATE && rc == SFS_EINVAL)
+		return "the secret has no active version";
+	if (act == SFS_ACT_KEY_DELETE && rc == SFS_EBUSY)
+		return "the key is in use by a secret or a version not "
+		       "destroyed";
+	if (rc == SFS_EPERM && act == SFS_ACT_KEY_DELETE)
+		return "the service key cannot be deleted";
+	if (rc == SFS_EPERM && act == SFS_ACT_KEY_DEACTIVATE)
+		return "the service key is always active";
+	if (rc == SFS_EKEYREVOKED || rc == SFS_ENOENT ||
+	    (rc == SFS_EINVAL && act == SFS_ACT_VERSION_SET_DEFAULT))
+		return why_version(rc, st);
+	return sfs_strerror(rc);
+}
+
+const char *sfs_policy_name_why(int rc)
+{
+	if (rc == SFS_ENAMETOOLONG)
+		return "name longer than 128 bytes";
+	return "invalid name: use 1-128 bytes of A-Z a-z 0-9 . _ -, "
+	       "starting with a letter or digit";
+}
+
+const char *sfs_policy_desc_why(const char *desc, size_t len)
+{
+	if (len > SFS_DESC_MAX)
+		return "description longer than 1024 bytes";
+	if (sfs_policy_utf8_check(desc, len) != SFS_OK)
+		return "description is not valid utf-8";
+	return "description has control characters";
 }
 
 static int in_group(const struct sfs_caller *c, uint32_t gid)

@@ -30,7 +30,9 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 	sfs_error_clear(err);
 	if (!sfs_role_parse(role))
-		rc = ctx_fail(err, SFS_EINVAL, "unknown role '%.32s'", role);
+		rc = sfs_error_set(err, SFS_EINVAL, "role '%.32s': unknown "
+				   "role (manager, kms-user or kms-viewer)",
+				   role);
 	else if (sfs_principal_parse(principal, p, sizeof(p), err) != SFS_OK)
 		rc = ctx_fail(err, SFS_EINVAL, "principal '%.64s'", principal);
 	if (rc == SFS_OK)
@@ -40,7 +42,8 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	ctx_state_init(ctx, &st);
 	rc = sfs_policy_check(SFS_ACT_ROLE_CHANGE, c, &st);
 	if (rc != SFS_OK)
-		ctx_fail(err, rc, "role '%s'", role);
+		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "role '%s'",
+			   role);
 	else if (grant)
 		rc = ctx->store->ops->role_grant(ctx->store, role, p, err);
 	else
@@ -50,7 +53,8 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		rc = SFS_OK;
 	}
 	if (rc == SFS_ENOENT)
-		ctx_fail(err, rc, "'%s' does not hold role '%s'", p, role);
+		sfs_error_set(err, rc, "role '%s': not granted to '%s'", role,
+			      p);
 	rc = ctx_end(ctx, 1, rc, err);
 audit:
 	l.result = rc;
@@ -118,7 +122,7 @@ int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	st.readonly = 0;
 	rc = sfs_policy_check(SFS_ACT_ROLE_CHANGE, c, &st);
 	if (rc != SFS_OK)
-		ctx_fail(err, rc, "roles");
+		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "roles");
 	else
 		rc = ctx->store->ops->role_list(ctx->store, pairs_collect, &acc,
 						err);

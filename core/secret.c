@@ -38,12 +38,15 @@ static int secret_new_rec(const struct sfs_caller *c,
 
 	rc = sfs_policy_name_check(n->name, strlen(n->name));
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "secret name '%.128s'", n->name);
+		return sfs_error_set(err, rc, "secret '%.128s': %s", n->name,
+				     sfs_policy_name_why(rc));
 	rc = sfs_policy_desc_check(desc, strlen(desc));
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "description of '%s'", n->name);
+		return sfs_error_set(err, rc, "secret '%s': %s", n->name,
+				     sfs_policy_desc_why(desc, strlen(desc)));
 	if (n->has_mode && n->mode > MODE_BITS)
-		return ctx_fail(err, SFS_EINVAL, "mode %o", n->mode);
+		return sfs_error_set(err, SFS_EINVAL, "mode %o: not within "
+				     "0777", n->mode);
 	sfs_crypto_uuid(s->id);
 	ctx_strlcpy(s->name, n->name, sizeof(s->name));
 	ctx_strlcpy(s->description, desc, sizeof(s->description));
@@ -73,16 +76,21 @@ static int create_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		return rc;
 	rc = sfs_policy_check(SFS_ACT_SECRET_CREATE, c, &st);
-	if (rc == SFS_OK && n->value) {
+	if (rc != SFS_OK)
+		return ctx_refuse(err, SFS_ACT_SECRET_CREATE, rc, &st,
+				  "secret '%s'", s->name);
+	if (n->value) {
 		st.value_len = n->value_len;
 		rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
+		if (rc != SFS_OK)
+			return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &st,
+					  "secret '%s'", s->name);
 	}
-	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "secret '%s'", s->name);
 	ctx_strlcpy(s->kms_key_id, k.id, sizeof(s->kms_key_id));
 	rc = ctx->store->ops->secret_insert(ctx->store, s, err);
 	if (rc == SFS_EEXIST)
-		return ctx_fail(err, rc, "secret '%s'", s->name);
+		return sfs_error_set(err, rc, "secret '%s': already exists",
+				     s->name);
 	if (rc == SFS_OK && n->value)
 		rc = ctx_version_insert(ctx, c, s, &k, n->value, n->value_len,
 					NULL, err);
@@ -239,9 +247,14 @@ static int update_validate(const struct sfs_secret_update *u, char *allowed,
 	if ((u->fields & SFS_SF_DESCRIPTION) &&
 	    (!u->description ||
 	     sfs_policy_desc_check(u->description, strlen(u->description))))
-		return ctx_fail(err, SFS_EINVAL, "description");
+		return sfs_error_set(
+		    err, SFS_EINVAL, "%s",
+		    u->description ? sfs_policy_desc_why(
+					 u->description, strlen(u->description))
+				   : "no description");
 	if ((u->fields & SFS_SF_MODE) && u->mode > MODE_BITS)
-		return ctx_fail(err, SFS_EINVAL, "mode %o", u->mode);
+		return sfs_error_set(err, SFS_EINVAL, "mode %o: not within "
+				     "0777", u->mode);
 	if (!(u->fields & SFS_SF_ALLOWED))
 		return SFS_OK;
 	rc = sfs_principal_list_normalize(u->allowed ? u->allowed : "", allowed,
@@ -284,7 +297,7 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	st->secret = s;
 	rc = sfs_policy_check(act, c, st);
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "secret '%s'", s->name);
+		return ctx_refuse(err, act, rc, st, "secret '%s'", s->name);
 	switch (act) {
 	case SFS_ACT_SECRET_DELETE:
 		return ctx->store->ops->secret_delete(ctx->store, s->id, err);
@@ -326,7 +339,8 @@ int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		st.secret = &s;
 		rc = sfs_policy_check(SFS_ACT_SECRET_UPDATE, c, &st);
 		if (rc != SFS_OK)
-			ctx_fail(err, rc, "secret '%s'", s.name);
+			ctx_refuse(err, SFS_ACT_SECRET_UPDATE, rc, &st,
+				   "secret '%s'", s.name);
 	}
 	if (rc == SFS_OK) {
 		update_apply(&s, u, allowed);

@@ -290,7 +290,7 @@ static int sq_fail(struct sq *q, int rc, struct sfs_error *err,
 
 static int not_found(struct sfs_error *err, const char *what, const char *id)
 {
-	return sfs_error_set(err, SFS_ENOENT, "%s \"%s\": not found", what, id);
+	return sfs_error_set(err, SFS_ENOENT, "%s '%s': not found", what, id);
 }
 
 /* Back to a clean statement: no pointers to the caller's data kept. */
@@ -434,7 +434,7 @@ static int sq_meta_get(struct sfs_store *s, const char *name,
 	else if (rc == SQLITE_DONE)
 		rc = not_found(err, "meta", name);
 	else
-		rc = sq_fail(q, rc, err, "meta \"%s\"", name);
+		rc = sq_fail(q, rc, err, "meta '%s'", name);
 	done(st);
 	return rc;
 }
@@ -484,7 +484,7 @@ static int get_one(struct sq *q, enum stmt_id id, const char *key,
 	} else if (rc == SQLITE_DONE) {
 		rc = 0;
 	} else {
-		rc = sq_fail(q, rc, err, "look up \"%s\"", key);
+		rc = sq_fail(q, rc, err, "look up '%s'", key);
 	}
 	done(st);
 	return rc;
@@ -551,7 +551,7 @@ static int sq_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
 
 	rc = step_change(q, st, rc, 0, err, "insert kms key");
 	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "kms key \"%s\": already exists",
+		sfs_error_set(err, rc, "kms key '%s': already exists",
 			      k->name);
 	return rc;
 }
@@ -600,7 +600,7 @@ static int sq_key_in_use(struct sfs_store *s, const char *id, int *in_use,
 		*in_use = sqlite3_column_int(st, 0) != 0;
 		rc = 0;
 	} else {
-		rc = sq_fail(q, rc, err, "kms key \"%s\" in use", id);
+		rc = sq_fail(q, rc, err, "kms key '%s' in use", id);
 	}
 	done(st);
 	return rc;
@@ -623,10 +623,10 @@ static int sq_keyver_get(struct sfs_store *s, const char *key_id,
 		rc = col_blob(st, 0, wrapped, err);
 	else if (rc == SQLITE_DONE)
 		rc = sfs_error_set(err, SFS_ENOENT,
-				   "kms key \"%s\" version %u: not found",
+				   "kms key '%s' version %u: not found",
 				   key_id, (unsigned)version);
 	else
-		rc = sq_fail(q, rc, err, "kms key \"%s\" version %u", key_id,
+		rc = sq_fail(q, rc, err, "kms key '%s' version %u", key_id,
 			     (unsigned)version);
 	done(st);
 	return rc;
@@ -763,7 +763,7 @@ static int sq_secret_insert(struct sfs_store *s,
 			     "insert secret");
 
 	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "secret \"%s\": already exists",
+		sfs_error_set(err, rc, "secret '%s': already exists",
 			      r->name);
 	return rc;
 }
@@ -778,7 +778,7 @@ static int sq_secret_update(struct sfs_store *s,
 			     "update secret");
 
 	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "secret \"%s\": already exists",
+		sfs_error_set(err, rc, "secret '%s': already exists",
 			      r->name);
 	return rc == SFS_ENOENT ? not_found(err, "secret", r->id) : rc;
 }
@@ -849,10 +849,10 @@ static int sq_version_get(struct sfs_store *s, const char *secret_id,
 			rc = version_blobs(st, out, err);
 	} else if (rc == SQLITE_DONE) {
 		rc = sfs_error_set(err, SFS_ENOENT,
-				   "secret \"%s\" version %u: not found",
+				   "secret '%s' version %u: not found",
 				   secret_id, (unsigned)version);
 	} else {
-		rc = sq_fail(q, rc, err, "secret \"%s\" version %u",
+		rc = sq_fail(q, rc, err, "secret '%s' version %u",
 			     secret_id, (unsigned)version);
 	}
 	done(st);
@@ -876,7 +876,7 @@ static int sq_version_list(struct sfs_store *s, const char *secret_id,
 		rc = SQLITE_OK; /* step again */
 	}
 	if (!ret && rc != SQLITE_DONE)
-		ret = sq_fail(q, rc, err, "list versions of \"%s\"",
+		ret = sq_fail(q, rc, err, "list versions of '%s'",
 			      secret_id);
 	done(st);
 	return ret;
@@ -904,7 +904,7 @@ static int sq_version_insert(struct sfs_store *s,
 
 	rc = step_change(q, st, rc, 0, err, "insert version");
 	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "secret \"%s\" version %u: already "
+		sfs_error_set(err, rc, "secret '%s' version %u: already "
 			      "exists", v->secret_id, (unsigned)v->version);
 	return rc;
 }
@@ -924,7 +924,7 @@ static int sq_version_set_state(struct sfs_store *s, const char *secret_id,
 
 	rc = step_change(q, st, rc, 1, err, "set version state");
 	if (rc == SFS_ENOENT)
-		sfs_error_set(err, rc, "secret \"%s\" version %u: not found",
+		sfs_error_set(err, rc, "secret '%s' version %u: not found",
 			      secret_id, (unsigned)version);
 	return rc;
 }
@@ -940,7 +940,7 @@ static int sq_role_grant(struct sfs_store *s, const char *role,
 
 	rc = step_change(q, st, rc, 0, err, "grant role");
 	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "role \"%s\" for \"%s\": already "
+		sfs_error_set(err, rc, "role '%s' for '%s': already "
 			      "granted", role, principal);
 	return rc;
 }
@@ -954,7 +954,7 @@ static int sq_role_revoke(struct sfs_store *s, const char *role,
 
 	rc = step_change(q, st, rc, 1, err, "revoke role");
 	if (rc == SFS_ENOENT)
-		sfs_error_set(err, rc, "role \"%s\" for \"%s\": not granted",
+		sfs_error_set(err, rc, "role '%s' for '%s': not granted",
 			      role, principal);
 	return rc;
 }
@@ -1008,7 +1008,7 @@ static int sq_check(struct sfs_store *s, struct sfs_error *err)
 	if (rc == SQLITE_ROW) {
 		res = (const char *)sqlite3_column_text(st, 0);
 		rc = sfs_error_set(err, SFS_EIO, "store integrity check: "
-				   "a row of \"%s\" refers to a missing row",
+				   "a row of '%s' refers to a missing row",
 				   res ? res : "?");
 	} else if (rc != SQLITE_DONE) {
 		rc = sq_fail(q, rc, err, "store foreign key check");
@@ -1219,16 +1219,16 @@ static int ensure_file(const char *path, int create, int readonly,
 	if (stat(path, &sb) == 0)
 		return 0;
 	if (errno != ENOENT)
-		return sfs_error_set(err, SFS_EIO, "store \"%s\": %s", path,
-				     strerror(errno));
+		return sfs_error_set(err, SFS_EIO, "store '%s': %s", path,
+				     sfs_strerrno(errno));
 	if (!create || readonly)
-		return sfs_error_set(err, SFS_ENOSTORE, "store \"%s\": no such "
+		return sfs_error_set(err, SFS_ENOSTORE, "store '%s': no such "
 				     "database", path);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return sfs_error_set(err, errno == ENOSPC ? SFS_ENOSPC : SFS_EIO,
-				     "create store \"%s\": %s", path,
-				     strerror(errno));
+				     "create store '%s': %s", path,
+				     sfs_strerrno(errno));
 	close(fd);
 	return 0;
 }
@@ -1240,7 +1240,7 @@ static int sq_open_db(struct sq *q, const char *path, struct sfs_error *err)
 	int rc = sqlite3_open_v2(path, &q->db, flags, NULL);
 
 	if (rc != SQLITE_OK)
-		return sq_fail(q, rc, err, "open store \"%s\"", path);
+		return sq_fail(q, rc, err, "open store '%s'", path);
 	sqlite3_extended_result_codes(q->db, 1);
 	sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
 	if (sqlite3_file_control(q->db, "main", SQLITE_FCNTL_FILE_POINTER,

@@ -155,8 +155,8 @@ static int add_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	st.expect = expect;
 	rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "cannot add a version to '%s'",
-				s->name);
+		return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &st,
+				  "secret '%s'", s->name);
 	return SFS_OK;
 }
 
@@ -248,11 +248,12 @@ static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = sfs_policy_check(SFS_ACT_VALUE_READ, c, &st);
 	if (rc == SFS_OK && !st.version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
+	if (rc == SFS_ENOENT && !n)
+		return sfs_error_set(err, rc, "secret '%s': no default "
+				     "version", s->name);
 	if (rc != SFS_OK)
-		return n ? ctx_fail(err, rc, "version %u of '%s'", (unsigned)n,
-				    s->name)
-			 : ctx_fail(err, rc, "default version of '%s'",
-				    s->name);
+		return ctx_refuse(err, SFS_ACT_VALUE_READ, rc, &st,
+				  "version %u of '%s'", (unsigned)n, s->name);
 	return ctx_kms_material(ctx, v->kms_key_id, v->kms_key_version,
 				material, err);
 }
@@ -291,8 +292,8 @@ out:
 	if (rc != SFS_OK) {
 		sfs_value_release(out);
 		return sfs_error_set(err, SFS_EBADMSG,
-				     "version %u of '%s' failed "
-				     "authentication",
+				     "version %u of '%s': stored data failed "
+				     "authentication (tampered or corrupt)",
 				     (unsigned)v->version, s->name);
 	}
 	out->len = len;
@@ -369,7 +370,8 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	st.secret = s;
 	rc = sfs_policy_check(SFS_ACT_SECRET_VIEW, c, &st);
 	if (rc != SFS_OK)
-		return ctx_fail(err, rc, "secret '%s'", s->name);
+		return ctx_refuse(err, SFS_ACT_SECRET_VIEW, rc, &st,
+				  "secret '%s'", s->name);
 	return SFS_OK;
 }
 
@@ -383,14 +385,15 @@ static int info_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc == SFS_OK && !n && !(n = s.default_version))
-		rc = ctx_fail(err, SFS_ENOENT, "default version of '%s'",
-			      s.name);
+		rc = sfs_error_set(err, SFS_ENOENT, "secret '%s': no default "
+				   "version", s.name);
 	if (rc != SFS_OK)
 		return rc;
 	rc = ctx_version_load(ctx, s.id, n, out, NULL, err);
 	if (rc == SFS_ENOENT) {
 		sfs_error_clear(err);
-		ctx_fail(err, rc, "version %u of '%s'", (unsigned)n, s.name);
+		sfs_error_set(err, rc, "version %u of '%s': no such version",
+			      (unsigned)n, s.name);
 	}
 	return rc;
 }
@@ -530,7 +533,8 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc == SFS_OK && !st.version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
 	if (rc != SFS_OK)
-		ctx_fail(err, rc, "version %u of '%s'", (unsigned)n, s->name);
+		ctx_refuse(err, act, rc, &st, "version %u of '%s'",
+			   (unsigned)n, s->name);
 	else
 		rc = change_apply(ctx, act, s, n, &vs, err);
 	ctx_versions_release(&vs);

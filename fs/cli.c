@@ -6,7 +6,6 @@
  * Value bytes read here live in buffers that cli_value_release() wipes;
  * they are never copied into a message.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -49,8 +48,9 @@ int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 	const struct cli_cmd *c;
 
 	if (argc < 2) {
-		fprintf(stderr, "secretfs: %s: missing command\n", grp->name);
-		cli_group_usage(grp, stderr);
+		fprintf(stderr, "secretfs: %s: missing command (see "
+				"'secretfs %s --help')\n",
+			grp->name, grp->name);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -60,9 +60,9 @@ int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 	for (c = grp->cmds; c->name; c++)
 		if (!strcmp(c->name, argv[1]))
 			return c->run(c, g, argc - 1, argv + 1);
-	fprintf(stderr, "secretfs: %s: unknown command '%s'\n", grp->name,
-		argv[1]);
-	fprintf(stderr, "Try 'secretfs %s --help'.\n", grp->name);
+	fprintf(stderr, "secretfs: %s: unknown command '%s' (see 'secretfs "
+			"%s --help')\n",
+		grp->name, argv[1], grp->name);
 	return EXIT_USAGE;
 }
 
@@ -88,7 +88,7 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'secretfs %s --help'.\n", cmd->full);
+	fprintf(stderr, " (see 'secretfs %s --help')\n", cmd->full);
 	return EXIT_USAGE;
 }
 
@@ -254,9 +254,7 @@ static int load_file(const char *path, struct cli_value *out)
 		close(fd);
 out:
 	if (rc < 0) {
-		/* lowercase, as every message: "no such file or directory" */
-		snprintf(why, sizeof(why), "%s", strerror(-rc));
-		why[0] = (char)tolower((unsigned char)why[0]);
+		snprintf(why, sizeof(why), "%s", sfs_strerrno(-rc));
 		fprintf(stderr, "secretfs: cannot read '%s': %s\n",
 			strcmp(path, "-") ? path : "standard input", why);
 		return EXIT_FAIL;
@@ -264,18 +262,23 @@ out:
 	return EXIT_OK;
 }
 
-int cli_value_load(const struct cli_value_src *s, struct cli_value *out)
+int cli_value_load(const struct cli_cmd *cmd, const struct cli_value_src *s,
+		   struct cli_value *out)
 {
 	struct sfs_error err;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (s->file)
 		return load_file(s->file, out);
 	if (s->nkv) {
 		sfs_error_clear(&err);
-		if (sfs_value_kv_build(s->kv, s->nkv, &out->data, &out->len,
-				       &err) != SFS_OK)
-			return cli_fail("cannot build key/value value", &err);
+		rc = sfs_value_kv_build(s->kv, s->nkv, &out->data, &out->len,
+					&err);
+		if (rc == SFS_EINVAL) /* a malformed pair: bad usage */
+			return cli_bad_usage(cmd, "--kv: %s", err.msg);
+		if (rc != SFS_OK)
+			return cli_fail("cannot build the --kv value", &err);
 		out->cap = out->len;
 		return EXIT_OK;
 	}
@@ -419,7 +422,7 @@ int cli_buf_write(struct cli_buf *b)
 			continue;
 		if (n < 0) {
 			fprintf(stderr, "secretfs: cannot write value: %s\n",
-				strerror(errno));
+				sfs_strerrno(errno));
 			return EXIT_FAIL;
 		}
 		done += (size_t)n;

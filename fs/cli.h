@@ -126,8 +126,11 @@ struct cli_value {
 	size_t cap;
 };
 /* Load the bytes: at most SFS_VALUE_MAX + 1 of a file, so that the core
- * can refuse an oversize value with its own error. EXIT_OK / EXIT_FAIL. */
-int cli_value_load(const struct cli_value_src *s, struct cli_value *out);
+ * can refuse an oversize value with its own error. EXIT_OK, EXIT_FAIL
+ * (a file that cannot be read), or EXIT_USAGE (a malformed --kv pair,
+ * reported as cmd's usage error). */
+int cli_value_load(const struct cli_cmd *cmd, const struct cli_value_src *s,
+		   struct cli_value *out);
 void cli_value_release(struct cli_value *v);
 
 /* --- an open store ----------------------------------------------------- */

@@ -7,6 +7,7 @@
  * mode 0600 guards it). init creates the store and says where the store
  * and its master key are.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,11 +15,15 @@
 #include "secretfs/audit.h"
 #include "secretfs/value.h"
 
+/* Print one line; arg (an int) gets errno when stdout fails. */
 static int audit_line(void *arg, const char *line)
 {
-	(void)arg;
-	if (puts(line) == EOF || fflush(stdout) == EOF)
+	int *write_errno = arg;
+
+	if (puts(line) == EOF || fflush(stdout) == EOF) {
+		*write_errno = errno ? errno : EIO;
 		return 1; /* stdout gone: stop following */
+	}
 	return 0;
 }
 
@@ -62,6 +67,7 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct audit_args a = { NULL, 0, 0 };
 	struct sfs_error err;
 	char dir[4096], path[4200];
+	int write_errno = 0;
 	int rc = audit_parse(cmd, argc, argv, &a);
 
 	if (rc != CLI_GO)
@@ -73,11 +79,16 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		return cli_fail("cannot find the store", &err);
 	snprintf(path, sizeof(path), "%s/audit.log", dir);
 	rc = sfs_audit_read(path, a.secret, a.since, a.follow, audit_line,
-			    NULL, &err);
+			    &write_errno, &err);
 	if (rc < 0) {
 		if (!err.code)
 			err.code = rc;
 		return cli_fail("cannot read the audit log", &err);
+	}
+	if (write_errno) {
+		fprintf(stderr, "secretfs: cannot write output: %s\n",
+			sfs_strerrno(write_errno));
+		return EXIT_FAIL;
 	}
 	return EXIT_OK;
 }
@@ -141,6 +152,10 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	}
 	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
 		return rc;
+	/* two master keys asked for: which one is meant? */
+	if (o.passphrase_file && g->master_key)
+		return cli_bad_usage(cmd, "give --master-key or "
+					  "--passphrase-file, not both");
 	o.store_dir = g->store;
 	o.master_key = g->master_key;
 	sfs_error_clear(&err);

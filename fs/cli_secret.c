@@ -74,7 +74,7 @@ static int secret_create(const struct cli_cmd *cmd,
 	rc = create_parse(cmd, argc, argv, &a);
 	if (rc != CLI_GO)
 		goto out;
-	if (a.has_value && (rc = cli_value_load(&a.src, &v)) != EXIT_OK)
+	if (a.has_value && (rc = cli_value_load(cmd, &a.src, &v)) != EXIT_OK)
 		goto out;
 	a.n.value = v.data;
 	a.n.value_len = v.len;
@@ -516,6 +516,15 @@ static int delete_confirmed(const char *name, const char *confirm)
 	return rc;
 }
 
+/* SFS_OK when the secret exists (details in s->err otherwise). */
+static int secret_exists(struct cli_session *s, const char *name)
+{
+	struct sfs_secret_rec rec;
+	int full;
+
+	return sfs_secret_get(s->ctx, &s->caller, name, &rec, &full, &s->err);
+}
+
 static int secret_delete(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
@@ -536,12 +545,17 @@ static int secret_delete(const struct cli_cmd *cmd,
 	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
 		return rc;
 	name = argv[optind];
-	if (delete_confirmed(name, confirm) != EXIT_OK)
-		return EXIT_FAIL;
+	if (!confirm && !isatty(STDIN_FILENO))
+		return delete_confirmed(name, NULL);
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
-	rc = sfs_secret_delete(s.ctx, &s.caller, name, &s.err);
+	/* no one is asked to type the name of a secret that is not there */
+	rc = confirm ? SFS_OK : secret_exists(&s, name);
 	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
+	else if (delete_confirmed(name, confirm) != EXIT_OK)
+		rc = EXIT_FAIL;
+	else if ((rc = sfs_secret_delete(s.ctx, &s.caller, name, &s.err)))
 		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else
 		rc = cli_print_deleted(g, "secret", name);

@@ -105,7 +105,7 @@ static int version_add(const struct cli_cmd *cmd, const struct cli_global *g,
 	if ((rc = add_parse(cmd, argc, argv, &src, &expect)) != CLI_GO)
 		goto out;
 	name = argv[optind];
-	if ((rc = cli_value_load(&src, &v)) != EXIT_OK ||
+	if ((rc = cli_value_load(cmd, &src, &v)) != EXIT_OK ||
 	    (rc = cli_session_open(&s, g)) != EXIT_OK)
 		goto out;
 	rc = sfs_version_add(s.ctx, &s.caller, name, v.data, v.len, expect,

@@ -12,10 +12,37 @@
 #include "fs.h"
 #include "secretfs/crypto.h"
 
+/* Is every number in the subject (outside quotes) also in what? */
+static int numbers_known(const char *subject, size_t len, const char *what)
+{
+	const char *p = subject, *end = subject + len;
+	char num[16];
+	size_t n;
+	int in_quote = 0;
+
+	for (; p < end; p++) {
+		if (*p == '\'')
+			in_quote = !in_quote;
+		if (in_quote || *p < '0' || *p > '9' ||
+		    (p > subject && p[-1] >= '0' && p[-1] <= '9'))
+			continue;
+		for (n = 0; p + n < end && p[n] >= '0' && p[n] <= '9'; n++)
+			;
+		if (n >= sizeof(num))
+			return 0;
+		snprintf(num, sizeof(num), " %.*s", (int)n, p);
+		if (!strstr(what, num))
+			return 0;
+	}
+	return 1;
+}
+
 /*
  * Does the core's subject say nothing that what does not? It does not
- * when what contains it ("key 'k1'" in "cannot delete key 'k1'"), or when
- * it is itself a "cannot ..." about the same quoted names.
+ * when what contains it ("keys" in "cannot list keys"), or when every
+ * name it quotes is quoted in what too and every number it holds is in
+ * what ("version 2 of 'db'" beside "cannot read version 2 of 'db'", but
+ * not beside "cannot read 'db'").
  */
 static int subject_known(const char *subject, size_t len, const char *what)
 {
@@ -28,7 +55,7 @@ static int subject_known(const char *subject, size_t len, const char *what)
 		if (strstr(what, name))
 			return 1;
 	}
-	if (strncmp(subject, "cannot ", 7))
+	if (!numbers_known(subject, len, what))
 		return 0;
 	while ((p = memchr(p, '\'', (size_t)(end - p))) != NULL) {
 		q = memchr(p + 1, '\'', (size_t)(end - p - 1));
@@ -43,24 +70,37 @@ static int subject_known(const char *subject, size_t len, const char *what)
 	return quoted;
 }
 
+/* Length of msg's subject: up to its first ": " outside quotes (a quoted
+ * path may hold one), or 0 when it has none. */
+static size_t subject_len(const char *msg)
+{
+	const char *p;
+	int in_quote = 0;
+
+	for (p = msg; *p; p++) {
+		if (*p == '\'')
+			in_quote = !in_quote;
+		else if (!in_quote && p[0] == ':' && p[1] == ' ' && p[2])
+			return (size_t)(p - msg);
+	}
+	return 0;
+}
+
 /*
  * The "why" of an error: the core's message, or its code's description.
- * Core messages read "<subject>: <description>"; when the subject only
- * repeats the names in what, the description alone is the why, so that
- * the line does not say the subject twice.
+ * Core messages read "<subject>: <why>"; when the subject only repeats
+ * what, the why alone follows what, so that the line does not say the
+ * subject twice.
  */
 static const char *error_why(const char *what, const struct sfs_error *err)
 {
-	const char *desc = sfs_strerror(err ? err->code : 0);
-	size_t mlen, dlen = strlen(desc);
+	size_t n;
 
 	if (!err || !err->msg[0])
-		return desc;
-	mlen = strlen(err->msg);
-	if (mlen > dlen + 2 && !strcmp(err->msg + mlen - dlen, desc) &&
-	    !strncmp(err->msg + mlen - dlen - 2, ": ", 2) &&
-	    subject_known(err->msg, mlen - dlen - 2, what))
-		return desc;
+		return sfs_strerror(err ? err->code : 0);
+	n = subject_len(err->msg);
+	if (n && subject_known(err->msg, n, what))
+		return err->msg + n + 2;
 	return err->msg;
 }
 
@@ -72,8 +112,8 @@ int cli_fail(const char *what, const struct sfs_error *err)
 
 int cli_usage_error(const char *what, const char *why)
 {
-	fprintf(stderr, "secretfs: %s: %s\n", what, why);
-	fprintf(stderr, "Try 'secretfs --help' for usage.\n");
+	fprintf(stderr, "secretfs: %s: %s (see 'secretfs --help')\n", what,
+		why);
 	return EXIT_USAGE;
 }
 

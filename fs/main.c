@@ -5,6 +5,7 @@
  * argv[0] is the command's name. mount, umount and status belong to the
  * daemon (fs.h) and parse their own options.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,7 +73,7 @@ static int bad_global(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputs("\nTry 'secretfs --help'.\n", stderr);
+	fputs(": see 'secretfs --help'\n", stderr);
 	return EXIT_USAGE;
 }
 
@@ -147,13 +148,12 @@ int main(int argc, char **argv)
 	rc = parse_global(argc, argv, &g, &done);
 	if (rc != EXIT_OK || done)
 		return rc;
-	if (optind >= argc) {
-		usage(stdout);
-		return EXIT_OK;
-	}
+	if (optind >= argc)
+		return bad_global("missing command");
 	rc = run_command(&g, argc - optind, argv + optind);
 	if (fflush(stdout) != 0 && rc == EXIT_OK) {
-		perror("secretfs: cannot write output");
+		fprintf(stderr, "secretfs: cannot write output: %s\n",
+			sfs_strerrno(errno));
 		rc = EXIT_FAIL;
 	}
 	return rc;

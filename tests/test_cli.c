@@ -13,11 +13,13 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/proc.h"
@@ -29,6 +31,7 @@ static char store[512];   /* tmp/store */
 static const char *bin;
 static struct tu_proc r;  /* the last run */
 static const char *tty_wait;
+static long run_as = -1;  /* uid (and gid) to run as, or -1 */
 
 static const char *const clean_env[] = {
 	"SECRETFS_STORE", "SECRETFS_MASTER_KEY", "SECRETFS_PASSPHRASE_FILE",
@@ -67,6 +70,11 @@ static int run_v(const char *const *env, const void *in, size_t len, int tty,
 	r.in_len = len;
 	r.in_tty = tty;
 	r.tty_wait = tty_wait;
+	if (run_as >= 0) {
+		r.drop = 1;
+		r.uid = (uid_t)run_as;
+		r.gid = (gid_t)run_as;
+	}
 	ck_assert_int_eq(tu_proc_run(&r), 0);
 	return r.status;
 }
@@ -122,6 +130,23 @@ static int sfs_env(const char *const *env, const char *first, ...)
 	return rc;
 }
 
+/* As uid:gid (the tests run as root), with HOME in tmp. */
+static int sfs_as(uid_t uid, const char *first, ...)
+{
+	char home[600];
+	const char *env[2] = { home, NULL };
+	va_list ap;
+	int rc;
+
+	snprintf(home, sizeof(home), "HOME=%s", tmp);
+	run_as = (long)uid;
+	va_start(ap, first);
+	rc = run_v(env, NULL, 0, 0, 1, first, ap);
+	va_end(ap);
+	run_as = -1;
+	return rc;
+}
+
 static void setup(void)
 {
 	bin = getenv("SECRETFS_BIN");
@@ -153,17 +178,18 @@ static char *path_in(const char *name)
 	return p;
 }
 
-/* stderr is one line "secretfs: <what>: <why>\n" (a usage error may add
- * a hint line). */
+/* stderr is exactly one line "secretfs: <what>: <why>\n" (usage errors
+ * too: their pointer to --help goes on the same line). */
 static void assert_error_format(void)
 {
-	const char *colon;
+	const char *colon, *nl;
 
 	ck_assert_msg(!strncmp(r.err, "secretfs: ", 10), "stderr: %s", r.err);
 	colon = strstr(r.err + 10, ": ");
 	ck_assert_msg(colon && colon[2] && colon[2] != '\n', "stderr: %s",
 		      r.err);
-	ck_assert_msg(strchr(r.err, '\n'), "stderr: %s", r.err);
+	nl = strchr(r.err, '\n');
+	ck_assert_msg(nl && nl[1] == '\0', "stderr: %s", r.err);
 }
 
 static void assert_out(const char *want)
@@ -177,6 +203,13 @@ static void assert_prefix(const char *want)
 {
 	ck_assert_msg(!strncmp(r.out, want, strlen(want)),
 		      "stdout: [%s], want it to start with [%s]", r.out, want);
+}
+
+/* stderr is exactly want (one line). */
+static void assert_err(const char *want)
+{
+	ck_assert_msg(!strcmp(r.err, want), "stderr: [%s], want [%s]", r.err,
+		      want);
 }
 
 static void assert_err_has(const char *part)
@@ -200,8 +233,6 @@ START_TEST(test_help_global)
 	assert_out_has("secretfs version get NAME [N|default] [--kv]");
 	ck_assert_uint_eq(r.err_len, 0);
 	ck_assert_int_eq(sfs_env(NULL, "-h", NULL), 0);
-	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
-	ck_assert_int_eq(sfs_env(NULL, NULL), 0);
 	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
 }
 END_TEST
@@ -283,6 +314,29 @@ START_TEST(test_usage_unknown_option)
 	assert_err_has("option '--access-control=on' takes no value");
 	ck_assert_int_eq(sfs_env(NULL, "--store", NULL), 2);
 	assert_err_has("secretfs: option '--store' needs a value");
+}
+END_TEST
+
+/* Usage errors are one line each, in the error format, with exit 2. */
+START_TEST(test_usage_error_one_line)
+{
+	ck_assert_int_eq(sfs_env(NULL, NULL), 2);
+	ck_assert_uint_eq(r.out_len, 0);
+	assert_error_format();
+	assert_err_has("missing command");
+	ck_assert_int_eq(sfs("frobnicate", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("--frob", "secret", "list", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "frob", NULL), 2);
+	assert_error_format();
+	ck_assert_int_eq(sfs("secret", "show", NULL), 2);
+	assert_error_format();
+	assert_err_has("'secretfs secret show --help'");
+	ck_assert_int_eq(sfs("version", "add", "db", NULL), 2);
+	assert_error_format();
 }
 END_TEST
 
@@ -436,6 +490,21 @@ START_TEST(test_wrong_master_key)
 }
 END_TEST
 
+/* The system's reason is lowercase too, as every message. */
+START_TEST(test_missing_key_file_lowercase)
+{
+	char want[800];
+
+	ck_assert_int_eq(sfs("--master-key", path_in("none.key"), "secret",
+			     "list", NULL),
+			 1);
+	snprintf(want, sizeof(want), "secretfs: cannot open store: cannot "
+		 "open key file '%s': no such file or directory\n",
+		 path_in("none.key"));
+	assert_err(want);
+}
+END_TEST
+
 START_TEST(test_master_key_env)
 {
 	char key[600], env[700];
@@ -496,9 +565,11 @@ START_TEST(test_passphrase_store)
 			 1);
 	assert_error_format();
 	ck_assert_uint_eq(r.out_len, 0);
-	/* no passphrase file and no terminal: refused */
+	/* no passphrase file and no terminal: refused, saying what to do */
 	ck_assert_int_eq(sfs("secret", "list", NULL), 1);
-	assert_error_format();
+	assert_err("secretfs: cannot open store: the store needs its "
+		   "passphrase: set SECRETFS_PASSPHRASE_FILE or run on a "
+		   "terminal\n");
 	/* no passphrase file: asked on the terminal */
 	ck_assert_int_eq(sfs_tty("Passphrase: ", "correct horse\n", "version",
 				 "get", "db", NULL),
@@ -509,6 +580,34 @@ START_TEST(test_passphrase_store)
 			 1);
 	assert_err_has("secretfs: cannot open store: ");
 	ck_assert_uint_eq(r.out_len, 0);
+}
+END_TEST
+
+/* Another user's store (0700) is refused as not ours, not as missing. */
+START_TEST(test_other_users_store_denied)
+{
+	if (geteuid() != 0)
+		return; /* needs root to run as another user */
+	ck_assert_int_eq(chmod(tmp, 0755), 0);
+	ck_assert_int_eq(sfs_as(4321, "secret", "list", NULL), 1);
+	assert_error_format();
+	assert_err_has("permission denied");
+	ck_assert_ptr_null(strstr(r.err, "init"));
+}
+END_TEST
+
+/* init with both a key file and a passphrase is ambiguous: bad usage,
+ * and nothing is made. */
+START_TEST(test_init_key_and_passphrase_refused)
+{
+	write_other_key(path_in("other.key"), 0400);
+	tu_write_file(path_in("pass"), "correct horse\n", 14, 0600);
+	ck_assert_int_eq(sfs("--master-key", path_in("other.key"), "init",
+			     "--passphrase-file", path_in("pass"), NULL),
+			 2);
+	assert_error_format();
+	assert_err_has("not both");
+	ck_assert_int_ne(access(store, F_OK), 0);
 }
 END_TEST
 
@@ -635,13 +734,22 @@ START_TEST(test_kv_refuses_other_formats)
 }
 END_TEST
 
+/* A malformed --kv pair is bad usage (exit 2), like any malformed
+ * option, and its text (maybe a value) is not echoed. */
 START_TEST(test_kv_bad_pair)
 {
 	ck_assert_int_eq(sfs("secret", "create", "a", "--kv", "novalue",
 			     NULL),
-			 1);
-	assert_error_format();
+			 2);
+	assert_err("secretfs: secret create: --kv: argument 1: expected "
+		   "KEY=VALUE with a non-empty KEY (see 'secretfs secret "
+		   "create --help')\n");
 	ck_assert_int_eq(sfs("secret", "show", "a", NULL), 1);
+	ck_assert_int_eq(sfs("secret", "create", "a", "--kv", "k=1", "--kv",
+			     "k=2", NULL),
+			 2);
+	assert_error_format();
+	ck_assert_ptr_null(strstr(r.err, "=2"));
 }
 END_TEST
 
@@ -803,6 +911,47 @@ START_TEST(test_delete_lifecycle)
 }
 END_TEST
 
+/* A refusal says why, once, in words: not just the errno's text, and
+ * without repeating the subject. */
+START_TEST(test_refusals_say_why)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "1", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "create", "db", NULL), 1);
+	assert_err("secretfs: cannot create secret 'db': already exists\n");
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "2",
+			     "--expect", "5", NULL),
+			 1);
+	assert_err("secretfs: cannot add version to 'db': version 2 is "
+		   "next, not 5\n");
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--confirm", "db",
+			     NULL),
+			 1);
+	assert_err("secretfs: cannot delete secret 'db': the secret is "
+		   "active: deactivate it first\n");
+	ck_assert_int_eq(sfs("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--confirm", "db",
+			     NULL),
+			 1);
+	assert_err("secretfs: cannot delete secret 'db': 1 version is not "
+		   "destroyed\n");
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_err("secretfs: cannot read version 1 of 'db': the secret is "
+		   "deactivated\n");
+	ck_assert_int_eq(sfs("version", "get", "nosuch", NULL), 1);
+	assert_err("secretfs: cannot read 'nosuch': no such secret\n");
+	ck_assert_int_eq(sfs("key", "show", "nosuch", NULL), 1);
+	assert_err("secretfs: cannot show key 'nosuch': no such key\n");
+	ck_assert_int_eq(sfs("secret", "create", "x/y", NULL), 1);
+	assert_err("secretfs: cannot create secret 'x/y': invalid name: use "
+		   "1-128 bytes of A-Z a-z 0-9 . _ -, starting with a letter "
+		   "or digit\n");
+	ck_assert_int_eq(sfs("role", "grant", "boss", "uid:1", NULL), 1);
+	assert_err("secretfs: cannot grant role 'boss' to 'uid:1': unknown "
+		   "role (manager, kms-user or kms-viewer)\n");
+}
+END_TEST
+
 START_TEST(test_delete_confirm_mismatch)
 {
 	make_deletable("db");
@@ -838,6 +987,12 @@ START_TEST(test_delete_prompt_on_terminal)
 	assert_out("deleted secret 'db'\n");
 	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
 	ck_assert_int_eq(sfs("secret", "show", "keep", NULL), 0);
+	/* no prompt for a secret that is not there */
+	ck_assert_int_eq(sfs_tty(NULL, "ghost\n", "secret", "delete",
+				 "ghost", NULL),
+			 1);
+	assert_err("secretfs: cannot delete secret 'ghost': no such "
+		   "secret\n");
 }
 END_TEST
 
@@ -1112,6 +1267,36 @@ START_TEST(test_audit_lines)
 }
 END_TEST
 
+/* Output that cannot be written is a failure (exit 1), audit included. */
+START_TEST(test_output_error_fails)
+{
+	static const char *const cmds[] = { "secret list", "audit" };
+	const char *argv[8];
+	char script[200];
+	size_t i;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		snprintf(script, sizeof(script),
+			 "exec \"$0\" --store \"$1\" %s >/dev/full", cmds[i]);
+		argv[0] = "/bin/sh";
+		argv[1] = "-c";
+		argv[2] = script;
+		argv[3] = bin;
+		argv[4] = store;
+		argv[5] = NULL;
+		tu_proc_release(&r);
+		memset(&r, 0, sizeof(r));
+		r.argv = argv;
+		ck_assert_int_eq(tu_proc_run(&r), 0);
+		ck_assert_msg(r.status == 1, "%s: exit %d", cmds[i], r.status);
+		assert_err("secretfs: cannot write output: no space left on "
+			   "device\n");
+	}
+}
+END_TEST
+
 START_TEST(test_audit_follow)
 {
 	const char *argv[] = { bin, "--store", store, "audit", "--follow",
@@ -1184,6 +1369,101 @@ static int grep_one(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
+/* Change the last byte of every stored ciphertext (test-only: straight into the
+ * database, as an attacker with the disk would). */
+static void tamper_values(void)
+{
+	char db[600];
+	sqlite3 *h;
+
+	snprintf(db, sizeof(db), "%s/secretfs.db", store);
+	ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+	/* the last byte (the tag's) made different */
+	ck_assert_int_eq(sqlite3_exec(h, "UPDATE versions SET ciphertext = "
+				      "substr(ciphertext, 1, "
+				      "length(ciphertext) - 1) || CASE WHEN "
+				      "substr(ciphertext, -1) = X'00' THEN "
+				      "X'01' ELSE X'00' END",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_gt(sqlite3_changes(h), 0);
+	sqlite3_close(h);
+}
+
+/* Tampered data is refused, nothing is printed, and the message names the
+ * version even when the command named none. */
+START_TEST(test_tampered_value_refused)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "s3cret",
+			     NULL),
+			 0);
+	tamper_values();
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 1);
+	ck_assert_uint_eq(r.out_len, 0);
+	assert_err("secretfs: cannot read 'db': version 1 of 'db': stored "
+		   "data failed authentication (tampered or corrupt)\n");
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_err("secretfs: cannot read version 1 of 'db': stored data "
+		   "failed authentication (tampered or corrupt)\n");
+}
+END_TEST
+
+/* n runs of `version add db --value v` one after another; how many
+ * failed. Output goes to /dev/null. */
+static int add_versions(int n)
+{
+	int i, status, failed = 0;
+	pid_t pid;
+
+	for (i = 0; i < n; i++) {
+		pid = fork();
+		if (pid == 0) {
+			int fd = open("/dev/null", O_RDWR);
+
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			unsetenv("SECRETFS_MASTER_KEY");
+			execl(bin, bin, "--store", store, "version", "add", "db",
+			      "--value", "v", (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+		    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+	}
+	return failed;
+}
+
+/* Two writers at once, 25 versions each: every add succeeds and every
+ * version is there (no lost update, no busy error). */
+START_TEST(test_parallel_adds)
+{
+	pid_t w[2];
+	int i, status;
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	for (i = 0; i < 2; i++) {
+		w[i] = fork();
+		ck_assert_int_ge(w[i], 0);
+		if (w[i] == 0)
+			_exit(add_versions(25));
+	}
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(waitpid(w[i], &status, 0), w[i]);
+		ck_assert(WIFEXITED(status));
+		ck_assert_int_eq(WEXITSTATUS(status), 0);
+	}
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	assert_out_has("latest_version: 51\n");
+	assert_out_has("default_version: 51\n");
+	ck_assert_int_eq(sfs("version", "list", "db", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\n51 "));
+	ck_assert_ptr_null(strstr(r.out, "\n52 "));
+}
+END_TEST
+
 START_TEST(test_store_never_holds_plaintext)
 {
 	needle = "PLAINTEXT-77c1e0";
@@ -1219,6 +1499,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_help_every_command);
 	tcase_add_test(tc, test_usage_unknown_command);
 	tcase_add_test(tc, test_usage_unknown_option);
+	tcase_add_test(tc, test_usage_error_one_line);
 	tcase_add_test(tc, test_usage_missing_and_extra_argument);
 	tcase_add_test(tc, test_usage_bad_number);
 	tcase_add_test(tc, test_usage_conflicting_values);
@@ -1234,6 +1515,8 @@ static Suite *cli_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_init_twice_fails);
 	tcase_add_test(tc, test_wrong_master_key);
+	tcase_add_test(tc, test_missing_key_file_lowercase);
+	tcase_add_test(tc, test_other_users_store_denied);
 	tcase_add_test(tc, test_master_key_env);
 	tcase_add_test(tc, test_master_key_group_readable_refused);
 	tcase_add_test(tc, test_store_option_beats_env);
@@ -1253,6 +1536,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_destroy_and_copy);
 	tcase_add_test(tc, test_create_without_value);
 	tcase_add_test(tc, test_delete_lifecycle);
+	tcase_add_test(tc, test_refusals_say_why);
 	tcase_add_test(tc, test_delete_confirm_mismatch);
 	tcase_add_test(tc, test_delete_without_confirm_not_a_tty);
 	tcase_add_test(tc, test_delete_prompt_on_terminal);
@@ -1267,7 +1551,10 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_change_key);
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_audit_lines);
+	tcase_add_test(tc, test_output_error_fails);
 	tcase_add_test(tc, test_store_never_holds_plaintext);
+	tcase_add_test(tc, test_tampered_value_refused);
+	tcase_add_test(tc, test_parallel_adds);
 	tcase_add_test(tc, test_audit_follow);
 	tcase_add_test(tc, test_json_changes);
 	suite_add_tcase(s, tc);
@@ -1276,6 +1563,7 @@ static Suite *cli_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_passphrase_store);
+	tcase_add_test(tc, test_init_key_and_passphrase_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -398,8 +398,9 @@ START_TEST(passphrase_store)
 	snap_same(&before);
 	opts.passphrase_file = NULL;
 	ck_assert_int_eq(sfs_ctx_open(&ctx, &opts, &err), SFS_EMASTER);
-	ck_assert_str_eq(err.msg, "store needs a passphrase: set "
-				  "SECRETFS_PASSPHRASE_FILE");
+	ck_assert_str_eq(err.msg, "the store needs its passphrase: set "
+				  "SECRETFS_PASSPHRASE_FILE or run on a "
+				  "terminal");
 	setenv("SECRETFS_PASSPHRASE_FILE", in_tmp("pass"), 1);
 	ck_assert_int_eq(sfs_ctx_open(&ctx, &opts, &err), SFS_OK);
 	ck_assert_int_eq(rd(ctx, "s", "value"), SFS_OK);

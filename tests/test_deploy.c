@@ -130,7 +130,10 @@ static int run(char **out, const char *fmt, ...)
 	if (n < 0 || (size_t)n + 2 + strlen(file) + 16 >= sizeof(cmd))
 		abort();
 	n += 2;
-	snprintf(cmd + n, sizeof(cmd) - n, "; } >'%s' 2>&1", file);
+	/* length checked above; the copy cannot be cut */
+	memcpy(cmd + n, "; } >'", 6);
+	strcpy(cmd + n + 6, file);
+	strcat(cmd + n, "' 2>&1");
 	fflush(NULL);
 	st = system(cmd);
 	buf = tu_read_file(file, NULL);

@@ -479,6 +479,90 @@ START_TEST(test_rules)
 }
 END_TEST
 
+/* --- reasons ------------------------------------------------------------ */
+
+/* A refusal and the words sfs_policy_why() gives for it. */
+struct why_row {
+	struct row r;
+	const char *want;
+};
+
+static const struct why_row why_rows[] = {
+	{ { "delete active", SFS_ACT_SECRET_DELETE, .want = SFS_EBUSY },
+	  "the secret is active: deactivate it first" },
+	{ { "delete, 1 left", SFS_ACT_SECRET_DELETE, .sec_status = DEACT,
+	    .live_versions = 1, .want = SFS_ENOTEMPTY },
+	  "1 version is not destroyed" },
+	{ { "delete, 3 left", SFS_ACT_SECRET_DELETE, .sec_status = DEACT,
+	    .live_versions = 3, .want = SFS_ENOTEMPTY },
+	  "3 versions are not destroyed" },
+	{ { "expect", SFS_ACT_VERSION_ADD, .latest = 4, .value_len = 1,
+	    .expect = 7, .want = SFS_EEXIST },
+	  "version 5 is next, not 7" },
+	{ { "add, empty", SFS_ACT_VERSION_ADD, .want = SFS_EINVAL },
+	  "the value is empty (values are 1-65536 bytes)" },
+	{ { "add, too big", SFS_ACT_VERSION_ADD, .value_len = 65537,
+	    .want = SFS_EFBIG },
+	  "the value is over 65536 bytes" },
+	{ { "add, secret off", SFS_ACT_VERSION_ADD, .sec_status = DEACT,
+	    .value_len = 1, .want = SFS_EKEYREVOKED },
+	  "the secret is deactivated" },
+	{ { "add, key off", SFS_ACT_VERSION_ADD, .key_type = 1,
+	    .key_state = DEACT, .value_len = 1, .want = SFS_ENOKEY },
+	  "the kms key is deactivated" },
+	{ { "create, no key", SFS_ACT_SECRET_CREATE, .no_key = 1,
+	    .want = SFS_ENOKEY },
+	  "no such kms key" },
+	{ { "read, secret off", SFS_ACT_VALUE_READ, .sec_status = DEACT,
+	    .mode = 0440, .want = SFS_EKEYREVOKED },
+	  "the secret is deactivated" },
+	{ { "read, version off", SFS_ACT_VALUE_READ, .version_state = DEACT,
+	    .mode = 0440, .want = SFS_EKEYREVOKED },
+	  "the version is deactivated" },
+	{ { "read, destroyed", SFS_ACT_VALUE_READ,
+	    .version_state = DESTROYED, .mode = 0440, .want = SFS_ENOENT },
+	  "the version is destroyed" },
+	{ { "default, deactivated", SFS_ACT_VERSION_SET_DEFAULT,
+	    .version_state = DEACT, .want = SFS_EINVAL },
+	  "the version is deactivated" },
+	{ { "default, none", SFS_ACT_VERSION_SET_DEFAULT, .no_version = 1,
+	    .want = SFS_ENOENT },
+	  "no such version" },
+	{ { "activate, none active", SFS_ACT_SECRET_ACTIVATE,
+	    .sec_status = DEACT, .want = SFS_EINVAL },
+	  "the secret has no active version" },
+	{ { "key in use", SFS_ACT_KEY_DELETE, .key_type = 1,
+	    .key_in_use = 1, .want = SFS_EBUSY },
+	  "the key is in use by a secret or a version not destroyed" },
+	{ { "service key delete", SFS_ACT_KEY_DELETE, .want = SFS_EPERM },
+	  "the service key cannot be deleted" },
+	{ { "read-only", SFS_ACT_SECRET_UPDATE, .ro = 1, .want = SFS_EROFS },
+	  "the store is read-only" },
+	{ { "no role", SFS_ACT_SECRET_UPDATE, .who = OTHER_U,
+	    .want = SFS_EACCES },
+	  "permission denied: needs the manager role" },
+};
+
+/* The refusal is the one described, and the words are the row's. */
+START_TEST(test_why)
+{
+	const struct why_row *w = &why_rows[_i];
+	struct sfs_secret_rec s;
+	struct sfs_policy_state st;
+	struct sfs_caller c;
+	char buf[128];
+	int got;
+
+	caller_for(w->r.who, w->r.roles, &c);
+	state_for(&w->r, &s, &st);
+	got = sfs_policy_check(w->r.act, &c, &st);
+	ck_assert_msg(got == w->r.want, "row %d \"%s\": got %s", _i,
+		      w->r.name, sfs_err_name(got));
+	ck_assert_str_eq(sfs_policy_why(w->r.act, got, &st, buf, sizeof(buf)),
+			 w->want);
+}
+END_TEST
+
 /* --- next default ------------------------------------------------------ */
 
 struct nd_row {
@@ -642,6 +726,11 @@ static Suite *policy_suite(void)
 
 	tc = tcase_create("rules");
 	tcase_add_loop_test(tc, test_rules, 0, NROWS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("why");
+	tcase_add_loop_test(tc, test_why, 0, (int)(sizeof(why_rows) /
+						   sizeof(why_rows[0])));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("next_default");

@@ -271,7 +271,7 @@ START_TEST(test_meta_roundtrip)
 	OK(s->ops->meta_get(s, "empty", &b, &err));
 	ck_assert_uint_eq(b.len, 0);
 	FAILS(s->ops->meta_get(s, "nope", &b, &err), SFS_ENOENT);
-	ck_assert_ptr_nonnull(strstr(err.msg, "\"nope\""));
+	ck_assert_ptr_nonnull(strstr(err.msg, "'nope'"));
 	s->ops->rollback(s);
 
 	/* set overwrites */
@@ -760,12 +760,12 @@ START_TEST(test_eexist)
 	OK(s->ops->begin(s, 1, &err));
 	key_rec(&k, uid(2), "k1"); /* same name, new id */
 	FAILS(s->ops->key_insert(s, &k, &err), SFS_EEXIST);
-	ck_assert_ptr_nonnull(strstr(err.msg, "\"k1\""));
+	ck_assert_ptr_nonnull(strstr(err.msg, "'k1'"));
 	key_rec(&k, uid(1), "k-other"); /* same id */
 	FAILS(s->ops->key_insert(s, &k, &err), SFS_EEXIST);
 	secret_rec(&r, uid(102), "alpha", uid(1));
 	FAILS(s->ops->secret_insert(s, &r, &err), SFS_EEXIST);
-	ck_assert_ptr_nonnull(strstr(err.msg, "\"alpha\""));
+	ck_assert_ptr_nonnull(strstr(err.msg, "'alpha'"));
 	/* renaming onto a taken name */
 	secret_rec(&r, uid(102), "beta", uid(1));
 	OK(s->ops->secret_insert(s, &r, &err));
@@ -793,7 +793,7 @@ START_TEST(test_enoent)
 	seed(s);
 	OK(s->ops->begin(s, 1, &err));
 	FAILS(s->ops->secret_get(s, "nope", &r, &err), SFS_ENOENT);
-	ck_assert_str_eq(err.msg, "secret \"nope\": not found");
+	ck_assert_str_eq(err.msg, "secret 'nope': not found");
 	FAILS(s->ops->secret_get(s, uid(999), &r, &err), SFS_ENOENT);
 	FAILS(s->ops->key_get(s, "nope", &k, &err), SFS_ENOENT);
 	FAILS(s->ops->version_get(s, uid(101), 1, 1, &v, &err), SFS_ENOENT);

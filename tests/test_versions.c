@@ -772,7 +772,8 @@ START_TEST(tampered_wrapped_key_is_ebadmsg)
 	mk("t", "secret-value");
 	tamper(T_DEK);
 	ck_assert_int_eq(rd("t", 0, NULL), SFS_EBADMSG);
-	ck_assert_str_eq(err.msg, "version 1 of 't' failed authentication");
+	ck_assert_str_eq(err.msg, "version 1 of 't': stored data failed "
+				  "authentication (tampered or corrupt)");
 }
 END_TEST
 

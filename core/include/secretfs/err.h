@@ -46,6 +46,11 @@ struct sfs_error {
 /* Short description of a code, e.g. "no such secret or version". */
 const char *sfs_strerror(int code);
 
+/* strerror(errnum) in lowercase, as every message is ("no such file or
+ * directory"). Thread-safe: the text lives in a per-thread buffer, valid
+ * until the thread's next call. */
+const char *sfs_strerrno(int errnum);
+
 /* Symbolic name for the audit log: "ok", "ENOENT", "EACCES", ... */
 const char *sfs_err_name(int code);
 

@@ -78,6 +78,23 @@ int sfs_policy_check(enum sfs_action act, const struct sfs_caller *c,
 		     const struct sfs_policy_state *st);
 
 /*
+ * Why sfs_policy_check(act, c, st) refused with rc, in words for an error
+ * message: "the secret is active", "version 4 is next, not 6", "1
+ * version is not destroyed". Written into buf (cap bytes, at least 64)
+ * and returned. rc must be a code sfs_policy_check() returned for this
+ * state; other codes get sfs_strerror(rc). Pure.
+ */
+const char *sfs_policy_why(enum sfs_action act, int rc,
+			   const struct sfs_policy_state *st, char *buf,
+			   size_t cap);
+
+/* Why a name is refused by sfs_policy_name_check (rc its answer). */
+const char *sfs_policy_name_why(int rc);
+
+/* Why a description is refused by sfs_policy_desc_check. */
+const char *sfs_policy_desc_why(const char *desc, size_t len);
+
+/*
  * May the caller read this secret's values? With access control enabled:
  * the owner and the allow list only (no exemption for root through the
  * filesystem). Disabled: the mode bits, as Unix checks them, and root.
