@@ -518,8 +518,15 @@ out:
  * hot-journal and header checks, then the statements, and a heap copy
  * of the ciphertext. With the cache a request costs one read of the
  * database header (the store's generation op) and the lookups below.
- * Measured with the same build, store and interleaved rounds, see the
- * commit message and the report on issue 4.
+ *
+ * Measured on the 2-CPU dev VM (load ~2, syscalls ~2 us each), one store
+ * with a 100 B value, old and new builds side by side. In process, 20k
+ * calls: sfs_version_read with its audit line 24-37 us -> 6 us;
+ * sfs_secret_get + sfs_version_info (a getattr) 30-43 us -> 3 us.
+ * Through the mount, cache=strict, open + read to EOF + close, medians
+ * of 61 interleaved rounds of 150: minimal direct_io libfuse file 93 us,
+ * before 156 us, after 129 us (daemon CPU per op 60 / 120 / 98 us); the
+ * rest is fs/ reading /proc per open (without it: 95 us, 1.03x).
  *
  * Validity: the store's generation (SQLite's file change counter, which
  * every commit by any connection of any program bumps: the CLI, another
