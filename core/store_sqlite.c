@@ -1046,19 +1046,26 @@ static int sq_counts(struct sfs_store *s, uint64_t *secrets,
  * header. Read it through SQLite's own file handle (opening a second
  * descriptor would let its close drop SQLite's POSIX locks) and widen it
  * to 64 bits across wrap-around. A torn or failed read only makes the
- * caller drop its caches once more.
+ * caller drop its caches once more. In WAL mode (header bytes 18-19 are
+ * 2: another program switched the database over) commits need not move
+ * the counter, so every call then reports a change: callers cache
+ * nothing rather than serve what may be stale.
  */
 static uint64_t sq_generation(struct sfs_store *s)
 {
 	struct sq *q = SQ(s);
-	unsigned char b[4];
+	unsigned char b[10]; /* header bytes 18..27 */
 	uint32_t now;
 
 	if (!q->file || !q->file->pMethods ||
-	    q->file->pMethods->xRead(q->file, b, 4, 24) != SQLITE_OK)
+	    q->file->pMethods->xRead(q->file, b, sizeof(b), 18) != SQLITE_OK)
 		return q->gen;
-	now = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	      (uint32_t)b[2] << 8 | b[3];
+	if (b[0] == 2 || b[1] == 2) {
+		q->gen += (uint64_t)1 << 32;
+		return q->gen;
+	}
+	now = (uint32_t)b[6] << 24 | (uint32_t)b[7] << 16 |
+	      (uint32_t)b[8] << 8 | b[9];
 	if (now < (uint32_t)q->gen)
 		q->gen += (uint64_t)1 << 32;
 	q->gen = (q->gen & ~(uint64_t)0xffffffff) | now;

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "lib/fault_store.h"
 #include "lib/testutil.h"
 #include "secretfs/store.h"
@@ -1192,6 +1194,34 @@ START_TEST(test_check_finds_corruption)
 }
 END_TEST
 
+/* Another program switched the database to WAL, where commits need not
+ * move the change counter: the generation then changes at every call,
+ * so that nobody keeps a cache it cannot validate. */
+START_TEST(test_generation_under_wal_always_moves)
+{
+	struct sfs_store *a = open_store(1, 0);
+	char path[4200];
+	sqlite3 *db = NULL;
+	uint64_t g;
+
+	seed(a);
+	g = a->ops->generation(a);
+	ck_assert_uint_eq(a->ops->generation(a), g);
+	snprintf(path, sizeof(path), "%s/secretfs.db", dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = WAL;", NULL,
+				      NULL, NULL), SQLITE_OK);
+	g = a->ops->generation(a);
+	ck_assert_uint_gt(a->ops->generation(a), g);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = DELETE;",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	g = a->ops->generation(a);
+	ck_assert_uint_eq(a->ops->generation(a), g);
+	sfs_store_close(a);
+}
+END_TEST
+
 /* ---- fault store ------------------------------------------------------ */
 
 START_TEST(test_fault_store_forwards)
@@ -1291,6 +1321,8 @@ static Suite *store_suite(void)
 		{ "list_order", test_list_order },
 		{ "list_callback_stops", test_list_callback_stops },
 		{ "secret_list_after_pages", test_secret_list_after_pages },
+		{ "generation_under_wal_always_moves",
+		  test_generation_under_wal_always_moves },
 		{ "roles", test_roles },
 		{ "eexist", test_eexist },
 		{ "enoent", test_enoent },
