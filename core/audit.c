@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -209,21 +210,134 @@ static int build_line(const struct sfs_audit_event *ev, char **line,
 	return SFS_OK;
 }
 
+/*
+ * The same line as build_line() gives, byte for byte (jansson's compact
+ * form: quote, backslash and control characters escaped, \u00XX in
+ * upper case, everything else as is), written into a caller's buffer
+ * with no allocation: one is built for every value read. 0, or -1 when
+ * it does not fit (then build_line() makes it).
+ */
+struct lbuf {
+	char *p;
+	size_t len, cap;
+	int over;
+};
+
+static void put(struct lbuf *b, const char *s, size_t n)
+{
+	if (b->over || n > b->cap - b->len) {
+		b->over = 1;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void put_quoted(struct lbuf *b, const char *text)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)text;
+	char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+	size_t n;
+
+	put(b, "\"", 1);
+	for (; *s && !b->over; s += n) {
+		n = utf8_seq(s);
+		if (n == 0) { /* as set_text(): an invalid byte is '?' */
+			put(b, "?", 1);
+			n = 1;
+		} else if (*s == '"' || *s == '\\') {
+			esc[1] = (char)*s;
+			put(b, esc, 2);
+		} else if (*s < 0x20) {
+			esc[1] = *s == '\b' ? 'b' : *s == '\f' ? 'f'
+			       : *s == '\n' ? 'n' : *s == '\r' ? 'r'
+			       : *s == '\t' ? 't' : 'u';
+			esc[4] = hex[*s >> 4];
+			esc[5] = hex[*s & 15];
+			put(b, esc, esc[1] == 'u' ? 6 : 2);
+		} else {
+			put(b, (const char *)s, n);
+		}
+	}
+	put(b, "\"", 1);
+}
+
+static void put_field(struct lbuf *b, const char *key, const char *text)
+{
+	put(b, ",\"", 2);
+	put(b, key, strlen(key));
+	put(b, "\":", 2);
+	if (text)
+		put_quoted(b, text);
+	else
+		put(b, "null", 4);
+}
+
+static void put_num(struct lbuf *b, const char *key, int64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+
+	put(b, ",\"", 2);
+	put(b, key, strlen(key));
+	put(b, "\":", 2);
+	put(b, num, (size_t)n);
+}
+
+static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
+{
+	const struct sfs_caller *c = ev->caller;
+	char now[32], comm[sizeof(c->comm)];
+
+	sfs_time_format(sfs_time_now(), now);
+	put(b, "{\"time\":\"", 9);
+	put(b, now, strlen(now));
+	put(b, "\"", 1);
+	put_field(b, "op", ev->op);
+	put_field(b, "secret", ev->secret);
+	put_field(b, "secret_id", ev->secret_id);
+	if (ev->version)
+		put_num(b, "version", ev->version);
+	else
+		put_field(b, "version", NULL);
+	put_field(b, "result", sfs_err_name(ev->result));
+	if (ev->key)
+		put_field(b, "key", ev->key);
+	if (c) {
+		put_num(b, "uid", c->uid);
+		if (c->via_fs) {
+			memcpy(comm, c->comm, sizeof(comm));
+			comm[sizeof(comm) - 1] = '\0';
+			put_num(b, "gid", c->gid);
+			put_num(b, "pid", c->pid);
+			put_field(b, "comm", comm);
+		}
+	}
+	put(b, "}\n", 2);
+	return b->over ? -1 : 0;
+}
+
 int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev)
 {
-	char *line;
+	char stack[1024], *line = NULL;
+	struct lbuf b = {stack, 0, sizeof(stack), 0};
 	size_t len;
 	ssize_t w;
 	int rc;
 
 	if (!a)
 		return SFS_OK;
-	rc = build_line(ev, &line, &len);
-	if (rc)
-		return rc;
+	if (fast_line(ev, &b) == 0) {
+		len = b.len;
+	} else {
+		rc = build_line(ev, &line, &len);
+		if (rc)
+			return rc;
+	}
 	/* One write: a retry after a short write could interleave. */
 	do {
-		w = write(a->fd, line, len);
+		w = write(a->fd, line ? line : stack, len);
 	} while (w < 0 && errno == EINTR);
 	if (w < 0 || (size_t)w != len)
 		rc = SFS_EIO;

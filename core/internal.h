@@ -21,6 +21,7 @@
 #include "secretfs/store.h"
 
 struct sfs_audit;
+struct ctx_cache;
 struct kms_slot;
 struct role_pair;
 
@@ -56,6 +57,11 @@ struct sfs_ctx {
 	uint64_t roles_gen;	 /* mutex */
 	int roles_valid;	 /* mutex */
 
+	/* Records of the read path (ctx.c), valid while the store's
+	 * generation holds; NULL once a store was swapped in. */
+	struct ctx_cache *cache; /* mutex */
+	int phase;		 /* mutex: enum ctx_phase */
+
 	/* Store failures for sfs_ctx_last_error(): a ring of messages so a
 	 * reader's pointer stays readable while later failures land. */
 	char errbuf[CTX_ERRBUFS][256];
@@ -73,6 +79,56 @@ int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err);
  * Returns rc, or the commit's error.
  */
 int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err);
+
+/*
+ * Reads served from the cache (see ctx.c). The pattern:
+ *
+ *	rc = ctx_read_lock(ctx, err);
+ *	if (rc == SFS_OK)
+ *		rc = gather(...);
+ *	if (rc == CTX_MISS && (rc = ctx_read_fill(ctx, err)) == SFS_OK)
+ *		rc = gather(...);
+ *	rc = ctx_read_unlock(ctx, rc, err);
+ *
+ * ctx_read_lock() locks and validates the cache against the store's
+ * generation, with no store transaction: the loaders below (secret,
+ * version, key, KMS material) then answer from the cache only and
+ * return CTX_MISS for anything not there. ctx_read_fill() opens a read
+ * transaction, after which the loaders read the store and fill the
+ * cache; gather runs again from the start, so that what it returns comes
+ * from one snapshot. Without a cache, ctx_read_lock() opens the
+ * transaction at once and CTX_MISS never happens. Only records and
+ * ciphertext are cached: every rule is still asked of the policy.
+ */
+enum ctx_phase {
+	CTX_PH_STORE = 0, /* ctx_begin(): the store only, no filling */
+	CTX_PH_CACHED,	  /* ctx_read_lock(): the cache only */
+	CTX_PH_FILL,	  /* ctx_read_fill(): the store, filling the cache */
+};
+#define CTX_MISS 1 /* not an enum sfs_err: never leaves the core */
+
+int ctx_read_lock(struct sfs_ctx *ctx, struct sfs_error *err);
+int ctx_read_fill(struct sfs_ctx *ctx, struct sfs_error *err);
+int ctx_read_unlock(struct sfs_ctx *ctx, int rc, struct sfs_error *err);
+
+/* A version's blobs, shared between the cache and the readers that
+ * decrypt them after the lock is released. */
+struct ctx_blobs {
+	int refs; /* atomic */
+	size_t dek_len, ct_len;
+	unsigned char *dek, *ct; /* into data */
+	unsigned char data[];
+};
+void ctx_blobs_put(struct ctx_blobs *b);
+
+/*
+ * Lock held: version n of secret secret_id without blobs in *v; with
+ * blobs != NULL also a reference to its blobs (drop it with
+ * ctx_blobs_put). SFS_ENOENT as the store's version_get.
+ */
+int ctx_version_load(struct sfs_ctx *ctx, const char *secret_id, uint32_t n,
+		     struct sfs_version_rec *v, struct ctx_blobs **blobs,
+		     struct sfs_error *err);
 
 /* A policy state with the context's facts (read-only) filled in. */
 void ctx_state_init(const struct sfs_ctx *ctx, struct sfs_policy_state *st);

@@ -148,10 +148,12 @@ int sfs_secret_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 	sfs_error_clear(err);
 	*full = 0;
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = ctx_end(ctx, 0, ctx_secret_load(ctx, name, out, err), err);
+	rc = ctx_read_lock(ctx, err);
+	if (rc == SFS_OK)
+		rc = ctx_secret_load(ctx, name, out, err);
+	if (rc == CTX_MISS && (rc = ctx_read_fill(ctx, err)) == SFS_OK)
+		rc = ctx_secret_load(ctx, name, out, err);
+	rc = ctx_read_unlock(ctx, rc, err);
 	if (rc != SFS_OK)
 		return rc;
 	*full = sfs_policy_may_view(c, out);
@@ -160,46 +162,78 @@ int sfs_secret_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return SFS_OK;
 }
 
-struct secrets_acc {
+/*
+ * Listing pages through the store in name order: at most LIST_PAGE
+ * records (~3.5 KB each) are held at a time, gathered under the lock in
+ * one short read transaction, then handed to the callback unlocked (so
+ * that it may call back into the context), then the next page. Memory
+ * stays bounded whatever the number of secrets. A secret created or
+ * deleted between pages is seen or not, as with any directory listing;
+ * none is seen twice and the order holds.
+ */
+#define LIST_PAGE 256
+#define PAGE_FULL 1 /* private stop value of page_collect */
+
+struct secrets_page {
 	struct sfs_secret_rec *v;
-	size_t n;
+	unsigned n;
+	const char *after; /* fallback paging only */
 };
 
-static int secrets_collect(void *arg, const struct sfs_secret_rec *s)
+static int page_collect(void *arg, const struct sfs_secret_rec *s)
 {
-	struct secrets_acc *acc = arg;
-	struct sfs_secret_rec *grown;
+	struct secrets_page *p = arg;
 
-	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
-	if (!grown)
-		return SFS_ENOMEM;
-	acc->v = grown;
-	grown[acc->n++] = *s;
+	if (p->after && strcmp(s->name, p->after) <= 0)
+		return 0;
+	if (p->n == LIST_PAGE)
+		return PAGE_FULL;
+	p->v[p->n++] = *s;
 	return 0;
 }
 
-/* The callback runs after the lock is released, so it may call back
- * into the context. */
+/* Lock held, transaction open: the page of names after `after`. A
+ * backend without secret_list_after pages through its whole listing. */
+static int page_fetch(struct sfs_ctx *ctx, struct secrets_page *p,
+		      const char *after, struct sfs_error *err)
+{
+	const struct sfs_store_ops *ops = ctx->store->ops;
+	int rc;
+
+	p->n = 0;
+	p->after = NULL;
+	if (ops->secret_list_after)
+		return ops->secret_list_after(ctx->store, after, LIST_PAGE,
+					      page_collect, p, err);
+	p->after = after;
+	rc = ops->secret_list(ctx->store, page_collect, p, err);
+	return rc == PAGE_FULL ? SFS_OK : rc;
+}
+
 int sfs_secret_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    sfs_secret_cb cb, void *arg, struct sfs_error *err)
 {
-	struct secrets_acc acc = {NULL, 0};
-	size_t i;
+	struct secrets_page p = {NULL, 0, NULL};
+	char after[SFS_NAME_MAX + 1] = "";
+	unsigned i;
 	int rc;
 
 	(void)c; /* names are visible to anyone who reaches the store */
 	sfs_error_clear(err);
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = ctx->store->ops->secret_list(ctx->store, secrets_collect, &acc,
-					  err);
-	if (rc == SFS_ENOMEM)
-		sfs_error_set(err, rc, "out of memory");
-	rc = ctx_end(ctx, 0, rc, err);
-	for (i = 0; rc == SFS_OK && i < acc.n; i++)
-		rc = cb(arg, &acc.v[i]);
-	free(acc.v);
+	p.v = malloc(LIST_PAGE * sizeof(*p.v));
+	if (!p.v)
+		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	do {
+		rc = ctx_begin(ctx, 0, err);
+		if (rc != SFS_OK)
+			break;
+		rc = ctx_end(ctx, 0, page_fetch(ctx, &p, after, err), err);
+		for (i = 0; rc == SFS_OK && i < p.n; i++)
+			rc = cb(arg, &p.v[i]);
+		if (p.n)
+			ctx_strlcpy(after, p.v[p.n - 1].name, sizeof(after));
+	} while (rc == SFS_OK && p.n == LIST_PAGE);
+	free(p.v);
 	return rc;
 }
 

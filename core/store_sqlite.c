@@ -141,6 +141,7 @@ enum stmt_id {
 	ST_SECRET_BY_ID,
 	ST_SECRET_BY_NAME,
 	ST_SECRET_LIST,
+	ST_SECRET_LIST_AFTER,
 	ST_SECRET_INSERT,
 	ST_SECRET_UPDATE,
 	ST_SECRET_DELETE_VERSIONS,
@@ -191,6 +192,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SECRET_BY_NAME] = "SELECT " SECRET_COLS
 			      " FROM secrets WHERE name = ?1",
 	[ST_SECRET_LIST] = "SELECT " SECRET_COLS " FROM secrets ORDER BY name",
+	[ST_SECRET_LIST_AFTER] = "SELECT " SECRET_COLS " FROM secrets "
+				 "WHERE name > ?1 ORDER BY name LIMIT ?2",
 	[ST_SECRET_INSERT] = "INSERT INTO secrets(" SECRET_COLS ") VALUES "
 			     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
 			     "?12, ?13, ?14, ?15)",
@@ -709,25 +712,45 @@ static int sq_secret_get(struct sfs_store *s, const char *id_or_name,
 	return rc < 0 ? rc : 0;
 }
 
-static int sq_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
-			  struct sfs_error *err)
+/* Step st (bound) and hand each secret row to cb. */
+static int secret_rows(struct sq *q, sqlite3_stmt *st, int rc,
+		       sfs_secret_cb cb, void *arg, struct sfs_error *err)
 {
-	struct sq *q = SQ(s);
-	sqlite3_stmt *st = q->st[ST_SECRET_LIST];
 	struct sfs_secret_rec r;
-	int rc, ret = 0;
+	int ret = 0;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ret = secret_row(st, &r, err);
 		if (ret == 0)
 			ret = cb(arg, &r);
 		if (ret)
 			break;
+		rc = SQLITE_OK; /* step again */
 	}
 	if (!ret && rc != SQLITE_DONE)
 		ret = sq_fail(q, rc, err, "list secrets");
 	done(st);
 	return ret;
+}
+
+static int sq_secret_list_after(struct sfs_store *s, const char *after_name,
+				unsigned limit, sfs_secret_cb cb, void *arg,
+				struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_SECRET_LIST_AFTER];
+	int rc = bind_text(st, 1, after_name) |
+		 sqlite3_bind_int64(st, 2, limit);
+
+	return secret_rows(q, st, rc, cb, arg, err);
+}
+
+static int sq_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
+			  struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+
+	return secret_rows(q, q->st[ST_SECRET_LIST], SQLITE_OK, cb, arg, err);
 }
 
 static int sq_secret_insert(struct sfs_store *s,
@@ -1023,19 +1046,26 @@ static int sq_counts(struct sfs_store *s, uint64_t *secrets,
  * header. Read it through SQLite's own file handle (opening a second
  * descriptor would let its close drop SQLite's POSIX locks) and widen it
  * to 64 bits across wrap-around. A torn or failed read only makes the
- * caller drop its caches once more.
+ * caller drop its caches once more. In WAL mode (header bytes 18-19 are
+ * 2: another program switched the database over) commits need not move
+ * the counter, so every call then reports a change: callers cache
+ * nothing rather than serve what may be stale.
  */
 static uint64_t sq_generation(struct sfs_store *s)
 {
 	struct sq *q = SQ(s);
-	unsigned char b[4];
+	unsigned char b[10]; /* header bytes 18..27 */
 	uint32_t now;
 
 	if (!q->file || !q->file->pMethods ||
-	    q->file->pMethods->xRead(q->file, b, 4, 24) != SQLITE_OK)
+	    q->file->pMethods->xRead(q->file, b, sizeof(b), 18) != SQLITE_OK)
 		return q->gen;
-	now = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	      (uint32_t)b[2] << 8 | b[3];
+	if (b[0] == 2 || b[1] == 2) {
+		q->gen += (uint64_t)1 << 32;
+		return q->gen;
+	}
+	now = (uint32_t)b[6] << 24 | (uint32_t)b[7] << 16 |
+	      (uint32_t)b[8] << 8 | b[9];
 	if (now < (uint32_t)q->gen)
 		q->gen += (uint64_t)1 << 32;
 	q->gen = (q->gen & ~(uint64_t)0xffffffff) | now;
@@ -1086,6 +1116,7 @@ static const struct sfs_store_ops sq_ops = {
 	.check = sq_check,
 	.counts = sq_counts,
 	.generation = sq_generation,
+	.secret_list_after = sq_secret_list_after,
 };
 
 int sfs_store_sqlite_path(const char *dir, char *out, size_t cap)

@@ -208,12 +208,14 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 /* ---- read --------------------------------------------------------------- */
 
 /*
- * Lock held: load the secret and version n (0: default) with its blobs,
- * ask about reading it, and fetch the KMS material that wraps it.
+ * Lock held: load the secret and version n (0: default) with a reference
+ * to its blobs, ask about reading it, and fetch the KMS material that
+ * wraps it. From the cache or the store (see internal.h): CTX_MISS asks
+ * the caller to run it again with the store.
  */
 static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       const char *name, uint32_t n, struct sfs_secret_rec *s,
-		       struct sfs_version_rec *v,
+		       struct sfs_version_rec *v, struct ctx_blobs **b,
 		       unsigned char material[SFS_KEY_BYTES],
 		       struct sfs_error *err)
 {
@@ -221,6 +223,8 @@ static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	struct sfs_key_rec k;
 	int rc;
 
+	ctx_blobs_put(*b);
+	*b = NULL;
 	rc = ctx_secret_load(ctx, name, s, err);
 	if (rc != SFS_OK)
 		return rc;
@@ -228,8 +232,8 @@ static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	st.secret = s;
 	if (!n)
 		n = s->default_version;
-	rc = n ? ctx->store->ops->version_get(ctx->store, s->id, n, 1, v, err)
-	       : SFS_ENOENT;
+	memset(v, 0, sizeof(*v));
+	rc = n ? ctx_version_load(ctx, s->id, n, v, b, err) : SFS_ENOENT;
 	if (rc == SFS_OK) {
 		st.version_exists = 1;
 		st.version_state = v->state;
@@ -258,6 +262,7 @@ static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
  * the value must have the recorded size. */
 static int read_decrypt(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
 			const struct sfs_version_rec *v,
+			const struct ctx_blobs *bl,
 			const unsigned char material[SFS_KEY_BYTES],
 			struct sfs_value *out, struct sfs_error *err)
 {
@@ -269,18 +274,17 @@ static int read_decrypt(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
 	binding_of(ctx, v, &b);
 	out->data = NULL;
 	out->len = 0;
-	if (v->ciphertext.len < SFS_ENVELOPE_OVERHEAD)
+	if (!bl || bl->ct_len < SFS_ENVELOPE_OVERHEAD)
 		goto out;
-	cap = v->ciphertext.len - SFS_ENVELOPE_OVERHEAD;
+	cap = bl->ct_len - SFS_ENVELOPE_OVERHEAD;
 	out->data = malloc(cap ? cap : 1);
 	if (!out->data)
 		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	out->len = cap;
-	rc = sfs_crypto_dek_unwrap(material, &b, v->wrapped_dek.data,
-				   v->wrapped_dek.len, dek);
+	rc = sfs_crypto_dek_unwrap(material, &b, bl->dek, bl->dek_len, dek);
 	if (rc == SFS_OK)
-		rc = sfs_crypto_value_open(dek, &b, v->ciphertext.data,
-					   v->ciphertext.len, out->data, &len);
+		rc = sfs_crypto_value_open(dek, &b, bl->ct, bl->ct_len,
+					   out->data, &len);
 	sfs_crypto_wipe(dek, sizeof(dek));
 	if (rc == SFS_OK && len != v->size)
 		rc = SFS_EBADMSG;
@@ -296,6 +300,22 @@ out:
 	return SFS_OK;
 }
 
+/* Gather under the lock, from the cache when it has everything. */
+static int read_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       const char *name, uint32_t n, struct sfs_secret_rec *s,
+		       struct sfs_version_rec *v, struct ctx_blobs **b,
+		       unsigned char material[SFS_KEY_BYTES],
+		       struct sfs_error *err)
+{
+	int rc = ctx_read_lock(ctx, err);
+
+	if (rc == SFS_OK)
+		rc = read_gather(ctx, c, name, n, s, v, b, material, err);
+	if (rc == CTX_MISS && (rc = ctx_read_fill(ctx, err)) == SFS_OK)
+		rc = read_gather(ctx, c, name, n, s, v, b, material, err);
+	return ctx_read_unlock(ctx, rc, err);
+}
+
 int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, uint32_t n, struct sfs_value *out,
 		     struct sfs_version_rec *info, struct sfs_error *err)
@@ -303,6 +323,7 @@ int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	unsigned char material[SFS_KEY_BYTES];
 	struct sfs_version_rec v;
 	struct sfs_secret_rec s;
+	struct ctx_blobs *b = NULL;
 	struct ctx_audit_line l = {"version.read", name, NULL, NULL, n, 0, 0};
 	int rc;
 
@@ -311,14 +332,11 @@ int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	memset(&v, 0, sizeof(v));
 	out->data = NULL;
 	out->len = 0;
-	rc = ctx_begin(ctx, 0, err);
+	rc = read_locked(ctx, c, name, n, &s, &v, &b, material, err);
 	if (rc == SFS_OK)
-		rc = ctx_end(
-		    ctx, 0, read_gather(ctx, c, name, n, &s, &v, material, err),
-		    err);
-	if (rc == SFS_OK)
-		rc = read_decrypt(ctx, &s, &v, material, out, err);
+		rc = read_decrypt(ctx, &s, &v, b, material, out, err);
 	sfs_crypto_wipe(material, sizeof(material));
+	ctx_blobs_put(b);
 	if (s.name[0]) {
 		l.secret = s.name;
 		l.secret_id = s.id;
@@ -331,8 +349,7 @@ int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 				   "cannot write the audit log: read refused");
 	}
 	if (rc == SFS_OK && info)
-		rec_copy_bare(info, &v);
-	sfs_version_rec_release(&v);
+		*info = v;
 	return rc;
 }
 
@@ -358,31 +375,42 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return SFS_OK;
 }
 
-int sfs_version_info(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		     const char *name, uint32_t n, struct sfs_version_rec *out,
-		     struct sfs_error *err)
+/* Lock held: the caller may see secret name; version n (0: default). */
+static int info_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       const char *name, uint32_t n, struct sfs_version_rec *out,
+		       struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
 	int rc;
 
-	sfs_error_clear(err);
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc == SFS_OK && !n && !(n = s.default_version))
 		rc = sfs_error_set(err, SFS_ENOENT, "secret '%s': no default "
 				   "version", s.name);
-	if (rc == SFS_OK) {
-		rc = ctx->store->ops->version_get(ctx->store, s.id, n, 0, out,
-						  err);
-		if (rc == SFS_ENOENT) {
-			sfs_error_clear(err);
-			sfs_error_set(err, rc, "version %u of '%s': no such "
-				      "version", (unsigned)n, s.name);
-		}
+	if (rc != SFS_OK)
+		return rc;
+	rc = ctx_version_load(ctx, s.id, n, out, NULL, err);
+	if (rc == SFS_ENOENT) {
+		sfs_error_clear(err);
+		sfs_error_set(err, rc, "version %u of '%s': no such version",
+			      (unsigned)n, s.name);
 	}
-	return ctx_end(ctx, 0, rc, err);
+	return rc;
+}
+
+int sfs_version_info(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, uint32_t n, struct sfs_version_rec *out,
+		     struct sfs_error *err)
+{
+	int rc;
+
+	sfs_error_clear(err);
+	rc = ctx_read_lock(ctx, err);
+	if (rc == SFS_OK)
+		rc = info_gather(ctx, c, name, n, out, err);
+	if (rc == CTX_MISS && (rc = ctx_read_fill(ctx, err)) == SFS_OK)
+		rc = info_gather(ctx, c, name, n, out, err);
+	return ctx_read_unlock(ctx, rc, err);
 }
 
 struct versions_acc {
@@ -570,15 +598,15 @@ static int copy_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	unsigned char material[SFS_KEY_BYTES];
 	struct sfs_value val = {NULL, 0};
 	struct sfs_version_rec v;
+	struct ctx_blobs *b = NULL;
 	struct sfs_key_rec k;
 	int rc;
 
-	memset(&v, 0, sizeof(v));
-	rc = read_gather(ctx, c, name, n, s, &v, material, err);
+	rc = read_gather(ctx, c, name, n, s, &v, &b, material, err);
 	if (rc == SFS_OK)
-		rc = read_decrypt(ctx, s, &v, material, &val, err);
+		rc = read_decrypt(ctx, s, &v, b, material, &val, err);
 	sfs_crypto_wipe(material, sizeof(material));
-	sfs_version_rec_release(&v);
+	ctx_blobs_put(b);
 	if (rc == SFS_OK)
 		rc = add_check(ctx, c, name, val.len, 0, s, &k, err);
 	if (rc == SFS_OK)

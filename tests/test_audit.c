@@ -184,6 +184,64 @@ START_TEST(line_invalid_utf8_replaced)
 }
 END_TEST
 
+/* JSON escapes exactly as every line has them: quote, backslash and
+ * control characters escaped, '/', DEL and UTF-8 left as they are. */
+START_TEST(line_escapes_exact)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {
+	    .op = "version.read",
+	    .secret = "q\"b\\s\x01\x1f\t\n\r\b\f/\x7f\xe2\x82\xac",
+	    .version = 4294967295u,
+	    .result = SFS_EACCES,
+	    .caller = &c,
+	};
+	int64_t lo = sfs_time_now() / NS;
+	char *line;
+
+	c.uid = 4294967295u;
+	strcpy(c.comm, "x\"y\\");
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	line = only_line(lo, sfs_time_now() / NS + 1);
+	ck_assert_str_eq(
+	    line, "{\"time\":\"T\",\"op\":\"version.read\","
+		  "\"secret\":\"q\\\"b\\\\s\\u0001\\u001F\\t\\n\\r\\b\\f/"
+		  "\x7f\xe2\x82\xac\",\"secret_id\":null,"
+		  "\"version\":4294967295,\"result\":\"EACCES\","
+		  "\"uid\":4294967295,\"gid\":1001,\"pid\":4242,"
+		  "\"comm\":\"x\\\"y\\\\\"}\n");
+	free(line);
+}
+END_TEST
+
+/* A name longer than any usual line (the CLI takes any argument) is
+ * written whole all the same. */
+START_TEST(line_long_name_whole)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_audit_event ev = {.op = "secret.create", .sync = 1};
+	char *name = malloc(6001), *text, *want;
+
+	ck_assert_ptr_nonnull(name);
+	memset(name, 'n', 6000);
+	name[5999] = '"';
+	name[6000] = '\0';
+	ev.secret = name;
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	text = tu_read_file(logpath, NULL);
+	ck_assert_int_ge(asprintf(&want, "\"secret\":\"%.5999s\\\"\","
+				  "\"secret_id\":null,\"version\":null,"
+				  "\"result\":\"ok\"}\n", name), 0);
+	ck_assert_ptr_nonnull(strstr(text, want));
+	free(want);
+	free(text);
+	free(name);
+}
+END_TEST
+
 START_TEST(log_mode_0600)
 {
 	struct sfs_audit *a;
@@ -646,6 +704,8 @@ static Suite *audit_suite(void)
 	    line_fields_cli_caller,
 	    line_result_is_errno_name,
 	    line_invalid_utf8_replaced,
+	    line_escapes_exact,
+	    line_long_name_whole,
 	    log_mode_0600,
 	    log_existing_made_private_and_appended,
 	    write_failure_is_eio,

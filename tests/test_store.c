@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "lib/fault_store.h"
 #include "lib/testutil.h"
 #include "secretfs/store.h"
@@ -649,6 +651,51 @@ START_TEST(test_list_order)
 }
 END_TEST
 
+/* A page of the listing: names after a given one, at most limit, in
+ * byte order; the last page may be short or empty. */
+START_TEST(test_secret_list_after_pages)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct names c = { .n = 0 };
+	struct sfs_key_rec k;
+	struct sfs_secret_rec r;
+	static const char *const names[] = { "m", "B", "a", "z-2", "z-10" };
+	int i;
+
+	OK(s->ops->begin(s, 1, &err));
+	key_rec(&k, uid(10), "k");
+	OK(s->ops->key_insert(s, &k, &err));
+	for (i = 0; i < 5; i++) {
+		secret_rec(&r, uid(20 + i), names[i], uid(10));
+		OK(s->ops->secret_insert(s, &r, &err));
+	}
+	OK(s->ops->commit(s, &err));
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->secret_list_after(s, "", 2, collect_secret, &c, &err));
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.buf[0], "B");
+	ck_assert_str_eq(c.buf[1], "a");
+	memset(&c, 0, sizeof(c));
+	OK(s->ops->secret_list_after(s, "a", 2, collect_secret, &c, &err));
+	ck_assert_int_eq(c.n, 2);
+	ck_assert_str_eq(c.buf[0], "m");
+	ck_assert_str_eq(c.buf[1], "z-10");
+	memset(&c, 0, sizeof(c));
+	OK(s->ops->secret_list_after(s, "z-10", 2, collect_secret, &c, &err));
+	ck_assert_int_eq(c.n, 1);
+	ck_assert_str_eq(c.buf[0], "z-2");
+	memset(&c, 0, sizeof(c));
+	OK(s->ops->secret_list_after(s, "z-2", 2, collect_secret, &c, &err));
+	ck_assert_int_eq(c.n, 0);
+	c.stop_at = 1;
+	ck_assert_int_eq(s->ops->secret_list_after(s, "", 5, collect_secret,
+						   &c, &err), 77);
+	ck_assert_int_eq(c.n, 1);
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
 START_TEST(test_list_callback_stops)
 {
 	struct sfs_store *s = open_store(1, 0);
@@ -1147,6 +1194,34 @@ START_TEST(test_check_finds_corruption)
 }
 END_TEST
 
+/* Another program switched the database to WAL, where commits need not
+ * move the change counter: the generation then changes at every call,
+ * so that nobody keeps a cache it cannot validate. */
+START_TEST(test_generation_under_wal_always_moves)
+{
+	struct sfs_store *a = open_store(1, 0);
+	char path[4200];
+	sqlite3 *db = NULL;
+	uint64_t g;
+
+	seed(a);
+	g = a->ops->generation(a);
+	ck_assert_uint_eq(a->ops->generation(a), g);
+	snprintf(path, sizeof(path), "%s/secretfs.db", dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = WAL;", NULL,
+				      NULL, NULL), SQLITE_OK);
+	g = a->ops->generation(a);
+	ck_assert_uint_gt(a->ops->generation(a), g);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = DELETE;",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	g = a->ops->generation(a);
+	ck_assert_uint_eq(a->ops->generation(a), g);
+	sfs_store_close(a);
+}
+END_TEST
+
 /* ---- fault store ------------------------------------------------------ */
 
 START_TEST(test_fault_store_forwards)
@@ -1245,6 +1320,9 @@ static Suite *store_suite(void)
 		{ "version_roundtrip", test_version_roundtrip },
 		{ "list_order", test_list_order },
 		{ "list_callback_stops", test_list_callback_stops },
+		{ "secret_list_after_pages", test_secret_list_after_pages },
+		{ "generation_under_wal_always_moves",
+		  test_generation_under_wal_always_moves },
 		{ "roles", test_roles },
 		{ "eexist", test_eexist },
 		{ "enoent", test_enoent },

@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "lib/fault_store.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
@@ -826,6 +828,96 @@ START_TEST(moved_blobs_are_ebadmsg)
 }
 END_TEST
 
+/* ---- the read cache: any change is seen at the next read ---------------- */
+
+/* Another program (the sqlite3 tool, an attacker) edits the database
+ * behind the context's back. */
+static void foreign_sql(const char *sql)
+{
+	char path[600];
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof(path), "%s/secretfs.db", store);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+START_TEST(foreign_blob_edit_is_ebadmsg_at_next_read)
+{
+	mk("t", "first");
+	ck_assert_int_eq(add("t", "second"), SFS_OK);
+	ck_assert_int_eq(rd("t", 1, "first"), SFS_OK);
+	ck_assert_int_eq(rd("t", 1, "first"), SFS_OK); /* now cached */
+	foreign_sql("UPDATE versions SET ciphertext = (SELECT ciphertext "
+		    "FROM versions WHERE version = 2) WHERE version = 1;");
+	ck_assert_int_eq(rd("t", 1, NULL), SFS_EBADMSG);
+	ck_assert_int_eq(rd("t", 2, "second"), SFS_OK);
+}
+END_TEST
+
+START_TEST(foreign_state_change_is_seen_at_next_read)
+{
+	struct sfs_version_rec v;
+
+	mk("t", "value");
+	ck_assert_int_eq(rd("t", 0, "value"), SFS_OK);
+	ck_assert_int_eq(vstate("t", 1), SFS_STATE_ACTIVE);
+	foreign_sql("UPDATE versions SET state = 1;");
+	ck_assert_int_eq(rd("t", 1, NULL), SFS_EKEYREVOKED);
+	ck_assert_int_eq(sfs_version_info(ctx, &admin, "t", 1, &v, &err),
+			 SFS_OK);
+	ck_assert_int_eq(v.state, SFS_STATE_DEACTIVATED);
+	foreign_sql("UPDATE versions SET state = 0;"
+		    "UPDATE secrets SET status = 1;");
+	ck_assert_int_eq(rd("t", 1, NULL), SFS_EKEYREVOKED);
+	ck_assert_int_eq(get("t").status, SFS_STATE_DEACTIVATED);
+}
+END_TEST
+
+/* A change through another context (the CLI beside the daemon). */
+START_TEST(other_context_change_is_seen_at_next_read)
+{
+	struct sfs_ctx_options o;
+	struct sfs_ctx *cli;
+
+	mk("t", "old");
+	ck_assert_int_eq(rd("t", 0, "old"), SFS_OK);
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	ck_assert_int_eq(sfs_ctx_open(&cli, &o, &err), SFS_OK);
+	ck_assert_int_eq(sfs_version_add(cli, &admin, "t", "new", 3, 0, NULL,
+					 &err), SFS_OK);
+	ck_assert_int_eq(rd("t", 0, "new"), SFS_OK);
+	ck_assert_int_eq(sfs_version_set_state(cli, &admin, "t", 2, 0, &err),
+			 SFS_OK);
+	ck_assert_int_eq(rd("t", 2, NULL), SFS_EKEYREVOKED);
+	ck_assert_int_eq(rd("t", 0, "old"), SFS_OK);
+	sfs_ctx_close(cli);
+}
+END_TEST
+
+/* Records come from the cache; the decision is the policy's each time. */
+START_TEST(cached_records_still_ask_the_policy)
+{
+	struct sfs_caller owner = fs_caller(1001, 1001, 0);
+	struct sfs_caller other = fs_caller(1002, 1002, 0);
+	struct sfs_secret_update u;
+
+	mk("t", "value");
+	memset(&u, 0, sizeof(u));
+	u.fields = SFS_SF_OWNER | SFS_SF_GROUP;
+	u.owner = u.group = 1001;
+	ck_assert_int_eq(sfs_secret_update(ctx, &admin, "t", &u, &err),
+			 SFS_OK);
+	ck_assert_int_eq(rd_as(&owner, "t", 0, "value"), SFS_OK);
+	ck_assert_int_eq(rd_as(&owner, "t", 0, "value"), SFS_OK);
+	ck_assert_int_eq(rd_as(&other, "t", 0, NULL), SFS_EACCES);
+	ck_assert_int_eq(rd_as(&owner, "t", 0, "value"), SFS_OK);
+}
+END_TEST
+
 /* ---- plaintext never stored or logged ----------------------------------- */
 
 static int file_has(const char *path, const char *needle)
@@ -1083,6 +1175,14 @@ static Suite *versions_suite(void)
 		{ "tampered_kms_material_is_ebadmsg",
 		  tampered_kms_material_is_ebadmsg },
 		{ "moved_blobs_are_ebadmsg", moved_blobs_are_ebadmsg },
+		{ "foreign_blob_edit_is_ebadmsg_at_next_read",
+		  foreign_blob_edit_is_ebadmsg_at_next_read },
+		{ "foreign_state_change_is_seen_at_next_read",
+		  foreign_state_change_is_seen_at_next_read },
+		{ "other_context_change_is_seen_at_next_read",
+		  other_context_change_is_seen_at_next_read },
+		{ "cached_records_still_ask_the_policy",
+		  cached_records_still_ask_the_policy },
 		{ "no_plaintext_in_store_or_audit",
 		  no_plaintext_in_store_or_audit },
 		{ "audit_one_line_per_change_and_read",

@@ -203,6 +203,15 @@ struct sfs_store_ops {
 	 * sfs_store. Needs no transaction and takes no lock: one read of a
 	 * few bytes, cheap enough to call on every request. */
 	uint64_t (*generation)(struct sfs_store *s);
+
+	/* Up to limit secrets whose names sort after after_name ("" for the
+	 * first), in name order: a page of a listing, so that a caller can
+	 * list any number of secrets holding a bounded number of records.
+	 * Optional: a backend may leave it NULL (the core then pages with
+	 * secret_list). */
+	int (*secret_list_after)(struct sfs_store *s, const char *after_name,
+				 unsigned limit, sfs_secret_cb cb, void *arg,
+				 struct sfs_error *err);
 };
 
 struct sfs_store {
