@@ -123,48 +123,67 @@ int fs_visible(const char *name)
 	}
 }
 
-static void read_comm(int32_t pid, char *out, size_t cap)
+/*
+ * The caller's supplementary groups and process name, from ONE read of
+ * /proc/PID/status. fuse_req_getgroups() reads the same file twice (its
+ * first buffer is too short) and comm would be a third open: together
+ * about 30 us per open, most of the daemon's cost over a bare FUSE file.
+ * Nothing is cached per pid: a process may call setgroups(), and pids are
+ * reused.
+ */
+static void read_status(int32_t pid, int need, struct sfs_caller *c)
 {
-	char path[64];
+	char path[64], buf[8192], *p, *end;
 	ssize_t n;
+	size_t len;
 	int fd;
 
-	out[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	n = read(fd, out, cap - 1);
+	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		n = 0;
-	out[n] = '\0';
-	if (n && out[n - 1] == '\n')
-		out[n - 1] = '\0';
+		return;
+	buf[n] = '\0';
+	if ((need & FS_CALLER_COMM) && strncmp(buf, "Name:\t", 6) == 0) {
+		len = strcspn(buf + 6, "\n");
+		if (len >= sizeof(c->comm))
+			len = sizeof(c->comm) - 1;
+		memcpy(c->comm, buf + 6, len);
+		c->comm[len] = '\0';
+	}
+	p = (need & FS_CALLER_GROUPS) ? strstr(buf, "\nGroups:") : NULL;
+	if (!p)
+		return;
+	p += 8;
+	if ((end = strchr(p, '\n')))
+		*end = '\0'; /* parse this line only */
+	while (c->ngroups < SFS_CALLER_GROUPS_MAX) {
+		unsigned long g = strtoul(p, &end, 10);
+
+		if (end == p)
+			break;
+		c->groups[c->ngroups++] = (uint32_t)g;
+		p = end;
+	}
 }
 
 int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 {
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
-	gid_t groups[SFS_CALLER_GROUPS_MAX];
 	struct sfs_error err;
-	int i, n;
 
 	memset(c, 0, sizeof(*c));
 	c->uid = fc->uid;
 	c->gid = fc->gid;
 	c->pid = fc->pid;
 	c->via_fs = 1;
-	if (need & FS_CALLER_GROUPS) {
-		n = fuse_req_getgroups(req, SFS_CALLER_GROUPS_MAX, groups);
-		if (n > SFS_CALLER_GROUPS_MAX)
-			n = SFS_CALLER_GROUPS_MAX;
-		for (i = 0; i < n; i++)
-			c->groups[i] = groups[i];
-		c->ngroups = n > 0 ? n : 0;
-	}
-	if ((need & FS_CALLER_COMM) && !fs_d.opts.audit_off) /* audit only */
-		read_comm(c->pid, c->comm, sizeof(c->comm));
+	if (fs_d.opts.audit_off) /* comm is for audit lines only */
+		need &= ~FS_CALLER_COMM;
+	if (need & (FS_CALLER_GROUPS | FS_CALLER_COMM))
+		read_status(c->pid, need, c);
 	if (need & FS_CALLER_ROLES) {
 		sfs_error_clear(&err);
 		if (sfs_ctx_resolve_roles(fs_d.ctx, c, &err) != SFS_OK)
