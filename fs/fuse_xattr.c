@@ -2,6 +2,9 @@
  * Extended attributes, exactly SPEC §3's table: plain text values with no
  * trailing newline, on secret directories, value files and keys/NAME.
  *
+ * kv/ entries are value files of the default version and carry its
+ * attributes, as `default` does.
+ *
  * One table names every attribute, where it lives and whether it is in
  * the partial view of an access-controlled secret. Getting or listing asks
  * the core with the requesting caller, so the core decides what the
@@ -91,6 +94,7 @@ static int where_of(int kind)
 		return ON_DIR;
 	case FK_DEFAULT:
 	case FK_VERSION:
+	case FK_KV: /* an entry of the default version's value */
 		return ON_VALUE;
 	case FK_KEY:
 		return ON_KEY;

@@ -97,6 +97,24 @@ START_TEST(get_value_files)
 }
 END_TEST
 
+/* A kv/ entry is a value file: the default version's attributes. */
+START_TEST(get_kv_entry)
+{
+	mk("db", "text value");
+	ck_assert_int_eq(cli("version", "add", "db", "--kv", "k=v", NULL), 0);
+	up(NULL);
+	assert_xattr("secrets/db/kv/k", "user.secret.version", "2");
+	assert_xattr("secrets/db/kv/k", "user.secret.format", "kv");
+	assert_xattr("secrets/db/kv/k", "user.secret.version_state", "active");
+	assert_xattr("secrets/db/kv/k", "user.kms.key_name", "service");
+	assert_xattr_re("secrets/db/kv/k", "user.secret.created_by", "^uid:");
+	assert_xattr_err("secrets/db/kv/k", "user.secret.name", ENODATA);
+	ck_assert_int_eq(
+	    xset("secrets/db/kv/k", "user.secret.version_state", "active"),
+	    EPERM);
+}
+END_TEST
+
 START_TEST(get_no_default)
 {
 	up(NULL);
@@ -276,7 +294,7 @@ int main(void)
 	    get_secret_dir,	   get_value_files,	get_no_default,
 	    size_probe_and_erange, list_names,		set_description_status,
 	    set_access_control,	   set_default_version, set_kms_key,
-	    set_refused,
+	    set_refused,	   get_kv_entry,
 	};
 
 	return h_main("mount_xattr", tests, sizeof(tests) / sizeof(tests[0]));
