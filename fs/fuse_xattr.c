@@ -425,6 +425,10 @@ static int set_one(struct xq *q, int id, const char *v)
 		return set_dir(q, (enum xid)id, v);
 	if (q->n.kind != FK_VERSION || id != X_VSTATE)
 		return SFS_EPERM;
+	/* The third state the attribute shows: the same as rm versions/N. */
+	if (!strcmp(v, "destroyed"))
+		return sfs_version_destroy(fs_d.ctx, &q->c, q->n.secret,
+					   q->n.version, NULL);
 	if ((on = word(v, "active", "deactivated")) < 0)
 		return SFS_EINVAL;
 	return sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret, q->n.version,
