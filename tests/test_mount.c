@@ -642,6 +642,9 @@ START_TEST(status_file)
 	ck_assert_ptr_nonnull(strstr(got, "\"health\": \"ok\""));
 	ck_assert_ptr_nonnull(strstr(got, "\"secrets\": 1"));
 	ck_assert_ptr_nonnull(strstr(got, "\"cache\": \"strict\""));
+	/* every option is reported (the harness mounts with auto_unmount) */
+	ck_assert_ptr_nonnull(strstr(got, "\"auto_unmount\": true"));
+	ck_assert_ptr_nonnull(strstr(got, "\"debug\": false"));
 	ck_assert_ptr_nonnull(strstr(got, h_store));
 	out = cli_out("status", h_mp, NULL);
 	ck_assert_str_eq(out, got);
