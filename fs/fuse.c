@@ -1157,6 +1157,8 @@ static struct sfs_json *status_options(void)
 	    sfs_json_set_bool(o, "allow_other", fs_d.opts.allow_other) ||
 	    sfs_json_set_str(o, "cache", caches[fs_d.opts.cache]) ||
 	    sfs_json_set_str(o, "audit", fs_d.opts.audit_off ? "off" : "on") ||
+	    sfs_json_set_bool(o, "debug", fs_d.opts.debug) ||
+	    sfs_json_set_bool(o, "auto_unmount", fs_d.opts.auto_unmount) ||
 	    (fs_d.opts.only ? sfs_json_set_str(o, "only", fs_d.opts.only)
 			    : sfs_json_set_null(o, "only"))) {
 		sfs_json_free(o);

@@ -35,7 +35,7 @@ struct staged {
 	struct staged *next;
 	char secret[SFS_NAME_MAX + 1];
 	char name[256];
-	uint32_t uid;
+	uint32_t uid, gid; /* its creator's */
 	unsigned char *buf; /* SFS_VALUE_MAX bytes once written */
 	size_t len;
 	int poison; /* errno that refuses a commit, or 0 */
@@ -123,7 +123,7 @@ int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
 		st->st_mode = S_IFREG | 0600;
 		st->st_nlink = 1;
 		st->st_uid = uid;
-		st->st_gid = 0;
+		st->st_gid = s->gid;
 		st->st_size = (off_t)s->len;
 		st->st_mtim.tv_sec = (time_t)(s->mtime / 1000000000);
 		st->st_ctim = st->st_atim = st->st_mtim;
@@ -296,6 +296,7 @@ static int staged_open(struct wfh *h, const char *name, int flags, int create)
 			snprintf(s->secret, sizeof(s->secret), "%s", h->secret);
 			snprintf(s->name, sizeof(s->name), "%s", name);
 			s->uid = h->caller.uid;
+			s->gid = h->caller.gid;
 			s->mtime = sfs_time_now();
 			s->next = staged_list;
 			staged_list = s;

@@ -2,6 +2,9 @@
  * Extended attributes, exactly SPEC §3's table: plain text values with no
  * trailing newline, on secret directories, value files and keys/NAME.
  *
+ * kv/ entries are value files of the default version and carry its
+ * attributes, as `default` does.
+ *
  * One table names every attribute, where it lives and whether it is in
  * the partial view of an access-controlled secret. Getting or listing asks
  * the core with the requesting caller, so the core decides what the
@@ -91,6 +94,7 @@ static int where_of(int kind)
 		return ON_DIR;
 	case FK_DEFAULT:
 	case FK_VERSION:
+	case FK_KV: /* an entry of the default version's value */
 		return ON_VALUE;
 	case FK_KEY:
 		return ON_KEY;
@@ -421,6 +425,10 @@ static int set_one(struct xq *q, int id, const char *v)
 		return set_dir(q, (enum xid)id, v);
 	if (q->n.kind != FK_VERSION || id != X_VSTATE)
 		return SFS_EPERM;
+	/* The third state the attribute shows: the same as rm versions/N. */
+	if (!strcmp(v, "destroyed"))
+		return sfs_version_destroy(fs_d.ctx, &q->c, q->n.secret,
+					   q->n.version, NULL);
 	if ((on = word(v, "active", "deactivated")) < 0)
 		return SFS_EINVAL;
 	return sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret, q->n.version,

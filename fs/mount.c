@@ -244,11 +244,29 @@ static int check_mountpoint(struct sfs_ctx *ctx, const char *mp,
 	return EXIT_OK;
 }
 
+/*
+ * flock fd, waiting up to a second while another holder has it: a daemon
+ * just unmounted (fusermount3 -u, `secretfs umount`) still holds the lock
+ * for the moment it takes to exit. 0, or the errno of the last try.
+ */
+static int lock_wait(int fd)
+{
+	struct timespec tick = {0, 20 * 1000 * 1000};
+	int i;
+
+	for (i = 0; flock(fd, LOCK_EX | LOCK_NB); i++) {
+		if (errno != EWOULDBLOCK || i == 50)
+			return errno;
+		nanosleep(&tick, NULL);
+	}
+	return 0;
+}
+
 /* flock DIR/lock for a read-write mount: the fd, or -1 (printed). */
 static int lock_store(struct sfs_ctx *ctx)
 {
 	char path[PATH_MAX], what[PATH_MAX + 16];
-	int fd;
+	int fd, e;
 
 	snprintf(path, sizeof(path), "%s/lock", sfs_ctx_dir(ctx));
 	snprintf(what, sizeof(what), "mount: store %s", sfs_ctx_dir(ctx));
@@ -257,10 +275,10 @@ static int lock_store(struct sfs_ctx *ctx)
 		fail(what, errtext(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		fail(what, errno == EWOULDBLOCK
-			       ? "already mounted read-write elsewhere"
-			       : errtext(errno));
+	if ((e = lock_wait(fd))) {
+		fail(what, e == EWOULDBLOCK
+				   ? "already mounted read-write elsewhere"
+				   : errtext(e));
 		close(fd);
 		return -1;
 	}

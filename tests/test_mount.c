@@ -7,6 +7,7 @@
  * test_mount_xattr.c and test_mount_access.c.
  */
 #include <dirent.h>
+#include <sys/file.h>
 
 #include "mount_harness.h"
 
@@ -641,6 +642,9 @@ START_TEST(status_file)
 	ck_assert_ptr_nonnull(strstr(got, "\"health\": \"ok\""));
 	ck_assert_ptr_nonnull(strstr(got, "\"secrets\": 1"));
 	ck_assert_ptr_nonnull(strstr(got, "\"cache\": \"strict\""));
+	/* every option is reported (the harness mounts with auto_unmount) */
+	ck_assert_ptr_nonnull(strstr(got, "\"auto_unmount\": true"));
+	ck_assert_ptr_nonnull(strstr(got, "\"debug\": false"));
 	ck_assert_ptr_nonnull(strstr(got, h_store));
 	out = cli_out("status", h_mp, NULL);
 	ck_assert_str_eq(out, got);
@@ -704,6 +708,42 @@ START_TEST(mount_second_rw_refused)
 	/* a read-only mount beside it is fine */
 	ck_assert_int_eq(h_mount_at(mp2, "ro", &pid), 0);
 	ck_assert_int_eq(h_umount_at(mp2, &pid), 0);
+}
+END_TEST
+
+/*
+ * A daemon just unmounted still holds the store's lock while it exits:
+ * mounting again right after `fusermount3 -u` must wait for it, not
+ * call the store busy. A child holds the lock for a moment to stand in
+ * for the exiting daemon.
+ */
+START_TEST(mount_rw_waits_for_exiting_daemon)
+{
+	char path[600], c;
+	int fds[2], fd, st;
+	pid_t holder;
+	struct timespec ts = {0, 200 * 1000 * 1000};
+
+	snprintf(path, sizeof(path), "%s/lock", h_store);
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	holder = fork();
+	ck_assert_int_ge(holder, 0);
+	if (holder == 0) {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || flock(fd, LOCK_EX))
+			_exit(1);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(1);
+		nanosleep(&ts, NULL);
+		_exit(0); /* the lock goes with the process */
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	up(NULL);
+	ck_assert_int_eq(waitpid(holder, &st, 0), holder);
+	ck_assert_int_eq(mkdir(P("secrets/after"), 0700), 0);
 }
 END_TEST
 
@@ -939,6 +979,7 @@ int main(void)
 	    cli_changes_seen,
 	    audit_fs_read,
 	    mount_second_rw_refused,
+	    mount_rw_waits_for_exiting_daemon,
 	    mount_nonempty_refused,
 	    mount_store_inside_refused,
 	    mount_key_inside_refused,

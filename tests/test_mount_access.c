@@ -185,6 +185,30 @@ static int see_staged(void *arg)
 	return ERR(stat(P("secrets/db/.mine"), &st));
 }
 
+/* The staged file is its creator's: uid and gid, as ls -l shows. */
+static int staged_owner(void *arg)
+{
+	struct stat st;
+
+	(void)arg;
+	if (put_s("secrets/db/.mine", O_WRONLY | O_CREAT, "staged"))
+		return 1;
+	if (stat(P("secrets/db/.mine"), &st))
+		return 2;
+	if (st.st_uid != OTHER)
+		return 3;
+	return st.st_gid == OTHER + 1 ? 0 : 4;
+}
+
+START_TEST(staged_owned_by_creator)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER + 1, staged_owner, NULL), 0);
+}
+END_TEST
+
 START_TEST(staged_private_to_uid)
 {
 	struct stat st;
@@ -352,6 +376,7 @@ int main(void)
 	    other_kms_user,
 	    other_role_through_group,
 	    staged_private_to_uid,
+	    staged_owned_by_creator,
 	    access_control_partial_view,
 	    access_control_root_no_exemption,
 	    ro_mount,

@@ -97,6 +97,24 @@ START_TEST(get_value_files)
 }
 END_TEST
 
+/* A kv/ entry is a value file: the default version's attributes. */
+START_TEST(get_kv_entry)
+{
+	mk("db", "text value");
+	ck_assert_int_eq(cli("version", "add", "db", "--kv", "k=v", NULL), 0);
+	up(NULL);
+	assert_xattr("secrets/db/kv/k", "user.secret.version", "2");
+	assert_xattr("secrets/db/kv/k", "user.secret.format", "kv");
+	assert_xattr("secrets/db/kv/k", "user.secret.version_state", "active");
+	assert_xattr("secrets/db/kv/k", "user.kms.key_name", "service");
+	assert_xattr_re("secrets/db/kv/k", "user.secret.created_by", "^uid:");
+	assert_xattr_err("secrets/db/kv/k", "user.secret.name", ENODATA);
+	ck_assert_int_eq(
+	    xset("secrets/db/kv/k", "user.secret.version_state", "active"),
+	    EPERM);
+}
+END_TEST
+
 START_TEST(get_no_default)
 {
 	up(NULL);
@@ -196,6 +214,28 @@ START_TEST(set_access_control)
 }
 END_TEST
 
+/* version_state takes each state it shows; destroyed is rm versions/N:
+ * the version vanishes and the default moves to the newest active one. */
+START_TEST(set_version_state_destroyed)
+{
+	struct stat st;
+
+	mk("db", "one");
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "two", NULL),
+			 0);
+	up(NULL);
+	ck_assert_int_eq(
+	    xset("secrets/db/versions/2", "user.secret.version_state", "gone"),
+	    EINVAL);
+	ck_assert_int_eq(xset("secrets/db/versions/2",
+			      "user.secret.version_state", "destroyed"),
+			 0);
+	ck_assert_int_eq(ERR(stat(P("secrets/db/versions/2"), &st)), ENOENT);
+	assert_xattr("secrets/db", "user.secret.default_version", "1");
+	assert_reads("secrets/db/default", "one");
+}
+END_TEST
+
 START_TEST(set_default_version)
 {
 	mk("db", "v1");
@@ -276,7 +316,7 @@ int main(void)
 	    get_secret_dir,	   get_value_files,	get_no_default,
 	    size_probe_and_erange, list_names,		set_description_status,
 	    set_access_control,	   set_default_version, set_kms_key,
-	    set_refused,
+	    set_refused,	   get_kv_entry,	set_version_state_destroyed,
 	};
 
 	return h_main("mount_xattr", tests, sizeof(tests) / sizeof(tests[0]));
