@@ -415,9 +415,9 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	(void)mode;
 	if (!e)
 		e = create_target(req, &p, name, &kind, &num);
-	if (!e && kind == FK_STAGED)
-		e = fs_visible(p.secret) ? fs_caller(req, 0, &c) : ENOENT;
-	else if (!e)
+	/* A staged file is a pending write of default: the same check,
+	 * so a writer without the role is refused here, not at rename. */
+	if (!e)
 		e = writer_check(req, p.secret, kind == FK_VERSION ? num : 0,
 				 &c);
 	if (!e) {

@@ -204,6 +204,7 @@ START_TEST(staged_owned_by_creator)
 {
 	NEED_ROOT();
 	mk("db", "v");
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
 	up("allow_other");
 	ck_assert_int_eq(as_user(OTHER, OTHER + 1, staged_owner, NULL), 0);
 }
@@ -215,6 +216,7 @@ START_TEST(staged_private_to_uid)
 
 	NEED_ROOT();
 	mk("db", "v");
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
 	up("allow_other");
 	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), 0);
 	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), 0);
@@ -224,6 +226,23 @@ START_TEST(staged_private_to_uid)
 	    ERR(rename(P("secrets/db/.mine"), P("secrets/db/default"))),
 	    ENOENT);
 	assert_reads("secrets/db/default", "v");
+}
+END_TEST
+
+/* Staging is writing default: without the manager role the create is
+ * refused with the errno opening default for writing gives, and nothing
+ * is left staged. */
+START_TEST(staged_needs_role)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, write_default, "db"), EACCES);
+	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), EACCES);
+	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), ENOENT);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), 0);
 }
 END_TEST
 
@@ -377,6 +396,7 @@ int main(void)
 	    other_role_through_group,
 	    staged_private_to_uid,
 	    staged_owned_by_creator,
+	    staged_needs_role,
 	    access_control_partial_view,
 	    access_control_root_no_exemption,
 	    ro_mount,
