@@ -32,6 +32,7 @@
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
+#include "secretfs/policy.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 #include "secretfs/version.h"
@@ -1065,6 +1066,105 @@ out:
 		fuse_reply_attr(req, &st, 0);
 }
 
+/* --- access(2) --------------------------------------------------------- */
+
+/*
+ * access(2), test -r / -w, os.access(): the answer open() would give,
+ * asked of the core without opening. No value is decrypted and no audit
+ * line written: the open that follows is the audited read.
+ */
+
+/* May the caller read this secret's values (kv: 1) or see its
+ * versions (kv: 0)? Permission only; the record is the daemon's. */
+static int access_secret(fuse_req_t req, const struct fs_node_info *n, int kv)
+{
+	struct sfs_secret_rec r;
+	struct sfs_caller c;
+	int e = fs_errno(secret_rec(n->secret, &r));
+
+	if (!e)
+		e = fs_caller(req, FS_CALLER_GROUPS, &c);
+	if (e)
+		return e;
+	if (kv ? sfs_policy_may_read(&c, &r) : sfs_policy_may_view(&c, &r))
+		return 0;
+	return EACCES;
+}
+
+/* Changes in secrets/, a secret's directory and versions/ need the
+ * manager role. The core has no call that answers this alone, so the
+ * role is read here: fs_caller() resolves it (sfs_ctx_resolve_roles). */
+static int access_manager(fuse_req_t req)
+{
+	struct sfs_caller c;
+	int e = fs_caller(req, FS_CALLER_GROUPS | FS_CALLER_ROLES, &c);
+
+	if (e)
+		return e;
+	return (c.roles & SFS_ROLE_MANAGER) ? 0 : EACCES;
+}
+
+static int access_write(fuse_req_t req, const struct fs_node_info *n)
+{
+	struct sfs_caller c;
+
+	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
+		return EROFS;
+	switch (n->kind) {
+	case FK_DEFAULT:
+		return fs_writer_check(req, n->secret, 0, &c);
+	case FK_VERSION:
+		return EPERM; /* an existing version never changes */
+	case FK_STAGED:
+		return 0;
+	case FK_SECRETS:
+	case FK_SECRET:
+	case FK_VERSIONS:
+		return access_manager(req);
+	}
+	return EACCES; /* the root, keys/, kv/ and read-only files */
+}
+
+static int access_read(fuse_req_t req, const struct fs_node_info *n)
+{
+	switch (n->kind) {
+	case FK_DEFAULT:
+	case FK_VERSION:
+	case FK_KV:
+	case FK_KVDIR:
+		return access_secret(req, n, 1);
+	case FK_VERSIONS:
+		return access_secret(req, n, 0);
+	}
+	return 0; /* names are public; keys/ and .status: their getattr */
+}
+
+static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct fs_node_info n;
+	struct stat st;
+	int e = fs_node_get(ino, &n);
+
+	/* F_OK: it exists. kv/K was found at lookup: asking again would
+	 * decrypt (an audited read) for nothing. */
+	if (!e && n.kind != FK_KV)
+		e = fs_node_attr(req, &n, &st);
+	else if (!e)
+		st.st_mode = S_IFREG | 0444;
+	if (!e && (mask & W_OK))
+		e = access_write(req, &n);
+	if (!e && (mask & R_OK))
+		e = access_read(req, &n);
+	/* X_OK: search in any directory; a file only with an x bit */
+	if (!e && (mask & X_OK) && !S_ISDIR(st.st_mode)) {
+		if (!(st.st_mode & 0111))
+			e = EACCES;
+		else
+			e = access_read(req, &n);
+	}
+	fuse_reply_err(req, e);
+}
+
 /* Special files and links have no meaning in the tree. */
 static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
@@ -1122,6 +1222,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .forget = fs_forget,
     .forget_multi = fs_forget_multi,
     .getattr = fs_getattr,
+    .access = fs_access,
     .setattr = fs_setattr,
     .mknod = fs_mknod,
     .symlink = fs_symlink,
