@@ -1,6 +1,6 @@
 /*
  * The filesystem's read side and tree operations (SPEC §3): lookup,
- * getattr, readdir, open/read/release of value files, mkdir, rmdir,
+ * getattr, access, readdir, open/read/release of value files, mkdir, rmdir,
  * unlink, setattr, and the poller that drops the kernel's caches when the
  * store changes. Writes, staged files and rename are in fuse_write.c,
  * extended attributes in fuse_xattr.c.
@@ -345,6 +345,31 @@ static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 	return SFS_OK;
 }
 
+/*
+ * Is kv/ empty, known without decrypting? A text value is no JSON object,
+ * so a lookup there needs no read (and writes no audit line). Only for a
+ * caller who may read the value: anyone else gets the read's refusal,
+ * audited, and learns nothing of the format.
+ */
+static int kv_surely_empty(fuse_req_t req, const char *secret,
+			   const struct sfs_secret_rec *r)
+{
+	struct sfs_version_rec v;
+	struct sfs_caller c;
+	int empty;
+
+	if (!r->default_version || fs_caller(req, FS_CALLER_GROUPS, &c) ||
+	    !sfs_policy_may_read(&c, r))
+		return 0;
+	if (sfs_version_info(fs_d.ctx, &fs_d.meta, secret, 0, &v, NULL))
+		return 0;
+	empty = v.format == SFS_FMT_TEXT;
+	sfs_version_rec_release(&v);
+	return empty;
+}
+
+/* Attributes of kv/K: its size needs the value, so this is an audited
+ * read (the core has no read without an audit line). */
 static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 		   struct stat *st)
 {
@@ -353,6 +378,8 @@ static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 	size_t len = 0;
 	int rc = secret_rec(n->secret, &r);
 
+	if (rc == SFS_OK && kv_surely_empty(req, n->secret, &r))
+		rc = SFS_ENOENT;
 	if (rc == SFS_OK)
 		rc = kv_entry(req, n->secret, n->name, &val, &len);
 	if (rc == SFS_OK) {
