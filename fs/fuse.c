@@ -1,6 +1,6 @@
 /*
  * The filesystem's read side and tree operations (SPEC §3): lookup,
- * getattr, readdir, open/read/release of value files, mkdir, rmdir,
+ * getattr, access, readdir, open/read/release of value files, mkdir, rmdir,
  * unlink, setattr, and the poller that drops the kernel's caches when the
  * store changes. Writes, staged files and rename are in fuse_write.c,
  * extended attributes in fuse_xattr.c.
@@ -32,6 +32,7 @@
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
+#include "secretfs/policy.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 #include "secretfs/version.h"
@@ -344,6 +345,31 @@ static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 	return SFS_OK;
 }
 
+/*
+ * Is kv/ empty, known without decrypting? A text value is no JSON object,
+ * so a lookup there needs no read (and writes no audit line). Only for a
+ * caller who may read the value: anyone else gets the read's refusal,
+ * audited, and learns nothing of the format.
+ */
+static int kv_surely_empty(fuse_req_t req, const char *secret,
+			   const struct sfs_secret_rec *r)
+{
+	struct sfs_version_rec v;
+	struct sfs_caller c;
+	int empty;
+
+	if (!r->default_version || fs_caller(req, FS_CALLER_GROUPS, &c) ||
+	    !sfs_policy_may_read(&c, r))
+		return 0;
+	if (sfs_version_info(fs_d.ctx, &fs_d.meta, secret, 0, &v, NULL))
+		return 0;
+	empty = v.format == SFS_FMT_TEXT;
+	sfs_version_rec_release(&v);
+	return empty;
+}
+
+/* Attributes of kv/K: its size needs the value, so this is an audited
+ * read (the core has no read without an audit line). */
 static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 		   struct stat *st)
 {
@@ -352,6 +378,8 @@ static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 	size_t len = 0;
 	int rc = secret_rec(n->secret, &r);
 
+	if (rc == SFS_OK && kv_surely_empty(req, n->secret, &r))
+		rc = SFS_ENOENT;
 	if (rc == SFS_OK)
 		rc = kv_entry(req, n->secret, n->name, &val, &len);
 	if (rc == SFS_OK) {
@@ -1065,6 +1093,105 @@ out:
 		fuse_reply_attr(req, &st, 0);
 }
 
+/* --- access(2) --------------------------------------------------------- */
+
+/*
+ * access(2), test -r / -w, os.access(): the answer open() would give,
+ * asked of the core without opening. No value is decrypted and no audit
+ * line written: the open that follows is the audited read.
+ */
+
+/* May the caller read this secret's values (kv: 1) or see its
+ * versions (kv: 0)? Permission only; the record is the daemon's. */
+static int access_secret(fuse_req_t req, const struct fs_node_info *n, int kv)
+{
+	struct sfs_secret_rec r;
+	struct sfs_caller c;
+	int e = fs_errno(secret_rec(n->secret, &r));
+
+	if (!e)
+		e = fs_caller(req, FS_CALLER_GROUPS, &c);
+	if (e)
+		return e;
+	if (kv ? sfs_policy_may_read(&c, &r) : sfs_policy_may_view(&c, &r))
+		return 0;
+	return EACCES;
+}
+
+/* Changes in secrets/, a secret's directory and versions/ need the
+ * manager role. The core has no call that answers this alone, so the
+ * role is read here: fs_caller() resolves it (sfs_ctx_resolve_roles). */
+static int access_manager(fuse_req_t req)
+{
+	struct sfs_caller c;
+	int e = fs_caller(req, FS_CALLER_GROUPS | FS_CALLER_ROLES, &c);
+
+	if (e)
+		return e;
+	return (c.roles & SFS_ROLE_MANAGER) ? 0 : EACCES;
+}
+
+static int access_write(fuse_req_t req, const struct fs_node_info *n)
+{
+	struct sfs_caller c;
+
+	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
+		return EROFS;
+	switch (n->kind) {
+	case FK_DEFAULT:
+		return fs_writer_check(req, n->secret, 0, &c);
+	case FK_VERSION:
+		return EPERM; /* an existing version never changes */
+	case FK_STAGED:
+		return 0;
+	case FK_SECRETS:
+	case FK_SECRET:
+	case FK_VERSIONS:
+		return access_manager(req);
+	}
+	return EACCES; /* the root, keys/, kv/ and read-only files */
+}
+
+static int access_read(fuse_req_t req, const struct fs_node_info *n)
+{
+	switch (n->kind) {
+	case FK_DEFAULT:
+	case FK_VERSION:
+	case FK_KV:
+	case FK_KVDIR:
+		return access_secret(req, n, 1);
+	case FK_VERSIONS:
+		return access_secret(req, n, 0);
+	}
+	return 0; /* names are public; keys/ and .status: their getattr */
+}
+
+static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct fs_node_info n;
+	struct stat st;
+	int e = fs_node_get(ino, &n);
+
+	/* F_OK: it exists. kv/K was found at lookup: asking again would
+	 * decrypt (an audited read) for nothing. */
+	if (!e && n.kind != FK_KV)
+		e = fs_node_attr(req, &n, &st);
+	else if (!e)
+		st.st_mode = S_IFREG | 0444;
+	if (!e && (mask & W_OK))
+		e = access_write(req, &n);
+	if (!e && (mask & R_OK))
+		e = access_read(req, &n);
+	/* X_OK: search in any directory; a file only with an x bit */
+	if (!e && (mask & X_OK) && !S_ISDIR(st.st_mode)) {
+		if (!(st.st_mode & 0111))
+			e = EACCES;
+		else
+			e = access_read(req, &n);
+	}
+	fuse_reply_err(req, e);
+}
+
 /* Special files and links have no meaning in the tree. */
 static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
@@ -1122,6 +1249,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .forget = fs_forget,
     .forget_multi = fs_forget_multi,
     .getattr = fs_getattr,
+    .access = fs_access,
     .setattr = fs_setattr,
     .mknod = fs_mknod,
     .symlink = fs_symlink,

@@ -178,6 +178,11 @@ void fs_staged_each(const char *secret, uint32_t uid, fs_staged_cb cb,
 int fs_staged_truncate(const char *secret, const char *name, uint32_t uid,
 		       off_t size);
 void fs_staged_fini(void);
+/* May the request's caller write default (expect 0) or create
+ * versions/N (expect N)? sfs_version_can_add's answer as an errno; c gets
+ * the caller. Asked before any byte is taken. */
+int fs_writer_check(fuse_req_t req, const char *secret, uint32_t expect,
+		    struct sfs_caller *c);
 /* Truncate a write handle's buffer (ftruncate on an open writer). */
 int fs_write_truncate(struct fuse_file_info *fi, off_t size);
 

@@ -331,9 +331,8 @@ static void reply_open(fuse_req_t req, struct wfh *h, struct fuse_file_info *fi,
 	}
 }
 
-/* Check a writer of default (expect 0) or versions/N before any byte. */
-static int writer_check(fuse_req_t req, const char *secret, uint32_t expect,
-			struct sfs_caller *c)
+int fs_writer_check(fuse_req_t req, const char *secret, uint32_t expect,
+		    struct sfs_caller *c)
 {
 	int e = fs_caller(req, FS_CALLER_FULL, c);
 
@@ -358,7 +357,7 @@ void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
 		e = h ? staged_open(h, n->name, fi->flags, 0) : ENOMEM;
 	} else if (n->kind != FK_DEFAULT || !(fi->flags & O_TRUNC)) {
 		e = EPERM;
-	} else if (!(e = writer_check(req, n->secret, 0, &c))) {
+	} else if (!(e = fs_writer_check(req, n->secret, 0, &c))) {
 		h = wfh_new(&c, n->secret, 0, n->ino);
 		e = h ? 0 : ENOMEM;
 	}
@@ -415,11 +414,11 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	(void)mode;
 	if (!e)
 		e = create_target(req, &p, name, &kind, &num);
-	if (!e && kind == FK_STAGED)
-		e = fs_visible(p.secret) ? fs_caller(req, 0, &c) : ENOENT;
-	else if (!e)
-		e = writer_check(req, p.secret, kind == FK_VERSION ? num : 0,
-				 &c);
+	/* A staged file is a pending write of default: the same check,
+	 * so a writer without the role is refused here, not at rename. */
+	if (!e)
+		e = fs_writer_check(req, p.secret,
+				    kind == FK_VERSION ? num : 0, &c);
 	if (!e) {
 		h = wfh_new(&c, p.secret, kind == FK_VERSION ? num : 0, 0);
 		if (!h)

@@ -689,6 +689,39 @@ START_TEST(audit_fs_read)
 }
 END_TEST
 
+/* Lines of the store's audit log that contain s. */
+static int audit_lines(const char *s)
+{
+	char path[600], *log, *p;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/audit.log", h_store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	for (p = log; (p = strstr(p, s)); p++)
+		n++;
+	free(log);
+	return n;
+}
+
+/* kv/ of a text value is empty: looking a name up there decrypts
+ * nothing and writes no version.read line. */
+START_TEST(audit_kv_text_lookup)
+{
+	struct stat st;
+	int before;
+
+	mk("db", "plain text");
+	up(NULL);
+	before = audit_lines("\"version.read\"");
+	ck_assert_int_eq(ERR(stat(P("secrets/db/kv/user"), &st)), ENOENT);
+	ck_assert_int_eq(ERR(open(P("secrets/db/kv/user"), O_RDONLY)), ENOENT);
+	ck_assert_int_eq(audit_lines("\"version.read\""), before);
+	assert_reads("secrets/db/default", "plain text");
+	ck_assert_int_eq(audit_lines("\"version.read\""), before + 1);
+}
+END_TEST
+
 /* --- the mount command ------------------------------------------------- */
 
 START_TEST(mount_second_rw_refused)
@@ -978,6 +1011,7 @@ int main(void)
 	    status_file,
 	    cli_changes_seen,
 	    audit_fs_read,
+	    audit_kv_text_lookup,
 	    mount_second_rw_refused,
 	    mount_rw_waits_for_exiting_daemon,
 	    mount_nonempty_refused,

@@ -204,6 +204,7 @@ START_TEST(staged_owned_by_creator)
 {
 	NEED_ROOT();
 	mk("db", "v");
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
 	up("allow_other");
 	ck_assert_int_eq(as_user(OTHER, OTHER + 1, staged_owner, NULL), 0);
 }
@@ -215,6 +216,7 @@ START_TEST(staged_private_to_uid)
 
 	NEED_ROOT();
 	mk("db", "v");
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
 	up("allow_other");
 	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), 0);
 	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), 0);
@@ -224,6 +226,23 @@ START_TEST(staged_private_to_uid)
 	    ERR(rename(P("secrets/db/.mine"), P("secrets/db/default"))),
 	    ENOENT);
 	assert_reads("secrets/db/default", "v");
+}
+END_TEST
+
+/* Staging is writing default: without the manager role the create is
+ * refused with the errno opening default for writing gives, and nothing
+ * is left staged. */
+START_TEST(staged_needs_role)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, write_default, "db"), EACCES);
+	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), EACCES);
+	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), ENOENT);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, stage, NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, see_staged, NULL), 0);
 }
 END_TEST
 
@@ -258,6 +277,119 @@ START_TEST(access_control_root_no_exemption)
 	assert_xattr_err("secrets/acl", "user.secret.status", EACCES);
 	/* the owner is always on the list */
 	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "acl"), 0);
+}
+END_TEST
+
+/* access(2) in a child: the path and the mode to ask. */
+struct acc {
+	const char *rel;
+	int mode;
+};
+
+static int do_access(void *arg)
+{
+	const struct acc *a = arg;
+
+	return ERR(access(P(a->rel), a->mode));
+}
+
+static int acc_as(uid_t uid, const char *rel, int mode)
+{
+	struct acc a = {rel, mode};
+
+	return as_user(uid, uid, do_access, &a);
+}
+
+static off_t audit_size(void)
+{
+	char path[600];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/audit.log", h_store);
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* test -r answers what open() would, and is not itself an audited read. */
+START_TEST(access_read_follows_open)
+{
+	off_t before;
+
+	NEED_ROOT();
+	mk("db", "v");
+	ck_assert_int_eq(cli("secret", "create", "acl", "--access-control",
+			     "--value", "{\"k\":\"s\"}", NULL),
+			 0);
+	up("allow_other");
+	before = audit_size();
+	/* 0440 root:root: open() gives EACCES, so does access() */
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "db"), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", R_OK), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/versions/1", R_OK), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", F_OK), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", X_OK), EACCES);
+	/* names are public */
+	ck_assert_int_eq(acc_as(OTHER, "secrets", R_OK | X_OK), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db", R_OK | X_OK), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/versions", R_OK), 0);
+	/* an access-controlled secret: its listings are refused as well */
+	ck_assert_int_eq(acc_as(OTHER, "secrets/acl/default", R_OK), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/acl/versions", R_OK), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/acl/kv", R_OK), EACCES);
+	ck_assert_int_eq(ERR(access(P("secrets/db/default"), R_OK)), 0);
+	/* the owner (root, its creator) is on the list */
+	ck_assert_int_eq(ERR(access(P("secrets/acl/kv/k"), R_OK)), 0);
+	/* audited: the open and the lookup of kv/k; access() adds none */
+	ck_assert_int_eq(audit_size() > before, 1);
+	before = audit_size();
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", R_OK), EACCES);
+	ck_assert_int_eq(ERR(access(P("secrets/db/default"), R_OK)), 0);
+	ck_assert_int_eq(audit_size(), before);
+	ck_assert_int_eq(chmod(P("secrets/db"), 0444), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", R_OK), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "db"), 0);
+}
+END_TEST
+
+/* test -w answers what open() for writing (or mkdir) would. */
+START_TEST(access_write_follows_open)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	mk("off", "v");
+	ck_assert_int_eq(cli("secret", "deactivate", "off", NULL), 0);
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, write_default, "db"), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", W_OK), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets", W_OK), EACCES);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db", W_OK), EACCES);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", W_OK), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets", W_OK), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db", W_OK), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/versions", W_OK), 0);
+	/* an existing version never changes; kv/ and keys/ take nothing */
+	ck_assert_int_eq(ERR(access(P("secrets/db/versions/1"), W_OK)), EPERM);
+	ck_assert_int_eq(ERR(access(P("secrets/db/kv"), W_OK)), EACCES);
+	ck_assert_int_eq(ERR(access(P("keys"), W_OK)), EACCES);
+	/* a deactivated secret: the errno opening default would give */
+	ck_assert_int_eq(ERR(open(P("secrets/off/default"), O_WRONLY | O_TRUNC)),
+			 EKEYREVOKED);
+	ck_assert_int_eq(ERR(access(P("secrets/off/default"), W_OK)),
+			 EKEYREVOKED);
+	ck_assert_int_eq(ERR(access(P("secrets/db/default"), R_OK | W_OK)), 0);
+}
+END_TEST
+
+START_TEST(access_ro_mount)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	up("ro,allow_other");
+	ck_assert_int_eq(ERR(access(P("secrets/db/default"), W_OK)), EROFS);
+	ck_assert_int_eq(ERR(access(P("secrets"), W_OK)), EROFS);
+	ck_assert_int_eq(ERR(access(P("secrets/db/default"), R_OK)), 0);
+	ck_assert_int_eq(acc_as(OTHER, "secrets/db/default", R_OK), EACCES);
 }
 END_TEST
 
@@ -377,8 +509,12 @@ int main(void)
 	    other_role_through_group,
 	    staged_private_to_uid,
 	    staged_owned_by_creator,
+	    staged_needs_role,
 	    access_control_partial_view,
 	    access_control_root_no_exemption,
+	    access_read_follows_open,
+	    access_write_follows_open,
+	    access_ro_mount,
 	    ro_mount,
 	    only_hides,
 	    only_listing,
