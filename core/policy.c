@@ -339,6 +339,12 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 	return (s->mode & 0004) != 0;
 }
 
+int sfs_policy_may_manage(const struct sfs_caller *c)
+{
+	assert(c);
+	return has_roles(c, SFS_ROLE_MANAGER);
+}
+
 int sfs_policy_may_view(const struct sfs_caller *c,
 			const struct sfs_secret_rec *s)
 {

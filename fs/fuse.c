@@ -1118,9 +1118,8 @@ static int access_secret(fuse_req_t req, const struct fs_node_info *n, int kv)
 	return EACCES;
 }
 
-/* Changes in secrets/, a secret's directory and versions/ need the
- * manager role. The core has no call that answers this alone, so the
- * role is read here: fs_caller() resolves it (sfs_ctx_resolve_roles). */
+/* Changes in secrets/, a secret's directory and versions/: the core's
+ * answer for a caller with its roles resolved. */
 static int access_manager(fuse_req_t req)
 {
 	struct sfs_caller c;
@@ -1128,7 +1127,7 @@ static int access_manager(fuse_req_t req)
 
 	if (e)
 		return e;
-	return (c.roles & SFS_ROLE_MANAGER) ? 0 : EACCES;
+	return sfs_policy_may_manage(&c) ? 0 : EACCES;
 }
 
 static int access_write(fuse_req_t req, const struct fs_node_info *n)

@@ -717,6 +717,23 @@ START_TEST(test_desc_multibyte_at_limit)
 }
 END_TEST
 
+START_TEST(test_may_manage)
+{
+	struct sfs_caller c;
+
+	memset(&c, 0, sizeof(c));
+	c.uid = 1000;
+	c.via_fs = 1;
+	c.roles = SFS_ROLE_KMS_USER | SFS_ROLE_KMS_VIEWER;
+	ck_assert_int_eq(sfs_policy_may_manage(&c), 0);
+	c.roles = SFS_ROLE_MANAGER;
+	ck_assert_int_eq(sfs_policy_may_manage(&c), 1);
+	c.roles = 0;
+	c.admin = 1;
+	ck_assert_int_eq(sfs_policy_may_manage(&c), 1);
+}
+END_TEST
+
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *policy_suite(void)
@@ -731,6 +748,10 @@ static Suite *policy_suite(void)
 	tc = tcase_create("why");
 	tcase_add_loop_test(tc, test_why, 0, (int)(sizeof(why_rows) /
 						   sizeof(why_rows[0])));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("may_manage");
+	tcase_add_test(tc, test_may_manage);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("next_default");

@@ -108,6 +108,12 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 int sfs_policy_may_view(const struct sfs_caller *c,
 			const struct sfs_secret_rec *s);
 
+/* May the caller make changes to secrets at all (the manager role, or
+ * the administrator)? For access(2)-style questions asked before any
+ * particular change; the change itself is still decided by
+ * sfs_policy_check(). Needs c->roles resolved. */
+int sfs_policy_may_manage(const struct sfs_caller *c);
+
 /*
  * Default after a version left the active state: the newest active
  * version in states[1..n] (states[i] is version i's enum sfs_state;
