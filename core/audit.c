@@ -343,6 +343,8 @@ int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev)
 		rc = SFS_EIO;
 	else if (ev->sync && fdatasync(a->fd) < 0)
 		rc = SFS_EIO;
+	else
+		rc = SFS_OK;
 	free(line);
 	return rc;
 }
