@@ -1,0 +1,258 @@
+/*
+ * Memory suite (issue 5, item 5): the daemon keeps plaintext out of core
+ * files, swap and other processes, and drops it once it is no longer
+ * needed.
+ *
+ * - hardened: no core dumps (RLIMIT_CORE 0), memory locked (VmLck), and
+ *   not dumpable: run as an ordinary uid, its /proc files belong to root
+ *   (the kernel's sign of a non-dumpable process).
+ * - a destroyed value's plaintext is absent from the daemon's memory
+ *   after 1,000 other operations: every readable mapping is scanned
+ *   through /proc/PID/mem (root). The same scan finds the value while a
+ *   reader holds it open, so the scan can fail.
+ * - cache=strict: an fd opened before the daemon was killed reads
+ *   ENOTCONN, never the value from a cache.
+ */
+#include <pwd.h>
+
+#include "rel_util.h"
+
+/* Count occurrences of needle in the readable memory of pid. */
+static long scan_mem(pid_t pid, const char *needle)
+{
+	char path[64], line[512], perm[8];
+	size_t nl = strlen(needle), cap = 1 << 20;
+	unsigned long lo, hi, a;
+	char *buf = malloc(cap + nl);
+	long found = 0;
+	FILE *maps;
+	int mem;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "r");
+	ck_assert_ptr_nonnull(maps);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	mem = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(mem, 0);
+	while (fgets(line, sizeof(line), maps)) {
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3 ||
+		    perm[0] != 'r' || strstr(line, "[vvar"))
+			continue;
+		for (a = lo; a < hi; a += cap) {
+			size_t want = hi - a < cap ? hi - a : cap;
+			char *p, *end;
+
+			n = pread(mem, buf, want, (off_t)a);
+			if (n <= 0)
+				break;
+			end = buf + n;
+			for (p = buf; (p = memmem(p, (size_t)(end - p), needle,
+						  nl));
+			     p++)
+				found++;
+		}
+	}
+	close(mem);
+	fclose(maps);
+	free(buf);
+	return found;
+}
+
+/* A sanitizer build of the daemon: its shadow memory cannot be locked
+ * and its allocator's reserved regions cannot be scanned. */
+static int sanitized(pid_t pid)
+{
+	char path[64], *m;
+	int yes;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	m = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(m);
+	yes = strstr(m, "libasan") != NULL || strstr(m, "libtsan") != NULL;
+	free(m);
+	return yes;
+}
+
+static long status_kb(pid_t pid, const char *field)
+{
+	char path[64], *s, *p;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	s = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(s);
+	p = strstr(s, field);
+	if (p)
+		v = strtol(p + strlen(field), NULL, 10);
+	free(s);
+	return v;
+}
+
+START_TEST(daemon_hardened)
+{
+	char path[64], *lim, *p;
+
+	NEED_ROOT();
+	up(NULL);
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)h_daemon);
+	lim = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(lim);
+	p = strstr(lim, "Max core file size");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(!strncmp(p + 26, "0                    0 ", 23),
+		      "core dumps: %.60s", p);
+	free(lim);
+	if (sanitized(h_daemon)) {
+		printf("daemon_hardened: SKIP: memory lock not checked under "
+		       "a sanitizer (its shadow memory cannot be locked)\n");
+		return;
+	}
+	ck_assert_int_gt(status_kb(h_daemon, "VmLck:"), 0);
+}
+END_TEST
+
+static int open_fuse(void *arg)
+{
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+	(void)arg;
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+/* The daemon run as uid 65534: its /proc files must belong to root. */
+START_TEST(daemon_not_dumpable)
+{
+	char path[600], *argv[] = {"chown", "-R", "65534:65534", h_base, NULL};
+	struct stat st;
+	pid_t pid;
+	int i, w;
+
+	NEED_ROOT();
+	if (as_user(65534, 65534, open_fuse, NULL) != 0) {
+		printf("daemon_not_dumpable: SKIP: uid 65534 cannot open "
+		       "/dev/fuse here\n");
+		return;
+	}
+	ck_assert_int_eq(h_run(argv, NULL), 0);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(126);
+		execl(h_bin(), h_bin(), "--store", h_store, "mount", h_mp,
+		      "-f", "-o", "auto_unmount", (char *)NULL);
+		_exit(127);
+	}
+	h_daemon = pid;
+	snprintf(path, sizeof(path), "%s/.status", h_mp);
+	for (i = 0; i < 4000 && stat(path, &st); i++) {
+		if (waitpid(pid, &w, WNOHANG) == pid) {
+			h_daemon = -1;
+			break;
+		}
+		ru_msleep(5);
+	}
+	ck_assert_msg(i < 4000, "the daemon did not come up as uid 65534");
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_msg(st.st_uid == 0,
+		      "/proc/PID of the daemon belongs to uid %u: dumpable",
+		      (unsigned)st.st_uid);
+}
+END_TEST
+
+START_TEST(destroyed_value_leaves_memory)
+{
+	char needle[64], other[200], rel[64];
+	unsigned char rnd[20];
+	int fd, i, f;
+	struct stat st;
+
+	NEED_ROOT();
+	f = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(read(f, rnd, sizeof(rnd)), (ssize_t)sizeof(rnd));
+	close(f);
+	strcpy(needle, "NEEDLE-");
+	for (i = 0; i < 20; i++)
+		sprintf(needle + 7 + 2 * i, "%02x", rnd[i]);
+	ck_assert_int_eq(cli("secret", "create", "other", "--value", "o",
+			     NULL), 0);
+	up(NULL);
+	if (sanitized(h_daemon)) {
+		printf("destroyed_value_leaves_memory: SKIP: memory not "
+		       "scanned under a sanitizer\n");
+		return;
+	}
+	ck_assert_int_eq(mkdir(P("secrets/p"), 0755), 0);
+	ck_assert_int_eq(put_s("secrets/p/default", O_WRONLY | O_CREAT |
+			       O_TRUNC, needle), 0);
+	ck_assert_int_eq(put_s("secrets/p/default", O_WRONLY | O_TRUNC,
+			       "second version"), 0);
+	/* the scan sees it while a reader holds it open */
+	fd = open(P("secrets/p/versions/1"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_gt(scan_mem(h_daemon, needle), 0);
+	close(fd);
+	ck_assert_int_eq(unlink(P("secrets/p/versions/1")), 0);
+	for (i = 0; i < 1000; i++) {
+		switch (i % 4) {
+		case 0:
+			memset(other, 'a' + i % 26, sizeof(other));
+			ck_assert_int_eq(put("secrets/other/default",
+					     O_WRONLY | O_TRUNC, other,
+					     sizeof(other)), 0);
+			break;
+		case 1:
+			assert_reads("secrets/p/default", "second version");
+			break;
+		case 2:
+			snprintf(rel, sizeof(rel), "secrets/other/versions/%d",
+				 i / 4 + 1);
+			ck_assert_int_eq(stat(P(rel), &st), 0);
+			break;
+		default:
+			ck_assert_ptr_nonnull(
+			    xget("secrets/p", "user.secret.latest_version"));
+		}
+	}
+	ck_assert_int_eq(scan_mem(h_daemon, needle), 0);
+}
+END_TEST
+
+START_TEST(strict_fd_after_kill_gives_enotconn)
+{
+	char c;
+	int fd;
+
+	ck_assert_int_eq(cli("secret", "create", "s", "--value",
+			     "plaintext here", NULL), 0);
+	up("cache=strict");
+	fd = open(P("secrets/s/default"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, &c, 1), 1);
+	ck_assert_int_eq(ru_kill_daemon(), 1);
+	errno = 0;
+	ck_assert_int_eq(pread(fd, &c, 1, 0), -1);
+	ck_assert_int_eq(errno, ENOTCONN);
+	ck_assert_int_eq(ERR(read(fd, &c, 1)), ENOTCONN);
+	close(fd);
+}
+END_TEST
+
+int main(void)
+{
+	const TTest *const tests[] = {
+	    daemon_hardened, daemon_not_dumpable, destroyed_value_leaves_memory,
+	    strict_fd_after_kill_gives_enotconn,
+	};
+
+	return ru_main("memory", tests, sizeof(tests) / sizeof(tests[0]), 120);
+}
