@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "secretfs/policy.h"
 #include "secretfs/crypto.h"
 
 /* Is every number in the subject (outside quotes) also in what? */
@@ -104,16 +105,45 @@ static const char *error_why(const char *what, const struct sfs_error *err)
 	return err->msg;
 }
 
+/*
+ * Write one error line to stderr. Names in messages come from the user
+ * and may hold newlines, control bytes or invalid UTF-8: each such byte
+ * is shown as '?', so that every error stays exactly one line.
+ */
+static void err_line(const char *what, const char *why, const char *tail)
+{
+	char buf[1024];
+	size_t i, total;
+	int n = snprintf(buf, sizeof(buf), "secretfs: %s: %s%s", what, why,
+			 tail);
+
+	if (n < 0)
+		return;
+	total = strlen(buf);
+	for (i = 0; buf[i]; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+		size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
+
+		if (ch < 0x20 || ch == 0x7f)
+			buf[i] = '?';
+		else if (ch >= 0x80 && (len > total - i ||
+					sfs_policy_utf8_check(buf + i, len)))
+			buf[i] = '?'; /* its continuation bytes follow suit */
+		else
+			i += len - 1;
+	}
+	fprintf(stderr, "%s\n", buf);
+}
+
 int cli_fail(const char *what, const struct sfs_error *err)
 {
-	fprintf(stderr, "secretfs: %s: %s\n", what, error_why(what, err));
+	err_line(what, error_why(what, err), "");
 	return EXIT_FAIL;
 }
 
 int cli_usage_error(const char *what, const char *why)
 {
-	fprintf(stderr, "secretfs: %s: %s (see 'secretfs --help')\n", what,
-		why);
+	err_line(what, why, " (see 'secretfs --help')");
 	return EXIT_USAGE;
 }
 

@@ -1350,18 +1350,22 @@ out:
 
 /* --- cache invalidation ------------------------------------------------ */
 
-/* Drop everything the kernel caches about dynamic nodes: attributes,
- * pages and names. Simple and correct; changes are rare. */
+/*
+ * Drop what the kernel caches about dynamic nodes: attributes and pages.
+ * Names are not invalidated here: fuse_lowlevel_notify_inval_entry()
+ * takes the parent directory's lock in the kernel, which a writer's
+ * create or rename holds while it waits for this daemon; if the daemon is
+ * killed then, the poller stays stuck in the kernel and the dead daemon
+ * never releases the mount. Names expire after the entry timeout (1 s in
+ * every cache mode) instead, and every open reaches the daemon anyway.
+ */
 static void invalidate_all(void)
 {
 	struct fs_node_ent *v;
 	size_t i, n = fs_node_snapshot(&v);
 
-	for (i = 0; i < n && !fs_d.stopping; i++) {
+	for (i = 0; i < n && !fs_d.stopping; i++)
 		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
-		fuse_lowlevel_notify_inval_entry(fs_d.se, v[i].parent,
-						 v[i].name, strlen(v[i].name));
-	}
 	free(v);
 }
 

@@ -379,8 +379,10 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	fs_d.owner_uid = (uint32_t)getuid();
 	fs_d.started = sfs_time_now();
 	sfs_caller_self(&fs_d.meta);
-	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 1.0;
-	fs_d.attr_timeout = fs_d.entry_timeout;
+	/* names for 1 s in every mode (see invalidate_all); attributes, which
+	 * the poller invalidates safely, longer under cache=kernel */
+	fs_d.entry_timeout = 1.0;
+	fs_d.attr_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 1.0;
 	fs_node_init();
 	se = session_new(o);
 	if (!se)

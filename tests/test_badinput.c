@@ -109,9 +109,7 @@ static void cli_refuses(int want, const char *const *args)
 		      rc, want);
 	ck_assert_str_eq(out, "");
 	ck_assert_msg(n > 0 && err[n - 1] == '\n', "no error line");
-	/* BUG (where it fails): the CLI quotes a bad name as it is, so a
-	 * newline or invalid UTF-8 in it reaches stderr raw; the README
-	 * says every error is one line. */
+	/* a newline or invalid UTF-8 in a name never breaks the line */
 	ck_assert_msg(memchr(err, '\n', n - 1) == NULL,
 		      "error is not one line: %s", err);
 	free(out);

@@ -253,13 +253,9 @@ START_TEST(daemon_killed_under_writers)
 	       "acknowledged, all present\n", iters, a.n);
 	ck_assert_int_gt(a.n, iters); /* the writers did get through */
 	free(a.tags);
-	/* BUG: the daemon's poller thread calls
-	 * fuse_lowlevel_notify_inval_entry(), which waits uninterruptibly
-	 * in the kernel for the parent directory's lock; a writer's create
-	 * or rename holds that lock while it waits for the daemon. Killed
-	 * then, the daemon can never finish dying (a zombie with one thread
-	 * in D state), its connection is never aborted, and every caller
-	 * hangs until someone aborts it through fusectl. */
+	/* A killed daemon must be able to die: nothing of it may stay
+	 * blocked in the kernel (the poller once waited there for a
+	 * directory lock that a writer held while waiting for it). */
 	ck_assert_msg(hung == 0, "%d of %d SIGKILLed daemons could not exit",
 		      hung, iters);
 	/* and the store serves again */

@@ -1039,12 +1039,17 @@ START_TEST(test_writers_serialise)
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
-		/* a process of its own, with its own connection */
+		/* a process of its own, with its own connection; the
+		 * parent's is closed first, while the parent waits on the
+		 * pipe and holds no lock */
+		sfs_store_close(s);
 		if (sfs_store_sqlite_open(dir, 0, 0, &c, &err))
 			_exit(9);
 		if (write(go[1], "r", 1) != 1)
 			_exit(8);
-		_exit(bump(c));
+		status = bump(c);
+		sfs_store_close(c);
+		_exit(status);
 	}
 	/* start together so that the two really contend */
 	ck_assert_int_eq(read(go[0], &ready, 1), 1);

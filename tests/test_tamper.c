@@ -240,19 +240,13 @@ START_TEST(flip_kms_key_bytes)
 	sqlite3_close(db);
 	assert_reads("secrets/t/default", "svc secret");
 	assert_reads("secrets/u/default", "user-key secret");
-	/* BUG: a KMS key blob that fails authentication is reported as
-	 * EBADMSG by ctx_kms_material() (core/ctx.c); issue 5 item 4 wants
-	 * ENOKEY where a key blob was hit. */
+	/* a KMS key blob that fails authentication: ENOKEY (issue 5) */
 	ck_assert_msg(key_as_badmsg == 0,
 		      "%d key-blob reads gave EBADMSG, not ENOKEY (and %d "
 		      "were served from cached key material)",
 		      key_as_badmsg, key_cached);
-	/* BUG: the daemon keeps unwrapped KMS key material cached until the
-	 * store's generation file moves (core/ctx.c kms cache); a key blob
-	 * changed in the database directly does not move it, so reads
-	 * through the mount go on succeeding (with the right value, never
-	 * other data) instead of being refused. The CLI (no cache) refuses
-	 * every one. */
+	/* the daemon's cached key material follows the database itself:
+	 * a key blob changed there is refused at the next read */
 	ck_assert_msg(key_cached == 0,
 		      "%d reads through the mount succeeded with a tampered "
 		      "key blob (cached key material)", key_cached);
@@ -367,8 +361,7 @@ START_TEST(swap_kms_keys)
 	mount_read_fails("secrets/a/default", ENOKEY, "swapped keys", 0);
 	cli_read_fails("a", "1", "swapped keys", 0);
 	still_serving();
-	/* BUG: reported as EBADMSG (core/ctx.c ctx_kms_material); issue 5
-	 * item 4 wants ENOKEY where a key blob was hit. */
+	/* a hit key blob is ENOKEY, never EBADMSG */
 	ck_assert_int_eq(key_as_badmsg, 0);
 }
 END_TEST

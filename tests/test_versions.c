@@ -795,13 +795,14 @@ START_TEST(size_mismatch_is_ebadmsg)
 }
 END_TEST
 
-START_TEST(tampered_kms_material_is_ebadmsg)
+/* a hit KMS key blob makes the key unusable: ENOKEY (issue 5) */
+START_TEST(tampered_kms_material_is_enokey)
 {
 	mk("t", "value");
 	ck_assert_int_eq(add("t", "value2"), SFS_OK); /* new generation */
 	tamper(T_KMS);
-	ck_assert_int_eq(rd("t", 1, NULL), SFS_EBADMSG);
-	ck_assert_int_eq(add("t", "value3"), SFS_EBADMSG);
+	ck_assert_int_eq(rd("t", 1, NULL), SFS_ENOKEY);
+	ck_assert_int_eq(add("t", "value3"), SFS_ENOKEY);
 	ck_assert_uint_eq(get("t").latest_version, 2);
 }
 END_TEST
@@ -1172,8 +1173,8 @@ static Suite *versions_suite(void)
 		  tampered_wrapped_key_is_ebadmsg },
 		{ "swapped_blobs_are_ebadmsg", swapped_blobs_are_ebadmsg },
 		{ "size_mismatch_is_ebadmsg", size_mismatch_is_ebadmsg },
-		{ "tampered_kms_material_is_ebadmsg",
-		  tampered_kms_material_is_ebadmsg },
+		{ "tampered_kms_material_is_enokey",
+		  tampered_kms_material_is_enokey },
 		{ "moved_blobs_are_ebadmsg", moved_blobs_are_ebadmsg },
 		{ "foreign_blob_edit_is_ebadmsg_at_next_read",
 		  foreign_blob_edit_is_ebadmsg_at_next_read },
