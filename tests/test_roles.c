@@ -24,17 +24,7 @@ static struct sfs_error err;
 
 static void setup(void)
 {
-	struct sfs_ctx_options o;
-
-	setenv("SECRETFS_KDF_MIN", "1", 1);
-	unsetenv("SECRETFS_MASTER_KEY");
-	unsetenv("SECRETFS_PASSPHRASE_FILE");
-	tmp = tu_tmpdir("roles");
-	snprintf(store, sizeof(store), "%s/store", tmp);
-	memset(&o, 0, sizeof(o));
-	o.store_dir = store;
-	ck_assert_int_eq(sfs_ctx_init(&o, &err), SFS_OK);
-	ck_assert_int_eq(sfs_ctx_open(&ctx, &o, &err), SFS_OK);
+	ctx = tu_store_open("roles", &tmp, store, sizeof(store));
 	sfs_caller_self(&admin);
 }
 

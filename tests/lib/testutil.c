@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "lib/testutil.h"
+#include "secretfs/ctx.h"
 
 char *tu_tmpdir(const char *tag)
 {
@@ -72,4 +73,27 @@ char *tu_read_file(const char *path, size_t *len)
 	if (len)
 		*len = n;
 	return buf;
+}
+
+struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
+			      size_t cap)
+{
+	struct sfs_ctx_options o;
+	struct sfs_error err;
+	struct sfs_ctx *ctx = NULL;
+
+	setenv("SECRETFS_KDF_MIN", "1", 1);
+	unsetenv("SECRETFS_MASTER_KEY");
+	unsetenv("SECRETFS_PASSPHRASE_FILE");
+	*tmp = tu_tmpdir(tag);
+	snprintf(store, cap, "%s/store", *tmp);
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	sfs_error_clear(&err);
+	if (sfs_ctx_init(&o, &err) != SFS_OK ||
+	    sfs_ctx_open(&ctx, &o, &err) != SFS_OK) {
+		fprintf(stderr, "tu_store_open: %s\n", err.msg);
+		abort();
+	}
+	return ctx;
 }

@@ -18,4 +18,15 @@ void tu_write_file(const char *path, const void *data, size_t len, int mode);
  * it cannot be read. */
 char *tu_read_file(const char *path, size_t *len);
 
+struct sfs_ctx;
+
+/*
+ * A fresh store for one test: a temporary directory *tmp (malloc'd)
+ * holding DIR = *tmp/store (written to store), initialised and opened
+ * with Argon2id at its minimum cost and no key or passphrase from the
+ * environment. Aborts with the core's message on failure.
+ */
+struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
+			      size_t cap);
+
 #endif
