@@ -458,8 +458,15 @@ static struct kms_slot *kms_lookup(struct sfs_ctx *ctx, const char *key_id,
 {
 	/* the store's generation: it also moves when another program edits
 	 * the database (a tampered key blob must not be served from here) */
-	uint64_t gen = ctx->store->ops->generation(ctx->store);
+	uint64_t gen;
 	unsigned i;
+
+	/* ctx_read_lock() has just read it for a cached read: once is
+	 * enough (it is a pread of the database header) */
+	if (ctx->phase == CTX_PH_CACHED)
+		gen = ctx->read_gen;
+	else
+		gen = ctx->store->ops->generation(ctx->store);
 
 	if (gen != ctx->kms_gen) {
 		sfs_crypto_wipe(ctx->kms, ctx->kms_len);
@@ -659,6 +666,7 @@ int ctx_read_lock(struct sfs_ctx *ctx, struct sfs_error *err)
 		cache_flush(c);
 		c->gen = g;
 	}
+	ctx->read_gen = g;
 	ctx->phase = CTX_PH_CACHED;
 	return SFS_OK;
 }
@@ -1221,6 +1229,29 @@ struct sfs_store *sfs_ctx_swap_store(struct sfs_ctx *ctx, struct sfs_store *s)
 	cache_free(ctx);
 	pthread_mutex_unlock(&ctx->mutex);
 	return old;
+}
+
+int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err)
+{
+	struct sfs_store *s = NULL, *old;
+	int rc;
+
+	sfs_error_clear(err);
+	rc = sfs_store_sqlite_open(ctx->dir, 0, ctx->readonly, &s, err);
+	if (rc != SFS_OK)
+		return rc;
+	pthread_mutex_lock(&ctx->mutex);
+	old = ctx->store;
+	ctx->store = s;
+	ctx->roles_valid = 0;
+	sfs_crypto_wipe(ctx->kms, ctx->kms_len);
+	if (ctx->cache) { /* the real store: its generation is trusted */
+		cache_flush(ctx->cache);
+		ctx->cache->gen = s->ops->generation(s);
+	}
+	pthread_mutex_unlock(&ctx->mutex);
+	sfs_store_close(old);
+	return SFS_OK;
 }
 
 /* ---- counts and roles ------------------------------------------------- */

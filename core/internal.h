@@ -61,6 +61,7 @@ struct sfs_ctx {
 	 * generation holds; NULL once a store was swapped in. */
 	struct ctx_cache *cache; /* mutex */
 	int phase;		 /* mutex: enum ctx_phase */
+	uint64_t read_gen;	 /* mutex: store generation, CTX_PH_CACHED */
 
 	/* Store failures for sfs_ctx_last_error(): a ring of messages so a
 	 * reader's pointer stays readable while later failures land. */

@@ -319,18 +319,14 @@ static void harden(void)
  */
 static int reopen_store(struct sfs_ctx *ctx)
 {
-	struct sfs_store *s = NULL;
 	struct sfs_error err;
 
-	sfs_error_clear(&err);
-	if (sfs_store_sqlite_open(sfs_ctx_dir(ctx), 0, sfs_ctx_readonly(ctx),
-				  &s, &err) != SFS_OK) {
+	if (sfs_ctx_reopen_store(ctx, &err) != SFS_OK) {
 		fprintf(stderr,
 			"secretfs: mount: cannot reopen the store: %s\n",
 			err.msg);
 		return -1;
 	}
-	sfs_store_close(sfs_ctx_swap_store(ctx, s));
 	return 0;
 }
 

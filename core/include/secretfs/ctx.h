@@ -101,6 +101,13 @@ const char *sfs_ctx_last_error(struct sfs_ctx *ctx);
  * then owns; the context closes whatever store it holds at close.
  */
 struct sfs_store *sfs_ctx_store(struct sfs_ctx *ctx);
+
+/*
+ * Replace the context's database connection with a new one to the same
+ * store, for a process that fork()ed after sfs_ctx_open() (a connection
+ * does not survive fork). The key material and the read cache stay.
+ */
+int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err);
 struct sfs_store *sfs_ctx_swap_store(struct sfs_ctx *ctx,
 				     struct sfs_store *s);
 
