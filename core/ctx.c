@@ -1597,12 +1597,6 @@ static int stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		return rc; /* not staged: written after the commit instead */
 	staged_clear(ctx);
 	ctx->staged.used = 1;
-	ctx->staged.caller = c;
-	ctx->staged.op = l->op;
-	ctx->staged.secret = l->secret;
-	ctx->staged.secret_id = l->secret_id;
-	ctx->staged.key = l->key;
-	ctx->staged.version = l->version;
 	ctx->staged.line = line;
 	ctx->staged.len = len;
 	return SFS_OK;
@@ -1659,19 +1653,6 @@ static int commit_staged(struct sfs_ctx *ctx, struct sfs_error *err)
 	return rc;
 }
 
-/* The change failed after its line was staged: log the failure. */
-static void staged_failed(struct sfs_ctx *ctx, int rc)
-{
-	struct ctx_audit_line l = {ctx->staged.op,	  ctx->staged.secret,
-				   ctx->staged.secret_id, ctx->staged.key,
-				   ctx->staged.version,	  rc, 0};
-	struct sfs_audit_event ev;
-
-	event_of(&ev, ctx->staged.caller, &l);
-	if (sfs_audit_write(ctx->audit, &ev) != SFS_OK)
-		note_error(ctx, "cannot write the audit log");
-}
-
 int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 {
 	int rc;
@@ -1699,12 +1680,11 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 			rc =
 			    sfs_error_set(err, SFS_EROFS, "store is read-only");
 	}
-	if (ctx->staged.used) {
-		if (rc != SFS_OK)
-			staged_failed(ctx, rc);
+	/* Committed: its line is written. Failed: the service's call after
+	 * ctx_end() writes the line with the failure, as for any refusal. */
+	if (ctx->staged.used && rc == SFS_OK)
 		tls_handled = ctx;
-		staged_clear(ctx);
-	}
+	staged_clear(ctx);
 	if (write)
 		__atomic_store_n(&ctx->writer, NULL, __ATOMIC_RELAXED);
 	note_store_failure(ctx, rc, err);

@@ -31,9 +31,6 @@ struct role_pair;
 /* The audit line of the change in progress, committed with it. */
 struct ctx_staged {
 	int used;
-	const struct sfs_caller *caller;
-	const char *op, *secret, *secret_id, *key; /* the service's */
-	uint32_t version;
 	char *line; /* result ok, with its newline; malloc'd */
 	size_t len;
 	int appended; /* written to the log after the commit */
@@ -179,10 +176,11 @@ int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
  * write transaction is open (between ctx_begin(write) and ctx_end()) is
  * staged instead: ctx_end() stores it in the same transaction, so that a
  * committed change cannot lose its line to a crash, and appends it to
- * the log right after the commit (or, when the transaction fails after
- * all, appends it with the failure as result). The service's usual call
- * after ctx_end() is then skipped: it would write the same line. The
- * pattern for a change:
+ * the log right after the commit. The service's usual call after
+ * ctx_end() is then skipped: it would write the same line. When the
+ * commit fails, the staged line is dropped and that call writes the line
+ * with the failure as result, as for any refused change. The pattern for
+ * a change:
  *
  *	rc = ctx_begin(ctx, 1, err);
  *	... rc = the change ...
