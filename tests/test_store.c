@@ -1308,6 +1308,90 @@ START_TEST(test_rollback_store_switches_to_wal)
 }
 END_TEST
 
+/*
+ * As another user (root ignores modes): open the store read-only, read
+ * version 1 of "alpha"; the exit status says how far it got.
+ */
+static int read_as_nobody(void)
+{
+	struct sfs_version_rec v;
+	struct sfs_store *s = NULL;
+	int rc;
+
+	if (setgid(65534) || setuid(65534))
+		return 10;
+	if (sfs_store_sqlite_open(dir, 0, 1, &s, &err))
+		return 11;
+	rc = s->ops->begin(s, 0, &err);
+	if (rc == 0)
+		rc = s->ops->version_get(s, uid(101), 1, 1, &v, &err);
+	if (rc)
+		return 12;
+	rc = v.ciphertext.len == 6 &&
+	     memcmp(v.ciphertext.data, "in-wal", 6) == 0 ? 0 : 13;
+	sfs_version_rec_release(&v);
+	s->ops->rollback(s);
+	if (s->ops->begin(s, 1, &err) != SFS_EROFS)
+		rc = 14;
+	sfs_store_close(s);
+	return rc;
+}
+
+static int child_status(int (*fn)(void))
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0)
+		_exit(fn());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void chown_all(uid_t u, gid_t g)
+{
+	static const char *names[] = {"secretfs.db", "secretfs.db-wal",
+				      "secretfs.db-shm", "write.lock"};
+	size_t i;
+
+	ck_assert_int_eq(chown(dir, u, g), 0);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ck_assert_int_eq(chown(path_in(names[i]), u, g), 0);
+}
+
+/* A store directory its reader may not write (a read-only bind mount, a
+ * backup, another user's store): SQLite opens a WAL database read-only
+ * as long as the -wal and -shm files exist, which the store keeps. With
+ * the -shm writable to the reader, and with every file read-only (SQLite
+ * then reads the WAL into heap memory). As root the mode bits do not
+ * bind, so the reader is a child that became nobody. */
+START_TEST(test_readonly_dir_as_other_user)
+{
+	struct sfs_store *w = open_store(1, 0);
+
+	seed(w);
+	sfs_store_close(w);
+	w = open_store(0, 0);
+	add_version(w, uid(101), 1, uid(1), "in-wal", 6); /* not closed */
+	if (getuid() != 0) {
+		sfs_store_close(w);
+		return; /* cannot become another user */
+	}
+	chown_all(65534, 65534);
+	ck_assert_int_eq(chmod(dir, 0500), 0);
+	ck_assert_int_eq(child_status(read_as_nobody), 0);
+	sfs_store_close(w);
+	ck_assert_int_eq(chmod(path_in("secretfs.db-shm"), 0400), 0);
+	ck_assert_int_eq(chmod(path_in("secretfs.db-wal"), 0400), 0);
+	ck_assert_int_eq(chmod(path_in("secretfs.db"), 0400), 0);
+	ck_assert_int_eq(child_status(read_as_nobody), 0);
+	ck_assert_int_eq(chmod(dir, 0700), 0);
+	chown_all(0, 0);
+}
+END_TEST
+
 /* A read-only directory (a read-only bind mount, a backup): the store
  * opens read-only and sees what was committed, in the WAL or not. */
 START_TEST(test_readonly_dir_opens)
@@ -1445,6 +1529,8 @@ static Suite *store_suite(void)
 		{ "rollback_store_switches_to_wal",
 		  test_rollback_store_switches_to_wal },
 		{ "readonly_dir_opens", test_readonly_dir_opens },
+		{ "readonly_dir_as_other_user",
+		  test_readonly_dir_as_other_user },
 		{ "roles", test_roles },
 		{ "eexist", test_eexist },
 		{ "enoent", test_enoent },
