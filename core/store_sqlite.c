@@ -3,14 +3,17 @@
  * the tree that includes <sqlite3.h>. It stores what the core hands it and
  * decides nothing (see store.h).
  *
- * Journal: WAL, synchronous=FULL. A commit appends its pages to
- * DIR/secretfs.db-wal and syncs that one file: one fsync on the caller's
- * path, where the rollback journal (TRUNCATE) took four or more (journal,
- * database, journal header). Measured with scripts/bench --quick on the
- * 2-CPU dev VM, new version through the mount (O_TRUNC write + close),
- * cache=strict: rollback journal 2406 us, WAL 0000 us, against 156 us for
- * the minimal FUSE create + write + close plus 284 us for one write +
- * fsync on the same disk (ratios in the README's performance section).
+ * Journal: WAL, synchronous=FULL. A commit writes its pages to
+ * DIR/secretfs.db-wal and syncs that one file: one fdatasync on the
+ * caller's path (strace of the daemon), where the rollback journal
+ * (TRUNCATE) took four or more (journal, database, journal header) and
+ * the audit log one more. Measured with scripts/bench --quick on the
+ * 2-CPU dev VM, three pairs of runs, old and new build alternated (load
+ * average 1.6 to 4.3 from other work): a new version through the mount
+ * (O_TRUNC write + close, cache=strict) took 3126, 2820 and 4303 us
+ * before (5.2x, 6.7x, 7.9x the minimal FUSE create + write + close plus
+ * one write + fsync of the same run) and 590, 1496 and 1436 us after
+ * (1.43x, 2.31x, 1.55x; best run: 590 us against 153 + 259 us).
  *
  * The WAL-reset bug. Debian 12's SQLite 3.40.1 can corrupt a WAL database
  * when two connections write, or checkpoint, at the same moment while one

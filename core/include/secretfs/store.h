@@ -251,8 +251,10 @@ struct sfs_store {
 
 /*
  * Open (creating and migrating if create is set) the SQLite store in
- * directory dir: DIR/secretfs.db. readonly opens without write access
- * (begin(write) then fails with SFS_EROFS). SFS_ENOSTORE when the
+ * directory dir: DIR/secretfs.db, with its WAL (secretfs.db-wal and -shm)
+ * and DIR/write.lock, which every write transaction holds (see
+ * store_sqlite.c). readonly opens without write access (begin(write) then
+ * fails with SFS_EROFS) and creates no file. SFS_ENOSTORE when the
  * database does not exist and create is 0.
  */
 int sfs_store_sqlite_open(const char *dir, int create, int readonly,
