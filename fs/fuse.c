@@ -205,13 +205,34 @@ static void attr_dir(struct stat *st, mode_t mode)
 	st->st_nlink = 2;
 }
 
+/*
+ * cache=kernel: the kernel checks permissions (default_permissions), so
+ * the modes it sees must say what the daemon would. Value files never
+ * show write bits (they are read-only in this mode); an access-controlled
+ * secret's show 0440 and carry a POSIX ACL from the allow list (the group
+ * bits are the ACL's mask: the kernel reads the ACL only when they are
+ * set). Directories where the core checks roles (secrets/, a secret's
+ * directory and versions/) are writable by all, as the core decides.
+ */
+static mode_t value_mode(const struct sfs_secret_rec *r)
+{
+	if (fs_d.opts.cache != FS_CACHE_KERNEL)
+		return r->mode & 07777;
+	return r->access_control ? 0440 : r->mode & 0555;
+}
+
+static mode_t dir_mode(mode_t m)
+{
+	return fs_d.opts.cache == FS_CACHE_KERNEL && (m & 0200) ? 0777 : m;
+}
+
 /* Owner, group, mode and times of the secret's entries. */
 static void attr_secret(struct stat *st, const struct sfs_secret_rec *r,
 			int64_t mtime)
 {
 	st->st_uid = r->owner;
 	st->st_gid = r->group;
-	st->st_mode = S_IFREG | (r->mode & 07777);
+	st->st_mode = S_IFREG | value_mode(r);
 	st->st_nlink = 1;
 	ts_set(&st->st_atim, mtime);
 	ts_set(&st->st_mtim, mtime);
@@ -430,7 +451,7 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 		attr_dir(st, 0555);
 		break;
 	case FK_SECRETS:
-		attr_dir(st, 0755);
+		attr_dir(st, dir_mode(0755));
 		break;
 	case FK_STATUS:
 	case FK_KEY:
@@ -444,9 +465,12 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 			break;
 		attr_secret(st, &r, r.changed_at);
 		if (n->kind == FK_SECRET)
-			attr_dir(st, r.mode & 07777);
+			attr_dir(st, fs_d.opts.cache == FS_CACHE_KERNEL
+					 ? 0777
+					 : r.mode & 07777);
 		else
-			attr_dir(st, n->kind == FK_KVDIR ? 0555 : 0755);
+			attr_dir(st, n->kind == FK_KVDIR ? 0555
+							 : dir_mode(0755));
 		break;
 	case FK_DEFAULT:
 	case FK_VERSION:
@@ -850,21 +874,48 @@ static void rfh_put(struct rfh *h)
 }
 
 /*
- * cache=open / cache=kernel: the page cache holds the value. When the
- * store changed after the poller last dropped the kernel's caches, this
- * open must not see stale pages or a stale size: drop both for this
- * inode now (attributes only through a notify, which takes no lock the
- * open holds; pages through keep_cache = 0).
+ * cache=open: the value goes into the page cache at open and leaves it at
+ * release. The daemon pushes the plaintext it just decrypted into the
+ * inode's pages (notify_store) before it replies with keep_cache, so the
+ * reads that follow need no READ request: an open costs OPEN and RELEASE,
+ * as a bare FUSE file with kernel_cache does. When the store changed after
+ * the poller last dropped the kernel's caches, the cached attributes may
+ * hold a stale size: drop them first (a notify takes no lock the open
+ * holds). When the store refuses the pages, keep_cache = 0 and reads come
+ * as READ requests on the handle.
  */
-static void cached_open(fuse_ino_t ino, struct fuse_file_info *fi)
+static void cached_open(fuse_ino_t ino, const struct rfh *h,
+			struct fuse_file_info *fi)
 {
 	uint64_t seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
 
-	if (sfs_ctx_generation(fs_d.ctx) != seen) {
+	if (sfs_ctx_generation(fs_d.ctx) != seen)
 		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
-		return;
-	}
-	fi->keep_cache = fs_d.opts.cache == FS_CACHE_KERNEL;
+	bv.buf[0].mem = h->buf ? h->buf : (void *)h->val.data;
+	bv.buf[0].size = h->buf ? h->len : h->val.len;
+	fi->keep_cache = bv.buf[0].size > 0 &&
+			 fuse_lowlevel_notify_store(fs_d.se, ino, 0, &bv, 0) == 0;
+}
+
+/*
+ * cache=kernel: OPEN is answered ENOSYS. With FUSE_CAP_NO_OPEN_SUPPORT the
+ * kernel takes it as success for good: no OPEN, FLUSH or RELEASE is sent
+ * for any file on this connection again, and reads are served from the
+ * page cache. That is per connection, so no write could commit at close()
+ * or report the commit's error (SPEC §3): value files are read-only in this
+ * mode (EROFS; they show no write bits, so the kernel answers EACCES to
+ * anyone but root first). The first read of a value after it changed
+ * reaches fs_read with no handle (fh 0): read_nohandle() checks the policy
+ * for the caller and audits it.
+ */
+static int kernel_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	if (fs_d.opts.cache != FS_CACHE_KERNEL)
+		return 0;
+	(void)fi;
+	fuse_reply_err(req, ENOSYS);
+	return 1;
 }
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -873,6 +924,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct rfh *h;
 	int rc;
 
+	if (kernel_open(req, fi))
+		return;
 	if (fs_node_get(ino, &n)) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -897,8 +950,44 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	    n.kind == FK_KEY)
 		fi->direct_io = 1;
 	else
-		cached_open(ino, fi);
+		cached_open(ino, h, fi);
 	if (fuse_reply_open(req, fi))
+		rfh_free(h);
+}
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len,
+			size_t size, off_t off)
+{
+	if (off < 0 || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off,
+			       size < len - (size_t)off ? size
+							: len - (size_t)off);
+}
+
+/* cache=kernel: a READ with no handle fills the page cache. The value is
+ * read for the requesting process (policy and audit line as at an open)
+ * and wiped once replied. */
+static void read_nohandle(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off)
+{
+	struct fs_node_info n;
+	struct rfh *h = calloc(1, sizeof(*h));
+	int rc = h ? SFS_OK : SFS_ENOMEM;
+
+	if (!rc && fs_node_get(ino, &n))
+		rc = SFS_ENOENT;
+	if (!rc)
+		rc = open_read(req, &n, h);
+	if (rc)
+		fs_reply_core(req, rc);
+	else if (h->buf)
+		reply_slice(req, h->buf, h->len, size, off);
+	else
+		reply_slice(req, (const char *)h->val.data, h->val.len, size,
+			    off);
+	if (h)
 		rfh_free(h);
 }
 
@@ -909,7 +998,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const char *data;
 	size_t len;
 
-	(void)ino;
+	if (!h) {
+		read_nohandle(req, ino, size, off);
+		return;
+	}
 	if (h->write) {
 		fs_write_read(req, size, off, fi);
 		return;
@@ -917,12 +1009,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_ACQ_REL);
 	data = h->buf ? h->buf : (const char *)h->val.data;
 	len = h->buf ? h->len : h->val.len;
-	if (off < 0 || (size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, data + off,
-			       size < len - (size_t)off ? size
-							: len - (size_t)off);
+	reply_slice(req, data, len, size, off);
 	rfh_put(h);
 }
 
@@ -931,7 +1018,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct rfh *h = (struct rfh *)(uintptr_t)fi->fh;
 
-	if (!fs_write_release(fi)) {
+	if (h && !fs_write_release(fi)) {
 		rfh_put(h);
 		/* cache=open: the plaintext leaves the page cache now. */
 		if (fs_d.opts.cache == FS_CACHE_OPEN)
@@ -1070,8 +1157,11 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		goto out;
 	if (n.kind == FK_SECRET) {
 		e = setattr_secret(req, &n, attr, to_set);
+	} else if ((to_set & FUSE_SET_ATTR_SIZE) &&
+		   fs_d.opts.cache == FS_CACHE_KERNEL) {
+		e = EROFS; /* value files are read-only (kernel_open) */
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (fi && ((struct rfh *)(uintptr_t)fi->fh)->write)
+		if (fi && fi->fh && ((struct rfh *)(uintptr_t)fi->fh)->write)
 			e = fs_write_truncate(fi, attr->st_size);
 		else if (n.kind == FK_STAGED)
 			e = fs_staged_truncate(n.secret, n.name,
@@ -1232,14 +1322,55 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* cache=kernel: value files are read-only (kernel_open); a write on an
+ * fd opened without OPEN has no handle. */
+static void fs_write_any(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			 size_t size, off_t off, struct fuse_file_info *fi)
+{
+	if (!fi->fh)
+		fuse_reply_err(req, EROFS);
+	else
+		fs_write(req, ino, buf, size, off, fi);
+}
+
+/* cache=kernel: ENOSYS makes the kernel stop sending FLUSH (no_flush). */
+static void fs_flush_any(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	if (!fi->fh)
+		fuse_reply_err(req, ENOSYS);
+	else
+		fs_flush(req, ino, fi);
+}
+
+static void fs_create_any(fuse_req_t req, fuse_ino_t parent, const char *name,
+			  mode_t mode, struct fuse_file_info *fi)
+{
+	if (fs_d.opts.cache == FS_CACHE_KERNEL)
+		fuse_reply_err(req, EROFS);
+	else
+		fs_create(req, parent, name, mode, fi);
+}
+
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	/* cache=kernel: no OPEN carries O_TRUNC, so the kernel must send
+	 * the truncation as SETATTR (answered EROFS) */
+	if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) &&
+	    fs_d.opts.cache != FS_CACHE_KERNEL)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (fs_d.opts.cache == FS_CACHE_STRICT)
 		conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	if (fs_d.opts.cache == FS_CACHE_KERNEL) {
+		if (conn->capable & FUSE_CAP_POSIX_ACL)
+			conn->want |= FUSE_CAP_POSIX_ACL;
+		else
+			fs_log("cache=kernel: the kernel has no POSIX ACLs");
+		if (!(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT))
+			fs_log("cache=kernel: the kernel sends every open");
+	}
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
@@ -1259,8 +1390,8 @@ const struct fuse_lowlevel_ops fs_ops = {
     .rename = fs_rename,
     .open = fs_open,
     .read = fs_read,
-    .write = fs_write,
-    .flush = fs_flush,
+    .write = fs_write_any,
+    .flush = fs_flush_any,
     .release = fs_release,
     .opendir = fs_opendir,
     .readdir = fs_readdir,
@@ -1270,7 +1401,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .getxattr = fs_getxattr,
     .listxattr = fs_listxattr,
     .removexattr = fs_removexattr,
-    .create = fs_create,
+    .create = fs_create_any,
 };
 
 /* --- .status ----------------------------------------------------------- */
@@ -1363,7 +1494,11 @@ static void invalidate_all(void)
 {
 	struct fs_node_ent *v;
 	size_t i, n = fs_node_snapshot(&v);
+	fuse_ino_t fixed;
 
+	/* the fixed nodes: secrets/'s cached listing, .status */
+	for (fixed = FS_INO_ROOT; fixed <= FS_INO_STATUS; fixed++)
+		fuse_lowlevel_notify_inval_inode(fs_d.se, fixed, 0, 0);
 	for (i = 0; i < n && !fs_d.stopping; i++)
 		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
 	free(v);
@@ -1381,21 +1516,28 @@ void fs_secret_changed(const char *secret)
 	free(v);
 }
 
+/*
+ * The poller sleeps on the generation counter (a futex in the shared
+ * mapping: writers wake it after their commit) and, at worst, wakes every
+ * 50 ms. cache=kernel daemons register as watchers and ack each
+ * generation once invalidated: the writer waits for that ack (bounded,
+ * ctx_watch.c), so the next open after a change sees it, with no request
+ * per open. A generation is acked only after every inode is invalidated.
+ */
 static void *poller(void *arg)
 {
-	struct timespec ts = {0, 10 * 1000 * 1000}; /* an atomic load a tick */
-	uint64_t g;
+	uint64_t g, seen;
 
 	(void)arg;
-	g = sfs_ctx_generation(fs_d.ctx);
-	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+	seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
 	while (!fs_d.stopping) {
-		nanosleep(&ts, NULL);
-		g = sfs_ctx_generation(fs_d.ctx);
-		if (g != fs_d.generation) {
+		g = sfs_ctx_watch_wait(fs_d.ctx, seen, 50);
+		if (g != seen) {
 			invalidate_all();
 			/* Only now: opens compare against it (cached_open). */
 			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+			sfs_ctx_watch_ack(fs_d.ctx, g);
+			seen = g;
 		}
 	}
 	return NULL;
@@ -1403,6 +1545,13 @@ static void *poller(void *arg)
 
 int fs_poller_start(void)
 {
+	uint64_t g = sfs_ctx_generation(fs_d.ctx);
+
+	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+	if (fs_d.opts.cache == FS_CACHE_KERNEL &&
+	    sfs_ctx_watch_register(fs_d.ctx))
+		fs_log("cache=kernel: not registered as a watcher: a change "
+		       "shows within 50 ms, not before its writer returns");
 	if (pthread_create(&fs_d.poller, NULL, poller, NULL))
 		return -1;
 	fs_d.poller_started = 1;
