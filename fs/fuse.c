@@ -48,6 +48,7 @@ struct fs_daemon fs_d;
 struct rfh {
 	int write;	      /* 0: always (fuse_write.c's start with 1) */
 	int refs;	      /* atomic */
+	uint64_t gen;	      /* store generation before the value was read */
 	struct sfs_value val; /* value plaintext (core-owned buffer) */
 	char *buf;	      /* kv entry, .status or key JSON */
 	size_t len;
@@ -59,8 +60,22 @@ struct dirbuf {
 	char *p;
 	size_t len, cap;
 	fuse_req_t req;
-	int refs; /* atomic */
+	int refs;  /* atomic */
+	int built; /* 0: secrets/ served from the kernel's cache (lazy) */
 };
+
+/*
+ * secrets/'s listing is the same for every caller, so the kernel caches
+ * it (cache_readdir): an opendir while the store's generation is still
+ * the one the last listing was built at keeps the kernel's pages
+ * (keep_cache) and builds nothing; the poller drops them (inval_inode) at
+ * every change, and an opendir after a change builds afresh with
+ * keep_cache = 0. If the kernel's copy is gone anyway, a READDIR arrives
+ * and the listing is built then (dir_lock orders lazy builds).
+ */
+static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t secrets_gen; /* atomic: generation of the last listing */
+static int secrets_listed;   /* atomic: secrets_gen is set */
 
 static void dirbuf_put(struct dirbuf *b)
 {
@@ -778,6 +793,23 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 	return SFS_EINVAL;
 }
 
+/* secrets/: may the kernel's cached listing serve this opendir? */
+static int secrets_cached(struct fuse_file_info *fi)
+{
+	uint64_t g = sfs_ctx_generation(fs_d.ctx);
+
+	fi->cache_readdir = 1;
+	if (__atomic_load_n(&secrets_listed, __ATOMIC_ACQUIRE) &&
+	    __atomic_load_n(&secrets_gen, __ATOMIC_ACQUIRE) == g &&
+	    __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE) == g) {
+		fi->keep_cache = 1;
+		return 1;
+	}
+	__atomic_store_n(&secrets_gen, g, __ATOMIC_RELEASE);
+	__atomic_store_n(&secrets_listed, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -791,7 +823,12 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	b->req = req;
 	b->refs = 1;
-	rc = fs_node_get(ino, &n) ? SFS_ENOENT : list_dir(req, &n, b);
+	b->built = 1;
+	rc = fs_node_get(ino, &n) ? SFS_ENOENT : 0;
+	if (!rc && n.kind == FK_SECRETS && secrets_cached(fi))
+		b->built = 0;
+	else if (!rc)
+		rc = list_dir(req, &n, b);
 	if (rc) {
 		dirbuf_put(b);
 		fs_reply_core(req, rc);
@@ -806,10 +843,22 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+	struct fs_node_info n;
+	int rc = 0;
 
-	(void)ino;
 	__atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
-	if (off < 0 || (size_t)off >= b->len)
+	pthread_mutex_lock(&dir_lock);
+	if (!__atomic_load_n(&b->built, __ATOMIC_ACQUIRE)) {
+		b->req = req;
+		rc = fs_node_get(ino, &n) ? SFS_ENOENT : list_dir(req, &n, b);
+		if (rc)
+			b->len = 0; /* a retry starts afresh */
+		__atomic_store_n(&b->built, !rc, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&dir_lock);
+	if (rc)
+		fs_reply_core(req, rc);
+	else if (off < 0 || (size_t)off >= b->len)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_buf(
@@ -877,25 +926,85 @@ static void rfh_put(struct rfh *h)
  * cache=open: the value goes into the page cache at open and leaves it at
  * release. The daemon pushes the plaintext it just decrypted into the
  * inode's pages (notify_store) before it replies with keep_cache, so the
- * reads that follow need no READ request: an open costs OPEN and RELEASE,
- * as a bare FUSE file with kernel_cache does. When the store changed after
- * the poller last dropped the kernel's caches, the cached attributes may
- * hold a stale size: drop them first (a notify takes no lock the open
- * holds). When the store refuses the pages, keep_cache = 0 and reads come
- * as READ requests on the handle.
+ * reads that follow need no READ request. At the inode's last release the
+ * plaintext leaves the page cache: the daemon overwrites the pages with
+ * zeros (same length, so the cached size stays right and the next open
+ * needs no GETATTR: an open costs OPEN and RELEASE, as a bare FUSE file
+ * with kernel_cache does). When the store changed since (the length may
+ * differ), it drops pages and attributes instead (inval_inode). If the
+ * kernel refuses the pages, keep_cache = 0 and reads come as READ requests
+ * on the handle. One lock orders the pushes of opens and releases.
  */
+struct open_pages {
+	uint64_t ino, gen;
+	int opens;
+	size_t len; /* bytes of the last push */
+	struct open_pages *next;
+};
+
+static pthread_mutex_t op_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_pages *op_list;
+static const char op_zeros[SFS_VALUE_MAX];
+
+static struct open_pages **op_find(uint64_t ino)
+{
+	struct open_pages **p;
+
+	for (p = &op_list; *p && (*p)->ino != ino; p = &(*p)->next)
+		;
+	return p;
+}
+
+static int op_push(uint64_t ino, const void *data, size_t len)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+
+	bv.buf[0].mem = (void *)data;
+	return fuse_lowlevel_notify_store(fs_d.se, ino, 0, &bv, 0);
+}
+
 static void cached_open(fuse_ino_t ino, const struct rfh *h,
 			struct fuse_file_info *fi)
 {
-	uint64_t seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	const void *data = h->buf ? h->buf : (const void *)h->val.data;
+	size_t len = h->buf ? h->len : h->val.len;
+	struct open_pages **p, *e;
 
-	if (sfs_ctx_generation(fs_d.ctx) != seen)
-		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
-	bv.buf[0].mem = h->buf ? h->buf : (void *)h->val.data;
-	bv.buf[0].size = h->buf ? h->len : h->val.len;
-	fi->keep_cache = bv.buf[0].size > 0 &&
-			 fuse_lowlevel_notify_store(fs_d.se, ino, 0, &bv, 0) == 0;
+	pthread_mutex_lock(&op_lock);
+	if (h->gen != __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE))
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+	p = op_find(ino);
+	if (!*p && (*p = calloc(1, sizeof(**p))))
+		(*p)->ino = ino;
+	e = *p;
+	if (e && len > 0 && len <= sizeof(op_zeros) &&
+	    op_push(ino, data, len) == 0) {
+		fi->keep_cache = 1;
+		e->len = len;
+		e->gen = h->gen;
+	}
+	if (e)
+		e->opens++;
+	pthread_mutex_unlock(&op_lock);
+}
+
+static void cached_release(fuse_ino_t ino)
+{
+	struct open_pages **p, *e;
+
+	pthread_mutex_lock(&op_lock);
+	p = op_find(ino);
+	e = *p;
+	if (e && --e->opens == 0) {
+		*p = e->next;
+		if (!e->len || e->gen != sfs_ctx_generation(fs_d.ctx) ||
+		    op_push(ino, op_zeros, e->len))
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+		free(e);
+	} else if (!e) {
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+	}
+	pthread_mutex_unlock(&op_lock);
 }
 
 /*
@@ -936,6 +1045,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h = calloc(1, sizeof(*h));
+	if (h)
+		h->gen = sfs_ctx_generation(fs_d.ctx);
 	rc = h ? open_read(req, &n, h) : SFS_ENOMEM;
 	if (rc) {
 		if (h)
@@ -1019,10 +1130,10 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 	struct rfh *h = (struct rfh *)(uintptr_t)fi->fh;
 
 	if (h && !fs_write_release(fi)) {
-		rfh_put(h);
 		/* cache=open: the plaintext leaves the page cache now. */
 		if (fs_d.opts.cache == FS_CACHE_OPEN)
-			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+			cached_release(ino);
+		rfh_put(h);
 	}
 	fuse_reply_err(req, 0);
 }
@@ -1356,10 +1467,14 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	/* cache=kernel: no OPEN carries O_TRUNC, so the kernel must send
-	 * the truncation as SETATTR (answered EROFS) */
+	 * the truncation as SETATTR (answered EROFS); with atomic_o_trunc
+	 * it would instead empty its cached copy on its own (libfuse wants
+	 * the flag by default) */
 	if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) &&
 	    fs_d.opts.cache != FS_CACHE_KERNEL)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (fs_d.opts.cache == FS_CACHE_STRICT)
 		conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
