@@ -1079,7 +1079,9 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len,
 
 /* cache=kernel: a READ with no handle fills the page cache. The value is
  * read for the requesting process (policy and audit line as at an open)
- * and wiped once replied. */
+ * and wiped once replied. keys/ and .status answer per caller (roles) or
+ * change without a new generation: their pages are dropped at once, so
+ * each read of them reaches the daemon. */
 static void read_nohandle(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off)
 {
@@ -1100,6 +1102,8 @@ static void read_nohandle(fuse_req_t req, fuse_ino_t ino, size_t size,
 			    off);
 	if (h)
 		rfh_free(h);
+	if (!rc && (n.kind == FK_KEY || n.kind == FK_STATUS))
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
