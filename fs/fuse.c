@@ -1606,8 +1606,10 @@ out:
  * takes the parent directory's lock in the kernel, which a writer's
  * create or rename holds while it waits for this daemon; if the daemon is
  * killed then, the poller stays stuck in the kernel and the dead daemon
- * never releases the mount. Names expire after the entry timeout (1 s in
- * every cache mode) instead, and every open reaches the daemon anyway.
+ * never releases the mount. A name whose secret, version or kv/ key is
+ * gone stays in the kernel until its entry timeout (mount.c), but its
+ * attributes are invalidated here, so stat gets ENOENT from GETATTR at
+ * once and an open fails at the daemon.
  */
 static void invalidate_all(void)
 {

@@ -190,7 +190,11 @@ START_TEST(kernel_first_read_audited)
 }
 END_TEST
 
-static void deleted_leaves(const char *opts)
+/* A deleted secret leaves the listing at once in every mode (an opendir
+ * compares the store's generation); with cache=kernel, whose writers wait
+ * for the daemon, its cached name also answers stat with ENOENT at once
+ * (elsewhere the daemon's poller does it a moment later). */
+static void deleted_leaves(const char *opts, int waited)
 {
 	struct stat st;
 
@@ -202,7 +206,8 @@ static void deleted_leaves(const char *opts)
 	ck_assert_int_eq(cli("secret", "deactivate", "gone", NULL), 0);
 	ck_assert_int_eq(
 	    cli("secret", "delete", "gone", "--confirm", "gone", NULL), 0);
-	ck_assert_int_eq(ERR(stat(P("secrets/gone"), &st)), ENOENT);
+	if (waited)
+		ck_assert_int_eq(ERR(stat(P("secrets/gone"), &st)), ENOENT);
 	ck_assert(!listed("gone"));
 	ck_assert(listed("db"));
 	ck_assert_int_eq(cli("secret", "create", "born", NULL), 0);
@@ -212,13 +217,13 @@ static void deleted_leaves(const char *opts)
 
 START_TEST(kernel_deleted_secret_leaves)
 {
-	deleted_leaves("cache=kernel");
+	deleted_leaves("cache=kernel", 1);
 }
 END_TEST
 
 START_TEST(strict_listing_follows_changes)
 {
-	deleted_leaves(NULL);
+	deleted_leaves(NULL, 0);
 }
 END_TEST
 
