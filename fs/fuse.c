@@ -1601,30 +1601,16 @@ out:
 /* --- cache invalidation ------------------------------------------------ */
 
 /*
- * Drop what the kernel caches about dynamic nodes: attributes and pages.
- * Names are not invalidated here: fuse_lowlevel_notify_inval_entry()
- * takes the parent directory's lock in the kernel, which a writer's
- * create or rename holds while it waits for this daemon; if the daemon is
- * killed then, the poller stays stuck in the kernel and the dead daemon
- * never releases the mount. A name whose secret, version or kv/ key is
- * gone stays in the kernel until its entry timeout (mount.c), but its
- * attributes are invalidated here, so stat gets ENOENT from GETATTR at
- * once and an open fails at the daemon.
+ * At a change the poller drops what the kernel caches: attributes and
+ * pages (fuse_inval.c decides which nodes). Names are not invalidated:
+ * fuse_lowlevel_notify_inval_entry() takes the parent directory's lock in
+ * the kernel, which a writer's create or rename holds while it waits for
+ * this daemon; if the daemon is killed then, the poller stays stuck in the
+ * kernel and the dead daemon never releases the mount. A name whose
+ * secret, version or kv/ key is gone stays in the kernel until its entry
+ * timeout (mount.c), but its attributes are invalidated, so stat gets
+ * ENOENT from GETATTR at once and an open fails at the daemon.
  */
-static void invalidate_all(void)
-{
-	struct fs_node_ent *v;
-	size_t i, n = fs_node_snapshot(&v);
-	fuse_ino_t fixed;
-
-	/* the fixed nodes: secrets/'s cached listing, .status */
-	for (fixed = FS_INO_ROOT; fixed <= FS_INO_STATUS; fixed++)
-		fuse_lowlevel_notify_inval_inode(fs_d.se, fixed, 0, 0);
-	for (i = 0; i < n && !fs_d.stopping; i++)
-		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
-	free(v);
-}
-
 void fs_secret_changed(const char *secret)
 {
 	struct fs_node_ent *v;
@@ -1654,7 +1640,7 @@ static void *poller(void *arg)
 	while (!fs_d.stopping) {
 		g = sfs_ctx_watch_wait(fs_d.ctx, seen, 50);
 		if (g != seen) {
-			invalidate_all();
+			fs_inval_changed();
 			/* Only now: opens compare against it (cached_open). */
 			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
 			sfs_ctx_watch_ack(fs_d.ctx, g);
@@ -1669,6 +1655,7 @@ int fs_poller_start(void)
 	uint64_t g = sfs_ctx_generation(fs_d.ctx);
 
 	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+	fs_inval_init();
 	if (fs_d.opts.cache == FS_CACHE_KERNEL &&
 	    sfs_ctx_watch_register(fs_d.ctx))
 		fs_log("cache=kernel: not registered as a watcher: a change "

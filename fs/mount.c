@@ -379,14 +379,14 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	fs_d.owner_uid = (uint32_t)getuid();
 	fs_d.started = sfs_time_now();
 	sfs_caller_self(&fs_d.meta);
-	/* Names and attributes are kept long: the poller invalidates every
-	 * node's attributes and pages at each change (invalidate_all), and a
-	 * deleted secret's cached name then answers stat with ENOENT (its
-	 * GETATTR finds nothing; an open fails at the daemon, or in
-	 * cache=kernel at the first read). Names are never invalidated
-	 * (see invalidate_all). 10 s bounds what a daemon that cannot see
-	 * the generation would serve stale; cache=kernel, whose writers wait
-	 * for the poller, keeps them a minute. */
+	/* Names and attributes are kept long: at each change the poller
+	 * invalidates the changed nodes' attributes and pages (fuse_inval.c),
+	 * and a deleted secret's cached name then answers stat with ENOENT
+	 * (its GETATTR finds nothing; an open fails at the daemon, or in
+	 * cache=kernel at the first read). Names are never invalidated (see
+	 * fuse.c). 10 s bounds what a daemon that cannot see the generation
+	 * would serve stale; cache=kernel, whose writers wait for the poller,
+	 * keeps them a minute. */
 	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 10.0;
 	fs_d.attr_timeout = fs_d.entry_timeout;
 	fs_node_init();

@@ -227,6 +227,29 @@ START_TEST(strict_listing_follows_changes)
 }
 END_TEST
 
+/* A change outside the secret's own record (its KMS key deactivated)
+ * also drops the cached value: the next read asks the daemon. */
+START_TEST(kernel_key_deactivated)
+{
+	char *got = NULL;
+
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--key", "k1",
+			     "--value", "v", NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "create", "other", "--value", "o",
+			     NULL),
+			 0);
+	up("cache=kernel");
+	assert_reads("secrets/db/default", "v");
+	assert_reads("secrets/other/default", "o");
+	ck_assert_int_eq(cli("key", "deactivate", "k1", NULL), 0);
+	ck_assert_int_eq(slurp("secrets/db/default", &got, NULL), ENOKEY);
+	free(got);
+	assert_reads("secrets/other/default", "o");
+}
+END_TEST
+
 /* cache=open: a shorter value after a longer one reads exactly (the
  * pages pushed at open must not keep the old size or bytes). */
 START_TEST(open_value_shrinks)
@@ -251,6 +274,7 @@ int main(void)
 	    kernel_write_by_other_refused,
 	    kernel_allow_list,
 	    kernel_first_read_audited,
+	    kernel_key_deactivated,
 	    kernel_deleted_secret_leaves,
 	    strict_listing_follows_changes,
 	    open_value_shrinks,
