@@ -1655,7 +1655,6 @@ int fs_poller_start(void)
 	uint64_t g = sfs_ctx_generation(fs_d.ctx);
 
 	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
-	fs_inval_init();
 	if (fs_d.opts.cache == FS_CACHE_KERNEL &&
 	    sfs_ctx_watch_register(fs_d.ctx))
 		fs_log("cache=kernel: not registered as a watcher: a change "

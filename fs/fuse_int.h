@@ -129,8 +129,6 @@ size_t fs_node_snapshot_fp(struct fs_node_fp **out);
 /* --- fuse_inval.c: what the poller invalidates at a change -------------- */
 /* A name's 64-bit hash, never 0. */
 uint64_t fs_name_hash(const char *name);
-/* Record the store as it is (poller start). */
-void fs_inval_init(void);
 /* The store changed: drop the kernel's attributes and pages of the fixed
  * nodes and of every secret whose record changed (or of every node). */
 void fs_inval_changed(void);

@@ -4,14 +4,17 @@
  * The generation says that something changed, not what. Invalidating
  * every node the kernel holds costs one notification each (several
  * microseconds), which with tens of thousands of cached nodes outlasts
- * the 0.2 s a cache=kernel writer waits. So the poller keeps, per secret
- * name, a fingerprint of its record (id, changed_at and the fields that
- * shape its files: the core sets changed_at at every change of the secret
- * or of one of its versions) and, at a change, lists the secrets once and
- * invalidates only the nodes of secrets whose fingerprint moved or that
- * are gone, plus the four fixed nodes (listing, .status). KMS keys are
- * not part of a secret's record: when any key changes (state, rotation,
- * deletion), or a listing fails, every node is invalidated.
+ * the 0.2 s a cache=kernel writer waits. So, once more than INVAL_ALL_MAX
+ * nodes are cached, the poller keeps per secret name a fingerprint of its
+ * record (id, changed_at and the fields that shape its files: the core
+ * sets changed_at at every change of the secret or of one of its
+ * versions) and, at a change, lists the secrets once and invalidates only
+ * the nodes of secrets whose fingerprint moved or that are gone. With few
+ * nodes cached it drops them all (cheaper than a listing of a large
+ * store). The four fixed nodes (listing, .status) are dropped every time.
+ * KMS keys are not part of a secret's record: when any key changes
+ * (state, rotation, deletion), or a listing fails, or there is no
+ * earlier listing to compare with, every node is invalidated.
  *
  * Fingerprints are 64-bit FNV-1a hashes in an open-addressing table
  * (16 bytes per secret); only the poller thread touches them.
@@ -156,22 +159,24 @@ static void inval(uint64_t ino)
 	fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
 }
 
-static void inval_all(void)
+/* Below this many cached nodes, invalidating them all is cheaper than
+ * listing the store (a few microseconds each either way). */
+#define INVAL_ALL_MAX 2048
+
+static void inval_all(const struct fs_node_fp *v, size_t n)
 {
-	struct fs_node_fp *v;
-	size_t i, n = fs_node_snapshot_fp(&v);
+	size_t i;
 
 	for (i = 0; i < n && !fs_d.stopping; i++)
 		inval(v[i].ino);
-	free(v);
 }
 
-/* The nodes of secrets whose fingerprint differs between old and now. */
-static void inval_moved(const struct fpmap *now)
+/* The nodes of secrets whose fingerprint differs between cur and now. */
+static void inval_moved(const struct fs_node_fp *v, size_t n,
+			const struct fpmap *now)
 {
-	struct fs_node_fp *v;
-	size_t i, n = fs_node_snapshot_fp(&v);
 	uint64_t a, b;
+	size_t i;
 
 	for (i = 0; i < n && !fs_d.stopping; i++) {
 		a = b = 0;
@@ -182,28 +187,34 @@ static void inval_moved(const struct fpmap *now)
 		    a != b)
 			inval(v[i].ino);
 	}
-	free(v);
 }
 
-void fs_inval_init(void)
-{
-	map_free(&cur);
-	have_cur = scan(&cur, &cur_keys) == 0;
-}
-
+/* Few nodes cached: drop them all and forget the fingerprints (the next
+ * diff starts from a fresh listing). Many: list the store and compare. */
 void fs_inval_changed(void)
 {
 	struct fpmap now = {NULL, NULL, 0, 0};
+	struct fs_node_fp *v;
+	size_t n = fs_node_snapshot_fp(&v);
 	uint64_t keys = 0;
 	fuse_ino_t fixed;
-	int ok = scan(&now, &keys) == 0;
+	int ok;
 
 	for (fixed = FS_INO_ROOT; fixed <= FS_INO_STATUS; fixed++)
 		inval(fixed);
+	if (n <= INVAL_ALL_MAX) {
+		inval_all(v, n);
+		map_free(&cur);
+		have_cur = 0;
+		free(v);
+		return;
+	}
+	ok = scan(&now, &keys) == 0;
 	if (ok && have_cur && keys == cur_keys)
-		inval_moved(&now);
+		inval_moved(v, n, &now);
 	else
-		inval_all();
+		inval_all(v, n);
+	free(v);
 	map_free(&cur);
 	cur = now;
 	cur_keys = keys;

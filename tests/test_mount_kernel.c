@@ -250,6 +250,60 @@ START_TEST(kernel_key_deactivated)
 }
 END_TEST
 
+/* With more nodes cached than the daemon drops wholesale (fuse_inval.c),
+ * it drops only those of secrets that changed: every kind of change
+ * still reaches the next open. */
+#define MANY_KEYS 2100
+
+START_TEST(kernel_many_nodes)
+{
+	char *json = malloc(MANY_KEYS * 16 + 8), *got = NULL, rel[64];
+	char val[32];
+	struct stat st;
+	size_t len = 0;
+	int i;
+
+	ck_assert_ptr_nonnull(json);
+	json[len++] = '{';
+	for (i = 0; i < MANY_KEYS; i++)
+		len += (size_t)sprintf(json + len, "%s\"k%04d\":\"1\"",
+				       i ? "," : "", i);
+	strcpy(json + len, "}");
+	ck_assert_int_eq(cli("secret", "create", "big", "--value", json, NULL),
+			 0);
+	free(json);
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	ck_assert_int_eq(cli("secret", "create", "kd", "--key", "k1",
+			     "--value", "kv", NULL),
+			 0);
+	mk("db", "v0");
+	ck_assert_int_eq(cli("secret", "create", "gone", NULL), 0);
+	up("cache=kernel");
+	for (i = 0; i < MANY_KEYS; i++) {
+		snprintf(rel, sizeof(rel), "secrets/big/kv/k%04d", i);
+		ck_assert_int_eq(stat(P(rel), &st), 0);
+	}
+	assert_reads("secrets/kd/default", "kv");
+	ck_assert_int_eq(stat(P("secrets/gone"), &st), 0);
+	for (i = 1; i <= 5; i++) {
+		snprintf(val, sizeof(val), "v%d", i);
+		assert_reads("secrets/big/kv/k0007", "1");
+		ck_assert_int_eq(cli("version", "add", "db", "--value", val,
+				     NULL),
+				 0);
+		assert_reads("secrets/db/default", val);
+	}
+	ck_assert_int_eq(cli("key", "deactivate", "k1", NULL), 0);
+	ck_assert_int_eq(slurp("secrets/kd/default", &got, NULL), ENOKEY);
+	free(got);
+	ck_assert_int_eq(cli("secret", "deactivate", "gone", NULL), 0);
+	ck_assert_int_eq(
+	    cli("secret", "delete", "gone", "--confirm", "gone", NULL), 0);
+	ck_assert_int_eq(ERR(stat(P("secrets/gone"), &st)), ENOENT);
+	ck_assert(!listed("gone"));
+}
+END_TEST
+
 /* cache=open: a shorter value after a longer one reads exactly (the
  * pages pushed at open must not keep the old size or bytes). */
 START_TEST(open_value_shrinks)
@@ -275,6 +329,7 @@ int main(void)
 	    kernel_allow_list,
 	    kernel_first_read_audited,
 	    kernel_key_deactivated,
+	    kernel_many_nodes,
 	    kernel_deleted_secret_leaves,
 	    strict_listing_follows_changes,
 	    open_value_shrinks,
