@@ -304,6 +304,43 @@ START_TEST(kernel_many_nodes)
 }
 END_TEST
 
+/* A writer never hangs on a cache=kernel daemon: a stopped one delays it
+ * a moment (the wait is bounded), a dead one not at all (its slot's lock
+ * died with it). */
+/* Is the test's mountpoint still mounted? */
+static int mounted(void)
+{
+	char *m = tu_read_file("/proc/self/mounts", NULL), pat[600];
+	int yes;
+
+	snprintf(pat, sizeof(pat), " %s ", h_mp);
+	yes = m && strstr(m, pat);
+	free(m);
+	return yes;
+}
+
+START_TEST(kernel_writer_not_held)
+{
+	char *lazy[] = {"fusermount3", "-u", "-z", h_mp, NULL};
+	int st;
+
+	mk("db", "v0");
+	up("cache=kernel");
+	assert_reads("secrets/db/default", "v0");
+	ck_assert_int_eq(kill(h_daemon, SIGSTOP), 0);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "v1", NULL),
+			 0);
+	ck_assert_int_eq(kill(h_daemon, SIGCONT), 0);
+	ck_assert_int_eq(kill(h_daemon, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(h_daemon, &st, 0), h_daemon);
+	h_daemon = -1;
+	if (mounted()) /* auto_unmount may have done it already */
+		h_run(lazy, NULL);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL),
+			 0);
+}
+END_TEST
+
 /* cache=open: a shorter value after a longer one reads exactly (the
  * pages pushed at open must not keep the old size or bytes). */
 START_TEST(open_value_shrinks)
@@ -330,6 +367,7 @@ int main(void)
 	    kernel_first_read_audited,
 	    kernel_key_deactivated,
 	    kernel_many_nodes,
+	    kernel_writer_not_held,
 	    kernel_deleted_secret_leaves,
 	    strict_listing_follows_changes,
 	    open_value_shrinks,
