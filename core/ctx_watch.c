@@ -112,11 +112,10 @@ int sfs_ctx_watch_register(struct sfs_ctx *ctx)
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) || (st.st_size < WATCH_SIZE &&
-			       ftruncate(fd, WATCH_SIZE) != 0))
+	if (fstat(fd, &st) ||
+	    (st.st_size < WATCH_SIZE && ftruncate(fd, WATCH_SIZE) != 0))
 		goto fail;
-	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		 WATCH_OFF);
+	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, WATCH_OFF);
 	if (m == MAP_FAILED)
 		goto fail;
 	for (i = 0; i < WATCH_SLOTS; i++) {
@@ -211,7 +210,8 @@ void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
 	tab = m;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_nsec += (WATCH_WAIT_MS % 1000) * 1000000L;
-	deadline.tv_sec += WATCH_WAIT_MS / 1000 + deadline.tv_nsec / 1000000000L;
+	deadline.tv_sec +=
+	    WATCH_WAIT_MS / 1000 + deadline.tv_nsec / 1000000000L;
 	deadline.tv_nsec %= 1000000000L;
 	for (i = 0; i < WATCH_SLOTS; i++)
 		if (slot_alive(fd, i))

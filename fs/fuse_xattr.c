@@ -402,6 +402,7 @@ static void acl_get(fuse_req_t req, const struct fs_node_info *n, size_t size)
 	size_t i, k;
 	int full, rc;
 
+	memset(&r, 0, sizeof(r));
 	if (fs_d.opts.cache != FS_CACHE_KERNEL || where_of(n->kind) != ON_VALUE)
 		rc = SFS_ENODATA;
 	else

@@ -66,9 +66,8 @@ static void versions_seen(const char *opts)
 	assert_reads("secrets/db/default", "v0");
 	for (i = 1; i <= 200; i++) {
 		snprintf(val, sizeof(val), i % 2 ? "v%d" : "value %d", i);
-		ck_assert_int_eq(cli("version", "add", "db", "--value", val,
-				     NULL),
-				 0);
+		ck_assert_int_eq(
+		    cli("version", "add", "db", "--value", val, NULL), 0);
 		assert_reads("secrets/db/default", val);
 	}
 }
@@ -93,9 +92,9 @@ START_TEST(kernel_default_moved_here)
 			 0);
 	up("cache=kernel");
 	assert_reads("secrets/db/default", "two");
-	ck_assert_int_eq(setxattr(P("secrets/db"),
-				  "user.secret.default_version", "1", 1, 0),
-			 0);
+	ck_assert_int_eq(
+	    setxattr(P("secrets/db"), "user.secret.default_version", "1", 1, 0),
+	    0);
 	assert_reads("secrets/db/default", "one");
 }
 END_TEST
@@ -116,16 +115,15 @@ START_TEST(kernel_values_read_only)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ERR(write(fd, "x", 1)), EROFS);
 	close(fd);
-	ck_assert_int_eq(put_s("secrets/db/versions/2", O_WRONLY | O_CREAT, "x"),
-			 EROFS);
+	ck_assert_int_eq(
+	    put_s("secrets/db/versions/2", O_WRONLY | O_CREAT, "x"), EROFS);
 	ck_assert_int_eq(put_s("secrets/db/.stage", O_WRONLY | O_CREAT, "x"),
 			 EROFS);
 	assert_reads("secrets/db/default", "v");
 	/* the tree still changes */
 	ck_assert_int_eq(mkdir(P("secrets/new"), 0755), 0);
-	ck_assert_int_eq(setxattr(P("secrets/db"), "user.secret.description",
-				  "d", 1, 0),
-			 0);
+	ck_assert_int_eq(
+	    setxattr(P("secrets/db"), "user.secret.description", "d", 1, 0), 0);
 	assert_xattr("secrets/db", "user.secret.description", "d");
 }
 END_TEST
@@ -151,8 +149,8 @@ START_TEST(kernel_allow_list)
 	NEED_ROOT();
 	mk("db", "top");
 	snprintf(allow, sizeof(allow), "uid:%d,gid:%d", ALLOWED, GROUP);
-	ck_assert_int_eq(cli("secret", "update", "db", "--access-control",
-			     "on", "--allow", allow, "--mode", "0444", NULL),
+	ck_assert_int_eq(cli("secret", "update", "db", "--access-control", "on",
+			     "--allow", allow, "--mode", "0444", NULL),
 			 0);
 	up("cache=kernel,allow_other");
 	ck_assert_int_eq(as_user(ALLOWED, ALLOWED, read_db, "top"), 0);
@@ -234,11 +232,10 @@ START_TEST(kernel_key_deactivated)
 	char *got = NULL;
 
 	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
-	ck_assert_int_eq(cli("secret", "create", "db", "--key", "k1",
-			     "--value", "v", NULL),
-			 0);
-	ck_assert_int_eq(cli("secret", "create", "other", "--value", "o",
-			     NULL),
+	ck_assert_int_eq(
+	    cli("secret", "create", "db", "--key", "k1", "--value", "v", NULL),
+	    0);
+	ck_assert_int_eq(cli("secret", "create", "other", "--value", "o", NULL),
 			 0);
 	up("cache=kernel");
 	assert_reads("secrets/db/default", "v");
@@ -273,9 +270,9 @@ START_TEST(kernel_many_nodes)
 			 0);
 	free(json);
 	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
-	ck_assert_int_eq(cli("secret", "create", "kd", "--key", "k1",
-			     "--value", "kv", NULL),
-			 0);
+	ck_assert_int_eq(
+	    cli("secret", "create", "kd", "--key", "k1", "--value", "kv", NULL),
+	    0);
 	mk("db", "v0");
 	ck_assert_int_eq(cli("secret", "create", "gone", NULL), 0);
 	up("cache=kernel");
@@ -288,9 +285,8 @@ START_TEST(kernel_many_nodes)
 	for (i = 1; i <= 5; i++) {
 		snprintf(val, sizeof(val), "v%d", i);
 		assert_reads("secrets/big/kv/k0007", "1");
-		ck_assert_int_eq(cli("version", "add", "db", "--value", val,
-				     NULL),
-				 0);
+		ck_assert_int_eq(
+		    cli("version", "add", "db", "--value", val, NULL), 0);
 		assert_reads("secrets/db/default", val);
 	}
 	ck_assert_int_eq(cli("key", "deactivate", "k1", NULL), 0);
@@ -328,16 +324,14 @@ START_TEST(kernel_writer_not_held)
 	up("cache=kernel");
 	assert_reads("secrets/db/default", "v0");
 	ck_assert_int_eq(kill(h_daemon, SIGSTOP), 0);
-	ck_assert_int_eq(cli("version", "add", "db", "--value", "v1", NULL),
-			 0);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "v1", NULL), 0);
 	ck_assert_int_eq(kill(h_daemon, SIGCONT), 0);
 	ck_assert_int_eq(kill(h_daemon, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(h_daemon, &st, 0), h_daemon);
 	h_daemon = -1;
 	if (mounted()) /* auto_unmount may have done it already */
 		h_run(lazy, NULL);
-	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL),
-			 0);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL), 0);
 }
 END_TEST
 
@@ -348,8 +342,7 @@ START_TEST(open_value_shrinks)
 	mk("db", "a rather long first value");
 	up("cache=open");
 	assert_reads("secrets/db/default", "a rather long first value");
-	ck_assert_int_eq(cli("version", "add", "db", "--value", "ab", NULL),
-			 0);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "ab", NULL), 0);
 	assert_reads("secrets/db/default", "ab");
 	assert_reads("secrets/db/default", "ab");
 }
