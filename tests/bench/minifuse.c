@@ -159,8 +159,8 @@ static void mf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	count(OP_LOOKUP);
 	if (parent == FUSE_ROOT_ID) {
-		reply_entry(req, strcmp(name, "secrets") ? ino_of(name)
-							 : SEC_INO);
+		reply_entry(req,
+			    strcmp(name, "secrets") ? ino_of(name) : SEC_INO);
 		return;
 	}
 	for (i = 0; parent == SEC_INO && i < NR_FIXED; i++) {
