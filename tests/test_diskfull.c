@@ -404,7 +404,7 @@ static char *power_loss(struct sfs_ctx *ctx, const char *dir)
 struct sync_ref {
 	char *before, *after; /* the state without and with the change */
 	char *before_resumed, *after_resumed; /* the same, "after" added */
-	long syncs;			      /* syncs of the change's commit */
+	long syncs; /* syncs of the change's commit */
 };
 
 /* The state the template reaches through op (-1: none), then the
@@ -470,6 +470,33 @@ static void assert_sync_failure(struct sfs_ctx *ctx, enum sync_op op, long k)
 	ck_assert_str_eq(sfs_ctx_last_error(ctx), SYNC_MSG);
 }
 
+/* The k-th sync of op's commit fails (lose: crashvfs_fail_sync's), then
+ * power goes (keep): 1 when the change turned out complete. */
+static int fail_run(const struct sync_ref *r, enum sync_op op, long k,
+		    int keep, int lose)
+{
+	struct sfs_ctx *ctx;
+	char *dir, *now;
+	int complete;
+
+	ctx = shim_open(&dir, (enum crashvfs_keep)keep,
+			(uint64_t)(k * 6 + keep * 2 + lose));
+	crashvfs_fail_sync(k, 1, lose);
+	assert_sync_failure(ctx, op, k);
+	now = power_loss(ctx, dir);
+	complete = !strcmp(now, r->after);
+	ck_assert_msg(complete || !strcmp(now, r->before),
+		      "%s, sync %ld of %ld failed, keep %d, lose %d: after "
+		      "power loss the store holds\n%s\nneither before\n%s\n"
+		      "nor after\n%s",
+		      sync_op_name[op], k, r->syncs, keep, lose, now,
+		      r->before, r->after);
+	free(now);
+	tu_rmrf(dir);
+	free(dir);
+	return complete;
+}
+
 /*
  * Each sync of the change's commit fails in turn, the changes it covered
  * kept pending or lost, then power goes (unsynced writes dropped, kept
@@ -479,8 +506,6 @@ static void assert_sync_failure(struct sfs_ctx *ctx, enum sync_op op, long k)
 static void fail_then_power_loss(enum sync_op op)
 {
 	struct sync_ref r;
-	struct sfs_ctx *ctx;
-	char *dir, *now;
 	int keep, lose, runs = 0, complete = 0;
 	long k;
 
@@ -488,32 +513,12 @@ static void fail_then_power_loss(enum sync_op op)
 	sync_reference(op, &r);
 	for (k = 1; k <= r.syncs; k++)
 		for (keep = 0; keep < 3; keep++)
-			for (lose = 0; lose < 2; lose++) {
-				ctx = shim_open(&dir, (enum crashvfs_keep)keep,
-						(uint64_t)(k * 6 + keep * 2 +
-							   lose));
-				crashvfs_fail_sync(k, 1, lose);
-				assert_sync_failure(ctx, op, k);
-				now = power_loss(ctx, dir);
-				ck_assert_msg(!strcmp(now, r.before) ||
-					      !strcmp(now, r.after),
-					      "%s, sync %ld of %ld failed, "
-					      "keep %d, lose %d: after power "
-					      "loss the store holds\n%s\n"
-					      "neither before\n%s\nnor after"
-					      "\n%s", sync_op_name[op], k,
-					      r.syncs, keep, lose, now,
-					      r.before, r.after);
-				complete += !strcmp(now, r.after);
-				runs++;
-				free(now);
-				tu_rmrf(dir);
-				free(dir);
-			}
+			for (lose = 0; lose < 2; lose++, runs++)
+				complete += fail_run(&r, op, k, keep, lose);
 	printf("diskfull: %s: each of its %ld commit syncs failed (SFS_EIO), "
 	       "then power lost: %d runs, intact, the change absent in %d "
-	       "and complete in %d\n", sync_op_name[op], r.syncs, runs,
-	       runs - complete, complete);
+	       "and complete in %d\n",
+	       sync_op_name[op], r.syncs, runs, runs - complete, complete);
 	sync_ref_free(&r);
 }
 
@@ -535,6 +540,21 @@ START_TEST(fsync_fail_destroy)
 }
 END_TEST
 
+/* Version n of s (0: the default) reads exactly want. */
+static void assert_value(struct sfs_ctx *ctx, uint32_t n, const char *want)
+{
+	struct sfs_value val = {NULL, 0};
+	struct sfs_caller c;
+	struct sfs_error e;
+
+	sfs_caller_self(&c);
+	ck_assert_msg(sfs_version_read(ctx, &c, "s", n, &val, NULL, &e) == 0,
+		      "read s %u: %s", n, e.msg);
+	ck_assert_uint_eq(val.len, strlen(want));
+	ck_assert_int_eq(memcmp(val.data, want, val.len), 0);
+	sfs_value_release(&val);
+}
+
 /*
  * After the failure syncs work again (the disk came back): the same
  * context reads "two" and adds "after" (now the default), its state is
@@ -545,7 +565,6 @@ END_TEST
 static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
 		      int lose)
 {
-	struct sfs_value val = {NULL, 0};
 	struct sfs_caller c;
 	struct sfs_error e;
 	struct sfs_ctx *ctx;
@@ -557,17 +576,11 @@ static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
 	crashvfs_fail_sync(k, 1, lose);
 	assert_sync_failure(ctx, op, k);
 	crashvfs_fail_sync(0, 0, 0);
-	ck_assert_int_eq(sfs_version_read(ctx, &c, "s", 2, &val, NULL, &e), 0);
-	ck_assert_uint_eq(val.len, 3);
-	ck_assert_int_eq(memcmp(val.data, "two", 3), 0);
-	sfs_value_release(&val);
+	assert_value(ctx, 2, "two");
 	ck_assert_msg(sfs_version_add(ctx, &c, "s", "after", 5, 0, NULL, &e) ==
 		      0, "%s, sync %ld failed: add after: %s",
 		      sync_op_name[op], k, e.msg);
-	ck_assert_int_eq(sfs_version_read(ctx, &c, "s", 0, &val, NULL, &e), 0);
-	ck_assert_uint_eq(val.len, 5);
-	ck_assert_int_eq(memcmp(val.data, "after", 5), 0);
-	sfs_value_release(&val);
+	assert_value(ctx, 0, "after");
 	live = sync_dump(ctx);
 	with = !strcmp(live, r->after_resumed);
 	ck_assert_msg(with || !strcmp(live, r->before_resumed),
@@ -601,8 +614,8 @@ START_TEST(fsync_fail_service_resumes)
 	}
 	printf("diskfull: fsync failures: %d runs, each followed by a read "
 	       "and a committed version in the same context, all there "
-	       "after power loss; the change that failed was there after all in "
-	       "%d\n", runs, with);
+	       "after power loss; the change that failed was there after "
+	       "all in %d\n", runs, with);
 }
 END_TEST
 
@@ -610,7 +623,7 @@ int main(void)
 {
 	const TTest *const tests[] = {
 	    store_on_full_disk, injected_commit_eio, injected_commit_enospc,
-	    fsync_fail_create,	fsync_fail_add,	     fsync_fail_destroy,
+	    fsync_fail_create, fsync_fail_add, fsync_fail_destroy,
 	    fsync_fail_service_resumes,
 	};
 
