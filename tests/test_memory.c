@@ -272,7 +272,7 @@ START_TEST(daemon_not_dumpable)
 	char *lim, *log, *p;
 	struct stat st;
 	long lck;
-	int rc;
+	int rc, san;
 
 	NEED_ROOT();
 	if (!fusermount_setuid()) {
@@ -306,20 +306,23 @@ START_TEST(daemon_not_dumpable)
 	ck_assert_msg(!strncmp(p + 26, "0                    0 ", 23),
 		      "core dumps: %.60s", p);
 	free(lim);
-	/* libsodium keeps the key material in locked pages either way */
+	/* libsodium keeps the key material in locked pages either way (a
+	 * sanitizer's runtime turns mlock into a no-op) */
 	lck = status_kb(h_daemon, "VmLck:");
-	ck_assert_int_gt(lck, 0);
+	san = sanitized(h_daemon);
+	ck_assert(san || lck > 0);
 	if (ml.rlim_cur != RLIM_INFINITY) {
 		ck_assert_int_eq(text_locked(h_daemon), 0);
 		ck_assert_ptr_nonnull(strstr(log, "secretfs: mount: memory not "
 					     "locked: RLIMIT_MEMLOCK is "
 					     "limited\n"));
-	} else if (!sanitized(h_daemon)) {
-		ck_assert_int_eq(text_locked(h_daemon), 1);
+	} else {
+		ck_assert(san || text_locked(h_daemon));
 	}
 	printf("daemon_not_dumpable: uid 65534, RLIMIT_MEMLOCK %s: VmLck "
-	       "%ld kB\n", ml.rlim_cur == RLIM_INFINITY ? "unlimited"
-						       : "limited", lck);
+	       "%ld kB%s\n", ml.rlim_cur == RLIM_INFINITY ? "unlimited"
+							 : "limited",
+	       lck, san ? " (sanitizer: VmLck not checked)" : "");
 	free(log);
 }
 END_TEST
