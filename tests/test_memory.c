@@ -206,12 +206,12 @@ static const char *fuse_for_users(void)
 	snprintf(node, sizeof(node), "%s/fuse", h_base);
 	if (unshare(CLONE_NEWNS))
 		return "unshare(CLONE_NEWNS) refused";
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL))
 		return "cannot make the mount namespace private";
 	if (mknod(node, S_IFCHR | 0666, makedev(10, 229)) ||
 	    chmod(node, 0666))
 		return "cannot make a fuse device node";
-	if (mount(node, "/dev/fuse", NULL, MS_BIND, NULL))
+	if (mount(node, "/dev/fuse", "none", MS_BIND, NULL))
 		return "cannot bind a fuse device node over /dev/fuse";
 	if (as_user(65534, 65534, open_fuse, NULL) != 0)
 		return "uid 65534 still cannot open /dev/fuse";
