@@ -13,7 +13,9 @@
  *
  * A read handle owns the plaintext decrypted at open (a snapshot); the
  * core's sfs_value_release() wipes it at release. With cache=strict the
- * kernel never keeps it (direct I/O).
+ * kernel never keeps it (direct I/O); cache=open pushes it into the page
+ * cache at open and overwrites it at the last release (cached_open);
+ * cache=kernel has no handles at all (kernel_open, read_nohandle).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -949,11 +951,10 @@ static void cached_release(fuse_ino_t ino)
  * reaches fs_read with no handle (fh 0): read_nohandle() checks the policy
  * for the caller and audits it.
  */
-static int kernel_open(fuse_req_t req, struct fuse_file_info *fi)
+static int kernel_open(fuse_req_t req)
 {
 	if (fs_d.opts.cache != FS_CACHE_KERNEL)
 		return 0;
-	(void)fi;
 	fuse_reply_err(req, ENOSYS);
 	return 1;
 }
@@ -964,7 +965,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct rfh *h;
 	int rc;
 
-	if (kernel_open(req, fi))
+	if (kernel_open(req))
 		return;
 	if (fs_node_get(ino, &n)) {
 		fuse_reply_err(req, ENOENT);
