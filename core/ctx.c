@@ -1380,10 +1380,14 @@ int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 
 int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 {
+	int bumped = 0;
+
 	if (write && rc == SFS_OK && !ctx->readonly) {
 		rc = ctx->store->ops->commit(ctx->store, err);
-		if (rc == SFS_OK)
+		if (rc == SFS_OK) {
 			__atomic_add_fetch(ctx->gen, 1, __ATOMIC_RELEASE);
+			bumped = 1;
+		}
 	} else {
 		ctx->store->ops->rollback(ctx->store);
 		if (write && rc == SFS_OK)
@@ -1392,6 +1396,8 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 	}
 	note_store_failure(ctx, rc, err);
 	pthread_mutex_unlock(&ctx->mutex);
+	if (bumped) /* cache=kernel mounts drop stale pages first */
+		sfs_ctx_watch_sync(ctx);
 	return rc;
 }
 
