@@ -1667,13 +1667,17 @@ int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 
 int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 {
+	int bumped = 0;
+
 	if (write && rc == SFS_OK && !ctx->readonly) {
 		if (ctx->staged.used)
 			rc = commit_staged(ctx, err);
 		else
 			rc = ctx->store->ops->commit(ctx->store, err);
-		if (rc == SFS_OK)
+		if (rc == SFS_OK) {
 			__atomic_add_fetch(ctx->gen, 1, __ATOMIC_RELEASE);
+			bumped = 1;
+		}
 	} else {
 		ctx->store->ops->rollback(ctx->store);
 		if (write && rc == SFS_OK)
@@ -1689,6 +1693,8 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 		__atomic_store_n(&ctx->writer, NULL, __ATOMIC_RELAXED);
 	note_store_failure(ctx, rc, err);
 	pthread_mutex_unlock(&ctx->mutex);
+	if (bumped) /* cache=kernel mounts drop stale pages first */
+		sfs_ctx_watch_sync(ctx);
 	return rc;
 }
 

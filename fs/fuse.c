@@ -13,7 +13,9 @@
  *
  * A read handle owns the plaintext decrypted at open (a snapshot); the
  * core's sfs_value_release() wipes it at release. With cache=strict the
- * kernel never keeps it (direct I/O).
+ * kernel never keeps it (direct I/O); cache=open pushes it into the page
+ * cache at open and overwrites it at the last release (cached_open);
+ * cache=kernel has no handles at all (kernel_open, read_nohandle).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +50,7 @@ struct fs_daemon fs_d;
 struct rfh {
 	int write;	      /* 0: always (fuse_write.c's start with 1) */
 	int refs;	      /* atomic */
+	uint64_t gen;	      /* store generation before the value was read */
 	struct sfs_value val; /* value plaintext (core-owned buffer) */
 	char *buf;	      /* kv entry, .status or key JSON */
 	size_t len;
@@ -59,8 +62,22 @@ struct dirbuf {
 	char *p;
 	size_t len, cap;
 	fuse_req_t req;
-	int refs; /* atomic */
+	int refs;  /* atomic */
+	int built; /* 0: secrets/ served from the kernel's cache (lazy) */
 };
+
+/*
+ * secrets/'s listing is the same for every caller, so the kernel caches
+ * it (cache_readdir): an opendir while the store's generation is still
+ * the one the last listing was built at keeps the kernel's pages
+ * (keep_cache) and builds nothing; the poller drops them (inval_inode) at
+ * every change, and an opendir after a change builds afresh with
+ * keep_cache = 0. If the kernel's copy is gone anyway, a READDIR arrives
+ * and the listing is built then (dir_lock orders lazy builds).
+ */
+static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t secrets_gen; /* atomic: generation of the last listing */
+static int secrets_listed;   /* atomic: secrets_gen is set */
 
 static void dirbuf_put(struct dirbuf *b)
 {
@@ -124,75 +141,6 @@ int fs_visible(const char *name)
 	}
 }
 
-/*
- * The caller's supplementary groups and process name, from ONE read of
- * /proc/PID/status. fuse_req_getgroups() reads the same file twice (its
- * first buffer is too short) and comm would be a third open: together
- * about 30 us per open, most of the daemon's cost over a bare FUSE file.
- * Nothing is cached per pid: a process may call setgroups(), and pids are
- * reused.
- */
-static void read_status(int32_t pid, int need, struct sfs_caller *c)
-{
-	char path[64], buf[8192], *p, *end;
-	ssize_t n;
-	size_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	if ((need & FS_CALLER_COMM) && strncmp(buf, "Name:\t", 6) == 0) {
-		len = strcspn(buf + 6, "\n");
-		if (len >= sizeof(c->comm))
-			len = sizeof(c->comm) - 1;
-		memcpy(c->comm, buf + 6, len);
-		c->comm[len] = '\0';
-	}
-	p = (need & FS_CALLER_GROUPS) ? strstr(buf, "\nGroups:") : NULL;
-	if (!p)
-		return;
-	p += 8;
-	if ((end = strchr(p, '\n')))
-		*end = '\0'; /* parse this line only */
-	while (c->ngroups < SFS_CALLER_GROUPS_MAX) {
-		unsigned long g = strtoul(p, &end, 10);
-
-		if (end == p)
-			break;
-		c->groups[c->ngroups++] = (uint32_t)g;
-		p = end;
-	}
-}
-
-int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
-{
-	const struct fuse_ctx *fc = fuse_req_ctx(req);
-	struct sfs_error err;
-
-	memset(c, 0, sizeof(*c));
-	c->uid = fc->uid;
-	c->gid = fc->gid;
-	c->pid = fc->pid;
-	c->via_fs = 1;
-	if (fs_d.opts.audit_off) /* comm is for audit lines only */
-		need &= ~FS_CALLER_COMM;
-	if (need & (FS_CALLER_GROUPS | FS_CALLER_COMM))
-		read_status(c->pid, need, c);
-	if (need & FS_CALLER_ROLES) {
-		sfs_error_clear(&err);
-		if (sfs_ctx_resolve_roles(fs_d.ctx, c, &err) != SFS_OK)
-			return fs_errno(err.code ? err.code : SFS_EIO);
-	}
-	return 0;
-}
-
 static void ts_set(struct timespec *ts, int64_t ns)
 {
 	ts->tv_sec = (time_t)(ns / 1000000000);
@@ -205,13 +153,34 @@ static void attr_dir(struct stat *st, mode_t mode)
 	st->st_nlink = 2;
 }
 
+/*
+ * cache=kernel: the kernel checks permissions (default_permissions), so
+ * the modes it sees must say what the daemon would. Value files never
+ * show write bits (they are read-only in this mode); an access-controlled
+ * secret's show 0440 and carry a POSIX ACL from the allow list (the group
+ * bits are the ACL's mask: the kernel reads the ACL only when they are
+ * set). Directories where the core checks roles (secrets/, a secret's
+ * directory and versions/) are writable by all, as the core decides.
+ */
+static mode_t value_mode(const struct sfs_secret_rec *r)
+{
+	if (fs_d.opts.cache != FS_CACHE_KERNEL)
+		return r->mode & 07777;
+	return r->access_control ? 0440 : r->mode & 0555;
+}
+
+static mode_t dir_mode(mode_t m)
+{
+	return fs_d.opts.cache == FS_CACHE_KERNEL && (m & 0200) ? 0777 : m;
+}
+
 /* Owner, group, mode and times of the secret's entries. */
 static void attr_secret(struct stat *st, const struct sfs_secret_rec *r,
 			int64_t mtime)
 {
 	st->st_uid = r->owner;
 	st->st_gid = r->group;
-	st->st_mode = S_IFREG | (r->mode & 07777);
+	st->st_mode = S_IFREG | value_mode(r);
 	st->st_nlink = 1;
 	ts_set(&st->st_atim, mtime);
 	ts_set(&st->st_mtim, mtime);
@@ -430,7 +399,7 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 		attr_dir(st, 0555);
 		break;
 	case FK_SECRETS:
-		attr_dir(st, 0755);
+		attr_dir(st, dir_mode(0755));
 		break;
 	case FK_STATUS:
 	case FK_KEY:
@@ -444,9 +413,12 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 			break;
 		attr_secret(st, &r, r.changed_at);
 		if (n->kind == FK_SECRET)
-			attr_dir(st, r.mode & 07777);
+			attr_dir(st, fs_d.opts.cache == FS_CACHE_KERNEL
+					 ? 0777
+					 : r.mode & 07777);
 		else
-			attr_dir(st, n->kind == FK_KVDIR ? 0555 : 0755);
+			attr_dir(st, n->kind == FK_KVDIR ? 0555
+							 : dir_mode(0755));
 		break;
 	case FK_DEFAULT:
 	case FK_VERSION:
@@ -754,6 +726,23 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 	return SFS_EINVAL;
 }
 
+/* secrets/: may the kernel's cached listing serve this opendir? */
+static int secrets_cached(struct fuse_file_info *fi)
+{
+	uint64_t g = sfs_ctx_generation(fs_d.ctx);
+
+	fi->cache_readdir = 1;
+	if (__atomic_load_n(&secrets_listed, __ATOMIC_ACQUIRE) &&
+	    __atomic_load_n(&secrets_gen, __ATOMIC_ACQUIRE) == g &&
+	    __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE) == g) {
+		fi->keep_cache = 1;
+		return 1;
+	}
+	__atomic_store_n(&secrets_gen, g, __ATOMIC_RELEASE);
+	__atomic_store_n(&secrets_listed, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -767,7 +756,12 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	b->req = req;
 	b->refs = 1;
-	rc = fs_node_get(ino, &n) ? SFS_ENOENT : list_dir(req, &n, b);
+	b->built = 1;
+	rc = fs_node_get(ino, &n) ? SFS_ENOENT : 0;
+	if (!rc && n.kind == FK_SECRETS && secrets_cached(fi))
+		b->built = 0;
+	else if (!rc)
+		rc = list_dir(req, &n, b);
 	if (rc) {
 		dirbuf_put(b);
 		fs_reply_core(req, rc);
@@ -782,10 +776,22 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+	struct fs_node_info n;
+	int rc = 0;
 
-	(void)ino;
 	__atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
-	if (off < 0 || (size_t)off >= b->len)
+	pthread_mutex_lock(&dir_lock);
+	if (!__atomic_load_n(&b->built, __ATOMIC_ACQUIRE)) {
+		b->req = req;
+		rc = fs_node_get(ino, &n) ? SFS_ENOENT : list_dir(req, &n, b);
+		if (rc)
+			b->len = 0; /* a retry starts afresh */
+		__atomic_store_n(&b->built, !rc, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&dir_lock);
+	if (rc)
+		fs_reply_core(req, rc);
+	else if (off < 0 || (size_t)off >= b->len)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_buf(
@@ -850,21 +856,107 @@ static void rfh_put(struct rfh *h)
 }
 
 /*
- * cache=open / cache=kernel: the page cache holds the value. When the
- * store changed after the poller last dropped the kernel's caches, this
- * open must not see stale pages or a stale size: drop both for this
- * inode now (attributes only through a notify, which takes no lock the
- * open holds; pages through keep_cache = 0).
+ * cache=open: the value goes into the page cache at open and leaves it at
+ * release. The daemon pushes the plaintext it just decrypted into the
+ * inode's pages (notify_store) before it replies with keep_cache, so the
+ * reads that follow need no READ request. At the inode's last release the
+ * plaintext leaves the page cache: the daemon overwrites the pages with
+ * zeros (same length, so the cached size stays right and the next open
+ * needs no GETATTR: an open costs OPEN and RELEASE, as a bare FUSE file
+ * with kernel_cache does). When the store changed since (the length may
+ * differ), it drops pages and attributes instead (inval_inode). If the
+ * kernel refuses the pages, keep_cache = 0 and reads come as READ requests
+ * on the handle. One lock orders the pushes of opens and releases.
  */
-static void cached_open(fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	uint64_t seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
+struct open_pages {
+	uint64_t ino, gen;
+	int opens;
+	size_t len; /* bytes of the last push */
+	struct open_pages *next;
+};
 
-	if (sfs_ctx_generation(fs_d.ctx) != seen) {
-		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
-		return;
+static pthread_mutex_t op_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_pages *op_list;
+static const char op_zeros[SFS_VALUE_MAX];
+
+static struct open_pages **op_find(uint64_t ino)
+{
+	struct open_pages **p;
+
+	for (p = &op_list; *p && (*p)->ino != ino; p = &(*p)->next)
+		;
+	return p;
+}
+
+static int op_push(uint64_t ino, const void *data, size_t len)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+
+	bv.buf[0].mem = (void *)data;
+	return fuse_lowlevel_notify_store(fs_d.se, ino, 0, &bv, 0);
+}
+
+static void cached_open(fuse_ino_t ino, const struct rfh *h,
+			struct fuse_file_info *fi)
+{
+	const void *data = h->buf ? h->buf : (const void *)h->val.data;
+	size_t len = h->buf ? h->len : h->val.len;
+	struct open_pages **p, *e;
+
+	pthread_mutex_lock(&op_lock);
+	if (h->gen != __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE))
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+	p = op_find(ino);
+	if (!*p && (*p = calloc(1, sizeof(**p))))
+		(*p)->ino = ino;
+	e = *p;
+	if (e && len > 0 && len <= sizeof(op_zeros) &&
+	    op_push(ino, data, len) == 0) {
+		fi->keep_cache = 1;
+		e->len = len;
+		e->gen = h->gen;
 	}
-	fi->keep_cache = fs_d.opts.cache == FS_CACHE_KERNEL;
+	if (e)
+		e->opens++;
+	pthread_mutex_unlock(&op_lock);
+}
+
+static void cached_release(fuse_ino_t ino)
+{
+	struct open_pages **p, *e;
+
+	pthread_mutex_lock(&op_lock);
+	p = op_find(ino);
+	e = *p;
+	if (e && --e->opens == 0) {
+		*p = e->next;
+		if (!e->len || e->gen != sfs_ctx_generation(fs_d.ctx) ||
+		    op_push(ino, op_zeros, e->len))
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+		free(e);
+	} else if (!e) {
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+	}
+	pthread_mutex_unlock(&op_lock);
+}
+
+/*
+ * cache=kernel: OPEN is answered ENOSYS. With FUSE_CAP_NO_OPEN_SUPPORT the
+ * kernel takes it as success for good: no OPEN, FLUSH or RELEASE is sent
+ * for any file on this connection again, and reads are served from the
+ * page cache. That is per connection, so no write could commit at close()
+ * or report the commit's error (SPEC §3): value files are read-only in this
+ * mode (EROFS; they show no write bits, so the kernel answers EACCES to
+ * anyone but root first). The first read of a value after it changed
+ * reaches fs_read with no handle (fh 0): read_nohandle() checks the policy
+ * for the caller and audits it.
+ */
+static int kernel_open(fuse_req_t req)
+{
+	if (fs_d.opts.cache != FS_CACHE_KERNEL)
+		return 0;
+	fuse_reply_err(req, ENOSYS);
+	return 1;
 }
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -873,6 +965,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct rfh *h;
 	int rc;
 
+	if (kernel_open(req))
+		return;
 	if (fs_node_get(ino, &n)) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -883,6 +977,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h = calloc(1, sizeof(*h));
+	if (h)
+		h->gen = sfs_ctx_generation(fs_d.ctx);
 	rc = h ? open_read(req, &n, h) : SFS_ENOMEM;
 	if (rc) {
 		if (h)
@@ -897,9 +993,49 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	    n.kind == FK_KEY)
 		fi->direct_io = 1;
 	else
-		cached_open(ino, fi);
+		cached_open(ino, h, fi);
 	if (fuse_reply_open(req, fi))
 		rfh_free(h);
+}
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len,
+			size_t size, off_t off)
+{
+	if (off < 0 || (size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off,
+			       size < len - (size_t)off ? size
+							: len - (size_t)off);
+}
+
+/* cache=kernel: a READ with no handle fills the page cache. The value is
+ * read for the requesting process (policy and audit line as at an open)
+ * and wiped once replied. keys/ and .status answer per caller (roles) or
+ * change without a new generation: their pages are dropped at once, so
+ * each read of them reaches the daemon. */
+static void read_nohandle(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off)
+{
+	struct fs_node_info n;
+	struct rfh *h = calloc(1, sizeof(*h));
+	int rc = h ? SFS_OK : SFS_ENOMEM;
+
+	if (!rc && fs_node_get(ino, &n))
+		rc = SFS_ENOENT;
+	if (!rc)
+		rc = open_read(req, &n, h);
+	if (rc)
+		fs_reply_core(req, rc);
+	else if (h->buf)
+		reply_slice(req, h->buf, h->len, size, off);
+	else
+		reply_slice(req, (const char *)h->val.data, h->val.len, size,
+			    off);
+	if (h)
+		rfh_free(h);
+	if (!rc && (n.kind == FK_KEY || n.kind == FK_STATUS))
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -909,7 +1045,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const char *data;
 	size_t len;
 
-	(void)ino;
+	if (!h) {
+		read_nohandle(req, ino, size, off);
+		return;
+	}
 	if (h->write) {
 		fs_write_read(req, size, off, fi);
 		return;
@@ -917,12 +1056,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_ACQ_REL);
 	data = h->buf ? h->buf : (const char *)h->val.data;
 	len = h->buf ? h->len : h->val.len;
-	if (off < 0 || (size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, data + off,
-			       size < len - (size_t)off ? size
-							: len - (size_t)off);
+	reply_slice(req, data, len, size, off);
 	rfh_put(h);
 }
 
@@ -931,11 +1065,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct rfh *h = (struct rfh *)(uintptr_t)fi->fh;
 
-	if (!fs_write_release(fi)) {
-		rfh_put(h);
+	if (h && !fs_write_release(fi)) {
 		/* cache=open: the plaintext leaves the page cache now. */
 		if (fs_d.opts.cache == FS_CACHE_OPEN)
-			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+			cached_release(ino);
+		rfh_put(h);
 	}
 	fuse_reply_err(req, 0);
 }
@@ -1070,8 +1204,11 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		goto out;
 	if (n.kind == FK_SECRET) {
 		e = setattr_secret(req, &n, attr, to_set);
+	} else if ((to_set & FUSE_SET_ATTR_SIZE) &&
+		   fs_d.opts.cache == FS_CACHE_KERNEL) {
+		e = EROFS; /* value files are read-only (kernel_open) */
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (fi && ((struct rfh *)(uintptr_t)fi->fh)->write)
+		if (fi && fi->fh && ((struct rfh *)(uintptr_t)fi->fh)->write)
 			e = fs_write_truncate(fi, attr->st_size);
 		else if (n.kind == FK_STAGED)
 			e = fs_staged_truncate(n.secret, n.name,
@@ -1232,14 +1369,59 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* cache=kernel: value files are read-only (kernel_open); a write on an
+ * fd opened without OPEN has no handle. */
+static void fs_write_any(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			 size_t size, off_t off, struct fuse_file_info *fi)
+{
+	if (!fi->fh)
+		fuse_reply_err(req, EROFS);
+	else
+		fs_write(req, ino, buf, size, off, fi);
+}
+
+/* cache=kernel: ENOSYS makes the kernel stop sending FLUSH (no_flush). */
+static void fs_flush_any(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	if (!fi->fh)
+		fuse_reply_err(req, ENOSYS);
+	else
+		fs_flush(req, ino, fi);
+}
+
+static void fs_create_any(fuse_req_t req, fuse_ino_t parent, const char *name,
+			  mode_t mode, struct fuse_file_info *fi)
+{
+	if (fs_d.opts.cache == FS_CACHE_KERNEL)
+		fuse_reply_err(req, EROFS);
+	else
+		fs_create(req, parent, name, mode, fi);
+}
+
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	/* cache=kernel: no OPEN carries O_TRUNC, so the kernel must send
+	 * the truncation as SETATTR (answered EROFS); with atomic_o_trunc
+	 * it would instead empty its cached copy on its own (libfuse wants
+	 * the flag by default) */
+	if ((conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) &&
+	    fs_d.opts.cache != FS_CACHE_KERNEL)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (fs_d.opts.cache == FS_CACHE_STRICT)
 		conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	if (fs_d.opts.cache == FS_CACHE_KERNEL) {
+		if (conn->capable & FUSE_CAP_POSIX_ACL)
+			conn->want |= FUSE_CAP_POSIX_ACL;
+		else
+			fs_log("cache=kernel: the kernel has no POSIX ACLs");
+		if (!(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT))
+			fs_log("cache=kernel: the kernel sends every open");
+	}
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
@@ -1259,8 +1441,8 @@ const struct fuse_lowlevel_ops fs_ops = {
     .rename = fs_rename,
     .open = fs_open,
     .read = fs_read,
-    .write = fs_write,
-    .flush = fs_flush,
+    .write = fs_write_any,
+    .flush = fs_flush_any,
     .release = fs_release,
     .opendir = fs_opendir,
     .readdir = fs_readdir,
@@ -1270,7 +1452,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .getxattr = fs_getxattr,
     .listxattr = fs_listxattr,
     .removexattr = fs_removexattr,
-    .create = fs_create,
+    .create = fs_create_any,
 };
 
 /* --- .status ----------------------------------------------------------- */
@@ -1351,24 +1533,16 @@ out:
 /* --- cache invalidation ------------------------------------------------ */
 
 /*
- * Drop what the kernel caches about dynamic nodes: attributes and pages.
- * Names are not invalidated here: fuse_lowlevel_notify_inval_entry()
- * takes the parent directory's lock in the kernel, which a writer's
- * create or rename holds while it waits for this daemon; if the daemon is
- * killed then, the poller stays stuck in the kernel and the dead daemon
- * never releases the mount. Names expire after the entry timeout (1 s in
- * every cache mode) instead, and every open reaches the daemon anyway.
+ * At a change the poller drops what the kernel caches: attributes and
+ * pages (fuse_inval.c decides which nodes). Names are not invalidated:
+ * fuse_lowlevel_notify_inval_entry() takes the parent directory's lock in
+ * the kernel, which a writer's create or rename holds while it waits for
+ * this daemon; if the daemon is killed then, the poller stays stuck in the
+ * kernel and the dead daemon never releases the mount. A name whose
+ * secret, version or kv/ key is gone stays in the kernel until its entry
+ * timeout (mount.c), but its attributes are invalidated, so stat gets
+ * ENOENT from GETATTR at once and an open fails at the daemon.
  */
-static void invalidate_all(void)
-{
-	struct fs_node_ent *v;
-	size_t i, n = fs_node_snapshot(&v);
-
-	for (i = 0; i < n && !fs_d.stopping; i++)
-		fuse_lowlevel_notify_inval_inode(fs_d.se, v[i].ino, 0, 0);
-	free(v);
-}
-
 void fs_secret_changed(const char *secret)
 {
 	struct fs_node_ent *v;
@@ -1381,21 +1555,28 @@ void fs_secret_changed(const char *secret)
 	free(v);
 }
 
+/*
+ * The poller sleeps on the generation counter (a futex in the shared
+ * mapping: writers wake it after their commit) and, at worst, wakes every
+ * 50 ms. cache=kernel daemons register as watchers and ack each
+ * generation once invalidated: the writer waits for that ack (bounded,
+ * ctx_watch.c), so the next open after a change sees it, with no request
+ * per open. A generation is acked only after every inode is invalidated.
+ */
 static void *poller(void *arg)
 {
-	struct timespec ts = {0, 10 * 1000 * 1000}; /* an atomic load a tick */
-	uint64_t g;
+	uint64_t g, seen;
 
 	(void)arg;
-	g = sfs_ctx_generation(fs_d.ctx);
-	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+	seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
 	while (!fs_d.stopping) {
-		nanosleep(&ts, NULL);
-		g = sfs_ctx_generation(fs_d.ctx);
-		if (g != fs_d.generation) {
-			invalidate_all();
+		g = sfs_ctx_watch_wait(fs_d.ctx, seen, 50);
+		if (g != seen) {
+			fs_inval_changed();
 			/* Only now: opens compare against it (cached_open). */
 			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+			sfs_ctx_watch_ack(fs_d.ctx, g);
+			seen = g;
 		}
 	}
 	return NULL;
@@ -1403,6 +1584,13 @@ static void *poller(void *arg)
 
 int fs_poller_start(void)
 {
+	uint64_t g = sfs_ctx_generation(fs_d.ctx);
+
+	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
+	if (fs_d.opts.cache == FS_CACHE_KERNEL &&
+	    sfs_ctx_watch_register(fs_d.ctx))
+		fs_log("cache=kernel: not registered as a watcher: a change "
+		       "shows within 50 ms, not before its writer returns");
 	if (pthread_create(&fs_d.poller, NULL, poller, NULL))
 		return -1;
 	fs_d.poller_started = 1;

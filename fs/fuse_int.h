@@ -119,6 +119,19 @@ struct fs_node_ent {
 size_t fs_node_snapshot(struct fs_node_ent **out);
 /* The same for the nodes of one secret only. */
 size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out);
+/* Every dynamic node's ino and its secret's fs_name_hash (0: none, as
+ * keys/NAME), for the poller; *out malloc'd. */
+struct fs_node_fp {
+	uint64_t ino, secret;
+};
+size_t fs_node_snapshot_fp(struct fs_node_fp **out);
+
+/* --- fuse_inval.c: what the poller invalidates at a change -------------- */
+/* A name's 64-bit hash, never 0. */
+uint64_t fs_name_hash(const char *name);
+/* The store changed: drop the kernel's attributes and pages of the fixed
+ * nodes and of every secret whose record changed (or of every node). */
+void fs_inval_changed(void);
 
 /* --- fuse.c ------------------------------------------------------------ */
 extern const struct fuse_lowlevel_ops fs_ops;

@@ -372,6 +372,24 @@ static size_t snapshot(const char *secret, struct fs_node_ent **out)
 	return k;
 }
 
+size_t fs_node_snapshot_fp(struct fs_node_fp **out)
+{
+	size_t i, k = 0;
+	struct fnode *n;
+
+	pthread_mutex_lock(&lock);
+	*out = malloc((count ? count : 1) * sizeof(**out));
+	for (i = 0; *out && i < nbuckets; i++)
+		for (n = by_ino[i]; n; n = n->next_ino) {
+			(*out)[k].ino = n->ino;
+			(*out)[k].secret =
+			    n->secret[0] ? fs_name_hash(n->secret) : 0;
+			k++;
+		}
+	pthread_mutex_unlock(&lock);
+	return k;
+}
+
 size_t fs_node_snapshot(struct fs_node_ent **out)
 {
 	return snapshot(NULL, out);

@@ -320,6 +320,110 @@ static void reply_data(fuse_req_t req, const char *data, size_t len,
 		fuse_reply_buf(req, data, len);
 }
 
+/* --- POSIX ACLs (cache=kernel) ----------------------------------------- */
+
+/*
+ * cache=kernel: the kernel decides who may read a value (default_permissions,
+ * FUSE_CAP_POSIX_ACL), since no open reaches the daemon. An access-controlled
+ * secret's value files show mode 0440 and carry an ACL built from its allow
+ * list: the owner (user_obj), each uid:N (user), each gid:N (group, or
+ * group_obj for the file's own group), mask r, other nothing. The kernel
+ * then refuses exactly the callers the policy refuses (root aside: see
+ * README, cache modes). Other files have no ACL (ENODATA).
+ */
+#define ACL_XATTR     "system.posix_acl_access"
+#define ACL_VERSION   2
+#define ACL_USER_OBJ  0x01
+#define ACL_USER      0x02
+#define ACL_GROUP_OBJ 0x04
+#define ACL_GROUP     0x08
+#define ACL_MASK      0x10
+#define ACL_OTHER     0x20
+#define ACL_UNDEF     0xffffffffu
+#define ACL_MAX	      (4 + SFS_ALLOWED_MAX / 5) /* "uid:N," >= 5 bytes */
+
+struct acl_ent {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+static int acl_cmp(const void *a, const void *b)
+{
+	const struct acl_ent *x = a, *y = b;
+
+	if (x->tag != y->tag)
+		return x->tag < y->tag ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Entries of the allow list; returns how many (duplicates dropped). */
+static size_t acl_entries(const struct sfs_secret_rec *r, struct acl_ent *e)
+{
+	const char *p = r->allowed;
+	size_t n = 0, i, k;
+
+	e[n++] = (struct acl_ent){ACL_USER_OBJ, 4, ACL_UNDEF};
+	e[n++] = (struct acl_ent){ACL_GROUP_OBJ, 0, ACL_UNDEF};
+	e[n++] = (struct acl_ent){ACL_MASK, 4, ACL_UNDEF};
+	e[n++] = (struct acl_ent){ACL_OTHER, 0, ACL_UNDEF};
+	while (*p && n < ACL_MAX) {
+		int user = !strncmp(p, "uid:", 4);
+		unsigned long id = strtoul(p + 4, NULL, 10);
+
+		if (user && id != r->owner)
+			e[n++] = (struct acl_ent){ACL_USER, 4, (uint32_t)id};
+		else if (!user && id == r->group)
+			e[1].perm = 4;
+		else if (!user)
+			e[n++] = (struct acl_ent){ACL_GROUP, 4, (uint32_t)id};
+		p += strcspn(p, ",");
+		p += *p == ',';
+	}
+	qsort(e, n, sizeof(*e), acl_cmp);
+	for (i = k = 0; i < n; i++)
+		if (!k || acl_cmp(&e[k - 1], &e[i]))
+			e[k++] = e[i];
+	return k;
+}
+
+static void put_le(unsigned char *p, uint32_t v, int bytes)
+{
+	int i;
+
+	for (i = 0; i < bytes; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void acl_get(fuse_req_t req, const struct fs_node_info *n, size_t size)
+{
+	struct acl_ent e[ACL_MAX];
+	unsigned char out[4 + ACL_MAX * 8];
+	struct sfs_secret_rec r;
+	size_t i, k;
+	int full, rc;
+
+	memset(&r, 0, sizeof(r));
+	if (fs_d.opts.cache != FS_CACHE_KERNEL || where_of(n->kind) != ON_VALUE)
+		rc = SFS_ENODATA;
+	else
+		rc = sfs_secret_get(fs_d.ctx, &fs_d.meta, n->secret, &r, &full,
+				    NULL);
+	if (rc == SFS_OK && !r.access_control)
+		rc = SFS_ENODATA;
+	if (rc) {
+		fs_reply_core(req, rc);
+		return;
+	}
+	k = acl_entries(&r, e);
+	put_le(out, ACL_VERSION, 4);
+	for (i = 0; i < k; i++) {
+		put_le(out + 4 + i * 8, e[i].tag, 2);
+		put_le(out + 6 + i * 8, e[i].perm, 2);
+		put_le(out + 8 + i * 8, e[i].id, 4);
+	}
+	reply_data(req, (const char *)out, 4 + k * 8, size);
+}
+
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	char out[SFS_ALLOWED_MAX + SFS_DESC_MAX + 1];
@@ -329,6 +433,10 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	out[0] = '\0';
 	if ((rc = q_init(&q, req, ino))) {
 		fuse_reply_err(req, rc);
+		return;
+	}
+	if (!strcmp(name, ACL_XATTR)) {
+		acl_get(req, &q.n, size);
 		return;
 	}
 	rc = id < 0 ? SFS_ENODATA : get_one(&q, (enum xid)id, out, sizeof(out));

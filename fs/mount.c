@@ -336,9 +336,13 @@ static struct fuse_session *session_new(struct fs_opts *o)
 	struct fuse_session *se = NULL;
 	char opts[64 + PATH_MAX];
 
-	snprintf(opts, sizeof(opts), "fsname=secretfs,subtype=secretfs%s%s%s",
+	/* cache=kernel: no open reaches the daemon, so the kernel checks
+	 * permissions (modes and the ACLs fuse_xattr.c builds) */
+	snprintf(opts, sizeof(opts),
+		 "fsname=secretfs,subtype=secretfs%s%s%s%s",
 		 o->readonly ? ",ro" : "", o->allow_other ? ",allow_other" : "",
-		 o->auto_unmount ? ",auto_unmount" : "");
+		 o->auto_unmount ? ",auto_unmount" : "",
+		 o->cache == FS_CACHE_KERNEL ? ",default_permissions" : "");
 	if (fuse_opt_add_arg(&args, "secretfs") ||
 	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, opts) ||
 	    (o->debug && fuse_opt_add_arg(&args, "-d")))
@@ -375,10 +379,16 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	fs_d.owner_uid = (uint32_t)getuid();
 	fs_d.started = sfs_time_now();
 	sfs_caller_self(&fs_d.meta);
-	/* names for 1 s in every mode (see invalidate_all); attributes, which
-	 * the poller invalidates safely, longer under cache=kernel */
-	fs_d.entry_timeout = 1.0;
-	fs_d.attr_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 1.0;
+	/* Names and attributes are kept long: at each change the poller
+	 * invalidates the changed nodes' attributes and pages (fuse_inval.c),
+	 * and a deleted secret's cached name then answers stat with ENOENT
+	 * (its GETATTR finds nothing; an open fails at the daemon, or in
+	 * cache=kernel at the first read). Names are never invalidated (see
+	 * fuse.c). 10 s bounds what a daemon that cannot see the generation
+	 * would serve stale; cache=kernel, whose writers wait for the poller,
+	 * keeps them a minute. */
+	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 10.0;
+	fs_d.attr_timeout = fs_d.entry_timeout;
 	fs_node_init();
 	se = session_new(o);
 	if (!se)

@@ -11,9 +11,20 @@
  *   caller gets SFS_EIO / SFS_ENOSPC (EIO / ENOSPC through the mount's
  *   errno table), the failed change is absent after reopening, every
  *   reported one present, and the next change succeeds.
+ * - Injected fsync failures under SQLite (tests/lib/crashvfs.h), for a
+ *   secret create, a version add and a destroy, failing each sync of
+ *   its commit in turn, whatever journal the store uses: the caller gets
+ *   SFS_EIO with the store's message. Power lost right after: the store
+ *   reopened with the plain unix VFS passes its integrity check and
+ *   shows exactly the state before the change or exactly the state with
+ *   it (never part of it). Syncs working again: the same context reads
+ *   and commits, and after power loss every change it reported is
+ *   there.
  */
+#include <inttypes.h>
 #include <sys/mount.h>
 
+#include "lib/crashvfs.h"
 #include "lib/fault_store.h"
 #include "rel_util.h"
 
@@ -198,10 +209,422 @@ START_TEST(injected_commit_enospc)
 }
 END_TEST
 
+/* ---- injected fsync failures ------------------------------------------ */
+
+/* What SQLite's failed sync reads as, through the store's commit. */
+#define SYNC_MSG "commit: disk I/O error"
+
+enum sync_op { SO_CREATE, SO_ADD, SO_DESTROY };
+
+static const char *const sync_op_name[] = {"secret create", "version add",
+					   "version destroy"};
+
+static struct sfs_ctx *ctx_at(const char *dir)
+{
+	struct sfs_ctx_options o;
+	struct sfs_ctx *ctx = NULL;
+	struct sfs_error e;
+
+	memset(&o, 0, sizeof(o));
+	o.store_dir = dir;
+	o.audit_off = 1;
+	sfs_error_clear(&e);
+	ck_assert_msg(sfs_ctx_open(&ctx, &o, &e) == 0, "open %s: %s", dir,
+		      e.msg);
+	return ctx;
+}
+
+/* A copy of the store directory h_store (its regular files, modes
+ * kept), malloc'd. */
+static char *store_copy(void)
+{
+	char *d = tu_tmpdir("diskfull-sync"), from[1100], to[1100];
+	DIR *dir = opendir(h_store);
+	struct dirent *ent;
+	struct stat sb;
+	char *data;
+	size_t len;
+
+	ck_assert_ptr_nonnull(dir);
+	while ((ent = readdir(dir))) {
+		snprintf(from, sizeof(from), "%s/%s", h_store, ent->d_name);
+		snprintf(to, sizeof(to), "%s/%s", d, ent->d_name);
+		if (stat(from, &sb) || !S_ISREG(sb.st_mode))
+			continue;
+		data = tu_read_file(from, &len);
+		ck_assert_ptr_nonnull(data);
+		tu_write_file(to, data, len, (int)(sb.st_mode & 0777));
+		free(data);
+	}
+	closedir(dir);
+	return d;
+}
+
+struct sync_dump {
+	struct sfs_ctx *ctx;
+	FILE *f;
+	const char *secret;
+	struct sfs_error *e;
+};
+
+/* A version's record and its value as read (exact bytes). */
+static int dump_version(void *arg, const struct sfs_version_rec *v)
+{
+	struct sync_dump *d = arg;
+	struct sfs_value val = {NULL, 0};
+	struct sfs_caller c;
+	struct sfs_error e;
+	int rc;
+
+	sfs_caller_self(&c);
+	rc = sfs_version_read(d->ctx, &c, d->secret, v->version, &val, NULL,
+			      &e);
+	fprintf(d->f, " v%u state %d size %u read %s [%.*s]\n", v->version,
+		v->state, v->size, sfs_err_name(rc), (int)val.len,
+		val.data ? (const char *)val.data : "");
+	sfs_value_release(&val);
+	return 0;
+}
+
+static int dump_secret(void *arg, const struct sfs_secret_rec *r)
+{
+	struct sync_dump *d = arg;
+	struct sfs_caller c;
+
+	sfs_caller_self(&c);
+	fprintf(d->f, "secret %s status %d default %u latest %u\n", r->name,
+		r->status, r->default_version, r->latest_version);
+	d->secret = r->name;
+	return sfs_version_list(d->ctx, &c, r->name, 1, dump_version, d,
+				d->e);
+}
+
+/* Every secret, version and value the services show (no ids or times,
+ * which differ between stores), as text; malloc'd. */
+static char *sync_dump(struct sfs_ctx *ctx)
+{
+	struct sync_dump d = {ctx, NULL, NULL, NULL};
+	struct sfs_counts n = {0, 0, 0};
+	struct sfs_caller c;
+	struct sfs_error e;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	sfs_caller_self(&c);
+	sfs_error_clear(&e);
+	d.e = &e;
+	d.f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(d.f);
+	rc = sfs_secret_list(ctx, &c, dump_secret, &d, &e);
+	if (rc == 0)
+		rc = sfs_ctx_counts(ctx, &n, &e);
+	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+		n.secrets, n.versions, n.keys);
+	fclose(d.f);
+	ck_assert_msg(rc == 0, "dump: %s", e.msg);
+	return text;
+}
+
+static int sync_op_run(struct sfs_ctx *ctx, enum sync_op op,
+		       struct sfs_error *e)
+{
+	struct sfs_secret_new n;
+	struct sfs_caller c;
+
+	sfs_caller_self(&c);
+	sfs_error_clear(e);
+	switch (op) {
+	case SO_CREATE:
+		memset(&n, 0, sizeof(n));
+		n.name = "n";
+		n.value = "new";
+		n.value_len = 3;
+		return sfs_secret_create(ctx, &c, &n, NULL, e);
+	case SO_ADD:
+		return sfs_version_add(ctx, &c, "s", "three", 5, 0, NULL, e);
+	case SO_DESTROY:
+		return sfs_version_destroy(ctx, &c, "s", 1, e);
+	}
+	return SFS_EINVAL;
+}
+
+/* The store the failures start from, at h_store, made through the plain
+ * unix VFS: s with "one" and "two" (the changes reported done before). */
+static void sync_template(void)
+{
+	struct sfs_ctx *ctx;
+	struct sfs_caller c;
+	struct sfs_error e;
+
+	unsetenv("SECRETFS_MASTER_KEY");
+	ctx = ctx_at(h_store);
+	sfs_caller_self(&c);
+	sfs_error_clear(&e);
+	ck_assert_int_eq(cli("secret", "create", "s", "--value", "one", NULL),
+			 0);
+	ck_assert_int_eq(sfs_version_add(ctx, &c, "s", "two", 3, 0, NULL, &e),
+			 0);
+	sfs_ctx_close(ctx);
+}
+
+/* The store's state through the unix VFS, its integrity checked. */
+static char *dump_at(const char *dir)
+{
+	struct sfs_ctx *ctx = ctx_at(dir);
+	char *text;
+
+	ru_assert_integrity(ctx);
+	text = sync_dump(ctx);
+	sfs_ctx_close(ctx);
+	return text;
+}
+
+/* Open a copy of the template under crashvfs (keep: what a power cut
+ * keeps); *dir the copy. */
+static struct sfs_ctx *shim_open(char **dir, enum crashvfs_keep keep,
+				 uint64_t seed)
+{
+	*dir = store_copy();
+	ck_assert_int_eq(crashvfs_install(), 0);
+	crashvfs_arm(0, seed, keep);
+	return ctx_at(*dir);
+}
+
+/* Power lost now: the context closes (every call fails), the shim goes;
+ * what the disk holds is read back through the unix VFS. */
+static char *power_loss(struct sfs_ctx *ctx, const char *dir)
+{
+	crashvfs_crash_now();
+	sfs_ctx_close(ctx);
+	crashvfs_uninstall();
+	return dump_at(dir);
+}
+
+struct sync_ref {
+	char *before, *after; /* the state without and with the change */
+	char *before_resumed, *after_resumed; /* the same, "after" added */
+	long syncs; /* syncs of the change's commit */
+};
+
+/* The state the template reaches through op (-1: none), then the
+ * version "after" if add; *syncs (may be NULL) the syncs of op. */
+static char *ref_state(int op, int add, long *syncs)
+{
+	struct sfs_caller c;
+	struct sfs_error e;
+	struct sfs_ctx *ctx;
+	char *dir, *text;
+
+	sfs_caller_self(&c);
+	ctx = shim_open(&dir, CRASHVFS_DROP_ALL, 1);
+	if (op >= 0)
+		ck_assert_msg(sync_op_run(ctx, (enum sync_op)op, &e) == 0,
+			      "%s: %s", sync_op_name[op], e.msg);
+	if (syncs)
+		*syncs = crashvfs_syncs();
+	if (add)
+		ck_assert_msg(sfs_version_add(ctx, &c, "s", "after", 5, 0,
+					      NULL, &e) == 0,
+			      "add: %s", e.msg);
+	sfs_ctx_close(ctx);
+	crashvfs_uninstall();
+	text = dump_at(dir);
+	tu_rmrf(dir);
+	free(dir);
+	return text;
+}
+
+/* The change without a failure: its syncs and the states it leaves. */
+static void sync_reference(enum sync_op op, struct sync_ref *r)
+{
+	r->before = ref_state(-1, 0, NULL);
+	r->after = ref_state((int)op, 0, &r->syncs);
+	ck_assert_int_ge(r->syncs, 1);
+	ck_assert_str_ne(r->after, r->before);
+	r->before_resumed = ref_state(-1, 1, NULL);
+	r->after_resumed = ref_state((int)op, 1, NULL);
+}
+
+static void sync_ref_free(struct sync_ref *r)
+{
+	free(r->before);
+	free(r->after);
+	free(r->before_resumed);
+	free(r->after_resumed);
+}
+
+/* The change whose k-th sync fails: SFS_EIO and the store's message,
+ * also kept as the context's last store failure. */
+static void assert_sync_failure(struct sfs_ctx *ctx, enum sync_op op, long k)
+{
+	struct sfs_error e;
+	int rc = sync_op_run(ctx, op, &e);
+
+	ck_assert_msg(rc == SFS_EIO, "%s, sync %ld failing: %s (%s)",
+		      sync_op_name[op], k, sfs_err_name(rc), e.msg);
+	ck_assert_int_eq(e.code, SFS_EIO);
+	ck_assert_str_eq(e.msg, SYNC_MSG);
+	ck_assert_int_eq(sfs_err_errno(rc), EIO);
+	ck_assert_ptr_nonnull(sfs_ctx_last_error(ctx));
+	ck_assert_str_eq(sfs_ctx_last_error(ctx), SYNC_MSG);
+}
+
+/* The k-th sync of op's commit fails (lose: crashvfs_fail_sync's), then
+ * power goes (keep): 1 when the change turned out complete. */
+static int fail_run(const struct sync_ref *r, enum sync_op op, long k,
+		    int keep, int lose)
+{
+	struct sfs_ctx *ctx;
+	char *dir, *now;
+	int complete;
+
+	ctx = shim_open(&dir, (enum crashvfs_keep)keep,
+			(uint64_t)(k * 6 + keep * 2 + lose));
+	crashvfs_fail_sync(k, 1, lose);
+	assert_sync_failure(ctx, op, k);
+	now = power_loss(ctx, dir);
+	complete = !strcmp(now, r->after);
+	ck_assert_msg(complete || !strcmp(now, r->before),
+		      "%s, sync %ld of %ld failed, keep %d, lose %d: after "
+		      "power loss the store holds\n%s\nneither before\n%s\n"
+		      "nor after\n%s",
+		      sync_op_name[op], k, r->syncs, keep, lose, now,
+		      r->before, r->after);
+	free(now);
+	tu_rmrf(dir);
+	free(dir);
+	return complete;
+}
+
+/*
+ * Each sync of the change's commit fails in turn, the changes it covered
+ * kept pending or lost, then power goes (unsynced writes dropped, kept
+ * or torn): the store is intact and holds exactly the state before the
+ * change or exactly the state with it.
+ */
+static void fail_then_power_loss(enum sync_op op)
+{
+	struct sync_ref r;
+	int keep, lose, runs = 0, complete = 0;
+	long k;
+
+	sync_template();
+	sync_reference(op, &r);
+	for (k = 1; k <= r.syncs; k++)
+		for (keep = 0; keep < 3; keep++)
+			for (lose = 0; lose < 2; lose++, runs++)
+				complete += fail_run(&r, op, k, keep, lose);
+	printf("diskfull: %s: each of its %ld commit syncs failed (SFS_EIO), "
+	       "then power lost: %d runs, intact, the change absent in %d "
+	       "and complete in %d\n",
+	       sync_op_name[op], r.syncs, runs, runs - complete, complete);
+	sync_ref_free(&r);
+}
+
+START_TEST(fsync_fail_create)
+{
+	fail_then_power_loss(SO_CREATE);
+}
+END_TEST
+
+START_TEST(fsync_fail_add)
+{
+	fail_then_power_loss(SO_ADD);
+}
+END_TEST
+
+START_TEST(fsync_fail_destroy)
+{
+	fail_then_power_loss(SO_DESTROY);
+}
+END_TEST
+
+/* Version n of s (0: the default) reads exactly want. */
+static void assert_value(struct sfs_ctx *ctx, uint32_t n, const char *want)
+{
+	struct sfs_value val = {NULL, 0};
+	struct sfs_caller c;
+	struct sfs_error e;
+
+	sfs_caller_self(&c);
+	ck_assert_msg(sfs_version_read(ctx, &c, "s", n, &val, NULL, &e) == 0,
+		      "read s %u: %s", n, e.msg);
+	ck_assert_uint_eq(val.len, strlen(want));
+	ck_assert_int_eq(memcmp(val.data, want, val.len), 0);
+	sfs_value_release(&val);
+}
+
+/*
+ * After the failure syncs work again (the disk came back): the same
+ * context reads "two" and adds "after" (now the default), its state is
+ * exactly the state before the failed change or with it, plus "after";
+ * power lost then, the store reopened holds exactly what that context
+ * last showed.
+ */
+static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
+		      int lose)
+{
+	struct sfs_caller c;
+	struct sfs_error e;
+	struct sfs_ctx *ctx;
+	char *dir, *live, *now;
+	int with;
+
+	sfs_caller_self(&c);
+	ctx = shim_open(&dir, CRASHVFS_KEEP_SOME, (uint64_t)(k * 2 + lose));
+	crashvfs_fail_sync(k, 1, lose);
+	assert_sync_failure(ctx, op, k);
+	crashvfs_fail_sync(0, 0, 0);
+	assert_value(ctx, 2, "two");
+	ck_assert_msg(sfs_version_add(ctx, &c, "s", "after", 5, 0, NULL, &e) ==
+		      0, "%s, sync %ld failed: add after: %s",
+		      sync_op_name[op], k, e.msg);
+	assert_value(ctx, 0, "after");
+	live = sync_dump(ctx);
+	with = !strcmp(live, r->after_resumed);
+	ck_assert_msg(with || !strcmp(live, r->before_resumed),
+		      "%s, sync %ld failed, lose %d: resumed, the store "
+		      "shows\n%s", sync_op_name[op], k, lose, live);
+	now = power_loss(ctx, dir);
+	ck_assert_msg(!strcmp(now, live), "%s, sync %ld failed, lose %d: "
+		      "the context showed\n%s\nbut after power loss the store "
+		      "holds\n%s", sync_op_name[op], k, lose, live, now);
+	free(live);
+	free(now);
+	tu_rmrf(dir);
+	free(dir);
+	return with;
+}
+
+START_TEST(fsync_fail_service_resumes)
+{
+	struct sync_ref r;
+	enum sync_op op;
+	int lose, runs = 0, with = 0;
+	long k;
+
+	sync_template();
+	for (op = SO_CREATE; op <= SO_DESTROY; op++) {
+		sync_reference(op, &r);
+		for (k = 1; k <= r.syncs; k++)
+			for (lose = 0; lose < 2; lose++, runs++)
+				with += resume_one(&r, op, k, lose);
+		sync_ref_free(&r);
+	}
+	printf("diskfull: fsync failures: %d runs, each followed by a read "
+	       "and a committed version in the same context, all there "
+	       "after power loss; the change that failed was there after "
+	       "all in %d\n", runs, with);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
 	    store_on_full_disk, injected_commit_eio, injected_commit_enospc,
+	    fsync_fail_create, fsync_fail_add, fsync_fail_destroy,
+	    fsync_fail_service_resumes,
 	};
 
 	return ru_main("diskfull", tests, sizeof(tests) / sizeof(tests[0]),

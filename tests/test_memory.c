@@ -3,9 +3,12 @@
  * files, swap and other processes, and drops it once it is no longer
  * needed.
  *
- * - hardened: no core dumps (RLIMIT_CORE 0), memory locked (VmLck), and
- *   not dumpable: run as an ordinary uid, its /proc files belong to root
- *   (the kernel's sign of a non-dumpable process).
+ * - hardened: no core dumps (RLIMIT_CORE 0), memory locked (VmLck, and
+ *   its program's pages marked locked), and not dumpable: run as uid
+ *   65534, mounting through the setuid fusermount3, its /proc files
+ *   belong to root (the kernel's sign of a non-dumpable process), and it
+ *   locks all its memory exactly when RLIMIT_MEMLOCK lets a non-root
+ *   uid do so (else it says so; libsodium's key pages stay locked).
  * - a destroyed value's plaintext is absent from the daemon's memory
  *   after 1,000 other operations: every readable mapping is scanned
  *   through /proc/PID/mem (root). The same scan finds the value while a
@@ -14,6 +17,10 @@
  *   ENOTCONN, never the value from a cache.
  */
 #include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/sysmacros.h>
 
 #include "rel_util.h"
 
@@ -90,6 +97,27 @@ static long status_kb(pid_t pid, const char *field)
 	return v;
 }
 
+/* 1 when the first mapping of pid (its program's first segment) is
+ * locked (VmFlags "lo"): mlockall() ran, not only libsodium's mlock() of
+ * its own pages. */
+static int text_locked(pid_t pid)
+{
+	char path[64], *s, *f, *eol;
+	int lo;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	s = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(s);
+	f = strstr(s, "\nVmFlags:");
+	ck_assert_ptr_nonnull(f);
+	eol = strchr(f + 1, '\n');
+	if (eol)
+		*eol = '\0';
+	lo = strstr(f, " lo") != NULL;
+	free(s);
+	return lo;
+}
+
 START_TEST(daemon_hardened)
 {
 	char path[64], *lim, *p;
@@ -110,6 +138,7 @@ START_TEST(daemon_hardened)
 		return;
 	}
 	ck_assert_int_gt(status_kb(h_daemon, "VmLck:"), 0);
+	ck_assert_int_eq(text_locked(h_daemon), 1);
 }
 END_TEST
 
@@ -124,48 +153,177 @@ static int open_fuse(void *arg)
 	return 0;
 }
 
-/* The daemon run as uid 65534: its /proc files must belong to root. */
-START_TEST(daemon_not_dumpable)
+/* As the daemon's uid: 0 once its mount serves .status. */
+static int status_up(void *arg)
 {
-	char path[600], *argv[] = {"chown", "-R", "65534:65534", h_base, NULL};
 	struct stat st;
-	pid_t pid;
-	int i, w;
 
-	NEED_ROOT();
-	if (as_user(65534, 65534, open_fuse, NULL) != 0) {
-		printf("daemon_not_dumpable: SKIP: uid 65534 cannot open "
-		       "/dev/fuse here\n");
-		return;
+	(void)arg;
+	return stat(P(".status"), &st) ? errno : 0;
+}
+
+/* The fusermount3 libfuse would run (its PATH lookup): setuid root? */
+static int fusermount_setuid(void)
+{
+	const char *path = getenv("PATH");
+	char dir[1024], file[1100];
+	const char *p, *colon;
+	struct stat st;
+	size_t n;
+
+	for (p = path ? path : "/usr/bin:/bin"; *p; p = colon + 1) {
+		colon = strchr(p, ':');
+		if (!colon)
+			colon = p + strlen(p);
+		n = (size_t)(colon - p) < sizeof(dir) ? (size_t)(colon - p)
+						       : sizeof(dir) - 1;
+		memcpy(dir, p, n);
+		dir[n] = '\0';
+		snprintf(file, sizeof(file), "%s/fusermount3", dir);
+		if (stat(file, &st) == 0)
+			return st.st_uid == 0 && (st.st_mode & S_ISUID);
+		if (!*colon)
+			break;
 	}
-	ck_assert_int_eq(h_run(argv, NULL), 0);
+	return 0;
+}
+
+/*
+ * fusermount3 opens /dev/fuse as the calling user (its fsuid), so a
+ * 0600 /dev/fuse (this machine) refuses every unprivileged mount, while
+ * stock udev rules make it 0666. Give this test process a private mount
+ * namespace in which /dev/fuse is a 0666 node of the same device: the
+ * daemon and its fusermount3 run there, the host's /dev/fuse is
+ * untouched, and every mount made here dies with the namespace. NULL,
+ * or why it cannot be done.
+ */
+static const char *fuse_for_users(void)
+{
+	char node[600];
+
+	if (as_user(65534, 65534, open_fuse, NULL) == 0)
+		return NULL;
+	snprintf(node, sizeof(node), "%s/fuse", h_base);
+	if (unshare(CLONE_NEWNS))
+		return "unshare(CLONE_NEWNS) refused";
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL))
+		return "cannot make the mount namespace private";
+	if (mknod(node, S_IFCHR | 0666, makedev(10, 229)) ||
+	    chmod(node, 0666))
+		return "cannot make a fuse device node";
+	if (mount(node, "/dev/fuse", "none", MS_BIND, NULL))
+		return "cannot bind a fuse device node over /dev/fuse";
+	if (as_user(65534, 65534, open_fuse, NULL) != 0)
+		return "uid 65534 still cannot open /dev/fuse";
+	return NULL;
+}
+
+/* Start the daemon as uid 65534 (its output into h_log), the limits it
+ * inherits set here; 0 once it serves, else its exit status. */
+static int up_as_nobody(const struct rlimit *memlock)
+{
+	pid_t pid;
+	int i, w, fd;
+
 	fflush(NULL);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+		fd = open(h_log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(125);
+		if (setrlimit(RLIMIT_MEMLOCK, memlock) || setgroups(0, NULL) ||
+		    setgid(65534) || setuid(65534))
 			_exit(126);
+		/* after setuid, which clears it */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execl(h_bin(), h_bin(), "--store", h_store, "mount", h_mp,
 		      "-f", "-o", "auto_unmount", (char *)NULL);
 		_exit(127);
 	}
 	h_daemon = pid;
-	snprintf(path, sizeof(path), "%s/.status", h_mp);
-	for (i = 0; i < 4000 && stat(path, &st); i++) {
+	/* readiness, not a timed assertion */
+	for (i = 0; i < 4000 && as_user(65534, 65534, status_up, NULL); i++) {
 		if (waitpid(pid, &w, WNOHANG) == pid) {
 			h_daemon = -1;
-			break;
+			return WIFEXITED(w) ? WEXITSTATUS(w) : -1;
 		}
 		ru_msleep(5);
 	}
-	ck_assert_msg(i < 4000, "the daemon did not come up as uid 65534");
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	return i < 4000 ? 0 : -1;
+}
+
+/*
+ * The daemon run as uid 65534 (mounting through the setuid fusermount3,
+ * no allow_other) hardens itself as it does as root: its /proc files
+ * belong to root (not dumpable), no core dumps (RLIMIT_CORE 0, soft and
+ * hard), and memory locked exactly when fs/mount.c promises to lock it
+ * for a non-root uid: with an unlimited RLIMIT_MEMLOCK. Under a finite
+ * one it locks nothing and says so on stderr. The test asks for an
+ * unlimited limit (root may raise it only with CAP_SYS_RESOURCE) and
+ * checks the branch the daemon got.
+ */
+START_TEST(daemon_not_dumpable)
+{
+	char path[600], *argv[] = {"chown", "-R", "65534:65534", h_base, NULL};
+	struct rlimit ml = {RLIM_INFINITY, RLIM_INFINITY};
+	const char *why;
+	char *lim, *log, *p;
+	struct stat st;
+	long lck;
+	int rc, san;
+
+	NEED_ROOT();
+	if (!fusermount_setuid()) {
+		printf("daemon_not_dumpable: SKIP: fusermount3 is not setuid "
+		       "root here: uid 65534 cannot mount\n");
+		return;
+	}
+	if ((why = fuse_for_users())) {
+		printf("daemon_not_dumpable: SKIP: uid 65534 cannot open "
+		       "/dev/fuse and %s\n", why);
+		return;
+	}
+	ck_assert_int_eq(h_run(argv, NULL), 0);
+	if (setrlimit(RLIMIT_MEMLOCK, &ml))
+		ck_assert_int_eq(getrlimit(RLIMIT_MEMLOCK, &ml), 0);
+	rc = up_as_nobody(&ml);
+	log = tu_read_file(h_log, NULL);
+	ck_assert_msg(rc == 0, "the daemon did not come up as uid 65534 "
+		      "(%d): %s", rc, log ? log : "");
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)h_daemon);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_msg(st.st_uid == 0,
 		      "/proc/PID of the daemon belongs to uid %u: dumpable",
 		      (unsigned)st.st_uid);
+	ck_assert_int_eq(status_kb(h_daemon, "Uid:"), 65534);
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)h_daemon);
+	lim = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(lim);
+	p = strstr(lim, "Max core file size");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(!strncmp(p + 26, "0                    0 ", 23),
+		      "core dumps: %.60s", p);
+	free(lim);
+	/* libsodium keeps the key material in locked pages either way (a
+	 * sanitizer's runtime turns mlock into a no-op) */
+	lck = status_kb(h_daemon, "VmLck:");
+	san = sanitized(h_daemon);
+	ck_assert(san || lck > 0);
+	if (ml.rlim_cur != RLIM_INFINITY) {
+		ck_assert_int_eq(text_locked(h_daemon), 0);
+		ck_assert_ptr_nonnull(strstr(log, "secretfs: mount: memory not "
+					     "locked: RLIMIT_MEMLOCK is "
+					     "limited\n"));
+	} else {
+		ck_assert(san || text_locked(h_daemon));
+	}
+	printf("daemon_not_dumpable: uid 65534, RLIMIT_MEMLOCK %s: VmLck "
+	       "%ld kB%s\n", ml.rlim_cur == RLIM_INFINITY ? "unlimited"
+							 : "limited",
+	       lck, san ? " (sanitizer: VmLck not checked)" : "");
+	free(log);
 }
 END_TEST
 

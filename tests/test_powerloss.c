@@ -1206,6 +1206,173 @@ START_TEST(test_shim_keeps_synced)
 }
 END_TEST
 
+/*
+ * Failed syncs (crashvfs_fail_sync), raw SQLite under each journal mode
+ * the store may use: a row committed, then an INSERT whose k-th sync
+ * fails. The failure is reported (SQLITE_IOERR_FSYNC); after power loss
+ * right after it the database is intact, the row committed before is
+ * there, the failed row is absent or present (never half), and a new
+ * row commits. WAL runs with locking_mode=EXCLUSIVE, which needs no
+ * shared memory from the VFS.
+ */
+struct sync_run {
+	const char *journal; /* journal_mode */
+	long fail_at;	     /* the sync that fails; 0: none */
+	int lose;	     /* crashvfs_fail_sync's lose */
+	enum crashvfs_keep keep;
+	int rc;		     /* the INSERT's extended result code */
+	long syncs;	     /* syncs the INSERT made */
+};
+
+static void exec_ok(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK,
+		      "%s: %s", sql, msg ? msg : "?");
+}
+
+static int count_rows(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+			 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* After the reboot, through the unix VFS: intact, row 1 there, a new
+ * row commits. The number of failed rows (x = 2) found. */
+static int rows_after_reboot(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int failed;
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1,
+					    &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM t WHERE x = 1"),
+			 1);
+	failed = count_rows(db, "SELECT count(*) FROM t WHERE x = 2");
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM t"), 1 + failed);
+	exec_ok(db, "INSERT INTO t VALUES (3)");
+	sqlite3_close(db);
+	return failed;
+}
+
+/* One run (see struct sync_run); the rows x = 2 after the reboot. */
+static int sync_fail_run(struct sync_run *r)
+{
+	char *d = tu_tmpdir("powerloss-sync"), path[4096], sql[128];
+	sqlite3 *db = NULL;
+	int wal = strcmp(r->journal, "WAL") == 0, failed;
+
+	snprintf(path, sizeof(path), "%s/t.db", d);
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", r->journal);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	exec_ok(db, sql);
+	exec_ok(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+	sqlite3_close(db);
+	ck_assert_int_eq(crashvfs_install(), 0);
+	crashvfs_arm(0, 0x5eedULL + (uint64_t)r->fail_at, r->keep);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	if (wal)
+		exec_ok(db, "PRAGMA locking_mode=EXCLUSIVE");
+	exec_ok(db, "PRAGMA synchronous=FULL");
+	exec_ok(db, sql);
+	ck_assert_int_eq(count_rows(db, "SELECT count(*) FROM t"), 1);
+	crashvfs_fail_sync(r->fail_at, 1, r->lose);
+	sqlite3_exec(db, "INSERT INTO t VALUES (2)", NULL, NULL, NULL);
+	r->rc = sqlite3_extended_errcode(db);
+	r->syncs = crashvfs_syncs();
+	crashvfs_crash_now();
+	sqlite3_close(db);
+	crashvfs_uninstall();
+	failed = rows_after_reboot(path);
+	tu_rmrf(d);
+	free(d);
+	return failed;
+}
+
+/* Every sync of the INSERT's commit in turn, every keep mode, lost or
+ * pending. */
+static void sync_failures(const char *journal)
+{
+	struct sync_run r = {journal, 0, 0, CRASHVFS_KEEP_ALL, 0, 0};
+	long k, n;
+	int keep, lose, kept = 0, runs = 0;
+
+	ck_assert_int_eq(sync_fail_run(&r), 1);
+	ck_assert_int_eq(r.rc, SQLITE_OK);
+	n = r.syncs;
+	ck_assert_int_ge(n, 1);
+	for (k = 1; k <= n; k++)
+		for (keep = 0; keep < 3; keep++)
+			for (lose = 0; lose < 2; lose++) {
+				r.fail_at = k;
+				r.keep = (enum crashvfs_keep)keep;
+				r.lose = lose;
+				kept += sync_fail_run(&r);
+				runs++;
+				ck_assert_msg(r.rc == SQLITE_IOERR_FSYNC,
+					      "%s: sync %ld of %ld failed: "
+					      "INSERT gave %d (%s)", journal, k,
+					      n, r.rc, sqlite3_errstr(r.rc));
+			}
+	printf("powerloss: journal_mode=%s: each of the %ld syncs of a commit "
+	       "failed: %d runs, the failed row durable in %d\n",
+	       journal, n, runs, kept);
+}
+
+START_TEST(test_sync_fail_truncate)
+{
+	sync_failures("TRUNCATE");
+}
+END_TEST
+
+START_TEST(test_sync_fail_delete)
+{
+	sync_failures("DELETE");
+}
+END_TEST
+
+START_TEST(test_sync_fail_wal)
+{
+	sync_failures("WAL");
+}
+END_TEST
+
+/*
+ * The knob has teeth. In TRUNCATE mode a commit's last sync makes the
+ * journal's truncation (its commit point) durable; when it fails, the
+ * truncation is not durable: dropped at the power cut, the row is gone;
+ * kept pending and kept at the cut, the row is there; lost, it is gone
+ * even though everything unsynced was kept.
+ */
+START_TEST(test_sync_fail_makes_nothing_durable)
+{
+	struct sync_run r = {"TRUNCATE", 0, 0, CRASHVFS_KEEP_ALL, 0, 0};
+
+	ck_assert_int_eq(sync_fail_run(&r), 1);
+	r.fail_at = r.syncs;
+	r.keep = CRASHVFS_DROP_ALL;
+	ck_assert_int_eq(sync_fail_run(&r), 0);
+	r.keep = CRASHVFS_KEEP_ALL;
+	ck_assert_int_eq(sync_fail_run(&r), 1);
+	r.lose = 1;
+	ck_assert_int_eq(sync_fail_run(&r), 0);
+	ck_assert_int_eq(r.rc, SQLITE_IOERR_FSYNC);
+}
+END_TEST
+
 static TCase *workload_tcase(const char *name, void (*setup)(void))
 {
 	TCase *tc = tcase_create(name);
@@ -1226,6 +1393,10 @@ static Suite *powerloss_suite(void)
 
 	tcase_add_test(tc, test_shim_drops_unsynced);
 	tcase_add_test(tc, test_shim_keeps_synced);
+	tcase_add_test(tc, test_sync_fail_truncate);
+	tcase_add_test(tc, test_sync_fail_delete);
+	tcase_add_test(tc, test_sync_fail_wal);
+	tcase_add_test(tc, test_sync_fail_makes_nothing_durable);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, workload_tcase("store", store_setup));
 	suite_add_tcase(s, workload_tcase("services", svc_setup));

@@ -2,8 +2,10 @@
  * minifuse: the smallest useful FUSE file server, the floor scripts/bench
  * measures secretfs against. Low-level libfuse3 API, everything in memory:
  * three read-only files f100, f4096 and f65536 (their byte sizes) in the
- * root, and files the client creates, named wN (N a decimal number, so that
- * a lookup is a parse, not a search), each up to 64 KiB.
+ * root, also reachable as secrets/sN/default (the depth of a secretfs
+ * value, so that path walks compare equal numbers of FUSE components), and
+ * files the client creates, named wN (N a decimal number, so that a lookup
+ * is a parse, not a search), each up to 64 KiB.
  *
  * Options: --direct-io (every read reaches the daemon), --kernel-cache
  * (keep_cache: the page cache survives across opens), --noopen (reply
@@ -55,6 +57,8 @@ enum mf_op {
 #define MAX_VALUE 65536
 #define NR_FIXED  3
 #define FIXED_INO 2  /* f100 = 2, f4096 = 3, f65536 = 4 */
+#define SEC_INO	  8  /* secrets/ */
+#define SDIR_INO  9  /* secrets/s100 = 9, s4096 = 10, s65536 = 11 */
 #define DYN_INO	  16 /* wN has inode DYN_INO + N */
 #define MAX_DYN	  (1u << 20)
 
@@ -96,7 +100,8 @@ static int fill_attr(fuse_ino_t ino, struct stat *st)
 	st->st_ino = ino;
 	st->st_uid = getuid();
 	st->st_gid = getgid();
-	if (ino == FUSE_ROOT_ID) {
+	if (ino == FUSE_ROOT_ID || ino == SEC_INO ||
+	    (ino >= SDIR_INO && ino < SDIR_INO + NR_FIXED)) {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		return 0;
@@ -149,12 +154,28 @@ static void reply_entry(fuse_req_t req, fuse_ino_t ino)
 
 static void mf_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	char buf[16];
+	size_t i;
+
 	count(OP_LOOKUP);
-	if (parent != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOENT);
+	if (parent == FUSE_ROOT_ID) {
+		reply_entry(req,
+			    strcmp(name, "secrets") ? ino_of(name) : SEC_INO);
 		return;
 	}
-	reply_entry(req, ino_of(name));
+	for (i = 0; parent == SEC_INO && i < NR_FIXED; i++) {
+		snprintf(buf, sizeof(buf), "s%zu", fixed_size[i]);
+		if (strcmp(name, buf) == 0) {
+			reply_entry(req, SDIR_INO + i);
+			return;
+		}
+	}
+	if (parent >= SDIR_INO && parent < SDIR_INO + NR_FIXED &&
+	    strcmp(name, "default") == 0) {
+		reply_entry(req, FIXED_INO + (parent - SDIR_INO));
+		return;
+	}
+	reply_entry(req, 0);
 }
 
 static void mf_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)

@@ -29,6 +29,15 @@
  * the process and reopens the files with the plain unix VFS, which sees
  * what the disk would show at reboot.
  *
+ * Failed syncs (crashvfs_fail_sync). A sync the test makes fail returns
+ * SQLITE_IOERR_FSYNC and makes nothing durable: the durable image is
+ * left as it was. What became of the changes it was asked to cover is
+ * the test's choice. Kept pending, they may still reach the disk at a
+ * power cut (as the keep mode says) or through a later sync that
+ * succeeds, as on a device that recovered. Lost, they never reach the
+ * disk, though the process still reads them back: Linux after a
+ * writeback error marks the pages clean and a later fsync succeeds.
+ *
  * What is not modelled: a device that lies about fsync, corruption of
  * data that was synced, and damage to bytes outside a write (both are
  * outside what SQLite promises to survive). Temporary files (no name)
@@ -88,6 +97,8 @@ static long points, crash_at;
 static int crashed;
 static uint64_t rng;
 static enum crashvfs_keep keep_mode;
+static long syncs, fail_first, fail_n; /* crashvfs_fail_sync's knob */
+static int fail_lose;
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -337,6 +348,16 @@ static int cv_truncate(sqlite3_file *f, sqlite3_int64 size)
 	return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
+/* Count a sync of t; 1 when the knob makes it fail (see top). */
+static int sync_fails(struct track *t)
+{
+	if (++syncs < fail_first || syncs >= fail_first + fail_n)
+		return 0;
+	if (fail_lose)
+		ops_clear(t);
+	return 1;
+}
+
 /* The model's sync: pending changes become durable (no fsync, see top). */
 static int cv_sync(sqlite3_file *f, int flags)
 {
@@ -348,6 +369,8 @@ static int cv_sync(sqlite3_file *f, int flags)
 		return SQLITE_IOERR_FSYNC;
 	if (!t)
 		return SQLITE_OK;
+	if (sync_fails(t))
+		return SQLITE_IOERR_FSYNC;
 	for (i = 0; i < t->nops; i++) {
 		if (t->ops[i].kind == OP_TRUNCATE)
 			img_truncate(t, t->ops[i].off);
@@ -544,6 +567,7 @@ void crashvfs_uninstall(void)
 	unix_vfs = NULL;
 	crashed = 0;
 	points = crash_at = 0;
+	crashvfs_fail_sync(0, 0, 0);
 }
 
 void crashvfs_arm(long at, uint64_t seed, enum crashvfs_keep keep)
@@ -568,6 +592,20 @@ void crashvfs_arm(long at, uint64_t seed, enum crashvfs_keep keep)
 	crashed = 0;
 	rng = seed;
 	keep_mode = keep;
+	crashvfs_fail_sync(0, 0, 0);
+}
+
+void crashvfs_fail_sync(long first, long n, int lose)
+{
+	syncs = 0;
+	fail_first = first;
+	fail_n = first > 0 && n > 0 ? n : 0;
+	fail_lose = lose;
+}
+
+long crashvfs_syncs(void)
+{
+	return syncs;
 }
 
 void crashvfs_crash_now(void)

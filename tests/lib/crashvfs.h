@@ -51,4 +51,21 @@ long crashvfs_points(void);
 /* 1 once power was lost. */
 int crashvfs_crashed(void);
 
+/*
+ * Make syncs fail: counting from this call the syncs of tracked files
+ * (database, journal, WAL), the first-th (1 = the next) and the n - 1
+ * after it return SQLITE_IOERR_FSYNC and make nothing durable. With lose
+ * = 0 the changes they should have made durable stay pending (a power
+ * cut keeps what the keep mode keeps; a later sync that succeeds makes
+ * them durable); with lose = 1 they never reach the disk (the process
+ * still reads them back), as when Linux drops the dirty pages of a
+ * failed writeback. first = 0 or n = 0: no sync fails. crashvfs_arm()
+ * clears it.
+ */
+void crashvfs_fail_sync(long first, long n, int lose);
+
+/* Syncs of tracked files since crashvfs_fail_sync() or crashvfs_arm(),
+ * failed ones included. */
+long crashvfs_syncs(void);
+
 #endif

@@ -72,6 +72,22 @@ int sfs_ctx_readonly(const struct sfs_ctx *ctx);
  */
 uint64_t sfs_ctx_generation(struct sfs_ctx *ctx);
 
+/*
+ * Watchers of the generation (ctx_watch.c): a cache=kernel daemon gets no
+ * request per open, so it must drop the kernel's cached pages before a
+ * writer returns. register claims a slot in DIR/generation's table for
+ * this process (0, or -1: no slot; the daemon then only polls). wait
+ * sleeps until the generation differs from seen or ms pass and returns
+ * it; ack tells writers everything up to gen is invalidated. sync is
+ * what a writer runs after its commit (ctx_end): wake the watchers and
+ * wait, at most 200 ms in all, for every live one to ack. A dead
+ * watcher's slot is free at once (its lock died with it).
+ */
+int sfs_ctx_watch_register(struct sfs_ctx *ctx);
+uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms);
+void sfs_ctx_watch_ack(struct sfs_ctx *ctx, uint64_t gen);
+void sfs_ctx_watch_sync(struct sfs_ctx *ctx);
+
 struct sfs_counts {
 	uint64_t secrets, versions, keys;
 };

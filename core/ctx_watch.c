@@ -1,0 +1,222 @@
+/*
+ * Watchers of the generation: how a writer knows that every cache=kernel
+ * daemon has dropped the kernel's cached pages of what it just changed
+ * before the writer returns ("a new version visible at the next open").
+ *
+ * A cache=kernel mount serves reads from the page cache with no request
+ * to its daemon (no OPEN at all), so nothing is checked per open: the
+ * daemon must invalidate before the writer's command or close() returns.
+ *
+ * DIR/generation holds the 8-byte counter at offset 0 (ctx.c) and, from
+ * offset WATCH_OFF, a table of WATCH_SLOTS 32-bit ack words. A daemon
+ * claims a slot by taking an OFD write lock on the slot's bytes and holds
+ * it for its life: the lock, not a pid, says the watcher is alive, so a
+ * killed daemon's slot is free at once and a reused pid never counts.
+ *
+ * The daemon FUTEX_WAITs on the counter's low word; a writer, after its
+ * commit bumped the counter, FUTEX_WAKEs it, then for each locked slot
+ * waits (FUTEX_WAIT on the ack word) until the ack reaches its
+ * generation, WATCH_WAIT_MS in all at most: a hung or stopped daemon
+ * slows a writer by that much and never blocks it. Futexes on a shared
+ * file mapping work across processes. Writers with no table (no
+ * cache=kernel daemon ever ran) pay one open + fstat per commit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "secretfs/ctx.h"
+
+#define WATCH_OFF     4096
+#define WATCH_SLOTS   64
+#define WATCH_SIZE    (WATCH_OFF + WATCH_SLOTS * 4)
+#define WATCH_WAIT_MS 200
+
+/* This process's registration (one daemon, one context). */
+static int watch_fd = -1;
+static uint32_t *watch_ack; /* our slot in the shared table */
+
+static long futex(uint32_t *addr, int op, uint32_t val,
+		  const struct timespec *ts)
+{
+	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
+}
+
+/* The counter's low 32 bits: what futexes wait on. */
+static uint32_t *gen_low(struct sfs_ctx *ctx)
+{
+	uint32_t *w = (uint32_t *)(void *)ctx->gen;
+
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return w + 1;
+#else
+	return w;
+#endif
+}
+
+static int gen_path(const struct sfs_ctx *ctx, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/generation", ctx->dir);
+
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Is some process holding slot i's lock? */
+static int slot_alive(int fd, int i)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = WATCH_OFF + i * 4;
+	fl.l_len = 4;
+	if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+		return 0;
+	return fl.l_type != F_UNLCK;
+}
+
+static int slot_claim(int fd, int i)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = WATCH_OFF + i * 4;
+	fl.l_len = 4;
+	return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+int sfs_ctx_watch_register(struct sfs_ctx *ctx)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	void *m;
+	int fd, i;
+
+	if (watch_ack)
+		return 0;
+	if (!ctx->gen_mapped || gen_path(ctx, path, sizeof(path)))
+		return -1;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) ||
+	    (st.st_size < WATCH_SIZE && ftruncate(fd, WATCH_SIZE) != 0))
+		goto fail;
+	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, WATCH_OFF);
+	if (m == MAP_FAILED)
+		goto fail;
+	for (i = 0; i < WATCH_SLOTS; i++) {
+		if (slot_claim(fd, i)) {
+			watch_ack = (uint32_t *)m + i;
+			__atomic_store_n(watch_ack, *gen_low(ctx),
+					 __ATOMIC_RELEASE);
+			watch_fd = fd;
+			return 0;
+		}
+	}
+	munmap(m, 4096);
+fail:
+	close(fd);
+	return -1;
+}
+
+uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	uint64_t g = sfs_ctx_generation(ctx);
+
+	if (g != seen)
+		return g;
+	if (ctx->gen_mapped)
+		futex(gen_low(ctx), FUTEX_WAIT, (uint32_t)seen, &ts);
+	else
+		nanosleep(&ts, NULL);
+	return sfs_ctx_generation(ctx);
+}
+
+void sfs_ctx_watch_ack(struct sfs_ctx *ctx, uint64_t gen)
+{
+	(void)ctx;
+	if (!watch_ack)
+		return;
+	__atomic_store_n(watch_ack, (uint32_t)gen, __ATOMIC_RELEASE);
+	futex(watch_ack, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* Nanoseconds left until deadline (CLOCK_MONOTONIC), or 0. */
+static long left_ns(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long d;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	d = (long long)(deadline->tv_sec - now.tv_sec) * 1000000000LL +
+	    (deadline->tv_nsec - now.tv_nsec);
+	return d > 0 ? (long)d : 0;
+}
+
+/* Wait until *ack has reached gen (32-bit serial compare) or deadline. */
+static void wait_ack(uint32_t *ack, uint32_t gen,
+		     const struct timespec *deadline)
+{
+	struct timespec ts;
+	uint32_t a;
+	long ns;
+
+	for (;;) {
+		a = __atomic_load_n(ack, __ATOMIC_ACQUIRE);
+		if ((int32_t)(a - gen) >= 0 || !(ns = left_ns(deadline)))
+			return;
+		ts.tv_sec = ns / 1000000000L;
+		ts.tv_nsec = ns % 1000000000L;
+		futex(ack, FUTEX_WAIT, a, &ts);
+	}
+}
+
+void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
+{
+	char path[PATH_MAX];
+	struct timespec deadline;
+	struct stat st;
+	uint32_t *tab, gen;
+	void *m;
+	int fd, i;
+
+	if (!ctx->gen_mapped || gen_path(ctx, path, sizeof(path)))
+		return;
+	gen = (uint32_t)sfs_ctx_generation(ctx);
+	futex(gen_low(ctx), FUTEX_WAKE, INT_MAX, NULL);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || st.st_size < WATCH_SIZE)
+		goto out;
+	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, WATCH_OFF);
+	if (m == MAP_FAILED)
+		goto out;
+	tab = m;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_nsec += (WATCH_WAIT_MS % 1000) * 1000000L;
+	deadline.tv_sec +=
+	    WATCH_WAIT_MS / 1000 + deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	for (i = 0; i < WATCH_SLOTS; i++)
+		if (slot_alive(fd, i))
+			wait_ack(tab + i, gen, &deadline);
+	munmap(m, 4096);
+out:
+	close(fd);
+}

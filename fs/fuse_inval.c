@@ -1,0 +1,224 @@
+/*
+ * What the poller drops from the kernel's caches when the store changes.
+ *
+ * The generation says that something changed, not what. Invalidating
+ * every node the kernel holds costs one notification each (several
+ * microseconds), which with tens of thousands of cached nodes outlasts
+ * the 0.2 s a cache=kernel writer waits. So, once more than INVAL_ALL_MAX
+ * nodes are cached, the poller keeps per secret name a fingerprint of its
+ * record (id, changed_at and the fields that shape its files: the core
+ * sets changed_at at every change of the secret or of one of its
+ * versions) and, at a change, lists the secrets once and invalidates only
+ * the nodes of secrets whose fingerprint moved or that are gone. With few
+ * nodes cached it drops them all (cheaper than a listing of a large
+ * store). The four fixed nodes (listing, .status) are dropped every time.
+ * KMS keys are not part of a secret's record: when any key changes
+ * (state, rotation, deletion), or a listing fails, or there is no
+ * earlier listing to compare with, every node is invalidated.
+ *
+ * Fingerprints are 64-bit FNV-1a hashes in an open-addressing table
+ * (16 bytes per secret); only the poller thread touches them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuse_int.h"
+#include "secretfs/keys.h"
+#include "secretfs/secret.h"
+
+#define FNV_SEED 0xcbf29ce484222325ULL
+
+struct fpmap {
+	uint64_t *key, *val; /* key 0: empty slot */
+	size_t cap, n;
+};
+
+static struct fpmap cur; /* poller thread */
+static uint64_t cur_keys;
+static int have_cur;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ULL;
+	return h;
+}
+
+uint64_t fs_name_hash(const char *name)
+{
+	uint64_t h = fnv(FNV_SEED, name, strlen(name));
+
+	return h ? h : 1;
+}
+
+static void map_free(struct fpmap *m)
+{
+	free(m->key);
+	free(m->val);
+	memset(m, 0, sizeof(*m));
+}
+
+static size_t map_slot(const struct fpmap *m, uint64_t k)
+{
+	size_t i = (size_t)(k * 0x9e3779b97f4a7c15ULL) & (m->cap - 1);
+
+	while (m->key[i] && m->key[i] != k)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+static int map_put(struct fpmap *m, uint64_t k, uint64_t v);
+
+static int map_grow(struct fpmap *m)
+{
+	struct fpmap g = {NULL, NULL, m->cap ? m->cap * 2 : 1024, 0};
+	size_t i;
+
+	g.key = calloc(g.cap, sizeof(*g.key));
+	g.val = calloc(g.cap, sizeof(*g.val));
+	if (!g.key || !g.val) {
+		map_free(&g);
+		return -1;
+	}
+	for (i = 0; i < m->cap; i++)
+		if (m->key[i])
+			map_put(&g, m->key[i], m->val[i]);
+	map_free(m);
+	*m = g;
+	return 0;
+}
+
+static int map_put(struct fpmap *m, uint64_t k, uint64_t v)
+{
+	size_t i;
+
+	if ((m->n + 1) * 4 > m->cap * 3 && map_grow(m))
+		return -1;
+	i = map_slot(m, k);
+	if (!m->key[i])
+		m->n++;
+	m->key[i] = k;
+	m->val[i] = v;
+	return 0;
+}
+
+/* 1 and *v when k is in m. */
+static int map_get(const struct fpmap *m, uint64_t k, uint64_t *v)
+{
+	size_t i;
+
+	if (!m->cap)
+		return 0;
+	i = map_slot(m, k);
+	*v = m->val[i];
+	return m->key[i] != 0;
+}
+
+static int secret_cb(void *arg, const struct sfs_secret_rec *r)
+{
+	uint64_t h = fnv(FNV_SEED, r->id, strlen(r->id));
+
+	h = fnv(h, &r->changed_at, sizeof(r->changed_at));
+	h = fnv(h, &r->default_version, sizeof(r->default_version));
+	h = fnv(h, &r->status, sizeof(r->status));
+	h = fnv(h, &r->mode, sizeof(r->mode));
+	h = fnv(h, &r->owner, sizeof(r->owner));
+	h = fnv(h, &r->group, sizeof(r->group));
+	h = fnv(h, &r->access_control, sizeof(r->access_control));
+	h = fnv(h, r->allowed, strlen(r->allowed));
+	h = fnv(h, r->kms_key_id, strlen(r->kms_key_id));
+	return map_put(arg, fs_name_hash(r->name), h) ? SFS_ENOMEM : 0;
+}
+
+static int key_cb(void *arg, const struct sfs_key_rec *k)
+{
+	uint64_t *h = arg;
+
+	*h = fnv(*h, k->id, strlen(k->id) + 1);
+	*h = fnv(*h, &k->state, sizeof(k->state));
+	*h = fnv(*h, &k->current_version, sizeof(k->current_version));
+	return 0;
+}
+
+/* The store as it is now: 0, or -1 when it could not be listed. */
+static int scan(struct fpmap *m, uint64_t *keys)
+{
+	*keys = FNV_SEED;
+	if (sfs_key_list(fs_d.ctx, &fs_d.meta, key_cb, keys, NULL))
+		return -1;
+	if (map_grow(m) ||
+	    sfs_secret_list(fs_d.ctx, &fs_d.meta, secret_cb, m, NULL))
+		return -1;
+	return 0;
+}
+
+static void inval(uint64_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+}
+
+/* Below this many cached nodes, invalidating them all is cheaper than
+ * listing the store (a few microseconds each either way). */
+#define INVAL_ALL_MAX 2048
+
+static void inval_all(const struct fs_node_fp *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && !fs_d.stopping; i++)
+		inval(v[i].ino);
+}
+
+/* The nodes of secrets whose fingerprint differs between cur and now. */
+static void inval_moved(const struct fs_node_fp *v, size_t n,
+			const struct fpmap *now)
+{
+	uint64_t a, b;
+	size_t i;
+
+	for (i = 0; i < n && !fs_d.stopping; i++) {
+		a = b = 0;
+		if (!v[i].secret) /* keys/NAME: only when keys change */
+			continue;
+		if (map_get(&cur, v[i].secret, &a) !=
+			map_get(now, v[i].secret, &b) ||
+		    a != b)
+			inval(v[i].ino);
+	}
+}
+
+/* Few nodes cached: drop them all and forget the fingerprints (the next
+ * diff starts from a fresh listing). Many: list the store and compare. */
+void fs_inval_changed(void)
+{
+	struct fpmap now = {NULL, NULL, 0, 0};
+	struct fs_node_fp *v;
+	size_t n = fs_node_snapshot_fp(&v);
+	uint64_t keys = 0;
+	fuse_ino_t fixed;
+	int ok;
+
+	for (fixed = FS_INO_ROOT; fixed <= FS_INO_STATUS; fixed++)
+		inval(fixed);
+	if (n <= INVAL_ALL_MAX) {
+		inval_all(v, n);
+		map_free(&cur);
+		have_cur = 0;
+		free(v);
+		return;
+	}
+	ok = scan(&now, &keys) == 0;
+	if (ok && have_cur && keys == cur_keys)
+		inval_moved(v, n, &now);
+	else
+		inval_all(v, n);
+	free(v);
+	map_free(&cur);
+	cur = now;
+	cur_keys = keys;
+	have_cur = ok;
+	if (!ok)
+		map_free(&cur);
+}
