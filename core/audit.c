@@ -31,6 +31,7 @@
 
 struct sfs_audit {
 	int fd; /* O_WRONLY | O_APPEND */
+	char *path;
 };
 
 static int errno_code(int e)
@@ -76,7 +77,8 @@ int sfs_audit_open(struct sfs_audit **out, const char *path,
 				     path, sfs_strerrno(e));
 	}
 	a = malloc(sizeof(*a));
-	if (!a) {
+	if (!a || !(a->path = strdup(path))) {
+		free(a);
 		close(fd);
 		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	}
@@ -90,6 +92,7 @@ void sfs_audit_close(struct sfs_audit *a)
 	if (!a)
 		return;
 	close(a->fd);
+	free(a->path);
 	free(a);
 }
 
@@ -316,6 +319,98 @@ static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
 	}
 	put(b, "}\n", 2);
 	return b->over ? -1 : 0;
+}
+
+int sfs_audit_line(const struct sfs_audit_event *ev, char **line,
+		   size_t *len)
+{
+	char stack[1024];
+	struct lbuf b = {stack, 0, sizeof(stack), 0};
+
+	if (fast_line(ev, &b) != 0)
+		return build_line(ev, line, len);
+	*line = malloc(b.len + 1);
+	if (!*line)
+		return SFS_ENOMEM;
+	memcpy(*line, stack, b.len);
+	(*line)[b.len] = '\0';
+	*len = b.len;
+	return SFS_OK;
+}
+
+int sfs_audit_append(struct sfs_audit *a, const char *line, size_t len)
+{
+	ssize_t w;
+
+	if (!a)
+		return SFS_OK;
+	/* One write: a retry after a short write could interleave. */
+	do {
+		w = write(a->fd, line, len);
+	} while (w < 0 && errno == EINTR);
+	return (w < 0 || (size_t)w != len) ? SFS_EIO : SFS_OK;
+}
+
+int sfs_audit_sync(struct sfs_audit *a)
+{
+	if (!a)
+		return SFS_OK;
+	return fdatasync(a->fd) < 0 ? SFS_EIO : SFS_OK;
+}
+
+int64_t sfs_audit_size(struct sfs_audit *a)
+{
+	struct stat st;
+
+	if (!a || fstat(a->fd, &st) < 0)
+		return 0;
+	return (int64_t)st.st_size;
+}
+
+int sfs_audit_tail(struct sfs_audit *a, int64_t from, char **buf,
+		   size_t *len)
+{
+	struct stat st;
+	ssize_t n = 0;
+	size_t got = 0;
+	int fd, rc = SFS_OK;
+
+	*buf = NULL;
+	*len = 0;
+	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = errno_code(errno);
+		goto out;
+	}
+	if (from < 0 || from > (int64_t)st.st_size)
+		from = 0; /* truncated or replaced: look at all of it */
+	*buf = malloc((size_t)(st.st_size - from) + 1);
+	if (!*buf) {
+		rc = SFS_ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)(st.st_size - from)) {
+		n = pread(fd, *buf + got, (size_t)(st.st_size - from) - got,
+			  from + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (n < 0)
+		rc = SFS_EIO;
+	(*buf)[got] = '\0';
+	*len = got;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc) {
+		free(*buf);
+		*buf = NULL;
+		*len = 0;
+	}
+	return rc;
 }
 
 int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev)

@@ -26,6 +26,15 @@ struct kms_slot;
 struct role_pair;
 
 #define CTX_ERRBUFS 8
+#define CTX_AUDIT_BATCH 32 /* own pending audit lines before a log sync */
+
+/* The audit line of the change in progress, committed with it. */
+struct ctx_staged {
+	int used;
+	char *line; /* result ok, with its newline; malloc'd */
+	size_t len;
+	int appended; /* written to the log after the commit */
+};
 
 struct sfs_ctx {
 	char *dir;
@@ -62,6 +71,14 @@ struct sfs_ctx {
 	struct ctx_cache *cache; /* mutex */
 	int phase;		 /* mutex: enum ctx_phase */
 	uint64_t read_gen;	 /* mutex: store generation, CTX_PH_CACHED */
+
+	/* Audit lines committed with their changes (see ctx.c). */
+	const void *writer;	 /* atomic: tag of the thread whose write
+				  * transaction is open, or NULL */
+	struct ctx_staged staged; /* mutex */
+	int64_t audit_own[CTX_AUDIT_BATCH]; /* mutex: pending rows this
+					     * context appended */
+	unsigned audit_nown;		    /* mutex */
 
 	/* Store failures for sfs_ctx_last_error(): a ring of messages so a
 	 * reader's pointer stays readable while later failures land. */
@@ -151,8 +168,30 @@ int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
 	       const struct sfs_policy_state *st, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-/* One audit line. Returns sfs_audit_write()'s result; a failure is also
- * remembered for sfs_ctx_last_error(). */
+/*
+ * One audit line. Returns sfs_audit_write()'s result; a failure is also
+ * remembered for sfs_ctx_last_error().
+ *
+ * A change's line (change set, result SFS_OK) given while this thread's
+ * write transaction is open (between ctx_begin(write) and ctx_end()) is
+ * staged instead: ctx_end() stores it in the same transaction, so that a
+ * committed change cannot lose its line to a crash, and appends it to
+ * the log right after the commit. The service's usual call after
+ * ctx_end() is then skipped: it would write the same line. When the
+ * commit fails, the staged line is dropped and that call writes the line
+ * with the failure as result, as for any refused change. The pattern for
+ * a change:
+ *
+ *	rc = ctx_begin(ctx, 1, err);
+ *	... rc = the change ...
+ *	if (rc == SFS_OK)
+ *		ctx_audit(ctx, c, &line);	(staged)
+ *	rc = ctx_end(ctx, 1, rc, err);
+ *	ctx_audit(ctx, c, &line with rc);	(skipped when staged)
+ *
+ * A service that does not stage still gets its line, written and synced
+ * after the commit as before (a crash in between can then lose it).
+ */
 struct ctx_audit_line {
 	const char *op;
 	const char *secret;

@@ -140,6 +140,8 @@ int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		ctx_refuse(err, SFS_ACT_KEY_CREATE, rc, &st, "key '%s'", name);
 	else
 		rc = key_insert(ctx, &k, err);
+	if (rc == SFS_OK) /* staged: committed with the change */
+		key_audit(ctx, c, "key.create", &k, name, rc);
 	rc = ctx_end(ctx, 1, rc, err);
 	if (rc == SFS_OK && out)
 		*out = k;
@@ -244,6 +246,9 @@ int sfs_key_set_state(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		k.state = active ? SFS_STATE_ACTIVE : SFS_STATE_DEACTIVATED;
 		rc = ctx->store->ops->key_update(ctx->store, &k, err);
 	}
+	if (rc == SFS_OK) /* staged: committed with the change */
+		key_audit(ctx, c, active ? "key.activate" : "key.deactivate",
+			  &k, key, rc);
 	rc = ctx_end(ctx, 1, rc, err);
 audit:
 	key_audit(ctx, c, active ? "key.activate" : "key.deactivate", &k, key,
@@ -271,6 +276,8 @@ int sfs_key_rotate(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	}
 	if (rc == SFS_OK)
 		rc = ctx->store->ops->key_update(ctx->store, &k, err);
+	if (rc == SFS_OK) /* staged: committed with the change */
+		key_audit(ctx, c, "key.rotate", &k, key, rc);
 	rc = ctx_end(ctx, 1, rc, err);
 	if (rc == SFS_OK && out)
 		*out = k;
@@ -293,6 +300,8 @@ int sfs_key_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = key_check(ctx, c, SFS_ACT_KEY_DELETE, key, &k, err);
 	if (rc == SFS_OK)
 		rc = ctx->store->ops->key_delete(ctx->store, k.id, err);
+	if (rc == SFS_OK) /* staged: committed with the change */
+		key_audit(ctx, c, "key.delete", &k, key, rc);
 	rc = ctx_end(ctx, 1, rc, err);
 audit:
 	key_audit(ctx, c, "key.delete", &k, key, rc);

@@ -55,6 +55,8 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc == SFS_ENOENT)
 		sfs_error_set(err, rc, "role '%s': not granted to '%s'", role,
 			      p);
+	if (rc == SFS_OK) /* staged: committed with the change */
+		ctx_audit(ctx, c, &l);
 	rc = ctx_end(ctx, 1, rc, err);
 audit:
 	l.result = rc;

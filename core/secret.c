@@ -109,15 +109,19 @@ int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	sfs_error_clear(err);
 	memset(&s, 0, sizeof(s));
 	rc = secret_new_rec(c, n, &s, err);
-	if (rc == SFS_OK)
-		rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK)
-		rc = ctx_end(ctx, 1, create_locked(ctx, c, n, &s, err), err);
-	if (rc == SFS_OK) {
+	if (rc == SFS_OK && (rc = ctx_begin(ctx, 1, err)) == SFS_OK) {
+		rc = create_locked(ctx, c, n, &s, err);
 		l.secret_id = s.id;
 		l.version = s.latest_version;
-		if (out)
-			*out = s;
+		if (rc == SFS_OK) /* staged: committed with the change */
+			ctx_audit(ctx, c, &l);
+		rc = ctx_end(ctx, 1, rc, err);
+	}
+	if (rc == SFS_OK && out)
+		*out = s;
+	if (rc != SFS_OK) {
+		l.secret_id = NULL;
+		l.version = 0;
 	}
 	l.result = rc;
 	ctx_audit(ctx, c, &l);
@@ -346,6 +350,8 @@ int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		update_apply(&s, u, allowed);
 		rc = ctx->store->ops->secret_update(ctx->store, &s, err);
 	}
+	if (rc == SFS_OK) /* staged: committed with the change */
+		secret_audit(ctx, c, "secret.update", &s, name, NULL, rc);
 	rc = ctx_end(ctx, 1, rc, err);
 audit:
 	secret_audit(ctx, c, "secret.update", &s, name, NULL, rc);
@@ -374,6 +380,9 @@ int sfs_secret_change_key(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc == SFS_OK)
 		rc = change_locked(ctx, c, SFS_ACT_SECRET_CHANGE_KEY, &st, &s,
 				   k.id, err);
+	if (rc == SFS_OK) /* staged: committed with the change */
+		secret_audit(ctx, c, "secret.change_key", &s, name,
+			     k.name[0] ? k.name : key, rc);
 	rc = ctx_end(ctx, 1, rc, err);
 audit:
 	secret_audit(ctx, c, "secret.change_key", &s, name,
@@ -384,7 +393,8 @@ audit:
 /* Status changes and delete: they need the version counts. */
 static int counted_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *name, enum sfs_action act,
-			  struct sfs_secret_rec *s, struct sfs_error *err)
+			  const char *op, struct sfs_secret_rec *s,
+			  struct sfs_error *err)
 {
 	struct ctx_versions vs;
 	struct sfs_policy_state st;
@@ -403,12 +413,15 @@ static int counted_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		ctx_versions_release(&vs);
 		rc = change_locked(ctx, c, act, &st, s, "", err);
 	}
+	if (rc == SFS_OK) /* staged: committed with the change */
+		secret_audit(ctx, c, op, s, name, NULL, rc);
 	return ctx_end(ctx, 1, rc, err);
 }
 
 int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *name, int active, struct sfs_error *err)
 {
+	const char *op = active ? "secret.activate" : "secret.deactivate";
 	struct sfs_secret_rec s;
 	int rc;
 
@@ -417,9 +430,8 @@ int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = counted_change(ctx, c, name,
 			    active ? SFS_ACT_SECRET_ACTIVATE
 				   : SFS_ACT_SECRET_DEACTIVATE,
-			    &s, err);
-	secret_audit(ctx, c, active ? "secret.activate" : "secret.deactivate",
-		     &s, name, NULL, rc);
+			    op, &s, err);
+	secret_audit(ctx, c, op, &s, name, NULL, rc);
 	return rc;
 }
 
@@ -431,7 +443,8 @@ int sfs_secret_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 	sfs_error_clear(err);
 	memset(&s, 0, sizeof(s));
-	rc = counted_change(ctx, c, name, SFS_ACT_SECRET_DELETE, &s, err);
+	rc = counted_change(ctx, c, name, SFS_ACT_SECRET_DELETE,
+			    "secret.delete", &s, err);
 	secret_audit(ctx, c, "secret.delete", &s, name, NULL, rc);
 	return rc;
 }

@@ -179,6 +179,8 @@ int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = add_check(ctx, c, name, len, expect, &s, &k, err);
 	if (rc == SFS_OK)
 		rc = ctx_version_insert(ctx, c, &s, &k, value, len, &v, err);
+	if (rc == SFS_OK) /* staged: committed with the change */
+		version_audit(ctx, c, "version.add", &s, name, v.version, rc);
 	rc = ctx_end(ctx, 1, rc, err);
 	if (rc == SFS_OK && out)
 		*out = v;
@@ -551,9 +553,12 @@ static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	sfs_error_clear(err);
 	memset(&s, 0, sizeof(s));
 	rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK)
-		rc = ctx_end(ctx, 1,
-			     change_locked(ctx, c, act, name, n, &s, err), err);
+	if (rc == SFS_OK) {
+		rc = change_locked(ctx, c, act, name, n, &s, err);
+		if (rc == SFS_OK) /* staged: committed with the change */
+			version_audit(ctx, c, op, &s, name, n, rc);
+		rc = ctx_end(ctx, 1, rc, err);
+	}
 	version_audit(ctx, c, op, &s, name, n, rc);
 	return rc;
 }
@@ -628,9 +633,12 @@ int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	memset(&s, 0, sizeof(s));
 	memset(&v, 0, sizeof(v));
 	rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK)
-		rc = ctx_end(ctx, 1, copy_locked(ctx, c, name, n, &s, &v, err),
-			     err);
+	if (rc == SFS_OK) {
+		rc = copy_locked(ctx, c, name, n, &s, &v, err);
+		if (rc == SFS_OK) /* staged: committed with the change */
+			version_audit(ctx, c, "version.copy", &s, name, n, rc);
+		rc = ctx_end(ctx, 1, rc, err);
+	}
 	if (rc == SFS_OK && out)
 		*out = v;
 	version_audit(ctx, c, "version.copy", &s, name, n, rc);

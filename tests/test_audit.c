@@ -3,18 +3,31 @@
  * mode, failure to write (SFS_EIO), whole lines under concurrency, reading
  * back with filters and follow, and RFC 3339 times. Each test gets a fresh
  * temporary directory.
+ *
+ * Then the lines of changes through a context (core/ctx.c): committed
+ * with the change in the store, appended after the commit, reconciled
+ * at the next open when the process died in between; exactly one line
+ * per change, however often the store is reopened.
  */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "lib/testutil.h"
 #include "secretfs/audit.h"
+#include "secretfs/ctx.h"
+#include "secretfs/secret.h"
+#include "secretfs/store.h"
 #include "secretfs/value.h"
+#include "secretfs/version.h"
 
 #define NS 1000000000LL
 
@@ -694,6 +707,247 @@ START_TEST(time_round_trip)
 }
 END_TEST
 
+/* --- lines of changes, through a context ------------------------------ */
+
+static const struct sfs_caller admin = {.uid = 0, .gid = 0, .admin = 1};
+
+static struct sfs_ctx *ctx_open(const char *store)
+{
+	struct sfs_ctx_options o;
+	struct sfs_error err;
+	struct sfs_ctx *ctx = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	ck_assert_int_eq(sfs_ctx_open(&ctx, &o, &err), SFS_OK);
+	return ctx;
+}
+
+/* How many lines of the store's log contain needle. */
+static int lines_with(const char *store, const char *needle)
+{
+	char path[600], *text, *p, *nl;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/audit.log", store);
+	text = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(text);
+	for (p = text; (nl = strchr(p, '\n')); p = nl + 1) {
+		*nl = '\0';
+		n += strstr(p, needle) != NULL;
+	}
+	free(text);
+	return n;
+}
+
+/* Rows of the store's pending-audit table, read with SQLite itself. */
+static int pending_rows(const char *store)
+{
+	char path[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	snprintf(path, sizeof(path), "%s/secretfs.db", store);
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+					 NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM "
+					    "audit_pending", -1, &st, NULL),
+			 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * A stand-in for the real store, same backend, whose commit_then is
+ * replaced: "die" commits and kills the process before the line is
+ * appended (a crash between commit and append); "fail" rolls back and
+ * reports SFS_EIO (a commit that did not happen). The children die by
+ * SIGKILL, so that nothing of theirs (atexit, valgrind's leak check)
+ * runs after.
+ */
+static struct sfs_store_ops hook_ops;
+static struct sfs_store hook;
+static const struct sfs_store_ops *real_ops;
+
+static int commit_then_die(struct sfs_store *s, void (*after)(void *),
+			   void *arg, struct sfs_error *err)
+{
+	(void)after;
+	(void)arg;
+	if (real_ops->commit(s, err) == SFS_OK)
+		kill(getpid(), SIGKILL); /* as a crash: nothing runs after */
+	_exit(3);
+}
+
+static int commit_then_fail(struct sfs_store *s, void (*after)(void *),
+			    void *arg, struct sfs_error *err)
+{
+	(void)after;
+	(void)arg;
+	real_ops->rollback(s);
+	return sfs_error_set(err, SFS_EIO, "test: commit failed");
+}
+
+static void hook_install(struct sfs_ctx *ctx,
+			 int (*fn)(struct sfs_store *, void (*)(void *),
+				   void *, struct sfs_error *))
+{
+	struct sfs_store *real = sfs_ctx_store(ctx);
+
+	real_ops = real->ops;
+	hook_ops = *real->ops;
+	hook_ops.commit_then = fn;
+	hook.ops = &hook_ops;
+	hook.backend = real->backend;
+	ck_assert_ptr_eq(sfs_ctx_swap_store(ctx, &hook), real);
+}
+
+START_TEST(change_line_survives_death_after_commit)
+{
+	struct sfs_ctx *ctx;
+	struct sfs_error err;
+	char *tmp, store[512];
+	int status = -1, i;
+	pid_t pid;
+
+	ctx = tu_store_open("audit-die", &tmp, store, sizeof(store));
+	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &(struct sfs_secret_new)
+					   {.name = "t", .value = "v1",
+					    .value_len = 2}, NULL, &err),
+			 SFS_OK);
+	sfs_ctx_close(ctx);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		ctx = ctx_open(store);
+		hook_install(ctx, commit_then_die);
+		sfs_version_add(ctx, &admin, "t", "v2", 2, 0, NULL, &err);
+		_exit(4); /* the hook did not run */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	/* committed, and its line not in the log: it is in the store */
+	ck_assert_int_eq(lines_with(store, "\"op\":\"version.add\""), 0);
+	ck_assert_int_eq(pending_rows(store), 1);
+	/* the next open appends it, once, however often it reopens */
+	for (i = 0; i < 3; i++) {
+		sfs_ctx_close(ctx_open(store));
+		ck_assert_int_eq(
+		    lines_with(store, "\"op\":\"version.add\",\"secret\":"
+				      "\"t\""),
+		    1);
+		ck_assert_int_eq(lines_with(store, "\"version\":2,"
+						   "\"result\":\"ok\""),
+				 1);
+		ck_assert_int_eq(pending_rows(store), 0);
+	}
+	ctx = ctx_open(store);
+	ck_assert_int_eq(sfs_version_add(ctx, &admin, "t", "v3", 2, 0, NULL,
+					 &err), SFS_OK);
+	sfs_ctx_close(ctx);
+	ck_assert_int_eq(lines_with(store, "\"op\":\"version.add\""), 2);
+	tu_rmrf(tmp);
+	free(tmp);
+}
+END_TEST
+
+/* Lines appended before a crash are found in the log, not doubled. */
+START_TEST(appended_pending_lines_not_doubled)
+{
+	struct sfs_ctx *ctx;
+	struct sfs_error err;
+	char *tmp, store[512];
+	int status = -1;
+	pid_t pid;
+
+	ctx = tu_store_open("audit-dup", &tmp, store, sizeof(store));
+	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &(struct sfs_secret_new)
+					   {.name = "t", .value = "v1",
+					    .value_len = 2}, NULL, &err),
+			 SFS_OK);
+	sfs_ctx_close(ctx);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) { /* dies without closing: its rows stay pending */
+		ctx = ctx_open(store);
+		if (sfs_version_add(ctx, &admin, "t", "v2", 2, 0, NULL, &err) ||
+		    sfs_version_set_default(ctx, &admin, "t", 1, &err))
+			_exit(3);
+		kill(getpid(), SIGKILL);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	ck_assert_int_eq(pending_rows(store), 2);
+	ck_assert_int_eq(lines_with(store, "\"op\":\"version.add\""), 1);
+	sfs_ctx_close(ctx_open(store));
+	ck_assert_int_eq(pending_rows(store), 0);
+	ck_assert_int_eq(lines_with(store, "\"op\":\"version.add\""), 1);
+	ck_assert_int_eq(
+	    lines_with(store, "\"op\":\"version.set_default\""), 1);
+	tu_rmrf(tmp);
+	free(tmp);
+}
+END_TEST
+
+/* Many changes: one line each, and no pending row left after close (the
+ * rows go in batches, the rest at close). */
+START_TEST(batches_leave_nothing_pending)
+{
+	struct sfs_ctx *ctx;
+	struct sfs_error err;
+	char *tmp, store[512];
+	int i;
+
+	ctx = tu_store_open("audit-batch", &tmp, store, sizeof(store));
+	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &(struct sfs_secret_new)
+					   {.name = "t", .value = "v",
+					    .value_len = 1}, NULL, &err),
+			 SFS_OK);
+	for (i = 0; i < 70; i++)
+		ck_assert_int_eq(sfs_version_add(ctx, &admin, "t", "v", 1, 0,
+						 NULL, &err), SFS_OK);
+	ck_assert_int_le(pending_rows(store), 70 - 32);
+	sfs_ctx_close(ctx);
+	ck_assert_int_eq(pending_rows(store), 0);
+	ck_assert_int_eq(lines_with(store, "\"op\":\"version.add\""), 70);
+	ck_assert_int_eq(lines_with(store, "\"op\":\"secret.create\""), 1);
+	tu_rmrf(tmp);
+	free(tmp);
+}
+END_TEST
+
+/* A staged line whose commit fails: the failure is logged, once, and
+ * nothing stays pending. */
+START_TEST(failed_commit_logs_failure_once)
+{
+	struct sfs_ctx *ctx;
+	struct sfs_error err;
+	struct sfs_store *real;
+	char *tmp, store[512];
+
+	ctx = tu_store_open("audit-fail", &tmp, store, sizeof(store));
+	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &(struct sfs_secret_new)
+					   {.name = "t", .value = "v",
+					    .value_len = 1}, NULL, &err),
+			 SFS_OK);
+	real = sfs_ctx_store(ctx);
+	hook_install(ctx, commit_then_fail);
+	ck_assert_int_eq(sfs_version_add(ctx, &admin, "t", "v2", 2, 0, NULL,
+					 &err), SFS_EIO);
+	ck_assert_ptr_eq(sfs_ctx_swap_store(ctx, real), &hook);
+	sfs_ctx_close(ctx);
+	ck_assert_int_eq(lines_with(store, "\"op\":\"version.add\""), 1);
+	ck_assert_int_eq(lines_with(store, "\"result\":\"EIO\""), 1);
+	ck_assert_int_eq(pending_rows(store), 0);
+	tu_rmrf(tmp);
+	free(tmp);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
 	Suite *s = suite_create("audit");
@@ -723,6 +977,10 @@ static Suite *audit_suite(void)
 	    time_parse_forms,
 	    time_parse_rejects_garbage,
 	    time_round_trip,
+	    change_line_survives_death_after_commit,
+	    appended_pending_lines_not_doubled,
+	    batches_leave_nothing_pending,
+	    failed_commit_logs_failure_once,
 	};
 
 	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -175,6 +176,44 @@ static int file_has(const char *path, const void *needle, size_t n)
 	return found;
 }
 
+/* 1 when any file in the store directory holds the bytes, read raw. */
+static int dir_has(const void *needle, size_t n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int found = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (!found && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			found = file_has(path_in(e->d_name), needle, n);
+	closedir(d);
+	return found;
+}
+
+/* Bytes 18 and 19 of the database header: 2 for WAL, 1 for rollback. */
+static int header_mode(void)
+{
+	size_t len = 0;
+	unsigned char *db = (unsigned char *)tu_read_file(
+		path_in("secretfs.db"), &len);
+	int mode;
+
+	ck_assert_ptr_nonnull(db);
+	ck_assert_uint_ge(len, 100);
+	mode = db[18] == db[19] ? db[18] : -1;
+	free(db);
+	return mode;
+}
+
+static void mode_is_0600(const char *name)
+{
+	struct stat sb;
+
+	ck_assert_int_eq(stat(path_in(name), &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 07777, 0600);
+}
+
 /* ---- open ----------------------------------------------------------- */
 
 START_TEST(test_create_open_reopen)
@@ -191,20 +230,28 @@ START_TEST(test_create_open_reopen)
 	ck_assert_int_eq(sb.st_mode & 07777, 0600);
 	sfs_store_close(s);
 
-	/* user_version: big-endian at offset 60 of the database header */
+	/* user_version: big-endian at offset 60 of the database header;
+	 * the close checkpointed, so the database file holds it */
 	hdr = (unsigned char *)tu_read_file(path, &len);
 	ck_assert_ptr_nonnull(hdr);
 	ck_assert_uint_ge(len, 100);
 	ck_assert_int_eq(hdr[60] << 24 | hdr[61] << 16 | hdr[62] << 8 | hdr[63],
-			 1);
+			 2);
 	free(hdr);
+	ck_assert_int_eq(header_mode(), 2); /* WAL */
 
 	seed(s = open_store(0, 0));
-	/* the journal SQLite keeps (TRUNCATE) is as private as the db */
-	ck_assert_int_eq(stat(path_in("secretfs.db-journal"), &sb), 0);
-	ck_assert_int_eq(sb.st_mode & 07777, 0600);
-	ck_assert_int_eq(sb.st_size, 0);
+	/* WAL, wal-index and write lock are as private as the db */
+	mode_is_0600("secretfs.db-wal");
+	mode_is_0600("secretfs.db-shm");
+	mode_is_0600("write.lock");
+	ck_assert_int_eq(stat(path_in("secretfs.db-wal"), &sb), 0);
+	ck_assert_int_gt(sb.st_size, 0); /* the commit is in the WAL */
 	sfs_store_close(s);
+	/* closing checkpointed: the WAL is empty, and kept for read-only
+	 * opens */
+	ck_assert_int_eq(stat(path_in("secretfs.db-wal"), &sb), 0);
+	ck_assert_int_eq(sb.st_size, 0);
 	s = open_store(1, 0); /* create on an existing store just opens */
 	{
 		struct sfs_secret_rec r;
@@ -888,18 +935,19 @@ START_TEST(test_destroy_erases_blobs)
 	seed(s);
 	add_version(s, uid(101), 1, uid(1), ct, sizeof(ct));
 	add_version(s, uid(101), 2, uid(1), "keep", 4);
-	/* the test can fail: the pattern is in the file before */
-	ck_assert(file_has(path_in("secretfs.db"), PATTERN, 64));
-	ck_assert(file_has(path_in("secretfs.db"), dek1, sizeof(dek1)));
+	/* the test can fail: the pattern is on disk before (in the WAL) */
+	ck_assert(dir_has(PATTERN, 64));
+	ck_assert(dir_has(dek1, sizeof(dek1)));
 
 	OK(s->ops->begin(s, 1, &err));
 	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
 				     &err));
 	OK(s->ops->commit(s, &err));
-	ck_assert(!file_has(path_in("secretfs.db"), PATTERN, 64));
-	ck_assert(!file_has(path_in("secretfs.db"), PATTERN + 32, 32));
-	ck_assert(!file_has(path_in("secretfs.db-journal"), PATTERN, 32));
-	ck_assert(!file_has(path_in("secretfs.db"), dek1, sizeof(dek1)));
+	/* gone from every file, the WAL included, with the store still
+	 * open: no close-time checkpoint helps here */
+	ck_assert(!dir_has(PATTERN, 64));
+	ck_assert(!dir_has(PATTERN + 32, 32));
+	ck_assert(!dir_has(dek1, sizeof(dek1)));
 
 	OK(s->ops->begin(s, 0, &err));
 	OK(s->ops->version_get(s, uid(101), 1, 1, &v, &err));
@@ -1074,7 +1122,9 @@ END_TEST
  */
 static int failing_commit(void)
 {
-	static unsigned char big[60000];
+	/* more than the database holds: the WAL, empty since the last
+	 * close, must grow past the database's size */
+	static unsigned char big[150000];
 	struct sfs_version_rec v;
 	struct sfs_store *s;
 	struct rlimit rl;
@@ -1096,7 +1146,8 @@ static int failing_commit(void)
 		rc = s->ops->commit(s, &err);
 	else
 		s->ops->rollback(s);
-	if (rc != SFS_EIO || !err.msg[0])
+	/* a short write of the WAL at the limit is SQLite's "full" */
+	if ((rc != SFS_EIO && rc != SFS_ENOSPC) || !err.msg[0])
 		return 13;
 	if (s->ops->begin(s, 0, &err)) /* no transaction left open */
 		return 14;
@@ -1199,10 +1250,9 @@ START_TEST(test_check_finds_corruption)
 }
 END_TEST
 
-/* Another program switched the database to WAL, where commits need not
- * move the change counter: the generation then changes at every call,
- * so that nobody keeps a cache it cannot validate. */
-START_TEST(test_generation_under_wal_always_moves)
+/* Another program (the sqlite3 tool) commits: the generation moves, and
+ * stays put while nobody commits. */
+START_TEST(test_generation_moves_with_foreign_commits)
 {
 	struct sfs_store *a = open_store(1, 0);
 	char path[4200];
@@ -1214,16 +1264,176 @@ START_TEST(test_generation_under_wal_always_moves)
 	ck_assert_uint_eq(a->ops->generation(a), g);
 	snprintf(path, sizeof(path), "%s/secretfs.db", dir);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = WAL;", NULL,
-				      NULL, NULL), SQLITE_OK);
-	g = a->ops->generation(a);
-	ck_assert_uint_gt(a->ops->generation(a), g);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = DELETE;",
+	ck_assert_int_eq(sqlite3_exec(db, "SELECT count(*) FROM secrets;",
 				      NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	ck_assert_uint_eq(a->ops->generation(a), g); /* a read: no move */
+	ck_assert_int_eq(sqlite3_exec(db, "UPDATE secrets SET mode = 256;",
+				      NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_uint_gt(a->ops->generation(a), g);
 	g = a->ops->generation(a);
 	ck_assert_uint_eq(a->ops->generation(a), g);
+	sqlite3_close(db);
 	sfs_store_close(a);
+}
+END_TEST
+
+/* A store made with the rollback journal: a read-only open reads it as
+ * it is, the first read-write open switches it to WAL for good. */
+START_TEST(test_rollback_store_switches_to_wal)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_secret_rec r;
+	sqlite3 *db = NULL;
+
+	seed(s);
+	sfs_store_close(s);
+	ck_assert_int_eq(sqlite3_open(path_in("secretfs.db"), &db),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode = TRUNCATE;",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(header_mode(), 1);
+	s = open_store(0, 1);
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->secret_get(s, "alpha", &r, &err));
+	s->ops->rollback(s);
+	sfs_store_close(s);
+	ck_assert_int_eq(header_mode(), 1);
+	s = open_store(0, 0);
+	ck_assert_int_eq(header_mode(), 2);
+	OK(s->ops->begin(s, 0, &err));
+	OK(s->ops->secret_get(s, "alpha", &r, &err));
+	s->ops->rollback(s);
+	sfs_store_close(s);
+}
+END_TEST
+
+/*
+ * As another user (root ignores modes): open the store read-only, read
+ * version 1 of "alpha"; the exit status says how far it got.
+ */
+static int read_as_nobody(void)
+{
+	struct sfs_version_rec v;
+	struct sfs_store *s = NULL;
+	int rc;
+
+	if (setgid(65534) || setuid(65534))
+		return 10;
+	if (sfs_store_sqlite_open(dir, 0, 1, &s, &err))
+		return 11;
+	rc = s->ops->begin(s, 0, &err);
+	if (rc == 0)
+		rc = s->ops->version_get(s, uid(101), 1, 1, &v, &err);
+	if (rc)
+		return 12;
+	rc = v.ciphertext.len == 6 &&
+	     memcmp(v.ciphertext.data, "in-wal", 6) == 0 ? 0 : 13;
+	sfs_version_rec_release(&v);
+	s->ops->rollback(s);
+	if (s->ops->begin(s, 1, &err) != SFS_EROFS)
+		rc = 14;
+	sfs_store_close(s);
+	return rc;
+}
+
+/* fn's result in a child. The child reports it through a pipe and dies
+ * by SIGKILL: it holds the parent's open store, which no exit-time check
+ * (valgrind's leak check) should count. */
+static int child_status(int (*fn)(void))
+{
+	int status = -1, rc = -1, p[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		rc = fn();
+		if (write(p[1], &rc, sizeof(rc)) != (ssize_t)sizeof(rc))
+			_exit(1);
+		kill(getpid(), SIGKILL);
+	}
+	close(p[1]);
+	ck_assert_int_eq(read(p[0], &rc, sizeof(rc)), (ssize_t)sizeof(rc));
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status));
+	return rc;
+}
+
+static void chown_all(uid_t u, gid_t g)
+{
+	static const char *names[] = {"secretfs.db", "secretfs.db-wal",
+				      "secretfs.db-shm", "write.lock"};
+	size_t i;
+
+	ck_assert_int_eq(chown(dir, u, g), 0);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ck_assert_int_eq(chown(path_in(names[i]), u, g), 0);
+}
+
+/* A store directory its reader may not write (a read-only bind mount, a
+ * backup, another user's store): SQLite opens a WAL database read-only
+ * as long as the -wal and -shm files exist, which the store keeps. With
+ * the -shm writable to the reader, and with every file read-only (SQLite
+ * then reads the WAL into heap memory). As root the mode bits do not
+ * bind, so the reader is a child that became nobody. */
+START_TEST(test_readonly_dir_as_other_user)
+{
+	struct sfs_store *w = open_store(1, 0);
+
+	seed(w);
+	sfs_store_close(w);
+	w = open_store(0, 0);
+	add_version(w, uid(101), 1, uid(1), "in-wal", 6); /* not closed */
+	if (getuid() != 0) {
+		sfs_store_close(w);
+		return; /* cannot become another user */
+	}
+	chown_all(65534, 65534);
+	ck_assert_int_eq(chmod(dir, 0500), 0);
+	ck_assert_int_eq(child_status(read_as_nobody), 0);
+	sfs_store_close(w);
+	ck_assert_int_eq(chmod(path_in("secretfs.db-shm"), 0400), 0);
+	ck_assert_int_eq(chmod(path_in("secretfs.db-wal"), 0400), 0);
+	ck_assert_int_eq(chmod(path_in("secretfs.db"), 0400), 0);
+	ck_assert_int_eq(child_status(read_as_nobody), 0);
+	ck_assert_int_eq(chmod(dir, 0700), 0);
+	chown_all(0, 0);
+}
+END_TEST
+
+/* A read-only directory (a read-only bind mount, a backup): the store
+ * opens read-only and sees what was committed, in the WAL or not. */
+START_TEST(test_readonly_dir_opens)
+{
+	struct sfs_store *w = open_store(1, 0), *r;
+	struct sfs_secret_rec rec;
+	struct sfs_version_rec v;
+
+	seed(w);
+	sfs_store_close(w);
+	w = open_store(0, 0);
+	add_version(w, uid(101), 1, uid(1), "in-wal", 6);
+	ck_assert_int_eq(chmod(dir, 0500), 0);
+	r = open_store(0, 1);
+	OK(r->ops->begin(r, 0, &err));
+	OK(r->ops->secret_get(r, "alpha", &rec, &err));
+	OK(r->ops->version_get(r, uid(101), 1, 1, &v, &err));
+	ck_assert_mem_eq(v.ciphertext.data, "in-wal", 6);
+	sfs_version_rec_release(&v);
+	r->ops->rollback(r);
+	FAILS(r->ops->begin(r, 1, &err), SFS_EROFS);
+	sfs_store_close(r);
+	sfs_store_close(w);
+	/* and with no writer open */
+	r = open_store(0, 1);
+	OK(r->ops->begin(r, 0, &err));
+	OK(r->ops->secret_get(r, "alpha", &rec, &err));
+	r->ops->rollback(r);
+	sfs_store_close(r);
+	ck_assert_int_eq(chmod(dir, 0700), 0);
 }
 END_TEST
 
@@ -1326,8 +1536,13 @@ static Suite *store_suite(void)
 		{ "list_order", test_list_order },
 		{ "list_callback_stops", test_list_callback_stops },
 		{ "secret_list_after_pages", test_secret_list_after_pages },
-		{ "generation_under_wal_always_moves",
-		  test_generation_under_wal_always_moves },
+		{ "generation_moves_with_foreign_commits",
+		  test_generation_moves_with_foreign_commits },
+		{ "rollback_store_switches_to_wal",
+		  test_rollback_store_switches_to_wal },
+		{ "readonly_dir_opens", test_readonly_dir_opens },
+		{ "readonly_dir_as_other_user",
+		  test_readonly_dir_as_other_user },
 		{ "roles", test_roles },
 		{ "eexist", test_eexist },
 		{ "enoent", test_enoent },

@@ -430,10 +430,42 @@ static int cv_device_characteristics(sqlite3_file *f)
 	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
 }
 
-/* Version 1: no shared memory (no WAL) and no mmap, so every byte SQLite
- * reads or writes passes through the methods above. */
+/*
+ * Shared memory (the WAL's wal-index, DIR/secretfs.db-shm) passes through
+ * to the unix VFS untracked: it holds no data, only an index SQLite
+ * rebuilds from the WAL when the first connection after a crash opens
+ * it. The WAL file itself is tracked like the database (TRACKED_FLAGS).
+ * After power loss the calls fail like every other.
+ */
+static int cv_shm_map(sqlite3_file *f, int region, int size, int extend,
+		      void volatile **pp)
+{
+	if (crashed)
+		return SQLITE_IOERR_SHMMAP;
+	return REAL(f)->pMethods->xShmMap(REAL(f), region, size, extend, pp);
+}
+
+static int cv_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+	if (crashed && !(flags & SQLITE_SHM_UNLOCK))
+		return SQLITE_IOERR_SHMLOCK;
+	return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+
+static void cv_shm_barrier(sqlite3_file *f)
+{
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int cv_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+}
+
+/* Version 2: shared memory for WAL, but no mmap of the database, so every
+ * byte SQLite reads or writes passes through the methods above. */
 static const sqlite3_io_methods cv_methods = {
-    .iVersion = 1,
+    .iVersion = 2,
     .xClose = cv_close,
     .xRead = cv_read,
     .xWrite = cv_write,
@@ -446,6 +478,10 @@ static const sqlite3_io_methods cv_methods = {
     .xFileControl = cv_file_control,
     .xSectorSize = cv_sector_size,
     .xDeviceCharacteristics = cv_device_characteristics,
+    .xShmMap = cv_shm_map,
+    .xShmLock = cv_shm_lock,
+    .xShmBarrier = cv_shm_barrier,
+    .xShmUnmap = cv_shm_unmap,
 };
 
 /* ---- vfs ------------------------------------------------------------- */

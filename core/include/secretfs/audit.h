@@ -7,7 +7,10 @@
  * Line fields (SPEC §5): time (RFC 3339 UTC), op, secret, secret_id,
  * version, result ("ok" or the errno name), and for filesystem calls uid,
  * gid, pid, comm. Reads are not fsync'd (the read path takes no database
- * transaction and no disk flush); changes are fsync'd with the store.
+ * transaction and no disk flush). A change's line is committed with the
+ * change, in the store, then appended here; the core syncs the log and
+ * drops the stored copies in batches, and appends any a crash left out
+ * when the store is next opened for writing (see ctx.c).
  *
  * Thread-safety: sfs_audit_write() may be called from many threads.
  */
@@ -41,6 +44,23 @@ void sfs_audit_close(struct sfs_audit *a);
  * the read rather than let it go unaudited. a == NULL (audit off) is a
  * no-op returning SFS_OK. */
 int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev);
+
+/*
+ * The pieces of sfs_audit_write(), for changes whose line is committed
+ * with the change (ctx.c): the event's line with its newline, malloc'd
+ * (free it); one write(2) of it, no sync; fdatasync of the log; the
+ * log's size now; and the log's bytes from offset from to its end,
+ * malloc'd and NUL-terminated (all of it when from is past the end: the
+ * log was cut or replaced). Each returns SFS_OK or SFS_EIO (SFS_ENOMEM).
+ * a == NULL: append and sync do nothing, size is 0.
+ */
+int sfs_audit_line(const struct sfs_audit_event *ev, char **line,
+		   size_t *len);
+int sfs_audit_append(struct sfs_audit *a, const char *line, size_t len);
+int sfs_audit_sync(struct sfs_audit *a);
+int64_t sfs_audit_size(struct sfs_audit *a);
+int sfs_audit_tail(struct sfs_audit *a, int64_t from, char **buf,
+		   size_t *len);
 
 /*
  * Read the log at path back: cb gets each line (without newline) whose

@@ -102,6 +102,8 @@ typedef int (*sfs_key_cb)(void *arg, const struct sfs_key_rec *k);
 typedef int (*sfs_secret_cb)(void *arg, const struct sfs_secret_rec *s);
 typedef int (*sfs_version_cb)(void *arg, const struct sfs_version_rec *v);
 typedef int (*sfs_role_cb)(void *arg, const char *role, const char *principal);
+typedef int (*sfs_audit_pending_cb)(void *arg, int64_t seq, int64_t hint,
+				    const void *line, size_t len);
 
 /*
  * Callbacks return 0 to go on; any other value stops the listing and is
@@ -212,6 +214,34 @@ struct sfs_store_ops {
 	int (*secret_list_after)(struct sfs_store *s, const char *after_name,
 				 unsigned limit, sfs_secret_cb cb, void *arg,
 				 struct sfs_error *err);
+
+	/*
+	 * Optional (NULL: the core then commits and writes its audit line
+	 * afterwards, synced). Commit as commit() does and, once the change
+	 * is durable, call after(arg) while the store's write lock is still
+	 * held, so that no other writer of any process runs in between.
+	 * after is not called when the commit fails.
+	 */
+	int (*commit_then)(struct sfs_store *s, void (*after)(void *arg),
+			   void *arg, struct sfs_error *err);
+
+	/*
+	 * Optional, all four or none: audit lines of committed changes that
+	 * are not yet known durable in the audit log. A line added in a
+	 * write transaction commits with the change it records, so a crash
+	 * after the commit cannot lose it; the core appends it to the log,
+	 * and deletes it here once the log is synced. hint is the log's size
+	 * when the line was added (a search for it there may start at hint);
+	 * *seq (may be NULL) gets the line's number, increasing. list gives
+	 * the lines in seq order; any sets *any to 1 when there is one.
+	 */
+	int (*audit_add)(struct sfs_store *s, const char *line, size_t len,
+			 int64_t hint, int64_t *seq, struct sfs_error *err);
+	int (*audit_list)(struct sfs_store *s, sfs_audit_pending_cb cb,
+			  void *arg, struct sfs_error *err);
+	int (*audit_del)(struct sfs_store *s, int64_t seq,
+			 struct sfs_error *err);
+	int (*audit_any)(struct sfs_store *s, int *any, struct sfs_error *err);
 };
 
 struct sfs_store {
@@ -221,8 +251,10 @@ struct sfs_store {
 
 /*
  * Open (creating and migrating if create is set) the SQLite store in
- * directory dir: DIR/secretfs.db. readonly opens without write access
- * (begin(write) then fails with SFS_EROFS). SFS_ENOSTORE when the
+ * directory dir: DIR/secretfs.db, with its WAL (secretfs.db-wal and -shm)
+ * and DIR/write.lock, which every write transaction holds (see
+ * store_sqlite.c). readonly opens without write access (begin(write) then
+ * fails with SFS_EROFS) and creates no file. SFS_ENOSTORE when the
  * database does not exist and create is 0.
  */
 int sfs_store_sqlite_open(const char *dir, int create, int readonly,
