@@ -527,8 +527,8 @@ out:
  * (secret, version, key, KMS material). Read from SQLite, each request
  * cost a transaction: ~8 system calls for SQLite's locks and its
  * hot-journal and header checks, then the statements, and a heap copy
- * of the ciphertext. With the cache a request costs one read of the
- * database header (the store's generation op) and the lookups below.
+ * of the ciphertext. With the cache a request costs one look at the
+ * store's generation (a memory read in WAL mode) and the lookups below.
  *
  * Measured on the 2-CPU dev VM (load ~2, syscalls ~2 us each), one store
  * with a 100 B value, old and new builds side by side. In process, 20k
@@ -539,9 +539,10 @@ out:
  * before 156 us, after 129 us (daemon CPU per op 60 / 120 / 98 us); the
  * rest is fs/ reading /proc per open (without it: 95 us, 1.03x).
  *
- * Validity: the store's generation (SQLite's file change counter, which
- * every commit by any connection of any program bumps: the CLI, another
- * daemon, the sqlite3 tool) is read under the lock before anything is
+ * Validity: the store's generation (store_sqlite.c: the shared WAL index
+ * header, or the file change counter in rollback mode; every commit by
+ * any connection of any program moves it: the CLI, another daemon, the
+ * sqlite3 tool) is read under the lock before anything is
  * served; when it moved, everything is dropped. A fill is tagged with
  * the generation read before its transaction began, so a commit landing
  * in between only costs one more refill. Fills happen only in read
@@ -549,7 +550,7 @@ out:
  * might still be rolled back. The ctx's own generation file would not
  * do: it counts only secretfs's writers, and a blob edited by another
  * program must fail authentication at the next read, never be served
- * from here. (SQLite's page cache trusts the same counter.)
+ * from here. (SQLite's own page cache trusts the same header.)
  *
  * Slots are direct-mapped by a hash of the lookup string; a collision
  * evicts. Ciphertext is kept up to a byte budget, in refcounted buffers,

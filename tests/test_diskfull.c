@@ -454,13 +454,21 @@ static void sync_ref_free(struct sync_ref *r)
 	free(r->after_resumed);
 }
 
-/* The change whose k-th sync fails: SFS_EIO and the store's message,
- * also kept as the context's last store failure. */
-static void assert_sync_failure(struct sfs_ctx *ctx, enum sync_op op, long k)
+/*
+ * The change whose k-th sync fails: SFS_EIO and the store's message,
+ * also kept as the context's last store failure; 1 then. A sync after
+ * the commit's own (the checkpoint that follows a destroy, so destroyed
+ * bytes leave the WAL: core/store_sqlite.c) may fail with the change
+ * already durable: the change then reports done; 0 then, never for the
+ * first sync.
+ */
+static int assert_sync_failure(struct sfs_ctx *ctx, enum sync_op op, long k)
 {
 	struct sfs_error e;
 	int rc = sync_op_run(ctx, op, &e);
 
+	if (rc == SFS_OK && k > 1)
+		return 0;
 	ck_assert_msg(rc == SFS_EIO, "%s, sync %ld failing: %s (%s)",
 		      sync_op_name[op], k, sfs_err_name(rc), e.msg);
 	ck_assert_int_eq(e.code, SFS_EIO);
@@ -468,6 +476,7 @@ static void assert_sync_failure(struct sfs_ctx *ctx, enum sync_op op, long k)
 	ck_assert_int_eq(sfs_err_errno(rc), EIO);
 	ck_assert_ptr_nonnull(sfs_ctx_last_error(ctx));
 	ck_assert_str_eq(sfs_ctx_last_error(ctx), SYNC_MSG);
+	return 1;
 }
 
 /* The k-th sync of op's commit fails (lose: crashvfs_fail_sync's), then
@@ -477,14 +486,19 @@ static int fail_run(const struct sync_ref *r, enum sync_op op, long k,
 {
 	struct sfs_ctx *ctx;
 	char *dir, *now;
-	int complete;
+	int complete, failed;
 
 	ctx = shim_open(&dir, (enum crashvfs_keep)keep,
 			(uint64_t)(k * 6 + keep * 2 + lose));
 	crashvfs_fail_sync(k, 1, lose);
-	assert_sync_failure(ctx, op, k);
+	failed = assert_sync_failure(ctx, op, k);
 	now = power_loss(ctx, dir);
 	complete = !strcmp(now, r->after);
+	ck_assert_msg(failed || complete,
+		      "%s, sync %ld of %ld failed after the change reported "
+		      "done, keep %d, lose %d: after power loss the store "
+		      "holds\n%s\nnot\n%s",
+		      sync_op_name[op], k, r->syncs, keep, lose, now, r->after);
 	ck_assert_msg(complete || !strcmp(now, r->before),
 		      "%s, sync %ld of %ld failed, keep %d, lose %d: after "
 		      "power loss the store holds\n%s\nneither before\n%s\n"
@@ -515,9 +529,10 @@ static void fail_then_power_loss(enum sync_op op)
 		for (keep = 0; keep < 3; keep++)
 			for (lose = 0; lose < 2; lose++, runs++)
 				complete += fail_run(&r, op, k, keep, lose);
-	printf("diskfull: %s: each of its %ld commit syncs failed (SFS_EIO), "
-	       "then power lost: %d runs, intact, the change absent in %d "
-	       "and complete in %d\n",
+	printf("diskfull: %s: each of its %ld syncs failed in turn (SFS_EIO, "
+	       "or done for a checkpoint after the commit), then power "
+	       "lost: %d runs, intact, the change absent in %d and complete "
+	       "in %d\n",
 	       sync_op_name[op], r.syncs, runs, runs - complete, complete);
 	sync_ref_free(&r);
 }
@@ -569,12 +584,12 @@ static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
 	struct sfs_error e;
 	struct sfs_ctx *ctx;
 	char *dir, *live, *now;
-	int with;
+	int with, failed;
 
 	sfs_caller_self(&c);
 	ctx = shim_open(&dir, CRASHVFS_KEEP_SOME, (uint64_t)(k * 2 + lose));
 	crashvfs_fail_sync(k, 1, lose);
-	assert_sync_failure(ctx, op, k);
+	failed = assert_sync_failure(ctx, op, k);
 	crashvfs_fail_sync(0, 0, 0);
 	assert_value(ctx, 2, "two");
 	ck_assert_msg(sfs_version_add(ctx, &c, "s", "after", 5, 0, NULL, &e) ==
@@ -583,6 +598,9 @@ static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
 	assert_value(ctx, 0, "after");
 	live = sync_dump(ctx);
 	with = !strcmp(live, r->after_resumed);
+	ck_assert_msg(failed || with, "%s, sync %ld failed after the change "
+		      "reported done: resumed, the store shows\n%s",
+		      sync_op_name[op], k, live);
 	ck_assert_msg(with || !strcmp(live, r->before_resumed),
 		      "%s, sync %ld failed, lose %d: resumed, the store "
 		      "shows\n%s", sync_op_name[op], k, lose, live);
