@@ -31,9 +31,11 @@
  *    commit, so never checkpoint.
  * So at most one connection of any secretfs process writes or checkpoints
  * at a time. Readers never take the lock: in WAL mode they neither block
- * writers nor wait for them. The flock waits as long as the holder's
- * transaction lasts; the core never holds a transaction across a prompt
- * or a FUSE reply, and the kernel drops the lock of a process that dies.
+ * writers nor wait for them. A writer waits for the flock as long as the
+ * holder's transaction lasts, up to the busy timeout (a stopped holder
+ * then costs SFS_EIO, as SQLITE_BUSY did, not a hung daemon); the core
+ * never holds a transaction across a prompt or a FUSE reply, and the
+ * kernel drops the lock of a process that dies.
  * Other programs (the sqlite3 tool) are outside this promise.
  *
  * Write transactions take SQLite's write lock up front (BEGIN IMMEDIATE),
@@ -99,6 +101,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -468,20 +471,54 @@ static int run_plain(struct sq *q, enum stmt_id id, struct sfs_error *err,
 	return step_change(q, q->st[id], SQLITE_OK, 0, err, what);
 }
 
-/* Take or drop DIR/write.lock: see the comment at the top. */
+/* How long a writer waits for DIR/write.lock, in ms: BUSY_TIMEOUT_MS
+ * unless a test shortened it (sfs_store_sqlite_lock_wait). */
+static int lock_wait_ms = BUSY_TIMEOUT_MS;
+
+void sfs_store_sqlite_lock_wait(int ms)
+{
+	lock_wait_ms = ms > 0 ? ms : BUSY_TIMEOUT_MS;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Take DIR/write.lock: see the comment at the top. A holder that is
+ * stopped or hung must not hang every writer (and the daemon's FUSE
+ * threads) for ever, so the wait is bounded like SQLite's busy timeout:
+ * try without blocking, sleep 50 us doubling up to 2 ms, and give up
+ * with SFS_EIO (what SQLITE_BUSY maps to) after lock_wait_ms. The
+ * uncontended case is one system call.
+ */
 static int lock_take(struct sq *q, struct sfs_error *err)
 {
-	int rc;
+	struct timespec nap = { 0, 50000 };
+	int64_t end = 0;
 
 	if (q->lock_fd < 0)
 		return sfs_error_set(err, SFS_EROFS,
 				     "begin: store opened read-only");
-	do {
-		rc = flock(q->lock_fd, LOCK_EX);
-	} while (rc < 0 && errno == EINTR);
-	if (rc < 0)
-		return sfs_error_set(err, SFS_EIO, "lock store: %s",
-				     sfs_strerrno(errno));
+	while (flock(q->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return sfs_error_set(err, SFS_EIO, "lock store: %s",
+					     sfs_strerrno(errno));
+		if (!end)
+			end = now_ms() + lock_wait_ms;
+		else if (now_ms() >= end)
+			return sfs_error_set(err, SFS_EIO,
+					     "lock store: database is locked "
+					     "(another process holds %s)",
+					     LOCK_NAME);
+		nanosleep(&nap, NULL);
+		if (nap.tv_nsec < 2000000)
+			nap.tv_nsec *= 2;
+	}
 	q->locked = 1;
 	return 0;
 }
