@@ -14,6 +14,15 @@
  * before (5.2x, 6.7x, 7.9x the minimal FUSE create + write + close plus
  * one write + fsync of the same run) and 590, 1496 and 1436 us after
  * (1.43x, 2.31x, 1.55x; best run: 590 us against 153 + 259 us).
+ * That fdatasync also writes the WAL's inode whenever the WAL's mtime
+ * moved since the last commit. With multigrain timestamps (Linux 6.13+)
+ * it moves whenever any file whose times were read by stat since its
+ * last change is changed again, so nothing on the commit path stats a
+ * file that each commit changes (the audit log's size comes from lseek,
+ * ctx_watch.c keeps DIR/generation mapped): on the dev VM (ext4 without
+ * a journal) the stat of the audit log made every commit write the
+ * inode, one more disk write, where a plain write + fsync in a loop
+ * writes it about one time in five.
  *
  * The WAL-reset bug. Debian 12's SQLite 3.40.1 can corrupt a WAL database
  * when two connections write, or checkpoint, at the same moment while one
