@@ -1305,6 +1305,7 @@ int sfs_ctx_open(struct sfs_ctx **out, const struct sfs_ctx_options *o,
 	}
 	pthread_mutex_init(&ctx->mutex, NULL);
 	ctx->gen = &ctx->gen_local;
+	ctx->watch_fd = -1;
 	ctx->readonly = o->readonly;
 	ctx->has_owner = o->has_owner;
 	ctx->owner_uid = o->owner_uid;
@@ -1337,6 +1338,7 @@ void sfs_ctx_close(struct sfs_ctx *ctx)
 	sfs_audit_close(ctx->audit);
 	kms_region_free(ctx);
 	cache_free(ctx);
+	ctx_watch_close(ctx);
 	if (ctx->gen_mapped)
 		munmap(ctx->gen, sizeof(uint64_t));
 	roles_free(ctx);
@@ -1677,6 +1679,7 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 			rc = ctx->store->ops->commit(ctx->store, err);
 		if (rc == SFS_OK) {
 			__atomic_add_fetch(ctx->gen, 1, __ATOMIC_RELEASE);
+			ctx_watch_prepare(ctx);
 			bumped = 1;
 		}
 	} else {

@@ -18,8 +18,13 @@
  * waits (FUTEX_WAIT on the ack word) until the ack reaches its
  * generation, WATCH_WAIT_MS in all at most: a hung or stopped daemon
  * slows a writer by that much and never blocks it. Futexes on a shared
- * file mapping work across processes. Writers with no table (no
- * cache=kernel daemon ever ran) pay one open + fstat per commit.
+ * file mapping work across processes. A writer keeps DIR/generation open
+ * from its first commit and maps the table once it exists: until then
+ * one lseek per commit, after that none. Never fstat: a stat marks the
+ * file's times as seen, so with multigrain timestamps (Linux 6.13+) its
+ * next change takes a fine-grained time, which moves the clock the
+ * store's WAL reads at the next commit: the WAL's mtime then changes
+ * and its fdatasync writes the inode as well (see sfs_audit_size).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -186,37 +191,57 @@ static void wait_ack(uint32_t *ack, uint32_t gen,
 	}
 }
 
-void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
+void ctx_watch_prepare(struct sfs_ctx *ctx)
 {
 	char path[PATH_MAX];
-	struct timespec deadline;
-	struct stat st;
-	uint32_t *tab, gen;
 	void *m;
-	int fd, i;
 
-	if (!ctx->gen_mapped || gen_path(ctx, path, sizeof(path)))
+	if (ctx->watch_tab || !ctx->gen_mapped)
+		return;
+	if (ctx->watch_fd < 0) {
+		if (gen_path(ctx, path, sizeof(path)))
+			return;
+		ctx->watch_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (ctx->watch_fd < 0)
+			return;
+	}
+	if (lseek(ctx->watch_fd, 0, SEEK_END) < WATCH_SIZE)
+		return;
+	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, ctx->watch_fd, WATCH_OFF);
+	if (m != MAP_FAILED)
+		ctx->watch_tab = m;
+}
+
+void ctx_watch_close(struct sfs_ctx *ctx)
+{
+	if (ctx->watch_tab)
+		munmap(ctx->watch_tab, 4096);
+	if (ctx->watch_fd >= 0)
+		close(ctx->watch_fd);
+	ctx->watch_tab = NULL;
+	ctx->watch_fd = -1;
+}
+
+/* After ctx_end() let go of the mutex: watch_fd and watch_tab were set
+ * before it did and only change at close. */
+void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
+{
+	struct timespec deadline;
+	uint32_t gen;
+	int i;
+
+	if (!ctx->gen_mapped)
 		return;
 	gen = (uint32_t)sfs_ctx_generation(ctx);
 	futex(gen_low(ctx), FUTEX_WAKE, INT_MAX, NULL);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!ctx->watch_tab)
 		return;
-	if (fstat(fd, &st) || st.st_size < WATCH_SIZE)
-		goto out;
-	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, WATCH_OFF);
-	if (m == MAP_FAILED)
-		goto out;
-	tab = m;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_nsec += (WATCH_WAIT_MS % 1000) * 1000000L;
 	deadline.tv_sec +=
 	    WATCH_WAIT_MS / 1000 + deadline.tv_nsec / 1000000000L;
 	deadline.tv_nsec %= 1000000000L;
 	for (i = 0; i < WATCH_SLOTS; i++)
-		if (slot_alive(fd, i))
-			wait_ack(tab + i, gen, &deadline);
-	munmap(m, 4096);
-out:
-	close(fd);
+		if (slot_alive(ctx->watch_fd, i))
+			wait_ack(ctx->watch_tab + i, gen, &deadline);
 }

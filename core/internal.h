@@ -53,6 +53,10 @@ struct sfs_ctx {
 	uint64_t *gen; /* the mapping, or &gen_local */
 	uint64_t gen_local;
 	int gen_mapped;
+	/* The watcher table as a writer sees it (ctx_watch.c), set up under
+	 * mutex at the end of a write transaction, read after it. */
+	int watch_fd;	     /* DIR/generation, or -1 */
+	uint32_t *watch_tab; /* its slots, or NULL: no table (yet) */
 
 	/* Unwrapped KMS key material: one locked region of fixed slots. */
 	struct kms_slot *kms; /* mutex */
@@ -255,5 +259,10 @@ int ctx_version_insert(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       struct sfs_secret_rec *s, const struct sfs_key_rec *k,
 		       const void *value, size_t len,
 		       struct sfs_version_rec *out, struct sfs_error *err);
+
+/* ctx_watch.c: under ctx->mutex after a commit, map the watcher table
+ * if it exists (once it does, no more system calls); at close, drop it. */
+void ctx_watch_prepare(struct sfs_ctx *ctx);
+void ctx_watch_close(struct sfs_ctx *ctx);
 
 #endif

@@ -14,6 +14,17 @@
  * before (5.2x, 6.7x, 7.9x the minimal FUSE create + write + close plus
  * one write + fsync of the same run) and 590, 1496 and 1436 us after
  * (1.43x, 2.31x, 1.55x; best run: 590 us against 153 + 259 us).
+ * That fdatasync also writes the WAL's inode whenever the WAL's mtime
+ * moved since the last commit. With multigrain timestamps (Linux 6.13+)
+ * it moves whenever any file whose times were read by stat since its
+ * last change is changed again, so nothing on the commit path stats a
+ * file that each commit changes (the audit log's size comes from lseek,
+ * ctx_watch.c keeps DIR/generation mapped): on the dev VM (ext4 without
+ * a journal) the stat of the audit log made every commit write the
+ * inode, one more disk write (block trace: 103 and 107 inode writes per
+ * 100 commits before, 37 to 89 after, depending on what else runs: any
+ * process's stat-then-change moves the clock too); a plain write +
+ * fsync in a loop writes it one time in four or five.
  *
  * The WAL-reset bug. Debian 12's SQLite 3.40.1 can corrupt a WAL database
  * when two connections write, or checkpoint, at the same moment while one
@@ -31,9 +42,11 @@
  *    commit, so never checkpoint.
  * So at most one connection of any secretfs process writes or checkpoints
  * at a time. Readers never take the lock: in WAL mode they neither block
- * writers nor wait for them. The flock waits as long as the holder's
- * transaction lasts; the core never holds a transaction across a prompt
- * or a FUSE reply, and the kernel drops the lock of a process that dies.
+ * writers nor wait for them. A writer waits for the flock as long as the
+ * holder's transaction lasts, up to the busy timeout (a stopped holder
+ * then costs SFS_EIO, as SQLITE_BUSY did, not a hung daemon); the core
+ * never holds a transaction across a prompt or a FUSE reply, and the
+ * kernel drops the lock of a process that dies.
  * Other programs (the sqlite3 tool) are outside this promise.
  *
  * Write transactions take SQLite's write lock up front (BEGIN IMMEDIATE),
@@ -99,6 +112,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -468,20 +482,54 @@ static int run_plain(struct sq *q, enum stmt_id id, struct sfs_error *err,
 	return step_change(q, q->st[id], SQLITE_OK, 0, err, what);
 }
 
-/* Take or drop DIR/write.lock: see the comment at the top. */
+/* How long a writer waits for DIR/write.lock, in ms: BUSY_TIMEOUT_MS
+ * unless a test shortened it (sfs_store_sqlite_lock_wait). */
+static int lock_wait_ms = BUSY_TIMEOUT_MS;
+
+void sfs_store_sqlite_lock_wait(int ms)
+{
+	lock_wait_ms = ms > 0 ? ms : BUSY_TIMEOUT_MS;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * Take DIR/write.lock: see the comment at the top. A holder that is
+ * stopped or hung must not hang every writer (and the daemon's FUSE
+ * threads) for ever, so the wait is bounded like SQLite's busy timeout:
+ * try without blocking, sleep 50 us doubling up to 2 ms, and give up
+ * with SFS_EIO (what SQLITE_BUSY maps to) after lock_wait_ms. The
+ * uncontended case is one system call.
+ */
 static int lock_take(struct sq *q, struct sfs_error *err)
 {
-	int rc;
+	struct timespec nap = { 0, 50000 };
+	int64_t end = 0;
 
 	if (q->lock_fd < 0)
 		return sfs_error_set(err, SFS_EROFS,
 				     "begin: store opened read-only");
-	do {
-		rc = flock(q->lock_fd, LOCK_EX);
-	} while (rc < 0 && errno == EINTR);
-	if (rc < 0)
-		return sfs_error_set(err, SFS_EIO, "lock store: %s",
-				     sfs_strerrno(errno));
+	while (flock(q->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return sfs_error_set(err, SFS_EIO, "lock store: %s",
+					     sfs_strerrno(errno));
+		if (!end)
+			end = now_ms() + lock_wait_ms;
+		else if (now_ms() >= end)
+			return sfs_error_set(err, SFS_EIO,
+					     "lock store: database is locked "
+					     "(another process holds %s)",
+					     LOCK_NAME);
+		nanosleep(&nap, NULL);
+		if (nap.tv_nsec < 2000000)
+			nap.tv_nsec *= 2;
+	}
 	q->locked = 1;
 	return 0;
 }

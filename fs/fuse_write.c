@@ -322,6 +322,9 @@ static void reply_open(fuse_req_t req, struct wfh *h, struct fuse_file_info *fi,
 
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;
+	/* A staged file's close has nothing to commit or report (its bytes
+	 * are in place once write() returns): no FLUSH round trip. */
+	fi->noflush = h->st != NULL;
 	fs_node_writers(h->ino, 1);
 	bad = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	if (bad) {

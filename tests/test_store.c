@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1117,6 +1119,49 @@ START_TEST(test_writers_serialise)
 END_TEST
 
 /*
+ * A process that holds DIR/write.lock and never lets go (stopped, hung)
+ * does not hang writers: begin(write) fails with SFS_EIO once the wait
+ * budget (shortened here to 200 ms) is spent, and succeeds once the
+ * holder is gone. Readers are not held up at all.
+ */
+START_TEST(test_stuck_lock_holder_fails_writer)
+{
+	struct sfs_store *s = open_store(1, 0);
+	int fd, go[2];
+	char ready;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(go), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		fd = open(path_in("write.lock"), O_RDWR);
+		if (fd < 0 || flock(fd, LOCK_EX) ||
+		    write(go[1], "r", 1) != 1)
+			_exit(9);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_eq(read(go[0], &ready, 1), 1);
+	sfs_store_sqlite_lock_wait(200);
+	FAILS(s->ops->begin(s, 1, &err), SFS_EIO);
+	ck_assert_ptr_nonnull(strstr(err.msg, "write.lock"));
+	OK(s->ops->begin(s, 0, &err)); /* a reader does not wait */
+	s->ops->rollback(s);
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	sfs_error_clear(&err);
+	OK(s->ops->begin(s, 1, &err));
+	OK(s->ops->meta_set(s, "after", "x", 1, &err));
+	OK(s->ops->commit(s, &err));
+	sfs_store_sqlite_lock_wait(0);
+	close(go[0]);
+	close(go[1]);
+	sfs_store_close(s);
+}
+END_TEST
+
+/*
  * A commit that cannot write (file size limit reached mid-commit) reports
  * the failure, leaves no transaction open and the store as it was.
  */
@@ -1553,6 +1598,8 @@ static Suite *store_suite(void)
 		{ "two_connections_see_commits",
 		  test_two_connections_see_commits },
 		{ "writers_serialise", test_writers_serialise },
+		{ "stuck_lock_holder_fails_writer",
+		  test_stuck_lock_holder_fails_writer },
 		{ "failed_commit_changes_nothing",
 		  test_failed_commit_changes_nothing },
 		{ "check_and_counts", test_check_and_counts },

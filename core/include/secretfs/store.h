@@ -260,6 +260,12 @@ struct sfs_store {
 int sfs_store_sqlite_open(const char *dir, int create, int readonly,
 			  struct sfs_store **out, struct sfs_error *err);
 
+/* Tests only: how long a writer waits for DIR/write.lock before begin()
+ * fails with SFS_EIO, in ms, for every SQLite store of the process
+ * (default and ms <= 0: 10 s, SQLite's busy timeout). Not thread-safe:
+ * call before opening stores. */
+void sfs_store_sqlite_lock_wait(int ms);
+
 /* Write the SQLite database path of store directory dir ("DIR/secretfs.db")
  * to out. 0, or SFS_EINVAL when it does not fit in cap bytes. */
 int sfs_store_sqlite_path(const char *dir, char *out, size_t cap);
