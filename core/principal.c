@@ -11,13 +11,16 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "secretfs/principal.h"
+#include "secretfs/store.h" /* SFS_PRINCIPAL_MAX */
 
 #define ID_MAX	  4294967294u
 #define ENTRY_MAX 256	/* longest principal text accepted in a list */
@@ -300,16 +303,72 @@ void sfs_caller_self(struct sfs_caller *c)
 	c->roles = SFS_ROLE_ALL;
 }
 
+/*
+ * "uid:N(name)" for created_by. Every commit through the daemon asks for
+ * one, and getpwuid_r() reads and parses /etc/passwd each time (or asks
+ * a remote name service): the answers are kept for DESCRIBE_TTL seconds
+ * in a few slots. A renamed user shows under the old name for at most
+ * that long; the numeric id, what the rules use, is always exact.
+ */
+#define DESCRIBE_SLOTS 8
+#define DESCRIBE_TTL   10
+
+static struct {
+	uint32_t uid;
+	time_t at; /* 0: empty */
+	char text[SFS_PRINCIPAL_MAX + 1];
+} describe_cache[DESCRIBE_SLOTS];
+static unsigned describe_next;
+static pthread_mutex_t describe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int describe_cached(uint32_t uid, time_t now, char *out, size_t cap)
+{
+	unsigned i;
+	int hit = 0;
+
+	pthread_mutex_lock(&describe_lock);
+	for (i = 0; i < DESCRIBE_SLOTS && !hit; i++)
+		if (describe_cache[i].at && describe_cache[i].uid == uid &&
+		    now - describe_cache[i].at < DESCRIBE_TTL &&
+		    now >= describe_cache[i].at) {
+			snprintf(out, cap, "%s", describe_cache[i].text);
+			hit = 1;
+		}
+	pthread_mutex_unlock(&describe_lock);
+	return hit;
+}
+
+static void describe_keep(uint32_t uid, time_t now, const char *text)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&describe_lock);
+	i = describe_next++ % DESCRIBE_SLOTS;
+	describe_cache[i].uid = uid;
+	describe_cache[i].at = now;
+	snprintf(describe_cache[i].text, sizeof(describe_cache[i].text), "%s",
+		 text);
+	pthread_mutex_unlock(&describe_lock);
+}
+
 void sfs_principal_describe(uint32_t uid, char *out, size_t cap)
 {
 	struct passwd pw, *pwr = NULL;
-	char *buf = malloc(NSS_BUF);
+	time_t now = time(NULL);
+	char text[SFS_PRINCIPAL_MAX + 1];
+	char *buf;
 
+	if (describe_cached(uid, now, out, cap))
+		return;
+	buf = malloc(NSS_BUF);
 	if (buf && getpwuid_r((uid_t)uid, &pw, buf, NSS_BUF, &pwr) == 0 && pwr)
-		snprintf(out, cap, "uid:%u(%s)", (unsigned)uid, pwr->pw_name);
+		snprintf(text, sizeof(text), "uid:%u(%s)", (unsigned)uid,
+			 pwr->pw_name);
 	else
-		snprintf(out, cap, "uid:%u", (unsigned)uid);
+		snprintf(text, sizeof(text), "uid:%u", (unsigned)uid);
 	free(buf);
+	snprintf(out, cap, "%s", text);
+	describe_keep(uid, now, text);
 }
 
 const char *sfs_role_name(enum sfs_role r)
