@@ -445,8 +445,7 @@ static int fp_moved(struct fnode *n, fs_fp_now_fn now, void *arg, int all)
 	return 1;
 }
 
-size_t fs_node_fp_update(fs_fp_now_fn now, void *arg, int all,
-			 uint64_t **out)
+size_t fs_node_fp_update(fs_fp_now_fn now, void *arg, int all, uint64_t **out)
 {
 	size_t i, k = 0;
 	struct fnode *n;

@@ -527,7 +527,8 @@ static int list_many(int *seen, int *late)
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, 0) || !S_ISDIR(st.st_mode))
+		if (fstatat(dirfd(d), e->d_name, &st, 0) ||
+		    !S_ISDIR(st.st_mode))
 			bad = 1;
 		if (sscanf(e->d_name, "m%4d", &i) != 1 || i < 0)
 			i = MANY_SECRETS;
