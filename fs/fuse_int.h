@@ -128,8 +128,7 @@ typedef uint64_t (*fs_fp_now_fn)(void *arg, uint64_t secret_hash);
  * Returns in *out (malloc'd; the caller frees it) the inos whose
  * secret's fingerprint moved, is gone or was unknown, and remembers
  * now's. all (or now NULL): every node, and forget the fingerprints. */
-size_t fs_node_fp_update(fs_fp_now_fn now, void *arg, int all,
-			 uint64_t **out);
+size_t fs_node_fp_update(fs_fp_now_fn now, void *arg, int all, uint64_t **out);
 
 /* --- fuse_inval.c: what the poller invalidates at a change -------------- */
 /* A name's 64-bit hash, never 0. */
