@@ -119,12 +119,16 @@ struct fs_node_ent {
 size_t fs_node_snapshot(struct fs_node_ent **out);
 /* The same for the nodes of one secret only. */
 size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out);
-/* Every dynamic node's ino and its secret's fs_name_hash (0: none, as
- * keys/NAME), for the poller; *out malloc'd. */
-struct fs_node_fp {
-	uint64_t ino, secret;
-};
-size_t fs_node_snapshot_fp(struct fs_node_fp **out);
+/* How many dynamic nodes there are. */
+size_t fs_node_count(void);
+/* The poller's fingerprint of a secret (by fs_name_hash) as the store
+ * has it now: never 0; 0 when the secret is gone. */
+typedef uint64_t (*fs_fp_now_fn)(void *arg, uint64_t secret_hash);
+/* Each node keeps the fingerprint of its secret from the last update.
+ * Returns in *out (malloc'd; the caller frees it) the inos whose
+ * secret's fingerprint moved, is gone or was unknown, and remembers
+ * now's. all (or now NULL): every node, and forget the fingerprints. */
+size_t fs_node_fp_update(fs_fp_now_fn now, void *arg, int all, uint64_t **out);
 
 /* --- fuse_inval.c: what the poller invalidates at a change -------------- */
 /* A name's 64-bit hash, never 0. */

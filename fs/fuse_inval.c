@@ -5,19 +5,24 @@
  * every node the kernel holds costs one notification each (several
  * microseconds), which with tens of thousands of cached nodes outlasts
  * the 0.2 s a cache=kernel writer waits. So, once more than INVAL_ALL_MAX
- * nodes are cached, the poller keeps per secret name a fingerprint of its
- * record (id, changed_at and the fields that shape its files: the core
- * sets changed_at at every change of the secret or of one of its
- * versions) and, at a change, lists the secrets once and invalidates only
- * the nodes of secrets whose fingerprint moved or that are gone. With few
- * nodes cached it drops them all (cheaper than a listing of a large
- * store). The four fixed nodes (listing, .status) are dropped every time.
- * KMS keys are not part of a secret's record: when any key changes
- * (state, rotation, deletion), or a listing fails, or there is no
- * earlier listing to compare with, every node is invalidated.
+ * nodes are cached, the poller lists the secrets once at a change and
+ * takes per secret name a fingerprint of its record (id, changed_at and
+ * the fields that shape its files: the core sets changed_at at every
+ * change of the secret or of one of its versions). Each node remembers
+ * its secret's fingerprint from the last change (fuse_node.c); only the
+ * nodes whose fingerprint moved, is gone or was not known yet are
+ * invalidated. With few nodes cached it drops them all (cheaper than a
+ * listing of a large store) and forgets the fingerprints. The four fixed
+ * nodes (listing, .status) are dropped every time. KMS keys are not part
+ * of a secret's record: when any key changes (state, rotation,
+ * deletion), or a listing fails, or there is no earlier listing to
+ * compare with, every node is invalidated.
  *
- * Fingerprints are 64-bit FNV-1a hashes in an open-addressing table
- * (16 bytes per secret); only the poller thread touches them.
+ * Memory: the store's fingerprints live only while a change is handled
+ * (64-bit FNV-1a hashes in an open-addressing table, 16 bytes a slot,
+ * freed at once); what stays is 8 bytes in each cached node, so the
+ * daemon's memory follows what the kernel caches, not the store's size.
+ * Only the poller thread runs this file.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +38,8 @@ struct fpmap {
 	size_t cap, n;
 };
 
-static struct fpmap cur; /* poller thread */
-static uint64_t cur_keys;
-static int have_cur;
+static uint64_t cur_keys; /* poller thread: keys at the last listing */
+static int have_keys;
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {
@@ -104,16 +108,16 @@ static int map_put(struct fpmap *m, uint64_t k, uint64_t v)
 	return 0;
 }
 
-/* 1 and *v when k is in m. */
-static int map_get(const struct fpmap *m, uint64_t k, uint64_t *v)
+/* fs_fp_now_fn over a map: k's fingerprint, 0 when k is not in it. */
+static uint64_t map_get(void *arg, uint64_t k)
 {
+	const struct fpmap *m = arg;
 	size_t i;
 
 	if (!m->cap)
 		return 0;
 	i = map_slot(m, k);
-	*v = m->val[i];
-	return m->key[i] != 0;
+	return m->key[i] ? m->val[i] : 0;
 }
 
 static int secret_cb(void *arg, const struct sfs_secret_rec *r)
@@ -129,6 +133,7 @@ static int secret_cb(void *arg, const struct sfs_secret_rec *r)
 	h = fnv(h, &r->access_control, sizeof(r->access_control));
 	h = fnv(h, r->allowed, strlen(r->allowed));
 	h = fnv(h, r->kms_key_id, strlen(r->kms_key_id));
+	h = h ? h : 1; /* 0: gone or unknown */
 	return map_put(arg, fs_name_hash(r->name), h) ? SFS_ENOMEM : 0;
 }
 
@@ -163,62 +168,28 @@ static void inval(uint64_t ino)
  * listing the store (a few microseconds each either way). */
 #define INVAL_ALL_MAX 2048
 
-static void inval_all(const struct fs_node_fp *v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n && !fs_d.stopping; i++)
-		inval(v[i].ino);
-}
-
-/* The nodes of secrets whose fingerprint differs between cur and now. */
-static void inval_moved(const struct fs_node_fp *v, size_t n,
-			const struct fpmap *now)
-{
-	uint64_t a, b;
-	size_t i;
-
-	for (i = 0; i < n && !fs_d.stopping; i++) {
-		a = b = 0;
-		if (!v[i].secret) /* keys/NAME: only when keys change */
-			continue;
-		if (map_get(&cur, v[i].secret, &a) !=
-			map_get(now, v[i].secret, &b) ||
-		    a != b)
-			inval(v[i].ino);
-	}
-}
-
 /* Few nodes cached: drop them all and forget the fingerprints (the next
- * diff starts from a fresh listing). Many: list the store and compare. */
+ * diff starts from a fresh listing). Many: list the store and drop the
+ * nodes of the secrets that moved. */
 void fs_inval_changed(void)
 {
 	struct fpmap now = {NULL, NULL, 0, 0};
-	struct fs_node_fp *v;
-	size_t n = fs_node_snapshot_fp(&v);
-	uint64_t keys = 0;
+	uint64_t keys = 0, *v;
+	size_t i, n;
 	fuse_ino_t fixed;
-	int ok;
+	int ok = 0, all = 1;
 
 	for (fixed = FS_INO_ROOT; fixed <= FS_INO_STATUS; fixed++)
 		inval(fixed);
-	if (n <= INVAL_ALL_MAX) {
-		inval_all(v, n);
-		map_free(&cur);
-		have_cur = 0;
-		free(v);
-		return;
+	if (fs_node_count() > INVAL_ALL_MAX) {
+		ok = scan(&now, &keys) == 0;
+		all = !ok || !have_keys || keys != cur_keys;
 	}
-	ok = scan(&now, &keys) == 0;
-	if (ok && have_cur && keys == cur_keys)
-		inval_moved(v, n, &now);
-	else
-		inval_all(v, n);
-	free(v);
-	map_free(&cur);
-	cur = now;
+	n = fs_node_fp_update(ok ? map_get : NULL, &now, all, &v);
+	map_free(&now);
 	cur_keys = keys;
-	have_cur = ok;
-	if (!ok)
-		map_free(&cur);
+	have_keys = ok;
+	for (i = 0; i < n && !fs_d.stopping; i++)
+		inval(v[i]);
+	free(v);
 }

@@ -9,10 +9,17 @@
  * memory follows what the kernel caches, not the size of the store. The
  * four fixed nodes (root, secrets/, keys/, .status) are never in the maps.
  *
+ * A listing of 100k secrets, each stat'd, leaves 100k nodes: each is one
+ * allocation (80 bytes for a short name: its names follow its fields, a
+ * secret's own directory keeps its name once) plus about 8 bytes of
+ * buckets, and keeps the poller's fingerprint of its secret (fuse_inval.c)
+ * so that nothing else grows with the store.
+ *
  * One mutex guards everything here; callers get copies (fs_node_get), so
  * a FORGET on another thread never frees memory a handler still reads.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,11 +27,19 @@
 
 struct fnode {
 	uint64_t ino, parent, nlookup;
-	int kind, writers, keyed;
-	uint32_t version;
-	char *secret, *name;
+	uint64_t fp; /* the poller's fingerprint of the secret; 0: unknown */
 	struct fnode *next_ino, *next_key;
+	uint32_t version;
+	int32_t writers;
+	uint8_t kind, keyed;
+	uint16_t name_at; /* the name: names + name_at */
+	char names[];	  /* the secret's name, NUL, the entry's name, NUL */
 };
+
+/* The secret's and the entry's names, both in the node's one allocation;
+ * a secret's own directory (name == secret) keeps one copy. */
+#define N_SECRET(n) ((n)->names)
+#define N_NAME(n)   ((n)->names + (n)->name_at)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fnode **by_ino, **by_key; /* lock */
@@ -61,7 +76,7 @@ static int key_eq(const struct fnode *n, int kind, const char *secret,
 		  uint32_t version, const char *name)
 {
 	return n->kind == kind && n->version == version &&
-	       !strcmp(n->secret, secret) && !strcmp(n->name, name);
+	       !strcmp(N_SECRET(n), secret) && !strcmp(N_NAME(n), name);
 }
 
 void fs_node_init(void)
@@ -75,8 +90,6 @@ void fs_node_init(void)
 
 static void node_free(struct fnode *n)
 {
-	free(n->secret);
-	free(n->name);
 	free(n);
 }
 
@@ -96,7 +109,8 @@ void fs_node_fini(void)
 	count = 0;
 }
 
-/* Double the maps when they fill up (lock held). Failure is harmless. */
+/* Double the maps at two nodes a bucket (lock held): chains stay short
+ * and the buckets cost 8 bytes a node. Failure is harmless. */
 static void grow(void)
 {
 	size_t i, old = nbuckets;
@@ -121,8 +135,8 @@ static void grow(void)
 			n->next_ino = by_ino[b];
 			by_ino[b] = n;
 			if (n->keyed) {
-				b = key_hash(n->kind, n->secret, n->version,
-					     n->name);
+				b = key_hash(n->kind, N_SECRET(n), n->version,
+					     N_NAME(n));
 				n->next_key = by_key[b];
 				by_key[b] = n;
 			}
@@ -155,41 +169,64 @@ static void unhash_key(struct fnode *n)
 
 	if (!n->keyed)
 		return;
-	pp = &by_key[key_hash(n->kind, n->secret, n->version, n->name)];
+	pp = &by_key[key_hash(n->kind, N_SECRET(n), n->version, N_NAME(n))];
 	while (*pp != n)
 		pp = &(*pp)->next_key;
 	*pp = n->next_key;
 	n->keyed = 0;
 }
 
+/* Take n out of the inode map (lock held). */
+static void unhash_ino(struct fnode *n)
+{
+	struct fnode **pp = &by_ino[ino_hash(n->ino)];
+
+	while (*pp != n)
+		pp = &(*pp)->next_ino;
+	*pp = n->next_ino;
+}
+
 static void hash_key(struct fnode *n)
 {
-	size_t b = key_hash(n->kind, n->secret, n->version, n->name);
+	size_t b = key_hash(n->kind, N_SECRET(n), n->version, N_NAME(n));
 
 	n->next_key = by_key[b];
 	by_key[b] = n;
 	n->keyed = 1;
 }
 
+/* A node holding copies of secret and name (lock held). */
+static struct fnode *node_alloc(const char *secret, const char *name)
+{
+	size_t ls = strlen(secret) + 1, ln = strlen(name) + 1;
+	int same = !strcmp(secret, name);
+	struct fnode *n;
+
+	if (ls > UINT16_MAX || ln > UINT16_MAX)
+		return NULL;
+	n = calloc(1, offsetof(struct fnode, names) + ls + (same ? 0 : ln));
+	if (!n)
+		return NULL;
+	memcpy(n->names, secret, ls);
+	n->name_at = (uint16_t)(same ? 0 : ls);
+	if (!same)
+		memcpy(n->names + ls, name, ln);
+	return n;
+}
+
 static struct fnode *node_new(uint64_t parent, int kind, const char *secret,
 			      uint32_t version, const char *name)
 {
-	struct fnode *n = calloc(1, sizeof(*n));
+	struct fnode *n = node_alloc(secret, name);
 	size_t b;
 
 	if (!n)
 		return NULL;
-	n->secret = strdup(secret);
-	n->name = strdup(name);
-	if (!n->secret || !n->name) {
-		node_free(n);
-		return NULL;
-	}
-	if (count >= nbuckets)
+	if (count >= 2 * nbuckets)
 		grow();
 	n->ino = next_ino++;
 	n->parent = parent;
-	n->kind = kind;
+	n->kind = (uint8_t)kind;
 	n->version = version;
 	b = ino_hash(n->ino);
 	n->next_ino = by_ino[b];
@@ -255,9 +292,9 @@ int fs_node_get(uint64_t ino, struct fs_node_info *out)
 		out->kind = n->kind;
 		out->version = n->version;
 		out->writers = n->writers;
-		strncpy(out->secret, n->secret, sizeof(out->secret) - 1);
+		strncpy(out->secret, N_SECRET(n), sizeof(out->secret) - 1);
 		out->secret[sizeof(out->secret) - 1] = '\0';
-		strncpy(out->name, n->name, sizeof(out->name) - 1);
+		strncpy(out->name, N_NAME(n), sizeof(out->name) - 1);
 		out->name[sizeof(out->name) - 1] = '\0';
 		rc = 0;
 	}
@@ -269,15 +306,10 @@ int fs_node_get(uint64_t ino, struct fs_node_info *out)
  * held). */
 static void maybe_free(struct fnode *n)
 {
-	struct fnode **pp;
-
 	if (n->nlookup || n->writers)
 		return;
 	unhash_key(n);
-	pp = &by_ino[ino_hash(n->ino)];
-	while (*pp != n)
-		pp = &(*pp)->next_ino;
-	*pp = n->next_ino;
+	unhash_ino(n);
 	count--;
 	node_free(n);
 }
@@ -323,32 +355,38 @@ uint64_t fs_node_find(int kind, const char *secret, uint32_t version,
 	return ino;
 }
 
+/* The names live in the node's allocation: a new name is a new node with
+ * the same inode number, lookups and writers (nobody holds a pointer to a
+ * node outside the lock). */
 void fs_node_retarget(uint64_t ino, int kind, uint32_t version,
 		      const char *name)
 {
-	struct fnode *n, *old;
-	char *copy = strdup(name);
+	struct fnode *n, *old, *m = NULL;
 
-	if (!copy)
-		return;
 	pthread_mutex_lock(&lock);
 	n = find_ino(ino);
-	if (n) {
+	if (n)
+		m = node_alloc(N_SECRET(n), name);
+	if (m) {
 		unhash_key(n);
 		/* The node the kernel just replaced stays reachable by its
 		 * inode number until forgotten, but lookups find this one. */
-		old = find_key(kind, n->secret, version, name);
+		old = find_key(kind, N_SECRET(n), version, name);
 		if (old)
 			unhash_key(old);
-		free(n->name);
-		n->name = copy;
-		copy = NULL;
-		n->kind = kind;
-		n->version = version;
-		hash_key(n);
+		unhash_ino(n);
+		m->ino = n->ino;
+		m->parent = n->parent;
+		m->nlookup = n->nlookup;
+		m->writers = n->writers;
+		m->kind = (uint8_t)kind;
+		m->version = version;
+		m->next_ino = by_ino[ino_hash(m->ino)];
+		by_ino[ino_hash(m->ino)] = m;
+		hash_key(m);
+		node_free(n);
 	}
 	pthread_mutex_unlock(&lock);
-	free(copy);
 }
 
 static size_t snapshot(const char *secret, struct fs_node_ent **out)
@@ -360,30 +398,12 @@ static size_t snapshot(const char *secret, struct fs_node_ent **out)
 	*out = malloc((count ? count : 1) * sizeof(**out));
 	for (i = 0; *out && i < nbuckets; i++)
 		for (n = by_ino[i]; n; n = n->next_ino) {
-			if (secret && strcmp(n->secret, secret))
+			if (secret && strcmp(N_SECRET(n), secret))
 				continue;
 			(*out)[k].ino = n->ino;
 			(*out)[k].parent = n->parent;
-			strncpy((*out)[k].name, n->name, 255);
+			strncpy((*out)[k].name, N_NAME(n), 255);
 			(*out)[k].name[255] = '\0';
-			k++;
-		}
-	pthread_mutex_unlock(&lock);
-	return k;
-}
-
-size_t fs_node_snapshot_fp(struct fs_node_fp **out)
-{
-	size_t i, k = 0;
-	struct fnode *n;
-
-	pthread_mutex_lock(&lock);
-	*out = malloc((count ? count : 1) * sizeof(**out));
-	for (i = 0; *out && i < nbuckets; i++)
-		for (n = by_ino[i]; n; n = n->next_ino) {
-			(*out)[k].ino = n->ino;
-			(*out)[k].secret =
-			    n->secret[0] ? fs_name_hash(n->secret) : 0;
 			k++;
 		}
 	pthread_mutex_unlock(&lock);
@@ -398,4 +418,44 @@ size_t fs_node_snapshot(struct fs_node_ent **out)
 size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out)
 {
 	return snapshot(secret, out);
+}
+
+size_t fs_node_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&lock);
+	n = count;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+/* Does node n need invalidating, given the store's fingerprints (lock
+ * held)? Remembers the new fingerprint. */
+static int fp_moved(struct fnode *n, fs_fp_now_fn now, void *arg, int all)
+{
+	uint64_t fp;
+
+	if (!n->names[0]) /* keys/NAME: only when keys change */
+		return all;
+	fp = now && !all ? now(arg, fs_name_hash(N_SECRET(n))) : 0;
+	if (!all && fp && fp == n->fp)
+		return 0;
+	n->fp = fp;
+	return 1;
+}
+
+size_t fs_node_fp_update(fs_fp_now_fn now, void *arg, int all, uint64_t **out)
+{
+	size_t i, k = 0;
+	struct fnode *n;
+
+	pthread_mutex_lock(&lock);
+	*out = malloc((count ? count : 1) * sizeof(**out));
+	for (i = 0; *out && i < nbuckets; i++)
+		for (n = by_ino[i]; n; n = n->next_ino)
+			if (fp_moved(n, now, arg, all))
+				(*out)[k++] = n->ino;
+	pthread_mutex_unlock(&lock);
+	return k;
 }

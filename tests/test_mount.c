@@ -503,6 +503,69 @@ START_TEST(mkdir_creates_secret)
 }
 END_TEST
 
+/* A listing longer than one READDIR reply (the kernel asks for up to
+ * 128 KiB at a time: here 1000 names of 120 bytes, about 150 KiB) is
+ * complete and exact, every entry stats as a directory, and a secret made
+ * with the CLI is in the next listing. */
+#define MANY_SECRETS 1000
+#define MANY_FMT     "m%04d%0115d"
+
+/* secrets/: how often each of m0000.. and "late" is listed; -1 when any
+ * other name is, or an entry does not stat as a directory. */
+static int list_many(int *seen, int *late)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d = opendir(P("secrets"));
+	char want[160];
+	int i, bad = 0;
+
+	memset(seen, 0, MANY_SECRETS * sizeof(*seen));
+	*late = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, 0) ||
+		    !S_ISDIR(st.st_mode))
+			bad = 1;
+		if (sscanf(e->d_name, "m%4d", &i) != 1 || i < 0)
+			i = MANY_SECRETS;
+		snprintf(want, sizeof(want), MANY_FMT, i, 0);
+		if (!strcmp(e->d_name, "late"))
+			(*late)++;
+		else if (i < MANY_SECRETS && !strcmp(e->d_name, want))
+			seen[i]++;
+		else
+			bad = 1;
+	}
+	closedir(d);
+	return bad ? -1 : 0;
+}
+
+START_TEST(listing_many_pages)
+{
+	int seen[MANY_SECRETS], late, i;
+	char rel[160];
+
+	up(NULL);
+	for (i = 0; i < MANY_SECRETS; i++) {
+		snprintf(rel, sizeof(rel), "secrets/" MANY_FMT, i, 0);
+		ck_assert_int_eq(mkdir(P(rel), 0755), 0);
+	}
+	ck_assert_int_eq(list_many(seen, &late), 0);
+	for (i = 0; i < MANY_SECRETS; i++)
+		ck_assert_int_eq(seen[i], 1);
+	ck_assert_int_eq(late, 0);
+	ck_assert_int_eq(cli("secret", "create", "late", NULL), 0);
+	ck_assert_int_eq(list_many(seen, &late), 0);
+	for (i = 0; i < MANY_SECRETS; i++)
+		ck_assert_int_eq(seen[i], 1);
+	ck_assert_int_eq(late, 1);
+}
+END_TEST
+
 START_TEST(mkdir_name_too_long)
 {
 	char name[140], rel[200];
@@ -1000,6 +1063,7 @@ int main(void)
 	    write_child_close_does_not_commit,
 	    write_rm_default_eperm,
 	    mkdir_creates_secret,
+	    listing_many_pages,
 	    mkdir_name_too_long,
 	    rmdir_rules,
 	    rm_version,
