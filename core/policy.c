@@ -339,6 +339,42 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 	return (s->mode & 0004) != 0;
 }
 
+/* The N of a normalised principal's "uid:N" / "gid:N" (len digits). */
+static int id_of(const char *p, size_t len, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] < '0' || p[i] > '9' ||
+		    (v = v * 10 + (uint64_t)(p[i] - '0')) > UINT32_MAX)
+			return -1;
+	*out = (uint32_t)v;
+	return len ? 0 : -1;
+}
+
+size_t sfs_policy_readers(const struct sfs_secret_rec *s,
+			  struct sfs_reader *out, size_t cap)
+{
+	const char *p = s->allowed;
+	size_t n = 0;
+	uint32_t id;
+
+	assert(s && (out || !cap));
+	if (n < cap)
+		out[n++] = (struct sfs_reader){0, s->owner};
+	while (*p && n < cap) { /* normalised: "uid:N" or "gid:N", ','-joined */
+		size_t len = strcspn(p, ",");
+
+		if (len > 4 && id_of(p + 4, len - 4, &id) == 0 &&
+		    (!memcmp(p, "uid:", 4) || !memcmp(p, "gid:", 4)))
+			out[n++] = (struct sfs_reader){p[0] == 'g', id};
+		p += len;
+		p += *p == ',';
+	}
+	return n;
+}
+
 int sfs_policy_may_manage(const struct sfs_caller *c)
 {
 	assert(c);

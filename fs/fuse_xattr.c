@@ -21,6 +21,7 @@
 #include "fuse_int.h"
 #include "secretfs/audit.h"
 #include "secretfs/keys.h"
+#include "secretfs/policy.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 #include "secretfs/version.h"
@@ -357,27 +358,27 @@ static int acl_cmp(const void *a, const void *b)
 }
 
 /* Entries of the allow list; returns how many (duplicates dropped). */
+/* The POSIX ACL of an access-controlled value file: read for exactly
+ * the principals the core's rule names (sfs_policy_readers), nobody
+ * else; the kernel wants it sorted by tag and id. */
 static size_t acl_entries(const struct sfs_secret_rec *r, struct acl_ent *e)
 {
-	const char *p = r->allowed;
-	size_t n = 0, i, k;
+	struct sfs_reader who[ACL_MAX];
+	size_t n = 0, i, k, m = sfs_policy_readers(r, who, ACL_MAX - 3);
 
-	e[n++] = (struct acl_ent){ACL_USER_OBJ, 4, ACL_UNDEF};
+	e[n++] = (struct acl_ent){ACL_USER_OBJ, 0, ACL_UNDEF};
 	e[n++] = (struct acl_ent){ACL_GROUP_OBJ, 0, ACL_UNDEF};
 	e[n++] = (struct acl_ent){ACL_MASK, 4, ACL_UNDEF};
 	e[n++] = (struct acl_ent){ACL_OTHER, 0, ACL_UNDEF};
-	while (*p && n < ACL_MAX) {
-		int user = !strncmp(p, "uid:", 4);
-		unsigned long id = strtoul(p + 4, NULL, 10);
-
-		if (user && id != r->owner)
-			e[n++] = (struct acl_ent){ACL_USER, 4, (uint32_t)id};
-		else if (!user && id == r->group)
+	for (i = 0; i < m; i++) {
+		if (!who[i].group && who[i].id == r->owner)
+			e[0].perm = 4;
+		else if (who[i].group && who[i].id == r->group)
 			e[1].perm = 4;
-		else if (!user)
-			e[n++] = (struct acl_ent){ACL_GROUP, 4, (uint32_t)id};
-		p += strcspn(p, ",");
-		p += *p == ',';
+		else
+			e[n++] = (struct acl_ent){who[i].group ? ACL_GROUP
+							       : ACL_USER,
+						  4, who[i].id};
 	}
 	qsort(e, n, sizeof(*e), acl_cmp);
 	for (i = k = 0; i < n; i++)

@@ -734,6 +734,43 @@ START_TEST(test_may_manage)
 }
 END_TEST
 
+/* The readers list says what sfs_policy_may_read says for an
+ * access-controlled secret: owner first, then the allow list in order;
+ * cap respected. */
+START_TEST(test_readers)
+{
+	struct sfs_secret_rec s;
+	struct sfs_reader r[4];
+	struct sfs_caller c;
+	size_t n, i;
+
+	memset(&s, 0, sizeof(s));
+	s.access_control = 1;
+	s.owner = 1000;
+	s.group = 50;
+	strcpy(s.allowed, "uid:2000,gid:777,uid:4294967294");
+	n = sfs_policy_readers(&s, r, 4);
+	ck_assert_uint_eq(n, 4);
+	ck_assert(!r[0].group && r[0].id == 1000);
+	ck_assert(!r[1].group && r[1].id == 2000);
+	ck_assert(r[2].group && r[2].id == 777);
+	ck_assert(!r[3].group && r[3].id == 4294967294u);
+	ck_assert_uint_eq(sfs_policy_readers(&s, r, 2), 2);
+	memset(&c, 0, sizeof(c));
+	c.via_fs = 1;
+	for (i = 0; i < n; i++) { /* each one named may read */
+		c.uid = r[i].group ? 3000 : r[i].id;
+		c.gid = r[i].group ? r[i].id : 3000;
+		ck_assert_int_eq(sfs_policy_may_read(&c, &s), 1);
+	}
+	c.uid = 3000; /* and nobody else: not the group owner either */
+	c.gid = 50;
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 0);
+	s.allowed[0] = '\0';
+	ck_assert_uint_eq(sfs_policy_readers(&s, r, 4), 1);
+}
+END_TEST
+
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *policy_suite(void)
@@ -752,6 +789,7 @@ static Suite *policy_suite(void)
 
 	tc = tcase_create("may_manage");
 	tcase_add_test(tc, test_may_manage);
+	tcase_add_test(tc, test_readers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("next_default");

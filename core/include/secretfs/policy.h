@@ -103,6 +103,20 @@ const char *sfs_policy_desc_why(const char *desc, size_t len);
 int sfs_policy_may_read(const struct sfs_caller *c,
 			const struct sfs_secret_rec *s);
 
+/*
+ * Who may read the values of an access-controlled secret (the rule of
+ * sfs_policy_may_read for access_control = 1, as a list): its owner
+ * first, then each entry of its allow list. For a front that lets the
+ * kernel enforce it (cache=kernel's POSIX ACL). Returns the count, at
+ * most cap. Pure.
+ */
+struct sfs_reader {
+	int group;   /* 0: a uid, 1: a gid */
+	uint32_t id;
+};
+size_t sfs_policy_readers(const struct sfs_secret_rec *s,
+			  struct sfs_reader *out, size_t cap);
+
 /* May the caller see all of a secret's details (1) or only the partial
  * view (0)? Only access-controlled secrets have a partial view. */
 int sfs_policy_may_view(const struct sfs_caller *c,
