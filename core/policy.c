@@ -356,11 +356,12 @@ static int id_of(const char *p, size_t len, uint32_t *out)
 size_t sfs_policy_readers(const struct sfs_secret_rec *s,
 			  struct sfs_reader *out, size_t cap)
 {
-	const char *p = s->allowed;
+	const char *p;
 	size_t n = 0;
 	uint32_t id;
 
 	assert(s && (out || !cap));
+	p = s->allowed;
 	if (n < cap)
 		out[n++] = (struct sfs_reader){0, s->owner};
 	while (*p && n < cap) { /* normalised: "uid:N" or "gid:N", ','-joined */
