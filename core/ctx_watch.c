@@ -76,31 +76,31 @@ static int gen_path(const struct sfs_ctx *ctx, char *out, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+/* fcntl(cmd) of a write lock on slot i's 4 bytes; fl holds the result. */
+static int slot_fcntl(int fd, int i, int cmd, struct flock *fl)
+{
+	memset(fl, 0, sizeof(*fl));
+	fl->l_type = F_WRLCK;
+	fl->l_whence = SEEK_SET;
+	fl->l_start = WATCH_OFF + i * 4;
+	fl->l_len = 4;
+	return fcntl(fd, cmd, fl);
+}
+
 /* Is some process holding slot i's lock? */
 static int slot_alive(int fd, int i)
 {
 	struct flock fl;
 
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = WATCH_OFF + i * 4;
-	fl.l_len = 4;
-	if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
-		return 0;
-	return fl.l_type != F_UNLCK;
+	return slot_fcntl(fd, i, F_OFD_GETLK, &fl) == 0 &&
+	       fl.l_type != F_UNLCK;
 }
 
 static int slot_claim(int fd, int i)
 {
 	struct flock fl;
 
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = WATCH_OFF + i * 4;
-	fl.l_len = 4;
-	return fcntl(fd, F_OFD_SETLK, &fl) == 0;
+	return slot_fcntl(fd, i, F_OFD_SETLK, &fl) == 0;
 }
 
 int sfs_ctx_watch_register(struct sfs_ctx *ctx)
