@@ -1,10 +1,14 @@
 /*
- * Storage helpers that do not depend on a backend: closing a store of any
- * kind and releasing the blobs records carry. Blobs are ciphertext and
+ * The store facade and the helpers that do not depend on a backend: the
+ * sfs_store_* wrappers are the only callers of a backend's ops table (so
+ * that transaction checks and fault hooks have one place to live), and
+ * sfs_store_open() is the one place a backend is chosen. Also closing a
+ * store of any kind and releasing the blobs records carry. Blobs are ciphertext and
  * wrapped keys only, but they are still wiped before free so that no copy
  * of a destroyed version lingers in freed heap. explicit_bzero keeps this
  * module free of the crypto module (the store links without libsodium).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,4 +38,240 @@ void sfs_version_rec_release(struct sfs_version_rec *v)
 		return;
 	sfs_blob_release(&v->wrapped_dek);
 	sfs_blob_release(&v->ciphertext);
+}
+
+/* ---- the facade: the only callers of the ops table ---------------------- */
+
+int sfs_store_begin(struct sfs_store *s, int write, struct sfs_error *err)
+{
+	return s->ops->begin(s, write, err);
+}
+
+int sfs_store_commit(struct sfs_store *s, struct sfs_error *err)
+{
+	return s->ops->commit(s, err);
+}
+
+void sfs_store_rollback(struct sfs_store *s)
+{
+	s->ops->rollback(s);
+}
+
+int sfs_store_meta_get(struct sfs_store *s, const char *name,
+		       struct sfs_blob *out, struct sfs_error *err)
+{
+	return s->ops->meta_get(s, name, out, err);
+}
+
+int sfs_store_meta_set(struct sfs_store *s, const char *name, const void *v,
+		       size_t len, struct sfs_error *err)
+{
+	return s->ops->meta_set(s, name, v, len, err);
+}
+
+int sfs_store_key_get(struct sfs_store *s, const char *id_or_name,
+		      struct sfs_key_rec *out, struct sfs_error *err)
+{
+	return s->ops->key_get(s, id_or_name, out, err);
+}
+
+int sfs_store_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
+		       struct sfs_error *err)
+{
+	return s->ops->key_list(s, cb, arg, err);
+}
+
+int sfs_store_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
+			 struct sfs_error *err)
+{
+	return s->ops->key_insert(s, k, err);
+}
+
+int sfs_store_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
+			 struct sfs_error *err)
+{
+	return s->ops->key_update(s, k, err);
+}
+
+int sfs_store_key_delete(struct sfs_store *s, const char *id,
+			 struct sfs_error *err)
+{
+	return s->ops->key_delete(s, id, err);
+}
+
+int sfs_store_key_in_use(struct sfs_store *s, const char *id, int *in_use,
+			 struct sfs_error *err)
+{
+	return s->ops->key_in_use(s, id, in_use, err);
+}
+
+int sfs_store_keyver_get(struct sfs_store *s, const char *key_id,
+			 uint32_t version, struct sfs_blob *wrapped,
+			 struct sfs_error *err)
+{
+	return s->ops->keyver_get(s, key_id, version, wrapped, err);
+}
+
+int sfs_store_keyver_insert(struct sfs_store *s, const char *key_id,
+			    uint32_t version, const struct sfs_blob *wrapped,
+			    int64_t created_at, struct sfs_error *err)
+{
+	return s->ops->keyver_insert(s, key_id, version, wrapped, created_at,
+				     err);
+}
+
+int sfs_store_secret_get(struct sfs_store *s, const char *id_or_name,
+			 struct sfs_secret_rec *out, struct sfs_error *err)
+{
+	return s->ops->secret_get(s, id_or_name, out, err);
+}
+
+int sfs_store_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
+			  struct sfs_error *err)
+{
+	return s->ops->secret_list(s, cb, arg, err);
+}
+
+int sfs_store_secret_insert(struct sfs_store *s,
+			    const struct sfs_secret_rec *r,
+			    struct sfs_error *err)
+{
+	return s->ops->secret_insert(s, r, err);
+}
+
+int sfs_store_secret_update(struct sfs_store *s,
+			    const struct sfs_secret_rec *r,
+			    struct sfs_error *err)
+{
+	return s->ops->secret_update(s, r, err);
+}
+
+int sfs_store_secret_delete(struct sfs_store *s, const char *id,
+			    struct sfs_error *err)
+{
+	return s->ops->secret_delete(s, id, err);
+}
+
+int sfs_store_version_get(struct sfs_store *s, const char *secret_id,
+			  uint32_t version, int with_blobs,
+			  struct sfs_version_rec *out, struct sfs_error *err)
+{
+	return s->ops->version_get(s, secret_id, version, with_blobs, out, err);
+}
+
+int sfs_store_version_list(struct sfs_store *s, const char *secret_id,
+			   sfs_version_cb cb, void *arg, struct sfs_error *err)
+{
+	return s->ops->version_list(s, secret_id, cb, arg, err);
+}
+
+int sfs_store_version_insert(struct sfs_store *s,
+			     const struct sfs_version_rec *v,
+			     struct sfs_error *err)
+{
+	return s->ops->version_insert(s, v, err);
+}
+
+int sfs_store_version_set_state(struct sfs_store *s, const char *secret_id,
+				uint32_t version, int state,
+				struct sfs_error *err)
+{
+	return s->ops->version_set_state(s, secret_id, version, state, err);
+}
+
+int sfs_store_role_grant(struct sfs_store *s, const char *role,
+			 const char *principal, struct sfs_error *err)
+{
+	return s->ops->role_grant(s, role, principal, err);
+}
+
+int sfs_store_role_revoke(struct sfs_store *s, const char *role,
+			  const char *principal, struct sfs_error *err)
+{
+	return s->ops->role_revoke(s, role, principal, err);
+}
+
+int sfs_store_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
+			struct sfs_error *err)
+{
+	return s->ops->role_list(s, cb, arg, err);
+}
+
+int sfs_store_check(struct sfs_store *s, struct sfs_error *err)
+{
+	return s->ops->check(s, err);
+}
+
+int sfs_store_counts(struct sfs_store *s, uint64_t *secrets,
+		     uint64_t *versions, uint64_t *keys, struct sfs_error *err)
+{
+	return s->ops->counts(s, secrets, versions, keys, err);
+}
+
+uint64_t sfs_store_generation(struct sfs_store *s)
+{
+	return s->ops->generation(s);
+}
+
+int sfs_store_can_list_after(const struct sfs_store *s)
+{
+	return s->ops->secret_list_after != NULL;
+}
+
+int sfs_store_secret_list_after(struct sfs_store *s, const char *after_name,
+				unsigned limit, sfs_secret_cb cb, void *arg,
+				struct sfs_error *err)
+{
+	assert(s->ops->secret_list_after);
+	return s->ops->secret_list_after(s, after_name, limit, cb, arg, err);
+}
+
+int sfs_store_can_stage(const struct sfs_store *s)
+{
+	const struct sfs_store_ops *o = s->ops;
+
+	return o->commit_then && o->audit_add && o->audit_del &&
+	       o->audit_list && o->audit_any;
+}
+
+int sfs_store_commit_then(struct sfs_store *s, void (*after)(void *arg),
+			  void *arg, struct sfs_error *err)
+{
+	assert(sfs_store_can_stage(s));
+	return s->ops->commit_then(s, after, arg, err);
+}
+
+int sfs_store_audit_add(struct sfs_store *s, const char *line, size_t len,
+			int64_t hint, int64_t *seq, struct sfs_error *err)
+{
+	assert(sfs_store_can_stage(s));
+	return s->ops->audit_add(s, line, len, hint, seq, err);
+}
+
+int sfs_store_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
+			 void *arg, struct sfs_error *err)
+{
+	assert(sfs_store_can_stage(s));
+	return s->ops->audit_list(s, cb, arg, err);
+}
+
+int sfs_store_audit_del(struct sfs_store *s, int64_t seq,
+			struct sfs_error *err)
+{
+	assert(sfs_store_can_stage(s));
+	return s->ops->audit_del(s, seq, err);
+}
+
+int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
+{
+	assert(sfs_store_can_stage(s));
+	return s->ops->audit_any(s, any, err);
+}
+
+/* ---- choosing a backend ------------------------------------------------- */
+
+int sfs_store_open(const char *dir, int create, int readonly,
+		   struct sfs_store **out, struct sfs_error *err)
+{
+	return sfs_store_sqlite_open(dir, create, readonly, out, err);
 }
