@@ -862,6 +862,66 @@ static int init_service_key(struct init_state *is, const unsigned char *id,
 	return ctx_keyver_make(is->store, is->crypto, id, &k, 1, err);
 }
 
+/* In init's write transaction: a shared server may already hold a store
+ * (another host made it), which only `init --join` attaches to. */
+static int init_fresh(struct init_state *is, struct sfs_error *err)
+{
+	struct sfs_blob id = {NULL, 0};
+	int rc = sfs_store_meta_get(is->store, "store_id", &id, err);
+
+	sfs_blob_release(&id);
+	if (rc == SFS_ENOENT) {
+		sfs_error_clear(err);
+		return SFS_OK;
+	}
+	return rc == SFS_OK ? sfs_error_set(err, SFS_EEXIST,
+					    "the server already holds a "
+					    "store: attach with init --join")
+			    : rc;
+}
+
+/* init --join: prove the master key against the shared store's canary
+ * before anything is written. */
+static int init_join(struct init_state *is, struct sfs_error *err)
+{
+	struct sfs_blob id = {NULL, 0}, canary = {NULL, 0};
+	int rc = sfs_store_begin(is->store, 0, err);
+
+	if (rc == SFS_OK)
+		rc = sfs_store_meta_get(is->store, "store_id", &id, err);
+	if (rc == SFS_OK)
+		rc = sfs_store_meta_get(is->store, "canary", &canary, err);
+	sfs_store_rollback(is->store);
+	if (rc == SFS_OK &&
+	    (id.len != SFS_STORE_ID_BYTES ||
+	     sfs_crypto_canary_check(is->crypto, id.data, canary.data,
+				     canary.len) != SFS_OK))
+		rc = sfs_error_set(err, SFS_EMASTER,
+				   "wrong master key for the shared store");
+	sfs_blob_release(&id);
+	sfs_blob_release(&canary);
+	return rc;
+}
+
+/* init --conninfo: DIR/store.conf names the PostgreSQL server. A join
+ * uses the store's key, never a new one. */
+static int init_conf(struct init_state *is, struct sfs_error *err)
+{
+	struct sfs_store_conf c;
+
+	if (is->o->join &&
+	    (is->o->passphrase_file || access(is->keyfile, F_OK) != 0))
+		return sfs_error_set(err, SFS_EINVAL,
+				     "init --join needs the store's master "
+				     "key file (--master-key FILE)");
+	memset(&c, 0, sizeof(c));
+	c.backend = SFS_BACKEND_POSTGRESQL;
+	if (strlen(is->o->conninfo) > SFS_CONNINFO_MAX)
+		return sfs_error_set(err, SFS_EINVAL, "conninfo too long");
+	memcpy(c.conninfo, is->o->conninfo, strlen(is->o->conninfo) + 1);
+	return sfs_store_conf_write(is->dir, &c, err);
+}
+
 /* The database's contents, in one transaction. */
 static int init_db(struct init_state *is, struct sfs_error *err)
 {
@@ -876,7 +936,10 @@ static int init_db(struct init_state *is, struct sfs_error *err)
 	rc = sfs_store_begin(is->store, 1, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = sfs_store_meta_set(is->store, "store_id", id, sizeof(id), err);
+	rc = init_fresh(is, err);
+	if (rc == SFS_OK)
+		rc = sfs_store_meta_set(is->store, "store_id", id, sizeof(id),
+					err);
 	if (rc == SFS_OK)
 		rc = sfs_store_meta_set(is->store, "canary", canary, sizeof(canary),
 				   err);
@@ -951,15 +1014,20 @@ static int init_run(struct init_state *is, struct sfs_error *err)
 	is->snapped = 1;
 	rc = init_check_new(is->dir, err);
 	is->existed = rc == SFS_EEXIST;
+	if (rc == SFS_OK && is->o->conninfo)
+		rc = key_path(is->o, is->dir, is->keyfile, sizeof(is->keyfile),
+			      err);
+	if (rc == SFS_OK && is->o->conninfo)
+		rc = init_conf(is, err);
 	if (rc == SFS_OK)
 		rc = init_master(is, err);
 	if (rc == SFS_OK)
 		rc = sfs_crypto_new(&is->crypto, is->master, err);
 	sfs_crypto_wipe(is->master, sizeof(is->master));
 	if (rc == SFS_OK)
-		rc = sfs_store_open(is->dir, 1, 0, &is->store, err);
+		rc = sfs_store_open(is->dir, !is->o->join, 0, &is->store, err);
 	if (rc == SFS_OK)
-		rc = init_db(is, err);
+		rc = is->o->join ? init_join(is, err) : init_db(is, err);
 	if (rc == SFS_OK)
 		rc = init_files(is, err);
 	if (rc == SFS_OK)
@@ -1160,6 +1228,7 @@ static int no_access(const char *dir, struct sfs_error *err)
  * read-only, and the context refuses changes. */
 static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 {
+	struct sfs_store_conf conf;
 	char db[PATH_MAX];
 	struct stat st;
 	int rc;
@@ -1168,6 +1237,16 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 		return no_access(ctx->dir, err);
 	if (stat(ctx->dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return no_store(ctx->dir, err);
+	rc = sfs_store_conf_read(ctx->dir, &conf, err);
+	if (rc == SFS_OK && conf.backend != SFS_BACKEND_SQLITE) {
+		*writable = access(ctx->dir, W_OK) == 0;
+		rc = sfs_store_open(ctx->dir, 0, !*writable, &ctx->store, err);
+		if (!*writable)
+			ctx->readonly = 1;
+		return rc;
+	}
+	if (rc != SFS_OK)
+		return rc;
 	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
 		return sfs_error_set(err, SFS_EINVAL, "store path too long");
 	if (access(db, F_OK) != 0 && errno != ENOENT)

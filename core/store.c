@@ -2,15 +2,22 @@
  * The store facade and the helpers that do not depend on a backend: the
  * sfs_store_* wrappers are the only callers of a backend's ops table (so
  * that transaction checks and fault hooks have one place to live), and
- * sfs_store_open() is the one place a backend is chosen. Also closing a
- * store of any kind and releasing the blobs records carry. Blobs are ciphertext and
- * wrapped keys only, but they are still wiped before free so that no copy
- * of a destroyed version lingers in freed heap. explicit_bzero keeps this
- * module free of the crypto module (the store links without libsodium).
+ * sfs_store_open() is the one place a backend is chosen, from DIR/store.conf
+ * (two `key = value` settings, parsed here: SQLite when there is no file).
+ * Also closing a store of any kind and releasing the blobs records carry. Blobs
+ * are ciphertext and wrapped keys only, but they are still wiped before free so
+ * that no copy of a destroyed version lingers in freed heap. explicit_bzero
+ * keeps this module free of the crypto module (the store links without
+ * libsodium).
  */
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "secretfs/store.h"
 
@@ -270,8 +277,188 @@ int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
 
 /* ---- choosing a backend ------------------------------------------------- */
 
+#define CONF_NAME  "store.conf"
+#define CONF_BYTES 4096
+
+static int conf_path(const char *dir, char *out, size_t cap,
+		     struct sfs_error *err)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, CONF_NAME);
+
+	if (n < 0 || (size_t)n >= cap)
+		return sfs_error_set(err, SFS_EINVAL, "store path too long");
+	return SFS_OK;
+}
+
+static char *trim(char *p)
+{
+	char *e = p + strlen(p);
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return p;
+}
+
+/* One `key = value` line of path into c. */
+static int conf_line(char *line, unsigned no, const char *path,
+		     struct sfs_store_conf *c, int *seen, struct sfs_error *err)
+{
+	char *eq = strchr(line, '='), *key, *val;
+
+	if (!eq)
+		return sfs_error_set(err, SFS_EINVAL,
+				     "'%s' line %u: expected 'key = value'",
+				     path, no);
+	*eq = '\0';
+	key = trim(line);
+	val = trim(eq + 1);
+	if (strcmp(key, "backend") == 0 && !(*seen & 1)) {
+		*seen |= 1;
+		if (strcmp(val, "postgresql") == 0)
+			c->backend = SFS_BACKEND_POSTGRESQL;
+		else if (strcmp(val, "sqlite") == 0)
+			c->backend = SFS_BACKEND_SQLITE;
+		else
+			return sfs_error_set(err, SFS_EINVAL,
+					     "'%s' line %u: unknown backend "
+					     "'%s' (sqlite or postgresql)",
+					     path, no, val);
+		return SFS_OK;
+	}
+	if (strcmp(key, "conninfo") == 0 && !(*seen & 2) && *val &&
+	    strlen(val) <= SFS_CONNINFO_MAX) {
+		*seen |= 2;
+		memcpy(c->conninfo, val, strlen(val) + 1);
+		return SFS_OK;
+	}
+	return sfs_error_set(err, SFS_EINVAL,
+			     "'%s' line %u: '%s' is not a setting (backend or "
+			     "conninfo, once each, conninfo not empty)",
+			     path, no, key);
+}
+
+static int conf_parse(char *text, const char *path, struct sfs_store_conf *c,
+		      struct sfs_error *err)
+{
+	char *line, *save = NULL, *p;
+	unsigned no = 0;
+	int seen = 0, rc = SFS_OK;
+
+	for (line = strtok_r(text, "\n", &save); line && rc == SFS_OK;
+	     line = strtok_r(NULL, "\n", &save)) {
+		no++;
+		p = trim(line);
+		if (*p && *p != '#')
+			rc = conf_line(p, no, path, c, &seen, err);
+	}
+	if (rc == SFS_OK && c->backend == SFS_BACKEND_POSTGRESQL && !(seen & 2))
+		rc = sfs_error_set(err, SFS_EINVAL, "'%s': no conninfo", path);
+	return rc;
+}
+
+/* Open path without following a symlink; the caller's own regular file,
+ * private to it. -1 with err set, else the descriptor. */
+static int conf_open(const char *path, struct sfs_error *err)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 && errno == ENOENT)
+		return -2;
+	if (fd < 0) {
+		sfs_error_set(err, SFS_EACCES, "cannot open '%s': %s", path,
+			      errno == ELOOP ? "a symbolic link"
+					     : sfs_strerrno(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077)) {
+		sfs_error_set(err, SFS_EACCES,
+			      "'%s' must be a regular file owned by you with "
+			      "mode 0600",
+			      path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int sfs_store_conf_read(const char *dir, struct sfs_store_conf *c,
+			struct sfs_error *err)
+{
+	char path[4096], text[CONF_BYTES + 1];
+	ssize_t n;
+	int fd, rc;
+
+	memset(c, 0, sizeof(*c));
+	rc = conf_path(dir, path, sizeof(path), err);
+	if (rc != SFS_OK)
+		return rc;
+	fd = conf_open(path, err);
+	if (fd == -2)
+		return SFS_OK;
+	if (fd < 0)
+		return err ? err->code : SFS_EACCES;
+	n = read(fd, text, sizeof(text));
+	close(fd);
+	if (n < 0 || n > CONF_BYTES)
+		return sfs_error_set(
+		    err, SFS_EINVAL, "cannot read '%s': %s", path,
+		    n < 0 ? sfs_strerrno(errno) : "over 4096 bytes");
+	text[n] = '\0';
+	if (memchr(text, '\0', (size_t)n))
+		return sfs_error_set(err, SFS_EINVAL, "'%s': not text", path);
+	return conf_parse(text, path, c, err);
+}
+
+int sfs_store_conf_write(const char *dir, const struct sfs_store_conf *c,
+			 struct sfs_error *err)
+{
+	char path[4096], text[CONF_BYTES];
+	int fd, n, rc;
+
+	if (c->backend == SFS_BACKEND_POSTGRESQL &&
+	    (!c->conninfo[0] || strpbrk(c->conninfo, "\r\n")))
+		return sfs_error_set(err, SFS_EINVAL,
+				     "conninfo must be one non-empty line");
+	rc = conf_path(dir, path, sizeof(path), err);
+	if (rc != SFS_OK)
+		return rc;
+	n = snprintf(text, sizeof(text), "backend = %s\n%s%s%s",
+		     c->backend == SFS_BACKEND_POSTGRESQL ? "postgresql"
+							  : "sqlite",
+		     c->conninfo[0] ? "conninfo = " : "", c->conninfo,
+		     c->conninfo[0] ? "\n" : "");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return sfs_error_set(
+		    err, errno == EEXIST ? SFS_EEXIST : SFS_EIO,
+		    "cannot create '%s': %s", path, sfs_strerrno(errno));
+	rc = write(fd, text, (size_t)n) == n && fsync(fd) == 0
+		 ? SFS_OK
+		 : sfs_error_set(err, SFS_EIO, "cannot write '%s': %s", path,
+				 sfs_strerrno(errno));
+	close(fd);
+	if (rc != SFS_OK)
+		unlink(path);
+	return rc;
+}
+
 int sfs_store_open(const char *dir, int create, int readonly,
 		   struct sfs_store **out, struct sfs_error *err)
 {
+	struct sfs_store_conf c;
+	int rc;
+
+	*out = NULL;
+	rc = sfs_store_conf_read(dir, &c, err);
+	if (rc != SFS_OK)
+		return rc;
+	if (c.backend == SFS_BACKEND_POSTGRESQL)
+		return sfs_store_pg_open(c.conninfo, dir, create, readonly, out,
+					 err);
 	return sfs_store_sqlite_open(dir, create, readonly, out, err);
 }

@@ -135,23 +135,43 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		    int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "passphrase-file", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"passphrase-file", required_argument, NULL, 'p'},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"conninfo", required_argument, NULL, 'c'},
+	    {"join", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct sfs_ctx_options o;
 	struct sfs_ctx *ctx = NULL;
 	struct sfs_error err;
+	const char *backend = NULL;
 	int ch, rc;
 
 	memset(&o, 0, sizeof(o));
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'p')
+		if (ch == 'p')
+			o.passphrase_file = optarg;
+		else if (ch == 'b')
+			backend = optarg;
+		else if (ch == 'c')
+			o.conninfo = optarg;
+		else if (ch == 'j')
+			o.join = 1;
+		else
 			return cli_opt_other(cmd, ch, argv);
-		o.passphrase_file = optarg;
 	}
 	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
 		return rc;
+	if (backend && strcmp(backend, "postgresql") != 0 &&
+	    strcmp(backend, "sqlite") != 0)
+		return cli_bad_usage(cmd, "--backend is sqlite or postgresql");
+	if ((backend && strcmp(backend, "postgresql") == 0) != !!o.conninfo &&
+	    !(o.join && o.conninfo && !backend))
+		return cli_bad_usage(cmd, "--backend postgresql and --join "
+					  "need --conninfo, and only they");
+	if (o.join && !o.conninfo)
+		return cli_bad_usage(cmd, "--join needs --conninfo");
 	/* two master keys asked for: which one is meant? */
 	if (o.passphrase_file && g->master_key)
 		return cli_bad_usage(cmd, "give --master-key or "
@@ -176,16 +196,25 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_init_cmd = {
-	"init", "init",
-	"Usage: secretfs init [--passphrase-file FILE]\n"
-	"\n"
-	"Create the store: its directory (0700), its database with the\n"
-	"service key, and the master key file DIR/master.key (0400), or,\n"
-	"with --passphrase-file, a master key derived from the passphrase\n"
-	"in FILE with Argon2id (later commands read $SECRETFS_PASSPHRASE_FILE\n"
-	"or ask on the terminal).\n"
-	"\n"
-	"  --passphrase-file FILE   derive the master key from a passphrase\n"
-	"  -h, --help               print this help\n",
-	init_run,
+    "init",
+    "init",
+    "Usage: secretfs init [--passphrase-file FILE]\n"
+    "       secretfs init --backend postgresql --conninfo STR\n"
+    "       secretfs init --join --conninfo STR\n"
+    "\n"
+    "Create the store: its directory (0700), its database with the\n"
+    "service key, and the master key file DIR/master.key (0400), or,\n"
+    "with --passphrase-file, a master key derived from the passphrase\n"
+    "in FILE with Argon2id (later commands read $SECRETFS_PASSPHRASE_FILE\n"
+    "or ask on the terminal).\n"
+    "\n"
+    "  --passphrase-file FILE   derive the master key from a passphrase\n"
+    "  --backend postgresql     keep the store in PostgreSQL, shared by\n"
+    "                           many hosts (DIR/store.conf names it)\n"
+    "  --conninfo STR           libpq keywords or service=NAME; no\n"
+    "                           password (use ~/.pgpass or PGPASSFILE)\n"
+    "  --join                   attach this host to an existing shared\n"
+    "                           store; needs its master key file\n"
+    "  -h, --help               print this help\n",
+    init_run,
 };

@@ -38,6 +38,10 @@ struct sfs_ctx_options {
 	int audit_off;               /* no audit lines (mount -o audit=off) */
 	int has_owner;               /* owner_uid is set */
 	uint32_t owner_uid;          /* the mount's owner: holds every role */
+	const char *conninfo;	     /* init: the store lives in PostgreSQL
+				      * (DIR/store.conf names it) */
+	int join;		     /* init: attach to the store conninfo
+				      * names, proving the master key */
 };
 
 /*

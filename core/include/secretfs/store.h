@@ -204,6 +204,45 @@ void sfs_store_sqlite_lock_wait(int ms);
 int sfs_store_sqlite_path(const char *dir, char *out, size_t cap);
 
 /*
+ * Open (creating or migrating the schema if create is set) the PostgreSQL
+ * store that conninfo names (libpq keywords, a URI or a service name; see
+ * store_pg.c), for the host whose store directory is dir (its pending
+ * audit lines are its own). A conninfo carrying a password is refused
+ * (SFS_EINVAL): passwords come from ~/.pgpass, PGPASSFILE or a service file.
+ * SFS_ENOSTORE when the server holds no store and create is 0; SFS_EIO
+ * when the server cannot be reached.
+ */
+int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
+		      int readonly, struct sfs_store **out,
+		      struct sfs_error *err);
+
+#define SFS_CONNINFO_MAX 1024
+
+enum sfs_backend { SFS_BACKEND_SQLITE = 0, SFS_BACKEND_POSTGRESQL = 1 };
+
+/* DIR/store.conf: which backend holds the store. */
+struct sfs_store_conf {
+	int backend; /* enum sfs_backend */
+	char conninfo[SFS_CONNINFO_MAX + 1];
+};
+
+/*
+ * Read DIR/store.conf: lines `backend = sqlite|postgresql` and
+ * `conninfo = ...` (blank lines and lines starting with '#' skipped;
+ * anything else is refused with SFS_EINVAL and the line number). No file:
+ * SQLite. The file is opened without following symlinks and must be a
+ * regular file owned by the caller and not readable or writable by group
+ * or others (SFS_EACCES otherwise).
+ */
+int sfs_store_conf_read(const char *dir, struct sfs_store_conf *c,
+			struct sfs_error *err);
+
+/* Create DIR/store.conf (0600, O_EXCL) for c, synced. SFS_EINVAL when the
+ * conninfo is empty or holds a line break. */
+int sfs_store_conf_write(const char *dir, const struct sfs_store_conf *c,
+			 struct sfs_error *err);
+
+/*
  * The facade: the only callers of a backend's ops table. Each wrapper
  * forwards to the operation of the same name above, with the same
  * arguments, return codes and transaction rules. The optional operations
@@ -284,9 +323,9 @@ int sfs_store_audit_del(struct sfs_store *s, int64_t seq,
 int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err);
 
 /*
- * Open the store of directory dir with the backend its configuration
- * names: the one place a backend is chosen. Arguments and results as
- * sfs_store_sqlite_open().
+ * Open the store of directory dir with the backend DIR/store.conf names
+ * (SQLite without one): the one place a backend is chosen. Arguments and
+ * results as sfs_store_sqlite_open().
  */
 int sfs_store_open(const char *dir, int create, int readonly,
 		   struct sfs_store **out, struct sfs_error *err);
