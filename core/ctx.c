@@ -1481,6 +1481,17 @@ int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err)
 	return SFS_OK;
 }
 
+/* The backend as .status shows it: "sqlite", or the shared store's
+ * server and listener state. */
+void sfs_ctx_backend(struct sfs_ctx *ctx, char *out, size_t cap)
+{
+	pthread_mutex_lock(&ctx->mutex);
+	sfs_store_remote_state(ctx->store, out, cap);
+	pthread_mutex_unlock(&ctx->mutex);
+	if (cap && !out[0])
+		snprintf(out, cap, "sqlite");
+}
+
 /* ---- counts and roles ------------------------------------------------- */
 
 int sfs_ctx_counts(struct sfs_ctx *ctx, struct sfs_counts *out,

@@ -275,6 +275,18 @@ int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
 	return s->ops->audit_any(s, any, err);
 }
 
+int sfs_store_remote_poll(struct sfs_store *s)
+{
+	return s->ops->remote_poll ? s->ops->remote_poll(s) : 0;
+}
+
+int sfs_store_remote_state(struct sfs_store *s, char *out, size_t cap)
+{
+	if (cap)
+		out[0] = '\0';
+	return s->ops->remote_state ? s->ops->remote_state(s, out, cap) : 0;
+}
+
 /* ---- choosing a backend ------------------------------------------------- */
 
 #define CONF_NAME  "store.conf"

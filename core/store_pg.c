@@ -56,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -163,6 +164,13 @@ struct pg {
 	int scrub_txn;	/* this transaction freed blobs */
 	uint64_t lost;	/* generations handed out while disconnected */
 	char host[320]; /* "hostname:DIR": whose audit log a line is for */
+	char *conninfo;
+	/* the listener (remote_poll): its own connection, one thread */
+	PGconn *listen;
+	int64_t next_try_ms;  /* no reconnect before (while lost) */
+	int64_t next_poll_ms; /* the safety-net generation poll */
+	uint64_t remote_gen;
+	int listening; /* atomic: the listener is up (remote_state) */
 };
 
 /* Parameters of one statement: text, or binary for bytea. */
@@ -1205,11 +1213,119 @@ static int pg_commit_then(struct sfs_store *s, void (*after)(void *arg),
 	return rc;
 }
 
+/* ---- the listener ----------------------------------------------------------
+ */
+
+static PGconn *connect_with_deadlines(const char *conninfo);
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* LISTEN on a fresh connection, at most once a second while the server
+ * is away. 0, or -1: no listener. */
+static int listen_up(struct pg *p, int64_t now)
+{
+	PGresult *r;
+
+	if (now < p->next_try_ms)
+		return -1;
+	p->next_try_ms = now + 1000;
+	PQfinish(p->listen);
+	p->listen = connect_with_deadlines(p->conninfo);
+	if (PQstatus(p->listen) == CONNECTION_OK) {
+		r = PQexec(p->listen, "LISTEN secretfs");
+		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+			PQclear(r);
+			return 0;
+		}
+		PQclear(r);
+	}
+	PQfinish(p->listen);
+	p->listen = NULL;
+	return -1;
+}
+
+/* The safety net: the generation read on the listener's connection. */
+static int listen_poll(struct pg *p)
+{
+	PGresult *r = PQexec(p->listen, "SELECT generation FROM sfs_state");
+	uint64_t g = 0;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		g = (uint64_t)col_i64(r, 0, 0);
+	PQclear(r);
+	if (!g)
+		return -1;
+	if (g == p->remote_gen)
+		return 0;
+	p->remote_gen = g;
+	return 1;
+}
+
+/*
+ * 1 when another connection (any host) may have committed a change since
+ * the last call: a notification came, the generation poll (once a second)
+ * saw the counter move, or there is no listener (lost, or just back, so
+ * notifications may have been missed): fail closed. 0 when nothing
+ * changed. Never blocks on a live connection; reconnecting is tried once
+ * a second and waits at most connect_timeout.
+ */
+static int pg_remote_poll(struct sfs_store *s)
+{
+	struct pg *p = PG(s);
+	int64_t now = mono_ms();
+	PGnotify *n;
+	int changed = 0;
+
+	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK) {
+		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
+		if (listen_up(p, now) != 0)
+			return 1;
+		__atomic_store_n(&p->listening, 1, __ATOMIC_RELAXED);
+		changed = 1;
+	}
+	if (!PQconsumeInput(p->listen)) {
+		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
+		PQfinish(p->listen);
+		p->listen = NULL;
+		return 1;
+	}
+	while ((n = PQnotifies(p->listen))) {
+		changed = 1;
+		PQfreemem(n);
+	}
+	if (now >= p->next_poll_ms) {
+		p->next_poll_ms = now + 1000;
+		changed |= listen_poll(p) != 0;
+	}
+	return changed;
+}
+
+/* Called under the caller's lock on the store (the main connection);
+ * reads only the flag the poller thread sets. */
+static int pg_remote_state(struct sfs_store *s, char *out, size_t cap)
+{
+	struct pg *p = PG(s);
+	int up = __atomic_load_n(&p->listening, __ATOMIC_RELAXED);
+
+	snprintf(out, cap, "postgresql %s:%s listener %s",
+		 PQhost(p->conn) ? PQhost(p->conn) : "?",
+		 PQport(p->conn) ? PQport(p->conn) : "?", up ? "up" : "down");
+	return up;
+}
+
 static void pg_close(struct sfs_store *s)
 {
 	struct pg *p = PG(s);
 
+	PQfinish(p->listen);
 	PQfinish(p->conn);
+	free(p->conninfo);
 	free(p);
 }
 
@@ -1249,6 +1365,8 @@ static const struct sfs_store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .audit_del = pg_audit_del,
     .audit_any = pg_audit_any,
+    .remote_poll = pg_remote_poll,
+    .remote_state = pg_remote_state,
 };
 
 /* ---- open and schema ---------------------------------------------------- */
@@ -1393,8 +1511,11 @@ int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
 	p->pub.backend = p;
 	p->readonly = readonly;
 	host_label(p, dir);
+	p->conninfo = strdup(conninfo);
 	p->conn = connect_with_deadlines(conninfo);
-	if (!p->conn || PQstatus(p->conn) != CONNECTION_OK)
+	if (!p->conninfo)
+		rc = sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	else if (!p->conn || PQstatus(p->conn) != CONNECTION_OK)
 		rc = pg_fail(p, NULL, err, "connect to the store's server");
 	else
 		rc = conn_setup(p, err);

@@ -1499,9 +1499,11 @@ char *fs_status_json(size_t *len)
 {
 	struct sfs_json *j = sfs_json_object();
 	const char *health = NULL, *last = sfs_ctx_last_error(fs_d.ctx);
-	char *s = NULL, *t;
+	char *s = NULL, *t, backend[256];
 
+	sfs_ctx_backend(fs_d.ctx, backend, sizeof(backend));
 	if (!j || sfs_json_set_str(j, "program", "secretfs") ||
+	    sfs_json_set_str(j, "backend", backend) ||
 	    sfs_json_set_str(j, "version", SFS_PROGRAM_VERSION) ||
 	    sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx)) ||
 	    sfs_json_set_str(j, "mountpoint", fs_d.opts.mountpoint) ||

@@ -30,9 +30,9 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 		  struct FTW *ftw)
 {
 	(void)st;
-	(void)flag;
 	(void)ftw;
-	chmod(path, 0700);
+	if (flag != FTW_SL) /* chmod follows a link: never touch its target */
+		chmod(path, 0700);
 	return remove(path);
 }
 

@@ -92,6 +92,11 @@ uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms);
 void sfs_ctx_watch_ack(struct sfs_ctx *ctx, uint64_t gen);
 void sfs_ctx_watch_sync(struct sfs_ctx *ctx);
 
+/* The backend for health reports: "sqlite", or for a shared store
+ * "postgresql HOST:PORT listener up|down" (the listener is the daemon's,
+ * polled by sfs_ctx_watch_wait). Thread-safe. */
+void sfs_ctx_backend(struct sfs_ctx *ctx, char *out, size_t cap);
+
 struct sfs_counts {
 	uint64_t secrets, versions, keys;
 };

@@ -175,6 +175,18 @@ struct sfs_store_ops {
 	int (*audit_del)(struct sfs_store *s, int64_t seq,
 			 struct sfs_error *err);
 	int (*audit_any)(struct sfs_store *s, int *any, struct sfs_error *err);
+
+	/*
+	 * Optional, both or none: a store shared by many hosts. remote_poll
+	 * returns 1 when a change may have been committed elsewhere since
+	 * the last call (or the backend cannot tell: fail closed), else 0;
+	 * it never waits on a live server and uses a connection of its own,
+	 * so one thread (the daemon's poller) may call it beside the other
+	 * operations. remote_state writes "BACKEND SERVER listener up|down"
+	 * to out and returns 1 when the listener is up.
+	 */
+	int (*remote_poll)(struct sfs_store *s);
+	int (*remote_state)(struct sfs_store *s, char *out, size_t cap);
 };
 
 struct sfs_store {
@@ -321,6 +333,9 @@ int sfs_store_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 int sfs_store_audit_del(struct sfs_store *s, int64_t seq,
 			struct sfs_error *err);
 int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err);
+/* 0 and "" for a store of one host (no remote_poll). */
+int sfs_store_remote_poll(struct sfs_store *s);
+int sfs_store_remote_state(struct sfs_store *s, char *out, size_t cap);
 
 /*
  * Open the store of directory dir with the backend DIR/store.conf names
