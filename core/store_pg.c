@@ -56,6 +56,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +68,8 @@
 #define MAX_ARGS  16
 #define LOCK_WAIT "10s"
 #define GEN_LOST  (UINT64_C(1) << 63)
+#define REQ_BYTES  16
+#define RESOLVE_MS 10000 /* how long a lost COMMIT is chased */
 
 /*
  * Each migration takes the schema from version i to i + 1. Never edit one
@@ -122,6 +126,10 @@ static const char *const migrations[] = {
     " pending boolean NOT NULL, line bytea NOT NULL);"
     "CREATE INDEX audit_pending_by_host ON audit_changes(host, seq)"
     " WHERE pending;"
+    /* the request ids of committed write transactions (outcome
+     * unknown: a lost COMMIT is looked up by its id) */
+    "CREATE TABLE sfs_requests(id bytea PRIMARY KEY,"
+    " at timestamptz NOT NULL DEFAULT now());"
     /* any change, also one made outside secretfs (psql), moves the
      * generation and wakes the listeners */
     "CREATE FUNCTION sfs_changed() RETURNS trigger LANGUAGE plpgsql"
@@ -171,6 +179,9 @@ struct pg {
 	int64_t next_poll_ms; /* the safety-net generation poll */
 	uint64_t remote_gen;
 	int listening; /* atomic: the listener is up (remote_state) */
+	unsigned char req[REQ_BYTES]; /* this write transaction's request */
+	int backend_pid;              /* the server process that runs it */
+	unsigned writes;              /* old request ids go every 256th */
 };
 
 /* Parameters of one statement: text, or binary for bytea. */
@@ -373,22 +384,46 @@ static int conn_ensure(struct pg *p, struct sfs_error *err)
 }
 
 static const char begin_read[] = "BEGIN ISOLATION LEVEL REPEATABLE READ";
-static const char begin_write[] =
-    "BEGIN ISOLATION LEVEL READ COMMITTED;"
-    "SELECT pg_notify('secretfs', '');"
-    "UPDATE sfs_state SET generation = generation + 1 "
-    "RETURNING generation";
+/* The write transaction's request id goes in with the lock taken: the
+ * id is random, not secret, so it travels as a literal. */
+static int begin_write_sql(struct pg *p, char *out, size_t cap)
+{
+	char hex[2 * REQ_BYTES + 1];
+	size_t i;
+
+	if (getrandom(p->req, sizeof(p->req), 0) != (ssize_t)sizeof(p->req))
+		return -1;
+	for (i = 0; i < sizeof(p->req); i++)
+		snprintf(hex + 2 * i, 3, "%02x", p->req[i]);
+	snprintf(out, cap,
+		 "BEGIN ISOLATION LEVEL READ COMMITTED;"
+		 "SELECT pg_notify('secretfs', '');"
+		 "UPDATE sfs_state SET generation = generation + 1;"
+		 "INSERT INTO sfs_requests(id) VALUES ('\\x%s');%s"
+		 "SELECT pg_backend_pid()",
+		 hex,
+		 ++p->writes % 256 ? ""
+				   : "DELETE FROM sfs_requests WHERE at < "
+				     "now() - interval '1 day';");
+	return 0;
+}
 
 static int begin_once(struct pg *p, int write, struct sfs_error *err)
 {
-	PGresult *r = PQexec(p->conn, write ? begin_write : begin_read);
+	char sql[512];
+	PGresult *r;
 	int rc = SFS_OK;
 
+	if (write && begin_write_sql(p, sql, sizeof(sql)) != 0)
+		return sfs_error_set(err, SFS_EIO, "begin: no random bytes");
+	r = PQexec(p->conn, write ? sql : begin_read);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK &&
 	    PQresultStatus(r) != PGRES_COMMAND_OK)
 		rc = pg_fail(p, r, err, "begin");
 	else if (write && PQntuples(r) != 1)
 		rc = corrupt(err, "sfs_state");
+	else if (write)
+		p->backend_pid = (int)col_i64(r, 0, 0);
 	PQclear(r);
 	if (rc != SFS_OK && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(p->conn, "ROLLBACK"));
@@ -428,18 +463,123 @@ static void pg_rollback(struct sfs_store *s)
 	p->scrub_txn = 0;
 }
 
+static int64_t mono_ms(void);
+
+/* ---- outcome unknown ----------------------------------------------------- */
+
+static struct {
+	int cut; /* 1: after COMMIT is sent, 2: before */
+	void (*hook)(void *arg);
+	void *arg;
+	int deadline_ms;
+} test_cut;
+
+void sfs_store_pg_test_cut(int when, void (*hook)(void *arg), void *arg,
+			   int deadline_ms)
+{
+	test_cut.cut = when;
+	test_cut.hook = hook;
+	test_cut.arg = arg;
+	test_cut.deadline_ms = deadline_ms;
+}
+
+/* COMMIT, or (tests) COMMIT with its connection cut. */
+static PGresult *commit_send(struct pg *p)
+{
+	int cut = test_cut.cut;
+
+	if (!cut)
+		return PQexec(p->conn, "COMMIT");
+	test_cut.cut = 0;
+	if (cut == 1 && PQsendQuery(p->conn, "COMMIT"))
+		while (PQflush(p->conn) > 0)
+			;
+	shutdown(PQsocket(p->conn), SHUT_RDWR);
+	if (test_cut.hook)
+		test_cut.hook(test_cut.arg);
+	return cut == 1 ? PQgetResult(p->conn) : PQexec(p->conn, "COMMIT");
+}
+
+/* On a fresh connection: end the old backend if it still lives (its
+ * transaction then ends one way or the other), then look the request
+ * up. 1 committed, 0 not, -1 no answer. */
+static int request_lookup(struct pg *p)
+{
+	struct args a = {.n = 0};
+	char pid[24];
+	PGresult *r;
+	int found = -1, i;
+
+	snprintf(pid, sizeof(pid), "%d", p->backend_pid);
+	a_text(&a, pid);
+	for (i = 0; i < 50; i++) {
+		if (run(p,
+			"SELECT count(pg_terminate_backend(pid)) FROM "
+			"pg_stat_activity WHERE pid = $1::int",
+			&a, &r, NULL, "end the old backend") != SFS_OK)
+			return -1;
+		found = (int)col_i64(r, 0, 0);
+		PQclear(r);
+		if (!found)
+			break;
+		usleep(20000);
+	}
+	a.n = 0;
+	a_blob(&a, p->req, sizeof(p->req));
+	if (run(p, "SELECT count(*) FROM sfs_requests WHERE id = $1", &a, &r,
+		NULL, "look up the request") != SFS_OK)
+		return -1;
+	found = col_i64(r, 0, 0) > 0;
+	PQclear(r);
+	return found;
+}
+
+/*
+ * The connection died during COMMIT: reconnect (as long as the deadline
+ * allows) and learn from the request id whether the change committed.
+ */
+static int commit_resolve(struct pg *p, struct sfs_error *err)
+{
+	int64_t end = mono_ms() + (test_cut.deadline_ms > 0
+				       ? test_cut.deadline_ms
+				       : RESOLVE_MS);
+	int found = -1;
+
+	while (found < 0) {
+		PQreset(p->conn);
+		if (PQstatus(p->conn) == CONNECTION_OK &&
+		    conn_setup(p, NULL) == SFS_OK)
+			found = request_lookup(p);
+		if (found < 0 && mono_ms() >= end)
+			return sfs_error_set(err, SFS_EIO,
+					     "commit: outcome unknown (the "
+					     "server did not answer in time; "
+					     "see user.secret.latest_version)");
+		if (found < 0)
+			usleep(200000);
+	}
+	return found ? SFS_OK
+		     : sfs_error_set(err, SFS_EIO,
+				     "commit: the connection was lost and the "
+				     "change was not made");
+}
+
 static int pg_commit(struct sfs_store *s, struct sfs_error *err)
 {
 	struct pg *p = PG(s);
-	PGresult *r = PQexec(p->conn, "COMMIT");
+	PGresult *r = commit_send(p);
 	int rc = SFS_OK;
 
 	/* COMMIT of an aborted transaction "succeeds" as ROLLBACK */
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		rc = pg_fail(p, r, err, "commit");
-	else if (strcmp(PQcmdStatus(r), "COMMIT") != 0)
+	if (PQresultStatus(r) == PGRES_COMMAND_OK &&
+	    strcmp(PQcmdStatus(r), "COMMIT") != 0)
 		rc = sfs_error_set(err, SFS_EIO,
 				   "commit: the transaction was rolled back");
+	else if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+		 PQstatus(p->conn) == CONNECTION_BAD && p->in_txn == 2)
+		rc = commit_resolve(p, err);
+	else if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = pg_fail(p, r, err, "commit");
 	PQclear(r);
 	if (rc != SFS_OK) {
 		pg_rollback(s);

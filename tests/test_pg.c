@@ -20,6 +20,10 @@
 
 #include "lib/pgcluster.h"
 #include "lib/proc.h"
+#include "secretfs/ctx.h"
+#include "secretfs/secret.h"
+#include "secretfs/store.h"
+#include "secretfs/version.h"
 
 static struct pgcluster pgc;
 
@@ -490,6 +494,102 @@ START_TEST(two_hosts_four_writers_each_end_gap_free)
 }
 END_TEST
 
+/* ---- outcome unknown ------------------------------------------------------ */
+
+static struct sfs_ctx *ctx_on(int i)
+{
+	struct sfs_ctx_options o;
+	struct sfs_ctx *c = NULL;
+	struct sfs_error e;
+
+	memset(&o, 0, sizeof(o));
+	o.store_dir = hosts[i].dir;
+	sfs_error_clear(&e);
+	ck_assert_msg(sfs_ctx_open(&c, &o, &e) == SFS_OK, "%s", e.msg);
+	return c;
+}
+
+static uint32_t latest_of(const char *name)
+{
+	struct sfs_ctx *c = ctx_on(1);
+	struct sfs_secret_rec r;
+	struct sfs_caller me;
+	struct sfs_error e;
+	int full = 0;
+
+	sfs_caller_self(&me);
+	ck_assert_int_eq(sfs_secret_get(c, &me, name, &r, &full, &e), SFS_OK);
+	sfs_ctx_close(c);
+	return r.latest_version;
+}
+
+/* Add "v2" to db from host A with the connection cut at COMMIT. */
+static int add_cut(int when, void (*hook)(void *), int deadline_ms,
+		   struct sfs_error *e)
+{
+	struct sfs_ctx *c;
+	struct sfs_caller me;
+	int rc;
+
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	c = ctx_on(0);
+	sfs_caller_self(&me);
+	sfs_error_clear(e);
+	sfs_store_pg_test_cut(when, hook, NULL, deadline_ms);
+	rc = sfs_version_add(c, &me, "db", "v2", 2, 0, NULL, e);
+	sfs_store_pg_test_cut(0, NULL, NULL, 0);
+	sfs_ctx_close(c);
+	return rc;
+}
+
+START_TEST(commit_answer_lost_but_committed_is_success)
+{
+	struct sfs_error e;
+
+	ck_assert_int_eq(add_cut(1, NULL, 0, &e), SFS_OK);
+	ck_assert_uint_eq(latest_of("db"), 2);
+	on(1);
+	ck_assert_int_eq(cli("version", "get", "db", NULL), 0);
+}
+END_TEST
+
+START_TEST(connection_lost_before_commit_is_eio_not_made)
+{
+	struct sfs_error e;
+
+	ck_assert_int_eq(add_cut(2, NULL, 0, &e), SFS_EIO);
+	ck_assert_ptr_nonnull(strstr(e.msg, "the change was not made"));
+	ck_assert_uint_eq(latest_of("db"), 1);
+}
+END_TEST
+
+static void server_stop(void *arg)
+{
+	(void)arg;
+	pgc_ctl(&pgc, "stop -m immediate");
+}
+
+START_TEST(commit_with_server_gone_is_outcome_unknown)
+{
+	struct sfs_error e;
+	uint32_t l;
+	char *out;
+
+	ck_assert_int_eq(add_cut(1, server_stop, 1000, &e), SFS_EIO);
+	ck_assert_ptr_nonnull(strstr(e.msg, "outcome unknown"));
+	ck_assert_int_eq(pgc_ctl(&pgc, "start"), 0);
+	/* whichever way it went, the change is whole or absent */
+	l = latest_of("db");
+	ck_assert(l == 1 || l == 2);
+	on(1);
+	out = cli_out("version", "get", "db", NULL);
+	ck_assert_str_eq(out, l == 2 ? "v2" : "v1");
+	free(out);
+}
+END_TEST
+
 /* ---- the server goes away ------------------------------------------------ */
 
 START_TEST(server_restart_reads_eio_then_resume)
@@ -546,6 +646,9 @@ static Suite *pg_suite(void)
 	    deactivate_on_a_is_refused_on_b_within_1s,
 	    two_hosts_four_writers_each_end_gap_free,
 	    server_restart_reads_eio_then_resume,
+	    commit_answer_lost_but_committed_is_success,
+	    connection_lost_before_commit_is_eio_not_made,
+	    commit_with_server_gone_is_outcome_unknown,
 	    status_names_backend_and_listener,
 	};
 	TCase *tc;

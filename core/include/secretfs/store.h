@@ -228,6 +228,16 @@ int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
 		      int readonly, struct sfs_store **out,
 		      struct sfs_error *err);
 
+/*
+ * Tests only: at the next commit of any PostgreSQL store of the process,
+ * cut its connection (when 1: just after COMMIT is sent, so the server
+ * commits and the answer is lost; 2: before COMMIT, so nothing commits),
+ * then call hook(arg) (may be NULL), then resolve the outcome giving up
+ * after deadline_ms (<= 0: 10 s). One-shot; not thread-safe.
+ */
+void sfs_store_pg_test_cut(int when, void (*hook)(void *arg), void *arg,
+			   int deadline_ms);
+
 #define SFS_CONNINFO_MAX 1024
 
 enum sfs_backend { SFS_BACKEND_SQLITE = 0, SFS_BACKEND_POSTGRESQL = 1 };
