@@ -590,6 +590,53 @@ START_TEST(commit_with_server_gone_is_outcome_unknown)
 }
 END_TEST
 
+/* ---- no plaintext on the server ------------------------------------------ */
+
+/* grep -r for needle under dir (as root): 1 when found. */
+static int tree_holds(const char *dir, const char *needle)
+{
+	const char *argv[] = {"/bin/grep", "-r", "-a", "-q", "-F", needle,
+			      dir, NULL};
+	struct tu_proc p;
+	int st;
+
+	memset(&p, 0, sizeof(p));
+	p.argv = argv;
+	ck_assert_int_eq(tu_proc_run(&p), 0);
+	st = p.status;
+	tu_proc_release(&p);
+	ck_assert_msg(st == 0 || st == 1, "grep: status %d", st);
+	return st == 0;
+}
+
+START_TEST(no_plaintext_in_pg_dump_or_data_directory)
+{
+	const char canary[] = "CANARY-7f3a9c2e-plaintext";
+	const char *argv[] = {"/usr/bin/pg_dump", "-d", ci, NULL};
+	struct tu_proc p;
+
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--description",
+			     "desc", "--value", canary, NULL),
+			 0);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", canary, NULL),
+			 0);
+	ck_assert_int_eq(cli("version", "destroy", "db", "1", NULL), 0);
+	memset(&p, 0, sizeof(p));
+	p.argv = argv;
+	ck_assert_int_eq(tu_proc_run(&p), 0);
+	ck_assert_int_eq(p.status, 0);
+	/* the dump is real: it holds the store's tables */
+	ck_assert_ptr_nonnull(strstr(p.out, "CREATE TABLE"));
+	ck_assert_ptr_nonnull(strstr(p.out, "versions"));
+	ck_assert_ptr_null(memmem(p.out, p.out_len, canary, strlen(canary)));
+	tu_proc_release(&p);
+	ck_assert_int_eq(pgc_sql(ci, "CHECKPOINT", NULL), 0);
+	ck_assert(tree_holds(pgc.data, "versions")); /* the scan can see */
+	ck_assert(!tree_holds(pgc.data, canary));
+}
+END_TEST
+
 /* ---- the server goes away ------------------------------------------------ */
 
 START_TEST(server_restart_reads_eio_then_resume)
@@ -649,6 +696,7 @@ static Suite *pg_suite(void)
 	    commit_answer_lost_but_committed_is_success,
 	    connection_lost_before_commit_is_eio_not_made,
 	    commit_with_server_gone_is_outcome_unknown,
+	    no_plaintext_in_pg_dump_or_data_directory,
 	    status_names_backend_and_listener,
 	};
 	TCase *tc;
