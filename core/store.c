@@ -275,6 +275,16 @@ int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
 	return s->ops->audit_any(s, any, err);
 }
 
+int sfs_store_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
+			    void *arg, struct sfs_error *err)
+{
+	if (!s->ops->audit_history)
+		return sfs_error_set(err, SFS_EINVAL,
+				     "this store keeps no change history of "
+				     "other hosts (it is not shared)");
+	return s->ops->audit_history(s, cb, arg, err);
+}
+
 int sfs_store_remote_poll(struct sfs_store *s)
 {
 	return s->ops->remote_poll ? s->ops->remote_poll(s) : 0;

@@ -1340,6 +1340,25 @@ static int pg_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
 	return rc;
 }
 
+static int pg_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
+			    void *arg, struct sfs_error *err)
+{
+	struct sfs_blob line;
+	PGresult *r;
+	int i, rc;
+
+	rc = run(PG(s), "SELECT host, line FROM audit_changes ORDER BY seq",
+		 NULL, &r, err, "list audit lines");
+	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++) {
+		rc = col_blob(r, i, 1, &line, err);
+		if (rc == SFS_OK)
+			rc = cb(arg, PQgetvalue(r, i, 0), line.data, line.len);
+		sfs_blob_release(&line);
+	}
+	PQclear(r);
+	return rc;
+}
+
 /* The store-wide lock ends with COMMIT: after() runs just past it. Two
  * writers of one host may then append their lines in either order; each
  * line carries its time. */
@@ -1506,6 +1525,7 @@ static const struct sfs_store_ops pg_ops = {
     .audit_del = pg_audit_del,
     .audit_any = pg_audit_any,
     .remote_poll = pg_remote_poll,
+    .audit_history = pg_audit_history,
     .remote_state = pg_remote_state,
 };
 

@@ -31,6 +31,7 @@ struct audit_args {
 	const char *secret;
 	int64_t since;
 	int follow;
+	int all_hosts;
 };
 
 static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
@@ -40,6 +41,7 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		{ "secret", required_argument, NULL, 's' },
 		{ "since", required_argument, NULL, 't' },
 		{ "follow", no_argument, NULL, 'f' },
+		{ "all-hosts", no_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -50,6 +52,8 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			a->secret = optarg;
 		else if (ch == 'f')
 			a->follow = 1;
+		else if (ch == 'a')
+			a->all_hosts = 1;
 		else if (ch != 't')
 			return cli_opt_other(cmd, ch, argv);
 		else if (sfs_time_parse(optarg, &a->since) != SFS_OK)
@@ -58,13 +62,16 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 					     optarg);
 	}
 	rc = cli_args(cmd, argc, argv, 0, 0);
+	if (rc == EXIT_OK && a->all_hosts && a->follow)
+		return cli_bad_usage(cmd, "--all-hosts reads the store once: "
+					  "no --follow");
 	return rc == EXIT_OK ? CLI_GO : rc;
 }
 
 static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		     int argc, char **argv)
 {
-	struct audit_args a = { NULL, 0, 0 };
+	struct audit_args a = {NULL, 0, 0, 0};
 	struct sfs_error err;
 	char dir[4096], path[4200];
 	int write_errno = 0;
@@ -78,8 +85,12 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
 		return cli_fail("cannot find the store", &err);
 	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	rc = sfs_audit_read(path, a.secret, a.since, a.follow, audit_line,
-			    &write_errno, &err);
+	if (a.all_hosts)
+		rc = sfs_audit_read_all_hosts(dir, a.secret, a.since,
+					      audit_line, &write_errno, &err);
+	else
+		rc = sfs_audit_read(path, a.secret, a.since, a.follow,
+				    audit_line, &write_errno, &err);
 	if (rc < 0) {
 		if (!err.code)
 			err.code = rc;
@@ -96,6 +107,7 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 const struct cli_cmd cli_audit_cmd = {
 	"audit", "audit",
 	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+	"       secretfs audit --all-hosts [--secret NAME] [--since TIME]\n"
 	"\n"
 	"Print the audit log: one JSON line per value read and per change.\n"
 	"\n"
@@ -103,6 +115,7 @@ const struct cli_cmd cli_audit_cmd = {
 	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
 	"                  2026-11-28T18:00:00Z, or a date YYYY-MM-DD)\n"
 	"  --follow        keep printing new lines as they come\n"
+	"  --all-hosts     every host's changes, from the shared store\n"
 	"  -h, --help      print this help\n",
 	audit_run,
 };

@@ -334,6 +334,41 @@ START_TEST(joined_hosts_share_one_store)
 }
 END_TEST
 
+START_TEST(audit_all_hosts_shows_every_hosts_changes)
+{
+	char *out, *a, *b, *err = NULL;
+	char host_a[600], host_b[600];
+
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	on(1);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL),
+			 0);
+	out = cli_out("audit", "--all-hosts", "--secret", "db", NULL);
+	snprintf(host_a, sizeof(host_a), ":%s\"", hosts[0].dir);
+	snprintf(host_b, sizeof(host_b), ":%s\"", hosts[1].dir);
+	a = strstr(out, "\"op\":\"secret.create\"");
+	b = strstr(out, "\"op\":\"version.add\"");
+	ck_assert_msg(a && b && a < b, "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, host_a));
+	ck_assert_ptr_nonnull(strstr(out, host_b));
+	ck_assert_ptr_null(strstr(out, "v1"));
+	ck_assert_ptr_null(strstr(out, "v2\""));
+	/* each host's own log has its own change only */
+	on(0);
+	free(out);
+	out = cli_out("audit", NULL);
+	ck_assert_ptr_nonnull(strstr(out, "secret.create"));
+	ck_assert_ptr_null(strstr(out, "version.add"));
+	free(out);
+	ck_assert_int_ne(run_err(hosts[0].dir, &err, "audit", "--all-hosts",
+				 "--follow", NULL, NULL),
+			 0);
+	free(err);
+}
+END_TEST
+
 /* ---- propagation between mounted hosts ---------------------------------- */
 
 /* Wait up to 1 s (SPEC §6) for cond on host B; the time it took. */
@@ -688,6 +723,7 @@ static Suite *pg_suite(void)
 	    store_conf_group_readable_is_refused,
 	    store_conf_symlink_is_refused,
 	    joined_hosts_share_one_store,
+	    audit_all_hosts_shows_every_hosts_changes,
 	    create_on_a_is_seen_on_b_within_1s,
 	    rotate_on_a_is_seen_on_b_within_1s,
 	    deactivate_on_a_is_refused_on_b_within_1s,

@@ -35,6 +35,8 @@ typedef int (*sfs_key_cb)(void *arg, const struct sfs_key_rec *k);
 typedef int (*sfs_secret_cb)(void *arg, const struct sfs_secret_rec *s);
 typedef int (*sfs_version_cb)(void *arg, const struct sfs_version_rec *v);
 typedef int (*sfs_role_cb)(void *arg, const char *role, const char *principal);
+typedef int (*sfs_audit_history_cb)(void *arg, const char *host,
+				    const void *line, size_t len);
 typedef int (*sfs_audit_pending_cb)(void *arg, int64_t seq, int64_t hint,
 				    const void *line, size_t len);
 
@@ -187,6 +189,12 @@ struct sfs_store_ops {
 	 */
 	int (*remote_poll)(struct sfs_store *s);
 	int (*remote_state)(struct sfs_store *s, char *out, size_t cap);
+
+	/* Optional (a shared store): every change's audit line the store
+	 * keeps, of every host, in the order they committed; host names the
+	 * host that made it. */
+	int (*audit_history)(struct sfs_store *s, sfs_audit_history_cb cb,
+			     void *arg, struct sfs_error *err);
 };
 
 struct sfs_store {
@@ -343,6 +351,9 @@ int sfs_store_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 int sfs_store_audit_del(struct sfs_store *s, int64_t seq,
 			struct sfs_error *err);
 int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err);
+/* SFS_EINVAL when the store keeps no history (not shared). */
+int sfs_store_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
+			    void *arg, struct sfs_error *err);
 /* 0 and "" for a store of one host (no remote_poll). */
 int sfs_store_remote_poll(struct sfs_store *s);
 int sfs_store_remote_state(struct sfs_store *s, char *out, size_t cap);
