@@ -674,9 +674,20 @@ END_TEST
 
 /* ---- the server goes away ------------------------------------------------ */
 
+/* Does host i's .status hold needle? */
+static int status_has(int i, const char *needle)
+{
+	char *got = NULL;
+	int found;
+
+	on(i);
+	found = slurp(".status", &got, NULL) == 0 && strstr(got, needle);
+	free(got);
+	return found;
+}
+
 START_TEST(server_restart_reads_eio_then_resume)
 {
-	char *status = NULL;
 	int e;
 
 	on(0);
@@ -690,22 +701,15 @@ START_TEST(server_restart_reads_eio_then_resume)
 	ck_assert_int_eq(pgc_ctl(&pgc, "start"), 0);
 	/* the daemon reconnects by itself at the next request */
 	ck_assert(reads_on(1, "secrets/db/default", "v1"));
-	within_1s(slurp(".status", &status, NULL) == 0 &&
-		  strstr(status, "listener up"));
-	free(status);
+	within_1s(status_has(1, "listener up"));
 }
 END_TEST
 
 START_TEST(status_names_backend_and_listener)
 {
-	char *got = NULL;
-
 	mount_host(1);
-	on(1);
-	within_1s(slurp(".status", &got, NULL) == 0 &&
-		  strstr(got, "\"backend\": \"postgresql ") &&
-		  strstr(got, "listener up"));
-	free(got);
+	within_1s(status_has(1, "\"backend\": \"postgresql ") &&
+		  status_has(1, "listener up"));
 }
 END_TEST
 
