@@ -65,9 +65,9 @@
 
 #include "secretfs/store.h"
 
-#define MAX_ARGS  16
-#define LOCK_WAIT "10s"
-#define GEN_LOST  (UINT64_C(1) << 63)
+#define MAX_ARGS   16
+#define LOCK_WAIT  "10s"
+#define GEN_LOST   (UINT64_C(1) << 63)
 #define REQ_BYTES  16
 #define RESOLVE_MS 10000 /* how long a lost COMMIT is chased */
 
@@ -180,8 +180,8 @@ struct pg {
 	uint64_t remote_gen;
 	int listening; /* atomic: the listener is up (remote_state) */
 	unsigned char req[REQ_BYTES]; /* this write transaction's request */
-	int backend_pid;              /* the server process that runs it */
-	unsigned writes;              /* old request ids go every 256th */
+	int backend_pid;	      /* the server process that runs it */
+	unsigned writes;	      /* old request ids go every 256th */
 };
 
 /* Parameters of one statement: text, or binary for bytea. */
@@ -540,9 +540,9 @@ static int request_lookup(struct pg *p)
  */
 static int commit_resolve(struct pg *p, struct sfs_error *err)
 {
-	int64_t end = mono_ms() + (test_cut.deadline_ms > 0
-				       ? test_cut.deadline_ms
-				       : RESOLVE_MS);
+	int64_t end =
+	    mono_ms() +
+	    (test_cut.deadline_ms > 0 ? test_cut.deadline_ms : RESOLVE_MS);
 	int found = -1;
 
 	while (found < 0) {

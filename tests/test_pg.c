@@ -343,8 +343,7 @@ START_TEST(audit_all_hosts_shows_every_hosts_changes)
 	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
 			 0);
 	on(1);
-	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL),
-			 0);
+	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL), 0);
 	out = cli_out("audit", "--all-hosts", "--secret", "db", NULL);
 	snprintf(host_a, sizeof(host_a), ":%s\"", hosts[0].dir);
 	snprintf(host_b, sizeof(host_b), ":%s\"", hosts[1].dir);
@@ -529,7 +528,8 @@ START_TEST(two_hosts_four_writers_each_end_gap_free)
 }
 END_TEST
 
-/* ---- outcome unknown ------------------------------------------------------ */
+/* ---- outcome unknown ------------------------------------------------------
+ */
 
 static struct sfs_ctx *ctx_on(int i)
 {
@@ -630,8 +630,8 @@ END_TEST
 /* grep -r for needle under dir (as root): 1 when found. */
 static int tree_holds(const char *dir, const char *needle)
 {
-	const char *argv[] = {"/bin/grep", "-r", "-a", "-q", "-F", needle,
-			      dir, NULL};
+	const char *argv[] = {"/bin/grep", "-r",   "-a", "-q",
+			      "-F",	   needle, dir,	 NULL};
 	struct tu_proc p;
 	int st;
 
@@ -651,8 +651,8 @@ START_TEST(no_plaintext_in_pg_dump_or_data_directory)
 	struct tu_proc p;
 
 	on(0);
-	ck_assert_int_eq(cli("secret", "create", "db", "--description",
-			     "desc", "--value", canary, NULL),
+	ck_assert_int_eq(cli("secret", "create", "db", "--description", "desc",
+			     "--value", canary, NULL),
 			 0);
 	ck_assert_int_eq(cli("version", "add", "db", "--value", canary, NULL),
 			 0);
