@@ -454,14 +454,16 @@ static int mount_root(const char *path)
 	return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
 }
 
-/* Is the view of v serving? */
+/* Is the view of v serving? Asked of the daemon (AT_STATX_FORCE_SYNC):
+ * the kernel keeps a dead view's attributes until they time out. */
 static int view_alive(const struct driver *d, const struct vol *v)
 {
 	char p[VPATH_MAX];
-	struct stat st;
+	struct statx sx;
 
 	snprintf(p, sizeof(p), "%s/%s/.status", d->mountdir, v->name);
-	return stat(p, &st) == 0;
+	return statx(AT_FDCWD, p, AT_STATX_FORCE_SYNC, STATX_BASIC_STATS,
+		     &sx) == 0;
 }
 
 static void vol_path(const struct driver *d, const struct vol *v, char *out,

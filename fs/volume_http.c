@@ -30,6 +30,7 @@
 #define IDLE_SECONDS 10
 #define MAX_CLIENTS  32
 #define CONTENT_TYPE "application/vnd.docker.plugins.v1+json"
+#define TOO_LARGE    "{\"Err\":\"request too large (over 1 MiB)\"}"
 
 /* One request's body as it arrives. */
 struct req {
@@ -70,6 +71,17 @@ static int peer_is_root(struct MHD_Connection *c)
 	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
 		return 0;
 	return cr.uid == 0;
+}
+
+/* Does the request announce a body over VOL_BODY_MAX? Answered before
+ * the body is read (before "100 Continue"); a body that comes without a
+ * length is counted as it arrives (body_add). */
+static int too_long(struct MHD_Connection *c)
+{
+	const char *n = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return n && strtoull(n, NULL, 10) > VOL_BODY_MAX;
 }
 
 /* Append a chunk of the body; 0, or -1 past VOL_BODY_MAX (or ENOMEM). */
@@ -123,19 +135,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			r->refused = 403;
 		else if (strcmp(method, MHD_HTTP_METHOD_POST))
 			r->refused = 405;
+		else if (too_long(c))
+			r->refused = 413;
 		if (r->refused == 403)
 			return send_json(c, 403,
 					 "{\"Err\":\"permission denied: the "
 					 "volume driver serves root only\"}");
+		if (r->refused == 413)
+			return send_json(c, 413, TOO_LARGE);
 		return MHD_YES;
 	}
 	if (*upload_size) {
 		if (!r->refused && body_add(r, upload, *upload_size)) {
 			r->refused = 413;
 			*upload_size = 0;
-			return send_json(c, 413,
-					 "{\"Err\":\"request too large (over "
-					 "1 MiB)\"}");
+			return send_json(c, 413, TOO_LARGE);
 		}
 		*upload_size = 0;
 		return MHD_YES;
