@@ -111,13 +111,20 @@ install: all
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' 'scripts/secretfs@.service' \
 		> '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
 	chmod 0644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
+	for u in secretfs-volume.service secretfs-volume.socket; do \
+		sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/$$u \
+			> $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u && \
+		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/secretfs \
 		$(DESTDIR)$(PREFIX)/share/man/man1/secretfs.1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/secretfs.5 \
 		$(DESTDIR)$(or $(SBINDIR),/sbin)/mount.fuse.secretfs \
-		'$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
+		'$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service' \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs-volume.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs-volume.socket
 
 clean:
 	rm -rf build build-asan
