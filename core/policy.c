@@ -323,9 +323,10 @@ void sfs_policy_view_attrs(const struct sfs_view_id *v,
 			   const struct sfs_secret_rec *s, uint32_t *owner,
 			   uint32_t *group, uint32_t *mode)
 {
-	unsigned set = s->access_control ? 0 : v->set;
+	unsigned set;
 
 	assert(v && s && owner && group && mode);
+	set = s->access_control ? 0 : v->set;
 	*owner = (set & SFS_VIEW_UID) ? v->uid : s->owner;
 	*group = (set & SFS_VIEW_GID) ? v->gid : s->group;
 	*mode = (set & SFS_VIEW_MODE) ? v->mode : s->mode;
