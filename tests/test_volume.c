@@ -240,15 +240,18 @@ static void driver_start(void)
 	ck_assert_msg(connectable(), "the driver does not answer");
 }
 
-static void driver_stop(int sig)
+/* Signal the driver and reap it; its exit status (0 when it was not
+ * running). */
+static int driver_stop(int sig)
 {
 	int st;
 
 	if (driver <= 0)
-		return;
+		return 0;
 	kill(driver, sig);
 	waitpid(driver, &st, 0);
 	driver = -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* The views' pids as the driver recorded them (volumes.json). */
@@ -313,11 +316,11 @@ static void detach_all(const char *dir)
  * tag kept in dir/tag. */
 static void set_paths(const char *dir)
 {
-	char path[600], *t;
+	char path[600], *t, *copy = strdup(dir);
 
+	ck_assert_ptr_nonnull(copy);
 	free(base);
-	base = strdup(dir);
-	ck_assert_ptr_nonnull(base);
+	base = copy;
 	snprintf(store, sizeof(store), "%s/store", base);
 	ck_assert_int_lt(snprintf(sock, sizeof(sock), "%s/driver.sock", base),
 			 (int)sizeof(sock));
@@ -435,10 +438,21 @@ static void cleanup_dir(const char *dir)
 	base = NULL;
 }
 
+/* The driver stops cleanly at SIGTERM, and neither it nor a view it
+ * started reported anything a sanitizer finds (they share its log). */
 static void teardown(void)
 {
-	if (base)
-		cleanup_dir(base);
+	int st;
+	char *log;
+
+	if (!base)
+		return;
+	st = driver_stop(SIGTERM);
+	log = tu_read_file(dlog, NULL);
+	cleanup_dir(base);
+	ck_assert_msg(st == 0 && (!log || !strstr(log, "Sanitizer")),
+		      "driver exit %d: %s", st, log ? log : "");
+	free(log);
 }
 
 /* The runner's side: whatever a test left. */
