@@ -82,8 +82,8 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -157,9 +157,7 @@ static int opts_cb(void *arg, const char *key, const struct sfs_json *v)
 
 	if (!val)
 		why = "the value must be a string";
-	else if (!opt_ok(key, val, &why))
-		;
-	else if (opts_append(b->out, key, val))
+	else if (opt_ok(key, val, &why) && opts_append(b->out, key, val))
 		why = "too long";
 	if (why)
 		snprintf(b->err, sizeof(b->err), "option '%.64s%s%.128s': %s",
@@ -357,7 +355,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	if (rc)
-		logf_("cannot write '%s': %s", d->state, strerror(errno));
+		say("cannot write '%s': %s", d->state, strerror(errno));
 	free(s);
 	return rc;
 }
@@ -398,7 +396,7 @@ static int load_vol_cb(void *arg, const char *key, const struct sfs_json *j)
 	l->d->v[l->d->n++] = v;
 	return 0;
 bad:
-	logf_("'%s': volume '%.128s' is malformed: left out", l->d->state, key);
+	say("'%s': volume '%.128s' is malformed: left out", l->d->state, key);
 	vol_free(v);
 	return 0;
 }
@@ -413,13 +411,15 @@ static int state_load(struct driver *d)
 	ssize_t n = 0;
 	int fd = open(d->state, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = -1;
 
-	if (fd < 0)
-		return errno == ENOENT
-			   ? 0
-			   : (logf_("'%s': %s", d->state, strerror(errno)), -1);
+	if (fd < 0 && errno == ENOENT)
+		return 0; /* no volumes yet */
+	if (fd < 0) {
+		say("'%s': %s", d->state, strerror(errno));
+		return -1;
+	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    (st.st_mode & 077) || st.st_size > 64 * 1024 * 1024) {
-		logf_("'%s': not a regular 0600 file of ours", d->state);
+		say("'%s': not a regular 0600 file of ours", d->state);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -427,7 +427,7 @@ static int state_load(struct driver *d)
 		n = read(fd, buf, (size_t)st.st_size);
 	if (!buf || n != (ssize_t)st.st_size ||
 	    !(j = sfs_json_parse(buf, (size_t)n))) {
-		logf_("'%s': not a JSON object", d->state);
+		say("'%s': not a JSON object", d->state);
 		goto out;
 	}
 	sfs_json_each(sfs_json_get(j, "volumes"), load_vol_cb, &l);
@@ -886,7 +886,7 @@ static void restore(struct driver *d)
 			view_stop(d, v);
 		else if (!view_alive(d, v) &&
 			 view_start(d, v, err, sizeof(err)))
-			logf_("volume '%s': %s", v->name, err);
+			say("volume '%s': %s", v->name, err);
 	}
 	state_save(d);
 }
@@ -936,15 +936,14 @@ static int driver_init(struct driver *d, const struct cli_global *g,
 	snprintf(d->state, sizeof(d->state), "%s/volumes.json", d->store);
 	if (!realpath("/proc/self/exe", d->self) ||
 	    strlen(dir) >= sizeof(d->mountdir)) {
-		logf_("'%.100s...': the mount directory's path is too long",
-		      dir);
+		say("'%.100s...': the mount directory's path is too long", dir);
 		return EXIT_FAIL;
 	}
 	snprintf(d->mountdir, sizeof(d->mountdir), "%s", dir);
 	snprintf(d->stage, sizeof(d->stage), "%s.stage", dir);
 	if (own_mount(d->mountdir, MS_SHARED) ||
 	    own_mount(d->stage, MS_PRIVATE)) {
-		logf_("cannot set up '%s': %s", d->mountdir, strerror(errno));
+		say("cannot set up '%s': %s", d->mountdir, strerror(errno));
 		return EXIT_FAIL;
 	}
 	return state_load(d) ? EXIT_FAIL : 0;
@@ -971,7 +970,7 @@ int cmd_volume_driver(const struct cli_global *g, int argc, char **argv)
 	if ((rc = parse_args(argc, argv, &sock, &dir)))
 		return rc;
 	if (geteuid() != 0) {
-		logf_("needs root (it mounts views)");
+		say("needs root (it mounts views)");
 		return EXIT_FAIL;
 	}
 	if (!(d = calloc(1, sizeof(*d))))

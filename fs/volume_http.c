@@ -6,7 +6,8 @@
  * One thread (MHD's internal polling thread) serves every connection, so
  * requests reach the handler one at a time and the volume table needs no
  * lock. What a client can do to it is bounded: a body over VOL_BODY_MAX
- * is answered 413 as soon as it passes the limit, a client that connects
+ * is answered 413 (before it is sent when its length is announced, else
+ * once it ends: the excess is dropped as it comes), a client that connects
  * and sends nothing (or stops half-way) is dropped after IDLE_SECONDS, at
  * most MAX_CLIENTS connections are open at once, and any uid but root is
  * answered 403 (SO_PEERCRED: the socket's mode 0600 is the first fence,
@@ -36,7 +37,8 @@
 struct req {
 	char *body;
 	size_t len, cap;
-	int refused; /* answered before the body was complete */
+	int refused;  /* the HTTP status it is refused with, or 0 */
+	int answered; /* refused before its body was read */
 };
 
 struct server {
@@ -141,22 +143,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			return send_json(c, 403,
 					 "{\"Err\":\"permission denied: the "
 					 "volume driver serves root only\"}");
-		if (r->refused == 413)
+		if (r->refused == 413) {
+			r->answered = 1;
 			return send_json(c, 413, TOO_LARGE);
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!r->refused && body_add(r, upload, *upload_size)) {
+		/* past the limit the rest is read and dropped, so that the
+		 * client, still sending, gets the 413 at the end */
+		if (!r->refused && body_add(r, upload, *upload_size))
 			r->refused = 413;
-			*upload_size = 0;
-			return send_json(c, 413, TOO_LARGE);
-		}
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (r->refused == 405)
 		return send_json(c, 405,
 				 "{\"Err\":\"only POST requests are served\"}");
+	if (r->refused == 413 && !r->answered)
+		return send_json(c, 413, TOO_LARGE);
 	if (r->refused)
 		return MHD_YES; /* already answered */
 	return answer(cls, c, url, r);

@@ -49,6 +49,7 @@ static char plugin[64], tag[32];
 static pid_t driver = -1;
 static char *suite_dir; /* every test's directory is under it */
 static int have_podman; /* the container tests run */
+static int chunked;	/* post_as sends the body without a length */
 
 static const char *bin(void)
 {
@@ -119,6 +120,10 @@ static void post_as(uid_t uid, const char *path, const void *body, size_t len,
 {
 	char url[256];
 	const char *argv[] = {"/usr/bin/curl",
+			      "-H",
+			      chunked ? "Transfer-Encoding: chunked" : "X-A: 1",
+			      "-H",
+			      chunked ? "Expect:" : "X-B: 1",
 			      "-s",
 			      "-o",
 			      "-",
