@@ -1384,6 +1384,18 @@ struct sfs_store *sfs_ctx_swap_store(struct sfs_ctx *ctx, struct sfs_store *s)
 	return old;
 }
 
+void sfs_ctx_close_store(struct sfs_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->mutex);
+	sfs_store_close(ctx->store);
+	ctx->store = NULL;
+	ctx->roles_valid = 0;
+	sfs_crypto_wipe(ctx->kms, ctx->kms_len);
+	if (ctx->cache)
+		cache_flush(ctx->cache);
+	pthread_mutex_unlock(&ctx->mutex);
+}
+
 int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err)
 {
 	struct sfs_store *s = NULL, *old;

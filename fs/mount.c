@@ -312,9 +312,12 @@ static void harden(void)
 }
 
 /*
- * After fuse_daemonize() forked: a database connection does not survive
- * fork() (store_sqlite.c), so the daemon opens its own and drops the one
- * inherited from the process that checked the store and the key. The
+ * A database connection does not survive fork() (ctx.h): the process
+ * that checked the store and the key closes its connection before
+ * fuse_daemonize() forks, releasing its locks and leaving the child no
+ * SQLite state, and the daemon opens its own. A child that inherited the
+ * connection would hold none of the POSIX locks SQLite believes it
+ * holds, and any other reader could delete the WAL under it. The
  * context keeps its key material: nothing is asked again.
  */
 static int reopen_store(struct sfs_ctx *ctx)
@@ -419,6 +422,8 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	}
 	if (fuse_set_signal_handlers(se))
 		goto out;
+	if (!o->foreground && !o->debug)
+		sfs_ctx_close_store(ctx);
 	if (fuse_daemonize(o->foreground || o->debug))
 		goto out;
 	if (!o->foreground && !o->debug && reopen_store(ctx))
