@@ -34,6 +34,7 @@
 #include "fuse_int.h"
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
+#include "secretfs/storedir.h"
 
 static int usage(const char *text)
 {
@@ -262,17 +263,20 @@ static int lock_wait(int fd)
 	return 0;
 }
 
-/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). */
+/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). The
+ * lock file, as every file of the store, is never opened through a
+ * symlink (storedir.h). */
 static int lock_store(struct sfs_ctx *ctx)
 {
-	char path[PATH_MAX], what[PATH_MAX + 16];
+	char what[PATH_MAX + 16];
+	struct sfs_error err;
 	int fd, e;
 
-	snprintf(path, sizeof(path), "%s/lock", sfs_ctx_dir(ctx));
 	snprintf(what, sizeof(what), "mount: store %s", sfs_ctx_dir(ctx));
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = sfs_storedir_open(sfs_ctx_dir(ctx), "lock", O_RDWR | O_CREAT, 0600,
+			       &err);
 	if (fd < 0) {
-		fail(what, errtext(errno));
+		fprintf(stderr, "secretfs: mount: %s\n", err.msg);
 		return -1;
 	}
 	if ((e = lock_wait(fd))) {
