@@ -472,20 +472,18 @@ static void vol_path(const struct driver *d, const struct vol *v, char *out,
 	snprintf(out, cap, "%s/%s", d->mountdir, v->name);
 }
 
-/* Exec `secretfs mount STAGE/NAME -f -o ro,allow_other,OPTS`: stdin
- * closed, its messages on our stderr, a session of its own. */
-static void view_exec(const struct driver *d, const struct vol *v,
-		      const char *at)
+/* Fork and exec `secretfs mount STAGE/NAME -f -o ro,allow_other,OPTS`:
+ * stdin closed, its messages on our stderr, a session of its own. The
+ * arguments are built before the fork: the driver has threads, and the
+ * child only calls what is safe after fork(). The child's pid, or -1. */
+static pid_t view_spawn(const struct driver *d, const struct vol *v,
+			const char *at)
 {
 	char o[OPTS_MAX + 32];
 	const char *argv[12];
-	int n = 0, fd = open("/dev/null", O_RDONLY);
+	int n = 0, fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid;
 
-	if (fd >= 0) {
-		dup2(fd, 0);
-		close(fd);
-	}
-	setsid();
 	snprintf(o, sizeof(o), "ro,allow_other,%s", v->opts);
 	argv[n++] = "secretfs";
 	argv[n++] = "--store";
@@ -500,8 +498,18 @@ static void view_exec(const struct driver *d, const struct vol *v,
 	argv[n++] = "-o";
 	argv[n++] = o;
 	argv[n] = NULL;
-	execv(d->self, (char *const *)argv);
-	_exit(127);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		if (fd >= 0)
+			dup2(fd, 0);
+		setsid();
+		execv(d->self, (char *const *)argv);
+		_exit(127);
+	}
+	if (fd >= 0)
+		close(fd);
+	return pid;
 }
 
 /* Wait until the child serves at dir (its .status answers) or exits.
@@ -542,10 +550,7 @@ static int view_start(struct driver *d, struct vol *v, char *err, size_t cap)
 	}
 	if (mount_root(at) != 0)
 		umount2(at, MNT_DETACH); /* a half-started view */
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0)
-		view_exec(d, v, at);
+	pid = view_spawn(d, v, at);
 	if (pid < 0 || view_wait(pid, at)) {
 		snprintf(err, cap,
 			 "the view of '%s' did not start (see the "

@@ -191,6 +191,9 @@ static int activated_fd(void)
 		return -1;
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
+	/* the views the driver starts must not hold the socket */
+	if (fcntl(3, F_SETFD, FD_CLOEXEC))
+		return -1;
 	return 3;
 }
 

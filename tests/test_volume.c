@@ -2,7 +2,7 @@
  * The volume driver (`secretfs volume-driver`, SPEC §4): the Docker
  * plugin protocol spoken with curl on the driver's unix socket (each
  * bad request gets an error reply and the driver keeps serving; only
- * root is served), the volume table kept in the store directory across a
+ * root is served; a socket passed as systemd does is used), the volume table kept in the store directory across a
  * restart, Mount counted per container; then real podman containers
  * with runc using the driver through their own containers.conf: flat
  * /run/secrets/NAME with the volume's uid and mode, only= views,
@@ -47,9 +47,11 @@ static char store[512], vols[512], dlog[512], conf[512];
 static char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char plugin[64], tag[32];
 static pid_t driver = -1;
-static char *suite_dir; /* every test's directory is under it */
-static int have_podman; /* the container tests run */
-static int chunked;	/* post_as sends the body without a length */
+static char *suite_dir;	 /* every test's directory is under it */
+static int have_podman;	 /* the container tests run */
+static int chunked;	 /* post_as sends the body without a length */
+static int activated;	 /* driver_start passes the socket as systemd does */
+static char unused[600]; /* --socket when activated: never made */
 
 static const char *bin(void)
 {
@@ -212,6 +214,25 @@ static int connectable(void)
 	return fd >= 0;
 }
 
+/* As systemd passes a socket: bound and listening on fd 3, with
+ * LISTEN_FDS=1 and LISTEN_PID naming the driver (this child). */
+static void activate_child(void)
+{
+	struct sockaddr_un sa;
+	char pid[16];
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, sock, sizeof(sock));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    chmod(sock, 0600) || listen(fd, 16) || dup2(fd, 3) != 3)
+		_exit(126);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_FDS", "1", 1);
+	setenv("LISTEN_PID", pid, 1);
+}
+
 static void driver_start(void)
 {
 	struct timespec tick = {0, 10 * 1000 * 1000};
@@ -229,8 +250,11 @@ static void driver_start(void)
 		fd = open(dlog, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, 1);
 		dup2(fd, 2);
+		if (activated)
+			activate_child();
 		execl(bin(), bin(), "--store", store, "volume-driver",
-		      "--socket", sock, "--mount-dir", vols, (char *)NULL);
+		      "--socket", activated ? unused : sock, "--mount-dir",
+		      vols, (char *)NULL);
 		_exit(127);
 	}
 	snprintf(pidf, sizeof(pidf), "%s/driver.pid", base);
@@ -607,6 +631,23 @@ START_TEST(silent_client_does_not_block)
 }
 END_TEST
 
+START_TEST(socket_activation_serves)
+{
+	struct stat st;
+
+	driver_stop(SIGTERM);
+	snprintf(unused, sizeof(unused), "%s/unused.sock", base);
+	activated = 1;
+	driver_start();
+	activated = 0;
+	assert_serving();
+	assert_reply(post("/VolumeDriver.List", ""), 200,
+		     "{\"Volumes\":[],\"Err\":\"\"}");
+	ck_assert_int_eq(stat(unused, &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 START_TEST(socket_root_only)
 {
 	struct stat st;
@@ -952,6 +993,7 @@ int main(void)
 	tcase_add_test(tc, request_over_1mib_refused);
 	tcase_add_test(tc, silent_client_does_not_block);
 	tcase_add_test(tc, socket_root_only);
+	tcase_add_test(tc, socket_activation_serves);
 	tcase_add_test(tc, mount_counted_per_container);
 	tcase_add_test(tc, volumes_survive_driver_restart);
 	tcase_add_test(tc, state_file_symlink_refused);
