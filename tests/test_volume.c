@@ -2,8 +2,9 @@
  * The volume driver (`secretfs volume-driver`, SPEC §4): the Docker
  * plugin protocol spoken with curl on the driver's unix socket (each
  * bad request gets an error reply and the driver keeps serving; only
- * root is served; a socket passed as systemd does is used), the volume table kept in the store directory across a
- * restart, Mount counted per container; then real podman containers
+ * root is served; a socket passed as systemd does is used), the volume
+ * table kept in the store directory across a restart, Mount counted
+ * per container; then real podman containers
  * with runc using the driver through their own containers.conf: flat
  * /run/secrets/NAME with the volume's uid and mode, only= views,
  * read-only, rotation, disjoint views, unmount at the last container,
