@@ -194,6 +194,24 @@ START_TEST(other_kms_user)
 }
 END_TEST
 
+/* Finding 12: moving a secret off a user key (onto the service key, to
+ * add versions past a deactivated user key) needs kms-user too. */
+START_TEST(finding12_change_key_away_from_user_key)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	ck_assert_int_eq(cli("secret", "change-key", "db", "k1", NULL), 0);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "service"), EACCES);
+	assert_xattr("secrets/db", "user.kms.key_name", "k1");
+	ck_assert_int_eq(cli("role", "grant", "kms-user", "uid:4321", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "service"), 0);
+	assert_xattr("secrets/db", "user.kms.key_name", "service");
+}
+END_TEST
+
 START_TEST(other_role_through_group)
 {
 	NEED_ROOT();
@@ -546,6 +564,7 @@ int main(void)
 	    groups_reread_per_request,
 	    other_roles,
 	    other_kms_user,
+	    finding12_change_key_away_from_user_key,
 	    other_role_through_group,
 	    staged_private_to_uid,
 	    staged_owned_by_creator,
