@@ -8,8 +8,11 @@
  * Every handler maps one request onto the core and the core's error onto
  * an errno (fs_errno: sfs_err_errno). Metadata for stat (owner, mode, sizes,
  * times) is read with the daemon's own caller: names are public and attributes
- * are cached per inode by the kernel, so they cannot depend on who asks.
- * Values, kv/ and keys/ are read with the requesting process's caller.
+ * are cached per inode by the kernel. Values, kv/ and keys/ are read with the
+ * requesting process's caller. Where the answer depends on who asks (kv/
+ * entries, keys/, .status, and stat of an access-controlled secret's values,
+ * EACCES outside its partial view) the kernel gets zero entry and attribute
+ * timeouts, so it never shows one caller's answer to another (node_attr).
  *
  * A read handle owns the plaintext decrypted at open (a snapshot); the
  * core's sfs_value_release() wipes it at release. With cache=strict the
@@ -196,9 +199,32 @@ static int secret_rec(const char *name, struct sfs_secret_rec *r)
 	return sfs_secret_get(fs_d.ctx, &fs_d.meta, name, r, &full, NULL);
 }
 
+/*
+ * The partial view (SPEC §3): a caller who may not read an
+ * access-controlled secret learns nothing of its versions, so stat of
+ * default, versions/N and kv/K is EACCES for them, whether the version
+ * exists or not. Managers may add versions without being on the list
+ * (and may put themselves on it): they pass. SFS_OK or SFS_EACCES.
+ */
+static int view_check(fuse_req_t req, const struct sfs_secret_rec *r)
+{
+	struct sfs_caller c;
+
+	if (!r->access_control)
+		return SFS_OK;
+	if (fs_caller(req, FS_CALLER_GROUPS, &c))
+		return SFS_EIO;
+	if (sfs_policy_may_view(&c, r))
+		return SFS_OK;
+	if (fs_caller(req, FS_CALLER_FULL, &c))
+		return SFS_EIO;
+	return sfs_policy_may_manage(&c) ? SFS_OK : SFS_EACCES;
+}
+
 /* Attributes of default or versions/N; a pending file (created, not yet
- * committed) shows as empty. */
-static int attr_value(const struct fs_node_info *n, struct stat *st)
+ * committed) shows as empty. *mine: the answer depends on the caller. */
+static int attr_value(fuse_req_t req, const struct fs_node_info *n,
+		      struct stat *st, int *mine)
 {
 	struct sfs_secret_rec r;
 	struct sfs_version_rec v;
@@ -207,6 +233,10 @@ static int attr_value(const struct fs_node_info *n, struct stat *st)
 
 	memset(&v, 0, sizeof(v));
 
+	if (rc == SFS_OK && r.access_control) {
+		*mine = 1;
+		rc = view_check(req, &r);
+	}
 	if (rc)
 		return rc;
 	if (num == 0 && r.default_version == 0)
@@ -383,11 +413,19 @@ static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
 	return rc;
 }
 
-int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
+/*
+ * Attributes of a node. *mine is set when the answer depends on who asks
+ * (kv/ entries, keys/, .status, the values of an access-controlled
+ * secret): the kernel must not keep those (zero entry and attribute
+ * timeouts), or it would show one caller's answer to the next.
+ */
+static int node_attr(fuse_req_t req, const struct fs_node_info *n,
+		     struct stat *st, int *mine)
 {
 	struct sfs_secret_rec r;
 	int rc = SFS_OK;
 
+	*mine = 0;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
 	st->st_uid = fs_d.owner_uid;
@@ -403,6 +441,7 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 		break;
 	case FK_STATUS:
 	case FK_KEY:
+		*mine = 1;
 		rc = attr_fixed_file(req, n, st);
 		break;
 	case FK_SECRET:
@@ -422,9 +461,10 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 		break;
 	case FK_DEFAULT:
 	case FK_VERSION:
-		rc = attr_value(n, st);
+		rc = attr_value(req, n, st, mine);
 		break;
 	case FK_KV:
+		*mine = 1;
 		rc = attr_kv(req, n, st);
 		break;
 	case FK_STAGED:
@@ -436,6 +476,13 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 	}
 	st->st_ino = n->ino;
 	return rc ? fs_errno(rc) : 0;
+}
+
+int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
+{
+	int mine;
+
+	return node_attr(req, n, st, &mine);
 }
 
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
@@ -527,14 +574,14 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	struct stat st;
 	uint64_t ino;
-	int rc = fs_node_get(parent, &p);
+	int mine = 0, rc = fs_node_get(parent, &p);
 
 	memset(&n, 0, sizeof(n));
 	if (!rc)
 		rc = resolve(req, &p, name, &n);
 	if (!rc) {
 		n.ino = n.kind <= FK_STATUS ? (uint64_t)n.kind : 0;
-		rc = fs_node_attr(req, &n, &st);
+		rc = node_attr(req, &n, &st, &mine);
 	}
 	if (rc) {
 		fuse_reply_err(req, rc);
@@ -545,7 +592,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fs_fill_entry(&e, ino, &st, n.kind == FK_STAGED);
+	fs_fill_entry(&e, ino, &st, n.kind == FK_STAGED || mine);
 	if (fuse_reply_entry(req, &e))
 		fs_node_forget(ino, 1);
 }
@@ -571,17 +618,18 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs_node_info n;
 	struct stat st;
-	int rc = fs_node_get(ino, &n);
+	int mine = 0, rc = fs_node_get(ino, &n);
 
 	(void)fi;
 	if (!rc)
-		rc = fs_node_attr(req, &n, &st);
+		rc = node_attr(req, &n, &st, &mine);
 	if (rc)
 		fuse_reply_err(req, rc);
 	else
-		fuse_reply_attr(
-		    req, &st,
-		    n.kind == FK_STAGED || n.writers ? 0 : fs_d.attr_timeout);
+		fuse_reply_attr(req, &st,
+				n.kind == FK_STAGED || n.writers || mine
+				    ? 0
+				    : fs_d.attr_timeout);
 }
 
 /* --- directories ------------------------------------------------------- */
@@ -676,7 +724,10 @@ static int list_secret_dir(fuse_req_t req, const struct fs_node_info *n,
 	struct sfs_secret_rec r;
 	int rc = secret_rec(n->secret, &r);
 
-	if (rc == SFS_OK && r.default_version)
+	/* a caller refused the partial view sees default either way: its
+	 * presence would tell whether a version exists */
+	if (rc == SFS_OK &&
+	    (r.default_version || view_check(req, &r) != SFS_OK))
 		rc = db_add(b, "default", 0);
 	if (rc == SFS_OK)
 		rc = db_add(b, "versions", 1);
