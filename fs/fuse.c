@@ -397,7 +397,7 @@ static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
 	int rc = SFS_OK;
 
 	if (n->kind == FK_STATUS) {
-		s = fs_status_json(&len);
+		s = fs_status_json(req, &len);
 		if (!s)
 			return SFS_ENOMEM;
 	} else {
@@ -885,7 +885,7 @@ static int open_read(fuse_req_t req, const struct fs_node_info *n,
 	case FK_KV:
 		return kv_entry(req, n->secret, n->name, &h->buf, &h->len);
 	case FK_STATUS:
-		h->buf = fs_status_json(&h->len);
+		h->buf = fs_status_json(req, &h->len);
 		return h->buf ? SFS_OK : SFS_ENOMEM;
 	case FK_KEY:
 		return key_json(req, n->name, &h->buf, &h->len);
@@ -1527,15 +1527,70 @@ static struct sfs_json *status_options(void)
 	return o;
 }
 
+/* The names an only= view shows, collected before their versions are
+ * counted (no store call inside a listing's callback). */
+struct view_names {
+	char (*v)[SFS_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int view_name_cb(void *arg, const struct sfs_secret_rec *s)
+{
+	struct view_names *vn = arg;
+	void *p;
+
+	if (!fs_visible(s->name))
+		return 0;
+	if (vn->n == vn->cap) {
+		p = realloc(vn->v, (vn->cap ? vn->cap * 2 : 16) * sizeof(*vn->v));
+		if (!p)
+			return SFS_ENOMEM;
+		vn->v = p;
+		vn->cap = vn->cap ? vn->cap * 2 : 16;
+	}
+	snprintf(vn->v[vn->n++], sizeof(*vn->v), "%s", s->name);
+	return 0;
+}
+
+static int view_version_cb(void *arg, const struct sfs_version_rec *v)
+{
+	(void)v;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/* only=: count the secrets the view shows and their versions, not the
+ * store's (keys/ is the same in every view). */
+static int view_counts(struct sfs_counts *k)
+{
+	struct view_names vn;
+	size_t i;
+	int rc;
+
+	memset(&vn, 0, sizeof(vn));
+	rc = sfs_secret_list(fs_d.ctx, &fs_d.meta, view_name_cb, &vn, NULL);
+	k->secrets = vn.n;
+	k->versions = 0;
+	for (i = 0; rc == SFS_OK && i < vn.n; i++)
+		rc = sfs_version_list(fs_d.ctx, &fs_d.meta, vn.v[i], 0,
+				      view_version_cb, &k->versions, NULL);
+	free(vn.v);
+	return rc;
+}
+
 static struct sfs_json *status_counts(const char **health)
 {
 	struct sfs_counts k;
 	struct sfs_error err;
 	struct sfs_json *o = sfs_json_object();
+	int rc;
 
 	sfs_error_clear(&err);
 	memset(&k, 0, sizeof(k));
-	if (sfs_ctx_counts(fs_d.ctx, &k, &err) != SFS_OK)
+	rc = sfs_ctx_counts(fs_d.ctx, &k, &err);
+	if (rc == SFS_OK && fs_d.opts.only)
+		rc = view_counts(&k);
+	if (rc != SFS_OK)
 		*health = "store error";
 	if (!o || sfs_json_set_int(o, "secrets", (int64_t)k.secrets) ||
 	    sfs_json_set_int(o, "versions", (int64_t)k.versions) ||
@@ -1546,21 +1601,34 @@ static struct sfs_json *status_counts(const char **health)
 	return o;
 }
 
-char *fs_status_json(size_t *len)
+/* May the request's caller see the store's path and its last error?
+ * Root and the mount's owner; anyone else gets null and "error". */
+static int status_private(fuse_req_t req)
+{
+	uid_t uid = fuse_req_ctx(req)->uid;
+
+	return uid == 0 || uid == fs_d.owner_uid;
+}
+
+char *fs_status_json(fuse_req_t req, size_t *len)
 {
 	struct sfs_json *j = sfs_json_object();
 	const char *health = NULL, *last = sfs_ctx_last_error(fs_d.ctx);
+	int mine = status_private(req);
 	char *s = NULL, *t;
 
 	if (!j || sfs_json_set_str(j, "program", "secretfs") ||
 	    sfs_json_set_str(j, "version", SFS_PROGRAM_VERSION) ||
-	    sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx)) ||
+	    (mine ? sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx))
+		  : sfs_json_set_null(j, "store")) ||
 	    sfs_json_set_str(j, "mountpoint", fs_d.opts.mountpoint) ||
 	    sfs_json_set(j, "options", status_options()) ||
 	    sfs_json_set(j, "counts", status_counts(&health)))
 		goto out;
+	if (!health && last && *last)
+		health = mine ? last : "error";
 	if (!health)
-		health = last && *last ? last : "ok";
+		health = "ok";
 	if (sfs_json_set_str(j, "health", health))
 		goto out;
 	s = sfs_json_dump(j, 1);

@@ -55,11 +55,70 @@ START_TEST(finding13_staged_failed_truncate_commits_nothing)
 }
 END_TEST
 
+/* Finding 10: inside an only= view, .status counted the whole store. */
+START_TEST(finding10_status_counts_within_view)
+{
+	char *got;
+
+	mk("app-db", "one");
+	mk("other", "one");
+	ck_assert_int_eq(cli("version", "add", "other", "--value", "two", NULL),
+			 0);
+	up("only=app-*");
+	ck_assert_int_eq(slurp(".status", &got, NULL), 0);
+	ck_assert_msg(strstr(got, "\"secrets\": 1,\n") &&
+			  strstr(got, "\"versions\": 1,\n"),
+		      "%s", got);
+	free(got);
+}
+END_TEST
+
+/* .status as a child sees it: no store path, its stat size its own. */
+static int status_as_other(void *arg)
+{
+	struct stat st;
+	char *got;
+	size_t len;
+	int e = slurp(".status", &got, &len);
+
+	(void)arg;
+	if (e)
+		return e;
+	if (strstr(got, h_store) || !strstr(got, "\"store\": null,\n"))
+		e = 200;
+	else if (stat(P(".status"), &st) || st.st_size != (off_t)len)
+		e = 201;
+	free(got);
+	return e;
+}
+
+/* Finding 10: .status showed the store's path to anyone; only root and
+ * the mount's owner see it (and the store's last error). */
+START_TEST(finding10_status_store_path_private)
+{
+	char *got, want[600];
+	struct stat st;
+	size_t len;
+
+	NEED_ROOT();
+	up("allow_other");
+	ck_assert_int_eq(slurp(".status", &got, &len), 0);
+	snprintf(want, sizeof(want), "\"store\": \"%s\",\n", h_store);
+	ck_assert_msg(strstr(got, want), "%s", got);
+	ck_assert_int_eq(stat(P(".status"), &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)len);
+	free(got);
+	ck_assert_int_eq(as_user(OTHER, OTHER, status_as_other, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
 	    finding13_failed_truncate_commits_nothing,
 	    finding13_staged_failed_truncate_commits_nothing,
+	    finding10_status_counts_within_view,
+	    finding10_status_store_path_private,
 	};
 
 	return h_main("mount_review", tests, sizeof(tests) / sizeof(tests[0]));
