@@ -1537,16 +1537,18 @@ struct view_names {
 static int view_name_cb(void *arg, const struct sfs_secret_rec *s)
 {
 	struct view_names *vn = arg;
+	size_t cap;
 	void *p;
 
 	if (!fs_visible(s->name))
 		return 0;
 	if (vn->n == vn->cap) {
-		p = realloc(vn->v, (vn->cap ? vn->cap * 2 : 16) * sizeof(*vn->v));
+		cap = vn->cap ? vn->cap * 2 : 16;
+		p = realloc(vn->v, cap * sizeof(*vn->v));
 		if (!p)
 			return SFS_ENOMEM;
 		vn->v = p;
-		vn->cap = vn->cap ? vn->cap * 2 : 16;
+		vn->cap = cap;
 	}
 	snprintf(vn->v[vn->n++], sizeof(*vn->v), "%s", s->name);
 	return 0;
@@ -1571,9 +1573,12 @@ static int view_counts(struct sfs_counts *k)
 	rc = sfs_secret_list(fs_d.ctx, &fs_d.meta, view_name_cb, &vn, NULL);
 	k->secrets = vn.n;
 	k->versions = 0;
-	for (i = 0; rc == SFS_OK && i < vn.n; i++)
+	for (i = 0; rc == SFS_OK && i < vn.n; i++) {
 		rc = sfs_version_list(fs_d.ctx, &fs_d.meta, vn.v[i], 0,
 				      view_version_cb, &k->versions, NULL);
+		if (rc == SFS_ENOENT)
+			rc = SFS_OK; /* deleted since the listing */
+	}
 	free(vn.v);
 	return rc;
 }
