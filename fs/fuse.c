@@ -11,8 +11,9 @@
  * are cached per inode by the kernel. Values, kv/ and keys/ are read with the
  * requesting process's caller. Where the answer depends on who asks (kv/
  * entries, keys/, .status, and stat of an access-controlled secret's values,
- * EACCES outside its partial view) the kernel gets zero entry and attribute
- * timeouts, so it never shows one caller's answer to another (node_attr).
+ * EACCES outside its partial view) the kernel gets a zero entry timeout, and
+ * mostly a zero attribute timeout, so it never shows one caller's answer to
+ * another (node_attr).
  *
  * A read handle owns the plaintext decrypted at open (a snapshot); the
  * core's sfs_value_release() wipes it at release. With cache=strict the
@@ -221,6 +222,8 @@ static int view_check(fuse_req_t req, const struct sfs_secret_rec *r)
 	return sfs_policy_may_manage(&c) ? SFS_OK : SFS_EACCES;
 }
 
+enum { MINE_ENTRY = 1, MINE_ATTR = 2 }; /* see node_attr */
+
 /* Attributes of default or versions/N; a pending file (created, not yet
  * committed) shows as empty. *mine: the answer depends on the caller. */
 static int attr_value(fuse_req_t req, const struct fs_node_info *n,
@@ -234,7 +237,7 @@ static int attr_value(fuse_req_t req, const struct fs_node_info *n,
 	memset(&v, 0, sizeof(v));
 
 	if (rc == SFS_OK && r.access_control) {
-		*mine = 1;
+		*mine = MINE_ENTRY | MINE_ATTR;
 		rc = view_check(req, &r);
 	}
 	if (rc)
@@ -416,8 +419,12 @@ static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
 /*
  * Attributes of a node. *mine is set when the answer depends on who asks
  * (kv/ entries, keys/, .status, the values of an access-controlled
- * secret): the kernel must not keep those (zero entry and attribute
- * timeouts), or it would show one caller's answer to the next.
+ * secret): the kernel must not keep those, or it would show one caller's
+ * answer to the next. MINE_ENTRY: a zero entry timeout, so every path
+ * walk revalidates with a LOOKUP for its own caller (which refreshes the
+ * attributes too); MINE_ATTR: a zero attribute timeout as well. kv/
+ * entries get the first only: their GETATTR would decrypt once more, and
+ * no caller reaches their cached attributes without a path walk.
  */
 static int node_attr(fuse_req_t req, const struct fs_node_info *n,
 		     struct stat *st, int *mine)
@@ -441,7 +448,7 @@ static int node_attr(fuse_req_t req, const struct fs_node_info *n,
 		break;
 	case FK_STATUS:
 	case FK_KEY:
-		*mine = 1;
+		*mine = MINE_ENTRY | MINE_ATTR;
 		rc = attr_fixed_file(req, n, st);
 		break;
 	case FK_SECRET:
@@ -464,7 +471,7 @@ static int node_attr(fuse_req_t req, const struct fs_node_info *n,
 		rc = attr_value(req, n, st, mine);
 		break;
 	case FK_KV:
-		*mine = 1;
+		*mine = MINE_ENTRY;
 		rc = attr_kv(req, n, st);
 		break;
 	case FK_STAGED:
@@ -592,7 +599,9 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fs_fill_entry(&e, ino, &st, n.kind == FK_STAGED || mine);
+	fs_fill_entry(&e, ino, &st, n.kind == FK_STAGED || (mine & MINE_ATTR));
+	if (mine & MINE_ENTRY)
+		e.entry_timeout = 0;
 	if (fuse_reply_entry(req, &e))
 		fs_node_forget(ino, 1);
 }
@@ -625,11 +634,10 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		rc = node_attr(req, &n, &st, &mine);
 	if (rc)
 		fuse_reply_err(req, rc);
+	else if (n.kind == FK_STAGED || n.writers || (mine & MINE_ATTR))
+		fuse_reply_attr(req, &st, 0);
 	else
-		fuse_reply_attr(req, &st,
-				n.kind == FK_STAGED || n.writers || mine
-				    ? 0
-				    : fs_d.attr_timeout);
+		fuse_reply_attr(req, &st, fs_d.attr_timeout);
 }
 
 /* --- directories ------------------------------------------------------- */
