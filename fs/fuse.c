@@ -237,7 +237,7 @@ static int attr_value(fuse_req_t req, const struct fs_node_info *n,
 	memset(&v, 0, sizeof(v));
 
 	if (rc == SFS_OK && r.access_control) {
-		*mine = MINE_ENTRY | MINE_ATTR;
+		*mine = MINE_ENTRY;
 		rc = view_check(req, &r);
 	}
 	if (rc)
@@ -422,9 +422,11 @@ static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
  * secret): the kernel must not keep those, or it would show one caller's
  * answer to the next. MINE_ENTRY: a zero entry timeout, so every path
  * walk revalidates with a LOOKUP for its own caller (which refreshes the
- * attributes too); MINE_ATTR: a zero attribute timeout as well. kv/
- * entries get the first only: their GETATTR would decrypt once more, and
- * no caller reaches their cached attributes without a path walk.
+ * attributes too); MINE_ATTR: a zero attribute timeout as well, for
+ * keys/ and .status only. No caller reaches a value's cached attributes
+ * without a path walk (that LOOKUP refuses them) or an open descriptor,
+ * so values keep theirs: a GETATTR at each cache=kernel read would cost
+ * a policy check (and for kv/ a decryption) every time.
  */
 static int node_attr(fuse_req_t req, const struct fs_node_info *n,
 		     struct stat *st, int *mine)
