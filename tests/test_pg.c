@@ -35,6 +35,7 @@ struct host {
 static struct host hosts[2];
 static char *base;
 static char ci[PATH_MAX + 128]; /* this test's store */
+static char key[600];           /* both hosts' master key */
 
 /* Point the harness (cli, up, P) at host i. */
 static void on(int i)
@@ -55,20 +56,9 @@ static void cluster_down(void)
 	pgc_stop(&pgc);
 }
 
-static void copy_key(const char *from_dir, const char *to_dir)
-{
-	char src[600], dst[600], *k;
-	size_t len = 0;
-
-	snprintf(src, sizeof(src), "%s/master.key", from_dir);
-	snprintf(dst, sizeof(dst), "%s/master.key", to_dir);
-	k = tu_read_file(src, &len);
-	ck_assert_ptr_nonnull(k);
-	tu_write_file(dst, k, len, 0400);
-	free(k);
-}
-
-/* Host A makes the store, host B joins it with A's key. */
+/* Host A makes the store, host B joins it; both read the master key from
+ * one file outside their (otherwise empty) store directories, as with a
+ * systemd credential: $SECRETFS_MASTER_KEY. */
 static void setup(void)
 {
 	int i;
@@ -90,11 +80,11 @@ static void setup(void)
 		hosts[i].pid = -1;
 		ck_assert_int_eq(mkdir(hosts[i].mp, 0755), 0);
 	}
+	snprintf(key, sizeof(key), "%s/master.key", base);
+	setenv("SECRETFS_MASTER_KEY", key, 1);
 	on(0);
 	ck_assert_int_eq(
 	    cli("init", "--backend", "postgresql", "--conninfo", ci, NULL), 0);
-	ck_assert_int_eq(mkdir(hosts[1].dir, 0700), 0);
-	copy_key(hosts[0].dir, hosts[1].dir);
 	on(1);
 	ck_assert_int_eq(cli("init", "--join", "--conninfo", ci, NULL), 0);
 	on(0);
@@ -124,15 +114,20 @@ static void mount_host(int i)
 	free(log);
 }
 
-/* secretfs --store DIR args...: exit status, stderr into *err. */
-static int run_err(const char *dir, char **err, const char *a1, const char *a2,
-		   const char *a3, const char *a4, const char *a5)
+/* secretfs --store DIR args... (NULL-terminated): exit status, stderr
+ * into *err. */
+static int run_err(const char *dir, char **err, ...)
 {
-	const char *argv[] = {h_bin(), "--store", dir, a1,  a2,
-			      a3,      a4,	  a5,  NULL};
+	const char *argv[16] = {h_bin(), "--store", dir};
 	struct tu_proc p;
-	int st;
+	va_list ap;
+	int n = 3, st;
 
+	va_start(ap, err);
+	while (n < 15 && (argv[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
 	memset(&p, 0, sizeof(p));
 	p.argv = argv;
 	ck_assert_int_eq(tu_proc_run(&p), 0);
@@ -185,7 +180,7 @@ START_TEST(second_init_on_one_server_is_refused)
 
 	snprintf(dir, sizeof(dir), "%s/c", base);
 	ck_assert_int_ne(run_err(dir, &err, "init", "--backend", "postgresql",
-				 "--conninfo", ci),
+				 "--conninfo", ci, NULL),
 			 0);
 	ck_assert_ptr_nonnull(strstr(err, "attach with init --join"));
 	ck_assert(!exists(dir, "store.conf"));
@@ -195,18 +190,18 @@ END_TEST
 
 START_TEST(join_with_another_key_is_refused_and_writes_nothing)
 {
-	unsigned char key[32];
+	unsigned char other[32];
 	char dir[600], path[700], *err = NULL;
 	size_t i;
 
-	for (i = 0; i < sizeof(key); i++)
-		key[i] = (unsigned char)(i * 7 + 1);
+	for (i = 0; i < sizeof(other); i++)
+		other[i] = (unsigned char)(i * 7 + 1);
 	snprintf(dir, sizeof(dir), "%s/c", base);
-	ck_assert_int_eq(mkdir(dir, 0700), 0);
-	snprintf(path, sizeof(path), "%s/master.key", dir);
-	tu_write_file(path, key, sizeof(key), 0400);
-	ck_assert_int_ne(
-	    run_err(dir, &err, "init", "--join", "--conninfo", ci, NULL), 0);
+	snprintf(path, sizeof(path), "%s/other.key", base);
+	tu_write_file(path, other, sizeof(other), 0400);
+	ck_assert_int_ne(run_err(dir, &err, "--master-key", path, "init",
+				 "--join", "--conninfo", ci, NULL),
+			 0);
 	ck_assert_ptr_nonnull(strstr(err, "wrong master key"));
 	ck_assert(!exists(dir, "store.conf"));
 	ck_assert(!exists(dir, "audit.log"));
@@ -220,6 +215,7 @@ START_TEST(join_without_a_key_file_is_refused)
 	char dir[600], *err = NULL;
 
 	snprintf(dir, sizeof(dir), "%s/c", base);
+	unsetenv("SECRETFS_MASTER_KEY"); /* DIR/master.key, absent */
 	ck_assert_int_ne(
 	    run_err(dir, &err, "init", "--join", "--conninfo", ci, NULL), 0);
 	ck_assert_ptr_nonnull(strstr(err, "needs the store's master key"));
@@ -236,7 +232,7 @@ START_TEST(conninfo_with_a_password_is_refused)
 	snprintf(dir, sizeof(dir), "%s/c", base);
 	snprintf(bad, sizeof(bad), "%s password=hunter2", ci);
 	ck_assert_int_ne(run_err(dir, &err, "init", "--backend", "postgresql",
-				 "--conninfo", bad),
+				 "--conninfo", bad, NULL),
 			 0);
 	ck_assert_ptr_nonnull(strstr(err, "must not hold a password"));
 	ck_assert_ptr_null(strstr(err, "hunter2"));
