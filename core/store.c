@@ -127,6 +127,16 @@ int sfs_store_keyver_insert(struct sfs_store *s, const char *key_id,
 				     err);
 }
 
+int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
+			 uint32_t version, const struct sfs_blob *wrapped,
+			 struct sfs_error *err)
+{
+	if (!s->ops->keyver_set)
+		return sfs_error_set(err, SFS_EIO,
+				     "this store cannot replace key material");
+	return s->ops->keyver_set(s, key_id, version, wrapped, err);
+}
+
 int sfs_store_secret_get(struct sfs_store *s, const char *id_or_name,
 			 struct sfs_secret_rec *out, struct sfs_error *err)
 {

@@ -820,6 +820,28 @@ static int pg_keyver_insert(struct sfs_store *s, const char *key_id,
 	return rc;
 }
 
+static int pg_keyver_set(struct sfs_store *s, const char *key_id,
+			 uint32_t version, const struct sfs_blob *wrapped,
+			 struct sfs_error *err)
+{
+	struct args a = {.n = 0};
+	long n = 0;
+	int rc;
+
+	a_text(&a, key_id);
+	a_i64(&a, version);
+	a_blob(&a, wrapped->data, wrapped->len);
+	rc = run_count(PG(s),
+		       "UPDATE kms_key_versions SET wrapped = $3 "
+		       "WHERE key_id = $1 AND version = $2",
+		       &a, &n, err, "replace kms key version");
+	if (rc == SFS_OK && n == 0)
+		rc = sfs_error_set(err, SFS_ENOENT,
+				   "kms key '%s' version %u: not found",
+				   key_id, (unsigned)version);
+	return rc;
+}
+
 /* ---- secrets ------------------------------------------------------------ */
 
 static int secret_row(const PGresult *r, int i, struct sfs_secret_rec *s,
@@ -1502,6 +1524,7 @@ static const struct sfs_store_ops pg_ops = {
     .key_delete = pg_key_delete,
     .key_in_use = pg_key_in_use,
     .keyver_get = pg_keyver_get,
+    .keyver_set = pg_keyver_set,
     .keyver_insert = pg_keyver_insert,
     .secret_get = pg_secret_get,
     .secret_list = pg_secret_list,

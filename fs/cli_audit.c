@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "secretfs/audit.h"
+#include "secretfs/ctx.h"
 #include "secretfs/value.h"
 
 /* Print one line; arg (an int) gets errno when stdout fails. */
@@ -230,4 +231,55 @@ const struct cli_cmd cli_init_cmd = {
     "                           store; needs its master key file\n"
     "  -h, --help               print this help\n",
     init_run,
+};
+
+/* --- rekey ------------------------------------------------------------- */
+
+static int rekey_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		     int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "new-master-key", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_session s;
+	const char *key = NULL;
+	int ch, rc;
+
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch != 'k')
+			return cli_opt_other(cmd, ch, argv);
+		key = optarg;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
+		return rc;
+	if (!key)
+		return cli_bad_usage(cmd, "--new-master-key FILE is required");
+	if ((rc = cli_session_open(&s, g)) != EXIT_OK)
+		return rc;
+	rc = sfs_ctx_rekey(s.ctx, key, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot re-key the store");
+	else
+		printf("store re-keyed: its master key is now '%s'; give it "
+		       "to every host and restart their daemons\n",
+		       key);
+	cli_session_close(&s);
+	return rc == SFS_OK ? EXIT_OK : rc;
+}
+
+const struct cli_cmd cli_rekey_cmd = {
+	"rekey", "rekey",
+	"Usage: secretfs rekey --new-master-key FILE\n"
+	"\n"
+	"Move the store to the master key in FILE (32 bytes, mode 0400):\n"
+	"every KMS key's material and the canary are wrapped again, in one\n"
+	"transaction. Afterwards every command and daemon needs FILE as its\n"
+	"master key (--master-key, $SECRETFS_MASTER_KEY or DIR/master.key);\n"
+	"a daemon still holding the old key fails its reads until restarted.\n"
+	"\n"
+	"  --new-master-key FILE   the new master key\n"
+	"  -h, --help              print this help\n",
+	rekey_run,
 };

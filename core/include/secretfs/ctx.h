@@ -97,6 +97,16 @@ void sfs_ctx_watch_sync(struct sfs_ctx *ctx);
  * polled by sfs_ctx_watch_wait). Thread-safe. */
 void sfs_ctx_backend(struct sfs_ctx *ctx, char *out, size_t cap);
 
+/*
+ * Re-wrap every KMS key version and remake the canary under the master
+ * key in the file new_key_path, in one write transaction (core/rekey.c).
+ * SFS_EINVAL for a passphrase store; SFS_EBADMSG (nothing changed) when
+ * some stored material does not authenticate under the current key. The
+ * context keeps the old key: close it and open with the new one.
+ */
+int sfs_ctx_rekey(struct sfs_ctx *ctx, const char *new_key_path,
+		  struct sfs_error *err);
+
 struct sfs_counts {
 	uint64_t secrets, versions, keys;
 };

@@ -85,6 +85,11 @@ struct sfs_store_ops {
 	int (*keyver_insert)(struct sfs_store *s, const char *key_id,
 			     uint32_t version, const struct sfs_blob *wrapped,
 			     int64_t created_at, struct sfs_error *err);
+	/* replaces the wrapped material (rekey); SFS_ENOENT when absent.
+	 * Optional: a backend without it cannot be re-keyed. */
+	int (*keyver_set)(struct sfs_store *s, const char *key_id,
+			  uint32_t version, const struct sfs_blob *wrapped,
+			  struct sfs_error *err);
 
 	/* secrets; get accepts an id or a name; list is in name order */
 	int (*secret_get)(struct sfs_store *s, const char *id_or_name,
@@ -304,6 +309,9 @@ int sfs_store_keyver_get(struct sfs_store *s, const char *key_id,
 int sfs_store_keyver_insert(struct sfs_store *s, const char *key_id,
 			    uint32_t version, const struct sfs_blob *wrapped,
 			    int64_t created_at, struct sfs_error *err);
+int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
+			 uint32_t version, const struct sfs_blob *wrapped,
+			 struct sfs_error *err);
 int sfs_store_secret_get(struct sfs_store *s, const char *id_or_name,
 			 struct sfs_secret_rec *out, struct sfs_error *err);
 int sfs_store_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
