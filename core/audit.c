@@ -232,6 +232,8 @@ static int build_line(const struct sfs_audit_event *ev, char **line,
 	bad |= sfs_json_set_str(j, "result", sfs_err_name(ev->result));
 	if (ev->key)
 		bad |= set_text(j, "key", ev->key);
+	if (ev->host)
+		bad |= set_text(j, "host", ev->host);
 	bad |= set_caller(j, ev->caller);
 	if (!bad)
 		text = sfs_json_dump(j, 0);
@@ -343,6 +345,8 @@ static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
 	put_field(b, "result", sfs_err_name(ev->result));
 	if (ev->key)
 		put_field(b, "key", ev->key);
+	if (ev->host)
+		put_field(b, "host", ev->host);
 	if (c) {
 		put_num(b, "uid", c->uid);
 		if (c->via_fs) {

@@ -1242,6 +1242,9 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 	if (rc == SFS_OK)
 		rc = sfs_store_conf_read(ctx->dir, &conf, err);
 	if (rc == SFS_OK && conf.backend != SFS_BACKEND_SQLITE) {
+		if (gethostname(ctx->host, sizeof(ctx->host)) != 0)
+			snprintf(ctx->host, sizeof(ctx->host), "unknown");
+		ctx->host[sizeof(ctx->host) - 1] = '\0';
 		*writable = access(ctx->dir, W_OK) == 0;
 		rc = sfs_store_open(ctx->dir, 0, !*writable, &ctx->store, err);
 		if (!*writable)
@@ -1668,10 +1671,12 @@ static int can_stage(const struct sfs_ctx *ctx)
 	return ctx->audit && !ctx->readonly && sfs_store_can_stage(ctx->store);
 }
 
-static void event_of(struct sfs_audit_event *ev, const struct sfs_caller *c,
+static void event_of(const struct sfs_ctx *ctx, struct sfs_audit_event *ev,
+		     const struct sfs_caller *c,
 		     const struct ctx_audit_line *l)
 {
 	memset(ev, 0, sizeof(*ev));
+	ev->host = ctx->host[0] ? ctx->host : NULL;
 	ev->op = l->op;
 	ev->secret = l->secret;
 	ev->secret_id = l->secret_id && *l->secret_id ? l->secret_id : NULL;
@@ -1691,7 +1696,7 @@ static int stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	size_t len;
 	int rc;
 
-	event_of(&ev, c, l);
+	event_of(ctx, &ev, c, l);
 	rc = sfs_audit_line(&ev, &line, &len);
 	if (rc != SFS_OK)
 		return rc; /* not staged: written after the commit instead */
@@ -1818,7 +1823,7 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	    __atomic_load_n(&ctx->writer, __ATOMIC_RELAXED) == &tls_tag &&
 	    stage(ctx, c, l) == SFS_OK)
 		return SFS_OK;
-	event_of(&ev, c, l);
+	event_of(ctx, &ev, c, l);
 	rc = sfs_audit_write(ctx->audit, &ev);
 	if (rc != SFS_OK)
 		note_error(ctx, "cannot write the audit log");

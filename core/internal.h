@@ -41,6 +41,7 @@ struct sfs_ctx {
 	char *master_key_path;	   /* NULL for passphrase stores */
 	struct sfs_crypto *crypto; /* read-only after open */
 	unsigned char store_id[SFS_STORE_ID_BYTES];
+	char host[256]; /* a shared store: this host's name for audit lines */
 	struct sfs_audit *audit; /* NULL: audit off; thread-safe itself */
 	int readonly;		 /* changes refused through the policy */
 	int has_owner;

@@ -333,7 +333,7 @@ END_TEST
 START_TEST(audit_all_hosts_shows_every_hosts_changes)
 {
 	char *out, *a, *b, *err = NULL;
-	char host_a[600], host_b[600];
+	char host_a[600], host_b[600], name[256] = "";
 
 	on(0);
 	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
@@ -350,12 +350,15 @@ START_TEST(audit_all_hosts_shows_every_hosts_changes)
 	ck_assert_ptr_nonnull(strstr(out, host_b));
 	ck_assert_ptr_null(strstr(out, "v1"));
 	ck_assert_ptr_null(strstr(out, "v2\""));
-	/* each host's own log has its own change only */
+	/* each host's own log has its own change only, with a host field */
 	on(0);
 	free(out);
 	out = cli_out("audit", NULL);
 	ck_assert_ptr_nonnull(strstr(out, "secret.create"));
 	ck_assert_ptr_null(strstr(out, "version.add"));
+	gethostname(name, sizeof(name) - 1);
+	snprintf(host_a, sizeof(host_a), "\"host\":\"%s\"", name);
+	ck_assert_ptr_nonnull(strstr(out, host_a));
 	free(out);
 	ck_assert_int_ne(run_err(hosts[0].dir, &err, "audit", "--all-hosts",
 				 "--follow", NULL, NULL),

@@ -33,6 +33,7 @@ struct sfs_audit_event {
 	int result;            /* SFS_OK or an enum sfs_err code */
 	const struct sfs_caller *caller;
 	int sync;              /* fsync after the write (changes) */
+	const char *host;      /* a shared store's host name, or NULL */
 };
 
 /* Open (creating with mode 0600) the log at path. */
