@@ -394,6 +394,19 @@ uint64_t sfs_ctx_generation(struct sfs_ctx *ctx)
 	return __atomic_load_n(ctx->gen, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * What the caches are keyed on: the store's generation mixed with this
+ * host's DIR/generation, compared for equality only. A writer of this
+ * host moves the latter before it returns, so a store that learns of
+ * changes late (a shared one, through its listener) is still exact for
+ * its own host's writers.
+ */
+uint64_t ctx_store_gen(struct sfs_ctx *ctx)
+{
+	return sfs_store_generation(ctx->store) ^
+	       (sfs_ctx_generation(ctx) * UINT64_C(0x9E3779B97F4A7C15));
+}
+
 /* ---- KMS key material cache ------------------------------------------ */
 
 /*
@@ -459,7 +472,7 @@ static struct kms_slot *kms_lookup(struct sfs_ctx *ctx, const char *key_id,
 	if (ctx->phase == CTX_PH_CACHED)
 		gen = ctx->read_gen;
 	else
-		gen = sfs_store_generation(ctx->store);
+		gen = ctx_store_gen(ctx);
 
 	if (gen != ctx->kms_gen) {
 		sfs_crypto_wipe(ctx->kms, ctx->kms_len);
@@ -655,7 +668,7 @@ int ctx_read_lock(struct sfs_ctx *ctx, struct sfs_error *err)
 	c = ctx->cache;
 	if (!c)
 		return begin_locked(ctx, 0, err);
-	g = sfs_store_generation(ctx->store);
+	g = ctx_store_gen(ctx);
 	if (g != c->gen) {
 		cache_flush(c);
 		c->gen = g;
@@ -1353,7 +1366,7 @@ static int open_run(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
 	if (rc == SFS_OK && !(ctx->cache = calloc(1, sizeof(*ctx->cache))))
 		rc = sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	if (rc == SFS_OK)
-		ctx->cache->gen = sfs_store_generation(ctx->store);
+		ctx->cache->gen = ctx_store_gen(ctx);
 	if (rc == SFS_OK && !o->audit_off) {
 		rc = path_join(path, sizeof(path), ctx->dir, AUDIT_NAME, err);
 		if (rc == SFS_OK)
@@ -1492,7 +1505,7 @@ int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err)
 	sfs_crypto_wipe(ctx->kms, ctx->kms_len);
 	if (ctx->cache) { /* the real store: its generation is trusted */
 		cache_flush(ctx->cache);
-		ctx->cache->gen = sfs_store_generation(s);
+		ctx->cache->gen = ctx_store_gen(ctx);
 	}
 	pthread_mutex_unlock(&ctx->mutex);
 	sfs_store_close(old);
@@ -1558,7 +1571,7 @@ static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
 {
 	/* the store's generation: it also sees grants edited by another
 	 * program */
-	uint64_t gen = sfs_store_generation(ctx->store);
+	uint64_t gen = ctx_store_gen(ctx);
 	struct roles_acc acc = {NULL, 0};
 	int rc;
 

@@ -209,6 +209,10 @@ struct ctx_audit_line {
 int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	      const struct ctx_audit_line *l);
 
+/* The store's generation mixed with the host's (ctx.c): the caches' key.
+ * Lock held. */
+uint64_t ctx_store_gen(struct sfs_ctx *ctx);
+
 /*
  * The material of KMS key key_id at key version kv, unwrapped with the
  * KEK (cached). Call with the lock held inside a transaction. SFS_EBADMSG

@@ -53,6 +53,7 @@
  * that uses it.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,15 @@ struct pg {
 	int64_t next_poll_ms; /* the safety-net generation poll */
 	uint64_t remote_gen;
 	int listening; /* atomic: the listener is up (remote_state) */
+	/* lmu guards the listener and the fields below: the poller and the
+	 * store's user (generation) both read notifications */
+	pthread_mutex_t lmu;
+	uint64_t notes;     /* notifications read so far */
+	uint64_t poll_seen; /* notes the poller has reported */
+	uint64_t gen_seen;  /* notes when fast_gen was read */
+	uint64_t fast_gen;  /* the generation, known without asking */
+	int64_t fast_at_ms; /* when fast_gen was read from the server */
+	int fast_ok;        /* atomic: fast_gen may be used */
 	unsigned char req[REQ_BYTES]; /* this write transaction's request */
 	int backend_pid;	      /* the server process that runs it */
 	unsigned writes;	      /* old request ids go every 256th */
@@ -586,6 +596,7 @@ static int pg_commit(struct sfs_store *s, struct sfs_error *err)
 		return rc;
 	}
 	p->in_txn = 0;
+	__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
 	if (p->scrub_txn)
 		PQclear(PQexec(p->conn, "VACUUM versions, kms_key_versions"));
 	p->scrub_txn = 0;
@@ -1254,27 +1265,85 @@ static int pg_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
 }
 
 /*
- * One query; when it cannot be answered, a value never returned before,
- * so that every cache keyed on it is dropped. Inside a write transaction
+ * The generation: known without a round trip while the daemon's listener
+ * is up and quiet (gen_fast), else one query; when it cannot be answered,
+ * a value never returned before, so that every cache keyed on it is
+ * dropped. Inside a write transaction
  * the counter holds this transaction's own, uncommitted bump, which a
  * rollback would hand to the next writer's different change: a fresh
  * value then too.
  */
-static uint64_t pg_generation(struct sfs_store *s)
+/* lmu held: read what the listener has; 0, or -1 when it is gone. */
+static int listen_drain(struct pg *p)
 {
-	struct pg *p = PG(s);
+	PGnotify *n;
+
+	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK ||
+	    !PQconsumeInput(p->listen))
+		return -1;
+	while ((n = PQnotifies(p->listen))) {
+		p->notes++;
+		PQfreemem(n);
+	}
+	return 0;
+}
+
+/* Without a round trip: the last generation read, while the listener is
+ * up, has heard of no change since, and that read is under 1 s old. */
+static int gen_fast(struct pg *p, uint64_t *g, int *listening)
+{
+	int fast = 0;
+
+	*listening = 0;
+	if (pthread_mutex_trylock(&p->lmu) != 0)
+		return 0;
+	if (listen_drain(p) == 0) {
+		*listening = 1;
+		fast = __atomic_load_n(&p->fast_ok, __ATOMIC_ACQUIRE) &&
+		       p->notes == p->gen_seen &&
+		       mono_ms() - p->fast_at_ms < 1000;
+		*g = p->fast_gen;
+		p->gen_seen = p->notes;
+	}
+	pthread_mutex_unlock(&p->lmu);
+	return fast;
+}
+
+static uint64_t gen_query(struct pg *p)
+{
 	uint64_t g = 0;
 	PGresult *r;
 
-	if (p->in_txn == 2)
-		return GEN_LOST | ++p->lost;
 	if (PQstatus(p->conn) != CONNECTION_OK)
 		PQreset(p->conn);
 	r = PQexec(p->conn, "SELECT generation FROM sfs_state");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		g = (uint64_t)col_i64(r, 0, 0);
 	PQclear(r);
-	return g ? g : GEN_LOST | ++p->lost;
+	return g;
+}
+
+static uint64_t pg_generation(struct sfs_store *s)
+{
+	struct pg *p = PG(s);
+	int listening;
+	uint64_t g = 0;
+
+	if (p->in_txn == 2)
+		return GEN_LOST | ++p->lost;
+	if (gen_fast(p, &g, &listening))
+		return g;
+	g = gen_query(p);
+	if (!g)
+		return GEN_LOST | ++p->lost;
+	if (listening) {
+		pthread_mutex_lock(&p->lmu);
+		p->fast_gen = g;
+		p->fast_at_ms = mono_ms();
+		__atomic_store_n(&p->fast_ok, 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&p->lmu);
+	}
+	return g;
 }
 
 /* ---- audit lines of changes ---------------------------------------------- */
@@ -1456,34 +1525,43 @@ static int listen_poll(struct pg *p)
  * changed. Never blocks on a live connection; reconnecting is tried once
  * a second and waits at most connect_timeout.
  */
-static int pg_remote_poll(struct sfs_store *s)
+static int remote_poll_locked(struct pg *p)
 {
-	struct pg *p = PG(s);
 	int64_t now = mono_ms();
-	PGnotify *n;
 	int changed = 0;
 
 	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK) {
 		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
 		if (listen_up(p, now) != 0)
 			return 1;
 		__atomic_store_n(&p->listening, 1, __ATOMIC_RELAXED);
 		changed = 1;
 	}
-	if (!PQconsumeInput(p->listen)) {
+	if (listen_drain(p) != 0) {
 		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
 		PQfinish(p->listen);
 		p->listen = NULL;
 		return 1;
 	}
-	while ((n = PQnotifies(p->listen))) {
-		changed = 1;
-		PQfreemem(n);
-	}
+	changed |= p->notes != p->poll_seen;
+	p->poll_seen = p->notes;
 	if (now >= p->next_poll_ms) {
 		p->next_poll_ms = now + 1000;
 		changed |= listen_poll(p) != 0;
 	}
+	return changed;
+}
+
+static int pg_remote_poll(struct sfs_store *s)
+{
+	struct pg *p = PG(s);
+	int changed;
+
+	pthread_mutex_lock(&p->lmu);
+	changed = remote_poll_locked(p);
+	pthread_mutex_unlock(&p->lmu);
 	return changed;
 }
 
@@ -1506,6 +1584,7 @@ static void pg_close(struct sfs_store *s)
 
 	PQfinish(p->listen);
 	PQfinish(p->conn);
+	pthread_mutex_destroy(&p->lmu);
 	free(p->conninfo);
 	free(p);
 }
@@ -1692,6 +1771,7 @@ int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
 		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	p->pub.ops = &pg_ops;
 	p->pub.backend = p;
+	pthread_mutex_init(&p->lmu, NULL);
 	p->readonly = readonly;
 	host_label(p, dir);
 	p->conninfo = strdup(conninfo);

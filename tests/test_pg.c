@@ -35,7 +35,7 @@ struct host {
 static struct host hosts[2];
 static char *base;
 static char ci[PATH_MAX + 128]; /* this test's store */
-static char key[600];           /* both hosts' master key */
+static char key[600];		/* both hosts' master key */
 
 /* Point the harness (cli, up, P) at host i. */
 static void on(int i)
@@ -451,6 +451,30 @@ START_TEST(rotate_on_a_is_seen_on_b_within_1s)
 }
 END_TEST
 
+/* SPEC §6: visible on its own host before the writer returns. */
+START_TEST(cli_change_on_the_same_host_is_seen_at_once)
+{
+	char val[32];
+	int i;
+
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v0", NULL),
+			 0);
+	mount_host(0);
+	for (i = 1; i <= 5; i++) {
+		ck_assert(
+		    reads_on(0, "secrets/db/default", i == 1 ? "v0" : val));
+		ck_assert(
+		    reads_on(0, "secrets/db/default", i == 1 ? "v0" : val));
+		snprintf(val, sizeof(val), "v%d", i);
+		on(0);
+		ck_assert_int_eq(
+		    cli("version", "add", "db", "--value", val, NULL), 0);
+		ck_assert(reads_on(0, "secrets/db/default", val));
+	}
+}
+END_TEST
+
 START_TEST(deactivate_on_a_is_refused_on_b_within_1s)
 {
 	on(0);
@@ -730,6 +754,7 @@ static Suite *pg_suite(void)
 	    create_on_a_is_seen_on_b_within_1s,
 	    rotate_on_a_is_seen_on_b_within_1s,
 	    deactivate_on_a_is_refused_on_b_within_1s,
+	    cli_change_on_the_same_host_is_seen_at_once,
 	    two_hosts_four_writers_each_end_gap_free,
 	    server_restart_reads_eio_then_resume,
 	    commit_answer_lost_but_committed_is_success,
