@@ -1,11 +1,15 @@
 /*
- * `secretfs audit` and `secretfs init`: the two commands about the store
- * itself rather than what is in it.
+ * `secretfs audit`, `init`, `backup` and `restore`: the commands about
+ * the store itself rather than what is in it.
  *
  * audit prints the audit log's JSON lines as they are (they hold no value
  * or key material, so reading them needs no master key: the log's own
- * mode 0600 guards it). init creates the store and says where the store
- * and its master key are.
+ * mode 0600 guards it); --since takes RFC 3339 or an age (30m, 2h, 1d).
+ * init creates the store and says where the store and its master key are.
+ * backup copies a live store's database (still encrypted: the master key
+ * is not in it) after opening the store as its administrator would, so a
+ * wrong key or a foreign store is refused first; restore makes a new
+ * store directory from such a copy and refuses one that is not empty.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +37,29 @@ struct audit_args {
 	int follow;
 };
 
+/* RFC 3339, a date, or an age: N followed by s, m, h or d ago. */
+static int since_parse(const char *text, int64_t *ns)
+{
+	static const char units[] = "smhd";
+	static const int64_t secs[] = { 1, 60, 3600, 86400 };
+	const char *u;
+	char *end;
+	unsigned long long n;
+
+	if (sfs_time_parse(text, ns) == SFS_OK)
+		return SFS_OK;
+	if (*text < '0' || *text > '9')
+		return SFS_EINVAL;
+	errno = 0;
+	n = strtoull(text, &end, 10);
+	u = *end ? strchr(units, *end) : NULL;
+	if (errno || !u || end[1] || n > 100ULL * 365 * 86400)
+		return SFS_EINVAL;
+	*ns = sfs_time_now() -
+	      (int64_t)n * secs[u - units] * (int64_t)1000000000;
+	return SFS_OK;
+}
+
 static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		       struct audit_args *a)
 {
@@ -52,9 +79,10 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			a->follow = 1;
 		else if (ch != 't')
 			return cli_opt_other(cmd, ch, argv);
-		else if (sfs_time_parse(optarg, &a->since) != SFS_OK)
-			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339 or "
-						  "YYYY-MM-DD)",
+		else if (since_parse(optarg, &a->since) != SFS_OK)
+			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339, "
+						  "YYYY-MM-DD, or an age such "
+						  "as 30m, 2h, 1d)",
 					     optarg);
 	}
 	rc = cli_args(cmd, argc, argv, 0, 0);
@@ -101,7 +129,8 @@ const struct cli_cmd cli_audit_cmd = {
 	"\n"
 	"  --secret NAME   only lines about this secret\n"
 	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
-	"                  2026-11-28T18:00:00Z, or a date YYYY-MM-DD)\n"
+	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
+	"                  age: 30m, 2h, 1d)\n"
 	"  --follow        keep printing new lines as they come\n"
 	"  -h, --help      print this help\n",
 	audit_run,
@@ -188,4 +217,82 @@ const struct cli_cmd cli_init_cmd = {
 	"  --passphrase-file FILE   derive the master key from a passphrase\n"
 	"  -h, --help               print this help\n",
 	init_run,
+};
+
+/* --- backup and restore ------------------------------------------------ */
+
+static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		      int argc, char **argv)
+{
+	struct cli_session s;
+	const char *file;
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	file = argv[optind];
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	rc = sfs_store_sqlite_backup(sfs_ctx_dir(s.ctx), file, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot back up the store to "
+					      "'%s'",
+				      file);
+	else
+		printf("backed up store '%s' to '%s'\n", sfs_ctx_dir(s.ctx),
+		       file);
+	cli_session_close(&s);
+	return rc;
+}
+
+const struct cli_cmd cli_backup_cmd = {
+	"backup", "backup",
+	"Usage: secretfs backup FILE\n"
+	"\n"
+	"Copy the store's database to FILE (a new file, mode 0600) with\n"
+	"SQLite's online backup API: a consistent copy even while mounts\n"
+	"and commands use the store. Values stay encrypted in it; the\n"
+	"master key is not in it: keep the key (or the passphrase) apart.\n"
+	"Restore with 'secretfs --store NEWDIR restore FILE'.\n"
+	"\n"
+	"  -h, --help   print this help\n",
+	backup_run,
+};
+
+static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		       int argc, char **argv)
+{
+	struct sfs_error err;
+	char dir[4096];
+	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+
+	if (rc != CLI_GO)
+		return rc;
+	sfs_error_clear(&err);
+	if (g->store)
+		snprintf(dir, sizeof(dir), "%s", g->store);
+	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
+		return cli_fail("cannot find the store", &err);
+	rc = sfs_store_sqlite_restore(argv[optind], dir, &err);
+	if (rc != SFS_OK) {
+		if (!err.code)
+			err.code = rc;
+		return cli_fail("cannot restore", &err);
+	}
+	printf("restored '%s' into store '%s'\n", argv[optind], dir);
+	return EXIT_OK;
+}
+
+const struct cli_cmd cli_restore_cmd = {
+	"restore", "restore",
+	"Usage: secretfs --store NEWDIR restore FILE\n"
+	"\n"
+	"Make the store NEWDIR (created 0700, or an existing empty\n"
+	"directory) from FILE, a copy made by 'secretfs backup'. The master\n"
+	"key is not in the copy: put the store's key file at\n"
+	"NEWDIR/master.key (mode 0400) or give --master-key FILE to later\n"
+	"commands; a passphrase store needs only its passphrase.\n"
+	"\n"
+	"  -h, --help   print this help\n",
+	restore_run,
 };

@@ -3,7 +3,9 @@
  * come before the command: the '+' in the option string stops getopt at
  * the first non-option) and hands the rest of argv to the command, whose
  * argv[0] is the command's name. mount, umount and status belong to the
- * daemon (fs.h) and parse their own options.
+ * daemon (fs.h) and parse their own options. --version prints the
+ * program's version; a global option given after the command is a usage
+ * error that says so (cli_opt_problem()).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +13,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fuse_int.h" /* SFS_PROGRAM_VERSION */
+
+static const struct cli_cmd *const store_cmds[] = {
+	&cli_init_cmd, &cli_audit_cmd, &cli_backup_cmd, &cli_restore_cmd,
+};
 
 static const struct cli_group *const groups[] = {
 	&cli_key_group, &cli_secret_group, &cli_version_group,
@@ -20,6 +27,7 @@ static const struct cli_group *const groups[] = {
 static const char global_usage[] =
 	"Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
 	"...\n"
+	"       secretfs --version\n"
 	"\n"
 	"Secrets for one host: a FUSE filesystem and this command line over\n"
 	"an encrypted store.\n"
@@ -31,13 +39,16 @@ static const char global_usage[] =
 	"  --master-key FILE   the master key file (default\n"
 	"                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
 	"  --json              print JSON\n"
+	"  --version           print the program's version\n"
 	"  -h, --help          print this help\n"
 	"\n"
 	"Commands:\n"
 	"  secretfs init [--passphrase-file FILE]\n"
 	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
-	"  secretfs umount MOUNTPOINT\n"
-	"  secretfs status MOUNTPOINT\n";
+	"  secretfs umount MOUNTPOINT [--lazy|--force]\n"
+	"  secretfs status MOUNTPOINT\n"
+	"  secretfs backup FILE\n"
+	"  secretfs --store NEWDIR restore FILE\n";
 
 static const char global_tail[] =
 	"\n"
@@ -86,6 +97,7 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 		{ "master-key", required_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[256];
@@ -106,6 +118,10 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 			usage(stdout);
 			*done = 1;
 			return EXIT_OK;
+		case 'V':
+			printf("secretfs %s\n", SFS_PROGRAM_VERSION);
+			*done = 1;
+			return EXIT_OK;
 		default:
 			cli_opt_problem(ch, argv, why, sizeof(why));
 			return bad_global("%s", why);
@@ -122,10 +138,9 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (!strcmp(name, groups[i]->name))
 			return cli_group_run(groups[i], g, argc, argv);
-	if (!strcmp(name, cli_init_cmd.name))
-		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
-	if (!strcmp(name, cli_audit_cmd.name))
-		return cli_audit_cmd.run(&cli_audit_cmd, g, argc, argv);
+	for (i = 0; i < sizeof(store_cmds) / sizeof(store_cmds[0]); i++)
+		if (!strcmp(name, store_cmds[i]->name))
+			return store_cmds[i]->run(store_cmds[i], g, argc, argv);
 	if (!strcmp(name, "mount"))
 		return cmd_mount(g, argc, argv);
 	if (!strcmp(name, "umount"))
