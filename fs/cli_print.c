@@ -209,6 +209,21 @@ static int json_version_no(struct sfs_json *o, const char *key, uint32_t n)
 	return n ? sfs_json_set_int(o, key, n) : sfs_json_set_null(o, key);
 }
 
+/* "uid:1,gid:2" as ["uid:1","gid:2"]. */
+static struct sfs_json *json_principals(const char *list)
+{
+	struct sfs_json *arr = sfs_json_array();
+	const char *p = list;
+	size_t n;
+
+	while (arr && *p) {
+		n = strcspn(p, ",");
+		cli_json_push(&arr, sfs_json_string_n(p, n));
+		p += n + (p[n] == ',');
+	}
+	return arr;
+}
+
 struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
 				 const struct cli_keys *k)
 {
@@ -225,7 +240,8 @@ struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
 	bad |= sfs_json_set_str(o, "status", sfs_state_name(r->status));
 	bad |= sfs_json_set_str(o, "access_control",
 				r->access_control ? "enabled" : "disabled");
-	bad |= sfs_json_set_str(o, "allowed_principals", r->allowed);
+	bad |= sfs_json_set(o, "allowed_principals",
+			    json_principals(r->allowed));
 	bad |= sfs_json_set_int(o, "owner", r->owner);
 	bad |= sfs_json_set_int(o, "group", r->group);
 	bad |= sfs_json_set_str(o, "mode", mode);

@@ -18,6 +18,88 @@
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 
+/* A uid or gid: a number (-1 when malformed), or a user or group name
+ * (-2 when unknown). */
+static int parse_id(const char *text, int is_group, uint32_t *out)
+{
+	struct passwd *pw;
+	struct group *gr;
+	char *end;
+	unsigned long v;
+
+	if (*text >= '0' && *text <= '9') {
+		v = strtoul(text, &end, 10);
+		if (*end || v > UINT32_MAX - 1)
+			return -1;
+		*out = (uint32_t)v;
+		return 0;
+	}
+	pw = is_group ? NULL : getpwnam(text);
+	gr = is_group ? getgrnam(text) : NULL;
+	if (!pw && !gr)
+		return -2;
+	*out = pw ? (uint32_t)pw->pw_uid : (uint32_t)gr->gr_gid;
+	return 0;
+}
+
+static int parse_mode(const char *text, uint32_t *out)
+{
+	unsigned v = 0;
+	const char *p;
+
+	if (!*text || strlen(text) > 4)
+		return -1;
+	for (p = text; *p; p++) {
+		if (*p < '0' || *p > '7')
+			return -1;
+		v = v * 8 + (unsigned)(*p - '0');
+	}
+	if (v > 0777)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* --owner / --group of `secret create` or `secret update` (cmd->name)
+ * into *out: EXIT_OK, a usage error for a malformed number, a failure
+ * for an unknown name. */
+static int owner_id(const struct cli_cmd *cmd, const char *name, int group,
+		    const char *text, uint32_t *out)
+{
+	const char *kind = group ? "group" : "user";
+	int rc = parse_id(text, group, out);
+
+	if (rc == -1)
+		return cli_bad_usage(cmd, "bad %s id '%s'", kind, text);
+	if (rc == -2) {
+		fprintf(stderr, "secretfs: cannot %s secret '%s': no such "
+				"%s '%s'\n",
+			cmd->name, name, kind, text);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/* --owner, --group, --mode of `secret create` (ids[] resolved once NAME
+ * is known). EXIT_OK or an exit code. */
+static int create_ids(const struct cli_cmd *cmd, const char *const ids[3],
+		      struct sfs_secret_new *n)
+{
+	int rc = EXIT_OK;
+
+	if (ids[0] && (rc = owner_id(cmd, n->name, 0, ids[0], &n->owner)) ==
+			      EXIT_OK)
+		n->has_owner = 1;
+	if (rc == EXIT_OK && ids[1] &&
+	    (rc = owner_id(cmd, n->name, 1, ids[1], &n->group)) == EXIT_OK)
+		n->has_group = 1;
+	if (rc == EXIT_OK && ids[2] && parse_mode(ids[2], &n->mode))
+		return cli_bad_usage(cmd, "bad mode '%s' (octal, at most 0777)",
+				     ids[2]);
+	n->has_mode = ids[2] != NULL;
+	return rc;
+}
+
 /* Options of `secret create`. */
 struct create_args {
 	struct sfs_secret_new n;
@@ -32,12 +114,16 @@ static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		{ "description", required_argument, NULL, 'd' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "access-control", no_argument, NULL, 'a' },
+		{ "owner", required_argument, NULL, 'o' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "value", required_argument, NULL, CLI_OPT_VALUE },
 		{ "file", required_argument, NULL, CLI_OPT_FILE },
 		{ "kv", required_argument, NULL, CLI_OPT_KV },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *ids[3] = { NULL, NULL, NULL }; /* owner, group, mode */
 	int ch, rc;
 
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
@@ -47,6 +133,8 @@ static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			a->n.key = optarg;
 		else if (ch == 'a')
 			a->n.access_control = 1;
+		else if (ch == 'o' || ch == 'g' || ch == 'm')
+			ids[ch == 'o' ? 0 : ch == 'g' ? 1 : 2] = optarg;
 		else if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
 			return cli_opt_other(cmd, ch, argv);
 		else if ((rc = cli_value_src_add(&a->src, ch, optarg)))
@@ -56,6 +144,8 @@ static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		return rc;
 	a->n.name = argv[optind];
 	rc = cli_value_src_check(cmd, &a->src, &a->has_value);
+	if (rc == EXIT_OK)
+		rc = create_ids(cmd, ids, &a->n);
 	return rc == EXIT_OK ? CLI_GO : rc;
 }
 
@@ -291,68 +381,6 @@ static int secret_changed(struct cli_session *s, const char *name,
 	return EXIT_OK;
 }
 
-/* A uid or gid: a number (-1 when malformed), or a user or group name
- * (-2 when unknown). */
-static int parse_id(const char *text, int is_group, uint32_t *out)
-{
-	struct passwd *pw;
-	struct group *gr;
-	char *end;
-	unsigned long v;
-
-	if (*text >= '0' && *text <= '9') {
-		v = strtoul(text, &end, 10);
-		if (*end || v > UINT32_MAX - 1)
-			return -1;
-		*out = (uint32_t)v;
-		return 0;
-	}
-	pw = is_group ? NULL : getpwnam(text);
-	gr = is_group ? getgrnam(text) : NULL;
-	if (!pw && !gr)
-		return -2;
-	*out = pw ? (uint32_t)pw->pw_uid : (uint32_t)gr->gr_gid;
-	return 0;
-}
-
-/* --owner / --group into u: EXIT_OK, a usage error for a malformed
- * number, a failure for an unknown name. */
-static int update_id(const struct cli_cmd *cmd, const char *name, int group,
-		     const char *text, struct sfs_secret_update *u)
-{
-	const char *kind = group ? "group" : "user";
-	int rc = parse_id(text, group, group ? &u->group : &u->owner);
-
-	if (rc == -1)
-		return cli_bad_usage(cmd, "bad %s id '%s'", kind, text);
-	if (rc == -2) {
-		fprintf(stderr, "secretfs: cannot update secret '%s': no such "
-				"%s '%s'\n",
-			name, kind, text);
-		return EXIT_FAIL;
-	}
-	u->fields |= group ? SFS_SF_GROUP : SFS_SF_OWNER;
-	return EXIT_OK;
-}
-
-static int parse_mode(const char *text, uint32_t *out)
-{
-	unsigned v = 0;
-	const char *p;
-
-	if (!*text || strlen(text) > 4)
-		return -1;
-	for (p = text; *p; p++) {
-		if (*p < '0' || *p > '7')
-			return -1;
-		v = v * 8 + (unsigned)(*p - '0');
-	}
-	if (v > 0777)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* One option of `secret update` into u (--owner and --group into ids,
  * resolved once NAME is known); EXIT_OK or a usage error. */
 static int update_opt(const struct cli_cmd *cmd, int ch, const char *arg,
@@ -399,7 +427,7 @@ static int secret_update(const struct cli_cmd *cmd,
 	struct sfs_secret_update u;
 	const char *ids[2] = { NULL, NULL }; /* --owner, --group */
 	struct cli_session s;
-	char line[256];
+	char line[256], allow[2 * SFS_ALLOWED_MAX + 2];
 	int ch, i, rc;
 
 	memset(&u, 0, sizeof(u));
@@ -414,9 +442,14 @@ static int secret_update(const struct cli_cmd *cmd,
 	if (!u.fields && !ids[0] && !ids[1])
 		return cli_bad_usage(cmd, "nothing to update");
 	for (i = 0; i < 2; i++)
-		if (ids[i] && (rc = update_id(cmd, argv[optind], i, ids[i],
-					      &u)) != EXIT_OK)
+		if (ids[i] && (rc = owner_id(cmd, argv[optind], i, ids[i],
+					     i ? &u.group : &u.owner)) != EXIT_OK)
 			return rc;
+	u.fields |= (ids[0] ? SFS_SF_OWNER : 0) | (ids[1] ? SFS_SF_GROUP : 0);
+	if (u.allowed && cli_principals(u.allowed, allow, sizeof(allow)))
+		return cli_bad_usage(cmd, "allow list too long");
+	if (u.allowed)
+		u.allowed = allow;
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
 	rc = sfs_secret_update(s.ctx, &s.caller, argv[optind], &u, &s.err);
@@ -566,7 +599,8 @@ static int secret_delete(const struct cli_cmd *cmd,
 static const struct cli_cmd secret_cmds[] = {
 	{ "create", "secret create",
 	  "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
-	  "[--access-control] [VALUE]\n"
+	  "[--access-control] [--owner USER] [--group GROUP] [--mode OCTAL] "
+	  "[VALUE]\n"
 	  "\n"
 	  "Create a secret, with a first version when VALUE is given.\n"
 	  "\n"
@@ -575,6 +609,12 @@ static const struct cli_cmd secret_cmds[] = {
 	  "                       the service key)\n"
 	  "  --access-control     only the owner and the allow list may\n"
 	  "                       read values through the filesystem\n"
+	  "  --owner USER         owner of the value files (user name or\n"
+	  "                       number; default: you)\n"
+	  "  --group GROUP        group of the value files (group name or\n"
+	  "                       number; default: your group)\n"
+	  "  --mode OCTAL         mode of the value files (default 0440;\n"
+	  "                       ssh and libpq want 0400)\n"
 	  "  --value TEXT         the value: TEXT's exact bytes\n"
 	  "  --file FILE          the value: FILE's exact bytes ('-': stdin)\n"
 	  "  --kv KEY=VALUE       the value: a JSON object of strings\n"
@@ -601,8 +641,9 @@ static const struct cli_cmd secret_cmds[] = {
 	  "  --description TEXT       what the secret is for\n"
 	  "  --access-control on|off  restrict reads to the owner and the\n"
 	  "                           allow list\n"
-	  "  --allow PRINCIPAL,...    the allow list: uid:N, gid:N,\n"
-	  "                           user:NAME, group:NAME ('' empties it)\n"
+	  "  --allow PRINCIPAL,...    the allow list: NAME or user:NAME,\n"
+	  "                           uid:N, group:NAME, gid:N ('' empties\n"
+	  "                           it)\n"
 	  "  --owner UID              owner of the value files (number or\n"
 	  "                           user name)\n"
 	  "  --group GID              group of the value files (number or\n"
