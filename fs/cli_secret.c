@@ -4,7 +4,8 @@
  * decides every lifecycle rule (a secret with versions left cannot be
  * deleted, ...). Deleting asks for the secret's name first: --confirm
  * NAME, or typed on a terminal, so that a script cannot delete by
- * accident.
+ * accident; with --destroy-versions it then deactivates the secret and
+ * destroys every version, one core call each, before the delete.
  */
 #include <grp.h>
 #include <pwd.h>
@@ -17,6 +18,7 @@
 #include "secretfs/keys.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
+#include "secretfs/version.h"
 
 /* A uid or gid: a number (-1 when malformed), or a user or group name
  * (-2 when unknown). */
@@ -558,22 +560,73 @@ static int secret_exists(struct cli_session *s, const char *name)
 	return sfs_secret_get(s->ctx, &s->caller, name, &rec, &full, &s->err);
 }
 
+/* Version numbers not yet destroyed, collected by sfs_version_list. */
+struct live_versions {
+	uint32_t *n;
+	size_t count, cap;
+};
+
+static int live_collect(void *arg, const struct sfs_version_rec *v)
+{
+	struct live_versions *l = arg;
+	uint32_t *grown;
+
+	if (l->count == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		grown = realloc(l->n, l->cap * sizeof(*grown));
+		if (!grown)
+			return SFS_ENOMEM;
+		l->n = grown;
+	}
+	l->n[l->count++] = v->version;
+	return 0;
+}
+
+/*
+ * --destroy-versions: deactivate the secret (so that no version is in
+ * use), then destroy every version left. SFS_OK or the first failure
+ * (details in s->err; what was destroyed stays destroyed).
+ */
+static int destroy_all(struct cli_session *s, const char *name)
+{
+	struct live_versions l = { NULL, 0, 0 };
+	struct sfs_secret_rec rec;
+	size_t i;
+	int full = 0;
+	int rc = sfs_secret_get(s->ctx, &s->caller, name, &rec, &full,
+				&s->err);
+
+	if (rc == SFS_OK && rec.status == SFS_STATE_ACTIVE)
+		rc = sfs_secret_set_status(s->ctx, &s->caller, name, 0,
+					   &s->err);
+	if (rc == SFS_OK)
+		rc = sfs_version_list(s->ctx, &s->caller, name, 0,
+				      live_collect, &l, &s->err);
+	for (i = 0; rc == SFS_OK && i < l.count; i++)
+		rc = sfs_version_destroy(s->ctx, &s->caller, name, l.n[i],
+					 &s->err);
+	free(l.n);
+	return rc;
+}
+
 static int secret_delete(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "confirm", required_argument, NULL, 'c' },
+		{ "destroy-versions", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *confirm = NULL, *name;
 	struct cli_session s;
-	int ch, rc;
+	int ch, rc, all = 0;
 
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'c')
+		if (ch != 'c' && ch != 'D')
 			return cli_opt_other(cmd, ch, argv);
-		confirm = optarg;
+		all |= ch == 'D';
+		confirm = ch == 'c' ? optarg : confirm;
 	}
 	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
 		return rc;
@@ -588,6 +641,8 @@ static int secret_delete(const struct cli_cmd *cmd,
 		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else if (delete_confirmed(name, confirm) != EXIT_OK)
 		rc = EXIT_FAIL;
+	else if (all && (rc = destroy_all(&s, name)))
+		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else if ((rc = sfs_secret_delete(s.ctx, &s.caller, name, &s.err)))
 		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else
@@ -668,13 +723,17 @@ static const struct cli_cmd secret_cmds[] = {
 	  "Deactivate a secret: no value of it can be read.\n",
 	  secret_status },
 	{ "delete", "secret delete",
-	  "Usage: secretfs secret delete NAME [--confirm NAME]\n"
+	  "Usage: secretfs secret delete NAME [--confirm NAME] "
+	  "[--destroy-versions]\n"
 	  "\n"
 	  "Delete a deactivated secret whose versions are all destroyed.\n"
 	  "Without --confirm, asks for the name on a terminal.\n"
 	  "\n"
-	  "  --confirm NAME   the secret's name again\n"
-	  "  -h, --help       print this help\n",
+	  "  --confirm NAME       the secret's name again\n"
+	  "  --destroy-versions   first deactivate the secret and destroy\n"
+	  "                       every version (after the same\n"
+	  "                       confirmation)\n"
+	  "  -h, --help           print this help\n",
 	  secret_delete },
 	{ NULL, NULL, NULL, NULL },
 };
