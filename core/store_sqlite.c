@@ -1762,7 +1762,8 @@ static int db_copy(const char *src, const char *dst, struct sfs_error *err)
 	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
 	if (fd < 0)
-		return sfs_error_set(err, errno == EEXIST ? SFS_EEXIST : SFS_EIO,
+		return sfs_error_set(err,
+				     errno == EEXIST ? SFS_EEXIST : SFS_EIO,
 				     "'%s': %s", dst, sfs_strerrno(errno));
 	close(fd);
 	rc = sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY, NULL);
@@ -1778,8 +1779,8 @@ static int db_copy(const char *src, const char *dst, struct sfs_error *err)
 	if (b) {
 		rc = sqlite3_backup_step(b, -1);
 		rc = sqlite3_backup_finish(b) == SQLITE_OK && rc == SQLITE_DONE
-			     ? SQLITE_OK
-			     : (rc == SQLITE_DONE ? SQLITE_ERROR : rc);
+			 ? SQLITE_OK
+			 : (rc == SQLITE_DONE ? SQLITE_ERROR : rc);
 	} else if (rc == SQLITE_OK) {
 		rc = sqlite3_errcode(to);
 	}
@@ -1787,8 +1788,8 @@ static int db_copy(const char *src, const char *dst, struct sfs_error *err)
 		rc = sqlite3_exec(to, "PRAGMA journal_mode = DELETE;", NULL,
 				  NULL, NULL);
 	if (rc != SQLITE_OK) {
-		sfs_error_set(err, map_rc(rc), "copy '%s' to '%s': %s", src, dst,
-			      sqlite3_errstr(rc));
+		sfs_error_set(err, map_rc(rc), "copy '%s' to '%s': %s", src,
+			      dst, sqlite3_errstr(rc));
 		unlink(dst);
 	}
 	sqlite3_close(to);
@@ -1804,8 +1805,10 @@ int sfs_store_sqlite_backup(const char *dir, const char *file,
 	if (sfs_store_sqlite_path(dir, path, sizeof(path)))
 		return sfs_error_set(err, SFS_EINVAL, "store path too long");
 	if (access(path, F_OK))
-		return sfs_error_set(err, SFS_ENOSTORE, "store '%s': no such "
-				     "database", path);
+		return sfs_error_set(err, SFS_ENOSTORE,
+				     "store '%s': no such "
+				     "database",
+				     path);
 	return db_copy(path, file, err);
 }
 

@@ -95,8 +95,8 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 /* Is opt ("--json", "--store=DIR") one of the global options? */
 static int global_opt(const char *opt)
 {
-	static const char *const names[] = { "store", "master-key", "json",
-					     "version" };
+	static const char *const names[] = {"store", "master-key", "json",
+					    "version"};
 	size_t i, n;
 
 	if (strncmp(opt, "--", 2))
@@ -115,8 +115,9 @@ void cli_opt_problem(int ch, char **argv, char *buf, size_t cap)
 	int is_long = !strncmp(opt, "--", 2);
 
 	if (ch == '?' && global_opt(opt))
-		snprintf(buf, cap, "option '%.*s': global options go before "
-				   "the command",
+		snprintf(buf, cap,
+			 "option '%.*s': global options go before "
+			 "the command",
 			 (int)strcspn(opt, "="), opt);
 	else if (ch == ':' && is_long)
 		snprintf(buf, cap, "option '%s' needs a value", opt);

@@ -41,7 +41,7 @@ struct audit_args {
 static int since_parse(const char *text, int64_t *ns)
 {
 	static const char units[] = "smhd";
-	static const int64_t secs[] = { 1, 60, 3600, 86400 };
+	static const int64_t secs[] = {1, 60, 3600, 86400};
 	const char *u;
 	char *end;
 	unsigned long long n;
@@ -55,8 +55,8 @@ static int since_parse(const char *text, int64_t *ns)
 	u = *end ? strchr(units, *end) : NULL;
 	if (errno || !u || end[1] || n > 100ULL * 365 * 86400)
 		return SFS_EINVAL;
-	*ns = sfs_time_now() -
-	      (int64_t)n * secs[u - units] * (int64_t)1000000000;
+	*ns =
+	    sfs_time_now() - (int64_t)n * secs[u - units] * (int64_t)1000000000;
 	return SFS_OK;
 }
 
@@ -80,9 +80,10 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		else if (ch != 't')
 			return cli_opt_other(cmd, ch, argv);
 		else if (since_parse(optarg, &a->since) != SFS_OK)
-			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339, "
-						  "YYYY-MM-DD, or an age such "
-						  "as 30m, 2h, 1d)",
+			return cli_bad_usage(cmd,
+					     "bad time '%s' (RFC 3339, "
+					     "YYYY-MM-DD, or an age such "
+					     "as 30m, 2h, 1d)",
 					     optarg);
 	}
 	rc = cli_args(cmd, argc, argv, 0, 0);
@@ -122,18 +123,19 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_audit_cmd = {
-	"audit", "audit",
-	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
-	"\n"
-	"Print the audit log: one JSON line per value read and per change.\n"
-	"\n"
-	"  --secret NAME   only lines about this secret\n"
-	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
-	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
-	"                  age: 30m, 2h, 1d)\n"
-	"  --follow        keep printing new lines as they come\n"
-	"  -h, --help      print this help\n",
-	audit_run,
+    "audit",
+    "audit",
+    "Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+    "\n"
+    "Print the audit log: one JSON line per value read and per change.\n"
+    "\n"
+    "  --secret NAME   only lines about this secret\n"
+    "  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
+    "                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
+    "                  age: 30m, 2h, 1d)\n"
+    "  --follow        keep printing new lines as they come\n"
+    "  -h, --help      print this help\n",
+    audit_run,
 };
 
 /* --- init -------------------------------------------------------------- */
@@ -235,8 +237,9 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		return EXIT_FAIL;
 	rc = sfs_store_sqlite_backup(sfs_ctx_dir(s.ctx), file, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot back up the store to "
-					      "'%s'",
+		rc = cli_session_fail(&s, rc,
+				      "cannot back up the store to "
+				      "'%s'",
 				      file);
 	else
 		printf("backed up store '%s' to '%s'\n", sfs_ctx_dir(s.ctx),
@@ -246,17 +249,18 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_backup_cmd = {
-	"backup", "backup",
-	"Usage: secretfs backup FILE\n"
-	"\n"
-	"Copy the store's database to FILE (a new file, mode 0600) with\n"
-	"SQLite's online backup API: a consistent copy even while mounts\n"
-	"and commands use the store. Values stay encrypted in it; the\n"
-	"master key is not in it: keep the key (or the passphrase) apart.\n"
-	"Restore with 'secretfs --store NEWDIR restore FILE'.\n"
-	"\n"
-	"  -h, --help   print this help\n",
-	backup_run,
+    "backup",
+    "backup",
+    "Usage: secretfs backup FILE\n"
+    "\n"
+    "Copy the store's database to FILE (a new file, mode 0600) with\n"
+    "SQLite's online backup API: a consistent copy even while mounts\n"
+    "and commands use the store. Values stay encrypted in it; the\n"
+    "master key is not in it: keep the key (or the passphrase) apart.\n"
+    "Restore with 'secretfs --store NEWDIR restore FILE'.\n"
+    "\n"
+    "  -h, --help   print this help\n",
+    backup_run,
 };
 
 static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -284,15 +288,16 @@ static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_restore_cmd = {
-	"restore", "restore",
-	"Usage: secretfs --store NEWDIR restore FILE\n"
-	"\n"
-	"Make the store NEWDIR (created 0700, or an existing empty\n"
-	"directory) from FILE, a copy made by 'secretfs backup'. The master\n"
-	"key is not in the copy: put the store's key file at\n"
-	"NEWDIR/master.key (mode 0400) or give --master-key FILE to later\n"
-	"commands; a passphrase store needs only its passphrase.\n"
-	"\n"
-	"  -h, --help   print this help\n",
-	restore_run,
+    "restore",
+    "restore",
+    "Usage: secretfs --store NEWDIR restore FILE\n"
+    "\n"
+    "Make the store NEWDIR (created 0700, or an existing empty\n"
+    "directory) from FILE, a copy made by 'secretfs backup'. The master\n"
+    "key is not in the copy: put the store's key file at\n"
+    "NEWDIR/master.key (mode 0400) or give --master-key FILE to later\n"
+    "commands; a passphrase store needs only its passphrase.\n"
+    "\n"
+    "  -h, --help   print this help\n",
+    restore_run,
 };

@@ -61,7 +61,7 @@ static int64_t now_ms(void)
 /* Read the child's output until EOF or the deadline. 0 at EOF. */
 static int collect(int fd, int64_t deadline, struct bounded *b)
 {
-	struct pollfd p = { fd, POLLIN, 0 };
+	struct pollfd p = {fd, POLLIN, 0};
 	char sink[4096];
 	ssize_t n;
 	int left;
@@ -70,9 +70,10 @@ static int collect(int fd, int64_t deadline, struct bounded *b)
 		left = (int)(deadline - now_ms());
 		if (left <= 0 || poll(&p, 1, left) == 0)
 			return -1;
-		n = read(fd, b->len < sizeof(b->out) - 1 ? b->out + b->len : sink,
-			 b->len < sizeof(b->out) - 1 ? sizeof(b->out) - 1 - b->len
-						     : sizeof(sink));
+		n = read(
+		    fd, b->len < sizeof(b->out) - 1 ? b->out + b->len : sink,
+		    b->len < sizeof(b->out) - 1 ? sizeof(b->out) - 1 - b->len
+						: sizeof(sink));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -195,8 +196,9 @@ static long fuse_conn(const char *mp)
 
 	while (m && fgets(line, sizeof(line), m)) {
 		sep = strstr(line, " - ");
-		if (!sep || sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min,
-				   point) != 3 ||
+		if (!sep ||
+		    sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min,
+			   point) != 3 ||
 		    sscanf(sep + 3, "%255s", type) != 1)
 			continue;
 		unescape(point);
@@ -211,19 +213,19 @@ static long fuse_conn(const char *mp)
 /* --- umount ------------------------------------------------------------ */
 
 static const char umount_usage[] =
-	"Usage: secretfs umount MOUNTPOINT [--lazy|--force]\n"
-	"\n"
-	"Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n"
-	"Answers within seconds even if the daemon hangs; then:\n"
-	"\n"
-	"  --lazy       detach the mount at once (umount -l); callers already\n"
-	"               waiting on a hung daemon keep waiting\n"
-	"  --force      abort the mount's FUSE connection (every waiting\n"
-	"               caller fails with ECONNABORTED) and detach it\n"
-	"  -h, --help   print this help\n";
+    "Usage: secretfs umount MOUNTPOINT [--lazy|--force]\n"
+    "\n"
+    "Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n"
+    "Answers within seconds even if the daemon hangs; then:\n"
+    "\n"
+    "  --lazy       detach the mount at once (umount -l); callers already\n"
+    "               waiting on a hung daemon keep waiting\n"
+    "  --force      abort the mount's FUSE connection (every waiting\n"
+    "               caller fails with ECONNABORTED) and detach it\n"
+    "  -h, --help   print this help\n";
 
-static const struct cli_cmd umount_cmd = { "umount", "umount", umount_usage,
-					   NULL };
+static const struct cli_cmd umount_cmd = {"umount", "umount", umount_usage,
+					  NULL};
 
 struct fusermount {
 	const char *flag;
@@ -254,8 +256,8 @@ static int abort_conn(long conn, char *why, size_t cap)
 		fd = open(path, O_WRONLY | O_CLOEXEC);
 	ok = fd >= 0 && write(fd, "1", 1) == 1;
 	if (!ok)
-		snprintf(why, cap, "cannot abort the connection (%s: %s)",
-			 path, sfs_strerrno(errno));
+		snprintf(why, cap, "cannot abort the connection (%s: %s)", path,
+			 sfs_strerrno(errno));
 	if (fd >= 0)
 		close(fd);
 	return ok ? 0 : -1;
@@ -274,19 +276,19 @@ static int fusermount_fail(const char *what, struct bounded *b, int detach)
 	fprintf(stderr, "secretfs: %s: %s%s\n", what,
 		*why ? why : "fusermount3 failed",
 		!detach && strstr(why, "busy")
-			? " (--lazy detaches it anyway, --force also aborts "
-			  "its connection)"
-			: "");
+		    ? " (--lazy detaches it anyway, --force also aborts "
+		      "its connection)"
+		    : "");
 	return EXIT_FAIL;
 }
 
 static int umount_parse(int argc, char **argv, int *lazy, int *force)
 {
 	static const struct option opts[] = {
-		{ "lazy", no_argument, NULL, 'l' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"lazy", no_argument, NULL, 'l'},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch, rc;
 
@@ -307,7 +309,7 @@ static int umount_parse(int argc, char **argv, int *lazy, int *force)
 int cmd_umount(const struct cli_global *g, int argc, char **argv)
 {
 	char mp[PATH_MAX], what[PATH_MAX + 16], why[PATH_MAX + 64];
-	struct fusermount f = { "-u", mp };
+	struct fusermount f = {"-u", mp};
 	struct bounded b;
 	int lazy = 0, force = 0;
 	long conn;
@@ -329,28 +331,30 @@ int cmd_umount(const struct cli_global *g, int argc, char **argv)
 	f.flag = lazy || force ? "-uz" : "-u";
 	bounded_run(fusermount_child, &f, 2, &b);
 	if (b.timed_out) {
-		fprintf(stderr, "secretfs: %s: the daemon does not answer; "
-				"'secretfs umount --lazy' detaches the mount, "
-				"--force also aborts its connection\n",
+		fprintf(stderr,
+			"secretfs: %s: the daemon does not answer; "
+			"'secretfs umount --lazy' detaches the mount, "
+			"--force also aborts its connection\n",
 			what);
 		return EXIT_FAIL;
 	}
-	return b.status == 0 ? EXIT_OK : fusermount_fail(what, &b, lazy || force);
+	return b.status == 0 ? EXIT_OK
+			     : fusermount_fail(what, &b, lazy || force);
 }
 
 /* --- status ------------------------------------------------------------ */
 
 static const char status_usage[] =
-	"Usage: secretfs status MOUNTPOINT\n"
-	"\n"
-	"Print the mount's MOUNTPOINT/.status: program version, store,\n"
-	"options, counts and health, as JSON. Exit 1 when the daemon does\n"
-	"not answer within seconds.\n"
-	"\n"
-	"  -h, --help   print this help\n";
+    "Usage: secretfs status MOUNTPOINT\n"
+    "\n"
+    "Print the mount's MOUNTPOINT/.status: program version, store,\n"
+    "options, counts and health, as JSON. Exit 1 when the daemon does\n"
+    "not answer within seconds.\n"
+    "\n"
+    "  -h, --help   print this help\n";
 
-static const struct cli_cmd status_cmd = { "status", "status", status_usage,
-					   NULL };
+static const struct cli_cmd status_cmd = {"status", "status", status_usage,
+					  NULL};
 
 /* In the child: copy .status to stdout; the exit status is 0 or the
  * errno of what failed (so that the parent can say why). */
@@ -385,8 +389,9 @@ int cmd_status(const struct cli_global *g, int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/.status", mp);
 	bounded_run(status_child, path, 1, &b);
 	if (b.timed_out || b.status < 0) {
-		fprintf(stderr, "secretfs: %s: the daemon does not answer "
-				"(unresponsive)\n",
+		fprintf(stderr,
+			"secretfs: %s: the daemon does not answer "
+			"(unresponsive)\n",
 			what);
 		return EXIT_FAIL;
 	}

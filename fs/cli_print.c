@@ -240,8 +240,8 @@ struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
 	bad |= sfs_json_set_str(o, "status", sfs_state_name(r->status));
 	bad |= sfs_json_set_str(o, "access_control",
 				r->access_control ? "enabled" : "disabled");
-	bad |= sfs_json_set(o, "allowed_principals",
-			    json_principals(r->allowed));
+	bad |=
+	    sfs_json_set(o, "allowed_principals", json_principals(r->allowed));
 	bad |= sfs_json_set_int(o, "owner", r->owner);
 	bad |= sfs_json_set_int(o, "group", r->group);
 	bad |= sfs_json_set_str(o, "mode", mode);

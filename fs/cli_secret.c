@@ -74,8 +74,9 @@ static int owner_id(const struct cli_cmd *cmd, const char *name, int group,
 	if (rc == -1)
 		return cli_bad_usage(cmd, "bad %s id '%s'", kind, text);
 	if (rc == -2) {
-		fprintf(stderr, "secretfs: cannot %s secret '%s': no such "
-				"%s '%s'\n",
+		fprintf(stderr,
+			"secretfs: cannot %s secret '%s': no such "
+			"%s '%s'\n",
 			cmd->name, name, kind, text);
 		return EXIT_FAIL;
 	}
@@ -89,8 +90,8 @@ static int create_ids(const struct cli_cmd *cmd, const char *const ids[3],
 {
 	int rc = EXIT_OK;
 
-	if (ids[0] && (rc = owner_id(cmd, n->name, 0, ids[0], &n->owner)) ==
-			      EXIT_OK)
+	if (ids[0] &&
+	    (rc = owner_id(cmd, n->name, 0, ids[0], &n->owner)) == EXIT_OK)
 		n->has_owner = 1;
 	if (rc == EXIT_OK && ids[1] &&
 	    (rc = owner_id(cmd, n->name, 1, ids[1], &n->group)) == EXIT_OK)
@@ -113,19 +114,19 @@ static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			struct create_args *a)
 {
 	static const struct option opts[] = {
-		{ "description", required_argument, NULL, 'd' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "access-control", no_argument, NULL, 'a' },
-		{ "owner", required_argument, NULL, 'o' },
-		{ "group", required_argument, NULL, 'g' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "value", required_argument, NULL, CLI_OPT_VALUE },
-		{ "file", required_argument, NULL, CLI_OPT_FILE },
-		{ "kv", required_argument, NULL, CLI_OPT_KV },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"description", required_argument, NULL, 'd'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"access-control", no_argument, NULL, 'a'},
+	    {"owner", required_argument, NULL, 'o'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"value", required_argument, NULL, CLI_OPT_VALUE},
+	    {"file", required_argument, NULL, CLI_OPT_FILE},
+	    {"kv", required_argument, NULL, CLI_OPT_KV},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	const char *ids[3] = { NULL, NULL, NULL }; /* owner, group, mode */
+	const char *ids[3] = {NULL, NULL, NULL}; /* owner, group, mode */
 	int ch, rc;
 
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
@@ -444,8 +445,9 @@ static int secret_update(const struct cli_cmd *cmd,
 	if (!u.fields && !ids[0] && !ids[1])
 		return cli_bad_usage(cmd, "nothing to update");
 	for (i = 0; i < 2; i++)
-		if (ids[i] && (rc = owner_id(cmd, argv[optind], i, ids[i],
-					     i ? &u.group : &u.owner)) != EXIT_OK)
+		if (ids[i] &&
+		    (rc = owner_id(cmd, argv[optind], i, ids[i],
+				   i ? &u.group : &u.owner)) != EXIT_OK)
 			return rc;
 	u.fields |= (ids[0] ? SFS_SF_OWNER : 0) | (ids[1] ? SFS_SF_GROUP : 0);
 	if (u.allowed && cli_principals(u.allowed, allow, sizeof(allow)))
@@ -589,19 +591,18 @@ static int live_collect(void *arg, const struct sfs_version_rec *v)
  */
 static int destroy_all(struct cli_session *s, const char *name)
 {
-	struct live_versions l = { NULL, 0, 0 };
+	struct live_versions l = {NULL, 0, 0};
 	struct sfs_secret_rec rec;
 	size_t i;
 	int full = 0;
-	int rc = sfs_secret_get(s->ctx, &s->caller, name, &rec, &full,
-				&s->err);
+	int rc = sfs_secret_get(s->ctx, &s->caller, name, &rec, &full, &s->err);
 
 	if (rc == SFS_OK && rec.status == SFS_STATE_ACTIVE)
-		rc = sfs_secret_set_status(s->ctx, &s->caller, name, 0,
-					   &s->err);
+		rc =
+		    sfs_secret_set_status(s->ctx, &s->caller, name, 0, &s->err);
 	if (rc == SFS_OK)
-		rc = sfs_version_list(s->ctx, &s->caller, name, 0,
-				      live_collect, &l, &s->err);
+		rc = sfs_version_list(s->ctx, &s->caller, name, 0, live_collect,
+				      &l, &s->err);
 	for (i = 0; rc == SFS_OK && i < l.count; i++)
 		rc = sfs_version_destroy(s->ctx, &s->caller, name, l.n[i],
 					 &s->err);
@@ -613,10 +614,10 @@ static int secret_delete(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "confirm", required_argument, NULL, 'c' },
-		{ "destroy-versions", no_argument, NULL, 'D' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"confirm", required_argument, NULL, 'c'},
+	    {"destroy-versions", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *confirm = NULL, *name;
 	struct cli_session s;
@@ -642,7 +643,8 @@ static int secret_delete(const struct cli_cmd *cmd,
 	else if (delete_confirmed(name, confirm) != EXIT_OK)
 		rc = EXIT_FAIL;
 	else if (all && (rc = destroy_all(&s, name)))
-		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
+		rc =
+		    cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else if ((rc = sfs_secret_delete(s.ctx, &s.caller, name, &s.err)))
 		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else
@@ -652,90 +654,90 @@ static int secret_delete(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd secret_cmds[] = {
-	{ "create", "secret create",
-	  "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
-	  "[--access-control] [--owner USER] [--group GROUP] [--mode OCTAL] "
-	  "[VALUE]\n"
-	  "\n"
-	  "Create a secret, with a first version when VALUE is given.\n"
-	  "\n"
-	  "  --description TEXT   what the secret is for\n"
-	  "  --key KEY            the KMS key new versions use (default:\n"
-	  "                       the service key)\n"
-	  "  --access-control     only the owner and the allow list may\n"
-	  "                       read values through the filesystem\n"
-	  "  --owner USER         owner of the value files (user name or\n"
-	  "                       number; default: you)\n"
-	  "  --group GROUP        group of the value files (group name or\n"
-	  "                       number; default: your group)\n"
-	  "  --mode OCTAL         mode of the value files (default 0440;\n"
-	  "                       ssh and libpq want 0400)\n"
-	  "  --value TEXT         the value: TEXT's exact bytes\n"
-	  "  --file FILE          the value: FILE's exact bytes ('-': stdin)\n"
-	  "  --kv KEY=VALUE       the value: a JSON object of strings\n"
-	  "                       (repeat for more keys)\n"
-	  "  -h, --help           print this help\n",
-	  secret_create },
-	{ "list", "secret list",
-	  "Usage: secretfs secret list\n"
-	  "\n"
-	  "List every secret.\n",
-	  secret_list },
-	{ "show", "secret show",
-	  "Usage: secretfs secret show NAME\n"
-	  "\n"
-	  "Show a secret's details.\n",
-	  secret_show },
-	{ "update", "secret update",
-	  "Usage: secretfs secret update NAME [--description TEXT] "
-	  "[--access-control on|off] [--allow PRINCIPAL,...] [--owner UID] "
-	  "[--group GID] [--mode OCTAL]\n"
-	  "\n"
-	  "Change a secret's details (at least one option).\n"
-	  "\n"
-	  "  --description TEXT       what the secret is for\n"
-	  "  --access-control on|off  restrict reads to the owner and the\n"
-	  "                           allow list\n"
-	  "  --allow PRINCIPAL,...    the allow list: NAME or user:NAME,\n"
-	  "                           uid:N, group:NAME, gid:N ('' empties\n"
-	  "                           it)\n"
-	  "  --owner UID              owner of the value files (number or\n"
-	  "                           user name)\n"
-	  "  --group GID              group of the value files (number or\n"
-	  "                           group name)\n"
-	  "  --mode OCTAL             mode of the value files, e.g. 0440\n"
-	  "  -h, --help               print this help\n",
-	  secret_update },
-	{ "change-key", "secret change-key",
-	  "Usage: secretfs secret change-key NAME KEY\n"
-	  "\n"
-	  "Use KMS key KEY for the secret's new versions; older versions\n"
-	  "stay under their key.\n",
-	  secret_change_key },
-	{ "activate", "secret activate",
-	  "Usage: secretfs secret activate NAME\n"
-	  "\n"
-	  "Activate a secret that has an active version.\n",
-	  secret_status },
-	{ "deactivate", "secret deactivate",
-	  "Usage: secretfs secret deactivate NAME\n"
-	  "\n"
-	  "Deactivate a secret: no value of it can be read.\n",
-	  secret_status },
-	{ "delete", "secret delete",
-	  "Usage: secretfs secret delete NAME [--confirm NAME] "
-	  "[--destroy-versions]\n"
-	  "\n"
-	  "Delete a deactivated secret whose versions are all destroyed.\n"
-	  "Without --confirm, asks for the name on a terminal.\n"
-	  "\n"
-	  "  --confirm NAME       the secret's name again\n"
-	  "  --destroy-versions   first deactivate the secret and destroy\n"
-	  "                       every version (after the same\n"
-	  "                       confirmation)\n"
-	  "  -h, --help           print this help\n",
-	  secret_delete },
-	{ NULL, NULL, NULL, NULL },
+    {"create", "secret create",
+     "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
+     "[--access-control] [--owner USER] [--group GROUP] [--mode OCTAL] "
+     "[VALUE]\n"
+     "\n"
+     "Create a secret, with a first version when VALUE is given.\n"
+     "\n"
+     "  --description TEXT   what the secret is for\n"
+     "  --key KEY            the KMS key new versions use (default:\n"
+     "                       the service key)\n"
+     "  --access-control     only the owner and the allow list may\n"
+     "                       read values through the filesystem\n"
+     "  --owner USER         owner of the value files (user name or\n"
+     "                       number; default: you)\n"
+     "  --group GROUP        group of the value files (group name or\n"
+     "                       number; default: your group)\n"
+     "  --mode OCTAL         mode of the value files (default 0440;\n"
+     "                       ssh and libpq want 0400)\n"
+     "  --value TEXT         the value: TEXT's exact bytes\n"
+     "  --file FILE          the value: FILE's exact bytes ('-': stdin)\n"
+     "  --kv KEY=VALUE       the value: a JSON object of strings\n"
+     "                       (repeat for more keys)\n"
+     "  -h, --help           print this help\n",
+     secret_create},
+    {"list", "secret list",
+     "Usage: secretfs secret list\n"
+     "\n"
+     "List every secret.\n",
+     secret_list},
+    {"show", "secret show",
+     "Usage: secretfs secret show NAME\n"
+     "\n"
+     "Show a secret's details.\n",
+     secret_show},
+    {"update", "secret update",
+     "Usage: secretfs secret update NAME [--description TEXT] "
+     "[--access-control on|off] [--allow PRINCIPAL,...] [--owner UID] "
+     "[--group GID] [--mode OCTAL]\n"
+     "\n"
+     "Change a secret's details (at least one option).\n"
+     "\n"
+     "  --description TEXT       what the secret is for\n"
+     "  --access-control on|off  restrict reads to the owner and the\n"
+     "                           allow list\n"
+     "  --allow PRINCIPAL,...    the allow list: NAME or user:NAME,\n"
+     "                           uid:N, group:NAME, gid:N ('' empties\n"
+     "                           it)\n"
+     "  --owner UID              owner of the value files (number or\n"
+     "                           user name)\n"
+     "  --group GID              group of the value files (number or\n"
+     "                           group name)\n"
+     "  --mode OCTAL             mode of the value files, e.g. 0440\n"
+     "  -h, --help               print this help\n",
+     secret_update},
+    {"change-key", "secret change-key",
+     "Usage: secretfs secret change-key NAME KEY\n"
+     "\n"
+     "Use KMS key KEY for the secret's new versions; older versions\n"
+     "stay under their key.\n",
+     secret_change_key},
+    {"activate", "secret activate",
+     "Usage: secretfs secret activate NAME\n"
+     "\n"
+     "Activate a secret that has an active version.\n",
+     secret_status},
+    {"deactivate", "secret deactivate",
+     "Usage: secretfs secret deactivate NAME\n"
+     "\n"
+     "Deactivate a secret: no value of it can be read.\n",
+     secret_status},
+    {"delete", "secret delete",
+     "Usage: secretfs secret delete NAME [--confirm NAME] "
+     "[--destroy-versions]\n"
+     "\n"
+     "Delete a deactivated secret whose versions are all destroyed.\n"
+     "Without --confirm, asks for the name on a terminal.\n"
+     "\n"
+     "  --confirm NAME       the secret's name again\n"
+     "  --destroy-versions   first deactivate the secret and destroy\n"
+     "                       every version (after the same\n"
+     "                       confirmation)\n"
+     "  -h, --help           print this help\n",
+     secret_delete},
+    {NULL, NULL, NULL, NULL},
 };
 
 const struct cli_group cli_secret_group = { "secret", "secrets",

@@ -89,8 +89,7 @@ static void merge_pair(struct merge *m, const char *pair, size_t len)
 }
 
 /* One entry of the default: kept, or replaced by its --kv pair in place. */
-static int merge_entry(void *arg, const char *key, const char *val,
-		       size_t len)
+static int merge_entry(void *arg, const char *key, const char *val, size_t len)
 {
 	struct merge *m = arg;
 	long i = merge_find(m, key);
@@ -115,8 +114,7 @@ static int merge_build(struct merge *m, const struct sfs_value *def,
 	const char **ptrs = NULL;
 	const char *p;
 	size_t i;
-	int rc = sfs_value_kv_each(def->data, def->len, 1, merge_entry, m,
-				   err);
+	int rc = sfs_value_kv_each(def->data, def->len, 1, merge_entry, m, err);
 
 	for (i = 0; rc == SFS_OK && i < m->ngiven; i++)
 		if (!m->used[i])
@@ -146,14 +144,14 @@ static int merge_value(struct cli_session *s, const char *name,
 		       const struct cli_value_src *src, struct cli_value *out,
 		       uint32_t *expect)
 {
-	struct sfs_value def = { NULL, 0 };
+	struct sfs_value def = {NULL, 0};
 	struct sfs_version_rec info;
-	struct merge m = { src->kv, src->nkv, NULL, { NULL, 0, 0, 0 }, 0 };
+	struct merge m = {src->kv, src->nkv, NULL, {NULL, 0, 0, 0}, 0};
 	int rc;
 
 	memset(&info, 0, sizeof(info));
-	rc = sfs_version_read(s->ctx, &s->caller, name, 0, &def, &info,
-			      &s->err);
+	rc =
+	    sfs_version_read(s->ctx, &s->caller, name, 0, &def, &info, &s->err);
 	if (rc == SFS_OK && !*expect) {
 		struct sfs_secret_rec sec;
 		int full = 0;
@@ -189,13 +187,13 @@ static int add_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		     struct cli_value_src *src, uint32_t *expect, int *merge)
 {
 	static const struct option opts[] = {
-		{ "expect", required_argument, NULL, 'e' },
-		{ "merge", no_argument, NULL, 'm' },
-		{ "value", required_argument, NULL, CLI_OPT_VALUE },
-		{ "file", required_argument, NULL, CLI_OPT_FILE },
-		{ "kv", required_argument, NULL, CLI_OPT_KV },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"expect", required_argument, NULL, 'e'},
+	    {"merge", no_argument, NULL, 'm'},
+	    {"value", required_argument, NULL, CLI_OPT_VALUE},
+	    {"file", required_argument, NULL, CLI_OPT_FILE},
+	    {"kv", required_argument, NULL, CLI_OPT_KV},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch, given, rc;
 
@@ -411,9 +409,10 @@ static int kv_env_safe(const char *key, const char *val, size_t len,
 					     "the value of key '%s' holds a "
 					     "%s",
 					     key,
-					     val[i] == '\n'   ? "newline"
-					     : val[i] == '\r' ? "carriage return"
-							      : "NUL byte");
+					     val[i] == '\n' ? "newline"
+					     : val[i] == '\r'
+						 ? "carriage return"
+						 : "NUL byte");
 	return SFS_OK;
 }
 
@@ -488,7 +487,7 @@ static int get_format(struct cli_session *s, const char *secret,
 		      const struct sfs_version_rec *info, int kv,
 		      const char *field, struct cli_buf *b)
 {
-	struct kv_out o = { b, s->g->json, 1, &s->err };
+	struct kv_out o = {b, s->g->json, 1, &s->err};
 	int text = cli_utf8_text(val->data, val->len);
 	int rc = SFS_OK;
 
@@ -516,9 +515,9 @@ static int get_format(struct cli_session *s, const char *secret,
 
 /* What `version get` prints. */
 struct get_args {
-	uint32_t n;        /* 0: the default */
-	int latest;        /* the newest version */
-	int kv;            /* --kv */
+	uint32_t n;	   /* 0: the default */
+	int latest;	   /* the newest version */
+	int kv;		   /* --kv */
 	const char *field; /* --field KEY */
 };
 
@@ -527,10 +526,10 @@ static int get_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		     struct get_args *a)
 {
 	static const struct option opts[] = {
-		{ "kv", no_argument, NULL, 'k' },
-		{ "field", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"kv", no_argument, NULL, 'k'},
+	    {"field", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *which;
 	int ch, rc;
@@ -549,8 +548,9 @@ static int get_parse(const struct cli_cmd *cmd, int argc, char **argv,
 	a->latest = !strcmp(which, "latest");
 	if (strcmp(which, "default") && !a->latest &&
 	    cli_parse_number(which, &a->n))
-		return cli_bad_usage(cmd, "bad version '%s' (a number, "
-					  "'default' or 'latest')",
+		return cli_bad_usage(cmd,
+				     "bad version '%s' (a number, "
+				     "'default' or 'latest')",
 				     which);
 	return CLI_GO;
 }
@@ -560,12 +560,13 @@ static int get_latest(struct cli_session *s, const char *name, uint32_t *n)
 {
 	struct sfs_secret_rec sec;
 	int full = 0;
-	int rc = sfs_secret_get(s->ctx, &s->caller, name, &sec, &full,
-				&s->err);
+	int rc = sfs_secret_get(s->ctx, &s->caller, name, &sec, &full, &s->err);
 
 	if (rc == SFS_OK && !sec.latest_version)
-		rc = sfs_error_set(&s->err, SFS_ENOENT, "'%s' has no "
-				   "versions", name);
+		rc = sfs_error_set(&s->err, SFS_ENOENT,
+				   "'%s' has no "
+				   "versions",
+				   name);
 	if (rc == SFS_OK)
 		*n = sec.latest_version;
 	return rc;
@@ -577,25 +578,29 @@ static int get_fail(struct cli_session *s, const char *name,
 		    int rc)
 {
 	if (field && (rc == SFS_EINVAL || rc == SFS_ENOENT)) {
-		sfs_error_set(&s->err, rc, rc == SFS_ENOENT
-					       ? "no such key"
+		sfs_error_set(&s->err, rc,
+			      rc == SFS_ENOENT ? "no such key"
 					       : "the value is not a JSON "
 						 "object (its format is %s)",
 			      sfs_value_format_name(info->format));
-		return cli_session_fail(s, rc, "cannot print key '%s' of "
-					       "version %u of '%s'",
+		return cli_session_fail(s, rc,
+					"cannot print key '%s' of "
+					"version %u of '%s'",
 					field, info->version, name);
 	}
 	if (rc == SFS_EPERM) /* kv_env_safe's reason is in s->err */
-		return cli_session_fail(s, SFS_EINVAL, "cannot print version "
-						       "%u of '%s' as "
-						       "KEY=VALUE lines",
+		return cli_session_fail(s, SFS_EINVAL,
+					"cannot print version "
+					"%u of '%s' as "
+					"KEY=VALUE lines",
 					info->version, name);
 	if (rc == SFS_EINVAL) {
-		fprintf(stderr, "secretfs: cannot print version %u of '%s' as "
-				"key/value: the value is not key/value (its "
-				"format is %s)\n",
-			info->version, name, sfs_value_format_name(info->format));
+		fprintf(stderr,
+			"secretfs: cannot print version %u of '%s' as "
+			"key/value: the value is not key/value (its "
+			"format is %s)\n",
+			info->version, name,
+			sfs_value_format_name(info->format));
 		return EXIT_FAIL;
 	}
 	return cli_session_fail(s, rc, "cannot print '%s'", name);
@@ -609,7 +614,7 @@ static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct cli_buf b = { NULL, 0, 0, 0 };
 	struct cli_session s;
 	const char *name;
-	struct get_args a = { 0, 0, 0, NULL };
+	struct get_args a = {0, 0, 0, NULL};
 	int rc = get_parse(cmd, argc, argv, &a);
 
 	if (rc != CLI_GO)
@@ -623,8 +628,9 @@ static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
 		rc = sfs_version_read(s.ctx, &s.caller, name, a.n, &val, &info,
 				      &s.err);
 	if (rc != SFS_OK) {
-		rc = a.n ? cli_session_fail(&s, rc, "cannot read version %u "
-						    "of '%s'",
+		rc = a.n ? cli_session_fail(&s, rc,
+					    "cannot read version %u "
+					    "of '%s'",
 					    a.n, name)
 			 : cli_session_fail(&s, rc, "cannot read '%s'", name);
 		goto out;
@@ -704,8 +710,9 @@ static int version_destroy(const struct cli_cmd *cmd,
 		cli_parse_number(argv[i], &n);
 		rc = sfs_version_destroy(s.ctx, &s.caller, name, n, &s.err);
 		if (rc != SFS_OK)
-			rc = cli_session_fail(&s, rc, "cannot destroy version "
-						      "%u of '%s'",
+			rc = cli_session_fail(&s, rc,
+					      "cannot destroy version "
+					      "%u of '%s'",
 					      n, name);
 		else
 			rc = state_changed(&s, "destroyed", name, n);
@@ -735,8 +742,9 @@ static int version_state(const struct cli_cmd *cmd,
 				      cmd->name, n, name);
 	else
 		rc = state_changed(&s,
-				   !strcmp(cmd->name, "activate") ? "activated"
-								  : "deactivated",
+				   !strcmp(cmd->name, "activate")
+				       ? "activated"
+				       : "deactivated",
 				   name, n);
 	cli_session_close(&s);
 	return rc;
@@ -772,69 +780,69 @@ static int version_copy(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd version_cmds[] = {
-	{ "add", "version add",
-	  "Usage: secretfs version add NAME VALUE [--expect N] [--merge]\n"
-	  "\n"
-	  "Add a version; it becomes the default.\n"
-	  "\n"
-	  "  --value TEXT     the value: TEXT's exact bytes\n"
-	  "  --file FILE      the value: FILE's exact bytes ('-': stdin)\n"
-	  "  --kv KEY=VALUE   the value: a JSON object of strings (repeat\n"
-	  "                   for more keys)\n"
-	  "  --expect N       add only if the new version would be number N\n"
-	  "                   (compare-and-set)\n"
-	  "  --merge          the new version is the default's key/value\n"
-	  "                   object with the --kv keys replaced or added\n"
-	  "  -h, --help       print this help\n",
-	  version_add },
-	{ "list", "version list",
-	  "Usage: secretfs version list NAME\n"
-	  "\n"
-	  "List a secret's versions, destroyed ones included.\n",
-	  version_list },
-	{ "get", "version get",
-	  "Usage: secretfs version get NAME [N|default|latest] [--kv | --field "
-	  "KEY]\n"
-	  "\n"
-	  "Print a version's value (default: the default version; latest:\n"
-	  "the newest): its exact bytes, with nothing added.\n"
-	  "\n"
-	  "  --kv          print a key/value value as KEY=VALUE lines;\n"
-	  "                refused (exit 1) when a key is not an environment\n"
-	  "                variable name or a value holds a newline, carriage\n"
-	  "                return or NUL\n"
-	  "  --field KEY   print one key of a JSON object, raw\n"
-	  "  -h, --help    print this help\n",
-	  version_get },
-	{ "set-default", "version set-default",
-	  "Usage: secretfs version set-default NAME N\n"
-	  "\n"
-	  "Make active version N the default.\n",
-	  version_set_default },
-	{ "activate", "version activate",
-	  "Usage: secretfs version activate NAME N\n"
-	  "\n"
-	  "Activate version N.\n",
-	  version_state },
-	{ "deactivate", "version deactivate",
-	  "Usage: secretfs version deactivate NAME N\n"
-	  "\n"
-	  "Deactivate version N; if it was the default, the newest active\n"
-	  "version becomes the default.\n",
-	  version_state },
-	{ "destroy", "version destroy",
-	  "Usage: secretfs version destroy NAME N [N...]\n"
-	  "\n"
-	  "Erase the values of versions N... for good, in the order given\n"
-	  "(the first failure stops). A version in use must be deactivated\n"
-	  "first (or its secret).\n",
-	  version_destroy },
-	{ "copy", "version copy",
-	  "Usage: secretfs version copy NAME N\n"
-	  "\n"
-	  "Add a version holding version N's value (a rollback).\n",
-	  version_copy },
-	{ NULL, NULL, NULL, NULL },
+    {"add", "version add",
+     "Usage: secretfs version add NAME VALUE [--expect N] [--merge]\n"
+     "\n"
+     "Add a version; it becomes the default.\n"
+     "\n"
+     "  --value TEXT     the value: TEXT's exact bytes\n"
+     "  --file FILE      the value: FILE's exact bytes ('-': stdin)\n"
+     "  --kv KEY=VALUE   the value: a JSON object of strings (repeat\n"
+     "                   for more keys)\n"
+     "  --expect N       add only if the new version would be number N\n"
+     "                   (compare-and-set)\n"
+     "  --merge          the new version is the default's key/value\n"
+     "                   object with the --kv keys replaced or added\n"
+     "  -h, --help       print this help\n",
+     version_add},
+    {"list", "version list",
+     "Usage: secretfs version list NAME\n"
+     "\n"
+     "List a secret's versions, destroyed ones included.\n",
+     version_list},
+    {"get", "version get",
+     "Usage: secretfs version get NAME [N|default|latest] [--kv | --field "
+     "KEY]\n"
+     "\n"
+     "Print a version's value (default: the default version; latest:\n"
+     "the newest): its exact bytes, with nothing added.\n"
+     "\n"
+     "  --kv          print a key/value value as KEY=VALUE lines;\n"
+     "                refused (exit 1) when a key is not an environment\n"
+     "                variable name or a value holds a newline, carriage\n"
+     "                return or NUL\n"
+     "  --field KEY   print one key of a JSON object, raw\n"
+     "  -h, --help    print this help\n",
+     version_get},
+    {"set-default", "version set-default",
+     "Usage: secretfs version set-default NAME N\n"
+     "\n"
+     "Make active version N the default.\n",
+     version_set_default},
+    {"activate", "version activate",
+     "Usage: secretfs version activate NAME N\n"
+     "\n"
+     "Activate version N.\n",
+     version_state},
+    {"deactivate", "version deactivate",
+     "Usage: secretfs version deactivate NAME N\n"
+     "\n"
+     "Deactivate version N; if it was the default, the newest active\n"
+     "version becomes the default.\n",
+     version_state},
+    {"destroy", "version destroy",
+     "Usage: secretfs version destroy NAME N [N...]\n"
+     "\n"
+     "Erase the values of versions N... for good, in the order given\n"
+     "(the first failure stops). A version in use must be deactivated\n"
+     "first (or its secret).\n",
+     version_destroy},
+    {"copy", "version copy",
+     "Usage: secretfs version copy NAME N\n"
+     "\n"
+     "Add a version holding version N's value (a rollback).\n",
+     version_copy},
+    {NULL, NULL, NULL, NULL},
 };
 
 const struct cli_group cli_version_group = { "version", "versions",

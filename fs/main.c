@@ -16,7 +16,10 @@
 #include "fuse_int.h" /* SFS_PROGRAM_VERSION */
 
 static const struct cli_cmd *const store_cmds[] = {
-	&cli_init_cmd, &cli_audit_cmd, &cli_backup_cmd, &cli_restore_cmd,
+    &cli_init_cmd,
+    &cli_audit_cmd,
+    &cli_backup_cmd,
+    &cli_restore_cmd,
 };
 
 static const struct cli_group *const groups[] = {
@@ -25,30 +28,30 @@ static const struct cli_group *const groups[] = {
 };
 
 static const char global_usage[] =
-	"Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
-	"...\n"
-	"       secretfs --version\n"
-	"\n"
-	"Secrets for one host: a FUSE filesystem and this command line over\n"
-	"an encrypted store.\n"
-	"\n"
-	"Global options (before the command):\n"
-	"  --store DIR         the store (default $SECRETFS_STORE, else\n"
-	"                      /var/lib/secretfs for root, else\n"
-	"                      $XDG_DATA_HOME/secretfs)\n"
-	"  --master-key FILE   the master key file (default\n"
-	"                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
-	"  --json              print JSON\n"
-	"  --version           print the program's version\n"
-	"  -h, --help          print this help\n"
-	"\n"
-	"Commands:\n"
-	"  secretfs init [--passphrase-file FILE]\n"
-	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
-	"  secretfs umount MOUNTPOINT [--lazy|--force]\n"
-	"  secretfs status MOUNTPOINT\n"
-	"  secretfs backup FILE\n"
-	"  secretfs --store NEWDIR restore FILE\n";
+    "Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
+    "...\n"
+    "       secretfs --version\n"
+    "\n"
+    "Secrets for one host: a FUSE filesystem and this command line over\n"
+    "an encrypted store.\n"
+    "\n"
+    "Global options (before the command):\n"
+    "  --store DIR         the store (default $SECRETFS_STORE, else\n"
+    "                      /var/lib/secretfs for root, else\n"
+    "                      $XDG_DATA_HOME/secretfs)\n"
+    "  --master-key FILE   the master key file (default\n"
+    "                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
+    "  --json              print JSON\n"
+    "  --version           print the program's version\n"
+    "  -h, --help          print this help\n"
+    "\n"
+    "Commands:\n"
+    "  secretfs init [--passphrase-file FILE]\n"
+    "  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
+    "  secretfs umount MOUNTPOINT [--lazy|--force]\n"
+    "  secretfs status MOUNTPOINT\n"
+    "  secretfs backup FILE\n"
+    "  secretfs --store NEWDIR restore FILE\n";
 
 static const char global_tail[] =
 	"\n"
@@ -93,12 +96,12 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 			int *done)
 {
 	static const struct option opts[] = {
-		{ "store", required_argument, NULL, 's' },
-		{ "master-key", required_argument, NULL, 'k' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	    {"store", required_argument, NULL, 's'},
+	    {"master-key", required_argument, NULL, 'k'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	char why[256];
 	int ch;

@@ -239,23 +239,40 @@ START_TEST(test_help_global)
 END_TEST
 
 static const char *const commands[][2] = {
-	{ "key", "create" },	 { "key", "list" },
-	{ "key", "show" },	 { "key", "activate" },
-	{ "key", "deactivate" }, { "key", "rotate" },
-	{ "key", "delete" },	 { "secret", "create" },
-	{ "secret", "list" },	 { "secret", "show" },
-	{ "secret", "update" },	 { "secret", "change-key" },
-	{ "secret", "activate" }, { "secret", "deactivate" },
-	{ "secret", "delete" },	 { "version", "add" },
-	{ "version", "list" },	 { "version", "get" },
-	{ "version", "set-default" }, { "version", "activate" },
-	{ "version", "deactivate" }, { "version", "destroy" },
-	{ "version", "copy" },	 { "role", "grant" },
-	{ "backup", NULL },	 { "restore", NULL },
-	{ "role", "revoke" },	 { "role", "list" },
-	{ "audit", NULL },	 { "init", NULL },
-	{ "key", NULL },	 { "secret", NULL },
-	{ "version", NULL },	 { "role", NULL },
+    {"key", "create"},
+    {"key", "list"},
+    {"key", "show"},
+    {"key", "activate"},
+    {"key", "deactivate"},
+    {"key", "rotate"},
+    {"key", "delete"},
+    {"secret", "create"},
+    {"secret", "list"},
+    {"secret", "show"},
+    {"secret", "update"},
+    {"secret", "change-key"},
+    {"secret", "activate"},
+    {"secret", "deactivate"},
+    {"secret", "delete"},
+    {"version", "add"},
+    {"version", "list"},
+    {"version", "get"},
+    {"version", "set-default"},
+    {"version", "activate"},
+    {"version", "deactivate"},
+    {"version", "destroy"},
+    {"version", "copy"},
+    {"role", "grant"},
+    {"backup", NULL},
+    {"restore", NULL},
+    {"role", "revoke"},
+    {"role", "list"},
+    {"audit", NULL},
+    {"init", NULL},
+    {"key", NULL},
+    {"secret", NULL},
+    {"version", NULL},
+    {"role", NULL},
 };
 
 START_TEST(test_help_every_command)
@@ -1527,9 +1544,9 @@ START_TEST(test_backup_restore_round_trip)
 	snprintf(file, sizeof(file), "%s", path_in("backup.db"));
 	snprintf(dir, sizeof(dir), "%s", path_in("restored"));
 	snprintf(key, sizeof(key), "%s/master.key", store);
-	ck_assert_int_eq(sfs("secret", "create", "db", "--value",
-			     "hunter2-backup", NULL),
-			 0);
+	ck_assert_int_eq(
+	    sfs("secret", "create", "db", "--value", "hunter2-backup", NULL),
+	    0);
 	ck_assert_int_eq(sfs("backup", file, NULL), 0);
 	snprintf(want, sizeof(want), "backed up store '%s' to '%s'\n", store,
 		 file);
@@ -1606,9 +1623,9 @@ END_TEST
 START_TEST(test_audit_since_relative)
 {
 	static const char old[] =
-		"{\"time\":\"2020-01-01T00:00:00Z\",\"op\":\"secret.create\","
-		"\"secret\":\"old\",\"result\":\"ok\"}\n";
-	const char *const ages[] = { "30m", "2h", "1d" };
+	    "{\"time\":\"2020-01-01T00:00:00Z\",\"op\":\"secret.create\","
+	    "\"secret\":\"old\",\"result\":\"ok\"}\n";
+	const char *const ages[] = {"30m", "2h", "1d"};
 	char log[700], *both;
 	size_t len, i;
 	char *now;
@@ -1642,8 +1659,7 @@ END_TEST
 
 START_TEST(test_version_get_latest_and_default)
 {
-	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "one",
-			     NULL),
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "one", NULL),
 			 0);
 	ck_assert_int_eq(sfs("version", "add", "db", "--value", "two", NULL),
 			 0);
@@ -1667,30 +1683,24 @@ START_TEST(test_version_get_field_raw)
 	ck_assert_int_eq(sfs("secret", "create", "app", "--kv", "user=admin",
 			     "--kv", "pass=a\nb", NULL),
 			 0);
-	ck_assert_int_eq(sfs("version", "get", "app", "--field", "pass",
-			     NULL),
+	ck_assert_int_eq(sfs("version", "get", "app", "--field", "pass", NULL),
 			 0);
 	assert_out("a\nb");
-	ck_assert_int_eq(sfs("version", "get", "app", "1", "--field", "user",
-			     NULL),
-			 0);
+	ck_assert_int_eq(
+	    sfs("version", "get", "app", "1", "--field", "user", NULL), 0);
 	assert_out("admin");
-	ck_assert_int_eq(sfs("version", "get", "app", "--field", "nope",
-			     NULL),
+	ck_assert_int_eq(sfs("version", "get", "app", "--field", "nope", NULL),
 			 1);
 	assert_err("secretfs: cannot print key 'nope' of version 1 of 'app': "
 		   "no such key\n");
 	ck_assert_uint_eq(r.out_len, 0);
-	ck_assert_int_eq(sfs("version", "get", "app", "--field", "user",
-			     "--kv", NULL),
-			 2);
+	ck_assert_int_eq(
+	    sfs("version", "get", "app", "--field", "user", "--kv", NULL), 2);
 	assert_err("secretfs: version get: give --kv or --field, not both "
 		   "(see 'secretfs version get --help')\n");
-	ck_assert_int_eq(sfs("version", "add", "app", "--value", "plain",
-			     NULL),
+	ck_assert_int_eq(sfs("version", "add", "app", "--value", "plain", NULL),
 			 0);
-	ck_assert_int_eq(sfs("version", "get", "app", "--field", "user",
-			     NULL),
+	ck_assert_int_eq(sfs("version", "get", "app", "--field", "user", NULL),
 			 1);
 	assert_err("secretfs: cannot print key 'user' of version 2 of 'app': "
 		   "the value is not a JSON object (its format is text)\n");
@@ -1708,8 +1718,7 @@ START_TEST(test_kv_output_refuses_env_injection)
 	assert_err("secretfs: cannot print version 1 of 'nl' as KEY=VALUE "
 		   "lines: the value of key 'A' holds a newline\n");
 	ck_assert_uint_eq(r.out_len, 0);
-	ck_assert_int_eq(sfs("secret", "create", "cr", "--kv", "A=x\ry",
-			     NULL),
+	ck_assert_int_eq(sfs("secret", "create", "cr", "--kv", "A=x\ry", NULL),
 			 0);
 	ck_assert_int_eq(sfs("version", "get", "cr", "--kv", NULL), 1);
 	assert_err("secretfs: cannot print version 1 of 'cr' as KEY=VALUE "
@@ -1719,8 +1728,8 @@ START_TEST(test_kv_output_refuses_env_injection)
 			 0);
 	ck_assert_int_eq(sfs("version", "get", "nul", "--kv", NULL), 1);
 	ck_assert_uint_eq(r.out_len, 0);
-	ck_assert_int_eq(sfs("secret", "create", "key", "--kv", "OK=1",
-			     "--kv", "BAD-KEY=2", NULL),
+	ck_assert_int_eq(sfs("secret", "create", "key", "--kv", "OK=1", "--kv",
+			     "BAD-KEY=2", NULL),
 			 0);
 	ck_assert_int_eq(sfs("version", "get", "key", "--kv", NULL), 1);
 	assert_err("secretfs: cannot print version 1 of 'key' as KEY=VALUE "
@@ -1728,7 +1737,8 @@ START_TEST(test_kv_output_refuses_env_injection)
 		   "([A-Za-z_][A-Za-z0-9_]*)\n");
 	ck_assert_uint_eq(r.out_len, 0);
 	/* JSON keeps every byte safely */
-	ck_assert_int_eq(sfs("--json", "version", "get", "nl", "--kv", NULL), 0);
+	ck_assert_int_eq(sfs("--json", "version", "get", "nl", "--kv", NULL),
+			 0);
 	assert_out("{\"secret\":\"nl\",\"version\":1,\"format\":\"kv\","
 		   "\"value\":{\"A\":\"x\\u000aLD_PRELOAD=/tmp/evil.so\"}}\n");
 }
@@ -1736,26 +1746,23 @@ END_TEST
 
 START_TEST(test_version_add_merge)
 {
-	ck_assert_int_eq(sfs("secret", "create", "app", "--kv", "a=1", "--kv",
-			     "b=2", NULL),
-			 0);
-	ck_assert_int_eq(sfs("version", "add", "app", "--merge", "--kv",
-			     "b=3", "--kv", "c=4", NULL),
+	ck_assert_int_eq(
+	    sfs("secret", "create", "app", "--kv", "a=1", "--kv", "b=2", NULL),
+	    0);
+	ck_assert_int_eq(sfs("version", "add", "app", "--merge", "--kv", "b=3",
+			     "--kv", "c=4", NULL),
 			 0);
 	assert_out("added version 2 to 'app'\n");
 	ck_assert_int_eq(sfs("version", "get", "app", NULL), 0);
 	assert_out("{\"a\":\"1\",\"b\":\"3\",\"c\":\"4\"}");
-	ck_assert_int_eq(sfs("version", "add", "app", "--merge", "--value",
-			     "x", NULL),
-			 2);
+	ck_assert_int_eq(
+	    sfs("version", "add", "app", "--merge", "--value", "x", NULL), 2);
 	assert_err("secretfs: version add: --merge takes --kv pairs (see "
 		   "'secretfs version add --help')\n");
-	ck_assert_int_eq(sfs("version", "add", "app", "--value", "plain",
-			     NULL),
+	ck_assert_int_eq(sfs("version", "add", "app", "--value", "plain", NULL),
 			 0);
-	ck_assert_int_eq(sfs("version", "add", "app", "--merge", "--kv",
-			     "a=9", NULL),
-			 1);
+	ck_assert_int_eq(
+	    sfs("version", "add", "app", "--merge", "--kv", "a=9", NULL), 1);
 	assert_err("secretfs: cannot merge into 'app': the default version "
 		   "(3) is not key/value (its format is text)\n");
 	ck_assert_int_eq(sfs("version", "get", "app", "latest", NULL), 0);
@@ -1796,9 +1803,8 @@ START_TEST(test_delete_destroy_versions)
 			 1);
 	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
 	assert_out("2");
-	ck_assert_int_eq(sfs("secret", "delete", "db", "--destroy-versions",
-			     NULL),
-			 1);
+	ck_assert_int_eq(
+	    sfs("secret", "delete", "db", "--destroy-versions", NULL), 1);
 	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 0);
 	ck_assert_int_eq(sfs("secret", "delete", "db", "--destroy-versions",
 			     "--confirm", "db", NULL),
@@ -1826,9 +1832,9 @@ START_TEST(test_create_owner_group_mode)
 			 2);
 	assert_err("secretfs: secret create: bad mode '0999' (octal, at most "
 		   "0777) (see 'secretfs secret create --help')\n");
-	ck_assert_int_eq(sfs("secret", "create", "x", "--owner",
-			     "no-such-user-here", NULL),
-			 1);
+	ck_assert_int_eq(
+	    sfs("secret", "create", "x", "--owner", "no-such-user-here", NULL),
+	    1);
 	assert_err("secretfs: cannot create secret 'x': no such user "
 		   "'no-such-user-here'\n");
 	ck_assert_int_eq(sfs("secret", "show", "x", NULL), 1);
@@ -1850,8 +1856,7 @@ START_TEST(test_principals_bare_name_and_json_array)
 		       "\"uid:7\"],");
 	ck_assert_int_eq(sfs("role", "grant", "manager", "nobody", NULL), 0);
 	assert_out("granted role 'manager' to 'nobody'\n");
-	ck_assert_int_eq(sfs("role", "revoke", "manager", "user:nobody",
-			     NULL),
+	ck_assert_int_eq(sfs("role", "revoke", "manager", "user:nobody", NULL),
 			 0);
 	ck_assert_int_eq(sfs("role", "list", NULL), 0);
 	ck_assert_ptr_null(strstr(r.out, "uid:65534"));

@@ -129,10 +129,9 @@ END_TEST
 static struct tu_proc run;
 
 /* secretfs ARGS... (no store needed), stdout and stderr captured. */
-static int sfs_cmd4(const char *a, const char *b, const char *c,
-		    const char *d)
+static int sfs_cmd4(const char *a, const char *b, const char *c, const char *d)
 {
-	const char *argv[] = { h_bin(), a, b, c, d, NULL };
+	const char *argv[] = {h_bin(), a, b, c, d, NULL};
 
 	tu_proc_release(&run);
 	memset(&run, 0, sizeof(run));
@@ -310,7 +309,8 @@ END_TEST
 int main(void)
 {
 	const TTest *const tests[] = {
-	    abort_connection_frees_callers, auto_unmount_after_kill,
+	    abort_connection_frees_callers,
+	    auto_unmount_after_kill,
 	    stale_mount_replaced_by_next_mount,
 	    status_reports_unresponsive_daemon,
 	    umount_force_aborts_hung_daemon,
