@@ -58,11 +58,13 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Read the child's output until EOF or the deadline. 0 at EOF. */
+/* Read the child's output until EOF or the deadline (0 at EOF); what
+ * does not fit in b->out is read and dropped. */
 static int collect(int fd, int64_t deadline, struct bounded *b)
 {
 	struct pollfd p = {fd, POLLIN, 0};
-	char sink[4096];
+	char chunk[4096];
+	size_t room;
 	ssize_t n;
 	int left;
 
@@ -70,16 +72,15 @@ static int collect(int fd, int64_t deadline, struct bounded *b)
 		left = (int)(deadline - now_ms());
 		if (left <= 0 || poll(&p, 1, left) == 0)
 			return -1;
-		n = read(
-		    fd, b->len < sizeof(b->out) - 1 ? b->out + b->len : sink,
-		    b->len < sizeof(b->out) - 1 ? sizeof(b->out) - 1 - b->len
-						: sizeof(sink));
+		n = read(fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			return 0;
-		if (b->len < sizeof(b->out) - 1)
-			b->len += (size_t)n;
+		room = sizeof(b->out) - 1 - b->len;
+		room = (size_t)n < room ? (size_t)n : room;
+		memcpy(b->out + b->len, chunk, room);
+		b->len += room;
 	}
 }
 
