@@ -223,6 +223,28 @@ const struct cli_cmd cli_init_cmd = {
 
 /* --- backup and restore ------------------------------------------------ */
 
+/* After backup or restore: {"store": dir, "file": file} with --json,
+ * else one line. */
+static int copy_report(const struct cli_global *g, int restored,
+		       const char *dir, const char *file)
+{
+	struct sfs_json *o;
+
+	if (!g->json && restored)
+		printf("restored '%s' into store '%s'\n", file, dir);
+	else if (!g->json)
+		printf("backed up store '%s' to '%s'\n", dir, file);
+	if (!g->json)
+		return EXIT_OK;
+	o = sfs_json_object();
+	if (o && (sfs_json_set_str(o, "store", dir) ||
+		  sfs_json_set_str(o, "file", file))) {
+		sfs_json_free(o);
+		o = NULL;
+	}
+	return cli_json_print(o);
+}
+
 static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		      int argc, char **argv)
 {
@@ -242,8 +264,7 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 				      "'%s'",
 				      file);
 	else
-		printf("backed up store '%s' to '%s'\n", sfs_ctx_dir(s.ctx),
-		       file);
+		rc = copy_report(g, 0, sfs_ctx_dir(s.ctx), file);
 	cli_session_close(&s);
 	return rc;
 }
@@ -283,8 +304,7 @@ static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 			err.code = rc;
 		return cli_fail("cannot restore", &err);
 	}
-	printf("restored '%s' into store '%s'\n", argv[optind], dir);
-	return EXIT_OK;
+	return copy_report(g, 1, dir, argv[optind]);
 }
 
 const struct cli_cmd cli_restore_cmd = {

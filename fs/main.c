@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "fuse_int.h" /* SFS_PROGRAM_VERSION */
+#include "secretfs/value.h"
 
 static const struct cli_cmd *const store_cmds[] = {
     &cli_init_cmd,
@@ -91,7 +92,8 @@ static int bad_global(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Parse the global options; *done set when --help was handled. */
+/* Parse the global options; *done is 1 after --version (to print once
+ * every option is known), 2 when --help was handled. */
 static int parse_global(int argc, char **argv, struct cli_global *g,
 			int *done)
 {
@@ -119,18 +121,34 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 			break;
 		case 'h':
 			usage(stdout);
-			*done = 1;
+			*done = 2;
 			return EXIT_OK;
 		case 'V':
-			printf("secretfs %s\n", SFS_PROGRAM_VERSION);
 			*done = 1;
-			return EXIT_OK;
+			break;
 		default:
 			cli_opt_problem(ch, argv, why, sizeof(why));
 			return bad_global("%s", why);
 		}
 	}
 	return EXIT_OK;
+}
+
+/* --version: "secretfs X.Y.Z", or {"version": "X.Y.Z"} with --json. */
+static int print_version(const struct cli_global *g)
+{
+	struct sfs_json *o;
+
+	if (!g->json) {
+		printf("secretfs %s\n", SFS_PROGRAM_VERSION);
+		return EXIT_OK;
+	}
+	o = sfs_json_object();
+	if (o && sfs_json_set_str(o, "version", SFS_PROGRAM_VERSION)) {
+		sfs_json_free(o);
+		o = NULL;
+	}
+	return cli_json_print(o);
 }
 
 static int run_command(const struct cli_global *g, int argc, char **argv)
@@ -164,6 +182,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	rc = parse_global(argc, argv, &g, &done);
+	if (rc == EXIT_OK && done == 1)
+		rc = print_version(&g);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (optind >= argc)

@@ -1512,6 +1512,8 @@ START_TEST(test_version_flag)
 	ck_assert_int_eq(sfs_env(NULL, "--version", NULL), 0);
 	assert_out("secretfs 0.1.0\n");
 	ck_assert_uint_eq(r.err_len, 0);
+	ck_assert_int_eq(sfs_env(NULL, "--json", "--version", NULL), 0);
+	assert_out("{\"version\":\"0.1.0\"}\n");
 }
 END_TEST
 
@@ -1568,6 +1570,11 @@ START_TEST(test_backup_restore_round_trip)
 				 "version", "get", "db", NULL),
 			 0);
 	assert_out("hunter2-backup");
+	snprintf(file, sizeof(file), "%s", path_in("second.db"));
+	ck_assert_int_eq(sfs("--json", "backup", file, NULL), 0);
+	snprintf(want, sizeof(want), "{\"store\":\"%s\",\"file\":\"%s\"}\n",
+		 store, file);
+	assert_out(want);
 }
 END_TEST
 
