@@ -1483,6 +1483,69 @@ START_TEST(test_parallel_adds)
 }
 END_TEST
 
+/* "ok" from SQLite's integrity check of the database file path. */
+static int db_intact(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int ok = 0;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+		SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) ==
+		SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ok;
+}
+
+/* Backups taken while another process adds versions are each a whole
+ * store: intact, and every version they list can be read. */
+START_TEST(test_backup_while_writing_is_consistent)
+{
+	char file[700], dir[700], key[700], want[64], *latest;
+	pid_t writer;
+	int i, status;
+	unsigned n;
+
+	snprintf(key, sizeof(key), "%s/master.key", store);
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	writer = fork();
+	ck_assert_int_ge(writer, 0);
+	if (writer == 0)
+		_exit(add_versions(20));
+	for (i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "%s/b%d.db", tmp, i);
+		ck_assert_int_eq(sfs("backup", file, NULL), 0);
+	}
+	ck_assert_int_eq(waitpid(writer, &status, 0), writer);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "%s/b%d.db", tmp, i);
+		snprintf(dir, sizeof(dir), "%s/r%d", tmp, i);
+		ck_assert(db_intact(file));
+		ck_assert_int_eq(
+		    sfs_env(NULL, "--store", dir, "restore", file, NULL), 0);
+		ck_assert_int_eq(sfs_env(NULL, "--store", dir, "--master-key",
+					 key, "secret", "show", "db", NULL),
+				 0);
+		latest = strstr(r.out, "latest_version: ");
+		ck_assert_ptr_nonnull(latest);
+		ck_assert_int_eq(sscanf(latest, "latest_version: %u", &n), 1);
+		ck_assert_uint_ge(n, 1);
+		snprintf(want, sizeof(want), "%u", n);
+		ck_assert_int_eq(sfs_env(NULL, "--store", dir, "--master-key",
+					 key, "version", "get", "db", want,
+					 NULL),
+				 0);
+		assert_out("v");
+	}
+}
+END_TEST
+
 START_TEST(test_store_never_holds_plaintext)
 {
 	needle = "PLAINTEXT-77c1e0";
@@ -1946,6 +2009,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_json_changes);
 	tcase_add_test(tc, test_backup_restore_round_trip);
 	tcase_add_test(tc, test_backup_refuses_existing_file);
+	tcase_add_test(tc, test_backup_while_writing_is_consistent);
 	tcase_add_test(tc, test_restore_refuses_non_empty_dir);
 	tcase_add_test(tc, test_audit_since_relative);
 	tcase_add_test(tc, test_version_get_latest_and_default);
