@@ -159,7 +159,7 @@ static void unescape(char *s)
 static int abs_path(const char *path, char *out, size_t cap)
 {
 	char dir[PATH_MAX], parent[PATH_MAX];
-	const char *base;
+	const char *base, *up;
 	size_t n = strlen(path);
 	int w;
 
@@ -172,14 +172,17 @@ static int abs_path(const char *path, char *out, size_t cap)
 	memcpy(dir, path, n);
 	dir[n] = '\0';
 	base = strrchr(dir, '/');
-	if (!base || !strcmp(base + 1, ".") || !strcmp(base + 1, "..") ||
-	    base == dir)
-		return realpath(dir, out) ? 0 : -1;
-	dir[base - dir] = '\0';
-	if (!realpath(dir, parent))
+	base = base ? base + 1 : dir;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return realpath(dir, out) ? 0 : -1; /* "/", "x/.", ".." */
+	/* "mnt": its parent is "."; "/mnt": "/"; "a/mnt": "a" */
+	up = base == dir ? "." : base == dir + 1 ? "/" : dir;
+	if (base > dir + 1)
+		dir[base - dir - 1] = '\0';
+	if (!realpath(up, parent))
 		return -1;
 	w = snprintf(out, cap, "%s/%s", strcmp(parent, "/") ? parent : "",
-		     base + 1);
+		     base);
 	return w < 0 || (size_t)w >= cap ? (errno = ENAMETOOLONG, -1) : 0;
 }
 
