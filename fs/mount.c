@@ -547,3 +547,20 @@ static int fusermount_u(const char *mp, const char *flag, char *msg,
 		return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+/* Is path a mountpoint? A directory on the same device as its parent
+ * is not; one that cannot be stat'ed (a dead daemon's mount: ENOTCONN)
+ * may well be. (It stats path: a hung daemon hangs it, so `umount` and
+ * `status` use /proc/self/mountinfo instead, see cli_mount.c.) */
+__attribute__((unused)) static int mounted(const char *path)
+{
+	char parent[PATH_MAX];
+	struct stat a, b;
+
+	if (stat(path, &a))
+		return errno != ENOENT && errno != ENOTDIR;
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (stat(parent, &b))
+		return 1;
+	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
+}
