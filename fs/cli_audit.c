@@ -1,15 +1,11 @@
 /*
- * `secretfs audit`, `init`, `backup` and `restore`: the commands about
- * the store itself rather than what is in it.
+ * `secretfs audit` and `secretfs init`: the two commands about the store
+ * itself rather than what is in it.
  *
  * audit prints the audit log's JSON lines as they are (they hold no value
  * or key material, so reading them needs no master key: the log's own
- * mode 0600 guards it); --since takes RFC 3339 or an age (30m, 2h, 1d).
- * init creates the store and says where the store and its master key are.
- * backup copies a live store's database (still encrypted: the master key
- * is not in it) after opening the store as its administrator would, so a
- * wrong key or a foreign store is refused first; restore makes a new
- * store directory from such a copy and refuses one that is not empty.
+ * mode 0600 guards it). init creates the store and says where the store
+ * and its master key are.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -123,19 +119,18 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_audit_cmd = {
-    "audit",
-    "audit",
-    "Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
-    "\n"
-    "Print the audit log: one JSON line per value read and per change.\n"
-    "\n"
-    "  --secret NAME   only lines about this secret\n"
-    "  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
-    "                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
-    "                  age: 30m, 2h, 1d)\n"
-    "  --follow        keep printing new lines as they come\n"
-    "  -h, --help      print this help\n",
-    audit_run,
+	"audit", "audit",
+	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+	"\n"
+	"Print the audit log: one JSON line per value read and per change.\n"
+	"\n"
+	"  --secret NAME   only lines about this secret\n"
+	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
+	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
+	"                  age: 30m, 2h, 1d)\n"
+	"  --follow        keep printing new lines as they come\n"
+	"  -h, --help      print this help\n",
+	audit_run,
 };
 
 /* --- init -------------------------------------------------------------- */
@@ -219,105 +214,4 @@ const struct cli_cmd cli_init_cmd = {
 	"  --passphrase-file FILE   derive the master key from a passphrase\n"
 	"  -h, --help               print this help\n",
 	init_run,
-};
-
-/* --- backup and restore ------------------------------------------------ */
-
-/* After backup or restore: {"store": dir, "file": file} with --json,
- * else one line. */
-static int copy_report(const struct cli_global *g, int restored,
-		       const char *dir, const char *file)
-{
-	struct sfs_json *o;
-
-	if (!g->json && restored)
-		printf("restored '%s' into store '%s'\n", file, dir);
-	else if (!g->json)
-		printf("backed up store '%s' to '%s'\n", dir, file);
-	if (!g->json)
-		return EXIT_OK;
-	o = sfs_json_object();
-	if (o && (sfs_json_set_str(o, "store", dir) ||
-		  sfs_json_set_str(o, "file", file))) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
-}
-
-static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
-		      int argc, char **argv)
-{
-	struct cli_session s;
-	const char *file;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
-
-	if (rc != CLI_GO)
-		return rc;
-	file = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
-	rc = sfs_store_sqlite_backup(sfs_ctx_dir(s.ctx), file, &s.err);
-	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc,
-				      "cannot back up the store to "
-				      "'%s'",
-				      file);
-	else
-		rc = copy_report(g, 0, sfs_ctx_dir(s.ctx), file);
-	cli_session_close(&s);
-	return rc;
-}
-
-const struct cli_cmd cli_backup_cmd = {
-    "backup",
-    "backup",
-    "Usage: secretfs backup FILE\n"
-    "\n"
-    "Copy the store's database to FILE (a new file, mode 0600) with\n"
-    "SQLite's online backup API: a consistent copy even while mounts\n"
-    "and commands use the store. Values stay encrypted in it; the\n"
-    "master key is not in it: keep the key (or the passphrase) apart.\n"
-    "Restore with 'secretfs --store NEWDIR restore FILE'.\n"
-    "\n"
-    "  -h, --help   print this help\n",
-    backup_run,
-};
-
-static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
-		       int argc, char **argv)
-{
-	struct sfs_error err;
-	char dir[4096];
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
-
-	if (rc != CLI_GO)
-		return rc;
-	sfs_error_clear(&err);
-	if (g->store)
-		snprintf(dir, sizeof(dir), "%s", g->store);
-	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
-		return cli_fail("cannot find the store", &err);
-	rc = sfs_store_sqlite_restore(argv[optind], dir, &err);
-	if (rc != SFS_OK) {
-		if (!err.code)
-			err.code = rc;
-		return cli_fail("cannot restore", &err);
-	}
-	return copy_report(g, 1, dir, argv[optind]);
-}
-
-const struct cli_cmd cli_restore_cmd = {
-    "restore",
-    "restore",
-    "Usage: secretfs --store NEWDIR restore FILE\n"
-    "\n"
-    "Make the store NEWDIR (created 0700, or an existing empty\n"
-    "directory) from FILE, a copy made by 'secretfs backup'. The master\n"
-    "key is not in the copy: put the store's key file at\n"
-    "NEWDIR/master.key (mode 0400) or give --master-key FILE to later\n"
-    "commands; a passphrase store needs only its passphrase.\n"
-    "\n"
-    "  -h, --help   print this help\n",
-    restore_run,
 };

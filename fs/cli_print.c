@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fuse_int.h" /* SFS_PROGRAM_VERSION, the one the daemon reports */
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
@@ -122,6 +123,22 @@ void cli_json_push(struct sfs_json **arr, struct sfs_json *child)
 		sfs_json_free(*arr);
 		*arr = NULL;
 	}
+}
+
+int cli_print_version(const struct cli_global *g)
+{
+	struct sfs_json *o;
+
+	if (!g->json) {
+		printf("secretfs %s\n", SFS_PROGRAM_VERSION);
+		return EXIT_OK;
+	}
+	o = sfs_json_object();
+	if (o && sfs_json_set_str(o, "version", SFS_PROGRAM_VERSION)) {
+		sfs_json_free(o);
+		o = NULL;
+	}
+	return cli_json_print(o);
 }
 
 int cli_print_deleted(const struct cli_global *g, const char *kind,

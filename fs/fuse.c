@@ -191,6 +191,24 @@ static void attr_secret(struct stat *st, const struct sfs_secret_rec *r,
 	ts_set(&st->st_ctim, r->changed_at);
 }
 
+/* Through a view with uid=, gid=, mode=: value files show the view's
+ * identity (sfs_policy_view_attrs). An access-controlled secret keeps
+ * its own: its allow list decides (and cache=kernel's ACL is built on
+ * its owner). cache=kernel shows no write bits (value_mode). */
+static void attr_view(struct stat *st, const struct sfs_secret_rec *r)
+{
+	uint32_t owner, group, mode;
+
+	if (!fs_d.opts.view.set || r->access_control)
+		return;
+	sfs_policy_view_attrs(&fs_d.opts.view, r, &owner, &group, &mode);
+	st->st_uid = owner;
+	st->st_gid = group;
+	st->st_mode =
+	    S_IFREG |
+	    (fs_d.opts.cache == FS_CACHE_KERNEL ? mode & 0555 : mode & 07777);
+}
+
 static int secret_rec(const char *name, struct sfs_secret_rec *r)
 {
 	int full;
@@ -251,6 +269,7 @@ static int attr_value(fuse_req_t req, const struct fs_node_info *n,
 		rc = SFS_ENOENT;
 	if (rc == SFS_OK) {
 		attr_secret(st, &r, v.created_at);
+		attr_view(st, &r);
 		st->st_size = v.size;
 		sfs_version_rec_release(&v);
 	} else if (rc == SFS_ENOENT && n->writers > 0) {
@@ -386,6 +405,7 @@ static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 		rc = kv_entry(req, n->secret, n->name, &val, &len);
 	if (rc == SFS_OK) {
 		attr_secret(st, &r, r.changed_at);
+		attr_view(st, &r);
 		st->st_size = (off_t)len;
 		sfs_crypto_free_secret(val, len);
 	}
@@ -521,6 +541,21 @@ static int parse_version(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* layout=flat: the root's NAME is secrets/NAME/default; .status stays. */
+static int resolve_flat(const char *name, struct fs_node_info *n)
+{
+	if (!strcmp(name, ".status")) {
+		n->kind = FK_STATUS;
+		n->ino = FS_INO_STATUS;
+		return 0;
+	}
+	if (strlen(name) > SFS_NAME_MAX)
+		return fs_errno(SFS_ENAMETOOLONG);
+	strcpy(n->secret, name);
+	n->kind = FK_DEFAULT;
+	return 0;
+}
+
 /* Decide what parent/name names; fills n (without ino). errno or 0. */
 static int resolve(fuse_req_t req, const struct fs_node_info *p,
 		   const char *name, struct fs_node_info *n)
@@ -533,6 +568,8 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 	strcpy(n->secret, p->secret);
 	switch (p->kind) {
 	case FK_ROOT:
+		if (fs_d.opts.flat)
+			return resolve_flat(name, n);
 		if (!strcmp(name, "secrets"))
 			n->kind = FK_SECRETS;
 		else if (!strcmp(name, "keys"))
@@ -714,6 +751,23 @@ static int list_staged_cb(void *arg, const char *name)
 	return db_add(arg, name, 0);
 }
 
+/* layout=flat: a file for each visible secret with a default value. */
+static int list_flat_cb(void *arg, const struct sfs_secret_rec *s)
+{
+	if (!fs_visible(s->name) || !s->default_version)
+		return 0;
+	return db_add(arg, s->name, 0);
+}
+
+static int list_flat(struct dirbuf *b)
+{
+	int rc = db_add(b, ".status", 0);
+
+	if (rc)
+		return rc;
+	return sfs_secret_list(fs_d.ctx, &fs_d.meta, list_flat_cb, b, NULL);
+}
+
 static int list_kv(fuse_req_t req, const char *secret, struct dirbuf *b)
 {
 	struct sfs_value v;
@@ -759,6 +813,8 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 		return rc;
 	switch (n->kind) {
 	case FK_ROOT:
+		if (fs_d.opts.flat)
+			return list_flat(b);
 		if ((rc = db_add(b, "secrets", 1)) ||
 		    (rc = db_add(b, "keys", 1)))
 			return rc;
@@ -1518,6 +1574,21 @@ const struct fuse_lowlevel_ops fs_ops = {
 
 /* --- .status ----------------------------------------------------------- */
 
+/* uid, gid and mode of the view's override: a number, or null. */
+static int status_view(struct sfs_json *o)
+{
+	const struct sfs_view_id *v = &fs_d.opts.view;
+	char mode[8];
+
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)v->mode);
+	return ((v->set & SFS_VIEW_UID) ? sfs_json_set_int(o, "uid", v->uid)
+					: sfs_json_set_null(o, "uid")) ||
+	       ((v->set & SFS_VIEW_GID) ? sfs_json_set_int(o, "gid", v->gid)
+					: sfs_json_set_null(o, "gid")) ||
+	       ((v->set & SFS_VIEW_MODE) ? sfs_json_set_str(o, "mode", mode)
+					 : sfs_json_set_null(o, "mode"));
+}
+
 static struct sfs_json *status_options(void)
 {
 	static const char *const caches[] = {"strict", "open", "kernel"};
@@ -1529,6 +1600,8 @@ static struct sfs_json *status_options(void)
 	    sfs_json_set_str(o, "audit", fs_d.opts.audit_off ? "off" : "on") ||
 	    sfs_json_set_bool(o, "debug", fs_d.opts.debug) ||
 	    sfs_json_set_bool(o, "auto_unmount", fs_d.opts.auto_unmount) ||
+	    sfs_json_set_str(o, "layout", fs_d.opts.flat ? "flat" : "tree") ||
+	    status_view(o) ||
 	    (fs_d.opts.only ? sfs_json_set_str(o, "only", fs_d.opts.only)
 			    : sfs_json_set_null(o, "only"))) {
 		sfs_json_free(o);

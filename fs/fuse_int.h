@@ -72,6 +72,8 @@ struct fs_opts {
 	int foreground;
 	int cache;  /* enum fs_cache */
 	char *only; /* "GLOB:GLOB..." or NULL */
+	int flat;   /* layout=flat: the root lists the secrets' values */
+	struct sfs_view_id view; /* uid=, gid=, mode= (ro only) */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
 };

@@ -3,9 +3,8 @@
  * come before the command: the '+' in the option string stops getopt at
  * the first non-option) and hands the rest of argv to the command, whose
  * argv[0] is the command's name. mount, umount and status belong to the
- * daemon (fs.h) and parse their own options. --version prints the
- * program's version; a global option given after the command is a usage
- * error that says so (cli_opt_problem()).
+ * daemon (fs.h), volume-driver to the volume plugin (volume.h); they
+ * parse their own options.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,15 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fuse_int.h" /* SFS_PROGRAM_VERSION */
-#include "secretfs/value.h"
-
-static const struct cli_cmd *const store_cmds[] = {
-    &cli_init_cmd,
-    &cli_audit_cmd,
-    &cli_backup_cmd,
-    &cli_restore_cmd,
-};
+#include "volume.h"
 
 static const struct cli_group *const groups[] = {
 	&cli_key_group, &cli_secret_group, &cli_version_group,
@@ -29,30 +20,31 @@ static const struct cli_group *const groups[] = {
 };
 
 static const char global_usage[] =
-    "Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
-    "...\n"
-    "       secretfs --version\n"
-    "\n"
-    "Secrets for one host: a FUSE filesystem and this command line over\n"
-    "an encrypted store.\n"
-    "\n"
-    "Global options (before the command):\n"
-    "  --store DIR         the store (default $SECRETFS_STORE, else\n"
-    "                      /var/lib/secretfs for root, else\n"
-    "                      $XDG_DATA_HOME/secretfs)\n"
-    "  --master-key FILE   the master key file (default\n"
-    "                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
-    "  --json              print JSON\n"
-    "  --version           print the program's version\n"
-    "  -h, --help          print this help\n"
-    "\n"
-    "Commands:\n"
-    "  secretfs init [--passphrase-file FILE]\n"
-    "  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
-    "  secretfs umount MOUNTPOINT [--lazy|--force]\n"
-    "  secretfs status MOUNTPOINT\n"
-    "  secretfs backup FILE\n"
-    "  secretfs --store NEWDIR restore FILE\n";
+	"Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
+	"...\n"
+	"       secretfs --version\n"
+	"\n"
+	"Secrets for one host: a FUSE filesystem and this command line over\n"
+	"an encrypted store.\n"
+	"\n"
+	"Global options (before the command):\n"
+	"  --store DIR         the store (default $SECRETFS_STORE, else\n"
+	"                      /var/lib/secretfs for root, else\n"
+	"                      $XDG_DATA_HOME/secretfs)\n"
+	"  --master-key FILE   the master key file (default\n"
+	"                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
+	"  --json              print JSON\n"
+	"  --version           print the program's version\n"
+	"  -h, --help          print this help\n"
+	"\n"
+	"Commands:\n"
+	"  secretfs init [--passphrase-file FILE]\n"
+	"  secretfs backup FILE\n"
+	"  secretfs --store NEWDIR restore FILE\n"
+	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
+	"  secretfs umount MOUNTPOINT\n"
+	"  secretfs status MOUNTPOINT\n"
+	"  secretfs volume-driver [--socket PATH]\n";
 
 static const char global_tail[] =
 	"\n"
@@ -92,18 +84,18 @@ static int bad_global(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Parse the global options; *done is 1 after --version (to print once
- * every option is known), 2 when --help was handled. */
+/* Parse the global options; *done set to 1 when --help was handled, to 2
+ * for --version. */
 static int parse_global(int argc, char **argv, struct cli_global *g,
 			int *done)
 {
 	static const struct option opts[] = {
-	    {"store", required_argument, NULL, 's'},
-	    {"master-key", required_argument, NULL, 'k'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
+		{ "store", required_argument, NULL, 's' },
+		{ "master-key", required_argument, NULL, 'k' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
 	};
 	char why[256];
 	int ch;
@@ -121,10 +113,10 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 			break;
 		case 'h':
 			usage(stdout);
-			*done = 2;
-			return EXIT_OK;
-		case 'V':
 			*done = 1;
+			return EXIT_OK;
+		case 'V': /* printed once every option (--json) is known */
+			*done = 2;
 			break;
 		default:
 			cli_opt_problem(ch, argv, why, sizeof(why));
@@ -132,23 +124,6 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 		}
 	}
 	return EXIT_OK;
-}
-
-/* --version: "secretfs X.Y.Z", or {"version": "X.Y.Z"} with --json. */
-static int print_version(const struct cli_global *g)
-{
-	struct sfs_json *o;
-
-	if (!g->json) {
-		printf("secretfs %s\n", SFS_PROGRAM_VERSION);
-		return EXIT_OK;
-	}
-	o = sfs_json_object();
-	if (o && sfs_json_set_str(o, "version", SFS_PROGRAM_VERSION)) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
 }
 
 static int run_command(const struct cli_global *g, int argc, char **argv)
@@ -159,15 +134,22 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (!strcmp(name, groups[i]->name))
 			return cli_group_run(groups[i], g, argc, argv);
-	for (i = 0; i < sizeof(store_cmds) / sizeof(store_cmds[0]); i++)
-		if (!strcmp(name, store_cmds[i]->name))
-			return store_cmds[i]->run(store_cmds[i], g, argc, argv);
+	if (!strcmp(name, cli_backup_cmd.name))
+		return cli_backup_cmd.run(&cli_backup_cmd, g, argc, argv);
+	if (!strcmp(name, cli_restore_cmd.name))
+		return cli_restore_cmd.run(&cli_restore_cmd, g, argc, argv);
+	if (!strcmp(name, cli_init_cmd.name))
+		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
+	if (!strcmp(name, cli_audit_cmd.name))
+		return cli_audit_cmd.run(&cli_audit_cmd, g, argc, argv);
 	if (!strcmp(name, "mount"))
 		return cmd_mount(g, argc, argv);
 	if (!strcmp(name, "umount"))
 		return cmd_umount(g, argc, argv);
 	if (!strcmp(name, "status"))
 		return cmd_status(g, argc, argv);
+	if (!strcmp(name, "volume-driver"))
+		return cmd_volume_driver(g, argc, argv);
 	if (!strcmp(name, "help")) {
 		usage(stdout);
 		return EXIT_OK;
@@ -182,8 +164,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	rc = parse_global(argc, argv, &g, &done);
-	if (rc == EXIT_OK && done == 1)
-		rc = print_version(&g);
+	if (rc == EXIT_OK && done == 2)
+		rc = cli_print_version(&g);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (optind >= argc)
