@@ -118,6 +118,7 @@
 
 #include <sqlite3.h>
 
+#include "secretfs/backup.h"
 #include "secretfs/store.h"
 #include "secretfs/storedir.h"
 

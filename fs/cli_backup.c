@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "secretfs/backup.h"
 #include "secretfs/value.h"
 
 /* After backup or restore: {"store": dir, "file": file} with --json,

@@ -270,19 +270,6 @@ void sfs_store_sqlite_lock_wait(int ms);
  * to out. 0, or SFS_EINVAL when it does not fit in cap bytes. */
 int sfs_store_sqlite_path(const char *dir, char *out, size_t cap);
 
-/*
- * Copy store directory dir's database into file (a new file, mode 0600;
- * SFS_EEXIST when it exists) with SQLite's online backup API: consistent
- * while the store is in use, and as encrypted as the store (the master
- * key is not in it).
- */
-int sfs_store_sqlite_backup(const char *dir, const char *file,
-			    struct sfs_error *err);
-/* Make a store directory dir (created 0700 when missing; SFS_ENOTEMPTY
- * when it holds anything) from a backup file. */
-int sfs_store_sqlite_restore(const char *file, const char *dir,
-			     struct sfs_error *err);
-
 /* Close a store of any backend. NULL is fine. */
 void sfs_store_close(struct sfs_store *s);
 
