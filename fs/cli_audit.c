@@ -33,26 +33,26 @@ struct audit_args {
 	int follow;
 };
 
-/* RFC 3339, a date, or an age: N followed by s, m, h or d ago. */
+/* --since: RFC 3339 or a date, or an age before now: N followed by s, m,
+ * h or d ("30m", "2h", "1d"; SPEC §5). SFS_OK or SFS_EINVAL. */
 static int since_parse(const char *text, int64_t *ns)
 {
 	static const char units[] = "smhd";
 	static const int64_t secs[] = {1, 60, 3600, 86400};
 	const char *u;
 	char *end;
-	unsigned long long n;
+	long long n;
 
 	if (sfs_time_parse(text, ns) == SFS_OK)
 		return SFS_OK;
 	if (*text < '0' || *text > '9')
 		return SFS_EINVAL;
 	errno = 0;
-	n = strtoull(text, &end, 10);
+	n = strtoll(text, &end, 10);
 	u = *end ? strchr(units, *end) : NULL;
-	if (errno || !u || end[1] || n > 100ULL * 365 * 86400)
+	if (errno || !u || end[1] || n > 36500LL * 86400)
 		return SFS_EINVAL;
-	*ns =
-	    sfs_time_now() - (int64_t)n * secs[u - units] * (int64_t)1000000000;
+	*ns = sfs_time_now() - n * secs[u - units] * 1000000000LL;
 	return SFS_OK;
 }
 
@@ -76,10 +76,9 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		else if (ch != 't')
 			return cli_opt_other(cmd, ch, argv);
 		else if (since_parse(optarg, &a->since) != SFS_OK)
-			return cli_bad_usage(cmd,
-					     "bad time '%s' (RFC 3339, "
-					     "YYYY-MM-DD, or an age such "
-					     "as 30m, 2h, 1d)",
+			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339, "
+						  "YYYY-MM-DD, or an age: "
+						  "30m, 2h, 1d)",
 					     optarg);
 	}
 	rc = cli_args(cmd, argc, argv, 0, 0);

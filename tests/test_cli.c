@@ -1722,8 +1722,7 @@ START_TEST(test_audit_since_relative)
 	assert_out_has("\"secret\":\"old\"");
 	ck_assert_int_eq(sfs("audit", "--since", "5x", NULL), 2);
 	assert_err("secretfs: audit: bad time '5x' (RFC 3339, YYYY-MM-DD, or "
-		   "an age such as 30m, 2h, 1d) (see 'secretfs audit "
-		   "--help')\n");
+		   "an age: 30m, 2h, 1d) (see 'secretfs audit --help')\n");
 }
 END_TEST
 
