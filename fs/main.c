@@ -42,7 +42,7 @@ static const char global_usage[] =
 	"  secretfs backup FILE\n"
 	"  secretfs --store NEWDIR restore FILE\n"
 	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
-	"  secretfs umount MOUNTPOINT\n"
+	"  secretfs umount MOUNTPOINT [--lazy|--force]\n"
 	"  secretfs status MOUNTPOINT\n"
 	"  secretfs volume-driver [--socket PATH]\n";
 
