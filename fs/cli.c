@@ -92,8 +92,7 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Is opt ("--json", "--store=DIR") one of the global options? */
-static int global_opt(const char *opt)
+int cli_is_global_opt(const char *opt)
 {
 	static const char *const names[] = {"store", "master-key", "json",
 					    "version"};
@@ -114,7 +113,7 @@ void cli_opt_problem(int ch, char **argv, char *buf, size_t cap)
 	const char *opt = optind > 0 ? argv[optind - 1] : "";
 	int is_long = !strncmp(opt, "--", 2);
 
-	if (ch == '?' && global_opt(opt))
+	if (ch == '?' && cli_is_global_opt(opt))
 		snprintf(buf, cap,
 			 "option '%.*s': global options go before "
 			 "the command",

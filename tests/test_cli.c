@@ -1594,6 +1594,17 @@ START_TEST(test_global_option_after_command_says_so)
 	assert_err_has("option '--master-key': global options go before the "
 		       "command");
 	ck_assert_uint_eq(r.out_len, 0);
+	/* the daemon's commands too, before anything is mounted */
+	ck_assert_int_eq(sfs("mount", path_in("mnt"), "--json", NULL), 2);
+	assert_err_has("secretfs: mount: global options go before the "
+		       "command");
+	ck_assert_int_eq(sfs("umount", path_in("mnt"), "--store", "x", NULL),
+			 2);
+	assert_err_has("secretfs: umount: option '--store': global options "
+		       "go before the command");
+	ck_assert_int_eq(sfs("status", path_in("mnt"), "--json", NULL), 2);
+	assert_err_has("secretfs: status: option '--json': global options "
+		       "go before the command");
 }
 END_TEST
 
