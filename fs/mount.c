@@ -226,9 +226,10 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 			if (rc)
 				return rc;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return usage(cli_is_global_opt(argv[i])
-					     ? "global options go before the command"
-					     : "unknown flag");
+			return usage(
+			    cli_is_global_opt(argv[i])
+				? "global options go before the command"
+				: "unknown flag");
 		} else if (!o->mountpoint) {
 			o->mountpoint = argv[i];
 		} else {
