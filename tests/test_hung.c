@@ -151,19 +151,40 @@ static void assert_stderr(const char *want)
 		      run.err, want);
 }
 
-/* A child blocked on the stopped daemon: open(secrets/s/default). */
+/* 1 when pid waits in the kernel for a FUSE answer. */
+static int waits_on_fuse(pid_t pid)
+{
+	char path[64], w[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, w, sizeof(w) - 1);
+	close(fd);
+	w[n > 0 ? n : 0] = '\0';
+	return strstr(w, "request_wait_answer") != NULL;
+}
+
+/* A child blocked on the stopped daemon: open(secrets/s/default),
+ * returned once it waits for the daemon's answer (readiness, not a
+ * timed assertion: the bound is only there to fail rather than hang). */
 static pid_t blocked_reader(void)
 {
 	pid_t child;
+	int i;
 
 	fflush(NULL);
 	child = fork();
 	ck_assert_int_ge(child, 0);
 	if (child == 0)
 		_exit(open_default(NULL));
-	/* no timed assertion: it only has to be waiting by the time the
-	 * daemon is dealt with, or to fail the same way if it is not */
-	ru_msleep(100);
+	for (i = 0; i < 15000 && !waits_on_fuse(child); i++)
+		ru_msleep(2);
+	ck_assert_msg(waits_on_fuse(child), "the reader never reached the "
+					    "daemon");
 	return child;
 }
 
