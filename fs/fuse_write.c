@@ -242,11 +242,12 @@ static struct wfh *wfh_new(const struct sfs_caller *c, const char *secret,
 {
 	struct wfh *h = calloc(1, sizeof(*h));
 
-	if (!h)
+	if (!h || fs_caller_keep(&h->caller, c)) {
+		free(h);
 		return NULL;
+	}
 	h->write = 1;
 	pthread_mutex_init(&h->lock, NULL);
-	h->caller = *c;
 	snprintf(h->secret, sizeof(h->secret), "%s", secret);
 	h->expect = expect;
 	h->ino = ino;
@@ -258,6 +259,7 @@ static void wfh_free(struct wfh *h)
 {
 	sfs_crypto_free_secret(h->buf, h->buf ? SFS_VALUE_MAX : 0);
 	pthread_mutex_destroy(&h->lock);
+	fs_caller_drop(&h->caller);
 	free(h);
 }
 
