@@ -5,12 +5,15 @@
  * plaintext in the daemon. Switching uid needs root; without it the tests
  * say SKIPPED rather than pass.
  */
+#include <sys/resource.h>
+
 #include "mount_harness.h"
 
 #define OTHER	 4321
 #define NGROUPS	 70    /* past the 64 an 8 KiB status read used to see */
 #define FIRST_G	 10001 /* groups FIRST_G .. FIRST_G + NGROUPS - 2 ... */
 #define LATE_G	 20000 /* ... and this one, the highest: listed last */
+#define HELD_MAX (64 << 20) /* README: plaintext held per uid */
 
 static void mk(const char *name, const char *value)
 {
@@ -81,11 +84,106 @@ START_TEST(groups_past_64_allow_entry)
 }
 END_TEST
 
+/* Open secrets/big/default until an open fails; report how many
+ * succeeded and the errno, hold them until told, then close them all and
+ * open once more. */
+struct hold {
+	int report[2], go[2];
+};
+
+static int hold_handles(struct hold *h)
+{
+	static int fds[4096];
+	int n = 0, e = 0, fd, i;
+	char c;
+
+	while (n < 4096) {
+		fd = open(P("secrets/big/default"), O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			e = errno;
+			break;
+		}
+		fds[n++] = fd;
+	}
+	if (write(h->report[1], &n, sizeof(n)) != sizeof(n) ||
+	    write(h->report[1], &e, sizeof(e)) != sizeof(e) ||
+	    read(h->go[0], &c, 1) != 1)
+		return 100;
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	return read_default("big");
+}
+
+static pid_t hold_start(struct hold *h)
+{
+	struct rlimit rl = {8192, 8192};
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(h->report), 0);
+	ck_assert_int_eq(pipe(h->go), 0);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (setrlimit(RLIMIT_NOFILE, &rl) || setgroups(0, NULL) ||
+		    setgid(OTHER) || setuid(OTHER))
+			_exit(255);
+		_exit(hold_handles(h) & 0xff);
+	}
+	close(h->report[1]);
+	close(h->go[0]);
+	return pid;
+}
+
+START_TEST(plaintext_held_per_uid_capped)
+{
+	unsigned char value[65536];
+	char path[600], *got;
+	size_t len;
+	struct hold h;
+	int n = 0, e = 0, st;
+	pid_t pid;
+
+	NEED_ROOT();
+	memset(value, 'x', sizeof(value));
+	snprintf(path, sizeof(path), "%s/big.val", h_base);
+	tu_write_file(path, value, sizeof(value), 0600);
+	ck_assert_int_eq(cli("secret", "create", "big", "--file", path, NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "update", "big", "--mode", "0444",
+			     NULL),
+			 0);
+	up("allow_other");
+	pid = hold_start(&h);
+	ck_assert_int_eq(read(h.report[0], &n, sizeof(n)), sizeof(n));
+	ck_assert_int_eq(read(h.report[0], &e, sizeof(e)), sizeof(e));
+	/* the cap, in 64 KiB handles (each also counts its own size) */
+	ck_assert_int_eq(e, EMFILE);
+	ck_assert_int_le(n, HELD_MAX / 65536);
+	ck_assert_int_ge(n, HELD_MAX / (65536 + 4096));
+	/* another uid still reads while the first holds its handles */
+	ck_assert_int_eq(as_user(OTHER + 1, OTHER + 1, read_default, "big"),
+			 0);
+	ck_assert_int_eq(slurp("secrets/big/default", &got, &len), 0);
+	ck_assert_uint_eq(len, sizeof(value));
+	ck_assert_int_eq(memcmp(got, value, len), 0);
+	free(got);
+	ck_assert_int_eq(write(h.go[1], "g", 1), 1);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	close(h.report[0]);
+	close(h.go[1]);
+	ck_assert(WIFEXITED(st));
+	/* the handles closed: the same uid reads again */
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
 	    groups_past_64_mode_bits_deny,
 	    groups_past_64_allow_entry,
+	    plaintext_held_per_uid_capped,
 	};
 
 	return h_main("mount_caller", tests, sizeof(tests) / sizeof(tests[0]));
