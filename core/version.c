@@ -322,7 +322,7 @@ static int read_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return ctx_read_unlock(ctx, rc, err);
 }
 
-/* ---- shared plaintext ---------------------------------------------------- */
+/* ---- shared plaintext --------------------------------------------------- */
 
 /*
  * The read handles of one version share one decrypted buffer
@@ -345,7 +345,7 @@ struct sfs_value_ref {
 
 static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sfs_value_ref *share_list; /* share_lock */
-static size_t share_total;		  /* share_lock: bytes held */
+static size_t share_total;		 /* share_lock: bytes held */
 
 static int share_same(const struct sfs_value_ref *e, const struct sfs_ctx *ctx,
 		      const struct sfs_version_rec *v,
@@ -439,7 +439,8 @@ static int share_get(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
 	if (*out != fresh)
 		share_free(fresh); /* not added: holds no blobs */
 	if (rc == SFS_ENOMEM)
-		return sfs_error_set(err, rc, "decrypted values held by open "
+		return sfs_error_set(err, rc,
+				     "decrypted values held by open "
 				     "handles reach %zu MiB",
 				     (size_t)(SFS_SHARED_MAX >> 20));
 	return rc;
@@ -470,7 +471,7 @@ const struct sfs_value *sfs_value_of(const struct sfs_value_ref *r)
 	return &r->val;
 }
 
-/* ---- read entry points ---------------------------------------------------- */
+/* ---- read entry points -------------------------------------------------- */
 
 /* Gather, decrypt (into out, or shared into *ref), audit. */
 static int read_audited(struct sfs_ctx *ctx, const struct sfs_caller *c,

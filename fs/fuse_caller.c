@@ -19,7 +19,8 @@
  *
  * The groups read on first need live in this thread's state until the
  * thread's next request: a caller that outlives its request (a write
- * handle's) is copied with fs_caller_keep, which reads them at once.
+ * handle's) is copied with fs_caller_keep, with the groups its request's
+ * checks read; groups they did not read count as unreadable in the copy.
  *
  * Each FUSE worker thread keeps the descriptors of the last few callers'
  * files and pread()s them again (the kernel regenerates the text on every
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -129,8 +131,8 @@ static int proc_open(int kind, int32_t pid)
 }
 
 /* Up to cap bytes of /proc/PID/<kind> from offset 0, or -1. */
-static ssize_t proc_read(struct caller_tls *t, int kind, int32_t pid,
-			 char *buf, size_t cap)
+static ssize_t proc_read(struct caller_tls *t, int kind, int32_t pid, char *buf,
+			 size_t cap)
 {
 	ssize_t n;
 	unsigned i;
@@ -236,8 +238,9 @@ static int lazy_load(struct caller_tls *t)
 static int lazy_has(struct sfs_caller_groups *g, const struct sfs_caller *c,
 		    uint32_t gid)
 {
-	struct caller_tls *t = (struct caller_tls *)((char *)g -
-		offsetof(struct caller_tls, lazy.base));
+	struct caller_tls *t =
+	    (struct caller_tls *)((char *)g -
+				  offsetof(struct caller_tls, lazy.base));
 	size_t i;
 
 	(void)c;
@@ -348,8 +351,11 @@ int fs_caller_keep(struct sfs_caller *dst, const struct sfs_caller *src)
 		return EINVAL;
 	t = (struct caller_tls *)((char *)src->more -
 				  offsetof(struct caller_tls, lazy.base));
-	if (lazy_load(t) < 0) {
-		dst->more = &groups_unknown; /* refused where groups count */
+	/* Groups the request's checks never read are not read now either:
+	 * should a rule come to depend on them before the copy is used,
+	 * the copy is refused there, not judged on a later process. */
+	if (t->lazy.state <= 0) {
+		dst->more = &groups_unknown;
 		return 0;
 	}
 	return keep_groups(dst, &t->lazy);
@@ -360,4 +366,35 @@ void fs_caller_drop(struct sfs_caller *c)
 	if (c->more && c->more->has == kept_has)
 		free(c->more);
 	c->more = NULL;
+}
+
+/* "Tgid:" of the status text in buf, or -1. */
+static int32_t tgid_parse(char *buf, ssize_t n)
+{
+	const char *p;
+
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strstr(buf, "\nTgid:");
+	return p ? (int32_t)strtol(p + 6, NULL, 10) : -1;
+}
+
+int32_t fs_caller_tgid(int32_t pid)
+{
+	struct caller_tls *t;
+	char buf[512];
+	int fd;
+
+	/* pidfd_open takes thread-group leaders only: no /proc text to
+	 * render for the usual single-threaded writer. */
+	fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0u);
+	if (fd >= 0) {
+		close(fd);
+		return pid;
+	}
+	if (errno != EINVAL || !(t = caller_tls()))
+		return -1; /* gone */
+	return tgid_parse(buf,
+			  proc_read(t, PF_STATUS, pid, buf, sizeof(buf) - 1));
 }

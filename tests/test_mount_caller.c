@@ -5,14 +5,15 @@
  * plaintext in the daemon. Switching uid needs root; without it the tests
  * say SKIPPED rather than pass.
  */
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include "mount_harness.h"
 
 #define OTHER	 4321
-#define NGROUPS	 70    /* past the 64 an 8 KiB status read used to see */
-#define FIRST_G	 10001 /* groups FIRST_G .. FIRST_G + NGROUPS - 2 ... */
-#define LATE_G	 20000 /* ... and this one, the highest: listed last */
+#define NGROUPS	 70	    /* past the 64 an 8 KiB status read used to see */
+#define FIRST_G	 10001	    /* groups FIRST_G .. FIRST_G + NGROUPS - 2 ... */
+#define LATE_G	 20000	    /* ... and this one, the highest: listed last */
 #define HELD_MAX (64 << 20) /* README: plaintext held per uid */
 
 static void mk(const char *name, const char *value)
@@ -150,8 +151,7 @@ START_TEST(plaintext_held_per_uid_capped)
 	tu_write_file(path, value, sizeof(value), 0600);
 	ck_assert_int_eq(cli("secret", "create", "big", "--file", path, NULL),
 			 0);
-	ck_assert_int_eq(cli("secret", "update", "big", "--mode", "0444",
-			     NULL),
+	ck_assert_int_eq(cli("secret", "update", "big", "--mode", "0444", NULL),
 			 0);
 	up("allow_other");
 	pid = hold_start(&h);
@@ -162,8 +162,7 @@ START_TEST(plaintext_held_per_uid_capped)
 	ck_assert_int_le(n, HELD_MAX / 65536);
 	ck_assert_int_ge(n, HELD_MAX / (65536 + 4096));
 	/* another uid still reads while the first holds its handles */
-	ck_assert_int_eq(as_user(OTHER + 1, OTHER + 1, read_default, "big"),
-			 0);
+	ck_assert_int_eq(as_user(OTHER + 1, OTHER + 1, read_default, "big"), 0);
 	ck_assert_int_eq(slurp("secrets/big/default", &got, &len), 0);
 	ck_assert_uint_eq(len, sizeof(value));
 	ck_assert_int_eq(memcmp(got, value, len), 0);
@@ -178,12 +177,46 @@ START_TEST(plaintext_held_per_uid_capped)
 }
 END_TEST
 
+/* A write handle opened by a thread that is not its process's first one
+ * commits at the close by another thread of that process: the daemon
+ * finds the opener's process from its thread id. */
+struct opener {
+	int fd, e;
+};
+
+static void *open_and_write(void *arg)
+{
+	struct opener *o = arg;
+
+	o->fd = open(P("secrets/db/default"), O_WRONLY | O_TRUNC | O_CLOEXEC);
+	o->e = o->fd < 0 ? errno : 0;
+	if (!o->e && write(o->fd, "from a thread", 13) != 13)
+		o->e = errno ? errno : EIO;
+	return NULL;
+}
+
+START_TEST(thread_writer_commits_at_process_close)
+{
+	struct opener o = {-1, 0};
+	pthread_t th;
+
+	mk("db", "old");
+	up(NULL);
+	ck_assert_int_eq(pthread_create(&th, NULL, open_and_write, &o), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(o.e, 0);
+	ck_assert_int_eq(close(o.fd), 0);
+	assert_reads("secrets/db/default", "from a thread");
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
 	    groups_past_64_mode_bits_deny,
 	    groups_past_64_allow_entry,
 	    plaintext_held_per_uid_capped,
+	    thread_writer_commits_at_process_close,
 	};
 
 	return h_main("mount_caller", tests, sizeof(tests) / sizeof(tests[0]));
