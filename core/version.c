@@ -473,7 +473,8 @@ const struct sfs_value *sfs_value_of(const struct sfs_value_ref *r)
 
 /* ---- read entry points -------------------------------------------------- */
 
-/* Gather, decrypt (into out, or shared into *ref), audit. */
+/* Gather, decrypt (into out, or shared into *ref when ref is set),
+ * audit. */
 static int read_audited(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			const char *name, uint32_t n, struct sfs_value *out,
 			struct sfs_value_ref **ref,
@@ -529,8 +530,10 @@ int sfs_version_open(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, uint32_t n, struct sfs_value_ref **out,
 		     struct sfs_error *err)
 {
+	struct sfs_value none = {NULL, 0}; /* the plaintext goes to *out */
+
 	*out = NULL;
-	return read_audited(ctx, c, name, n, NULL, out, NULL, err);
+	return read_audited(ctx, c, name, n, &none, out, NULL, err);
 }
 
 /* ---- details ------------------------------------------------------------ */

@@ -1059,14 +1059,15 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_write_open(req, &n, fi);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
-	if (h)
-		h->gen = sfs_ctx_generation(fs_d.ctx);
-	rc = h ? open_read(req, &n, h) : SFS_ENOMEM;
+	if (!(h = calloc(1, sizeof(*h)))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->gen = sfs_ctx_generation(fs_d.ctx);
+	rc = open_read(req, &n, h);
 	e = rc ? fs_errno(rc) : held_charge(h, fuse_req_ctx(req)->uid);
 	if (e) {
-		if (h)
-			rfh_free(h);
+		rfh_free(h);
 		fuse_reply_err(req, e);
 		return;
 	}
