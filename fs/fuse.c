@@ -858,8 +858,10 @@ static const char *rfh_data(const struct rfh *h, size_t *len)
  * Plaintext held per uid: each read handle charges its opener's uid with
  * the bytes it serves plus its own size. Handles of one version share one
  * buffer (sfs_version_open) but each counts, so that a uid's handles are
- * bounded too. Past FS_HELD_MAX an open fails with EMFILE and other uids
- * are not affected; the core refuses past SFS_SHARED_MAX in all (ENOMEM).
+ * bounded too. An open first reserves room for the largest value and
+ * fails with EMFILE, before reading or auditing anything, when the uid
+ * lacks it; other uids are not affected. The core refuses past
+ * SFS_SHARED_MAX in all (ENOMEM).
  */
 #define FS_HELD_MAX ((size_t)64 << 20)
 
@@ -881,15 +883,14 @@ static struct held **held_find(uint32_t uid)
 	return p;
 }
 
-/* Charge h's opener for it: 0, EMFILE or ENOMEM. */
-static int held_charge(struct rfh *h, uint32_t uid)
+/* Before the read: charge h's opener for the largest handle, so that an
+ * open past the cap reads (and audits) nothing. 0, EMFILE or ENOMEM. */
+static int held_reserve(struct rfh *h, uint32_t uid)
 {
-	size_t len, n;
+	size_t n = SFS_VALUE_MAX + sizeof(*h);
 	struct held **p;
 	int e = 0;
 
-	(void)rfh_data(h, &len);
-	n = len + sizeof(*h);
 	pthread_mutex_lock(&held_lock);
 	p = held_find(uid);
 	if (!*p && (*p = calloc(1, sizeof(**p))))
@@ -906,6 +907,22 @@ static int held_charge(struct rfh *h, uint32_t uid)
 		h->charged = n;
 	}
 	return e;
+}
+
+/* After the read: charge what h really holds. */
+static void held_settle(struct rfh *h)
+{
+	size_t len, n;
+	struct held *e;
+
+	(void)rfh_data(h, &len);
+	n = len + sizeof(*h);
+	pthread_mutex_lock(&held_lock);
+	e = *held_find(h->uid);
+	if (e) /* reserved: there */
+		e->bytes = e->bytes - h->charged + n;
+	pthread_mutex_unlock(&held_lock);
+	h->charged = n;
 }
 
 static void held_release(const struct rfh *h)
@@ -1064,13 +1081,15 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	h->gen = sfs_ctx_generation(fs_d.ctx);
-	rc = open_read(req, &n, h);
-	e = rc ? fs_errno(rc) : held_charge(h, fuse_req_ctx(req)->uid);
+	e = held_reserve(h, fuse_req_ctx(req)->uid);
+	if (!e && (rc = open_read(req, &n, h)))
+		e = fs_errno(rc);
 	if (e) {
 		rfh_free(h);
 		fuse_reply_err(req, e);
 		return;
 	}
+	held_settle(h);
 	h->refs = 1;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->noflush = 1;
