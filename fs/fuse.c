@@ -56,7 +56,7 @@ struct rfh {
 	struct sfs_value_ref *val; /* value plaintext, shared (core-owned) */
 	char *buf;		   /* kv entry, .status or key JSON */
 	size_t len;
-	uint32_t uid;	/* charged for the handle (fs_held) */
+	uint32_t uid;	/* charged for the handle (held_reserve) */
 	size_t charged; /* bytes charged; 0: none */
 };
 
