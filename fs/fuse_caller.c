@@ -49,6 +49,7 @@
 #define STATUS_MIN  4096      /* first size of the status buffer */
 #define STATUS_MAX  (2 << 20) /* 65,536 groups of 10 digits fit */
 #define STATUS_KEEP 16384     /* a larger buffer is freed after use */
+#define GROUPS_KEEP 1024      /* so is a larger list of groups */
 
 enum { PF_COMM, PF_STATUS, PF_KINDS };
 
@@ -276,6 +277,21 @@ static int unknown_has(struct sfs_caller_groups *g, const struct sfs_caller *c,
 
 static struct sfs_caller_groups groups_unknown = {unknown_has};
 
+/* A new request's groups: not read yet. A large list of the last one is
+ * freed rather than kept (locked) for the thread's life. */
+static void lazy_reset(struct lazy_groups *l, int32_t pid)
+{
+	if (l->cap > GROUPS_KEEP) {
+		free(l->g);
+		l->g = NULL;
+		l->cap = 0;
+	}
+	l->base.has = lazy_has;
+	l->pid = pid;
+	l->state = 0;
+	l->n = 0;
+}
+
 /* The process name, or "" when it cannot be read. */
 static void comm_read(struct caller_tls *t, struct sfs_caller *c)
 {
@@ -306,9 +322,7 @@ int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 	if (need & FS_CALLER_COMM)
 		comm_read(t, c);
 	if (need & FS_CALLER_GROUPS) {
-		t->lazy.base.has = lazy_has;
-		t->lazy.pid = c->pid;
-		t->lazy.state = 0;
+		lazy_reset(&t->lazy, c->pid);
 		c->more = &t->lazy.base;
 	}
 	if (need & FS_CALLER_ROLES) {
