@@ -432,6 +432,32 @@ START_TEST(rekey_rewraps_every_key_version_and_the_canary)
 }
 END_TEST
 
+/* A daemon that opened the store before the rekey holds the old key: it
+ * fails closed, ENOKEY, at its next read of key material. */
+START_TEST(rekey_leaves_an_old_key_holder_failing_enokey)
+{
+	struct sfs_ctx_options o;
+	struct sfs_ctx *old = NULL;
+	struct sfs_value v = {NULL, 0};
+	char path[600];
+
+	mk_key("k1");
+	mk_secret("a", "k1", "one");
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	ck_assert_int_eq(sfs_ctx_open(&old, &o, &err), SFS_OK);
+	ck_assert_int_eq(sfs_version_read(old, &admin, "a", 1, &v, NULL, &err),
+			 SFS_OK);
+	sfs_value_release(&v);
+	new_key_file(path, sizeof(path), 5);
+	ck_assert_int_eq(sfs_ctx_rekey(ctx, path, &err), SFS_OK);
+	ck_assert_int_eq(sfs_version_read(old, &admin, "a", 1, &v, NULL, &err),
+			 SFS_ENOKEY);
+	sfs_value_release(&v);
+	sfs_ctx_close(old);
+}
+END_TEST
+
 START_TEST(rekey_with_an_unsafe_key_file_changes_nothing)
 {
 	char path[600];
@@ -456,6 +482,8 @@ static Suite *keys_suite(void)
 		{ "service_key_made_at_init", service_key_made_at_init },
 		{ "rekey_rewraps_every_key_version_and_the_canary",
 		  rekey_rewraps_every_key_version_and_the_canary },
+		{ "rekey_leaves_an_old_key_holder_failing_enokey",
+		  rekey_leaves_an_old_key_holder_failing_enokey },
 		{ "rekey_with_an_unsafe_key_file_changes_nothing",
 		  rekey_with_an_unsafe_key_file_changes_nothing },
 		{ "create_user_key", create_user_key },
