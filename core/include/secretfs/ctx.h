@@ -8,8 +8,9 @@
  * sfs_ctx owns one store connection; the services serialise on the
  * context's mutex, so a context may be shared by many threads.
  *
- * Concurrency across processes (the CLI beside a running daemon) is the
- * storage backend's: see store_sqlite.c.
+ * Concurrency across processes (the CLI beside a running daemon) and
+ * across hosts is the storage backend's: see store_sqlite.c and
+ * store_pg.c.
  */
 #ifndef SECRETFS_CTX_H
 #define SECRETFS_CTX_H

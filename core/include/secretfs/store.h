@@ -6,7 +6,9 @@
  * the rules live in policy.c and the services (secret.c, version.c,
  * keys.c), the crypto above it. Blobs (wrapped keys, value ciphertext,
  * canary) are opaque bytes to the backend. SQLite (store_sqlite.c) is the
- * first backend; another (PostgreSQL, say) implements the same table.
+ * embedded default; PostgreSQL (store_pg.c) implements the same table for
+ * a store shared by many hosts. Records and limits live in records.h; the
+ * sfs_store_* facade below is the only caller of the table.
  *
  * Transactions: every operation except begin/commit/rollback/close/
  * generation runs inside a transaction opened by begin(). A write
