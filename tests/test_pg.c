@@ -277,6 +277,31 @@ START_TEST(store_conf_second_backend_line_is_refused)
 }
 END_TEST
 
+START_TEST(store_conf_comments_and_blank_lines_are_allowed)
+{
+	char *err = NULL;
+
+	conf_append("\n# the team's shared store\n   \n");
+	ck_assert_int_eq(run_err(hosts[0].dir, &err, "secret", "list", NULL),
+			 0);
+	free(err);
+}
+END_TEST
+
+START_TEST(audit_all_hosts_on_an_sqlite_store_is_refused)
+{
+	char dir[600], *err = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/c", base);
+	unsetenv("SECRETFS_MASTER_KEY");
+	ck_assert_int_eq(run_err(dir, &err, "init", NULL), 0);
+	free(err);
+	ck_assert_int_ne(run_err(dir, &err, "audit", "--all-hosts", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(err, "it is not shared"));
+	free(err);
+}
+END_TEST
+
 START_TEST(store_conf_group_readable_is_refused)
 {
 	char path[600], *err = NULL;
@@ -747,6 +772,8 @@ static Suite *pg_suite(void)
 	    conninfo_with_a_password_is_refused,
 	    store_conf_unknown_setting_is_refused,
 	    store_conf_second_backend_line_is_refused,
+	    store_conf_comments_and_blank_lines_are_allowed,
+	    audit_all_hosts_on_an_sqlite_store_is_refused,
 	    store_conf_group_readable_is_refused,
 	    store_conf_symlink_is_refused,
 	    joined_hosts_share_one_store,
