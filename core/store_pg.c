@@ -183,12 +183,12 @@ struct pg {
 	/* lmu guards the listener and the fields below: the poller and the
 	 * store's user (generation) both read notifications */
 	pthread_mutex_t lmu;
-	uint64_t notes;     /* notifications read so far */
+	uint64_t notes;	    /* notifications read so far */
 	uint64_t poll_seen; /* notes the poller has reported */
 	uint64_t gen_seen;  /* notes when fast_gen was read */
 	uint64_t fast_gen;  /* the generation, known without asking */
 	int64_t fast_at_ms; /* when fast_gen was read from the server */
-	int fast_ok;        /* atomic: fast_gen may be used */
+	int fast_ok;	    /* atomic: fast_gen may be used */
 	unsigned char req[REQ_BYTES]; /* this write transaction's request */
 	int backend_pid;	      /* the server process that runs it */
 	unsigned writes;	      /* old request ids go every 256th */
@@ -848,8 +848,8 @@ static int pg_keyver_set(struct sfs_store *s, const char *key_id,
 		       &a, &n, err, "replace kms key version");
 	if (rc == SFS_OK && n == 0)
 		rc = sfs_error_set(err, SFS_ENOENT,
-				   "kms key '%s' version %u: not found",
-				   key_id, (unsigned)version);
+				   "kms key '%s' version %u: not found", key_id,
+				   (unsigned)version);
 	return rc;
 }
 
@@ -1635,6 +1635,14 @@ static const struct sfs_store_ops pg_ops = {
 
 /* Deadlines first: the user's conninfo (expanded from dbname) may
  * override them. */
+/* Server notices (a shutdown warning, say) are not the user's business:
+ * errors reach them through struct sfs_error. */
+static void notice_quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static PGconn *connect_with_deadlines(const char *conninfo)
 {
 	static const char *const keys[] = {
@@ -1643,8 +1651,11 @@ static PGconn *connect_with_deadlines(const char *conninfo)
 	    "application_name",	   "dbname",	       NULL};
 	const char *vals[] = {"5",     "1",	   "5",	     "2", "3",
 			      "10000", "secretfs", conninfo, NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
-	return PQconnectdbParams(keys, vals, 1);
+	if (c)
+		PQsetNoticeProcessor(c, notice_quiet, NULL);
+	return c;
 }
 
 /* The schema version, 0 when the store has no sfs_state table yet. */

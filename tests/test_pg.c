@@ -23,6 +23,7 @@
 #include "secretfs/ctx.h"
 #include "secretfs/secret.h"
 #include "secretfs/store.h"
+#include "secretfs/value.h"
 #include "secretfs/version.h"
 
 static struct pgcluster pgc;
@@ -720,6 +721,91 @@ START_TEST(no_plaintext_in_pg_dump_or_data_directory)
 }
 END_TEST
 
+/* ---- failover to a synchronous standby ------------------------------------
+ */
+
+/* Add "vN" to db until it is acknowledged (the primary may be failing
+ * over): the version number, or 0 after about 30 s of refusals. */
+static uint32_t add_acked(struct sfs_ctx **c, int n)
+{
+	struct sfs_version_rec v;
+	struct sfs_caller me;
+	struct sfs_error e;
+	char val[16];
+	int tries;
+
+	sfs_caller_self(&me);
+	snprintf(val, sizeof(val), "v%d", n);
+	for (tries = 0; tries < 150; tries++) {
+		if (!*c) {
+			struct sfs_ctx_options o;
+
+			memset(&o, 0, sizeof(o));
+			o.store_dir = hosts[0].dir;
+			if (sfs_ctx_open(c, &o, &e) != SFS_OK)
+				*c = NULL;
+		}
+		if (*c && sfs_version_add(*c, &me, "db", val, strlen(val), 0,
+					  &v, &e) == SFS_OK)
+			return v.version;
+		usleep(200000);
+	}
+	return 0;
+}
+
+START_TEST(failover_to_a_sync_standby_keeps_every_acked_version)
+{
+	struct pgcluster standby;
+	struct sfs_ctx *c = NULL;
+	struct sfs_value val;
+	struct sfs_caller me;
+	struct sfs_error e;
+	char multi[2 * PATH_MAX + 300], want[16];
+	const char *schema = strstr(ci, "options=");
+	uint32_t acked[12];
+	int i;
+
+	ck_assert_int_eq(pgc_start_standby(&pgc, &standby), 0);
+	snprintf(multi, sizeof(multi),
+		 "host=%s,%s port=5432,5432 user=postgres dbname=postgres "
+		 "target_session_attrs=read-write %s",
+		 pgc.dir, standby.dir, schema);
+	/* host A re-made on the multi-host conninfo (a fresh schema) */
+	tu_rmrf(hosts[0].dir);
+	on(0);
+	ck_assert_int_eq(pgc_new_store(pgc.conninfo, ci, sizeof(ci)), 0);
+	snprintf(multi + strlen(multi) - strlen(schema),
+		 sizeof(multi) - (strlen(multi) - strlen(schema)), "%s",
+		 strstr(ci, "options="));
+	ck_assert_int_eq(
+	    cli("init", "--backend", "postgresql", "--conninfo", multi, NULL),
+	    0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v0", NULL),
+			 0);
+	for (i = 0; i < 6; i++)
+		ck_assert_uint_ne(acked[i] = add_acked(&c, i + 1), 0);
+	ck_assert_int_eq(pgc_ctl(&pgc, "stop -m immediate"), 0);
+	ck_assert_int_eq(pgc_ctl(&standby, "promote"), 0);
+	for (i = 6; i < 12; i++)
+		ck_assert_uint_ne(acked[i] = add_acked(&c, i + 1), 0);
+	sfs_ctx_close(c);
+	c = NULL;
+	ck_assert_uint_ne(add_acked(&c, 99), 0); /* a fresh context too */
+	sfs_caller_self(&me);
+	for (i = 0; i < 12; i++) {
+		memset(&val, 0, sizeof(val));
+		ck_assert_int_eq(
+		    sfs_version_read(c, &me, "db", acked[i], &val, NULL, &e),
+		    SFS_OK);
+		snprintf(want, sizeof(want), "v%d", i + 1);
+		ck_assert_uint_eq(val.len, strlen(want));
+		ck_assert(memcmp(val.data, want, val.len) == 0);
+		sfs_value_release(&val);
+	}
+	sfs_ctx_close(c);
+}
+END_TEST
+
 /* ---- the server goes away ------------------------------------------------ */
 
 /* Does host i's .status hold needle? */
@@ -788,6 +874,7 @@ static Suite *pg_suite(void)
 	    connection_lost_before_commit_is_eio_not_made,
 	    commit_with_server_gone_is_outcome_unknown,
 	    no_plaintext_in_pg_dump_or_data_directory,
+	    failover_to_a_sync_standby_keeps_every_acked_version,
 	    status_names_backend_and_listener,
 	};
 	TCase *tc;

@@ -14,11 +14,11 @@
 
 static int run_as_postgres(const char *const *argv, int quiet)
 {
-	const char *full[16] = {"/usr/sbin/runuser", "-u", "postgres", "--"};
+	const char *full[24] = {"/usr/sbin/runuser", "-u", "postgres", "--"};
 	struct tu_proc p;
 	int i, rc;
 
-	for (i = 0; argv[i] && i < 11; i++)
+	for (i = 0; argv[i] && i < 19; i++)
 		full[4 + i] = argv[i];
 	full[4 + i] = NULL;
 	memset(&p, 0, sizeof(p));
@@ -112,12 +112,24 @@ int pgc_start(struct pgcluster *c)
 
 void pgc_stop(struct pgcluster *c)
 {
+	char sdata[PATH_MAX + 32];
 	const char *stop[] = {PG_BIN "/pg_ctl", "stop", "-m",
 			      "immediate",	"-w",	"-D",
 			      c->data,		NULL};
+	const char *sstop[] = {PG_BIN "/pg_ctl",
+			       "stop",
+			       "-m",
+			       "immediate",
+			       "-w",
+			       "-D",
+			       sdata,
+			       NULL};
 
 	if (!c->dir[0])
 		return;
+	snprintf(sdata, sizeof(sdata), "%s/standby/data", c->dir);
+	if (access(sdata, F_OK) == 0)
+		run_as_postgres(sstop, 1);
 	run_as_postgres(stop, 1);
 	tu_rmrf(c->dir);
 	c->dir[0] = '\0';
@@ -157,6 +169,43 @@ int pgc_new_store(const char *base, char *out, size_t cap)
 		return -1;
 	if ((size_t)snprintf(out, cap, "%s options=-csearch_path=%s", base,
 			     schema) >= cap)
+		return -1;
+	return 0;
+}
+
+int pgc_start_standby(struct pgcluster *primary, struct pgcluster *s)
+{
+	struct passwd *pw = getpwnam("postgres");
+	const char *bb[] = {PG_BIN "/pg_basebackup",
+			    "-h",
+			    primary->dir,
+			    "-p",
+			    "5432",
+			    "-U",
+			    "postgres",
+			    "-D",
+			    s->data,
+			    "-R",
+			    "-X",
+			    "stream",
+			    NULL};
+
+	memset(s, 0, sizeof(*s));
+	if ((size_t)snprintf(s->dir, sizeof(s->dir), "%.4000s/standby",
+			     primary->dir) >= sizeof(s->dir))
+		return -1;
+	snprintf(s->data, sizeof(s->data), "%s/data", s->dir);
+	if (!pw || mkdir(s->dir, 0700) != 0 ||
+	    chown(s->dir, pw->pw_uid, pw->pw_gid) != 0 ||
+	    run_as_postgres(bb, 0) != 0 || pgc_ctl(s, "start") != 0)
+		return -1;
+	s->running = 1;
+	snprintf(s->conninfo, sizeof(s->conninfo),
+		 "host=%s port=5432 user=postgres dbname=postgres", s->dir);
+	if (pgc_sql(primary->conninfo,
+		    "ALTER SYSTEM SET synchronous_standby_names = '*'",
+		    NULL) != 0 ||
+	    pgc_sql(primary->conninfo, "SELECT pg_reload_conf()", NULL) != 0)
 		return -1;
 	return 0;
 }

@@ -28,7 +28,16 @@ struct pgcluster {
  * left behind). */
 int pgc_start(struct pgcluster *c);
 
-/* Stop the server (-m immediate) and remove the directory. */
+/*
+ * A streaming standby of primary (pg_basebackup -R) in DIR/standby of the
+ * primary's directory, so that pgc_stop(primary) stops and removes it
+ * too, and make it synchronous (synchronous_standby_names = '*'). Its
+ * conninfo is in s->conninfo. 0, or -1 with the reason on stderr.
+ */
+int pgc_start_standby(struct pgcluster *primary, struct pgcluster *s);
+
+/* Stop the server (-m immediate), a standby made by pgc_start_standby
+ * too, and remove the directory. */
 void pgc_stop(struct pgcluster *c);
 
 /* pg_ctl MODE (e.g. "restart -m immediate", "stop -m fast", "start") on
