@@ -537,7 +537,8 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		ctx_refuse(err, act, rc, &st, "version %u of '%s'",
 			   (unsigned)n, s->name);
-	else
+	else if (!(act == SFS_ACT_VERSION_DESTROY &&
+		   v.state == SFS_STATE_DESTROYED)) /* else a no-op */
 		rc = change_apply(ctx, act, s, n, &vs, err);
 	ctx_versions_release(&vs);
 	return rc;

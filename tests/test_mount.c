@@ -605,11 +605,19 @@ START_TEST(rm_version)
 	mk("db", "v1");
 	add("db", "v2");
 	up(NULL);
+	/* in use: the version and its secret are active */
+	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/2"))), EBUSY);
+	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/1"))), EBUSY);
+	assert_list("secrets/db/versions", "1 2");
+	ck_assert_int_eq(setxattr(P("secrets/db/versions/2"),
+				  "user.secret.version_state", "deactivated",
+				  11, 0),
+			 0);
+	/* the default moved to the newest remaining active version */
+	assert_reads("secrets/db/default", "v1");
 	ck_assert_int_eq(unlink(P("secrets/db/versions/2")), 0);
 	ck_assert_int_eq(ERR(stat(P("secrets/db/versions/2"), &st)), ENOENT);
 	assert_list("secrets/db/versions", "1");
-	/* the default moved to the newest remaining active version */
-	assert_reads("secrets/db/default", "v1");
 	assert_xattr("secrets/db", "user.secret.default_version", "1");
 	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/9"))), ENOENT);
 	ck_assert_int_eq(ERR(rmdir(P("secrets/db/versions"))), EPERM);
@@ -729,6 +737,7 @@ START_TEST(cli_changes_seen)
 	assert_reads("secrets/later/default", "v1");
 	add("later", "v2");
 	assert_reads("secrets/later/default", "v2");
+	ck_assert_int_eq(cli("version", "deactivate", "later", "1", NULL), 0);
 	ck_assert_int_eq(cli("version", "destroy", "later", "1", NULL), 0);
 	ck_assert_int_eq(ERR(open(P("secrets/later/versions/1"), O_RDONLY)),
 			 ENOENT);
