@@ -35,9 +35,32 @@
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 
+/* A usage error of mount, pointing at its own help (the option words
+ * come from the user: control bytes show as '?'). */
 static int usage(const char *text)
 {
-	return cli_usage_error("mount", text);
+	char buf[400];
+	size_t i;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	for (i = 0; buf[i]; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	fprintf(stderr, "secretfs: mount: %s (see 'secretfs mount --help')\n",
+		buf);
+	return EXIT_USAGE;
+}
+
+/* A known option with a value it does not take: say which are allowed. */
+static int bad_value(const char *w, const char *allowed)
+{
+	char text[360];
+	const char *eq = strchr(w, '=');
+	int n = eq ? (int)(eq - w) : (int)strlen(w);
+
+	snprintf(text, sizeof(text), "bad value '%.100s' for option '%.*s': %s",
+		 eq ? eq + 1 : "", n > 40 ? 40 : n, w, allowed);
+	return usage(text);
 }
 
 /* strerror, lowercase as our messages are ("no such file or directory"). */
@@ -138,6 +161,12 @@ static int parse_opt(struct fs_opts *o, const char *w)
 		o->only = strdup(w + 5);
 		if (!o->only)
 			return EXIT_FAIL;
+	} else if (!strncmp(w, "cache", 5) && (!w[5] || w[5] == '=')) {
+		return bad_value(w, "use strict, open or kernel");
+	} else if (!strncmp(w, "audit", 5) && (!w[5] || w[5] == '=')) {
+		return bad_value(w, "use on or off");
+	} else if (!strncmp(w, "only", 4) && (!w[4] || w[4] == '=')) {
+		return bad_value(w, "use one or more GLOBs joined by ':'");
 	} else {
 		char text[300];
 
@@ -208,6 +237,8 @@ static int inside(const char *mp, const char *path)
 	       (real[n] == '/' || real[n] == '\0' || !strcmp(mp, "/"));
 }
 
+static int mounted(const char *path);
+
 static int empty_dir(const char *mp)
 {
 	DIR *d = opendir(mp);
@@ -240,7 +271,8 @@ static int check_mountpoint(struct sfs_ctx *ctx, const char *mp,
 	if (inside(real, sfs_ctx_master_key_path(ctx)))
 		return fail(what, "the master key is inside the mountpoint");
 	if (!empty_dir(mp))
-		return fail(what, "not an empty directory");
+		return fail(what, mounted(mp) ? "already mounted"
+					      : "not an empty directory");
 	return EXIT_OK;
 }
 
@@ -330,16 +362,39 @@ static int reopen_store(struct sfs_ctx *ctx)
 	return 0;
 }
 
+/*
+ * The mount's source (fsname): the store directory, resolved, so that
+ * mount(8) matches an fstab line to the live mount (`mount -a` twice
+ * mounts once). Commas and backslashes are escaped for libfuse's option
+ * parser.
+ */
+static void fsname_of(struct sfs_ctx *ctx, char *out, size_t cap)
+{
+	char real[PATH_MAX];
+	const char *dir = sfs_ctx_dir(ctx), *p;
+	size_t n = 0;
+
+	if (realpath(dir, real))
+		dir = real;
+	for (p = dir; *p && n + 3 < cap; p++) {
+		if (*p == ',' || *p == '\\')
+			out[n++] = '\\';
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+}
+
 static struct fuse_session *session_new(struct fs_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
-	char opts[64 + PATH_MAX];
+	char opts[64 + 3 * PATH_MAX], fsname[2 * PATH_MAX];
 
+	fsname_of(fs_d.ctx, fsname, sizeof(fsname));
 	/* cache=kernel: no open reaches the daemon, so the kernel checks
 	 * permissions (modes and the ACLs fuse_xattr.c builds) */
 	snprintf(opts, sizeof(opts),
-		 "fsname=secretfs,subtype=secretfs%s%s%s%s",
+		 "fsname=%s,subtype=secretfs%s%s%s%s", fsname,
 		 o->readonly ? ",ro" : "", o->allow_other ? ",allow_other" : "",
 		 o->auto_unmount ? ",auto_unmount" : "",
 		 o->cache == FS_CACHE_KERNEL ? ",default_permissions" : "");
@@ -447,7 +502,7 @@ static int fusermount_u(const char *mp, const char *flag, char *msg,
  * A daemon that died left its mount behind: every access gives ENOTCONN.
  * Detach it lazily so that a restart can mount on the same path (and
  * containers with the parent bind-mounted rslave see the new mount).
- * A live mount is left alone: it is refused as a non-empty directory.
+ * A live mount is left alone: it is refused as already mounted.
  */
 static void clean_stale(const char *mp)
 {
