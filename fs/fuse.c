@@ -417,8 +417,7 @@ static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 	return SFS_OK;
 }
 
-static int kv_none_cb(void *arg, const char *key, const char *val,
-		      size_t len)
+static int kv_none_cb(void *arg, const char *key, const char *val, size_t len)
 {
 	(void)arg;
 	(void)key;
@@ -435,7 +434,8 @@ static int kv_is_object(fuse_req_t req, const char *secret)
 	int rc = kv_value(req, secret, &v);
 
 	if (rc == SFS_OK)
-		rc = sfs_value_kv_each(v.data, v.len, 0, kv_none_cb, NULL, NULL);
+		rc =
+		    sfs_value_kv_each(v.data, v.len, 0, kv_none_cb, NULL, NULL);
 	sfs_value_release(&v);
 	return rc == SFS_OK;
 }
@@ -721,10 +721,9 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	} else if (n.kind == FK_DEFAULT || n.kind == FK_KV) {
 		snap = rd_snapshot(req, ino, &st.st_size);
 	}
-	fuse_reply_attr(req, &st,
-			n.kind == FK_STAGED || n.writers || snap
-			    ? 0
-			    : fs_d.attr_timeout);
+	fuse_reply_attr(
+	    req, &st,
+	    n.kind == FK_STAGED || n.writers || snap ? 0 : fs_d.attr_timeout);
 }
 
 /* --- directories ------------------------------------------------------- */
@@ -968,8 +967,8 @@ static int open_value(fuse_req_t req, const struct fs_node_info *n,
 		return SFS_EIO;
 	if (!fs_visible(n->secret))
 		return SFS_ENOENT;
-	rc = sfs_version_read(fs_d.ctx, &c, n->secret, num, &h->val, NULL,
-			      &err);
+	rc =
+	    sfs_version_read(fs_d.ctx, &c, n->secret, num, &h->val, NULL, &err);
 	if (rc)
 		fs_refused_err(c.uid, "open", n->secret, n->name, &err);
 	return rc;
@@ -1283,8 +1282,8 @@ static int rmdir_versions(fuse_req_t req, const char *secret)
 		return ENOENT;
 	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
 		return EROFS;
-	e = fs_errno(sfs_version_list(fs_d.ctx, &c, secret, 0, count_cb, &n,
-				      NULL));
+	e = fs_errno(
+	    sfs_version_list(fs_d.ctx, &c, secret, 0, count_cb, &n, NULL));
 	return e ? e : n ? ENOTEMPTY : 0;
 }
 

@@ -39,8 +39,8 @@ enum fs_kind {
 	FK_VERSION,  /* secrets/NAME/versions/N */
 	FK_KVDIR,    /* secrets/NAME/kv */
 	FK_KV,	     /* secrets/NAME/kv/KEY */
-	FK_STAGED,   /* secrets/NAME/X, X not default, versions, kv (version = the
-		      * owner's uid) */
+	FK_STAGED,   /* secrets/NAME/X: any name but default, versions and
+		      * kv (version = the owner's uid) */
 	FK_KEY,	     /* keys/NAME */
 };
 

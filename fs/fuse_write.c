@@ -658,8 +658,8 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 		e = ENOENT;
 	else if (s->poison)
 		e = s->poison;
-	else if ((rc = sfs_version_add(fs_d.ctx, &c, secret, s->buf, s->len,
-				       0, NULL, &err))) {
+	else if ((rc = sfs_version_add(fs_d.ctx, &c, secret, s->buf, s->len, 0,
+				       NULL, &err))) {
 		fs_refused_err(c.uid, "rename", secret, name, &err);
 		e = fs_errno(rc);
 	}

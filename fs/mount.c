@@ -393,9 +393,9 @@ static struct fuse_session *session_new(struct fs_opts *o)
 	fsname_of(fs_d.ctx, fsname, sizeof(fsname));
 	/* cache=kernel: no open reaches the daemon, so the kernel checks
 	 * permissions (modes and the ACLs fuse_xattr.c builds) */
-	snprintf(opts, sizeof(opts),
-		 "fsname=%s,subtype=secretfs%s%s%s%s", fsname,
-		 o->readonly ? ",ro" : "", o->allow_other ? ",allow_other" : "",
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=secretfs%s%s%s%s",
+		 fsname, o->readonly ? ",ro" : "",
+		 o->allow_other ? ",allow_other" : "",
 		 o->auto_unmount ? ",auto_unmount" : "",
 		 o->cache == FS_CACHE_KERNEL ? ",default_permissions" : "");
 	if (fuse_opt_add_arg(&args, "secretfs") ||
