@@ -1322,6 +1322,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_node_info p, n;
 	struct sfs_error err;
 	struct sfs_caller c;
+	char rel[300];
 	int e = fs_node_get(parent, &p);
 
 	if (!e)
@@ -1330,14 +1331,20 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
+	/* the path in the secret's directory, for the log */
+	snprintf(rel, sizeof(rel), "%s%s",
+		 p.kind == FK_VERSIONS ? "versions/"
+		 : p.kind == FK_KVDIR  ? "kv/"
+				       : "",
+		 name);
 	if (n.kind == FK_STAGED) {
 		fuse_reply_err(req,
 			       fs_staged_unlink(n.secret, n.name, n.version));
 		return;
 	}
 	if (n.kind != FK_VERSION) {
-		fs_refused(fuse_req_ctx(req)->uid, "rm", n.secret,
-			   p.kind == FK_KVDIR ? "kv/..." : name, SFS_EPERM,
+		fs_refused(fuse_req_ctx(req)->uid, "rm", n.secret, rel,
+			   SFS_EPERM,
 			   "only versions/N can be removed (destroyed)");
 		fuse_reply_err(req, EPERM);
 		return;
@@ -1354,7 +1361,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!e)
 		fs_secret_changed(n.secret);
 	else
-		fs_refused_err(c.uid, "rm", n.secret, "versions/...", &err);
+		fs_refused_err(c.uid, "rm", n.secret, rel, &err);
 	fs_reply_core(req, e);
 }
 

@@ -252,7 +252,7 @@ START_TEST(rm_version_in_use_ebusy)
 	assert_reads("secrets/db/default", "v3");
 	ck_assert(!listed("secrets/db/versions", "1"));
 	/* the rule behind the refusal is in the daemon's log */
-	ck_assert(log_has("rm secrets/db/versions/... refused (EBUSY)"));
+	ck_assert(log_has("rm secrets/db/versions/3 refused (EBUSY)"));
 	ck_assert(log_has("version 3 of 'db': the version and its secret are "
 			  "active: deactivate it first"));
 }
