@@ -6,10 +6,15 @@
  * extended attributes in fuse_xattr.c.
  *
  * Every handler maps one request onto the core and the core's error onto
- * an errno (fs_errno: sfs_err_errno). Metadata for stat (owner, mode, sizes,
- * times) is read with the daemon's own caller: names are public and attributes
- * are cached per inode by the kernel, so they cannot depend on who asks.
- * Values, kv/ and keys/ are read with the requesting process's caller.
+ * an errno (fs_errno: sfs_err_errno); a refusal is logged with the core's
+ * reason under -f or -o debug (fs_refused). Metadata for stat (owner,
+ * mode, sizes, times) is read with the daemon's own caller: names are
+ * public and attributes are cached per inode by the kernel, so they cannot
+ * depend on who asks. Two exceptions depend on the caller: kv/ exists
+ * only for a JSON object default, which only a reader may learn
+ * (kv_present), and a process holding a read handle sees its snapshot's
+ * size, answered uncached (rd_snapshot). Values, kv/ and keys/ are read
+ * with the requesting process's caller.
  *
  * A read handle owns the plaintext decrypted at open (a snapshot); the
  * core's sfs_value_release() wipes it at release. With cache=strict the

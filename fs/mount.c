@@ -3,9 +3,10 @@
  *
  * mount parses its options, opens the store, refuses what SPEC §3 says
  * it must (a second read-write mount of a store, a store or master key
- * inside the mountpoint, a mountpoint that is not an empty directory),
- * all with a message on the terminal and exit 1 before anything is
- * mounted. Then it mounts, daemonizes unless -f, hardens the process
+ * inside the mountpoint, a mountpoint that is not an empty directory or
+ * is already mounted), all with a message on the terminal and exit 1
+ * before anything is mounted. Then it mounts (source: the store
+ * directory, type fuse.secretfs), daemonizes unless -f, hardens the process
  * (no core dumps, not dumpable, memory locked where the limit allows:
  * after the fork, since locks and threads do not survive it), starts its
  * threads and serves until unmounted or signalled (SIGTERM/SIGINT
