@@ -35,6 +35,7 @@
 #include "fuse_int.h"
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
+#include "secretfs/storedir.h"
 
 /* A usage error of mount, pointing at its own help (the option words
  * come from the user: control bytes show as '?'). */
@@ -88,6 +89,11 @@ static const char mount_help[] =
     "  -o cache=strict|open|kernel  strict (default): plaintext never\n"
     "                     stays in the page cache\n"
     "  -o audit=on|off    audit each value read (default on)\n"
+    "  -o layout=flat     (with ro) the root lists one file per secret,\n"
+    "                     its default value, as /run/secrets/NAME\n"
+    "  -o uid=N,gid=N,mode=OCTAL  (with ro) value files show this owner,\n"
+    "                     group and mode and reads follow them (secrets\n"
+    "                     without access control)\n"
     "  -o debug           log every request (implies -f)\n"
     "  -o auto_unmount    unmount if the daemon dies\n";
 
@@ -132,11 +138,63 @@ static int generic_opt(const char *w)
 	return 0;
 }
 
+/* A decimal id (uid=, gid=) or an octal mode (mode=, at most 0777):
+ * 0, or -1 when s is not one. */
+static int parse_num(const char *s, int base, unsigned long max, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* layout=, uid=, gid=, mode=: 1 when w was one (*rc: 0 or EXIT_USAGE). */
+static int parse_view_opt(struct fs_opts *o, const char *w, int *rc)
+{
+	char text[400];
+	int bad = 0;
+
+	*rc = 0;
+	if (!strcmp(w, "layout=flat") || !strcmp(w, "layout=tree")) {
+		o->flat = w[7] == 'f';
+	} else if (!strncmp(w, "uid=", 4)) {
+		bad = parse_num(w + 4, 10, UINT32_MAX - 1, &o->view.uid);
+		o->view.set |= SFS_VIEW_UID;
+	} else if (!strncmp(w, "gid=", 4)) {
+		bad = parse_num(w + 4, 10, UINT32_MAX - 1, &o->view.gid);
+		o->view.set |= SFS_VIEW_GID;
+	} else if (!strncmp(w, "mode=", 5)) {
+		bad = parse_num(w + 5, 8, 0777, &o->view.mode);
+		o->view.set |= SFS_VIEW_MODE;
+	} else {
+		return 0;
+	}
+	if (bad) {
+		snprintf(text, sizeof(text),
+			 "bad value in '%.250s' (uid= and gid= take a "
+			 "number, mode= an octal mode up to 0777)",
+			 w);
+		*rc = usage(text);
+	}
+	return 1;
+}
+
 /* One -o word. 0, or EXIT_USAGE after printing why. */
 static int parse_opt(struct fs_opts *o, const char *w)
 {
+	int rc;
+
 	if (generic_opt(w))
 		return 0;
+	if (parse_view_opt(o, w, &rc))
+		return rc;
 	if (!strcmp(w, "ro"))
 		o->readonly = 1;
 	else if (!strcmp(w, "rw"))
@@ -217,6 +275,9 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 	}
 	if (!o->mountpoint)
 		return usage("missing MOUNTPOINT");
+	if ((o->flat || o->view.set) && !o->readonly)
+		return usage("layout=flat, uid=, gid= and mode= need a "
+			     "read-only mount (-o ro)");
 	return 0;
 }
 
@@ -295,17 +356,20 @@ static int lock_wait(int fd)
 	return 0;
 }
 
-/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). */
+/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). The
+ * lock file, as every file of the store, is never opened through a
+ * symlink (storedir.h). */
 static int lock_store(struct sfs_ctx *ctx)
 {
-	char path[PATH_MAX], what[PATH_MAX + 16];
+	char what[PATH_MAX + 16];
+	struct sfs_error err;
 	int fd, e;
 
-	snprintf(path, sizeof(path), "%s/lock", sfs_ctx_dir(ctx));
 	snprintf(what, sizeof(what), "mount: store %s", sfs_ctx_dir(ctx));
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = sfs_storedir_open(sfs_ctx_dir(ctx), "lock", O_RDWR | O_CREAT, 0600,
+			       &err);
 	if (fd < 0) {
-		fail(what, errtext(errno));
+		fprintf(stderr, "secretfs: mount: %s\n", err.msg);
 		return -1;
 	}
 	if ((e = lock_wait(fd))) {
@@ -345,9 +409,12 @@ static void harden(void)
 }
 
 /*
- * After fuse_daemonize() forked: a database connection does not survive
- * fork() (store_sqlite.c), so the daemon opens its own and drops the one
- * inherited from the process that checked the store and the key. The
+ * A database connection does not survive fork() (ctx.h): the process
+ * that checked the store and the key closes its connection before
+ * fuse_daemonize() forks, releasing its locks and leaving the child no
+ * SQLite state, and the daemon opens its own. A child that inherited the
+ * connection would hold none of the POSIX locks SQLite believes it
+ * holds, and any other reader could delete the WAL under it. The
  * context keeps its key material: nothing is asked again.
  */
 static int reopen_store(struct sfs_ctx *ctx)
@@ -475,6 +542,8 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	}
 	if (fuse_set_signal_handlers(se))
 		goto out;
+	if (!o->foreground && !o->debug)
+		sfs_ctx_close_store(ctx);
 	if (fuse_daemonize(o->foreground || o->debug))
 		goto out;
 	if (!o->foreground && !o->debug && reopen_store(ctx))
