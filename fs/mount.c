@@ -226,6 +226,8 @@ static int parse_opt(struct fs_opts *o, const char *w)
 		return bad_value(w, "use on or off");
 	} else if (!strncmp(w, "only", 4) && (!w[4] || w[4] == '=')) {
 		return bad_value(w, "use one or more GLOBs joined by ':'");
+	} else if (!strncmp(w, "layout", 6) && (!w[6] || w[6] == '=')) {
+		return bad_value(w, "use flat or tree");
 	} else {
 		char text[300];
 

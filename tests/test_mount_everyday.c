@@ -366,6 +366,9 @@ START_TEST(mount_bad_value_names_option)
 	ck_assert_int_eq(h_mount_at(h_mp, "audit=maybe", &pid), 2);
 	ck_assert(log_has("bad value 'maybe' for option 'audit': use on or "
 			  "off (see 'secretfs mount --help')\n"));
+	ck_assert_int_eq(h_mount_at(h_mp, "ro,layout=round", &pid), 2);
+	ck_assert(log_has("bad value 'round' for option 'layout': use flat or "
+			  "tree (see 'secretfs mount --help')\n"));
 	ck_assert_int_eq(h_mount_at(h_mp, "frobnicate", &pid), 2);
 	ck_assert(log_has("unknown option 'frobnicate' (see 'secretfs mount "
 			  "--help')\n"));

@@ -391,8 +391,9 @@ START_TEST(make_run_restarts_after_daemon_died)
 	snprintf(status, sizeof(status), "%s/.status", mnt);
 	snprintf(log, sizeof(log), "%s/run.log", h_base);
 	ck_assert_ptr_nonnull(realpath(h_bin(), bin));
+	/* a copy, not a symlink: tu_rmrf chmods what it removes */
 	RUN_AS(0, 0,
-	       "mkdir -p '%s/scripts' '%s/build' '%s' && ln -s '%s' "
+	       "mkdir -p '%s/scripts' '%s/build' '%s' && cp '%s' "
 	       "'%s/build/secretfs' && cp '%s/scripts/run' '%s/scripts/' "
 	       "&& '%s' --store '%s/.secretfs' init",
 	       root, root, mnt, bin, root, srcdir(), root, bin, root);
