@@ -19,8 +19,10 @@
  * (kv_present); a process holding a read handle sees its snapshot's size,
  * answered uncached (rd_snapshot).
  *
- * A read handle owns the plaintext decrypted at open (a snapshot); the
- * core's sfs_value_release() wipes it at release. With cache=strict the
+ * A read handle holds the plaintext decrypted at open (a snapshot),
+ * shared with the other handles of the same version (sfs_version_open)
+ * and wiped by the core when the last one lets go; each handle charges
+ * its opener's uid (FS_HELD_MAX, EMFILE past it). With cache=strict the
  * kernel never keeps it (direct I/O); cache=open pushes it into the page
  * cache at open and overwrites it at the last release (cached_open);
  * cache=kernel has no handles at all (kernel_open, read_nohandle).
@@ -56,12 +58,14 @@ struct fs_daemon fs_d;
  * has returned here.
  */
 struct rfh {
-	int write;	      /* 0: always (fuse_write.c's start with 1) */
-	int refs;	      /* atomic */
-	uint64_t gen;	      /* store generation before the value was read */
-	struct sfs_value val; /* value plaintext (core-owned buffer) */
-	char *buf;	      /* kv entry, .status or key JSON */
+	int write;		   /* 0: always (fuse_write.c's start with 1) */
+	int refs;		   /* atomic */
+	uint64_t gen;		   /* store generation before the read */
+	struct sfs_value_ref *val; /* value plaintext, shared (core-owned) */
+	char *buf;		   /* kv entry, .status or key JSON */
 	size_t len;
+	uint32_t uid;	/* charged for the handle (held_reserve) */
+	size_t charged; /* bytes charged; 0: none */
 	/* on rd_list (cache=strict default and kv/ files): */
 	uint64_t ino;
 	int32_t pid, tgid; /* the opener's thread; its process (rd_lock,
@@ -85,7 +89,9 @@ static struct rfh *rd_list; /* rd_lock */
 
 static size_t rfh_len(const struct rfh *h)
 {
-	return h->buf ? h->len : h->val.len;
+	if (h->buf)
+		return h->len;
+	return h->val ? sfs_value_of(h->val)->len : 0;
 }
 
 static void rd_track(struct rfh *h, fuse_req_t req, uint64_t ino, int kind)
@@ -131,9 +137,9 @@ static int rd_snapshot(fuse_req_t req, uint64_t ino, off_t *size)
 			continue;
 		found = 1;
 		if (h->pid != pid && !tgid)
-			tgid = fs_tgid_of(pid);
+			tgid = fs_caller_tgid(pid);
 		if (h->pid != pid && !h->tgid)
-			h->tgid = fs_tgid_of(h->pid);
+			h->tgid = fs_caller_tgid(h->pid);
 		if (h->pid == pid || (tgid > 0 && h->tgid == tgid)) {
 			*size = (off_t)rfh_len(h);
 			found = 2;
@@ -1093,8 +1099,7 @@ static int open_value(fuse_req_t req, const struct fs_node_info *n,
 		return SFS_EIO;
 	if (!fs_visible(n->secret))
 		return SFS_ENOENT;
-	rc =
-	    sfs_version_read(fs_d.ctx, &c, n->secret, num, &h->val, NULL, &err);
+	rc = sfs_version_open(fs_d.ctx, &c, n->secret, num, &h->val, &err);
 	if (rc)
 		fs_refused_err(c.uid, "open", n->secret, n->name, &err);
 	return rc;
@@ -1118,9 +1123,106 @@ static int open_read(fuse_req_t req, const struct fs_node_info *n,
 	return SFS_EPERM;
 }
 
+/* The bytes a handle serves. */
+static const char *rfh_data(const struct rfh *h, size_t *len)
+{
+	const struct sfs_value *v = h->val ? sfs_value_of(h->val) : NULL;
+
+	*len = v ? v->len : h->len;
+	return v ? (const char *)v->data : h->buf;
+}
+
+/*
+ * Plaintext held per uid: each read handle charges its opener's uid with
+ * the bytes it serves plus its own size. Handles of one version share one
+ * buffer (sfs_version_open) but each counts, so that a uid's handles are
+ * bounded too. An open first reserves room for the largest value and
+ * fails with EMFILE, before reading or auditing anything, when the uid
+ * lacks it; other uids are not affected. The core refuses past
+ * SFS_SHARED_MAX in all (ENOMEM).
+ */
+#define FS_HELD_MAX ((size_t)64 << 20)
+
+struct held {
+	struct held *next;
+	uint32_t uid;
+	size_t bytes;
+};
+
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct held *held_list;
+
+static struct held **held_find(uint32_t uid)
+{
+	struct held **p;
+
+	for (p = &held_list; *p && (*p)->uid != uid; p = &(*p)->next)
+		;
+	return p;
+}
+
+/* Before the read: charge h's opener for the largest handle, so that an
+ * open past the cap reads (and audits) nothing. 0, EMFILE or ENOMEM. */
+static int held_reserve(struct rfh *h, uint32_t uid)
+{
+	size_t n = SFS_VALUE_MAX + sizeof(*h);
+	struct held **p;
+	int e = 0;
+
+	pthread_mutex_lock(&held_lock);
+	p = held_find(uid);
+	if (!*p && (*p = calloc(1, sizeof(**p))))
+		(*p)->uid = uid;
+	if (!*p)
+		e = ENOMEM;
+	else if (n > FS_HELD_MAX - (*p)->bytes)
+		e = EMFILE;
+	else
+		(*p)->bytes += n;
+	pthread_mutex_unlock(&held_lock);
+	if (!e) {
+		h->uid = uid;
+		h->charged = n;
+	}
+	return e;
+}
+
+/* After the read: charge what h really holds. */
+static void held_settle(struct rfh *h)
+{
+	size_t len, n;
+	struct held *e;
+
+	(void)rfh_data(h, &len);
+	n = len + sizeof(*h);
+	pthread_mutex_lock(&held_lock);
+	e = *held_find(h->uid);
+	if (e) /* reserved: there */
+		e->bytes = e->bytes - h->charged + n;
+	pthread_mutex_unlock(&held_lock);
+	h->charged = n;
+}
+
+static void held_release(const struct rfh *h)
+{
+	struct held **p, *e;
+
+	if (!h->charged)
+		return;
+	pthread_mutex_lock(&held_lock);
+	p = held_find(h->uid);
+	e = *p;
+	if (e && (e->bytes -= h->charged) == 0) {
+		*p = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&held_lock);
+}
+
 static void rfh_free(struct rfh *h)
 {
-	sfs_value_release(&h->val);
+	held_release(h);
+	sfs_value_unref(h->val);
 	sfs_crypto_free_secret(h->buf, h->len);
 	free(h);
 }
@@ -1175,9 +1277,9 @@ static int op_push(uint64_t ino, const void *data, size_t len)
 static void cached_open(fuse_ino_t ino, const struct rfh *h,
 			struct fuse_file_info *fi)
 {
-	const void *data = h->buf ? h->buf : (const void *)h->val.data;
-	size_t len = h->buf ? h->len : h->val.len;
 	struct open_pages **p, *e;
+	size_t len;
+	const void *data = rfh_data(h, &len);
 
 	pthread_mutex_lock(&op_lock);
 	if (h->gen != __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE))
@@ -1239,7 +1341,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_node_info n;
 	struct rfh *h;
-	int rc;
+	int rc, e;
 
 	if (kernel_open(req))
 		return;
@@ -1252,16 +1354,20 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_write_open(req, &n, fi);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
-	if (h)
-		h->gen = sfs_ctx_generation(fs_d.ctx);
-	rc = h ? open_read(req, &n, h) : SFS_ENOMEM;
-	if (rc) {
-		if (h)
-			rfh_free(h);
-		fs_reply_core(req, rc);
+	if (!(h = calloc(1, sizeof(*h)))) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	h->gen = sfs_ctx_generation(fs_d.ctx);
+	e = held_reserve(h, fuse_req_ctx(req)->uid);
+	if (!e && (rc = open_read(req, &n, h)))
+		e = fs_errno(rc);
+	if (e) {
+		rfh_free(h);
+		fuse_reply_err(req, e);
+		return;
+	}
+	held_settle(h);
 	h->refs = 1;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->noflush = 1;
@@ -1299,18 +1405,19 @@ static void read_nohandle(fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct fs_node_info n;
 	struct rfh *h = calloc(1, sizeof(*h));
 	int rc = h ? SFS_OK : SFS_ENOMEM;
+	size_t len;
 
 	if (!rc && fs_node_get(ino, &n))
 		rc = SFS_ENOENT;
 	if (!rc)
 		rc = open_read(req, &n, h);
-	if (rc)
+	if (rc) {
 		fs_reply_core(req, rc);
-	else if (h->buf)
-		reply_slice(req, h->buf, h->len, size, off);
-	else
-		reply_slice(req, (const char *)h->val.data, h->val.len, size,
-			    off);
+	} else {
+		const char *data = rfh_data(h, &len);
+
+		reply_slice(req, data, len, size, off);
+	}
 	if (h)
 		rfh_free(h);
 	if (!rc && (n.kind == FK_KEY || n.kind == FK_STATUS))
@@ -1333,8 +1440,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_ACQ_REL);
-	data = h->buf ? h->buf : (const char *)h->val.data;
-	len = h->buf ? h->len : h->val.len;
+	data = rfh_data(h, &len);
 	reply_slice(req, data, len, size, off);
 	rfh_put(h);
 }

@@ -148,8 +148,16 @@ enum {
 	FS_CALLER_ROLES = 4,
 	FS_CALLER_FULL = 7
 };
-/* Build the request's caller; 0 or an errno. */
+/* Build the request's caller; 0 or an errno. Its groups are read on
+ * first need and valid during the request only. */
 int fs_caller(fuse_req_t req, int need, struct sfs_caller *c);
+/* Copy a request's caller for later (a write handle) with the groups its
+ * checks read (others: unreadable, refused where they count). 0 or an
+ * errno; fs_caller_drop frees what the copy holds. */
+int fs_caller_keep(struct sfs_caller *dst, const struct sfs_caller *src);
+void fs_caller_drop(struct sfs_caller *c);
+/* The thread group (process) of a thread id; -1 if gone. */
+int32_t fs_caller_tgid(int32_t pid);
 /* The errno of a core code (sfs_err_errno), logging the store's last
  * error when the code is EIO or ENOSPC. */
 int fs_errno(int code);
@@ -199,8 +207,6 @@ int fs_write_read(fuse_req_t req, size_t size, off_t off,
 		  struct fuse_file_info *fi);
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
-/* The thread group (process) of a thread id, from /proc; -1 if gone. */
-int32_t fs_tgid_of(int32_t pid);
 /* Is name in a secret's directory a staged file's (anything but
  * default, versions, kv, . and ..)? */
 int fs_staged_name(const char *name);

@@ -1,5 +1,6 @@
 /*
- * The daemon's commands: `mount`, `umount`, `status`.
+ * The daemon's command: `mount` (`umount` and `status`, which talk to a
+ * running mount, are in cli_mount.c).
  *
  * mount parses its options, opens the store, refuses what SPEC §3 says
  * it must (a second read-write mount of a store, a store or master key
@@ -96,17 +97,6 @@ static const char mount_help[] =
     "                     without access control)\n"
     "  -o debug           log every request (implies -f)\n"
     "  -o auto_unmount    unmount if the daemon dies\n";
-
-static const char umount_help[] =
-    "Usage: secretfs umount MOUNTPOINT\n"
-    "\n"
-    "Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n";
-
-static const char status_help[] =
-    "Usage: secretfs status MOUNTPOINT\n"
-    "\n"
-    "Print the mount's MOUNTPOINT/.status: program version, store,\n"
-    "options, counts and health, as JSON.\n";
 
 /* -h / --help anywhere among a command's arguments: print, then exit 0. */
 static int help(int argc, char **argv, const char *text)
@@ -268,7 +258,10 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 			if (rc)
 				return rc;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return usage("unknown flag");
+			return usage(
+			    cli_is_global_opt(argv[i])
+				? "global options go before the command"
+				: "unknown flag");
 		} else if (!o->mountpoint) {
 			o->mountpoint = argv[i];
 		} else {
@@ -678,8 +671,9 @@ static int fusermount_u(const char *mp, const char *flag, char *msg,
 
 /* Is path a mountpoint? A directory on the same device as its parent
  * is not; one that cannot be stat'ed (a dead daemon's mount: ENOTCONN)
- * may well be. */
-static int mounted(const char *path)
+ * may well be. (It stats path: a hung daemon hangs it, so `umount` and
+ * `status` use /proc/self/mountinfo instead, see cli_mount.c.) */
+__attribute__((unused)) static int mounted(const char *path)
 {
 	char parent[PATH_MAX];
 	struct stat a, b;
@@ -690,49 +684,4 @@ static int mounted(const char *path)
 	if (stat(parent, &b))
 		return 1;
 	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
-}
-
-int cmd_umount(const struct cli_global *g, int argc, char **argv)
-{
-	char msg[512], what[PATH_MAX + 16];
-	const char *why;
-
-	(void)g;
-	if (help(argc, argv, umount_help))
-		return EXIT_OK;
-	if (argc != 2)
-		return cli_usage_error("umount", "expected MOUNTPOINT");
-	snprintf(what, sizeof(what), "umount: %s", argv[1]);
-	if (!mounted(argv[1]))
-		return fail(what, "not mounted");
-	if (fusermount_u(argv[1], "-u", msg, sizeof(msg)) == 0)
-		return EXIT_OK;
-	/* "fusermount3: entry for X not found in /etc/mtab" -> the why */
-	why = strncmp(msg, "fusermount3: ", 13) ? msg : msg + 13;
-	return fail(what, *why ? why : "fusermount3 failed");
-}
-
-int cmd_status(const struct cli_global *g, int argc, char **argv)
-{
-	char path[PATH_MAX], what[PATH_MAX + 16], buf[4096];
-	ssize_t n;
-	int fd;
-
-	(void)g;
-	if (help(argc, argv, status_help))
-		return EXIT_OK;
-	if (argc != 2)
-		return cli_usage_error("status", "expected MOUNTPOINT");
-	snprintf(path, sizeof(path), "%s/.status", argv[1]);
-	snprintf(what, sizeof(what), "status: %s", argv[1]);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(what, errno == ENOENT ? "not a secretfs mount"
-						  : errtext(errno));
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, stdout);
-	close(fd);
-	if (n < 0)
-		return fail(what, errtext(errno));
-	return EXIT_OK;
 }
