@@ -1282,6 +1282,8 @@ static int open_run(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
 		rc = path_join(path, sizeof(path), ctx->dir, AUDIT_NAME, err);
 		if (rc == SFS_OK)
 			rc = sfs_audit_open(&ctx->audit, path, err);
+		if (rc == SFS_OK && o->audit_max)
+			sfs_audit_set_max(ctx->audit, o->audit_max);
 	}
 	if (rc == SFS_OK)
 		audit_reconcile(ctx);
@@ -1350,6 +1352,11 @@ void sfs_ctx_close(struct sfs_ctx *ctx)
 	free(ctx->master_key_path);
 	free(ctx->dir);
 	free(ctx);
+}
+
+void sfs_ctx_audit_reopen(struct sfs_ctx *ctx)
+{
+	sfs_audit_reopen(ctx->audit);
 }
 
 const char *sfs_ctx_dir(const struct sfs_ctx *ctx)

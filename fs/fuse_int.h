@@ -74,6 +74,7 @@ struct fs_opts {
 	char *only; /* "GLOB:GLOB..." or NULL */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
+	int64_t audit_max; /* -o audit_max=SIZE; 0: the default */
 };
 
 /* The daemon's state: one per process. */

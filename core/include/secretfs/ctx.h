@@ -36,6 +36,8 @@ struct sfs_ctx_options {
 	void *ask_arg;
 	int readonly;                /* refuse every change with SFS_EROFS */
 	int audit_off;               /* no audit lines (mount -o audit=off) */
+	int64_t audit_max;           /* rotate the log at this size (mount -o
+				      * audit_max); 0: SFS_AUDIT_MAX_DEFAULT */
 	int has_owner;               /* owner_uid is set */
 	uint32_t owner_uid;          /* the mount's owner: holds every role */
 };
@@ -59,6 +61,10 @@ int sfs_ctx_init(const struct sfs_ctx_options *o, struct sfs_error *err);
 int sfs_ctx_open(struct sfs_ctx **out, const struct sfs_ctx_options *o,
 		 struct sfs_error *err);
 void sfs_ctx_close(struct sfs_ctx *ctx);
+
+/* Reopen the audit log at its next line (SIGHUP, after logrotate moved
+ * it). Async-signal-safe. */
+void sfs_ctx_audit_reopen(struct sfs_ctx *ctx);
 
 /* The store directory and its database, key and audit paths. */
 const char *sfs_ctx_dir(const struct sfs_ctx *ctx);
