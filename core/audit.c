@@ -307,12 +307,14 @@ static int write_line(struct sfs_audit *a, const char *line, size_t len)
 	return (w < 0 || (size_t)w != len) ? SFS_EIO : SFS_OK;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s)
+/* Length of the valid UTF-8 sequence at s, or 0 when invalid; its code
+ * point in *out. */
+static size_t utf8_cp(const unsigned char *s, unsigned *out)
 {
 	size_t n, i;
 	unsigned cp;
 
+	*out = s[0];
 	if (s[0] < 0x80)
 		return 1;
 	if (s[0] >= 0xc2 && s[0] <= 0xdf)
@@ -332,7 +334,32 @@ static size_t utf8_seq(const unsigned char *s)
 	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
 	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 		return 0;
+	*out = cp;
 	return n;
+}
+
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	return utf8_cp(s, &cp);
+}
+
+/*
+ * Code points that a line never holds raw (SPEC §5: control characters
+ * of any kind; issue 10, finding 11), since a terminal or a log viewer
+ * acts on them: C0, DEL, C1 (U+0085 NEL among them), the line and
+ * paragraph separators U+2028/U+2029, and the bidirectional controls
+ * that reorder what a terminal shows (U+061C, U+200E/F, U+202A-E,
+ * U+2066-9). They are written as \uXXXX.
+ */
+static int escaped_cp(unsigned cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
+	       cp == 0x2029 || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 /*
@@ -414,6 +441,12 @@ static int build_line(const struct sfs_audit_event *ev, char **line,
 	if (!bad)
 		text = sfs_json_dump(j, 0);
 	sfs_json_free(j);
+	if (text) { /* jansson leaves DEL, C1, U+2028 ... raw */
+		char *safe = sfs_audit_printable(text);
+
+		free(text);
+		text = safe;
+	}
 	if (!text)
 		return SFS_ENOMEM;
 	*len = strlen(text);
@@ -450,6 +483,15 @@ static void put(struct lbuf *b, const char *s, size_t n)
 	b->len += n;
 }
 
+/* \uXXXX of a code point below U+10000, upper-case hex as jansson's. */
+static void put_u(struct lbuf *b, unsigned cp)
+{
+	char esc[8];
+
+	snprintf(esc, sizeof(esc), "\\u%04X", cp & 0xffff);
+	put(b, esc, 6);
+}
+
 static void put_quoted(struct lbuf *b, const char *text)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -458,8 +500,10 @@ static void put_quoted(struct lbuf *b, const char *text)
 	size_t n;
 
 	put(b, "\"", 1);
+	unsigned cp;
+
 	for (; *s && !b->over; s += n) {
-		n = utf8_seq(s);
+		n = utf8_cp(s, &cp);
 		if (n == 0) { /* as set_text(): an invalid byte is '?' */
 			put(b, "?", 1);
 			n = 1;
@@ -473,6 +517,8 @@ static void put_quoted(struct lbuf *b, const char *text)
 			esc[4] = hex[*s >> 4];
 			esc[5] = hex[*s & 15];
 			put(b, esc, esc[1] == 'u' ? 6 : 2);
+		} else if (escaped_cp(cp)) {
+			put_u(b, cp);
 		} else {
 			put(b, (const char *)s, n);
 		}
@@ -535,6 +581,31 @@ static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
 		put_num(b, "suppressed", (int64_t)ev->suppressed);
 	put(b, "}\n", 2);
 	return b->over ? -1 : 0;
+}
+
+char *sfs_audit_printable(const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t len = strlen(text), n;
+	struct lbuf b = {NULL, 0, 6 * len + 1, 0};
+	unsigned cp;
+
+	b.p = malloc(b.cap);
+	if (!b.p)
+		return NULL;
+	for (; *s; s += n) {
+		n = utf8_cp(s, &cp);
+		if (n == 0) { /* an invalid byte (0x9b is CSI to some) */
+			put(&b, "?", 1);
+			n = 1;
+		} else if (escaped_cp(cp)) {
+			put_u(&b, cp);
+		} else {
+			put(&b, (const char *)s, n);
+		}
+	}
+	b.p[b.len] = '\0';
+	return b.p;
 }
 
 int sfs_audit_line(const struct sfs_audit_event *ev, char **line,

@@ -2,12 +2,14 @@
  * `secretfs audit` and `secretfs init`: the two commands about the store
  * itself rather than what is in it.
  *
- * audit prints the audit log's JSON lines as they are (they hold no value
- * or key material, so reading them needs no master key: the log's own
- * mode 0600 guards it). init creates the store and says where the store
- * and its master key are.
+ * audit prints the audit log's JSON lines (they hold no value or key
+ * material, so reading them needs no master key: the log's own mode 0600
+ * guards it), with any control character a terminal would act on
+ * escaped, whatever the file holds (sfs_audit_printable). init creates the
+ * store and says where the store and its master key are.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,12 +21,13 @@
 static int audit_line(void *arg, const char *line)
 {
 	int *write_errno = arg;
+	char *safe = sfs_audit_printable(line);
+	int bad = !safe || puts(safe) == EOF || fflush(stdout) == EOF;
 
-	if (puts(line) == EOF || fflush(stdout) == EOF) {
-		*write_errno = errno ? errno : EIO;
-		return 1; /* stdout gone: stop following */
-	}
-	return 0;
+	if (bad)
+		*write_errno = !safe ? ENOMEM : errno ? errno : EIO;
+	free(safe);
+	return bad; /* stdout gone: stop following */
 }
 
 struct audit_args {

@@ -199,7 +199,7 @@ START_TEST(line_invalid_utf8_replaced)
 END_TEST
 
 /* JSON escapes exactly as every line has them: quote, backslash and
- * control characters escaped, '/', DEL and UTF-8 left as they are. */
+ * control characters (DEL too) escaped, '/' and UTF-8 left as they are. */
 START_TEST(line_escapes_exact)
 {
 	struct sfs_audit *a = open_log();
@@ -222,11 +222,73 @@ START_TEST(line_escapes_exact)
 	ck_assert_str_eq(
 	    line, "{\"time\":\"T\",\"op\":\"version.read\","
 		  "\"secret\":\"q\\\"b\\\\s\\u0001\\u001F\\t\\n\\r\\b\\f/"
-		  "\x7f\xe2\x82\xac\",\"secret_id\":null,"
+		  "\\u007F\xe2\x82\xac\",\"secret_id\":null,"
 		  "\"version\":4294967295,\"result\":\"EACCES\","
 		  "\"uid\":4294967295,\"gid\":1001,\"pid\":4242,"
 		  "\"comm\":\"x\\\"y\\\\\"}\n");
 	free(line);
+}
+END_TEST
+
+/* Issue 10, finding 11: C1 controls (U+0085 among them), the line and
+ * paragraph separators and the bidirectional controls never reach the
+ * log raw, on the fast path (a short line) or through jansson (a line
+ * longer than its buffer). */
+#define C1_NAME                                                                \
+	"a\xc2\x85"                                                            \
+	"b\xc2\x9b"                                                            \
+	"c\xe2\x80\xa8"                                                        \
+	"d\xe2\x80\xa9"                                                        \
+	"e\xe2\x80\xae"                                                        \
+	"f\xc2\xa0\xe2\x82\xac"
+#define C1_ESCAPED                                                             \
+	"a\\u0085b\\u009Bc\\u2028d\\u2029e\\u202Ef\xc2\xa0\xe2\x82\xac"
+
+START_TEST(line_escapes_c1_and_separators)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "version.read", .caller = &c};
+	char *pad = malloc(3000), *text, *want, *name;
+
+	ck_assert_ptr_nonnull(pad);
+	memset(pad, 'p', 2999);
+	pad[2999] = '\0';
+	ev.secret = C1_NAME;
+	memcpy(c.comm, "x\xc2\x85y", 5);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	ck_assert_int_ge(asprintf(&name, "%s" C1_NAME, pad), 0);
+	ev.secret = name; /* too long for the fast path */
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	text = tu_read_file(logpath, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "\"secret\":\"" C1_ESCAPED "\""));
+	ck_assert_ptr_nonnull(strstr(text, "\"comm\":\"x\\u0085y\""));
+	ck_assert_int_ge(
+	    asprintf(&want, "\"secret\":\"%s" C1_ESCAPED "\"", pad), 0);
+	ck_assert_ptr_nonnull(strstr(text, want));
+	ck_assert_ptr_null(strstr(text, "\xc2\x85"));
+	ck_assert_ptr_null(strstr(text, "\xe2\x80\xa8"));
+	free(want);
+	free(name);
+	free(text);
+	free(pad);
+}
+END_TEST
+
+/* What `secretfs audit` prints of a line, whatever the file holds (a
+ * line from an older version, or put there by hand): every control
+ * escaped, invalid bytes as '?', the rest as it is. */
+START_TEST(printable_escapes_every_control)
+{
+	char *p = sfs_audit_printable("{\"s\":\"\x1b[2J\x07\x7f\xc2\x9b"
+				      "31m"
+				      "\xe2\x80\xa8\x9b\xff\xc3\xa9\t\"}");
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(p, "{\"s\":\"\\u001B[2J\\u0007\\u007F\\u009B31m"
+			    "\\u2028??\xc3\xa9\\u0009\"}");
+	free(p);
 }
 END_TEST
 
@@ -1148,6 +1210,8 @@ static Suite *audit_suite(void)
 	    line_result_is_errno_name,
 	    line_invalid_utf8_replaced,
 	    line_escapes_exact,
+	    line_escapes_c1_and_separators,
+	    printable_escapes_every_control,
 	    line_long_name_whole,
 	    log_mode_0600,
 	    log_existing_made_private_and_appended,

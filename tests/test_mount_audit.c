@@ -173,6 +173,27 @@ START_TEST(audit_max_option_refuses_bad_sizes)
 }
 END_TEST
 
+/* Issue 10, finding 11: `secretfs audit` prints no control character
+ * raw, even from a line that holds them raw (an older log, or one edited
+ * by hand): a terminal never gets ESC, CSI or a line separator. */
+START_TEST(audit_command_escapes_controls)
+{
+	static const char raw[] =
+	    "{\"op\":\"x\",\"secret\":\"\x1b]0;owned\x07\xc2\x9b"
+	    "2J\xc2\x85\xe2\x80\xa8\xe2\x80\xae\"}\n";
+	char *out;
+	FILE *f = fopen(in_store("audit.log"), "a");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(raw, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+	out = cli_out("audit", NULL);
+	ck_assert_str_eq(out, "{\"op\":\"x\",\"secret\":\"\\u001B]0;owned"
+			      "\\u0007\\u009B2J\\u0085\\u2028\\u202E\"}\n");
+	free(out);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
@@ -180,6 +201,7 @@ int main(void)
 	    flood_bounded_by_audit_max_others_still_read,
 	    sighup_reopens_log_never_unmounts,
 	    audit_max_option_refuses_bad_sizes,
+	    audit_command_escapes_controls,
 	};
 
 	return h_main("mount_audit", tests, sizeof(tests) / sizeof(tests[0]));

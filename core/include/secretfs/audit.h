@@ -96,6 +96,15 @@ int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
 		   int follow, sfs_audit_cb cb, void *arg,
 		   struct sfs_error *err);
 
+/*
+ * text (a line of the log) with every control character that a terminal
+ * would act on written as \uXXXX (C0, DEL, C1, U+2028/U+2029, the
+ * bidirectional controls) and every invalid UTF-8 byte as '?': what
+ * `secretfs audit` prints, whatever the file holds. Lines are written
+ * this way in the first place. malloc'd; NULL when out of memory.
+ */
+char *sfs_audit_printable(const char *text);
+
 /* Format ns since the epoch as RFC 3339 UTC ("2026-11-28T18:04:40Z"). */
 void sfs_time_format(int64_t ns, char out[32]);
 /* Parse RFC 3339 ("2026-11-28T18:04:40Z", fractional seconds and
