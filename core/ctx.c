@@ -1752,6 +1752,26 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return rc;
 }
 
+void ctx_secret_id(struct sfs_ctx *ctx, const char *name,
+		   char id[SFS_ID_MAX + 1])
+{
+	struct sfs_secret_rec s;
+	struct sfs_error e;
+	int rc;
+
+	id[0] = '\0';
+	if (!name || !ctx->store)
+		return;
+	sfs_error_clear(&e);
+	rc = ctx_read_lock(ctx, &e);
+	if (rc == SFS_OK)
+		rc = ctx_secret_load(ctx, name, &s, &e);
+	if (rc == CTX_MISS && (rc = ctx_read_fill(ctx, &e)) == SFS_OK)
+		rc = ctx_secret_load(ctx, name, &s, &e);
+	if (ctx_read_unlock(ctx, rc, &e) == SFS_OK)
+		ctx_strlcpy(id, s.id, SFS_ID_MAX + 1);
+}
+
 int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 		    struct sfs_secret_rec *s, struct sfs_error *err)
 {

@@ -194,6 +194,85 @@ START_TEST(audit_command_escapes_controls)
 }
 END_TEST
 
+/* ---- finding 14: every line carries every field its front knows ---- */
+
+/* The id of secret db, from the CLI's line of its creation. */
+static void db_id(char id[37])
+{
+	static const char needle[] =
+	    "\"op\":\"secret.create\",\"secret\":\"db\",\"secret_id\":\"";
+	char *log = tu_read_file(in_store("audit.log"), NULL);
+	const char *p = log ? strstr(log, needle) : NULL;
+
+	ck_assert_ptr_nonnull(p);
+	memcpy(id, p + strlen(needle), 36);
+	id[36] = '\0';
+	free(log);
+}
+
+static void comm_of_self(char comm[17])
+{
+	char *c = tu_read_file("/proc/self/comm", NULL);
+
+	ck_assert_ptr_nonnull(c);
+	c[strcspn(c, "\n")] = '\0';
+	snprintf(comm, 17, "%s", c);
+	free(c);
+}
+
+/* A write past 65,536 bytes, to default or staged then renamed onto it,
+ * is refused with EFBIG and audited like any refused change: secret_id,
+ * uid, gid, pid and comm. */
+START_TEST(refused_large_write_audited_with_every_field)
+{
+	static char big[70000];
+	char id[37], comm[17], want[512];
+
+	mk("db", "v");
+	up(NULL);
+	memset(big, 'a', sizeof(big));
+	ck_assert_int_eq(
+	    put("secrets/db/default", O_WRONLY | O_TRUNC, big, sizeof(big)),
+	    EFBIG);
+	ck_assert_int_eq(
+	    put("secrets/db/.big", O_WRONLY | O_CREAT, big, sizeof(big)),
+	    EFBIG);
+	ck_assert_int_eq(
+	    ERR(rename(P("secrets/db/.big"), P("secrets/db/default"))), EFBIG);
+	db_id(id);
+	comm_of_self(comm);
+	snprintf(want, sizeof(want),
+		 "\"op\":\"version.add\",\"secret\":\"db\",\"secret_id\":"
+		 "\"%s\",\"version\":null,\"result\":\"EFBIG\",\"uid\":%u,"
+		 "\"gid\":%u,\"pid\":%d,\"comm\":\"%s\"}",
+		 id, (unsigned)getuid(), (unsigned)getgid(), (int)getpid(),
+		 comm);
+	ck_assert_int_eq(
+	    tu_count_lines(in_store("audit.log"), want, NULL, NULL), 2);
+	assert_reads("secrets/db/default", "v");
+}
+END_TEST
+
+/* An access-control change refused before the secret was read (a bad
+ * allow list) names the secret's real id, not null. */
+START_TEST(refused_access_control_change_names_secret_id)
+{
+	char id[37], want[300];
+
+	mk("db", "v");
+	ck_assert_int_eq(cli("secret", "update", "db", "--access-control", "on",
+			     "--allow", "user:no-such-user-x", NULL),
+			 1);
+	db_id(id);
+	snprintf(want, sizeof(want),
+		 "\"op\":\"secret.update\",\"secret\":\"db\",\"secret_id\":"
+		 "\"%s\",\"version\":null,\"result\":\"EINVAL\",\"uid\":%u}",
+		 id, (unsigned)getuid());
+	ck_assert_int_eq(
+	    tu_count_lines(in_store("audit.log"), want, NULL, NULL), 1);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
@@ -202,6 +281,8 @@ int main(void)
 	    sighup_reopens_log_never_unmounts,
 	    audit_max_option_refuses_bad_sizes,
 	    audit_command_escapes_controls,
+	    refused_large_write_audited_with_every_field,
+	    refused_access_control_change_names_secret_id,
 	};
 
 	return h_main("mount_audit", tests, sizeof(tests) / sizeof(tests[0]));
