@@ -668,7 +668,7 @@ int sfs_audit_tail(struct sfs_audit *a, int64_t from, char **buf,
 
 	*buf = NULL;
 	*len = 0;
-	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = errno_code(errno);
 		goto out;
@@ -933,7 +933,7 @@ static void follow_wait(struct reader *r, const char *path, int *fd)
 		return;
 	if (stat(path, &now) == 0 &&
 	    (now.st_ino != st.st_ino || now.st_dev != st.st_dev) &&
-	    (nfd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) >= 0) {
+	    (nfd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)) >= 0) {
 		dup2(nfd, *fd);
 		close(nfd);
 		r->len = 0;
@@ -955,7 +955,7 @@ int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
 	ssize_t n;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
 		return sfs_error_set(err, errno_code(errno),
 				     "cannot open audit log '%s': %s", path,

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "secretfs/audit.h"
+#include "secretfs/storedir.h"
 #include "secretfs/value.h"
 
 /* Print one line; arg (an int) gets errno when stdout fails. */
@@ -80,6 +81,8 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		snprintf(dir, sizeof(dir), "%s", g->store);
 	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
 		return cli_fail("cannot find the store", &err);
+	if (sfs_storedir_check(dir, &err) != SFS_OK) /* SPEC §1 */
+		return cli_fail("cannot read the audit log", &err);
 	snprintf(path, sizeof(path), "%s/audit.log", dir);
 	rc = sfs_audit_read(path, a.secret, a.since, a.follow, audit_line,
 			    &write_errno, &err);

@@ -405,6 +405,30 @@ START_TEST(cli_mount_with_symlinked_lock_refused)
 }
 END_TEST
 
+/* `secretfs audit` reads no log through a symlink: the file it points
+ * at (root's) is never printed. */
+START_TEST(cli_audit_with_symlinked_log_refused)
+{
+	const char *bin = getenv("SECRETFS_BIN");
+	const char *target = victim();
+	struct tu_proc p;
+
+	ck_assert_msg(bin && *bin, "SECRETFS_BIN is not set");
+	ck_assert_int_eq(sfs_ctx_init(&opts, &err), SFS_OK);
+	ck_assert_int_eq(unlink(in(store, "audit.log")), 0);
+	ck_assert_int_eq(symlink(target, in(store, "audit.log")), 0);
+	const char *argv[] = {bin, "--store", store, "audit", NULL};
+	memset(&p, 0, sizeof(p));
+	p.argv = argv;
+	ck_assert_int_eq(tu_proc_run(&p), 0);
+	ck_assert_int_eq(p.status, 1);
+	ck_assert_uint_eq(p.out_len, 0);
+	ck_assert_msg(strstr(p.err, "'audit.log' is a symbolic link"), "%s",
+		      p.err);
+	tu_proc_release(&p);
+}
+END_TEST
+
 int main(void)
 {
 	const struct {
@@ -426,6 +450,7 @@ int main(void)
 	    T(passphrase_file_readable_by_others_refused),
 	    T(passphrase_file_of_another_owner_refused),
 	    T(cli_mount_with_symlinked_lock_refused),
+	    T(cli_audit_with_symlinked_log_refused),
 #undef T
 	};
 	Suite *s = suite_create("security_store");
