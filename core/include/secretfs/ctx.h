@@ -53,11 +53,15 @@ int sfs_ctx_default_dir(char *out, size_t cap, struct sfs_error *err);
  * `secretfs init`: create the store directory (0700) if needed, the
  * master key file DIR/master.key (0400) unless o->passphrase_file is
  * set (then Argon2id parameters are stored instead), the database, the
- * service key and the canary. SFS_EEXIST when the store already exists.
+ * service key and the canary. SFS_EEXIST when the store already exists
+ * or the directory is not empty; SFS_EACCES when the directory is not to
+ * be trusted (secretfs/storedir.h). Nothing is touched then.
  */
 int sfs_ctx_init(const struct sfs_ctx_options *o, struct sfs_error *err);
 
-/* Open an initialised store (SFS_ENOSTORE if none). */
+/* Open an initialised store (SFS_ENOSTORE if none; SFS_EACCES, with
+ * nothing touched, when its directory or a file in it is not to be
+ * trusted: secretfs/storedir.h). */
 int sfs_ctx_open(struct sfs_ctx **out, const struct sfs_ctx_options *o,
 		 struct sfs_error *err);
 void sfs_ctx_close(struct sfs_ctx *ctx);
