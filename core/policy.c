@@ -60,9 +60,14 @@ static int permitted(enum sfs_action act, const struct sfs_caller *c,
 		need = SFS_ROLE_KMS_VIEWER;
 		break;
 	case SFS_ACT_SECRET_CREATE:
-	case SFS_ACT_SECRET_CHANGE_KEY:
 	case SFS_ACT_VERSION_ADD:
 		need = SFS_ROLE_MANAGER | key_roles(st);
+		break;
+	case SFS_ACT_SECRET_CHANGE_KEY:
+		/* away from a user key too: else a manager could move a
+		 * secret off a deactivated user key and add versions */
+		need = SFS_ROLE_MANAGER | key_roles(st) |
+		       (st->from_user_key ? SFS_ROLE_KMS_USER : 0);
 		break;
 	case SFS_ACT_KEY_CREATE:
 	case SFS_ACT_KEY_ACTIVATE:

@@ -168,8 +168,10 @@ void fs_secret_changed(const char *secret);
 /* Start/stop the generation poller (invalidates the kernel's caches). */
 int fs_poller_start(void);
 void fs_poller_stop(void);
-/* Build .status's JSON (malloc'd, with a trailing newline). */
-char *fs_status_json(size_t *len);
+/* Build .status's JSON for the request's caller (malloc'd, with a
+ * trailing newline): counts within the only= view; the store's path and
+ * last error only for root and the mount's owner. */
+char *fs_status_json(fuse_req_t req, size_t *len);
 
 /* --- fuse_write.c: write handles, staged files, create, rename --------- */
 struct fs_fh;

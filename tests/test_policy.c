@@ -60,6 +60,7 @@ struct row {
 	int key_type; /* 0: service key */
 	int key_state;
 	int key_in_use;
+	int from_user_key; /* change key: away from a user key */
 	unsigned active_versions;
 	unsigned live_versions;
 	size_t value_len;
@@ -136,6 +137,12 @@ static const struct row rows[] = {
 	  OTHER_U, RO, .key_type = 1, .want = SFS_EACCES },
 	{ "change key: manager+kms-user, user key",
 	  SFS_ACT_SECRET_CHANGE_KEY, OTHER_U, RO | RU, .key_type = 1,
+	  .want = SFS_OK },
+	{ "change key: manager, away from a user key",
+	  SFS_ACT_SECRET_CHANGE_KEY, OTHER_U, RO, .from_user_key = 1,
+	  .want = SFS_EACCES },
+	{ "change key: manager+kms-user, away from a user key",
+	  SFS_ACT_SECRET_CHANGE_KEY, OTHER_U, RO | RU, .from_user_key = 1,
 	  .want = SFS_OK },
 	{ "add version: no manager", SFS_ACT_VERSION_ADD, OWNER_U, RU | RV,
 	  .value_len = 5, .want = SFS_EACCES },
@@ -459,6 +466,7 @@ static void state_for(const struct row *r, struct sfs_secret_rec *s,
 	st->key_type = r->key_type;
 	st->key_state = r->key_state;
 	st->key_in_use = r->key_in_use;
+	st->from_user_key = r->from_user_key;
 	st->value_len = r->value_len;
 	st->expect = r->expect;
 }

@@ -68,6 +68,8 @@ struct sfs_policy_state {
 	int key_type;
 	int key_state;
 	int key_in_use;
+	/* change key: the secret's current key is a user key (or gone) */
+	int from_user_key;
 	/* version add */
 	size_t value_len;
 	uint32_t expect; /* compare-and-set: expected new number, 0: none */
