@@ -194,6 +194,29 @@ START_TEST(audit_command_escapes_controls)
 }
 END_TEST
 
+/* SPEC §5: --since also takes an age before now (30m, 2h, 1d). */
+START_TEST(audit_since_takes_an_age)
+{
+	FILE *f;
+	char *out;
+
+	mk("db", "v");
+	f = fopen(in_store("audit.log"), "a");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"time\":\"2000-01-01T00:00:00Z\",\"op\":\"old\"}\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	out = cli_out("audit", "--since", "1h", NULL);
+	ck_assert_ptr_nonnull(strstr(out, "\"op\":\"secret.create\""));
+	ck_assert_ptr_null(strstr(out, "\"op\":\"old\""));
+	free(out);
+	out = cli_out("audit", "--since", "30000d", NULL);
+	ck_assert_ptr_nonnull(strstr(out, "\"op\":\"old\""));
+	free(out);
+	ck_assert_int_eq(cli("audit", "--since", "5x", NULL), 2);
+	ck_assert_int_eq(cli("audit", "--since", "m", NULL), 2);
+}
+END_TEST
+
 /* ---- finding 14: every line carries every field its front knows ---- */
 
 /* The id of secret db, from the CLI's line of its creation. */
@@ -281,6 +304,7 @@ int main(void)
 	    sighup_reopens_log_never_unmounts,
 	    audit_max_option_refuses_bad_sizes,
 	    audit_command_escapes_controls,
+	    audit_since_takes_an_age,
 	    refused_large_write_audited_with_every_field,
 	    refused_access_control_change_names_secret_id,
 	};
