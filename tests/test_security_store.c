@@ -281,6 +281,24 @@ START_TEST(store_file_of_another_owner_refused)
 }
 END_TEST
 
+/* lost+found (a store that is a filesystem of its own) is let be; a
+ * directory of another user is not. */
+START_TEST(subdirectory_let_be_unless_foreign)
+{
+	struct sfs_ctx *ctx = NULL;
+
+	ck_assert_int_eq(sfs_ctx_init(&opts, &err), SFS_OK);
+	ck_assert_int_eq(mkdir(in(store, "lost+found"), 0700), 0);
+	ck_assert_int_eq(sfs_ctx_open(&ctx, &opts, &err), SFS_OK);
+	sfs_ctx_close(ctx);
+	if (geteuid() != 0)
+		return;
+	ck_assert_int_eq(chown(in(store, "lost+found"), OTHER, OTHER), 0);
+	ck_assert_int_eq(sfs_ctx_open(&ctx, &opts, &err), SFS_EACCES);
+	assert_msg_has("'lost+found' is a directory, not a regular file");
+}
+END_TEST
+
 /* The opens themselves never follow a symlink either (a name swapped
  * after the directory was checked: only root could, but still). */
 START_TEST(store_files_opened_without_following_symlinks)
@@ -445,6 +463,7 @@ int main(void)
 	    T(symlinked_write_lock_to_root_file_refused),
 	    T(symlinked_db_wal_to_root_file_refused),
 	    T(store_file_of_another_owner_refused),
+	    T(subdirectory_let_be_unless_foreign),
 	    T(store_files_opened_without_following_symlinks),
 	    T(master_key_of_another_owner_refused),
 	    T(passphrase_file_readable_by_others_refused),
