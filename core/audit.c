@@ -21,7 +21,9 @@
  *   (or by logrotate); sfs_audit_reopen() (SIGHUP) makes it look at the
  *   next line. The descriptor is replaced in place with dup2(): a write
  *   racing with it lands whole in one file or the other, so writers take
- *   no lock; the switch takes the turn mutex.
+ *   no lock; the switch takes the turn mutex. (The look is a stat() of
+ *   the path: once a second, not per line, since a stat marks the file's
+ *   times as seen; see sfs_audit_size.)
  *
  * Field order: time, op, secret, secret_id, version, result, then key (key
  * operations only), then uid (every caller) and, for filesystem callers,

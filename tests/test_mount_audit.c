@@ -1,11 +1,15 @@
 /*
- * Issue 10, finding 3: the audit flood, through the real daemon (SPEC
- * §5). One user's flood of reads (refused, or allowed and each audited)
- * neither fills the disk nor stops another user's reads: refused lines
- * are limited per uid and counted in summary lines (none lost), the log
- * rotates itself at audit_max keeping 4 old logs, and SIGHUP reopens the
- * log (for logrotate) without unmounting. Switching uid needs root;
- * without it those tests say SKIPPED rather than pass.
+ * The audit log through the real daemon and the CLI (SPEC §5; issue 10).
+ * Finding 3, the flood: one user's flood of reads (refused, or allowed
+ * and each audited) neither fills the disk nor stops another user's
+ * reads: refused lines are limited per uid and counted in summary lines
+ * (none lost), the log rotates itself at audit_max keeping 4 old logs,
+ * and SIGHUP reopens the log (for logrotate) without unmounting.
+ * Finding 11: `secretfs audit` prints no control character raw. Finding
+ * 14: a refused large write and a refused access-control change carry
+ * every field their front knows. And --since takes an age (30m).
+ * Switching uid needs root; without it those tests say SKIPPED rather
+ * than pass.
  */
 #include "mount_harness.h"
 
