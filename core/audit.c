@@ -281,10 +281,13 @@ static void maybe_turn(struct sfs_audit *a)
 	struct stat st;
 	int full =
 	    a->max > 0 && __atomic_load_n(&a->size, __ATOMIC_RELAXED) >= a->max;
-	int asked = __atomic_exchange_n(&a->reopen, 0, __ATOMIC_RELAXED);
+	/* loads first: no shared cache line is written per line */
+	int asked = __atomic_load_n(&a->reopen, __ATOMIC_RELAXED) &&
+		    __atomic_exchange_n(&a->reopen, 0, __ATOMIC_RELAXED);
 
 	if (!full && !asked &&
-	    __atomic_exchange_n(&a->checked, sec, __ATOMIC_RELAXED) == sec)
+	    (__atomic_load_n(&a->checked, __ATOMIC_RELAXED) == sec ||
+	     __atomic_exchange_n(&a->checked, sec, __ATOMIC_RELAXED) == sec))
 		return;
 	pthread_mutex_lock(&a->turn);
 	if (full && rotate_locked(a) != SFS_OK)
