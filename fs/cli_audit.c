@@ -89,12 +89,37 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 	return rc == EXIT_OK ? CLI_GO : rc;
 }
 
+/* The rotated logs first, oldest (audit.log.4) to newest, then the log
+ * itself (following it with --follow): the whole kept history in order.
+ * A rotated log that is not there is skipped. */
+static int audit_all(const char *dir, const struct audit_args *a,
+		     int *write_errno, struct sfs_error *err)
+{
+	char path[4200];
+	int i, rc = SFS_OK;
+
+	for (i = SFS_AUDIT_KEEP; i > 0 && rc == SFS_OK && !*write_errno; i--) {
+		snprintf(path, sizeof(path), "%s/audit.log.%d", dir, i);
+		rc = sfs_audit_read(path, a->secret, a->since, 0, audit_line,
+				    write_errno, err);
+		if (rc == SFS_ENOENT) {
+			sfs_error_clear(err);
+			rc = SFS_OK;
+		}
+	}
+	if (rc != SFS_OK || *write_errno)
+		return rc;
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	return sfs_audit_read(path, a->secret, a->since, a->follow, audit_line,
+			      write_errno, err);
+}
+
 static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		     int argc, char **argv)
 {
 	struct audit_args a = { NULL, 0, 0 };
 	struct sfs_error err;
-	char dir[4096], path[4200];
+	char dir[4096];
 	int write_errno = 0;
 	int rc = audit_parse(cmd, argc, argv, &a);
 
@@ -107,9 +132,7 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		return cli_fail("cannot find the store", &err);
 	if (sfs_storedir_check(dir, &err) != SFS_OK) /* SPEC §1 */
 		return cli_fail("cannot read the audit log", &err);
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	rc = sfs_audit_read(path, a.secret, a.since, a.follow, audit_line,
-			    &write_errno, &err);
+	rc = audit_all(dir, &a, &write_errno, &err);
 	if (rc < 0) {
 		if (!err.code)
 			err.code = rc;
@@ -124,18 +147,20 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_audit_cmd = {
-	"audit", "audit",
-	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
-	"\n"
-	"Print the audit log: one JSON line per value read and per change.\n"
-	"\n"
-	"  --secret NAME   only lines about this secret\n"
-	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
-	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
-	"                  age: 30m, 2h, 1d)\n"
-	"  --follow        keep printing new lines as they come\n"
-	"  -h, --help      print this help\n",
-	audit_run,
+    "audit",
+    "audit",
+    "Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+    "\n"
+    "Print the audit log: one JSON line per value read and per change,\n"
+    "from the oldest kept log (audit.log.4) to the current one.\n"
+    "\n"
+    "  --secret NAME   only lines about this secret\n"
+    "  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
+    "                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
+    "                  age: 30m, 2h, 1d)\n"
+    "  --follow        keep printing new lines as they come\n"
+    "  -h, --help      print this help\n",
+    audit_run,
 };
 
 /* --- init -------------------------------------------------------------- */

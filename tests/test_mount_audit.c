@@ -221,6 +221,27 @@ START_TEST(audit_since_takes_an_age)
 }
 END_TEST
 
+/* After rotations, `secretfs audit` prints the kept history in order:
+ * audit.log.4 (oldest) ... audit.log.1, then audit.log. */
+START_TEST(audit_reads_rotated_logs_oldest_first)
+{
+	char *out, *r2, *r1, *cur;
+
+	tu_write_file(in_store("audit.log.2"), "{\"op\":\"r2\"}\n", 12, 0600);
+	tu_write_file(in_store("audit.log.1"), "{\"op\":\"r1\"}\n", 12, 0600);
+	mk("db", "v");
+	out = cli_out("audit", NULL);
+	r2 = strstr(out, "{\"op\":\"r2\"}\n");
+	r1 = strstr(out, "{\"op\":\"r1\"}\n");
+	cur = strstr(out, "\"op\":\"secret.create\"");
+	ck_assert_ptr_nonnull(r2);
+	ck_assert_ptr_nonnull(r1);
+	ck_assert_ptr_nonnull(cur);
+	ck_assert(r2 == out && r1 > r2 && cur > r1);
+	free(out);
+}
+END_TEST
+
 /* ---- finding 14: every line carries every field its front knows ---- */
 
 /* The id of secret db, from the CLI's line of its creation. */
@@ -309,6 +330,7 @@ int main(void)
 	    audit_max_option_refuses_bad_sizes,
 	    audit_command_escapes_controls,
 	    audit_since_takes_an_age,
+	    audit_reads_rotated_logs_oldest_first,
 	    refused_large_write_audited_with_every_field,
 	    refused_access_control_change_names_secret_id,
 	};
