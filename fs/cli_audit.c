@@ -147,20 +147,19 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_audit_cmd = {
-    "audit",
-    "audit",
-    "Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
-    "\n"
-    "Print the audit log: one JSON line per value read and per change,\n"
-    "from the oldest kept log (audit.log.4) to the current one.\n"
-    "\n"
-    "  --secret NAME   only lines about this secret\n"
-    "  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
-    "                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
-    "                  age: 30m, 2h, 1d)\n"
-    "  --follow        keep printing new lines as they come\n"
-    "  -h, --help      print this help\n",
-    audit_run,
+	"audit", "audit",
+	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+	"\n"
+	"Print the audit log: one JSON line per value read and per change,\n"
+	"from the oldest kept log (audit.log.4) to the current one.\n"
+	"\n"
+	"  --secret NAME   only lines about this secret\n"
+	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
+	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
+	"                  age: 30m, 2h, 1d)\n"
+	"  --follow        keep printing new lines as they come\n"
+	"  -h, --help      print this help\n",
+	audit_run,
 };
 
 /* --- init -------------------------------------------------------------- */
