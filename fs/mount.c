@@ -422,7 +422,7 @@ static int reopen_store(struct sfs_ctx *ctx)
 }
 
 /* SIGHUP reopens the audit log (after logrotate moved it) and never
- * unmounts, as libfuse's own handler would. */
+ * unmounts (libfuse's own handler, replaced here, would). */
 static void on_hup(int sig)
 {
 	(void)sig;
