@@ -11,8 +11,11 @@
  * - Refused lines (any result but ok, from a known caller) are limited to
  *   REFUSED_PER_SEC per uid and second; the rest are counted, and the
  *   count is written as one "audit.suppressed" line once that second is
- *   over (at the next line of anyone, or at close). The limiter's table
- *   has its own mutex, taken for refused lines only.
+ *   over (at the next line of anyone, or at close). A uid's slot is
+ *   never taken over within its second (two uids alternating would each
+ *   get a fresh budget): one that finds none free shares a last slot,
+ *   whose summary names no uid. The limiter's table has its own mutex,
+ *   taken for refused lines only.
  * - The log rotates itself: once it reaches max bytes, audit.log.3 moves
  *   to .4 (the oldest is dropped), ... audit.log to .1, and a new
  *   audit.log is made. A process rotates under flock() of the log, so
@@ -49,7 +52,8 @@
 #define READ_CHUNK     65536
 
 #define REFUSED_PER_SEC 32 /* refused lines of one uid per second */
-#define LIMIT_SLOTS	256
+#define LIMIT_SLOTS	1024 /* by hash of the uid, then LIMIT_PROBE on */
+#define LIMIT_PROBE	8
 #define LIMIT_FLUSH	16 /* summaries written per call, at most */
 
 /* Refused lines of one uid in the current second. */
@@ -74,7 +78,10 @@ struct sfs_audit {
 	ino_t ino;
 	pthread_mutex_t limit; /* guards slots */
 	unsigned pending;      /* atomic: slots with lines left out */
-	struct limit_slot slots[LIMIT_SLOTS];
+	/* the last one is shared by uids that find no slot free in this
+	 * second (its summary names no uid): never a fresh budget for a
+	 * uid that takes another's slot over */
+	struct limit_slot slots[LIMIT_SLOTS + 1];
 };
 
 static int errno_code(int e)
@@ -713,15 +720,15 @@ out:
 
 /* The summary of a slot's left-out lines, into ev (with its caller c);
  * limit held. */
-static void summary_take(struct limit_slot *l, struct sfs_audit_event *ev,
-			 struct sfs_caller *c)
+static void summary_take(struct sfs_audit *a, struct limit_slot *l,
+			 struct sfs_audit_event *ev, struct sfs_caller *c)
 {
 	memset(ev, 0, sizeof(*ev));
 	memset(c, 0, sizeof(*c));
 	c->uid = l->uid;
 	ev->op = "audit.suppressed";
 	ev->result = l->result;
-	ev->caller = c;
+	ev->caller = l == &a->slots[LIMIT_SLOTS] ? NULL : c;
 	ev->suppressed = l->suppressed;
 	l->suppressed = 0;
 }
@@ -737,12 +744,12 @@ static int flush_summaries(struct sfs_audit *a, int64_t second, int all)
 	int i, n = 0;
 
 	pthread_mutex_lock(&a->limit);
-	for (i = 0; i < LIMIT_SLOTS && n < LIMIT_FLUSH; i++) {
+	for (i = 0; i <= LIMIT_SLOTS && n < LIMIT_FLUSH; i++) {
 		struct limit_slot *l = &a->slots[i];
 
 		if (!l->used || !l->suppressed || (!all && l->second >= second))
 			continue;
-		summary_take(l, &ev[n], &c[n]);
+		summary_take(a, l, &ev[n], &c[n]);
 		n++;
 		__atomic_sub_fetch(&a->pending, 1, __ATOMIC_RELAXED);
 	}
@@ -753,27 +760,50 @@ static int flush_summaries(struct sfs_audit *a, int64_t second, int all)
 }
 
 /*
- * Does this refused line of uid go to the log (1) or is it left out and
- * counted (0)? A slot taken over from another uid first hands back that
- * uid's summary in *evicted (its ev->suppressed is then non-zero).
+ * limit held: uid's slot, found among LIMIT_PROBE from its hash, else one
+ * that is free or whose second is over (its summary, if any, handed back
+ * in *evicted: ev->suppressed non-zero), else the shared last one.
  */
+static struct limit_slot *limit_find(struct sfs_audit *a, uint32_t uid,
+				     int64_t second,
+				     struct sfs_audit_event *evicted,
+				     struct sfs_caller *c)
+{
+	unsigned h = (uid * 2654435761u) % LIMIT_SLOTS, i;
+	struct limit_slot *l, *take = NULL;
+
+	for (i = 0; i < LIMIT_PROBE; i++) {
+		l = &a->slots[(h + i) % LIMIT_SLOTS];
+		if (l->used && l->uid == uid)
+			return l;
+		if (!take && (!l->used || l->second < second))
+			take = l;
+	}
+	if (!take)
+		return &a->slots[LIMIT_SLOTS];
+	if (take->used && take->suppressed) {
+		summary_take(a, take, evicted, c);
+		__atomic_sub_fetch(&a->pending, 1, __ATOMIC_RELAXED);
+	}
+	memset(take, 0, sizeof(*take));
+	take->used = 1;
+	take->uid = uid;
+	take->second = second;
+	return take;
+}
+
+/* Does this refused line of uid go to the log (1) or is it left out and
+ * counted (0)? */
 static int limit_pass(struct sfs_audit *a, uint32_t uid, int result,
 		      int64_t second, struct sfs_audit_event *evicted,
 		      struct sfs_caller *c)
 {
-	struct limit_slot *l = &a->slots[(uid * 2654435761u) % LIMIT_SLOTS];
+	struct limit_slot *l;
 	int pass;
 
 	pthread_mutex_lock(&a->limit);
-	if (l->used && l->uid != uid && l->suppressed) {
-		summary_take(l, evicted, c);
-		__atomic_sub_fetch(&a->pending, 1, __ATOMIC_RELAXED);
-	}
-	if (!l->used || l->uid != uid) {
-		memset(l, 0, sizeof(*l));
-		l->used = 1;
-		l->uid = uid;
-	}
+	l = limit_find(a, uid, second, evicted, c);
+	l->used = 1;
 	if (l->second != second) {
 		l->second = second;
 		l->lines = 0;

@@ -1094,6 +1094,44 @@ START_TEST(refused_flood_limited_per_uid_with_summary)
 }
 END_TEST
 
+/* Nine uids that the limiter's hash puts in the same slot, flooding in
+ * turn: none gets a fresh budget by taking another's slot over (two
+ * alternating users would then never be limited), the ninth shares the
+ * last slot, and every refusal is still accounted for. */
+START_TEST(refused_flood_limited_for_colliding_uids)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "version.read",
+				     .secret = "db",
+				     .result = SFS_EACCES,
+				     .caller = &c};
+	long lines = 0, summed, n;
+	char needle[64];
+	int k, i;
+
+	for (i = 0; i < 200; i++)
+		for (k = 0; k < 9; k++) {
+			c.uid = 1000 + 1024 * (uint32_t)k; /* same hash slot */
+			ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+		}
+	sfs_audit_close(a);
+	for (k = 0; k < 9; k++) {
+		snprintf(needle, sizeof(needle),
+			 "\"result\":\"EACCES\",\"uid\":%d,\"gid\"",
+			 1000 + 1024 * k);
+		n = count_lines(logpath, needle, NULL);
+		ck_assert_int_lt(n, 200);
+		lines += n;
+	}
+	count_lines(logpath, "\"op\":\"audit.suppressed\"", &summed);
+	ck_assert_int_eq(lines + summed, 9 * 200);
+	ck_assert_int_ge(
+	    count_lines(logpath, "\"result\":\"EACCES\",\"suppressed\":", NULL),
+	    1);
+}
+END_TEST
+
 static char *rotated(int n)
 {
 	char *p;
@@ -1235,6 +1273,7 @@ static Suite *audit_suite(void)
 	    batches_leave_nothing_pending,
 	    failed_commit_logs_failure_once,
 	    refused_flood_limited_per_uid_with_summary,
+	    refused_flood_limited_for_colliding_uids,
 	    log_rotates_at_max_keeping_four,
 	    reopen_after_move_writes_new_file,
 	    rotation_by_another_writer_followed,
