@@ -8,9 +8,9 @@
  * store's own names are few and fixed, and anything else there means that
  * someone else has had a hand in it. Subdirectories of the caller's or
  * root's are let be (lost+found, when the store is a filesystem of its
- * own): nothing in the store is ever opened through one. Root-owned directories
- * are accepted as the SPEC says (a root-made parent such as /var/lib/secretfs);
- * the files in them must still be the caller's.
+ * own): nothing in the store is ever opened through one. A root-owned
+ * store directory is accepted for any caller, as the SPEC says; the files
+ * in it must still be the caller's.
  */
 #include <dirent.h>
 #include <errno.h>
