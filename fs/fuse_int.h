@@ -77,6 +77,7 @@ struct fs_opts {
 	struct sfs_view_id view; /* uid=, gid=, mode= (ro only) */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
+	int64_t audit_max; /* -o audit_max=SIZE; 0: the default */
 };
 
 /* The daemon's state: one per process. */

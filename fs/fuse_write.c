@@ -505,6 +505,15 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_write(req, size);
 }
 
+/* A write past the value limit kept no bytes: the core still refuses and
+ * audits it, with every field of the writer (issue 10, finding 14). */
+static void audit_too_big(const struct sfs_caller *c, const char *secret,
+			  uint32_t expect)
+{
+	sfs_version_add(fs_d.ctx, c, secret, NULL, SFS_VALUE_MAX + 1, expect,
+			NULL, NULL);
+}
+
 /* Commit once (h->lock held); the errno of the commit, or 0. */
 static int commit(struct wfh *h)
 {
@@ -514,6 +523,8 @@ static int commit(struct wfh *h)
 	if (h->done || (!h->dirty && !h->poison))
 		return 0;
 	h->done = 1;
+	if (h->poison == fs_errno(SFS_EFBIG))
+		audit_too_big(&h->caller, h->secret, h->expect);
 	if (h->poison)
 		return h->poison;
 	sfs_error_clear(&err);
@@ -648,10 +659,12 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 	s = staged_find(secret, name, c.uid);
 	if (!s)
 		e = ENOENT;
-	else if (s->poison)
+	else if (s->poison == fs_errno(SFS_EFBIG))
+		audit_too_big(&c, secret, 0);
+	if (s && s->poison)
 		e = s->poison;
-	else if ((rc = sfs_version_add(fs_d.ctx, &c, secret, s->buf, s->len, 0,
-				       NULL, &err))) {
+	else if (s && (rc = sfs_version_add(fs_d.ctx, &c, secret, s->buf,
+					    s->len, 0, NULL, &err))) {
 		fs_refused_err(c.uid, "rename", secret, name, &err);
 		e = fs_errno(rc);
 	}

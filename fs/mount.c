@@ -11,7 +11,7 @@
  * (no core dumps, not dumpable, memory locked where the limit allows:
  * after the fork, since locks and threads do not survive it), starts its
  * threads and serves until unmounted or signalled (SIGTERM/SIGINT
- * unmount cleanly).
+ * unmount cleanly; SIGHUP reopens the audit log and never unmounts).
  *
  * A read-write mount holds flock(LOCK_EX) on DIR/lock for its whole life;
  * ro mounts take no lock, so any number may run beside it.
@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,8 @@ static const char mount_help[] =
     "  -o cache=strict|open|kernel  strict (default): plaintext never\n"
     "                     stays in the page cache\n"
     "  -o audit=on|off    audit each value read (default on)\n"
+    "  -o audit_max=SIZE  rotate the audit log at SIZE bytes (K, M, G\n"
+    "                     suffixes; default 64M; 4 old logs kept)\n"
     "  -o layout=flat     (with ro) the root lists one file per secret,\n"
     "                     its default value, as /run/secrets/NAME\n"
     "  -o uid=N,gid=N,mode=OCTAL  (with ro) value files show this owner,\n"
@@ -125,6 +128,32 @@ static int generic_opt(const char *w)
 	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (!strcmp(w, words[i]))
 			return 1;
+	return 0;
+}
+
+/* audit_max=SIZE: bytes, or with a K, M or G suffix (powers of 1024);
+ * at least 4K, so that a log holds more than a few lines. */
+static int parse_audit_max(struct fs_opts *o, const char *v)
+{
+	unsigned long long n;
+	char *end;
+	int shift = 0;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == v || *end || *v < '0' || *v > '9' ||
+	    n > (1ULL << 50) || (n << shift) < 4096)
+		return usage("audit_max wants a size of at least 4K (e.g. "
+			     "audit_max=64M)");
+	o->audit_max = (int64_t)(n << shift);
 	return 0;
 }
 
@@ -183,6 +212,8 @@ static int parse_opt(struct fs_opts *o, const char *w)
 
 	if (generic_opt(w))
 		return 0;
+	if (!strncmp(w, "audit_max=", 10))
+		return parse_audit_max(o, w + 10);
 	if (parse_view_opt(o, w, &rc))
 		return rc;
 	if (!strcmp(w, "ro"))
@@ -447,6 +478,26 @@ static void fsname_of(struct sfs_ctx *ctx, char *out, size_t cap)
 	out[n] = '\0';
 }
 
+/* SIGHUP reopens the audit log (after logrotate moved it) and never
+ * unmounts (libfuse's own handler, replaced here, would). */
+static void on_hup(int sig)
+{
+	(void)sig;
+	if (fs_d.ctx)
+		sfs_ctx_audit_reopen(fs_d.ctx);
+}
+
+static int hup_reopens_log(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	return sigaction(SIGHUP, &sa, NULL);
+}
+
 static struct fuse_session *session_new(struct fs_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -535,7 +586,7 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 		fuse_session_destroy(se);
 		return fail("mount", "cannot mount (see above)");
 	}
-	if (fuse_set_signal_handlers(se))
+	if (fuse_set_signal_handlers(se) || hup_reopens_log())
 		goto out;
 	if (!o->foreground && !o->debug)
 		sfs_ctx_close_store(ctx);
@@ -611,6 +662,7 @@ int cmd_mount(const struct cli_global *g, int argc, char **argv)
 	memset(&co, 0, sizeof(co));
 	co.readonly = o.readonly;
 	co.audit_off = o.audit_off;
+	co.audit_max = o.audit_max;
 	co.has_owner = 1;
 	co.owner_uid = (uint32_t)getuid();
 	if ((rc = cli_open(&gg, &co, &ctx)))
