@@ -39,7 +39,8 @@ enum fs_kind {
 	FK_VERSION,  /* secrets/NAME/versions/N */
 	FK_KVDIR,    /* secrets/NAME/kv */
 	FK_KV,	     /* secrets/NAME/kv/KEY */
-	FK_STAGED,   /* secrets/NAME/.X (version = the owner's uid) */
+	FK_STAGED,   /* secrets/NAME/X: any name but default, versions and
+		      * kv (version = the owner's uid) */
 	FK_KEY,	     /* keys/NAME */
 };
 
@@ -76,6 +77,7 @@ struct fs_opts {
 	struct sfs_view_id view; /* uid=, gid=, mode= (ro only) */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
+	int64_t audit_max; /* -o audit_max=SIZE; 0: the default */
 };
 
 /* The daemon's state: one per process. */
@@ -165,6 +167,15 @@ void fs_reply_core(fuse_req_t req, int code);
 /* Log a line: stderr in the foreground, syslog once daemonized. No
  * secret bytes: core messages never carry any. */
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A refusal and the rule behind it (why: the core's message, or NULL for
+ * the code's text), logged with -f or -o debug only: "rmdir secrets/db
+ * refused (EBUSY) for uid 1000: secret 'db': the secret is active:
+ * deactivate it first". Names and numbers only, never a value. */
+void fs_refused(uint32_t uid, const char *op, const char *secret,
+		const char *name, int code, const char *why);
+/* The same with the core's struct sfs_error. */
+void fs_refused_err(uint32_t uid, const char *op, const char *secret,
+		    const char *name, const struct sfs_error *err);
 /* Is a secret name inside the only= view? */
 int fs_visible(const char *name);
 /* Fill attributes of a node; 0 or an errno. */
@@ -197,6 +208,9 @@ int fs_write_read(fuse_req_t req, size_t size, off_t off,
 		  struct fuse_file_info *fi);
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+/* Is name in a secret's directory a staged file's (anything but
+ * default, versions, kv, . and ..)? */
+int fs_staged_name(const char *name);
 /* Staged files: lookup/attr/unlink/readdir for the owner's uid. */
 int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
 		   struct stat *st);

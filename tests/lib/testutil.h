@@ -18,6 +18,12 @@ void tu_write_file(const char *path, const void *data, size_t len, int mode);
  * it cannot be read. */
 char *tu_read_file(const char *path, size_t *len);
 
+/* The lines of the file at path that contain needle (0 when it cannot be
+ * read). With sum_key (e.g. "\"suppressed\":"), *sum gets the total of
+ * the numbers that follow it in those lines. */
+long tu_count_lines(const char *path, const char *needle, const char *sum_key,
+		    long *sum);
+
 struct sfs_ctx;
 
 /*
