@@ -705,6 +705,7 @@ START_TEST(no_plaintext_in_pg_dump_or_data_directory)
 			 0);
 	ck_assert_int_eq(cli("version", "add", "db", "--value", canary, NULL),
 			 0);
+	ck_assert_int_eq(cli("version", "deactivate", "db", "1", NULL), 0);
 	ck_assert_int_eq(cli("version", "destroy", "db", "1", NULL), 0);
 	memset(&p, 0, sizeof(p));
 	p.argv = argv;
