@@ -1576,6 +1576,7 @@ static void *poller(void *arg)
 			/* Only now: opens compare against it (cached_open). */
 			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
 			sfs_ctx_watch_ack(fs_d.ctx, g);
+			fs_notify_kick(g);
 			seen = g;
 		}
 	}

@@ -61,6 +61,7 @@ struct fs_node_info {
 };
 
 enum fs_cache { FS_CACHE_STRICT, FS_CACHE_OPEN, FS_CACHE_KERNEL };
+enum fs_notify { FS_NOTIFY_MODIFY, FS_NOTIFY_REPLACE, FS_NOTIFY_NONE };
 
 /* The mount's options (mount.c fills them, the handlers read them). */
 struct fs_opts {
@@ -71,6 +72,7 @@ struct fs_opts {
 	int auto_unmount;
 	int foreground;
 	int cache;  /* enum fs_cache */
+	int notify; /* enum fs_notify */
 	char *only; /* "GLOB:GLOB..." or NULL */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
@@ -209,6 +211,18 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* --- fuse_notify.c: inotify events and poll(2) at a change -------------- */
+/* fs_ops wrapped: the notifier's own requests, poll, ro refusals. */
+const struct fuse_lowlevel_ops *fs_notify_ops(void);
+/* Is the request the notifier thread's own? */
+int fs_notify_own(fuse_req_t req);
+int fs_notify_start(void);
+/* The poller has invalidated up to gen: make the events. */
+void fs_notify_kick(uint64_t gen);
+/* Stop before the session ends; join once the connection is gone. */
+void fs_notify_stop(void);
+void fs_notify_join(void);
 
 /* --- fuse.c: running the session (mount.c calls it) -------------------- */
 int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd);

@@ -1,0 +1,781 @@
+/*
+ * Change notification (SPEC §3): real inotify events on the mount when a
+ * secret's default moves, through any front.
+ *
+ * The kernel raises no inotify event for anything a FUSE daemon tells it
+ * (inval_inode, inval_entry, store): only a real file operation on the
+ * mount does. So one notifier thread per daemon makes them itself, never
+ * from a FUSE worker (a handler waiting on its own mount deadlocks). The
+ * poller (fuse.c) kicks it after it has invalidated the kernel's caches,
+ * so the new state is readable before any event. The thread lists the
+ * store, compares with its last listing (per secret: default version,
+ * secret status and the default version's state; latest version; id) and,
+ * per changed secret (coalesced: one listing covers every generation since
+ * the last one), through the mountpoint opened for the batch only (a held
+ * fd would make a plain unmount fail with EBUSY):
+ * - new versions: O_CREAT|O_EXCL of versions/N (IN_CREATE in versions/);
+ * - notify=modify (default): open default for writing, write one byte,
+ *   close (IN_MODIFY + IN_CLOSE_WRITE, the watch survives); also on the
+ *   kv/ files the kernel holds;
+ * - notify=replace: create a hidden staging name and rename it onto
+ *   default (IN_MOVED_TO in the secret's directory);
+ * - a new or deleted secret: mkdir / rmdir in secrets/ (IN_CREATE /
+ *   IN_DELETE); then wakes poll(2) waiters on the secret's files (POLLPRI).
+ *
+ * The daemon recognises its own requests by the thread id the kernel
+ * reports (fuse_req_ctx's pid is the calling thread's id) and answers them
+ * here, before any core call: no audit line, no version, no staged data.
+ * Lookups that would contradict the operation (the new name exists, the
+ * deleted one does not) are answered for the thread alone.
+ *
+ * fs_notify_ops() wraps fs_ops: these own requests, poll, and for `ro`
+ * mounts every user change refused with EROFS (the kernel mount itself is
+ * read-write so that the thread's operations pass). The thread holds no
+ * lock a handler needs while it waits on the mount; inotify never blocks
+ * (a full queue drops events), so a slow watcher slows no one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuse_int.h"
+#include "secretfs/secret.h"
+#include "secretfs/version.h"
+
+#define STAGE_NAME   ".secretfs-notify"
+#define NEW_VERS_MAX 16 /* IN_CREATEs per secret per batch */
+#define KV_NODES_MAX 64
+
+/* One secret as the last listing saw it. */
+struct seen {
+	char name[SFS_NAME_MAX + 1];
+	char id[SFS_ID_MAX + 1];
+	uint32_t def, latest;
+	int status, vstate;
+	int64_t changed_at;
+};
+
+struct listing {
+	struct seen *v;
+	size_t n, cap;
+};
+
+/* What the thread is doing now, for the lookups of its own requests. */
+enum pend_kind { PEND_NONE, PEND_ABSENT, PEND_PRESENT };
+static struct {
+	int kind;	 /* enum pend_kind */
+	uint64_t parent; /* the directory's ino */
+	char name[256];
+} pend;
+
+/* poll(2) registrations: per open handle (fh 0: per ino). */
+struct pollent {
+	uint64_t fh, ino;
+	struct fuse_pollhandle *ph;
+	int changed;
+	struct pollent *next;
+};
+
+static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t kick_cond = PTHREAD_COND_INITIALIZER;
+static struct pollent *polls;
+static uint64_t kicked; /* kick_lock */
+static int stop;	/* kick_lock; poll_lock too for the session */
+static pid_t own_tid;	/* atomic: the thread's id, 0 before it runs */
+static pthread_t thread;
+static int thread_started;
+static struct fuse_lowlevel_ops ops;
+
+int fs_notify_own(fuse_req_t req)
+{
+	pid_t t = __atomic_load_n(&own_tid, __ATOMIC_ACQUIRE);
+
+	return t && fuse_req_ctx(req)->pid == t;
+}
+
+/* --- the thread's side -------------------------------------------------- */
+
+static int seen_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct seen *)a)->name,
+		      ((const struct seen *)b)->name);
+}
+
+static int list_cb(void *arg, const struct sfs_secret_rec *r)
+{
+	struct listing *l = arg;
+	struct seen *s;
+
+	if (!fs_visible(r->name))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct seen *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return SFS_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	s = &l->v[l->n++];
+	memset(s, 0, sizeof(*s));
+	strcpy(s->name, r->name);
+	strcpy(s->id, r->id);
+	s->def = r->default_version;
+	s->latest = r->latest_version;
+	s->status = r->status;
+	s->changed_at = r->changed_at;
+	s->vstate = -1;
+	return 0;
+}
+
+static const struct seen *find(const struct listing *l, const char *name)
+{
+	struct seen key;
+
+	if (!l->n)
+		return NULL;
+	strcpy(key.name, name);
+	return bsearch(&key, l->v, l->n, sizeof(key), seen_cmp);
+}
+
+/* The default version's state: asked only when the secret changed. */
+static void fill_vstate(struct seen *s, const struct seen *old)
+{
+	struct sfs_version_rec vr;
+	struct sfs_error err;
+
+	if (old && old->changed_at == s->changed_at) {
+		s->vstate = old->vstate;
+		return;
+	}
+	sfs_error_clear(&err);
+	if (s->def && sfs_version_info(fs_d.ctx, &fs_d.meta, s->name, s->def,
+				       &vr, &err) == SFS_OK)
+		s->vstate = vr.state;
+}
+
+/* The store now: 0, or -1 (nothing to compare with, try again later). */
+static int list_now(struct listing *l, const struct listing *old)
+{
+	struct sfs_error err;
+	size_t i;
+
+	l->n = 0;
+	sfs_error_clear(&err);
+	if (sfs_secret_list(fs_d.ctx, &fs_d.meta, list_cb, l, &err))
+		return -1;
+	qsort(l->v, l->n, sizeof(*l->v), seen_cmp);
+	for (i = 0; i < l->n; i++)
+		fill_vstate(&l->v[i], old ? find(old, l->v[i].name) : NULL);
+	return 0;
+}
+
+static void pend_set(int kind, uint64_t parent, const char *name)
+{
+	pthread_mutex_lock(&pend_lock);
+	pend.kind = kind;
+	pend.parent = parent;
+	snprintf(pend.name, sizeof(pend.name), "%s", name);
+	pthread_mutex_unlock(&pend_lock);
+}
+
+/* Open, write one byte, close: IN_MODIFY and IN_CLOSE_WRITE. O_DIRECT
+ * keeps the byte out of cache=kernel's page cache. */
+static void touch(int root, const char *path)
+{
+	int fd =
+	    openat(root, path, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 && errno == EINVAL)
+		fd = openat(root, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (pwrite(fd, "", 1, 0) != 1)
+		fs_log("notify: %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* The kv/ files the kernel holds for secret (their watchers). */
+static void touch_kv(int root, const char *secret)
+{
+	struct fs_node_ent *v;
+	struct fs_node_info n;
+	char path[SFS_NAME_MAX + 300];
+	size_t i, cnt = fs_node_snapshot_secret(secret, &v), done = 0;
+
+	for (i = 0; i < cnt && done < KV_NODES_MAX; i++) {
+		if (fs_node_get(v[i].ino, &n) || n.kind != FK_KV)
+			continue;
+		snprintf(path, sizeof(path), "secrets/%s/kv/%s", secret,
+			 n.name);
+		touch(root, path);
+		done++;
+	}
+	free(v);
+}
+
+static void replace(int root, const char *secret)
+{
+	char from[SFS_NAME_MAX + 64], to[SFS_NAME_MAX + 64];
+	int fd;
+
+	snprintf(from, sizeof(from), "secrets/%s/" STAGE_NAME, secret);
+	snprintf(to, sizeof(to), "secrets/%s/default", secret);
+	fd = openat(root, from, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	close(fd);
+	if (renameat(root, from, root, to))
+		unlinkat(root, from, 0);
+}
+
+/* IN_CREATE of versions/N for the versions made since old. */
+static void new_versions(int root, const struct seen *s, const struct seen *old)
+{
+	char path[SFS_NAME_MAX + 64], num[16];
+	uint64_t dir = fs_node_find(FK_VERSIONS, s->name, 0, "versions");
+	uint32_t v = old->latest + 1;
+	int fd;
+
+	if (!dir || s->latest - old->latest > NEW_VERS_MAX ||
+	    fs_d.opts.notify == FS_NOTIFY_NONE)
+		return; /* nobody can watch a directory never looked up */
+	for (; v <= s->latest; v++) {
+		snprintf(num, sizeof(num), "%u", v);
+		snprintf(path, sizeof(path), "secrets/%s/versions/%s", s->name,
+			 num);
+		pend_set(PEND_ABSENT, dir, num);
+		fd = openat(root, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			    0400);
+		if (fd >= 0)
+			close(fd);
+	}
+	pend_set(PEND_NONE, 0, "");
+}
+
+/* IN_CREATE / IN_DELETE of secrets/NAME. */
+static void secret_dir(int root, const char *name, int created)
+{
+	char path[SFS_NAME_MAX + 16];
+
+	if (fs_d.opts.notify == FS_NOTIFY_NONE)
+		return;
+	snprintf(path, sizeof(path), "secrets/%s", name);
+	pend_set(created ? PEND_ABSENT : PEND_PRESENT, FS_INO_SECRETS, name);
+	if (created)
+		mkdirat(root, path, 0700);
+	else
+		unlinkat(root, path, AT_REMOVEDIR);
+	pend_set(PEND_NONE, 0, "");
+}
+
+/* Wake poll(2) waiters on the open files of secret's value nodes. */
+static void wake_polls(const char *secret)
+{
+	struct pollent *p;
+	struct fs_node_info n;
+
+	pthread_mutex_lock(&poll_lock);
+	for (p = polls; p && !stop; p = p->next) {
+		if (fs_node_get(p->ino, &n) || strcmp(n.secret, secret))
+			continue;
+		p->changed = 1;
+		if (p->ph) {
+			fuse_lowlevel_notify_poll(p->ph);
+			fuse_pollhandle_destroy(p->ph);
+			p->ph = NULL;
+		}
+	}
+	pthread_mutex_unlock(&poll_lock);
+}
+
+static int moved(const struct seen *a, const struct seen *b)
+{
+	return a->def != b->def || a->status != b->status ||
+	       a->vstate != b->vstate;
+}
+
+/* One secret that is in the new listing: what changed since old. */
+static void changed(int root, const struct seen *s, const struct seen *old)
+{
+	char path[SFS_NAME_MAX + 32];
+
+	if (!old || strcmp(old->id, s->id)) {
+		if (old)
+			secret_dir(root, s->name, 0);
+		secret_dir(root, s->name, 1);
+		return;
+	}
+	if (s->latest > old->latest)
+		new_versions(root, s, old);
+	if (!moved(s, old))
+		return;
+	snprintf(path, sizeof(path), "secrets/%s/default", s->name);
+	if (fs_d.opts.notify == FS_NOTIFY_MODIFY) {
+		touch(root, path);
+		touch_kv(root, s->name);
+	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
+		replace(root, s->name);
+	}
+	wake_polls(s->name);
+}
+
+static void diff(int root, const struct listing *old, const struct listing *now)
+{
+	size_t i;
+
+	for (i = 0; i < now->n && !stop; i++)
+		changed(root, &now->v[i], find(old, now->v[i].name));
+	for (i = 0; i < old->n && !stop; i++)
+		if (!find(now, old->v[i].name))
+			secret_dir(root, old->v[i].name, 0);
+}
+
+/* Wait for a kick; 0 with the generation, -1 when stopping. */
+static int wait_kick(uint64_t *seen)
+{
+	int rc;
+
+	pthread_mutex_lock(&kick_lock);
+	while (!stop && kicked == *seen)
+		pthread_cond_wait(&kick_cond, &kick_lock);
+	*seen = kicked;
+	rc = stop ? -1 : 0;
+	pthread_mutex_unlock(&kick_lock);
+	return rc;
+}
+
+static void *notifier(void *arg)
+{
+	struct listing a = {NULL, 0, 0}, b = {NULL, 0, 0}, t;
+	uint64_t seen = 0;
+	int root, have;
+
+	(void)arg;
+	__atomic_store_n(&own_tid, gettid(), __ATOMIC_RELEASE);
+	have = list_now(&a, NULL) == 0;
+	while (wait_kick(&seen) == 0) {
+		if (list_now(&b, have ? &a : NULL))
+			continue;
+		root = have ? open(fs_d.opts.mountpoint,
+				   O_PATH | O_DIRECTORY | O_CLOEXEC)
+			    : -1;
+		if (root >= 0) {
+			diff(root, &a, &b);
+			close(root);
+		}
+		t = a;
+		a = b;
+		b = t;
+		have = 1;
+	}
+	free(a.v);
+	free(b.v);
+	return NULL;
+}
+
+void fs_notify_kick(uint64_t gen)
+{
+	pthread_mutex_lock(&kick_lock);
+	kicked = gen;
+	pthread_cond_signal(&kick_cond);
+	pthread_mutex_unlock(&kick_lock);
+}
+
+int fs_notify_start(void)
+{
+	if (pthread_create(&thread, NULL, notifier, NULL))
+		return -1;
+	thread_started = 1;
+	return 0;
+}
+
+/* Before the session goes: no poll notification after this. */
+void fs_notify_stop(void)
+{
+	pthread_mutex_lock(&kick_lock);
+	pthread_mutex_lock(&poll_lock);
+	stop = 1;
+	pthread_mutex_unlock(&poll_lock);
+	pthread_cond_signal(&kick_cond);
+	pthread_mutex_unlock(&kick_lock);
+}
+
+/* After the connection is gone (an operation in flight has failed). */
+void fs_notify_join(void)
+{
+	struct pollent *p;
+
+	if (thread_started)
+		pthread_join(thread, NULL);
+	thread_started = 0;
+	while ((p = polls)) {
+		polls = p->next;
+		if (p->ph)
+			fuse_pollhandle_destroy(p->ph);
+		free(p);
+	}
+}
+
+/* --- the handlers' side -------------------------------------------------- */
+
+/* Is parent/name what the thread is making (kind)? */
+static int pending(uint64_t parent, const char *name, int kind)
+{
+	int r;
+
+	pthread_mutex_lock(&pend_lock);
+	r = pend.kind == kind && pend.parent == parent &&
+	    !strcmp(pend.name, name);
+	pthread_mutex_unlock(&pend_lock);
+	return r;
+}
+
+/* Reply an entry for a node of the thread's own making: real attributes
+ * when the node has them, else st as given. */
+static void own_entry(fuse_req_t req, uint64_t parent, int kind,
+		      const char *secret, uint32_t version, const char *name,
+		      struct stat *st, struct fuse_file_info *fi)
+{
+	struct fs_node_info n;
+	struct fuse_entry_param e;
+	struct stat real;
+	uint64_t ino = fs_node_ref(parent, kind, secret, version, name);
+
+	if (!ino) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (kind != FK_STAGED && !fs_node_get(ino, &n) &&
+	    !fs_node_attr(req, &n, &real))
+		*st = real;
+	st->st_ino = ino;
+	fs_fill_entry(&e, ino, st, 0);
+	e.attr_timeout = 0; /* the next stat asks again */
+	if (fi) {
+		fi->fh = 0;
+		fi->direct_io = 1;
+		if (fuse_reply_create(req, &e, fi))
+			fs_node_forget(ino, 1);
+	} else if (fuse_reply_entry(req, &e)) {
+		fs_node_forget(ino, 1);
+	}
+}
+
+static void stat_init(struct stat *st, mode_t mode)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_uid = fs_d.owner_uid;
+}
+
+static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p;
+	struct stat st;
+
+	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
+		fs_ops.lookup(req, parent, name);
+	} else if (pending(parent, name, PEND_ABSENT)) {
+		fuse_reply_err(req, ENOENT);
+	} else if (pending(parent, name, PEND_PRESENT)) {
+		stat_init(&st, S_IFDIR | 0700);
+		own_entry(req, parent, FK_SECRET, name, 0, name, &st, NULL);
+	} else if (p.kind == FK_KVDIR) {
+		/* a kv/ file the kernel held: no decrypt (no audit line) */
+		stat_init(&st, S_IFREG | 0400);
+		if (fs_node_find(FK_KV, p.secret, 0, name))
+			own_entry(req, parent, FK_KV, p.secret, 0, name, &st,
+				  NULL);
+		else
+			fuse_reply_err(req, ENOENT);
+	} else {
+		fs_ops.lookup(req, parent, name);
+	}
+}
+
+static int ro(fuse_req_t req)
+{
+	return fs_d.opts.readonly && !fs_notify_own(req);
+}
+
+static void n_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fs_notify_own(req)) {
+		fi->fh = 0;
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
+	} else if (ro(req) && ((fi->flags & O_ACCMODE) != O_RDONLY ||
+			       (fi->flags & O_TRUNC))) {
+		fuse_reply_err(req, EROFS);
+	} else {
+		fs_ops.open(req, ino, fi);
+	}
+}
+
+static void n_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		    size_t size, off_t off, struct fuse_file_info *fi)
+{
+	if (fs_notify_own(req) && !fi->fh)
+		fuse_reply_write(req, size); /* the byte is ignored */
+	else if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.write(req, ino, buf, size, off, fi);
+}
+
+static void n_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fs_notify_own(req) && !fi->fh)
+		fuse_reply_err(req, 0);
+	else
+		fs_ops.flush(req, ino, fi);
+}
+
+static void n_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pollent **pp, *p;
+
+	pthread_mutex_lock(&poll_lock);
+	for (pp = &polls; fi->fh && (p = *pp);) {
+		if (p->fh != fi->fh) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (p->ph)
+			fuse_pollhandle_destroy(p->ph);
+		free(p);
+	}
+	pthread_mutex_unlock(&poll_lock);
+	fs_ops.release(req, ino, fi);
+}
+
+static struct pollent *poll_find(uint64_t fh, uint64_t ino)
+{
+	struct pollent *p;
+
+	for (p = polls; p; p = p->next)
+		if (p->fh == fh && p->ino == ino)
+			return p;
+	p = calloc(1, sizeof(*p));
+	if (p) {
+		p->fh = fh;
+		p->ino = ino;
+		p->next = polls;
+		polls = p;
+	}
+	return p;
+}
+
+/* Files are always readable; POLLPRI once the secret changed after the
+ * handle's first poll. Never ENOSYS: the kernel would answer "ready"
+ * for good and apps spin. */
+static void n_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   struct fuse_pollhandle *ph)
+{
+	unsigned rev = POLLIN | POLLRDNORM;
+	struct pollent *p;
+
+	pthread_mutex_lock(&poll_lock);
+	p = stop ? NULL : poll_find(fi->fh, ino);
+	if (p) {
+		if (p->ph)
+			fuse_pollhandle_destroy(p->ph);
+		p->ph = ph;
+		ph = NULL;
+		rev |= p->changed ? POLLPRI : 0;
+	}
+	pthread_mutex_unlock(&poll_lock);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, rev);
+}
+
+static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs_node_info p;
+	struct stat st;
+	uint32_t v;
+
+	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
+		if (ro(req))
+			fuse_reply_err(req, EROFS);
+		else
+			fs_ops.create(req, parent, name, mode, fi);
+	} else if (p.kind == FK_VERSIONS &&
+		   pending(parent, name, PEND_ABSENT)) {
+		v = (uint32_t)strtoul(name, NULL, 10);
+		stat_init(&st, S_IFREG | 0400);
+		own_entry(req, parent, FK_VERSION, p.secret, v, name, &st, fi);
+	} else if (p.kind == FK_SECRET && !strcmp(name, STAGE_NAME)) {
+		stat_init(&st, S_IFREG | 0600);
+		own_entry(req, parent, FK_STAGED, p.secret, fs_d.owner_uid,
+			  name, &st, fi);
+	} else {
+		fuse_reply_err(req, EPERM);
+	}
+}
+
+static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    mode_t mode)
+{
+	struct stat st;
+
+	if (fs_notify_own(req) && pending(parent, name, PEND_ABSENT)) {
+		stat_init(&st, S_IFDIR | 0700);
+		own_entry(req, parent, FK_SECRET, name, 0, name, &st, NULL);
+	} else if (ro(req)) {
+		fuse_reply_err(req, EROFS);
+	} else {
+		fs_ops.mkdir(req, parent, name, mode);
+	}
+}
+
+static void n_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (fs_notify_own(req))
+		fuse_reply_err(req,
+			       pending(parent, name, PEND_PRESENT) ? 0 : EPERM);
+	else if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.rmdir(req, parent, name);
+}
+
+/* notify=replace: the staging node becomes default; nothing commits. */
+static void own_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname)
+{
+	struct fs_node_info p;
+	uint64_t ino;
+
+	if (parent != newparent || strcmp(name, STAGE_NAME) ||
+	    strcmp(newname, "default") || fs_node_get(parent, &p)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid, name);
+	if (ino) {
+		fs_node_retarget(ino, FK_DEFAULT, 0, "default");
+		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void n_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     fuse_ino_t newparent, const char *newname,
+		     unsigned int flags)
+{
+	if (fs_notify_own(req))
+		own_rename(req, parent, name, newparent, newname);
+	else if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.rename(req, parent, name, newparent, newname, flags);
+}
+
+static void n_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p;
+	uint64_t ino;
+
+	if (fs_notify_own(req)) {
+		/* a staging name left by a failed rename */
+		if (!fs_node_get(parent, &p) &&
+		    (ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid,
+					name)))
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+		fuse_reply_err(req, 0);
+	} else if (ro(req)) {
+		fuse_reply_err(req, EROFS);
+	} else {
+		fs_ops.unlink(req, parent, name);
+	}
+}
+
+static void n_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		      int to_set, struct fuse_file_info *fi)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.setattr(req, ino, attr, to_set, fi);
+}
+
+static void n_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		       const char *value, size_t size, int flags)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.setxattr(req, ino, name, value, size, flags);
+}
+
+static void n_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.removexattr(req, ino, name);
+}
+
+static void n_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    mode_t mode, dev_t rdev)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.mknod(req, parent, name, mode, rdev);
+}
+
+static void n_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		      const char *name)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.symlink(req, link, parent, name);
+}
+
+static void n_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		   const char *newname)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.link(req, ino, newparent, newname);
+}
+
+const struct fuse_lowlevel_ops *fs_notify_ops(void)
+{
+	ops = fs_ops;
+	ops.lookup = n_lookup;
+	ops.open = n_open;
+	ops.write = n_write;
+	ops.flush = n_flush;
+	ops.release = n_release;
+	ops.poll = n_poll;
+	ops.create = n_create;
+	ops.mkdir = n_mkdir;
+	ops.rmdir = n_rmdir;
+	ops.rename = n_rename;
+	ops.unlink = n_unlink;
+	ops.setattr = n_setattr;
+	ops.setxattr = n_setxattr;
+	ops.removexattr = n_removexattr;
+	ops.mknod = n_mknod;
+	ops.symlink = n_symlink;
+	ops.link = n_link;
+	return &ops;
+}

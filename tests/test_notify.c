@@ -1,0 +1,456 @@
+/*
+ * Change notification (SPEC §3 "Change notification", issue 13): an
+ * unmodified `inotifywait -m` on the mount sees every rotation made by the
+ * CLI or through a mount, and a read right after each event returns
+ * exactly the new value; deactivation and activation, new versions and
+ * new or deleted secrets give events; ro and only= views; every cache
+ * mode; notify=replace and notify=none; poll(2)'s POLLPRI; a stuck
+ * watcher slows no one; the daemon's own operations are neither audited
+ * nor versions. No timing is asserted: each wait is for an event, and a
+ * missing one is caught by Check's timeout.
+ */
+#include <poll.h>
+#include <sys/inotify.h>
+
+#include "mount_harness.h"
+
+#define ROTATIONS 50
+
+static void mk(const char *name, const char *value)
+{
+	ck_assert_int_eq(cli("secret", "create", name, "--value", value, NULL),
+			 0);
+}
+
+static void rotate(const char *name, const char *value)
+{
+	ck_assert_int_eq(cli("version", "add", name, "--value", value, NULL),
+			 0);
+}
+
+/* --- an unmodified inotifywait -m --------------------------------------- */
+
+struct watcher {
+	pid_t pid;
+	FILE *out; /* its stdout and stderr: "PATH EVENTS" lines */
+};
+
+/* Start inotifywait -m on paths under the mount (NULL-terminated);
+ * returns once its watches are established. */
+static void watch_start(struct watcher *w, const char *mp, ...)
+{
+	char *argv[16], line[1024];
+	static char paths[8][1024];
+	const char *rel;
+	va_list ap;
+	int fds[2], n = 0, i = 0;
+
+	argv[n++] = "inotifywait";
+	argv[n++] = "-m";
+	argv[n++] = "--format";
+	argv[n++] = "%w%f %e";
+	va_start(ap, mp);
+	while ((rel = va_arg(ap, const char *)) && i < 8) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/%s", mp, rel);
+		argv[n++] = paths[i++];
+	}
+	va_end(ap);
+	argv[n] = NULL;
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	w->pid = fork();
+	ck_assert_int_ge(w->pid, 0);
+	if (w->pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	w->out = fdopen(fds[0], "r");
+	ck_assert_ptr_nonnull(w->out);
+	do
+		ck_assert_ptr_nonnull(fgets(line, sizeof(line), w->out));
+	while (!strstr(line, "Watches established"));
+}
+
+static void watch_stop(struct watcher *w)
+{
+	int st;
+
+	kill(w->pid, SIGTERM);
+	waitpid(w->pid, &st, 0);
+	fclose(w->out);
+}
+
+/* Read events until one on a path ending in suffix with event ev (a word
+ * of inotifywait's list); how many lines with count_ev on suffix came
+ * before it (0 when count_ev is NULL). */
+static int watch_until(struct watcher *w, const char *suffix, const char *ev,
+		       const char *count_ev, const char *refuse)
+{
+	char line[1024], *sp;
+	size_t sl = strlen(suffix);
+	int n = 0;
+
+	for (;;) {
+		ck_assert_ptr_nonnull(fgets(line, sizeof(line), w->out));
+		line[strcspn(line, "\n")] = '\0';
+		sp = strchr(line, ' ');
+		ck_assert_ptr_nonnull(sp);
+		*sp++ = '\0';
+		if (refuse)
+			ck_assert_msg(!strstr(line, refuse), "event on %s %s",
+				      line, sp);
+		if ((size_t)(sp - 1 - line) < sl || strcmp(sp - 1 - sl, suffix))
+			continue;
+		if (strstr(sp, ev))
+			return n;
+		if (count_ev && strstr(sp, count_ev))
+			n++;
+	}
+}
+
+/* One rotation's modify events on default, then the new value. */
+static void expect_modify(struct watcher *w, const char *rel, const char *value)
+{
+	ck_assert_int_ge(
+	    watch_until(w, "/default", "CLOSE_WRITE", "MODIFY", NULL), 1);
+	assert_reads(rel, value);
+}
+
+/* --- tests -------------------------------------------------------------- */
+
+/* notify=modify (default): N CLI rotations, N × IN_MODIFY+IN_CLOSE_WRITE
+ * on a watch of default that survives them all; each read right after
+ * its event returns exactly the new value. */
+START_TEST(cli_rotation_gives_modify_events)
+{
+	struct watcher w;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up(NULL);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "value-%d", i);
+		rotate("db", v);
+		expect_modify(&w, "secrets/db/default", v);
+	}
+	watch_stop(&w);
+}
+END_TEST
+
+/* The daemon's own operations: no version, no audit line. */
+START_TEST(own_operations_neither_versions_nor_audited)
+{
+	struct watcher w;
+	char *list, *log, path[600];
+	int i, lines = 0;
+
+	mk("db", "v0");
+	up(NULL);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= 3; i++) {
+		rotate("db", "x");
+		expect_modify(&w, "secrets/db/default", "x");
+	}
+	watch_stop(&w);
+	list = cli_out("version", "list", "db", NULL);
+	for (i = 0; list[i]; i++)
+		lines += list[i] == '\n';
+	free(list);
+	ck_assert_int_eq(lines, 1 + 4); /* header + v1..v4 */
+	snprintf(path, sizeof(path), "%s/audit.log", h_store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_ptr_null(strstr(log, "\"comm\":\"secretfs\""));
+	free(log);
+}
+END_TEST
+
+/* Rotations written through the read-write mount reach a watcher on a
+ * ro mount of the same store (the only writer there is the daemon). */
+START_TEST(mount_rotation_reaches_ro_view)
+{
+	struct watcher w;
+	char v[32], mp2[600], rel[700];
+	pid_t d2 = -1;
+	int i;
+
+	mk("db", "v0");
+	up(NULL);
+	snprintf(mp2, sizeof(mp2), "%s/ro", h_base);
+	ck_assert_int_eq(mkdir(mp2, 0755), 0);
+	ck_assert_int_eq(h_mount_at(mp2, "ro", &d2), 0);
+	watch_start(&w, mp2, "secrets/db/default", NULL);
+	snprintf(rel, sizeof(rel), "../ro/secrets/db/default");
+	for (i = 1; i <= ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "mount-%d", i);
+		ck_assert_int_eq(
+		    put_s("secrets/db/default", O_WRONLY | O_TRUNC, v), 0);
+		expect_modify(&w, rel, v);
+	}
+	watch_stop(&w);
+	ck_assert_int_eq(h_umount_at(mp2, &d2), 0);
+}
+END_TEST
+
+/* A ro view stays read-only for users (EROFS, as when the kernel mount
+ * was ro) although the kernel mount is writable for the daemon. */
+START_TEST(ro_view_refuses_user_writes_with_erofs)
+{
+	mk("db", "v0");
+	up("ro");
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "x"),
+			 EROFS);
+	ck_assert_int_eq(put_s("secrets/db/.tmp", O_WRONLY | O_CREAT, "x"),
+			 EROFS);
+	ck_assert_int_eq(
+	    put_s("secrets/db/versions/2", O_WRONLY | O_CREAT, "x"), EROFS);
+	ck_assert_int_eq(ERR(mkdir(P("secrets/new"), 0700)), EROFS);
+	ck_assert_int_eq(ERR(rmdir(P("secrets/db"))), EROFS);
+	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/1"))), EROFS);
+	ck_assert_int_eq(ERR(chmod(P("secrets/db"), 0600)), EROFS);
+	ck_assert_int_eq(ERR(setxattr(P("secrets/db"),
+				      "user.secret.description", "d", 1, 0)),
+			 EROFS);
+	ck_assert_int_eq(ERR(access(P("secrets/db/default"), W_OK)), EROFS);
+	assert_reads("secrets/db/default", "v0");
+	ck_assert_int_eq(cli("secret", "show", "db", NULL), 0);
+}
+END_TEST
+
+/* Every cache mode delivers the events and the new value after them. */
+static void cache_mode_rotations(const char *opts)
+{
+	struct watcher w;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up(opts);
+	assert_reads("secrets/db/default", "v0");
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= 10; i++) {
+		snprintf(v, sizeof(v), "%s-%d", opts, i);
+		rotate("db", v);
+		expect_modify(&w, "secrets/db/default", v);
+	}
+	watch_stop(&w);
+}
+
+START_TEST(cache_open_delivers_events)
+{
+	cache_mode_rotations("cache=open");
+}
+END_TEST
+
+START_TEST(cache_kernel_delivers_events)
+{
+	cache_mode_rotations("cache=kernel");
+}
+END_TEST
+
+START_TEST(cache_kernel_ro_delivers_events)
+{
+	cache_mode_rotations("cache=kernel,ro");
+}
+END_TEST
+
+/* Deactivation, activation and a rollback move what default serves:
+ * each gives the events. */
+START_TEST(deactivate_activate_give_events)
+{
+	struct watcher w;
+
+	mk("db", "v0");
+	up(NULL);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	ck_assert_int_eq(cli("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_ge(
+	    watch_until(&w, "/default", "CLOSE_WRITE", "MODIFY", NULL), 1);
+	ck_assert_int_eq(put_s("secrets/db/default", O_RDONLY, ""),
+			 EKEYREVOKED);
+	ck_assert_int_eq(cli("secret", "activate", "db", NULL), 0);
+	expect_modify(&w, "secrets/db/default", "v0");
+	rotate("db", "v1");
+	expect_modify(&w, "secrets/db/default", "v1");
+	ck_assert_int_eq(cli("version", "set-default", "db", "1", NULL), 0);
+	expect_modify(&w, "secrets/db/default", "v0");
+	watch_stop(&w);
+}
+END_TEST
+
+/* A new version: IN_CREATE of versions/N; a new and a deleted secret:
+ * IN_CREATE / IN_DELETE in secrets/. */
+START_TEST(versions_and_secrets_give_create_delete)
+{
+	struct watcher w;
+	struct stat st;
+
+	mk("db", "v0");
+	up(NULL);
+	ck_assert_int_eq(stat(P("secrets/db/versions"), &st), 0);
+	watch_start(&w, h_mp, "secrets", "secrets/db/versions", NULL);
+	rotate("db", "v1");
+	watch_until(&w, "/versions/2", "CREATE", NULL, NULL);
+	assert_reads("secrets/db/versions/2", "v1");
+	mk("other", "o");
+	watch_until(&w, "secrets/other", "CREATE,ISDIR", NULL, NULL);
+	assert_reads("secrets/other/default", "o");
+	ck_assert_int_eq(cli("secret", "deactivate", "other", NULL), 0);
+	ck_assert_int_eq(cli("version", "destroy", "other", "1", NULL), 0);
+	ck_assert_int_eq(
+	    cli("secret", "delete", "other", "--confirm", "other", NULL), 0);
+	watch_until(&w, "secrets/other", "DELETE,ISDIR", NULL, NULL);
+	ck_assert_int_eq(ERR(stat(P("secrets/other/default"), &st)), ENOENT);
+	watch_stop(&w);
+}
+END_TEST
+
+/* only=: a view gives events for its own secrets only. */
+START_TEST(only_view_events_only_for_its_secrets)
+{
+	struct watcher w;
+
+	mk("app-a", "a0");
+	up("only=app-*");
+	watch_start(&w, h_mp, "secrets", "secrets/app-a/default", NULL);
+	mk("hidden", "h");
+	rotate("hidden", "h2");
+	mk("app-b", "b");
+	watch_until(&w, "secrets/app-b", "CREATE,ISDIR", NULL, "hidden");
+	rotate("app-a", "a1");
+	ck_assert_int_ge(
+	    watch_until(&w, "app-a/default", "CLOSE_WRITE", "MODIFY", "hidden"),
+	    1);
+	assert_reads("secrets/app-a/default", "a1");
+	watch_stop(&w);
+}
+END_TEST
+
+/* notify=replace: IN_MOVED_TO of default in the secret's directory, the
+ * new value readable after it (stat's size too). */
+START_TEST(replace_mode_gives_moved_to)
+{
+	struct watcher w;
+	struct stat st;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up("notify=replace");
+	watch_start(&w, h_mp, "secrets/db", NULL);
+	for (i = 1; i <= 10; i++) {
+		snprintf(v, sizeof(v), "replaced-%d", i);
+		rotate("db", v);
+		watch_until(&w, "db/default", "MOVED_TO", NULL, NULL);
+		assert_reads("secrets/db/default", v);
+		ck_assert_int_eq(stat(P("secrets/db/default"), &st), 0);
+		ck_assert_int_eq(st.st_size, (off_t)strlen(v));
+	}
+	watch_stop(&w);
+	ck_assert_int_eq(cli("version", "list", "db", NULL), 0);
+}
+END_TEST
+
+/* notify=none: no event at all, the new value still served. A sentinel
+ * (a file the test itself writes on another mount... here: a staged
+ * file) orders the check without a timing assumption. */
+START_TEST(none_mode_sends_nothing)
+{
+	struct watcher w;
+
+	mk("db", "v0");
+	up("notify=none");
+	watch_start(&w, h_mp, "secrets/db", NULL);
+	rotate("db", "v1");
+	assert_reads("secrets/db/default", "v1");
+	ck_assert_int_eq(put_s("secrets/db/.sentinel", O_WRONLY | O_CREAT, ""),
+			 0);
+	/* everything before the sentinel's CREATE came from the rotation
+	 * or the read: no MODIFY and no write close of default */
+	ck_assert_int_eq(
+	    watch_until(&w, "/.sentinel", "CREATE", "MODIFY", NULL), 0);
+	watch_stop(&w);
+}
+END_TEST
+
+/* poll(2) on an open default: readable, POLLPRI once it changed. */
+START_TEST(poll_reports_pollpri_after_change)
+{
+	struct pollfd p;
+	int fd;
+
+	mk("db", "v0");
+	up(NULL);
+	fd = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	p.fd = fd;
+	p.events = POLLIN | POLLPRI;
+	ck_assert_int_eq(poll(&p, 1, 0), 1);
+	ck_assert_int_eq(p.revents, POLLIN);
+	rotate("db", "v1");
+	p.events = POLLPRI;
+	do
+		ck_assert_int_ge(poll(&p, 1, -1), 0);
+	while (!(p.revents & POLLPRI));
+	close(fd);
+	assert_reads("secrets/db/default", "v1");
+}
+END_TEST
+
+/* A watcher that never reads its queue, and a process holding default
+ * open, slow no one: the rotations and the reading watcher complete. */
+START_TEST(stuck_watcher_does_not_block_others)
+{
+	struct watcher w;
+	char v[32];
+	int stuck, held, i;
+
+	mk("db", "v0");
+	up(NULL);
+	stuck = inotify_init1(IN_CLOEXEC);
+	ck_assert_int_ge(stuck, 0);
+	ck_assert_int_ge(
+	    inotify_add_watch(stuck, P("secrets/db/default"), IN_ALL_EVENTS),
+	    0);
+	held = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(held, 0);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "busy-%d", i);
+		rotate("db", v);
+		expect_modify(&w, "secrets/db/default", v);
+	}
+	watch_stop(&w);
+	close(held);
+	close(stuck);
+}
+END_TEST
+
+int main(void)
+{
+	const TTest *const tests[] = {
+	    cli_rotation_gives_modify_events,
+	    own_operations_neither_versions_nor_audited,
+	    mount_rotation_reaches_ro_view,
+	    ro_view_refuses_user_writes_with_erofs,
+	    cache_open_delivers_events,
+	    cache_kernel_delivers_events,
+	    cache_kernel_ro_delivers_events,
+	    deactivate_activate_give_events,
+	    versions_and_secrets_give_create_delete,
+	    only_view_events_only_for_its_secrets,
+	    replace_mode_gives_moved_to,
+	    none_mode_sends_nothing,
+	    poll_reports_pollpri_after_change,
+	    stuck_watcher_does_not_block_others,
+	};
+
+	return h_main("notify", tests, sizeof(tests) / sizeof(tests[0]));
+}
