@@ -59,6 +59,7 @@ static void usage(FILE *f)
 	}
 	fputc('\n', f);
 	cli_synopsis(&cli_audit_cmd, f);
+	cli_synopsis(&cli_watch_cmd, f);
 	fputs(global_tail, f);
 }
 
@@ -126,6 +127,8 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
 	if (!strcmp(name, cli_audit_cmd.name))
 		return cli_audit_cmd.run(&cli_audit_cmd, g, argc, argv);
+	if (!strcmp(name, cli_watch_cmd.name))
+		return cli_watch_cmd.run(&cli_watch_cmd, g, argc, argv);
 	if (!strcmp(name, "mount"))
 		return cmd_mount(g, argc, argv);
 	if (!strcmp(name, "umount"))

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/inotify.h>
 
+#include "lib/proc.h"
 #include "mount_harness.h"
 
 #define ROTATIONS 50
@@ -433,6 +434,102 @@ START_TEST(stuck_watcher_does_not_block_others)
 }
 END_TEST
 
+/* --- secretfs watch (no mount) ------------------------------------------ */
+
+static void watch_cli(struct tu_proc *p, const char *const *argv)
+{
+	memset(p, 0, sizeof(*p));
+	p->argv = argv;
+	ck_assert_int_eq(tu_proc_start(p), 0);
+}
+
+/* The state at start, then one `name version state` line per change. */
+START_TEST(watch_prints_one_line_per_change)
+{
+	const char *argv[] = {h_bin(), "--store", h_store, "watch",
+			      "db",    "gone",	  NULL};
+	struct tu_proc p;
+
+	mk("db", "v0");
+	watch_cli(&p, argv);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "gone 0 deleted\n"), 0);
+	rotate("db", "v1");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 2 active\n"), 0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "db", "--description", "d", NULL),
+	    0); /* not a change of the default */
+	rotate("db", "v2");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 3 active\n"), 0);
+	ck_assert_int_eq(cli("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 3 deactivated\n"), 0);
+	mk("gone", "g");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "gone 1 active\n"), 0);
+	ck_assert_int_eq(tu_proc_stop(&p, SIGTERM), 0);
+	ck_assert_str_eq(p.out, "db 1 active\ngone 0 deleted\ndb 2 active\n"
+				"db 3 active\ndb 3 deactivated\n"
+				"gone 1 active\n");
+	tu_proc_release(&p);
+}
+END_TEST
+
+START_TEST(watch_json_lines)
+{
+	const char *argv[] = {h_bin(),	"--store", h_store, "watch",
+			      "--json", "db",	   NULL};
+	struct tu_proc p;
+
+	mk("db", "v0");
+	watch_cli(&p, argv);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "}\n"), 0);
+	rotate("db", "v1");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "\"version\":2"), 0);
+	ck_assert_int_eq(tu_proc_stop(&p, SIGTERM), 0);
+	ck_assert_str_eq(
+	    p.out, "{\"secret\":\"db\",\"version\":1,\"state\":\"active\"}\n"
+		   "{\"secret\":\"db\",\"version\":2,\"state\":\"active\"}\n");
+	tu_proc_release(&p);
+}
+END_TEST
+
+/* --exec: once per change, in order, never two at a time (a lock
+ * directory would collide); a failing run is reported and the watch
+ * goes on. */
+START_TEST(watch_exec_runs_once_per_change_in_order)
+{
+	char cmd[4096], log[600], *got;
+	const char *argv[] = {h_bin(), "--store", h_store, "watch",
+			      "db",    "--exec",  cmd,	   NULL};
+	struct tu_proc p;
+	char v[16], done[32];
+	int i;
+
+	snprintf(log, sizeof(log), "%s/exec.log", h_base);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir %s/lock || echo overlap >> %s; "
+		 "echo \"$SECRETFS_SECRET $SECRETFS_VERSION\" >> %s; "
+		 "rmdir %s/lock; echo ran $SECRETFS_VERSION; "
+		 "[ \"$SECRETFS_VERSION\" != 3 ]",
+		 h_base, log, log, h_base);
+	mk("db", "v0");
+	watch_cli(&p, argv);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 1 active\n"), 0);
+	for (i = 2; i <= 5; i++) {
+		snprintf(v, sizeof(v), "v%d", i);
+		rotate("db", v);
+		snprintf(done, sizeof(done), "ran %d\n", i);
+		ck_assert_int_eq(tu_proc_wait_output(&p, done), 0);
+	}
+	ck_assert_int_eq(tu_proc_stop(&p, SIGTERM), 0);
+	got = tu_read_file(log, NULL);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, "db 2\ndb 3\ndb 4\ndb 5\n");
+	free(got);
+	ck_assert_str_eq(p.err, "secretfs: watch: command for 'db' version 3 "
+				"failed: exit 1\n");
+	tu_proc_release(&p);
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
@@ -450,6 +547,9 @@ int main(void)
 	    none_mode_sends_nothing,
 	    poll_reports_pollpri_after_change,
 	    stuck_watcher_does_not_block_others,
+	    watch_prints_one_line_per_change,
+	    watch_json_lines,
+	    watch_exec_runs_once_per_change_in_order,
 	};
 
 	return h_main("notify", tests, sizeof(tests) / sizeof(tests[0]));
