@@ -145,6 +145,35 @@ START_TEST(cli_rotation_gives_modify_events)
 }
 END_TEST
 
+/* kv/ files the kernel holds get the modify events too, and the
+ * daemon's own lookups there decrypt nothing (no audit line). */
+START_TEST(kv_files_give_modify_events)
+{
+	struct watcher w;
+	char *log, path[600];
+
+	ck_assert_int_eq(cli("secret", "create", "db", "--kv", "user=a",
+			     "--kv", "pass=b", NULL),
+			 0);
+	up(NULL);
+	assert_reads("secrets/db/kv/pass", "b");
+	watch_start(&w, h_mp, "secrets/db/kv/pass", NULL);
+	ck_assert_int_eq(cli("version", "add", "db", "--kv", "user=a", "--kv",
+			     "pass=c", NULL),
+			 0);
+	ck_assert_int_ge(watch_until(&w, "kv/pass", "CLOSE_WRITE", "MODIFY",
+				     NULL),
+			 1);
+	assert_reads("secrets/db/kv/pass", "c");
+	watch_stop(&w);
+	snprintf(path, sizeof(path), "%s/audit.log", h_store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_ptr_null(strstr(log, "\"comm\":\"secretfs\""));
+	free(log);
+}
+END_TEST
+
 /* The daemon's own operations: no version, no audit line. */
 START_TEST(own_operations_neither_versions_nor_audited)
 {
@@ -535,6 +564,7 @@ int main(void)
 	const TTest *const tests[] = {
 	    cli_rotation_gives_modify_events,
 	    own_operations_neither_versions_nor_audited,
+	    kv_files_give_modify_events,
 	    mount_rotation_reaches_ro_view,
 	    ro_view_refuses_user_writes_with_erofs,
 	    cache_open_delivers_events,
