@@ -41,6 +41,7 @@ static int errno_code(int e)
 		return SFS_ENOENT;
 	case EACCES:
 	case EPERM:
+	case ELOOP: /* O_NOFOLLOW met a symlink */
 		return SFS_EACCES;
 	case EROFS:
 		return SFS_EROFS;
@@ -51,31 +52,65 @@ static int errno_code(int e)
 	}
 }
 
+/* A regular log must be the caller's (SPEC §1) and private: umask or an
+ * older file may have left other bits. Devices (tests use /dev/full; a
+ * store's own log is a regular file, storedir.h) are left as they are. */
+static int log_private(int fd, const char *path, struct sfs_error *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return sfs_error_set(err, errno_code(errno),
+				     "cannot stat audit log '%s': %s", path,
+				     sfs_strerrno(errno));
+	if (!S_ISREG(st.st_mode))
+		return SFS_OK;
+	if (st.st_uid != geteuid())
+		return sfs_error_set(err, SFS_EACCES,
+				     "audit log '%s' is owned by uid %u, not "
+				     "by you: refused",
+				     path, (unsigned)st.st_uid);
+	if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0)
+		return sfs_error_set(err, errno_code(errno),
+				     "cannot make audit log '%s' private: %s",
+				     path, sfs_strerrno(errno));
+	return SFS_OK;
+}
+
+/* Open (creating) the log at path, never through a symlink: one to a
+ * root file would have lines appended to it and its mode changed. The
+ * descriptor, or a negative code. */
+static int log_open(const char *path, struct sfs_error *err)
+{
+	int fd = open(path,
+		      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY |
+			  O_NOFOLLOW,
+		      0600);
+	int rc;
+
+	if (fd < 0)
+		return sfs_error_set(err, errno_code(errno),
+				     "cannot open audit log '%s': %s", path,
+				     errno == ELOOP ? "a symbolic link: refused"
+						    : sfs_strerrno(errno));
+	rc = log_private(fd, path, err);
+	if (rc != SFS_OK) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 int sfs_audit_open(struct sfs_audit **out, const char *path,
 		   struct sfs_error *err)
 {
 	struct sfs_audit *a;
-	struct stat st;
-	int fd, e;
+	int fd;
 
 	*out = NULL;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-		  0600);
+	fd = log_open(path, err);
 	if (fd < 0)
-		return sfs_error_set(err, errno_code(errno),
-				     "cannot open audit log '%s': %s", path,
-				     sfs_strerrno(errno));
-	/* umask or an older file may have left other bits; devices (tests
-	 * use /dev/full) keep theirs. */
-	if (fstat(fd, &st) < 0 ||
-	    (S_ISREG(st.st_mode) && (st.st_mode & 07777) != 0600 &&
-	     fchmod(fd, 0600) < 0)) {
-		e = errno;
-		close(fd);
-		return sfs_error_set(err, errno_code(e),
-				     "cannot make audit log '%s' private: %s",
-				     path, sfs_strerrno(e));
-	}
+		return fd;
 	a = malloc(sizeof(*a));
 	if (!a || !(a->path = strdup(path))) {
 		free(a);

@@ -197,24 +197,35 @@ static int key_decode(const unsigned char *buf, size_t n,
 	return 0;
 }
 
-/* Refuse anything but a regular file private to its owner. */
-static int key_file_check(int fd, const char *path, struct sfs_error *err)
+/*
+ * SPEC §1, as ssh does for its keys: a key or passphrase file must be
+ * owned by the caller (or root) and neither readable nor writable by
+ * group or others; a key file must also be a regular file. what names it
+ * in the message ("key file", "passphrase file").
+ */
+static int key_file_check(int fd, const char *what, const char *path,
+			  int regular, struct sfs_error *err)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
-		return sfs_error_set(err, SFS_EIO,
-				     "cannot stat key file '%s': %s", path,
-				     sfs_strerrno(errno));
-	if (!S_ISREG(st.st_mode))
+		return sfs_error_set(err, SFS_EIO, "cannot stat %s '%s': %s",
+				     what, path, sfs_strerrno(errno));
+	if (regular && !S_ISREG(st.st_mode))
 		return sfs_error_set(err, SFS_EINVAL,
-				     "key file '%s' is not a regular file",
+				     "%s '%s' is not a regular file", what,
 				     path);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return sfs_error_set(err, SFS_EKEYFILE,
+				     "%s '%s' is owned by uid %u, not by you "
+				     "or root",
+				     what, path, (unsigned)st.st_uid);
 	if (st.st_mode & 077)
 		return sfs_error_set(err, SFS_EKEYFILE,
-				     "key file '%s' is readable by group or "
+				     "%s '%s' is readable by group or "
 				     "others (mode %04o)",
-				     path, (unsigned)(st.st_mode & 07777));
+				     what, path,
+				     (unsigned)(st.st_mode & 07777));
 	return SFS_OK;
 }
 
@@ -228,7 +239,7 @@ int sfs_crypto_master_load(const char *path, unsigned char out[SFS_KEY_BYTES],
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return open_error(err, "key file", path, errno);
-	rc = key_file_check(fd, path, err);
+	rc = key_file_check(fd, "key file", path, 1, err);
 	if (rc)
 		goto out;
 	if (read_all(fd, buf, sizeof(buf) - 1, &n) < 0) {
@@ -376,6 +387,9 @@ int sfs_crypto_passphrase_read(const char *path, char **out, size_t *len,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return open_error(err, "passphrase file", path, errno);
+	rc = key_file_check(fd, "passphrase file", path, 0, err);
+	if (rc != SFS_OK)
+		goto out;
 	if (read_all(fd, buf, PASS_MAX, &n) < 0) {
 		rc = sfs_error_set(err, SFS_EIO,
 				   "cannot read passphrase file '%s': %s", path,

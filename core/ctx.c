@@ -3,9 +3,11 @@
  *
  * init makes a store in one go (directory, master key or Argon2id
  * parameters, database with store id, canary and service key, audit log,
- * generation file) and removes whatever it made if any step fails. open
- * proves the master key against the canary before anything else is
- * touched, so a wrong key changes nothing. Every copy of the master key is
+ * generation file) in a new or empty, trusted directory (storedir.h), and
+ * removes whatever it made if any step fails. open checks the directory
+ * and every name in it first, then proves the master key against the
+ * canary before anything else is touched, so a wrong key or an untrusted
+ * store changes nothing. Every copy of the master key is
  * wiped once the KEK is derived; only struct sfs_crypto holds key material
  * for long, besides the small KMS cache below.
  *
@@ -31,6 +33,7 @@
 #include "secretfs/ctx.h"
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
+#include "secretfs/storedir.h"
 
 #define KEY_NAME       "master.key"
 #define AUDIT_NAME     "audit.log"
@@ -347,38 +350,28 @@ static int key_path(const struct sfs_ctx_options *o, const char *dir, char *out,
  */
 static int gen_create(const char *dir, struct sfs_error *err)
 {
-	char path[PATH_MAX];
-	int fd, rc;
+	int fd, rc = SFS_OK;
 
-	rc = path_join(path, sizeof(path), dir, GEN_NAME, err);
-	if (rc != SFS_OK)
-		return rc;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, sizeof(uint64_t)) != 0) {
-		rc = sfs_error_set(err, SFS_EIO, "cannot create '%s': %s", path,
-				   sfs_strerrno(errno));
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
+	fd = sfs_storedir_open(dir, GEN_NAME, O_RDWR | O_CREAT, 0600, err);
+	if (fd < 0)
+		return fd;
+	if (ftruncate(fd, sizeof(uint64_t)) != 0)
+		rc = sfs_error_set(err, SFS_EIO, "cannot create '%s/%s': %s",
+				   dir, GEN_NAME, sfs_strerrno(errno));
 	close(fd);
-	return SFS_OK;
+	return rc;
 }
 
 static void gen_map(struct sfs_ctx *ctx, int writable)
 {
-	char path[PATH_MAX];
 	struct stat st;
 	void *m;
 	int fd;
 
 	ctx->gen = &ctx->gen_local;
-	if (path_join(path, sizeof(path), ctx->dir, GEN_NAME, NULL) != SFS_OK)
-		return;
-	fd =
-	    open(path,
-		 writable ? O_RDWR | O_CREAT | O_CLOEXEC : O_RDONLY | O_CLOEXEC,
-		 0600);
+	fd = sfs_storedir_open(ctx->dir, GEN_NAME,
+			       writable ? O_RDWR | O_CREAT : O_RDONLY, 0600,
+			       NULL);
 	if (fd < 0)
 		return; /* a read-only store never changes: local is fine */
 	if (fstat(fd, &st) == 0 && st.st_size < (off_t)sizeof(uint64_t) &&
@@ -950,8 +943,15 @@ static int init_run(struct init_state *is, struct sfs_error *err)
 		return sfs_error_set(err, rc, "cannot read directory '%s'",
 				     is->dir);
 	is->snapped = 1;
-	rc = init_check_new(is->dir, err);
-	is->existed = rc == SFS_EEXIST;
+	/* an untrusted directory is refused before anything in it is read */
+	rc = sfs_storedir_check(is->dir, err);
+	if (rc == SFS_OK)
+		rc = init_check_new(is->dir, err);
+	if (rc == SFS_OK)
+		rc = sfs_storedir_empty(is->dir, err);
+	/* refused as it was found (an existing store, a non-empty or an
+	 * untrusted directory): nothing in it is ours to undo */
+	is->existed = rc == SFS_EEXIST || rc == SFS_EACCES;
 	if (rc == SFS_OK)
 		rc = init_master(is, err);
 	if (rc == SFS_OK)
@@ -1172,6 +1172,10 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 		return no_access(ctx->dir, err);
 	if (stat(ctx->dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return no_store(ctx->dir, err);
+	/* SPEC §1: before any file of the store is opened */
+	rc = sfs_storedir_check(ctx->dir, err);
+	if (rc != SFS_OK)
+		return rc;
 	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
 		return sfs_error_set(err, SFS_EINVAL, "store path too long");
 	if (access(db, F_OK) != 0 && errno != ENOENT)
@@ -1382,6 +1386,18 @@ struct sfs_store *sfs_ctx_swap_store(struct sfs_ctx *ctx, struct sfs_store *s)
 	cache_free(ctx);
 	pthread_mutex_unlock(&ctx->mutex);
 	return old;
+}
+
+void sfs_ctx_close_store(struct sfs_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->mutex);
+	sfs_store_close(ctx->store);
+	ctx->store = NULL;
+	ctx->roles_valid = 0;
+	sfs_crypto_wipe(ctx->kms, ctx->kms_len);
+	if (ctx->cache)
+		cache_flush(ctx->cache);
+	pthread_mutex_unlock(&ctx->mutex);
 }
 
 int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err)

@@ -114,7 +114,7 @@ int sfs_ctx_watch_register(struct sfs_ctx *ctx)
 		return 0;
 	if (!ctx->gen_mapped || gen_path(ctx, path, sizeof(path)))
 		return -1;
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st) ||
@@ -201,7 +201,7 @@ void ctx_watch_prepare(struct sfs_ctx *ctx)
 	if (ctx->watch_fd < 0) {
 		if (gen_path(ctx, path, sizeof(path)))
 			return;
-		ctx->watch_fd = open(path, O_RDONLY | O_CLOEXEC);
+		ctx->watch_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (ctx->watch_fd < 0)
 			return;
 	}

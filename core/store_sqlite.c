@@ -118,6 +118,7 @@
 #include <sqlite3.h>
 
 #include "secretfs/store.h"
+#include "secretfs/storedir.h"
 
 #define DB_NAME "secretfs.db"
 #define LOCK_NAME "write.lock"
@@ -1598,26 +1599,20 @@ static int prepare_all(struct sq *q, struct sfs_error *err)
 }
 
 /* Make sure the database file exists with mode 0600 (SQLite would
- * create it 0644 less the umask), or report that there is no store. */
-static int ensure_file(const char *path, int create, int readonly,
+ * create it 0644 less the umask), or report that there is no store. Never
+ * through a symlink; a regular file owned by the caller (storedir.h). */
+static int ensure_file(const char *dir, int create, int readonly,
 		       struct sfs_error *err)
 {
-	struct stat sb;
-	int fd;
+	int fd = sfs_storedir_open(
+	    dir, DB_NAME, create && !readonly ? O_RDWR | O_CREAT : O_RDONLY,
+	    0600, err);
 
-	if (stat(path, &sb) == 0)
-		return 0;
-	if (errno != ENOENT)
-		return sfs_error_set(err, SFS_EIO, "store '%s': %s", path,
-				     sfs_strerrno(errno));
-	if (!create || readonly)
-		return sfs_error_set(err, SFS_ENOSTORE, "store '%s': no such "
-				     "database", path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == SFS_ENOENT)
+		return sfs_error_set(err, SFS_ENOSTORE,
+				     "store '%s': no such database", dir);
 	if (fd < 0)
-		return sfs_error_set(err, errno == ENOSPC ? SFS_ENOSPC : SFS_EIO,
-				     "create store '%s': %s", path,
-				     sfs_strerrno(errno));
+		return fd;
 	close(fd);
 	return 0;
 }
@@ -1665,28 +1660,19 @@ static int use_wal(struct sq *q, struct sfs_error *err)
 
 static int open_lock(struct sq *q, const char *dir, struct sfs_error *err)
 {
-	char path[4096];
-	int n;
-
 	if (q->readonly)
 		return 0;
-	n = snprintf(path, sizeof(path), "%s/%s", dir, LOCK_NAME);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return sfs_error_set(err, SFS_EINVAL, "store path too long");
-	q->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-			  0600);
-	if (q->lock_fd < 0)
-		return sfs_error_set(err, errno == ENOSPC ? SFS_ENOSPC
-							  : SFS_EIO,
-				     "open store lock '%s': %s", path,
-				     sfs_strerrno(errno));
-	return 0;
+	q->lock_fd =
+	    sfs_storedir_open(dir, LOCK_NAME, O_RDWR | O_CREAT, 0600, err);
+	return q->lock_fd < 0 ? q->lock_fd : 0;
 }
 
 static int sq_open_db(struct sq *q, const char *path, struct sfs_error *err)
 {
-	int flags = (q->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-		    SQLITE_OPEN_NOMUTEX; /* the caller serialises (store.h) */
+	int flags =
+	    (q->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+	    SQLITE_OPEN_NOMUTEX | /* the caller serialises (store.h) */
+	    SQLITE_OPEN_NOFOLLOW;
 	int rc = sqlite3_open_v2(path, &q->db, flags, NULL);
 
 	if (rc != SQLITE_OK)
@@ -1714,7 +1700,7 @@ int sfs_store_sqlite_open(const char *dir, int create, int readonly,
 	*out = NULL;
 	if (sfs_store_sqlite_path(dir, path, sizeof(path)))
 		return sfs_error_set(err, SFS_EINVAL, "store path too long");
-	rc = ensure_file(path, create, readonly, err);
+	rc = ensure_file(dir, create, readonly, err);
 	if (rc)
 		return rc;
 	q = calloc(1, sizeof(*q));

@@ -34,6 +34,7 @@
 #include "fuse_int.h"
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
+#include "secretfs/storedir.h"
 
 static int usage(const char *text)
 {
@@ -270,17 +271,20 @@ static int lock_wait(int fd)
 	return 0;
 }
 
-/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). */
+/* flock DIR/lock for a read-write mount: the fd, or -1 (printed). The
+ * lock file, as every file of the store, is never opened through a
+ * symlink (storedir.h). */
 static int lock_store(struct sfs_ctx *ctx)
 {
-	char path[PATH_MAX], what[PATH_MAX + 16];
+	char what[PATH_MAX + 16];
+	struct sfs_error err;
 	int fd, e;
 
-	snprintf(path, sizeof(path), "%s/lock", sfs_ctx_dir(ctx));
 	snprintf(what, sizeof(what), "mount: store %s", sfs_ctx_dir(ctx));
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = sfs_storedir_open(sfs_ctx_dir(ctx), "lock", O_RDWR | O_CREAT, 0600,
+			       &err);
 	if (fd < 0) {
-		fail(what, errtext(errno));
+		fprintf(stderr, "secretfs: mount: %s\n", err.msg);
 		return -1;
 	}
 	if ((e = lock_wait(fd))) {
@@ -320,9 +324,12 @@ static void harden(void)
 }
 
 /*
- * After fuse_daemonize() forked: a database connection does not survive
- * fork() (store_sqlite.c), so the daemon opens its own and drops the one
- * inherited from the process that checked the store and the key. The
+ * A database connection does not survive fork() (ctx.h): the process
+ * that checked the store and the key closes its connection before
+ * fuse_daemonize() forks, releasing its locks and leaving the child no
+ * SQLite state, and the daemon opens its own. A child that inherited the
+ * connection would hold none of the POSIX locks SQLite believes it
+ * holds, and any other reader could delete the WAL under it. The
  * context keeps its key material: nothing is asked again.
  */
 static int reopen_store(struct sfs_ctx *ctx)
@@ -427,6 +434,8 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	}
 	if (fuse_set_signal_handlers(se))
 		goto out;
+	if (!o->foreground && !o->debug)
+		sfs_ctx_close_store(ctx);
 	if (fuse_daemonize(o->foreground || o->debug))
 		goto out;
 	if (!o->foreground && !o->debug && reopen_store(ctx))

@@ -18,6 +18,7 @@
 #define SECRETFS_MOUNT_HARNESS_H
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -197,6 +198,39 @@ static int h_mount_at(const char *mp, const char *opts, pid_t *out)
 	kill(pid, SIGTERM);
 	waitpid(pid, &st, 0);
 	return -1;
+}
+
+/* The pid of the daemon serving mp (its command line has " mount " and
+ * mp), from /proc; -1 if none. For a daemonized mount (no -f), whose
+ * daemon is not the test's child. */
+__attribute__((unused)) static pid_t h_daemon_of(const char *mp)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	char path[300], cmd[4096];
+	pid_t found = -1;
+	ssize_t n, i;
+	int fd;
+
+	while (d && (e = readdir(d)) && found < 0) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		for (i = 0; i < n; i++)
+			if (!cmd[i])
+				cmd[i] = ' ';
+		cmd[n > 0 ? n : 0] = '\0';
+		if (strstr(cmd, " mount ") && strstr(cmd, mp))
+			found = atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
 }
 
 /* Unmount and reap; the daemon's exit status (a sanitizer's report

@@ -933,37 +933,6 @@ START_TEST(mount_bad_option)
 }
 END_TEST
 
-/* The pid of the daemon serving h_mp, from /proc; -1 if none. */
-static pid_t find_daemon(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	char path[300], cmd[4096];
-	pid_t found = -1;
-	ssize_t n, i;
-	int fd;
-
-	while (d && (e = readdir(d)) && found < 0) {
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, cmd, sizeof(cmd) - 1);
-		close(fd);
-		for (i = 0; i < n; i++)
-			if (!cmd[i])
-				cmd[i] = ' ';
-		cmd[n > 0 ? n : 0] = '\0';
-		if (strstr(cmd, " mount ") && strstr(cmd, h_mp))
-			found = atoi(e->d_name);
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
 static long status_field(pid_t pid, const char *field)
 {
 	char path[64], *s, *p;
@@ -1001,7 +970,7 @@ START_TEST(daemon_mode_hardened)
 	/* without -f: returns once the daemon serves */
 	ck_assert_int_eq(cli("mount", h_mp, NULL), 0);
 	rd = slurp("secrets/db/default", &got, &len);
-	pid = find_daemon();
+	pid = h_daemon_of(h_mp);
 	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
 	limits = tu_read_file(path, NULL);
 	locked = status_field(pid, "VmLck:");

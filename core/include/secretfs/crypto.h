@@ -78,8 +78,9 @@ int sfs_crypto_memcmp(const void *a, const void *b, size_t n);
 /*
  * Load a master key file: exactly 32 raw bytes, or 64 hex digits with an
  * optional trailing newline (handy for systemd credentials). A file
- * readable or writable by group or others gives SFS_EKEYFILE (as ssh
- * refuses such keys); a missing or malformed file SFS_ENOENT / SFS_EINVAL.
+ * readable or writable by group or others, or owned by another user than
+ * the caller or root, gives SFS_EKEYFILE (as ssh refuses such keys); a
+ * missing or malformed file SFS_ENOENT / SFS_EINVAL.
  */
 int sfs_crypto_master_load(const char *path, unsigned char out[SFS_KEY_BYTES],
 			   struct sfs_error *err);
@@ -108,7 +109,9 @@ int sfs_crypto_passphrase_derive(const char *pass, size_t len,
 				 struct sfs_error *err);
 
 /* Read a passphrase file (trailing newline stripped) into a malloc'd,
- * NUL-terminated buffer; free with sfs_crypto_free_secret(p, *len + 1). */
+ * NUL-terminated buffer; free with sfs_crypto_free_secret(p, *len + 1).
+ * The file is checked as a key file is (SFS_EKEYFILE), but may be a pipe
+ * or a terminal. */
 int sfs_crypto_passphrase_read(const char *path, char **out, size_t *len,
 			       struct sfs_error *err);
 

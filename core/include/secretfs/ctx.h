@@ -119,10 +119,18 @@ const char *sfs_ctx_last_error(struct sfs_ctx *ctx);
 struct sfs_store *sfs_ctx_store(struct sfs_ctx *ctx);
 
 /*
- * Replace the context's database connection with a new one to the same
- * store, for a process that fork()ed after sfs_ctx_open() (a connection
- * does not survive fork). The key material and the read cache stay.
+ * A database connection must not cross fork(): SQLite's POSIX locks
+ * belong to the process that took them, and a child that inherits a
+ * connection (or SQLite's per-file state of one) believes it holds locks
+ * the kernel never gave it, so another program's read may then delete
+ * the WAL under it. A process that will fork after sfs_ctx_open() (the
+ * daemon) closes the connection first with sfs_ctx_close_store(), which
+ * leaves no SQLite state behind, and the child opens its own with
+ * sfs_ctx_reopen_store(). Between the two, nothing may use the context.
+ * reopen also replaces a connection still open. The key material stays;
+ * the read cache is dropped.
  */
+void sfs_ctx_close_store(struct sfs_ctx *ctx);
 int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err);
 struct sfs_store *sfs_ctx_swap_store(struct sfs_ctx *ctx,
 				     struct sfs_store *s);
