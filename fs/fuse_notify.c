@@ -224,12 +224,19 @@ static void pend_set(int kind, uint64_t parent, const char *name)
 }
 
 /* Open, write one byte, close: IN_MODIFY and IN_CLOSE_WRITE. O_DIRECT
- * keeps the byte out of cache=kernel's page cache. */
-static void touch(int root, const char *path)
+ * keeps the byte out of cache=kernel's page cache. refresh: first fetch
+ * the attributes the poller only marked stale, so that a reader woken
+ * by the event sees the new size even through sendfile/splice, which
+ * trust the cached size (not for kv/ files: their size needs a
+ * decryption, an audited read). */
+static void touch(int root, const char *path, int refresh)
 {
-	int fd =
-	    openat(root, path, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	int fd;
 
+	if (refresh)
+		fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW);
+	fd = openat(root, path, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == EINVAL)
 		fd = openat(root, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -252,7 +259,7 @@ static void touch_kv(int root, const char *secret)
 			continue;
 		snprintf(path, sizeof(path), "secrets/%s/kv/%s", secret,
 			 n.name);
-		touch(root, path);
+		touch(root, path, 0);
 		done++;
 	}
 	free(v);
@@ -265,7 +272,8 @@ static void replace(int root, const char *secret)
 
 	snprintf(from, sizeof(from), "secrets/%s/" STAGE_NAME, secret);
 	snprintf(to, sizeof(to), "secrets/%s/default", secret);
-	fd = openat(root, from, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* read-only: no IN_CLOSE_WRITE for the staging name */
+	fd = openat(root, from, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
 	if (fd < 0)
 		return;
 	close(fd);
@@ -358,7 +366,7 @@ static void changed(int root, const char *name, const struct seen *s,
 		return;
 	snprintf(path, sizeof(path), "secrets/%s/default", name);
 	if (fs_d.opts.notify == FS_NOTIFY_MODIFY) {
-		touch(root, path);
+		touch(root, path, 1);
 		touch_kv(root, name);
 	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
 		replace(root, name);
@@ -646,6 +654,22 @@ static void n_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fuse_reply_poll(req, rev);
 }
 
+/* The staging file of notify=replace shows default's attributes: after
+ * the rename it is default, and the kernel keeps what the create said. */
+static void default_attr(fuse_req_t req, const struct fs_node_info *secret,
+			 struct stat *st)
+{
+	struct fs_node_info n = *secret;
+
+	n.ino = 0;
+	n.parent = secret->ino;
+	n.kind = FK_DEFAULT;
+	strcpy(n.name, "default");
+	stat_init(st, S_IFREG | 0400);
+	if (fs_node_attr(req, &n, st))
+		stat_init(st, S_IFREG | 0400);
+}
+
 static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, struct fuse_file_info *fi)
 {
@@ -664,7 +688,7 @@ static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		stat_init(&st, S_IFREG | 0400);
 		own_entry(req, parent, FK_VERSION, p.secret, v, name, &st, fi);
 	} else if (p.kind == FK_SECRET && !strcmp(name, STAGE_NAME)) {
-		stat_init(&st, S_IFREG | 0600);
+		default_attr(req, &p, &st);
 		own_entry(req, parent, FK_STAGED, p.secret, fs_d.owner_uid,
 			  name, &st, fi);
 	} else {
@@ -711,10 +735,8 @@ static void own_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid, name);
-	if (ino) {
+	if (ino)
 		fs_node_retarget(ino, FK_DEFAULT, 0, "default");
-		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
-	}
 	fuse_reply_err(req, 0);
 }
 

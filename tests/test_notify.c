@@ -11,6 +11,8 @@
  */
 #include <poll.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 
 #include "lib/proc.h"
 #include "mount_harness.h"
@@ -114,11 +116,33 @@ static int watch_until(struct watcher *w, const char *suffix, const char *ev,
 	}
 }
 
-/* One rotation's modify events on default, then the new value. */
+/* Read rel with sendfile(2), as busybox cat does: the kernel's cached
+ * size bounds it, so a stale size after an event would cut the value. */
+static void assert_sendfile(const char *rel, const char *value)
+{
+	char buf[256];
+	int in = open(P(rel), O_RDONLY | O_CLOEXEC);
+	int out = memfd_create("notify", MFD_CLOEXEC);
+	ssize_t n;
+
+	ck_assert_int_ge(in, 0);
+	ck_assert_int_ge(out, 0);
+	n = sendfile(out, in, NULL, sizeof(buf) - 1);
+	ck_assert_int_eq(n, (ssize_t)strlen(value));
+	ck_assert_int_eq(pread(out, buf, (size_t)n, 0), n);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, value);
+	close(in);
+	close(out);
+}
+
+/* One rotation's modify events on default, then the new value, through
+ * read(2) and sendfile(2). */
 static void expect_modify(struct watcher *w, const char *rel, const char *value)
 {
 	ck_assert_int_ge(
 	    watch_until(w, "/default", "CLOSE_WRITE", "MODIFY", NULL), 1);
+	assert_sendfile(rel, value);
 	assert_reads(rel, value);
 }
 
@@ -152,8 +176,8 @@ START_TEST(kv_files_give_modify_events)
 	struct watcher w;
 	char *log, path[600];
 
-	ck_assert_int_eq(cli("secret", "create", "db", "--kv", "user=a",
-			     "--kv", "pass=b", NULL),
+	ck_assert_int_eq(cli("secret", "create", "db", "--kv", "user=a", "--kv",
+			     "pass=b", NULL),
 			 0);
 	up(NULL);
 	assert_reads("secrets/db/kv/pass", "b");
@@ -161,9 +185,8 @@ START_TEST(kv_files_give_modify_events)
 	ck_assert_int_eq(cli("version", "add", "db", "--kv", "user=a", "--kv",
 			     "pass=c", NULL),
 			 0);
-	ck_assert_int_ge(watch_until(&w, "kv/pass", "CLOSE_WRITE", "MODIFY",
-				     NULL),
-			 1);
+	ck_assert_int_ge(
+	    watch_until(&w, "kv/pass", "CLOSE_WRITE", "MODIFY", NULL), 1);
 	assert_reads("secrets/db/kv/pass", "c");
 	watch_stop(&w);
 	snprintf(path, sizeof(path), "%s/audit.log", h_store);
@@ -379,6 +402,7 @@ START_TEST(replace_mode_gives_moved_to)
 		snprintf(v, sizeof(v), "replaced-%d", i);
 		rotate("db", v);
 		watch_until(&w, "db/default", "MOVED_TO", NULL, NULL);
+		assert_sendfile("secrets/db/default", v);
 		assert_reads("secrets/db/default", v);
 		ck_assert_int_eq(stat(P("secrets/db/default"), &st), 0);
 		ck_assert_int_eq(st.st_size, (off_t)strlen(v));
@@ -559,9 +583,111 @@ START_TEST(watch_exec_runs_once_per_change_in_order)
 }
 END_TEST
 
+/* --- a container: the host's unmodified inotifywait ---------------------- */
+
+#define IMAGE "secretfs-busybox"
+/* The project's busybox image has no inotify tool: the host's inotifywait
+ * and the libraries it needs are bind-mounted in, read-only (Debian
+ * amd64 paths). */
+#define LIBDIR "/usr/lib/x86_64-linux-gnu"
+#define LDDIR  "/usr/lib64"
+
+/* sh -c cmd (printf-style); its stdout in *out when out is set. */
+static int sh(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...)
+{
+	char cmd[2048];
+	char *argv[] = {"sh", "-c", cmd, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return h_run(argv, out);
+}
+
+static int container_ready(void)
+{
+	return geteuid() == 0 && sh(NULL, "command -v podman") == 0 &&
+	       sh(NULL, "command -v runc") == 0 &&
+	       access("/bin/busybox", X_OK) == 0 &&
+	       access(LIBDIR "/libinotifytools.so.0", R_OK) == 0 &&
+	       access(LDDIR "/ld-linux-x86-64.so.2", R_OK) == 0;
+}
+
+/* How many times needle is in the container's output so far. */
+static int container_count(const char *name, const char *needle)
+{
+	char *out, *p;
+	int n = 0;
+
+	ck_assert_int_eq(sh(&out, "podman logs %s 2>&1", name), 0);
+	for (p = out; (p = strstr(p, needle)); p++)
+		n++;
+	free(out);
+	return n;
+}
+
+/* Wait (polling the log, no deadline but Check's) for n needles. */
+static void container_wait(const char *name, const char *needle, int n)
+{
+	struct timespec ts = {0, 100 * 1000 * 1000};
+
+	while (container_count(name, needle) < n)
+		nanosleep(&ts, NULL);
+}
+
+/* An unmodified inotifywait in a podman container (uid 1000, the ro
+ * only= view bind-mounted read-only) gets IN_CLOSE_WRITE for each CLI
+ * rotation and reads the new value right after it. */
+START_TEST(container_watcher_gets_events)
+{
+	char name[64], *out = NULL, v[32], got[64] = "";
+	int i, started, ok = 1;
+
+	mk("app-db", "v0");
+	ck_assert_int_eq(cli("secret", "update", "app-db", "--owner", "1000",
+			     "--group", "1000", NULL),
+			 0);
+	ck_assert_int_eq(sh(NULL, "scripts/container-image " IMAGE), 0);
+	up("ro,allow_other,only=app-*");
+	snprintf(name, sizeof(name), "secretfs-notify-%d", (int)getpid());
+	started =
+	    sh(&out,
+	       "podman run -d --name %s --runtime runc --network none "
+	       "--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "
+	       "--user 1000:1000 -v '%s:/run/secretfs:ro' "
+	       "-v " LIBDIR ":/lib/x86_64-linux-gnu:ro -v " LDDIR ":/lib64:ro "
+	       "-v /usr/bin/inotifywait:/usr/local/bin/inotifywait:ro " IMAGE
+	       " /usr/local/bin/inotifywait -m -e close_write "
+	       "/run/secretfs/secrets/app-db/default",
+	       name, h_mp) == 0;
+	free(out);
+	if (started)
+		container_wait(name, "Watches established", 1);
+	for (i = 1; started && ok && i <= 5; i++) {
+		snprintf(v, sizeof(v), "in-container-%d", i);
+		rotate("app-db", v);
+		container_wait(name, "CLOSE_WRITE", i);
+		ok = sh(&out,
+			"podman exec %s cat "
+			"/run/secretfs/secrets/app-db/default",
+			name) == 0 &&
+		     !strcmp(out, v);
+		snprintf(got, sizeof(got), "%s", out ? out : "");
+		free(out);
+	}
+	sh(NULL, "podman rm -f -t 0 %s >/dev/null 2>&1", name);
+	ck_assert_msg(started, "podman run failed");
+	ck_assert_msg(ok, "read after event %d is not '%s': '%s'", i - 1, v,
+		      got);
+}
+END_TEST
+
 int main(void)
 {
-	const TTest *const tests[] = {
+	const TTest *tests[] = {
 	    cli_rotation_gives_modify_events,
 	    own_operations_neither_versions_nor_audited,
 	    kv_files_give_modify_events,
@@ -580,7 +706,14 @@ int main(void)
 	    watch_prints_one_line_per_change,
 	    watch_json_lines,
 	    watch_exec_runs_once_per_change_in_order,
+	    container_watcher_gets_events,
 	};
+	size_t n = sizeof(tests) / sizeof(tests[0]);
 
-	return h_main("notify", tests, sizeof(tests) / sizeof(tests[0]));
+	if (!container_ready()) {
+		printf("SKIP: test_notify container: needs root, podman, runc, "
+		       "busybox-static and inotify-tools (amd64)\n");
+		n--;
+	}
+	return h_main("notify", tests, n);
 }
