@@ -386,6 +386,17 @@ START_TEST(only_view_events_only_for_its_secrets)
 }
 END_TEST
 
+/* .status names the mount's notify= mode. */
+static void assert_status_notify(const char *mode)
+{
+	char *got, want[64];
+
+	ck_assert_int_eq(slurp(".status", &got, NULL), 0);
+	snprintf(want, sizeof(want), "\"notify\": \"%s\"", mode);
+	ck_assert_msg(strstr(got, want), "%s not in %s", want, got);
+	free(got);
+}
+
 /* notify=replace: IN_MOVED_TO of default in the secret's directory, the
  * new value readable after it (stat's size too). */
 START_TEST(replace_mode_gives_moved_to)
@@ -397,6 +408,7 @@ START_TEST(replace_mode_gives_moved_to)
 
 	mk("db", "v0");
 	up("notify=replace");
+	assert_status_notify("replace");
 	watch_start(&w, h_mp, "secrets/db", NULL);
 	for (i = 1; i <= 10; i++) {
 		snprintf(v, sizeof(v), "replaced-%d", i);
@@ -421,6 +433,7 @@ START_TEST(none_mode_sends_nothing)
 
 	mk("db", "v0");
 	up("notify=none");
+	assert_status_notify("none");
 	watch_start(&w, h_mp, "secrets/db", NULL);
 	rotate("db", "v1");
 	assert_reads("secrets/db/default", "v1");
