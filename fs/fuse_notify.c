@@ -374,16 +374,22 @@ static void changed(int root, const char *name, const struct seen *s,
 	wake_polls(name);
 }
 
+/* Read without the locks: the thread's loops stop early. */
+static int stopping(void)
+{
+	return __atomic_load_n(&stop, __ATOMIC_ACQUIRE);
+}
+
 static void diff(int root, const struct listing *old, const struct listing *now)
 {
 	const struct seen *s;
 	size_t i;
 
-	for (i = 0; i < now->n && !stop; i++) {
+	for (i = 0; i < now->n && !stopping(); i++) {
 		s = &now->v[i];
 		changed(root, name_of(now, s), s, find(old, s->key));
 	}
-	for (i = 0; i < old->n && !stop; i++)
+	for (i = 0; i < old->n && !stopping(); i++)
 		if (!find(now, old->v[i].key))
 			secret_dir(root, name_of(old, &old->v[i]), 0);
 }
@@ -456,7 +462,7 @@ void fs_notify_stop(void)
 {
 	pthread_mutex_lock(&kick_lock);
 	pthread_mutex_lock(&poll_lock);
-	stop = 1;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&poll_lock);
 	pthread_cond_signal(&kick_cond);
 	pthread_mutex_unlock(&kick_lock);
