@@ -298,7 +298,7 @@ static void new_versions(int root, const char *name, const struct seen *s,
 		snprintf(path, sizeof(path), "secrets/%s/versions/%s", name,
 			 num);
 		pend_set(PEND_ABSENT, dir, num);
-		fd = openat(root, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		fd = openat(root, path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 			    0400);
 		if (fd >= 0)
 			close(fd);
