@@ -7,7 +7,7 @@ DESTDIR ?=
 BUILD ?= build
 CC ?= cc
 
-PKGS := fuse3 libsodium jansson sqlite3 check
+PKGS := fuse3 libsodium jansson sqlite3 check libmicrohttpd
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 ifeq ($(filter clean deps run test asan lint uninstall,$(MAKECMDGOALS)),)
@@ -22,9 +22,9 @@ WARN += -Werror
 endif
 OPT ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Icore/include
-CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 2>/dev/null)
+CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 libmicrohttpd 2>/dev/null)
 CORE_LIBS := $(shell pkg-config --libs libsodium jansson sqlite3 2>/dev/null) -lpthread
-FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
+FUSE_LIBS := $(shell pkg-config --libs fuse3 libmicrohttpd 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 LDFLAGS += $(SAN)
@@ -111,13 +111,20 @@ install: all
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' 'scripts/secretfs@.service' \
 		> '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
 	chmod 0644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
+	for u in secretfs-volume.service secretfs-volume.socket; do \
+		sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/$$u \
+			> $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u && \
+		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/secretfs \
 		$(DESTDIR)$(PREFIX)/share/man/man1/secretfs.1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/secretfs.5 \
 		$(DESTDIR)$(or $(SBINDIR),/sbin)/mount.fuse.secretfs \
-		'$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
+		'$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service' \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs-volume.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs-volume.socket
 
 clean:
 	rm -rf build build-asan

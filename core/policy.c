@@ -60,9 +60,14 @@ static int permitted(enum sfs_action act, const struct sfs_caller *c,
 		need = SFS_ROLE_KMS_VIEWER;
 		break;
 	case SFS_ACT_SECRET_CREATE:
-	case SFS_ACT_SECRET_CHANGE_KEY:
 	case SFS_ACT_VERSION_ADD:
 		need = SFS_ROLE_MANAGER | key_roles(st);
+		break;
+	case SFS_ACT_SECRET_CHANGE_KEY:
+		/* away from a user key too: else a manager could move a
+		 * secret off a deactivated user key and add versions */
+		need = SFS_ROLE_MANAGER | key_roles(st) |
+		       (st->from_user_key ? SFS_ROLE_KMS_USER : 0);
 		break;
 	case SFS_ACT_KEY_CREATE:
 	case SFS_ACT_KEY_ACTIVATE:
@@ -319,9 +324,24 @@ static int in_group(const struct sfs_caller *c, uint32_t gid)
 	return 0;
 }
 
+void sfs_policy_view_attrs(const struct sfs_view_id *v,
+			   const struct sfs_secret_rec *s, uint32_t *owner,
+			   uint32_t *group, uint32_t *mode)
+{
+	unsigned set;
+
+	assert(v && s && owner && group && mode);
+	set = s->access_control ? 0 : v->set;
+	*owner = (set & SFS_VIEW_UID) ? v->uid : s->owner;
+	*group = (set & SFS_VIEW_GID) ? v->gid : s->group;
+	*mode = (set & SFS_VIEW_MODE) ? v->mode : s->mode;
+}
+
 int sfs_policy_may_read(const struct sfs_caller *c,
 			const struct sfs_secret_rec *s)
 {
+	uint32_t owner, group, mode;
+
 	assert(c && s);
 	if (c->admin)
 		return 1;
@@ -330,13 +350,14 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 		       sfs_principal_list_matches(s->allowed, c);
 	if (c->uid == 0)
 		return 1;
+	sfs_policy_view_attrs(&c->view, s, &owner, &group, &mode);
 	/* As Unix does: the first class that matches decides, even when a
 	 * later one would allow. */
-	if (c->uid == s->owner)
-		return (s->mode & 0400) != 0;
-	if (in_group(c, s->group))
-		return (s->mode & 0040) != 0;
-	return (s->mode & 0004) != 0;
+	if (c->uid == owner)
+		return (mode & 0400) != 0;
+	if (in_group(c, group))
+		return (mode & 0040) != 0;
+	return (mode & 0004) != 0;
 }
 
 /* The N of a normalised principal's "uid:N" / "gid:N" (len digits). */

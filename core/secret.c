@@ -358,6 +358,21 @@ audit:
 	return rc;
 }
 
+/* Is the secret's current key a user key (or gone)? Moving away from one
+ * needs kms-user as moving onto one does. */
+static int from_key_state(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
+			  struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct sfs_policy_state cur;
+	struct sfs_key_rec k;
+	int rc;
+
+	ctx_state_init(ctx, &cur);
+	rc = ctx_key_state(ctx, s->kms_key_id, &cur, &k, err);
+	st->from_user_key = !cur.key_exists || cur.key_type != SFS_KEY_SERVICE;
+	return rc;
+}
+
 int sfs_secret_change_key(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *name, const char *key,
 			  struct sfs_error *err)
@@ -375,6 +390,8 @@ int sfs_secret_change_key(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		goto audit;
 	ctx_state_init(ctx, &st);
 	rc = ctx_secret_load(ctx, name, &s, err);
+	if (rc == SFS_OK)
+		rc = from_key_state(ctx, &s, &st, err);
 	if (rc == SFS_OK)
 		rc = ctx_key_state(ctx, key, &st, &k, err);
 	if (rc == SFS_OK)

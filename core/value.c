@@ -527,3 +527,36 @@ int64_t sfs_json_get_int(const struct sfs_json *obj, const char *key,
 	v = json_object_get(CJ(obj), key);
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
 }
+
+const struct sfs_json *sfs_json_get(const struct sfs_json *obj,
+				    const char *key)
+{
+	return obj ? (const struct sfs_json *)json_object_get(CJ(obj), key)
+		   : NULL;
+}
+
+const char *sfs_json_str(const struct sfs_json *j)
+{
+	return json_string_value(CJ(j));
+}
+
+int sfs_json_each(const struct sfs_json *j, sfs_json_each_fn cb, void *arg)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+	int rc = 0;
+
+	if (json_is_object(CJ(j))) {
+		json_object_foreach (J(j), key, v)
+			if ((rc = cb(arg, key, S(v))))
+				break;
+	} else if (json_is_array(CJ(j))) {
+		json_array_foreach (CJ(j), i, v)
+			if ((rc = cb(arg, NULL, S(v))))
+				break;
+	} else {
+		rc = SFS_EINVAL;
+	}
+	return rc;
+}

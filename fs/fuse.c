@@ -8,8 +8,12 @@
  * Every handler maps one request onto the core and the core's error onto
  * an errno (fs_errno: sfs_err_errno). Metadata for stat (owner, mode, sizes,
  * times) is read with the daemon's own caller: names are public and attributes
- * are cached per inode by the kernel, so they cannot depend on who asks.
- * Values, kv/ and keys/ are read with the requesting process's caller.
+ * are cached per inode by the kernel. Values, kv/ and keys/ are read with the
+ * requesting process's caller. Where the answer depends on who asks (kv/
+ * entries, keys/, .status, and stat of an access-controlled secret's values,
+ * EACCES outside its partial view) the kernel gets a zero entry timeout, and
+ * mostly a zero attribute timeout, so it never shows one caller's answer to
+ * another (node_attr).
  *
  * A read handle owns the plaintext decrypted at open (a snapshot); the
  * core's sfs_value_release() wipes it at release. With cache=strict the
@@ -187,6 +191,24 @@ static void attr_secret(struct stat *st, const struct sfs_secret_rec *r,
 	ts_set(&st->st_ctim, r->changed_at);
 }
 
+/* Through a view with uid=, gid=, mode=: value files show the view's
+ * identity (sfs_policy_view_attrs). An access-controlled secret keeps
+ * its own: its allow list decides (and cache=kernel's ACL is built on
+ * its owner). cache=kernel shows no write bits (value_mode). */
+static void attr_view(struct stat *st, const struct sfs_secret_rec *r)
+{
+	uint32_t owner, group, mode;
+
+	if (!fs_d.opts.view.set || r->access_control)
+		return;
+	sfs_policy_view_attrs(&fs_d.opts.view, r, &owner, &group, &mode);
+	st->st_uid = owner;
+	st->st_gid = group;
+	st->st_mode =
+	    S_IFREG |
+	    (fs_d.opts.cache == FS_CACHE_KERNEL ? mode & 0555 : mode & 07777);
+}
+
 static int secret_rec(const char *name, struct sfs_secret_rec *r)
 {
 	int full;
@@ -196,9 +218,34 @@ static int secret_rec(const char *name, struct sfs_secret_rec *r)
 	return sfs_secret_get(fs_d.ctx, &fs_d.meta, name, r, &full, NULL);
 }
 
+/*
+ * The partial view (SPEC §3): a caller who may not read an
+ * access-controlled secret learns nothing of its versions, so stat of
+ * default, versions/N and kv/K is EACCES for them, whether the version
+ * exists or not. Managers may add versions without being on the list
+ * (and may put themselves on it): they pass. SFS_OK or SFS_EACCES.
+ */
+static int view_check(fuse_req_t req, const struct sfs_secret_rec *r)
+{
+	struct sfs_caller c;
+
+	if (!r->access_control)
+		return SFS_OK;
+	if (fs_caller(req, FS_CALLER_GROUPS, &c))
+		return SFS_EIO;
+	if (sfs_policy_may_view(&c, r))
+		return SFS_OK;
+	if (fs_caller(req, FS_CALLER_FULL, &c))
+		return SFS_EIO;
+	return sfs_policy_may_manage(&c) ? SFS_OK : SFS_EACCES;
+}
+
+enum { MINE_ENTRY = 1, MINE_ATTR = 2 }; /* see node_attr */
+
 /* Attributes of default or versions/N; a pending file (created, not yet
- * committed) shows as empty. */
-static int attr_value(const struct fs_node_info *n, struct stat *st)
+ * committed) shows as empty. *mine: the answer depends on the caller. */
+static int attr_value(fuse_req_t req, const struct fs_node_info *n,
+		      struct stat *st, int *mine)
 {
 	struct sfs_secret_rec r;
 	struct sfs_version_rec v;
@@ -207,6 +254,10 @@ static int attr_value(const struct fs_node_info *n, struct stat *st)
 
 	memset(&v, 0, sizeof(v));
 
+	if (rc == SFS_OK && r.access_control) {
+		*mine = MINE_ENTRY;
+		rc = view_check(req, &r);
+	}
 	if (rc)
 		return rc;
 	if (num == 0 && r.default_version == 0)
@@ -218,6 +269,7 @@ static int attr_value(const struct fs_node_info *n, struct stat *st)
 		rc = SFS_ENOENT;
 	if (rc == SFS_OK) {
 		attr_secret(st, &r, v.created_at);
+		attr_view(st, &r);
 		st->st_size = v.size;
 		sfs_version_rec_release(&v);
 	} else if (rc == SFS_ENOENT && n->writers > 0) {
@@ -353,6 +405,7 @@ static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 		rc = kv_entry(req, n->secret, n->name, &val, &len);
 	if (rc == SFS_OK) {
 		attr_secret(st, &r, r.changed_at);
+		attr_view(st, &r);
 		st->st_size = (off_t)len;
 		sfs_crypto_free_secret(val, len);
 	}
@@ -367,7 +420,7 @@ static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
 	int rc = SFS_OK;
 
 	if (n->kind == FK_STATUS) {
-		s = fs_status_json(&len);
+		s = fs_status_json(req, &len);
 		if (!s)
 			return SFS_ENOMEM;
 	} else {
@@ -383,11 +436,25 @@ static int attr_fixed_file(fuse_req_t req, const struct fs_node_info *n,
 	return rc;
 }
 
-int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
+/*
+ * Attributes of a node. *mine is set when the answer depends on who asks
+ * (kv/ entries, keys/, .status, the values of an access-controlled
+ * secret): the kernel must not keep those, or it would show one caller's
+ * answer to the next. MINE_ENTRY: a zero entry timeout, so every path
+ * walk revalidates with a LOOKUP for its own caller (which refreshes the
+ * attributes too); MINE_ATTR: a zero attribute timeout as well, for
+ * keys/ and .status only. No caller reaches a value's cached attributes
+ * without a path walk (that LOOKUP refuses them) or an open descriptor,
+ * so values keep theirs: a GETATTR at each cache=kernel read would cost
+ * a policy check (and for kv/ a decryption) every time.
+ */
+static int node_attr(fuse_req_t req, const struct fs_node_info *n,
+		     struct stat *st, int *mine)
 {
 	struct sfs_secret_rec r;
 	int rc = SFS_OK;
 
+	*mine = 0;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
 	st->st_uid = fs_d.owner_uid;
@@ -403,6 +470,7 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 		break;
 	case FK_STATUS:
 	case FK_KEY:
+		*mine = MINE_ENTRY | MINE_ATTR;
 		rc = attr_fixed_file(req, n, st);
 		break;
 	case FK_SECRET:
@@ -422,9 +490,10 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 		break;
 	case FK_DEFAULT:
 	case FK_VERSION:
-		rc = attr_value(n, st);
+		rc = attr_value(req, n, st, mine);
 		break;
 	case FK_KV:
+		*mine = MINE_ENTRY;
 		rc = attr_kv(req, n, st);
 		break;
 	case FK_STAGED:
@@ -436,6 +505,13 @@ int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
 	}
 	st->st_ino = n->ino;
 	return rc ? fs_errno(rc) : 0;
+}
+
+int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st)
+{
+	int mine;
+
+	return node_attr(req, n, st, &mine);
 }
 
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
@@ -465,6 +541,21 @@ static int parse_version(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* layout=flat: the root's NAME is secrets/NAME/default; .status stays. */
+static int resolve_flat(const char *name, struct fs_node_info *n)
+{
+	if (!strcmp(name, ".status")) {
+		n->kind = FK_STATUS;
+		n->ino = FS_INO_STATUS;
+		return 0;
+	}
+	if (strlen(name) > SFS_NAME_MAX)
+		return fs_errno(SFS_ENAMETOOLONG);
+	strcpy(n->secret, name);
+	n->kind = FK_DEFAULT;
+	return 0;
+}
+
 /* Decide what parent/name names; fills n (without ino). errno or 0. */
 static int resolve(fuse_req_t req, const struct fs_node_info *p,
 		   const char *name, struct fs_node_info *n)
@@ -477,6 +568,8 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 	strcpy(n->secret, p->secret);
 	switch (p->kind) {
 	case FK_ROOT:
+		if (fs_d.opts.flat)
+			return resolve_flat(name, n);
 		if (!strcmp(name, "secrets"))
 			n->kind = FK_SECRETS;
 		else if (!strcmp(name, "keys"))
@@ -527,14 +620,14 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	struct stat st;
 	uint64_t ino;
-	int rc = fs_node_get(parent, &p);
+	int mine = 0, rc = fs_node_get(parent, &p);
 
 	memset(&n, 0, sizeof(n));
 	if (!rc)
 		rc = resolve(req, &p, name, &n);
 	if (!rc) {
 		n.ino = n.kind <= FK_STATUS ? (uint64_t)n.kind : 0;
-		rc = fs_node_attr(req, &n, &st);
+		rc = node_attr(req, &n, &st, &mine);
 	}
 	if (rc) {
 		fuse_reply_err(req, rc);
@@ -545,7 +638,9 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fs_fill_entry(&e, ino, &st, n.kind == FK_STAGED);
+	fs_fill_entry(&e, ino, &st, n.kind == FK_STAGED || (mine & MINE_ATTR));
+	if (mine & MINE_ENTRY)
+		e.entry_timeout = 0;
 	if (fuse_reply_entry(req, &e))
 		fs_node_forget(ino, 1);
 }
@@ -571,17 +666,17 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs_node_info n;
 	struct stat st;
-	int rc = fs_node_get(ino, &n);
+	int mine = 0, rc = fs_node_get(ino, &n);
 
 	(void)fi;
 	if (!rc)
-		rc = fs_node_attr(req, &n, &st);
+		rc = node_attr(req, &n, &st, &mine);
 	if (rc)
 		fuse_reply_err(req, rc);
+	else if (n.kind == FK_STAGED || n.writers || (mine & MINE_ATTR))
+		fuse_reply_attr(req, &st, 0);
 	else
-		fuse_reply_attr(
-		    req, &st,
-		    n.kind == FK_STAGED || n.writers ? 0 : fs_d.attr_timeout);
+		fuse_reply_attr(req, &st, fs_d.attr_timeout);
 }
 
 /* --- directories ------------------------------------------------------- */
@@ -656,6 +751,23 @@ static int list_staged_cb(void *arg, const char *name)
 	return db_add(arg, name, 0);
 }
 
+/* layout=flat: a file for each visible secret with a default value. */
+static int list_flat_cb(void *arg, const struct sfs_secret_rec *s)
+{
+	if (!fs_visible(s->name) || !s->default_version)
+		return 0;
+	return db_add(arg, s->name, 0);
+}
+
+static int list_flat(struct dirbuf *b)
+{
+	int rc = db_add(b, ".status", 0);
+
+	if (rc)
+		return rc;
+	return sfs_secret_list(fs_d.ctx, &fs_d.meta, list_flat_cb, b, NULL);
+}
+
 static int list_kv(fuse_req_t req, const char *secret, struct dirbuf *b)
 {
 	struct sfs_value v;
@@ -676,7 +788,10 @@ static int list_secret_dir(fuse_req_t req, const struct fs_node_info *n,
 	struct sfs_secret_rec r;
 	int rc = secret_rec(n->secret, &r);
 
-	if (rc == SFS_OK && r.default_version)
+	/* a caller refused the partial view sees default either way: its
+	 * presence would tell whether a version exists */
+	if (rc == SFS_OK &&
+	    (r.default_version || view_check(req, &r) != SFS_OK))
 		rc = db_add(b, "default", 0);
 	if (rc == SFS_OK)
 		rc = db_add(b, "versions", 1);
@@ -698,6 +813,8 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 		return rc;
 	switch (n->kind) {
 	case FK_ROOT:
+		if (fs_d.opts.flat)
+			return list_flat(b);
 		if ((rc = db_add(b, "secrets", 1)) ||
 		    (rc = db_add(b, "keys", 1)))
 			return rc;
@@ -834,7 +951,7 @@ static int open_read(fuse_req_t req, const struct fs_node_info *n,
 	case FK_KV:
 		return kv_entry(req, n->secret, n->name, &h->buf, &h->len);
 	case FK_STATUS:
-		h->buf = fs_status_json(&h->len);
+		h->buf = fs_status_json(req, &h->len);
 		return h->buf ? SFS_OK : SFS_ENOMEM;
 	case FK_KEY:
 		return key_json(req, n->name, &h->buf, &h->len);
@@ -1457,6 +1574,21 @@ const struct fuse_lowlevel_ops fs_ops = {
 
 /* --- .status ----------------------------------------------------------- */
 
+/* uid, gid and mode of the view's override: a number, or null. */
+static int status_view(struct sfs_json *o)
+{
+	const struct sfs_view_id *v = &fs_d.opts.view;
+	char mode[8];
+
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)v->mode);
+	return ((v->set & SFS_VIEW_UID) ? sfs_json_set_int(o, "uid", v->uid)
+					: sfs_json_set_null(o, "uid")) ||
+	       ((v->set & SFS_VIEW_GID) ? sfs_json_set_int(o, "gid", v->gid)
+					: sfs_json_set_null(o, "gid")) ||
+	       ((v->set & SFS_VIEW_MODE) ? sfs_json_set_str(o, "mode", mode)
+					 : sfs_json_set_null(o, "mode"));
+}
+
 static struct sfs_json *status_options(void)
 {
 	static const char *const caches[] = {"strict", "open", "kernel"};
@@ -1470,6 +1602,8 @@ static struct sfs_json *status_options(void)
 	    sfs_json_set_str(o, "audit", fs_d.opts.audit_off ? "off" : "on") ||
 	    sfs_json_set_bool(o, "debug", fs_d.opts.debug) ||
 	    sfs_json_set_bool(o, "auto_unmount", fs_d.opts.auto_unmount) ||
+	    sfs_json_set_str(o, "layout", fs_d.opts.flat ? "flat" : "tree") ||
+	    status_view(o) ||
 	    (fs_d.opts.only ? sfs_json_set_str(o, "only", fs_d.opts.only)
 			    : sfs_json_set_null(o, "only"))) {
 		sfs_json_free(o);
@@ -1478,15 +1612,75 @@ static struct sfs_json *status_options(void)
 	return o;
 }
 
+/* The names an only= view shows, collected before their versions are
+ * counted (no store call inside a listing's callback). */
+struct view_names {
+	char (*v)[SFS_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int view_name_cb(void *arg, const struct sfs_secret_rec *s)
+{
+	struct view_names *vn = arg;
+	size_t cap;
+	void *p;
+
+	if (!fs_visible(s->name))
+		return 0;
+	if (vn->n == vn->cap) {
+		cap = vn->cap ? vn->cap * 2 : 16;
+		p = realloc(vn->v, cap * sizeof(*vn->v));
+		if (!p)
+			return SFS_ENOMEM;
+		vn->v = p;
+		vn->cap = cap;
+	}
+	snprintf(vn->v[vn->n++], sizeof(*vn->v), "%s", s->name);
+	return 0;
+}
+
+static int view_version_cb(void *arg, const struct sfs_version_rec *v)
+{
+	(void)v;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/* only=: count the secrets the view shows and their versions, not the
+ * store's (keys/ is the same in every view). */
+static int view_counts(struct sfs_counts *k)
+{
+	struct view_names vn;
+	size_t i;
+	int rc;
+
+	memset(&vn, 0, sizeof(vn));
+	rc = sfs_secret_list(fs_d.ctx, &fs_d.meta, view_name_cb, &vn, NULL);
+	k->secrets = vn.n;
+	k->versions = 0;
+	for (i = 0; rc == SFS_OK && i < vn.n; i++) {
+		rc = sfs_version_list(fs_d.ctx, &fs_d.meta, vn.v[i], 0,
+				      view_version_cb, &k->versions, NULL);
+		if (rc == SFS_ENOENT)
+			rc = SFS_OK; /* deleted since the listing */
+	}
+	free(vn.v);
+	return rc;
+}
+
 static struct sfs_json *status_counts(const char **health)
 {
 	struct sfs_counts k;
 	struct sfs_error err;
 	struct sfs_json *o = sfs_json_object();
+	int rc;
 
 	sfs_error_clear(&err);
 	memset(&k, 0, sizeof(k));
-	if (sfs_ctx_counts(fs_d.ctx, &k, &err) != SFS_OK)
+	rc = sfs_ctx_counts(fs_d.ctx, &k, &err);
+	if (rc == SFS_OK && fs_d.opts.only)
+		rc = view_counts(&k);
+	if (rc != SFS_OK)
 		*health = "store error";
 	if (!o || sfs_json_set_int(o, "secrets", (int64_t)k.secrets) ||
 	    sfs_json_set_int(o, "versions", (int64_t)k.versions) ||
@@ -1497,21 +1691,34 @@ static struct sfs_json *status_counts(const char **health)
 	return o;
 }
 
-char *fs_status_json(size_t *len)
+/* May the request's caller see the store's path and its last error?
+ * Root and the mount's owner; anyone else gets null and "error". */
+static int status_private(fuse_req_t req)
+{
+	uid_t uid = fuse_req_ctx(req)->uid;
+
+	return uid == 0 || uid == fs_d.owner_uid;
+}
+
+char *fs_status_json(fuse_req_t req, size_t *len)
 {
 	struct sfs_json *j = sfs_json_object();
 	const char *health = NULL, *last = sfs_ctx_last_error(fs_d.ctx);
+	int mine = status_private(req);
 	char *s = NULL, *t;
 
 	if (!j || sfs_json_set_str(j, "program", "secretfs") ||
 	    sfs_json_set_str(j, "version", SFS_PROGRAM_VERSION) ||
-	    sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx)) ||
+	    (mine ? sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx))
+		  : sfs_json_set_null(j, "store")) ||
 	    sfs_json_set_str(j, "mountpoint", fs_d.opts.mountpoint) ||
 	    sfs_json_set(j, "options", status_options()) ||
 	    sfs_json_set(j, "counts", status_counts(&health)))
 		goto out;
+	if (!health && last && *last)
+		health = mine ? last : "error";
 	if (!health)
-		health = last && *last ? last : "ok";
+		health = "ok";
 	if (sfs_json_set_str(j, "health", health))
 		goto out;
 	s = sfs_json_dump(j, 1);

@@ -158,6 +158,7 @@ int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 	c->gid = fc->gid;
 	c->pid = fc->pid;
 	c->via_fs = 1;
+	c->view = fs_d.opts.view;
 	if (fs_d.opts.audit_off) /* comm is for audit lines only */
 		need &= ~FS_CALLER_COMM;
 	if ((need & (FS_CALLER_GROUPS | FS_CALLER_COMM)) &&

@@ -74,6 +74,8 @@ struct fs_opts {
 	int cache;  /* enum fs_cache */
 	int notify; /* enum fs_notify */
 	char *only; /* "GLOB:GLOB..." or NULL */
+	int flat;   /* layout=flat: the root lists the secrets' values */
+	struct sfs_view_id view; /* uid=, gid=, mode= (ro only) */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
 };
@@ -169,8 +171,10 @@ void fs_secret_changed(const char *secret);
 /* Start/stop the generation poller (invalidates the kernel's caches). */
 int fs_poller_start(void);
 void fs_poller_stop(void);
-/* Build .status's JSON (malloc'd, with a trailing newline). */
-char *fs_status_json(size_t *len);
+/* Build .status's JSON for the request's caller (malloc'd, with a
+ * trailing newline): counts within the only= view; the store's path and
+ * last error only for root and the mount's owner. */
+char *fs_status_json(fuse_req_t req, size_t *len);
 
 /* --- fuse_write.c: write handles, staged files, create, rename --------- */
 struct fs_fh;

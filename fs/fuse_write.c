@@ -6,11 +6,13 @@
  * A write handle captures its writer (struct sfs_caller) at open/create:
  * the kernel sends release, and on some paths flush, without the
  * caller's credentials. Bytes accumulate in a buffer the handle owns
- * (never past SFS_VALUE_MAX: such a write fails with EFBIG and poisons
- * the handle, as does a write leaving a hole) and commit once, at the
- * writer process's first close (flush), so that close() returns the
- * commit's error; else at release. A handle that wrote nothing commits
- * nothing. Buffers are wiped before they are freed.
+ * (never past SFS_VALUE_MAX: such a write fails with EFBIG) and commit
+ * once, at the writer process's first close (flush), so that close()
+ * returns the commit's error; else at release. A handle that wrote
+ * nothing commits nothing. Any failed write or truncate (too big, a
+ * hole, a growing truncate) poisons the handle: its close commits
+ * nothing and returns that errno. Buffers are wiped before they are
+ * freed.
  *
  * Staged files live only in this process's memory, per secret and per
  * uid (visible to their creator only); nothing reaches the store unless
@@ -201,7 +203,7 @@ static int put(unsigned char **buf, size_t *len, int *poison, const char *data,
 	if (!*buf) {
 		*buf = malloc(SFS_VALUE_MAX);
 		if (!*buf)
-			return ENOMEM;
+			return *poison = ENOMEM;
 	}
 	memcpy(*buf + off, data, size);
 	if ((size_t)off + size > *len)
@@ -579,6 +581,8 @@ int fs_write_read(fuse_req_t req, size_t size, off_t off,
 	return 0;
 }
 
+/* A failed truncate poisons as a failed write does: the close that
+ * follows commits nothing and returns its errno. */
 int fs_write_truncate(struct fuse_file_info *fi, off_t size)
 {
 	struct wfh *h = (struct wfh *)(uintptr_t)fi->fh;
@@ -586,14 +590,19 @@ int fs_write_truncate(struct fuse_file_info *fi, off_t size)
 
 	if (h->st) {
 		pthread_mutex_lock(&staged_lock);
-		e = cut(&h->st->len, h->st->buf, size);
+		e = h->st->poison ? h->st->poison
+				  : cut(&h->st->len, h->st->buf, size);
+		h->st->poison = e;
 		pthread_mutex_unlock(&staged_lock);
 		return e;
 	}
 	pthread_mutex_lock(&h->lock);
-	e = h->done ? EPERM : cut(&h->len, h->buf, size);
-	if (!e)
+	if (h->done)
+		e = EPERM;
+	else if (!(e = h->poison ? h->poison : cut(&h->len, h->buf, size)))
 		h->dirty = 1;
+	else
+		h->poison = e;
 	pthread_mutex_unlock(&h->lock);
 	return e;
 }

@@ -11,12 +11,15 @@
  * caller may see (sfs_secret_get's partial view, sfs_version_info's and
  * sfs_key_get's EACCES). listxattr lists what getxattr would return.
  * Setting maps the writable ones onto one core call each; any other
- * attribute is EPERM to set, unknown ones ENODATA to get.
+ * attribute is EPERM to set, unknown ones ENODATA to get. XATTR_CREATE
+ * and XATTR_REPLACE are checked against what getxattr would answer the
+ * caller (EEXIST, ENODATA) before anything changes.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 
 #include "fuse_int.h"
 #include "secretfs/audit.h"
@@ -544,6 +547,24 @@ static int set_one(struct xq *q, int id, const char *v)
 				     on, NULL);
 }
 
+/* setxattr's XATTR_CREATE (EEXIST when the attribute has a value) and
+ * XATTR_REPLACE (ENODATA when it has none), asked as getxattr would be
+ * by the caller, before any change. */
+static int set_flags(struct xq *q, int id, int flags)
+{
+	char out[SFS_ALLOWED_MAX + SFS_DESC_MAX + 1];
+	int rc;
+
+	if (!(flags & (XATTR_CREATE | XATTR_REPLACE)))
+		return SFS_OK;
+	rc = id < 0 ? SFS_ENODATA : get_one(q, (enum xid)id, out, sizeof(out));
+	if (rc == SFS_OK)
+		return (flags & XATTR_CREATE) ? SFS_EEXIST : SFS_OK;
+	if (rc == SFS_ENODATA)
+		return (flags & XATTR_REPLACE) ? SFS_ENODATA : SFS_OK;
+	return rc;
+}
+
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags)
 {
@@ -551,7 +572,6 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *v = NULL;
 	int rc;
 
-	(void)flags;
 	if ((rc = q_init(&q, req, ino))) {
 		fuse_reply_err(req, rc);
 		return;
@@ -562,13 +582,15 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		rc = SFS_EINVAL;
 	else if (!(v = malloc(size + 1)))
 		rc = SFS_ENOMEM;
-	else if (!(rc = q_caller(&q))) {
+	else if (!(rc = q_caller(&q)) &&
+		 !(rc = set_flags(&q, find_xattr(name), flags))) {
 		memcpy(v, value, size);
 		v[size] = '\0';
 		rc = set_one(&q, find_xattr(name), v);
 		if (!rc)
 			fs_secret_changed(q.n.secret);
 	}
+	q_fini(&q);
 	free(v);
 	fs_reply_core(req, rc);
 }

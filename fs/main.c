@@ -3,7 +3,8 @@
  * come before the command: the '+' in the option string stops getopt at
  * the first non-option) and hands the rest of argv to the command, whose
  * argv[0] is the command's name. mount, umount and status belong to the
- * daemon (fs.h) and parse their own options.
+ * daemon (fs.h), volume-driver to the volume plugin (volume.h); they
+ * parse their own options.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "volume.h"
 
 static const struct cli_group *const groups[] = {
 	&cli_key_group, &cli_secret_group, &cli_version_group,
@@ -37,7 +39,8 @@ static const char global_usage[] =
 	"  secretfs init [--passphrase-file FILE]\n"
 	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
 	"  secretfs umount MOUNTPOINT\n"
-	"  secretfs status MOUNTPOINT\n";
+	"  secretfs status MOUNTPOINT\n"
+	"  secretfs volume-driver [--socket PATH]\n";
 
 static const char global_tail[] =
 	"\n"
@@ -135,6 +138,8 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 		return cmd_umount(g, argc, argv);
 	if (!strcmp(name, "status"))
 		return cmd_status(g, argc, argv);
+	if (!strcmp(name, "volume-driver"))
+		return cmd_volume_driver(g, argc, argv);
 	if (!strcmp(name, "help")) {
 		usage(stdout);
 		return EXIT_OK;

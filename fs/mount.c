@@ -67,6 +67,11 @@ static const char mount_help[] =
     "  -o audit=on|off    audit each value read (default on)\n"
     "  -o notify=modify|replace|none  inotify events at a change\n"
     "                     (default modify: IN_MODIFY on default)\n"
+    "  -o layout=flat     (with ro) the root lists one file per secret,\n"
+    "                     its default value, as /run/secrets/NAME\n"
+    "  -o uid=N,gid=N,mode=OCTAL  (with ro) value files show this owner,\n"
+    "                     group and mode and reads follow them (secrets\n"
+    "                     without access control)\n"
     "  -o debug           log every request (implies -f)\n"
     "  -o auto_unmount    unmount if the daemon dies\n";
 
@@ -111,11 +116,63 @@ static int generic_opt(const char *w)
 	return 0;
 }
 
+/* A decimal id (uid=, gid=) or an octal mode (mode=, at most 0777):
+ * 0, or -1 when s is not one. */
+static int parse_num(const char *s, int base, unsigned long max, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* layout=, uid=, gid=, mode=: 1 when w was one (*rc: 0 or EXIT_USAGE). */
+static int parse_view_opt(struct fs_opts *o, const char *w, int *rc)
+{
+	char text[400];
+	int bad = 0;
+
+	*rc = 0;
+	if (!strcmp(w, "layout=flat") || !strcmp(w, "layout=tree")) {
+		o->flat = w[7] == 'f';
+	} else if (!strncmp(w, "uid=", 4)) {
+		bad = parse_num(w + 4, 10, UINT32_MAX - 1, &o->view.uid);
+		o->view.set |= SFS_VIEW_UID;
+	} else if (!strncmp(w, "gid=", 4)) {
+		bad = parse_num(w + 4, 10, UINT32_MAX - 1, &o->view.gid);
+		o->view.set |= SFS_VIEW_GID;
+	} else if (!strncmp(w, "mode=", 5)) {
+		bad = parse_num(w + 5, 8, 0777, &o->view.mode);
+		o->view.set |= SFS_VIEW_MODE;
+	} else {
+		return 0;
+	}
+	if (bad) {
+		snprintf(text, sizeof(text),
+			 "bad value in '%.250s' (uid= and gid= take a "
+			 "number, mode= an octal mode up to 0777)",
+			 w);
+		*rc = usage(text);
+	}
+	return 1;
+}
+
 /* One -o word. 0, or EXIT_USAGE after printing why. */
 static int parse_opt(struct fs_opts *o, const char *w)
 {
+	int rc;
+
 	if (generic_opt(w))
 		return 0;
+	if (parse_view_opt(o, w, &rc))
+		return rc;
 	if (!strcmp(w, "ro"))
 		o->readonly = 1;
 	else if (!strcmp(w, "rw"))
@@ -196,6 +253,9 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 	}
 	if (!o->mountpoint)
 		return usage("missing MOUNTPOINT");
+	if ((o->flat || o->view.set) && !o->readonly)
+		return usage("layout=flat, uid=, gid= and mode= need a "
+			     "read-only mount (-o ro)");
 	return 0;
 }
 

@@ -194,6 +194,24 @@ START_TEST(other_kms_user)
 }
 END_TEST
 
+/* Finding 12: moving a secret off a user key (onto the service key, to
+ * add versions past a deactivated user key) needs kms-user too. */
+START_TEST(finding12_change_key_away_from_user_key)
+{
+	NEED_ROOT();
+	mk("db", "v");
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	ck_assert_int_eq(cli("secret", "change-key", "db", "k1", NULL), 0);
+	ck_assert_int_eq(cli("role", "grant", "manager", "uid:4321", NULL), 0);
+	up("allow_other");
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "service"), EACCES);
+	assert_xattr("secrets/db", "user.kms.key_name", "k1");
+	ck_assert_int_eq(cli("role", "grant", "kms-user", "uid:4321", NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, change_key, "service"), 0);
+	assert_xattr("secrets/db", "user.kms.key_name", "service");
+}
+END_TEST
+
 START_TEST(other_role_through_group)
 {
 	NEED_ROOT();
@@ -290,7 +308,7 @@ START_TEST(access_control_partial_view)
 			 0);
 	up("allow_other");
 	ck_assert_int_eq(as_user(OTHER, OTHER, partial_view, NULL), 0);
-	ck_assert_int_eq(as_user(OTHER, OTHER, stat_default, "acl"), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, stat_default, "acl"), EACCES);
 	ck_assert_int_eq(
 	    cli("secret", "update", "acl", "--allow", "uid:4321", NULL), 0);
 	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "acl"), 0);
@@ -310,6 +328,109 @@ START_TEST(access_control_root_no_exemption)
 	assert_xattr_err("secrets/acl", "user.secret.status", EACCES);
 	/* the owner is always on the list */
 	ck_assert_int_eq(as_user(OTHER, OTHER, read_default, "acl"), 0);
+}
+END_TEST
+
+static int stat_rel(void *arg)
+{
+	struct stat st;
+
+	return ERR(stat(P(arg), &st));
+}
+
+static int read_dbpass(void *arg)
+{
+	char *got;
+	size_t len;
+	int e = slurp("secrets/db/kv/dbpass", &got, &len);
+
+	(void)arg;
+	if (!e && strcmp(got, "hunter2"))
+		e = 200; /* wrong bytes */
+	free(got);
+	return e;
+}
+
+/* An access-controlled JSON secret that OTHER may read and OTHER + 1 not;
+ * OTHER reads kv/dbpass, then OTHER + 1 asks for it and for default:
+ * the kernel must not answer from what it kept of OTHER's lookups. */
+static void kv_cache_leak(const char *opts)
+{
+	ck_assert_int_eq(cli("secret", "create", "db", "--access-control",
+			     "--value", "{\"dbpass\":\"hunter2\"}", NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "update", "db", "--allow", "uid:4321",
+			     "--mode", "0444", NULL),
+			 0);
+	up(opts);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_dbpass, NULL), 0);
+	ck_assert_int_eq(as_user(OTHER, OTHER, stat_rel, "secrets/db/default"),
+			 0);
+	ck_assert_int_eq(
+	    as_user(OTHER + 1, OTHER + 1, stat_rel, "secrets/db/kv/dbpass"),
+	    EACCES);
+	ck_assert_int_eq(
+	    as_user(OTHER + 1, OTHER + 1, stat_rel, "secrets/db/default"),
+	    EACCES);
+	ck_assert_int_eq(as_user(OTHER + 1, OTHER + 1, read_dbpass, NULL),
+			 EACCES);
+	/* and the allowed user still reads */
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_dbpass, NULL), 0);
+}
+
+/* Finding 4: kv/ names and sizes leaked through the kernel's entry
+ * cache (10 s; 60 s with cache=kernel). */
+START_TEST(finding4_kv_entry_cache_leak)
+{
+	NEED_ROOT();
+	kv_cache_leak("allow_other");
+}
+END_TEST
+
+START_TEST(finding4_kv_entry_cache_leak_kernel)
+{
+	NEED_ROOT();
+	kv_cache_leak("allow_other,cache=kernel");
+}
+END_TEST
+
+/* Finding 6: stat versions/N told a caller outside the partial view which
+ * versions exist, their sizes and times; default's told the default. */
+START_TEST(finding6_version_probing)
+{
+	static const char *const probes[] = {
+	    "secrets/acl/default",     "secrets/acl/versions/1",
+	    "secrets/acl/versions/2",  "secrets/acl/versions/3",
+	    "secrets/acl/versions/99", "secrets/acl/kv/k"};
+	size_t i;
+
+	NEED_ROOT();
+	ck_assert_int_eq(cli("secret", "create", "acl", "--access-control",
+			     "--value", "one", NULL),
+			 0);
+	ck_assert_int_eq(
+	    cli("version", "add", "acl", "--value", "second", NULL), 0);
+	ck_assert_int_eq(
+	    cli("version", "add", "acl", "--value", "{\"k\":1}", NULL), 0);
+	ck_assert_int_eq(cli("secret", "update", "acl", "--mode", "0444", NULL),
+			 0);
+	up("allow_other");
+	/* the owner (root) is on the list: it sees them, and the kernel
+	 * has them cached now */
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(stat_rel((void *)probes[i]), 0);
+	for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
+		ck_assert_msg(as_user(OTHER, OTHER, stat_rel,
+				      (void *)probes[i]) == EACCES,
+			      "%s", probes[i]);
+	ck_assert_int_eq(
+	    as_user(OTHER, OTHER, stat_rel, "secrets/acl/versions/x"), ENOENT);
+	ck_assert_int_eq(
+	    cli("secret", "update", "acl", "--allow", "uid:4321", NULL), 0);
+	ck_assert_int_eq(
+	    as_user(OTHER, OTHER, stat_rel, "secrets/acl/versions/2"), 0);
+	ck_assert_int_eq(
+	    as_user(OTHER, OTHER, stat_rel, "secrets/acl/versions/99"), ENOENT);
 }
 END_TEST
 
@@ -406,8 +527,9 @@ START_TEST(access_write_follows_open)
 	ck_assert_int_eq(ERR(access(P("secrets/db/kv"), W_OK)), EACCES);
 	ck_assert_int_eq(ERR(access(P("keys"), W_OK)), EACCES);
 	/* a deactivated secret: the errno opening default would give */
-	ck_assert_int_eq(ERR(open(P("secrets/off/default"), O_WRONLY | O_TRUNC)),
-			 EKEYREVOKED);
+	ck_assert_int_eq(
+	    ERR(open(P("secrets/off/default"), O_WRONLY | O_TRUNC)),
+	    EKEYREVOKED);
 	ck_assert_int_eq(ERR(access(P("secrets/off/default"), W_OK)),
 			 EKEYREVOKED);
 	ck_assert_int_eq(ERR(access(P("secrets/db/default"), R_OK | W_OK)), 0);
@@ -546,12 +668,16 @@ int main(void)
 	    groups_reread_per_request,
 	    other_roles,
 	    other_kms_user,
+	    finding12_change_key_away_from_user_key,
 	    other_role_through_group,
 	    staged_private_to_uid,
 	    staged_owned_by_creator,
 	    staged_needs_role,
 	    access_control_partial_view,
 	    access_control_root_no_exemption,
+	    finding4_kv_entry_cache_leak,
+	    finding4_kv_entry_cache_leak_kernel,
+	    finding6_version_probing,
 	    access_read_follows_open,
 	    access_write_follows_open,
 	    access_ro_mount,

@@ -167,6 +167,32 @@ START_TEST(kernel_allow_list)
 }
 END_TEST
 
+static int acl_of_db(void *arg)
+{
+	char buf[512];
+
+	(void)arg;
+	return ERR(getxattr(P("secrets/db/default"), "system.posix_acl_access",
+			    buf, sizeof(buf)));
+}
+
+/* Finding 9: the ACL built from the allow list was readable by anyone;
+ * a caller the list refuses now cannot look the value file up at all
+ * (EACCES, the partial view), so it cannot read the ACL either. */
+START_TEST(finding9_acl_hidden_from_refused)
+{
+	NEED_ROOT();
+	mk("db", "top");
+	ck_assert_int_eq(cli("secret", "update", "db", "--access-control", "on",
+			     "--allow", "uid:4321", "--mode", "0444", NULL),
+			 0);
+	up("cache=kernel,allow_other");
+	ck_assert_int_eq(as_user(ALLOWED, ALLOWED, read_db, "top"), 0);
+	ck_assert_int_eq(as_user(ALLOWED, ALLOWED, acl_of_db, NULL), 0);
+	ck_assert_int_eq(as_user(STRANGER, STRANGER, acl_of_db, NULL), EACCES);
+}
+END_TEST
+
 /* A read that fills the page cache is checked and audited for its
  * reader, as an open is in the other modes. */
 START_TEST(kernel_first_read_audited)
@@ -357,6 +383,7 @@ int main(void)
 	    kernel_values_read_only,
 	    kernel_write_by_other_refused,
 	    kernel_allow_list,
+	    finding9_acl_hidden_from_refused,
 	    kernel_first_read_audited,
 	    kernel_key_deactivated,
 	    kernel_many_nodes,

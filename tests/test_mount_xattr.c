@@ -310,6 +310,39 @@ START_TEST(set_refused)
 }
 END_TEST
 
+static int xset_flags(const char *rel, const char *name, const char *v,
+		      int flags)
+{
+	return ERR(setxattr(P(rel), name, v, strlen(v), flags));
+}
+
+/* Finding 13: XATTR_CREATE on an attribute that has a value is EEXIST,
+ * XATTR_REPLACE on one that has none ENODATA; neither changes anything. */
+START_TEST(finding13_xattr_create_replace_flags)
+{
+	mk("db", "v");
+	up(NULL);
+	ck_assert_int_eq(mkdir(P("secrets/empty"), 0755), 0);
+	ck_assert_int_eq(xset_flags("secrets/db", "user.secret.description",
+				    "new", XATTR_CREATE),
+			 EEXIST);
+	assert_xattr("secrets/db", "user.secret.description", "");
+	ck_assert_int_eq(xset_flags("secrets/empty",
+				    "user.secret.default_version", "1",
+				    XATTR_REPLACE),
+			 ENODATA);
+	ck_assert_int_eq(xset_flags("secrets/db", "user.other", "x",
+				    XATTR_REPLACE),
+			 ENODATA);
+	assert_xattr_err("secrets/empty", "user.secret.default_version",
+			 ENODATA);
+	ck_assert_int_eq(xset_flags("secrets/db", "user.secret.description",
+				    "new", XATTR_REPLACE),
+			 0);
+	assert_xattr("secrets/db", "user.secret.description", "new");
+}
+END_TEST
+
 int main(void)
 {
 	const TTest *const tests[] = {
@@ -317,6 +350,7 @@ int main(void)
 	    size_probe_and_erange, list_names,		set_description_status,
 	    set_access_control,	   set_default_version, set_kms_key,
 	    set_refused,	   get_kv_entry,	set_version_state_destroyed,
+	    finding13_xattr_create_replace_flags,
 	};
 
 	return h_main("mount_xattr", tests, sizeof(tests) / sizeof(tests[0]));

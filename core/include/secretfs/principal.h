@@ -28,6 +28,18 @@ enum sfs_role {
 	SFS_ROLE_ALL = 7
 };
 
+/*
+ * A read-only view's identity override (mount options uid=, gid=, mode=):
+ * in that view value files of secrets without access control carry this
+ * owner, group and mode, and reads are checked against them
+ * (sfs_policy_view_attrs). set: which fields apply (enum sfs_view_set).
+ */
+enum sfs_view_set { SFS_VIEW_UID = 1, SFS_VIEW_GID = 2, SFS_VIEW_MODE = 4 };
+struct sfs_view_id {
+	unsigned set;
+	uint32_t uid, gid, mode;
+};
+
 struct sfs_caller {
 	uint32_t uid, gid;
 	uint32_t groups[SFS_CALLER_GROUPS_MAX];
@@ -37,6 +49,7 @@ struct sfs_caller {
 	int admin;         /* CLI with the master key: every role, no ACL */
 	int via_fs;        /* request came through the filesystem */
 	unsigned roles;    /* enum sfs_role bits; see sfs_role_resolve() */
+	struct sfs_view_id view; /* the view it reads through; set 0: none */
 };
 
 /* The CLI's caller: this process's ids, admin = 1, roles = SFS_ROLE_ALL. */

@@ -1,0 +1,125 @@
+/*
+ * Mount tests for findings of the security review (issue 10) that have no
+ * suite of their own: .status shows only what the caller's view shows
+ * (finding 10), and a write handle whose write or truncate failed commits
+ * nothing (finding 13). Each test is named after its finding. Switching
+ * uid needs root; without it those tests say SKIPPED rather than pass.
+ */
+#include "mount_harness.h"
+
+#define OTHER 4321
+
+static void mk(const char *name, const char *value)
+{
+	ck_assert_int_eq(cli("secret", "create", name, "--value", value, NULL),
+			 0);
+}
+
+/* Finding 13: a growing ftruncate fails (it would leave a hole); the
+ * close that follows returns that error and commits nothing. */
+START_TEST(finding13_failed_truncate_commits_nothing)
+{
+	int fd;
+
+	mk("db", "seed");
+	up(NULL);
+	fd = open(P("secrets/db/default"), O_WRONLY | O_TRUNC | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "abc", 3, 0), 3);
+	ck_assert_int_eq(ERR(ftruncate(fd, 100)), EINVAL);
+	ck_assert_int_eq(ERR(ftruncate(fd, 1)), EINVAL); /* poisoned */
+	ck_assert_int_eq(ERR(close(fd)), EINVAL);
+	assert_reads("secrets/db/default", "seed");
+	assert_xattr("secrets/db", "user.secret.latest_version", "1");
+}
+END_TEST
+
+/* The same for a staged file: after a failed truncate its rename onto
+ * default refuses with that error and commits nothing. */
+START_TEST(finding13_staged_failed_truncate_commits_nothing)
+{
+	int fd;
+
+	mk("db", "seed");
+	up(NULL);
+	fd = open(P("secrets/db/.tmp"), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		  0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, "abc", 3, 0), 3);
+	ck_assert_int_eq(ERR(ftruncate(fd, 100)), EINVAL);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(
+	    ERR(rename(P("secrets/db/.tmp"), P("secrets/db/default"))), EINVAL);
+	assert_reads("secrets/db/default", "seed");
+	assert_xattr("secrets/db", "user.secret.latest_version", "1");
+}
+END_TEST
+
+/* Finding 10: inside an only= view, .status counted the whole store. */
+START_TEST(finding10_status_counts_within_view)
+{
+	char *got;
+
+	mk("app-db", "one");
+	mk("other", "one");
+	ck_assert_int_eq(cli("version", "add", "other", "--value", "two", NULL),
+			 0);
+	up("only=app-*");
+	ck_assert_int_eq(slurp(".status", &got, NULL), 0);
+	ck_assert_msg(strstr(got, "\"secrets\": 1,\n") &&
+			  strstr(got, "\"versions\": 1,\n"),
+		      "%s", got);
+	free(got);
+}
+END_TEST
+
+/* .status as a child sees it: no store path, its stat size its own. */
+static int status_as_other(void *arg)
+{
+	struct stat st;
+	char *got;
+	size_t len;
+	int e = slurp(".status", &got, &len);
+
+	(void)arg;
+	if (e)
+		return e;
+	if (strstr(got, h_store) || !strstr(got, "\"store\": null,\n"))
+		e = 200;
+	else if (stat(P(".status"), &st) || st.st_size != (off_t)len)
+		e = 201;
+	free(got);
+	return e;
+}
+
+/* Finding 10: .status showed the store's path to anyone; only root and
+ * the mount's owner see it (and the store's last error). */
+START_TEST(finding10_status_store_path_private)
+{
+	char *got, want[600];
+	struct stat st;
+	size_t len;
+
+	NEED_ROOT();
+	up("allow_other");
+	ck_assert_int_eq(slurp(".status", &got, &len), 0);
+	snprintf(want, sizeof(want), "\"store\": \"%s\",\n", h_store);
+	ck_assert_msg(strstr(got, want), "%s", got);
+	ck_assert_int_eq(stat(P(".status"), &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)len);
+	free(got);
+	ck_assert_int_eq(as_user(OTHER, OTHER, status_as_other, NULL), 0);
+}
+END_TEST
+
+int main(void)
+{
+	const TTest *const tests[] = {
+	    finding13_failed_truncate_commits_nothing,
+	    finding13_staged_failed_truncate_commits_nothing,
+	    finding10_status_counts_within_view,
+	    finding10_status_store_path_private,
+	};
+
+	return h_main("mount_review", tests, sizeof(tests) / sizeof(tests[0]));
+}
