@@ -21,6 +21,9 @@
  *   default (IN_MOVED_TO in the secret's directory);
  * - a new or deleted secret: mkdir / rmdir in secrets/ (IN_CREATE /
  *   IN_DELETE); then wakes poll(2) waiters on the secret's files (POLLPRI).
+ * In a flat view (layout=flat) the value file is the root's NAME: the same
+ * modify or replace there, and a file created / unlinked at the root when
+ * a secret gains or loses its default (the view lists only those).
  *
  * The daemon recognises its own requests by the thread id the kernel
  * reports (fuse_req_ctx's pid is the calling thread's id) and answers them
@@ -73,7 +76,7 @@ struct listing {
 };
 
 /* What the thread is doing now, for the lookups of its own requests. */
-enum pend_kind { PEND_NONE, PEND_ABSENT, PEND_PRESENT };
+enum pend_kind { PEND_NONE, PEND_ABSENT, PEND_PRESENT, PEND_STAGE };
 static struct {
 	int kind;	 /* enum pend_kind */
 	uint64_t parent; /* the directory's ino */
@@ -265,20 +268,37 @@ static void touch_kv(int root, const char *secret)
 	free(v);
 }
 
+/* The value file of secret: secrets/NAME/default, or NAME in a flat
+ * view. */
+static void value_path(const char *secret, char *out, size_t cap)
+{
+	if (fs_d.opts.flat)
+		snprintf(out, cap, "%s", secret);
+	else
+		snprintf(out, cap, "secrets/%s/default", secret);
+}
+
+/* The staging name sits beside the value file; in a flat view the
+ * handlers learn its secret from pend (PEND_STAGE). */
 static void replace(int root, const char *secret)
 {
 	char from[SFS_NAME_MAX + 64], to[SFS_NAME_MAX + 64];
 	int fd;
 
-	snprintf(from, sizeof(from), "secrets/%s/" STAGE_NAME, secret);
-	snprintf(to, sizeof(to), "secrets/%s/default", secret);
+	if (fs_d.opts.flat)
+		snprintf(from, sizeof(from), STAGE_NAME);
+	else
+		snprintf(from, sizeof(from), "secrets/%s/" STAGE_NAME, secret);
+	value_path(secret, to, sizeof(to));
+	pend_set(PEND_STAGE, FS_INO_ROOT, secret);
 	/* read-only: no IN_CLOSE_WRITE for the staging name */
 	fd = openat(root, from, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-	if (fd < 0)
-		return;
-	close(fd);
-	if (renameat(root, from, root, to))
-		unlinkat(root, from, 0);
+	if (fd >= 0) {
+		close(fd);
+		if (renameat(root, from, root, to))
+			unlinkat(root, from, 0);
+	}
+	pend_set(PEND_NONE, 0, "");
 }
 
 /* IN_CREATE of versions/N for the versions made since old. */
@@ -306,19 +326,27 @@ static void new_versions(int root, const char *name, const struct seen *s,
 	pend_set(PEND_NONE, 0, "");
 }
 
-/* IN_CREATE / IN_DELETE of secrets/NAME. */
+/* IN_CREATE / IN_DELETE of secrets/NAME, or of NAME in a flat view. */
 static void secret_dir(int root, const char *name, int created)
 {
 	char path[SFS_NAME_MAX + 16];
+	int flat = fs_d.opts.flat, fd;
 
 	if (fs_d.opts.notify == FS_NOTIFY_NONE)
 		return;
-	snprintf(path, sizeof(path), "secrets/%s", name);
-	pend_set(created ? PEND_ABSENT : PEND_PRESENT, FS_INO_SECRETS, name);
-	if (created)
+	snprintf(path, sizeof(path), flat ? "%s" : "secrets/%s", name);
+	pend_set(created ? PEND_ABSENT : PEND_PRESENT,
+		 flat ? FS_INO_ROOT : FS_INO_SECRETS, name);
+	if (created && flat) {
+		fd = openat(root, path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			    0400);
+		if (fd >= 0)
+			close(fd);
+	} else if (created) {
 		mkdirat(root, path, 0700);
-	else
-		unlinkat(root, path, AT_REMOVEDIR);
+	} else {
+		unlinkat(root, path, flat ? 0 : AT_REMOVEDIR);
+	}
 	pend_set(PEND_NONE, 0, "");
 }
 
@@ -348,12 +376,46 @@ static int moved(const struct seen *a, const struct seen *b)
 	       a->vstate != b->vstate;
 }
 
+/* The default moved: the mode's events on the value file. */
+static void value_moved(int root, const char *name)
+{
+	char path[SFS_NAME_MAX + 32];
+
+	value_path(name, path, sizeof(path));
+	if (fs_d.opts.notify == FS_NOTIFY_MODIFY) {
+		touch(root, path, 1);
+		if (!fs_d.opts.flat)
+			touch_kv(root, name);
+	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
+		replace(root, name);
+	}
+	wake_polls(name);
+}
+
+/* A flat view: a secret's file exists while it has a default. */
+static void changed_flat(int root, const char *name, const struct seen *s,
+			 const struct seen *old)
+{
+	int same = old && old->id == s->id, had = same && old->def;
+
+	if (old && !same && old->def)
+		secret_dir(root, name, 0);
+	if (s->def && !had)
+		secret_dir(root, name, 1);
+	else if (had && !s->def)
+		secret_dir(root, name, 0);
+	else if (had && moved(s, old))
+		value_moved(root, name);
+}
+
 /* One secret that is in the new listing: what changed since old. */
 static void changed(int root, const char *name, const struct seen *s,
 		    const struct seen *old)
 {
-	char path[SFS_NAME_MAX + 32];
-
+	if (fs_d.opts.flat) {
+		changed_flat(root, name, s, old);
+		return;
+	}
 	if (!old || old->id != s->id) {
 		if (old)
 			secret_dir(root, name, 0);
@@ -362,16 +424,8 @@ static void changed(int root, const char *name, const struct seen *s,
 	}
 	if (s->latest > old->latest)
 		new_versions(root, name, s, old);
-	if (!moved(s, old))
-		return;
-	snprintf(path, sizeof(path), "secrets/%s/default", name);
-	if (fs_d.opts.notify == FS_NOTIFY_MODIFY) {
-		touch(root, path, 1);
-		touch_kv(root, name);
-	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
-		replace(root, name);
-	}
-	wake_polls(name);
+	if (moved(s, old))
+		value_moved(root, name);
 }
 
 /* Read without the locks: the thread's loops stop early. */
@@ -390,7 +444,8 @@ static void diff(int root, const struct listing *old, const struct listing *now)
 		changed(root, name_of(now, s), s, find(old, s->key));
 	}
 	for (i = 0; i < old->n && !stopping(); i++)
-		if (!find(now, old->v[i].key))
+		if (!find(now, old->v[i].key) &&
+		    (!fs_d.opts.flat || old->v[i].def))
 			secret_dir(root, name_of(old, &old->v[i]), 0);
 }
 
@@ -486,6 +541,19 @@ void fs_notify_join(void)
 
 /* --- the handlers' side -------------------------------------------------- */
 
+/* PEND_STAGE: the secret whose staging file this is (flat views). */
+static int pending_stage(char *secret, size_t cap)
+{
+	int r;
+
+	pthread_mutex_lock(&pend_lock);
+	r = pend.kind == PEND_STAGE;
+	if (r)
+		snprintf(secret, cap, "%.*s", SFS_NAME_MAX, pend.name);
+	pthread_mutex_unlock(&pend_lock);
+	return r;
+}
+
 /* Is parent/name what the thread is making (kind)? */
 static int pending(uint64_t parent, const char *name, int kind)
 {
@@ -547,8 +615,10 @@ static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else if (pending(parent, name, PEND_ABSENT)) {
 		fuse_reply_err(req, ENOENT);
 	} else if (pending(parent, name, PEND_PRESENT)) {
-		stat_init(&st, S_IFDIR | 0700);
-		own_entry(req, parent, FK_SECRET, name, 0, name, &st, NULL);
+		stat_init(&st,
+			  fs_d.opts.flat ? S_IFREG | 0400 : S_IFDIR | 0700);
+		own_entry(req, parent, fs_d.opts.flat ? FK_DEFAULT : FK_SECRET,
+			  name, 0, name, &st, NULL);
 	} else if (p.kind == FK_KVDIR) {
 		/* a kv/ file the kernel held: no decrypt (no audit line) */
 		stat_init(&st, S_IFREG | 0400);
@@ -676,6 +746,25 @@ static void default_attr(fuse_req_t req, const struct fs_node_info *secret,
 		stat_init(st, S_IFREG | 0400);
 }
 
+/* A flat view's root: a new secret's file, or the staging file. */
+static void own_create_flat(fuse_req_t req, struct fs_node_info *root,
+			    const char *name, struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	if (pending(root->ino, name, PEND_ABSENT)) {
+		stat_init(&st, S_IFREG | 0400);
+		own_entry(req, root->ino, FK_DEFAULT, name, 0, name, &st, fi);
+	} else if (!strcmp(name, STAGE_NAME) &&
+		   pending_stage(root->secret, sizeof(root->secret))) {
+		default_attr(req, root, &st);
+		own_entry(req, root->ino, FK_STAGED, root->secret,
+			  fs_d.owner_uid, name, &st, fi);
+	} else {
+		fuse_reply_err(req, EPERM);
+	}
+}
+
 static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, struct fuse_file_info *fi)
 {
@@ -693,6 +782,8 @@ static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		v = (uint32_t)strtoul(name, NULL, 10);
 		stat_init(&st, S_IFREG | 0400);
 		own_entry(req, parent, FK_VERSION, p.secret, v, name, &st, fi);
+	} else if (p.kind == FK_ROOT && fs_d.opts.flat) {
+		own_create_flat(req, &p, name, fi);
 	} else if (p.kind == FK_SECRET && !strcmp(name, STAGE_NAME)) {
 		default_attr(req, &p, &st);
 		own_entry(req, parent, FK_STAGED, p.secret, fs_d.owner_uid,
@@ -734,15 +825,18 @@ static void own_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fs_node_info p;
 	uint64_t ino;
+	int flat = fs_d.opts.flat;
 
 	if (parent != newparent || strcmp(name, STAGE_NAME) ||
-	    strcmp(newname, "default") || fs_node_get(parent, &p)) {
+	    fs_node_get(parent, &p) ||
+	    (flat && !pending_stage(p.secret, sizeof(p.secret))) ||
+	    strcmp(newname, flat ? p.secret : "default")) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
 	ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid, name);
 	if (ino)
-		fs_node_retarget(ino, FK_DEFAULT, 0, "default");
+		fs_node_retarget(ino, FK_DEFAULT, 0, newname);
 	fuse_reply_err(req, 0);
 }
 

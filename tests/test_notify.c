@@ -386,6 +386,37 @@ START_TEST(only_view_events_only_for_its_secrets)
 }
 END_TEST
 
+/* layout=flat: IN_MODIFY + IN_CLOSE_WRITE on the secret's file at the
+ * root, IN_CREATE / IN_DELETE there for secrets that come and go. */
+START_TEST(flat_view_delivers_events)
+{
+	struct watcher w;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up("ro,layout=flat");
+	watch_start(&w, h_mp, ".", NULL);
+	for (i = 1; i <= 10; i++) {
+		snprintf(v, sizeof(v), "flat-%d", i);
+		rotate("db", v);
+		ck_assert_int_ge(
+		    watch_until(&w, "/db", "CLOSE_WRITE", "MODIFY", NULL), 1);
+		assert_sendfile("db", v);
+		assert_reads("db", v);
+	}
+	mk("new", "n");
+	watch_until(&w, "/new", "CREATE", NULL, NULL);
+	assert_reads("new", "n");
+	ck_assert_int_eq(cli("secret", "deactivate", "new", NULL), 0);
+	ck_assert_int_eq(cli("version", "destroy", "new", "1", NULL), 0);
+	ck_assert_int_eq(
+	    cli("secret", "delete", "new", "--confirm", "new", NULL), 0);
+	watch_until(&w, "/new", "DELETE", NULL, NULL);
+	watch_stop(&w);
+}
+END_TEST
+
 /* .status names the mount's notify= mode. */
 static void assert_status_notify(const char *mode)
 {
@@ -713,6 +744,7 @@ int main(void)
 	    versions_and_secrets_give_create_delete,
 	    only_view_events_only_for_its_secrets,
 	    replace_mode_gives_moved_to,
+	    flat_view_delivers_events,
 	    none_mode_sends_nothing,
 	    poll_reports_pollpri_after_change,
 	    stuck_watcher_does_not_block_others,
