@@ -581,7 +581,8 @@ static void own_entry(fuse_req_t req, uint64_t parent, int kind,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (kind != FK_STAGED && !fs_node_get(ino, &n) &&
+	/* kv/K's attributes need a decryption (an audited read) */
+	if (kind != FK_STAGED && kind != FK_KV && !fs_node_get(ino, &n) &&
 	    !fs_node_attr(req, &n, &real))
 		*st = real;
 	st->st_ino = ino;
