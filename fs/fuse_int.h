@@ -228,6 +228,27 @@ void fs_notify_kick(uint64_t gen);
 void fs_notify_stop(void);
 void fs_notify_join(void);
 
+/* --- notify_helper.c: the process that makes the file operations -------- */
+enum fs_nh_op {
+	FS_NH_TOUCH,	   /* open a for writing, write a byte, close */
+	FS_NH_TOUCH_FRESH, /* the same after a stat (fresh attributes) */
+	FS_NH_CREATE,	   /* create a read-only, close */
+	FS_NH_MKDIR,
+	FS_NH_UNLINK,
+	FS_NH_RMDIR,
+	FS_NH_REPLACE, /* create a, rename it onto b */
+};
+/* One command, paths relative to the mountpoint; the answer is an int
+ * (0 or an errno). */
+struct fs_nh_cmd {
+	int op;
+	char a[2 * SFS_NAME_MAX + 64];
+	char b[2 * SFS_NAME_MAX + 64];
+};
+/* Start the helper for mountpoint: its pid (-1 on failure); *fd gets the
+ * daemon's end of the command socket. */
+pid_t fs_notify_helper_spawn(const char *mountpoint, int *fd);
+
 /* --- fuse.c: running the session (mount.c calls it) -------------------- */
 int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd);
 

@@ -4,15 +4,17 @@
  *
  * The kernel raises no inotify event for anything a FUSE daemon tells it
  * (inval_inode, inval_entry, store): only a real file operation on the
- * mount does. So one notifier thread per daemon makes them itself, never
- * from a FUSE worker (a handler waiting on its own mount deadlocks). The
+ * mount does. So one notifier thread per daemon has them made, never
+ * from a FUSE worker (a handler waiting on its own mount deadlocks), and
+ * not by the daemon itself either: a helper process makes them
+ * (notify_helper.c says why), the thread waits on its socket. The
  * poller (fuse.c) kicks it after it has invalidated the kernel's caches,
  * so the new state is readable before any event. The thread lists the
  * store, compares with its last listing (per secret: default version,
  * secret status and the default version's state; latest version; id) and,
  * per changed secret (coalesced: one listing covers every generation since
- * the last one), through the mountpoint opened for the batch only (a held
- * fd would make a plain unmount fail with EBUSY):
+ * the last one), has the helper make, through the mountpoint opened for
+ * each operation only (a held fd would make a plain unmount fail):
  * - new versions: O_CREAT|O_EXCL of versions/N (IN_CREATE in versions/);
  * - notify=modify (default): open default for writing, write one byte,
  *   close (IN_MODIFY + IN_CLOSE_WRITE, the watch survives); also on the
@@ -25,8 +27,8 @@
  * modify or replace there, and a file created / unlinked at the root when
  * a secret gains or loses its default (the view lists only those).
  *
- * The daemon recognises its own requests by the thread id the kernel
- * reports (fuse_req_ctx's pid is the calling thread's id) and answers them
+ * The daemon recognises its own requests by the helper's pid (what
+ * fuse_req_ctx reports is the calling thread's id) and answers them
  * here, before any core call: no audit line, no version, no staged data.
  * Lookups that would contradict the operation (the new name exists, the
  * deleted one does not) are answered for the thread alone.
@@ -47,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fuse_int.h"
@@ -98,7 +101,7 @@ static pthread_cond_t kick_cond = PTHREAD_COND_INITIALIZER;
 static struct pollent *polls;
 static uint64_t kicked; /* kick_lock */
 static int stop;	/* kick_lock; poll_lock too for the session */
-static pid_t own_tid;	/* atomic: the thread's id, 0 before it runs */
+static pid_t own_tid;	/* atomic: the helper's pid, 0 before it runs */
 static pthread_t thread;
 static int thread_started;
 static struct fuse_lowlevel_ops ops;
@@ -226,31 +229,35 @@ static void pend_set(int kind, uint64_t parent, const char *name)
 	pthread_mutex_unlock(&pend_lock);
 }
 
-/* Open, write one byte, close: IN_MODIFY and IN_CLOSE_WRITE. O_DIRECT
- * keeps the byte out of cache=kernel's page cache. refresh: first fetch
- * the attributes the poller only marked stale, so that a reader woken
- * by the event sees the new size even through sendfile/splice, which
- * trust the cached size (not for kv/ files: their size needs a
- * decryption, an audited read). */
-static void touch(int root, const char *path, int refresh)
+/* Have the helper make one operation (notify_helper.c); its errno. The
+ * thread waits on the socket, never on the mount. */
+static int op(int ch, int o, const char *a, const char *b)
 {
-	struct stat st;
-	int fd;
+	struct fs_nh_cmd c;
+	int e = EIO;
 
-	if (refresh)
-		fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW);
-	fd = openat(root, path, O_WRONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == EINVAL)
-		fd = openat(root, path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (pwrite(fd, "", 1, 0) != 1)
-		fs_log("notify: %s: %s", path, strerror(errno));
-	close(fd);
+	memset(&c, 0, sizeof(c));
+	c.op = o;
+	snprintf(c.a, sizeof(c.a), "%s", a);
+	snprintf(c.b, sizeof(c.b), "%s", b ? b : "");
+	if (write(ch, &c, sizeof(c)) != (ssize_t)sizeof(c) ||
+	    read(ch, &e, sizeof(e)) != (ssize_t)sizeof(e))
+		return EIO;
+	return e;
+}
+
+/* IN_MODIFY + IN_CLOSE_WRITE on path. fresh: first fetch the attributes
+ * the poller only marked stale, so that a reader woken by the event sees
+ * the new size even through sendfile/splice, which trust the cached
+ * size (not for kv/ files: their size needs a decryption, an audited
+ * read). */
+static void touch(int ch, const char *path, int fresh)
+{
+	op(ch, fresh ? FS_NH_TOUCH_FRESH : FS_NH_TOUCH, path, NULL);
 }
 
 /* The kv/ files the kernel holds for secret (their watchers). */
-static void touch_kv(int root, const char *secret)
+static void touch_kv(int ch, const char *secret)
 {
 	struct fs_node_ent *v;
 	struct fs_node_info n;
@@ -262,7 +269,7 @@ static void touch_kv(int root, const char *secret)
 			continue;
 		snprintf(path, sizeof(path), "secrets/%s/kv/%s", secret,
 			 n.name);
-		touch(root, path, 0);
+		touch(ch, path, 0);
 		done++;
 	}
 	free(v);
@@ -280,10 +287,9 @@ static void value_path(const char *secret, char *out, size_t cap)
 
 /* The staging name sits beside the value file; in a flat view the
  * handlers learn its secret from pend (PEND_STAGE). */
-static void replace(int root, const char *secret)
+static void replace(int ch, const char *secret)
 {
 	char from[SFS_NAME_MAX + 64], to[SFS_NAME_MAX + 64];
-	int fd;
 
 	if (fs_d.opts.flat)
 		snprintf(from, sizeof(from), STAGE_NAME);
@@ -291,24 +297,18 @@ static void replace(int root, const char *secret)
 		snprintf(from, sizeof(from), "secrets/%s/" STAGE_NAME, secret);
 	value_path(secret, to, sizeof(to));
 	pend_set(PEND_STAGE, FS_INO_ROOT, secret);
-	/* read-only: no IN_CLOSE_WRITE for the staging name */
-	fd = openat(root, from, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-	if (fd >= 0) {
-		close(fd);
-		if (renameat(root, from, root, to))
-			unlinkat(root, from, 0);
-	}
+	/* created read-only: no IN_CLOSE_WRITE for the staging name */
+	op(ch, FS_NH_REPLACE, from, to);
 	pend_set(PEND_NONE, 0, "");
 }
 
 /* IN_CREATE of versions/N for the versions made since old. */
-static void new_versions(int root, const char *name, const struct seen *s,
+static void new_versions(int ch, const char *name, const struct seen *s,
 			 const struct seen *old)
 {
 	char path[SFS_NAME_MAX + 64], num[16];
 	uint64_t dir = fs_node_find(FK_VERSIONS, name, 0, "versions");
 	uint32_t v = old->latest + 1;
-	int fd;
 
 	if (!dir || s->latest - old->latest > NEW_VERS_MAX ||
 	    fs_d.opts.notify == FS_NOTIFY_NONE)
@@ -318,35 +318,26 @@ static void new_versions(int root, const char *name, const struct seen *s,
 		snprintf(path, sizeof(path), "secrets/%s/versions/%s", name,
 			 num);
 		pend_set(PEND_ABSENT, dir, num);
-		fd = openat(root, path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			    0400);
-		if (fd >= 0)
-			close(fd);
+		op(ch, FS_NH_CREATE, path, NULL);
 	}
 	pend_set(PEND_NONE, 0, "");
 }
 
 /* IN_CREATE / IN_DELETE of secrets/NAME, or of NAME in a flat view. */
-static void secret_dir(int root, const char *name, int created)
+static void secret_dir(int ch, const char *name, int created)
 {
 	char path[SFS_NAME_MAX + 16];
-	int flat = fs_d.opts.flat, fd;
+	int flat = fs_d.opts.flat;
 
 	if (fs_d.opts.notify == FS_NOTIFY_NONE)
 		return;
 	snprintf(path, sizeof(path), flat ? "%s" : "secrets/%s", name);
 	pend_set(created ? PEND_ABSENT : PEND_PRESENT,
 		 flat ? FS_INO_ROOT : FS_INO_SECRETS, name);
-	if (created && flat) {
-		fd = openat(root, path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			    0400);
-		if (fd >= 0)
-			close(fd);
-	} else if (created) {
-		mkdirat(root, path, 0700);
-	} else {
-		unlinkat(root, path, flat ? 0 : AT_REMOVEDIR);
-	}
+	if (created)
+		op(ch, flat ? FS_NH_CREATE : FS_NH_MKDIR, path, NULL);
+	else
+		op(ch, flat ? FS_NH_UNLINK : FS_NH_RMDIR, path, NULL);
 	pend_set(PEND_NONE, 0, "");
 }
 
@@ -377,55 +368,55 @@ static int moved(const struct seen *a, const struct seen *b)
 }
 
 /* The default moved: the mode's events on the value file. */
-static void value_moved(int root, const char *name)
+static void value_moved(int ch, const char *name)
 {
 	char path[SFS_NAME_MAX + 32];
 
 	value_path(name, path, sizeof(path));
 	if (fs_d.opts.notify == FS_NOTIFY_MODIFY) {
-		touch(root, path, 1);
+		touch(ch, path, 1);
 		if (!fs_d.opts.flat)
-			touch_kv(root, name);
+			touch_kv(ch, name);
 	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
-		replace(root, name);
+		replace(ch, name);
 	}
 	wake_polls(name);
 }
 
 /* A flat view: a secret's file exists while it has a default. */
-static void changed_flat(int root, const char *name, const struct seen *s,
+static void changed_flat(int ch, const char *name, const struct seen *s,
 			 const struct seen *old)
 {
 	int same = old && old->id == s->id, had = same && old->def;
 
 	if (old && !same && old->def)
-		secret_dir(root, name, 0);
+		secret_dir(ch, name, 0);
 	if (s->def && !had)
-		secret_dir(root, name, 1);
+		secret_dir(ch, name, 1);
 	else if (had && !s->def)
-		secret_dir(root, name, 0);
+		secret_dir(ch, name, 0);
 	else if (had && moved(s, old))
-		value_moved(root, name);
+		value_moved(ch, name);
 }
 
 /* One secret that is in the new listing: what changed since old. */
-static void changed(int root, const char *name, const struct seen *s,
+static void changed(int ch, const char *name, const struct seen *s,
 		    const struct seen *old)
 {
 	if (fs_d.opts.flat) {
-		changed_flat(root, name, s, old);
+		changed_flat(ch, name, s, old);
 		return;
 	}
 	if (!old || old->id != s->id) {
 		if (old)
-			secret_dir(root, name, 0);
-		secret_dir(root, name, 1);
+			secret_dir(ch, name, 0);
+		secret_dir(ch, name, 1);
 		return;
 	}
 	if (s->latest > old->latest)
-		new_versions(root, name, s, old);
+		new_versions(ch, name, s, old);
 	if (moved(s, old))
-		value_moved(root, name);
+		value_moved(ch, name);
 }
 
 /* Read without the locks: the thread's loops stop early. */
@@ -434,19 +425,19 @@ static int stopping(void)
 	return __atomic_load_n(&stop, __ATOMIC_ACQUIRE);
 }
 
-static void diff(int root, const struct listing *old, const struct listing *now)
+static void diff(int ch, const struct listing *old, const struct listing *now)
 {
 	const struct seen *s;
 	size_t i;
 
 	for (i = 0; i < now->n && !stopping(); i++) {
 		s = &now->v[i];
-		changed(root, name_of(now, s), s, find(old, s->key));
+		changed(ch, name_of(now, s), s, find(old, s->key));
 	}
 	for (i = 0; i < old->n && !stopping(); i++)
 		if (!find(now, old->v[i].key) &&
 		    (!fs_d.opts.flat || old->v[i].def))
-			secret_dir(root, name_of(old, &old->v[i]), 0);
+			secret_dir(ch, name_of(old, &old->v[i]), 0);
 }
 
 /* Wait for a kick; 0 with the generation, -1 when stopping. */
@@ -463,32 +454,46 @@ static int wait_kick(uint64_t *seen)
 	return rc;
 }
 
+/* The helper, started by this thread: its PR_SET_PDEATHSIG follows the
+ * thread, which ends only at unmount. */
+static pid_t helper_start(int *ch)
+{
+	pid_t pid = fs_notify_helper_spawn(fs_d.opts.mountpoint, ch);
+
+	if (pid < 0)
+		fs_log("notify: cannot start the helper: %s: no inotify events",
+		       strerror(errno));
+	else
+		__atomic_store_n(&own_tid, pid, __ATOMIC_RELEASE);
+	return pid;
+}
+
 static void *notifier(void *arg)
 {
 	struct listing a, b, t;
 	uint64_t seen = 0;
-	int root, have;
+	pid_t helper;
+	int ch = -1, have, st;
 
 	(void)arg;
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
-	__atomic_store_n(&own_tid, gettid(), __ATOMIC_RELEASE);
+	helper = helper_start(&ch);
 	have = list_now(&a, NULL) == 0;
 	while (wait_kick(&seen) == 0) {
 		if (list_now(&b, have ? &a : NULL))
 			continue;
-		root = have ? open(fs_d.opts.mountpoint,
-				   O_PATH | O_DIRECTORY | O_CLOEXEC)
-			    : -1;
-		if (root >= 0) {
-			diff(root, &a, &b);
-			close(root);
-		}
+		if (have)
+			diff(ch, &a, &b);
 		t = a;
 		a = b;
 		b = t;
 		have = 1;
 	}
+	if (ch >= 0)
+		close(ch); /* the helper reads the end and exits */
+	if (helper > 0)
+		waitpid(helper, &st, 0);
 	free(a.v);
 	free(a.names);
 	free(b.v);

@@ -153,6 +153,8 @@ int main(int argc, char **argv)
 	int done = 0;
 	int rc;
 
+	if (argc == 3 && !strcmp(argv[1], FS_NH_ARG))
+		return fs_notify_helper_main(argv[2]);
 	rc = parse_global(argc, argv, &g, &done);
 	if (rc != EXIT_OK || done)
 		return rc;

@@ -31,6 +31,21 @@ static void rotate(const char *name, const char *value)
 			 0);
 }
 
+/* sh -c cmd (printf-style); its stdout in *out when out is set. */
+static int sh(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...)
+{
+	char cmd[2048];
+	char *argv[] = {"sh", "-c", cmd, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return h_run(argv, out);
+}
+
 /* --- an unmodified inotifywait -m --------------------------------------- */
 
 struct watcher {
@@ -531,6 +546,47 @@ START_TEST(stuck_watcher_does_not_block_others)
 }
 END_TEST
 
+/* Is a notify helper of this test's mountpoint still running? */
+static int helper_alive(void)
+{
+	char *out = NULL;
+	int rc = sh(&out, "pgrep -f -x '.*secretfs __notify-helper %s'", h_mp);
+
+	free(out);
+	return rc == 0;
+}
+
+/* SIGKILL while the notifier has operations in flight: the daemon exits
+ * (its own requests never hold it in the kernel), its helper goes with
+ * it, and the next mount serves. */
+START_TEST(killed_daemon_exits_with_events_in_flight)
+{
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	char v[16];
+	int i, st;
+
+	mk("db", "v0");
+	for (i = 1; i <= 10; i++) {
+		up("cache=kernel");
+		snprintf(v, sizeof(v), "k%d", i);
+		/* stopped: the change waits; continued and killed at once:
+		 * the notifier is then at work */
+		ck_assert_int_eq(kill(h_daemon, SIGSTOP), 0);
+		rotate("db", v);
+		ck_assert_int_eq(kill(h_daemon, SIGCONT), 0);
+		ck_assert_int_eq(kill(h_daemon, SIGKILL), 0);
+		ck_assert_int_eq(waitpid(h_daemon, &st, 0), h_daemon);
+		h_daemon = -1;
+		/* auto_unmount may have done it already */
+		sh(NULL, "fusermount3 -uz '%s' 2>/dev/null", h_mp);
+		while (helper_alive())
+			nanosleep(&ts, NULL);
+	}
+	up(NULL);
+	assert_reads("secrets/db/default", "k10");
+}
+END_TEST
+
 /* --- secretfs watch (no mount) ------------------------------------------ */
 
 static void watch_cli(struct tu_proc *p, const char *const *argv)
@@ -636,21 +692,6 @@ END_TEST
 #define LIBDIR "/usr/lib/x86_64-linux-gnu"
 #define LDDIR  "/usr/lib64"
 
-/* sh -c cmd (printf-style); its stdout in *out when out is set. */
-static int sh(char **out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int sh(char **out, const char *fmt, ...)
-{
-	char cmd[2048];
-	char *argv[] = {"sh", "-c", cmd, NULL};
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return h_run(argv, out);
-}
-
 static int container_ready(void)
 {
 	return geteuid() == 0 && sh(NULL, "command -v podman") == 0 &&
@@ -748,6 +789,7 @@ int main(void)
 	    none_mode_sends_nothing,
 	    poll_reports_pollpri_after_change,
 	    stuck_watcher_does_not_block_others,
+	    killed_daemon_exits_with_events_in_flight,
 	    watch_prints_one_line_per_change,
 	    watch_json_lines,
 	    watch_exec_runs_once_per_change_in_order,
