@@ -104,6 +104,10 @@ int fs_notify_helper_main(const char *mountpoint)
 	ssize_t n;
 	int root, e;
 
+	/* Inherited descriptors (the fuse device received from fusermount3,
+	 * auto_unmount's socket) would keep the connection or the mount
+	 * alive after the daemon's death: only the command socket stays. */
+	close_range(1, ~0U, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() == 1)
 		return 1; /* the daemon is gone already */
@@ -124,18 +128,24 @@ pid_t fs_notify_helper_spawn(const char *mountpoint, int *fd)
 {
 	char *argv[] = {"secretfs", FS_NH_ARG, (char *)mountpoint, NULL};
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
 	pid_t pid = -1;
 	int sv[2];
 
 	*fd = -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -1;
-	if (posix_spawn_file_actions_init(&fa) == 0) {
-		if (posix_spawn_file_actions_adddup2(&fa, sv[1], 0) != 0 ||
-		    posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv,
+	/* its own session: signals to the daemon's terminal or process
+	 * group (Ctrl-C, job control) are not its business */
+	if (posix_spawnattr_init(&at) == 0 &&
+	    posix_spawn_file_actions_init(&fa) == 0) {
+		if (posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID) != 0 ||
+		    posix_spawn_file_actions_adddup2(&fa, sv[1], 0) != 0 ||
+		    posix_spawn(&pid, "/proc/self/exe", &fa, &at, argv,
 				environ) != 0)
 			pid = -1;
 		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&at);
 	}
 	close(sv[1]);
 	if (pid < 0)
