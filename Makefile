@@ -71,12 +71,19 @@ tests: $(TEST_BIN) $(BIN)
 test: deps
 	$(MAKE) run-tests
 
-# Each suite prints Check's summary line; the run fails if any suite fails.
-# Suites find the program through SECRETFS_BIN.
+# Each suite's output (with the error lines the tests provoke on purpose)
+# goes to $(BUILD)/test-logs/SUITE.log; the run prints each suite's
+# summary and SKIP lines, and a failed suite's whole log. It fails if any
+# suite fails. Suites find the program through SECRETFS_BIN.
 run-tests: tests
-	@fail=0; for t in $(TEST_BIN); do \
-		echo "== $$t"; \
-		SECRETFS_BIN=$(abspath $(BIN)) SECRETFS_KDF_MIN=1 $$t || fail=1; \
+	@mkdir -p $(BUILD)/test-logs; fail=0; for t in $(TEST_BIN); do \
+		n=$${t##*/}; log=$(BUILD)/test-logs/$$n.log; \
+		if SECRETFS_BIN=$(abspath $(BIN)) SECRETFS_KDF_MIN=1 $$t \
+			>$$log 2>&1; then \
+			grep -E '^[0-9]+%: Checks|SKIP' $$log | sed "s|^|$$n: |"; \
+		else \
+			fail=1; echo "== $$n FAILED (log: $$log)"; cat $$log; \
+		fi; \
 	done; exit $$fail
 
 asan: deps

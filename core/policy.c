@@ -1,7 +1,9 @@
 /*
  * Policy: every lifecycle rule of SPEC §2 and every permission rule of
  * SPEC §1/§3, as pure functions of (action, caller, state). Nothing here
- * does I/O, allocates, reads the clock or asks the name service: the
+ * does I/O, allocates, reads the clock or asks the name service (a
+ * filesystem caller's supplementary groups are read by the caller's own
+ * source, sfs_caller_in_group, and only when a rule depends on them): the
  * services gather the state, ask, and act only on SFS_OK, so the CLI and
  * the filesystem cannot disagree and tests/test_policy.c can check every
  * rule as one row of a table.
@@ -122,6 +124,22 @@ static int check_value_read(const struct sfs_policy_state *st)
 	return SFS_OK;
 }
 
+/*
+ * Destroy: only what is out of use (the version or its whole secret
+ * deactivated), so that `rm -r` on a live secret erases nothing anyone
+ * reads. A destroyed version stays destroyed: asking again is a no-op.
+ */
+static int check_version_destroy(const struct sfs_policy_state *st)
+{
+	if (!st->version_exists)
+		return SFS_ENOENT;
+	if (st->version_state == SFS_STATE_DESTROYED ||
+	    st->version_state == SFS_STATE_DEACTIVATED ||
+	    st->secret->status != SFS_STATE_ACTIVE)
+		return SFS_OK;
+	return SFS_EBUSY;
+}
+
 static int check_secret_delete(const struct sfs_policy_state *st)
 {
 	if (st->secret->status == SFS_STATE_ACTIVE)
@@ -158,8 +176,9 @@ static int lifecycle(enum sfs_action act, const struct sfs_policy_state *st)
 							     : SFS_EINVAL;
 	case SFS_ACT_VERSION_ACTIVATE:
 	case SFS_ACT_VERSION_DEACTIVATE:
-	case SFS_ACT_VERSION_DESTROY:
 		return version_live(st) ? SFS_OK : SFS_ENOENT;
+	case SFS_ACT_VERSION_DESTROY:
+		return check_version_destroy(st);
 	case SFS_ACT_SECRET_ACTIVATE:
 		return st->active_versions > 0 ? SFS_OK : SFS_EINVAL;
 	case SFS_ACT_SECRET_DELETE:
@@ -280,6 +299,9 @@ const char *sfs_policy_why(enum sfs_action act, int rc,
 			 st->live_versions == 1 ? " is" : "s are");
 		return buf;
 	}
+	if (act == SFS_ACT_VERSION_DESTROY && rc == SFS_EBUSY)
+		return "the version and its secret are active: deactivate it "
+		       "first";
 	if (act == SFS_ACT_SECRET_ACTIVATE && rc == SFS_EINVAL)
 		return "the secret has no active version";
 	if (act == SFS_ACT_KEY_DELETE && rc == SFS_EBUSY)
@@ -312,18 +334,6 @@ const char *sfs_policy_desc_why(const char *desc, size_t len)
 	return "description has control characters";
 }
 
-static int in_group(const struct sfs_caller *c, uint32_t gid)
-{
-	int i;
-
-	if (c->gid == gid)
-		return 1;
-	for (i = 0; i < c->ngroups && i < SFS_CALLER_GROUPS_MAX; i++)
-		if (c->groups[i] == gid)
-			return 1;
-	return 0;
-}
-
 void sfs_policy_view_attrs(const struct sfs_view_id *v,
 			   const struct sfs_secret_rec *s, uint32_t *owner,
 			   uint32_t *group, uint32_t *mode)
@@ -341,6 +351,7 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 			const struct sfs_secret_rec *s)
 {
 	uint32_t owner, group, mode;
+	int g;
 
 	assert(c && s);
 	if (c->admin)
@@ -355,8 +366,14 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 	 * later one would allow. */
 	if (c->uid == owner)
 		return (mode & 0400) != 0;
-	if (in_group(c, group))
-		return (mode & 0040) != 0;
+	/* Group and other bits agree: membership cannot change the answer,
+	 * so the caller's groups are not read. Groups that cannot be read
+	 * refuse rather than fall back to the other bits. */
+	if (((mode >> 3) & 04) == (mode & 04))
+		return (mode & 0004) != 0;
+	g = sfs_caller_in_group(c, group);
+	if (g != 0)
+		return g > 0 && (mode & 0040) != 0;
 	return (mode & 0004) != 0;
 }
 

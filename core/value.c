@@ -381,6 +381,12 @@ struct sfs_json *sfs_json_array(void)
 	return S(json_array());
 }
 
+struct sfs_json *sfs_json_string_n(const char *v, size_t len)
+{
+	jansson_init();
+	return S(json_stringn(v, len));
+}
+
 /*
  * A copy of s with each byte that does not start a valid UTF-8 sequence
  * replaced by U+FFFD, so that text from outside (a process name, a file

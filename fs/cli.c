@@ -92,12 +92,33 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_is_global_opt(const char *opt)
+{
+	static const char *const names[] = {"store", "master-key", "json",
+					    "version"};
+	size_t i, n;
+
+	if (strncmp(opt, "--", 2))
+		return 0;
+	opt += 2;
+	n = strcspn(opt, "=");
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && !strncmp(opt, names[i], n))
+			return 1;
+	return 0;
+}
+
 void cli_opt_problem(int ch, char **argv, char *buf, size_t cap)
 {
 	const char *opt = optind > 0 ? argv[optind - 1] : "";
 	int is_long = !strncmp(opt, "--", 2);
 
-	if (ch == ':' && is_long)
+	if (ch == '?' && cli_is_global_opt(opt))
+		snprintf(buf, cap,
+			 "option '%.*s': global options go before "
+			 "the command",
+			 (int)strcspn(opt, "="), opt);
+	else if (ch == ':' && is_long)
 		snprintf(buf, cap, "option '%s' needs a value", opt);
 	else if (ch == ':')
 		snprintf(buf, cap, "option '-%c' needs a value", optopt);

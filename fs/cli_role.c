@@ -42,6 +42,8 @@ static int role_change(const struct cli_cmd *cmd, const struct cli_global *g,
 		return rc;
 	role = argv[optind];
 	principal = argv[optind + 1];
+	if (strchr(principal, ','))
+		return cli_bad_usage(cmd, "bad principal '%s'", principal);
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
 	if (grant)

@@ -39,7 +39,8 @@ enum fs_kind {
 	FK_VERSION,  /* secrets/NAME/versions/N */
 	FK_KVDIR,    /* secrets/NAME/kv */
 	FK_KV,	     /* secrets/NAME/kv/KEY */
-	FK_STAGED,   /* secrets/NAME/.X (version = the owner's uid) */
+	FK_STAGED,   /* secrets/NAME/X: any name but default, versions and
+		      * kv (version = the owner's uid) */
 	FK_KEY,	     /* keys/NAME */
 };
 
@@ -149,8 +150,16 @@ enum {
 	FS_CALLER_ROLES = 4,
 	FS_CALLER_FULL = 7
 };
-/* Build the request's caller; 0 or an errno. */
+/* Build the request's caller; 0 or an errno. Its groups are read on
+ * first need and valid during the request only. */
 int fs_caller(fuse_req_t req, int need, struct sfs_caller *c);
+/* Copy a request's caller for later (a write handle) with the groups its
+ * checks read (others: unreadable, refused where they count). 0 or an
+ * errno; fs_caller_drop frees what the copy holds. */
+int fs_caller_keep(struct sfs_caller *dst, const struct sfs_caller *src);
+void fs_caller_drop(struct sfs_caller *c);
+/* The thread group (process) of a thread id; -1 if gone. */
+int32_t fs_caller_tgid(int32_t pid);
 /* The errno of a core code (sfs_err_errno), logging the store's last
  * error when the code is EIO or ENOSPC. */
 int fs_errno(int code);
@@ -159,6 +168,15 @@ void fs_reply_core(fuse_req_t req, int code);
 /* Log a line: stderr in the foreground, syslog once daemonized. No
  * secret bytes: core messages never carry any. */
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A refusal and the rule behind it (why: the core's message, or NULL for
+ * the code's text), logged with -f or -o debug only: "rmdir secrets/db
+ * refused (EBUSY) for uid 1000: secret 'db': the secret is active:
+ * deactivate it first". Names and numbers only, never a value. */
+void fs_refused(uint32_t uid, const char *op, const char *secret,
+		const char *name, int code, const char *why);
+/* The same with the core's struct sfs_error. */
+void fs_refused_err(uint32_t uid, const char *op, const char *secret,
+		    const char *name, const struct sfs_error *err);
 /* Is a secret name inside the only= view? */
 int fs_visible(const char *name);
 /* Fill attributes of a node; 0 or an errno. */
@@ -191,6 +209,9 @@ int fs_write_read(fuse_req_t req, size_t size, off_t off,
 		  struct fuse_file_info *fi);
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+/* Is name in a secret's directory a staged file's (anything but
+ * default, versions, kv, . and ..)? */
+int fs_staged_name(const char *name);
 /* Staged files: lookup/attr/unlink/readdir for the owner's uid. */
 int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
 		   struct stat *st);

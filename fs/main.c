@@ -22,6 +22,7 @@ static const struct cli_group *const groups[] = {
 static const char global_usage[] =
 	"Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
 	"...\n"
+	"       secretfs --version\n"
 	"\n"
 	"Secrets for one host: a FUSE filesystem and this command line over\n"
 	"an encrypted store.\n"
@@ -33,12 +34,15 @@ static const char global_usage[] =
 	"  --master-key FILE   the master key file (default\n"
 	"                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
 	"  --json              print JSON\n"
+	"  --version           print the program's version\n"
 	"  -h, --help          print this help\n"
 	"\n"
 	"Commands:\n"
 	"  secretfs init [--passphrase-file FILE]\n"
+	"  secretfs backup FILE\n"
+	"  secretfs --store NEWDIR restore FILE\n"
 	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
-	"  secretfs umount MOUNTPOINT\n"
+	"  secretfs umount MOUNTPOINT [--lazy|--force]\n"
 	"  secretfs status MOUNTPOINT\n"
 	"  secretfs volume-driver [--socket PATH]\n";
 
@@ -81,7 +85,8 @@ static int bad_global(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Parse the global options; *done set when --help was handled. */
+/* Parse the global options; *done set to 1 when --help was handled, to 2
+ * for --version. */
 static int parse_global(int argc, char **argv, struct cli_global *g,
 			int *done)
 {
@@ -90,6 +95,7 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 		{ "master-key", required_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[256];
@@ -110,6 +116,9 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 			usage(stdout);
 			*done = 1;
 			return EXIT_OK;
+		case 'V': /* printed once every option (--json) is known */
+			*done = 2;
+			break;
 		default:
 			cli_opt_problem(ch, argv, why, sizeof(why));
 			return bad_global("%s", why);
@@ -126,6 +135,10 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (!strcmp(name, groups[i]->name))
 			return cli_group_run(groups[i], g, argc, argv);
+	if (!strcmp(name, cli_backup_cmd.name))
+		return cli_backup_cmd.run(&cli_backup_cmd, g, argc, argv);
+	if (!strcmp(name, cli_restore_cmd.name))
+		return cli_restore_cmd.run(&cli_restore_cmd, g, argc, argv);
 	if (!strcmp(name, cli_init_cmd.name))
 		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
 	if (!strcmp(name, cli_audit_cmd.name))
@@ -156,6 +169,8 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], FS_NH_ARG))
 		return fs_notify_helper_main(argv[2]);
 	rc = parse_global(argc, argv, &g, &done);
+	if (rc == EXIT_OK && done == 2)
+		rc = cli_print_version(&g);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (optind >= argc)

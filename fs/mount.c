@@ -1,11 +1,13 @@
 /*
- * The daemon's commands: `mount`, `umount`, `status`.
+ * The daemon's command: `mount` (`umount` and `status`, which talk to a
+ * running mount, are in cli_mount.c).
  *
  * mount parses its options, opens the store, refuses what SPEC §3 says
  * it must (a second read-write mount of a store, a store or master key
- * inside the mountpoint, a mountpoint that is not an empty directory),
- * all with a message on the terminal and exit 1 before anything is
- * mounted. Then it mounts, daemonizes unless -f, hardens the process
+ * inside the mountpoint, a mountpoint that is not an empty directory or
+ * is already mounted), all with a message on the terminal and exit 1
+ * before anything is mounted. Then it mounts (source: the store
+ * directory, type fuse.secretfs), daemonizes unless -f, hardens the process
  * (no core dumps, not dumpable, memory locked where the limit allows:
  * after the fork, since locks and threads do not survive it), starts its
  * threads and serves until unmounted or signalled (SIGTERM/SIGINT
@@ -36,9 +38,32 @@
 #include "secretfs/crypto.h"
 #include "secretfs/storedir.h"
 
+/* A usage error of mount, pointing at its own help (the option words
+ * come from the user: control bytes show as '?'). */
 static int usage(const char *text)
 {
-	return cli_usage_error("mount", text);
+	char buf[400];
+	size_t i;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	for (i = 0; buf[i]; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	fprintf(stderr, "secretfs: mount: %s (see 'secretfs mount --help')\n",
+		buf);
+	return EXIT_USAGE;
+}
+
+/* A known option with a value it does not take: say which are allowed. */
+static int bad_value(const char *w, const char *allowed)
+{
+	char text[360];
+	const char *eq = strchr(w, '=');
+	int n = eq ? (int)(eq - w) : (int)strlen(w);
+
+	snprintf(text, sizeof(text), "bad value '%.100s' for option '%.*s': %s",
+		 eq ? eq + 1 : "", n > 40 ? 40 : n, w, allowed);
+	return usage(text);
 }
 
 /* strerror, lowercase as our messages are ("no such file or directory"). */
@@ -74,17 +99,6 @@ static const char mount_help[] =
     "                     without access control)\n"
     "  -o debug           log every request (implies -f)\n"
     "  -o auto_unmount    unmount if the daemon dies\n";
-
-static const char umount_help[] =
-    "Usage: secretfs umount MOUNTPOINT\n"
-    "\n"
-    "Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n";
-
-static const char status_help[] =
-    "Usage: secretfs status MOUNTPOINT\n"
-    "\n"
-    "Print the mount's MOUNTPOINT/.status: program version, store,\n"
-    "options, counts and health, as JSON.\n";
 
 /* -h / --help anywhere among a command's arguments: print, then exit 0. */
 static int help(int argc, char **argv, const char *text)
@@ -204,6 +218,14 @@ static int parse_opt(struct fs_opts *o, const char *w)
 		o->only = strdup(w + 5);
 		if (!o->only)
 			return EXIT_FAIL;
+	} else if (!strncmp(w, "cache", 5) && (!w[5] || w[5] == '=')) {
+		return bad_value(w, "use strict, open or kernel");
+	} else if (!strncmp(w, "audit", 5) && (!w[5] || w[5] == '=')) {
+		return bad_value(w, "use on or off");
+	} else if (!strncmp(w, "only", 4) && (!w[4] || w[4] == '=')) {
+		return bad_value(w, "use one or more GLOBs joined by ':'");
+	} else if (!strncmp(w, "layout", 6) && (!w[6] || w[6] == '=')) {
+		return bad_value(w, "use flat or tree");
 	} else {
 		char text[300];
 
@@ -244,7 +266,10 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 			if (rc)
 				return rc;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return usage("unknown flag");
+			return usage(
+			    cli_is_global_opt(argv[i])
+				? "global options go before the command"
+				: "unknown flag");
 		} else if (!o->mountpoint) {
 			o->mountpoint = argv[i];
 		} else {
@@ -276,6 +301,8 @@ static int inside(const char *mp, const char *path)
 	return !strncmp(real, mp, n) &&
 	       (real[n] == '/' || real[n] == '\0' || !strcmp(mp, "/"));
 }
+
+static int mounted(const char *path);
 
 static int empty_dir(const char *mp)
 {
@@ -309,7 +336,8 @@ static int check_mountpoint(struct sfs_ctx *ctx, const char *mp,
 	if (inside(real, sfs_ctx_master_key_path(ctx)))
 		return fail(what, "the master key is inside the mountpoint");
 	if (!empty_dir(mp))
-		return fail(what, "not an empty directory");
+		return fail(what, mounted(mp) ? "already mounted"
+					      : "not an empty directory");
 	return EXIT_OK;
 }
 
@@ -405,16 +433,39 @@ static int reopen_store(struct sfs_ctx *ctx)
 	return 0;
 }
 
+/*
+ * The mount's source (fsname): the store directory, resolved, so that
+ * mount(8) matches an fstab line to the live mount (`mount -a` twice
+ * mounts once). Commas and backslashes are escaped for libfuse's option
+ * parser.
+ */
+static void fsname_of(struct sfs_ctx *ctx, char *out, size_t cap)
+{
+	char real[PATH_MAX];
+	const char *dir = sfs_ctx_dir(ctx), *p;
+	size_t n = 0;
+
+	if (realpath(dir, real))
+		dir = real;
+	for (p = dir; *p && n + 3 < cap; p++) {
+		if (*p == ',' || *p == '\\')
+			out[n++] = '\\';
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+}
+
 static struct fuse_session *session_new(struct fs_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
-	char opts[64 + PATH_MAX];
+	char opts[64 + 3 * PATH_MAX], fsname[2 * PATH_MAX];
 
+	fsname_of(fs_d.ctx, fsname, sizeof(fsname));
 	/* cache=kernel: no open reaches the daemon, so the kernel checks
 	 * permissions (modes and the ACLs fuse_xattr.c builds). ro is the
 	 * daemon's (fuse_notify.c): its own events need a writable mount. */
-	snprintf(opts, sizeof(opts), "fsname=secretfs,subtype=secretfs%s%s%s",
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=secretfs%s%s%s", fsname,
 		 o->allow_other ? ",allow_other" : "",
 		 o->auto_unmount ? ",auto_unmount" : "",
 		 o->cache == FS_CACHE_KERNEL ? ",default_permissions" : "");
@@ -526,7 +577,7 @@ static int fusermount_u(const char *mp, const char *flag, char *msg,
  * A daemon that died left its mount behind: every access gives ENOTCONN.
  * Detach it lazily so that a restart can mount on the same path (and
  * containers with the parent bind-mounted rslave see the new mount).
- * A live mount is left alone: it is refused as a non-empty directory.
+ * A live mount is left alone: it is refused as already mounted.
  */
 static void clean_stale(const char *mp)
 {
@@ -630,8 +681,9 @@ static int fusermount_u(const char *mp, const char *flag, char *msg,
 
 /* Is path a mountpoint? A directory on the same device as its parent
  * is not; one that cannot be stat'ed (a dead daemon's mount: ENOTCONN)
- * may well be. */
-static int mounted(const char *path)
+ * may well be. (It stats path: a hung daemon hangs it, so `umount` and
+ * `status` use /proc/self/mountinfo instead, see cli_mount.c.) */
+__attribute__((unused)) static int mounted(const char *path)
 {
 	char parent[PATH_MAX];
 	struct stat a, b;
@@ -642,49 +694,4 @@ static int mounted(const char *path)
 	if (stat(parent, &b))
 		return 1;
 	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
-}
-
-int cmd_umount(const struct cli_global *g, int argc, char **argv)
-{
-	char msg[512], what[PATH_MAX + 16];
-	const char *why;
-
-	(void)g;
-	if (help(argc, argv, umount_help))
-		return EXIT_OK;
-	if (argc != 2)
-		return cli_usage_error("umount", "expected MOUNTPOINT");
-	snprintf(what, sizeof(what), "umount: %s", argv[1]);
-	if (!mounted(argv[1]))
-		return fail(what, "not mounted");
-	if (fusermount_u(argv[1], "-u", msg, sizeof(msg)) == 0)
-		return EXIT_OK;
-	/* "fusermount3: entry for X not found in /etc/mtab" -> the why */
-	why = strncmp(msg, "fusermount3: ", 13) ? msg : msg + 13;
-	return fail(what, *why ? why : "fusermount3 failed");
-}
-
-int cmd_status(const struct cli_global *g, int argc, char **argv)
-{
-	char path[PATH_MAX], what[PATH_MAX + 16], buf[4096];
-	ssize_t n;
-	int fd;
-
-	(void)g;
-	if (help(argc, argv, status_help))
-		return EXIT_OK;
-	if (argc != 2)
-		return cli_usage_error("status", "expected MOUNTPOINT");
-	snprintf(path, sizeof(path), "%s/.status", argv[1]);
-	snprintf(what, sizeof(what), "status: %s", argv[1]);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(what, errno == ENOENT ? "not a secretfs mount"
-						  : errtext(errno));
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, stdout);
-	close(fd);
-	if (n < 0)
-		return fail(what, errtext(errno));
-	return EXIT_OK;
 }

@@ -358,6 +358,7 @@ START_TEST(destroyed_value_leaves_memory)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_gt(scan_mem(h_daemon, needle), 0);
 	close(fd);
+	ck_assert_int_eq(cli("version", "deactivate", "p", "1", NULL), 0);
 	ck_assert_int_eq(unlink(P("secrets/p/versions/1")), 0);
 	for (i = 0; i < 1000; i++) {
 		switch (i % 4) {

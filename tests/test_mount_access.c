@@ -510,6 +510,7 @@ START_TEST(access_write_follows_open)
 {
 	NEED_ROOT();
 	mk("db", "v");
+	mk("j", "{\"k\":\"v\"}");
 	mk("off", "v");
 	ck_assert_int_eq(cli("secret", "deactivate", "off", NULL), 0);
 	up("allow_other");
@@ -524,7 +525,8 @@ START_TEST(access_write_follows_open)
 	ck_assert_int_eq(acc_as(OTHER, "secrets/db/versions", W_OK), 0);
 	/* an existing version never changes; kv/ and keys/ take nothing */
 	ck_assert_int_eq(ERR(access(P("secrets/db/versions/1"), W_OK)), EPERM);
-	ck_assert_int_eq(ERR(access(P("secrets/db/kv"), W_OK)), EACCES);
+	ck_assert_int_eq(ERR(access(P("secrets/j/kv"), W_OK)), EACCES);
+	ck_assert_int_eq(ERR(access(P("secrets/db/kv"), W_OK)), ENOENT);
 	ck_assert_int_eq(ERR(access(P("keys"), W_OK)), EACCES);
 	/* a deactivated secret: the errno opening default would give */
 	ck_assert_int_eq(

@@ -60,6 +60,9 @@ struct sfs_json;
 
 struct sfs_json *sfs_json_object(void);
 struct sfs_json *sfs_json_array(void);
+/* A JSON string of len bytes of UTF-8 (an array element); NULL when
+ * they are not UTF-8 or out of memory. */
+struct sfs_json *sfs_json_string_n(const char *v, size_t len);
 /* Setters return 0 or SFS_ENOMEM; set/append take ownership of child. */
 int sfs_json_set_str(struct sfs_json *obj, const char *key, const char *v);
 int sfs_json_set_int(struct sfs_json *obj, const char *key, int64_t v);
