@@ -42,6 +42,10 @@ int cli_is_global_opt(const char *arg);
 
 /* The daemon's commands (mount.c). argv[0] is the command name. */
 int cmd_mount(const struct cli_global *g, int argc, char **argv);
+/* The mount's change-notification helper (notify_helper.c): main runs it
+ * when argv[1] is FS_NH_ARG; its exit status. */
+#define FS_NH_ARG "__notify-helper"
+int fs_notify_helper_main(const char *mountpoint);
 int cmd_umount(const struct cli_global *g, int argc, char **argv);
 int cmd_status(const struct cli_global *g, int argc, char **argv);
 
