@@ -1,13 +1,19 @@
 /*
- * Internal interface between the two halves of the secretfs program: the
- * command line (cli*.c, main.c) and the FUSE daemon (mount.c, fuse*.c).
- * Both are thin: parse, call one core function, report the core's error.
+ * Internal interface between the parts of the secretfs program: the
+ * command line (fs/cli/, main.c), the FUSE daemon (fs/daemon/) and the
+ * volume driver (fs/volume/).
+ * Each is thin: parse, call one core function, report the core's error.
  */
 #ifndef SECRETFS_FS_H
 #define SECRETFS_FS_H
 
 #include "secretfs/ctx.h"
 #include "secretfs/err.h"
+
+/* The program's version: `secretfs --version` and the daemon's .status. */
+#ifndef SFS_PROGRAM_VERSION
+#define SFS_PROGRAM_VERSION "0.1.0"
+#endif
 
 /* Global options, given before the command. */
 struct cli_global {

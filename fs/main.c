@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "volume.h"
+#include "cli/cli.h"
+#include "volume/volume.h"
 
 static const struct cli_group *const groups[] = {
 	&cli_key_group, &cli_secret_group, &cli_version_group,

@@ -23,10 +23,6 @@
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
 
-#ifndef SFS_PROGRAM_VERSION
-#define SFS_PROGRAM_VERSION "0.1.0"
-#endif
-
 /* What a node is; the fixed nodes have fixed inode numbers. */
 enum fs_kind {
 	FK_ROOT = 1, /* ino 1 */
