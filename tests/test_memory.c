@@ -264,7 +264,7 @@ static int up_as_nobody(const struct rlimit *memlock)
  * The daemon run as uid 65534 (mounting through the setuid fusermount3,
  * no allow_other) hardens itself as it does as root: its /proc files
  * belong to root (not dumpable), no core dumps (RLIMIT_CORE 0, soft and
- * hard), and memory locked exactly when fs/mount.c promises to lock it
+ * hard), and memory locked exactly when fs/daemon/mount.c promises to lock it
  * for a non-root uid: with an unlimited RLIMIT_MEMLOCK. Under a finite
  * one it locks nothing and says so on stderr. The test asks for an
  * unlimited limit (root may raise it only with CAP_SYS_RESOURCE) and

@@ -107,7 +107,7 @@ static int partial_view(void *arg)
 /*
  * One process, two reads: in group 777, then after dropping it. The
  * daemon keeps the caller's /proc status file open between requests
- * (fs/fuse_caller.c): the second read must still see the new groups.
+ * (fs/daemon/fuse_caller.c): the second read must still see the new groups.
  */
 static int groups_change_between_reads(void *arg)
 {

@@ -1918,11 +1918,13 @@ static int status_view(struct sfs_json *o)
 static struct sfs_json *status_options(void)
 {
 	static const char *const caches[] = {"strict", "open", "kernel"};
+	static const char *const notifies[] = {"modify", "replace", "none"};
 	struct sfs_json *o = sfs_json_object();
 
 	if (!o || sfs_json_set_bool(o, "ro", fs_d.opts.readonly) ||
 	    sfs_json_set_bool(o, "allow_other", fs_d.opts.allow_other) ||
 	    sfs_json_set_str(o, "cache", caches[fs_d.opts.cache]) ||
+	    sfs_json_set_str(o, "notify", notifies[fs_d.opts.notify]) ||
 	    sfs_json_set_str(o, "audit", fs_d.opts.audit_off ? "off" : "on") ||
 	    sfs_json_set_bool(o, "debug", fs_d.opts.debug) ||
 	    sfs_json_set_bool(o, "auto_unmount", fs_d.opts.auto_unmount) ||
@@ -2114,6 +2116,7 @@ static void *poller(void *arg)
 			/* Only now: opens compare against it (cached_open). */
 			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
 			sfs_ctx_watch_ack(fs_d.ctx, g);
+			fs_notify_kick(g);
 			seen = g;
 		}
 	}

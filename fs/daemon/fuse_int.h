@@ -23,10 +23,6 @@
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
 
-#ifndef SFS_PROGRAM_VERSION
-#define SFS_PROGRAM_VERSION "0.1.0"
-#endif
-
 /* What a node is; the fixed nodes have fixed inode numbers. */
 enum fs_kind {
 	FK_ROOT = 1, /* ino 1 */
@@ -62,6 +58,7 @@ struct fs_node_info {
 };
 
 enum fs_cache { FS_CACHE_STRICT, FS_CACHE_OPEN, FS_CACHE_KERNEL };
+enum fs_notify { FS_NOTIFY_MODIFY, FS_NOTIFY_REPLACE, FS_NOTIFY_NONE };
 
 /* The mount's options (mount.c fills them, the handlers read them). */
 struct fs_opts {
@@ -72,6 +69,7 @@ struct fs_opts {
 	int auto_unmount;
 	int foreground;
 	int cache;  /* enum fs_cache */
+	int notify; /* enum fs_notify */
 	char *only; /* "GLOB:GLOB..." or NULL */
 	int flat;   /* layout=flat: the root lists the secrets' values */
 	struct sfs_view_id view; /* uid=, gid=, mode= (ro only) */
@@ -235,6 +233,39 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* --- fuse_notify.c: inotify events and poll(2) at a change -------------- */
+/* fs_ops wrapped: the notifier's own requests, poll, ro refusals. */
+const struct fuse_lowlevel_ops *fs_notify_ops(void);
+/* Is the request the notifier thread's own? */
+int fs_notify_own(fuse_req_t req);
+int fs_notify_start(void);
+/* The poller has invalidated up to gen: make the events. */
+void fs_notify_kick(uint64_t gen);
+/* Stop before the session ends; join once the connection is gone. */
+void fs_notify_stop(void);
+void fs_notify_join(void);
+
+/* --- notify_helper.c: the process that makes the file operations -------- */
+enum fs_nh_op {
+	FS_NH_TOUCH,	   /* open a for writing, write a byte, close */
+	FS_NH_TOUCH_FRESH, /* the same after a stat (fresh attributes) */
+	FS_NH_CREATE,	   /* create a read-only, close */
+	FS_NH_MKDIR,
+	FS_NH_UNLINK,
+	FS_NH_RMDIR,
+	FS_NH_REPLACE, /* create a, rename it onto b */
+};
+/* One command, paths relative to the mountpoint; the answer is an int
+ * (0 or an errno). */
+struct fs_nh_cmd {
+	int op;
+	char a[2 * SFS_NAME_MAX + 64];
+	char b[2 * SFS_NAME_MAX + 64];
+};
+/* Start the helper for mountpoint: its pid (-1 on failure); *fd gets the
+ * daemon's end of the command socket. */
+pid_t fs_notify_helper_spawn(const char *mountpoint, int *fd);
 
 /* --- fuse.c: running the session (mount.c calls it) -------------------- */
 int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd);

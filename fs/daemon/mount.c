@@ -93,6 +93,8 @@ static const char mount_help[] =
     "  -o audit=on|off    audit each value read (default on)\n"
     "  -o audit_max=SIZE  rotate the audit log at SIZE bytes (K, M, G\n"
     "                     suffixes; default 64M; 4 old logs kept)\n"
+    "  -o notify=modify|replace|none  inotify events at a change\n"
+    "                     (default modify: IN_MODIFY on default)\n"
     "  -o layout=flat     (with ro) the root lists one file per secret,\n"
     "                     its default value, as /run/secrets/NAME\n"
     "  -o uid=N,gid=N,mode=OCTAL  (with ro) value files show this owner,\n"
@@ -232,6 +234,12 @@ static int parse_opt(struct fs_opts *o, const char *w)
 		o->cache = FS_CACHE_OPEN;
 	else if (!strcmp(w, "cache=kernel"))
 		o->cache = FS_CACHE_KERNEL;
+	else if (!strcmp(w, "notify=modify"))
+		o->notify = FS_NOTIFY_MODIFY;
+	else if (!strcmp(w, "notify=replace"))
+		o->notify = FS_NOTIFY_REPLACE;
+	else if (!strcmp(w, "notify=none"))
+		o->notify = FS_NOTIFY_NONE;
 	else if (!strcmp(w, "audit=on"))
 		o->audit_off = 0;
 	else if (!strcmp(w, "audit=off"))
@@ -506,9 +514,9 @@ static struct fuse_session *session_new(struct fs_opts *o)
 
 	fsname_of(fs_d.ctx, fsname, sizeof(fsname));
 	/* cache=kernel: no open reaches the daemon, so the kernel checks
-	 * permissions (modes and the ACLs fuse_xattr.c builds) */
-	snprintf(opts, sizeof(opts), "fsname=%s,subtype=secretfs%s%s%s%s",
-		 fsname, o->readonly ? ",ro" : "",
+	 * permissions (modes and the ACLs fuse_xattr.c builds). ro is the
+	 * daemon's (fuse_notify.c): its own events need a writable mount. */
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=secretfs%s%s%s", fsname,
 		 o->allow_other ? ",allow_other" : "",
 		 o->auto_unmount ? ",auto_unmount" : "",
 		 o->cache == FS_CACHE_KERNEL ? ",default_permissions" : "");
@@ -516,7 +524,7 @@ static struct fuse_session *session_new(struct fs_opts *o)
 	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, opts) ||
 	    (o->debug && fuse_opt_add_arg(&args, "-d")))
 		goto out;
-	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+	se = fuse_session_new(&args, fs_notify_ops(), sizeof(fs_ops), NULL);
 out:
 	fuse_opt_free_args(&args);
 	return se;
@@ -598,14 +606,16 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	malloc_setup();
 	/* libfuse's worker threads: small stacks (memory is locked). */
 	setenv("FUSE_THREAD_STACK", "262144", 0);
-	if (fs_poller_start())
+	if (fs_poller_start() || fs_notify_start())
 		goto out;
 	rc = serve(se) < 0 ? EXIT_FAIL : EXIT_OK;
-	fs_poller_stop();
 out:
+	fs_notify_stop();
+	fs_poller_stop();
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
 	fuse_session_destroy(se);
+	fs_notify_join();
 	fs_staged_fini();
 	fs_node_fini();
 	return rc;
