@@ -1158,7 +1158,7 @@ static void other_goals(void)
 			base += row_v(wop[W_FSYNC], wt[i].name);
 	for (i = 0; i < nwt; i++)
 		if ((wt[i].kind == W_TRUNC || wt[i].kind == W_STAGE) &&
-		    !paired(wt[i].name))
+		    !paired(wt[i].name) && !isnan(base))
 			add_goal(wop[wt[i].kind], wt[i].name,
 				 row_v(wop[wt[i].kind], wt[i].name) / base,
 				 "fuse create+fsync", 1.3, 0, NULL);

@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VALUE_LEN 100
-#define MAX_WRITERS 16
+#define VALUE_LEN    100
+#define MAX_WRITERS  16
 #define PROP_WAIT_MS 5000.0
 
 static double now_ms(void)
@@ -163,14 +163,14 @@ static int run_writers(double seconds, char **paths, int n)
 		pthread_join(w[i].th, NULL);
 		total += w[i].done;
 		if (w[i].err) {
-			fprintf(stderr, "multihost: writer %s: %s\n",
-				w[i].path, strerror(w[i].err));
+			fprintf(stderr, "multihost: writer %s: %s\n", w[i].path,
+				strerror(w[i].err));
 			bad = 1;
 		}
 	}
 	t1 = now_ms();
-	printf("%.0f versions/s (%ld in %.1f s, %d writers:", total * 1e3 /
-	       (t1 - t0), total, (t1 - t0) / 1e3, n);
+	printf("%.0f versions/s (%ld in %.1f s, %d writers:",
+	       total * 1e3 / (t1 - t0), total, (t1 - t0) / 1e3, n);
 	for (i = 0; i < n; i++)
 		printf(" %ld", w[i].done);
 	printf(")\n");

@@ -6,8 +6,9 @@
  * Usage: rotate STORE FROM TO RATE
  *   RATE 0: one version for each secret, then exit (so that every
  *   secret has a `default` to watch);
- *   RATE > 0: about RATE versions per second until SIGTERM, then
- *   prints how many it added.
+ *   RATE > 0: at most RATE versions per second (a pause of 1/RATE s
+ *   after each) until SIGTERM, then prints how many it added and in how
+ *   long (a loaded machine gives fewer).
  *
  * Not part of the product and not built by the Makefile: scripts/bench
  * compiles it into build/bench/ against build/libsecretfs.a.
@@ -51,11 +52,12 @@ static int add(struct sfs_ctx *ctx, unsigned long i, unsigned long k)
 static int run(struct sfs_ctx *ctx, unsigned long from, unsigned long to,
 	       double rate)
 {
-	struct timespec pause = {0, 0};
+	struct timespec pause = {0, 0}, t0, t1;
 	unsigned long i = from, k;
 
 	if (rate > 0)
 		pause.tv_nsec = (long)(1e9 / rate);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (k = 0; !stop; k++) {
 		if (add(ctx, i, k))
 			return -1;
@@ -67,8 +69,11 @@ static int run(struct sfs_ctx *ctx, unsigned long from, unsigned long to,
 		if (rate > 0)
 			nanosleep(&pause, NULL);
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rate > 0)
-		printf("%lu versions\n", k);
+		printf("%lu versions in %.1f s\n", k,
+		       (double)(t1.tv_sec - t0.tv_sec) +
+			   (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	return 0;
 }
 
