@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/audit.h"
 #include "secretfs/ctx.h"
@@ -951,8 +952,6 @@ END_TEST
 static Suite *audit_suite(void)
 {
 	Suite *s = suite_create("audit");
-	TCase *tc;
-	size_t i;
 	const TTest *tests[] = {
 	    line_fields_fs_caller,
 	    line_fields_cli_caller,
@@ -983,22 +982,9 @@ static Suite *audit_suite(void)
 	    failed_commit_logs_failure_once,
 	};
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		tc = tcase_create(tests[i]->name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, tests[i]);
-		suite_add_tcase(s, tc);
-	}
+	harness_add_tests(s, tests, sizeof(tests) / sizeof(tests[0]), setup,
+			  teardown, 0);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(audit_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = audit_suite};

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/crypto.h"
 
@@ -1131,7 +1132,6 @@ END_TEST
 static Suite *crypto_suite(void)
 {
 	Suite *s = suite_create("crypto");
-	TCase *tc;
 	size_t i;
 	const struct {
 		const char *name;
@@ -1183,22 +1183,9 @@ static Suite *crypto_suite(void)
 #undef T
 	};
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		tc = tcase_create(tests[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, tests[i].fn);
-		suite_add_tcase(s, tc);
-	}
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		harness_add(s, tests[i].name, tests[i].fn, setup, teardown, 0);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(crypto_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = crypto_suite};

@@ -637,7 +637,7 @@ START_TEST(fsync_fail_service_resumes)
 }
 END_TEST
 
-int main(void)
+static Suite *diskfull_suite(void)
 {
 	const TTest *const tests[] = {
 	    store_on_full_disk, injected_commit_eio, injected_commit_enospc,
@@ -645,6 +645,8 @@ int main(void)
 	    fsync_fail_service_resumes,
 	};
 
-	return ru_main("diskfull", tests, sizeof(tests) / sizeof(tests[0]),
-		       120);
+	return ru_suite("diskfull", tests, sizeof(tests) / sizeof(tests[0]),
+			120);
 }
+
+const struct harness harness = {.suite = diskfull_suite, .fork = CK_FORK};

@@ -117,12 +117,14 @@ START_TEST(stale_mount_replaced_by_next_mount)
 }
 END_TEST
 
-int main(void)
+static Suite *hung_suite(void)
 {
 	const TTest *const tests[] = {
 	    abort_connection_frees_callers, auto_unmount_after_kill,
 	    stale_mount_replaced_by_next_mount,
 	};
 
-	return ru_main("hung", tests, sizeof(tests) / sizeof(tests[0]), 60);
+	return ru_suite("hung", tests, sizeof(tests) / sizeof(tests[0]), 60);
 }
+
+const struct harness harness = {.suite = hung_suite, .fork = CK_FORK};

@@ -661,7 +661,7 @@ START_TEST(audit_off)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_access_suite(void)
 {
 	const TTest *const tests[] = {
 	    other_mode_bits,
@@ -689,5 +689,7 @@ int main(void)
 	    audit_off,
 	};
 
-	return h_main("mount_access", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_access", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_access_suite, .fork = CK_FORK};

@@ -39,6 +39,7 @@
 #include <sqlite3.h>
 
 #include "lib/crashvfs.h"
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/keys.h"
@@ -1403,22 +1404,17 @@ static Suite *powerloss_suite(void)
 	return s;
 }
 
-int main(void)
+/* The disk is crashvfs's model, so the real one only adds fsync waits (the
+ * audit log's, the reopen's): keep the stores in memory when the machine
+ * has a tmpfs and TMPDIR names nothing else. */
+static void powerloss_setup(void)
 {
-	SRunner *sr;
 	struct stat sb;
-	int failed;
 
-	/* The disk is crashvfs's model, so the real one only adds fsync
-	 * waits (the audit log's, the reopen's): keep the stores in memory
-	 * when the machine has a tmpfs and TMPDIR names nothing else. */
 	if (!getenv("TMPDIR") && stat("/dev/shm", &sb) == 0 &&
 	    S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0)
 		setenv("TMPDIR", "/dev/shm", 1);
-	sr = srunner_create(powerloss_suite());
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
 }
+
+const struct harness harness = {.suite = powerloss_suite,
+				.setup = powerloss_setup};

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/role.h"
@@ -279,7 +280,6 @@ END_TEST
 static Suite *roles_suite(void)
 {
 	Suite *s = suite_create("roles");
-	TCase *tc;
 	struct {
 		const char *name;
 		const TTest *t;
@@ -303,22 +303,9 @@ static Suite *roles_suite(void)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		harness_add(s, cases[i].name, cases[i].t, setup, teardown, 0);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(roles_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = roles_suite};

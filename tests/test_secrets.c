@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lib/fault_store.h"
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/keys.h"
@@ -757,7 +758,6 @@ END_TEST
 static Suite *secrets_suite(void)
 {
 	Suite *s = suite_create("secrets");
-	TCase *tc;
 	struct {
 		const char *name;
 		const TTest *t;
@@ -803,22 +803,9 @@ static Suite *secrets_suite(void)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		harness_add(s, cases[i].name, cases[i].t, setup, teardown, 0);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(secrets_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = secrets_suite};

@@ -1,0 +1,34 @@
+/*
+ * The one main of every Check suite (tests/lib/harness.c). A test file
+ * defines its suite and names it in a struct harness called harness; the
+ * harness runs it, prints Check's summary line, honours CK_FORK and
+ * CK_RUN_CASE (Check reads them) unless the file forces a fork mode, and
+ * exits non-zero when a test failed. Setup a suite needs before it runs
+ * (environment, a temporary directory's place) goes in the setup hook.
+ */
+#ifndef SECRETFS_HARNESS_H
+#define SECRETFS_HARNESS_H
+
+#include <check.h>
+#include <stddef.h>
+
+struct harness {
+	Suite *(*suite)(void); /* the file's suite */
+	void (*setup)(void);   /* NULL, or run once before suite() */
+	enum fork_status fork; /* CK_FORK_GETENV (0): as $CK_FORK says */
+};
+
+/* Defined by each test file. */
+extern const struct harness harness;
+
+/* Add one test case named name holding test, with the checked fixture
+ * setup/teardown (either may be NULL) and a timeout in seconds (0: Check's
+ * default). */
+void harness_add(Suite *s, const char *name, const TTest *test, SFun setup,
+		 SFun teardown, double timeout);
+
+/* Add one test case per test, named after the test, as harness_add. */
+void harness_add_tests(Suite *s, const TTest *const *tests, size_t n,
+		       SFun setup, SFun teardown, double timeout);
+
+#endif
