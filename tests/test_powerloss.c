@@ -1405,16 +1405,6 @@ static Suite *powerloss_suite(void)
 }
 
 /* The disk is crashvfs's model, so the real one only adds fsync waits (the
- * audit log's, the reopen's): keep the stores in memory when the machine
- * has a tmpfs and TMPDIR names nothing else. */
-static void powerloss_setup(void)
-{
-	struct stat sb;
-
-	if (!getenv("TMPDIR") && stat("/dev/shm", &sb) == 0 &&
-	    S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0)
-		setenv("TMPDIR", "/dev/shm", 1);
-}
-
+ * audit log's, the reopen's): keep the stores in memory. */
 const struct harness harness = {.suite = powerloss_suite,
-				.setup = powerloss_setup};
+				.setup = tu_tmpdir_in_memory};

@@ -10,6 +10,10 @@
 
 /* mkdtemp under $TMPDIR (default /tmp); aborts on failure. malloc'd. */
 char *tu_tmpdir(const char *tag);
+/* Suites whose disk is a model (or whose fsync waits only slow them): put
+ * temporary directories on /dev/shm when the machine has a writable one
+ * and TMPDIR names nothing else. A struct harness setup hook. */
+void tu_tmpdir_in_memory(void);
 /* rm -rf path (no symlink following). */
 void tu_rmrf(const char *path);
 /* Write len bytes to path with the given mode; aborts on failure. */

@@ -1,0 +1,344 @@
+/*
+ * Store-failure sweep (issue 11): for every service call that changes the
+ * store, and for every n, the nth store call fails. The caller gets the
+ * error, and the store, read back through the core (tests/lib/svcdump.h),
+ * is then exactly as before the call or exactly as after a successful
+ * one, never in between; a retry without faults then succeeds.
+ *
+ * Each test case is one call on a seeded store (keys, secrets in several
+ * states, a role). A reference run on a copy of the seed counts the call's
+ * store calls N (tests/lib/fault_store.h) and records the state after it;
+ * then for n = 1..N, twice (the nth call and every later one fail with
+ * SFS_EIO; only the nth fails, with SFS_ENOSPC), a fresh copy of the seed
+ * runs the call under the fault store and is compared with both states.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/fault_store.h"
+#include "lib/harness.h"
+#include "lib/svcdump.h"
+#include "lib/testutil.h"
+#include "secretfs/ctx.h"
+#include "secretfs/keys.h"
+#include "secretfs/role.h"
+#include "secretfs/secret.h"
+#include "secretfs/version.h"
+
+static char *tmp;
+static char seed[512];
+static struct sfs_caller admin;
+
+#define OK(call) ck_assert_int_eq((call), SFS_OK)
+
+static int add(struct sfs_ctx *ctx, const char *name, const char *value,
+	       struct sfs_error *e)
+{
+	return sfs_version_add(ctx, &admin, name, value, strlen(value), 0, NULL,
+			       e);
+}
+
+static int create(struct sfs_ctx *ctx, const char *name, const char *key,
+		  const char *value, struct sfs_error *e)
+{
+	struct sfs_secret_new n;
+
+	memset(&n, 0, sizeof(n));
+	n.name = name;
+	n.key = key;
+	n.value = value;
+	n.value_len = value ? strlen(value) : 0;
+	return sfs_secret_create(ctx, &admin, &n, NULL, e);
+}
+
+/*
+ * The seed: keys k1 (used by s), k2 (unused) and kd (deactivated);
+ * secret s with versions 1 (deactivated), 2 and 3 (the default); secret t
+ * deactivated with an active version; secret gone deactivated with its
+ * only version destroyed; kms-user granted to gid:50.
+ */
+static void seed_store(struct sfs_ctx *ctx)
+{
+	struct sfs_error e;
+
+	OK(sfs_key_create(ctx, &admin, "k1", "first", NULL, &e));
+	OK(sfs_key_create(ctx, &admin, "k2", "second", NULL, &e));
+	OK(sfs_key_create(ctx, &admin, "kd", "off", NULL, &e));
+	OK(sfs_key_set_state(ctx, &admin, "kd", 0, &e));
+	OK(create(ctx, "s", "k1", "one", &e));
+	OK(add(ctx, "s", "two", &e));
+	OK(add(ctx, "s", "three", &e));
+	OK(sfs_version_set_state(ctx, &admin, "s", 1, 0, &e));
+	OK(create(ctx, "t", NULL, "tee", &e));
+	OK(sfs_secret_set_status(ctx, &admin, "t", 0, &e));
+	OK(create(ctx, "gone", NULL, "bye", &e));
+	OK(sfs_version_set_state(ctx, &admin, "gone", 1, 0, &e));
+	OK(sfs_version_destroy(ctx, &admin, "gone", 1, &e));
+	OK(sfs_role_grant(ctx, &admin, "kms-user", "gid:50", &e));
+}
+
+static void setup(void)
+{
+	struct sfs_ctx *ctx = tu_store_open("sweep", &tmp, seed, sizeof(seed));
+
+	sfs_caller_self(&admin);
+	seed_store(ctx);
+	sfs_ctx_close(ctx);
+}
+
+static void teardown(void)
+{
+	tu_rmrf(tmp);
+	free(tmp);
+}
+
+/* ---- the calls ---------------------------------------------------------- */
+
+static int secret_create(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return create(ctx, "new", "k1", "fresh", e);
+}
+
+static int secret_update(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	struct sfs_secret_update u;
+
+	memset(&u, 0, sizeof(u));
+	u.fields = SFS_SF_DESCRIPTION | SFS_SF_ALLOWED | SFS_SF_MODE;
+	u.description = "changed";
+	u.allowed = "uid:1234,gid:50";
+	u.mode = 0400;
+	return sfs_secret_update(ctx, &admin, "s", &u, e);
+}
+
+static int secret_change_key(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_secret_change_key(ctx, &admin, "s", "k2", e);
+}
+
+static int secret_activate(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_secret_set_status(ctx, &admin, "t", 1, e);
+}
+
+static int secret_deactivate(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_secret_set_status(ctx, &admin, "s", 0, e);
+}
+
+static int secret_delete(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_secret_delete(ctx, &admin, "gone", e);
+}
+
+static int version_add(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return add(ctx, "s", "four", e);
+}
+
+static int version_set_default(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_version_set_default(ctx, &admin, "s", 2, e);
+}
+
+static int version_activate(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_version_set_state(ctx, &admin, "s", 1, 1, e);
+}
+
+/* The default: the default moves to version 2. */
+static int version_deactivate(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_version_set_state(ctx, &admin, "s", 3, 0, e);
+}
+
+static int version_destroy(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_version_destroy(ctx, &admin, "s", 1, e);
+}
+
+static int version_copy(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_version_copy(ctx, &admin, "s", 2, NULL, e);
+}
+
+static int key_create(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_key_create(ctx, &admin, "k3", "third", NULL, e);
+}
+
+static int key_activate(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_key_set_state(ctx, &admin, "kd", 1, e);
+}
+
+static int key_deactivate(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_key_set_state(ctx, &admin, "k1", 0, e);
+}
+
+static int key_rotate(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_key_rotate(ctx, &admin, "k1", NULL, e);
+}
+
+static int key_delete(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_key_delete(ctx, &admin, "k2", e);
+}
+
+static int role_grant(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_role_grant(ctx, &admin, "manager", "uid:1234", e);
+}
+
+static int role_revoke(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	return sfs_role_revoke(ctx, &admin, "kms-user", "gid:50", e);
+}
+
+typedef int call_fn(struct sfs_ctx *ctx, struct sfs_error *e);
+
+static const struct {
+	const char *name;
+	call_fn *fn;
+} calls[] = {
+/* clang-format off */
+#define C(x) {#x, x}
+    C(secret_create), C(secret_update), C(secret_change_key),
+    C(secret_activate), C(secret_deactivate), C(secret_delete),
+    C(version_add), C(version_set_default), C(version_activate),
+    C(version_deactivate), C(version_destroy), C(version_copy),
+    C(key_create), C(key_activate), C(key_deactivate), C(key_rotate),
+    C(key_delete), C(role_grant), C(role_revoke),
+#undef C
+/* clang-format on */
+};
+
+#define NCALLS (sizeof(calls) / sizeof(calls[0]))
+
+/* ---- the sweep ---------------------------------------------------------- */
+
+/* One run of a call on a fresh copy of the seed. */
+struct run {
+	call_fn *fn;
+	int nth;     /* 0: no fault */
+	int once;    /* only the nth store call fails */
+	int rc;	     /* what the call returned */
+	int ncalls;  /* store calls it made */
+	char *state; /* the dump right after it (faults off) */
+	char *retry; /* after a retry without faults, or NULL */
+};
+
+static char *dump(struct sfs_ctx *ctx)
+{
+	struct sfs_error e;
+	char *text;
+
+	sfs_error_clear(&e);
+	text = sd_dump(ctx, &e);
+	ck_assert_msg(text != NULL, "dump: %s", e.msg);
+	return text;
+}
+
+/* Run r->fn on a copy of the seed; with retry, run it again without
+ * faults when it failed and dump that too. before (may be NULL) is the
+ * seed's dump, to tell whether the failed call changed anything. */
+static void run(struct run *r, const char *before, int retry)
+{
+	char *dir = sd_copy_dir(seed, "sweep-run");
+	struct sfs_ctx *ctx = sd_open(dir, 0);
+	struct sfs_store *f = fault_store_wrap(sfs_ctx_store(ctx));
+	struct sfs_error e;
+
+	sfs_ctx_swap_store(ctx, f);
+	if (r->nth && r->once)
+		fault_store_fail_once(f, r->nth, SFS_ENOSPC);
+	else if (r->nth)
+		fault_store_fail(f, r->nth, SFS_EIO);
+	sfs_error_clear(&e);
+	r->rc = r->fn(ctx, &e);
+	r->ncalls = fault_store_calls(f);
+	fault_store_reset(f);
+	r->state = dump(ctx);
+	r->retry = NULL;
+	if (retry && before && strcmp(r->state, before) == 0) {
+		sfs_error_clear(&e);
+		ck_assert_msg(r->fn(ctx, &e) == SFS_OK, "retry: %s", e.msg);
+		r->retry = dump(ctx);
+	}
+	sfs_ctx_close(ctx);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+/* The nth store call of the call fails (once or from then on). */
+static void sweep_one(int i, int nth, int once, const char *before,
+		      const char *after)
+{
+	struct run r = {calls[i].fn, nth, once, 0, 0, NULL, NULL};
+	int code = once ? SFS_ENOSPC : SFS_EIO;
+
+	run(&r, before, 1);
+	ck_assert_msg(r.rc == code,
+		      "%s, store call %d of %d failing%s: returned %s, not %s",
+		      calls[i].name, nth, r.ncalls, once ? " once" : "",
+		      sfs_err_name(r.rc), sfs_err_name(code));
+	ck_assert_msg(
+	    strcmp(r.state, before) == 0 || strcmp(r.state, after) == 0,
+	    "%s, store call %d failing%s: partial change:\n%s\n"
+	    "before:\n%s\nafter:\n%s",
+	    calls[i].name, nth, once ? " once" : "", r.state, before, after);
+	if (r.retry)
+		ck_assert_msg(strcmp(r.retry, after) == 0,
+			      "%s, store call %d failing%s: retry gave\n%s",
+			      calls[i].name, nth, once ? " once" : "", r.retry);
+	free(r.state);
+	free(r.retry);
+}
+
+START_TEST(store_failure_sweep)
+{
+	struct sfs_ctx *ctx = sd_open(seed, 0);
+	char *before = dump(ctx);
+	struct run ref = {calls[_i].fn, 0, 0, 0, 0, NULL, NULL};
+	int nth;
+
+	sfs_ctx_close(ctx);
+	run(&ref, NULL, 0);
+	ck_assert_msg(ref.rc == SFS_OK, "%s: %s", calls[_i].name,
+		      sfs_err_name(ref.rc));
+	ck_assert_msg(strcmp(ref.state, before) != 0, "%s changed nothing",
+		      calls[_i].name);
+	ck_assert_int_gt(ref.ncalls, 0);
+	for (nth = 1; nth <= ref.ncalls; nth++) {
+		sweep_one(_i, nth, 0, before, ref.state);
+		sweep_one(_i, nth, 1, before, ref.state);
+	}
+	free(ref.state);
+	free(before);
+}
+END_TEST
+
+static Suite *sweep_suite(void)
+{
+	Suite *s = suite_create("sweep");
+	TCase *tc;
+	size_t i;
+
+	for (i = 0; i < NCALLS; i++) {
+		tc = tcase_create(calls[i].name);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, 120);
+		tcase_add_loop_test(tc, store_failure_sweep, (int)i,
+				    (int)i + 1);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+/* fsync waits would be most of its time: keep the stores in memory. */
+const struct harness harness = {.suite = sweep_suite,
+				.setup = tu_tmpdir_in_memory};
