@@ -214,7 +214,7 @@ static const struct {
     C(key_create), C(key_activate), C(key_deactivate), C(key_rotate),
     C(key_delete), C(role_grant), C(role_revoke),
 #undef C
-/* clang-format on */
+    /* clang-format on */
 };
 
 #define NCALLS (sizeof(calls) / sizeof(calls[0]))
