@@ -94,14 +94,8 @@ static void init_open(struct sfs_ctx **ctx)
 static void mk_secret(struct sfs_ctx *ctx, const char *name,
 		      const char *key, const char *value)
 {
-	struct sfs_secret_new n;
-
-	memset(&n, 0, sizeof(n));
-	n.name = name;
-	n.key = key;
-	n.value = value;
-	n.value_len = strlen(value);
-	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &n, NULL, &err), 0);
+	ck_assert_int_eq(tu_secret_create(ctx, &admin, name, key, value, &err),
+			 0);
 }
 
 static int rd(struct sfs_ctx *ctx, const char *name, const char *want)
@@ -566,37 +560,27 @@ END_TEST
 static Suite *ctx_suite(void)
 {
 	Suite *s = suite_create("ctx");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "default_dir_order", default_dir_order },
-		{ "default_dir_used_when_no_option",
-		  default_dir_used_when_no_option },
-		{ "init_makes_files_with_modes", init_makes_files_with_modes },
-		{ "init_twice_is_eexist", init_twice_is_eexist },
-		{ "init_failure_leaves_nothing", init_failure_leaves_nothing },
-		{ "init_failure_late_removes_what_it_made",
-		  init_failure_late_removes_what_it_made },
-		{ "init_with_existing_key_file", init_with_existing_key_file },
-		{ "open_without_store", open_without_store },
-		{ "wrong_master_key_changes_nothing",
-		  wrong_master_key_changes_nothing },
-		{ "unsafe_key_file_refused", unsafe_key_file_refused },
-		{ "passphrase_store", passphrase_store },
-		{ "generation_moves_on_commits_only",
-		  generation_moves_on_commits_only },
-		{ "counts_of_the_store", counts_of_the_store },
-		{ "key_state_read_afresh_despite_cache",
-		  key_state_read_afresh_despite_cache },
-		{ "audit_off_writes_no_lines", audit_off_writes_no_lines },
-		{ "parallel_readers_share_a_context",
-		  parallel_readers_share_a_context },
+	const TTest *const cases[] = {
+	    default_dir_order,
+	    default_dir_used_when_no_option,
+	    init_makes_files_with_modes,
+	    init_twice_is_eexist,
+	    init_failure_leaves_nothing,
+	    init_failure_late_removes_what_it_made,
+	    init_with_existing_key_file,
+	    open_without_store,
+	    wrong_master_key_changes_nothing,
+	    unsafe_key_file_refused,
+	    passphrase_store,
+	    generation_moves_on_commits_only,
+	    counts_of_the_store,
+	    key_state_read_afresh_despite_cache,
+	    audit_off_writes_no_lines,
+	    parallel_readers_share_a_context,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		harness_add(s, cases[i].name, cases[i].t, setup, teardown, 0);
+	harness_add_tests(s, cases, sizeof(cases) / sizeof(cases[0]), setup,
+			  teardown, 0);
 	return s;
 }
 

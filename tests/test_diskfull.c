@@ -220,18 +220,6 @@ enum sync_op { SO_CREATE, SO_ADD, SO_DESTROY };
 static const char *const sync_op_name[] = {"secret create", "version add",
 					   "version destroy"};
 
-/* Every secret, version and value the services show, as text. */
-static char *sync_dump(struct sfs_ctx *ctx)
-{
-	struct sfs_error e;
-	char *text;
-
-	sfs_error_clear(&e);
-	text = sd_dump(ctx, &e);
-	ck_assert_msg(text != NULL, "dump: %s", e.msg);
-	return text;
-}
-
 static int sync_op_run(struct sfs_ctx *ctx, enum sync_op op,
 		       struct sfs_error *e)
 {
@@ -281,7 +269,7 @@ static char *dump_at(const char *dir)
 	char *text;
 
 	ru_assert_integrity(ctx);
-	text = sync_dump(ctx);
+	text = sd_dump_checked(ctx);
 	sfs_ctx_close(ctx);
 	return text;
 }
@@ -502,7 +490,7 @@ static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
 		      0, "%s, sync %ld failed: add after: %s",
 		      sync_op_name[op], k, e.msg);
 	assert_value(ctx, 0, "after");
-	live = sync_dump(ctx);
+	live = sd_dump_checked(ctx);
 	with = !strcmp(live, r->after_resumed);
 	ck_assert_msg(failed || with, "%s, sync %ld failed after the change "
 		      "reported done: resumed, the store shows\n%s",

@@ -39,18 +39,6 @@ static void teardown(void)
 	free(tmp);
 }
 
-static struct sfs_caller fs_caller(unsigned roles)
-{
-	struct sfs_caller c;
-
-	memset(&c, 0, sizeof(c));
-	c.uid = 1000;
-	c.gid = 1000;
-	c.via_fs = 1;
-	c.roles = roles;
-	return c;
-}
-
 static struct sfs_key_rec key(const char *name)
 {
 	struct sfs_key_rec k;
@@ -67,14 +55,7 @@ static void mk_key(const char *name)
 
 static void mk_secret(const char *name, const char *k, const char *value)
 {
-	struct sfs_secret_new n;
-
-	memset(&n, 0, sizeof(n));
-	n.name = name;
-	n.key = k;
-	n.value = value;
-	n.value_len = strlen(value);
-	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &n, NULL, &err),
+	ck_assert_int_eq(tu_secret_create(ctx, &admin, name, k, value, &err),
 			 SFS_OK);
 }
 
@@ -294,9 +275,9 @@ END_TEST
 
 START_TEST(fs_callers_and_keys)
 {
-	struct sfs_caller none = fs_caller(0);
-	struct sfs_caller viewer = fs_caller(SFS_ROLE_KMS_VIEWER);
-	struct sfs_caller all = fs_caller(SFS_ROLE_ALL);
+	struct sfs_caller none = tu_fs_caller(1000, 1000, 0);
+	struct sfs_caller viewer = tu_fs_caller(1000, 1000, SFS_ROLE_KMS_VIEWER);
+	struct sfs_caller all = tu_fs_caller(1000, 1000, SFS_ROLE_ALL);
 	struct sfs_key_rec k;
 	char names[64] = "";
 
@@ -386,35 +367,25 @@ END_TEST
 static Suite *keys_suite(void)
 {
 	Suite *s = suite_create("keys");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "service_key_made_at_init", service_key_made_at_init },
-		{ "create_user_key", create_user_key },
-		{ "create_name_rules", create_name_rules },
-		{ "unknown_key_is_enoent", unknown_key_is_enoent },
-		{ "list_keys", list_keys },
-		{ "service_key_cannot_be_turned_off",
-		  service_key_cannot_be_turned_off },
-		{ "deactivated_key_blocks_read_and_add",
-		  deactivated_key_blocks_read_and_add },
-		{ "deactivated_key_keeps_other_keys_usable",
-		  deactivated_key_keeps_other_keys_usable },
-		{ "rotate_keeps_old_versions_readable",
-		  rotate_keeps_old_versions_readable },
-		{ "delete_key_in_use_is_ebusy", delete_key_in_use_is_ebusy },
-		{ "delete_key_after_secret_deleted",
-		  delete_key_after_secret_deleted },
-		{ "fs_callers_and_keys", fs_callers_and_keys },
-		{ "audit_lines_for_key_changes", audit_lines_for_key_changes },
-		{ "store_failure_on_rotate_changes_nothing",
-		  store_failure_on_rotate_changes_nothing },
+	const TTest *const cases[] = {
+	    service_key_made_at_init,
+	    create_user_key,
+	    create_name_rules,
+	    unknown_key_is_enoent,
+	    list_keys,
+	    service_key_cannot_be_turned_off,
+	    deactivated_key_blocks_read_and_add,
+	    deactivated_key_keeps_other_keys_usable,
+	    rotate_keeps_old_versions_readable,
+	    delete_key_in_use_is_ebusy,
+	    delete_key_after_secret_deleted,
+	    fs_callers_and_keys,
+	    audit_lines_for_key_changes,
+	    store_failure_on_rotate_changes_nothing,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		harness_add(s, cases[i].name, cases[i].t, setup, teardown, 0);
+	harness_add_tests(s, cases, sizeof(cases) / sizeof(cases[0]), setup,
+			  teardown, 0);
 	return s;
 }
 

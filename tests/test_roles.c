@@ -36,17 +36,6 @@ static void teardown(void)
 	free(tmp);
 }
 
-static struct sfs_caller fs_caller(uint32_t uid, uint32_t gid)
-{
-	struct sfs_caller c;
-
-	memset(&c, 0, sizeof(c));
-	c.uid = uid;
-	c.gid = gid;
-	c.via_fs = 1;
-	return c;
-}
-
 static unsigned roles_of(struct sfs_ctx *x, struct sfs_caller c)
 {
 	ck_assert_int_eq(sfs_ctx_resolve_roles(x, &c, &err), SFS_OK);
@@ -130,7 +119,7 @@ END_TEST
 
 START_TEST(only_the_administrator_changes_roles)
 {
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 	char out[64] = "";
 
 	c.roles = SFS_ROLE_ALL;
@@ -148,7 +137,7 @@ END_TEST
 
 START_TEST(resolve_by_uid_gid_and_groups)
 {
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 
 	ck_assert_uint_eq(roles_of(ctx, c), 0);
 	ck_assert_int_eq(grant("manager", "uid:1000"), SFS_OK);
@@ -160,12 +149,12 @@ START_TEST(resolve_by_uid_gid_and_groups)
 	c.groups[1] = 77;
 	c.ngroups = 2;
 	ck_assert_uint_eq(roles_of(ctx, c), SFS_ROLE_ALL);
-	c = fs_caller(1001, 1001);
+	c = tu_fs_caller(1001, 1001, 0);
 	ck_assert_uint_eq(roles_of(ctx, c), 0);
 	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "manager", "uid:1000",
 					 &err),
 			 0);
-	ck_assert_uint_eq(roles_of(ctx, fs_caller(1000, 1000)),
+	ck_assert_uint_eq(roles_of(ctx, tu_fs_caller(1000, 1000, 0)),
 			  SFS_ROLE_KMS_USER);
 }
 END_TEST
@@ -173,19 +162,19 @@ END_TEST
 START_TEST(root_owner_and_admin_hold_every_role)
 {
 	struct sfs_ctx_options o;
-	struct sfs_caller c = fs_caller(0, 0);
+	struct sfs_caller c = tu_fs_caller(0, 0, 0);
 	struct sfs_ctx *mnt;
 
 	ck_assert_uint_eq(roles_of(ctx, c), SFS_ROLE_ALL);
 	ck_assert_uint_eq(roles_of(ctx, admin), SFS_ROLE_ALL);
-	ck_assert_uint_eq(roles_of(ctx, fs_caller(1500, 1500)), 0);
+	ck_assert_uint_eq(roles_of(ctx, tu_fs_caller(1500, 1500, 0)), 0);
 	memset(&o, 0, sizeof(o));
 	o.store_dir = store;
 	o.has_owner = 1;
 	o.owner_uid = 1500;
 	ck_assert_int_eq(sfs_ctx_open(&mnt, &o, &err), SFS_OK);
-	ck_assert_uint_eq(roles_of(mnt, fs_caller(1500, 1500)), SFS_ROLE_ALL);
-	ck_assert_uint_eq(roles_of(mnt, fs_caller(1501, 1500)), 0);
+	ck_assert_uint_eq(roles_of(mnt, tu_fs_caller(1500, 1500, 0)), SFS_ROLE_ALL);
+	ck_assert_uint_eq(roles_of(mnt, tu_fs_caller(1501, 1500, 0)), 0);
 	sfs_ctx_close(mnt);
 }
 END_TEST
@@ -193,7 +182,7 @@ END_TEST
 START_TEST(grant_from_another_context_is_seen)
 {
 	struct sfs_ctx_options o;
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 	struct sfs_ctx *other;
 
 	ck_assert_uint_eq(roles_of(ctx, c), 0); /* cached */
@@ -210,7 +199,7 @@ END_TEST
 
 START_TEST(roles_open_changes_through_the_fs)
 {
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 	struct sfs_secret_new n;
 
 	memset(&n, 0, sizeof(n));
@@ -280,31 +269,21 @@ END_TEST
 static Suite *roles_suite(void)
 {
 	Suite *s = suite_create("roles");
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "grant_list_revoke", grant_list_revoke },
-		{ "names_are_normalised", names_are_normalised },
-		{ "bad_role_or_principal", bad_role_or_principal },
-		{ "only_the_administrator_changes_roles",
-		  only_the_administrator_changes_roles },
-		{ "resolve_by_uid_gid_and_groups",
-		  resolve_by_uid_gid_and_groups },
-		{ "root_owner_and_admin_hold_every_role",
-		  root_owner_and_admin_hold_every_role },
-		{ "grant_from_another_context_is_seen",
-		  grant_from_another_context_is_seen },
-		{ "roles_open_changes_through_the_fs",
-		  roles_open_changes_through_the_fs },
-		{ "readonly_context_refuses_grants_but_lists",
-		  readonly_context_refuses_grants_but_lists },
-		{ "audit_lines_for_role_changes", audit_lines_for_role_changes },
+	const TTest *const cases[] = {
+	    grant_list_revoke,
+	    names_are_normalised,
+	    bad_role_or_principal,
+	    only_the_administrator_changes_roles,
+	    resolve_by_uid_gid_and_groups,
+	    root_owner_and_admin_hold_every_role,
+	    grant_from_another_context_is_seen,
+	    roles_open_changes_through_the_fs,
+	    readonly_context_refuses_grants_but_lists,
+	    audit_lines_for_role_changes,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		harness_add(s, cases[i].name, cases[i].t, setup, teardown, 0);
+	harness_add_tests(s, cases, sizeof(cases) / sizeof(cases[0]), setup,
+			  teardown, 0);
 	return s;
 }
 

@@ -43,14 +43,7 @@ static int add(struct sfs_ctx *ctx, const char *name, const char *value,
 static int create(struct sfs_ctx *ctx, const char *name, const char *key,
 		  const char *value, struct sfs_error *e)
 {
-	struct sfs_secret_new n;
-
-	memset(&n, 0, sizeof(n));
-	n.name = name;
-	n.key = key;
-	n.value = value;
-	n.value_len = value ? strlen(value) : 0;
-	return sfs_secret_create(ctx, &admin, &n, NULL, e);
+	return tu_secret_create(ctx, &admin, name, key, value, e);
 }
 
 /*
@@ -232,17 +225,6 @@ struct run {
 	char *retry; /* after a retry without faults, or NULL */
 };
 
-static char *dump(struct sfs_ctx *ctx)
-{
-	struct sfs_error e;
-	char *text;
-
-	sfs_error_clear(&e);
-	text = sd_dump(ctx, &e);
-	ck_assert_msg(text != NULL, "dump: %s", e.msg);
-	return text;
-}
-
 /* Run r->fn on a copy of the seed; with retry, run it again without
  * faults when it failed and dump that too. before (may be NULL) is the
  * seed's dump, to tell whether the failed call changed anything. */
@@ -262,12 +244,12 @@ static void run(struct run *r, const char *before, int retry)
 	r->rc = r->fn(ctx, &e);
 	r->ncalls = fault_store_calls(f);
 	fault_store_reset(f);
-	r->state = dump(ctx);
+	r->state = sd_dump_checked(ctx);
 	r->retry = NULL;
 	if (retry && before && strcmp(r->state, before) == 0) {
 		sfs_error_clear(&e);
 		ck_assert_msg(r->fn(ctx, &e) == SFS_OK, "retry: %s", e.msg);
-		r->retry = dump(ctx);
+		r->retry = sd_dump_checked(ctx);
 	}
 	sfs_ctx_close(ctx);
 	tu_rmrf(dir);
@@ -302,7 +284,7 @@ static void sweep_one(int i, int nth, int once, const char *before,
 START_TEST(store_failure_sweep)
 {
 	struct sfs_ctx *ctx = sd_open(seed, 0);
-	char *before = dump(ctx);
+	char *before = sd_dump_checked(ctx);
 	struct run ref = {calls[_i].fn, 0, 0, 0, 0, NULL, NULL};
 	int nth;
 

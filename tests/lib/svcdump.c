@@ -140,6 +140,17 @@ char *sd_dump(struct sfs_ctx *ctx, struct sfs_error *err)
 	return text;
 }
 
+char *sd_dump_checked(struct sfs_ctx *ctx)
+{
+	struct sfs_error e;
+	char *text;
+
+	sfs_error_clear(&e);
+	text = sd_dump(ctx, &e);
+	ck_assert_msg(text != NULL, "dump: %s", e.msg);
+	return text;
+}
+
 char *sd_copy_dir(const char *dir, const char *tag)
 {
 	char *d = tu_tmpdir(tag), from[4096], to[4096];

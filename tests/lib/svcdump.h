@@ -21,6 +21,9 @@ struct sfs_error;
  * version that fails is written as its error name, not a failure. */
 char *sd_dump(struct sfs_ctx *ctx, struct sfs_error *err);
 
+/* sd_dump(); a failure fails the test with its message. */
+char *sd_dump_checked(struct sfs_ctx *ctx);
+
 /* A new temporary directory (malloc'd, tagged tag) holding a copy of
  * every regular file of dir, modes kept. */
 char *sd_copy_dir(const char *dir, const char *tag);

@@ -9,6 +9,7 @@
 
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
+#include "secretfs/secret.h"
 
 char *tu_tmpdir(const char *tag)
 {
@@ -105,4 +106,32 @@ struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 		abort();
 	}
 	return ctx;
+}
+
+struct sfs_caller tu_fs_caller(uint32_t uid, uint32_t gid, unsigned roles)
+{
+	struct sfs_caller c;
+
+	memset(&c, 0, sizeof(c));
+	c.uid = uid;
+	c.gid = gid;
+	c.pid = 4242;
+	strcpy(c.comm, "tester");
+	c.via_fs = 1;
+	c.roles = roles;
+	return c;
+}
+
+int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, const char *key, const char *value,
+		     struct sfs_error *err)
+{
+	struct sfs_secret_new n;
+
+	memset(&n, 0, sizeof(n));
+	n.name = name;
+	n.key = key;
+	n.value = value;
+	n.value_len = value ? strlen(value) : 0;
+	return sfs_secret_create(ctx, c, &n, NULL, err);
 }

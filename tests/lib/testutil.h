@@ -7,6 +7,7 @@
 #define SECRETFS_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* mkdtemp under $TMPDIR (default /tmp); aborts on failure. malloc'd. */
 char *tu_tmpdir(const char *tag);
@@ -32,5 +33,18 @@ struct sfs_ctx;
  */
 struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 			      size_t cap);
+
+struct sfs_caller;
+struct sfs_error;
+
+/* A caller through the filesystem: uid, gid, the roles already resolved,
+ * pid 4242, comm "tester". */
+struct sfs_caller tu_fs_caller(uint32_t uid, uint32_t gid, unsigned roles);
+
+/* sfs_secret_create() as c of name with key (NULL: the service key) and
+ * value (NULL: no first version; otherwise its strlen bytes). */
+int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, const char *key, const char *value,
+		     struct sfs_error *err);
 
 #endif
