@@ -426,10 +426,7 @@ __attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid, gid_t group,
 __attribute__((unused)) static Suite *
 h_suite(const char *name, const TTest *const *tests, size_t n)
 {
-	Suite *s = suite_create(name);
-
-	harness_add_tests(s, tests, n, h_setup, h_teardown, 60);
-	return s;
+	return harness_suite(name, tests, n, h_setup, h_teardown, 60);
 }
 
 #endif

@@ -286,10 +286,7 @@ __attribute__((unused)) static int ru_kill_daemon(void)
 __attribute__((unused)) static Suite *
 ru_suite(const char *name, const TTest *const *tests, size_t n, double timeout)
 {
-	Suite *s = suite_create(name);
-
-	harness_add_tests(s, tests, n, h_setup, h_teardown, timeout);
-	return s;
+	return harness_suite(name, tests, n, h_setup, h_teardown, timeout);
 }
 
 #endif

@@ -951,7 +951,6 @@ END_TEST
 
 static Suite *audit_suite(void)
 {
-	Suite *s = suite_create("audit");
 	const TTest *tests[] = {
 	    line_fields_fs_caller,
 	    line_fields_cli_caller,
@@ -982,9 +981,8 @@ static Suite *audit_suite(void)
 	    failed_commit_logs_failure_once,
 	};
 
-	harness_add_tests(s, tests, sizeof(tests) / sizeof(tests[0]), setup,
-			  teardown, 0);
-	return s;
+	return harness_suite("audit", tests, sizeof(tests) / sizeof(tests[0]),
+			     setup, teardown, 0);
 }
 
 const struct harness harness = {.suite = audit_suite};

@@ -1131,7 +1131,6 @@ END_TEST
 
 static Suite *crypto_suite(void)
 {
-	Suite *s = suite_create("crypto");
 	const TTest *const tests[] = {
 	    value_round_trip,
 	    value_seal_uses_fresh_nonce,
@@ -1177,9 +1176,8 @@ static Suite *crypto_suite(void)
 	    known_answers,
 	};
 
-	harness_add_tests(s, tests, sizeof(tests) / sizeof(tests[0]), setup,
-			  teardown, 0);
-	return s;
+	return harness_suite("crypto", tests, sizeof(tests) / sizeof(tests[0]),
+			     setup, teardown, 0);
 }
 
 const struct harness harness = {.suite = crypto_suite};

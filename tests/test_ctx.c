@@ -559,7 +559,6 @@ END_TEST
 
 static Suite *ctx_suite(void)
 {
-	Suite *s = suite_create("ctx");
 	const TTest *const cases[] = {
 	    default_dir_order,
 	    default_dir_used_when_no_option,
@@ -579,9 +578,8 @@ static Suite *ctx_suite(void)
 	    parallel_readers_share_a_context,
 	};
 
-	harness_add_tests(s, cases, sizeof(cases) / sizeof(cases[0]), setup,
-			  teardown, 0);
-	return s;
+	return harness_suite("ctx", cases, sizeof(cases) / sizeof(cases[0]),
+			     setup, teardown, 0);
 }
 
 const struct harness harness = {.suite = ctx_suite};

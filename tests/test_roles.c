@@ -237,38 +237,21 @@ END_TEST
 
 START_TEST(audit_lines_for_role_changes)
 {
-	char path[600];
-	char *log, *save = NULL, *line;
-	struct sfs_json *j;
-	const char *ops[] = { "role.grant", "role.grant", "role.revoke" };
-	const char *res[] = { "ok", "EINVAL", "ENOENT" };
-	int i;
+	const char *const ops[] = {"role.grant", "role.grant", "role.revoke"};
+	const char *const res[] = {"ok", "EINVAL", "ENOENT"};
 
 	ck_assert_int_eq(grant("manager", "uid:3"), SFS_OK);
 	ck_assert_int_eq(grant("root", "uid:3"), SFS_EINVAL);
 	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "kms-user", "uid:3",
 					 &err),
 			 SFS_ENOENT);
-	snprintf(path, sizeof(path), "%s/audit.log", store);
-	log = tu_read_file(path, NULL);
-	ck_assert_ptr_nonnull(log);
-	line = strtok_r(log, "\n", &save);
-	for (i = 0; i < 3; i++, line = strtok_r(NULL, "\n", &save)) {
-		ck_assert_ptr_nonnull(line);
-		j = sfs_json_parse(line, strlen(line));
-		ck_assert_ptr_nonnull(j);
-		ck_assert_str_eq(sfs_json_get_str(j, "op"), ops[i]);
-		ck_assert_str_eq(sfs_json_get_str(j, "result"), res[i]);
-		sfs_json_free(j);
-	}
-	ck_assert_ptr_null(line);
-	free(log);
+	tu_assert_audit_field(store, "op", ops, 3);
+	tu_assert_audit_field(store, "result", res, 3);
 }
 END_TEST
 
 static Suite *roles_suite(void)
 {
-	Suite *s = suite_create("roles");
 	const TTest *const cases[] = {
 	    grant_list_revoke,
 	    names_are_normalised,
@@ -282,9 +265,8 @@ static Suite *roles_suite(void)
 	    audit_lines_for_role_changes,
 	};
 
-	harness_add_tests(s, cases, sizeof(cases) / sizeof(cases[0]), setup,
-			  teardown, 0);
-	return s;
+	return harness_suite("roles", cases, sizeof(cases) / sizeof(cases[0]),
+			     setup, teardown, 0);
 }
 
 const struct harness harness = {.suite = roles_suite};

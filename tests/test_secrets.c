@@ -736,7 +736,6 @@ END_TEST
 
 static Suite *secrets_suite(void)
 {
-	Suite *s = suite_create("secrets");
 	const TTest *const cases[] = {
 	    create_defaults,
 	    create_with_value_and_fields,
@@ -766,9 +765,8 @@ static Suite *secrets_suite(void)
 	    store_failure_on_lookup_is_eio,
 	};
 
-	harness_add_tests(s, cases, sizeof(cases) / sizeof(cases[0]), setup,
-			  teardown, 0);
-	return s;
+	return harness_suite("secrets", cases, sizeof(cases) / sizeof(cases[0]),
+			     setup, teardown, 0);
 }
 
 const struct harness harness = {.suite = secrets_suite};

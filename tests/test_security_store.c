@@ -424,11 +424,10 @@ static Suite *security_store_suite(void)
 	    passphrase_file_of_another_owner_refused,
 	    cli_mount_with_symlinked_lock_refused,
 	};
-	Suite *s = suite_create("security_store");
 
-	harness_add_tests(s, tests, sizeof(tests) / sizeof(tests[0]), setup,
-			  teardown, 0);
-	return s;
+	return harness_suite("security_store", tests,
+			     sizeof(tests) / sizeof(tests[0]), setup, teardown,
+			     0);
 }
 
 const struct harness harness = {.suite = security_store_suite};

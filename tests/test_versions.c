@@ -1095,7 +1095,6 @@ END_TEST
 
 static Suite *versions_suite(void)
 {
-	Suite *s = suite_create("versions");
 	const TTest *const cases[] = {
 	    add_becomes_default,
 	    add_records_format_and_creator,
@@ -1142,9 +1141,9 @@ static Suite *versions_suite(void)
 	    read_store_failure_is_eio_and_audited,
 	};
 
-	harness_add_tests(s, cases, sizeof(cases) / sizeof(cases[0]), setup,
-			  teardown, 0);
-	return s;
+	return harness_suite("versions", cases,
+			     sizeof(cases) / sizeof(cases[0]), setup, teardown,
+			     0);
 }
 
 const struct harness harness = {.suite = versions_suite};

@@ -26,6 +26,15 @@ void harness_add_tests(Suite *s, const TTest *const *tests, size_t n,
 			    timeout);
 }
 
+Suite *harness_suite(const char *name, const TTest *const *tests, size_t n,
+		     SFun setup, SFun teardown, double timeout)
+{
+	Suite *s = suite_create(name);
+
+	harness_add_tests(s, tests, n, setup, teardown, timeout);
+	return s;
+}
+
 int main(void)
 {
 	SRunner *sr;

@@ -31,4 +31,8 @@ void harness_add(Suite *s, const char *name, const TTest *test, SFun setup,
 void harness_add_tests(Suite *s, const TTest *const *tests, size_t n,
 		       SFun setup, SFun teardown, double timeout);
 
+/* A suite named name of one test case per test, as harness_add_tests. */
+Suite *harness_suite(const char *name, const TTest *const *tests, size_t n,
+		     SFun setup, SFun teardown, double timeout);
+
 #endif

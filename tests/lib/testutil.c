@@ -1,4 +1,5 @@
 /* Helpers shared by the Check suites; see testutil.h. */
+#include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/secret.h"
+#include "secretfs/value.h"
 
 char *tu_tmpdir(const char *tag)
 {
@@ -134,4 +136,26 @@ int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	n.value = value;
 	n.value_len = value ? strlen(value) : 0;
 	return sfs_secret_create(ctx, c, &n, NULL, err);
+}
+
+void tu_assert_audit_field(const char *store, const char *field,
+			   const char *const *want, size_t n)
+{
+	char path[4096], *log, *save = NULL, *line;
+	struct sfs_json *j;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/audit.log", store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	line = strtok_r(log, "\n", &save);
+	for (i = 0; i < n; i++, line = strtok_r(NULL, "\n", &save)) {
+		ck_assert_msg(line != NULL, "audit line %zu missing", i + 1);
+		j = sfs_json_parse(line, strlen(line));
+		ck_assert_ptr_nonnull(j);
+		ck_assert_str_eq(sfs_json_get_str(j, field), want[i]);
+		sfs_json_free(j);
+	}
+	ck_assert_ptr_null(line);
+	free(log);
 }

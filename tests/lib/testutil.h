@@ -47,4 +47,9 @@ int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, const char *key, const char *value,
 		     struct sfs_error *err);
 
+/* store/audit.log holds exactly n lines, and field of line i is want[i]
+ * (a Check assertion otherwise). */
+void tu_assert_audit_field(const char *store, const char *field,
+			   const char *const *want, size_t n);
+
 #endif
