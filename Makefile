@@ -7,7 +7,7 @@ DESTDIR ?=
 BUILD ?= build
 CC ?= cc
 
-PKGS := fuse3 libsodium jansson sqlite3 check
+PKGS := fuse3 libsodium jansson sqlite3 check libmicrohttpd
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 ifeq ($(filter clean deps run test asan lint uninstall,$(MAKECMDGOALS)),)
@@ -22,9 +22,9 @@ WARN += -Werror
 endif
 OPT ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Icore/include
-CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 2>/dev/null)
+CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 libmicrohttpd 2>/dev/null)
 CORE_LIBS := $(shell pkg-config --libs libsodium jansson sqlite3 2>/dev/null) -lpthread
-FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
+FUSE_LIBS := $(shell pkg-config --libs fuse3 libmicrohttpd 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 LDFLAGS += $(SAN)
@@ -71,12 +71,19 @@ tests: $(TEST_BIN) $(BIN)
 test: deps
 	$(MAKE) run-tests
 
-# Each suite prints Check's summary line; the run fails if any suite fails.
-# Suites find the program through SECRETFS_BIN.
+# Each suite's output (with the error lines the tests provoke on purpose)
+# goes to $(BUILD)/test-logs/SUITE.log; the run prints each suite's
+# summary and SKIP lines, and a failed suite's whole log. It fails if any
+# suite fails. Suites find the program through SECRETFS_BIN.
 run-tests: tests
-	@fail=0; for t in $(TEST_BIN); do \
-		echo "== $$t"; \
-		SECRETFS_BIN=$(abspath $(BIN)) SECRETFS_KDF_MIN=1 $$t || fail=1; \
+	@mkdir -p $(BUILD)/test-logs; fail=0; for t in $(TEST_BIN); do \
+		n=$${t##*/}; log=$(BUILD)/test-logs/$$n.log; \
+		if SECRETFS_BIN=$(abspath $(BIN)) SECRETFS_KDF_MIN=1 $$t \
+			>$$log 2>&1; then \
+			grep -E '^[0-9]+%: Checks|SKIP' $$log | sed "s|^|$$n: |"; \
+		else \
+			fail=1; echo "== $$n FAILED (log: $$log)"; cat $$log; \
+		fi; \
 	done; exit $$fail
 
 asan: deps
@@ -111,13 +118,20 @@ install: all
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' 'scripts/secretfs@.service' \
 		> '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
 	chmod 0644 '$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
+	for u in secretfs-volume.service secretfs-volume.socket; do \
+		sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/$$u \
+			> $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u && \
+		chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/secretfs \
 		$(DESTDIR)$(PREFIX)/share/man/man1/secretfs.1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/secretfs.5 \
 		$(DESTDIR)$(or $(SBINDIR),/sbin)/mount.fuse.secretfs \
-		'$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service'
+		'$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs@.service' \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs-volume.service \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/secretfs-volume.socket
 
 clean:
 	rm -rf build build-asan

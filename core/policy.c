@@ -1,7 +1,9 @@
 /*
  * Policy: every lifecycle rule of SPEC §2 and every permission rule of
  * SPEC §1/§3, as pure functions of (action, caller, state). Nothing here
- * does I/O, allocates, reads the clock or asks the name service: the
+ * does I/O, allocates, reads the clock or asks the name service (a
+ * filesystem caller's supplementary groups are read by the caller's own
+ * source, sfs_caller_in_group, and only when a rule depends on them): the
  * services gather the state, ask, and act only on SFS_OK, so the CLI and
  * the filesystem cannot disagree and tests/test_policy.c can check every
  * rule as one row of a table.
@@ -312,21 +314,25 @@ const char *sfs_policy_desc_why(const char *desc, size_t len)
 	return "description has control characters";
 }
 
-static int in_group(const struct sfs_caller *c, uint32_t gid)
+void sfs_policy_view_attrs(const struct sfs_view_id *v,
+			   const struct sfs_secret_rec *s, uint32_t *owner,
+			   uint32_t *group, uint32_t *mode)
 {
-	int i;
+	unsigned set;
 
-	if (c->gid == gid)
-		return 1;
-	for (i = 0; i < c->ngroups && i < SFS_CALLER_GROUPS_MAX; i++)
-		if (c->groups[i] == gid)
-			return 1;
-	return 0;
+	assert(v && s && owner && group && mode);
+	set = s->access_control ? 0 : v->set;
+	*owner = (set & SFS_VIEW_UID) ? v->uid : s->owner;
+	*group = (set & SFS_VIEW_GID) ? v->gid : s->group;
+	*mode = (set & SFS_VIEW_MODE) ? v->mode : s->mode;
 }
 
 int sfs_policy_may_read(const struct sfs_caller *c,
 			const struct sfs_secret_rec *s)
 {
+	uint32_t owner, group, mode;
+	int g;
+
 	assert(c && s);
 	if (c->admin)
 		return 1;
@@ -335,13 +341,20 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 		       sfs_principal_list_matches(s->allowed, c);
 	if (c->uid == 0)
 		return 1;
+	sfs_policy_view_attrs(&c->view, s, &owner, &group, &mode);
 	/* As Unix does: the first class that matches decides, even when a
 	 * later one would allow. */
-	if (c->uid == s->owner)
-		return (s->mode & 0400) != 0;
-	if (in_group(c, s->group))
-		return (s->mode & 0040) != 0;
-	return (s->mode & 0004) != 0;
+	if (c->uid == owner)
+		return (mode & 0400) != 0;
+	/* Group and other bits agree: membership cannot change the answer,
+	 * so the caller's groups are not read. Groups that cannot be read
+	 * refuse rather than fall back to the other bits. */
+	if (((mode >> 3) & 04) == (mode & 04))
+		return (mode & 0004) != 0;
+	g = sfs_caller_in_group(c, group);
+	if (g != 0)
+		return g > 0 && (mode & 0040) != 0;
+	return (mode & 0004) != 0;
 }
 
 /* The N of a normalised principal's "uid:N" / "gid:N" (len digits). */

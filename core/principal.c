@@ -4,8 +4,10 @@
  * Every principal is stored in its numeric form, `uid:N` or `gid:N`:
  * names (`user:NAME`, `group:NAME`) are resolved once, here, when an allow
  * list or a role grant is written, so that matching a caller
- * (sfs_principal_matches) is pure, needs no name service and gives the
- * same answer in the daemon as in the CLI. N is 0..4294967294: (uint32_t)-1
+ * (sfs_principal_matches) needs no name service and gives the same answer
+ * in the daemon as in the CLI. Matching is pure but for a caller's
+ * supplementary groups, which the filesystem reads only when a gid entry
+ * asks (struct sfs_caller_groups). N is 0..4294967294: (uint32_t)-1
  * is "no id" to the kernel. A normalised list is entries joined by ','
  * without spaces, each entry once, in the order first given.
  */
@@ -217,11 +219,11 @@ int sfs_principal_list_normalize(const char *list, char *out, size_t cap,
 	return rc;
 }
 
-/* Does the principal p[0..n) name the caller? */
+/* Does the principal p[0..n) name the caller? A gid entry whose
+ * membership cannot be read does not. */
 static int match_one(const char *p, size_t n, const struct sfs_caller *c)
 {
 	uint32_t id;
-	int i;
 
 	if (n < 4 || parse_id(p + 4, n - 4, &id) != 0)
 		return 0;
@@ -229,12 +231,19 @@ static int match_one(const char *p, size_t n, const struct sfs_caller *c)
 		return c->uid == id;
 	if (memcmp(p, "gid:", 4) != 0)
 		return 0;
-	if (c->gid == id)
+	return sfs_caller_in_group(c, id) > 0;
+}
+
+int sfs_caller_in_group(const struct sfs_caller *c, uint32_t gid)
+{
+	int i;
+
+	if (c->gid == gid)
 		return 1;
 	for (i = 0; i < c->ngroups && i < SFS_CALLER_GROUPS_MAX; i++)
-		if (c->groups[i] == id)
+		if (c->groups[i] == gid)
 			return 1;
-	return 0;
+	return c->more ? c->more->has(c->more, c, gid) : 0;
 }
 
 int sfs_principal_matches(const char *p, const struct sfs_caller *c)
@@ -242,7 +251,9 @@ int sfs_principal_matches(const char *p, const struct sfs_caller *c)
 	return match_one(p, strlen(p), c);
 }
 
-int sfs_principal_list_matches(const char *list, const struct sfs_caller *c)
+/* Entries of one kind ("uid:" or "gid:") of a normalised list. */
+static int list_matches_kind(const char *list, const char *kind,
+			     const struct sfs_caller *c)
 {
 	const char *p = list, *end;
 
@@ -250,11 +261,19 @@ int sfs_principal_list_matches(const char *list, const struct sfs_caller *c)
 		end = strchr(p, ',');
 		if (!end)
 			end = p + strlen(p);
-		if (match_one(p, (size_t)(end - p), c))
+		if (memcmp(p, kind, 4) == 0 &&
+		    match_one(p, (size_t)(end - p), c))
 			return 1;
 		p = *end ? end + 1 : end;
 	}
 	return 0;
+}
+
+/* uid entries first: a caller that one names needs no groups read. */
+int sfs_principal_list_matches(const char *list, const struct sfs_caller *c)
+{
+	return list_matches_kind(list, "uid:", c) ||
+	       list_matches_kind(list, "gid:", c);
 }
 
 /* Supplementary groups, at most SFS_CALLER_GROUPS_MAX of them. */

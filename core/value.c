@@ -381,6 +381,12 @@ struct sfs_json *sfs_json_array(void)
 	return S(json_array());
 }
 
+struct sfs_json *sfs_json_string_n(const char *v, size_t len)
+{
+	jansson_init();
+	return S(json_stringn(v, len));
+}
+
 /*
  * A copy of s with each byte that does not start a valid UTF-8 sequence
  * replaced by U+FFFD, so that text from outside (a process name, a file
@@ -526,4 +532,37 @@ int64_t sfs_json_get_int(const struct sfs_json *obj, const char *key,
 		return def;
 	v = json_object_get(CJ(obj), key);
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+}
+
+const struct sfs_json *sfs_json_get(const struct sfs_json *obj,
+				    const char *key)
+{
+	return obj ? (const struct sfs_json *)json_object_get(CJ(obj), key)
+		   : NULL;
+}
+
+const char *sfs_json_str(const struct sfs_json *j)
+{
+	return json_string_value(CJ(j));
+}
+
+int sfs_json_each(const struct sfs_json *j, sfs_json_each_fn cb, void *arg)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+	int rc = 0;
+
+	if (json_is_object(CJ(j))) {
+		json_object_foreach (J(j), key, v)
+			if ((rc = cb(arg, key, S(v))))
+				break;
+	} else if (json_is_array(CJ(j))) {
+		json_array_foreach (CJ(j), i, v)
+			if ((rc = cb(arg, NULL, S(v))))
+				break;
+	} else {
+		rc = SFS_EINVAL;
+	}
+	return rc;
 }

@@ -11,7 +11,9 @@
  * Reads take the lock only to gather the records, the blobs and the KMS
  * material; decryption runs after the lock is released so that readers
  * proceed in parallel. Every read is audited, allowed or refused, and a
- * read whose audit line cannot be written fails with SFS_EIO.
+ * read whose audit line cannot be written fails with SFS_EIO. The read
+ * handles of one version share one decrypted buffer (sfs_version_open),
+ * bounded in all by SFS_SHARED_MAX.
  *
  * Leaving the active state moves the default to the newest active
  * version (sfs_policy_next_default); with none left the secret has no
@@ -20,6 +22,8 @@
  * the SPEC is silent, and turning a secret back on is an explicit act
  * (`secret activate`).
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,9 +322,163 @@ static int read_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return ctx_read_unlock(ctx, rc, err);
 }
 
-int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		     const char *name, uint32_t n, struct sfs_value *out,
-		     struct sfs_version_rec *info, struct sfs_error *err)
+/* ---- shared plaintext --------------------------------------------------- */
+
+/*
+ * The read handles of one version share one decrypted buffer
+ * (sfs_version_open): refcounted, wiped when the last handle lets go. An
+ * entry serves only the same context, binding and byte-identical blobs
+ * (it holds a reference to the blobs it decrypted), so a changed,
+ * rewrapped or tampered version is decrypted anew and checked again.
+ * Every open still asks the policy and writes its audit line; only the
+ * decryption is shared. SFS_SHARED_MAX bytes are held at most in all.
+ */
+struct sfs_value_ref {
+	struct sfs_value_ref *next;
+	const struct sfs_ctx *ctx;
+	struct ctx_blobs *blobs;
+	char secret_id[SFS_ID_MAX + 1], key_id[SFS_ID_MAX + 1];
+	uint32_t version, key_version;
+	int refs; /* share_lock */
+	struct sfs_value val;
+};
+
+static pthread_mutex_t share_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sfs_value_ref *share_list; /* share_lock */
+static size_t share_total;		 /* share_lock: bytes held */
+
+static int share_same(const struct sfs_value_ref *e, const struct sfs_ctx *ctx,
+		      const struct sfs_version_rec *v,
+		      const struct ctx_blobs *b)
+{
+	const struct ctx_blobs *eb = e->blobs;
+
+	if (e->ctx != ctx || e->version != v->version ||
+	    e->key_version != v->kms_key_version ||
+	    strcmp(e->secret_id, v->secret_id) ||
+	    strcmp(e->key_id, v->kms_key_id))
+		return 0;
+	return eb == b ||
+	       (eb->dek_len == b->dek_len && eb->ct_len == b->ct_len &&
+		!memcmp(eb->dek, b->dek, b->dek_len) &&
+		!memcmp(eb->ct, b->ct, b->ct_len));
+}
+
+/* share_lock held: a new reference to a matching entry, or NULL. */
+static struct sfs_value_ref *share_find(const struct sfs_ctx *ctx,
+					const struct sfs_version_rec *v,
+					const struct ctx_blobs *b)
+{
+	struct sfs_value_ref *e;
+
+	for (e = share_list; e; e = e->next)
+		if (share_same(e, ctx, v, b)) {
+			e->refs++;
+			return e;
+		}
+	return NULL;
+}
+
+static void share_free(struct sfs_value_ref *e)
+{
+	sfs_value_release(&e->val);
+	ctx_blobs_put(e->blobs);
+	free(e);
+}
+
+/* share_lock held: add fresh (decrypted from b) unless the total cap is
+ * reached; takes a reference to b. */
+static int share_add(struct sfs_value_ref *fresh, const struct sfs_ctx *ctx,
+		     const struct sfs_version_rec *v, struct ctx_blobs *b)
+{
+	if (fresh->val.len > SFS_SHARED_MAX - share_total)
+		return SFS_ENOMEM;
+	fresh->ctx = ctx;
+	fresh->blobs = b;
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
+	snprintf(fresh->secret_id, sizeof(fresh->secret_id), "%s",
+		 v->secret_id);
+	snprintf(fresh->key_id, sizeof(fresh->key_id), "%s", v->kms_key_id);
+	fresh->version = v->version;
+	fresh->key_version = v->kms_key_version;
+	fresh->refs = 1;
+	fresh->next = share_list;
+	share_list = fresh;
+	share_total += fresh->val.len;
+	return SFS_OK;
+}
+
+/* No lock: the shared plaintext of v, decrypting it if no handle holds
+ * it yet. */
+static int share_get(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
+		     const struct sfs_version_rec *v, struct ctx_blobs *b,
+		     const unsigned char material[SFS_KEY_BYTES],
+		     struct sfs_value_ref **out, struct sfs_error *err)
+{
+	struct sfs_value_ref *fresh = NULL;
+	int rc = SFS_OK;
+
+	if (b) { /* without blobs the decryption below fails */
+		pthread_mutex_lock(&share_lock);
+		*out = share_find(ctx, v, b);
+		pthread_mutex_unlock(&share_lock);
+		if (*out)
+			return SFS_OK;
+	}
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh)
+		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	rc = read_decrypt(ctx, s, v, b, material, &fresh->val, err);
+	if (rc == SFS_OK) {
+		pthread_mutex_lock(&share_lock);
+		*out = share_find(ctx, v, b); /* another open got there first */
+		if (!*out && (rc = share_add(fresh, ctx, v, b)) == SFS_OK)
+			*out = fresh;
+		pthread_mutex_unlock(&share_lock);
+	}
+	if (*out != fresh)
+		share_free(fresh); /* not added: holds no blobs */
+	if (rc == SFS_ENOMEM)
+		return sfs_error_set(err, rc,
+				     "decrypted values held by open "
+				     "handles reach %zu MiB",
+				     (size_t)(SFS_SHARED_MAX >> 20));
+	return rc;
+}
+
+void sfs_value_unref(struct sfs_value_ref *r)
+{
+	struct sfs_value_ref **p;
+	int last;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&share_lock);
+	last = --r->refs == 0;
+	if (last) {
+		for (p = &share_list; *p != r; p = &(*p)->next)
+			;
+		*p = r->next;
+		share_total -= r->val.len;
+	}
+	pthread_mutex_unlock(&share_lock);
+	if (last)
+		share_free(r);
+}
+
+const struct sfs_value *sfs_value_of(const struct sfs_value_ref *r)
+{
+	return &r->val;
+}
+
+/* ---- read entry points -------------------------------------------------- */
+
+/* Gather, decrypt (into out, or shared into *ref when ref is set),
+ * audit. */
+static int read_audited(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			const char *name, uint32_t n, struct sfs_value *out,
+			struct sfs_value_ref **ref,
+			struct sfs_version_rec *info, struct sfs_error *err)
 {
 	unsigned char material[SFS_KEY_BYTES];
 	struct sfs_version_rec v;
@@ -332,10 +490,10 @@ int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	sfs_error_clear(err);
 	memset(&s, 0, sizeof(s));
 	memset(&v, 0, sizeof(v));
-	out->data = NULL;
-	out->len = 0;
 	rc = read_locked(ctx, c, name, n, &s, &v, &b, material, err);
-	if (rc == SFS_OK)
+	if (rc == SFS_OK && ref)
+		rc = share_get(ctx, &s, &v, b, material, ref, err);
+	else if (rc == SFS_OK)
 		rc = read_decrypt(ctx, &s, &v, b, material, out, err);
 	sfs_crypto_wipe(material, sizeof(material));
 	ctx_blobs_put(b);
@@ -347,12 +505,35 @@ int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	l.result = rc;
 	if (ctx_audit(ctx, c, &l) != SFS_OK && rc == SFS_OK) {
 		sfs_value_release(out);
+		if (ref) {
+			sfs_value_unref(*ref);
+			*ref = NULL;
+		}
 		rc = sfs_error_set(err, SFS_EIO,
 				   "cannot write the audit log: read refused");
 	}
 	if (rc == SFS_OK && info)
 		*info = v;
 	return rc;
+}
+
+int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, uint32_t n, struct sfs_value *out,
+		     struct sfs_version_rec *info, struct sfs_error *err)
+{
+	out->data = NULL;
+	out->len = 0;
+	return read_audited(ctx, c, name, n, out, NULL, info, err);
+}
+
+int sfs_version_open(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, uint32_t n, struct sfs_value_ref **out,
+		     struct sfs_error *err)
+{
+	struct sfs_value none = {NULL, 0}; /* the plaintext goes to *out */
+
+	*out = NULL;
+	return read_audited(ctx, c, name, n, &none, out, NULL, err);
 }
 
 /* ---- details ------------------------------------------------------------ */

@@ -92,12 +92,33 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_is_global_opt(const char *opt)
+{
+	static const char *const names[] = {"store", "master-key", "json",
+					    "version"};
+	size_t i, n;
+
+	if (strncmp(opt, "--", 2))
+		return 0;
+	opt += 2;
+	n = strcspn(opt, "=");
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && !strncmp(opt, names[i], n))
+			return 1;
+	return 0;
+}
+
 void cli_opt_problem(int ch, char **argv, char *buf, size_t cap)
 {
 	const char *opt = optind > 0 ? argv[optind - 1] : "";
 	int is_long = !strncmp(opt, "--", 2);
 
-	if (ch == ':' && is_long)
+	if (ch == '?' && cli_is_global_opt(opt))
+		snprintf(buf, cap,
+			 "option '%.*s': global options go before "
+			 "the command",
+			 (int)strcspn(opt, "="), opt);
+	else if (ch == ':' && is_long)
 		snprintf(buf, cap, "option '%s' needs a value", opt);
 	else if (ch == ':')
 		snprintf(buf, cap, "option '-%c' needs a value", optopt);
@@ -165,6 +186,30 @@ int cli_parse_number(const char *text, uint32_t *out)
 	}
 	*out = (uint32_t)v;
 	return 0;
+}
+
+int cli_principals(const char *list, char *out, size_t cap)
+{
+	const char *p = list;
+	size_t n, sp, len = 0;
+	int w;
+
+	out[0] = '\0';
+	for (;;) {
+		n = strcspn(p, ",");
+		sp = strspn(p, " \t");
+		sp = sp < n ? sp : n;
+		w = snprintf(out + len, cap - len, "%s%.*s%s%.*s",
+			     p == list ? "" : ",", (int)sp, p,
+			     n > sp && !memchr(p, ':', n) ? "user:" : "",
+			     (int)(n - sp), p + sp);
+		if (w < 0 || (size_t)w >= cap - len)
+			return -1;
+		len += (size_t)w;
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
 }
 
 /* --- VALUE ------------------------------------------------------------- */

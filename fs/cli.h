@@ -45,6 +45,8 @@ extern const struct cli_group cli_key_group;
 extern const struct cli_group cli_secret_group;
 extern const struct cli_group cli_version_group;
 extern const struct cli_group cli_role_group;
+extern const struct cli_cmd cli_backup_cmd;  /* cli_backup.c */
+extern const struct cli_cmd cli_restore_cmd;
 extern const struct cli_cmd cli_init_cmd;
 extern const struct cli_cmd cli_audit_cmd;
 
@@ -93,6 +95,13 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 
 /* A version number (1 ... 2^32 - 1, decimal digits only). 0 or -1. */
 int cli_parse_number(const char *text, uint32_t *out);
+
+/*
+ * A principal or a comma-separated list of them with each bare name
+ * ("alice") written as "user:alice", for the core, which takes only the
+ * prefixed forms. 0, or -1 when it does not fit in cap bytes.
+ */
+int cli_principals(const char *list, char *out, size_t cap);
 
 /* --- the value given by --value, --file or --kv ------------------------ */
 
@@ -184,6 +193,8 @@ int cli_json_print(struct sfs_json *j);
 /* Append child to *arr; on failure free both and set *arr to NULL (so
  * that cli_json_print reports it). child NULL counts as a failure. */
 void cli_json_push(struct sfs_json **arr, struct sfs_json *child);
+/* --version: "secretfs X.Y.Z", or {"version": "X.Y.Z"} with --json. */
+int cli_print_version(const struct cli_global *g);
 /* After a delete: {"<kind>": name, "deleted": true} with --json, else
  * "deleted <kind> '<name>'". */
 int cli_print_deleted(const struct cli_global *g, const char *kind,

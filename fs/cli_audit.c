@@ -33,6 +33,29 @@ struct audit_args {
 	int follow;
 };
 
+/* --since: RFC 3339 or a date, or an age before now: N followed by s, m,
+ * h or d ("30m", "2h", "1d"; SPEC §5). SFS_OK or SFS_EINVAL. */
+static int since_parse(const char *text, int64_t *ns)
+{
+	static const char units[] = "smhd";
+	static const int64_t secs[] = {1, 60, 3600, 86400};
+	const char *u;
+	char *end;
+	long long n;
+
+	if (sfs_time_parse(text, ns) == SFS_OK)
+		return SFS_OK;
+	if (*text < '0' || *text > '9')
+		return SFS_EINVAL;
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	u = *end ? strchr(units, *end) : NULL;
+	if (errno || !u || end[1] || n > 36500LL * 86400)
+		return SFS_EINVAL;
+	*ns = sfs_time_now() - n * secs[u - units] * 1000000000LL;
+	return SFS_OK;
+}
+
 static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		       struct audit_args *a)
 {
@@ -52,9 +75,10 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			a->follow = 1;
 		else if (ch != 't')
 			return cli_opt_other(cmd, ch, argv);
-		else if (sfs_time_parse(optarg, &a->since) != SFS_OK)
-			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339 or "
-						  "YYYY-MM-DD)",
+		else if (since_parse(optarg, &a->since) != SFS_OK)
+			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339, "
+						  "YYYY-MM-DD, or an age: "
+						  "30m, 2h, 1d)",
 					     optarg);
 	}
 	rc = cli_args(cmd, argc, argv, 0, 0);
@@ -101,7 +125,8 @@ const struct cli_cmd cli_audit_cmd = {
 	"\n"
 	"  --secret NAME   only lines about this secret\n"
 	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
-	"                  2026-11-28T18:00:00Z, or a date YYYY-MM-DD)\n"
+	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
+	"                  age: 30m, 2h, 1d)\n"
 	"  --follow        keep printing new lines as they come\n"
 	"  -h, --help      print this help\n",
 	audit_run,

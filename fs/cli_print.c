@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fuse_int.h" /* SFS_PROGRAM_VERSION, the one the daemon reports */
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
@@ -124,6 +125,22 @@ void cli_json_push(struct sfs_json **arr, struct sfs_json *child)
 	}
 }
 
+int cli_print_version(const struct cli_global *g)
+{
+	struct sfs_json *o;
+
+	if (!g->json) {
+		printf("secretfs %s\n", SFS_PROGRAM_VERSION);
+		return EXIT_OK;
+	}
+	o = sfs_json_object();
+	if (o && sfs_json_set_str(o, "version", SFS_PROGRAM_VERSION)) {
+		sfs_json_free(o);
+		o = NULL;
+	}
+	return cli_json_print(o);
+}
+
 int cli_print_deleted(const struct cli_global *g, const char *kind,
 		      const char *name)
 {
@@ -209,6 +226,21 @@ static int json_version_no(struct sfs_json *o, const char *key, uint32_t n)
 	return n ? sfs_json_set_int(o, key, n) : sfs_json_set_null(o, key);
 }
 
+/* "uid:1,gid:2" as ["uid:1","gid:2"]. */
+static struct sfs_json *json_principals(const char *list)
+{
+	struct sfs_json *arr = sfs_json_array();
+	const char *p = list;
+	size_t n;
+
+	while (arr && *p) {
+		n = strcspn(p, ",");
+		cli_json_push(&arr, sfs_json_string_n(p, n));
+		p += n + (p[n] == ',');
+	}
+	return arr;
+}
+
 struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
 				 const struct cli_keys *k)
 {
@@ -225,7 +257,8 @@ struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
 	bad |= sfs_json_set_str(o, "status", sfs_state_name(r->status));
 	bad |= sfs_json_set_str(o, "access_control",
 				r->access_control ? "enabled" : "disabled");
-	bad |= sfs_json_set_str(o, "allowed_principals", r->allowed);
+	bad |=
+	    sfs_json_set(o, "allowed_principals", json_principals(r->allowed));
 	bad |= sfs_json_set_int(o, "owner", r->owner);
 	bad |= sfs_json_set_int(o, "group", r->group);
 	bad |= sfs_json_set_str(o, "mode", mode);

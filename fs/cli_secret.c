@@ -4,7 +4,8 @@
  * decides every lifecycle rule (a secret with versions left cannot be
  * deleted, ...). Deleting asks for the secret's name first: --confirm
  * NAME, or typed on a terminal, so that a script cannot delete by
- * accident.
+ * accident; with --destroy-versions it then deactivates the secret and
+ * destroys every version, one core call each, before the delete.
  */
 #include <grp.h>
 #include <pwd.h>
@@ -17,6 +18,90 @@
 #include "secretfs/keys.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
+#include "secretfs/version.h"
+
+/* A uid or gid: a number (-1 when malformed), or a user or group name
+ * (-2 when unknown). */
+static int parse_id(const char *text, int is_group, uint32_t *out)
+{
+	struct passwd *pw;
+	struct group *gr;
+	char *end;
+	unsigned long v;
+
+	if (*text >= '0' && *text <= '9') {
+		v = strtoul(text, &end, 10);
+		if (*end || v > UINT32_MAX - 1)
+			return -1;
+		*out = (uint32_t)v;
+		return 0;
+	}
+	pw = is_group ? NULL : getpwnam(text);
+	gr = is_group ? getgrnam(text) : NULL;
+	if (!pw && !gr)
+		return -2;
+	*out = pw ? (uint32_t)pw->pw_uid : (uint32_t)gr->gr_gid;
+	return 0;
+}
+
+static int parse_mode(const char *text, uint32_t *out)
+{
+	unsigned v = 0;
+	const char *p;
+
+	if (!*text || strlen(text) > 4)
+		return -1;
+	for (p = text; *p; p++) {
+		if (*p < '0' || *p > '7')
+			return -1;
+		v = v * 8 + (unsigned)(*p - '0');
+	}
+	if (v > 0777)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* --owner / --group of `secret create` or `secret update` (cmd->name)
+ * into *out: EXIT_OK, a usage error for a malformed number, a failure
+ * for an unknown name. */
+static int owner_id(const struct cli_cmd *cmd, const char *name, int group,
+		    const char *text, uint32_t *out)
+{
+	const char *kind = group ? "group" : "user";
+	int rc = parse_id(text, group, out);
+
+	if (rc == -1)
+		return cli_bad_usage(cmd, "bad %s id '%s'", kind, text);
+	if (rc == -2) {
+		fprintf(stderr,
+			"secretfs: cannot %s secret '%s': no such "
+			"%s '%s'\n",
+			cmd->name, name, kind, text);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/* --owner, --group, --mode of `secret create` (ids[] resolved once NAME
+ * is known). EXIT_OK or an exit code. */
+static int create_ids(const struct cli_cmd *cmd, const char *const ids[3],
+		      struct sfs_secret_new *n)
+{
+	int rc = EXIT_OK;
+
+	if (ids[0] &&
+	    (rc = owner_id(cmd, n->name, 0, ids[0], &n->owner)) == EXIT_OK)
+		n->has_owner = 1;
+	if (rc == EXIT_OK && ids[1] &&
+	    (rc = owner_id(cmd, n->name, 1, ids[1], &n->group)) == EXIT_OK)
+		n->has_group = 1;
+	if (rc == EXIT_OK && ids[2] && parse_mode(ids[2], &n->mode))
+		return cli_bad_usage(cmd, "bad mode '%s' (octal, at most 0777)",
+				     ids[2]);
+	n->has_mode = ids[2] != NULL;
+	return rc;
+}
 
 /* Options of `secret create`. */
 struct create_args {
@@ -29,15 +114,19 @@ static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			struct create_args *a)
 {
 	static const struct option opts[] = {
-		{ "description", required_argument, NULL, 'd' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "access-control", no_argument, NULL, 'a' },
-		{ "value", required_argument, NULL, CLI_OPT_VALUE },
-		{ "file", required_argument, NULL, CLI_OPT_FILE },
-		{ "kv", required_argument, NULL, CLI_OPT_KV },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"description", required_argument, NULL, 'd'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"access-control", no_argument, NULL, 'a'},
+	    {"owner", required_argument, NULL, 'o'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"value", required_argument, NULL, CLI_OPT_VALUE},
+	    {"file", required_argument, NULL, CLI_OPT_FILE},
+	    {"kv", required_argument, NULL, CLI_OPT_KV},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
+	const char *ids[3] = {NULL, NULL, NULL}; /* owner, group, mode */
 	int ch, rc;
 
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
@@ -47,6 +136,8 @@ static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			a->n.key = optarg;
 		else if (ch == 'a')
 			a->n.access_control = 1;
+		else if (ch == 'o' || ch == 'g' || ch == 'm')
+			ids[ch == 'o' ? 0 : ch == 'g' ? 1 : 2] = optarg;
 		else if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
 			return cli_opt_other(cmd, ch, argv);
 		else if ((rc = cli_value_src_add(&a->src, ch, optarg)))
@@ -56,6 +147,8 @@ static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		return rc;
 	a->n.name = argv[optind];
 	rc = cli_value_src_check(cmd, &a->src, &a->has_value);
+	if (rc == EXIT_OK)
+		rc = create_ids(cmd, ids, &a->n);
 	return rc == EXIT_OK ? CLI_GO : rc;
 }
 
@@ -291,68 +384,6 @@ static int secret_changed(struct cli_session *s, const char *name,
 	return EXIT_OK;
 }
 
-/* A uid or gid: a number (-1 when malformed), or a user or group name
- * (-2 when unknown). */
-static int parse_id(const char *text, int is_group, uint32_t *out)
-{
-	struct passwd *pw;
-	struct group *gr;
-	char *end;
-	unsigned long v;
-
-	if (*text >= '0' && *text <= '9') {
-		v = strtoul(text, &end, 10);
-		if (*end || v > UINT32_MAX - 1)
-			return -1;
-		*out = (uint32_t)v;
-		return 0;
-	}
-	pw = is_group ? NULL : getpwnam(text);
-	gr = is_group ? getgrnam(text) : NULL;
-	if (!pw && !gr)
-		return -2;
-	*out = pw ? (uint32_t)pw->pw_uid : (uint32_t)gr->gr_gid;
-	return 0;
-}
-
-/* --owner / --group into u: EXIT_OK, a usage error for a malformed
- * number, a failure for an unknown name. */
-static int update_id(const struct cli_cmd *cmd, const char *name, int group,
-		     const char *text, struct sfs_secret_update *u)
-{
-	const char *kind = group ? "group" : "user";
-	int rc = parse_id(text, group, group ? &u->group : &u->owner);
-
-	if (rc == -1)
-		return cli_bad_usage(cmd, "bad %s id '%s'", kind, text);
-	if (rc == -2) {
-		fprintf(stderr, "secretfs: cannot update secret '%s': no such "
-				"%s '%s'\n",
-			name, kind, text);
-		return EXIT_FAIL;
-	}
-	u->fields |= group ? SFS_SF_GROUP : SFS_SF_OWNER;
-	return EXIT_OK;
-}
-
-static int parse_mode(const char *text, uint32_t *out)
-{
-	unsigned v = 0;
-	const char *p;
-
-	if (!*text || strlen(text) > 4)
-		return -1;
-	for (p = text; *p; p++) {
-		if (*p < '0' || *p > '7')
-			return -1;
-		v = v * 8 + (unsigned)(*p - '0');
-	}
-	if (v > 0777)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* One option of `secret update` into u (--owner and --group into ids,
  * resolved once NAME is known); EXIT_OK or a usage error. */
 static int update_opt(const struct cli_cmd *cmd, int ch, const char *arg,
@@ -399,7 +430,7 @@ static int secret_update(const struct cli_cmd *cmd,
 	struct sfs_secret_update u;
 	const char *ids[2] = { NULL, NULL }; /* --owner, --group */
 	struct cli_session s;
-	char line[256];
+	char line[256], allow[2 * SFS_ALLOWED_MAX + 2];
 	int ch, i, rc;
 
 	memset(&u, 0, sizeof(u));
@@ -414,9 +445,15 @@ static int secret_update(const struct cli_cmd *cmd,
 	if (!u.fields && !ids[0] && !ids[1])
 		return cli_bad_usage(cmd, "nothing to update");
 	for (i = 0; i < 2; i++)
-		if (ids[i] && (rc = update_id(cmd, argv[optind], i, ids[i],
-					      &u)) != EXIT_OK)
+		if (ids[i] &&
+		    (rc = owner_id(cmd, argv[optind], i, ids[i],
+				   i ? &u.group : &u.owner)) != EXIT_OK)
 			return rc;
+	u.fields |= (ids[0] ? SFS_SF_OWNER : 0) | (ids[1] ? SFS_SF_GROUP : 0);
+	if (u.allowed && cli_principals(u.allowed, allow, sizeof(allow)))
+		return cli_bad_usage(cmd, "allow list too long");
+	if (u.allowed)
+		u.allowed = allow;
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
 	rc = sfs_secret_update(s.ctx, &s.caller, argv[optind], &u, &s.err);
@@ -525,22 +562,72 @@ static int secret_exists(struct cli_session *s, const char *name)
 	return sfs_secret_get(s->ctx, &s->caller, name, &rec, &full, &s->err);
 }
 
+/* Version numbers not yet destroyed, collected by sfs_version_list. */
+struct live_versions {
+	uint32_t *n;
+	size_t count, cap;
+};
+
+static int live_collect(void *arg, const struct sfs_version_rec *v)
+{
+	struct live_versions *l = arg;
+	uint32_t *grown;
+
+	if (l->count == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		grown = realloc(l->n, l->cap * sizeof(*grown));
+		if (!grown)
+			return SFS_ENOMEM;
+		l->n = grown;
+	}
+	l->n[l->count++] = v->version;
+	return 0;
+}
+
+/*
+ * --destroy-versions: deactivate the secret (so that no version is in
+ * use), then destroy every version left. SFS_OK or the first failure
+ * (details in s->err; what was destroyed stays destroyed).
+ */
+static int destroy_all(struct cli_session *s, const char *name)
+{
+	struct live_versions l = {NULL, 0, 0};
+	struct sfs_secret_rec rec;
+	size_t i;
+	int full = 0;
+	int rc = sfs_secret_get(s->ctx, &s->caller, name, &rec, &full, &s->err);
+
+	if (rc == SFS_OK && rec.status == SFS_STATE_ACTIVE)
+		rc =
+		    sfs_secret_set_status(s->ctx, &s->caller, name, 0, &s->err);
+	if (rc == SFS_OK)
+		rc = sfs_version_list(s->ctx, &s->caller, name, 0, live_collect,
+				      &l, &s->err);
+	for (i = 0; rc == SFS_OK && i < l.count; i++)
+		rc = sfs_version_destroy(s->ctx, &s->caller, name, l.n[i],
+					 &s->err);
+	free(l.n);
+	return rc;
+}
+
 static int secret_delete(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "confirm", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"confirm", required_argument, NULL, 'c'},
+	    {"destroy-versions", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *confirm = NULL, *name;
 	struct cli_session s;
-	int ch, rc;
+	int ch, rc, all = 0;
 
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'c')
+		if (ch != 'c' && ch != 'D')
 			return cli_opt_other(cmd, ch, argv);
-		confirm = optarg;
+		all |= ch == 'D';
+		confirm = ch == 'c' ? optarg : confirm;
 	}
 	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
 		return rc;
@@ -555,6 +642,9 @@ static int secret_delete(const struct cli_cmd *cmd,
 		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else if (delete_confirmed(name, confirm) != EXIT_OK)
 		rc = EXIT_FAIL;
+	else if (all && (rc = destroy_all(&s, name)))
+		rc =
+		    cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else if ((rc = sfs_secret_delete(s.ctx, &s.caller, name, &s.err)))
 		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
 	else
@@ -564,78 +654,90 @@ static int secret_delete(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd secret_cmds[] = {
-	{ "create", "secret create",
-	  "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
-	  "[--access-control] [VALUE]\n"
-	  "\n"
-	  "Create a secret, with a first version when VALUE is given.\n"
-	  "\n"
-	  "  --description TEXT   what the secret is for\n"
-	  "  --key KEY            the KMS key new versions use (default:\n"
-	  "                       the service key)\n"
-	  "  --access-control     only the owner and the allow list may\n"
-	  "                       read values through the filesystem\n"
-	  "  --value TEXT         the value: TEXT's exact bytes\n"
-	  "  --file FILE          the value: FILE's exact bytes ('-': stdin)\n"
-	  "  --kv KEY=VALUE       the value: a JSON object of strings\n"
-	  "                       (repeat for more keys)\n"
-	  "  -h, --help           print this help\n",
-	  secret_create },
-	{ "list", "secret list",
-	  "Usage: secretfs secret list\n"
-	  "\n"
-	  "List every secret.\n",
-	  secret_list },
-	{ "show", "secret show",
-	  "Usage: secretfs secret show NAME\n"
-	  "\n"
-	  "Show a secret's details.\n",
-	  secret_show },
-	{ "update", "secret update",
-	  "Usage: secretfs secret update NAME [--description TEXT] "
-	  "[--access-control on|off] [--allow PRINCIPAL,...] [--owner UID] "
-	  "[--group GID] [--mode OCTAL]\n"
-	  "\n"
-	  "Change a secret's details (at least one option).\n"
-	  "\n"
-	  "  --description TEXT       what the secret is for\n"
-	  "  --access-control on|off  restrict reads to the owner and the\n"
-	  "                           allow list\n"
-	  "  --allow PRINCIPAL,...    the allow list: uid:N, gid:N,\n"
-	  "                           user:NAME, group:NAME ('' empties it)\n"
-	  "  --owner UID              owner of the value files (number or\n"
-	  "                           user name)\n"
-	  "  --group GID              group of the value files (number or\n"
-	  "                           group name)\n"
-	  "  --mode OCTAL             mode of the value files, e.g. 0440\n"
-	  "  -h, --help               print this help\n",
-	  secret_update },
-	{ "change-key", "secret change-key",
-	  "Usage: secretfs secret change-key NAME KEY\n"
-	  "\n"
-	  "Use KMS key KEY for the secret's new versions; older versions\n"
-	  "stay under their key.\n",
-	  secret_change_key },
-	{ "activate", "secret activate",
-	  "Usage: secretfs secret activate NAME\n"
-	  "\n"
-	  "Activate a secret that has an active version.\n",
-	  secret_status },
-	{ "deactivate", "secret deactivate",
-	  "Usage: secretfs secret deactivate NAME\n"
-	  "\n"
-	  "Deactivate a secret: no value of it can be read.\n",
-	  secret_status },
-	{ "delete", "secret delete",
-	  "Usage: secretfs secret delete NAME [--confirm NAME]\n"
-	  "\n"
-	  "Delete a deactivated secret whose versions are all destroyed.\n"
-	  "Without --confirm, asks for the name on a terminal.\n"
-	  "\n"
-	  "  --confirm NAME   the secret's name again\n"
-	  "  -h, --help       print this help\n",
-	  secret_delete },
-	{ NULL, NULL, NULL, NULL },
+    {"create", "secret create",
+     "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
+     "[--access-control] [--owner USER] [--group GROUP] [--mode OCTAL] "
+     "[VALUE]\n"
+     "\n"
+     "Create a secret, with a first version when VALUE is given.\n"
+     "\n"
+     "  --description TEXT   what the secret is for\n"
+     "  --key KEY            the KMS key new versions use (default:\n"
+     "                       the service key)\n"
+     "  --access-control     only the owner and the allow list may\n"
+     "                       read values through the filesystem\n"
+     "  --owner USER         owner of the value files (user name or\n"
+     "                       number; default: you)\n"
+     "  --group GROUP        group of the value files (group name or\n"
+     "                       number; default: your group)\n"
+     "  --mode OCTAL         mode of the value files (default 0440;\n"
+     "                       ssh and libpq want 0400)\n"
+     "  --value TEXT         the value: TEXT's exact bytes\n"
+     "  --file FILE          the value: FILE's exact bytes ('-': stdin)\n"
+     "  --kv KEY=VALUE       the value: a JSON object of strings\n"
+     "                       (repeat for more keys)\n"
+     "  -h, --help           print this help\n",
+     secret_create},
+    {"list", "secret list",
+     "Usage: secretfs secret list\n"
+     "\n"
+     "List every secret.\n",
+     secret_list},
+    {"show", "secret show",
+     "Usage: secretfs secret show NAME\n"
+     "\n"
+     "Show a secret's details.\n",
+     secret_show},
+    {"update", "secret update",
+     "Usage: secretfs secret update NAME [--description TEXT] "
+     "[--access-control on|off] [--allow PRINCIPAL,...] [--owner UID] "
+     "[--group GID] [--mode OCTAL]\n"
+     "\n"
+     "Change a secret's details (at least one option).\n"
+     "\n"
+     "  --description TEXT       what the secret is for\n"
+     "  --access-control on|off  restrict reads to the owner and the\n"
+     "                           allow list\n"
+     "  --allow PRINCIPAL,...    the allow list: NAME or user:NAME,\n"
+     "                           uid:N, group:NAME, gid:N ('' empties\n"
+     "                           it)\n"
+     "  --owner UID              owner of the value files (number or\n"
+     "                           user name)\n"
+     "  --group GID              group of the value files (number or\n"
+     "                           group name)\n"
+     "  --mode OCTAL             mode of the value files, e.g. 0440\n"
+     "  -h, --help               print this help\n",
+     secret_update},
+    {"change-key", "secret change-key",
+     "Usage: secretfs secret change-key NAME KEY\n"
+     "\n"
+     "Use KMS key KEY for the secret's new versions; older versions\n"
+     "stay under their key.\n",
+     secret_change_key},
+    {"activate", "secret activate",
+     "Usage: secretfs secret activate NAME\n"
+     "\n"
+     "Activate a secret that has an active version.\n",
+     secret_status},
+    {"deactivate", "secret deactivate",
+     "Usage: secretfs secret deactivate NAME\n"
+     "\n"
+     "Deactivate a secret: no value of it can be read.\n",
+     secret_status},
+    {"delete", "secret delete",
+     "Usage: secretfs secret delete NAME [--confirm NAME] "
+     "[--destroy-versions]\n"
+     "\n"
+     "Delete a deactivated secret whose versions are all destroyed.\n"
+     "Without --confirm, asks for the name on a terminal.\n"
+     "\n"
+     "  --confirm NAME       the secret's name again\n"
+     "  --destroy-versions   first deactivate the secret and destroy\n"
+     "                       every version (after the same\n"
+     "                       confirmation)\n"
+     "  -h, --help           print this help\n",
+     secret_delete},
+    {NULL, NULL, NULL, NULL},
 };
 
 const struct cli_group cli_secret_group = { "secret", "secrets",

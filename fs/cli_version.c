@@ -1,8 +1,10 @@
 /*
- * `secretfs version ...`: add, list, get, set-default, activate,
- * deactivate, destroy, copy. `version get` is the one command that prints
- * a value: its exact bytes, nothing added; as KEY=VALUE lines with --kv;
- * or inside a JSON object with --json. Every byte of it goes through a
+ * `secretfs version ...`: add (--merge: onto the default's key/value
+ * object), list, get, set-default, activate, deactivate, destroy (one or
+ * more), copy. `version get` is the one command that prints a value: its
+ * exact bytes, nothing added; one key's with --field; as KEY=VALUE lines
+ * with --kv (refused when a line would not survive in an environment
+ * file); or inside a JSON object with --json. Every byte of it goes through a
  * wiped cli_buf and write(2), never through stdio's buffers.
  */
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "cli.h"
 #include "secretfs/audit.h"
+#include "secretfs/crypto.h"
 #include "secretfs/keys.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
@@ -55,17 +58,142 @@ static int version_json(struct cli_session *s, const char *name, uint32_t n)
 	return rc;
 }
 
-/* Parse `version add NAME VALUE [--expect N]`: CLI_GO or an exit code. */
+/* --- version add --merge ------------------------------------------------ */
+
+/* The pairs of the merged object, "KEY=VALUE\0" one after the other in a
+ * wiped buffer. */
+struct merge {
+	const char **given; /* --kv pairs */
+	size_t ngiven;
+	unsigned char *used; /* given[i] replaced a key of the default */
+	struct cli_buf pairs;
+	size_t npairs;
+};
+
+/* The --kv pair for key, or -1. */
+static long merge_find(const struct merge *m, const char *key)
+{
+	size_t i, n = strlen(key);
+
+	for (i = 0; i < m->ngiven; i++)
+		if (!strncmp(m->given[i], key, n) && m->given[i][n] == '=')
+			return (long)i;
+	return -1;
+}
+
+static void merge_pair(struct merge *m, const char *pair, size_t len)
+{
+	cli_buf_add(&m->pairs, pair, len);
+	cli_buf_add(&m->pairs, "", 1);
+	m->npairs++;
+}
+
+/* One entry of the default: kept, or replaced by its --kv pair in place. */
+static int merge_entry(void *arg, const char *key, const char *val, size_t len)
+{
+	struct merge *m = arg;
+	long i = merge_find(m, key);
+
+	if (strchr(key, '='))
+		return SFS_EINVAL;
+	if (i >= 0) {
+		m->used[i] = 1;
+		merge_pair(m, m->given[i], strlen(m->given[i]));
+	} else {
+		cli_buf_str(&m->pairs, key);
+		cli_buf_str(&m->pairs, "=");
+		merge_pair(m, val, len);
+	}
+	return m->pairs.failed ? SFS_ENOMEM : 0;
+}
+
+/* Build the merged object from the default's value and m's pairs. */
+static int merge_build(struct merge *m, const struct sfs_value *def,
+		       struct cli_value *out, struct sfs_error *err)
+{
+	const char **ptrs = NULL;
+	const char *p;
+	size_t i;
+	int rc = sfs_value_kv_each(def->data, def->len, 1, merge_entry, m, err);
+
+	for (i = 0; rc == SFS_OK && i < m->ngiven; i++)
+		if (!m->used[i])
+			merge_pair(m, m->given[i], strlen(m->given[i]));
+	if (rc == SFS_OK && !m->pairs.failed)
+		ptrs = calloc(m->npairs + 1, sizeof(*ptrs));
+	if (rc == SFS_OK && !ptrs)
+		rc = sfs_error_set(err, SFS_ENOMEM, "out of memory");
+	for (i = 0, p = m->pairs.data; ptrs && i < m->npairs; i++) {
+		ptrs[i] = p;
+		p += strlen(p) + 1;
+	}
+	if (rc == SFS_OK)
+		rc = sfs_value_kv_build(ptrs, m->npairs, &out->data, &out->len,
+					err);
+	out->cap = out->len;
+	free(ptrs);
+	return rc;
+}
+
+/*
+ * --merge: the default version's key/value object with the --kv pairs
+ * replacing keys or added; *expect (when 0) becomes the number the new
+ * version must get, so that a version added meanwhile is not overwritten.
+ */
+static int merge_value(struct cli_session *s, const char *name,
+		       const struct cli_value_src *src, struct cli_value *out,
+		       uint32_t *expect)
+{
+	struct sfs_value def = {NULL, 0};
+	struct sfs_version_rec info;
+	struct merge m = {src->kv, src->nkv, NULL, {NULL, 0, 0, 0}, 0};
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	rc =
+	    sfs_version_read(s->ctx, &s->caller, name, 0, &def, &info, &s->err);
+	if (rc == SFS_OK && !*expect) {
+		struct sfs_secret_rec sec;
+		int full = 0;
+
+		rc = sfs_secret_get(s->ctx, &s->caller, name, &sec, &full,
+				    &s->err);
+		if (rc == SFS_OK)
+			*expect = sec.latest_version + 1;
+	}
+	m.used = rc == SFS_OK ? calloc(m.ngiven + 1, 1) : NULL;
+	if (rc == SFS_OK && !m.used)
+		rc = sfs_error_set(&s->err, SFS_ENOMEM, "out of memory");
+	if (rc == SFS_OK)
+		rc = merge_build(&m, &def, out, &s->err);
+	if (rc == SFS_EINVAL)
+		rc = sfs_error_set(&s->err, SFS_EINVAL,
+				   "the default version (%u) is not key/value "
+				   "(its format is %s)",
+				   info.version,
+				   sfs_value_format_name(info.format));
+	if (rc != SFS_OK)
+		rc = cli_session_fail(s, rc, "cannot merge into '%s'", name);
+	free(m.used);
+	cli_buf_release(&m.pairs);
+	sfs_value_release(&def);
+	sfs_version_rec_release(&info);
+	return rc;
+}
+
+/* Parse `version add NAME VALUE [--expect N] [--merge]`: CLI_GO or an
+ * exit code. */
 static int add_parse(const struct cli_cmd *cmd, int argc, char **argv,
-		     struct cli_value_src *src, uint32_t *expect)
+		     struct cli_value_src *src, uint32_t *expect, int *merge)
 {
 	static const struct option opts[] = {
-		{ "expect", required_argument, NULL, 'e' },
-		{ "value", required_argument, NULL, CLI_OPT_VALUE },
-		{ "file", required_argument, NULL, CLI_OPT_FILE },
-		{ "kv", required_argument, NULL, CLI_OPT_KV },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"expect", required_argument, NULL, 'e'},
+	    {"merge", no_argument, NULL, 'm'},
+	    {"value", required_argument, NULL, CLI_OPT_VALUE},
+	    {"file", required_argument, NULL, CLI_OPT_FILE},
+	    {"kv", required_argument, NULL, CLI_OPT_KV},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch, given, rc;
 
@@ -73,7 +201,8 @@ static int add_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		if (ch == 'e' && cli_parse_number(optarg, expect))
 			return cli_bad_usage(cmd, "bad version number '%s'",
 					     optarg);
-		if (ch == 'e')
+		*merge |= ch == 'm';
+		if (ch == 'e' || ch == 'm')
 			continue;
 		if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
 			return cli_opt_other(cmd, ch, argv);
@@ -86,6 +215,8 @@ static int add_parse(const struct cli_cmd *cmd, int argc, char **argv,
 	if (!given)
 		return cli_bad_usage(cmd, "missing value: --value, --file or "
 					  "--kv");
+	if (*merge && !src->nkv)
+		return cli_bad_usage(cmd, "--merge takes --kv pairs");
 	return CLI_GO;
 }
 
@@ -98,16 +229,22 @@ static int version_add(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct sfs_version_rec rec;
 	const char *name;
 	uint32_t expect = 0;
-	int rc;
+	int merge = 0, rc;
 
 	cli_value_src_init(&src);
 	memset(&rec, 0, sizeof(rec));
-	if ((rc = add_parse(cmd, argc, argv, &src, &expect)) != CLI_GO)
+	if ((rc = add_parse(cmd, argc, argv, &src, &expect, &merge)) != CLI_GO)
 		goto out;
 	name = argv[optind];
+	/* loaded even with --merge: a malformed pair is a usage error */
 	if ((rc = cli_value_load(cmd, &src, &v)) != EXIT_OK ||
 	    (rc = cli_session_open(&s, g)) != EXIT_OK)
 		goto out;
+	if (merge) {
+		cli_value_release(&v);
+		if ((rc = merge_value(&s, name, &src, &v, &expect)) != EXIT_OK)
+			goto out;
+	}
 	rc = sfs_version_add(s.ctx, &s.caller, name, v.data, v.len, expect,
 			     &rec, &s.err);
 	if (rc != SFS_OK)
@@ -232,12 +369,59 @@ struct kv_out {
 	struct cli_buf *b;
 	int json;  /* "key":"value" members instead of KEY=VALUE lines */
 	int first;
+	struct sfs_error *err;
 };
+
+/* An environment variable's name: [A-Za-z_][A-Za-z0-9_]*. */
+static int env_name(const char *key)
+{
+	const char *p = key;
+
+	if (!*p || (*p >= '0' && *p <= '9'))
+		return 0;
+	for (; *p; p++)
+		if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return 0;
+	return 1;
+}
+
+/*
+ * Would KEY=VALUE survive as one line of an environment file (systemd's
+ * EnvironmentFile, a POSIX shell's `set -a; . FILE`, docker's
+ * --env-file)? Not with a key that is not a variable name, nor with a
+ * newline, carriage return or NUL in the value. SFS_OK or SFS_EINVAL
+ * (the reason in err; the value itself is never quoted).
+ */
+static int kv_env_safe(const char *key, const char *val, size_t len,
+		       struct sfs_error *err)
+{
+	size_t i;
+
+	if (!env_name(key))
+		return sfs_error_set(err, SFS_EINVAL,
+				     "key '%.64s' is not an environment "
+				     "variable name ([A-Za-z_][A-Za-z0-9_]*)",
+				     key);
+	for (i = 0; i < len; i++)
+		if (val[i] == '\n' || val[i] == '\r' || val[i] == '\0')
+			return sfs_error_set(err, SFS_EINVAL,
+					     "the value of key '%s' holds a "
+					     "%s",
+					     key,
+					     val[i] == '\n' ? "newline"
+					     : val[i] == '\r'
+						 ? "carriage return"
+						 : "NUL byte");
+	return SFS_OK;
+}
 
 static int kv_line(void *arg, const char *key, const char *val, size_t len)
 {
 	struct kv_out *o = arg;
 
+	if (!o->json && kv_env_safe(key, val, len, o->err) != SFS_OK)
+		return SFS_EPERM; /* stops the walk: nothing is printed */
 	if (o->json) {
 		cli_buf_str(o->b, o->first ? "\"" : ",\"");
 		cli_json_escape(o->b, key, strlen(key));
@@ -275,19 +459,43 @@ static int json_head(struct cli_buf *b, const char *secret,
 	return SFS_OK;
 }
 
+/* --field KEY: one entry's bytes, raw (or as the JSON "value"). */
+static int get_field(struct cli_session *s, const struct sfs_value *val,
+		     const char *field, struct cli_buf *b)
+{
+	char *one = NULL;
+	size_t len = 0;
+	int rc = sfs_value_kv_get(val->data, val->len, field, &one, &len);
+
+	if (rc == SFS_OK && s->g->json) {
+		cli_buf_str(b, ",\"field\":\"");
+		cli_json_escape(b, field, strlen(field));
+		cli_buf_str(b, "\",\"value\":\"");
+		cli_json_escape(b, one, len);
+		cli_buf_str(b, "\"}\n");
+	} else if (rc == SFS_OK) {
+		cli_buf_add(b, one, len);
+	}
+	if (one)
+		sfs_crypto_free_secret(one, len);
+	return rc;
+}
+
 /* Format the value into b as get's options say. */
 static int get_format(struct cli_session *s, const char *secret,
 		      const struct sfs_value *val,
 		      const struct sfs_version_rec *info, int kv,
-		      struct cli_buf *b)
+		      const char *field, struct cli_buf *b)
 {
-	struct kv_out o = { b, s->g->json, 1 };
+	struct kv_out o = {b, s->g->json, 1, &s->err};
 	int text = cli_utf8_text(val->data, val->len);
 	int rc = SFS_OK;
 
 	if (s->g->json && json_head(b, secret, info) != SFS_OK)
 		return SFS_ENOMEM;
-	if (kv) {
+	if (field) {
+		rc = get_field(s, val, field, b);
+	} else if (kv) {
 		cli_buf_str(b, s->g->json ? ",\"value\":{" : "");
 		rc = sfs_value_kv_each(val->data, val->len, 1, kv_line, &o,
 				       &s->err);
@@ -305,32 +513,97 @@ static int get_format(struct cli_session *s, const char *secret,
 	return rc;
 }
 
-/* Parse `version get NAME [N|default] [--kv]`. */
+/* What `version get` prints. */
+struct get_args {
+	uint32_t n;	   /* 0: the default */
+	int latest;	   /* the newest version */
+	int kv;		   /* --kv */
+	const char *field; /* --field KEY */
+};
+
+/* Parse `version get NAME [N|default|latest] [--kv | --field KEY]`. */
 static int get_parse(const struct cli_cmd *cmd, int argc, char **argv,
-		     uint32_t *n, int *kv)
+		     struct get_args *a)
 {
 	static const struct option opts[] = {
-		{ "kv", no_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"kv", no_argument, NULL, 'k'},
+	    {"field", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *which;
 	int ch, rc;
 
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'k')
+		if (ch != 'k' && ch != 'f')
 			return cli_opt_other(cmd, ch, argv);
-		*kv = 1;
+		a->kv |= ch == 'k';
+		a->field = ch == 'f' ? optarg : a->field;
 	}
 	if ((rc = cli_args(cmd, argc, argv, 1, 2)) != EXIT_OK)
 		return rc;
+	if (a->kv && a->field)
+		return cli_bad_usage(cmd, "give --kv or --field, not both");
 	which = optind + 1 < argc ? argv[optind + 1] : "default";
-	*n = 0;
-	if (strcmp(which, "default") && cli_parse_number(which, n))
-		return cli_bad_usage(cmd, "bad version '%s' (a number or "
-					  "'default')",
+	a->latest = !strcmp(which, "latest");
+	if (strcmp(which, "default") && !a->latest &&
+	    cli_parse_number(which, &a->n))
+		return cli_bad_usage(cmd,
+				     "bad version '%s' (a number, "
+				     "'default' or 'latest')",
 				     which);
 	return CLI_GO;
+}
+
+/* The number `latest` names: the secret's newest version. */
+static int get_latest(struct cli_session *s, const char *name, uint32_t *n)
+{
+	struct sfs_secret_rec sec;
+	int full = 0;
+	int rc = sfs_secret_get(s->ctx, &s->caller, name, &sec, &full, &s->err);
+
+	if (rc == SFS_OK && !sec.latest_version)
+		rc = sfs_error_set(&s->err, SFS_ENOENT,
+				   "'%s' has no "
+				   "versions",
+				   name);
+	if (rc == SFS_OK)
+		*n = sec.latest_version;
+	return rc;
+}
+
+/* Report get_format's failure. */
+static int get_fail(struct cli_session *s, const char *name,
+		    const struct sfs_version_rec *info, const char *field,
+		    int rc)
+{
+	if (field && (rc == SFS_EINVAL || rc == SFS_ENOENT)) {
+		sfs_error_set(&s->err, rc,
+			      rc == SFS_ENOENT ? "no such key"
+					       : "the value is not a JSON "
+						 "object (its format is %s)",
+			      sfs_value_format_name(info->format));
+		return cli_session_fail(s, rc,
+					"cannot print key '%s' of "
+					"version %u of '%s'",
+					field, info->version, name);
+	}
+	if (rc == SFS_EPERM) /* kv_env_safe's reason is in s->err */
+		return cli_session_fail(s, SFS_EINVAL,
+					"cannot print version "
+					"%u of '%s' as "
+					"KEY=VALUE lines",
+					info->version, name);
+	if (rc == SFS_EINVAL) {
+		fprintf(stderr,
+			"secretfs: cannot print version %u of '%s' as "
+			"key/value: the value is not key/value (its "
+			"format is %s)\n",
+			info->version, name,
+			sfs_value_format_name(info->format));
+		return EXIT_FAIL;
+	}
+	return cli_session_fail(s, rc, "cannot print '%s'", name);
 }
 
 static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -341,8 +614,8 @@ static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct cli_buf b = { NULL, 0, 0, 0 };
 	struct cli_session s;
 	const char *name;
-	uint32_t n;
-	int kv = 0, rc = get_parse(cmd, argc, argv, &n, &kv);
+	struct get_args a = {0, 0, 0, NULL};
+	int rc = get_parse(cmd, argc, argv, &a);
 
 	if (rc != CLI_GO)
 		return rc;
@@ -350,26 +623,23 @@ static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
 	memset(&info, 0, sizeof(info));
-	rc = sfs_version_read(s.ctx, &s.caller, name, n, &val, &info, &s.err);
+	rc = a.latest ? get_latest(&s, name, &a.n) : SFS_OK;
+	if (rc == SFS_OK)
+		rc = sfs_version_read(s.ctx, &s.caller, name, a.n, &val, &info,
+				      &s.err);
 	if (rc != SFS_OK) {
-		rc = n ? cli_session_fail(&s, rc, "cannot read version %u of "
-						  "'%s'",
-					  n, name)
-		       : cli_session_fail(&s, rc, "cannot read '%s'", name);
+		rc = a.n ? cli_session_fail(&s, rc,
+					    "cannot read version %u "
+					    "of '%s'",
+					    a.n, name)
+			 : cli_session_fail(&s, rc, "cannot read '%s'", name);
 		goto out;
 	}
-	rc = get_format(&s, name, &val, &info, kv, &b);
-	if (rc == SFS_EINVAL && kv) {
-		fprintf(stderr, "secretfs: cannot print version %u of '%s' as "
-				"key/value: the value is not key/value (its "
-				"format is %s)\n",
-			info.version, name, sfs_value_format_name(info.format));
-		rc = EXIT_FAIL;
-	} else if (rc != SFS_OK) {
-		rc = cli_session_fail(&s, rc, "cannot print '%s'", name);
-	} else {
+	rc = get_format(&s, name, &val, &info, a.kv, a.field, &b);
+	if (rc != SFS_OK)
+		rc = get_fail(&s, name, &info, a.field, rc);
+	else
 		rc = cli_buf_write(&b);
-	}
 out:
 	cli_buf_release(&b);
 	sfs_value_release(&val);
@@ -406,7 +676,52 @@ static int version_set_default(const struct cli_cmd *cmd,
 	return rc;
 }
 
-/* activate, deactivate, destroy. */
+/* Report one version's change: JSON (one object per version), or a
+ * line. */
+static int state_changed(struct cli_session *s, const char *verb,
+			 const char *name, uint32_t n)
+{
+	if (s->g->json)
+		return version_json(s, name, n);
+	printf("%s version %u of '%s'\n", verb, n, name);
+	return EXIT_OK;
+}
+
+/* `version destroy NAME N [N...]`: each in the order given; the first
+ * failure stops (those before it stay destroyed). */
+static int version_destroy(const struct cli_cmd *cmd,
+			   const struct cli_global *g, int argc, char **argv)
+{
+	struct cli_session s;
+	const char *name;
+	uint32_t n = 0;
+	int i, rc = cli_parse_plain(cmd, argc, argv, 2, argc);
+
+	if (rc != CLI_GO)
+		return rc;
+	name = argv[optind];
+	for (i = optind + 1; i < argc; i++)
+		if (cli_parse_number(argv[i], &n))
+			return cli_bad_usage(cmd, "bad version number '%s'",
+					     argv[i]);
+	if (cli_session_open(&s, g) != EXIT_OK)
+		return EXIT_FAIL;
+	for (i = optind + 1, rc = EXIT_OK; rc == EXIT_OK && i < argc; i++) {
+		cli_parse_number(argv[i], &n);
+		rc = sfs_version_destroy(s.ctx, &s.caller, name, n, &s.err);
+		if (rc != SFS_OK)
+			rc = cli_session_fail(&s, rc,
+					      "cannot destroy version "
+					      "%u of '%s'",
+					      n, name);
+		else
+			rc = state_changed(&s, "destroyed", name, n);
+	}
+	cli_session_close(&s);
+	return rc;
+}
+
+/* activate, deactivate. */
 static int version_state(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
@@ -420,23 +735,17 @@ static int version_state(const struct cli_cmd *cmd,
 	name = argv[optind];
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
-	if (!strcmp(cmd->name, "destroy"))
-		rc = sfs_version_destroy(s.ctx, &s.caller, name, n, &s.err);
-	else
-		rc = sfs_version_set_state(s.ctx, &s.caller, name, n,
-					   !strcmp(cmd->name, "activate"),
-					   &s.err);
+	rc = sfs_version_set_state(s.ctx, &s.caller, name, n,
+				   !strcmp(cmd->name, "activate"), &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot %s version %u of '%s'",
 				      cmd->name, n, name);
-	else if (g->json)
-		rc = version_json(&s, name, n);
 	else
-		printf("%s version %u of '%s'\n",
-		       !strcmp(cmd->name, "destroy")	 ? "destroyed"
-		       : !strcmp(cmd->name, "activate") ? "activated"
-							: "deactivated",
-		       n, name);
+		rc = state_changed(&s,
+				   !strcmp(cmd->name, "activate")
+				       ? "activated"
+				       : "deactivated",
+				   name, n);
 	cli_session_close(&s);
 	return rc;
 }
@@ -471,60 +780,69 @@ static int version_copy(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd version_cmds[] = {
-	{ "add", "version add",
-	  "Usage: secretfs version add NAME VALUE [--expect N]\n"
-	  "\n"
-	  "Add a version; it becomes the default.\n"
-	  "\n"
-	  "  --value TEXT     the value: TEXT's exact bytes\n"
-	  "  --file FILE      the value: FILE's exact bytes ('-': stdin)\n"
-	  "  --kv KEY=VALUE   the value: a JSON object of strings (repeat\n"
-	  "                   for more keys)\n"
-	  "  --expect N       add only if the new version would be number N\n"
-	  "                   (compare-and-set)\n"
-	  "  -h, --help       print this help\n",
-	  version_add },
-	{ "list", "version list",
-	  "Usage: secretfs version list NAME\n"
-	  "\n"
-	  "List a secret's versions, destroyed ones included.\n",
-	  version_list },
-	{ "get", "version get",
-	  "Usage: secretfs version get NAME [N|default] [--kv]\n"
-	  "\n"
-	  "Print a version's value (default: the default version): its\n"
-	  "exact bytes, with nothing added.\n"
-	  "\n"
-	  "  --kv         print a key/value value as KEY=VALUE lines\n"
-	  "  -h, --help   print this help\n",
-	  version_get },
-	{ "set-default", "version set-default",
-	  "Usage: secretfs version set-default NAME N\n"
-	  "\n"
-	  "Make active version N the default.\n",
-	  version_set_default },
-	{ "activate", "version activate",
-	  "Usage: secretfs version activate NAME N\n"
-	  "\n"
-	  "Activate version N.\n",
-	  version_state },
-	{ "deactivate", "version deactivate",
-	  "Usage: secretfs version deactivate NAME N\n"
-	  "\n"
-	  "Deactivate version N; if it was the default, the newest active\n"
-	  "version becomes the default.\n",
-	  version_state },
-	{ "destroy", "version destroy",
-	  "Usage: secretfs version destroy NAME N\n"
-	  "\n"
-	  "Erase version N's value for good.\n",
-	  version_state },
-	{ "copy", "version copy",
-	  "Usage: secretfs version copy NAME N\n"
-	  "\n"
-	  "Add a version holding version N's value (a rollback).\n",
-	  version_copy },
-	{ NULL, NULL, NULL, NULL },
+    {"add", "version add",
+     "Usage: secretfs version add NAME VALUE [--expect N] [--merge]\n"
+     "\n"
+     "Add a version; it becomes the default.\n"
+     "\n"
+     "  --value TEXT     the value: TEXT's exact bytes\n"
+     "  --file FILE      the value: FILE's exact bytes ('-': stdin)\n"
+     "  --kv KEY=VALUE   the value: a JSON object of strings (repeat\n"
+     "                   for more keys)\n"
+     "  --expect N       add only if the new version would be number N\n"
+     "                   (compare-and-set)\n"
+     "  --merge          the new version is the default's key/value\n"
+     "                   object with the --kv keys replaced or added\n"
+     "  -h, --help       print this help\n",
+     version_add},
+    {"list", "version list",
+     "Usage: secretfs version list NAME\n"
+     "\n"
+     "List a secret's versions, destroyed ones included.\n",
+     version_list},
+    {"get", "version get",
+     "Usage: secretfs version get NAME [N|default|latest] [--kv | --field "
+     "KEY]\n"
+     "\n"
+     "Print a version's value (default: the default version; latest:\n"
+     "the newest): its exact bytes, with nothing added.\n"
+     "\n"
+     "  --kv          print a key/value value as KEY=VALUE lines;\n"
+     "                refused (exit 1) when a key is not an environment\n"
+     "                variable name or a value holds a newline, carriage\n"
+     "                return or NUL\n"
+     "  --field KEY   print one key of a JSON object, raw\n"
+     "  -h, --help    print this help\n",
+     version_get},
+    {"set-default", "version set-default",
+     "Usage: secretfs version set-default NAME N\n"
+     "\n"
+     "Make active version N the default.\n",
+     version_set_default},
+    {"activate", "version activate",
+     "Usage: secretfs version activate NAME N\n"
+     "\n"
+     "Activate version N.\n",
+     version_state},
+    {"deactivate", "version deactivate",
+     "Usage: secretfs version deactivate NAME N\n"
+     "\n"
+     "Deactivate version N; if it was the default, the newest active\n"
+     "version becomes the default.\n",
+     version_state},
+    {"destroy", "version destroy",
+     "Usage: secretfs version destroy NAME N [N...]\n"
+     "\n"
+     "Erase the values of versions N... for good, in the order given\n"
+     "(the first failure stops). A version in use must be deactivated\n"
+     "first (or its secret).\n",
+     version_destroy},
+    {"copy", "version copy",
+     "Usage: secretfs version copy NAME N\n"
+     "\n"
+     "Add a version holding version N's value (a rollback).\n",
+     version_copy},
+    {NULL, NULL, NULL, NULL},
 };
 
 const struct cli_group cli_version_group = { "version", "versions",

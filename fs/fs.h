@@ -36,6 +36,10 @@ int cli_fail(const char *what, const struct sfs_error *err);
 /* Print "secretfs: <what>: <why>" and a usage hint; return EXIT_USAGE. */
 int cli_usage_error(const char *what, const char *why);
 
+/* Is arg ("--json", "--store=DIR") one of the global options, which go
+ * before the command? */
+int cli_is_global_opt(const char *arg);
+
 /* The daemon's commands (mount.c). argv[0] is the command name. */
 int cmd_mount(const struct cli_global *g, int argc, char **argv);
 int cmd_umount(const struct cli_global *g, int argc, char **argv);

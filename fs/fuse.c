@@ -15,8 +15,10 @@
  * mostly a zero attribute timeout, so it never shows one caller's answer to
  * another (node_attr).
  *
- * A read handle owns the plaintext decrypted at open (a snapshot); the
- * core's sfs_value_release() wipes it at release. With cache=strict the
+ * A read handle holds the plaintext decrypted at open (a snapshot),
+ * shared with the other handles of the same version (sfs_version_open)
+ * and wiped by the core when the last one lets go; each handle charges
+ * its opener's uid (FS_HELD_MAX, EMFILE past it). With cache=strict the
  * kernel never keeps it (direct I/O); cache=open pushes it into the page
  * cache at open and overwrites it at the last release (cached_open);
  * cache=kernel has no handles at all (kernel_open, read_nohandle).
@@ -52,12 +54,14 @@ struct fs_daemon fs_d;
  * has returned here.
  */
 struct rfh {
-	int write;	      /* 0: always (fuse_write.c's start with 1) */
-	int refs;	      /* atomic */
-	uint64_t gen;	      /* store generation before the value was read */
-	struct sfs_value val; /* value plaintext (core-owned buffer) */
-	char *buf;	      /* kv entry, .status or key JSON */
+	int write;		   /* 0: always (fuse_write.c's start with 1) */
+	int refs;		   /* atomic */
+	uint64_t gen;		   /* store generation before the read */
+	struct sfs_value_ref *val; /* value plaintext, shared (core-owned) */
+	char *buf;		   /* kv entry, .status or key JSON */
 	size_t len;
+	uint32_t uid;	/* charged for the handle (held_reserve) */
+	size_t charged; /* bytes charged; 0: none */
 };
 
 /* Directory listing built at opendir, served by offset; referenced
@@ -191,6 +195,24 @@ static void attr_secret(struct stat *st, const struct sfs_secret_rec *r,
 	ts_set(&st->st_ctim, r->changed_at);
 }
 
+/* Through a view with uid=, gid=, mode=: value files show the view's
+ * identity (sfs_policy_view_attrs). An access-controlled secret keeps
+ * its own: its allow list decides (and cache=kernel's ACL is built on
+ * its owner). cache=kernel shows no write bits (value_mode). */
+static void attr_view(struct stat *st, const struct sfs_secret_rec *r)
+{
+	uint32_t owner, group, mode;
+
+	if (!fs_d.opts.view.set || r->access_control)
+		return;
+	sfs_policy_view_attrs(&fs_d.opts.view, r, &owner, &group, &mode);
+	st->st_uid = owner;
+	st->st_gid = group;
+	st->st_mode =
+	    S_IFREG |
+	    (fs_d.opts.cache == FS_CACHE_KERNEL ? mode & 0555 : mode & 07777);
+}
+
 static int secret_rec(const char *name, struct sfs_secret_rec *r)
 {
 	int full;
@@ -251,6 +273,7 @@ static int attr_value(fuse_req_t req, const struct fs_node_info *n,
 		rc = SFS_ENOENT;
 	if (rc == SFS_OK) {
 		attr_secret(st, &r, v.created_at);
+		attr_view(st, &r);
 		st->st_size = v.size;
 		sfs_version_rec_release(&v);
 	} else if (rc == SFS_ENOENT && n->writers > 0) {
@@ -386,6 +409,7 @@ static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 		rc = kv_entry(req, n->secret, n->name, &val, &len);
 	if (rc == SFS_OK) {
 		attr_secret(st, &r, r.changed_at);
+		attr_view(st, &r);
 		st->st_size = (off_t)len;
 		sfs_crypto_free_secret(val, len);
 	}
@@ -521,6 +545,21 @@ static int parse_version(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* layout=flat: the root's NAME is secrets/NAME/default; .status stays. */
+static int resolve_flat(const char *name, struct fs_node_info *n)
+{
+	if (!strcmp(name, ".status")) {
+		n->kind = FK_STATUS;
+		n->ino = FS_INO_STATUS;
+		return 0;
+	}
+	if (strlen(name) > SFS_NAME_MAX)
+		return fs_errno(SFS_ENAMETOOLONG);
+	strcpy(n->secret, name);
+	n->kind = FK_DEFAULT;
+	return 0;
+}
+
 /* Decide what parent/name names; fills n (without ino). errno or 0. */
 static int resolve(fuse_req_t req, const struct fs_node_info *p,
 		   const char *name, struct fs_node_info *n)
@@ -533,6 +572,8 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 	strcpy(n->secret, p->secret);
 	switch (p->kind) {
 	case FK_ROOT:
+		if (fs_d.opts.flat)
+			return resolve_flat(name, n);
 		if (!strcmp(name, "secrets"))
 			n->kind = FK_SECRETS;
 		else if (!strcmp(name, "keys"))
@@ -714,6 +755,23 @@ static int list_staged_cb(void *arg, const char *name)
 	return db_add(arg, name, 0);
 }
 
+/* layout=flat: a file for each visible secret with a default value. */
+static int list_flat_cb(void *arg, const struct sfs_secret_rec *s)
+{
+	if (!fs_visible(s->name) || !s->default_version)
+		return 0;
+	return db_add(arg, s->name, 0);
+}
+
+static int list_flat(struct dirbuf *b)
+{
+	int rc = db_add(b, ".status", 0);
+
+	if (rc)
+		return rc;
+	return sfs_secret_list(fs_d.ctx, &fs_d.meta, list_flat_cb, b, NULL);
+}
+
 static int list_kv(fuse_req_t req, const char *secret, struct dirbuf *b)
 {
 	struct sfs_value v;
@@ -759,6 +817,8 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 		return rc;
 	switch (n->kind) {
 	case FK_ROOT:
+		if (fs_d.opts.flat)
+			return list_flat(b);
 		if ((rc = db_add(b, "secrets", 1)) ||
 		    (rc = db_add(b, "keys", 1)))
 			return rc;
@@ -881,8 +941,7 @@ static int open_value(fuse_req_t req, const struct fs_node_info *n,
 		return SFS_EIO;
 	if (!fs_visible(n->secret))
 		return SFS_ENOENT;
-	return sfs_version_read(fs_d.ctx, &c, n->secret, num, &h->val, NULL,
-				NULL);
+	return sfs_version_open(fs_d.ctx, &c, n->secret, num, &h->val, NULL);
 }
 
 static int open_read(fuse_req_t req, const struct fs_node_info *n,
@@ -903,9 +962,106 @@ static int open_read(fuse_req_t req, const struct fs_node_info *n,
 	return SFS_EPERM;
 }
 
+/* The bytes a handle serves. */
+static const char *rfh_data(const struct rfh *h, size_t *len)
+{
+	const struct sfs_value *v = h->val ? sfs_value_of(h->val) : NULL;
+
+	*len = v ? v->len : h->len;
+	return v ? (const char *)v->data : h->buf;
+}
+
+/*
+ * Plaintext held per uid: each read handle charges its opener's uid with
+ * the bytes it serves plus its own size. Handles of one version share one
+ * buffer (sfs_version_open) but each counts, so that a uid's handles are
+ * bounded too. An open first reserves room for the largest value and
+ * fails with EMFILE, before reading or auditing anything, when the uid
+ * lacks it; other uids are not affected. The core refuses past
+ * SFS_SHARED_MAX in all (ENOMEM).
+ */
+#define FS_HELD_MAX ((size_t)64 << 20)
+
+struct held {
+	struct held *next;
+	uint32_t uid;
+	size_t bytes;
+};
+
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct held *held_list;
+
+static struct held **held_find(uint32_t uid)
+{
+	struct held **p;
+
+	for (p = &held_list; *p && (*p)->uid != uid; p = &(*p)->next)
+		;
+	return p;
+}
+
+/* Before the read: charge h's opener for the largest handle, so that an
+ * open past the cap reads (and audits) nothing. 0, EMFILE or ENOMEM. */
+static int held_reserve(struct rfh *h, uint32_t uid)
+{
+	size_t n = SFS_VALUE_MAX + sizeof(*h);
+	struct held **p;
+	int e = 0;
+
+	pthread_mutex_lock(&held_lock);
+	p = held_find(uid);
+	if (!*p && (*p = calloc(1, sizeof(**p))))
+		(*p)->uid = uid;
+	if (!*p)
+		e = ENOMEM;
+	else if (n > FS_HELD_MAX - (*p)->bytes)
+		e = EMFILE;
+	else
+		(*p)->bytes += n;
+	pthread_mutex_unlock(&held_lock);
+	if (!e) {
+		h->uid = uid;
+		h->charged = n;
+	}
+	return e;
+}
+
+/* After the read: charge what h really holds. */
+static void held_settle(struct rfh *h)
+{
+	size_t len, n;
+	struct held *e;
+
+	(void)rfh_data(h, &len);
+	n = len + sizeof(*h);
+	pthread_mutex_lock(&held_lock);
+	e = *held_find(h->uid);
+	if (e) /* reserved: there */
+		e->bytes = e->bytes - h->charged + n;
+	pthread_mutex_unlock(&held_lock);
+	h->charged = n;
+}
+
+static void held_release(const struct rfh *h)
+{
+	struct held **p, *e;
+
+	if (!h->charged)
+		return;
+	pthread_mutex_lock(&held_lock);
+	p = held_find(h->uid);
+	e = *p;
+	if (e && (e->bytes -= h->charged) == 0) {
+		*p = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(&held_lock);
+}
+
 static void rfh_free(struct rfh *h)
 {
-	sfs_value_release(&h->val);
+	held_release(h);
+	sfs_value_unref(h->val);
 	sfs_crypto_free_secret(h->buf, h->len);
 	free(h);
 }
@@ -960,9 +1116,9 @@ static int op_push(uint64_t ino, const void *data, size_t len)
 static void cached_open(fuse_ino_t ino, const struct rfh *h,
 			struct fuse_file_info *fi)
 {
-	const void *data = h->buf ? h->buf : (const void *)h->val.data;
-	size_t len = h->buf ? h->len : h->val.len;
 	struct open_pages **p, *e;
+	size_t len;
+	const void *data = rfh_data(h, &len);
 
 	pthread_mutex_lock(&op_lock);
 	if (h->gen != __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE))
@@ -1024,7 +1180,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_node_info n;
 	struct rfh *h;
-	int rc;
+	int rc, e;
 
 	if (kernel_open(req))
 		return;
@@ -1037,16 +1193,20 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_write_open(req, &n, fi);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
-	if (h)
-		h->gen = sfs_ctx_generation(fs_d.ctx);
-	rc = h ? open_read(req, &n, h) : SFS_ENOMEM;
-	if (rc) {
-		if (h)
-			rfh_free(h);
-		fs_reply_core(req, rc);
+	if (!(h = calloc(1, sizeof(*h)))) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	h->gen = sfs_ctx_generation(fs_d.ctx);
+	e = held_reserve(h, fuse_req_ctx(req)->uid);
+	if (!e && (rc = open_read(req, &n, h)))
+		e = fs_errno(rc);
+	if (e) {
+		rfh_free(h);
+		fuse_reply_err(req, e);
+		return;
+	}
+	held_settle(h);
 	h->refs = 1;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->noflush = 1;
@@ -1081,18 +1241,19 @@ static void read_nohandle(fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct fs_node_info n;
 	struct rfh *h = calloc(1, sizeof(*h));
 	int rc = h ? SFS_OK : SFS_ENOMEM;
+	size_t len;
 
 	if (!rc && fs_node_get(ino, &n))
 		rc = SFS_ENOENT;
 	if (!rc)
 		rc = open_read(req, &n, h);
-	if (rc)
+	if (rc) {
 		fs_reply_core(req, rc);
-	else if (h->buf)
-		reply_slice(req, h->buf, h->len, size, off);
-	else
-		reply_slice(req, (const char *)h->val.data, h->val.len, size,
-			    off);
+	} else {
+		const char *data = rfh_data(h, &len);
+
+		reply_slice(req, data, len, size, off);
+	}
 	if (h)
 		rfh_free(h);
 	if (!rc && (n.kind == FK_KEY || n.kind == FK_STATUS))
@@ -1115,8 +1276,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	__atomic_add_fetch(&h->refs, 1, __ATOMIC_ACQ_REL);
-	data = h->buf ? h->buf : (const char *)h->val.data;
-	len = h->buf ? h->len : h->val.len;
+	data = rfh_data(h, &len);
 	reply_slice(req, data, len, size, off);
 	rfh_put(h);
 }
@@ -1518,6 +1678,21 @@ const struct fuse_lowlevel_ops fs_ops = {
 
 /* --- .status ----------------------------------------------------------- */
 
+/* uid, gid and mode of the view's override: a number, or null. */
+static int status_view(struct sfs_json *o)
+{
+	const struct sfs_view_id *v = &fs_d.opts.view;
+	char mode[8];
+
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)v->mode);
+	return ((v->set & SFS_VIEW_UID) ? sfs_json_set_int(o, "uid", v->uid)
+					: sfs_json_set_null(o, "uid")) ||
+	       ((v->set & SFS_VIEW_GID) ? sfs_json_set_int(o, "gid", v->gid)
+					: sfs_json_set_null(o, "gid")) ||
+	       ((v->set & SFS_VIEW_MODE) ? sfs_json_set_str(o, "mode", mode)
+					 : sfs_json_set_null(o, "mode"));
+}
+
 static struct sfs_json *status_options(void)
 {
 	static const char *const caches[] = {"strict", "open", "kernel"};
@@ -1529,6 +1704,8 @@ static struct sfs_json *status_options(void)
 	    sfs_json_set_str(o, "audit", fs_d.opts.audit_off ? "off" : "on") ||
 	    sfs_json_set_bool(o, "debug", fs_d.opts.debug) ||
 	    sfs_json_set_bool(o, "auto_unmount", fs_d.opts.auto_unmount) ||
+	    sfs_json_set_str(o, "layout", fs_d.opts.flat ? "flat" : "tree") ||
+	    status_view(o) ||
 	    (fs_d.opts.only ? sfs_json_set_str(o, "only", fs_d.opts.only)
 			    : sfs_json_set_null(o, "only"))) {
 		sfs_json_free(o);

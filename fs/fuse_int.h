@@ -72,6 +72,8 @@ struct fs_opts {
 	int foreground;
 	int cache;  /* enum fs_cache */
 	char *only; /* "GLOB:GLOB..." or NULL */
+	int flat;   /* layout=flat: the root lists the secrets' values */
+	struct sfs_view_id view; /* uid=, gid=, mode= (ro only) */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
 };
@@ -145,8 +147,16 @@ enum {
 	FS_CALLER_ROLES = 4,
 	FS_CALLER_FULL = 7
 };
-/* Build the request's caller; 0 or an errno. */
+/* Build the request's caller; 0 or an errno. Its groups are read on
+ * first need and valid during the request only. */
 int fs_caller(fuse_req_t req, int need, struct sfs_caller *c);
+/* Copy a request's caller for later (a write handle) with the groups its
+ * checks read (others: unreadable, refused where they count). 0 or an
+ * errno; fs_caller_drop frees what the copy holds. */
+int fs_caller_keep(struct sfs_caller *dst, const struct sfs_caller *src);
+void fs_caller_drop(struct sfs_caller *c);
+/* The thread group (process) of a thread id; -1 if gone. */
+int32_t fs_caller_tgid(int32_t pid);
 /* The errno of a core code (sfs_err_errno), logging the store's last
  * error when the code is EIO or ENOSPC. */
 int fs_errno(int code);

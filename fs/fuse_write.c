@@ -219,40 +219,21 @@ static void staged_unref(struct staged *s)
 	pthread_mutex_unlock(&staged_lock);
 }
 
-/* The thread group (process) of a thread id, from /proc; -1 if gone. */
-static int32_t tgid_of(int32_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	p = strstr(buf, "\nTgid:");
-	return p ? (int32_t)strtol(p + 6, NULL, 10) : -1;
-}
-
 static struct wfh *wfh_new(const struct sfs_caller *c, const char *secret,
 			   uint32_t expect, uint64_t ino)
 {
 	struct wfh *h = calloc(1, sizeof(*h));
 
-	if (!h)
+	if (!h || fs_caller_keep(&h->caller, c)) {
+		free(h);
 		return NULL;
+	}
 	h->write = 1;
 	pthread_mutex_init(&h->lock, NULL);
-	h->caller = *c;
 	snprintf(h->secret, sizeof(h->secret), "%s", secret);
 	h->expect = expect;
 	h->ino = ino;
-	h->tgid = tgid_of(c->pid);
+	h->tgid = fs_caller_tgid(c->pid);
 	return h;
 }
 
@@ -260,6 +241,7 @@ static void wfh_free(struct wfh *h)
 {
 	sfs_crypto_free_secret(h->buf, h->buf ? SFS_VALUE_MAX : 0);
 	pthread_mutex_destroy(&h->lock);
+	fs_caller_drop(&h->caller);
 	free(h);
 }
 
@@ -510,7 +492,7 @@ static int writer_flush(const struct wfh *h, int32_t pid)
 
 	if (pid == h->caller.pid)
 		return 1;
-	g = tgid_of(pid);
+	g = fs_caller_tgid(pid);
 	return g >= 0 && g == h->tgid;
 }
 

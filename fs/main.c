@@ -3,7 +3,8 @@
  * come before the command: the '+' in the option string stops getopt at
  * the first non-option) and hands the rest of argv to the command, whose
  * argv[0] is the command's name. mount, umount and status belong to the
- * daemon (fs.h) and parse their own options.
+ * daemon (fs.h), volume-driver to the volume plugin (volume.h); they
+ * parse their own options.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "volume.h"
 
 static const struct cli_group *const groups[] = {
 	&cli_key_group, &cli_secret_group, &cli_version_group,
@@ -20,6 +22,7 @@ static const struct cli_group *const groups[] = {
 static const char global_usage[] =
 	"Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
 	"...\n"
+	"       secretfs --version\n"
 	"\n"
 	"Secrets for one host: a FUSE filesystem and this command line over\n"
 	"an encrypted store.\n"
@@ -31,13 +34,17 @@ static const char global_usage[] =
 	"  --master-key FILE   the master key file (default\n"
 	"                      $SECRETFS_MASTER_KEY, else DIR/master.key)\n"
 	"  --json              print JSON\n"
+	"  --version           print the program's version\n"
 	"  -h, --help          print this help\n"
 	"\n"
 	"Commands:\n"
 	"  secretfs init [--passphrase-file FILE]\n"
+	"  secretfs backup FILE\n"
+	"  secretfs --store NEWDIR restore FILE\n"
 	"  secretfs mount MOUNTPOINT [-f] [-o OPTIONS]\n"
-	"  secretfs umount MOUNTPOINT\n"
-	"  secretfs status MOUNTPOINT\n";
+	"  secretfs umount MOUNTPOINT [--lazy|--force]\n"
+	"  secretfs status MOUNTPOINT\n"
+	"  secretfs volume-driver [--socket PATH]\n";
 
 static const char global_tail[] =
 	"\n"
@@ -77,7 +84,8 @@ static int bad_global(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Parse the global options; *done set when --help was handled. */
+/* Parse the global options; *done set to 1 when --help was handled, to 2
+ * for --version. */
 static int parse_global(int argc, char **argv, struct cli_global *g,
 			int *done)
 {
@@ -86,6 +94,7 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 		{ "master-key", required_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char why[256];
@@ -106,6 +115,9 @@ static int parse_global(int argc, char **argv, struct cli_global *g,
 			usage(stdout);
 			*done = 1;
 			return EXIT_OK;
+		case 'V': /* printed once every option (--json) is known */
+			*done = 2;
+			break;
 		default:
 			cli_opt_problem(ch, argv, why, sizeof(why));
 			return bad_global("%s", why);
@@ -122,6 +134,10 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (!strcmp(name, groups[i]->name))
 			return cli_group_run(groups[i], g, argc, argv);
+	if (!strcmp(name, cli_backup_cmd.name))
+		return cli_backup_cmd.run(&cli_backup_cmd, g, argc, argv);
+	if (!strcmp(name, cli_restore_cmd.name))
+		return cli_restore_cmd.run(&cli_restore_cmd, g, argc, argv);
 	if (!strcmp(name, cli_init_cmd.name))
 		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
 	if (!strcmp(name, cli_audit_cmd.name))
@@ -132,6 +148,8 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 		return cmd_umount(g, argc, argv);
 	if (!strcmp(name, "status"))
 		return cmd_status(g, argc, argv);
+	if (!strcmp(name, "volume-driver"))
+		return cmd_volume_driver(g, argc, argv);
 	if (!strcmp(name, "help")) {
 		usage(stdout);
 		return EXIT_OK;
@@ -146,6 +164,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	rc = parse_global(argc, argv, &g, &done);
+	if (rc == EXIT_OK && done == 2)
+		rc = cli_print_version(&g);
 	if (rc != EXIT_OK || done)
 		return rc;
 	if (optind >= argc)

@@ -1,5 +1,6 @@
 /*
- * The daemon's commands: `mount`, `umount`, `status`.
+ * The daemon's command: `mount` (`umount` and `status`, which talk to a
+ * running mount, are in cli_mount.c).
  *
  * mount parses its options, opens the store, refuses what SPEC §3 says
  * it must (a second read-write mount of a store, a store or master key
@@ -65,19 +66,13 @@ static const char mount_help[] =
     "  -o cache=strict|open|kernel  strict (default): plaintext never\n"
     "                     stays in the page cache\n"
     "  -o audit=on|off    audit each value read (default on)\n"
+    "  -o layout=flat     (with ro) the root lists one file per secret,\n"
+    "                     its default value, as /run/secrets/NAME\n"
+    "  -o uid=N,gid=N,mode=OCTAL  (with ro) value files show this owner,\n"
+    "                     group and mode and reads follow them (secrets\n"
+    "                     without access control)\n"
     "  -o debug           log every request (implies -f)\n"
     "  -o auto_unmount    unmount if the daemon dies\n";
-
-static const char umount_help[] =
-    "Usage: secretfs umount MOUNTPOINT\n"
-    "\n"
-    "Unmount a secretfs mount (fusermount3 -u); the daemon exits.\n";
-
-static const char status_help[] =
-    "Usage: secretfs status MOUNTPOINT\n"
-    "\n"
-    "Print the mount's MOUNTPOINT/.status: program version, store,\n"
-    "options, counts and health, as JSON.\n";
 
 /* -h / --help anywhere among a command's arguments: print, then exit 0. */
 static int help(int argc, char **argv, const char *text)
@@ -109,11 +104,63 @@ static int generic_opt(const char *w)
 	return 0;
 }
 
+/* A decimal id (uid=, gid=) or an octal mode (mode=, at most 0777):
+ * 0, or -1 when s is not one. */
+static int parse_num(const char *s, int base, unsigned long max, uint32_t *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* layout=, uid=, gid=, mode=: 1 when w was one (*rc: 0 or EXIT_USAGE). */
+static int parse_view_opt(struct fs_opts *o, const char *w, int *rc)
+{
+	char text[400];
+	int bad = 0;
+
+	*rc = 0;
+	if (!strcmp(w, "layout=flat") || !strcmp(w, "layout=tree")) {
+		o->flat = w[7] == 'f';
+	} else if (!strncmp(w, "uid=", 4)) {
+		bad = parse_num(w + 4, 10, UINT32_MAX - 1, &o->view.uid);
+		o->view.set |= SFS_VIEW_UID;
+	} else if (!strncmp(w, "gid=", 4)) {
+		bad = parse_num(w + 4, 10, UINT32_MAX - 1, &o->view.gid);
+		o->view.set |= SFS_VIEW_GID;
+	} else if (!strncmp(w, "mode=", 5)) {
+		bad = parse_num(w + 5, 8, 0777, &o->view.mode);
+		o->view.set |= SFS_VIEW_MODE;
+	} else {
+		return 0;
+	}
+	if (bad) {
+		snprintf(text, sizeof(text),
+			 "bad value in '%.250s' (uid= and gid= take a "
+			 "number, mode= an octal mode up to 0777)",
+			 w);
+		*rc = usage(text);
+	}
+	return 1;
+}
+
 /* One -o word. 0, or EXIT_USAGE after printing why. */
 static int parse_opt(struct fs_opts *o, const char *w)
 {
+	int rc;
+
 	if (generic_opt(w))
 		return 0;
+	if (parse_view_opt(o, w, &rc))
+		return rc;
 	if (!strcmp(w, "ro"))
 		o->readonly = 1;
 	else if (!strcmp(w, "rw"))
@@ -179,7 +226,10 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 			if (rc)
 				return rc;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return usage("unknown flag");
+			return usage(
+			    cli_is_global_opt(argv[i])
+				? "global options go before the command"
+				: "unknown flag");
 		} else if (!o->mountpoint) {
 			o->mountpoint = argv[i];
 		} else {
@@ -188,6 +238,9 @@ static int parse_args(struct fs_opts *o, int argc, char **argv)
 	}
 	if (!o->mountpoint)
 		return usage("missing MOUNTPOINT");
+	if ((o->flat || o->view.set) && !o->readonly)
+		return usage("layout=flat, uid=, gid= and mode= need a "
+			     "read-only mount (-o ro)");
 	return 0;
 }
 
@@ -560,8 +613,9 @@ static int fusermount_u(const char *mp, const char *flag, char *msg,
 
 /* Is path a mountpoint? A directory on the same device as its parent
  * is not; one that cannot be stat'ed (a dead daemon's mount: ENOTCONN)
- * may well be. */
-static int mounted(const char *path)
+ * may well be. (It stats path: a hung daemon hangs it, so `umount` and
+ * `status` use /proc/self/mountinfo instead, see cli_mount.c.) */
+__attribute__((unused)) static int mounted(const char *path)
 {
 	char parent[PATH_MAX];
 	struct stat a, b;
@@ -572,49 +626,4 @@ static int mounted(const char *path)
 	if (stat(parent, &b))
 		return 1;
 	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
-}
-
-int cmd_umount(const struct cli_global *g, int argc, char **argv)
-{
-	char msg[512], what[PATH_MAX + 16];
-	const char *why;
-
-	(void)g;
-	if (help(argc, argv, umount_help))
-		return EXIT_OK;
-	if (argc != 2)
-		return cli_usage_error("umount", "expected MOUNTPOINT");
-	snprintf(what, sizeof(what), "umount: %s", argv[1]);
-	if (!mounted(argv[1]))
-		return fail(what, "not mounted");
-	if (fusermount_u(argv[1], "-u", msg, sizeof(msg)) == 0)
-		return EXIT_OK;
-	/* "fusermount3: entry for X not found in /etc/mtab" -> the why */
-	why = strncmp(msg, "fusermount3: ", 13) ? msg : msg + 13;
-	return fail(what, *why ? why : "fusermount3 failed");
-}
-
-int cmd_status(const struct cli_global *g, int argc, char **argv)
-{
-	char path[PATH_MAX], what[PATH_MAX + 16], buf[4096];
-	ssize_t n;
-	int fd;
-
-	(void)g;
-	if (help(argc, argv, status_help))
-		return EXIT_OK;
-	if (argc != 2)
-		return cli_usage_error("status", "expected MOUNTPOINT");
-	snprintf(path, sizeof(path), "%s/.status", argv[1]);
-	snprintf(what, sizeof(what), "status: %s", argv[1]);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(what, errno == ENOENT ? "not a secretfs mount"
-						  : errtext(errno));
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, stdout);
-	close(fd);
-	if (n < 0)
-		return fail(what, errtext(errno));
-	return EXIT_OK;
 }

@@ -384,11 +384,12 @@ __attribute__((unused)) static const char *xget(const char *rel,
 		ck_assert_int_eq(errno, e);                                    \
 	} while (0)
 
-/* Run fn(arg) in a child as uid/gid with one supplementary group (or
- * none: group 0); its return value (an errno or 0) is the child's exit
- * status. */
-__attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid, gid_t group,
-					      int (*fn)(void *), void *arg)
+/* Run fn(arg) in a child as uid/gid with the n supplementary groups
+ * groups[] (set before the child touches the mount); its return value
+ * (an errno or 0) is the child's exit status. */
+__attribute__((unused)) static int as_user_groups(uid_t uid, gid_t gid,
+						  const gid_t *groups, size_t n,
+						  int (*fn)(void *), void *arg)
 {
 	pid_t pid;
 	int st;
@@ -397,14 +398,20 @@ __attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid, gid_t group,
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		if (setgroups(group ? 1 : 0, &group) || setgid(gid) ||
-		    setuid(uid))
+		if (setgroups(n, groups) || setgid(gid) || setuid(uid))
 			_exit(255);
 		_exit(fn(arg) & 0xff);
 	}
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert(WIFEXITED(st));
 	return WEXITSTATUS(st);
+}
+
+/* The same with one supplementary group (or none: group 0). */
+__attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid, gid_t group,
+					      int (*fn)(void *), void *arg)
+{
+	return as_user_groups(uid, gid, &group, group ? 1 : 0, fn, arg);
 }
 
 /* Tests that switch uid need root: they say so instead of passing. */

@@ -231,7 +231,8 @@ START_TEST(test_help_global)
 {
 	ck_assert_int_eq(sfs_env(NULL, "--help", NULL), 0);
 	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
-	assert_out_has("secretfs version get NAME [N|default] [--kv]");
+	assert_out_has("secretfs version get NAME [N|default|latest] [--kv | "
+		       "--field KEY]");
 	ck_assert_uint_eq(r.err_len, 0);
 	ck_assert_int_eq(sfs_env(NULL, "-h", NULL), 0);
 	ck_assert(!strncmp(r.out, "Usage: secretfs", 15));
@@ -239,22 +240,40 @@ START_TEST(test_help_global)
 END_TEST
 
 static const char *const commands[][2] = {
-	{ "key", "create" },	 { "key", "list" },
-	{ "key", "show" },	 { "key", "activate" },
-	{ "key", "deactivate" }, { "key", "rotate" },
-	{ "key", "delete" },	 { "secret", "create" },
-	{ "secret", "list" },	 { "secret", "show" },
-	{ "secret", "update" },	 { "secret", "change-key" },
-	{ "secret", "activate" }, { "secret", "deactivate" },
-	{ "secret", "delete" },	 { "version", "add" },
-	{ "version", "list" },	 { "version", "get" },
-	{ "version", "set-default" }, { "version", "activate" },
-	{ "version", "deactivate" }, { "version", "destroy" },
-	{ "version", "copy" },	 { "role", "grant" },
-	{ "role", "revoke" },	 { "role", "list" },
-	{ "audit", NULL },	 { "init", NULL },
-	{ "key", NULL },	 { "secret", NULL },
-	{ "version", NULL },	 { "role", NULL },
+    {"key", "create"},
+    {"key", "list"},
+    {"key", "show"},
+    {"key", "activate"},
+    {"key", "deactivate"},
+    {"key", "rotate"},
+    {"key", "delete"},
+    {"secret", "create"},
+    {"secret", "list"},
+    {"secret", "show"},
+    {"secret", "update"},
+    {"secret", "change-key"},
+    {"secret", "activate"},
+    {"secret", "deactivate"},
+    {"secret", "delete"},
+    {"version", "add"},
+    {"version", "list"},
+    {"version", "get"},
+    {"version", "set-default"},
+    {"version", "activate"},
+    {"version", "deactivate"},
+    {"version", "destroy"},
+    {"version", "copy"},
+    {"role", "grant"},
+    {"backup", NULL},
+    {"restore", NULL},
+    {"role", "revoke"},
+    {"role", "list"},
+    {"audit", NULL},
+    {"init", NULL},
+    {"key", NULL},
+    {"secret", NULL},
+    {"version", NULL},
+    {"role", NULL},
 };
 
 START_TEST(test_help_every_command)
@@ -1465,6 +1484,69 @@ START_TEST(test_parallel_adds)
 }
 END_TEST
 
+/* "ok" from SQLite's integrity check of the database file path. */
+static int db_intact(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int ok = 0;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+		SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) ==
+		SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ok;
+}
+
+/* Backups taken while another process adds versions are each a whole
+ * store: intact, and every version they list can be read. */
+START_TEST(test_backup_while_writing_is_consistent)
+{
+	char file[700], dir[700], key[700], want[64], *latest;
+	pid_t writer;
+	int i, status;
+	unsigned n;
+
+	snprintf(key, sizeof(key), "%s/master.key", store);
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "v", NULL),
+			 0);
+	writer = fork();
+	ck_assert_int_ge(writer, 0);
+	if (writer == 0)
+		_exit(add_versions(20));
+	for (i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "%s/b%d.db", tmp, i);
+		ck_assert_int_eq(sfs("backup", file, NULL), 0);
+	}
+	ck_assert_int_eq(waitpid(writer, &status, 0), writer);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(file, sizeof(file), "%s/b%d.db", tmp, i);
+		snprintf(dir, sizeof(dir), "%s/r%d", tmp, i);
+		ck_assert(db_intact(file));
+		ck_assert_int_eq(
+		    sfs_env(NULL, "--store", dir, "restore", file, NULL), 0);
+		ck_assert_int_eq(sfs_env(NULL, "--store", dir, "--master-key",
+					 key, "secret", "show", "db", NULL),
+				 0);
+		latest = strstr(r.out, "latest_version: ");
+		ck_assert_ptr_nonnull(latest);
+		ck_assert_int_eq(sscanf(latest, "latest_version: %u", &n), 1);
+		ck_assert_uint_ge(n, 1);
+		snprintf(want, sizeof(want), "%u", n);
+		ck_assert_int_eq(sfs_env(NULL, "--store", dir, "--master-key",
+					 key, "version", "get", "db", want,
+					 NULL),
+				 0);
+		assert_out("v");
+	}
+}
+END_TEST
+
 START_TEST(test_store_never_holds_plaintext)
 {
 	needle = "PLAINTEXT-77c1e0";
@@ -1484,6 +1566,382 @@ START_TEST(test_store_never_holds_plaintext)
 	ck_assert_ptr_null(strstr(r.out, needle));
 	ck_assert_int_eq(sfs("--json", "version", "list", "db", NULL), 0);
 	ck_assert_ptr_null(strstr(r.out, needle));
+}
+END_TEST
+
+/* --- everyday commands (issue 14 items 9 to 11 and 13, issue 10.8) ----- */
+
+START_TEST(test_version_flag)
+{
+	ck_assert_int_eq(sfs_env(NULL, "--version", NULL), 0);
+	assert_out("secretfs 0.1.0\n");
+	ck_assert_uint_eq(r.err_len, 0);
+	ck_assert_int_eq(sfs_env(NULL, "--json", "--version", NULL), 0);
+	assert_out("{\"version\":\"0.1.0\"}\n");
+}
+END_TEST
+
+START_TEST(test_global_option_after_command_says_so)
+{
+	ck_assert_int_eq(sfs("secret", "list", "--json", NULL), 2);
+	assert_err("secretfs: secret list: option '--json': global options "
+		   "go before the command (see 'secretfs secret list "
+		   "--help')\n");
+	ck_assert_int_eq(sfs("version", "get", "db", "--store=x", NULL), 2);
+	assert_err("secretfs: version get: option '--store': global options "
+		   "go before the command (see 'secretfs version get "
+		   "--help')\n");
+	ck_assert_int_eq(sfs("audit", "--master-key", "k", NULL), 2);
+	assert_err_has("option '--master-key': global options go before the "
+		       "command");
+	ck_assert_uint_eq(r.out_len, 0);
+	/* the daemon's commands too, before anything is mounted */
+	ck_assert_int_eq(sfs("mount", path_in("mnt"), "--json", NULL), 2);
+	assert_err_has("secretfs: mount: global options go before the "
+		       "command");
+	ck_assert_int_eq(sfs("umount", path_in("mnt"), "--store", "x", NULL),
+			 2);
+	assert_err_has("secretfs: umount: option '--store': global options "
+		       "go before the command");
+	ck_assert_int_eq(sfs("status", path_in("mnt"), "--json", NULL), 2);
+	assert_err_has("secretfs: status: option '--json': global options "
+		       "go before the command");
+}
+END_TEST
+
+/* The backup is a usable store once restored, holds no plaintext, and
+ * neither command overwrites anything. */
+START_TEST(test_backup_restore_round_trip)
+{
+	char want[2048], file[700], dir[700], key[700];
+	struct stat st;
+	size_t len;
+	char *copy;
+
+	snprintf(file, sizeof(file), "%s", path_in("backup.db"));
+	snprintf(dir, sizeof(dir), "%s", path_in("restored"));
+	snprintf(key, sizeof(key), "%s/master.key", store);
+	ck_assert_int_eq(
+	    sfs("secret", "create", "db", "--value", "hunter2-backup", NULL),
+	    0);
+	ck_assert_int_eq(sfs("backup", file, NULL), 0);
+	snprintf(want, sizeof(want), "backed up store '%s' to '%s'\n", store,
+		 file);
+	assert_out(want);
+	ck_assert_int_eq(stat(file, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	copy = tu_read_file(file, &len);
+	ck_assert_ptr_nonnull(copy);
+	ck_assert_ptr_null(memmem(copy, len, "hunter2-backup", 14));
+	free(copy);
+	ck_assert_int_eq(sfs_env(NULL, "--store", dir, "restore", file, NULL),
+			 0);
+	snprintf(want, sizeof(want), "restored '%s' into store '%s'\n", file,
+		 dir);
+	assert_out(want);
+	ck_assert_int_eq(stat(dir, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0700);
+	ck_assert_int_eq(sfs_env(NULL, "--store", dir, "--master-key", key,
+				 "version", "get", "db", NULL),
+			 0);
+	assert_out("hunter2-backup");
+	snprintf(file, sizeof(file), "%s", path_in("second.db"));
+	ck_assert_int_eq(sfs("--json", "backup", file, NULL), 0);
+	snprintf(want, sizeof(want), "{\"store\":\"%s\",\"file\":\"%s\"}\n",
+		 store, file);
+	assert_out(want);
+}
+END_TEST
+
+START_TEST(test_backup_refuses_existing_file)
+{
+	char want[2048], file[700];
+	size_t len;
+	char *kept;
+
+	snprintf(file, sizeof(file), "%s", path_in("taken"));
+	tu_write_file(file, "keep", 4, 0600);
+	ck_assert_int_eq(sfs("backup", file, NULL), 1);
+	snprintf(want, sizeof(want),
+		 "secretfs: cannot back up the store to '%s': file exists\n",
+		 file);
+	assert_err(want);
+	kept = tu_read_file(file, &len);
+	ck_assert_uint_eq(len, 4);
+	ck_assert(!memcmp(kept, "keep", 4));
+	free(kept);
+}
+END_TEST
+
+START_TEST(test_restore_refuses_non_empty_dir)
+{
+	char want[2048], file[700], dir[700], inside[800];
+	struct stat st;
+
+	snprintf(file, sizeof(file), "%s", path_in("b.db"));
+	snprintf(dir, sizeof(dir), "%s", path_in("used"));
+	snprintf(inside, sizeof(inside), "%s/note", dir);
+	ck_assert_int_eq(sfs("backup", file, NULL), 0);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	tu_write_file(inside, "x", 1, 0600);
+	ck_assert_int_eq(sfs_env(NULL, "--store", dir, "restore", file, NULL),
+			 1);
+	snprintf(want, sizeof(want),
+		 "secretfs: cannot restore: '%s': not an empty directory\n",
+		 dir);
+	assert_err(want);
+	snprintf(inside, sizeof(inside), "%s/secretfs.db", dir);
+	ck_assert_int_eq(stat(inside, &st), -1);
+	/* an empty directory is fine */
+	snprintf(dir, sizeof(dir), "%s", path_in("empty"));
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	ck_assert_int_eq(sfs_env(NULL, "--store", dir, "restore", file, NULL),
+			 0);
+	ck_assert_int_eq(stat(inside, &st), -1);
+}
+END_TEST
+
+/* Ages count back from now: a line from 2020 is left out, today's kept. */
+START_TEST(test_audit_since_relative)
+{
+	static const char old[] =
+	    "{\"time\":\"2020-01-01T00:00:00Z\",\"op\":\"secret.create\","
+	    "\"secret\":\"old\",\"result\":\"ok\"}\n";
+	const char *const ages[] = {"30m", "2h", "1d"};
+	char log[700], *both;
+	size_t len, i;
+	char *now;
+
+	ck_assert_int_eq(sfs("secret", "create", "new", NULL), 0);
+	snprintf(log, sizeof(log), "%s/audit.log", store);
+	now = tu_read_file(log, &len);
+	ck_assert_ptr_nonnull(now);
+	both = malloc(strlen(old) + len);
+	ck_assert_ptr_nonnull(both);
+	memcpy(both, old, strlen(old));
+	memcpy(both + strlen(old), now, len);
+	tu_write_file(log, both, strlen(old) + len, 0600);
+	free(both);
+	free(now);
+	ck_assert_int_eq(sfs("audit", NULL), 0);
+	assert_out_has("\"secret\":\"old\"");
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(sfs("audit", "--since", ages[i], NULL), 0);
+		assert_out_has("\"secret\":\"new\"");
+		ck_assert_ptr_null(strstr(r.out, "\"secret\":\"old\""));
+	}
+	ck_assert_int_eq(sfs("audit", "--since", "3000d", NULL), 0);
+	assert_out_has("\"secret\":\"old\"");
+	ck_assert_int_eq(sfs("audit", "--since", "5x", NULL), 2);
+	assert_err("secretfs: audit: bad time '5x' (RFC 3339, YYYY-MM-DD, or "
+		   "an age: 30m, 2h, 1d) (see 'secretfs audit --help')\n");
+}
+END_TEST
+
+START_TEST(test_version_get_latest_and_default)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "one", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "two", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "set-default", "db", "1", NULL), 0);
+	ck_assert_int_eq(sfs("version", "get", "db", "latest", NULL), 0);
+	assert_out("two");
+	ck_assert_int_eq(sfs("version", "get", "db", "default", NULL), 0);
+	assert_out("one");
+	ck_assert_int_eq(sfs("version", "get", "db", "newest", NULL), 2);
+	assert_err("secretfs: version get: bad version 'newest' (a number, "
+		   "'default' or 'latest') (see 'secretfs version get "
+		   "--help')\n");
+	ck_assert_int_eq(sfs("secret", "create", "empty", NULL), 0);
+	ck_assert_int_eq(sfs("version", "get", "empty", "latest", NULL), 1);
+	assert_err("secretfs: cannot read 'empty': 'empty' has no versions\n");
+}
+END_TEST
+
+START_TEST(test_version_get_field_raw)
+{
+	ck_assert_int_eq(sfs("secret", "create", "app", "--kv", "user=admin",
+			     "--kv", "pass=a\nb", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "app", "--field", "pass", NULL),
+			 0);
+	assert_out("a\nb");
+	ck_assert_int_eq(
+	    sfs("version", "get", "app", "1", "--field", "user", NULL), 0);
+	assert_out("admin");
+	ck_assert_int_eq(sfs("version", "get", "app", "--field", "nope", NULL),
+			 1);
+	assert_err("secretfs: cannot print key 'nope' of version 1 of 'app': "
+		   "no such key\n");
+	ck_assert_uint_eq(r.out_len, 0);
+	ck_assert_int_eq(
+	    sfs("version", "get", "app", "--field", "user", "--kv", NULL), 2);
+	assert_err("secretfs: version get: give --kv or --field, not both "
+		   "(see 'secretfs version get --help')\n");
+	ck_assert_int_eq(sfs("version", "add", "app", "--value", "plain", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "app", "--field", "user", NULL),
+			 1);
+	assert_err("secretfs: cannot print key 'user' of version 2 of 'app': "
+		   "the value is not a JSON object (its format is text)\n");
+}
+END_TEST
+
+/* Issue 10 finding 8: a value with a newline injected lines into an env
+ * file built from `version get --kv`. */
+START_TEST(test_kv_output_refuses_env_injection)
+{
+	ck_assert_int_eq(sfs("secret", "create", "nl", "--kv",
+			     "A=x\nLD_PRELOAD=/tmp/evil.so", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "nl", "--kv", NULL), 1);
+	assert_err("secretfs: cannot print version 1 of 'nl' as KEY=VALUE "
+		   "lines: the value of key 'A' holds a newline\n");
+	ck_assert_uint_eq(r.out_len, 0);
+	ck_assert_int_eq(sfs("secret", "create", "cr", "--kv", "A=x\ry", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "cr", "--kv", NULL), 1);
+	assert_err("secretfs: cannot print version 1 of 'cr' as KEY=VALUE "
+		   "lines: the value of key 'A' holds a carriage return\n");
+	ck_assert_int_eq(sfs("secret", "create", "nul", "--value",
+			     "{\"A\":\"x\\u0000y\"}", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "nul", "--kv", NULL), 1);
+	ck_assert_uint_eq(r.out_len, 0);
+	ck_assert_int_eq(sfs("secret", "create", "key", "--kv", "OK=1", "--kv",
+			     "BAD-KEY=2", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "get", "key", "--kv", NULL), 1);
+	assert_err("secretfs: cannot print version 1 of 'key' as KEY=VALUE "
+		   "lines: key 'BAD-KEY' is not an environment variable name "
+		   "([A-Za-z_][A-Za-z0-9_]*)\n");
+	ck_assert_uint_eq(r.out_len, 0);
+	/* JSON keeps every byte safely */
+	ck_assert_int_eq(sfs("--json", "version", "get", "nl", "--kv", NULL),
+			 0);
+	assert_out("{\"secret\":\"nl\",\"version\":1,\"format\":\"kv\","
+		   "\"value\":{\"A\":\"x\\u000aLD_PRELOAD=/tmp/evil.so\"}}\n");
+}
+END_TEST
+
+START_TEST(test_version_add_merge)
+{
+	ck_assert_int_eq(
+	    sfs("secret", "create", "app", "--kv", "a=1", "--kv", "b=2", NULL),
+	    0);
+	ck_assert_int_eq(sfs("version", "add", "app", "--merge", "--kv", "b=3",
+			     "--kv", "c=4", NULL),
+			 0);
+	assert_out("added version 2 to 'app'\n");
+	ck_assert_int_eq(sfs("version", "get", "app", NULL), 0);
+	assert_out("{\"a\":\"1\",\"b\":\"3\",\"c\":\"4\"}");
+	ck_assert_int_eq(
+	    sfs("version", "add", "app", "--merge", "--value", "x", NULL), 2);
+	assert_err("secretfs: version add: --merge takes --kv pairs (see "
+		   "'secretfs version add --help')\n");
+	ck_assert_int_eq(sfs("version", "add", "app", "--value", "plain", NULL),
+			 0);
+	ck_assert_int_eq(
+	    sfs("version", "add", "app", "--merge", "--kv", "a=9", NULL), 1);
+	assert_err("secretfs: cannot merge into 'app': the default version "
+		   "(3) is not key/value (its format is text)\n");
+	ck_assert_int_eq(sfs("version", "get", "app", "latest", NULL), 0);
+	assert_out("plain");
+}
+END_TEST
+
+START_TEST(test_version_destroy_several)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "1", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "2", NULL), 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "3", NULL), 0);
+	ck_assert_int_eq(sfs("version", "deactivate", "db", "1", NULL), 0);
+	ck_assert_int_eq(sfs("version", "deactivate", "db", "2", NULL), 0);
+	/* a bad number anywhere: nothing is destroyed */
+	ck_assert_int_eq(sfs("version", "destroy", "db", "1", "x", NULL), 2);
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_err_has("deactivated");
+	ck_assert_int_eq(sfs("version", "destroy", "db", "1", "2", NULL), 0);
+	assert_out("destroyed version 1 of 'db'\n"
+		   "destroyed version 2 of 'db'\n");
+	ck_assert_int_eq(sfs("version", "get", "db", "2", NULL), 1);
+	assert_err_has("destroyed");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("3");
+}
+END_TEST
+
+START_TEST(test_delete_destroy_versions)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "1", NULL),
+			 0);
+	ck_assert_int_eq(sfs("version", "add", "db", "--value", "2", NULL), 0);
+	/* the same confirmation first: nothing changes without it */
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--destroy-versions",
+			     "--confirm", "dbx", NULL),
+			 1);
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
+	assert_out("2");
+	ck_assert_int_eq(
+	    sfs("secret", "delete", "db", "--destroy-versions", NULL), 1);
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 0);
+	ck_assert_int_eq(sfs("secret", "delete", "db", "--destroy-versions",
+			     "--confirm", "db", NULL),
+			 0);
+	assert_out("deleted secret 'db'\n");
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 1);
+	ck_assert_int_eq(sfs("audit", "--secret", "db", NULL), 0);
+	assert_out_has("\"op\":\"secret.deactivate\"");
+	assert_out_has("\"op\":\"version.destroy\",\"secret\":\"db\"");
+	assert_out_has("\"op\":\"secret.delete\"");
+}
+END_TEST
+
+START_TEST(test_create_owner_group_mode)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", "--owner", "nobody",
+			     "--group", "4343", "--mode", "0400", "--value",
+			     "v", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "show", "db", NULL), 0);
+	assert_out_has("\nowner: 65534 (nobody)\n");
+	assert_out_has("\ngroup: 4343\n");
+	assert_out_has("\nmode: 0400\n");
+	ck_assert_int_eq(sfs("secret", "create", "x", "--mode", "0999", NULL),
+			 2);
+	assert_err("secretfs: secret create: bad mode '0999' (octal, at most "
+		   "0777) (see 'secretfs secret create --help')\n");
+	ck_assert_int_eq(
+	    sfs("secret", "create", "x", "--owner", "no-such-user-here", NULL),
+	    1);
+	assert_err("secretfs: cannot create secret 'x': no such user "
+		   "'no-such-user-here'\n");
+	ck_assert_int_eq(sfs("secret", "show", "x", NULL), 1);
+}
+END_TEST
+
+/* `alice` and `user:alice` name the same principal, in --allow and in
+ * role grants; --json shows the allow list as an array. */
+START_TEST(test_principals_bare_name_and_json_array)
+{
+	ck_assert_int_eq(sfs("secret", "create", "db", NULL), 0);
+	ck_assert_int_eq(sfs("--json", "secret", "show", "db", NULL), 0);
+	assert_out_has("\"allowed_principals\":[],");
+	ck_assert_int_eq(sfs("secret", "update", "db", "--allow",
+			     "nobody, user:nobody,group:nogroup,uid:7", NULL),
+			 0);
+	ck_assert_int_eq(sfs("--json", "secret", "show", "db", NULL), 0);
+	assert_out_has("\"allowed_principals\":[\"uid:65534\",\"gid:65534\","
+		       "\"uid:7\"],");
+	ck_assert_int_eq(sfs("role", "grant", "manager", "nobody", NULL), 0);
+	assert_out("granted role 'manager' to 'nobody'\n");
+	ck_assert_int_eq(sfs("role", "revoke", "manager", "user:nobody", NULL),
+			 0);
+	ck_assert_int_eq(sfs("role", "list", NULL), 0);
+	ck_assert_ptr_null(strstr(r.out, "uid:65534"));
+	ck_assert_int_eq(sfs("role", "grant", "manager", "a,b", NULL), 2);
 }
 END_TEST
 
@@ -1509,6 +1967,8 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_init_prints_paths);
 	tcase_add_test(tc, test_init_json);
 	tcase_add_test(tc, test_no_store_fails);
+	tcase_add_test(tc, test_version_flag);
+	tcase_add_test(tc, test_global_option_after_command_says_so);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store");
@@ -1558,6 +2018,19 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_parallel_adds);
 	tcase_add_test(tc, test_audit_follow);
 	tcase_add_test(tc, test_json_changes);
+	tcase_add_test(tc, test_backup_restore_round_trip);
+	tcase_add_test(tc, test_backup_refuses_existing_file);
+	tcase_add_test(tc, test_backup_while_writing_is_consistent);
+	tcase_add_test(tc, test_restore_refuses_non_empty_dir);
+	tcase_add_test(tc, test_audit_since_relative);
+	tcase_add_test(tc, test_version_get_latest_and_default);
+	tcase_add_test(tc, test_version_get_field_raw);
+	tcase_add_test(tc, test_kv_output_refuses_env_injection);
+	tcase_add_test(tc, test_version_add_merge);
+	tcase_add_test(tc, test_version_destroy_several);
+	tcase_add_test(tc, test_delete_destroy_versions);
+	tcase_add_test(tc, test_create_owner_group_mode);
+	tcase_add_test(tc, test_principals_bare_name_and_json_array);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("passphrase");

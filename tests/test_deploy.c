@@ -246,7 +246,20 @@ START_TEST(test_install_layout_and_uninstall)
 	ck_assert_ptr_null(strstr(s, "@BINDIR@"));
 	free(s);
 
-	ck_assert_int_eq(count_files(dest), 5);
+	s = installed(dest, "/usr/lib/systemd/system/secretfs-volume.service",
+		      0644);
+	ck_assert_ptr_nonnull(
+	    strstr(s, "\nExecStart=/usr/bin/secretfs volume-driver\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nKillMode=process\n"));
+	free(s);
+	s = installed(dest, "/usr/lib/systemd/system/secretfs-volume.socket",
+		      0644);
+	ck_assert_ptr_nonnull(strstr(
+	    s, "\nListenStream=/run/docker/plugins/secretfs.sock\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nSocketMode=0600\n"));
+	free(s);
+
+	ck_assert_int_eq(count_files(dest), 7);
 
 	rc = run(&out, "make -s -C '%s' uninstall DESTDIR='%s' PREFIX=/usr",
 		 srcdir(), dest);
@@ -307,16 +320,19 @@ START_TEST(test_man1_covers_the_command_line)
 	    "secret deactivate", "secret delete", "version add", "version list",
 	    "version get", "version set-default", "version activate",
 	    "version deactivate", "version destroy", "version copy",
-	    "role grant", "role revoke", "role list", "audit",
+	    "role grant", "role revoke", "role list", "audit", "volume-driver",
 	    /* every option */
 	    "--store", "--master-key", "--json", "--help", "--passphrase-file",
 	    "--description", "--key", "--access-control", "--allow", "--owner",
 	    "--group", "--mode", "--confirm", "--expect", "--kv", "--secret",
-	    "--since", "--follow", "--value", "--file",
+	    "--since", "--follow", "--value", "--file", "--socket",
+	    "--mount-dir",
 	    /* environment, files, exit status */
 	    "SECRETFS_STORE", "SECRETFS_MASTER_KEY", "SECRETFS_PASSPHRASE_FILE",
 	    "XDG_DATA_HOME", "/var/lib/secretfs", "master.key", "audit.log",
-	    "mount.fuse.secretfs", "secretfs@.service", "EXIT STATUS",
+	    "mount.fuse.secretfs", "secretfs@.service",
+	    "secretfs-volume.service", "secretfs-volume.socket", "volumes.json",
+	    "EXIT STATUS",
 	    "EXAMPLES", NULL};
 
 	man_has_all("fs/secretfs.1", words);
@@ -338,6 +354,7 @@ START_TEST(test_man5_covers_the_filesystem)
 	    "user.secret.version_state", "user.secret.format",
 	    /* mount options */
 	    "allow_other", "only=", "cache=strict", "open", "kernel",
+	    "layout=flat", "uid=", "gid=", "mode=",
 	    "audit=on", "debug", "auto_unmount", "fuse.secretfs",
 	    /* errno table */
 	    "ENOENT", "ENODATA", "EACCES", "EKEYREVOKED", "ENOKEY", "EBADMSG",

@@ -12,10 +12,17 @@
  * - Without it, the dead mount stays (ENOTCONN) until the next
  *   `secretfs mount` on that path detaches it and mounts afresh.
  *
+ * - `secretfs status` on a stopped daemon answers (exit 1,
+ *   "unresponsive") instead of hanging; `secretfs umount` refuses a busy
+ *   hung mount with a pointer to --lazy and --force, --force aborts the
+ *   connection (waiting callers get ECONNABORTED) and detaches it, --lazy
+ *   detaches it at once.
+ *
  * Only pids started here are signalled; fusectl is mounted if missing
- * (root), else the abort test prints SKIP.
+ * (root), else the abort tests print SKIP.
  */
 #include "rel_util.h"
+#include "lib/proc.h"
 
 static int open_default(void *arg)
 {
@@ -117,11 +124,218 @@ START_TEST(stale_mount_replaced_by_next_mount)
 }
 END_TEST
 
+/* --- secretfs status / umount on a hung daemon (issue 14 item 3) ------ */
+
+static struct tu_proc run;
+
+/* secretfs ARGS... (no store needed), stdout and stderr captured. */
+static int sfs_cmd4(const char *a, const char *b, const char *c, const char *d)
+{
+	const char *argv[] = {h_bin(), a, b, c, d, NULL};
+
+	tu_proc_release(&run);
+	memset(&run, 0, sizeof(run));
+	run.argv = argv;
+	ck_assert_int_eq(tu_proc_run(&run), 0);
+	return run.status;
+}
+
+static int sfs_cmd(const char *a, const char *b, const char *c)
+{
+	return sfs_cmd4(a, b, c, NULL);
+}
+
+static void assert_stderr(const char *want)
+{
+	ck_assert_msg(!strcmp(run.err, want), "stderr: [%s], want [%s]",
+		      run.err, want);
+}
+
+/* 1 when pid waits in the kernel for a FUSE answer. */
+static int waits_on_fuse(pid_t pid)
+{
+	char path[64], w[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, w, sizeof(w) - 1);
+	close(fd);
+	w[n > 0 ? n : 0] = '\0';
+	return strstr(w, "request_wait_answer") != NULL;
+}
+
+/* A child blocked on the stopped daemon: open(secrets/s/default),
+ * returned once it waits for the daemon's answer (readiness, not a
+ * timed assertion: the bound is only there to fail rather than hang). */
+static pid_t blocked_reader(void)
+{
+	pid_t child;
+	int i;
+
+	fflush(NULL);
+	child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0)
+		_exit(open_default(NULL));
+	for (i = 0; i < 15000 && !waits_on_fuse(child); i++)
+		ru_msleep(2);
+	ck_assert_msg(waits_on_fuse(child), "the reader never reached the "
+					    "daemon");
+	return child;
+}
+
+static pid_t guard = -1;
+static pid_t guarded;
+
+static void guard_fire(int sig)
+{
+	(void)sig;
+	kill(guarded, SIGKILL);
+	kill(guarded, SIGCONT);
+	_exit(0);
+}
+
+/*
+ * SIGSTOP the daemon (our own pid). A failed assertion ends the test
+ * process without the teardown, and the daemon's PR_SET_PDEATHSIG
+ * SIGTERM waits while it is stopped: a guard in its own process group
+ * (Check's timeout kills the test's group) kills the daemon when the test
+ * process dies.
+ */
+static void stop_daemon(void)
+{
+	pid_t parent = getpid();
+
+	guarded = h_daemon;
+	fflush(NULL);
+	guard = fork();
+	ck_assert_int_ge(guard, 0);
+	if (guard == 0) {
+		setpgid(0, 0);
+		signal(SIGHUP, guard_fire);
+		prctl(PR_SET_PDEATHSIG, SIGHUP);
+		if (getppid() != parent)
+			guard_fire(0);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_eq(kill(h_daemon, SIGSTOP), 0);
+}
+
+/* End the stopped daemon and its guard, reap both. */
+static void end_stopped_daemon(void)
+{
+	int st;
+
+	kill(h_daemon, SIGKILL);
+	kill(h_daemon, SIGCONT);
+	waitpid(h_daemon, &st, 0);
+	h_daemon = -1;
+	kill(guard, SIGKILL);
+	waitpid(guard, &st, 0);
+	guard = -1;
+	ru_wait_unmounted(h_mp);
+}
+
+START_TEST(status_reports_unresponsive_daemon)
+{
+	char want[1200];
+
+	ck_assert_int_eq(cli("secret", "create", "s", "--value", "v", NULL), 0);
+	up(NULL);
+	ck_assert_int_eq(sfs_cmd("status", h_mp, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(run.out, "\"health\": \"ok\""));
+	stop_daemon();
+	/* Check's timeout is the bound: status must come back at all */
+	ck_assert_int_eq(sfs_cmd("status", h_mp, NULL), 1);
+	snprintf(want, sizeof(want),
+		 "secretfs: status: %s: the daemon does not answer "
+		 "(unresponsive)\n",
+		 h_mp);
+	assert_stderr(want);
+	ck_assert_uint_eq(run.out_len, 0);
+	end_stopped_daemon();
+	ck_assert_int_eq(sfs_cmd("status", h_mp, NULL), 1);
+	snprintf(want, sizeof(want),
+		 "secretfs: status: %s: not a secretfs mount\n", h_mp);
+	assert_stderr(want);
+}
+END_TEST
+
+START_TEST(umount_force_aborts_hung_daemon)
+{
+	char want[1200];
+	pid_t child;
+	int st;
+
+	if (ru_fusectl()) {
+		printf("umount_force_aborts_hung_daemon: SKIP: no fusectl\n");
+		return;
+	}
+	ck_assert_int_eq(cli("secret", "create", "s", "--value", "v", NULL), 0);
+	up(NULL);
+	stop_daemon();
+	child = blocked_reader();
+	/* a caller waits inside: a plain umount is refused, and says what
+	 * to do */
+	ck_assert_int_eq(sfs_cmd("umount", h_mp, NULL), 1);
+	snprintf(want, sizeof(want),
+		 "secretfs: umount: %s: failed to unmount %s: Device or "
+		 "resource busy (--lazy detaches it anyway, --force also "
+		 "aborts its connection)\n",
+		 h_mp, h_mp);
+	assert_stderr(want);
+	ck_assert_int_eq(sfs_cmd("umount", "--force", h_mp), 0);
+	ck_assert_uint_eq(run.err_len, 0);
+	ck_assert_int_eq(waitpid(child, &st, 0), child);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), ECONNABORTED);
+	ck_assert(!ru_mounted(h_mp));
+	end_stopped_daemon();
+	ck_assert_int_eq(sfs_cmd("umount", h_mp, NULL), 1);
+	snprintf(want, sizeof(want), "secretfs: umount: %s: not mounted\n",
+		 h_mp);
+	assert_stderr(want);
+}
+END_TEST
+
+START_TEST(umount_lazy_detaches_hung_mount)
+{
+	pid_t child;
+	int st;
+
+	ck_assert_int_eq(cli("secret", "create", "s", "--value", "v", NULL), 0);
+	up(NULL);
+	stop_daemon();
+	child = blocked_reader();
+	ck_assert_int_eq(sfs_cmd("umount", h_mp, "--lazy"), 0);
+	ck_assert_uint_eq(run.err_len, 0);
+	ck_assert(!ru_mounted(h_mp));
+	/* the waiting caller is freed when the daemon goes */
+	end_stopped_daemon();
+	ck_assert_int_eq(waitpid(child, &st, 0), child);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_ne(WEXITSTATUS(st), 0);
+	ck_assert_int_eq(sfs_cmd("umount", h_mp, "--lazy"), 1);
+	ck_assert_int_eq(sfs_cmd4("umount", h_mp, "--lazy", "--force"), 2);
+	assert_stderr("secretfs: umount: give --lazy or --force, not both "
+		      "(see 'secretfs umount --help')\n");
+}
+END_TEST
+
 static Suite *hung_suite(void)
 {
 	const TTest *const tests[] = {
-	    abort_connection_frees_callers, auto_unmount_after_kill,
+	    abort_connection_frees_callers,
+	    auto_unmount_after_kill,
 	    stale_mount_replaced_by_next_mount,
+	    status_reports_unresponsive_daemon,
+	    umount_force_aborts_hung_daemon,
+	    umount_lazy_detaches_hung_mount,
 	};
 
 	return ru_suite("hung", tests, sizeof(tests) / sizeof(tests[0]), 60);

@@ -66,8 +66,15 @@ struct row {
 	unsigned live_versions;
 	size_t value_len;
 	uint32_t expect;
+	/* the view read through (mount options uid=, gid=, mode=) */
+	unsigned view_set;
+	uint32_t view_uid, view_gid, view_mode;
 	int want;
 };
+
+#define V_UID  SFS_VIEW_UID
+#define V_GID  SFS_VIEW_GID
+#define V_MODE SFS_VIEW_MODE
 
 static const struct row rows[] = {
 	/* --- (1) read-only: any change is EROFS, first ---------------- */
@@ -238,6 +245,44 @@ static const struct row rows[] = {
 	{ "acl: permission before lifecycle", SFS_ACT_VALUE_READ, OTHER_U, 0,
 	  .acl = 1, .allowed = "", .sec_status = DEACT, .no_version = 1,
 	  .want = SFS_EACCES },
+
+	/* --- a view's identity override (uid=, gid=, mode=) ----------- */
+	{ "view id: mode opens to other", SFS_ACT_VALUE_READ, OTHER_U, 0,
+	  .mode = 0400, .view_set = V_MODE, .view_mode = 0444,
+	  .want = SFS_OK },
+	{ "view id: mode closes to the secret's owner", SFS_ACT_VALUE_READ,
+	  OWNER_U, 0, .mode = 0440, .view_set = V_MODE, .view_mode = 0000,
+	  .want = SFS_EACCES },
+	{ "view id: uid makes the consumer the owner", SFS_ACT_VALUE_READ,
+	  OTHER_U, 0, .mode = 0400, .view_set = V_UID, .view_uid = 3000,
+	  .want = SFS_OK },
+	{ "view id: uid takes the owner class from the secret's owner",
+	  SFS_ACT_VALUE_READ, OWNER_U, 0, .mode = 0400, .view_set = V_UID,
+	  .view_uid = 3000, .want = SFS_EACCES },
+	{ "view id: gid makes the consumer's group the group",
+	  SFS_ACT_VALUE_READ, OTHER_U, 0, .mode = 0040, .view_set = V_GID,
+	  .view_gid = 3002, .want = SFS_OK },
+	{ "view id: uid, gid and mode together", SFS_ACT_VALUE_READ, GROUP_U,
+	  0, .mode = 0444, .view_set = V_UID | V_GID | V_MODE,
+	  .view_uid = 3000, .view_gid = 3000, .view_mode = 0400,
+	  .want = SFS_EACCES },
+	{ "view id: root still reads", SFS_ACT_VALUE_READ, ROOT, 0,
+	  .mode = 0400, .view_set = V_MODE, .view_mode = 0000,
+	  .want = SFS_OK },
+	{ "view id: acl, unlisted consumer stays out", SFS_ACT_VALUE_READ,
+	  OTHER_U, 0, .acl = 1, .allowed = "", .mode = 0444,
+	  .view_set = V_UID | V_MODE, .view_uid = 3000, .view_mode = 0444,
+	  .want = SFS_EACCES },
+	{ "view id: acl, listed reader still reads", SFS_ACT_VALUE_READ,
+	  LISTED_U, 0, .acl = 1, .allowed = "uid:4000",
+	  .view_set = V_UID | V_MODE, .view_uid = 3000, .view_mode = 0000,
+	  .want = SFS_OK },
+	{ "view id: permission before lifecycle", SFS_ACT_VALUE_READ,
+	  OTHER_U, 0, .mode = 0444, .view_set = V_MODE, .view_mode = 0400,
+	  .sec_status = DEACT, .want = SFS_EACCES },
+	{ "view id: details of a secret stay public", SFS_ACT_SECRET_VIEW,
+	  OTHER_U, 0, .mode = 0, .view_set = V_MODE, .view_mode = 0,
+	  .want = SFS_OK },
 
 	/* --- viewing a secret's details ------------------------------- */
 	{ "view: acl off, anyone", SFS_ACT_SECRET_VIEW, OTHER_U, 0,
@@ -481,6 +526,10 @@ START_TEST(test_rules)
 	int got;
 
 	caller_for(r->who, r->roles, &c);
+	c.view.set = r->view_set;
+	c.view.uid = r->view_uid;
+	c.view.gid = r->view_gid;
+	c.view.mode = r->view_mode;
 	state_for(r, &s, &st);
 	got = sfs_policy_check(r->act, &c, &st);
 	ck_assert_msg(got == r->want, "row %d \"%s\": got %s, want %s", _i,
@@ -780,6 +829,30 @@ START_TEST(test_readers)
 }
 END_TEST
 
+/* What value files show through a view: the view's fields where set,
+ * the secret's elsewhere; an access-controlled secret keeps its own. */
+START_TEST(test_view_attrs)
+{
+	struct sfs_secret_rec s;
+	struct sfs_view_id v = {SFS_VIEW_UID | SFS_VIEW_MODE, 1000, 7, 0400};
+	uint32_t owner, group, mode;
+
+	memset(&s, 0, sizeof(s));
+	s.owner = 0;
+	s.group = 50;
+	s.mode = 0440;
+	sfs_policy_view_attrs(&v, &s, &owner, &group, &mode);
+	ck_assert_uint_eq(owner, 1000);
+	ck_assert_uint_eq(group, 50);
+	ck_assert_uint_eq(mode, 0400);
+	s.access_control = 1;
+	sfs_policy_view_attrs(&v, &s, &owner, &group, &mode);
+	ck_assert_uint_eq(owner, 0);
+	ck_assert_uint_eq(group, 50);
+	ck_assert_uint_eq(mode, 0440);
+}
+END_TEST
+
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *policy_suite(void)
@@ -799,6 +872,7 @@ static Suite *policy_suite(void)
 	tc = tcase_create("may_manage");
 	tcase_add_test(tc, test_may_manage);
 	tcase_add_test(tc, test_readers);
+	tcase_add_test(tc, test_view_attrs);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("next_default");

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/harness.h"
+#include "secretfs/policy.h"
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
 
@@ -294,6 +295,95 @@ START_TEST(test_list_matches)
 }
 END_TEST
 
+/* A groups source that counts how often it is asked and answers with
+ * one group (answer 1 for it, 0 for others), or always -1. */
+struct counted {
+	struct sfs_caller_groups base;
+	int asked;
+	int unreadable;
+	uint32_t gid;
+};
+
+static int counted_has(struct sfs_caller_groups *g, const struct sfs_caller *c,
+		       uint32_t gid)
+{
+	struct counted *k = (struct counted *)g;
+
+	(void)c;
+	k->asked++;
+	if (k->unreadable)
+		return -1;
+	return gid == k->gid;
+}
+
+static void lazy_caller(struct sfs_caller *c, struct counted *k, uint32_t uid,
+			uint32_t late_gid, int unreadable)
+{
+	memset(k, 0, sizeof(*k));
+	k->base.has = counted_has;
+	k->gid = late_gid;
+	k->unreadable = unreadable;
+	caller(c, uid, uid, 1, 2);
+	c->via_fs = 1;
+	c->more = &k->base;
+}
+
+static void plain_secret(struct sfs_secret_rec *s, uint32_t mode)
+{
+	memset(s, 0, sizeof(*s));
+	s->owner = 0;
+	s->group = 500;
+	s->mode = mode;
+}
+
+START_TEST(unreadable_groups_refuse_not_other)
+{
+	struct sfs_secret_rec s;
+	struct sfs_caller c;
+	struct counted k;
+
+	plain_secret(&s, 0404); /* group: none, other: read */
+	lazy_caller(&c, &k, 1000, 500, 1);
+	ck_assert_int_eq(sfs_caller_in_group(&c, 500), -1);
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 0);
+	lazy_caller(&c, &k, 1000, 600, 0); /* not in 500: other bits */
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 1);
+	lazy_caller(&c, &k, 1000, 500, 0); /* in 500 past groups[] */
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 0);
+	plain_secret(&s, 0040);
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 1);
+}
+END_TEST
+
+START_TEST(groups_read_only_when_they_decide)
+{
+	struct sfs_secret_rec s;
+	struct sfs_caller c;
+	struct counted k;
+
+	plain_secret(&s, 0444); /* group and other agree */
+	lazy_caller(&c, &k, 1000, 500, 0);
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 1);
+	plain_secret(&s, 0400); /* agree again: both deny */
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 0);
+	ck_assert_int_eq(k.asked, 0);
+	lazy_caller(&c, &k, 0, 500, 0); /* root */
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 1);
+	ck_assert_int_eq(k.asked, 0);
+	plain_secret(&s, 0440);
+	s.owner = 1000; /* the owner's bits decide */
+	lazy_caller(&c, &k, 1000, 500, 0);
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 1);
+	ck_assert_int_eq(k.asked, 0);
+	/* an allow list naming the uid after a gid entry */
+	ck_assert_int_eq(sfs_principal_list_matches("gid:700,uid:1000", &c),
+			 1);
+	ck_assert_int_eq(k.asked, 0);
+	ck_assert_int_eq(sfs_principal_list_matches("gid:700,uid:1", &c), 0);
+	ck_assert_int_eq(k.asked, 1);
+}
+END_TEST
+
 START_TEST(test_caller_self)
 {
 	struct sfs_caller c;
@@ -378,6 +468,8 @@ static Suite *principal_suite(void)
 	tcase_add_test(tc, test_matches);
 	tcase_add_test(tc, test_matches_ngroups_bound);
 	tcase_add_test(tc, test_list_matches);
+	tcase_add_test(tc, unreadable_groups_refuse_not_other);
+	tcase_add_test(tc, groups_read_only_when_they_decide);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("callers");

@@ -543,6 +543,44 @@ END_TEST
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* sfs_json_each: members in order with their keys, elements with
+ * none; stops at the first non-zero answer; EINVAL on a scalar. */
+static int each_cb(void *arg, const char *key, const struct sfs_json *v)
+{
+	char *out = arg;
+	const char *s = sfs_json_str(v);
+
+	strcat(out, key ? key : "-");
+	strcat(out, "=");
+	strcat(out, s ? s : "?");
+	strcat(out, ";");
+	return s && !strcmp(s, "stop") ? 7 : 0;
+}
+
+START_TEST(test_json_each_get)
+{
+	const char *t = "{\"o\":{\"a\":\"1\",\"b\":2},\"l\":[\"x\",\"stop\","
+			"\"y\"],\"s\":\"t\"}";
+	struct sfs_json *j = sfs_json_parse(t, strlen(t));
+	char out[128] = "";
+
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(sfs_json_each(sfs_json_get(j, "o"), each_cb, out), 0);
+	ck_assert_str_eq(out, "a=1;b=?;");
+	out[0] = '\0';
+	ck_assert_int_eq(sfs_json_each(sfs_json_get(j, "l"), each_cb, out), 7);
+	ck_assert_str_eq(out, "-=x;-=stop;");
+	ck_assert_int_eq(sfs_json_each(sfs_json_get(j, "s"), each_cb, out),
+			 SFS_EINVAL);
+	ck_assert_int_eq(sfs_json_each(NULL, each_cb, out), SFS_EINVAL);
+	ck_assert_str_eq(sfs_json_str(sfs_json_get(j, "s")), "t");
+	ck_assert_ptr_null(sfs_json_str(sfs_json_get(j, "o")));
+	ck_assert_ptr_null(sfs_json_get(j, "missing"));
+	ck_assert_ptr_null(sfs_json_get(NULL, "s"));
+	sfs_json_free(j);
+}
+END_TEST
+
 static Suite *value_suite(void)
 {
 	Suite *s = suite_create("value");
@@ -583,6 +621,7 @@ static Suite *value_suite(void)
 	tcase_add_test(tc, test_json_parse);
 	tcase_add_test(tc, test_json_parse_not_object);
 	tcase_add_test(tc, test_json_round_trip);
+	tcase_add_test(tc, test_json_each_get);
 	suite_add_tcase(s, tc);
 	return s;
 }

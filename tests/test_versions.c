@@ -1093,6 +1093,39 @@ START_TEST(read_store_failure_is_eio_and_audited)
 }
 END_TEST
 
+/* ---- shared plaintext of read handles ---------------------------------- */
+
+static void assert_ref(const struct sfs_value_ref *r, const char *want)
+{
+	const struct sfs_value *v = sfs_value_of(r);
+
+	ck_assert_uint_eq(v->len, strlen(want));
+	ck_assert(memcmp(v->data, want, v->len) == 0);
+}
+
+START_TEST(open_shares_one_buffer_per_version)
+{
+	struct sfs_value_ref *r1, *r2, *r3;
+
+	mk("a", "one");
+	ck_assert_int_eq(sfs_version_open(ctx, &admin, "a", 0, &r1, &err),
+			 SFS_OK);
+	ck_assert_int_eq(sfs_version_open(ctx, &admin, "a", 1, &r2, &err),
+			 SFS_OK);
+	ck_assert_ptr_eq(r1, r2); /* decrypted once */
+	assert_ref(r1, "one");
+	ck_assert_int_eq(add("a", "two"), SFS_OK);
+	ck_assert_int_eq(sfs_version_open(ctx, &admin, "a", 0, &r3, &err),
+			 SFS_OK);
+	ck_assert_ptr_ne(r3, r1);
+	assert_ref(r3, "two");
+	sfs_value_unref(r1);
+	assert_ref(r2, "one"); /* the other handle's snapshot stays */
+	sfs_value_unref(r2);
+	sfs_value_unref(r3);
+}
+END_TEST
+
 static Suite *versions_suite(void)
 {
 	const TTest *const cases[] = {
@@ -1139,6 +1172,7 @@ static Suite *versions_suite(void)
 	    audit_failure_fails_the_read,
 	    add_store_failures_change_nothing,
 	    read_store_failure_is_eio_and_audited,
+	    open_shares_one_buffer_per_version,
 	};
 
 	return harness_suite("versions", cases,

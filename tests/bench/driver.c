@@ -1397,6 +1397,26 @@ static int print_pattern(const char *arg)
 	return fwrite(buf, 1, (size_t)n, stdout) == (size_t)n ? 0 : 1;
 }
 
+/* `wcount trunc|stage PATH N`: N untimed new versions, as the timed rows
+ * write them (scripts/bench traces the daemon meanwhile). */
+static int wcount_pass(const char *kind, const char *path, int n)
+{
+	struct wtarget w;
+	unsigned char buf[100];
+	int i;
+
+	memset(&w, 0, sizeof(w));
+	w.kind = !strcmp(kind, "trunc") ? W_TRUNC : W_STAGE;
+	snprintf(w.path, sizeof(w.path), "%s", path);
+	fill_pattern(buf, sizeof(buf));
+	for (i = 0; i < n; i++) {
+		buf[0] = (unsigned char)('a' + i % 26);
+		if (write_once(&w, buf))
+			return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i;
@@ -1407,6 +1427,8 @@ int main(int argc, char **argv)
 		iobuf = malloc(BUF_SIZE);
 		return iobuf ? count_pass(argv[2], atoi(argv[3])) : 1;
 	}
+	if (argc == 5 && !strcmp(argv[1], "wcount"))
+		return wcount_pass(argv[2], argv[3], atoi(argv[4]));
 	parse_args(argc, argv);
 	if (sodium_init() < 0 || !(iobuf = malloc(BUF_SIZE)))
 		return 1;

@@ -48,5 +48,7 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	if (harness.cleanup)
+		harness.cleanup();
 	return failed != 0;
 }

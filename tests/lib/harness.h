@@ -4,7 +4,9 @@
  * harness runs it, prints Check's summary line, honours CK_FORK and
  * CK_RUN_CASE (Check reads them) unless the file forces a fork mode, and
  * exits non-zero when a test failed. Setup a suite needs before it runs
- * (environment, a temporary directory's place) goes in the setup hook.
+ * (environment, a temporary directory's place, a skip when the machine
+ * lacks something) goes in the setup hook, what it leaves in the cleanup
+ * hook.
  */
 #ifndef SECRETFS_HARNESS_H
 #define SECRETFS_HARNESS_H
@@ -14,8 +16,11 @@
 
 struct harness {
 	Suite *(*suite)(void); /* the file's suite */
-	void (*setup)(void);   /* NULL, or run once before suite() */
+	/* NULL, or run once before suite(); a suite that cannot run here
+	 * prints "SKIP: ..." and exits 0 from it */
+	void (*setup)(void);
 	enum fork_status fork; /* CK_FORK_GETENV (0): as $CK_FORK says */
+	void (*cleanup)(void); /* NULL, or run once after the suite */
 };
 
 /* Defined by each test file. */

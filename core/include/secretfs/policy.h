@@ -99,7 +99,9 @@ const char *sfs_policy_desc_why(const char *desc, size_t len);
 /*
  * May the caller read this secret's values? With access control enabled:
  * the owner and the allow list only (no exemption for root through the
- * filesystem). Disabled: the mode bits, as Unix checks them, and root.
+ * filesystem). Disabled: the mode bits, as Unix checks them, and root;
+ * through a view with an identity override (c->view), the view's owner,
+ * group and mode stand in for the secret's (sfs_policy_view_attrs).
  * The administrator (CLI) always may.
  */
 int sfs_policy_may_read(const struct sfs_caller *c,
@@ -118,6 +120,17 @@ struct sfs_reader {
 };
 size_t sfs_policy_readers(const struct sfs_secret_rec *s,
 			  struct sfs_reader *out, size_t cap);
+
+/*
+ * The owner, group and mode a secret's value files show through view v,
+ * and against which reads are checked: each field v sets replaces the
+ * secret's, for a secret without access control only (an allow list
+ * decides alone, so a view never opens one to anyone it does not list).
+ * Pure.
+ */
+void sfs_policy_view_attrs(const struct sfs_view_id *v,
+			   const struct sfs_secret_rec *s, uint32_t *owner,
+			   uint32_t *group, uint32_t *mode);
 
 /* May the caller see all of a secret's details (1) or only the partial
  * view (0)? Only access-controlled secrets have a partial view. */

@@ -19,7 +19,21 @@
 
 #include "secretfs/err.h"
 
-#define SFS_CALLER_GROUPS_MAX 64
+#define SFS_CALLER_GROUPS_MAX 64 /* held in the caller; more via ->more */
+
+struct sfs_caller;
+
+/*
+ * Where a caller's supplementary groups come from when groups[] does not
+ * hold them all: the filesystem reads them only when a rule asks
+ * (fs/fuse_caller.c), and a process may have up to 65,536.
+ */
+struct sfs_caller_groups {
+	/* 1: gid is one of c's supplementary groups; 0: it is not; -1:
+	 * they cannot be read (the caller is refused). */
+	int (*has)(struct sfs_caller_groups *g, const struct sfs_caller *c,
+		   uint32_t gid);
+};
 
 enum sfs_role {
 	SFS_ROLE_MANAGER = 1,
@@ -28,16 +42,34 @@ enum sfs_role {
 	SFS_ROLE_ALL = 7
 };
 
+/*
+ * A read-only view's identity override (mount options uid=, gid=, mode=):
+ * in that view value files of secrets without access control carry this
+ * owner, group and mode, and reads are checked against them
+ * (sfs_policy_view_attrs). set: which fields apply (enum sfs_view_set).
+ */
+enum sfs_view_set { SFS_VIEW_UID = 1, SFS_VIEW_GID = 2, SFS_VIEW_MODE = 4 };
+struct sfs_view_id {
+	unsigned set;
+	uint32_t uid, gid, mode;
+};
+
 struct sfs_caller {
 	uint32_t uid, gid;
 	uint32_t groups[SFS_CALLER_GROUPS_MAX];
 	int ngroups;
+	struct sfs_caller_groups *more; /* NULL: groups[] holds them all */
 	int32_t pid;       /* 0 when not a filesystem call */
 	char comm[17];     /* process name, "" when unknown */
 	int admin;         /* CLI with the master key: every role, no ACL */
 	int via_fs;        /* request came through the filesystem */
 	unsigned roles;    /* enum sfs_role bits; see sfs_role_resolve() */
+	struct sfs_view_id view; /* the view it reads through; set 0: none */
 };
+
+/* 1 when gid is the caller's gid or one of its supplementary groups, 0
+ * when not, -1 when its groups cannot be read: refuse. */
+int sfs_caller_in_group(const struct sfs_caller *c, uint32_t gid);
 
 /* The CLI's caller: this process's ids, admin = 1, roles = SFS_ROLE_ALL. */
 void sfs_caller_self(struct sfs_caller *c);
@@ -58,10 +90,10 @@ int sfs_principal_list_normalize(const char *list, char *out, size_t cap,
 				 struct sfs_error *err);
 
 /* 1 when the normalised principal p names the caller (its uid, its gid or
- * one of its groups), else 0. Pure. */
+ * one of its groups), else 0. Pure but for c->more. */
 int sfs_principal_matches(const char *p, const struct sfs_caller *c);
 
-/* 1 when any entry of a normalised list matches the caller. Pure. */
+/* 1 when any entry of a normalised list matches the caller. */
 int sfs_principal_list_matches(const char *list, const struct sfs_caller *c);
 
 /* "uid:1000(alice)", or "uid:1000" when the uid has no passwd entry. */

@@ -60,6 +60,9 @@ struct sfs_json;
 
 struct sfs_json *sfs_json_object(void);
 struct sfs_json *sfs_json_array(void);
+/* A JSON string of len bytes of UTF-8 (an array element); NULL when
+ * they are not UTF-8 or out of memory. */
+struct sfs_json *sfs_json_string_n(const char *v, size_t len);
 /* Setters return 0 or SFS_ENOMEM; set/append take ownership of child. */
 int sfs_json_set_str(struct sfs_json *obj, const char *key, const char *v);
 int sfs_json_set_int(struct sfs_json *obj, const char *key, int64_t v);
@@ -80,5 +83,16 @@ const char *sfs_json_get_str(const struct sfs_json *obj, const char *key);
 /* An integer member; def when absent or not an integer. */
 int64_t sfs_json_get_int(const struct sfs_json *obj, const char *key,
 			 int64_t def);
+/* A member of any type (borrowed: it lives as long as obj), or NULL. */
+const struct sfs_json *sfs_json_get(const struct sfs_json *obj,
+				    const char *key);
+/* A string's text, or NULL when j is not a string. */
+const char *sfs_json_str(const struct sfs_json *j);
+/* Call cb for each member of an object (key, value) or element of an
+ * array (key NULL), in order, until cb returns non-zero (returned).
+ * SFS_EINVAL when j is neither. */
+typedef int (*sfs_json_each_fn)(void *arg, const char *key,
+				const struct sfs_json *val);
+int sfs_json_each(const struct sfs_json *j, sfs_json_each_fn cb, void *arg);
 
 #endif

@@ -21,6 +21,13 @@ struct sfs_value {
 };
 void sfs_value_release(struct sfs_value *v);
 
+/* Plaintext shared by the read handles of one version (sfs_version_open):
+ * read-only, wiped when the last reference goes. */
+struct sfs_value_ref;
+#define SFS_SHARED_MAX ((size_t)256 << 20) /* bytes held in all */
+const struct sfs_value *sfs_value_of(const struct sfs_value_ref *r);
+void sfs_value_unref(struct sfs_value_ref *r);
+
 /*
  * Add a version. expect = 0: no compare-and-set; otherwise the new number
  * must equal expect (SFS_EEXIST when it is not latest + 1). out (may be
@@ -60,6 +67,15 @@ int sfs_version_info(struct sfs_ctx *ctx, const struct sfs_caller *c,
 int sfs_version_read(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, uint32_t n, struct sfs_value *out,
 		     struct sfs_version_rec *info, struct sfs_error *err);
+
+/*
+ * sfs_version_read for a read handle: the same checks and audit line, but
+ * the plaintext is shared with the other handles of the same version
+ * (decrypted once). SFS_ENOMEM when SFS_SHARED_MAX would be passed.
+ */
+int sfs_version_open(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, uint32_t n, struct sfs_value_ref **out,
+		     struct sfs_error *err);
 
 int sfs_version_set_default(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			    const char *name, uint32_t n,
