@@ -384,6 +384,20 @@ __attribute__((unused)) static const char *xget(const char *rel,
 		ck_assert_int_eq(errno, e);                                    \
 	} while (0)
 
+/* An as_user() child body: read secrets/NAME/default (arg: NAME) whole;
+ * 0 or the errno that stopped it. */
+__attribute__((unused)) static int read_default(void *arg)
+{
+	char rel[300], *got;
+	size_t len;
+	int e;
+
+	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
+	e = slurp(rel, &got, &len);
+	free(got);
+	return e;
+}
+
 /* Run fn(arg) in a child as uid/gid with the n supplementary groups
  * groups[] (set before the child touches the mount); its return value
  * (an errno or 0) is the child's exit status. */

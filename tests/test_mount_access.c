@@ -17,18 +17,6 @@ static void mk(const char *name, const char *value)
 }
 
 /* Child bodies: return 0 or the errno that stopped them. */
-static int read_default(void *arg)
-{
-	char rel[300], *got;
-	size_t len;
-	int e;
-
-	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
-	e = slurp(rel, &got, &len);
-	free(got);
-	return e;
-}
-
 static int stat_default(void *arg)
 {
 	char rel[300];

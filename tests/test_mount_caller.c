@@ -34,18 +34,6 @@ static size_t groups_fill(gid_t *g, int with_late)
 	return i;
 }
 
-static int read_default(void *arg)
-{
-	char rel[300], *got;
-	size_t len;
-	int e;
-
-	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
-	e = slurp(rel, &got, &len);
-	free(got);
-	return e;
-}
-
 START_TEST(groups_past_64_mode_bits_deny)
 {
 	gid_t g[NGROUPS];

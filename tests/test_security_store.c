@@ -36,10 +36,7 @@ static struct sfs_error err;
 
 static void setup(void)
 {
-	setenv("SECRETFS_KDF_MIN", "1", 1);
-	unsetenv("SECRETFS_MASTER_KEY");
-	unsetenv("SECRETFS_PASSPHRASE_FILE");
-	unsetenv("SECRETFS_STORE");
+	tu_env_isolate();
 	tmp = tu_tmpdir("secstore");
 	snprintf(store, sizeof(store), "%s/store", tmp);
 	memset(&opts, 0, sizeof(opts));

@@ -87,6 +87,14 @@ char *tu_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+void tu_env_isolate(void)
+{
+	setenv("SECRETFS_KDF_MIN", "1", 1);
+	unsetenv("SECRETFS_MASTER_KEY");
+	unsetenv("SECRETFS_PASSPHRASE_FILE");
+	unsetenv("SECRETFS_STORE");
+}
+
 struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 			      size_t cap)
 {
@@ -94,9 +102,7 @@ struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 	struct sfs_error err;
 	struct sfs_ctx *ctx = NULL;
 
-	setenv("SECRETFS_KDF_MIN", "1", 1);
-	unsetenv("SECRETFS_MASTER_KEY");
-	unsetenv("SECRETFS_PASSPHRASE_FILE");
+	tu_env_isolate();
 	*tmp = tu_tmpdir(tag);
 	snprintf(store, cap, "%s/store", *tmp);
 	memset(&o, 0, sizeof(o));

@@ -23,6 +23,10 @@ void tu_write_file(const char *path, const void *data, size_t len, int mode);
  * it cannot be read. */
 char *tu_read_file(const char *path, size_t *len);
 
+/* The environment a test store expects: Argon2id at its minimum cost
+ * (SECRETFS_KDF_MIN=1), and no key, passphrase or store from it. */
+void tu_env_isolate(void);
+
 struct sfs_ctx;
 
 /*
