@@ -269,7 +269,7 @@ static char *dump_at(const char *dir)
 	char *text;
 
 	ru_assert_integrity(ctx);
-	text = sd_dump_checked(ctx);
+	text = sd_dump_checked(ctx, 0);
 	sfs_ctx_close(ctx);
 	return text;
 }
@@ -490,7 +490,7 @@ static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
 		      0, "%s, sync %ld failed: add after: %s",
 		      sync_op_name[op], k, e.msg);
 	assert_value(ctx, 0, "after");
-	live = sd_dump_checked(ctx);
+	live = sd_dump_checked(ctx, 0);
 	with = !strcmp(live, r->after_resumed);
 	ck_assert_msg(failed || with, "%s, sync %ld failed after the change "
 		      "reported done: resumed, the store shows\n%s",

@@ -301,140 +301,6 @@ static void wl_init(struct wl *w)
 	ck_assert_ptr_nonnull(w->buf);
 }
 
-/* ---- the canonical dump ---------------------------------------------- */
-
-static uint64_t fnv(const struct sfs_blob *b)
-{
-	uint64_t h = 14695981039346656037ULL;
-	size_t i;
-
-	for (i = 0; i < b->len; i++)
-		h = (h ^ b->data[i]) * 1099511628211ULL;
-	return h;
-}
-
-struct dump {
-	struct sfs_store *s;
-	FILE *f;
-	struct sfs_error *e;
-};
-
-static int dump_key(void *arg, const struct sfs_key_rec *k)
-{
-	struct dump *d = arg;
-	struct sfs_blob b = {NULL, 0};
-	uint32_t v;
-	int rc;
-
-	fprintf(d->f, "key %s %s %d %d %s %" PRId64 " %s %u\n", k->id, k->name,
-		k->type, k->state, k->description, k->created_at, k->created_by,
-		k->current_version);
-	for (v = 1; v <= k->current_version; v++) {
-		rc = d->s->ops->keyver_get(d->s, k->id, v, &b, d->e);
-		if (rc)
-			return rc;
-		fprintf(d->f, " keyver %u %zu %016" PRIx64 "\n", v, b.len,
-			fnv(&b));
-		sfs_blob_release(&b);
-	}
-	return 0;
-}
-
-static int dump_version(void *arg, const struct sfs_version_rec *v)
-{
-	struct dump *d = arg;
-	struct sfs_version_rec full;
-	int rc = d->s->ops->version_get(d->s, v->secret_id, v->version, 1,
-					&full, d->e);
-
-	if (rc)
-		return rc;
-	fprintf(d->f,
-		" version %u %d %" PRId64 " %s %s %u %u %d %zu %016" PRIx64
-		" %zu %016" PRIx64 "\n",
-		full.version, full.state, full.created_at, full.created_by,
-		full.kms_key_id, full.kms_key_version, full.size, full.format,
-		full.wrapped_dek.len, fnv(&full.wrapped_dek),
-		full.ciphertext.len, fnv(&full.ciphertext));
-	sfs_version_rec_release(&full);
-	return 0;
-}
-
-static int dump_secret(void *arg, const struct sfs_secret_rec *r)
-{
-	struct dump *d = arg;
-
-	fprintf(d->f,
-		"secret %s %s %s %d %d %s %u %u %o %u %u %s %" PRId64
-		" %s %" PRId64 "\n",
-		r->id, r->name, r->description, r->status, r->access_control,
-		r->allowed, r->owner, r->group, r->mode, r->default_version,
-		r->latest_version, r->kms_key_id, r->created_at, r->created_by,
-		r->changed_at);
-	return d->s->ops->version_list(d->s, r->id, dump_version, d, d->e);
-}
-
-static int dump_role(void *arg, const char *role, const char *principal)
-{
-	struct dump *d = arg;
-
-	fprintf(d->f, "role %s %s\n", role, principal);
-	return 0;
-}
-
-static int dump_meta(struct dump *d, const char *name)
-{
-	struct sfs_blob b = {NULL, 0};
-	int rc = d->s->ops->meta_get(d->s, name, &b, d->e);
-
-	if (rc == SFS_ENOENT) {
-		fprintf(d->f, "meta %s none\n", name);
-		return 0;
-	}
-	if (rc == 0)
-		fprintf(d->f, "meta %s %zu %016" PRIx64 "\n", name, b.len,
-			fnv(&b));
-	sfs_blob_release(&b);
-	return rc;
-}
-
-/* Everything the store holds, as text; NULL (and e set) on failure. */
-static char *dump_store(struct sfs_store *s, struct sfs_error *e)
-{
-	struct dump d = {s, NULL, e};
-	uint64_t ns = 0, nv = 0, nk = 0;
-	char *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	d.f = open_memstream(&text, &len);
-	ck_assert_ptr_nonnull(d.f);
-	rc = s->ops->begin(s, 0, e);
-	if (rc == 0)
-		rc = dump_meta(&d, "store_id");
-	if (rc == 0)
-		rc = dump_meta(&d, "counter");
-	if (rc == 0)
-		rc = dump_meta(&d, "noop");
-	if (rc == 0)
-		rc = s->ops->key_list(s, dump_key, &d, e);
-	if (rc == 0)
-		rc = s->ops->secret_list(s, dump_secret, &d, e);
-	if (rc == 0)
-		rc = s->ops->role_list(s, dump_role, &d, e);
-	if (rc == 0)
-		rc = s->ops->counts(s, &ns, &nv, &nk, e);
-	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", ns, nv,
-		nk);
-	s->ops->rollback(s);
-	fclose(d.f);
-	if (rc) {
-		free(text);
-		return NULL;
-	}
-	return text;
-}
-
 /* ---- the store workload's adapters ------------------------------------ */
 
 /* A store with the service key, one key version and a store id. */
@@ -500,7 +366,7 @@ static int store_step(void *h, void *st, int i, struct sfs_error *e)
 
 static char *store_dump(void *h, struct sfs_error *e)
 {
-	return dump_store(h, e);
+	return sd_store_dump(h, e);
 }
 
 static int store_probe(void *h, struct sfs_error *e)

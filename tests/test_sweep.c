@@ -214,6 +214,12 @@ static const struct {
 
 /* ---- the sweep ---------------------------------------------------------- */
 
+/* The seed as the services and as the store show it, and the services'
+ * view after the call succeeded. */
+struct want {
+	char *before, *raw_before, *after;
+};
+
 /* One run of a call on a fresh copy of the seed. */
 struct run {
 	call_fn *fn;
@@ -221,14 +227,21 @@ struct run {
 	int once;    /* only the nth store call fails */
 	int rc;	     /* what the call returned */
 	int ncalls;  /* store calls it made */
-	char *state; /* the dump right after it (faults off) */
-	char *retry; /* after a retry without faults, or NULL */
+	char *raw;   /* the store's records right after it (faults off) */
+	char *state; /* the services' view then */
+	char *retry; /* the view after a retry without faults, or NULL */
 };
 
-/* Run r->fn on a copy of the seed; with retry, run it again without
- * faults when it failed and dump that too. before (may be NULL) is the
- * seed's dump, to tell whether the failed call changed anything. */
-static void run(struct run *r, const char *before, int retry)
+static int nothing(struct sfs_ctx *ctx, struct sfs_error *e)
+{
+	(void)ctx;
+	(void)e;
+	return SFS_OK;
+}
+
+/* Run r->fn on a copy of the seed; when w is given and the call changed
+ * nothing the services show, retry it without faults and dump again. */
+static void run(struct run *r, const struct want *w)
 {
 	char *dir = sd_copy_dir(seed, "sweep-run");
 	struct sfs_ctx *ctx = sd_open(dir, 0);
@@ -244,63 +257,78 @@ static void run(struct run *r, const char *before, int retry)
 	r->rc = r->fn(ctx, &e);
 	r->ncalls = fault_store_calls(f);
 	fault_store_reset(f);
-	r->state = sd_dump_checked(ctx);
+	r->raw = sd_dump_checked(ctx, 1);
+	r->state = sd_dump_checked(ctx, 0);
 	r->retry = NULL;
-	if (retry && before && strcmp(r->state, before) == 0) {
+	if (w && strcmp(r->state, w->before) == 0) {
 		sfs_error_clear(&e);
 		ck_assert_msg(r->fn(ctx, &e) == SFS_OK, "retry: %s", e.msg);
-		r->retry = sd_dump_checked(ctx);
+		r->retry = sd_dump_checked(ctx, 0);
 	}
 	sfs_ctx_close(ctx);
 	tu_rmrf(dir);
 	free(dir);
 }
 
-/* The nth store call of the call fails (once or from then on). */
-static void sweep_one(int i, int nth, int once, const char *before,
-		      const char *after)
+static void run_free(struct run *r)
 {
-	struct run r = {calls[i].fn, nth, once, 0, 0, NULL, NULL};
+	free(r->raw);
+	free(r->state);
+	free(r->retry);
+}
+
+/* The nth store call of the call fails (once or from then on). */
+static void sweep_one(int i, int nth, int once, const struct want *w)
+{
+	struct run r = {calls[i].fn, nth, once, 0, 0, NULL, NULL, NULL};
+	const char *how = once ? " once" : "";
 	int code = once ? SFS_ENOSPC : SFS_EIO;
 
-	run(&r, before, 1);
+	run(&r, w);
 	ck_assert_msg(r.rc == code,
 		      "%s, store call %d of %d failing%s: returned %s, not %s",
-		      calls[i].name, nth, r.ncalls, once ? " once" : "",
-		      sfs_err_name(r.rc), sfs_err_name(code));
-	ck_assert_msg(
-	    strcmp(r.state, before) == 0 || strcmp(r.state, after) == 0,
-	    "%s, store call %d failing%s: partial change:\n%s\n"
-	    "before:\n%s\nafter:\n%s",
-	    calls[i].name, nth, once ? " once" : "", r.state, before, after);
-	if (r.retry)
-		ck_assert_msg(strcmp(r.retry, after) == 0,
+		      calls[i].name, nth, r.ncalls, how, sfs_err_name(r.rc),
+		      sfs_err_name(code));
+	ck_assert_msg(strcmp(r.state, w->before) == 0 ||
+			  strcmp(r.state, w->after) == 0,
+		      "%s, store call %d failing%s: partial change:\n%s\n"
+		      "before:\n%s\nafter:\n%s",
+		      calls[i].name, nth, how, r.state, w->before, w->after);
+	if (r.retry) {
+		ck_assert_msg(strcmp(r.raw, w->raw_before) == 0,
+			      "%s, store call %d failing%s: records changed:"
+			      "\n%s\nbefore:\n%s",
+			      calls[i].name, nth, how, r.raw, w->raw_before);
+		ck_assert_msg(strcmp(r.retry, w->after) == 0,
 			      "%s, store call %d failing%s: retry gave\n%s",
-			      calls[i].name, nth, once ? " once" : "", r.retry);
-	free(r.state);
-	free(r.retry);
+			      calls[i].name, nth, how, r.retry);
+	}
+	run_free(&r);
 }
 
 START_TEST(store_failure_sweep)
 {
-	struct sfs_ctx *ctx = sd_open(seed, 0);
-	char *before = sd_dump_checked(ctx);
-	struct run ref = {calls[_i].fn, 0, 0, 0, 0, NULL, NULL};
+	struct run base = {nothing, 0, 0, 0, 0, NULL, NULL, NULL};
+	struct run ref = {calls[_i].fn, 0, 0, 0, 0, NULL, NULL, NULL};
+	struct want w;
 	int nth;
 
-	sfs_ctx_close(ctx);
-	run(&ref, NULL, 0);
+	run(&base, NULL);
+	run(&ref, NULL);
 	ck_assert_msg(ref.rc == SFS_OK, "%s: %s", calls[_i].name,
 		      sfs_err_name(ref.rc));
-	ck_assert_msg(strcmp(ref.state, before) != 0, "%s changed nothing",
+	ck_assert_msg(strcmp(ref.state, base.state) != 0, "%s changed nothing",
 		      calls[_i].name);
 	ck_assert_int_gt(ref.ncalls, 0);
+	w.before = base.state;
+	w.raw_before = base.raw;
+	w.after = ref.state;
 	for (nth = 1; nth <= ref.ncalls; nth++) {
-		sweep_one(_i, nth, 0, before, ref.state);
-		sweep_one(_i, nth, 1, before, ref.state);
+		sweep_one(_i, nth, 0, &w);
+		sweep_one(_i, nth, 1, &w);
 	}
-	free(ref.state);
-	free(before);
+	run_free(&base);
+	run_free(&ref);
 }
 END_TEST
 

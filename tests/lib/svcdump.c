@@ -13,6 +13,7 @@
 #include "secretfs/keys.h"
 #include "secretfs/role.h"
 #include "secretfs/secret.h"
+#include "secretfs/store.h"
 #include "secretfs/version.h"
 
 #define SD_KEYS	   16
@@ -51,20 +52,28 @@ static int dump_key(void *arg, const struct sfs_key_rec *k)
 	return 0;
 }
 
-static void dump_bytes(FILE *f, const unsigned char *p, size_t len)
+/* FNV-1a, 64 bits. */
+static uint64_t fnv64(const unsigned char *p, size_t len)
 {
 	uint64_t h = 14695981039346656037ULL;
 	size_t i;
 
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static void dump_bytes(FILE *f, const unsigned char *p, size_t len)
+{
+	size_t i;
+
 	fprintf(f, " %zu ", len);
-	if (len <= SD_HEX_MAX) {
-		for (i = 0; i < len; i++)
-			fprintf(f, "%02x", p[i]);
+	if (len > SD_HEX_MAX) {
+		fprintf(f, "fnv:%016" PRIx64, fnv64(p, len));
 		return;
 	}
 	for (i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	fprintf(f, "fnv:%016" PRIx64, h);
+		fprintf(f, "%02x", p[i]);
 }
 
 /* A version's record and what reading it gives. */
@@ -140,13 +149,141 @@ char *sd_dump(struct sfs_ctx *ctx, struct sfs_error *err)
 	return text;
 }
 
-char *sd_dump_checked(struct sfs_ctx *ctx)
+/* ---- the store's records ------------------------------------------------ */
+
+static uint64_t blob_fnv(const struct sfs_blob *b)
+{
+	return fnv64(b->data, b->len);
+}
+
+struct raw {
+	struct sfs_store *s;
+	FILE *f;
+	struct sfs_error *e;
+};
+
+static int raw_key(void *arg, const struct sfs_key_rec *k)
+{
+	struct raw *d = arg;
+	struct sfs_blob b = {NULL, 0};
+	uint32_t v;
+	int rc;
+
+	fprintf(d->f, "key %s %s %d %d %s %" PRId64 " %s %u\n", k->id, k->name,
+		k->type, k->state, k->description, k->created_at, k->created_by,
+		k->current_version);
+	for (v = 1; v <= k->current_version; v++) {
+		rc = d->s->ops->keyver_get(d->s, k->id, v, &b, d->e);
+		if (rc)
+			return rc;
+		fprintf(d->f, " keyver %u %zu %016" PRIx64 "\n", v, b.len,
+			blob_fnv(&b));
+		sfs_blob_release(&b);
+	}
+	return 0;
+}
+
+static int raw_version(void *arg, const struct sfs_version_rec *v)
+{
+	struct raw *d = arg;
+	struct sfs_version_rec full;
+	int rc = d->s->ops->version_get(d->s, v->secret_id, v->version, 1,
+					&full, d->e);
+
+	if (rc)
+		return rc;
+	fprintf(d->f,
+		" version %u %d %" PRId64 " %s %s %u %u %d %zu %016" PRIx64
+		" %zu %016" PRIx64 "\n",
+		full.version, full.state, full.created_at, full.created_by,
+		full.kms_key_id, full.kms_key_version, full.size, full.format,
+		full.wrapped_dek.len, blob_fnv(&full.wrapped_dek),
+		full.ciphertext.len, blob_fnv(&full.ciphertext));
+	sfs_version_rec_release(&full);
+	return 0;
+}
+
+static int raw_secret(void *arg, const struct sfs_secret_rec *r)
+{
+	struct raw *d = arg;
+
+	fprintf(d->f,
+		"secret %s %s %s %d %d %s %u %u %o %u %u %s %" PRId64
+		" %s %" PRId64 "\n",
+		r->id, r->name, r->description, r->status, r->access_control,
+		r->allowed, r->owner, r->group, r->mode, r->default_version,
+		r->latest_version, r->kms_key_id, r->created_at, r->created_by,
+		r->changed_at);
+	return d->s->ops->version_list(d->s, r->id, raw_version, d, d->e);
+}
+
+static int raw_role(void *arg, const char *role, const char *principal)
+{
+	struct raw *d = arg;
+
+	fprintf(d->f, "role %s %s\n", role, principal);
+	return 0;
+}
+
+static int raw_meta(struct raw *d, const char *name)
+{
+	struct sfs_blob b = {NULL, 0};
+	int rc = d->s->ops->meta_get(d->s, name, &b, d->e);
+
+	if (rc == SFS_ENOENT) {
+		fprintf(d->f, "meta %s none\n", name);
+		return 0;
+	}
+	if (rc == 0)
+		fprintf(d->f, "meta %s %zu %016" PRIx64 "\n", name, b.len,
+			blob_fnv(&b));
+	sfs_blob_release(&b);
+	return rc;
+}
+
+char *sd_store_dump(struct sfs_store *s, struct sfs_error *e)
+{
+	struct raw d = {s, NULL, e};
+	uint64_t ns = 0, nv = 0, nk = 0;
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	d.f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(d.f);
+	rc = s->ops->begin(s, 0, e);
+	if (rc == 0)
+		rc = raw_meta(&d, "store_id");
+	if (rc == 0)
+		rc = raw_meta(&d, "counter");
+	if (rc == 0)
+		rc = raw_meta(&d, "noop");
+	if (rc == 0)
+		rc = s->ops->key_list(s, raw_key, &d, e);
+	if (rc == 0)
+		rc = s->ops->secret_list(s, raw_secret, &d, e);
+	if (rc == 0)
+		rc = s->ops->role_list(s, raw_role, &d, e);
+	if (rc == 0)
+		rc = s->ops->counts(s, &ns, &nv, &nk, e);
+	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", ns, nv,
+		nk);
+	s->ops->rollback(s);
+	fclose(d.f);
+	if (rc) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+char *sd_dump_checked(struct sfs_ctx *ctx, int raw)
 {
 	struct sfs_error e;
 	char *text;
 
 	sfs_error_clear(&e);
-	text = sd_dump(ctx, &e);
+	text = raw ? sd_store_dump(sfs_ctx_store(ctx), &e) : sd_dump(ctx, &e);
 	ck_assert_msg(text != NULL, "dump: %s", e.msg);
 	return text;
 }
