@@ -11,6 +11,9 @@
  * then for n = 1..N, twice (the nth call and every later one fail with
  * SFS_EIO; only the nth fails, with SFS_ENOSPC), a fresh copy of the seed
  * runs the call under the fault store and is compared with both states.
+ * The services' view leaves out ids and times, which differ between
+ * runs; when it shows the state before, the store's own records (ids,
+ * times, blobs) must equal the seed's too.
  */
 #include <check.h>
 #include <stdio.h>
