@@ -1,7 +1,7 @@
 /*
  * The one main of every Check suite: see harness.h.
  */
-#include "harness.h"
+#include "lib/harness.h"
 
 void harness_add(Suite *s, const char *name, const TTest *test, SFun setup,
 		 SFun teardown, double timeout)
