@@ -41,10 +41,7 @@ static void teardown(void)
 
 static struct sfs_key_rec key(const char *name)
 {
-	struct sfs_key_rec k;
-
-	ck_assert_int_eq(sfs_key_get(ctx, &admin, name, &k, &err), SFS_OK);
-	return k;
+	return tu_key_get(ctx, name);
 }
 
 static void mk_key(const char *name)

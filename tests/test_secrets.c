@@ -52,21 +52,12 @@ static int create(const char *name, const char *value)
 
 static struct sfs_secret_rec get(const char *name)
 {
-	struct sfs_secret_rec s;
-	int full;
-
-	ck_assert_int_eq(sfs_secret_get(ctx, &admin, name, &s, &full, &err),
-			 SFS_OK);
-	ck_assert_int_eq(full, 1);
-	return s;
+	return tu_secret_get(ctx, name);
 }
 
 static struct sfs_key_rec key(const char *name)
 {
-	struct sfs_key_rec k;
-
-	ck_assert_int_eq(sfs_key_get(ctx, &admin, name, &k, &err), SFS_OK);
-	return k;
+	return tu_key_get(ctx, name);
 }
 
 /* ---- create ------------------------------------------------------------- */

@@ -88,12 +88,7 @@ static int rd(const char *name, uint32_t n, const char *want)
 
 static struct sfs_secret_rec get(const char *name)
 {
-	struct sfs_secret_rec s;
-	int full;
-
-	ck_assert_int_eq(sfs_secret_get(ctx, &admin, name, &s, &full, &err),
-			 SFS_OK);
-	return s;
+	return tu_secret_get(ctx, name);
 }
 
 static int vstate(const char *name, uint32_t n)

@@ -10,6 +10,7 @@
 
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
+#include "secretfs/keys.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 
@@ -142,6 +143,34 @@ int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	n.value = value;
 	n.value_len = value ? strlen(value) : 0;
 	return sfs_secret_create(ctx, c, &n, NULL, err);
+}
+
+struct sfs_secret_rec tu_secret_get(struct sfs_ctx *ctx, const char *name)
+{
+	struct sfs_secret_rec r;
+	struct sfs_caller self;
+	struct sfs_error e;
+	int full = 0;
+
+	sfs_caller_self(&self);
+	sfs_error_clear(&e);
+	ck_assert_msg(sfs_secret_get(ctx, &self, name, &r, &full, &e) == 0,
+		      "secret %s: %s", name, e.msg);
+	ck_assert_int_eq(full, 1);
+	return r;
+}
+
+struct sfs_key_rec tu_key_get(struct sfs_ctx *ctx, const char *name)
+{
+	struct sfs_key_rec k;
+	struct sfs_caller self;
+	struct sfs_error e;
+
+	sfs_caller_self(&self);
+	sfs_error_clear(&e);
+	ck_assert_msg(sfs_key_get(ctx, &self, name, &k, &e) == 0, "key %s: %s",
+		      name, e.msg);
+	return k;
 }
 
 void tu_assert_audit_field(const char *store, const char *field,

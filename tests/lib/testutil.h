@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "secretfs/store.h"
+
 /* mkdtemp under $TMPDIR (default /tmp); aborts on failure. malloc'd. */
 char *tu_tmpdir(const char *tag);
 /* Suites whose disk is a model (or whose fsync waits only slow them): put
@@ -50,6 +52,11 @@ struct sfs_caller tu_fs_caller(uint32_t uid, uint32_t gid, unsigned roles);
 int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, const char *key, const char *value,
 		     struct sfs_error *err);
+
+/* The record of secret name (full view) or key name, as the process
+ * itself; a lookup that fails fails the test. */
+struct sfs_secret_rec tu_secret_get(struct sfs_ctx *ctx, const char *name);
+struct sfs_key_rec tu_key_get(struct sfs_ctx *ctx, const char *name);
 
 /* store/audit.log holds exactly n lines, and field of line i is want[i]
  * (a Check assertion otherwise). */
