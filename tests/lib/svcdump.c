@@ -1,4 +1,5 @@
-/* The store as the services show it; see svcdump.h. */
+/* Dumps of a store (as the services show it; its records) and copies of a
+ * store directory; see svcdump.h. */
 #include <check.h>
 #include <dirent.h>
 #include <inttypes.h>
