@@ -23,8 +23,10 @@ struct harness {
 	void (*cleanup)(void); /* NULL, or run once after the suite */
 };
 
-/* Defined by each test file. */
-extern const struct harness harness;
+/* Defined by each test file. Weak, as is the harness's main: a test file
+ * written before the harness, with its own main, still links and runs
+ * as it did (convert it). */
+extern const struct harness harness __attribute__((weak));
 
 /* Add one test case named name holding test, with the checked fixture
  * setup/teardown (either may be NULL) and a timeout in seconds (0: Check's
