@@ -95,7 +95,7 @@ static int bad_syntax(struct sfs_error *err, const char *text)
 {
 	return sfs_error_set(err, SFS_EINVAL,
 			     "bad principal '%.64s': expected uid:N, gid:N, "
-			     "user:NAME or group:NAME",
+			     "NAME, user:NAME or group:NAME",
 			     text);
 }
 
@@ -111,9 +111,13 @@ int sfs_principal_parse(const char *text, char *out, size_t cap,
 			return bad_syntax(err, text);
 		kind = text[0] == 'u' ? "uid" : "gid";
 	} else if (strncmp(text, "user:", 5) == 0 ||
-		   strncmp(text, "group:", 6) == 0) {
-		is_group = text[0] == 'g';
-		arg = text + (is_group ? 6 : 5);
+		   strncmp(text, "group:", 6) == 0 ||
+		   (*text && !strchr(text, ':'))) {
+		/* a bare NAME is user:NAME (SPEC §4: `alice` or `user:alice`) */
+		is_group = strncmp(text, "group:", 6) == 0;
+		arg = is_group		       ? text + 6
+		      : strchr(text, ':') ? text + 5
+					   : text;
 		if (*arg == '\0')
 			return bad_syntax(err, text);
 		rc = resolve_name(arg, is_group, &id);

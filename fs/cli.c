@@ -188,30 +188,6 @@ int cli_parse_number(const char *text, uint32_t *out)
 	return 0;
 }
 
-int cli_principals(const char *list, char *out, size_t cap)
-{
-	const char *p = list;
-	size_t n, sp, len = 0;
-	int w;
-
-	out[0] = '\0';
-	for (;;) {
-		n = strcspn(p, ",");
-		sp = strspn(p, " \t");
-		sp = sp < n ? sp : n;
-		w = snprintf(out + len, cap - len, "%s%.*s%s%.*s",
-			     p == list ? "" : ",", (int)sp, p,
-			     n > sp && !memchr(p, ':', n) ? "user:" : "",
-			     (int)(n - sp), p + sp);
-		if (w < 0 || (size_t)w >= cap - len)
-			return -1;
-		len += (size_t)w;
-		if (!p[n])
-			return 0;
-		p += n + 1;
-	}
-}
-
 /* --- VALUE ------------------------------------------------------------- */
 
 void cli_value_src_init(struct cli_value_src *s)

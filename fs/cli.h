@@ -96,13 +96,6 @@ int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 /* A version number (1 ... 2^32 - 1, decimal digits only). 0 or -1. */
 int cli_parse_number(const char *text, uint32_t *out);
 
-/*
- * A principal or a comma-separated list of them with each bare name
- * ("alice") written as "user:alice", for the core, which takes only the
- * prefixed forms. 0, or -1 when it does not fit in cap bytes.
- */
-int cli_principals(const char *list, char *out, size_t cap);
-
 /* --- the value given by --value, --file or --kv ------------------------ */
 
 struct cli_value_src {

@@ -35,7 +35,6 @@ static int role_change(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	int grant = !strcmp(cmd->name, "grant");
 	const char *role, *principal;
-	char who[SFS_PRINCIPAL_MAX + 8];
 	struct cli_session s;
 	int rc = cli_parse_plain(cmd, argc, argv, 2, 2);
 
@@ -43,15 +42,14 @@ static int role_change(const struct cli_cmd *cmd, const struct cli_global *g,
 		return rc;
 	role = argv[optind];
 	principal = argv[optind + 1];
-	if (strchr(principal, ',') ||
-	    cli_principals(principal, who, sizeof(who)))
+	if (strchr(principal, ','))
 		return cli_bad_usage(cmd, "bad principal '%s'", principal);
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
 	if (grant)
-		rc = sfs_role_grant(s.ctx, &s.caller, role, who, &s.err);
+		rc = sfs_role_grant(s.ctx, &s.caller, role, principal, &s.err);
 	else
-		rc = sfs_role_revoke(s.ctx, &s.caller, role, who, &s.err);
+		rc = sfs_role_revoke(s.ctx, &s.caller, role, principal, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot %s role '%s' %s '%s'",
 				      cmd->name, role, grant ? "to" : "from",

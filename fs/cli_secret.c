@@ -430,7 +430,7 @@ static int secret_update(const struct cli_cmd *cmd,
 	struct sfs_secret_update u;
 	const char *ids[2] = { NULL, NULL }; /* --owner, --group */
 	struct cli_session s;
-	char line[256], allow[2 * SFS_ALLOWED_MAX + 2];
+	char line[256];
 	int ch, i, rc;
 
 	memset(&u, 0, sizeof(u));
@@ -450,10 +450,6 @@ static int secret_update(const struct cli_cmd *cmd,
 				   i ? &u.group : &u.owner)) != EXIT_OK)
 			return rc;
 	u.fields |= (ids[0] ? SFS_SF_OWNER : 0) | (ids[1] ? SFS_SF_GROUP : 0);
-	if (u.allowed && cli_principals(u.allowed, allow, sizeof(allow)))
-		return cli_bad_usage(cmd, "allow list too long");
-	if (u.allowed)
-		u.allowed = allow;
 	if (cli_session_open(&s, g) != EXIT_OK)
 		return EXIT_FAIL;
 	rc = sfs_secret_update(s.ctx, &s.caller, argv[optind], &u, &s.err);

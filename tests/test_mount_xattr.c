@@ -211,6 +211,12 @@ START_TEST(set_access_control)
 	ck_assert_int_eq(
 	    xset("secrets/db", "user.secret.allowed_principals", "bogus:1"),
 	    EINVAL);
+	/* a bare name is user:NAME, as on the command line */
+	ck_assert_int_eq(xset("secrets/db", "user.secret.allowed_principals",
+			      "root,group:root"),
+			 0);
+	assert_xattr("secrets/db", "user.secret.allowed_principals",
+		     "uid:0,gid:0");
 }
 END_TEST
 

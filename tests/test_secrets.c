@@ -534,7 +534,17 @@ START_TEST(change_key_rules)
 	ck_assert_str_eq(v.kms_key_id, key("k2").id);
 	ck_assert_int_eq(sfs_version_info(ctx, &admin, "ck", 1, &v, &err), 0);
 	ck_assert_str_eq(v.kms_key_id, key("service").id);
-	/* the service key needs no kms-user */
+	/* moving away from a user key needs kms-user too (issue 10, 12) */
+	ck_assert_int_eq(sfs_secret_change_key(ctx, &mgr, "ck", "service",
+					       &err),
+			 SFS_EACCES);
+	ck_assert_str_eq(get("ck").kms_key_id, key("k2").id);
+	mgr.roles |= SFS_ROLE_KMS_USER;
+	ck_assert_int_eq(sfs_secret_change_key(ctx, &mgr, "ck", "service",
+					       &err),
+			 SFS_OK);
+	/* the service key itself needs no kms-user */
+	mgr.roles &= ~SFS_ROLE_KMS_USER;
 	ck_assert_int_eq(sfs_secret_change_key(ctx, &mgr, "ck", "service",
 					       &err),
 			 SFS_OK);
