@@ -21,7 +21,7 @@ ifdef WERROR
 WARN += -Werror
 endif
 OPT ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -Icore/include
+CPPFLAGS += -D_GNU_SOURCE -Icore/include -Ifs
 CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 libmicrohttpd 2>/dev/null)
 CORE_LIBS := $(shell pkg-config --libs libsodium jansson sqlite3 2>/dev/null) -lpthread
 FUSE_LIBS := $(shell pkg-config --libs fuse3 libmicrohttpd 2>/dev/null)
@@ -30,7 +30,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 LDFLAGS += $(SAN)
 
 CORE_SRC := $(sort $(wildcard core/*.c))
-FS_SRC := $(sort $(wildcard fs/*.c))
+FS_SRC := $(sort $(wildcard fs/*.c fs/*/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTLIB_SRC := $(sort $(wildcard tests/lib/*.c))
 

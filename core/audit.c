@@ -3,10 +3,30 @@
  *
  * Each line is built whole in memory and appended with a single write(2) on
  * an O_APPEND descriptor, so lines from the CLI, the daemon and its threads
- * never interleave and need no lock: struct sfs_audit is read-only after
- * sfs_audit_open(). A line that cannot be written whole is SFS_EIO, and the
- * caller fails the read rather than let it go unaudited. Nothing secret is
- * ever handed to this module.
+ * never interleave and need no lock. A line that cannot be written whole is
+ * SFS_EIO, and the caller fails the read rather than let it go unaudited.
+ * Nothing secret is ever handed to this module.
+ *
+ * So that no user can fill the disk (SPEC §5):
+ * - Refused lines (any result but ok, from a known caller) are limited to
+ *   REFUSED_PER_SEC per uid and second; the rest are counted, and the
+ *   count is written as one "audit.suppressed" line once that second is
+ *   over (at the next line of anyone, or at close). A uid's slot is
+ *   never taken over within its second (two uids alternating would each
+ *   get a fresh budget): one that finds none free shares a last slot,
+ *   whose summary names no uid. The limiter's table has its own mutex,
+ *   taken for refused lines only.
+ * - The log rotates itself: once it reaches max bytes, audit.log.3 moves
+ *   to .4 (the oldest is dropped), ... audit.log to .1, and a new
+ *   audit.log is made. A process rotates under flock() of the log, so
+ *   two processes never both rotate the same file, and each process
+ *   looks at the path once a second to follow a rotation made by another
+ *   (or by logrotate); sfs_audit_reopen() (SIGHUP) makes it look at the
+ *   next line. The descriptor is replaced in place with dup2(): a write
+ *   racing with it lands whole in one file or the other, so writers take
+ *   no lock; the switch takes the turn mutex. (The look is a stat() of
+ *   the path: once a second, not per line, since a stat marks the file's
+ *   times as seen; see sfs_audit_size.)
  *
  * Field order: time, op, secret, secret_id, version, result, then key (key
  * operations only), then uid (every caller) and, for filesystem callers,
@@ -15,9 +35,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,9 +51,37 @@
 #define FOLLOW_POLL_NS 200000000L
 #define READ_CHUNK     65536
 
+#define REFUSED_PER_SEC 32 /* refused lines of one uid per second */
+#define LIMIT_SLOTS	1024 /* by hash of the uid, then LIMIT_PROBE on */
+#define LIMIT_PROBE	8
+#define LIMIT_FLUSH	16 /* summaries written per call, at most */
+
+/* Refused lines of one uid in the current second. */
+struct limit_slot {
+	int used;
+	uint32_t uid;
+	int64_t second;	     /* monotonic */
+	unsigned lines;	     /* written in that second */
+	uint64_t suppressed; /* left out since the last summary */
+	int result;	     /* of the last line left out */
+};
+
 struct sfs_audit {
-	int fd; /* O_WRONLY | O_APPEND */
+	int fd; /* O_WRONLY | O_APPEND; replaced in place by a turn */
 	char *path;
+	int64_t max;	      /* rotate at this size; 0: never */
+	int64_t size;	      /* atomic: the log's size as this process knows */
+	int64_t checked;      /* atomic: the second path was last looked at */
+	int reopen;	      /* atomic: look at path at the next line */
+	pthread_mutex_t turn; /* rotation and reopen; guards dev, ino */
+	dev_t dev;
+	ino_t ino;
+	pthread_mutex_t limit; /* guards slots */
+	unsigned pending;      /* atomic: slots with lines left out */
+	/* the last one is shared by uids that find no slot free in this
+	 * second (its summary names no uid): never a fresh budget for a
+	 * uid that takes another's slot over */
+	struct limit_slot slots[LIMIT_SLOTS + 1];
 };
 
 static int errno_code(int e)
@@ -105,38 +155,178 @@ int sfs_audit_open(struct sfs_audit **out, const char *path,
 		   struct sfs_error *err)
 {
 	struct sfs_audit *a;
+	struct stat st;
 	int fd;
 
 	*out = NULL;
 	fd = log_open(path, err);
 	if (fd < 0)
 		return fd;
-	a = malloc(sizeof(*a));
-	if (!a || !(a->path = strdup(path))) {
+	a = calloc(1, sizeof(*a));
+	if (!a || !(a->path = strdup(path)) || fstat(fd, &st) != 0) {
+		if (a)
+			free(a->path);
 		free(a);
 		close(fd);
 		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	}
 	a->fd = fd;
+	a->max = SFS_AUDIT_MAX_DEFAULT;
+	a->size = (int64_t)st.st_size;
+	a->dev = st.st_dev;
+	a->ino = st.st_ino;
+	pthread_mutex_init(&a->turn, NULL);
+	pthread_mutex_init(&a->limit, NULL);
 	*out = a;
 	return SFS_OK;
 }
+
+void sfs_audit_set_max(struct sfs_audit *a, int64_t max)
+{
+	if (a)
+		a->max = max;
+}
+
+void sfs_audit_reopen(struct sfs_audit *a)
+{
+	if (a)
+		__atomic_store_n(&a->reopen, 1, __ATOMIC_RELAXED);
+}
+
+static int flush_summaries(struct sfs_audit *a, int64_t second, int all);
 
 void sfs_audit_close(struct sfs_audit *a)
 {
 	if (!a)
 		return;
+	while (flush_summaries(a, 0, 1) == LIMIT_FLUSH)
+		;
 	close(a->fd);
+	pthread_mutex_destroy(&a->turn);
+	pthread_mutex_destroy(&a->limit);
 	free(a->path);
 	free(a);
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s)
+/* ---- rotation and reopening -------------------------------------------- */
+
+static int64_t mono_second(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* turn held: point the descriptor at the file now at path (made if
+ * missing). Lines written before are synced first: a change's line must
+ * be durable before the store drops its copy (ctx.c). */
+static int reopen_locked(struct sfs_audit *a)
+{
+	struct stat st;
+	int fd = log_open(a->path, NULL), rc = SFS_EIO;
+
+	if (fd < 0)
+		return fd;
+	fdatasync(a->fd);
+	if (fstat(fd, &st) == 0 && dup2(fd, a->fd) >= 0) {
+		a->dev = st.st_dev;
+		a->ino = st.st_ino;
+		__atomic_store_n(&a->size, (int64_t)st.st_size,
+				 __ATOMIC_RELAXED);
+		rc = SFS_OK;
+	}
+	close(fd);
+	return rc;
+}
+
+/* path.N (N > 0) or path itself (N == 0) into out. */
+static void numbered(const struct sfs_audit *a, int n, char *out, size_t cap)
+{
+	if (n)
+		snprintf(out, cap, "%s.%d", a->path, n);
+	else
+		snprintf(out, cap, "%s", a->path);
+}
+
+/* turn held: is the file at path still the one the descriptor writes? */
+static int current(const struct sfs_audit *a, struct stat *st)
+{
+	return stat(a->path, st) == 0 && st->st_dev == a->dev &&
+	       st->st_ino == a->ino;
+}
+
+/* turn held: rotate the log when it is still ours and full (another
+ * process may just have done it), then write to the new one. */
+static int rotate_locked(struct sfs_audit *a)
+{
+	char from[4096], to[4096];
+	struct stat st;
+	int lk = dup(a->fd), i, rc;
+
+	if (lk < 0)
+		return SFS_EIO;
+	flock(lk, LOCK_EX); /* against another process rotating it */
+	if (current(a, &st) && st.st_size >= a->max) {
+		for (i = SFS_AUDIT_KEEP; i > 0; i--) {
+			numbered(a, i - 1, from, sizeof(from));
+			numbered(a, i, to, sizeof(to));
+			rename(from, to); /* a missing .N is fine */
+		}
+	}
+	rc = reopen_locked(a);
+	close(lk); /* and its lock */
+	return rc;
+}
+
+/* Before a line: rotate when full, reopen when asked (SIGHUP) or when
+ * the file at path is another (rotated by another process, logrotate).
+ * A failure leaves the line to the file in use: it is still written. */
+static void maybe_turn(struct sfs_audit *a)
+{
+	int64_t sec = mono_second();
+	struct stat st;
+	int full =
+	    a->max > 0 && __atomic_load_n(&a->size, __ATOMIC_RELAXED) >= a->max;
+	/* loads first: no shared cache line is written per line */
+	int asked = __atomic_load_n(&a->reopen, __ATOMIC_RELAXED) &&
+		    __atomic_exchange_n(&a->reopen, 0, __ATOMIC_RELAXED);
+
+	if (!full && !asked &&
+	    (__atomic_load_n(&a->checked, __ATOMIC_RELAXED) == sec ||
+	     __atomic_exchange_n(&a->checked, sec, __ATOMIC_RELAXED) == sec))
+		return;
+	pthread_mutex_lock(&a->turn);
+	if (full && rotate_locked(a) != SFS_OK)
+		/* try again after as many bytes, not at every line */
+		__atomic_store_n(&a->size, 0, __ATOMIC_RELAXED);
+	else if (!full && (asked || !current(a, &st)))
+		reopen_locked(a);
+	pthread_mutex_unlock(&a->turn);
+}
+
+/* One write(2) of a whole line, counted towards the size. */
+static int write_line(struct sfs_audit *a, const char *line, size_t len)
+{
+	ssize_t w;
+
+	/* One write: a retry after a short write could interleave. */
+	do {
+		w = write(a->fd, line, len);
+	} while (w < 0 && errno == EINTR);
+	if (w > 0)
+		__atomic_add_fetch(&a->size, (int64_t)w, __ATOMIC_RELAXED);
+	return (w < 0 || (size_t)w != len) ? SFS_EIO : SFS_OK;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 when invalid; its code
+ * point in *out. */
+static size_t utf8_cp(const unsigned char *s, unsigned *out)
 {
 	size_t n, i;
 	unsigned cp;
 
+	*out = s[0];
 	if (s[0] < 0x80)
 		return 1;
 	if (s[0] >= 0xc2 && s[0] <= 0xdf)
@@ -156,7 +346,32 @@ static size_t utf8_seq(const unsigned char *s)
 	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
 	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
 		return 0;
+	*out = cp;
 	return n;
+}
+
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	return utf8_cp(s, &cp);
+}
+
+/*
+ * Code points that a line never holds raw (SPEC §5: control characters
+ * of any kind; issue 10, finding 11), since a terminal or a log viewer
+ * acts on them: C0, DEL, C1 (U+0085 NEL among them), the line and
+ * paragraph separators U+2028/U+2029, and the bidirectional controls
+ * that reorder what a terminal shows (U+061C, U+200E/F, U+202A-E,
+ * U+2066-9). They are written as \uXXXX.
+ */
+static int escaped_cp(unsigned cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
+	       cp == 0x2029 || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 /*
@@ -232,9 +447,18 @@ static int build_line(const struct sfs_audit_event *ev, char **line,
 	if (ev->key)
 		bad |= set_text(j, "key", ev->key);
 	bad |= set_caller(j, ev->caller);
+	if (ev->suppressed)
+		bad |=
+		    sfs_json_set_int(j, "suppressed", (int64_t)ev->suppressed);
 	if (!bad)
 		text = sfs_json_dump(j, 0);
 	sfs_json_free(j);
+	if (text) { /* jansson leaves DEL, C1, U+2028 ... raw */
+		char *safe = sfs_audit_printable(text);
+
+		free(text);
+		text = safe;
+	}
 	if (!text)
 		return SFS_ENOMEM;
 	*len = strlen(text);
@@ -271,6 +495,15 @@ static void put(struct lbuf *b, const char *s, size_t n)
 	b->len += n;
 }
 
+/* \uXXXX of a code point below U+10000, upper-case hex as jansson's. */
+static void put_u(struct lbuf *b, unsigned cp)
+{
+	char esc[8];
+
+	snprintf(esc, sizeof(esc), "\\u%04X", cp & 0xffff);
+	put(b, esc, 6);
+}
+
 static void put_quoted(struct lbuf *b, const char *text)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -279,8 +512,10 @@ static void put_quoted(struct lbuf *b, const char *text)
 	size_t n;
 
 	put(b, "\"", 1);
+	unsigned cp;
+
 	for (; *s && !b->over; s += n) {
-		n = utf8_seq(s);
+		n = utf8_cp(s, &cp);
 		if (n == 0) { /* as set_text(): an invalid byte is '?' */
 			put(b, "?", 1);
 			n = 1;
@@ -294,6 +529,8 @@ static void put_quoted(struct lbuf *b, const char *text)
 			esc[4] = hex[*s >> 4];
 			esc[5] = hex[*s & 15];
 			put(b, esc, esc[1] == 'u' ? 6 : 2);
+		} else if (escaped_cp(cp)) {
+			put_u(b, cp);
 		} else {
 			put(b, (const char *)s, n);
 		}
@@ -352,8 +589,35 @@ static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
 			put_field(b, "comm", comm);
 		}
 	}
+	if (ev->suppressed)
+		put_num(b, "suppressed", (int64_t)ev->suppressed);
 	put(b, "}\n", 2);
 	return b->over ? -1 : 0;
+}
+
+char *sfs_audit_printable(const char *text)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t len = strlen(text), n;
+	struct lbuf b = {NULL, 0, 6 * len + 1, 0};
+	unsigned cp;
+
+	b.p = malloc(b.cap);
+	if (!b.p)
+		return NULL;
+	for (; *s; s += n) {
+		n = utf8_cp(s, &cp);
+		if (n == 0) { /* an invalid byte (0x9b is CSI to some) */
+			put(&b, "?", 1);
+			n = 1;
+		} else if (escaped_cp(cp)) {
+			put_u(&b, cp);
+		} else {
+			put(&b, (const char *)s, n);
+		}
+	}
+	b.p[b.len] = '\0';
+	return b.p;
 }
 
 int sfs_audit_line(const struct sfs_audit_event *ev, char **line,
@@ -375,15 +639,10 @@ int sfs_audit_line(const struct sfs_audit_event *ev, char **line,
 
 int sfs_audit_append(struct sfs_audit *a, const char *line, size_t len)
 {
-	ssize_t w;
-
 	if (!a)
 		return SFS_OK;
-	/* One write: a retry after a short write could interleave. */
-	do {
-		w = write(a->fd, line, len);
-	} while (w < 0 && errno == EINTR);
-	return (w < 0 || (size_t)w != len) ? SFS_EIO : SFS_OK;
+	maybe_turn(a);
+	return write_line(a, line, len);
 }
 
 int sfs_audit_sync(struct sfs_audit *a)
@@ -421,7 +680,7 @@ int sfs_audit_tail(struct sfs_audit *a, int64_t from, char **buf,
 
 	*buf = NULL;
 	*len = 0;
-	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = errno_code(errno);
 		goto out;
@@ -457,16 +716,120 @@ out:
 	return rc;
 }
 
-int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev)
+/* ---- refused lines: a limit per uid ------------------------------------ */
+
+/* The summary of a slot's left-out lines, into ev (with its caller c);
+ * limit held. */
+static void summary_take(struct sfs_audit *a, struct limit_slot *l,
+			 struct sfs_audit_event *ev, struct sfs_caller *c)
+{
+	memset(ev, 0, sizeof(*ev));
+	memset(c, 0, sizeof(*c));
+	c->uid = l->uid;
+	ev->op = "audit.suppressed";
+	ev->result = l->result;
+	ev->caller = l == &a->slots[LIMIT_SLOTS] ? NULL : c;
+	ev->suppressed = l->suppressed;
+	l->suppressed = 0;
+}
+
+static int write_event(struct sfs_audit *a, const struct sfs_audit_event *ev);
+
+/* Write the summaries of slots whose second is over (all: every one),
+ * LIMIT_FLUSH at most per call; how many. */
+static int flush_summaries(struct sfs_audit *a, int64_t second, int all)
+{
+	struct sfs_audit_event ev[LIMIT_FLUSH];
+	struct sfs_caller c[LIMIT_FLUSH];
+	int i, n = 0;
+
+	pthread_mutex_lock(&a->limit);
+	for (i = 0; i <= LIMIT_SLOTS && n < LIMIT_FLUSH; i++) {
+		struct limit_slot *l = &a->slots[i];
+
+		if (!l->used || !l->suppressed || (!all && l->second >= second))
+			continue;
+		summary_take(a, l, &ev[n], &c[n]);
+		n++;
+		__atomic_sub_fetch(&a->pending, 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&a->limit);
+	for (i = 0; i < n; i++)
+		write_event(a, &ev[i]);
+	return n;
+}
+
+/*
+ * limit held: uid's slot, found among LIMIT_PROBE from its hash, else one
+ * that is free or whose second is over (its summary, if any, handed back
+ * in *evicted: ev->suppressed non-zero), else the shared last one.
+ */
+static struct limit_slot *limit_find(struct sfs_audit *a, uint32_t uid,
+				     int64_t second,
+				     struct sfs_audit_event *evicted,
+				     struct sfs_caller *c)
+{
+	unsigned h = (uid * 2654435761u) % LIMIT_SLOTS, i;
+	struct limit_slot *l, *take = NULL;
+
+	for (i = 0; i < LIMIT_PROBE; i++) {
+		l = &a->slots[(h + i) % LIMIT_SLOTS];
+		if (l->used && l->uid == uid)
+			return l;
+		if (!take && (!l->used || l->second < second))
+			take = l;
+	}
+	if (!take)
+		return &a->slots[LIMIT_SLOTS];
+	if (take->used && take->suppressed) {
+		summary_take(a, take, evicted, c);
+		__atomic_sub_fetch(&a->pending, 1, __ATOMIC_RELAXED);
+	}
+	memset(take, 0, sizeof(*take));
+	take->used = 1;
+	take->uid = uid;
+	take->second = second;
+	return take;
+}
+
+/* Does this refused line of uid go to the log (1) or is it left out and
+ * counted (0)? */
+static int limit_pass(struct sfs_audit *a, uint32_t uid, int result,
+		      int64_t second, struct sfs_audit_event *evicted,
+		      struct sfs_caller *c)
+{
+	struct limit_slot *l;
+	int pass;
+
+	pthread_mutex_lock(&a->limit);
+	l = limit_find(a, uid, second, evicted, c);
+	l->used = 1;
+	if (l->second != second) {
+		l->second = second;
+		l->lines = 0;
+	}
+	pass = l->lines < REFUSED_PER_SEC;
+	if (pass) {
+		l->lines++;
+	} else {
+		if (!l->suppressed)
+			__atomic_add_fetch(&a->pending, 1, __ATOMIC_RELAXED);
+		l->suppressed++;
+		l->result = result;
+	}
+	pthread_mutex_unlock(&a->limit);
+	return pass;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static int write_event(struct sfs_audit *a, const struct sfs_audit_event *ev)
 {
 	char stack[1024], *line = NULL;
 	struct lbuf b = {stack, 0, sizeof(stack), 0};
 	size_t len;
-	ssize_t w;
 	int rc;
 
-	if (!a)
-		return SFS_OK;
 	if (fast_line(ev, &b) == 0) {
 		len = b.len;
 	} else {
@@ -474,18 +837,33 @@ int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev)
 		if (rc)
 			return rc;
 	}
-	/* One write: a retry after a short write could interleave. */
-	do {
-		w = write(a->fd, line ? line : stack, len);
-	} while (w < 0 && errno == EINTR);
-	if (w < 0 || (size_t)w != len)
+	maybe_turn(a);
+	rc = write_line(a, line ? line : stack, len);
+	if (rc == SFS_OK && ev->sync && fdatasync(a->fd) < 0)
 		rc = SFS_EIO;
-	else if (ev->sync && fdatasync(a->fd) < 0)
-		rc = SFS_EIO;
-	else
-		rc = SFS_OK;
 	free(line);
 	return rc;
+}
+
+int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev)
+{
+	struct sfs_audit_event evicted = {.suppressed = 0};
+	struct sfs_caller c;
+	int64_t second;
+	int pass = 1;
+
+	if (!a)
+		return SFS_OK;
+	second = mono_second();
+	if (__atomic_load_n(&a->pending, __ATOMIC_RELAXED))
+		flush_summaries(a, second, 0);
+	if (ev->result != SFS_OK && ev->caller)
+		pass = limit_pass(a, ev->caller->uid, ev->result, second,
+				  &evicted, &c);
+	if (evicted.suppressed)
+		write_event(a, &evicted);
+	/* a refused line left out is counted, not lost: still audited */
+	return pass ? write_event(a, ev) : SFS_OK;
 }
 
 /* --- reading back ------------------------------------------------------ */
@@ -575,16 +953,27 @@ static ssize_t fill(struct reader *r, int fd)
 	return n;
 }
 
-/* At EOF while following: wait, and start over if the log was truncated. */
-static void follow_wait(struct reader *r, int fd)
+/* At EOF while following: wait, and start over if the log was truncated,
+ * or from the start of the new log once it rotated (the old one was read
+ * to its end: this is called at EOF). */
+static void follow_wait(struct reader *r, const char *path, int *fd)
 {
 	struct timespec ts = {0, FOLLOW_POLL_NS};
-	struct stat st;
-	off_t pos = lseek(fd, 0, SEEK_CUR);
+	struct stat st, now;
+	off_t pos = lseek(*fd, 0, SEEK_CUR);
+	int nfd;
 
 	nanosleep(&ts, NULL);
-	if (fstat(fd, &st) == 0 && pos >= 0 && st.st_size < pos) {
-		lseek(fd, 0, SEEK_SET);
+	if (fstat(*fd, &st) != 0)
+		return;
+	if (stat(path, &now) == 0 &&
+	    (now.st_ino != st.st_ino || now.st_dev != st.st_dev) &&
+	    (nfd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)) >= 0) {
+		dup2(nfd, *fd);
+		close(nfd);
+		r->len = 0;
+	} else if (pos >= 0 && st.st_size < pos) {
+		lseek(*fd, 0, SEEK_SET);
 		r->len = 0;
 	}
 }
@@ -601,7 +990,7 @@ int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
 	ssize_t n;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	if (fd < 0)
 		return sfs_error_set(err, errno_code(errno),
 				     "cannot open audit log '%s': %s", path,
@@ -619,7 +1008,7 @@ int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
 		if (n == 0 && !follow)
 			break;
 		if (n == 0 && !rc)
-			follow_wait(&r, fd);
+			follow_wait(&r, path, &fd);
 	}
 	free(r.buf);
 	close(fd);

@@ -1282,6 +1282,8 @@ static int open_run(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
 		rc = path_join(path, sizeof(path), ctx->dir, AUDIT_NAME, err);
 		if (rc == SFS_OK)
 			rc = sfs_audit_open(&ctx->audit, path, err);
+		if (rc == SFS_OK && o->audit_max)
+			sfs_audit_set_max(ctx->audit, o->audit_max);
 	}
 	if (rc == SFS_OK)
 		audit_reconcile(ctx);
@@ -1350,6 +1352,11 @@ void sfs_ctx_close(struct sfs_ctx *ctx)
 	free(ctx->master_key_path);
 	free(ctx->dir);
 	free(ctx);
+}
+
+void sfs_ctx_audit_reopen(struct sfs_ctx *ctx)
+{
+	sfs_audit_reopen(ctx->audit);
 }
 
 const char *sfs_ctx_dir(const struct sfs_ctx *ctx)
@@ -1743,6 +1750,26 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		note_error(ctx, "cannot write the audit log");
 	return rc;
+}
+
+void ctx_secret_id(struct sfs_ctx *ctx, const char *name,
+		   char id[SFS_ID_MAX + 1])
+{
+	struct sfs_secret_rec s;
+	struct sfs_error e;
+	int rc;
+
+	id[0] = '\0';
+	if (!name || !ctx->store)
+		return;
+	sfs_error_clear(&e);
+	rc = ctx_read_lock(ctx, &e);
+	if (rc == SFS_OK)
+		rc = ctx_secret_load(ctx, name, &s, &e);
+	if (rc == CTX_MISS && (rc = ctx_read_fill(ctx, &e)) == SFS_OK)
+		rc = ctx_secret_load(ctx, name, &s, &e);
+	if (ctx_read_unlock(ctx, rc, &e) == SFS_OK)
+		ctx_strlcpy(id, s.id, SFS_ID_MAX + 1);
 }
 
 int ctx_secret_load(struct sfs_ctx *ctx, const char *name,

@@ -209,6 +209,15 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	      const struct ctx_audit_line *l);
 
 /*
+ * Lock not held: the id of the secret named name into id ("" when there
+ * is none), for the line of a change refused before the secret was read
+ * (a read-only store, a bad argument), so that it names the real
+ * secret_id as every other line does (issue 10, finding 14).
+ */
+void ctx_secret_id(struct sfs_ctx *ctx, const char *name,
+		   char id[SFS_ID_MAX + 1]);
+
+/*
  * The material of KMS key key_id at key version kv, unwrapped with the
  * KEK (cached). Call with the lock held inside a transaction. SFS_EBADMSG
  * when the wrapped material fails authentication or is missing.

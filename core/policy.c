@@ -124,6 +124,22 @@ static int check_value_read(const struct sfs_policy_state *st)
 	return SFS_OK;
 }
 
+/*
+ * Destroy: only what is out of use (the version or its whole secret
+ * deactivated), so that `rm -r` on a live secret erases nothing anyone
+ * reads. A destroyed version stays destroyed: asking again is a no-op.
+ */
+static int check_version_destroy(const struct sfs_policy_state *st)
+{
+	if (!st->version_exists)
+		return SFS_ENOENT;
+	if (st->version_state == SFS_STATE_DESTROYED ||
+	    st->version_state == SFS_STATE_DEACTIVATED ||
+	    st->secret->status != SFS_STATE_ACTIVE)
+		return SFS_OK;
+	return SFS_EBUSY;
+}
+
 static int check_secret_delete(const struct sfs_policy_state *st)
 {
 	if (st->secret->status == SFS_STATE_ACTIVE)
@@ -160,8 +176,9 @@ static int lifecycle(enum sfs_action act, const struct sfs_policy_state *st)
 							     : SFS_EINVAL;
 	case SFS_ACT_VERSION_ACTIVATE:
 	case SFS_ACT_VERSION_DEACTIVATE:
-	case SFS_ACT_VERSION_DESTROY:
 		return version_live(st) ? SFS_OK : SFS_ENOENT;
+	case SFS_ACT_VERSION_DESTROY:
+		return check_version_destroy(st);
 	case SFS_ACT_SECRET_ACTIVATE:
 		return st->active_versions > 0 ? SFS_OK : SFS_EINVAL;
 	case SFS_ACT_SECRET_DELETE:
@@ -282,6 +299,9 @@ const char *sfs_policy_why(enum sfs_action act, int rc,
 			 st->live_versions == 1 ? " is" : "s are");
 		return buf;
 	}
+	if (act == SFS_ACT_VERSION_DESTROY && rc == SFS_EBUSY)
+		return "the version and its secret are active: deactivate it "
+		       "first";
 	if (act == SFS_ACT_SECRET_ACTIVATE && rc == SFS_EINVAL)
 		return "the secret has no active version";
 	if (act == SFS_ACT_KEY_DELETE && rc == SFS_EBUSY)

@@ -23,9 +23,14 @@ static void secret_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			 const char *op, const struct sfs_secret_rec *s,
 			 const char *name, const char *key, int rc)
 {
+	char id[SFS_ID_MAX + 1];
 	struct ctx_audit_line l = {
 	    op, s->name[0] ? s->name : name, s->id, key, 0, rc, 1};
 
+	if (!s->id[0] && rc != SFS_OK) { /* refused before it was read */
+		ctx_secret_id(ctx, name, id);
+		l.secret_id = id;
+	}
 	ctx_audit(ctx, c, &l);
 }
 

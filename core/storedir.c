@@ -6,9 +6,11 @@
  * by the caller (a symlink to a root file, a FIFO, another user's planted
  * master.key) makes the whole store refused rather than skipped: the
  * store's own names are few and fixed, and anything else there means that
- * someone else has had a hand in it. Root-owned directories are accepted
- * as the SPEC says (a root-made parent such as /var/lib/secretfs); the
- * files in them must still be the caller's.
+ * someone else has had a hand in it. Subdirectories of the caller's or
+ * root's are let be (lost+found, when the store is a filesystem of its
+ * own): nothing in the store is ever opened through one. A root-owned
+ * store directory is accepted for any caller, as the SPEC says; the files
+ * in it must still be the caller's.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -66,6 +68,18 @@ static int file_trusted(const char *dir, const char *name,
 	return SFS_OK;
 }
 
+/* Any name in the store: a file of the caller's, or a directory of the
+ * caller's or root's (lost+found, when the store is a filesystem of its
+ * own), which nothing is ever opened through. */
+static int name_trusted(const char *dir, const char *name,
+			const struct stat *st, struct sfs_error *err)
+{
+	if (S_ISDIR(st->st_mode) &&
+	    (st->st_uid == geteuid() || st->st_uid == 0))
+		return SFS_OK;
+	return file_trusted(dir, name, st, err);
+}
+
 static int dir_trusted(const char *dir, const struct stat *st,
 		       struct sfs_error *err)
 {
@@ -108,7 +122,7 @@ static int names_trusted(DIR *d, const char *dir, int empty,
 					   "store '%s': '%s': %s", dir,
 					   e->d_name, sfs_strerrno(errno));
 		else
-			rc = file_trusted(dir, e->d_name, &st, err);
+			rc = name_trusted(dir, e->d_name, &st, err);
 	}
 	if (rc == SFS_OK && errno)
 		rc = sfs_error_set(err, SFS_EIO, "cannot read store '%s': %s",

@@ -46,9 +46,14 @@ static void version_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *op, const struct sfs_secret_rec *s,
 			  const char *name, uint32_t n, int rc)
 {
+	char id[SFS_ID_MAX + 1];
 	struct ctx_audit_line l = {
 	    op, s->name[0] ? s->name : name, s->id, NULL, n, rc, 1};
 
+	if (!s->id[0] && rc != SFS_OK) { /* refused before it was read */
+		ctx_secret_id(ctx, name, id);
+		l.secret_id = id;
+	}
 	ctx_audit(ctx, c, &l);
 }
 
@@ -181,6 +186,8 @@ int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		goto audit;
 	rc = add_check(ctx, c, name, len, expect, &s, &k, err);
+	if (rc == SFS_OK && !value) /* only ever with len over the limit */
+		rc = sfs_error_set(err, SFS_EFBIG, "value too large");
 	if (rc == SFS_OK)
 		rc = ctx_version_insert(ctx, c, &s, &k, value, len, &v, err);
 	if (rc == SFS_OK) /* staged: committed with the change */
@@ -718,7 +725,8 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		ctx_refuse(err, act, rc, &st, "version %u of '%s'",
 			   (unsigned)n, s->name);
-	else
+	else if (!(act == SFS_ACT_VERSION_DESTROY &&
+		   v.state == SFS_STATE_DESTROYED)) /* else a no-op */
 		rc = change_apply(ctx, act, s, n, &vs, err);
 	ctx_versions_release(&vs);
 	return rc;

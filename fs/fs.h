@@ -1,13 +1,19 @@
 /*
- * Internal interface between the two halves of the secretfs program: the
- * command line (cli*.c, main.c) and the FUSE daemon (mount.c, fuse*.c).
- * Both are thin: parse, call one core function, report the core's error.
+ * Internal interface between the parts of the secretfs program: the
+ * command line (fs/cli/, main.c), the FUSE daemon (fs/daemon/) and the
+ * volume driver (fs/volume/).
+ * Each is thin: parse, call one core function, report the core's error.
  */
 #ifndef SECRETFS_FS_H
 #define SECRETFS_FS_H
 
 #include "secretfs/ctx.h"
 #include "secretfs/err.h"
+
+/* The program's version: `secretfs --version` and the daemon's .status. */
+#ifndef SFS_PROGRAM_VERSION
+#define SFS_PROGRAM_VERSION "0.1.0"
+#endif
 
 /* Global options, given before the command. */
 struct cli_global {
@@ -42,6 +48,10 @@ int cli_is_global_opt(const char *arg);
 
 /* The daemon's commands (mount.c). argv[0] is the command name. */
 int cmd_mount(const struct cli_global *g, int argc, char **argv);
+/* The mount's change-notification helper (notify_helper.c): main runs it
+ * when argv[1] is FS_NH_ARG; its exit status. */
+#define FS_NH_ARG "__notify-helper"
+int fs_notify_helper_main(const char *mountpoint);
 int cmd_umount(const struct cli_global *g, int argc, char **argv);
 int cmd_status(const struct cli_global *g, int argc, char **argv);
 

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "volume.h"
+#include "cli/cli.h"
+#include "volume/volume.h"
 
 static const struct cli_group *const groups[] = {
 	&cli_key_group, &cli_secret_group, &cli_version_group,
@@ -66,6 +66,7 @@ static void usage(FILE *f)
 	}
 	fputc('\n', f);
 	cli_synopsis(&cli_audit_cmd, f);
+	cli_synopsis(&cli_watch_cmd, f);
 	fputs(global_tail, f);
 }
 
@@ -142,6 +143,8 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
 	if (!strcmp(name, cli_audit_cmd.name))
 		return cli_audit_cmd.run(&cli_audit_cmd, g, argc, argv);
+	if (!strcmp(name, cli_watch_cmd.name))
+		return cli_watch_cmd.run(&cli_watch_cmd, g, argc, argv);
 	if (!strcmp(name, "mount"))
 		return cmd_mount(g, argc, argv);
 	if (!strcmp(name, "umount"))
@@ -163,6 +166,8 @@ int main(int argc, char **argv)
 	int done = 0;
 	int rc;
 
+	if (argc == 3 && !strcmp(argv[1], FS_NH_ARG))
+		return fs_notify_helper_main(argv[2]);
 	rc = parse_global(argc, argv, &g, &done);
 	if (rc == EXIT_OK && done == 2)
 		rc = cli_print_version(&g);

@@ -440,8 +440,6 @@ __attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid, gid_t group,
 		}                                                              \
 	} while (0)
 
-/* Run tests, one test case each with a fresh store (checked fixture),
- * in fork mode; exit status: any failure. */
 /* The suite of a mount test file: one test case per test, each with a
  * fresh store and mountpoint; the file's harness forces CK_FORK. */
 __attribute__((unused)) static Suite *

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -199,7 +200,7 @@ START_TEST(line_invalid_utf8_replaced)
 END_TEST
 
 /* JSON escapes exactly as every line has them: quote, backslash and
- * control characters escaped, '/', DEL and UTF-8 left as they are. */
+ * control characters (DEL too) escaped, '/' and UTF-8 left as they are. */
 START_TEST(line_escapes_exact)
 {
 	struct sfs_audit *a = open_log();
@@ -222,11 +223,73 @@ START_TEST(line_escapes_exact)
 	ck_assert_str_eq(
 	    line, "{\"time\":\"T\",\"op\":\"version.read\","
 		  "\"secret\":\"q\\\"b\\\\s\\u0001\\u001F\\t\\n\\r\\b\\f/"
-		  "\x7f\xe2\x82\xac\",\"secret_id\":null,"
+		  "\\u007F\xe2\x82\xac\",\"secret_id\":null,"
 		  "\"version\":4294967295,\"result\":\"EACCES\","
 		  "\"uid\":4294967295,\"gid\":1001,\"pid\":4242,"
 		  "\"comm\":\"x\\\"y\\\\\"}\n");
 	free(line);
+}
+END_TEST
+
+/* Issue 10, finding 11: C1 controls (U+0085 among them), the line and
+ * paragraph separators and the bidirectional controls never reach the
+ * log raw, on the fast path (a short line) or through jansson (a line
+ * longer than its buffer). */
+#define C1_NAME                                                                \
+	"a\xc2\x85"                                                            \
+	"b\xc2\x9b"                                                            \
+	"c\xe2\x80\xa8"                                                        \
+	"d\xe2\x80\xa9"                                                        \
+	"e\xe2\x80\xae"                                                        \
+	"f\xc2\xa0\xe2\x82\xac"
+#define C1_ESCAPED                                                             \
+	"a\\u0085b\\u009Bc\\u2028d\\u2029e\\u202Ef\xc2\xa0\xe2\x82\xac"
+
+START_TEST(line_escapes_c1_and_separators)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "version.read", .caller = &c};
+	char *pad = malloc(3000), *text, *want, *name;
+
+	ck_assert_ptr_nonnull(pad);
+	memset(pad, 'p', 2999);
+	pad[2999] = '\0';
+	ev.secret = C1_NAME;
+	memcpy(c.comm, "x\xc2\x85y", 5);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	ck_assert_int_ge(asprintf(&name, "%s" C1_NAME, pad), 0);
+	ev.secret = name; /* too long for the fast path */
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	text = tu_read_file(logpath, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "\"secret\":\"" C1_ESCAPED "\""));
+	ck_assert_ptr_nonnull(strstr(text, "\"comm\":\"x\\u0085y\""));
+	ck_assert_int_ge(
+	    asprintf(&want, "\"secret\":\"%s" C1_ESCAPED "\"", pad), 0);
+	ck_assert_ptr_nonnull(strstr(text, want));
+	ck_assert_ptr_null(strstr(text, "\xc2\x85"));
+	ck_assert_ptr_null(strstr(text, "\xe2\x80\xa8"));
+	free(want);
+	free(name);
+	free(text);
+	free(pad);
+}
+END_TEST
+
+/* What `secretfs audit` prints of a line, whatever the file holds (a
+ * line from an older version, or put there by hand): every control
+ * escaped, invalid bytes as '?', the rest as it is. */
+START_TEST(printable_escapes_every_control)
+{
+	char *p = sfs_audit_printable("{\"s\":\"\x1b[2J\x07\x7f\xc2\x9b"
+				      "31m"
+				      "\xe2\x80\xa8\x9b\xff\xc3\xa9\t\"}");
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(p, "{\"s\":\"\\u001B[2J\\u0007\\u007F\\u009B31m"
+			    "\\u2028??\xc3\xa9\\u0009\"}");
+	free(p);
 }
 END_TEST
 
@@ -534,10 +597,13 @@ START_TEST(read_missing_log)
 }
 END_TEST
 
+static char *rotated(int n);
+
 struct follow_state {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int seen; /* guarded by lock */
+	int rotate; /* move the log aside before the second line */
 };
 
 static int follow_cb(void *arg, const char *line)
@@ -569,6 +635,12 @@ static void *append_later(void *arg)
 	pthread_mutex_unlock(&f->lock);
 	/* Let the reader reach the end of the file and poll. */
 	nanosleep(&pause, NULL);
+	if (f->rotate) {
+		char *old = rotated(1);
+
+		rename(logpath, old);
+		free(old);
+	}
 	if (sfs_audit_open(&a, logpath, &err) == SFS_OK) {
 		sfs_audit_write(a, &ev);
 		sfs_audit_close(a);
@@ -579,7 +651,28 @@ static void *append_later(void *arg)
 START_TEST(read_follow_sees_new_lines)
 {
 	struct follow_state f = {PTHREAD_MUTEX_INITIALIZER,
-				 PTHREAD_COND_INITIALIZER, 0};
+				 PTHREAD_COND_INITIALIZER, 0, 0};
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "first", .caller = &c};
+	struct sfs_audit *a = open_log();
+	struct sfs_error err;
+	pthread_t t;
+
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	ck_assert_int_eq(pthread_create(&t, NULL, append_later, &f), 0);
+	ck_assert_int_eq(
+	    sfs_audit_read(logpath, NULL, 0, 1, follow_cb, &f, &err), SFS_OK);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(f.seen, 2);
+}
+END_TEST
+
+/* audit --follow carries on into the new log once the old one rotated. */
+START_TEST(read_follow_continues_after_rotation)
+{
+	struct follow_state f = {PTHREAD_MUTEX_INITIALIZER,
+				 PTHREAD_COND_INITIALIZER, 0, 1};
 	struct sfs_caller c = fs_caller();
 	struct sfs_audit_event ev = {.op = "first", .caller = &c};
 	struct sfs_audit *a = open_log();
@@ -949,6 +1042,202 @@ START_TEST(failed_commit_logs_failure_once)
 }
 END_TEST
 
+/* --- flood: refused lines limited per uid, rotation, reopen ------------ */
+
+static long count_lines(const char *path, const char *needle, long *suppressed)
+{
+	return tu_count_lines(path, needle, "\"suppressed\":", suppressed);
+}
+
+#define FLOOD 2000
+
+/* One uid's flood of refused lines: at most a few dozen a second reach
+ * the log, the rest are counted in summary lines (none lost: lines +
+ * suppressed == refusals), another uid's refusals all get through, and
+ * allowed lines are never limited. */
+START_TEST(refused_flood_limited_per_uid_with_summary)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller(), other = fs_caller();
+	struct sfs_audit_event ev = {.op = "version.read",
+				     .secret = "db",
+				     .result = SFS_EACCES,
+				     .caller = &c};
+	long lines, summed, sums;
+	int i;
+
+	other.uid = 2000;
+	for (i = 0; i < FLOOD; i++)
+		ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	ev.caller = &other;
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	ev.caller = &c;
+	ev.result = SFS_OK;
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a); /* writes the summaries still due */
+	lines = count_lines(logpath,
+			    "\"result\":\"EACCES\",\"uid\":1000,\"gid\"", NULL);
+	sums = count_lines(logpath, "\"op\":\"audit.suppressed\"", &summed);
+	ck_assert_int_eq(lines + summed, FLOOD);
+	ck_assert_int_lt(lines, FLOOD);
+	ck_assert_int_ge(sums, 1);
+	ck_assert_int_eq(count_lines(logpath,
+				     "\"op\":\"audit.suppressed\",\"secret\":"
+				     "null,\"secret_id\":null,\"version\":null,"
+				     "\"result\":\"EACCES\",\"uid\":1000,"
+				     "\"suppressed\":",
+				     NULL),
+			 sums);
+	ck_assert_int_eq(count_lines(logpath, "\"uid\":2000,", NULL), 5);
+	ck_assert_int_eq(count_lines(logpath, "\"result\":\"ok\"", NULL), 100);
+}
+END_TEST
+
+/* Nine uids that the limiter's hash puts in the same slot, flooding in
+ * turn: none gets a fresh budget by taking another's slot over (two
+ * alternating users would then never be limited), the ninth shares the
+ * last slot, and every refusal is still accounted for. */
+START_TEST(refused_flood_limited_for_colliding_uids)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "version.read",
+				     .secret = "db",
+				     .result = SFS_EACCES,
+				     .caller = &c};
+	long lines = 0, summed, n;
+	char needle[64];
+	int k, i;
+
+	for (i = 0; i < 200; i++)
+		for (k = 0; k < 9; k++) {
+			c.uid = 1000 + 1024 * (uint32_t)k; /* same hash slot */
+			ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+		}
+	sfs_audit_close(a);
+	for (k = 0; k < 9; k++) {
+		snprintf(needle, sizeof(needle),
+			 "\"result\":\"EACCES\",\"uid\":%d,\"gid\"",
+			 1000 + 1024 * k);
+		n = count_lines(logpath, needle, NULL);
+		ck_assert_int_lt(n, 200);
+		lines += n;
+	}
+	count_lines(logpath, "\"op\":\"audit.suppressed\"", &summed);
+	ck_assert_int_eq(lines + summed, 9 * 200);
+	ck_assert_int_ge(
+	    count_lines(logpath, "\"result\":\"EACCES\",\"suppressed\":", NULL),
+	    1);
+}
+END_TEST
+
+static char *rotated(int n)
+{
+	char *p;
+
+	ck_assert_int_ge(asprintf(&p, "%s.%d", logpath, n), 0);
+	return p;
+}
+
+static off_t size_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The log rotates itself at its size: 4 old logs kept, none bigger
+ * than the limit and a line, the newest lines in the log itself. */
+START_TEST(log_rotates_at_max_keeping_four)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {
+	    .op = "version.read", .secret = "db", .caller = &c};
+	char want[64], *p;
+	off_t total = 0;
+	int i;
+
+	sfs_audit_set_max(a, 4096);
+	for (i = 1; i <= 400; i++) { /* ~140 bytes a line: 13 logs' worth */
+		ev.version = (uint32_t)i;
+		ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	}
+	sfs_audit_close(a);
+	for (i = 0; i <= SFS_AUDIT_KEEP; i++) {
+		p = i ? rotated(i) : strdup(logpath);
+		ck_assert_int_gt(size_of(p), 0);
+		ck_assert_int_le(size_of(p), 4096 + 200);
+		total += size_of(p);
+		free(p);
+	}
+	p = rotated(SFS_AUDIT_KEEP + 1);
+	ck_assert_int_eq(size_of(p), -1);
+	free(p);
+	ck_assert_int_le(total, 5 * (4096 + 200));
+	snprintf(want, sizeof(want), "\"version\":400,");
+	ck_assert_int_eq(count_lines(logpath, want, NULL), 1);
+	p = rotated(1);
+	ck_assert_int_eq(count_lines(p, "\"version\":1,", NULL), 0);
+	free(p);
+}
+END_TEST
+
+/* After logrotate moved the log: sfs_audit_reopen() (SIGHUP) makes the
+ * next line go to a new file at the path, not to the moved one. */
+START_TEST(reopen_after_move_writes_new_file)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {
+	    .op = "version.read", .secret = "before", .caller = &c};
+	struct stat st;
+	char *moved;
+
+	ck_assert_int_ge(asprintf(&moved, "%s.old", logpath), 0);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	ck_assert_int_eq(rename(logpath, moved), 0);
+	sfs_audit_reopen(a);
+	ev.secret = "after";
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	ck_assert_int_eq(count_lines(moved, "\"secret\":\"before\"", NULL), 1);
+	ck_assert_int_eq(count_lines(moved, "\"secret\":\"after\"", NULL), 0);
+	ck_assert_int_eq(count_lines(logpath, "\"secret\":\"after\"", NULL), 1);
+	ck_assert_int_eq(stat(logpath, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	free(moved);
+}
+END_TEST
+
+/* Another writer of the same log (the CLI beside the daemon) that did
+ * not rotate it follows the rotation within a second: no line of it
+ * goes on into an old log. */
+START_TEST(rotation_by_another_writer_followed)
+{
+	struct sfs_audit *a = open_log(), *b = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {
+	    .op = "version.read", .secret = "a", .caller = &c};
+	struct timespec pause = {1, 100 * 1000 * 1000};
+	int i;
+
+	sfs_audit_set_max(a, 4096);
+	sfs_audit_set_max(b, 0);
+	for (i = 0; i < 40; i++) /* past 4096 bytes: a rotates */
+		ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	nanosleep(&pause, NULL); /* b looks at the path once a second */
+	ev.secret = "b";
+	ck_assert_int_eq(sfs_audit_write(b, &ev), SFS_OK);
+	sfs_audit_close(a);
+	sfs_audit_close(b);
+	ck_assert_int_eq(count_lines(logpath, "\"secret\":\"b\"", NULL), 1);
+}
+END_TEST
+
 static Suite *audit_suite(void)
 {
 	const TTest *tests[] = {
@@ -957,6 +1246,8 @@ static Suite *audit_suite(void)
 	    line_result_is_errno_name,
 	    line_invalid_utf8_replaced,
 	    line_escapes_exact,
+	    line_escapes_c1_and_separators,
+	    printable_escapes_every_control,
 	    line_long_name_whole,
 	    log_mode_0600,
 	    log_existing_made_private_and_appended,
@@ -979,6 +1270,12 @@ static Suite *audit_suite(void)
 	    appended_pending_lines_not_doubled,
 	    batches_leave_nothing_pending,
 	    failed_commit_logs_failure_once,
+	    refused_flood_limited_per_uid_with_summary,
+	    refused_flood_limited_for_colliding_uids,
+	    log_rotates_at_max_keeping_four,
+	    reopen_after_move_writes_new_file,
+	    rotation_by_another_writer_followed,
+	    read_follow_continues_after_rotation,
 	};
 
 	return harness_suite("audit", tests, sizeof(tests) / sizeof(tests[0]),

@@ -873,6 +873,10 @@ START_TEST(test_destroy_and_copy)
 	assert_out_has("added version 3 to 'db'");
 	ck_assert_int_eq(sfs("version", "get", "db", NULL), 0);
 	assert_out("one");
+	ck_assert_int_eq(sfs("version", "destroy", "db", "1", NULL), 1);
+	assert_err("secretfs: cannot destroy version 1 of 'db': the version "
+		   "and its secret are active: deactivate it first\n");
+	ck_assert_int_eq(sfs("version", "deactivate", "db", "1", NULL), 0);
 	ck_assert_int_eq(sfs("version", "destroy", "db", "1", NULL), 0);
 	assert_out("destroyed version 1 of 'db'\n");
 	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
@@ -905,6 +909,7 @@ static void make_deletable(const char *name)
 {
 	ck_assert_int_eq(sfs("secret", "create", name, "--value", "v", NULL),
 			 0);
+	ck_assert_int_eq(sfs("secret", "deactivate", name, NULL), 0);
 	ck_assert_int_eq(sfs("version", "destroy", name, "1", NULL), 0);
 }
 
@@ -1350,6 +1355,7 @@ START_TEST(test_json_changes)
 	ck_assert_str_eq(sfs_json_get_str(j, "access_control"), "enabled");
 	ck_assert_int_eq(sfs_json_get_int(j, "latest_version", 0), 1);
 	sfs_json_free(j);
+	ck_assert_int_eq(sfs("secret", "deactivate", "s", NULL), 0);
 	ck_assert_int_eq(sfs("--json", "version", "destroy", "s", "1", NULL),
 			 0);
 	j = sfs_json_parse(r.out, r.out_len);

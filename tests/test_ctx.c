@@ -461,6 +461,8 @@ START_TEST(counts_of_the_store)
 	ck_assert_int_eq(sfs_version_add(ctx, &admin, "b", "3", 1, 0, NULL,
 					 &err),
 			 0);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "a", 1, 0, &err),
+			 0);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "a", 1, &err), 0);
 	ck_assert_int_eq(sfs_ctx_counts(ctx, &n, &err), SFS_OK);
 	ck_assert_uint_eq(n.secrets, 2);

@@ -3,7 +3,8 @@
  * `make install` lays out the program, both man pages, the mount(8) helper
  * and the systemd unit, and `make uninstall` removes exactly those; the
  * helper passes on only the options secretfs knows; an fstab line of type
- * fuse.secretfs mounts through mount(8) (`mount -T FILE -a`, in a private
+ * fuse.secretfs mounts through mount(8), once however often `mount -a`
+ * runs (its source is the store) (`mount -T FILE -a`, in a private
  * mount namespace whose /sbin holds only our helper, so the host's /sbin
  * and /etc/fstab are never touched); a podman container reads a read-only
  * `only=` view through its parent directory bind-mounted rslave, and keeps
@@ -523,6 +524,17 @@ static void fstab_child(const char *dir, int fd)
 	wfd = open(path, O_WRONLY | O_TRUNC);
 	STEP(wfd == -1 && errno == EROFS, "write gives %s, not EROFS",
 	     wfd == -1 ? strerror(errno) : "success");
+	/* The source is the store: mount -a again sees the line mounted. */
+	free(out);
+	rc = run(&out, "mount -T '%s/fstab' -a", dir);
+	STEP(rc == 0, "second mount -T fstab -a failed (%d): %s", rc, out);
+	free(out);
+	rc = run(&out, "grep -c ' %s ' /proc/self/mountinfo", mp);
+	STEP(rc == 0 && !strcmp(out, "1\n"), "%s mounted %s times", mp, out);
+	free(out);
+	rc = run(&out, "findmnt -n -o SOURCE,FSTYPE '%s'", mp);
+	xsnprintf(path, sizeof(path), "%s/store fuse.secretfs\n", dir);
+	STEP(rc == 0 && !strcmp(out, path), "findmnt: %s, not %s", out, path);
 out:
 	if (wfd >= 0)
 		close(wfd);

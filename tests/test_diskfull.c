@@ -244,7 +244,8 @@ static int sync_op_run(struct sfs_ctx *ctx, enum sync_op op,
 }
 
 /* The store the failures start from, at h_store, made through the plain
- * unix VFS: s with "one" and "two" (the changes reported done before). */
+ * unix VFS: s with "one" (deactivated, so destroyable) and "two" (the
+ * changes reported done before). */
 static void sync_template(void)
 {
 	struct sfs_ctx *ctx;
@@ -259,6 +260,7 @@ static void sync_template(void)
 			 0);
 	ck_assert_int_eq(sfs_version_add(ctx, &c, "s", "two", 3, 0, NULL, &e),
 			 0);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &c, "s", 1, 0, &e), 0);
 	sfs_ctx_close(ctx);
 }
 

@@ -248,6 +248,8 @@ START_TEST(delete_key_in_use_is_ebusy)
 					       &err),
 			 0);
 	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_EBUSY);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "s", 1, 0, &err),
+			 0);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "s", 1, &err), 0);
 	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_OK);
 	ck_assert_int_eq(sfs_key_get(ctx, &admin, "dk", &k, &err), SFS_ENOENT);
@@ -258,6 +260,8 @@ START_TEST(delete_key_after_secret_deleted)
 {
 	mk_key("dk");
 	mk_secret("s", "dk", "v1");
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "s", 1, 0, &err),
+			 0);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "s", 1, &err), 0);
 	/* destroyed, but the secret still names dk as its key */
 	ck_assert_int_eq(sfs_key_delete(ctx, &admin, "dk", &err), SFS_EBUSY);

@@ -264,7 +264,7 @@ static int up_as_nobody(const struct rlimit *memlock)
  * The daemon run as uid 65534 (mounting through the setuid fusermount3,
  * no allow_other) hardens itself as it does as root: its /proc files
  * belong to root (not dumpable), no core dumps (RLIMIT_CORE 0, soft and
- * hard), and memory locked exactly when fs/mount.c promises to lock it
+ * hard), and memory locked exactly when fs/daemon/mount.c promises to lock it
  * for a non-root uid: with an unlimited RLIMIT_MEMLOCK. Under a finite
  * one it locks nothing and says so on stderr. The test asks for an
  * unlimited limit (root may raise it only with CAP_SYS_RESOURCE) and
@@ -358,6 +358,7 @@ START_TEST(destroyed_value_leaves_memory)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_gt(scan_mem(h_daemon, needle), 0);
 	close(fd);
+	ck_assert_int_eq(cli("version", "deactivate", "p", "1", NULL), 0);
 	ck_assert_int_eq(unlink(P("secrets/p/versions/1")), 0);
 	for (i = 0; i < 1000; i++) {
 		switch (i % 4) {

@@ -95,7 +95,7 @@ START_TEST(layout_secret)
 	mk("api", "k");
 	up(NULL);
 	assert_list("secrets", "api db");
-	assert_list("secrets/db", "default kv versions");
+	assert_list("secrets/db", "default versions"); /* text: no kv/ */
 	assert_list("secrets/db/versions", "1");
 	ck_assert_int_eq(stat(P("secrets/db/default"), &st), 0);
 	ck_assert(S_ISREG(st.st_mode));
@@ -108,6 +108,7 @@ START_TEST(layout_secret)
 	ck_assert_int_eq(st.st_size, 7);
 	ck_assert_int_eq(stat(P("secrets/db"), &st), 0);
 	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 07777, 0550); /* 0440, x where r */
 	ck_assert_int_eq(ERR(stat(P("secrets/nope"), &st)), ENOENT);
 	ck_assert_int_eq(ERR(stat(P("secrets/db/versions/2"), &st)), ENOENT);
 	ck_assert_int_eq(ERR(stat(P("secrets/db/other"), &st)), ENOENT);
@@ -120,7 +121,7 @@ START_TEST(layout_no_default)
 
 	up(NULL);
 	ck_assert_int_eq(mkdir(P("secrets/empty"), 0755), 0);
-	assert_list("secrets/empty", "kv versions");
+	assert_list("secrets/empty", "versions");
 	assert_list("secrets/empty/versions", "");
 	ck_assert_int_eq(ERR(stat(P("secrets/empty/default"), &st)), ENOENT);
 	ck_assert_int_eq(ERR(open(P("secrets/empty/default"), O_RDONLY)),
@@ -267,14 +268,31 @@ START_TEST(write_default_creates_first)
 }
 END_TEST
 
-START_TEST(write_default_needs_trunc)
+/* default opened for writing without O_TRUNC starts with the value it
+ * replaces (vim opens, truncates, then writes); nothing written, nothing
+ * committed. */
+START_TEST(write_default_without_trunc)
 {
+	int fd;
+
 	mk("db", "v1");
 	up(NULL);
-	ck_assert_int_eq(ERR(open(P("secrets/db/default"), O_WRONLY)), EPERM);
-	ck_assert_int_eq(
-	    ERR(open(P("secrets/db/default"), O_WRONLY | O_APPEND)), EPERM);
+	fd = open(P("secrets/db/default"), O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(close(fd), 0);
 	ck_assert_str_eq(latest("db"), "1");
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_APPEND, "+a"),
+			 0);
+	assert_reads("secrets/db/default", "v1+a");
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY, "V"), 0);
+	assert_reads("secrets/db/default", "V1+a");
+	fd = open(P("secrets/db/default"), O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	ck_assert_int_eq(write(fd, "new", 3), 3);
+	ck_assert_int_eq(close(fd), 0);
+	assert_reads("secrets/db/default", "new");
+	ck_assert_str_eq(latest("db"), "4");
 }
 END_TEST
 
@@ -353,7 +371,7 @@ START_TEST(write_staged_rename)
 	ck_assert_str_eq(latest("db"), "1");
 	assert_reads("secrets/db/default", "v1");
 	assert_reads("secrets/db/.tmp", "staged value");
-	assert_list("secrets/db", ".tmp default kv versions");
+	assert_list("secrets/db", ".tmp default versions");
 	ck_assert_int_eq(stat(P("secrets/db/.tmp"), &st), 0);
 	ck_assert_int_eq(st.st_size, 12);
 	ck_assert_int_eq(rename(P("secrets/db/.tmp"), P("secrets/db/default")),
@@ -361,7 +379,7 @@ START_TEST(write_staged_rename)
 	assert_reads("secrets/db/default", "staged value");
 	ck_assert_str_eq(latest("db"), "2");
 	ck_assert_int_eq(ERR(stat(P("secrets/db/.tmp"), &st)), ENOENT);
-	assert_list("secrets/db", "default kv versions");
+	assert_list("secrets/db", "default versions");
 }
 END_TEST
 
@@ -605,14 +623,23 @@ START_TEST(rm_version)
 	mk("db", "v1");
 	add("db", "v2");
 	up(NULL);
+	/* in use: the version and its secret are active */
+	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/2"))), EBUSY);
+	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/1"))), EBUSY);
+	assert_list("secrets/db/versions", "1 2");
+	ck_assert_int_eq(setxattr(P("secrets/db/versions/2"),
+				  "user.secret.version_state", "deactivated",
+				  11, 0),
+			 0);
+	/* the default moved to the newest remaining active version */
+	assert_reads("secrets/db/default", "v1");
 	ck_assert_int_eq(unlink(P("secrets/db/versions/2")), 0);
 	ck_assert_int_eq(ERR(stat(P("secrets/db/versions/2"), &st)), ENOENT);
 	assert_list("secrets/db/versions", "1");
-	/* the default moved to the newest remaining active version */
-	assert_reads("secrets/db/default", "v1");
 	assert_xattr("secrets/db", "user.secret.default_version", "1");
 	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/9"))), ENOENT);
-	ck_assert_int_eq(ERR(rmdir(P("secrets/db/versions"))), EPERM);
+	/* versions left: not empty */
+	ck_assert_int_eq(ERR(rmdir(P("secrets/db/versions"))), ENOTEMPTY);
 }
 END_TEST
 
@@ -663,11 +690,16 @@ START_TEST(kv_json_values)
 }
 END_TEST
 
-START_TEST(kv_text_empty)
+/* kv/ exists only while the default is a JSON object (SPEC §3). */
+START_TEST(kv_absent_for_text)
 {
+	struct stat st;
+
 	mk("t", "plain text");
 	up(NULL);
-	assert_list("secrets/t/kv", "");
+	assert_list("secrets/t", "default versions");
+	ck_assert_int_eq(ERR(stat(P("secrets/t/kv"), &st)), ENOENT);
+	ck_assert_int_eq(ERR(stat(P("secrets/t/kv/a"), &st)), ENOENT);
 }
 END_TEST
 
@@ -729,6 +761,7 @@ START_TEST(cli_changes_seen)
 	assert_reads("secrets/later/default", "v1");
 	add("later", "v2");
 	assert_reads("secrets/later/default", "v2");
+	ck_assert_int_eq(cli("version", "deactivate", "later", "1", NULL), 0);
 	ck_assert_int_eq(cli("version", "destroy", "later", "1", NULL), 0);
 	ck_assert_int_eq(ERR(open(P("secrets/later/versions/1"), O_RDONLY)),
 			 ENOENT);
@@ -1018,7 +1051,7 @@ static Suite *mount_suite(void)
 	    read_tampered_ebadmsg,
 	    write_default_trunc,
 	    write_default_creates_first,
-	    write_default_needs_trunc,
+	    write_default_without_trunc,
 	    write_nothing_commits_nothing,
 	    write_version_excl,
 	    write_version_race_lost,
@@ -1039,7 +1072,7 @@ static Suite *mount_suite(void)
 	    chmod_chown_reflected,
 	    kv_entries,
 	    kv_json_values,
-	    kv_text_empty,
+	    kv_absent_for_text,
 	    keys_dir,
 	    status_file,
 	    cli_changes_seen,

@@ -121,7 +121,9 @@ START_TEST(flat_and_identity_need_ro)
 	assert_refused("ro,mode=01777", "bad value in 'mode=01777'");
 	assert_refused("ro,uid=alice", "bad value in 'uid=alice'");
 	assert_refused("ro,gid=", "bad value in 'gid='");
-	assert_refused("ro,layout=deep", "unknown option 'layout=deep'");
+	assert_refused(
+	    "ro,layout=deep",
+	    "bad value 'deep' for option 'layout': use flat or tree");
 }
 END_TEST
 

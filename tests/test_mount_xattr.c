@@ -221,7 +221,8 @@ START_TEST(set_access_control)
 END_TEST
 
 /* version_state takes each state it shows; destroyed is rm versions/N:
- * the version vanishes and the default moves to the newest active one. */
+ * refused while the version and its secret are active (EBUSY); once
+ * deactivated (the default moves to the newest active one) it vanishes. */
 START_TEST(set_version_state_destroyed)
 {
 	struct stat st;
@@ -233,6 +234,13 @@ START_TEST(set_version_state_destroyed)
 	ck_assert_int_eq(
 	    xset("secrets/db/versions/2", "user.secret.version_state", "gone"),
 	    EINVAL);
+	ck_assert_int_eq(xset("secrets/db/versions/2",
+			      "user.secret.version_state", "destroyed"),
+			 EBUSY);
+	assert_reads("secrets/db/versions/2", "two");
+	ck_assert_int_eq(xset("secrets/db/versions/2",
+			      "user.secret.version_state", "deactivated"),
+			 0);
 	ck_assert_int_eq(xset("secrets/db/versions/2",
 			      "user.secret.version_state", "destroyed"),
 			 0);

@@ -446,6 +446,7 @@ static const struct svc_step script[] = {
     {S_SEC_OFF, "api", NULL, 0, 0},
     {S_SEC_ON, "api", NULL, 0, 0},
     {S_COPY, "db", NULL, 2, 0},
+    {S_V_OFF, "api", NULL, 2, 0},
     {S_DESTROY, "api", NULL, 2, 0},
     {S_ADD, "api", NULL, 0, 40000},
     {S_DESC, "db", "rotated weekly", 0, 0},
@@ -461,6 +462,7 @@ static const struct svc_step script[] = {
     {S_ADD, "db", NULL, 0, 5000},
     {S_GRANT, "kms-user", "gid:50", 0, 0},
     {S_ADD, "api", NULL, 0, 300},
+    {S_V_OFF, "db", NULL, 3, 0},
     {S_DESTROY, "db", NULL, 3, 0},
 };
 

@@ -279,6 +279,24 @@ START_TEST(store_file_of_another_owner_refused)
 }
 END_TEST
 
+/* lost+found (a store that is a filesystem of its own) is let be; a
+ * directory of another user is not. */
+START_TEST(subdirectory_let_be_unless_foreign)
+{
+	struct sfs_ctx *ctx = NULL;
+
+	ck_assert_int_eq(sfs_ctx_init(&opts, &err), SFS_OK);
+	ck_assert_int_eq(mkdir(in(store, "lost+found"), 0700), 0);
+	ck_assert_int_eq(sfs_ctx_open(&ctx, &opts, &err), SFS_OK);
+	sfs_ctx_close(ctx);
+	if (geteuid() != 0)
+		return;
+	ck_assert_int_eq(chown(in(store, "lost+found"), OTHER, OTHER), 0);
+	ck_assert_int_eq(sfs_ctx_open(&ctx, &opts, &err), SFS_EACCES);
+	assert_msg_has("'lost+found' is a directory, not a regular file");
+}
+END_TEST
+
 /* The opens themselves never follow a symlink either (a name swapped
  * after the directory was checked: only root could, but still). */
 START_TEST(store_files_opened_without_following_symlinks)
@@ -403,6 +421,30 @@ START_TEST(cli_mount_with_symlinked_lock_refused)
 }
 END_TEST
 
+/* `secretfs audit` reads no log through a symlink: the file it points
+ * at (root's) is never printed. */
+START_TEST(cli_audit_with_symlinked_log_refused)
+{
+	const char *bin = getenv("SECRETFS_BIN");
+	const char *target = victim();
+	struct tu_proc p;
+
+	ck_assert_msg(bin && *bin, "SECRETFS_BIN is not set");
+	ck_assert_int_eq(sfs_ctx_init(&opts, &err), SFS_OK);
+	ck_assert_int_eq(unlink(in(store, "audit.log")), 0);
+	ck_assert_int_eq(symlink(target, in(store, "audit.log")), 0);
+	const char *argv[] = {bin, "--store", store, "audit", NULL};
+	memset(&p, 0, sizeof(p));
+	p.argv = argv;
+	ck_assert_int_eq(tu_proc_run(&p), 0);
+	ck_assert_int_eq(p.status, 1);
+	ck_assert_uint_eq(p.out_len, 0);
+	ck_assert_msg(strstr(p.err, "'audit.log' is a symbolic link"), "%s",
+		      p.err);
+	tu_proc_release(&p);
+}
+END_TEST
+
 static Suite *security_store_suite(void)
 {
 	const TTest *const tests[] = {
@@ -415,11 +457,13 @@ static Suite *security_store_suite(void)
 	    symlinked_write_lock_to_root_file_refused,
 	    symlinked_db_wal_to_root_file_refused,
 	    store_file_of_another_owner_refused,
+	    subdirectory_let_be_unless_foreign,
 	    store_files_opened_without_following_symlinks,
 	    master_key_of_another_owner_refused,
 	    passphrase_file_readable_by_others_refused,
 	    passphrase_file_of_another_owner_refused,
 	    cli_mount_with_symlinked_lock_refused,
+	    cli_audit_with_symlinked_log_refused,
 	};
 
 	return harness_suite("security_store", tests,

@@ -262,6 +262,8 @@ START_TEST(read_missing_versions)
 	mk("r", "v1");
 	ck_assert_int_eq(rd("r", 2, NULL), SFS_ENOENT);
 	ck_assert_int_eq(rd("r", 99, NULL), SFS_ENOENT);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "r", 1, 0, &err),
+			 SFS_OK);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "r", 1, &err), 0);
 	ck_assert_int_eq(rd("r", 1, NULL), SFS_EKEYREVOKED); /* secret off */
 }
@@ -319,6 +321,9 @@ START_TEST(default_falls_back_to_newest_active)
 	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "fb", 3, 0, &err),
 			 SFS_OK);
 	ck_assert_uint_eq(get("fb").default_version, 2);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "fb", 2, 0, &err),
+			 SFS_OK);
+	ck_assert_uint_eq(get("fb").default_version, 1);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "fb", 2, &err),
 			 SFS_OK);
 	ck_assert_uint_eq(get("fb").default_version, 1);
@@ -349,6 +354,11 @@ START_TEST(last_active_version_deactivates_secret)
 	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "la", 2, 0, &err),
 			 SFS_OK);
 	ck_assert_int_eq(get("la").status, SFS_STATE_ACTIVE);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "la", 1, 0, &err),
+			 SFS_OK);
+	s = get("la");
+	ck_assert_uint_eq(s.default_version, 0);
+	ck_assert_int_eq(s.status, SFS_STATE_DEACTIVATED);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "la", 1, &err),
 			 SFS_OK);
 	s = get("la");
@@ -404,6 +414,8 @@ START_TEST(set_default_rules)
 			 SFS_OK);
 	ck_assert_int_eq(sfs_version_set_default(ctx, &admin, "sd", 2, &err),
 			 SFS_EINVAL);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "sd", 3, 0, &err),
+			 SFS_OK);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "sd", 3, &err), 0);
 	ck_assert_int_eq(sfs_version_set_default(ctx, &admin, "sd", 3, &err),
 			 SFS_ENOENT);
@@ -421,12 +433,16 @@ START_TEST(destroy_erases_and_hides)
 
 	mk("de", "v1");
 	ck_assert_int_eq(add("de", "v2"), SFS_OK);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "de", 1, 0, &err),
+			 SFS_OK);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "de", 1, &err),
 			 SFS_OK);
 	ck_assert_int_eq(vstate("de", 1), SFS_STATE_DESTROYED);
 	ck_assert_int_eq(rd("de", 1, NULL), SFS_ENOENT);
+	/* again: a no-op */
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "de", 1, &err),
-			 SFS_ENOENT);
+			 SFS_OK);
+	ck_assert_int_eq(vstate("de", 1), SFS_STATE_DESTROYED);
 	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "de", 1, 1, &err),
 			 SFS_ENOENT);
 	s = get("de");
@@ -448,6 +464,44 @@ static int count_cb(void *arg, const struct sfs_version_rec *v)
 	return 0;
 }
 
+/* SPEC §2: an active version of an active secret is in use: EBUSY, and
+ * the message says what to do. Nothing changes. */
+START_TEST(destroy_in_use_refused)
+{
+	mk("iu", "v1");
+	ck_assert_int_eq(add("iu", "v2"), SFS_OK);
+	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "iu", 1, &err),
+			 SFS_EBUSY);
+	ck_assert_str_eq(err.msg, "version 1 of 'iu': the version and its "
+				  "secret are active: deactivate it first");
+	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "iu", 2, &err),
+			 SFS_EBUSY);
+	ck_assert_int_eq(vstate("iu", 1), SFS_STATE_ACTIVE);
+	ck_assert_int_eq(vstate("iu", 2), SFS_STATE_ACTIVE);
+	ck_assert_int_eq(rd("iu", 1, "v1"), SFS_OK);
+	ck_assert_int_eq(rd("iu", 0, "v2"), SFS_OK);
+}
+END_TEST
+
+/* A deactivated secret's versions, active ones included, can all be
+ * destroyed, and then the secret deleted. */
+START_TEST(destroy_all_of_deactivated_secret)
+{
+	mk("ds", "v1");
+	ck_assert_int_eq(add("ds", "v2"), SFS_OK);
+	ck_assert_int_eq(sfs_secret_set_status(ctx, &admin, "ds", 0, &err),
+			 SFS_OK);
+	ck_assert_int_eq(vstate("ds", 2), SFS_STATE_ACTIVE);
+	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "ds", 2, &err),
+			 SFS_OK);
+	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "ds", 1, &err),
+			 SFS_OK);
+	ck_assert_int_eq(vstate("ds", 1), SFS_STATE_DESTROYED);
+	ck_assert_int_eq(vstate("ds", 2), SFS_STATE_DESTROYED);
+	ck_assert_int_eq(sfs_secret_delete(ctx, &admin, "ds", &err), SFS_OK);
+}
+END_TEST
+
 START_TEST(list_skips_destroyed_unless_all)
 {
 	int n = 0;
@@ -455,6 +509,8 @@ START_TEST(list_skips_destroyed_unless_all)
 	mk("ls", "v1");
 	ck_assert_int_eq(add("ls", "v2"), SFS_OK);
 	ck_assert_int_eq(add("ls", "v3"), SFS_OK);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "ls", 2, 0, &err),
+			 SFS_OK);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "ls", 2, &err), 0);
 	ck_assert_int_eq(sfs_version_list(ctx, &admin, "ls", 0, count_cb, &n,
 					  &err),
@@ -529,6 +585,8 @@ START_TEST(fs_changes_need_manager)
 	ck_assert_int_eq(vstate("m", 1), SFS_STATE_ACTIVE);
 	c.roles = SFS_ROLE_MANAGER;
 	ck_assert_int_eq(sfs_version_add(ctx, &c, "m", "x", 1, 0, NULL, &err),
+			 SFS_OK);
+	ck_assert_int_eq(sfs_version_set_state(ctx, &c, "m", 1, 0, &err),
 			 SFS_OK);
 	ck_assert_int_eq(sfs_version_destroy(ctx, &c, "m", 1, &err), SFS_OK);
 }
@@ -971,8 +1029,8 @@ START_TEST(audit_one_line_per_change_and_read)
 					 &err),
 			 SFS_EEXIST);                       /* 5 */
 	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "au", 1, &err),
-			 0);                                /* 6 */
-	ck_assert_int_eq(rd("au", 1, NULL), SFS_ENOENT);    /* 7 */
+			 SFS_EBUSY);                        /* 6 */
+	ck_assert_int_eq(rd("au", 9, NULL), SFS_ENOENT);    /* 7 */
 	ck_assert_int_eq(sfs_version_can_add(ctx, &admin, "au", 0, &err), 0);
 	n = audit_lines(j, 16);
 	ck_assert_int_eq(n, 7);
@@ -988,6 +1046,7 @@ START_TEST(audit_one_line_per_change_and_read)
 	ck_assert_int_eq(sfs_json_get_int(j[3], "uid", -1), 1002);
 	ck_assert_str_eq(sfs_json_get_str(j[4], "result"), "EEXIST");
 	ck_assert_str_eq(sfs_json_get_str(j[5], "op"), "version.destroy");
+	ck_assert_str_eq(sfs_json_get_str(j[5], "result"), "EBUSY");
 	ck_assert_str_eq(sfs_json_get_str(j[6], "result"), "ENOENT");
 	audit_free(j, n);
 }
@@ -1049,7 +1108,7 @@ START_TEST(add_store_failures_change_nothing)
 	ck_assert_int_eq(add("sf", "v2"), SFS_EIO);
 	fault_store_reset(f);
 	fault_store_fail_op(f, "secret_update", SFS_EIO);
-	ck_assert_int_eq(sfs_version_destroy(ctx, &admin, "sf", 1, &err),
+	ck_assert_int_eq(sfs_version_set_state(ctx, &admin, "sf", 1, 0, &err),
 			 SFS_EIO);
 	ck_assert_int_eq(sfs_version_copy(ctx, &admin, "sf", 1, NULL, &err),
 			 SFS_EIO);
@@ -1143,6 +1202,8 @@ static Suite *versions_suite(void)
 	    activate_version_keeps_existing_default,
 	    set_default_rules,
 	    destroy_erases_and_hides,
+	    destroy_in_use_refused,
+	    destroy_all_of_deactivated_secret,
 	    list_skips_destroyed_unless_all,
 	    version_ops_on_missing_version,
 	    copy_makes_new_default,

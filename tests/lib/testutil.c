@@ -194,3 +194,24 @@ void tu_assert_audit_field(const char *store, const char *field,
 	ck_assert_ptr_null(line);
 	free(log);
 }
+
+long tu_count_lines(const char *path, const char *needle, const char *sum_key,
+		    long *sum)
+{
+	char *text = tu_read_file(path, NULL), *line, *save = NULL, *p;
+	long n = 0;
+
+	if (sum)
+		*sum = 0;
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (!strstr(line, needle))
+			continue;
+		n++;
+		p = sum_key ? strstr(line, sum_key) : NULL;
+		if (p && sum)
+			*sum += strtol(p + strlen(sum_key), NULL, 10);
+	}
+	free(text);
+	return n;
+}

@@ -29,6 +29,12 @@ char *tu_read_file(const char *path, size_t *len);
  * (SECRETFS_KDF_MIN=1), and no key, passphrase or store from it. */
 void tu_env_isolate(void);
 
+/* The lines of the file at path that contain needle (0 when it cannot be
+ * read). With sum_key (e.g. "\"suppressed\":"), *sum gets the total of
+ * the numbers that follow it in those lines. */
+long tu_count_lines(const char *path, const char *needle, const char *sum_key,
+		    long *sum);
+
 struct sfs_ctx;
 
 /*

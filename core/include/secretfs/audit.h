@@ -12,7 +12,12 @@
  * drops the stored copies in batches, and appends any a crash left out
  * when the store is next opened for writing (see ctx.c).
  *
- * Thread-safety: sfs_audit_write() may be called from many threads.
+ * Refused lines are limited per uid (a summary line, op
+ * "audit.suppressed", counts what was left out), and the log rotates
+ * itself at a size (SPEC §5; see audit.c).
+ *
+ * Thread-safety: sfs_audit_write() and the other writers may be called
+ * from many threads; sfs_audit_reopen() also from a signal handler.
  */
 #ifndef SECRETFS_AUDIT_H
 #define SECRETFS_AUDIT_H
@@ -33,16 +38,34 @@ struct sfs_audit_event {
 	int result;            /* SFS_OK or an enum sfs_err code */
 	const struct sfs_caller *caller;
 	int sync;              /* fsync after the write (changes) */
+	uint64_t suppressed;   /* summary lines: lines left out, else 0 */
 };
 
-/* Open (creating with mode 0600) the log at path. */
+/* The size at which the log rotates by default, and how many old logs
+ * (path.1 newest ... path.4 oldest) are kept. */
+#define SFS_AUDIT_MAX_DEFAULT ((int64_t)64 << 20)
+#define SFS_AUDIT_KEEP	      4
+
+/* Open (creating with mode 0600) the log at path, never through a
+ * symlink; a regular file of another owner is refused (SFS_EACCES).
+ * It rotates at SFS_AUDIT_MAX_DEFAULT bytes. */
 int sfs_audit_open(struct sfs_audit **out, const char *path,
 		   struct sfs_error *err);
+/* Flushes the summaries of left-out lines, then closes. */
 void sfs_audit_close(struct sfs_audit *a);
 
+/* Rotate at max bytes instead (0: never); before any line is written. */
+void sfs_audit_set_max(struct sfs_audit *a, int64_t max);
+
+/* Reopen the file at path at the next line (after logrotate moved it):
+ * async-signal-safe, for a SIGHUP handler. A rotation by another
+ * process is followed within a second without it. */
+void sfs_audit_reopen(struct sfs_audit *a);
+
 /* Append one line. SFS_EIO when it cannot be written whole: callers fail
- * the read rather than let it go unaudited. a == NULL (audit off) is a
- * no-op returning SFS_OK. */
+ * the read rather than let it go unaudited. A refused line over its uid's
+ * limit is counted for the summary instead, and is SFS_OK. a == NULL
+ * (audit off) is a no-op returning SFS_OK. */
 int sfs_audit_write(struct sfs_audit *a, const struct sfs_audit_event *ev);
 
 /*
@@ -72,6 +95,15 @@ typedef int (*sfs_audit_cb)(void *arg, const char *line);
 int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
 		   int follow, sfs_audit_cb cb, void *arg,
 		   struct sfs_error *err);
+
+/*
+ * text (a line of the log) with every control character that a terminal
+ * would act on written as \uXXXX (C0, DEL, C1, U+2028/U+2029, the
+ * bidirectional controls) and every invalid UTF-8 byte as '?': what
+ * `secretfs audit` prints, whatever the file holds. Lines are written
+ * this way in the first place. malloc'd; NULL when out of memory.
+ */
+char *sfs_audit_printable(const char *text);
 
 /* Format ns since the epoch as RFC 3339 UTC ("2026-11-28T18:04:40Z"). */
 void sfs_time_format(int64_t ns, char out[32]);

@@ -36,6 +36,8 @@ struct sfs_ctx_options {
 	void *ask_arg;
 	int readonly;                /* refuse every change with SFS_EROFS */
 	int audit_off;               /* no audit lines (mount -o audit=off) */
+	int64_t audit_max;           /* rotate the log at this size (mount -o
+				      * audit_max); 0: SFS_AUDIT_MAX_DEFAULT */
 	int has_owner;               /* owner_uid is set */
 	uint32_t owner_uid;          /* the mount's owner: holds every role */
 };
@@ -51,14 +53,22 @@ int sfs_ctx_default_dir(char *out, size_t cap, struct sfs_error *err);
  * `secretfs init`: create the store directory (0700) if needed, the
  * master key file DIR/master.key (0400) unless o->passphrase_file is
  * set (then Argon2id parameters are stored instead), the database, the
- * service key and the canary. SFS_EEXIST when the store already exists.
+ * service key and the canary. SFS_EEXIST when the store already exists
+ * or the directory is not empty; SFS_EACCES when the directory is not to
+ * be trusted (secretfs/storedir.h). Nothing is touched then.
  */
 int sfs_ctx_init(const struct sfs_ctx_options *o, struct sfs_error *err);
 
-/* Open an initialised store (SFS_ENOSTORE if none). */
+/* Open an initialised store (SFS_ENOSTORE if none; SFS_EACCES, with
+ * nothing touched, when its directory or a file in it is not to be
+ * trusted: secretfs/storedir.h). */
 int sfs_ctx_open(struct sfs_ctx **out, const struct sfs_ctx_options *o,
 		 struct sfs_error *err);
 void sfs_ctx_close(struct sfs_ctx *ctx);
+
+/* Reopen the audit log at its next line (SIGHUP, after logrotate moved
+ * it). Async-signal-safe. */
+void sfs_ctx_audit_reopen(struct sfs_ctx *ctx);
 
 /* The store directory and its database, key and audit paths. */
 const char *sfs_ctx_dir(const struct sfs_ctx *ctx);

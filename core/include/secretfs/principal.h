@@ -26,7 +26,7 @@ struct sfs_caller;
 /*
  * Where a caller's supplementary groups come from when groups[] does not
  * hold them all: the filesystem reads them only when a rule asks
- * (fs/fuse_caller.c), and a process may have up to 65,536.
+ * (fs/daemon/fuse_caller.c), and a process may have up to 65,536.
  */
 struct sfs_caller_groups {
 	/* 1: gid is one of c's supplementary groups; 0: it is not; -1:

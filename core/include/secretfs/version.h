@@ -31,7 +31,10 @@ void sfs_value_unref(struct sfs_value_ref *r);
 /*
  * Add a version. expect = 0: no compare-and-set; otherwise the new number
  * must equal expect (SFS_EEXIST when it is not latest + 1). out (may be
- * NULL) gets the new version's record without blobs.
+ * NULL) gets the new version's record without blobs. value may be NULL
+ * when len is over SFS_VALUE_MAX (a write that went past the limit and
+ * kept no bytes): the add is refused and audited like any other, with
+ * nothing read.
  */
 int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    const char *name, const void *value, size_t len,

@@ -1,6 +1,8 @@
 /*
- * Writes (SPEC §3 "Writes"): `default` opened with O_TRUNC, `versions/N`
- * created (a compare-and-set on N), and staged `.NAME` files renamed
+ * Writes (SPEC §3 "Writes"): `default` opened for writing (with O_TRUNC,
+ * or without: the handle then starts with the current value), `versions/N`
+ * created (a compare-and-set on N), and staged files (any other new name
+ * in a secret's directory: `.NAME`, `sedXXXXXX`, `tmpXXXXXX`) renamed
  * onto `default`.
  *
  * A write handle captures its writer (struct sfs_caller) at open/create:
@@ -111,6 +113,18 @@ void fs_staged_fini(void)
 	}
 	staged_list = NULL;
 	pthread_mutex_unlock(&staged_lock);
+}
+
+int fs_staged_name(const char *name)
+{
+	static const char *const fixed[] = {"default", "versions", "kv", ".",
+					    ".."};
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (!strcmp(name, fixed[i]))
+			return 0;
+	return name[0] != '\0';
 }
 
 int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
@@ -321,13 +335,36 @@ static void reply_open(fuse_req_t req, struct wfh *h, struct fuse_file_info *fi,
 int fs_writer_check(fuse_req_t req, const char *secret, uint32_t expect,
 		    struct sfs_caller *c)
 {
+	struct sfs_error err;
 	int e = fs_caller(req, FS_CALLER_FULL, c);
 
 	if (e)
 		return e;
 	if (!fs_visible(secret))
 		return ENOENT;
-	return fs_errno(sfs_version_can_add(fs_d.ctx, c, secret, expect, NULL));
+	e = sfs_version_can_add(fs_d.ctx, c, secret, expect, &err);
+	if (e)
+		fs_refused_err(c->uid, "write", secret, NULL, &err);
+	return fs_errno(e);
+}
+
+/*
+ * default opened for writing without O_TRUNC (vim: open, ftruncate,
+ * write): the handle starts with the value it replaces, read (and
+ * audited) as the writer, as a file's bytes are there until overwritten.
+ * It commits only if something is written or truncated.
+ */
+static int wfh_load(struct wfh *h)
+{
+	struct sfs_value v = {NULL, 0};
+	int e = fs_errno(sfs_version_read(fs_d.ctx, &h->caller, h->secret, 0,
+					  &v, NULL, NULL));
+
+	if (!e)
+		e = put(&h->buf, &h->len, &h->poison, (const char *)v.data,
+			v.len, 0);
+	sfs_value_release(&v);
+	return e;
 }
 
 void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
@@ -342,11 +379,11 @@ void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
 			goto out;
 		h = wfh_new(&c, n->secret, 0, n->ino);
 		e = h ? staged_open(h, n->name, fi->flags, 0) : ENOMEM;
-	} else if (n->kind != FK_DEFAULT || !(fi->flags & O_TRUNC)) {
+	} else if (n->kind != FK_DEFAULT) {
 		e = EPERM;
 	} else if (!(e = fs_writer_check(req, n->secret, 0, &c))) {
 		h = wfh_new(&c, n->secret, 0, n->ino);
-		e = h ? 0 : ENOMEM;
+		e = !h ? ENOMEM : (fi->flags & O_TRUNC) ? 0 : wfh_load(h);
 	}
 out:
 	if (e) {
@@ -368,8 +405,7 @@ static int create_target(fuse_req_t req, const struct fs_node_info *p,
 	*num = 0;
 	if (p->kind == FK_SECRET && !strcmp(name, "default")) {
 		*kind = FK_DEFAULT;
-	} else if (p->kind == FK_SECRET && name[0] == '.' &&
-		   strcmp(name, ".") && strcmp(name, "..")) {
+	} else if (p->kind == FK_SECRET && fs_staged_name(name)) {
 		*kind = FK_STAGED;
 		*num = fuse_req_ctx(req)->uid;
 	} else if (p->kind == FK_VERSIONS) {
@@ -469,6 +505,15 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_write(req, size);
 }
 
+/* A write past the value limit kept no bytes: the core still refuses and
+ * audits it, with every field of the writer (issue 10, finding 14). */
+static void audit_too_big(const struct sfs_caller *c, const char *secret,
+			  uint32_t expect)
+{
+	sfs_version_add(fs_d.ctx, c, secret, NULL, SFS_VALUE_MAX + 1, expect,
+			NULL, NULL);
+}
+
 /* Commit once (h->lock held); the errno of the commit, or 0. */
 static int commit(struct wfh *h)
 {
@@ -478,11 +523,15 @@ static int commit(struct wfh *h)
 	if (h->done || (!h->dirty && !h->poison))
 		return 0;
 	h->done = 1;
+	if (h->poison == fs_errno(SFS_EFBIG))
+		audit_too_big(&h->caller, h->secret, h->expect);
 	if (h->poison)
 		return h->poison;
 	sfs_error_clear(&err);
 	rc = sfs_version_add(fs_d.ctx, &h->caller, h->secret, h->buf, h->len,
 			     h->expect, NULL, &err);
+	if (rc)
+		fs_refused_err(h->caller.uid, "close", h->secret, NULL, &err);
 	return fs_errno(rc);
 }
 
@@ -594,9 +643,10 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 			 unsigned int flags)
 {
 	struct sfs_secret_rec r;
+	struct sfs_error err;
 	struct sfs_caller c;
 	struct staged *s;
-	int full, e = fs_caller(req, FS_CALLER_FULL, &c);
+	int full, rc, e = fs_caller(req, FS_CALLER_FULL, &c);
 
 	if (e)
 		return e;
@@ -609,11 +659,15 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 	s = staged_find(secret, name, c.uid);
 	if (!s)
 		e = ENOENT;
-	else if (s->poison)
+	else if (s->poison == fs_errno(SFS_EFBIG))
+		audit_too_big(&c, secret, 0);
+	if (s && s->poison)
 		e = s->poison;
-	else
-		e = fs_errno(sfs_version_add(fs_d.ctx, &c, secret, s->buf,
-					     s->len, 0, NULL, NULL));
+	else if (s && (rc = sfs_version_add(fs_d.ctx, &c, secret, s->buf,
+					    s->len, 0, NULL, &err))) {
+		fs_refused_err(c.uid, "rename", secret, name, &err);
+		e = fs_errno(rc);
+	}
 	if (!e)
 		staged_drop(s);
 	pthread_mutex_unlock(&staged_lock);
@@ -651,14 +705,13 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int e = fs_node_get(parent, &p);
 
 	if (!e && (parent != newparent || p.kind != FK_SECRET ||
-		   name[0] != '.' || (flags & RENAME_EXCHANGE)))
+		   !fs_staged_name(name) || (flags & RENAME_EXCHANGE)))
 		e = EPERM;
 	if (!e && !fs_visible(p.secret))
 		e = ENOENT;
 	if (!e && !strcmp(newname, "default"))
 		e = rename_commit(req, p.secret, name, flags);
-	else if (!e && newname[0] == '.' && strcmp(newname, ".") &&
-		 strcmp(newname, ".."))
+	else if (!e && fs_staged_name(newname))
 		e = rename_staged(uid, p.secret, name, newname, flags);
 	else if (!e)
 		e = EPERM;

@@ -2,29 +2,33 @@
  * `secretfs audit` and `secretfs init`: the two commands about the store
  * itself rather than what is in it.
  *
- * audit prints the audit log's JSON lines as they are (they hold no value
- * or key material, so reading them needs no master key: the log's own
- * mode 0600 guards it). init creates the store and says where the store
- * and its master key are.
+ * audit prints the audit log's JSON lines (they hold no value or key
+ * material, so reading them needs no master key: the log's own mode 0600
+ * guards it), with any control character a terminal would act on
+ * escaped, whatever the file holds (sfs_audit_printable). init creates the
+ * store and says where the store and its master key are.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "secretfs/audit.h"
+#include "secretfs/storedir.h"
 #include "secretfs/value.h"
 
 /* Print one line; arg (an int) gets errno when stdout fails. */
 static int audit_line(void *arg, const char *line)
 {
 	int *write_errno = arg;
+	char *safe = sfs_audit_printable(line);
+	int bad = !safe || puts(safe) == EOF || fflush(stdout) == EOF;
 
-	if (puts(line) == EOF || fflush(stdout) == EOF) {
-		*write_errno = errno ? errno : EIO;
-		return 1; /* stdout gone: stop following */
-	}
-	return 0;
+	if (bad)
+		*write_errno = !safe ? ENOMEM : errno ? errno : EIO;
+	free(safe);
+	return bad; /* stdout gone: stop following */
 }
 
 struct audit_args {
@@ -85,12 +89,37 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 	return rc == EXIT_OK ? CLI_GO : rc;
 }
 
+/* The rotated logs first, oldest (audit.log.4) to newest, then the log
+ * itself (following it with --follow): the whole kept history in order.
+ * A rotated log that is not there is skipped. */
+static int audit_all(const char *dir, const struct audit_args *a,
+		     int *write_errno, struct sfs_error *err)
+{
+	char path[4200];
+	int i, rc = SFS_OK;
+
+	for (i = SFS_AUDIT_KEEP; i > 0 && rc == SFS_OK && !*write_errno; i--) {
+		snprintf(path, sizeof(path), "%s/audit.log.%d", dir, i);
+		rc = sfs_audit_read(path, a->secret, a->since, 0, audit_line,
+				    write_errno, err);
+		if (rc == SFS_ENOENT) {
+			sfs_error_clear(err);
+			rc = SFS_OK;
+		}
+	}
+	if (rc != SFS_OK || *write_errno)
+		return rc;
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+	return sfs_audit_read(path, a->secret, a->since, a->follow, audit_line,
+			      write_errno, err);
+}
+
 static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		     int argc, char **argv)
 {
 	struct audit_args a = { NULL, 0, 0 };
 	struct sfs_error err;
-	char dir[4096], path[4200];
+	char dir[4096];
 	int write_errno = 0;
 	int rc = audit_parse(cmd, argc, argv, &a);
 
@@ -101,9 +130,9 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		snprintf(dir, sizeof(dir), "%s", g->store);
 	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
 		return cli_fail("cannot find the store", &err);
-	snprintf(path, sizeof(path), "%s/audit.log", dir);
-	rc = sfs_audit_read(path, a.secret, a.since, a.follow, audit_line,
-			    &write_errno, &err);
+	if (sfs_storedir_check(dir, &err) != SFS_OK) /* SPEC §1 */
+		return cli_fail("cannot read the audit log", &err);
+	rc = audit_all(dir, &a, &write_errno, &err);
 	if (rc < 0) {
 		if (!err.code)
 			err.code = rc;
@@ -121,7 +150,8 @@ const struct cli_cmd cli_audit_cmd = {
 	"audit", "audit",
 	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
 	"\n"
-	"Print the audit log: one JSON line per value read and per change.\n"
+	"Print the audit log: one JSON line per value read and per change,\n"
+	"from the oldest kept log (audit.log.4) to the current one.\n"
 	"\n"
 	"  --secret NAME   only lines about this secret\n"
 	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"

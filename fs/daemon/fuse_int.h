@@ -23,10 +23,6 @@
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
 
-#ifndef SFS_PROGRAM_VERSION
-#define SFS_PROGRAM_VERSION "0.1.0"
-#endif
-
 /* What a node is; the fixed nodes have fixed inode numbers. */
 enum fs_kind {
 	FK_ROOT = 1, /* ino 1 */
@@ -39,7 +35,8 @@ enum fs_kind {
 	FK_VERSION,  /* secrets/NAME/versions/N */
 	FK_KVDIR,    /* secrets/NAME/kv */
 	FK_KV,	     /* secrets/NAME/kv/KEY */
-	FK_STAGED,   /* secrets/NAME/.X (version = the owner's uid) */
+	FK_STAGED,   /* secrets/NAME/X: any name but default, versions and
+		      * kv (version = the owner's uid) */
 	FK_KEY,	     /* keys/NAME */
 };
 
@@ -61,6 +58,7 @@ struct fs_node_info {
 };
 
 enum fs_cache { FS_CACHE_STRICT, FS_CACHE_OPEN, FS_CACHE_KERNEL };
+enum fs_notify { FS_NOTIFY_MODIFY, FS_NOTIFY_REPLACE, FS_NOTIFY_NONE };
 
 /* The mount's options (mount.c fills them, the handlers read them). */
 struct fs_opts {
@@ -71,11 +69,13 @@ struct fs_opts {
 	int auto_unmount;
 	int foreground;
 	int cache;  /* enum fs_cache */
+	int notify; /* enum fs_notify */
 	char *only; /* "GLOB:GLOB..." or NULL */
 	int flat;   /* layout=flat: the root lists the secrets' values */
 	struct sfs_view_id view; /* uid=, gid=, mode= (ro only) */
 	const char *mountpoint;
 	char *optstring; /* as given, for .status */
+	int64_t audit_max; /* -o audit_max=SIZE; 0: the default */
 };
 
 /* The daemon's state: one per process. */
@@ -165,6 +165,15 @@ void fs_reply_core(fuse_req_t req, int code);
 /* Log a line: stderr in the foreground, syslog once daemonized. No
  * secret bytes: core messages never carry any. */
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A refusal and the rule behind it (why: the core's message, or NULL for
+ * the code's text), logged with -f or -o debug only: "rmdir secrets/db
+ * refused (EBUSY) for uid 1000: secret 'db': the secret is active:
+ * deactivate it first". Names and numbers only, never a value. */
+void fs_refused(uint32_t uid, const char *op, const char *secret,
+		const char *name, int code, const char *why);
+/* The same with the core's struct sfs_error. */
+void fs_refused_err(uint32_t uid, const char *op, const char *secret,
+		    const char *name, const struct sfs_error *err);
 /* Is a secret name inside the only= view? */
 int fs_visible(const char *name);
 /* Fill attributes of a node; 0 or an errno. */
@@ -197,6 +206,9 @@ int fs_write_read(fuse_req_t req, size_t size, off_t off,
 		  struct fuse_file_info *fi);
 void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       fuse_ino_t newparent, const char *newname, unsigned int flags);
+/* Is name in a secret's directory a staged file's (anything but
+ * default, versions, kv, . and ..)? */
+int fs_staged_name(const char *name);
 /* Staged files: lookup/attr/unlink/readdir for the owner's uid. */
 int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
 		   struct stat *st);
@@ -221,6 +233,39 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 const char *value, size_t size, int flags);
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* --- fuse_notify.c: inotify events and poll(2) at a change -------------- */
+/* fs_ops wrapped: the notifier's own requests, poll, ro refusals. */
+const struct fuse_lowlevel_ops *fs_notify_ops(void);
+/* Is the request the notifier thread's own? */
+int fs_notify_own(fuse_req_t req);
+int fs_notify_start(void);
+/* The poller has invalidated up to gen: make the events. */
+void fs_notify_kick(uint64_t gen);
+/* Stop before the session ends; join once the connection is gone. */
+void fs_notify_stop(void);
+void fs_notify_join(void);
+
+/* --- notify_helper.c: the process that makes the file operations -------- */
+enum fs_nh_op {
+	FS_NH_TOUCH,	   /* open a for writing, write a byte, close */
+	FS_NH_TOUCH_FRESH, /* the same after a stat (fresh attributes) */
+	FS_NH_CREATE,	   /* create a read-only, close */
+	FS_NH_MKDIR,
+	FS_NH_UNLINK,
+	FS_NH_RMDIR,
+	FS_NH_REPLACE, /* create a, rename it onto b */
+};
+/* One command, paths relative to the mountpoint; the answer is an int
+ * (0 or an errno). */
+struct fs_nh_cmd {
+	int op;
+	char a[2 * SFS_NAME_MAX + 64];
+	char b[2 * SFS_NAME_MAX + 64];
+};
+/* Start the helper for mountpoint: its pid (-1 on failure); *fd gets the
+ * daemon's end of the command socket. */
+pid_t fs_notify_helper_spawn(const char *mountpoint, int *fd);
 
 /* --- fuse.c: running the session (mount.c calls it) -------------------- */
 int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd);

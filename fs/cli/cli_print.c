@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "fuse_int.h" /* SFS_PROGRAM_VERSION, the one the daemon reports */
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"

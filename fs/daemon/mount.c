@@ -4,13 +4,14 @@
  *
  * mount parses its options, opens the store, refuses what SPEC §3 says
  * it must (a second read-write mount of a store, a store or master key
- * inside the mountpoint, a mountpoint that is not an empty directory),
- * all with a message on the terminal and exit 1 before anything is
- * mounted. Then it mounts, daemonizes unless -f, hardens the process
+ * inside the mountpoint, a mountpoint that is not an empty directory or
+ * is already mounted), all with a message on the terminal and exit 1
+ * before anything is mounted. Then it mounts (source: the store
+ * directory, type fuse.secretfs), daemonizes unless -f, hardens the process
  * (no core dumps, not dumpable, memory locked where the limit allows:
  * after the fork, since locks and threads do not survive it), starts its
  * threads and serves until unmounted or signalled (SIGTERM/SIGINT
- * unmount cleanly).
+ * unmount cleanly; SIGHUP reopens the audit log and never unmounts).
  *
  * A read-write mount holds flock(LOCK_EX) on DIR/lock for its whole life;
  * ro mounts take no lock, so any number may run beside it.
@@ -20,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +39,32 @@
 #include "secretfs/crypto.h"
 #include "secretfs/storedir.h"
 
+/* A usage error of mount, pointing at its own help (the option words
+ * come from the user: control bytes show as '?'). */
 static int usage(const char *text)
 {
-	return cli_usage_error("mount", text);
+	char buf[400];
+	size_t i;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	for (i = 0; buf[i]; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = '?';
+	fprintf(stderr, "secretfs: mount: %s (see 'secretfs mount --help')\n",
+		buf);
+	return EXIT_USAGE;
+}
+
+/* A known option with a value it does not take: say which are allowed. */
+static int bad_value(const char *w, const char *allowed)
+{
+	char text[360];
+	const char *eq = strchr(w, '=');
+	int n = eq ? (int)(eq - w) : (int)strlen(w);
+
+	snprintf(text, sizeof(text), "bad value '%.100s' for option '%.*s': %s",
+		 eq ? eq + 1 : "", n > 40 ? 40 : n, w, allowed);
+	return usage(text);
 }
 
 /* strerror, lowercase as our messages are ("no such file or directory"). */
@@ -66,6 +91,10 @@ static const char mount_help[] =
     "  -o cache=strict|open|kernel  strict (default): plaintext never\n"
     "                     stays in the page cache\n"
     "  -o audit=on|off    audit each value read (default on)\n"
+    "  -o audit_max=SIZE  rotate the audit log at SIZE bytes (K, M, G\n"
+    "                     suffixes; default 64M; 4 old logs kept)\n"
+    "  -o notify=modify|replace|none  inotify events at a change\n"
+    "                     (default modify: IN_MODIFY on default)\n"
     "  -o layout=flat     (with ro) the root lists one file per secret,\n"
     "                     its default value, as /run/secrets/NAME\n"
     "  -o uid=N,gid=N,mode=OCTAL  (with ro) value files show this owner,\n"
@@ -101,6 +130,32 @@ static int generic_opt(const char *w)
 	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (!strcmp(w, words[i]))
 			return 1;
+	return 0;
+}
+
+/* audit_max=SIZE: bytes, or with a K, M or G suffix (powers of 1024);
+ * at least 4K, so that a log holds more than a few lines. */
+static int parse_audit_max(struct fs_opts *o, const char *v)
+{
+	unsigned long long n;
+	char *end;
+	int shift = 0;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == v || *end || *v < '0' || *v > '9' ||
+	    n > (1ULL << 50) || (n << shift) < 4096)
+		return usage("audit_max wants a size of at least 4K (e.g. "
+			     "audit_max=64M)");
+	o->audit_max = (int64_t)(n << shift);
 	return 0;
 }
 
@@ -159,6 +214,8 @@ static int parse_opt(struct fs_opts *o, const char *w)
 
 	if (generic_opt(w))
 		return 0;
+	if (!strncmp(w, "audit_max=", 10))
+		return parse_audit_max(o, w + 10);
 	if (parse_view_opt(o, w, &rc))
 		return rc;
 	if (!strcmp(w, "ro"))
@@ -177,6 +234,12 @@ static int parse_opt(struct fs_opts *o, const char *w)
 		o->cache = FS_CACHE_OPEN;
 	else if (!strcmp(w, "cache=kernel"))
 		o->cache = FS_CACHE_KERNEL;
+	else if (!strcmp(w, "notify=modify"))
+		o->notify = FS_NOTIFY_MODIFY;
+	else if (!strcmp(w, "notify=replace"))
+		o->notify = FS_NOTIFY_REPLACE;
+	else if (!strcmp(w, "notify=none"))
+		o->notify = FS_NOTIFY_NONE;
 	else if (!strcmp(w, "audit=on"))
 		o->audit_off = 0;
 	else if (!strcmp(w, "audit=off"))
@@ -186,6 +249,14 @@ static int parse_opt(struct fs_opts *o, const char *w)
 		o->only = strdup(w + 5);
 		if (!o->only)
 			return EXIT_FAIL;
+	} else if (!strncmp(w, "cache", 5) && (!w[5] || w[5] == '=')) {
+		return bad_value(w, "use strict, open or kernel");
+	} else if (!strncmp(w, "audit", 5) && (!w[5] || w[5] == '=')) {
+		return bad_value(w, "use on or off");
+	} else if (!strncmp(w, "only", 4) && (!w[4] || w[4] == '=')) {
+		return bad_value(w, "use one or more GLOBs joined by ':'");
+	} else if (!strncmp(w, "layout", 6) && (!w[6] || w[6] == '=')) {
+		return bad_value(w, "use flat or tree");
 	} else {
 		char text[300];
 
@@ -262,6 +333,8 @@ static int inside(const char *mp, const char *path)
 	       (real[n] == '/' || real[n] == '\0' || !strcmp(mp, "/"));
 }
 
+static int mounted(const char *path);
+
 static int empty_dir(const char *mp)
 {
 	DIR *d = opendir(mp);
@@ -294,7 +367,8 @@ static int check_mountpoint(struct sfs_ctx *ctx, const char *mp,
 	if (inside(real, sfs_ctx_master_key_path(ctx)))
 		return fail(what, "the master key is inside the mountpoint");
 	if (!empty_dir(mp))
-		return fail(what, "not an empty directory");
+		return fail(what, mounted(mp) ? "already mounted"
+					      : "not an empty directory");
 	return EXIT_OK;
 }
 
@@ -390,24 +464,67 @@ static int reopen_store(struct sfs_ctx *ctx)
 	return 0;
 }
 
+/*
+ * The mount's source (fsname): the store directory, resolved, so that
+ * mount(8) matches an fstab line to the live mount (`mount -a` twice
+ * mounts once). Commas and backslashes are escaped for libfuse's option
+ * parser.
+ */
+static void fsname_of(struct sfs_ctx *ctx, char *out, size_t cap)
+{
+	char real[PATH_MAX];
+	const char *dir = sfs_ctx_dir(ctx), *p;
+	size_t n = 0;
+
+	if (realpath(dir, real))
+		dir = real;
+	for (p = dir; *p && n + 3 < cap; p++) {
+		if (*p == ',' || *p == '\\')
+			out[n++] = '\\';
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+}
+
+/* SIGHUP reopens the audit log (after logrotate moved it) and never
+ * unmounts (libfuse's own handler, replaced here, would). */
+static void on_hup(int sig)
+{
+	(void)sig;
+	if (fs_d.ctx)
+		sfs_ctx_audit_reopen(fs_d.ctx);
+}
+
+static int hup_reopens_log(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	return sigaction(SIGHUP, &sa, NULL);
+}
+
 static struct fuse_session *session_new(struct fs_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
-	char opts[64 + PATH_MAX];
+	char opts[64 + 3 * PATH_MAX], fsname[2 * PATH_MAX];
 
+	fsname_of(fs_d.ctx, fsname, sizeof(fsname));
 	/* cache=kernel: no open reaches the daemon, so the kernel checks
-	 * permissions (modes and the ACLs fuse_xattr.c builds) */
-	snprintf(opts, sizeof(opts),
-		 "fsname=secretfs,subtype=secretfs%s%s%s%s",
-		 o->readonly ? ",ro" : "", o->allow_other ? ",allow_other" : "",
+	 * permissions (modes and the ACLs fuse_xattr.c builds). ro is the
+	 * daemon's (fuse_notify.c): its own events need a writable mount. */
+	snprintf(opts, sizeof(opts), "fsname=%s,subtype=secretfs%s%s%s", fsname,
+		 o->allow_other ? ",allow_other" : "",
 		 o->auto_unmount ? ",auto_unmount" : "",
 		 o->cache == FS_CACHE_KERNEL ? ",default_permissions" : "");
 	if (fuse_opt_add_arg(&args, "secretfs") ||
 	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, opts) ||
 	    (o->debug && fuse_opt_add_arg(&args, "-d")))
 		goto out;
-	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+	se = fuse_session_new(&args, fs_notify_ops(), sizeof(fs_ops), NULL);
 out:
 	fuse_opt_free_args(&args);
 	return se;
@@ -477,7 +594,7 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 		fuse_session_destroy(se);
 		return fail("mount", "cannot mount (see above)");
 	}
-	if (fuse_set_signal_handlers(se))
+	if (fuse_set_signal_handlers(se) || hup_reopens_log())
 		goto out;
 	if (!o->foreground && !o->debug)
 		sfs_ctx_close_store(ctx);
@@ -489,14 +606,16 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	malloc_setup();
 	/* libfuse's worker threads: small stacks (memory is locked). */
 	setenv("FUSE_THREAD_STACK", "262144", 0);
-	if (fs_poller_start())
+	if (fs_poller_start() || fs_notify_start())
 		goto out;
 	rc = serve(se) < 0 ? EXIT_FAIL : EXIT_OK;
-	fs_poller_stop();
 out:
+	fs_notify_stop();
+	fs_poller_stop();
 	fuse_remove_signal_handlers(se);
 	fuse_session_unmount(se);
 	fuse_session_destroy(se);
+	fs_notify_join();
 	fs_staged_fini();
 	fs_node_fini();
 	return rc;
@@ -509,7 +628,7 @@ static int fusermount_u(const char *mp, const char *flag, char *msg,
  * A daemon that died left its mount behind: every access gives ENOTCONN.
  * Detach it lazily so that a restart can mount on the same path (and
  * containers with the parent bind-mounted rslave see the new mount).
- * A live mount is left alone: it is refused as a non-empty directory.
+ * A live mount is left alone: it is refused as already mounted.
  */
 static void clean_stale(const char *mp)
 {
@@ -553,6 +672,7 @@ int cmd_mount(const struct cli_global *g, int argc, char **argv)
 	memset(&co, 0, sizeof(co));
 	co.readonly = o.readonly;
 	co.audit_off = o.audit_off;
+	co.audit_max = o.audit_max;
 	co.has_owner = 1;
 	co.owner_uid = (uint32_t)getuid();
 	if ((rc = cli_open(&gg, &co, &ctx)))

@@ -6,14 +6,18 @@
  * extended attributes in fuse_xattr.c.
  *
  * Every handler maps one request onto the core and the core's error onto
- * an errno (fs_errno: sfs_err_errno). Metadata for stat (owner, mode, sizes,
- * times) is read with the daemon's own caller: names are public and attributes
- * are cached per inode by the kernel. Values, kv/ and keys/ are read with the
- * requesting process's caller. Where the answer depends on who asks (kv/
- * entries, keys/, .status, and stat of an access-controlled secret's values,
- * EACCES outside its partial view) the kernel gets a zero entry timeout, and
- * mostly a zero attribute timeout, so it never shows one caller's answer to
- * another (node_attr).
+ * an errno (fs_errno: sfs_err_errno); a refusal is logged with the core's
+ * reason under -f or -o debug (fs_refused). Metadata for stat (owner,
+ * mode, sizes, times) is read with the daemon's own caller: names are
+ * public and attributes are cached per inode by the kernel. Values, kv/
+ * and keys/ are read with the requesting process's caller. Where the
+ * answer depends on who asks (kv/ entries, keys/, .status, and stat of an
+ * access-controlled secret's values, EACCES outside its partial view) the
+ * kernel gets a zero entry timeout, and mostly a zero attribute timeout,
+ * so it never shows one caller's answer to another (node_attr). kv/
+ * exists only for a JSON object default, which only a reader may learn
+ * (kv_present); a process holding a read handle sees its snapshot's size,
+ * answered uncached (rd_snapshot).
  *
  * A read handle holds the plaintext decrypted at open (a snapshot),
  * shared with the other handles of the same version (sfs_version_open)
@@ -62,7 +66,88 @@ struct rfh {
 	size_t len;
 	uint32_t uid;	/* charged for the handle (held_reserve) */
 	size_t charged; /* bytes charged; 0: none */
+	/* on rd_list (cache=strict default and kv/ files): */
+	uint64_t ino;
+	int32_t pid, tgid; /* the opener's thread; its process (rd_lock,
+			    * 0 until needed) */
+	struct rfh *next;  /* rd_lock */
+	int tracked;
 };
+
+/*
+ * fstat(2) on a read handle answers with that handle's snapshot (SPEC
+ * §3). FUSE sends fstat as a GETATTR without the handle, so with
+ * cache=strict (direct I/O: reads do not depend on the kernel's size)
+ * the open handles of files whose value can change are kept here, and a
+ * GETATTR from a process that holds one answers with its size. While
+ * any is open, GETATTR answers are not cached, so that each process's
+ * fstat reaches the daemon. (cache=open shares one page cache per file:
+ * there the size is the file's.)
+ */
+static pthread_mutex_t rd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rfh *rd_list; /* rd_lock */
+
+static size_t rfh_len(const struct rfh *h)
+{
+	if (h->buf)
+		return h->len;
+	return h->val ? sfs_value_of(h->val)->len : 0;
+}
+
+static void rd_track(struct rfh *h, fuse_req_t req, uint64_t ino, int kind)
+{
+	if (fs_d.opts.cache != FS_CACHE_STRICT ||
+	    (kind != FK_DEFAULT && kind != FK_KV))
+		return;
+	h->ino = ino;
+	h->pid = fuse_req_ctx(req)->pid;
+	pthread_mutex_lock(&rd_lock);
+	h->next = rd_list;
+	rd_list = h;
+	h->tracked = 1;
+	pthread_mutex_unlock(&rd_lock);
+}
+
+static void rd_untrack(struct rfh *h)
+{
+	struct rfh **p;
+
+	if (!h->tracked)
+		return;
+	pthread_mutex_lock(&rd_lock);
+	for (p = &rd_list; *p && *p != h; p = &(*p)->next)
+		;
+	if (*p)
+		*p = h->next;
+	h->tracked = 0;
+	pthread_mutex_unlock(&rd_lock);
+}
+
+/* Handles open on ino: 0 none; 1 some; 2 one of them the requesting
+ * process's, whose size goes to *size. */
+static int rd_snapshot(fuse_req_t req, uint64_t ino, off_t *size)
+{
+	int32_t pid = fuse_req_ctx(req)->pid, tgid = 0;
+	struct rfh *h;
+	int found = 0;
+
+	pthread_mutex_lock(&rd_lock);
+	for (h = rd_list; h && found < 2; h = h->next) {
+		if (h->ino != ino)
+			continue;
+		found = 1;
+		if (h->pid != pid && !tgid)
+			tgid = fs_caller_tgid(pid);
+		if (h->pid != pid && !h->tgid)
+			h->tgid = fs_caller_tgid(h->pid);
+		if (h->pid == pid || (tgid > 0 && h->tgid == tgid)) {
+			*size = (off_t)rfh_len(h);
+			found = 2;
+		}
+	}
+	pthread_mutex_unlock(&rd_lock);
+	return found;
+}
 
 /* Directory listing built at opendir, served by offset; referenced
  * like struct rfh across a reply. */
@@ -108,6 +193,22 @@ void fs_log(const char *fmt, ...)
 		vsyslog(LOG_ERR, fmt, ap);
 	}
 	va_end(ap);
+}
+
+void fs_refused(uint32_t uid, const char *op, const char *secret,
+		const char *name, int code, const char *why)
+{
+	if (!code || !(fs_d.opts.foreground || fs_d.opts.debug))
+		return;
+	fs_log("%s secrets/%s%s%s refused (%s) for uid %u: %s", op, secret,
+	       name ? "/" : "", name ? name : "", sfs_err_name(code),
+	       (unsigned)uid, why && *why ? why : sfs_strerror(code));
+}
+
+void fs_refused_err(uint32_t uid, const char *op, const char *secret,
+		    const char *name, const struct sfs_error *err)
+{
+	fs_refused(uid, op, secret, name, err->code, err->msg);
 }
 
 int fs_errno(int code)
@@ -180,6 +281,14 @@ static mode_t value_mode(const struct sfs_secret_rec *r)
 static mode_t dir_mode(mode_t m)
 {
 	return fs_d.opts.cache == FS_CACHE_KERNEL && (m & 0200) ? 0777 : m;
+}
+
+/* A secret's directory: its mode with x wherever r is (SPEC §3), so that
+ * copies made by cp -a, tar or rsync can be entered. */
+static mode_t secret_dir_mode(mode_t m)
+{
+	m &= 07777;
+	return m | ((m & 0444) >> 2);
 }
 
 /* Owner, group, mode and times of the secret's entries. */
@@ -370,27 +479,57 @@ static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 	return SFS_OK;
 }
 
+static int kv_none_cb(void *arg, const char *key, const char *val, size_t len)
+{
+	(void)arg;
+	(void)key;
+	(void)val;
+	(void)len;
+	return 0;
+}
+
+/* Is the default value (format json: decrypted, an audited read) an
+ * object? */
+static int kv_is_object(fuse_req_t req, const char *secret)
+{
+	struct sfs_value v;
+	int rc = kv_value(req, secret, &v);
+
+	if (rc == SFS_OK)
+		rc =
+		    sfs_value_kv_each(v.data, v.len, 0, kv_none_cb, NULL, NULL);
+	sfs_value_release(&v);
+	return rc == SFS_OK;
+}
+
 /*
- * Is kv/ empty, known without decrypting? A text value is no JSON object,
- * so a lookup there needs no read (and writes no audit line). Only for a
- * caller who may read the value: anyone else gets the read's refusal,
- * audited, and learns nothing of the format.
+ * Does kv/ exist for this caller? Only while the default version is a
+ * JSON object (SPEC §3): the secret and its default active, format kv
+ * (known without decrypting), or json and an object. A caller who may
+ * not read the value must not learn its format, its state or whether it
+ * has a version: for it kv/ always exists, and opening it gives the
+ * read's refusal (EACCES).
  */
-static int kv_surely_empty(fuse_req_t req, const char *secret,
-			   const struct sfs_secret_rec *r)
+static int kv_present(fuse_req_t req, const char *secret,
+		      const struct sfs_secret_rec *r)
 {
 	struct sfs_version_rec v;
 	struct sfs_caller c;
-	int empty;
+	int fmt;
 
-	if (!r->default_version || fs_caller(req, FS_CALLER_GROUPS, &c) ||
-	    !sfs_policy_may_read(&c, r))
+	if (fs_caller(req, FS_CALLER_GROUPS, &c))
+		return 0;
+	if (!sfs_policy_may_read(&c, r))
+		return 1;
+	if (r->status != SFS_STATE_ACTIVE || !r->default_version)
 		return 0;
 	if (sfs_version_info(fs_d.ctx, &fs_d.meta, secret, 0, &v, NULL))
 		return 0;
-	empty = v.format == SFS_FMT_TEXT;
+	fmt = v.state == SFS_STATE_ACTIVE ? v.format : SFS_FMT_TEXT;
 	sfs_version_rec_release(&v);
-	return empty;
+	if (fmt == SFS_FMT_JSON)
+		return kv_is_object(req, secret);
+	return fmt == SFS_FMT_KV;
 }
 
 /* Attributes of kv/K: its size needs the value, so this is an audited
@@ -403,7 +542,7 @@ static int attr_kv(fuse_req_t req, const struct fs_node_info *n,
 	size_t len = 0;
 	int rc = secret_rec(n->secret, &r);
 
-	if (rc == SFS_OK && kv_surely_empty(req, n->secret, &r))
+	if (rc == SFS_OK && !kv_present(req, n->secret, &r))
 		rc = SFS_ENOENT;
 	if (rc == SFS_OK)
 		rc = kv_entry(req, n->secret, n->name, &val, &len);
@@ -481,13 +620,18 @@ static int node_attr(fuse_req_t req, const struct fs_node_info *n,
 	case FK_VERSIONS:
 	case FK_KVDIR:
 		rc = secret_rec(n->secret, &r);
+		if (n->kind == FK_KVDIR)
+			*mine = MINE_ENTRY; /* kv_present: per caller */
+		if (rc == SFS_OK && n->kind == FK_KVDIR &&
+		    !kv_present(req, n->secret, &r))
+			rc = SFS_ENOENT;
 		if (rc)
 			break;
 		attr_secret(st, &r, r.changed_at);
 		if (n->kind == FK_SECRET)
 			attr_dir(st, fs_d.opts.cache == FS_CACHE_KERNEL
 					 ? 0777
-					 : r.mode & 07777);
+					 : secret_dir_mode(r.mode));
 		else
 			attr_dir(st, n->kind == FK_KVDIR ? 0555
 							 : dir_mode(0755));
@@ -597,8 +741,7 @@ static int resolve(fuse_req_t req, const struct fs_node_info *p,
 			n->kind = FK_VERSIONS;
 		else if (!strcmp(name, "kv"))
 			n->kind = FK_KVDIR;
-		else if (name[0] == '.' && strcmp(name, ".") &&
-			 strcmp(name, "..")) {
+		else if (fs_staged_name(name)) {
 			n->kind = FK_STAGED;
 			n->version = fuse_req_ctx(req)->uid;
 		} else
@@ -668,16 +811,25 @@ static void fs_forget_multi(fuse_req_t req, size_t count,
 static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	const struct rfh *h = fi ? (const struct rfh *)(uintptr_t)fi->fh : NULL;
 	struct fs_node_info n;
 	struct stat st;
-	int mine = 0, rc = fs_node_get(ino, &n);
+	int mine = 0, snap = 0, rc = fs_node_get(ino, &n);
 
-	(void)fi;
 	if (!rc)
 		rc = node_attr(req, &n, &st, &mine);
-	if (rc)
+	if (rc) {
 		fuse_reply_err(req, rc);
-	else if (n.kind == FK_STAGED || n.writers || (mine & MINE_ATTR))
+		return;
+	}
+	/* a handle's own snapshot: lseek(SEEK_END) sends it, fstat not */
+	if (h && !h->write && (n.kind == FK_DEFAULT || n.kind == FK_KV)) {
+		st.st_size = (off_t)rfh_len(h);
+		snap = 1;
+	} else if (n.kind == FK_DEFAULT || n.kind == FK_KV) {
+		snap = rd_snapshot(req, ino, &st.st_size);
+	}
+	if (n.kind == FK_STAGED || n.writers || snap || (mine & MINE_ATTR))
 		fuse_reply_attr(req, &st, 0);
 	else
 		fuse_reply_attr(req, &st, fs_d.attr_timeout);
@@ -792,14 +944,18 @@ static int list_secret_dir(fuse_req_t req, const struct fs_node_info *n,
 	struct sfs_secret_rec r;
 	int rc = secret_rec(n->secret, &r);
 
-	/* a caller refused the partial view sees default either way: its
-	 * presence would tell whether a version exists */
+	/* A caller refused the partial view sees default either way: its
+	 * presence would tell whether a version exists. To anyone else a
+	 * deactivated secret lists no default: nothing there can be read (a
+	 * lookup still answers, and open gives EKEYREVOKED), and rm -r then
+	 * meets only what it may remove (SPEC §3). */
 	if (rc == SFS_OK &&
-	    (r.default_version || view_check(req, &r) != SFS_OK))
+	    ((r.default_version && r.status == SFS_STATE_ACTIVE) ||
+	     view_check(req, &r) != SFS_OK))
 		rc = db_add(b, "default", 0);
 	if (rc == SFS_OK)
 		rc = db_add(b, "versions", 1);
-	if (rc == SFS_OK)
+	if (rc == SFS_OK && kv_present(req, n->secret, &r))
 		rc = db_add(b, "kv", 1);
 	if (rc == SFS_OK)
 		fs_staged_each(n->secret, fuse_req_ctx(req)->uid,
@@ -934,14 +1090,19 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 static int open_value(fuse_req_t req, const struct fs_node_info *n,
 		      struct rfh *h)
 {
+	struct sfs_error err;
 	struct sfs_caller c;
 	uint32_t num = n->kind == FK_VERSION ? n->version : 0;
+	int rc;
 
 	if (fs_caller(req, FS_CALLER_GROUPS | FS_CALLER_COMM, &c))
 		return SFS_EIO;
 	if (!fs_visible(n->secret))
 		return SFS_ENOENT;
-	return sfs_version_open(fs_d.ctx, &c, n->secret, num, &h->val, NULL);
+	rc = sfs_version_open(fs_d.ctx, &c, n->secret, num, &h->val, &err);
+	if (rc)
+		fs_refused_err(c.uid, "open", n->secret, n->name, &err);
+	return rc;
 }
 
 static int open_read(fuse_req_t req, const struct fs_node_info *n,
@@ -1215,8 +1376,11 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fi->direct_io = 1;
 	else
 		cached_open(ino, h, fi);
-	if (fuse_reply_open(req, fi))
+	rd_track(h, req, ino, n.kind);
+	if (fuse_reply_open(req, fi)) {
+		rd_untrack(h);
 		rfh_free(h);
+	}
 }
 
 static void reply_slice(fuse_req_t req, const char *data, size_t len,
@@ -1290,6 +1454,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		/* cache=open: the plaintext leaves the page cache now. */
 		if (fs_d.opts.cache == FS_CACHE_OPEN)
 			cached_release(ino);
+		rd_untrack(h);
 		rfh_put(h);
 	}
 	fuse_reply_err(req, 0);
@@ -1301,6 +1466,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
 	struct sfs_secret_new nw;
+	struct sfs_error err;
 	struct sfs_caller c;
 	int e;
 
@@ -1315,19 +1481,56 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	memset(&nw, 0, sizeof(nw));
 	nw.name = name;
-	e = sfs_secret_create(fs_d.ctx, &c, &nw, NULL, NULL);
+	e = sfs_secret_create(fs_d.ctx, &c, &nw, NULL, &err);
 	if (e) {
+		fs_refused_err(c.uid, "mkdir", name, NULL, &err);
 		fs_reply_core(req, e);
 		return;
 	}
 	fs_lookup(req, parent, name);
 }
 
+static int count_cb(void *arg, const struct sfs_version_rec *v)
+{
+	(void)v;
+	++*(unsigned *)arg;
+	return 0;
+}
+
+/*
+ * rmdir secrets/NAME/versions, as rm -r does after destroying what is in
+ * it: with no version left it succeeds and changes nothing (the directory
+ * goes with the secret), else ENOTEMPTY.
+ */
+static int rmdir_versions(fuse_req_t req, const char *secret)
+{
+	struct sfs_caller c;
+	unsigned n = 0;
+	int e = fs_caller(req, FS_CALLER_GROUPS, &c);
+
+	if (e)
+		return e;
+	if (!fs_visible(secret))
+		return ENOENT;
+	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
+		return EROFS;
+	e = fs_errno(
+	    sfs_version_list(fs_d.ctx, &c, secret, 0, count_cb, &n, NULL));
+	return e ? e : n ? ENOTEMPTY : 0;
+}
+
 static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fs_node_info p;
+	struct sfs_error err;
 	struct sfs_caller c;
 	int e;
 
+	if (parent != FS_INO_SECRETS && !fs_node_get(parent, &p) &&
+	    p.kind == FK_SECRET && !strcmp(name, "versions")) {
+		fuse_reply_err(req, rmdir_versions(req, p.secret));
+		return;
+	}
 	if (parent != FS_INO_SECRETS) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -1340,13 +1543,18 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
-	fs_reply_core(req, sfs_secret_delete(fs_d.ctx, &c, name, NULL));
+	e = sfs_secret_delete(fs_d.ctx, &c, name, &err);
+	if (e)
+		fs_refused_err(c.uid, "rmdir", name, NULL, &err);
+	fs_reply_core(req, e);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_node_info p, n;
+	struct sfs_error err;
 	struct sfs_caller c;
+	char rel[300];
 	int e = fs_node_get(parent, &p);
 
 	if (!e)
@@ -1355,12 +1563,21 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
+	/* the path in the secret's directory, for the log */
+	snprintf(rel, sizeof(rel), "%s%s",
+		 p.kind == FK_VERSIONS ? "versions/"
+		 : p.kind == FK_KVDIR  ? "kv/"
+				       : "",
+		 name);
 	if (n.kind == FK_STAGED) {
 		fuse_reply_err(req,
 			       fs_staged_unlink(n.secret, n.name, n.version));
 		return;
 	}
 	if (n.kind != FK_VERSION) {
+		fs_refused(fuse_req_ctx(req)->uid, "rm", n.secret, rel,
+			   SFS_EPERM,
+			   "only versions/N can be removed (destroyed)");
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -1372,9 +1589,11 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, e);
 		return;
 	}
-	e = sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, NULL);
+	e = sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, &err);
 	if (!e)
 		fs_secret_changed(n.secret);
+	else
+		fs_refused_err(c.uid, "rm", n.secret, rel, &err);
 	fs_reply_core(req, e);
 }
 
@@ -1383,6 +1602,7 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 			  const struct stat *st, int to_set)
 {
 	struct sfs_secret_update u;
+	struct sfs_error err;
 	struct sfs_caller c;
 	int e;
 
@@ -1408,10 +1628,12 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 		return 0;
 	if ((e = fs_caller(req, FS_CALLER_FULL, &c)))
 		return e;
-	e = fs_errno(sfs_secret_update(fs_d.ctx, &c, n->secret, &u, NULL));
-	if (!e)
+	e = sfs_secret_update(fs_d.ctx, &c, n->secret, &u, &err);
+	if (e)
+		fs_refused_err(c.uid, "chmod/chown", n->secret, NULL, &err);
+	else
 		fs_secret_changed(n->secret);
-	return e;
+	return fs_errno(e);
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -1696,11 +1918,13 @@ static int status_view(struct sfs_json *o)
 static struct sfs_json *status_options(void)
 {
 	static const char *const caches[] = {"strict", "open", "kernel"};
+	static const char *const notifies[] = {"modify", "replace", "none"};
 	struct sfs_json *o = sfs_json_object();
 
 	if (!o || sfs_json_set_bool(o, "ro", fs_d.opts.readonly) ||
 	    sfs_json_set_bool(o, "allow_other", fs_d.opts.allow_other) ||
 	    sfs_json_set_str(o, "cache", caches[fs_d.opts.cache]) ||
+	    sfs_json_set_str(o, "notify", notifies[fs_d.opts.notify]) ||
 	    sfs_json_set_str(o, "audit", fs_d.opts.audit_off ? "off" : "on") ||
 	    sfs_json_set_bool(o, "debug", fs_d.opts.debug) ||
 	    sfs_json_set_bool(o, "auto_unmount", fs_d.opts.auto_unmount) ||
@@ -1887,6 +2111,7 @@ static void *poller(void *arg)
 			/* Only now: opens compare against it (cached_open). */
 			__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
 			sfs_ctx_watch_ack(fs_d.ctx, g);
+			fs_notify_kick(g);
 			seen = g;
 		}
 	}

@@ -1,0 +1,954 @@
+/*
+ * Change notification (SPEC §3): real inotify events on the mount when a
+ * secret's default moves, through any front.
+ *
+ * The kernel raises no inotify event for anything a FUSE daemon tells it
+ * (inval_inode, inval_entry, store): only a real file operation on the
+ * mount does. So one notifier thread per daemon has them made, never
+ * from a FUSE worker (a handler waiting on its own mount deadlocks), and
+ * not by the daemon itself either: a helper process makes them
+ * (notify_helper.c says why), the thread waits on its socket. The
+ * poller (fuse.c) kicks it after it has invalidated the kernel's caches,
+ * so the new state is readable before any event. The thread lists the
+ * store, compares with its last listing (per secret: default version,
+ * secret status and the default version's state; latest version; id) and,
+ * per changed secret (coalesced: one listing covers every generation since
+ * the last one), has the helper make, through the mountpoint opened for
+ * each operation only (a held fd would make a plain unmount fail):
+ * - new versions: O_CREAT|O_EXCL of versions/N (IN_CREATE in versions/);
+ * - notify=modify (default): open default for writing, write one byte,
+ *   close (IN_MODIFY + IN_CLOSE_WRITE, the watch survives); also on the
+ *   kv/ files the kernel holds;
+ * - notify=replace: create a hidden staging name and rename it onto
+ *   default (IN_MOVED_TO in the secret's directory);
+ * - a new or deleted secret: mkdir / rmdir in secrets/ (IN_CREATE /
+ *   IN_DELETE); then wakes poll(2) waiters on the secret's files (POLLPRI).
+ * In a flat view (layout=flat) the value file is the root's NAME: the same
+ * modify or replace there, and a file created / unlinked at the root when
+ * a secret gains or loses its default (the view lists only those).
+ *
+ * The daemon recognises its own requests by the helper's pid (what
+ * fuse_req_ctx reports is the calling thread's id) and answers them
+ * here, before any core call: no audit line, no version, no staged data.
+ * Lookups that would contradict the operation (the new name exists, the
+ * deleted one does not) are answered for the thread alone.
+ *
+ * Memory: the last listing stays, 40 bytes a secret plus its name (about
+ * 6 MiB for 100,000 secrets; twice that while a change is compared).
+ *
+ * fs_notify_ops() wraps fs_ops: these own requests, poll, and for `ro`
+ * mounts every user change refused with EROFS (the kernel mount itself is
+ * read-write so that the thread's operations pass). The thread holds no
+ * lock a handler needs while it waits on the mount; inotify never blocks
+ * (a full queue drops events), so a slow watcher slows no one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fuse_int.h"
+#include "secretfs/secret.h"
+#include "secretfs/version.h"
+
+#define STAGE_NAME   ".secretfs-notify"
+#define NEW_VERS_MAX 16 /* IN_CREATEs per secret per batch */
+#define KV_NODES_MAX 64
+
+/* One secret as the last listing saw it: 40 bytes, its name in the
+ * listing's arena (a listing of 100,000 secrets is about 6 MiB). */
+struct seen {
+	uint64_t key; /* fs_name_hash of the name: the sort order */
+	uint64_t id;  /* fs_name_hash of the id */
+	int64_t changed_at;
+	uint32_t def, latest;
+	int16_t status, vstate;
+	uint32_t name; /* offset in names */
+};
+
+struct listing {
+	struct seen *v;
+	size_t n, cap;
+	char *names;
+	size_t used, room;
+};
+
+/* What the thread is doing now, for the lookups of its own requests. */
+enum pend_kind { PEND_NONE, PEND_ABSENT, PEND_PRESENT, PEND_STAGE };
+static struct {
+	int kind;	 /* enum pend_kind */
+	uint64_t parent; /* the directory's ino */
+	char name[256];
+} pend;
+
+/* poll(2) registrations: per open handle (fh 0: per ino). */
+struct pollent {
+	uint64_t fh, ino;
+	struct fuse_pollhandle *ph;
+	int changed;
+	struct pollent *next;
+};
+
+static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t kick_cond = PTHREAD_COND_INITIALIZER;
+static struct pollent *polls;
+static uint64_t kicked; /* kick_lock */
+static int stop;	/* kick_lock; poll_lock too for the session */
+static pid_t own_tid;	/* atomic: the helper's pid, 0 before it runs */
+static pthread_t thread;
+static int thread_started;
+static struct fuse_lowlevel_ops ops;
+
+int fs_notify_own(fuse_req_t req)
+{
+	pid_t t = __atomic_load_n(&own_tid, __ATOMIC_ACQUIRE);
+
+	return t && fuse_req_ctx(req)->pid == t;
+}
+
+/* --- the thread's side -------------------------------------------------- */
+
+static int seen_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct seen *)a)->key;
+	uint64_t y = ((const struct seen *)b)->key;
+
+	return x < y ? -1 : x > y;
+}
+
+static const char *name_of(const struct listing *l, const struct seen *s)
+{
+	return l->names + s->name;
+}
+
+/* Room for one more entry and a name of len bytes; 0 or -1. */
+static int grow(struct listing *l, size_t len)
+{
+	size_t cap = l->cap ? l->cap * 2 : 64, room = l->room * 2 + len + 4096;
+	void *p;
+
+	if (l->n == l->cap) {
+		p = realloc(l->v, cap * sizeof(*l->v));
+		if (!p)
+			return -1;
+		l->v = p;
+		l->cap = cap;
+	}
+	if (l->used + len + 1 > l->room) {
+		p = realloc(l->names, room);
+		if (!p)
+			return -1;
+		l->names = p;
+		l->room = room;
+	}
+	return 0;
+}
+
+static int list_cb(void *arg, const struct sfs_secret_rec *r)
+{
+	struct listing *l = arg;
+	size_t len = strlen(r->name);
+	struct seen *s;
+
+	if (!fs_visible(r->name))
+		return 0;
+	if (grow(l, len))
+		return SFS_ENOMEM;
+	s = &l->v[l->n++];
+	s->key = fs_name_hash(r->name);
+	s->id = fs_name_hash(r->id);
+	s->changed_at = r->changed_at;
+	s->def = r->default_version;
+	s->latest = r->latest_version;
+	s->status = (int16_t)r->status;
+	s->vstate = -1;
+	s->name = (uint32_t)l->used;
+	memcpy(l->names + l->used, r->name, len + 1);
+	l->used += len + 1;
+	return 0;
+}
+
+static const struct seen *find(const struct listing *l, uint64_t key)
+{
+	struct seen k;
+
+	if (!l->n)
+		return NULL;
+	memset(&k, 0, sizeof(k));
+	k.key = key;
+	return bsearch(&k, l->v, l->n, sizeof(k), seen_cmp);
+}
+
+/* The default version's state: asked only when the secret changed. */
+static void fill_vstate(const struct listing *l, struct seen *s,
+			const struct seen *old)
+{
+	struct sfs_version_rec vr;
+	struct sfs_error err;
+
+	if (old && old->changed_at == s->changed_at) {
+		s->vstate = old->vstate;
+		return;
+	}
+	sfs_error_clear(&err);
+	if (s->def && sfs_version_info(fs_d.ctx, &fs_d.meta, name_of(l, s),
+				       s->def, &vr, &err) == SFS_OK)
+		s->vstate = (int16_t)vr.state;
+}
+
+/* The store now: 0, or -1 (nothing to compare with, try again later). */
+static int list_now(struct listing *l, const struct listing *old)
+{
+	struct sfs_error err;
+	size_t i;
+
+	l->n = 0;
+	l->used = 0;
+	sfs_error_clear(&err);
+	if (sfs_secret_list(fs_d.ctx, &fs_d.meta, list_cb, l, &err))
+		return -1;
+	qsort(l->v, l->n, sizeof(*l->v), seen_cmp);
+	for (i = 0; i < l->n; i++)
+		fill_vstate(l, &l->v[i], old ? find(old, l->v[i].key) : NULL);
+	return 0;
+}
+
+static void pend_set(int kind, uint64_t parent, const char *name)
+{
+	pthread_mutex_lock(&pend_lock);
+	pend.kind = kind;
+	pend.parent = parent;
+	snprintf(pend.name, sizeof(pend.name), "%s", name);
+	pthread_mutex_unlock(&pend_lock);
+}
+
+/* Have the helper make one operation (notify_helper.c); its errno. The
+ * thread waits on the socket, never on the mount. */
+static int op(int ch, int o, const char *a, const char *b)
+{
+	struct fs_nh_cmd c;
+	int e = EIO;
+
+	memset(&c, 0, sizeof(c));
+	c.op = o;
+	snprintf(c.a, sizeof(c.a), "%s", a);
+	snprintf(c.b, sizeof(c.b), "%s", b ? b : "");
+	if (write(ch, &c, sizeof(c)) != (ssize_t)sizeof(c) ||
+	    read(ch, &e, sizeof(e)) != (ssize_t)sizeof(e))
+		return EIO;
+	return e;
+}
+
+/* IN_MODIFY + IN_CLOSE_WRITE on path. fresh: first fetch the attributes
+ * the poller only marked stale, so that a reader woken by the event sees
+ * the new size even through sendfile/splice, which trust the cached
+ * size (not for kv/ files: their size needs a decryption, an audited
+ * read). */
+static void touch(int ch, const char *path, int fresh)
+{
+	op(ch, fresh ? FS_NH_TOUCH_FRESH : FS_NH_TOUCH, path, NULL);
+}
+
+/* The kv/ files the kernel holds for secret (their watchers). */
+static void touch_kv(int ch, const char *secret)
+{
+	struct fs_node_ent *v;
+	struct fs_node_info n;
+	char path[SFS_NAME_MAX + 300];
+	size_t i, cnt = fs_node_snapshot_secret(secret, &v), done = 0;
+
+	for (i = 0; i < cnt && done < KV_NODES_MAX; i++) {
+		if (fs_node_get(v[i].ino, &n) || n.kind != FK_KV)
+			continue;
+		snprintf(path, sizeof(path), "secrets/%s/kv/%s", secret,
+			 n.name);
+		touch(ch, path, 0);
+		done++;
+	}
+	free(v);
+}
+
+/* The value file of secret: secrets/NAME/default, or NAME in a flat
+ * view. */
+static void value_path(const char *secret, char *out, size_t cap)
+{
+	if (fs_d.opts.flat)
+		snprintf(out, cap, "%s", secret);
+	else
+		snprintf(out, cap, "secrets/%s/default", secret);
+}
+
+/* The staging name sits beside the value file; in a flat view the
+ * handlers learn its secret from pend (PEND_STAGE). */
+static void replace(int ch, const char *secret)
+{
+	char from[SFS_NAME_MAX + 64], to[SFS_NAME_MAX + 64];
+
+	if (fs_d.opts.flat)
+		snprintf(from, sizeof(from), STAGE_NAME);
+	else
+		snprintf(from, sizeof(from), "secrets/%s/" STAGE_NAME, secret);
+	value_path(secret, to, sizeof(to));
+	pend_set(PEND_STAGE, FS_INO_ROOT, secret);
+	/* created read-only: no IN_CLOSE_WRITE for the staging name */
+	op(ch, FS_NH_REPLACE, from, to);
+	pend_set(PEND_NONE, 0, "");
+}
+
+/* IN_CREATE of versions/N for the versions made since old. */
+static void new_versions(int ch, const char *name, const struct seen *s,
+			 const struct seen *old)
+{
+	char path[SFS_NAME_MAX + 64], num[16];
+	uint64_t dir = fs_node_find(FK_VERSIONS, name, 0, "versions");
+	uint32_t v = old->latest + 1;
+
+	if (!dir || s->latest - old->latest > NEW_VERS_MAX ||
+	    fs_d.opts.notify == FS_NOTIFY_NONE)
+		return; /* nobody can watch a directory never looked up */
+	for (; v <= s->latest; v++) {
+		snprintf(num, sizeof(num), "%u", v);
+		snprintf(path, sizeof(path), "secrets/%s/versions/%s", name,
+			 num);
+		pend_set(PEND_ABSENT, dir, num);
+		op(ch, FS_NH_CREATE, path, NULL);
+	}
+	pend_set(PEND_NONE, 0, "");
+}
+
+/* IN_CREATE / IN_DELETE of secrets/NAME, or of NAME in a flat view. */
+static void secret_dir(int ch, const char *name, int created)
+{
+	char path[SFS_NAME_MAX + 16];
+	int flat = fs_d.opts.flat;
+
+	if (fs_d.opts.notify == FS_NOTIFY_NONE)
+		return;
+	snprintf(path, sizeof(path), flat ? "%s" : "secrets/%s", name);
+	pend_set(created ? PEND_ABSENT : PEND_PRESENT,
+		 flat ? FS_INO_ROOT : FS_INO_SECRETS, name);
+	if (created)
+		op(ch, flat ? FS_NH_CREATE : FS_NH_MKDIR, path, NULL);
+	else
+		op(ch, flat ? FS_NH_UNLINK : FS_NH_RMDIR, path, NULL);
+	pend_set(PEND_NONE, 0, "");
+}
+
+/* Wake poll(2) waiters on the open files of secret's value nodes. */
+static void wake_polls(const char *secret)
+{
+	struct pollent *p;
+	struct fs_node_info n;
+
+	pthread_mutex_lock(&poll_lock);
+	for (p = polls; p && !stop; p = p->next) {
+		if (fs_node_get(p->ino, &n) || strcmp(n.secret, secret))
+			continue;
+		p->changed = 1;
+		if (p->ph) {
+			fuse_lowlevel_notify_poll(p->ph);
+			fuse_pollhandle_destroy(p->ph);
+			p->ph = NULL;
+		}
+	}
+	pthread_mutex_unlock(&poll_lock);
+}
+
+static int moved(const struct seen *a, const struct seen *b)
+{
+	return a->def != b->def || a->status != b->status ||
+	       a->vstate != b->vstate;
+}
+
+/* The default moved: the mode's events on the value file. */
+static void value_moved(int ch, const char *name)
+{
+	char path[SFS_NAME_MAX + 32];
+
+	value_path(name, path, sizeof(path));
+	if (fs_d.opts.notify == FS_NOTIFY_MODIFY) {
+		touch(ch, path, 1);
+		if (!fs_d.opts.flat)
+			touch_kv(ch, name);
+	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
+		replace(ch, name);
+	}
+	wake_polls(name);
+}
+
+/* A flat view: a secret's file exists while it has a default. */
+static void changed_flat(int ch, const char *name, const struct seen *s,
+			 const struct seen *old)
+{
+	int same = old && old->id == s->id, had = same && old->def;
+
+	if (old && !same && old->def)
+		secret_dir(ch, name, 0);
+	if (s->def && !had)
+		secret_dir(ch, name, 1);
+	else if (had && !s->def)
+		secret_dir(ch, name, 0);
+	else if (had && moved(s, old))
+		value_moved(ch, name);
+}
+
+/* One secret that is in the new listing: what changed since old. */
+static void changed(int ch, const char *name, const struct seen *s,
+		    const struct seen *old)
+{
+	if (fs_d.opts.flat) {
+		changed_flat(ch, name, s, old);
+		return;
+	}
+	if (!old || old->id != s->id) {
+		if (old)
+			secret_dir(ch, name, 0);
+		secret_dir(ch, name, 1);
+		return;
+	}
+	if (s->latest > old->latest)
+		new_versions(ch, name, s, old);
+	if (moved(s, old))
+		value_moved(ch, name);
+}
+
+/* Read without the locks: the thread's loops stop early. */
+static int stopping(void)
+{
+	return __atomic_load_n(&stop, __ATOMIC_ACQUIRE);
+}
+
+static void diff(int ch, const struct listing *old, const struct listing *now)
+{
+	const struct seen *s;
+	size_t i;
+
+	for (i = 0; i < now->n && !stopping(); i++) {
+		s = &now->v[i];
+		changed(ch, name_of(now, s), s, find(old, s->key));
+	}
+	for (i = 0; i < old->n && !stopping(); i++)
+		if (!find(now, old->v[i].key) &&
+		    (!fs_d.opts.flat || old->v[i].def))
+			secret_dir(ch, name_of(old, &old->v[i]), 0);
+}
+
+/* Wait for a kick; 0 with the generation, -1 when stopping. */
+static int wait_kick(uint64_t *seen)
+{
+	int rc;
+
+	pthread_mutex_lock(&kick_lock);
+	while (!stop && kicked == *seen)
+		pthread_cond_wait(&kick_cond, &kick_lock);
+	*seen = kicked;
+	rc = stop ? -1 : 0;
+	pthread_mutex_unlock(&kick_lock);
+	return rc;
+}
+
+/* The helper, started by this thread: its PR_SET_PDEATHSIG follows the
+ * thread, which ends only at unmount. */
+static pid_t helper_start(int *ch)
+{
+	pid_t pid = fs_notify_helper_spawn(fs_d.opts.mountpoint, ch);
+
+	if (pid < 0)
+		fs_log("notify: cannot start the helper: %s: no inotify events",
+		       strerror(errno));
+	else
+		__atomic_store_n(&own_tid, pid, __ATOMIC_RELEASE);
+	return pid;
+}
+
+static void *notifier(void *arg)
+{
+	struct listing a, b, t;
+	uint64_t seen = 0;
+	pid_t helper;
+	int ch = -1, have, st;
+
+	(void)arg;
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	helper = helper_start(&ch);
+	have = list_now(&a, NULL) == 0;
+	while (wait_kick(&seen) == 0) {
+		if (list_now(&b, have ? &a : NULL))
+			continue;
+		if (have)
+			diff(ch, &a, &b);
+		t = a;
+		a = b;
+		b = t;
+		have = 1;
+	}
+	if (ch >= 0)
+		close(ch); /* the helper reads the end and exits */
+	if (helper > 0)
+		waitpid(helper, &st, 0);
+	free(a.v);
+	free(a.names);
+	free(b.v);
+	free(b.names);
+	return NULL;
+}
+
+void fs_notify_kick(uint64_t gen)
+{
+	pthread_mutex_lock(&kick_lock);
+	kicked = gen;
+	pthread_cond_signal(&kick_cond);
+	pthread_mutex_unlock(&kick_lock);
+}
+
+int fs_notify_start(void)
+{
+	if (pthread_create(&thread, NULL, notifier, NULL))
+		return -1;
+	thread_started = 1;
+	return 0;
+}
+
+/* Before the session goes: no poll notification after this. */
+void fs_notify_stop(void)
+{
+	pthread_mutex_lock(&kick_lock);
+	pthread_mutex_lock(&poll_lock);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&poll_lock);
+	pthread_cond_signal(&kick_cond);
+	pthread_mutex_unlock(&kick_lock);
+}
+
+/* After the connection is gone (an operation in flight has failed). */
+void fs_notify_join(void)
+{
+	struct pollent *p;
+
+	if (thread_started)
+		pthread_join(thread, NULL);
+	thread_started = 0;
+	while ((p = polls)) {
+		polls = p->next;
+		if (p->ph)
+			fuse_pollhandle_destroy(p->ph);
+		free(p);
+	}
+}
+
+/* --- the handlers' side -------------------------------------------------- */
+
+/* PEND_STAGE: the secret whose staging file this is (flat views). */
+static int pending_stage(char *secret, size_t cap)
+{
+	int r;
+
+	pthread_mutex_lock(&pend_lock);
+	r = pend.kind == PEND_STAGE;
+	if (r)
+		snprintf(secret, cap, "%.*s", SFS_NAME_MAX, pend.name);
+	pthread_mutex_unlock(&pend_lock);
+	return r;
+}
+
+/* Is parent/name what the thread is making (kind)? */
+static int pending(uint64_t parent, const char *name, int kind)
+{
+	int r;
+
+	pthread_mutex_lock(&pend_lock);
+	r = pend.kind == kind && pend.parent == parent &&
+	    !strcmp(pend.name, name);
+	pthread_mutex_unlock(&pend_lock);
+	return r;
+}
+
+/* Reply an entry for a node of the thread's own making: real attributes
+ * when the node has them, else st as given. */
+static void own_entry(fuse_req_t req, uint64_t parent, int kind,
+		      const char *secret, uint32_t version, const char *name,
+		      struct stat *st, struct fuse_file_info *fi)
+{
+	struct fs_node_info n;
+	struct fuse_entry_param e;
+	struct stat real;
+	uint64_t ino = fs_node_ref(parent, kind, secret, version, name);
+
+	if (!ino) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* kv/K's attributes need a decryption (an audited read) */
+	if (kind != FK_STAGED && kind != FK_KV && !fs_node_get(ino, &n) &&
+	    !fs_node_attr(req, &n, &real))
+		*st = real;
+	st->st_ino = ino;
+	fs_fill_entry(&e, ino, st, 0);
+	e.attr_timeout = 0; /* the next stat asks again */
+	if (fi) {
+		fi->fh = 0;
+		fi->direct_io = 1;
+		if (fuse_reply_create(req, &e, fi))
+			fs_node_forget(ino, 1);
+	} else if (fuse_reply_entry(req, &e)) {
+		fs_node_forget(ino, 1);
+	}
+}
+
+static void stat_init(struct stat *st, mode_t mode)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_uid = fs_d.owner_uid;
+}
+
+static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p;
+	struct stat st;
+
+	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
+		fs_ops.lookup(req, parent, name);
+	} else if (pending(parent, name, PEND_ABSENT)) {
+		fuse_reply_err(req, ENOENT);
+	} else if (pending(parent, name, PEND_PRESENT)) {
+		stat_init(&st,
+			  fs_d.opts.flat ? S_IFREG | 0400 : S_IFDIR | 0700);
+		own_entry(req, parent, fs_d.opts.flat ? FK_DEFAULT : FK_SECRET,
+			  name, 0, name, &st, NULL);
+	} else if (p.kind == FK_KVDIR) {
+		/* a kv/ file the kernel held: no decrypt (no audit line) */
+		stat_init(&st, S_IFREG | 0400);
+		if (fs_node_find(FK_KV, p.secret, 0, name))
+			own_entry(req, parent, FK_KV, p.secret, 0, name, &st,
+				  NULL);
+		else
+			fuse_reply_err(req, ENOENT);
+	} else {
+		fs_ops.lookup(req, parent, name);
+	}
+}
+
+static int ro(fuse_req_t req)
+{
+	return fs_d.opts.readonly && !fs_notify_own(req);
+}
+
+static void n_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fs_notify_own(req)) {
+		fi->fh = 0;
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
+	} else if (ro(req) && ((fi->flags & O_ACCMODE) != O_RDONLY ||
+			       (fi->flags & O_TRUNC))) {
+		fuse_reply_err(req, EROFS);
+	} else {
+		fs_ops.open(req, ino, fi);
+	}
+}
+
+static void n_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		    size_t size, off_t off, struct fuse_file_info *fi)
+{
+	if (fs_notify_own(req) && !fi->fh)
+		fuse_reply_write(req, size); /* the byte is ignored */
+	else if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.write(req, ino, buf, size, off, fi);
+}
+
+static void n_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fs_notify_own(req) && !fi->fh)
+		fuse_reply_err(req, 0);
+	else
+		fs_ops.flush(req, ino, fi);
+}
+
+static void n_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pollent **pp, *p;
+
+	pthread_mutex_lock(&poll_lock);
+	for (pp = &polls; fi->fh && (p = *pp);) {
+		if (p->fh != fi->fh) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (p->ph)
+			fuse_pollhandle_destroy(p->ph);
+		free(p);
+	}
+	pthread_mutex_unlock(&poll_lock);
+	fs_ops.release(req, ino, fi);
+}
+
+static struct pollent *poll_find(uint64_t fh, uint64_t ino)
+{
+	struct pollent *p;
+
+	for (p = polls; p; p = p->next)
+		if (p->fh == fh && p->ino == ino)
+			return p;
+	p = calloc(1, sizeof(*p));
+	if (p) {
+		p->fh = fh;
+		p->ino = ino;
+		p->next = polls;
+		polls = p;
+	}
+	return p;
+}
+
+/* Files are always readable; POLLPRI once the secret changed after the
+ * handle's first poll. Never ENOSYS: the kernel would answer "ready"
+ * for good and apps spin. */
+static void n_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   struct fuse_pollhandle *ph)
+{
+	unsigned rev = POLLIN | POLLRDNORM;
+	struct pollent *p;
+
+	pthread_mutex_lock(&poll_lock);
+	p = stop ? NULL : poll_find(fi->fh, ino);
+	if (p) {
+		if (p->ph)
+			fuse_pollhandle_destroy(p->ph);
+		p->ph = ph;
+		ph = NULL;
+		rev |= p->changed ? POLLPRI : 0;
+	}
+	pthread_mutex_unlock(&poll_lock);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, rev);
+}
+
+/* The staging file of notify=replace shows default's attributes: after
+ * the rename it is default, and the kernel keeps what the create said. */
+static void default_attr(fuse_req_t req, const struct fs_node_info *secret,
+			 struct stat *st)
+{
+	struct fs_node_info n = *secret;
+
+	n.ino = 0;
+	n.parent = secret->ino;
+	n.kind = FK_DEFAULT;
+	strcpy(n.name, "default");
+	stat_init(st, S_IFREG | 0400);
+	if (fs_node_attr(req, &n, st))
+		stat_init(st, S_IFREG | 0400);
+}
+
+/* A flat view's root: a new secret's file, or the staging file. */
+static void own_create_flat(fuse_req_t req, struct fs_node_info *root,
+			    const char *name, struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	if (pending(root->ino, name, PEND_ABSENT)) {
+		stat_init(&st, S_IFREG | 0400);
+		own_entry(req, root->ino, FK_DEFAULT, name, 0, name, &st, fi);
+	} else if (!strcmp(name, STAGE_NAME) &&
+		   pending_stage(root->secret, sizeof(root->secret))) {
+		default_attr(req, root, &st);
+		own_entry(req, root->ino, FK_STAGED, root->secret,
+			  fs_d.owner_uid, name, &st, fi);
+	} else {
+		fuse_reply_err(req, EPERM);
+	}
+}
+
+static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs_node_info p;
+	struct stat st;
+	uint32_t v;
+
+	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
+		if (ro(req))
+			fuse_reply_err(req, EROFS);
+		else
+			fs_ops.create(req, parent, name, mode, fi);
+	} else if (p.kind == FK_VERSIONS &&
+		   pending(parent, name, PEND_ABSENT)) {
+		v = (uint32_t)strtoul(name, NULL, 10);
+		stat_init(&st, S_IFREG | 0400);
+		own_entry(req, parent, FK_VERSION, p.secret, v, name, &st, fi);
+	} else if (p.kind == FK_ROOT && fs_d.opts.flat) {
+		own_create_flat(req, &p, name, fi);
+	} else if (p.kind == FK_SECRET && !strcmp(name, STAGE_NAME)) {
+		default_attr(req, &p, &st);
+		own_entry(req, parent, FK_STAGED, p.secret, fs_d.owner_uid,
+			  name, &st, fi);
+	} else {
+		fuse_reply_err(req, EPERM);
+	}
+}
+
+static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    mode_t mode)
+{
+	struct stat st;
+
+	if (fs_notify_own(req) && pending(parent, name, PEND_ABSENT)) {
+		stat_init(&st, S_IFDIR | 0700);
+		own_entry(req, parent, FK_SECRET, name, 0, name, &st, NULL);
+	} else if (ro(req)) {
+		fuse_reply_err(req, EROFS);
+	} else {
+		fs_ops.mkdir(req, parent, name, mode);
+	}
+}
+
+static void n_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (fs_notify_own(req))
+		fuse_reply_err(req,
+			       pending(parent, name, PEND_PRESENT) ? 0 : EPERM);
+	else if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.rmdir(req, parent, name);
+}
+
+/* notify=replace: the staging node becomes default; nothing commits. */
+static void own_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       fuse_ino_t newparent, const char *newname)
+{
+	struct fs_node_info p;
+	uint64_t ino;
+	int flat = fs_d.opts.flat;
+
+	if (parent != newparent || strcmp(name, STAGE_NAME) ||
+	    fs_node_get(parent, &p) ||
+	    (flat && !pending_stage(p.secret, sizeof(p.secret))) ||
+	    strcmp(newname, flat ? p.secret : "default")) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid, name);
+	if (ino)
+		fs_node_retarget(ino, FK_DEFAULT, 0, newname);
+	fuse_reply_err(req, 0);
+}
+
+static void n_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     fuse_ino_t newparent, const char *newname,
+		     unsigned int flags)
+{
+	if (fs_notify_own(req))
+		own_rename(req, parent, name, newparent, newname);
+	else if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.rename(req, parent, name, newparent, newname, flags);
+}
+
+static void n_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p;
+	uint64_t ino;
+
+	if (fs_notify_own(req)) {
+		/* a staging name left by a failed rename */
+		if (!fs_node_get(parent, &p) &&
+		    (ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid,
+					name)))
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
+		fuse_reply_err(req, 0);
+	} else if (ro(req)) {
+		fuse_reply_err(req, EROFS);
+	} else {
+		fs_ops.unlink(req, parent, name);
+	}
+}
+
+static void n_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		      int to_set, struct fuse_file_info *fi)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.setattr(req, ino, attr, to_set, fi);
+}
+
+static void n_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		       const char *value, size_t size, int flags)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.setxattr(req, ino, name, value, size, flags);
+}
+
+static void n_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.removexattr(req, ino, name);
+}
+
+static void n_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    mode_t mode, dev_t rdev)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.mknod(req, parent, name, mode, rdev);
+}
+
+static void n_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		      const char *name)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.symlink(req, link, parent, name);
+}
+
+static void n_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		   const char *newname)
+{
+	if (ro(req))
+		fuse_reply_err(req, EROFS);
+	else
+		fs_ops.link(req, ino, newparent, newname);
+}
+
+const struct fuse_lowlevel_ops *fs_notify_ops(void)
+{
+	ops = fs_ops;
+	ops.lookup = n_lookup;
+	ops.open = n_open;
+	ops.write = n_write;
+	ops.flush = n_flush;
+	ops.release = n_release;
+	ops.poll = n_poll;
+	ops.create = n_create;
+	ops.mkdir = n_mkdir;
+	ops.rmdir = n_rmdir;
+	ops.rename = n_rename;
+	ops.unlink = n_unlink;
+	ops.setattr = n_setattr;
+	ops.setxattr = n_setxattr;
+	ops.removexattr = n_removexattr;
+	ops.mknod = n_mknod;
+	ops.symlink = n_symlink;
+	ops.link = n_link;
+	return &ops;
+}

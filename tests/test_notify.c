@@ -1,0 +1,808 @@
+/*
+ * Change notification (SPEC §3 "Change notification", issue 13): an
+ * unmodified `inotifywait -m` on the mount sees every rotation made by the
+ * CLI or through a mount, and a read right after each event returns
+ * exactly the new value; deactivation and activation, new versions and
+ * new or deleted secrets give events; ro and only= views; every cache
+ * mode; notify=replace and notify=none; poll(2)'s POLLPRI; a stuck
+ * watcher slows no one; the daemon's own operations are neither audited
+ * nor versions. No timing is asserted: each wait is for an event, and a
+ * missing one is caught by Check's timeout.
+ */
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+
+#include "lib/proc.h"
+#include "mount_harness.h"
+
+#define ROTATIONS 50
+
+static void mk(const char *name, const char *value)
+{
+	ck_assert_int_eq(cli("secret", "create", name, "--value", value, NULL),
+			 0);
+}
+
+static void rotate(const char *name, const char *value)
+{
+	ck_assert_int_eq(cli("version", "add", name, "--value", value, NULL),
+			 0);
+}
+
+/* sh -c cmd (printf-style); its stdout in *out when out is set. */
+static int sh(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sh(char **out, const char *fmt, ...)
+{
+	char cmd[2048];
+	char *argv[] = {"sh", "-c", cmd, NULL};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return h_run(argv, out);
+}
+
+/* --- an unmodified inotifywait -m --------------------------------------- */
+
+struct watcher {
+	pid_t pid;
+	FILE *out; /* its stdout and stderr: "PATH EVENTS" lines */
+};
+
+/* Start inotifywait -m on paths under the mount (NULL-terminated);
+ * returns once its watches are established. */
+static void watch_start(struct watcher *w, const char *mp, ...)
+{
+	char *argv[16], line[1024];
+	static char paths[8][1024];
+	const char *rel;
+	va_list ap;
+	int fds[2], n = 0, i = 0;
+
+	argv[n++] = "inotifywait";
+	argv[n++] = "-m";
+	argv[n++] = "--format";
+	argv[n++] = "%w%f %e";
+	va_start(ap, mp);
+	while ((rel = va_arg(ap, const char *)) && i < 8) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/%s", mp, rel);
+		argv[n++] = paths[i++];
+	}
+	va_end(ap);
+	argv[n] = NULL;
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	w->pid = fork();
+	ck_assert_int_ge(w->pid, 0);
+	if (w->pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	w->out = fdopen(fds[0], "r");
+	ck_assert_ptr_nonnull(w->out);
+	do
+		ck_assert_ptr_nonnull(fgets(line, sizeof(line), w->out));
+	while (!strstr(line, "Watches established"));
+}
+
+static void watch_stop(struct watcher *w)
+{
+	int st;
+
+	kill(w->pid, SIGTERM);
+	waitpid(w->pid, &st, 0);
+	fclose(w->out);
+}
+
+/* Read events until one on a path ending in suffix with event ev (a word
+ * of inotifywait's list); how many lines with count_ev on suffix came
+ * before it (0 when count_ev is NULL). */
+static int watch_until(struct watcher *w, const char *suffix, const char *ev,
+		       const char *count_ev, const char *refuse)
+{
+	char line[1024], *sp;
+	size_t sl = strlen(suffix);
+	int n = 0;
+
+	for (;;) {
+		ck_assert_ptr_nonnull(fgets(line, sizeof(line), w->out));
+		line[strcspn(line, "\n")] = '\0';
+		sp = strchr(line, ' ');
+		ck_assert_ptr_nonnull(sp);
+		*sp++ = '\0';
+		if (refuse)
+			ck_assert_msg(!strstr(line, refuse), "event on %s %s",
+				      line, sp);
+		if ((size_t)(sp - 1 - line) < sl || strcmp(sp - 1 - sl, suffix))
+			continue;
+		if (strstr(sp, ev))
+			return n;
+		if (count_ev && strstr(sp, count_ev))
+			n++;
+	}
+}
+
+/* Read rel with sendfile(2), as busybox cat does: the kernel's cached
+ * size bounds it, so a stale size after an event would cut the value. */
+static void assert_sendfile(const char *rel, const char *value)
+{
+	char buf[256];
+	int in = open(P(rel), O_RDONLY | O_CLOEXEC);
+	int out = memfd_create("notify", MFD_CLOEXEC);
+	ssize_t n;
+
+	ck_assert_int_ge(in, 0);
+	ck_assert_int_ge(out, 0);
+	n = sendfile(out, in, NULL, sizeof(buf) - 1);
+	ck_assert_int_eq(n, (ssize_t)strlen(value));
+	ck_assert_int_eq(pread(out, buf, (size_t)n, 0), n);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, value);
+	close(in);
+	close(out);
+}
+
+/* One rotation's modify events on default, then the new value, through
+ * read(2) and sendfile(2). */
+static void expect_modify(struct watcher *w, const char *rel, const char *value)
+{
+	ck_assert_int_ge(
+	    watch_until(w, "/default", "CLOSE_WRITE", "MODIFY", NULL), 1);
+	assert_sendfile(rel, value);
+	assert_reads(rel, value);
+}
+
+/* --- tests -------------------------------------------------------------- */
+
+/* notify=modify (default): N CLI rotations, N × IN_MODIFY+IN_CLOSE_WRITE
+ * on a watch of default that survives them all; each read right after
+ * its event returns exactly the new value. */
+START_TEST(cli_rotation_gives_modify_events)
+{
+	struct watcher w;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up(NULL);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "value-%d", i);
+		rotate("db", v);
+		expect_modify(&w, "secrets/db/default", v);
+	}
+	watch_stop(&w);
+}
+END_TEST
+
+/* kv/ files the kernel holds get the modify events too, and the
+ * daemon's own lookups there decrypt nothing (no audit line). */
+START_TEST(kv_files_give_modify_events)
+{
+	struct watcher w;
+	char *log, path[600];
+
+	ck_assert_int_eq(cli("secret", "create", "db", "--kv", "user=a", "--kv",
+			     "pass=b", NULL),
+			 0);
+	up(NULL);
+	assert_reads("secrets/db/kv/pass", "b");
+	watch_start(&w, h_mp, "secrets/db/kv/pass", NULL);
+	ck_assert_int_eq(cli("version", "add", "db", "--kv", "user=a", "--kv",
+			     "pass=c", NULL),
+			 0);
+	ck_assert_int_ge(
+	    watch_until(&w, "kv/pass", "CLOSE_WRITE", "MODIFY", NULL), 1);
+	assert_reads("secrets/db/kv/pass", "c");
+	watch_stop(&w);
+	snprintf(path, sizeof(path), "%s/audit.log", h_store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_ptr_null(strstr(log, "\"comm\":\"secretfs\""));
+	free(log);
+}
+END_TEST
+
+/* The daemon's own operations: no version, no audit line. */
+START_TEST(own_operations_neither_versions_nor_audited)
+{
+	struct watcher w;
+	char *list, *log, path[600];
+	int i, lines = 0;
+
+	mk("db", "v0");
+	up(NULL);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= 3; i++) {
+		rotate("db", "x");
+		expect_modify(&w, "secrets/db/default", "x");
+	}
+	watch_stop(&w);
+	list = cli_out("version", "list", "db", NULL);
+	for (i = 0; list[i]; i++)
+		lines += list[i] == '\n';
+	free(list);
+	ck_assert_int_eq(lines, 1 + 4); /* header + v1..v4 */
+	snprintf(path, sizeof(path), "%s/audit.log", h_store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_ptr_null(strstr(log, "\"comm\":\"secretfs\""));
+	free(log);
+}
+END_TEST
+
+/* Rotations written through the read-write mount reach a watcher on a
+ * ro mount of the same store (the only writer there is the daemon). */
+START_TEST(mount_rotation_reaches_ro_view)
+{
+	struct watcher w;
+	char v[32], mp2[600], rel[700];
+	pid_t d2 = -1;
+	int i;
+
+	mk("db", "v0");
+	up(NULL);
+	snprintf(mp2, sizeof(mp2), "%s/ro", h_base);
+	ck_assert_int_eq(mkdir(mp2, 0755), 0);
+	ck_assert_int_eq(h_mount_at(mp2, "ro", &d2), 0);
+	watch_start(&w, mp2, "secrets/db/default", NULL);
+	snprintf(rel, sizeof(rel), "../ro/secrets/db/default");
+	for (i = 1; i <= ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "mount-%d", i);
+		ck_assert_int_eq(
+		    put_s("secrets/db/default", O_WRONLY | O_TRUNC, v), 0);
+		expect_modify(&w, rel, v);
+	}
+	watch_stop(&w);
+	ck_assert_int_eq(h_umount_at(mp2, &d2), 0);
+}
+END_TEST
+
+/* A ro view stays read-only for users (EROFS, as when the kernel mount
+ * was ro) although the kernel mount is writable for the daemon. */
+START_TEST(ro_view_refuses_user_writes_with_erofs)
+{
+	mk("db", "v0");
+	up("ro");
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "x"),
+			 EROFS);
+	ck_assert_int_eq(put_s("secrets/db/.tmp", O_WRONLY | O_CREAT, "x"),
+			 EROFS);
+	ck_assert_int_eq(
+	    put_s("secrets/db/versions/2", O_WRONLY | O_CREAT, "x"), EROFS);
+	ck_assert_int_eq(ERR(mkdir(P("secrets/new"), 0700)), EROFS);
+	ck_assert_int_eq(ERR(rmdir(P("secrets/db"))), EROFS);
+	ck_assert_int_eq(ERR(unlink(P("secrets/db/versions/1"))), EROFS);
+	ck_assert_int_eq(ERR(chmod(P("secrets/db"), 0600)), EROFS);
+	ck_assert_int_eq(ERR(setxattr(P("secrets/db"),
+				      "user.secret.description", "d", 1, 0)),
+			 EROFS);
+	ck_assert_int_eq(ERR(access(P("secrets/db/default"), W_OK)), EROFS);
+	assert_reads("secrets/db/default", "v0");
+	ck_assert_int_eq(cli("secret", "show", "db", NULL), 0);
+}
+END_TEST
+
+/* Every cache mode delivers the events and the new value after them. */
+static void cache_mode_rotations(const char *opts)
+{
+	struct watcher w;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up(opts);
+	assert_reads("secrets/db/default", "v0");
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= 10; i++) {
+		snprintf(v, sizeof(v), "%s-%d", opts, i);
+		rotate("db", v);
+		expect_modify(&w, "secrets/db/default", v);
+	}
+	watch_stop(&w);
+}
+
+START_TEST(cache_open_delivers_events)
+{
+	cache_mode_rotations("cache=open");
+}
+END_TEST
+
+START_TEST(cache_kernel_delivers_events)
+{
+	cache_mode_rotations("cache=kernel");
+}
+END_TEST
+
+START_TEST(cache_kernel_ro_delivers_events)
+{
+	cache_mode_rotations("cache=kernel,ro");
+}
+END_TEST
+
+/* Deactivation, activation and a rollback move what default serves:
+ * each gives the events. */
+START_TEST(deactivate_activate_give_events)
+{
+	struct watcher w;
+
+	mk("db", "v0");
+	up(NULL);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	ck_assert_int_eq(cli("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_ge(
+	    watch_until(&w, "/default", "CLOSE_WRITE", "MODIFY", NULL), 1);
+	ck_assert_int_eq(put_s("secrets/db/default", O_RDONLY, ""),
+			 EKEYREVOKED);
+	ck_assert_int_eq(cli("secret", "activate", "db", NULL), 0);
+	expect_modify(&w, "secrets/db/default", "v0");
+	rotate("db", "v1");
+	expect_modify(&w, "secrets/db/default", "v1");
+	ck_assert_int_eq(cli("version", "set-default", "db", "1", NULL), 0);
+	expect_modify(&w, "secrets/db/default", "v0");
+	watch_stop(&w);
+}
+END_TEST
+
+/* A new version: IN_CREATE of versions/N; a new and a deleted secret:
+ * IN_CREATE / IN_DELETE in secrets/. */
+START_TEST(versions_and_secrets_give_create_delete)
+{
+	struct watcher w;
+	struct stat st;
+
+	mk("db", "v0");
+	up(NULL);
+	ck_assert_int_eq(stat(P("secrets/db/versions"), &st), 0);
+	watch_start(&w, h_mp, "secrets", "secrets/db/versions", NULL);
+	rotate("db", "v1");
+	watch_until(&w, "/versions/2", "CREATE", NULL, NULL);
+	assert_reads("secrets/db/versions/2", "v1");
+	mk("other", "o");
+	watch_until(&w, "secrets/other", "CREATE,ISDIR", NULL, NULL);
+	assert_reads("secrets/other/default", "o");
+	ck_assert_int_eq(cli("secret", "deactivate", "other", NULL), 0);
+	ck_assert_int_eq(cli("version", "destroy", "other", "1", NULL), 0);
+	ck_assert_int_eq(
+	    cli("secret", "delete", "other", "--confirm", "other", NULL), 0);
+	watch_until(&w, "secrets/other", "DELETE,ISDIR", NULL, NULL);
+	ck_assert_int_eq(ERR(stat(P("secrets/other/default"), &st)), ENOENT);
+	watch_stop(&w);
+}
+END_TEST
+
+/* only=: a view gives events for its own secrets only. */
+START_TEST(only_view_events_only_for_its_secrets)
+{
+	struct watcher w;
+
+	mk("app-a", "a0");
+	up("only=app-*");
+	watch_start(&w, h_mp, "secrets", "secrets/app-a/default", NULL);
+	mk("hidden", "h");
+	rotate("hidden", "h2");
+	mk("app-b", "b");
+	watch_until(&w, "secrets/app-b", "CREATE,ISDIR", NULL, "hidden");
+	rotate("app-a", "a1");
+	ck_assert_int_ge(
+	    watch_until(&w, "app-a/default", "CLOSE_WRITE", "MODIFY", "hidden"),
+	    1);
+	assert_reads("secrets/app-a/default", "a1");
+	watch_stop(&w);
+}
+END_TEST
+
+/* layout=flat: IN_MODIFY + IN_CLOSE_WRITE on the secret's file at the
+ * root, IN_CREATE / IN_DELETE there for secrets that come and go. */
+START_TEST(flat_view_delivers_events)
+{
+	struct watcher w;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up("ro,layout=flat");
+	watch_start(&w, h_mp, ".", NULL);
+	for (i = 1; i <= 10; i++) {
+		snprintf(v, sizeof(v), "flat-%d", i);
+		rotate("db", v);
+		ck_assert_int_ge(
+		    watch_until(&w, "/db", "CLOSE_WRITE", "MODIFY", NULL), 1);
+		assert_sendfile("db", v);
+		assert_reads("db", v);
+	}
+	mk("new", "n");
+	watch_until(&w, "/new", "CREATE", NULL, NULL);
+	assert_reads("new", "n");
+	ck_assert_int_eq(cli("secret", "deactivate", "new", NULL), 0);
+	ck_assert_int_eq(cli("version", "destroy", "new", "1", NULL), 0);
+	ck_assert_int_eq(
+	    cli("secret", "delete", "new", "--confirm", "new", NULL), 0);
+	watch_until(&w, "/new", "DELETE", NULL, NULL);
+	watch_stop(&w);
+}
+END_TEST
+
+/* .status names the mount's notify= mode. */
+static void assert_status_notify(const char *mode)
+{
+	char *got, want[64];
+
+	ck_assert_int_eq(slurp(".status", &got, NULL), 0);
+	snprintf(want, sizeof(want), "\"notify\": \"%s\"", mode);
+	ck_assert_msg(strstr(got, want), "%s not in %s", want, got);
+	free(got);
+}
+
+/* notify=replace: IN_MOVED_TO of default in the secret's directory, the
+ * new value readable after it (stat's size too). */
+START_TEST(replace_mode_gives_moved_to)
+{
+	struct watcher w;
+	struct stat st;
+	char v[32];
+	int i;
+
+	mk("db", "v0");
+	up("notify=replace");
+	assert_status_notify("replace");
+	watch_start(&w, h_mp, "secrets/db", NULL);
+	for (i = 1; i <= 10; i++) {
+		snprintf(v, sizeof(v), "replaced-%d", i);
+		rotate("db", v);
+		watch_until(&w, "db/default", "MOVED_TO", NULL, NULL);
+		assert_sendfile("secrets/db/default", v);
+		assert_reads("secrets/db/default", v);
+		ck_assert_int_eq(stat(P("secrets/db/default"), &st), 0);
+		ck_assert_int_eq(st.st_size, (off_t)strlen(v));
+	}
+	watch_stop(&w);
+	ck_assert_int_eq(cli("version", "list", "db", NULL), 0);
+}
+END_TEST
+
+/* notify=none: no event at all, the new value still served. A sentinel
+ * (a file the test itself writes on another mount... here: a staged
+ * file) orders the check without a timing assumption. */
+START_TEST(none_mode_sends_nothing)
+{
+	struct watcher w;
+
+	mk("db", "v0");
+	up("notify=none");
+	assert_status_notify("none");
+	watch_start(&w, h_mp, "secrets/db", NULL);
+	rotate("db", "v1");
+	assert_reads("secrets/db/default", "v1");
+	ck_assert_int_eq(put_s("secrets/db/.sentinel", O_WRONLY | O_CREAT, ""),
+			 0);
+	/* everything before the sentinel's CREATE came from the rotation
+	 * or the read: no MODIFY and no write close of default */
+	ck_assert_int_eq(
+	    watch_until(&w, "/.sentinel", "CREATE", "MODIFY", NULL), 0);
+	watch_stop(&w);
+}
+END_TEST
+
+/* poll(2) on an open default: readable, POLLPRI once it changed. */
+START_TEST(poll_reports_pollpri_after_change)
+{
+	struct pollfd p;
+	int fd;
+
+	mk("db", "v0");
+	up(NULL);
+	fd = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	p.fd = fd;
+	p.events = POLLIN | POLLPRI;
+	ck_assert_int_eq(poll(&p, 1, 0), 1);
+	ck_assert_int_eq(p.revents, POLLIN);
+	rotate("db", "v1");
+	p.events = POLLPRI;
+	do
+		ck_assert_int_ge(poll(&p, 1, -1), 0);
+	while (!(p.revents & POLLPRI));
+	close(fd);
+	assert_reads("secrets/db/default", "v1");
+}
+END_TEST
+
+/* A watcher that never reads its queue, and a process holding default
+ * open, slow no one: the rotations and the reading watcher complete. */
+START_TEST(stuck_watcher_does_not_block_others)
+{
+	struct watcher w;
+	char v[32];
+	int stuck, held, i;
+
+	mk("db", "v0");
+	up(NULL);
+	stuck = inotify_init1(IN_CLOEXEC);
+	ck_assert_int_ge(stuck, 0);
+	ck_assert_int_ge(
+	    inotify_add_watch(stuck, P("secrets/db/default"), IN_ALL_EVENTS),
+	    0);
+	held = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(held, 0);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "busy-%d", i);
+		rotate("db", v);
+		expect_modify(&w, "secrets/db/default", v);
+	}
+	watch_stop(&w);
+	close(held);
+	close(stuck);
+}
+END_TEST
+
+/* Is a notify helper of this test's mountpoint still running? */
+static int helper_alive(void)
+{
+	char *out = NULL;
+	int rc = sh(&out, "pgrep -f -x '.*secretfs __notify-helper %s'", h_mp);
+
+	free(out);
+	return rc == 0;
+}
+
+/* SIGKILL while the notifier has operations in flight: the daemon exits
+ * (its own requests never hold it in the kernel), its helper goes with
+ * it, and the next mount serves. */
+START_TEST(killed_daemon_exits_with_events_in_flight)
+{
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	char v[16];
+	int i, st;
+
+	mk("db", "v0");
+	for (i = 1; i <= 10; i++) {
+		up("cache=kernel");
+		snprintf(v, sizeof(v), "k%d", i);
+		/* stopped: the change waits; continued and killed at once:
+		 * the notifier is then at work */
+		ck_assert_int_eq(kill(h_daemon, SIGSTOP), 0);
+		rotate("db", v);
+		ck_assert_int_eq(kill(h_daemon, SIGCONT), 0);
+		ck_assert_int_eq(kill(h_daemon, SIGKILL), 0);
+		ck_assert_int_eq(waitpid(h_daemon, &st, 0), h_daemon);
+		h_daemon = -1;
+		/* auto_unmount may have done it already */
+		sh(NULL, "fusermount3 -uz '%s' 2>/dev/null", h_mp);
+		while (helper_alive())
+			nanosleep(&ts, NULL);
+	}
+	up(NULL);
+	assert_reads("secrets/db/default", "k10");
+}
+END_TEST
+
+/* --- secretfs watch (no mount) ------------------------------------------ */
+
+static void watch_cli(struct tu_proc *p, const char *const *argv)
+{
+	memset(p, 0, sizeof(*p));
+	p->argv = argv;
+	ck_assert_int_eq(tu_proc_start(p), 0);
+}
+
+/* The state at start, then one `name version state` line per change. */
+START_TEST(watch_prints_one_line_per_change)
+{
+	const char *argv[] = {h_bin(), "--store", h_store, "watch",
+			      "db",    "gone",	  NULL};
+	struct tu_proc p;
+
+	mk("db", "v0");
+	watch_cli(&p, argv);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "gone 0 deleted\n"), 0);
+	rotate("db", "v1");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 2 active\n"), 0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "db", "--description", "d", NULL),
+	    0); /* not a change of the default */
+	rotate("db", "v2");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 3 active\n"), 0);
+	ck_assert_int_eq(cli("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 3 deactivated\n"), 0);
+	mk("gone", "g");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "gone 1 active\n"), 0);
+	ck_assert_int_eq(tu_proc_stop(&p, SIGTERM), 0);
+	ck_assert_str_eq(p.out, "db 1 active\ngone 0 deleted\ndb 2 active\n"
+				"db 3 active\ndb 3 deactivated\n"
+				"gone 1 active\n");
+	tu_proc_release(&p);
+}
+END_TEST
+
+START_TEST(watch_json_lines)
+{
+	const char *argv[] = {h_bin(),	"--store", h_store, "watch",
+			      "--json", "db",	   NULL};
+	struct tu_proc p;
+
+	mk("db", "v0");
+	watch_cli(&p, argv);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "}\n"), 0);
+	rotate("db", "v1");
+	ck_assert_int_eq(tu_proc_wait_output(&p, "\"version\":2"), 0);
+	ck_assert_int_eq(tu_proc_stop(&p, SIGTERM), 0);
+	ck_assert_str_eq(
+	    p.out, "{\"secret\":\"db\",\"version\":1,\"state\":\"active\"}\n"
+		   "{\"secret\":\"db\",\"version\":2,\"state\":\"active\"}\n");
+	tu_proc_release(&p);
+}
+END_TEST
+
+/* --exec: once per change, in order, never two at a time (a lock
+ * directory would collide); a failing run is reported and the watch
+ * goes on. */
+START_TEST(watch_exec_runs_once_per_change_in_order)
+{
+	char cmd[4096], log[600], *got;
+	const char *argv[] = {h_bin(), "--store", h_store, "watch",
+			      "db",    "--exec",  cmd,	   NULL};
+	struct tu_proc p;
+	char v[16], done[32];
+	int i;
+
+	snprintf(log, sizeof(log), "%s/exec.log", h_base);
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir %s/lock || echo overlap >> %s; "
+		 "echo \"$SECRETFS_SECRET $SECRETFS_VERSION\" >> %s; "
+		 "rmdir %s/lock; echo ran $SECRETFS_VERSION; "
+		 "[ \"$SECRETFS_VERSION\" != 3 ]",
+		 h_base, log, log, h_base);
+	mk("db", "v0");
+	watch_cli(&p, argv);
+	ck_assert_int_eq(tu_proc_wait_output(&p, "db 1 active\n"), 0);
+	for (i = 2; i <= 5; i++) {
+		snprintf(v, sizeof(v), "v%d", i);
+		rotate("db", v);
+		snprintf(done, sizeof(done), "ran %d\n", i);
+		ck_assert_int_eq(tu_proc_wait_output(&p, done), 0);
+	}
+	ck_assert_int_eq(tu_proc_stop(&p, SIGTERM), 0);
+	got = tu_read_file(log, NULL);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, "db 2\ndb 3\ndb 4\ndb 5\n");
+	free(got);
+	ck_assert_str_eq(p.err, "secretfs: watch: command for 'db' version 3 "
+				"failed: exit 1\n");
+	tu_proc_release(&p);
+}
+END_TEST
+
+/* --- a container: the host's unmodified inotifywait ---------------------- */
+
+#define IMAGE "secretfs-busybox"
+/* The project's busybox image has no inotify tool: the host's inotifywait
+ * and the libraries it needs are bind-mounted in, read-only (Debian
+ * amd64 paths). */
+#define LIBDIR "/usr/lib/x86_64-linux-gnu"
+#define LDDIR  "/usr/lib64"
+
+static int container_ready(void)
+{
+	return geteuid() == 0 && sh(NULL, "command -v podman") == 0 &&
+	       sh(NULL, "command -v runc") == 0 &&
+	       access("/bin/busybox", X_OK) == 0 &&
+	       access(LIBDIR "/libinotifytools.so.0", R_OK) == 0 &&
+	       access(LDDIR "/ld-linux-x86-64.so.2", R_OK) == 0;
+}
+
+/* How many times needle is in the container's output so far. */
+static int container_count(const char *name, const char *needle)
+{
+	char *out, *p;
+	int n = 0;
+
+	ck_assert_int_eq(sh(&out, "podman logs %s 2>&1", name), 0);
+	for (p = out; (p = strstr(p, needle)); p++)
+		n++;
+	free(out);
+	return n;
+}
+
+/* Wait (polling the log, no deadline but Check's) for n needles. */
+static void container_wait(const char *name, const char *needle, int n)
+{
+	struct timespec ts = {0, 100 * 1000 * 1000};
+
+	while (container_count(name, needle) < n)
+		nanosleep(&ts, NULL);
+}
+
+/* An unmodified inotifywait in a podman container (uid 1000, the ro
+ * only= view bind-mounted read-only) gets IN_CLOSE_WRITE for each CLI
+ * rotation and reads the new value right after it. */
+START_TEST(container_watcher_gets_events)
+{
+	char name[64], *out = NULL, v[32], got[64] = "";
+	int i, started, ok = 1;
+
+	mk("app-db", "v0");
+	ck_assert_int_eq(cli("secret", "update", "app-db", "--owner", "1000",
+			     "--group", "1000", NULL),
+			 0);
+	ck_assert_int_eq(sh(NULL, "scripts/container-image " IMAGE), 0);
+	up("ro,allow_other,only=app-*");
+	snprintf(name, sizeof(name), "secretfs-notify-%d", (int)getpid());
+	started =
+	    sh(&out,
+	       "podman run -d --name %s --runtime runc --network none "
+	       "--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "
+	       "--user 1000:1000 -v '%s:/run/secretfs:ro' "
+	       "-v " LIBDIR ":/lib/x86_64-linux-gnu:ro -v " LDDIR ":/lib64:ro "
+	       "-v /usr/bin/inotifywait:/usr/local/bin/inotifywait:ro " IMAGE
+	       " /usr/local/bin/inotifywait -m -e close_write "
+	       "/run/secretfs/secrets/app-db/default",
+	       name, h_mp) == 0;
+	free(out);
+	if (started)
+		container_wait(name, "Watches established", 1);
+	for (i = 1; started && ok && i <= 5; i++) {
+		snprintf(v, sizeof(v), "in-container-%d", i);
+		rotate("app-db", v);
+		container_wait(name, "CLOSE_WRITE", i);
+		ok = sh(&out,
+			"podman exec %s cat "
+			"/run/secretfs/secrets/app-db/default",
+			name) == 0 &&
+		     !strcmp(out, v);
+		snprintf(got, sizeof(got), "%s", out ? out : "");
+		free(out);
+	}
+	sh(NULL, "podman rm -f -t 0 %s >/dev/null 2>&1", name);
+	ck_assert_msg(started, "podman run failed");
+	ck_assert_msg(ok, "read after event %d is not '%s': '%s'", i - 1, v,
+		      got);
+}
+END_TEST
+
+static Suite *notify_suite(void)
+{
+	const TTest *tests[] = {
+	    cli_rotation_gives_modify_events,
+	    own_operations_neither_versions_nor_audited,
+	    kv_files_give_modify_events,
+	    mount_rotation_reaches_ro_view,
+	    ro_view_refuses_user_writes_with_erofs,
+	    cache_open_delivers_events,
+	    cache_kernel_delivers_events,
+	    cache_kernel_ro_delivers_events,
+	    deactivate_activate_give_events,
+	    versions_and_secrets_give_create_delete,
+	    only_view_events_only_for_its_secrets,
+	    replace_mode_gives_moved_to,
+	    flat_view_delivers_events,
+	    none_mode_sends_nothing,
+	    poll_reports_pollpri_after_change,
+	    stuck_watcher_does_not_block_others,
+	    killed_daemon_exits_with_events_in_flight,
+	    watch_prints_one_line_per_change,
+	    watch_json_lines,
+	    watch_exec_runs_once_per_change_in_order,
+	    container_watcher_gets_events,
+	};
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+
+	if (!container_ready()) {
+		printf("SKIP: test_notify container: needs root, podman, runc, "
+		       "busybox-static and inotify-tools (amd64)\n");
+		n--;
+	}
+	return h_suite("notify", tests, n);
+}
+
+const struct harness harness = {.suite = notify_suite, .fork = CK_FORK};
