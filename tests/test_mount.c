@@ -718,7 +718,8 @@ START_TEST(keys_dir)
 	free(got);
 	ck_assert_int_eq(slurp("keys/k1", &got, &len), 0);
 	ck_assert_ptr_nonnull(strstr(got, "\"type\": \"user\""));
-	ck_assert_ptr_nonnull(strstr(got, "\"current_version\": 1"));
+	ck_assert_ptr_nonnull(strstr(got, "\"version\": 1"));
+	ck_assert_ptr_null(strstr(got, "current_version")); /* CLI's names */
 	free(got);
 	assert_xattr("keys/k1", "user.kms.key_type", "user");
 	assert_xattr("keys/k1", "user.kms.key_state", "active");

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "fs.h"
+#include "render.h"
 #include "secretfs/ctx.h"
 #include "secretfs/store.h"
 
@@ -184,25 +185,12 @@ struct sfs_json;
 /* Print j as one compact line on stdout and free it. j NULL (out of
  * memory while building) prints nothing and gives EXIT_FAIL. */
 int cli_json_print(struct sfs_json *j);
-/* Append child to *arr; on failure free both and set *arr to NULL (so
- * that cli_json_print reports it). child NULL counts as a failure. */
-void cli_json_push(struct sfs_json **arr, struct sfs_json *child);
 /* --version: "secretfs X.Y.Z", or {"version": "X.Y.Z"} with --json. */
 int cli_print_version(const struct cli_global *g);
 /* After a delete: {"<kind>": name, "deleted": true} with --json, else
  * "deleted <kind> '<name>'". */
 int cli_print_deleted(const struct cli_global *g, const char *kind,
 		      const char *name);
-/* Records as JSON objects, with the SPEC's field names. */
-struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
-				 const struct cli_keys *k);
-struct sfs_json *cli_json_version(const char *secret,
-				  const struct sfs_version_rec *v,
-				  uint32_t default_version,
-				  const struct cli_keys *k);
-struct sfs_json *cli_json_key(const struct sfs_key_rec *r);
-/* "active", "deactivated", "destroyed". */
-const char *cli_version_state_name(int state);
 
 /*
  * Output that may hold value bytes is built in a cli_buf (never in
@@ -228,8 +216,5 @@ void cli_json_escape(struct cli_buf *b, const void *data, size_t len);
 int cli_utf8_text(const void *data, size_t len);
 /* Append len bytes as standard base64 (with padding). */
 void cli_base64(struct cli_buf *b, const void *data, size_t len);
-
-/* A mode as four octal digits: "0440". */
-void cli_mode_text(uint32_t mode, char out[8]);
 
 #endif

@@ -37,7 +37,7 @@ static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot create key '%s'", name);
 	else if (g->json)
-		rc = cli_json_print(cli_json_key(&rec));
+		rc = cli_json_print(fs_render_key_json(&rec));
 	else
 		printf("created key '%s'\n", rec.name);
 	cli_session_close(&s);
@@ -68,7 +68,7 @@ static int key_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (g->json) {
 		arr = sfs_json_array();
 		for (i = 0; i < keys.n; i++)
-			cli_json_push(&arr, cli_json_key(&keys.recs[i]));
+			fs_render_push(&arr, fs_render_key_json(&keys.recs[i]));
 		rc = cli_json_print(arr);
 	} else {
 		rc = cli_table_init(&t, 5, hdr);
@@ -120,7 +120,7 @@ static int key_show(const struct cli_cmd *cmd, const struct cli_global *g,
 		rc = cli_session_fail(&s, rc, "cannot show key '%s'",
 				      argv[optind]);
 	else if (g->json)
-		rc = cli_json_print(cli_json_key(&rec));
+		rc = cli_json_print(fs_render_key_json(&rec));
 	else
 		key_print(&rec);
 	cli_session_close(&s);
@@ -141,7 +141,7 @@ static int key_changed(struct cli_session *s, const char *key,
 	rc = sfs_key_get(s->ctx, &s->caller, key, &rec, &s->err);
 	if (rc != SFS_OK)
 		return cli_session_fail(s, rc, "cannot show key '%s'", key);
-	return cli_json_print(cli_json_key(&rec));
+	return cli_json_print(fs_render_key_json(&rec));
 }
 
 static int key_state(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -183,7 +183,7 @@ static int key_rotate(const struct cli_cmd *cmd, const struct cli_global *g,
 		rc = cli_session_fail(&s, rc, "cannot rotate key '%s'",
 				      argv[optind]);
 	else if (g->json)
-		rc = cli_json_print(cli_json_key(&rec));
+		rc = cli_json_print(fs_render_key_json(&rec));
 	else
 		printf("rotated key '%s' to version %u\n", rec.name,
 		       rec.current_version);

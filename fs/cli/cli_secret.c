@@ -178,7 +178,8 @@ static int secret_create(const struct cli_cmd *cmd,
 		rc = cli_session_fail(&s, rc, "cannot create secret '%s'",
 				      a.n.name);
 	else if (g->json && (rc = cli_keys_load(&s, &keys)) == EXIT_OK)
-		rc = cli_json_print(cli_json_secret(&rec, &keys));
+		rc = cli_json_print(fs_render_secret_json(
+		    &rec, cli_keys_name(&keys, rec.kms_key_id)));
 	else if (!g->json && rec.latest_version)
 		printf("created secret '%s' with version %u\n", rec.name,
 		       rec.latest_version);
@@ -277,7 +278,11 @@ static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (rc == EXIT_OK && g->json) {
 		arr = sfs_json_array();
 		for (i = 0; i < l.n; i++)
-			cli_json_push(&arr, cli_json_secret(&l.recs[i], &keys));
+			fs_render_push(
+			    &arr,
+			    fs_render_secret_json(
+				&l.recs[i],
+				cli_keys_name(&keys, l.recs[i].kms_key_id)));
 		rc = cli_json_print(arr);
 	} else if (rc == EXIT_OK) {
 		rc = secret_table(&l, &keys);
@@ -318,7 +323,7 @@ static void secret_print(const struct sfs_secret_rec *r, int full,
 			  r->allowed[0] ? r->allowed : "none");
 		print_owner("owner", r->owner, 0);
 		print_owner("group", r->group, 1);
-		cli_mode_text(r->mode, mode);
+		fs_render_mode(r->mode, mode);
 		cli_field("mode", "%s", mode);
 		if (r->default_version)
 			cli_field("default_version", "%u", r->default_version);
@@ -352,7 +357,8 @@ static int secret_report(struct cli_session *s, const char *name)
 	if (full && (rc = cli_keys_load(s, &keys)) != EXIT_OK)
 		return rc;
 	if (s->g->json)
-		rc = cli_json_print(cli_json_secret(&rec, &keys));
+		rc = cli_json_print(fs_render_secret_json(
+		    &rec, cli_keys_name(&keys, rec.kms_key_id)));
 	else
 		secret_print(&rec, full, &keys);
 	cli_keys_release(&keys);

@@ -51,8 +51,8 @@ static int version_json(struct cli_session *s, const char *name, uint32_t n)
 	rc = cli_keys_load(s, &keys);
 	if (rc == EXIT_OK)
 		rc = cli_json_print(
-			cli_json_version(sec.name, &v, sec.default_version,
-					 &keys));
+		    fs_render_version_json(sec.name, &v, sec.default_version,
+					   cli_keys_name(&keys, v.kms_key_id)));
 	cli_keys_release(&keys);
 	sfs_version_rec_release(&v);
 	return rc;
@@ -300,13 +300,13 @@ static int version_table(const struct version_list *l, uint32_t def,
 	for (i = 0; rc == EXIT_OK && i < l->n; i++) {
 		const struct sfs_version_rec *v = &l->recs[i];
 		const char *row[7] = {
-			num,
-			cli_version_state_name(v->state),
-			v->version == def ? "yes" : "no",
-			sfs_value_format_name(v->format),
-			size,
-			cli_keys_name(k, v->kms_key_id),
-			created,
+		    num,
+		    fs_render_version_state(v->state),
+		    v->version == def ? "yes" : "no",
+		    sfs_value_format_name(v->format),
+		    size,
+		    cli_keys_name(k, v->kms_key_id),
+		    created,
 		};
 
 		snprintf(num, sizeof(num), "%u", v->version);
@@ -350,10 +350,11 @@ static int version_list(const struct cli_cmd *cmd,
 	if (rc == EXIT_OK && g->json) {
 		arr = sfs_json_array();
 		for (i = 0; i < l.n; i++)
-			cli_json_push(&arr,
-				      cli_json_version(sec.name, &l.recs[i],
-						       sec.default_version,
-						       &keys));
+			fs_render_push(
+			    &arr,
+			    fs_render_version_json(
+				sec.name, &l.recs[i], sec.default_version,
+				cli_keys_name(&keys, l.recs[i].kms_key_id)));
 		rc = cli_json_print(arr);
 	} else if (rc == EXIT_OK) {
 		rc = version_table(&l, sec.default_version, &keys);

@@ -22,6 +22,7 @@
 #include <sys/xattr.h>
 
 #include "fuse_int.h"
+#include "render.h"
 #include "secretfs/audit.h"
 #include "secretfs/keys.h"
 #include "secretfs/policy.h"
@@ -198,7 +199,7 @@ static int get_dir(struct xq *q, enum xid id, char *out, size_t cap)
 		break;
 	case X_AC:
 		snprintf(out, cap, "%s",
-			 s->access_control ? "enabled" : "disabled");
+			 fs_render_access_control(s->access_control));
 		break;
 	case X_ALLOWED:
 		snprintf(out, cap, "%s", s->allowed);
