@@ -149,10 +149,22 @@ struct cli_session {
 /* Open the store as the administrator. EXIT_OK or EXIT_FAIL (reported). */
 int cli_session_open(struct cli_session *s, const struct cli_global *g);
 void cli_session_close(struct cli_session *s);
+/* The store directory's path: --store, or the default one. EXIT_OK, or
+ * EXIT_FAIL (reported). */
+int cli_store_dir(const struct cli_global *g, char *dir, size_t cap);
+/* cli_parse_plain, then cli_session_open: CLI_GO with s open, or the
+ * exit code to return (help, usage error, store not opened). */
+int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,
+	      int argc, char **argv, int min, int max, struct cli_session *s);
 /* Report the core's failure rc (details in s->err) as
  * "secretfs: <what>: <why>"; returns EXIT_FAIL. */
 int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* arr (n of *cap elements of size bytes used) with room for one more:
+ * arr itself, or a grown copy (*cap updated), or NULL with arr intact
+ * (out of memory). */
+void *cli_grow(void *arr, size_t n, size_t *cap, size_t size);
 
 /* Every KMS key, to name the keys of secrets and versions. */
 struct cli_keys {

@@ -55,12 +55,10 @@ static int key_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct sfs_json *arr;
 	char ver[16];
 	size_t i;
-	int rc = cli_parse_plain(cmd, argc, argv, 0, 0);
+	int rc = cli_start(cmd, g, argc, argv, 0, 0, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = cli_keys_load(&s, &keys);
 	cli_session_close(&s);
 	if (rc != EXIT_OK)
@@ -109,12 +107,10 @@ static int key_show(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_get(s.ctx, &s.caller, argv[optind], &rec, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot show key '%s'",
@@ -149,12 +145,10 @@ static int key_state(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	int active = !strcmp(cmd->name, "activate");
 	struct cli_session s;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_set_state(s.ctx, &s.caller, argv[optind], active,
 			       &s.err);
 	if (rc != SFS_OK)
@@ -172,12 +166,10 @@ static int key_rotate(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_rotate(s.ctx, &s.caller, argv[optind], &rec, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot rotate key '%s'",
@@ -195,12 +187,10 @@ static int key_delete(const struct cli_cmd *cmd, const struct cli_global *g,
 		      int argc, char **argv)
 {
 	struct cli_session s;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_delete(s.ctx, &s.caller, argv[optind], &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot delete key '%s'",

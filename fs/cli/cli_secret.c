@@ -203,15 +203,12 @@ struct secret_list {
 static int secret_collect(void *arg, const struct sfs_secret_rec *r)
 {
 	struct secret_list *l = arg;
-	struct sfs_secret_rec *grown;
+	struct sfs_secret_rec *grown =
+	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		grown = realloc(l->recs, l->cap * sizeof(*grown));
-		if (!grown)
-			return SFS_ENOMEM;
-		l->recs = grown;
-	}
+	if (!grown)
+		return SFS_ENOMEM;
+	l->recs = grown;
 	l->recs[l->n++] = *r;
 	return 0;
 }
@@ -263,12 +260,10 @@ static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct cli_session s;
 	struct sfs_json *arr;
 	size_t i;
-	int rc = cli_parse_plain(cmd, argc, argv, 0, 0);
+	int rc = cli_start(cmd, g, argc, argv, 0, 0, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &l, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot list secrets");
@@ -369,12 +364,10 @@ static int secret_show(const struct cli_cmd *cmd, const struct cli_global *g,
 		       int argc, char **argv)
 {
 	struct cli_session s;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = secret_report(&s, argv[optind]);
 	cli_session_close(&s);
 	return rc;
@@ -475,14 +468,12 @@ static int secret_change_key(const struct cli_cmd *cmd,
 	struct cli_session s;
 	const char *name, *key;
 	char line[320];
-	int rc = cli_parse_plain(cmd, argc, argv, 2, 2);
+	int rc = cli_start(cmd, g, argc, argv, 2, 2, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
 	key = argv[optind + 1];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_change_key(s.ctx, &s.caller, name, key, &s.err);
 	snprintf(line, sizeof(line), "secret '%s' now uses key '%s'", name,
 		 key);
@@ -501,12 +492,10 @@ static int secret_status(const struct cli_cmd *cmd,
 	int active = !strcmp(cmd->name, "activate");
 	struct cli_session s;
 	char line[256];
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_set_status(s.ctx, &s.caller, argv[optind], active,
 				   &s.err);
 	snprintf(line, sizeof(line), "%s secret '%s'",
@@ -573,15 +562,11 @@ struct live_versions {
 static int live_collect(void *arg, const struct sfs_version_rec *v)
 {
 	struct live_versions *l = arg;
-	uint32_t *grown;
+	uint32_t *grown = cli_grow(l->n, l->count, &l->cap, sizeof(*grown));
 
-	if (l->count == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		grown = realloc(l->n, l->cap * sizeof(*grown));
-		if (!grown)
-			return SFS_ENOMEM;
-		l->n = grown;
-	}
+	if (!grown)
+		return SFS_ENOMEM;
+	l->n = grown;
 	l->n[l->count++] = v->version;
 	return 0;
 }

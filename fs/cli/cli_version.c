@@ -269,15 +269,12 @@ struct version_list {
 static int version_collect(void *arg, const struct sfs_version_rec *v)
 {
 	struct version_list *l = arg;
-	struct sfs_version_rec *grown;
+	struct sfs_version_rec *grown =
+	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		grown = realloc(l->recs, l->cap * sizeof(*grown));
-		if (!grown)
-			return SFS_ENOMEM;
-		l->recs = grown;
-	}
+	if (!grown)
+		return SFS_ENOMEM;
+	l->recs = grown;
 	/* listed without blobs: nothing to own */
 	l->recs[l->n] = *v;
 	memset(&l->recs[l->n].wrapped_dek, 0, sizeof(struct sfs_blob));
@@ -330,13 +327,11 @@ static int version_list(const struct cli_cmd *cmd,
 	struct sfs_json *arr;
 	const char *name;
 	size_t i;
-	int full, rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int full, rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_get(s.ctx, &s.caller, name, &sec, &full, &s.err);
 	if (rc == SFS_OK)
 		rc = sfs_version_list(s.ctx, &s.caller, name, 1,
