@@ -20,10 +20,68 @@ void fs_render_mode(uint32_t mode, char out[8])
 	snprintf(out, 8, "%04o", (unsigned)(mode & 07777));
 }
 
-const char *fs_render_version_state(int state)
+static int text_u32(char *out, size_t cap, uint32_t n)
 {
-	return state == SFS_STATE_DESTROYED ? "destroyed"
-					    : sfs_state_name(state);
+	if (!n)
+		return SFS_ENODATA;
+	snprintf(out, cap, "%u", n);
+	return SFS_OK;
+}
+
+int fs_render_secret_field(const struct sfs_secret_rec *r, const char *field,
+			   char *out, size_t cap)
+{
+	const char *text = NULL;
+
+	if (!strcmp(field, "default_version"))
+		return text_u32(out, cap, r->default_version);
+	if (!strcmp(field, "latest_version"))
+		return text_u32(out, cap, r->latest_version);
+	if (!strcmp(field, "created_at") && cap >= 32) {
+		sfs_time_format(r->created_at, out);
+		return SFS_OK;
+	}
+	if (!strcmp(field, "id"))
+		text = r->id;
+	else if (!strcmp(field, "name"))
+		text = r->name;
+	else if (!strcmp(field, "description"))
+		text = r->description;
+	else if (!strcmp(field, "status"))
+		text = sfs_state_name(r->status);
+	else if (!strcmp(field, "access_control"))
+		text = fs_render_access_control(r->access_control);
+	else if (!strcmp(field, "allowed_principals"))
+		text = r->allowed;
+	else if (!strcmp(field, "created_by"))
+		text = r->created_by;
+	if (!text)
+		return SFS_ENOENT;
+	snprintf(out, cap, "%s", text);
+	return SFS_OK;
+}
+
+int fs_render_version_field(const struct sfs_version_rec *v, const char *field,
+			    char *out, size_t cap)
+{
+	const char *text = NULL;
+
+	if (!strcmp(field, "version"))
+		return text_u32(out, cap, v->version);
+	if (!strcmp(field, "created_at") && cap >= 32) {
+		sfs_time_format(v->created_at, out);
+		return SFS_OK;
+	}
+	if (!strcmp(field, "state"))
+		text = sfs_state_name(v->state);
+	else if (!strcmp(field, "format"))
+		text = sfs_value_format_name(v->format);
+	else if (!strcmp(field, "created_by"))
+		text = v->created_by;
+	if (!text)
+		return SFS_ENOENT;
+	snprintf(out, cap, "%s", text);
+	return SFS_OK;
 }
 
 void fs_render_push(struct sfs_json **arr, struct sfs_json *child)
@@ -177,7 +235,7 @@ struct sfs_json *fs_render_version_json(const char *secret,
 		return NULL;
 	bad |= sfs_json_set_str(o, "secret", secret);
 	bad |= sfs_json_set_int(o, "version", v->version);
-	bad |= sfs_json_set_str(o, "state", fs_render_version_state(v->state));
+	bad |= sfs_json_set_str(o, "state", sfs_state_name(v->state));
 	bad |= sfs_json_set_bool(o, "default", v->version == default_version);
 	bad |= sfs_json_set_str(o, "format", sfs_value_format_name(v->format));
 	bad |= sfs_json_set_int(o, "size", v->size);

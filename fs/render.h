@@ -44,11 +44,23 @@ void fs_render_push(struct sfs_json **arr, struct sfs_json *child);
  * the mount show it; malloc'd, *len its length, or NULL (no memory). */
 char *fs_render_json_file(struct sfs_json *j, size_t *len);
 
-/* Attribute and field text: "enabled" or "disabled"; a mode as "0440"
- * (out holds 8 bytes); a version state ("destroyed" for a destroyed
- * one, which sfs_state_name calls deactivated). */
+/* "enabled" or "disabled". */
 const char *fs_render_access_control(int enabled);
+/* A mode as four octal digits: "0440" (out holds 8 bytes). */
 void fs_render_mode(uint32_t mode, char out[8]);
-const char *fs_render_version_state(int state);
+
+/*
+ * One field of a record as text, as the attributes show it (SPEC §3: no
+ * trailing newline) and the command line's `field: value` lines:
+ * field is its JSON name. A secret's "id", "name", "description",
+ * "status", "access_control", "allowed_principals", "default_version",
+ * "latest_version", "created_at", "created_by"; a version's "version",
+ * "state", "format", "created_at", "created_by". SFS_OK, SFS_ENODATA (a
+ * version number that is unset) or SFS_ENOENT (no such field).
+ */
+int fs_render_secret_field(const struct sfs_secret_rec *r, const char *field,
+			   char *out, size_t cap);
+int fs_render_version_field(const struct sfs_version_rec *v, const char *field,
+			    char *out, size_t cap);
 
 #endif

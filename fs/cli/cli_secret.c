@@ -299,43 +299,51 @@ static void print_owner(const char *field, uint32_t id, int is_group)
 		cli_field(field, "%u", id);
 }
 
+/* `field: value` for each field named (render.c's text); an unset
+ * version number and an empty allow list read "none". */
+static void secret_fields(const struct sfs_secret_rec *r,
+			  const char *const *fields)
+{
+	char text[SFS_ALLOWED_MAX + SFS_DESC_MAX + 1];
+	int rc;
+
+	for (; *fields; fields++) {
+		rc = fs_render_secret_field(r, *fields, text, sizeof(text));
+		if (rc != SFS_OK ||
+		    (!text[0] && !strcmp(*fields, "allowed_principals")))
+			snprintf(text, sizeof(text), "none");
+		cli_field(*fields, "%s", text);
+	}
+}
+
 /* `field: value` lines; the partial view shows only what SPEC §3 lets a
  * caller without access see. */
 static void secret_print(const struct sfs_secret_rec *r, int full,
 			 const struct cli_keys *k)
 {
-	char t[32], mode[8];
+	static const char *const head[] = {"id", "name", "description", NULL};
+	static const char *const state[] = {"status", "access_control",
+					    "allowed_principals", NULL};
+	static const char *const partial[] = {"access_control", NULL};
+	static const char *const versions[] = {"default_version",
+					       "latest_version", NULL};
+	static const char *const tail[] = {"created_at", "created_by", NULL};
+	char mode[8];
 
-	sfs_time_format(r->created_at, t);
-	cli_field("id", "%s", r->id);
-	cli_field("name", "%s", r->name);
-	cli_field("description", "%s", r->description);
+	secret_fields(r, head);
 	if (full) {
-		cli_field("status", "%s", sfs_state_name(r->status));
-		cli_field("access_control", "%s",
-			  r->access_control ? "enabled" : "disabled");
-		cli_field("allowed_principals", "%s",
-			  r->allowed[0] ? r->allowed : "none");
+		secret_fields(r, state);
 		print_owner("owner", r->owner, 0);
 		print_owner("group", r->group, 1);
 		fs_render_mode(r->mode, mode);
 		cli_field("mode", "%s", mode);
-		if (r->default_version)
-			cli_field("default_version", "%u", r->default_version);
-		else
-			cli_field("default_version", "none");
-		if (r->latest_version)
-			cli_field("latest_version", "%u", r->latest_version);
-		else
-			cli_field("latest_version", "none");
+		secret_fields(r, versions);
 		cli_field("kms_key", "%s (%s)", cli_keys_name(k, r->kms_key_id),
 			  r->kms_key_id);
 	} else {
-		cli_field("access_control", "%s",
-			  r->access_control ? "enabled" : "disabled");
+		secret_fields(r, partial);
 	}
-	cli_field("created_at", "%s", t);
-	cli_field("created_by", "%s", r->created_by);
+	secret_fields(r, tail);
 }
 
 /* The secret's record as `secret show` prints it (JSON or lines). */

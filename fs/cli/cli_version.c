@@ -298,7 +298,7 @@ static int version_table(const struct version_list *l, uint32_t def,
 		const struct sfs_version_rec *v = &l->recs[i];
 		const char *row[7] = {
 		    num,
-		    fs_render_version_state(v->state),
+		    sfs_state_name(v->state),
 		    v->version == def ? "yes" : "no",
 		    sfs_value_format_name(v->format),
 		    size,
