@@ -10,6 +10,7 @@
 #include <sys/file.h>
 
 #include "mount_harness.h"
+#include "secretfs/value.h"
 
 /* Sorted names of a directory under the mount, joined by ' '. */
 static int cmp_str(const void *a, const void *b)
@@ -727,6 +728,37 @@ START_TEST(keys_dir)
 }
 END_TEST
 
+/* keys/NAME and `key show --json` render a key with one function: the
+ * same members with the same values (issue 11: keys/NAME said
+ * "current_version" where the CLI says "version"). */
+START_TEST(keys_file_same_fields_as_key_show)
+{
+	struct sfs_json *file, *shown;
+	char *got, *out, *a, *b;
+	size_t len;
+
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	up(NULL);
+	ck_assert_int_eq(slurp("keys/k1", &got, &len), 0);
+	ck_assert_uint_gt(len, 0);
+	ck_assert_int_eq(got[len - 1], '\n');
+	out = cli_out("--json", "key", "show", "k1", NULL);
+	file = sfs_json_parse(got, len);
+	shown = sfs_json_parse(out, strlen(out));
+	ck_assert_ptr_nonnull(file);
+	ck_assert_ptr_nonnull(shown);
+	a = sfs_json_dump(file, 0);
+	b = sfs_json_dump(shown, 0);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	sfs_json_free(file);
+	sfs_json_free(shown);
+	free(out);
+	free(got);
+}
+END_TEST
+
 START_TEST(status_file)
 {
 	char *got, *out;
@@ -1075,6 +1107,7 @@ int main(void)
 	    kv_json_values,
 	    kv_absent_for_text,
 	    keys_dir,
+	    keys_file_same_fields_as_key_show,
 	    status_file,
 	    cli_changes_seen,
 	    audit_fs_read,
