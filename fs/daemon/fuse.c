@@ -2008,8 +2008,14 @@ char *fs_status_json(fuse_req_t req, size_t *len)
 	struct sfs_json *j = sfs_json_object();
 	const char *health = NULL, *last = sfs_ctx_last_error(fs_d.ctx);
 	int mine = status_private(req);
+	char backend[256];
 
+	/* the server's address, like the store's path, for its owner only */
+	sfs_ctx_backend(fs_d.ctx, backend, sizeof(backend));
+	if (!mine)
+		backend[strcspn(backend, " ")] = '\0';
 	if (!j || sfs_json_set_str(j, "program", "secretfs") ||
+	    sfs_json_set_str(j, "backend", backend) ||
 	    sfs_json_set_str(j, "version", SFS_PROGRAM_VERSION) ||
 	    (mine ? sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx))
 		  : sfs_json_set_null(j, "store")) ||
