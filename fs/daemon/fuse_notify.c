@@ -36,15 +36,15 @@
  * Memory: the last listing stays, 40 bytes a secret plus its name (about
  * 6 MiB for 100,000 secrets; twice that while a change is compared).
  *
- * fs_notify_ops() wraps fs_ops: these own requests, poll, and for `ro`
- * mounts every user change refused with EROFS (the kernel mount itself is
- * read-write so that the thread's operations pass). The thread holds no
+ * fs_notify_ops() wraps fs_ops: these own requests, poll (fuse_poll.c,
+ * woken here at a change), and for `ro` mounts every user change refused
+ * with EROFS (the kernel mount itself is read-write so that the thread's
+ * operations pass). The thread holds no
  * lock a handler needs while it waits on the mount; inotify never blocks
  * (a full queue drops events), so a slow watcher slows no one.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,21 +86,11 @@ static struct {
 	char name[256];
 } pend;
 
-/* poll(2) registrations: per open handle (fh 0: per ino). */
-struct pollent {
-	uint64_t fh, ino;
-	struct fuse_pollhandle *ph;
-	int changed;
-	struct pollent *next;
-};
-
 static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t kick_cond = PTHREAD_COND_INITIALIZER;
-static struct pollent *polls;
 static uint64_t kicked; /* kick_lock */
-static int stop;	/* kick_lock; poll_lock too for the session */
+static int stop;	/* kick_lock */
 static pid_t own_tid;	/* atomic: the helper's pid, 0 before it runs */
 static pthread_t thread;
 static int thread_started;
@@ -341,26 +331,6 @@ static void secret_dir(int ch, const char *name, int created)
 	pend_set(PEND_NONE, 0, "");
 }
 
-/* Wake poll(2) waiters on the open files of secret's value nodes. */
-static void wake_polls(const char *secret)
-{
-	struct pollent *p;
-	struct fs_node_info n;
-
-	pthread_mutex_lock(&poll_lock);
-	for (p = polls; p && !stop; p = p->next) {
-		if (fs_node_get(p->ino, &n) || strcmp(n.secret, secret))
-			continue;
-		p->changed = 1;
-		if (p->ph) {
-			fuse_lowlevel_notify_poll(p->ph);
-			fuse_pollhandle_destroy(p->ph);
-			p->ph = NULL;
-		}
-	}
-	pthread_mutex_unlock(&poll_lock);
-}
-
 static int moved(const struct seen *a, const struct seen *b)
 {
 	return a->def != b->def || a->status != b->status ||
@@ -380,7 +350,7 @@ static void value_moved(int ch, const char *name)
 	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
 		replace(ch, name);
 	}
-	wake_polls(name);
+	fs_poll_wake(name);
 }
 
 /* A flat view: a secret's file exists while it has a default. */
@@ -521,9 +491,8 @@ int fs_notify_start(void)
 void fs_notify_stop(void)
 {
 	pthread_mutex_lock(&kick_lock);
-	pthread_mutex_lock(&poll_lock);
+	fs_poll_stop();
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&poll_lock);
 	pthread_cond_signal(&kick_cond);
 	pthread_mutex_unlock(&kick_lock);
 }
@@ -531,17 +500,10 @@ void fs_notify_stop(void)
 /* After the connection is gone (an operation in flight has failed). */
 void fs_notify_join(void)
 {
-	struct pollent *p;
-
 	if (thread_started)
 		pthread_join(thread, NULL);
 	thread_started = 0;
-	while ((p = polls)) {
-		polls = p->next;
-		if (p->ph)
-			fuse_pollhandle_destroy(p->ph);
-		free(p);
-	}
+	fs_poll_fini();
 }
 
 /* --- the handlers' side -------------------------------------------------- */
@@ -678,62 +640,9 @@ static void n_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void n_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct pollent **pp, *p;
-
-	pthread_mutex_lock(&poll_lock);
-	for (pp = &polls; fi->fh && (p = *pp);) {
-		if (p->fh != fi->fh) {
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		if (p->ph)
-			fuse_pollhandle_destroy(p->ph);
-		free(p);
-	}
-	pthread_mutex_unlock(&poll_lock);
+	if (fi->fh)
+		fs_poll_drop(fi->fh);
 	fs_ops.release(req, ino, fi);
-}
-
-static struct pollent *poll_find(uint64_t fh, uint64_t ino)
-{
-	struct pollent *p;
-
-	for (p = polls; p; p = p->next)
-		if (p->fh == fh && p->ino == ino)
-			return p;
-	p = calloc(1, sizeof(*p));
-	if (p) {
-		p->fh = fh;
-		p->ino = ino;
-		p->next = polls;
-		polls = p;
-	}
-	return p;
-}
-
-/* Files are always readable; POLLPRI once the secret changed after the
- * handle's first poll. Never ENOSYS: the kernel would answer "ready"
- * for good and apps spin. */
-static void n_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		   struct fuse_pollhandle *ph)
-{
-	unsigned rev = POLLIN | POLLRDNORM;
-	struct pollent *p;
-
-	pthread_mutex_lock(&poll_lock);
-	p = stop ? NULL : poll_find(fi->fh, ino);
-	if (p) {
-		if (p->ph)
-			fuse_pollhandle_destroy(p->ph);
-		p->ph = ph;
-		ph = NULL;
-		rev |= p->changed ? POLLPRI : 0;
-	}
-	pthread_mutex_unlock(&poll_lock);
-	if (ph)
-		fuse_pollhandle_destroy(ph);
-	fuse_reply_poll(req, rev);
 }
 
 /* The staging file of notify=replace shows default's attributes: after
@@ -938,7 +847,7 @@ const struct fuse_lowlevel_ops *fs_notify_ops(void)
 	ops.write = n_write;
 	ops.flush = n_flush;
 	ops.release = n_release;
-	ops.poll = n_poll;
+	ops.poll = fs_poll;
 	ops.create = n_create;
 	ops.mkdir = n_mkdir;
 	ops.rmdir = n_rmdir;

@@ -1,0 +1,190 @@
+/*
+ * Tree changes (SPEC §3): mkdir of a secret, rmdir of a secret or of
+ * versions/, unlink of a version or a staged file; special files and
+ * links are refused. Rename is in fuse_write.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "fuse_int.h"
+#include "secretfs/audit.h"
+#include "secretfs/crypto.h"
+#include "secretfs/keys.h"
+#include "secretfs/policy.h"
+#include "secretfs/secret.h"
+#include "secretfs/value.h"
+#include "secretfs/version.h"
+
+/* --- changes ----------------------------------------------------------- */
+
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct sfs_secret_new nw;
+	struct sfs_error err;
+	struct sfs_caller c;
+	int e;
+
+	(void)mode; /* the secret's mode is the core's default (0440) */
+	if (parent != FS_INO_SECRETS || !fs_visible(name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	memset(&nw, 0, sizeof(nw));
+	nw.name = name;
+	e = sfs_secret_create(fs_d.ctx, &c, &nw, NULL, &err);
+	if (e) {
+		fs_refused_err(c.uid, "mkdir", name, NULL, &err);
+		fs_reply_core(req, e);
+		return;
+	}
+	fs_lookup(req, parent, name);
+}
+
+static int count_cb(void *arg, const struct sfs_version_rec *v)
+{
+	(void)v;
+	++*(unsigned *)arg;
+	return 0;
+}
+
+/*
+ * rmdir secrets/NAME/versions, as rm -r does after destroying what is in
+ * it: with no version left it succeeds and changes nothing (the directory
+ * goes with the secret), else ENOTEMPTY.
+ */
+static int rmdir_versions(fuse_req_t req, const char *secret)
+{
+	struct sfs_caller c;
+	unsigned n = 0;
+	int e = fs_caller(req, FS_CALLER_GROUPS, &c);
+
+	if (e)
+		return e;
+	if (!fs_visible(secret))
+		return ENOENT;
+	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
+		return EROFS;
+	e = fs_errno(
+	    sfs_version_list(fs_d.ctx, &c, secret, 0, count_cb, &n, NULL));
+	return e ? e : n ? ENOTEMPTY : 0;
+}
+
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p;
+	struct sfs_error err;
+	struct sfs_caller c;
+	int e;
+
+	if (parent != FS_INO_SECRETS && !fs_node_get(parent, &p) &&
+	    p.kind == FK_SECRET && !strcmp(name, "versions")) {
+		fuse_reply_err(req, rmdir_versions(req, p.secret));
+		return;
+	}
+	if (parent != FS_INO_SECRETS) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (!fs_visible(name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	e = sfs_secret_delete(fs_d.ctx, &c, name, &err);
+	if (e)
+		fs_refused_err(c.uid, "rmdir", name, NULL, &err);
+	fs_reply_core(req, e);
+}
+
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_node_info p, n;
+	struct sfs_error err;
+	struct sfs_caller c;
+	char rel[300];
+	int e = fs_node_get(parent, &p);
+
+	if (!e)
+		e = fs_resolve(req, &p, name, &n);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	/* the path in the secret's directory, for the log */
+	snprintf(rel, sizeof(rel), "%s%s",
+		 p.kind == FK_VERSIONS ? "versions/"
+		 : p.kind == FK_KVDIR  ? "kv/"
+				       : "",
+		 name);
+	if (n.kind == FK_STAGED) {
+		fuse_reply_err(req,
+			       fs_staged_unlink(n.secret, n.name, n.version));
+		return;
+	}
+	if (n.kind != FK_VERSION) {
+		fs_refused(fuse_req_ctx(req)->uid, "rm", n.secret, rel,
+			   SFS_EPERM,
+			   "only versions/N can be removed (destroyed)");
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (!fs_visible(n.secret)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	e = sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, &err);
+	if (!e)
+		fs_secret_changed(n.secret);
+	else
+		fs_refused_err(c.uid, "rm", n.secret, rel, &err);
+	fs_reply_core(req, e);
+}
+/* Special files and links have no meaning in the tree. */
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	      dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EPERM);
+}
+
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EPERM);
+}
