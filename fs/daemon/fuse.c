@@ -51,7 +51,7 @@ static void fs_write_any(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			 size_t size, off_t off, struct fuse_file_info *fi)
 {
 	if (!fi->fh)
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_write(req, ino, buf, size, off, fi);
 }
@@ -61,7 +61,7 @@ static void fs_flush_any(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
 	if (!fi->fh)
-		fuse_reply_err(req, ENOSYS);
+		fs_reply_err(req, FS_ENOSYS);
 	else
 		fs_flush(req, ino, fi);
 }
@@ -70,7 +70,7 @@ static void fs_create_any(fuse_req_t req, fuse_ino_t parent, const char *name,
 			  mode_t mode, struct fuse_file_info *fi)
 {
 	if (fs_d.opts.cache == FS_CACHE_KERNEL)
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_create(req, parent, name, mode, fi);
 }

@@ -451,7 +451,7 @@ int fs_node_attr_mine(fuse_req_t req, const struct fs_node_info *n,
 		break;
 	case FK_STAGED:
 		if (fuse_req_ctx(req)->uid != n->version)
-			return ENOENT;
+			return FS_ENOENT;
 		return fs_staged_stat(n->secret, n->name, n->version, st);
 	default:
 		rc = SFS_ENOENT;
@@ -487,7 +487,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!rc)
 		rc = fs_node_attr_mine(req, &n, &st, &mine);
 	if (rc) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	/* a handle's own snapshot: lseek(SEEK_END) sends it, fstat not */
@@ -516,7 +516,7 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 		       FUSE_SET_ATTR_GID | FUSE_SET_ATTR_CTIME |
 		       FUSE_SET_ATTR_FORCE | FUSE_SET_ATTR_KILL_SUID |
 		       FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV))
-		return EPERM;
+		return FS_EPERM;
 	memset(&u, 0, sizeof(u));
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		u.fields |= SFS_SF_MODE;
@@ -555,7 +555,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		e = setattr_secret(req, &n, attr, to_set);
 	} else if ((to_set & FUSE_SET_ATTR_SIZE) &&
 		   fs_d.opts.cache == FS_CACHE_KERNEL) {
-		e = EROFS; /* value files are read-only (kernel_open) */
+		e = FS_EROFS; /* value files are read-only (kernel_open) */
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (fs_fh_is_write(fi))
 			e = fs_write_truncate(fi, attr->st_size);
@@ -564,17 +564,17 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 					       fuse_req_ctx(req)->uid,
 					       attr->st_size);
 		else
-			e = EPERM;
+			e = FS_EPERM;
 	} else if (n.kind == FK_STAGED) {
 		e = 0; /* times of a staged file: nothing to keep */
 	} else {
-		e = EPERM;
+		e = FS_EPERM;
 	}
 	if (!e)
 		e = fs_node_attr(req, &n, &st);
 out:
 	if (e)
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 	else
 		fuse_reply_attr(req, &st, 0);
 }
@@ -601,7 +601,7 @@ static int access_secret(fuse_req_t req, const struct fs_node_info *n, int kv)
 		return e;
 	if (kv ? sfs_policy_may_read(&c, &r) : sfs_policy_may_view(&c, &r))
 		return 0;
-	return EACCES;
+	return FS_EACCES;
 }
 
 /* Changes in secrets/, a secret's directory and versions/: the core's
@@ -613,7 +613,7 @@ static int access_manager(fuse_req_t req)
 
 	if (e)
 		return e;
-	return sfs_policy_may_manage(&c) ? 0 : EACCES;
+	return sfs_policy_may_manage(&c) ? 0 : FS_EACCES;
 }
 
 static int access_write(fuse_req_t req, const struct fs_node_info *n)
@@ -621,12 +621,12 @@ static int access_write(fuse_req_t req, const struct fs_node_info *n)
 	struct sfs_caller c;
 
 	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
-		return EROFS;
+		return FS_EROFS;
 	switch (n->kind) {
 	case FK_DEFAULT:
 		return fs_writer_check(req, n->secret, 0, &c);
 	case FK_VERSION:
-		return EPERM; /* an existing version never changes */
+		return FS_EPERM; /* an existing version never changes */
 	case FK_STAGED:
 		return 0;
 	case FK_SECRETS:
@@ -634,7 +634,7 @@ static int access_write(fuse_req_t req, const struct fs_node_info *n)
 	case FK_VERSIONS:
 		return access_manager(req);
 	}
-	return EACCES; /* the root, keys/, kv/ and read-only files */
+	return FS_EACCES; /* the root, keys/, kv/ and read-only files */
 }
 
 static int access_read(fuse_req_t req, const struct fs_node_info *n)
@@ -670,9 +670,9 @@ void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	/* X_OK: search in any directory; a file only with an x bit */
 	if (!e && (mask & X_OK) && !S_ISDIR(st.st_mode)) {
 		if (!(st.st_mode & 0111))
-			e = EACCES;
+			e = FS_EACCES;
 		else
 			e = access_read(req, &n);
 	}
-	fuse_reply_err(req, e);
+	fs_reply_err(req, e);
 }

@@ -95,7 +95,7 @@ int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
 	memset(n, 0, sizeof(*n));
 	n->parent = p->ino;
 	if (strlen(name) >= sizeof(n->name))
-		return ENAMETOOLONG;
+		return FS_ENAMETOOLONG;
 	strcpy(n->name, name);
 	strcpy(n->secret, p->secret);
 	switch (p->kind) {
@@ -109,7 +109,7 @@ int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
 		else if (!strcmp(name, ".status"))
 			n->kind = FK_STATUS;
 		else
-			return ENOENT;
+			return FS_ENOENT;
 		n->ino = (uint64_t)n->kind;
 		return 0;
 	case FK_SECRETS:
@@ -129,11 +129,11 @@ int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
 			n->kind = FK_STAGED;
 			n->version = fuse_req_ctx(req)->uid;
 		} else
-			return ENOENT;
+			return FS_ENOENT;
 		return 0;
 	case FK_VERSIONS:
 		n->kind = FK_VERSION;
-		return parse_version(name, &n->version) ? ENOENT : 0;
+		return parse_version(name, &n->version) ? FS_ENOENT : 0;
 	case FK_KVDIR:
 		n->kind = FK_KV;
 		return 0;
@@ -142,7 +142,7 @@ int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
 		return strlen(name) > SFS_NAME_MAX ? fs_errno(SFS_ENAMETOOLONG)
 						   : 0;
 	}
-	return ENOTDIR;
+	return FS_ENOTDIR;
 }
 
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -161,12 +161,12 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = fs_node_attr_mine(req, &n, &st, &mine);
 	}
 	if (rc) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	ino = fs_node_ref(parent, n.kind, n.secret, n.version, n.name);
 	if (!ino) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, FS_ENOMEM);
 		return;
 	}
 	fs_fill_entry(&e, ino, &st,
@@ -385,7 +385,7 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	if (!b) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, FS_ENOMEM);
 		return;
 	}
 	b->req = req;
@@ -438,5 +438,5 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	dirbuf_put((struct dirbuf *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }

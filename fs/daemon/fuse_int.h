@@ -16,10 +16,12 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 
 #include "secretfs/ctx.h"
+#include "secretfs/err.h"
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
 
@@ -169,11 +171,43 @@ void fs_caller_drop(struct sfs_caller *c);
 int32_t fs_caller_tgid(int32_t pid);
 
 /* --- fuse_reply.c: errors and the log ---------------------------------- */
-/* The errno of a core code (sfs_err_errno), logging the store's last
- * error when the code is EIO or ENOSPC. */
-int fs_errno(int code);
-/* Reply with the errno of a core code. */
+/*
+ * The errnos the daemon answers on its own, named once: those the core
+ * has a code for come from its table (sfs_err_errno), the others are
+ * the kernel interface's own.
+ */
+#define FS_ENOENT	sfs_err_errno(SFS_ENOENT)
+#define FS_ENODATA	sfs_err_errno(SFS_ENODATA)
+#define FS_EACCES	sfs_err_errno(SFS_EACCES)
+#define FS_EKEYREVOKED	sfs_err_errno(SFS_EKEYREVOKED)
+#define FS_EEXIST	sfs_err_errno(SFS_EEXIST)
+#define FS_EINVAL	sfs_err_errno(SFS_EINVAL)
+#define FS_ENAMETOOLONG sfs_err_errno(SFS_ENAMETOOLONG)
+#define FS_EFBIG	sfs_err_errno(SFS_EFBIG)
+#define FS_ENOTEMPTY	sfs_err_errno(SFS_ENOTEMPTY)
+#define FS_EPERM	sfs_err_errno(SFS_EPERM) /* no meaning here */
+#define FS_EROFS	sfs_err_errno(SFS_EROFS)
+#define FS_EIO		sfs_err_errno(SFS_EIO)
+#define FS_ENOMEM	sfs_err_errno(SFS_ENOMEM)
+#define FS_ENOSYS	ENOSYS	/* not handled: the kernel stops asking */
+#define FS_EMFILE	EMFILE	/* a uid holds too many read handles */
+#define FS_ENOTDIR	ENOTDIR /* a name under a file */
+#define FS_ERANGE	ERANGE	/* an xattr buffer too small */
+#define FS_EBADF	EBADF	/* a handle not open for that */
+/* Reply errno e (0: success with no data): the one caller of
+ * fuse_reply_err. */
+void fs_reply_err(fuse_req_t req, int e);
+/* Reply with the errno of a core code (fs_errno). */
 void fs_reply_core(fuse_req_t req, int code);
+/* Reply with the errno of a core error (fs_errno_err). */
+void fs_reply_error(fuse_req_t req, const struct sfs_error *err);
+/* The errno of a core code (sfs_err_errno); a store failure (EIO,
+ * ENOSPC) is logged and kept as the last failure. */
+int fs_errno(int code);
+/* The same with the core's error and its message. */
+int fs_errno_err(const struct sfs_error *err);
+/* The daemon's last store failure into out: 1, or 0 (out "") if none. */
+int fs_last_failure(char *out, size_t cap);
 /* Log a line: stderr in the foreground, syslog once daemonized. No
  * secret bytes: core messages never carry any. */
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -224,7 +224,7 @@ static void pend_set(int kind, uint64_t parent, const char *name)
 static int op(int ch, int o, const char *a, const char *b)
 {
 	struct fs_nh_cmd c;
-	int e = EIO;
+	int e = FS_EIO;
 
 	memset(&c, 0, sizeof(c));
 	c.op = o;
@@ -232,7 +232,7 @@ static int op(int ch, int o, const char *a, const char *b)
 	snprintf(c.b, sizeof(c.b), "%s", b ? b : "");
 	if (write(ch, &c, sizeof(c)) != (ssize_t)sizeof(c) ||
 	    read(ch, &e, sizeof(e)) != (ssize_t)sizeof(e))
-		return EIO;
+		return FS_EIO;
 	return e;
 }
 
@@ -545,7 +545,7 @@ static void own_entry(fuse_req_t req, uint64_t parent, int kind,
 	uint64_t ino = fs_node_ref(parent, kind, secret, version, name);
 
 	if (!ino) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, FS_ENOMEM);
 		return;
 	}
 	/* kv/K's attributes need a decryption (an audited read) */
@@ -581,7 +581,7 @@ static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
 		fs_ops.lookup(req, parent, name);
 	} else if (pending(parent, name, PEND_ABSENT)) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, FS_ENOENT);
 	} else if (pending(parent, name, PEND_PRESENT)) {
 		stat_init(&st,
 			  fs_d.opts.flat ? S_IFREG | 0400 : S_IFDIR | 0700);
@@ -594,7 +594,7 @@ static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			own_entry(req, parent, FK_KV, p.secret, 0, name, &st,
 				  NULL);
 		else
-			fuse_reply_err(req, ENOENT);
+			fs_reply_err(req, FS_ENOENT);
 	} else {
 		fs_ops.lookup(req, parent, name);
 	}
@@ -613,7 +613,7 @@ static void n_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 	} else if (ro(req) && ((fi->flags & O_ACCMODE) != O_RDONLY ||
 			       (fi->flags & O_TRUNC))) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	} else {
 		fs_ops.open(req, ino, fi);
 	}
@@ -625,7 +625,7 @@ static void n_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	if (fs_notify_own(req) && !fi->fh)
 		fuse_reply_write(req, size); /* the byte is ignored */
 	else if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.write(req, ino, buf, size, off, fi);
 }
@@ -633,7 +633,7 @@ static void n_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void n_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (fs_notify_own(req) && !fi->fh)
-		fuse_reply_err(req, 0);
+		fs_reply_err(req, 0);
 	else
 		fs_ops.flush(req, ino, fi);
 }
@@ -676,7 +676,7 @@ static void own_create_flat(fuse_req_t req, struct fs_node_info *root,
 		own_entry(req, root->ino, FK_STAGED, root->secret,
 			  fs_d.owner_uid, name, &st, fi);
 	} else {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 	}
 }
 
@@ -689,7 +689,7 @@ static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
 		if (ro(req))
-			fuse_reply_err(req, EROFS);
+			fs_reply_err(req, FS_EROFS);
 		else
 			fs_ops.create(req, parent, name, mode, fi);
 	} else if (p.kind == FK_VERSIONS &&
@@ -704,7 +704,7 @@ static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		own_entry(req, parent, FK_STAGED, p.secret, fs_d.owner_uid,
 			  name, &st, fi);
 	} else {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 	}
 }
 
@@ -717,7 +717,7 @@ static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		stat_init(&st, S_IFDIR | 0700);
 		own_entry(req, parent, FK_SECRET, name, 0, name, &st, NULL);
 	} else if (ro(req)) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	} else {
 		fs_ops.mkdir(req, parent, name, mode);
 	}
@@ -726,10 +726,10 @@ static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void n_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	if (fs_notify_own(req))
-		fuse_reply_err(req,
-			       pending(parent, name, PEND_PRESENT) ? 0 : EPERM);
+		fs_reply_err(req,
+			       pending(parent, name, PEND_PRESENT) ? 0 : FS_EPERM);
 	else if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.rmdir(req, parent, name);
 }
@@ -746,13 +746,13 @@ static void own_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	    fs_node_get(parent, &p) ||
 	    (flat && !pending_stage(p.secret, sizeof(p.secret))) ||
 	    strcmp(newname, flat ? p.secret : "default")) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 		return;
 	}
 	ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid, name);
 	if (ino)
 		fs_node_retarget(ino, FK_DEFAULT, 0, newname);
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }
 
 static void n_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -762,7 +762,7 @@ static void n_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (fs_notify_own(req))
 		own_rename(req, parent, name, newparent, newname);
 	else if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.rename(req, parent, name, newparent, newname, flags);
 }
@@ -778,9 +778,9 @@ static void n_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		    (ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid,
 					name)))
 			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
-		fuse_reply_err(req, 0);
+		fs_reply_err(req, 0);
 	} else if (ro(req)) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	} else {
 		fs_ops.unlink(req, parent, name);
 	}
@@ -790,7 +790,7 @@ static void n_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		      int to_set, struct fuse_file_info *fi)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.setattr(req, ino, attr, to_set, fi);
 }
@@ -799,7 +799,7 @@ static void n_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		       const char *value, size_t size, int flags)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.setxattr(req, ino, name, value, size, flags);
 }
@@ -807,7 +807,7 @@ static void n_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void n_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.removexattr(req, ino, name);
 }
@@ -816,7 +816,7 @@ static void n_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		    mode_t mode, dev_t rdev)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.mknod(req, parent, name, mode, rdev);
 }
@@ -825,7 +825,7 @@ static void n_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		      const char *name)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.symlink(req, link, parent, name);
 }
@@ -834,7 +834,7 @@ static void n_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		   const char *newname)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.link(req, ino, newparent, newname);
 }

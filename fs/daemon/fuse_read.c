@@ -232,9 +232,9 @@ static int held_reserve(struct rfh *h, uint32_t uid)
 	if (!*p && (*p = calloc(1, sizeof(**p))))
 		(*p)->uid = uid;
 	if (!*p)
-		e = ENOMEM;
+		e = FS_ENOMEM;
 	else if (n > FS_HELD_MAX - (*p)->bytes)
-		e = EMFILE;
+		e = FS_EMFILE;
 	else
 		(*p)->bytes += n;
 	pthread_mutex_unlock(&held_lock);
@@ -391,7 +391,7 @@ static int kernel_open(fuse_req_t req)
 {
 	if (fs_d.opts.cache != FS_CACHE_KERNEL)
 		return 0;
-	fuse_reply_err(req, ENOSYS);
+	fs_reply_err(req, FS_ENOSYS);
 	return 1;
 }
 
@@ -404,7 +404,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (kernel_open(req))
 		return;
 	if (fs_node_get(ino, &n)) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, FS_ENOENT);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || n.kind == FK_STAGED ||
@@ -413,7 +413,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (!(h = calloc(1, sizeof(*h)))) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, FS_ENOMEM);
 		return;
 	}
 	h->gen = sfs_ctx_generation(fs_d.ctx);
@@ -422,7 +422,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		e = fs_errno(rc);
 	if (e) {
 		rfh_free(h);
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 		return;
 	}
 	held_settle(h);
@@ -514,5 +514,5 @@ void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rd_untrack(h);
 		rfh_put(h);
 	}
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }

@@ -156,8 +156,10 @@ static int status_private(fuse_req_t req)
 char *fs_status_json(fuse_req_t req, size_t *len)
 {
 	struct sfs_json *j = sfs_json_object();
-	const char *health = NULL, *last = sfs_ctx_last_error(fs_d.ctx);
-	int mine = status_private(req);
+	const char *health = NULL;
+	char last[256];
+	int mine = status_private(req),
+	    failed = fs_last_failure(last, sizeof(last));
 	char *s = NULL, *t;
 
 	if (!j || sfs_json_set_str(j, "program", "secretfs") ||
@@ -168,7 +170,7 @@ char *fs_status_json(fuse_req_t req, size_t *len)
 	    sfs_json_set(j, "options", status_options()) ||
 	    sfs_json_set(j, "counts", status_counts(&health)))
 		goto out;
-	if (!health && last && *last)
+	if (!health && failed)
 		health = mine ? last : "error";
 	if (!health)
 		health = "ok";

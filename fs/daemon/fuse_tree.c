@@ -36,11 +36,11 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 
 	(void)mode; /* the secret's mode is the core's default (0440) */
 	if (parent != FS_INO_SECRETS || !fs_visible(name)) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 		return;
 	}
 	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 		return;
 	}
 	memset(&nw, 0, sizeof(nw));
@@ -75,12 +75,12 @@ static int rmdir_versions(fuse_req_t req, const char *secret)
 	if (e)
 		return e;
 	if (!fs_visible(secret))
-		return ENOENT;
+		return FS_ENOENT;
 	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
-		return EROFS;
+		return FS_EROFS;
 	e = fs_errno(
 	    sfs_version_list(fs_d.ctx, &c, secret, 0, count_cb, &n, NULL));
-	return e ? e : n ? ENOTEMPTY : 0;
+	return e ? e : n ? FS_ENOTEMPTY : 0;
 }
 
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -92,19 +92,19 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (parent != FS_INO_SECRETS && !fs_node_get(parent, &p) &&
 	    p.kind == FK_SECRET && !strcmp(name, "versions")) {
-		fuse_reply_err(req, rmdir_versions(req, p.secret));
+		fs_reply_err(req, rmdir_versions(req, p.secret));
 		return;
 	}
 	if (parent != FS_INO_SECRETS) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 		return;
 	}
 	if (!fs_visible(name)) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, FS_ENOENT);
 		return;
 	}
 	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 		return;
 	}
 	e = sfs_secret_delete(fs_d.ctx, &c, name, &err);
@@ -124,7 +124,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!e)
 		e = fs_resolve(req, &p, name, &n);
 	if (e) {
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 		return;
 	}
 	/* the path in the secret's directory, for the log */
@@ -134,7 +134,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 				       : "",
 		 name);
 	if (n.kind == FK_STAGED) {
-		fuse_reply_err(req,
+		fs_reply_err(req,
 			       fs_staged_unlink(n.secret, n.name, n.version));
 		return;
 	}
@@ -142,15 +142,15 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_refused(fuse_req_ctx(req)->uid, "rm", n.secret, rel,
 			   SFS_EPERM,
 			   "only versions/N can be removed (destroyed)");
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 		return;
 	}
 	if (!fs_visible(n.secret)) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, FS_ENOENT);
 		return;
 	}
 	if ((e = fs_caller(req, FS_CALLER_FULL, &c))) {
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 		return;
 	}
 	e = sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, &err);
@@ -168,7 +168,7 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	(void)name;
 	(void)mode;
 	(void)rdev;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, FS_EPERM);
 }
 
 void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
@@ -177,7 +177,7 @@ void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	(void)link;
 	(void)parent;
 	(void)name;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, FS_EPERM);
 }
 
 void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -186,5 +186,5 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	(void)ino;
 	(void)newparent;
 	(void)newname;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, FS_EPERM);
 }

@@ -301,7 +301,7 @@ static int q_init(struct xq *q, fuse_req_t req, fuse_ino_t ino)
 	memset(q, 0, sizeof(*q));
 	q->req = req;
 	if (fs_node_get(ino, &q->n))
-		return ENOENT;
+		return FS_ENOENT;
 	q->where = where_of(q->n.kind);
 	return 0;
 }
@@ -319,7 +319,7 @@ static void reply_data(fuse_req_t req, const char *data, size_t len,
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
-		fuse_reply_err(req, ERANGE);
+		fs_reply_err(req, FS_ERANGE);
 	else
 		fuse_reply_buf(req, data, len);
 }
@@ -436,7 +436,7 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 	out[0] = '\0';
 	if ((rc = q_init(&q, req, ino))) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	if (!strcmp(name, ACL_XATTR)) {
@@ -460,7 +460,7 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int rc;
 
 	if ((rc = q_init(&q, req, ino))) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	for (i = 0; i < NXATTRS; i++) {
@@ -573,7 +573,7 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int rc;
 
 	if ((rc = q_init(&q, req, ino))) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	if (!fs_visible(q.n.secret) && q.n.secret[0])
@@ -599,5 +599,5 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	(void)ino;
 	(void)name;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, FS_EPERM);
 }
