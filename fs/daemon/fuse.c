@@ -31,7 +31,33 @@
 #include "secretfs/value.h"
 #include "secretfs/version.h"
 
+/* The daemon's state: defined and set here only (fs_daemon_init,
+ * fs_daemon_session); the other files read it. */
 struct fs_daemon fs_d;
+
+void fs_daemon_init(struct sfs_ctx *ctx, const struct fs_opts *o)
+{
+	fs_d.ctx = ctx;
+	fs_d.opts = *o;
+	fs_d.owner_uid = (uint32_t)getuid();
+	fs_d.started = sfs_time_now();
+	sfs_caller_self(&fs_d.meta);
+	/* Names and attributes are kept long: at each change the poller
+	 * invalidates the changed nodes' attributes and pages (fuse_inval.c),
+	 * and a deleted secret's cached name then answers stat with ENOENT
+	 * (its GETATTR finds nothing; an open fails at the daemon, or in
+	 * cache=kernel at the first read). Names are never invalidated (see
+	 * fuse.c). 10 s bounds what a daemon that cannot see the generation
+	 * would serve stale; cache=kernel, whose writers wait for the poller,
+	 * keeps them a minute. */
+	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 10.0;
+	fs_d.attr_timeout = fs_d.entry_timeout;
+}
+
+void fs_daemon_session(struct fuse_session *se)
+{
+	fs_d.se = se;
+}
 
 static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 {

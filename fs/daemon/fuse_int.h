@@ -97,7 +97,12 @@ struct fs_daemon {
 	uint64_t generation; /* caches dropped up to it (atomic) */
 };
 
+/* Defined and set in fuse.c only; read everywhere. */
 extern struct fs_daemon fs_d;
+/* Set the state for a mount of ctx with options o (before the session). */
+void fs_daemon_init(struct sfs_ctx *ctx, const struct fs_opts *o);
+/* The session the daemon serves (for notifications). */
+void fs_daemon_session(struct fuse_session *se);
 
 /* --- fuse_node.c: the inode table ------------------------------------- */
 void fs_node_init(void);
