@@ -131,11 +131,13 @@ static void attr_view(struct stat *st, const struct sfs_secret_rec *r)
 
 int fs_secret_rec(const char *name, struct sfs_secret_rec *r)
 {
+	struct sfs_error err = {0};
 	int full;
 
 	if (!fs_visible(name))
 		return SFS_ENOENT;
-	return sfs_secret_get(fs_d.ctx, &fs_d.meta, name, r, &full, NULL);
+	return fs_noted(
+	    sfs_secret_get(fs_d.ctx, &fs_d.meta, name, r, &full, &err), &err);
 }
 
 /*
@@ -165,6 +167,7 @@ int fs_view_check(fuse_req_t req, const struct sfs_secret_rec *r)
 static int attr_value(fuse_req_t req, const struct fs_node_info *n,
 		      struct stat *st, int *mine)
 {
+	struct sfs_error err = {0};
 	struct sfs_secret_rec r;
 	struct sfs_version_rec v;
 	uint32_t num = n->kind == FK_VERSION ? n->version : 0;
@@ -181,8 +184,9 @@ static int attr_value(fuse_req_t req, const struct fs_node_info *n,
 	if (num == 0 && r.default_version == 0)
 		rc = SFS_ENOENT;
 	else
-		rc = sfs_version_info(fs_d.ctx, &fs_d.meta, n->secret, num, &v,
-				      NULL);
+		rc = fs_noted(sfs_version_info(fs_d.ctx, &fs_d.meta, n->secret,
+					       num, &v, &err),
+			      &err);
 	if (rc == SFS_OK && v.state == SFS_STATE_DESTROYED)
 		rc = SFS_ENOENT;
 	if (rc == SFS_OK) {
@@ -200,6 +204,7 @@ static int attr_value(fuse_req_t req, const struct fs_node_info *n,
 /* Read the value a kv/ request needs, with the caller's permission. */
 int fs_kv_value(fuse_req_t req, const char *secret, struct sfs_value *v)
 {
+	struct sfs_error err = {0};
 	struct sfs_caller c;
 	int e = fs_caller(req, FS_CALLER_GROUPS | FS_CALLER_COMM, &c);
 
@@ -208,7 +213,8 @@ int fs_kv_value(fuse_req_t req, const char *secret, struct sfs_value *v)
 		return SFS_EIO;
 	if (!fs_visible(secret))
 		return SFS_ENOENT;
-	return sfs_version_read(fs_d.ctx, &c, secret, 0, v, NULL, NULL);
+	return fs_noted(
+	    sfs_version_read(fs_d.ctx, &c, secret, 0, v, NULL, &err), &err);
 }
 
 /* A kv/ entry name that can be a file name. */
@@ -242,6 +248,7 @@ int fs_kv_entry(fuse_req_t req, const char *secret, const char *key, char **out,
 /* keys/NAME as JSON (malloc'd, trailing newline). */
 int fs_key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 {
+	struct sfs_error err = {0};
 	struct sfs_caller c;
 	struct sfs_key_rec k;
 	struct sfs_json *j;
@@ -251,7 +258,7 @@ int fs_key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 	*out = NULL;
 	if (rc)
 		return SFS_EIO;
-	rc = sfs_key_get(fs_d.ctx, &c, name, &k, NULL);
+	rc = fs_noted(sfs_key_get(fs_d.ctx, &c, name, &k, &err), &err);
 	if (rc)
 		return rc;
 	if (strcmp(k.name, name))
@@ -297,12 +304,14 @@ static int kv_none_cb(void *arg, const char *key, const char *val, size_t len)
  * object? */
 static int kv_is_object(fuse_req_t req, const char *secret)
 {
+	struct sfs_error err = {0};
 	struct sfs_value v;
 	int rc = fs_kv_value(req, secret, &v);
 
 	if (rc == SFS_OK)
-		rc =
-		    sfs_value_kv_each(v.data, v.len, 0, kv_none_cb, NULL, NULL);
+		rc = fs_noted(
+		    sfs_value_kv_each(v.data, v.len, 0, kv_none_cb, NULL, &err),
+		    &err);
 	sfs_value_release(&v);
 	return rc == SFS_OK;
 }
@@ -318,6 +327,7 @@ static int kv_is_object(fuse_req_t req, const char *secret)
 int fs_kv_present(fuse_req_t req, const char *secret,
 		  const struct sfs_secret_rec *r)
 {
+	struct sfs_error err = {0};
 	struct sfs_version_rec v;
 	struct sfs_caller c;
 	int fmt;
@@ -328,7 +338,9 @@ int fs_kv_present(fuse_req_t req, const char *secret,
 		return 1;
 	if (r->status != SFS_STATE_ACTIVE || !r->default_version)
 		return 0;
-	if (sfs_version_info(fs_d.ctx, &fs_d.meta, secret, 0, &v, NULL))
+	if (fs_noted(
+		sfs_version_info(fs_d.ctx, &fs_d.meta, secret, 0, &v, &err),
+		&err))
 		return 0;
 	fmt = v.state == SFS_STATE_ACTIVE ? v.format : SFS_FMT_TEXT;
 	sfs_version_rec_release(&v);
@@ -534,7 +546,8 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 		return 0;
 	if ((e = fs_caller(req, FS_CALLER_FULL, &c)))
 		return e;
-	e = sfs_secret_update(fs_d.ctx, &c, n->secret, &u, &err);
+	e = fs_noted(sfs_secret_update(fs_d.ctx, &c, n->secret, &u, &err),
+		     &err);
 	if (e)
 		fs_refused_err(c.uid, "chmod/chown", n->secret, NULL, &err);
 	else

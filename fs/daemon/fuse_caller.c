@@ -328,7 +328,8 @@ int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 	}
 	if (need & FS_CALLER_ROLES) {
 		sfs_error_clear(&err);
-		if (sfs_ctx_resolve_roles(fs_d.ctx, c, &err) != SFS_OK)
+		if (fs_noted(sfs_ctx_resolve_roles(fs_d.ctx, c, &err), &err) !=
+		    SFS_OK)
 			return fs_errno(err.code ? err.code : SFS_EIO);
 	}
 	return 0;

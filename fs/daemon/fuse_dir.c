@@ -275,20 +275,25 @@ static int list_flat_cb(void *arg, const struct sfs_secret_rec *s)
 
 static int list_flat(struct dirbuf *b)
 {
+	struct sfs_error err = {0};
 	int rc = db_add(b, ".status", 0);
 
 	if (rc)
 		return rc;
-	return sfs_secret_list(fs_d.ctx, &fs_d.meta, list_flat_cb, b, NULL);
+	return fs_noted(
+	    sfs_secret_list(fs_d.ctx, &fs_d.meta, list_flat_cb, b, &err), &err);
 }
 
 static int list_kv(fuse_req_t req, const char *secret, struct dirbuf *b)
 {
+	struct sfs_error err = {0};
 	struct sfs_value v;
 	int rc = fs_kv_value(req, secret, &v);
 
 	if (rc == SFS_OK) {
-		rc = sfs_value_kv_each(v.data, v.len, 0, list_kv_cb, b, NULL);
+		rc = fs_noted(
+		    sfs_value_kv_each(v.data, v.len, 0, list_kv_cb, b, &err),
+		    &err);
 		if (rc == SFS_EINVAL)
 			rc = SFS_OK; /* not a JSON object: an empty kv/ */
 	}
@@ -324,6 +329,7 @@ static int list_secret_dir(fuse_req_t req, const struct fs_node_info *n,
 static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 		    struct dirbuf *b)
 {
+	struct sfs_error err = {0};
 	struct sfs_caller c;
 	int rc;
 
@@ -338,8 +344,9 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 			return rc;
 		return db_add(b, ".status", 0);
 	case FK_SECRETS:
-		return sfs_secret_list(fs_d.ctx, &fs_d.meta, list_secret_cb, b,
-				       NULL);
+		return fs_noted(sfs_secret_list(fs_d.ctx, &fs_d.meta,
+						list_secret_cb, b, &err),
+				&err);
 	case FK_SECRET:
 		return list_secret_dir(req, n, b);
 	case FK_VERSIONS:
@@ -349,14 +356,16 @@ static int list_dir(fuse_req_t req, const struct fs_node_info *n,
 			return SFS_ENOENT;
 		if (fs_caller(req, FS_CALLER_GROUPS, &c))
 			return SFS_EIO;
-		return sfs_version_list(fs_d.ctx, &c, n->secret, 0,
-					list_version_cb, b, NULL);
+		return fs_noted(sfs_version_list(fs_d.ctx, &c, n->secret, 0,
+						 list_version_cb, b, &err),
+				&err);
 	case FK_KVDIR:
 		return list_kv(req, n->secret, b);
 	case FK_KEYS:
 		if (fs_caller(req, FS_CALLER_FULL, &c))
 			return SFS_EIO;
-		return sfs_key_list(fs_d.ctx, &c, list_key_cb, b, NULL);
+		return fs_noted(
+		    sfs_key_list(fs_d.ctx, &c, list_key_cb, b, &err), &err);
 	}
 	return SFS_EINVAL;
 }

@@ -204,13 +204,12 @@ int32_t fs_caller_tgid(int32_t pid);
 void fs_reply_err(fuse_req_t req, int e);
 /* Reply with the errno of a core code (fs_errno). */
 void fs_reply_core(fuse_req_t req, int code);
-/* Reply with the errno of a core error (fs_errno_err). */
-void fs_reply_error(fuse_req_t req, const struct sfs_error *err);
-/* The errno of a core code (sfs_err_errno); a store failure (EIO,
- * ENOSPC) is logged and kept as the last failure. */
+/* The errno of a core code: sfs_err_errno. */
 int fs_errno(int code);
-/* The same with the core's error and its message. */
-int fs_errno_err(const struct sfs_error *err);
+/* Every core call's answer passes here with its error: a store failure
+ * (rc EIO or ENOSPC) is logged with the core's message and kept as the
+ * daemon's last failure. Returns rc. */
+int fs_noted(int rc, const struct sfs_error *err);
 /* The daemon's last store failure into out: 1, or 0 (out "") if none. */
 int fs_last_failure(char *out, size_t cap);
 /* Log a line: stderr in the foreground, syslog once daemonized. No

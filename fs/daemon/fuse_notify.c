@@ -188,8 +188,10 @@ static void fill_vstate(const struct listing *l, struct seen *s,
 		return;
 	}
 	sfs_error_clear(&err);
-	if (s->def && sfs_version_info(fs_d.ctx, &fs_d.meta, name_of(l, s),
-				       s->def, &vr, &err) == SFS_OK)
+	if (s->def &&
+	    fs_noted(sfs_version_info(fs_d.ctx, &fs_d.meta, name_of(l, s),
+				      s->def, &vr, &err),
+		     &err) == SFS_OK)
 		s->vstate = (int16_t)vr.state;
 }
 
@@ -202,7 +204,8 @@ static int list_now(struct listing *l, const struct listing *old)
 	l->n = 0;
 	l->used = 0;
 	sfs_error_clear(&err);
-	if (sfs_secret_list(fs_d.ctx, &fs_d.meta, list_cb, l, &err))
+	if (fs_noted(sfs_secret_list(fs_d.ctx, &fs_d.meta, list_cb, l, &err),
+		     &err))
 		return -1;
 	qsort(l->v, l->n, sizeof(*l->v), seen_cmp);
 	for (i = 0; i < l->n; i++)
@@ -726,8 +729,8 @@ static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void n_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	if (fs_notify_own(req))
-		fs_reply_err(req,
-			       pending(parent, name, PEND_PRESENT) ? 0 : FS_EPERM);
+		fs_reply_err(
+		    req, pending(parent, name, PEND_PRESENT) ? 0 : FS_EPERM);
 	else if (ro(req))
 		fs_reply_err(req, FS_EROFS);
 	else

@@ -157,7 +157,9 @@ static int open_value(fuse_req_t req, const struct fs_node_info *n,
 		return SFS_EIO;
 	if (!fs_visible(n->secret))
 		return SFS_ENOENT;
-	rc = sfs_version_open(fs_d.ctx, &c, n->secret, num, &h->val, &err);
+	rc = fs_noted(
+	    sfs_version_open(fs_d.ctx, &c, n->secret, num, &h->val, &err),
+	    &err);
 	if (rc)
 		fs_refused_err(c.uid, "open", n->secret, n->name, &err);
 	return rc;

@@ -91,16 +91,15 @@ int fs_last_failure(char *out, size_t cap)
 	return any;
 }
 
-int fs_errno(int code)
+int fs_noted(int rc, const struct sfs_error *err)
 {
-	note_failure(code, NULL);
-	return sfs_err_errno(code);
+	note_failure(rc, err->msg);
+	return rc;
 }
 
-int fs_errno_err(const struct sfs_error *err)
+int fs_errno(int code)
 {
-	note_failure(err->code, err->msg);
-	return sfs_err_errno(err->code);
+	return sfs_err_errno(code);
 }
 
 void fs_reply_err(fuse_req_t req, int e)
@@ -111,9 +110,4 @@ void fs_reply_err(fuse_req_t req, int e)
 void fs_reply_core(fuse_req_t req, int code)
 {
 	fs_reply_err(req, fs_errno(code));
-}
-
-void fs_reply_error(fuse_req_t req, const struct sfs_error *err)
-{
-	fs_reply_err(req, fs_errno_err(err));
 }

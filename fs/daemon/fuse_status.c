@@ -103,17 +103,22 @@ static int view_version_cb(void *arg, const struct sfs_version_rec *v)
  * store's (keys/ is the same in every view). */
 static int view_counts(struct sfs_counts *k)
 {
+	struct sfs_error err = {0};
 	struct view_names vn;
 	size_t i;
 	int rc;
 
 	memset(&vn, 0, sizeof(vn));
-	rc = sfs_secret_list(fs_d.ctx, &fs_d.meta, view_name_cb, &vn, NULL);
+	rc = fs_noted(
+	    sfs_secret_list(fs_d.ctx, &fs_d.meta, view_name_cb, &vn, &err),
+	    &err);
 	k->secrets = vn.n;
 	k->versions = 0;
 	for (i = 0; rc == SFS_OK && i < vn.n; i++) {
-		rc = sfs_version_list(fs_d.ctx, &fs_d.meta, vn.v[i], 0,
-				      view_version_cb, &k->versions, NULL);
+		rc = fs_noted(sfs_version_list(fs_d.ctx, &fs_d.meta, vn.v[i], 0,
+					       view_version_cb, &k->versions,
+					       &err),
+			      &err);
 		if (rc == SFS_ENOENT)
 			rc = SFS_OK; /* deleted since the listing */
 	}
@@ -130,7 +135,7 @@ static struct sfs_json *status_counts(const char **health)
 
 	sfs_error_clear(&err);
 	memset(&k, 0, sizeof(k));
-	rc = sfs_ctx_counts(fs_d.ctx, &k, &err);
+	rc = fs_noted(sfs_ctx_counts(fs_d.ctx, &k, &err), &err);
 	if (rc == SFS_OK && fs_d.opts.only)
 		rc = view_counts(&k);
 	if (rc != SFS_OK)

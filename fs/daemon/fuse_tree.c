@@ -45,7 +45,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	}
 	memset(&nw, 0, sizeof(nw));
 	nw.name = name;
-	e = sfs_secret_create(fs_d.ctx, &c, &nw, NULL, &err);
+	e = fs_noted(sfs_secret_create(fs_d.ctx, &c, &nw, NULL, &err), &err);
 	if (e) {
 		fs_refused_err(c.uid, "mkdir", name, NULL, &err);
 		fs_reply_core(req, e);
@@ -68,6 +68,7 @@ static int count_cb(void *arg, const struct sfs_version_rec *v)
  */
 static int rmdir_versions(fuse_req_t req, const char *secret)
 {
+	struct sfs_error err = {0};
 	struct sfs_caller c;
 	unsigned n = 0;
 	int e = fs_caller(req, FS_CALLER_GROUPS, &c);
@@ -78,8 +79,9 @@ static int rmdir_versions(fuse_req_t req, const char *secret)
 		return FS_ENOENT;
 	if (fs_d.opts.readonly || sfs_ctx_readonly(fs_d.ctx))
 		return FS_EROFS;
-	e = fs_errno(
-	    sfs_version_list(fs_d.ctx, &c, secret, 0, count_cb, &n, NULL));
+	e = fs_errno(fs_noted(
+	    sfs_version_list(fs_d.ctx, &c, secret, 0, count_cb, &n, &err),
+	    &err));
 	return e ? e : n ? FS_ENOTEMPTY : 0;
 }
 
@@ -107,7 +109,7 @@ void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_reply_err(req, e);
 		return;
 	}
-	e = sfs_secret_delete(fs_d.ctx, &c, name, &err);
+	e = fs_noted(sfs_secret_delete(fs_d.ctx, &c, name, &err), &err);
 	if (e)
 		fs_refused_err(c.uid, "rmdir", name, NULL, &err);
 	fs_reply_core(req, e);
@@ -135,7 +137,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		 name);
 	if (n.kind == FK_STAGED) {
 		fs_reply_err(req,
-			       fs_staged_unlink(n.secret, n.name, n.version));
+			     fs_staged_unlink(n.secret, n.name, n.version));
 		return;
 	}
 	if (n.kind != FK_VERSION) {
@@ -153,7 +155,8 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fs_reply_err(req, e);
 		return;
 	}
-	e = sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, &err);
+	e = fs_noted(
+	    sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, &err), &err);
 	if (!e)
 		fs_secret_changed(n.secret);
 	else

@@ -39,7 +39,7 @@ struct staged {
 	struct staged *next;
 	char secret[SFS_NAME_MAX + 1];
 	char name[256];
-	uint32_t uid, gid; /* its creator's */
+	uint32_t uid, gid;  /* its creator's */
 	unsigned char *buf; /* SFS_VALUE_MAX bytes once written */
 	size_t len;
 	int poison; /* errno that refuses a commit, or 0 */
@@ -342,7 +342,8 @@ int fs_writer_check(fuse_req_t req, const char *secret, uint32_t expect,
 		return e;
 	if (!fs_visible(secret))
 		return FS_ENOENT;
-	e = sfs_version_can_add(fs_d.ctx, c, secret, expect, &err);
+	e = fs_noted(sfs_version_can_add(fs_d.ctx, c, secret, expect, &err),
+		     &err);
 	if (e)
 		fs_refused_err(c->uid, "write", secret, NULL, &err);
 	return fs_errno(e);
@@ -356,9 +357,12 @@ int fs_writer_check(fuse_req_t req, const char *secret, uint32_t expect,
  */
 static int wfh_load(struct wfh *h)
 {
+	struct sfs_error err = {0};
 	struct sfs_value v = {NULL, 0};
-	int e = fs_errno(sfs_version_read(fs_d.ctx, &h->caller, h->secret, 0,
-					  &v, NULL, NULL));
+	int e =
+	    fs_errno(fs_noted(sfs_version_read(fs_d.ctx, &h->caller, h->secret,
+					       0, &v, NULL, &err),
+			      &err));
 
 	if (!e)
 		e = put(&h->buf, &h->len, &h->poison, (const char *)v.data,
@@ -440,8 +444,8 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	/* A staged file is a pending write of default: the same check,
 	 * so a writer without the role is refused here, not at rename. */
 	if (!e)
-		e = fs_writer_check(req, p.secret,
-				    kind == FK_VERSION ? num : 0, &c);
+		e = fs_writer_check(req, p.secret, kind == FK_VERSION ? num : 0,
+				    &c);
 	if (!e) {
 		h = wfh_new(&c, p.secret, kind == FK_VERSION ? num : 0, 0);
 		if (!h)
@@ -510,8 +514,11 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 static void audit_too_big(const struct sfs_caller *c, const char *secret,
 			  uint32_t expect)
 {
-	sfs_version_add(fs_d.ctx, c, secret, NULL, SFS_VALUE_MAX + 1, expect,
-			NULL, NULL);
+	struct sfs_error err = {0};
+
+	fs_noted(sfs_version_add(fs_d.ctx, c, secret, NULL, SFS_VALUE_MAX + 1,
+				 expect, NULL, &err),
+		 &err);
 }
 
 /* Commit once (h->lock held); the errno of the commit, or 0. */
@@ -528,8 +535,9 @@ static int commit(struct wfh *h)
 	if (h->poison)
 		return h->poison;
 	sfs_error_clear(&err);
-	rc = sfs_version_add(fs_d.ctx, &h->caller, h->secret, h->buf, h->len,
-			     h->expect, NULL, &err);
+	rc = fs_noted(sfs_version_add(fs_d.ctx, &h->caller, h->secret, h->buf,
+				      h->len, h->expect, NULL, &err),
+		      &err);
 	if (rc)
 		fs_refused_err(h->caller.uid, "close", h->secret, NULL, &err);
 	return fs_errno(rc);
@@ -651,8 +659,9 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 	if (e)
 		return e;
 	if ((flags & RENAME_NOREPLACE) &&
-	    sfs_secret_get(fs_d.ctx, &fs_d.meta, secret, &r, &full, NULL) ==
-		SFS_OK &&
+	    fs_noted(
+		sfs_secret_get(fs_d.ctx, &fs_d.meta, secret, &r, &full, &err),
+		&err) == SFS_OK &&
 	    r.default_version)
 		return FS_EEXIST;
 	pthread_mutex_lock(&staged_lock);
@@ -663,8 +672,10 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 		audit_too_big(&c, secret, 0);
 	if (s && s->poison)
 		e = s->poison;
-	else if (s && (rc = sfs_version_add(fs_d.ctx, &c, secret, s->buf,
-					    s->len, 0, NULL, &err))) {
+	else if (s &&
+		 (rc = fs_noted(sfs_version_add(fs_d.ctx, &c, secret, s->buf,
+						s->len, 0, NULL, &err),
+				&err))) {
 		fs_refused_err(c.uid, "rename", secret, name, &err);
 		e = fs_errno(rc);
 	}

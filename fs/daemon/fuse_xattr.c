@@ -118,26 +118,33 @@ static int q_caller(struct xq *q)
 
 static int q_secret(struct xq *q)
 {
+	struct sfs_error err = {0};
+
 	if (!q->have_s) {
 		q->have_s = 1;
 		q->s_rc = q_caller(q);
 		if (!q->s_rc)
-			q->s_rc = sfs_secret_get(fs_d.ctx, &q->c, q->n.secret,
-						 &q->s, &q->full, NULL);
+			q->s_rc = fs_noted(sfs_secret_get(fs_d.ctx, &q->c,
+							  q->n.secret, &q->s,
+							  &q->full, &err),
+					   &err);
 	}
 	return q->s_rc;
 }
 
 static int q_version(struct xq *q)
 {
+	struct sfs_error err = {0};
 	uint32_t num = q->n.kind == FK_VERSION ? q->n.version : 0;
 
 	if (!q->have_v) {
 		q->have_v = 1;
 		q->v_rc = q_caller(q);
 		if (!q->v_rc)
-			q->v_rc = sfs_version_info(fs_d.ctx, &q->c, q->n.secret,
-						   num, &q->v, NULL);
+			q->v_rc = fs_noted(sfs_version_info(fs_d.ctx, &q->c,
+							    q->n.secret, num,
+							    &q->v, &err),
+					   &err);
 	}
 	return q->v_rc;
 }
@@ -146,6 +153,7 @@ static int q_version(struct xq *q)
  * current key or the key that wrapped the version. */
 static int q_key(struct xq *q)
 {
+	struct sfs_error err = {0};
 	const char *key = q->n.name;
 
 	if (q->have_k)
@@ -162,7 +170,8 @@ static int q_key(struct xq *q)
 		key = q->v.kms_key_id;
 	}
 	if (!q->k_rc)
-		q->k_rc = sfs_key_get(fs_d.ctx, &q->c, key, &q->k, NULL);
+		q->k_rc = fs_noted(
+		    sfs_key_get(fs_d.ctx, &q->c, key, &q->k, &err), &err);
 	return q->k_rc;
 }
 
@@ -379,9 +388,8 @@ static size_t acl_entries(const struct sfs_secret_rec *r, struct acl_ent *e)
 		else if (who[i].group && who[i].id == r->group)
 			e[1].perm = 4;
 		else
-			e[n++] = (struct acl_ent){who[i].group ? ACL_GROUP
-							       : ACL_USER,
-						  4, who[i].id};
+			e[n++] = (struct acl_ent){
+			    who[i].group ? ACL_GROUP : ACL_USER, 4, who[i].id};
 	}
 	qsort(e, n, sizeof(*e), acl_cmp);
 	for (i = k = 0; i < n; i++)
@@ -400,6 +408,7 @@ static void put_le(unsigned char *p, uint32_t v, int bytes)
 
 static void acl_get(fuse_req_t req, const struct fs_node_info *n, size_t size)
 {
+	struct sfs_error err = {0};
 	struct acl_ent e[ACL_MAX];
 	unsigned char out[4 + ACL_MAX * 8];
 	struct sfs_secret_rec r;
@@ -410,8 +419,9 @@ static void acl_get(fuse_req_t req, const struct fs_node_info *n, size_t size)
 	if (fs_d.opts.cache != FS_CACHE_KERNEL || where_of(n->kind) != ON_VALUE)
 		rc = SFS_ENODATA;
 	else
-		rc = sfs_secret_get(fs_d.ctx, &fs_d.meta, n->secret, &r, &full,
-				    NULL);
+		rc = fs_noted(sfs_secret_get(fs_d.ctx, &fs_d.meta, n->secret,
+					     &r, &full, &err),
+			      &err);
 	if (rc == SFS_OK && !r.access_control)
 		rc = SFS_ENODATA;
 	if (rc) {
@@ -486,6 +496,7 @@ static int word(const char *v, const char *yes, const char *no)
 
 static int set_dir(struct xq *q, enum xid id, const char *v)
 {
+	struct sfs_error err = {0};
 	struct sfs_secret_update u;
 	const char *s = q->n.secret;
 	int on;
@@ -498,30 +509,37 @@ static int set_dir(struct xq *q, enum xid id, const char *v)
 	case X_DESC:
 		u.fields = SFS_SF_DESCRIPTION;
 		u.description = v;
-		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
+				&err);
 	case X_STATUS:
 		if ((on = word(v, "active", "deactivated")) < 0)
 			return SFS_EINVAL;
-		return sfs_secret_set_status(fs_d.ctx, &q->c, s, on, NULL);
+		return fs_noted(
+		    sfs_secret_set_status(fs_d.ctx, &q->c, s, on, &err), &err);
 	case X_AC:
 		if ((on = word(v, "enabled", "disabled")) < 0)
 			return SFS_EINVAL;
 		u.fields = SFS_SF_ACCESS_CONTROL;
 		u.access_control = on;
-		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
+				&err);
 	case X_ALLOWED:
 		u.fields = SFS_SF_ALLOWED;
 		u.allowed = v;
-		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
+				&err);
 	case X_DEFAULT:
 		errno = 0;
 		n = strtoul(v, &end, 10);
 		if (v[0] < '0' || v[0] > '9' || *end || errno || n > UINT32_MAX)
 			return SFS_EINVAL;
 		num = (uint32_t)n;
-		return sfs_version_set_default(fs_d.ctx, &q->c, s, num, NULL);
+		return fs_noted(
+		    sfs_version_set_default(fs_d.ctx, &q->c, s, num, &err),
+		    &err);
 	case X_KEY_ID:
-		return sfs_secret_change_key(fs_d.ctx, &q->c, s, v, NULL);
+		return fs_noted(
+		    sfs_secret_change_key(fs_d.ctx, &q->c, s, v, &err), &err);
 	default:
 		return SFS_EPERM;
 	}
@@ -529,6 +547,7 @@ static int set_dir(struct xq *q, enum xid id, const char *v)
 
 static int set_one(struct xq *q, int id, const char *v)
 {
+	struct sfs_error err = {0};
 	int on;
 
 	if (id < 0 || !(xattrs[id].on & q->where))
@@ -539,12 +558,15 @@ static int set_one(struct xq *q, int id, const char *v)
 		return SFS_EPERM;
 	/* The third state the attribute shows: the same as rm versions/N. */
 	if (!strcmp(v, "destroyed"))
-		return sfs_version_destroy(fs_d.ctx, &q->c, q->n.secret,
-					   q->n.version, NULL);
+		return fs_noted(sfs_version_destroy(fs_d.ctx, &q->c,
+						    q->n.secret, q->n.version,
+						    &err),
+				&err);
 	if ((on = word(v, "active", "deactivated")) < 0)
 		return SFS_EINVAL;
-	return sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret, q->n.version,
-				     on, NULL);
+	return fs_noted(sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret,
+					      q->n.version, on, &err),
+			&err);
 }
 
 /* setxattr's XATTR_CREATE (EEXIST when the attribute has a value) and
