@@ -30,7 +30,6 @@
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
-#include "secretfs/policy.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 #include "secretfs/version.h"
@@ -112,7 +111,7 @@ static void attr_secret(struct stat *st, const struct sfs_secret_rec *r,
 }
 
 /* Through a view with uid=, gid=, mode=: value files show the view's
- * identity (sfs_policy_view_attrs). An access-controlled secret keeps
+ * identity (sfs_secret_view_attrs). An access-controlled secret keeps
  * its own: its allow list decides (and cache=kernel's ACL is built on
  * its owner). cache=kernel shows no write bits (value_mode). */
 static void attr_view(struct stat *st, const struct sfs_secret_rec *r)
@@ -121,7 +120,7 @@ static void attr_view(struct stat *st, const struct sfs_secret_rec *r)
 
 	if (!fs_d.opts.view.set || r->access_control)
 		return;
-	sfs_policy_view_attrs(&fs_d.opts.view, r, &owner, &group, &mode);
+	sfs_secret_view_attrs(&fs_d.opts.view, r, &owner, &group, &mode);
 	st->st_uid = owner;
 	st->st_gid = group;
 	st->st_mode =
@@ -153,13 +152,14 @@ int fs_view_check(fuse_req_t req, const struct sfs_secret_rec *r)
 
 	if (!r->access_control)
 		return SFS_OK;
+	/* roles are resolved only when the groups do not answer */
 	if (fs_caller(req, FS_CALLER_GROUPS, &c))
 		return SFS_EIO;
-	if (sfs_policy_may_view(&c, r))
+	if (sfs_secret_may_see(&c, r) == SFS_OK)
 		return SFS_OK;
 	if (fs_caller(req, FS_CALLER_FULL, &c))
 		return SFS_EIO;
-	return sfs_policy_may_manage(&c) ? SFS_OK : SFS_EACCES;
+	return sfs_secret_may_see(&c, r);
 }
 
 /* Attributes of default or versions/N; a pending file (created, not yet
@@ -334,7 +334,7 @@ int fs_kv_present(fuse_req_t req, const char *secret,
 
 	if (fs_caller(req, FS_CALLER_GROUPS, &c))
 		return 0;
-	if (!sfs_policy_may_read(&c, r))
+	if (sfs_secret_may_read(&c, r) != SFS_OK)
 		return 1;
 	if (r->status != SFS_STATE_ACTIVE || !r->default_version)
 		return 0;
@@ -612,9 +612,9 @@ static int access_secret(fuse_req_t req, const struct fs_node_info *n, int kv)
 		e = fs_caller(req, FS_CALLER_GROUPS, &c);
 	if (e)
 		return e;
-	if (kv ? sfs_policy_may_read(&c, &r) : sfs_policy_may_view(&c, &r))
-		return 0;
-	return FS_EACCES;
+	/* roles unresolved: may_see answers for the details alone */
+	return fs_errno(kv ? sfs_secret_may_read(&c, &r)
+			   : sfs_secret_may_see(&c, &r));
 }
 
 /* Changes in secrets/, a secret's directory and versions/: the core's
@@ -626,7 +626,7 @@ static int access_manager(fuse_req_t req)
 
 	if (e)
 		return e;
-	return sfs_policy_may_manage(&c) ? 0 : FS_EACCES;
+	return fs_errno(sfs_secret_may_manage(&c));
 }
 
 static int access_write(fuse_req_t req, const struct fs_node_info *n)

@@ -27,7 +27,6 @@
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
-#include "secretfs/policy.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 #include "secretfs/version.h"

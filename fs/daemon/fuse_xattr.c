@@ -54,27 +54,37 @@ enum xid {
 static const struct xattr {
 	const char *name;
 	int on;
-	int partial; /* in the partial view of a secret dir */
 } xattrs[] = {
-    [X_ID] = {"user.secret.id", ON_DIR, 1},
-    [X_NAME] = {"user.secret.name", ON_DIR, 1},
-    [X_DESC] = {"user.secret.description", ON_DIR, 1},
-    [X_STATUS] = {"user.secret.status", ON_DIR, 0},
-    [X_AC] = {"user.secret.access_control", ON_DIR, 1},
-    [X_ALLOWED] = {"user.secret.allowed_principals", ON_DIR, 0},
-    [X_DEFAULT] = {"user.secret.default_version", ON_DIR, 0},
-    [X_LATEST] = {"user.secret.latest_version", ON_DIR, 0},
-    [X_CREATED_AT] = {"user.secret.created_at", ON_DIR | ON_VALUE, 1},
-    [X_CREATED_BY] = {"user.secret.created_by", ON_DIR | ON_VALUE, 1},
-    [X_KEY_ID] = {"user.kms.key_id", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_KEY_NAME] = {"user.kms.key_name", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_KEY_TYPE] = {"user.kms.key_type", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_KEY_STATE] = {"user.kms.key_state", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_VERSION] = {"user.secret.version", ON_VALUE, 0},
-    [X_VSTATE] = {"user.secret.version_state", ON_VALUE, 0},
-    [X_FORMAT] = {"user.secret.format", ON_VALUE, 0},
+    [X_ID] = {"user.secret.id", ON_DIR},
+    [X_NAME] = {"user.secret.name", ON_DIR},
+    [X_DESC] = {"user.secret.description", ON_DIR},
+    [X_STATUS] = {"user.secret.status", ON_DIR},
+    [X_AC] = {"user.secret.access_control", ON_DIR},
+    [X_ALLOWED] = {"user.secret.allowed_principals", ON_DIR},
+    [X_DEFAULT] = {"user.secret.default_version", ON_DIR},
+    [X_LATEST] = {"user.secret.latest_version", ON_DIR},
+    [X_CREATED_AT] = {"user.secret.created_at", ON_DIR | ON_VALUE},
+    [X_CREATED_BY] = {"user.secret.created_by", ON_DIR | ON_VALUE},
+    [X_KEY_ID] = {"user.kms.key_id", ON_DIR | ON_VALUE | ON_KEY},
+    [X_KEY_NAME] = {"user.kms.key_name", ON_DIR | ON_VALUE | ON_KEY},
+    [X_KEY_TYPE] = {"user.kms.key_type", ON_DIR | ON_VALUE | ON_KEY},
+    [X_KEY_STATE] = {"user.kms.key_state", ON_DIR | ON_VALUE | ON_KEY},
+    [X_VERSION] = {"user.secret.version", ON_VALUE},
+    [X_VSTATE] = {"user.secret.version_state", ON_VALUE},
+    [X_FORMAT] = {"user.secret.format", ON_VALUE},
 };
 #define NXATTRS (sizeof(xattrs) / sizeof(xattrs[0]))
+
+/* Is attribute id in the partial view of a secret dir? The core's list
+ * (sfs_secret_partial_field) of user.secret.FIELD. */
+static int xattr_partial(int id)
+{
+	static const char pfx[] = "user.secret.";
+	const char *name = xattrs[id].name;
+
+	return !strncmp(name, pfx, sizeof(pfx) - 1) &&
+	       sfs_secret_partial_field(name + sizeof(pfx) - 1);
+}
 
 /* What one request has fetched so far (each record at most once). */
 struct xq {
@@ -190,7 +200,7 @@ static int get_dir(struct xq *q, enum xid id, char *out, size_t cap)
 
 	if (rc)
 		return rc;
-	if (!q->full && !xattrs[id].partial)
+	if (!q->full && !xattr_partial(id))
 		return SFS_EACCES;
 	switch (id) {
 	case X_ID:
@@ -371,12 +381,12 @@ static int acl_cmp(const void *a, const void *b)
 
 /* Entries of the allow list; returns how many (duplicates dropped). */
 /* The POSIX ACL of an access-controlled value file: read for exactly
- * the principals the core's rule names (sfs_policy_readers), nobody
+ * the principals the core's rule names (sfs_secret_readers), nobody
  * else; the kernel wants it sorted by tag and id. */
 static size_t acl_entries(const struct sfs_secret_rec *r, struct acl_ent *e)
 {
 	struct sfs_reader who[ACL_MAX];
-	size_t n = 0, i, k, m = sfs_policy_readers(r, who, ACL_MAX - 3);
+	size_t n = 0, i, k, m = sfs_secret_readers(r, who, ACL_MAX - 3);
 
 	e[n++] = (struct acl_ent){ACL_USER_OBJ, 0, ACL_UNDEF};
 	e[n++] = (struct acl_ent){ACL_GROUP_OBJ, 0, ACL_UNDEF};
