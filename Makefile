@@ -7,7 +7,7 @@ DESTDIR ?=
 BUILD ?= build
 CC ?= cc
 
-PKGS := fuse3 libsodium jansson sqlite3 check libmicrohttpd
+PKGS := fuse3 libsodium jansson sqlite3 check libmicrohttpd libpq
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 ifeq ($(filter clean deps run test asan lint uninstall,$(MAKECMDGOALS)),)
@@ -22,8 +22,8 @@ WARN += -Werror
 endif
 OPT ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Icore/include -Ifs
-CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 libmicrohttpd 2>/dev/null)
-CORE_LIBS := $(shell pkg-config --libs libsodium jansson sqlite3 2>/dev/null) -lpthread
+CFLAGS += $(OPT) $(WARN) $(SAN) $(shell pkg-config --cflags fuse3 libsodium jansson sqlite3 libmicrohttpd libpq 2>/dev/null)
+CORE_LIBS := $(shell pkg-config --libs libsodium jansson sqlite3 libpq 2>/dev/null) -lpthread
 FUSE_LIBS := $(shell pkg-config --libs fuse3 libmicrohttpd 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "secretfs/audit.h"
+#include "secretfs/store.h"
 #include "secretfs/value.h"
 
 #define NS_PER_SEC     1000000000LL
@@ -446,6 +447,8 @@ static int build_line(const struct sfs_audit_event *ev, char **line,
 	bad |= sfs_json_set_str(j, "result", sfs_err_name(ev->result));
 	if (ev->key)
 		bad |= set_text(j, "key", ev->key);
+	if (ev->host)
+		bad |= set_text(j, "host", ev->host);
 	bad |= set_caller(j, ev->caller);
 	if (ev->suppressed)
 		bad |=
@@ -579,6 +582,8 @@ static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
 	put_field(b, "result", sfs_err_name(ev->result));
 	if (ev->key)
 		put_field(b, "key", ev->key);
+	if (ev->host)
+		put_field(b, "host", ev->host);
 	if (c) {
 		put_num(b, "uid", c->uid);
 		if (c->via_fs) {
@@ -1131,4 +1136,50 @@ int sfs_time_parse(const char *text, int64_t *ns)
 		return SFS_EINVAL;
 	*ns = (int64_t)t * NS_PER_SEC + frac;
 	return SFS_OK;
+}
+
+/* ---- every host's changes (a shared store) ------------------------------ */
+
+/* One stored line, filtered, with its host added. */
+static int history_line(void *arg, const char *host, const void *line,
+			size_t len)
+{
+	struct reader *r = arg;
+	struct sfs_json *j;
+	char *out;
+	int rc;
+
+	if (!wanted(r, line, len))
+		return 0;
+	j = sfs_json_parse(line, len);
+	if (!j || sfs_json_set_str(j, "host", host) ||
+	    !(out = sfs_json_dump(j, 0))) {
+		sfs_json_free(j);
+		return SFS_ENOMEM;
+	}
+	sfs_json_free(j);
+	rc = r->cb(r->arg, out);
+	free(out);
+	return rc;
+}
+
+int sfs_audit_read_all_hosts(const char *dir, const char *secret,
+			     int64_t since_ns, sfs_audit_cb cb, void *arg,
+			     struct sfs_error *err)
+{
+	struct reader r = {secret, since_ns, cb, arg, NULL, 0, 0};
+	struct sfs_store *s = NULL;
+	int rc;
+
+	rc = sfs_store_open(dir, 0, 1, &s, err);
+	if (rc == SFS_OK)
+		rc = sfs_store_begin(s, 0, err);
+	if (rc == SFS_OK) {
+		rc = sfs_store_audit_history(s, history_line, &r, err);
+		sfs_store_rollback(s);
+	}
+	sfs_store_close(s);
+	return rc == SFS_ENOMEM
+		   ? sfs_error_set(err, rc, "a stored audit line is not JSON")
+		   : rc;
 }

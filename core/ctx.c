@@ -394,6 +394,19 @@ uint64_t sfs_ctx_generation(struct sfs_ctx *ctx)
 	return __atomic_load_n(ctx->gen, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * What the caches are keyed on: the store's generation mixed with this
+ * host's DIR/generation, compared for equality only. A writer of this
+ * host moves the latter before it returns, so a store that learns of
+ * changes late (a shared one, through its listener) is still exact for
+ * its own host's writers.
+ */
+uint64_t ctx_store_gen(struct sfs_ctx *ctx)
+{
+	return sfs_store_generation(ctx->store) ^
+	       (sfs_ctx_generation(ctx) * UINT64_C(0x9E3779B97F4A7C15));
+}
+
 /* ---- KMS key material cache ------------------------------------------ */
 
 /*
@@ -459,7 +472,7 @@ static struct kms_slot *kms_lookup(struct sfs_ctx *ctx, const char *key_id,
 	if (ctx->phase == CTX_PH_CACHED)
 		gen = ctx->read_gen;
 	else
-		gen = ctx->store->ops->generation(ctx->store);
+		gen = ctx_store_gen(ctx);
 
 	if (gen != ctx->kms_gen) {
 		sfs_crypto_wipe(ctx->kms, ctx->kms_len);
@@ -487,7 +500,7 @@ int ctx_kms_material(struct sfs_ctx *ctx, const char *key_id, uint32_t kv,
 	}
 	if (ctx->phase == CTX_PH_CACHED)
 		return CTX_MISS;
-	rc = ctx->store->ops->keyver_get(ctx->store, key_id, kv, &wrapped, err);
+	rc = sfs_store_keyver_get(ctx->store, key_id, kv, &wrapped, err);
 	/* a KMS key version that is gone or fails authentication leaves
 	 * the key unusable: ENOKEY, as issue 5 asks for a hit key blob */
 	if (rc == SFS_ENOENT)
@@ -655,7 +668,7 @@ int ctx_read_lock(struct sfs_ctx *ctx, struct sfs_error *err)
 	c = ctx->cache;
 	if (!c)
 		return begin_locked(ctx, 0, err);
-	g = ctx->store->ops->generation(ctx->store);
+	g = ctx_store_gen(ctx);
 	if (g != c->gen) {
 		cache_flush(c);
 		c->gen = g;
@@ -671,7 +684,7 @@ int ctx_read_fill(struct sfs_ctx *ctx, struct sfs_error *err)
 
 	sfs_error_clear(err);
 	ctx->phase = CTX_PH_STORE;
-	rc = ctx->store->ops->begin(ctx->store, 0, err);
+	rc = sfs_store_begin(ctx->store, 0, err);
 	if (rc == SFS_OK && ctx->cache)
 		ctx->phase = CTX_PH_FILL;
 	return rc;
@@ -728,7 +741,7 @@ static int version_from_store(struct sfs_ctx *ctx, const char *secret_id,
 			      uint32_t n, struct sfs_version_rec *v,
 			      struct ctx_blobs **blobs, struct sfs_error *err)
 {
-	int rc = ctx->store->ops->version_get(ctx->store, secret_id, n,
+	int rc = sfs_store_version_get(ctx->store, secret_id, n,
 					      blobs != NULL, v, err);
 
 	if (rc == SFS_OK && blobs && !(*blobs = blobs_new(v)))
@@ -788,7 +801,7 @@ int ctx_keyver_make(struct sfs_store *s, const struct sfs_crypto *crypto,
 	sfs_crypto_wipe(material, sizeof(material));
 	if (rc != SFS_OK)
 		return sfs_error_set(err, rc, "cannot wrap key material");
-	return s->ops->keyver_insert(s, k->id, kv, &blob, sfs_time_now(), err);
+	return sfs_store_keyver_insert(s, k->id, kv, &blob, sfs_time_now(), err);
 }
 
 struct init_state {
@@ -849,16 +862,75 @@ static int init_service_key(struct init_state *is, const unsigned char *id,
 	k.created_at = sfs_time_now();
 	sfs_principal_describe(getuid(), k.created_by, sizeof(k.created_by));
 	k.current_version = 1;
-	rc = is->store->ops->key_insert(is->store, &k, err);
+	rc = sfs_store_key_insert(is->store, &k, err);
 	if (rc != SFS_OK)
 		return rc;
 	return ctx_keyver_make(is->store, is->crypto, id, &k, 1, err);
 }
 
+/* In init's write transaction: a shared server may already hold a store
+ * (another host made it), which only `init --join` attaches to. */
+static int init_fresh(struct init_state *is, struct sfs_error *err)
+{
+	struct sfs_blob id = {NULL, 0};
+	int rc = sfs_store_meta_get(is->store, "store_id", &id, err);
+
+	sfs_blob_release(&id);
+	if (rc == SFS_ENOENT) {
+		sfs_error_clear(err);
+		return SFS_OK;
+	}
+	return rc == SFS_OK ? sfs_error_set(err, SFS_EEXIST,
+					    "the server already holds a "
+					    "store: attach with init --join")
+			    : rc;
+}
+
+/* init --join: prove the master key against the shared store's canary
+ * before anything is written. */
+static int init_join(struct init_state *is, struct sfs_error *err)
+{
+	struct sfs_blob id = {NULL, 0}, canary = {NULL, 0};
+	int rc = sfs_store_begin(is->store, 0, err);
+
+	if (rc == SFS_OK)
+		rc = sfs_store_meta_get(is->store, "store_id", &id, err);
+	if (rc == SFS_OK)
+		rc = sfs_store_meta_get(is->store, "canary", &canary, err);
+	sfs_store_rollback(is->store);
+	if (rc == SFS_OK &&
+	    (id.len != SFS_STORE_ID_BYTES ||
+	     sfs_crypto_canary_check(is->crypto, id.data, canary.data,
+				     canary.len) != SFS_OK))
+		rc = sfs_error_set(err, SFS_EMASTER,
+				   "wrong master key for the shared store");
+	sfs_blob_release(&id);
+	sfs_blob_release(&canary);
+	return rc;
+}
+
+/* init --conninfo: DIR/store.conf names the PostgreSQL server. A join
+ * uses the store's key, never a new one. */
+static int init_conf(struct init_state *is, struct sfs_error *err)
+{
+	struct sfs_store_conf c;
+
+	if (is->o->join &&
+	    (is->o->passphrase_file || access(is->keyfile, F_OK) != 0))
+		return sfs_error_set(err, SFS_EINVAL,
+				     "init --join needs the store's master "
+				     "key file (--master-key FILE)");
+	memset(&c, 0, sizeof(c));
+	c.backend = SFS_BACKEND_POSTGRESQL;
+	if (strlen(is->o->conninfo) > SFS_CONNINFO_MAX)
+		return sfs_error_set(err, SFS_EINVAL, "conninfo too long");
+	memcpy(c.conninfo, is->o->conninfo, strlen(is->o->conninfo) + 1);
+	return sfs_store_conf_write(is->dir, &c, err);
+}
+
 /* The database's contents, in one transaction. */
 static int init_db(struct init_state *is, struct sfs_error *err)
 {
-	const struct sfs_store_ops *ops = is->store->ops;
 	unsigned char id[SFS_STORE_ID_BYTES];
 	unsigned char canary[SFS_CANARY_BYTES];
 	int rc;
@@ -867,21 +939,24 @@ static int init_db(struct init_state *is, struct sfs_error *err)
 	rc = sfs_crypto_canary_make(is->crypto, id, canary);
 	if (rc != SFS_OK)
 		return sfs_error_set(err, rc, "cannot make the canary");
-	rc = ops->begin(is->store, 1, err);
+	rc = sfs_store_begin(is->store, 1, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ops->meta_set(is->store, "store_id", id, sizeof(id), err);
+	rc = init_fresh(is, err);
 	if (rc == SFS_OK)
-		rc = ops->meta_set(is->store, "canary", canary, sizeof(canary),
+		rc = sfs_store_meta_set(is->store, "store_id", id, sizeof(id),
+					err);
+	if (rc == SFS_OK)
+		rc = sfs_store_meta_set(is->store, "canary", canary, sizeof(canary),
 				   err);
 	if (rc == SFS_OK && is->has_kdf)
-		rc = ops->meta_set(is->store, "kdf", is->kdf, sizeof(is->kdf),
+		rc = sfs_store_meta_set(is->store, "kdf", is->kdf, sizeof(is->kdf),
 				   err);
 	if (rc == SFS_OK)
 		rc = init_service_key(is, id, err);
 	if (rc == SFS_OK)
-		return ops->commit(is->store, err);
-	ops->rollback(is->store);
+		return sfs_store_commit(is->store, err);
+	sfs_store_rollback(is->store);
 	return rc;
 }
 
@@ -907,7 +982,7 @@ static int init_check_new(const char *dir, struct sfs_error *err)
 	int rc;
 
 	sfs_error_clear(&e2);
-	rc = sfs_store_sqlite_open(dir, 0, 1, &s, &e2);
+	rc = sfs_store_open(dir, 0, 1, &s, &e2);
 	sfs_store_close(s);
 	if (rc == SFS_ENOSTORE)
 		return SFS_OK;
@@ -952,15 +1027,20 @@ static int init_run(struct init_state *is, struct sfs_error *err)
 	/* refused as it was found (an existing store, a non-empty or an
 	 * untrusted directory): nothing in it is ours to undo */
 	is->existed = rc == SFS_EEXIST || rc == SFS_EACCES;
+	if (rc == SFS_OK && is->o->conninfo)
+		rc = key_path(is->o, is->dir, is->keyfile, sizeof(is->keyfile),
+			      err);
+	if (rc == SFS_OK && is->o->conninfo)
+		rc = init_conf(is, err);
 	if (rc == SFS_OK)
 		rc = init_master(is, err);
 	if (rc == SFS_OK)
 		rc = sfs_crypto_new(&is->crypto, is->master, err);
 	sfs_crypto_wipe(is->master, sizeof(is->master));
 	if (rc == SFS_OK)
-		rc = sfs_store_sqlite_open(is->dir, 1, 0, &is->store, err);
+		rc = sfs_store_open(is->dir, !is->o->join, 0, &is->store, err);
 	if (rc == SFS_OK)
-		rc = init_db(is, err);
+		rc = is->o->join ? init_join(is, err) : init_db(is, err);
 	if (rc == SFS_OK)
 		rc = init_files(is, err);
 	if (rc == SFS_OK)
@@ -1078,7 +1158,7 @@ static int pending_settle(struct sfs_ctx *ctx, struct pending_acc *acc,
 	if (rc == SFS_OK)
 		rc = sfs_audit_sync(ctx->audit);
 	for (i = 0; rc == SFS_OK && i < acc->n; i++)
-		rc = ctx->store->ops->audit_del(ctx->store, acc->v[i].seq, err);
+		rc = sfs_store_audit_del(ctx->store, acc->v[i].seq, err);
 	return rc;
 }
 
@@ -1090,7 +1170,6 @@ static int pending_settle(struct sfs_ctx *ctx, struct pending_acc *acc,
  */
 static void audit_reconcile(struct sfs_ctx *ctx)
 {
-	const struct sfs_store_ops *ops = ctx->store->ops;
 	struct pending_acc acc = {NULL, 0, 0};
 	struct sfs_error e;
 	size_t i;
@@ -1099,20 +1178,20 @@ static void audit_reconcile(struct sfs_ctx *ctx)
 	if (!can_stage(ctx))
 		return;
 	sfs_error_clear(&e);
-	rc = ops->begin(ctx->store, 0, &e);
+	rc = sfs_store_begin(ctx->store, 0, &e);
 	if (rc == SFS_OK) {
-		rc = ops->audit_any(ctx->store, &any, &e);
-		ops->rollback(ctx->store);
+		rc = sfs_store_audit_any(ctx->store, &any, &e);
+		sfs_store_rollback(ctx->store);
 	}
-	if (rc == SFS_OK && any && (rc = ops->begin(ctx->store, 1, &e)) ==
+	if (rc == SFS_OK && any && (rc = sfs_store_begin(ctx->store, 1, &e)) ==
 	    SFS_OK) {
-		rc = ops->audit_list(ctx->store, pending_collect, &acc, &e);
+		rc = sfs_store_audit_list(ctx->store, pending_collect, &acc, &e);
 		if (rc == SFS_OK)
 			rc = pending_settle(ctx, &acc, &e);
 		if (rc == SFS_OK)
-			rc = ops->commit(ctx->store, &e);
+			rc = sfs_store_commit(ctx->store, &e);
 		else
-			ops->rollback(ctx->store);
+			sfs_store_rollback(ctx->store);
 	}
 	for (i = 0; i < acc.n; i++)
 		free(acc.v[i].line);
@@ -1124,22 +1203,20 @@ static void audit_reconcile(struct sfs_ctx *ctx)
 /* Close: sync the log and drop this context's own pending rows. */
 static void own_flush(struct sfs_ctx *ctx)
 {
-	const struct sfs_store_ops *ops;
 	unsigned i;
 	int rc;
 
 	if (!ctx->store || !ctx->audit_nown || !can_stage(ctx) ||
 	    sfs_audit_sync(ctx->audit) != SFS_OK)
 		return;
-	ops = ctx->store->ops;
-	if (ops->begin(ctx->store, 1, NULL) != SFS_OK)
+	if (sfs_store_begin(ctx->store, 1, NULL) != SFS_OK)
 		return;
 	for (i = 0, rc = SFS_OK; i < ctx->audit_nown && rc == SFS_OK; i++)
-		rc = ops->audit_del(ctx->store, ctx->audit_own[i], NULL);
+		rc = sfs_store_audit_del(ctx->store, ctx->audit_own[i], NULL);
 	if (rc == SFS_OK)
-		rc = ops->commit(ctx->store, NULL);
+		rc = sfs_store_commit(ctx->store, NULL);
 	else
-		ops->rollback(ctx->store);
+		sfs_store_rollback(ctx->store);
 	ctx->audit_nown = 0;
 }
 
@@ -1164,6 +1241,7 @@ static int no_access(const char *dir, struct sfs_error *err)
  * read-only, and the context refuses changes. */
 static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 {
+	struct sfs_store_conf conf;
 	char db[PATH_MAX];
 	struct stat st;
 	int rc;
@@ -1174,6 +1252,18 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 		return no_store(ctx->dir, err);
 	/* SPEC §1: before any file of the store is opened */
 	rc = sfs_storedir_check(ctx->dir, err);
+	if (rc == SFS_OK)
+		rc = sfs_store_conf_read(ctx->dir, &conf, err);
+	if (rc == SFS_OK && conf.backend != SFS_BACKEND_SQLITE) {
+		if (gethostname(ctx->host, sizeof(ctx->host)) != 0)
+			snprintf(ctx->host, sizeof(ctx->host), "unknown");
+		ctx->host[sizeof(ctx->host) - 1] = '\0';
+		*writable = access(ctx->dir, W_OK) == 0;
+		rc = sfs_store_open(ctx->dir, 0, !*writable, &ctx->store, err);
+		if (!*writable)
+			ctx->readonly = 1;
+		return rc;
+	}
 	if (rc != SFS_OK)
 		return rc;
 	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
@@ -1183,7 +1273,7 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 	if (access(db, F_OK) != 0)
 		return no_store(ctx->dir, err);
 	*writable = access(ctx->dir, W_OK) == 0 && access(db, W_OK) == 0;
-	rc = sfs_store_sqlite_open(ctx->dir, 0, !*writable, &ctx->store, err);
+	rc = sfs_store_open(ctx->dir, 0, !*writable, &ctx->store, err);
 	if (rc == SFS_ENOSTORE)
 		return no_store(ctx->dir, err);
 	if (!*writable)
@@ -1194,27 +1284,26 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 static int meta_read(struct sfs_ctx *ctx, struct sfs_blob *canary,
 		     struct sfs_blob *kdf, struct sfs_error *err)
 {
-	const struct sfs_store_ops *ops = ctx->store->ops;
 	struct sfs_blob id = {NULL, 0};
 	int rc;
 
-	rc = ops->begin(ctx->store, 0, err);
+	rc = sfs_store_begin(ctx->store, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ops->meta_get(ctx->store, "store_id", &id, err);
+	rc = sfs_store_meta_get(ctx->store, "store_id", &id, err);
 	if (rc == SFS_OK && id.len != SFS_STORE_ID_BYTES)
 		rc = SFS_EBADMSG;
 	if (rc == SFS_OK)
-		rc = ops->meta_get(ctx->store, "canary", canary, err);
+		rc = sfs_store_meta_get(ctx->store, "canary", canary, err);
 	if (rc == SFS_OK) {
 		memcpy(ctx->store_id, id.data, SFS_STORE_ID_BYTES);
-		rc = ops->meta_get(ctx->store, "kdf", kdf, err);
+		rc = sfs_store_meta_get(ctx->store, "kdf", kdf, err);
 		if (rc == SFS_ENOENT) {
 			sfs_error_clear(err);
 			rc = SFS_OK;
 		}
 	}
-	ops->rollback(ctx->store);
+	sfs_store_rollback(ctx->store);
 	sfs_blob_release(&id);
 	if (rc == SFS_ENOENT || rc == SFS_EBADMSG)
 		rc =
@@ -1277,7 +1366,7 @@ static int open_run(struct sfs_ctx *ctx, const struct sfs_ctx_options *o,
 	if (rc == SFS_OK && !(ctx->cache = calloc(1, sizeof(*ctx->cache))))
 		rc = sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	if (rc == SFS_OK)
-		ctx->cache->gen = ctx->store->ops->generation(ctx->store);
+		ctx->cache->gen = ctx_store_gen(ctx);
 	if (rc == SFS_OK && !o->audit_off) {
 		rc = path_join(path, sizeof(path), ctx->dir, AUDIT_NAME, err);
 		if (rc == SFS_OK)
@@ -1413,7 +1502,7 @@ int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err)
 	int rc;
 
 	sfs_error_clear(err);
-	rc = sfs_store_sqlite_open(ctx->dir, 0, ctx->readonly, &s, err);
+	rc = sfs_store_open(ctx->dir, 0, ctx->readonly, &s, err);
 	if (rc != SFS_OK)
 		return rc;
 	pthread_mutex_lock(&ctx->mutex);
@@ -1423,11 +1512,22 @@ int sfs_ctx_reopen_store(struct sfs_ctx *ctx, struct sfs_error *err)
 	sfs_crypto_wipe(ctx->kms, ctx->kms_len);
 	if (ctx->cache) { /* the real store: its generation is trusted */
 		cache_flush(ctx->cache);
-		ctx->cache->gen = s->ops->generation(s);
+		ctx->cache->gen = ctx_store_gen(ctx);
 	}
 	pthread_mutex_unlock(&ctx->mutex);
 	sfs_store_close(old);
 	return SFS_OK;
+}
+
+/* The backend as .status shows it: "sqlite", or the shared store's
+ * server and listener state. */
+void sfs_ctx_backend(struct sfs_ctx *ctx, char *out, size_t cap)
+{
+	pthread_mutex_lock(&ctx->mutex);
+	sfs_store_remote_state(ctx->store, out, cap);
+	pthread_mutex_unlock(&ctx->mutex);
+	if (cap && !out[0])
+		snprintf(out, cap, "sqlite");
 }
 
 /* ---- counts and roles ------------------------------------------------- */
@@ -1442,7 +1542,7 @@ int sfs_ctx_counts(struct sfs_ctx *ctx, struct sfs_counts *out,
 	rc = ctx_begin(ctx, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ctx->store->ops->counts(ctx->store, &out->secrets, &out->versions,
+	rc = sfs_store_counts(ctx->store, &out->secrets, &out->versions,
 				     &out->keys, err);
 	return ctx_end(ctx, 0, rc, err);
 }
@@ -1478,17 +1578,17 @@ static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
 {
 	/* the store's generation: it also sees grants edited by another
 	 * program */
-	uint64_t gen = ctx->store->ops->generation(ctx->store);
+	uint64_t gen = ctx_store_gen(ctx);
 	struct roles_acc acc = {NULL, 0};
 	int rc;
 
 	if (ctx->roles_valid && ctx->roles_gen == gen)
 		return SFS_OK;
-	rc = ctx->store->ops->begin(ctx->store, 0, err);
+	rc = sfs_store_begin(ctx->store, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ctx->store->ops->role_list(ctx->store, roles_collect, &acc, err);
-	ctx->store->ops->rollback(ctx->store);
+	rc = sfs_store_role_list(ctx->store, roles_collect, &acc, err);
+	sfs_store_rollback(ctx->store);
 	if (rc != SFS_OK) {
 		free(acc.v);
 		return ctx_fail(err, rc, "cannot read role grants");
@@ -1540,7 +1640,7 @@ static int begin_locked(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 
 	/* A read-only context never writes: the policy refuses, and a
 	 * read transaction does not contend for the store's write lock. */
-	rc = ctx->store->ops->begin(ctx->store, write && !ctx->readonly, err);
+	rc = sfs_store_begin(ctx->store, write && !ctx->readonly, err);
 	if (rc != SFS_OK) {
 		note_store_failure(ctx, rc, err);
 		pthread_mutex_unlock(&ctx->mutex);
@@ -1587,17 +1687,16 @@ static void staged_clear(struct sfs_ctx *ctx)
 
 static int can_stage(const struct sfs_ctx *ctx)
 {
-	const struct sfs_store_ops *ops = ctx->store->ops;
 
-	return ctx->audit && !ctx->readonly && ops->commit_then &&
-	       ops->audit_add && ops->audit_del && ops->audit_list &&
-	       ops->audit_any;
+	return ctx->audit && !ctx->readonly && sfs_store_can_stage(ctx->store);
 }
 
-static void event_of(struct sfs_audit_event *ev, const struct sfs_caller *c,
+static void event_of(const struct sfs_ctx *ctx, struct sfs_audit_event *ev,
+		     const struct sfs_caller *c,
 		     const struct ctx_audit_line *l)
 {
 	memset(ev, 0, sizeof(*ev));
+	ev->host = ctx->host[0] ? ctx->host : NULL;
 	ev->op = l->op;
 	ev->secret = l->secret;
 	ev->secret_id = l->secret_id && *l->secret_id ? l->secret_id : NULL;
@@ -1617,7 +1716,7 @@ static int stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	size_t len;
 	int rc;
 
-	event_of(&ev, c, l);
+	event_of(ctx, &ev, c, l);
 	rc = sfs_audit_line(&ev, &line, &len);
 	if (rc != SFS_OK)
 		return rc; /* not staged: written after the commit instead */
@@ -1640,7 +1739,7 @@ static int own_trim(struct sfs_ctx *ctx, struct sfs_error *err)
 	    sfs_audit_sync(ctx->audit) != SFS_OK)
 		return SFS_OK; /* unsynced: the rows stay, reconciled later */
 	for (i = 0; i < ctx->audit_nown && rc == SFS_OK; i++)
-		rc = s->ops->audit_del(s, ctx->audit_own[i], err);
+		rc = sfs_store_audit_del(s, ctx->audit_own[i], err);
 	if (rc == SFS_OK)
 		ctx->audit_nown = 0;
 	return rc;
@@ -1657,20 +1756,19 @@ static void staged_append(void *arg)
 
 static int commit_staged(struct sfs_ctx *ctx, struct sfs_error *err)
 {
-	const struct sfs_store_ops *ops = ctx->store->ops;
 	int64_t seq = 0;
 	int rc;
 
 	rc = own_trim(ctx, err);
 	if (rc == SFS_OK)
-		rc = ops->audit_add(ctx->store, ctx->staged.line,
+		rc = sfs_store_audit_add(ctx->store, ctx->staged.line,
 				    ctx->staged.len,
 				    sfs_audit_size(ctx->audit), &seq, err);
 	if (rc != SFS_OK) {
-		ops->rollback(ctx->store);
+		sfs_store_rollback(ctx->store);
 		return rc;
 	}
-	rc = ops->commit_then(ctx->store, staged_append, ctx, err);
+	rc = sfs_store_commit_then(ctx->store, staged_append, ctx, err);
 	if (rc == SFS_OK && ctx->staged.appended &&
 	    ctx->audit_nown < CTX_AUDIT_BATCH)
 		ctx->audit_own[ctx->audit_nown++] = seq;
@@ -1699,14 +1797,14 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 		if (ctx->staged.used)
 			rc = commit_staged(ctx, err);
 		else
-			rc = ctx->store->ops->commit(ctx->store, err);
+			rc = sfs_store_commit(ctx->store, err);
 		if (rc == SFS_OK) {
 			__atomic_add_fetch(ctx->gen, 1, __ATOMIC_RELEASE);
 			ctx_watch_prepare(ctx);
 			bumped = 1;
 		}
 	} else {
-		ctx->store->ops->rollback(ctx->store);
+		sfs_store_rollback(ctx->store);
 		if (write && rc == SFS_OK)
 			rc =
 			    sfs_error_set(err, SFS_EROFS, "store is read-only");
@@ -1745,7 +1843,7 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	    __atomic_load_n(&ctx->writer, __ATOMIC_RELAXED) == &tls_tag &&
 	    stage(ctx, c, l) == SFS_OK)
 		return SFS_OK;
-	event_of(&ev, c, l);
+	event_of(ctx, &ev, c, l);
 	rc = sfs_audit_write(ctx->audit, &ev);
 	if (rc != SFS_OK)
 		note_error(ctx, "cannot write the audit log");
@@ -1787,7 +1885,7 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 		*s = e->rec;
 		return SFS_OK;
 	}
-	rc = ctx->store->ops->secret_get(ctx->store, name, s, err);
+	rc = sfs_store_secret_get(ctx->store, name, s, err);
 	if (rc == SFS_ENOENT) {
 		memset(s, 0, sizeof(*s));
 		sfs_error_clear(err);
@@ -1827,7 +1925,7 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 		*k = e->rec;
 		return key_state_fill(st, k);
 	}
-	rc = ctx->store->ops->key_get(ctx->store, key, k, err);
+	rc = sfs_store_key_get(ctx->store, key, k, err);
 	if (rc == SFS_ENOENT) {
 		sfs_error_clear(err);
 		memset(k, 0, sizeof(*k));
@@ -1871,7 +1969,7 @@ int ctx_versions_gather(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
 		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	for (i = 0; i <= vs->n; i++)
 		vs->states[i] = SFS_STATE_DESTROYED;
-	rc = ctx->store->ops->version_list(ctx->store, s->id, versions_collect,
+	rc = sfs_store_version_list(ctx->store, s->id, versions_collect,
 					   vs, err);
 	if (rc != SFS_OK)
 		ctx_versions_release(vs);

@@ -141,7 +141,13 @@ fail:
 uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-	uint64_t g = sfs_ctx_generation(ctx);
+	uint64_t g;
+
+	/* a store shared by many hosts: a change made elsewhere moves this
+	 * host's generation too (its listener, at each wait) */
+	if (ctx->store && sfs_store_remote_poll(ctx->store))
+		__atomic_add_fetch(ctx->gen, 1, __ATOMIC_RELEASE);
+	g = sfs_ctx_generation(ctx);
 
 	if (g != seen)
 		return g;

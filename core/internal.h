@@ -41,6 +41,7 @@ struct sfs_ctx {
 	char *master_key_path;	   /* NULL for passphrase stores */
 	struct sfs_crypto *crypto; /* read-only after open */
 	unsigned char store_id[SFS_STORE_ID_BYTES];
+	char host[256]; /* a shared store: this host's name for audit lines */
 	struct sfs_audit *audit; /* NULL: audit off; thread-safe itself */
 	int readonly;		 /* changes refused through the policy */
 	int has_owner;
@@ -207,6 +208,10 @@ struct ctx_audit_line {
 };
 int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	      const struct ctx_audit_line *l);
+
+/* The store's generation mixed with the host's (ctx.c): the caches' key.
+ * Lock held. */
+uint64_t ctx_store_gen(struct sfs_ctx *ctx);
 
 /*
  * Lock not held: the id of the secret named name into id ("" when there

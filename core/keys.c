@@ -61,7 +61,7 @@ static int key_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		return rc;
 	if (act == SFS_ACT_KEY_DELETE && st.key_exists) {
-		rc = ctx->store->ops->key_in_use(ctx->store, k->id,
+		rc = sfs_store_key_in_use(ctx->store, k->id,
 						 &st.key_in_use, err);
 		if (rc != SFS_OK)
 			return rc;
@@ -81,7 +81,7 @@ static int key_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 static int key_insert(struct sfs_ctx *ctx, struct sfs_key_rec *k,
 		      struct sfs_error *err)
 {
-	int rc = ctx->store->ops->key_insert(ctx->store, k, err);
+	int rc = sfs_store_key_insert(ctx->store, k, err);
 
 	if (rc == SFS_OK)
 		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, k,
@@ -216,7 +216,7 @@ int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
 	rc = ctx_begin(ctx, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ctx->store->ops->key_list(ctx->store, keys_collect, &acc, err);
+	rc = sfs_store_key_list(ctx->store, keys_collect, &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
 	if (rc == SFS_OK)
@@ -244,7 +244,7 @@ int sfs_key_set_state(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = key_check(ctx, c, act, key, &k, err);
 	if (rc == SFS_OK) {
 		k.state = active ? SFS_STATE_ACTIVE : SFS_STATE_DEACTIVATED;
-		rc = ctx->store->ops->key_update(ctx->store, &k, err);
+		rc = sfs_store_key_update(ctx->store, &k, err);
 	}
 	if (rc == SFS_OK) /* staged: committed with the change */
 		key_audit(ctx, c, active ? "key.activate" : "key.deactivate",
@@ -275,7 +275,7 @@ int sfs_key_rotate(struct sfs_ctx *ctx, const struct sfs_caller *c,
 				     k.current_version, err);
 	}
 	if (rc == SFS_OK)
-		rc = ctx->store->ops->key_update(ctx->store, &k, err);
+		rc = sfs_store_key_update(ctx->store, &k, err);
 	if (rc == SFS_OK) /* staged: committed with the change */
 		key_audit(ctx, c, "key.rotate", &k, key, rc);
 	rc = ctx_end(ctx, 1, rc, err);
@@ -299,7 +299,7 @@ int sfs_key_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		goto audit;
 	rc = key_check(ctx, c, SFS_ACT_KEY_DELETE, key, &k, err);
 	if (rc == SFS_OK)
-		rc = ctx->store->ops->key_delete(ctx->store, k.id, err);
+		rc = sfs_store_key_delete(ctx->store, k.id, err);
 	if (rc == SFS_OK) /* staged: committed with the change */
 		key_audit(ctx, c, "key.delete", &k, key, rc);
 	rc = ctx_end(ctx, 1, rc, err);

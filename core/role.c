@@ -45,9 +45,9 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "role '%s'",
 			   role);
 	else if (grant)
-		rc = ctx->store->ops->role_grant(ctx->store, role, p, err);
+		rc = sfs_store_role_grant(ctx->store, role, p, err);
 	else
-		rc = ctx->store->ops->role_revoke(ctx->store, role, p, err);
+		rc = sfs_store_role_revoke(ctx->store, role, p, err);
 	if (rc == SFS_EEXIST && grant) {
 		sfs_error_clear(err); /* granting twice changes nothing */
 		rc = SFS_OK;
@@ -126,7 +126,7 @@ int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "roles");
 	else
-		rc = ctx->store->ops->role_list(ctx->store, pairs_collect, &acc,
+		rc = sfs_store_role_list(ctx->store, pairs_collect, &acc,
 						err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");

@@ -92,7 +92,7 @@ static int create_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 					  "secret '%s'", s->name);
 	}
 	ctx_strlcpy(s->kms_key_id, k.id, sizeof(s->kms_key_id));
-	rc = ctx->store->ops->secret_insert(ctx->store, s, err);
+	rc = sfs_store_secret_insert(ctx->store, s, err);
 	if (rc == SFS_EEXIST)
 		return sfs_error_set(err, rc, "secret '%s': already exists",
 				     s->name);
@@ -253,16 +253,15 @@ static int page_collect(void *arg, const struct sfs_secret_rec *s)
 static int page_fetch(struct sfs_ctx *ctx, struct secrets_page *p,
 		      const char *after, struct sfs_error *err)
 {
-	const struct sfs_store_ops *ops = ctx->store->ops;
 	int rc;
 
 	p->n = 0;
 	p->after = NULL;
-	if (ops->secret_list_after)
-		return ops->secret_list_after(ctx->store, after, LIST_PAGE,
+	if (sfs_store_can_list_after(ctx->store))
+		return sfs_store_secret_list_after(ctx->store, after, LIST_PAGE,
 					      page_collect, p, err);
 	p->after = after;
-	rc = ops->secret_list(ctx->store, page_collect, p, err);
+	rc = sfs_store_secret_list(ctx->store, page_collect, p, err);
 	return rc == PAGE_FULL ? SFS_OK : rc;
 }
 
@@ -356,7 +355,7 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		return ctx_refuse(err, act, rc, st, "secret '%s'", s->name);
 	switch (act) {
 	case SFS_ACT_SECRET_DELETE:
-		return ctx->store->ops->secret_delete(ctx->store, s->id, err);
+		return sfs_store_secret_delete(ctx->store, s->id, err);
 	case SFS_ACT_SECRET_ACTIVATE:
 		s->status = SFS_STATE_ACTIVE;
 		break;
@@ -370,7 +369,7 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		break;
 	}
 	s->changed_at = sfs_time_now();
-	return ctx->store->ops->secret_update(ctx->store, s, err);
+	return sfs_store_secret_update(ctx->store, s, err);
 }
 
 int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -400,7 +399,7 @@ int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	}
 	if (rc == SFS_OK) {
 		update_apply(&s, u, allowed);
-		rc = ctx->store->ops->secret_update(ctx->store, &s, err);
+		rc = sfs_store_secret_update(ctx->store, &s, err);
 	}
 	if (rc == SFS_OK) /* staged: committed with the change */
 		secret_audit(ctx, c, "secret.update", &s, name, NULL, rc);

@@ -213,6 +213,7 @@ enum stmt_id {
 	ST_KEY_IN_USE,
 	ST_KEYVER_GET,
 	ST_KEYVER_INSERT,
+	ST_KEYVER_SET,
 	ST_SECRET_BY_ID,
 	ST_SECRET_BY_NAME,
 	ST_SECRET_LIST,
@@ -264,6 +265,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  "OR EXISTS(SELECT 1 FROM secrets "
 			  "WHERE kms_key_id = ?1)",
 	[ST_KEYVER_GET] = "SELECT wrapped FROM kms_key_versions "
+			  "WHERE key_id = ?1 AND version = ?2",
+	[ST_KEYVER_SET] = "UPDATE kms_key_versions SET wrapped = ?3 "
 			  "WHERE key_id = ?1 AND version = ?2",
 	[ST_KEYVER_INSERT] = "INSERT INTO kms_key_versions"
 			     "(key_id, version, wrapped, created_at) "
@@ -890,6 +893,26 @@ static int sq_keyver_insert(struct sfs_store *s, const char *key_id,
 	return step_change(q, st, rc, 0, err, "insert kms key version");
 }
 
+/* rekey: the old material's cells are freed, so scrub them */
+static int sq_keyver_set(struct sfs_store *s, const char *key_id,
+			 uint32_t version, const struct sfs_blob *wrapped,
+			 struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[ST_KEYVER_SET];
+	int rc = bind_text(st, 1, key_id) |
+		 sqlite3_bind_int64(st, 2, version) |
+		 bind_blob(st, 3, wrapped->data, wrapped->len);
+
+	rc = step_change(q, st, rc, 1, err, "replace kms key version");
+	if (rc == 0)
+		q->scrub_txn = 1;
+	if (rc == SFS_ENOENT)
+		sfs_error_set(err, rc, "kms key '%s' version %u: not found",
+			      key_id, (unsigned)version);
+	return rc;
+}
+
 /* ---- secrets --------------------------------------------------------- */
 
 static int secret_row(sqlite3_stmt *st, struct sfs_secret_rec *r,
@@ -1473,6 +1496,7 @@ static const struct sfs_store_ops sq_ops = {
 	.key_in_use = sq_key_in_use,
 	.keyver_get = sq_keyver_get,
 	.keyver_insert = sq_keyver_insert,
+	.keyver_set = sq_keyver_set,
 	.secret_get = sq_secret_get,
 	.secret_list = sq_secret_list,
 	.secret_insert = sq_secret_insert,

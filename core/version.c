@@ -130,12 +130,12 @@ int ctx_version_insert(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	v.format = sfs_value_format(value, len);
 	rc = seal_into(ctx, &v, value, len, err);
 	if (rc == SFS_OK)
-		rc = ctx->store->ops->version_insert(ctx->store, &v, err);
+		rc = sfs_store_version_insert(ctx->store, &v, err);
 	if (rc == SFS_OK) {
 		s->latest_version = v.version;
 		s->default_version = v.version;
 		s->changed_at = v.created_at;
-		rc = ctx->store->ops->secret_update(ctx->store, s, err);
+		rc = sfs_store_secret_update(ctx->store, s, err);
 	}
 	if (rc == SFS_OK && out)
 		rec_copy_bare(out, &v);
@@ -641,7 +641,7 @@ int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		return rc;
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc == SFS_OK)
-		rc = ctx->store->ops->version_list(ctx->store, s.id,
+		rc = sfs_store_version_list(ctx->store, s.id,
 						   versions_collect, &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
@@ -671,7 +671,7 @@ static int change_apply(struct sfs_ctx *ctx, enum sfs_action act,
 		s->default_version = n;
 		goto update;
 	}
-	rc = ctx->store->ops->version_set_state(ctx->store, s->id, n, to, err);
+	rc = sfs_store_version_set_state(ctx->store, s->id, n, to, err);
 	if (rc != SFS_OK)
 		return rc;
 	vs->states[n] = to;
@@ -686,7 +686,7 @@ static int change_apply(struct sfs_ctx *ctx, enum sfs_action act,
 	}
 update:
 	s->changed_at = sfs_time_now();
-	return ctx->store->ops->secret_update(ctx->store, s, err);
+	return sfs_store_secret_update(ctx->store, s, err);
 }
 
 static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -709,7 +709,7 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	st.active_versions = vs.active;
 	st.live_versions = vs.live;
 	memset(&v, 0, sizeof(v));
-	rc = n ? ctx->store->ops->version_get(ctx->store, s->id, n, 0, &v, err)
+	rc = n ? sfs_store_version_get(ctx->store, s->id, n, 0, &v, err)
 	       : SFS_ENOENT;
 	if (rc == SFS_OK) {
 		st.version_exists = 1;

@@ -66,6 +66,7 @@ static void usage(FILE *f)
 	}
 	fputc('\n', f);
 	cli_synopsis(&cli_audit_cmd, f);
+	cli_synopsis(&cli_rekey_cmd, f);
 	cli_synopsis(&cli_watch_cmd, f);
 	fputs(global_tail, f);
 }
@@ -143,6 +144,8 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
 	if (!strcmp(name, cli_audit_cmd.name))
 		return cli_audit_cmd.run(&cli_audit_cmd, g, argc, argv);
+	if (!strcmp(name, cli_rekey_cmd.name))
+		return cli_rekey_cmd.run(&cli_rekey_cmd, g, argc, argv);
 	if (!strcmp(name, cli_watch_cmd.name))
 		return cli_watch_cmd.run(&cli_watch_cmd, g, argc, argv);
 	if (!strcmp(name, "mount"))

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/fault_store.h"
 #include "lib/testutil.h"
@@ -386,6 +387,94 @@ START_TEST(store_failure_on_rotate_changes_nothing)
 }
 END_TEST
 
+/* ---- rekey --------------------------------------------------------------- */
+
+/* A new key file in the test's directory: 32 bytes, 0400. */
+static void new_key_file(char *path, size_t cap, unsigned char seed)
+{
+	unsigned char k[32];
+	size_t i;
+
+	for (i = 0; i < sizeof(k); i++)
+		k[i] = (unsigned char)(seed + 13 * i);
+	snprintf(path, cap, "%s/new.key", tmp);
+	tu_write_file(path, k, sizeof(k), 0400);
+}
+
+/* Reopen the store with key (NULL: DIR/master.key, the old one). */
+static int reopen(const char *key)
+{
+	struct sfs_ctx_options o;
+
+	sfs_ctx_close(ctx);
+	ctx = NULL;
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	o.master_key = key;
+	return sfs_ctx_open(&ctx, &o, &err);
+}
+
+START_TEST(rekey_rewraps_every_key_version_and_the_canary)
+{
+	char path[600];
+
+	mk_key("k1");
+	mk_secret("a", "k1", "one");
+	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "k1", NULL, &err),
+			 SFS_OK);
+	ck_assert_int_eq(add("a", "two", NULL), SFS_OK);
+	mk_secret("s", NULL, "svc");
+	new_key_file(path, sizeof(path), 7);
+	ck_assert_int_eq(sfs_ctx_rekey(ctx, path, &err), SFS_OK);
+	ck_assert_int_eq(reopen(NULL), SFS_EMASTER);
+	ck_assert_int_eq(reopen(path), SFS_OK);
+	ck_assert_int_eq(rd("a", 1, "one"), SFS_OK);
+	ck_assert_int_eq(rd("a", 2, "two"), SFS_OK);
+	ck_assert_int_eq(rd("s", 0, "svc"), SFS_OK);
+	ck_assert_int_eq(add("a", "three", NULL), SFS_OK);
+	ck_assert_int_eq(rd("a", 3, "three"), SFS_OK);
+}
+END_TEST
+
+/* A daemon that opened the store before the rekey holds the old key: it
+ * fails closed, ENOKEY, at its next read of key material. */
+START_TEST(rekey_leaves_an_old_key_holder_failing_enokey)
+{
+	struct sfs_ctx_options o;
+	struct sfs_ctx *old = NULL;
+	struct sfs_value v = {NULL, 0};
+	char path[600];
+
+	mk_key("k1");
+	mk_secret("a", "k1", "one");
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	ck_assert_int_eq(sfs_ctx_open(&old, &o, &err), SFS_OK);
+	ck_assert_int_eq(sfs_version_read(old, &admin, "a", 1, &v, NULL, &err),
+			 SFS_OK);
+	sfs_value_release(&v);
+	new_key_file(path, sizeof(path), 5);
+	ck_assert_int_eq(sfs_ctx_rekey(ctx, path, &err), SFS_OK);
+	ck_assert_int_eq(sfs_version_read(old, &admin, "a", 1, &v, NULL, &err),
+			 SFS_ENOKEY);
+	sfs_value_release(&v);
+	sfs_ctx_close(old);
+}
+END_TEST
+
+START_TEST(rekey_with_an_unsafe_key_file_changes_nothing)
+{
+	char path[600];
+
+	mk_secret("a", NULL, "one");
+	new_key_file(path, sizeof(path), 9);
+	ck_assert_int_eq(chmod(path, 0444), 0);
+	ck_assert_int_eq(sfs_ctx_rekey(ctx, path, &err), SFS_EKEYFILE);
+	ck_assert_int_eq(reopen(NULL), SFS_OK);
+	ck_assert_int_eq(rd("a", 1, "one"), SFS_OK);
+}
+END_TEST
+
 static Suite *keys_suite(void)
 {
 	Suite *s = suite_create("keys");
@@ -395,6 +484,12 @@ static Suite *keys_suite(void)
 		const TTest *t;
 	} cases[] = {
 		{ "service_key_made_at_init", service_key_made_at_init },
+		{ "rekey_rewraps_every_key_version_and_the_canary",
+		  rekey_rewraps_every_key_version_and_the_canary },
+		{ "rekey_leaves_an_old_key_holder_failing_enokey",
+		  rekey_leaves_an_old_key_holder_failing_enokey },
+		{ "rekey_with_an_unsafe_key_file_changes_nothing",
+		  rekey_with_an_unsafe_key_file_changes_nothing },
 		{ "create_user_key", create_user_key },
 		{ "create_name_rules", create_name_rules },
 		{ "unknown_key_is_enoent", unknown_key_is_enoent },

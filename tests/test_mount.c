@@ -735,6 +735,7 @@ START_TEST(status_file)
 	up(NULL);
 	ck_assert_int_eq(slurp(".status", &got, &len), 0);
 	ck_assert_ptr_nonnull(strstr(got, "\"health\": \"ok\""));
+	ck_assert_ptr_nonnull(strstr(got, "\"backend\": \"sqlite\""));
 	ck_assert_ptr_nonnull(strstr(got, "\"secrets\": 1"));
 	ck_assert_ptr_nonnull(strstr(got, "\"cache\": \"strict\""));
 	/* every option is reported (the harness mounts with auto_unmount) */

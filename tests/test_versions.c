@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "lib/fault_store.h"
+#include "lib/pgcluster.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/keys.h"
@@ -879,13 +880,17 @@ END_TEST
 
 /* ---- the read cache: any change is seen at the next read ---------------- */
 
-/* Another program (the sqlite3 tool, an attacker) edits the database
- * behind the context's back. */
+/* Another program (the sqlite3 tool or psql, an attacker) edits the
+ * database behind the context's back. */
 static void foreign_sql(const char *sql)
 {
 	char path[600];
 	sqlite3 *db = NULL;
 
+	if (tu_store_conninfo()) {
+		ck_assert_int_eq(pgc_sql(tu_store_conninfo(), sql, NULL), 0);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s/secretfs.db", store);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);

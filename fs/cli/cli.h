@@ -49,6 +49,7 @@ extern const struct cli_cmd cli_backup_cmd;  /* cli_backup.c */
 extern const struct cli_cmd cli_restore_cmd;
 extern const struct cli_cmd cli_init_cmd;
 extern const struct cli_cmd cli_audit_cmd;
+extern const struct cli_cmd cli_rekey_cmd;
 extern const struct cli_cmd cli_watch_cmd;
 
 /* Run group's subcommand argv[1] (argv[0] is the group's name). */

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "secretfs/audit.h"
+#include "secretfs/ctx.h"
 #include "secretfs/storedir.h"
 #include "secretfs/value.h"
 
@@ -35,6 +36,7 @@ struct audit_args {
 	const char *secret;
 	int64_t since;
 	int follow;
+	int all_hosts;
 };
 
 /* --since: RFC 3339 or a date, or an age before now: N followed by s, m,
@@ -67,6 +69,7 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		{ "secret", required_argument, NULL, 's' },
 		{ "since", required_argument, NULL, 't' },
 		{ "follow", no_argument, NULL, 'f' },
+		{ "all-hosts", no_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -77,6 +80,8 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			a->secret = optarg;
 		else if (ch == 'f')
 			a->follow = 1;
+		else if (ch == 'a')
+			a->all_hosts = 1;
 		else if (ch != 't')
 			return cli_opt_other(cmd, ch, argv);
 		else if (since_parse(optarg, &a->since) != SFS_OK)
@@ -86,6 +91,9 @@ static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 					     optarg);
 	}
 	rc = cli_args(cmd, argc, argv, 0, 0);
+	if (rc == EXIT_OK && a->all_hosts && a->follow)
+		return cli_bad_usage(cmd, "--all-hosts reads the store once: "
+					  "no --follow");
 	return rc == EXIT_OK ? CLI_GO : rc;
 }
 
@@ -117,7 +125,7 @@ static int audit_all(const char *dir, const struct audit_args *a,
 static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		     int argc, char **argv)
 {
-	struct audit_args a = { NULL, 0, 0 };
+	struct audit_args a = {NULL, 0, 0, 0};
 	struct sfs_error err;
 	char dir[4096];
 	int write_errno = 0;
@@ -132,7 +140,11 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		return cli_fail("cannot find the store", &err);
 	if (sfs_storedir_check(dir, &err) != SFS_OK) /* SPEC §1 */
 		return cli_fail("cannot read the audit log", &err);
-	rc = audit_all(dir, &a, &write_errno, &err);
+	if (a.all_hosts)
+		rc = sfs_audit_read_all_hosts(dir, a.secret, a.since,
+					      audit_line, &write_errno, &err);
+	else
+		rc = audit_all(dir, &a, &write_errno, &err);
 	if (rc < 0) {
 		if (!err.code)
 			err.code = rc;
@@ -149,6 +161,7 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 const struct cli_cmd cli_audit_cmd = {
 	"audit", "audit",
 	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+	"       secretfs audit --all-hosts [--secret NAME] [--since TIME]\n"
 	"\n"
 	"Print the audit log: one JSON line per value read and per change,\n"
 	"from the oldest kept log (audit.log.4) to the current one.\n"
@@ -158,6 +171,7 @@ const struct cli_cmd cli_audit_cmd = {
 	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
 	"                  age: 30m, 2h, 1d)\n"
 	"  --follow        keep printing new lines as they come\n"
+	"  --all-hosts     every host's changes, from the shared store\n"
 	"  -h, --help      print this help\n",
 	audit_run,
 };
@@ -190,23 +204,43 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		    int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "passphrase-file", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"passphrase-file", required_argument, NULL, 'p'},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"conninfo", required_argument, NULL, 'c'},
+	    {"join", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct sfs_ctx_options o;
 	struct sfs_ctx *ctx = NULL;
 	struct sfs_error err;
+	const char *backend = NULL;
 	int ch, rc;
 
 	memset(&o, 0, sizeof(o));
 	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'p')
+		if (ch == 'p')
+			o.passphrase_file = optarg;
+		else if (ch == 'b')
+			backend = optarg;
+		else if (ch == 'c')
+			o.conninfo = optarg;
+		else if (ch == 'j')
+			o.join = 1;
+		else
 			return cli_opt_other(cmd, ch, argv);
-		o.passphrase_file = optarg;
 	}
 	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
 		return rc;
+	if (backend && strcmp(backend, "postgresql") != 0 &&
+	    strcmp(backend, "sqlite") != 0)
+		return cli_bad_usage(cmd, "--backend is sqlite or postgresql");
+	if ((backend && strcmp(backend, "postgresql") == 0) != !!o.conninfo &&
+	    !(o.join && o.conninfo && !backend))
+		return cli_bad_usage(cmd, "--backend postgresql and --join "
+					  "need --conninfo, and only they");
+	if (o.join && !o.conninfo)
+		return cli_bad_usage(cmd, "--join needs --conninfo");
 	/* two master keys asked for: which one is meant? */
 	if (o.passphrase_file && g->master_key)
 		return cli_bad_usage(cmd, "give --master-key or "
@@ -231,16 +265,76 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_init_cmd = {
-	"init", "init",
-	"Usage: secretfs init [--passphrase-file FILE]\n"
+    "init",
+    "init",
+    "Usage: secretfs init [--passphrase-file FILE]\n"
+    "       secretfs init --backend postgresql --conninfo STR\n"
+    "       secretfs init --join --conninfo STR\n"
+    "\n"
+    "Create the store: its directory (0700), its database with the\n"
+    "service key, and the master key file DIR/master.key (0400), or,\n"
+    "with --passphrase-file, a master key derived from the passphrase\n"
+    "in FILE with Argon2id (later commands read $SECRETFS_PASSPHRASE_FILE\n"
+    "or ask on the terminal).\n"
+    "\n"
+    "  --passphrase-file FILE   derive the master key from a passphrase\n"
+    "  --backend postgresql     keep the store in PostgreSQL, shared by\n"
+    "                           many hosts (DIR/store.conf names it)\n"
+    "  --conninfo STR           libpq keywords or service=NAME; no\n"
+    "                           password (use ~/.pgpass or PGPASSFILE)\n"
+    "  --join                   attach this host to an existing shared\n"
+    "                           store; needs its master key file\n"
+    "  -h, --help               print this help\n",
+    init_run,
+};
+
+/* --- rekey ------------------------------------------------------------- */
+
+static int rekey_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		     int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "new-master-key", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_session s;
+	const char *key = NULL;
+	int ch, rc;
+
+	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
+		if (ch != 'k')
+			return cli_opt_other(cmd, ch, argv);
+		key = optarg;
+	}
+	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
+		return rc;
+	if (!key)
+		return cli_bad_usage(cmd, "--new-master-key FILE is required");
+	if ((rc = cli_session_open(&s, g)) != EXIT_OK)
+		return rc;
+	rc = sfs_ctx_rekey(s.ctx, key, &s.err);
+	if (rc != SFS_OK)
+		rc = cli_session_fail(&s, rc, "cannot re-key the store");
+	else
+		printf("store re-keyed: its master key is now '%s'; give it "
+		       "to every host and restart their daemons\n",
+		       key);
+	cli_session_close(&s);
+	return rc == SFS_OK ? EXIT_OK : rc;
+}
+
+const struct cli_cmd cli_rekey_cmd = {
+	"rekey", "rekey",
+	"Usage: secretfs rekey --new-master-key FILE\n"
 	"\n"
-	"Create the store: its directory (0700), its database with the\n"
-	"service key, and the master key file DIR/master.key (0400), or,\n"
-	"with --passphrase-file, a master key derived from the passphrase\n"
-	"in FILE with Argon2id (later commands read $SECRETFS_PASSPHRASE_FILE\n"
-	"or ask on the terminal).\n"
+	"Move the store to the master key in FILE (32 bytes, mode 0400):\n"
+	"every KMS key's material and the canary are wrapped again, in one\n"
+	"transaction. Afterwards every command and daemon needs FILE as its\n"
+	"master key (--master-key, $SECRETFS_MASTER_KEY or DIR/master.key);\n"
+	"a daemon still holding the old key fails its reads until restarted.\n"
 	"\n"
-	"  --passphrase-file FILE   derive the master key from a passphrase\n"
-	"  -h, --help               print this help\n",
-	init_run,
+	"  --new-master-key FILE   the new master key\n"
+	"  -h, --help              print this help\n",
+	rekey_run,
 };

@@ -207,7 +207,8 @@ static int list_now(struct listing *l, const struct listing *old)
 	if (fs_noted(sfs_secret_list(fs_d.ctx, &fs_d.meta, list_cb, l, &err),
 		     &err))
 		return -1;
-	qsort(l->v, l->n, sizeof(*l->v), seen_cmp);
+	if (l->n) /* qsort of NULL is undefined, even for no elements */
+		qsort(l->v, l->n, sizeof(*l->v), seen_cmp);
 	for (i = 0; i < l->n; i++)
 		fill_vstate(l, &l->v[i], old ? find(old, l->v[i].key) : NULL);
 	return 0;

@@ -164,9 +164,14 @@ char *fs_status_json(fuse_req_t req, size_t *len)
 	char last[256];
 	int mine = status_private(req),
 	    failed = fs_last_failure(last, sizeof(last));
-	char *s = NULL, *t;
+	char *s = NULL, *t, backend[256];
 
+	/* the server's address, like the store's path, for its owner only */
+	sfs_ctx_backend(fs_d.ctx, backend, sizeof(backend));
+	if (!mine)
+		backend[strcspn(backend, " ")] = '\0';
 	if (!j || sfs_json_set_str(j, "program", "secretfs") ||
+	    sfs_json_set_str(j, "backend", backend) ||
 	    sfs_json_set_str(j, "version", SFS_PROGRAM_VERSION) ||
 	    (mine ? sfs_json_set_str(j, "store", sfs_ctx_dir(fs_d.ctx))
 		  : sfs_json_set_null(j, "store")) ||

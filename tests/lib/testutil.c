@@ -1,5 +1,6 @@
 /* Helpers shared by the Check suites; see testutil.h. */
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/pgcluster.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 
@@ -28,9 +30,9 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 		  struct FTW *ftw)
 {
 	(void)st;
-	(void)flag;
 	(void)ftw;
-	chmod(path, 0700);
+	if (flag != FTW_SL) /* chmod follows a link: never touch its target */
+		chmod(path, 0700);
 	return remove(path);
 }
 
@@ -75,9 +77,34 @@ char *tu_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+static char last_conninfo[PATH_MAX + 128];
+
+const char *tu_store_conninfo(void)
+{
+	return last_conninfo[0] ? last_conninfo : NULL;
+}
+
+const char *tu_backend_conninfo(char *out, size_t cap)
+{
+	const char *b = getenv("SECRETFS_TEST_BACKEND");
+	const char *base = getenv("SECRETFS_TEST_PG_CONNINFO");
+
+	if (!b || strcmp(b, "postgresql") != 0)
+		return NULL;
+	if (!base || pgc_new_store(base, out, cap) != 0) {
+		fprintf(stderr,
+			"SECRETFS_TEST_BACKEND=postgresql needs "
+			"SECRETFS_TEST_PG_CONNINFO naming a running "
+			"server (build/tests/test_pg_core starts one)\n");
+		abort();
+	}
+	return out;
+}
+
 struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 			      size_t cap)
 {
+	char conninfo[PATH_MAX + 128];
 	struct sfs_ctx_options o;
 	struct sfs_error err;
 	struct sfs_ctx *ctx = NULL;
@@ -90,6 +117,9 @@ struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 	memset(&o, 0, sizeof(o));
 	o.store_dir = store;
 	sfs_error_clear(&err);
+	o.conninfo = tu_backend_conninfo(conninfo, sizeof(conninfo));
+	snprintf(last_conninfo, sizeof(last_conninfo), "%s",
+		 o.conninfo ? o.conninfo : "");
 	if (sfs_ctx_init(&o, &err) != SFS_OK ||
 	    sfs_ctx_open(&ctx, &o, &err) != SFS_OK) {
 		fprintf(stderr, "tu_store_open: %s\n", err.msg);

@@ -28,11 +28,25 @@ struct sfs_ctx;
 
 /*
  * A fresh store for one test: a temporary directory *tmp (malloc'd)
- * holding DIR = *tmp/store (written to store), initialised and opened
+ * holding DIR = *tmp/store (written to store) on the backend
+ * tu_backend_conninfo() names, initialised and opened
  * with Argon2id at its minimum cost and no key or passphrase from the
  * environment. Aborts with the core's message on failure.
  */
 struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 			      size_t cap);
+
+/*
+ * The backend the suites run against: NULL for SQLite (the default), or,
+ * when SECRETFS_TEST_BACKEND=postgresql, a conninfo (written to out) for
+ * a new empty store on the server SECRETFS_TEST_PG_CONNINFO names
+ * (tests/test_pg_core.c starts one and runs the core suites so). With
+ * tu_store_open, every core suite runs on either backend unchanged.
+ */
+const char *tu_backend_conninfo(char *out, size_t cap);
+
+/* The conninfo of the store tu_store_open() made last, or NULL when it is
+ * an SQLite store. */
+const char *tu_store_conninfo(void);
 
 #endif

@@ -39,6 +39,7 @@ struct sfs_audit_event {
 	const struct sfs_caller *caller;
 	int sync;              /* fsync after the write (changes) */
 	uint64_t suppressed;   /* summary lines: lines left out, else 0 */
+	const char *host;      /* a shared store's host name, or NULL */
 };
 
 /* The size at which the log rotates by default, and how many old logs
@@ -104,6 +105,17 @@ int sfs_audit_read(const char *path, const char *secret, int64_t since_ns,
  * this way in the first place. malloc'd; NULL when out of memory.
  */
 char *sfs_audit_printable(const char *text);
+
+/*
+ * `secretfs audit --all-hosts`: the change lines a shared store keeps
+ * (every host's, in commit order), each with a "host" field naming the
+ * host that made it, filtered as sfs_audit_read() filters. Opens the
+ * store of directory dir read-only; needs no master key. SFS_EINVAL when
+ * the store is not shared.
+ */
+int sfs_audit_read_all_hosts(const char *dir, const char *secret,
+			     int64_t since_ns, sfs_audit_cb cb, void *arg,
+			     struct sfs_error *err);
 
 /* Format ns since the epoch as RFC 3339 UTC ("2026-11-28T18:04:40Z"). */
 void sfs_time_format(int64_t ns, char out[32]);

@@ -8,8 +8,9 @@
  * sfs_ctx owns one store connection; the services serialise on the
  * context's mutex, so a context may be shared by many threads.
  *
- * Concurrency across processes (the CLI beside a running daemon) is the
- * storage backend's: see store_sqlite.c.
+ * Concurrency across processes (the CLI beside a running daemon) and
+ * across hosts is the storage backend's: see store_sqlite.c and
+ * store_pg.c.
  */
 #ifndef SECRETFS_CTX_H
 #define SECRETFS_CTX_H
@@ -40,6 +41,10 @@ struct sfs_ctx_options {
 				      * audit_max); 0: SFS_AUDIT_MAX_DEFAULT */
 	int has_owner;               /* owner_uid is set */
 	uint32_t owner_uid;          /* the mount's owner: holds every role */
+	const char *conninfo;	     /* init: the store lives in PostgreSQL
+				      * (DIR/store.conf names it) */
+	int join;		     /* init: attach to the store conninfo
+				      * names, proving the master key */
 };
 
 /*
@@ -97,6 +102,21 @@ int sfs_ctx_watch_register(struct sfs_ctx *ctx);
 uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms);
 void sfs_ctx_watch_ack(struct sfs_ctx *ctx, uint64_t gen);
 void sfs_ctx_watch_sync(struct sfs_ctx *ctx);
+
+/* The backend for health reports: "sqlite", or for a shared store
+ * "postgresql HOST:PORT listener up|down" (the listener is the daemon's,
+ * polled by sfs_ctx_watch_wait). Thread-safe. */
+void sfs_ctx_backend(struct sfs_ctx *ctx, char *out, size_t cap);
+
+/*
+ * Re-wrap every KMS key version and remake the canary under the master
+ * key in the file new_key_path, in one write transaction (core/rekey.c).
+ * SFS_EINVAL for a passphrase store; SFS_EBADMSG (nothing changed) when
+ * some stored material does not authenticate under the current key. The
+ * context keeps the old key: close it and open with the new one.
+ */
+int sfs_ctx_rekey(struct sfs_ctx *ctx, const char *new_key_path,
+		  struct sfs_error *err);
 
 struct sfs_counts {
 	uint64_t secrets, versions, keys;

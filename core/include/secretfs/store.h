@@ -6,7 +6,9 @@
  * the rules live in policy.c and the services (secret.c, version.c,
  * keys.c), the crypto above it. Blobs (wrapped keys, value ciphertext,
  * canary) are opaque bytes to the backend. SQLite (store_sqlite.c) is the
- * first backend; another (PostgreSQL, say) implements the same table.
+ * embedded default; PostgreSQL (store_pg.c) implements the same table for
+ * a store shared by many hosts. Records and limits live in records.h; the
+ * sfs_store_* facade below is the only caller of the table.
  *
  * Transactions: every operation except begin/commit/rollback/close/
  * generation runs inside a transaction opened by begin(). A write
@@ -27,74 +29,7 @@
 #include <stdint.h>
 
 #include "secretfs/err.h"
-
-#define SFS_NAME_MAX 128
-#define SFS_DESC_MAX 1024
-#define SFS_VALUE_MAX 65536
-#define SFS_ALLOWED_MAX 2047   /* bytes of the allowed_principals list */
-#define SFS_PRINCIPAL_MAX 96   /* "uid:4294967295(some-long-user-name)" */
-#define SFS_ID_MAX 36          /* UUID text */
-
-enum sfs_state { SFS_STATE_ACTIVE = 0, SFS_STATE_DEACTIVATED = 1,
-		 SFS_STATE_DESTROYED = 2 };
-enum sfs_key_type { SFS_KEY_SERVICE = 0, SFS_KEY_USER = 1 };
-enum sfs_format { SFS_FMT_TEXT = 0, SFS_FMT_JSON = 1, SFS_FMT_KV = 2 };
-
-/* Heap bytes owned by whoever holds the struct; see sfs_blob_release. */
-struct sfs_blob {
-	unsigned char *data;
-	size_t len;
-};
-
-/* Wipe and free b->data; leaves b empty. */
-void sfs_blob_release(struct sfs_blob *b);
-
-/* Times are nanoseconds since the Unix epoch, UTC. */
-struct sfs_key_rec {
-	char id[SFS_ID_MAX + 1];
-	char name[SFS_NAME_MAX + 1];
-	int type;  /* enum sfs_key_type */
-	int state; /* SFS_STATE_ACTIVE or SFS_STATE_DEACTIVATED */
-	char description[SFS_DESC_MAX + 1];
-	int64_t created_at;
-	char created_by[SFS_PRINCIPAL_MAX + 1];
-	uint32_t current_version; /* newest key version, >= 1 */
-};
-
-struct sfs_secret_rec {
-	char id[SFS_ID_MAX + 1];
-	char name[SFS_NAME_MAX + 1];
-	char description[SFS_DESC_MAX + 1];
-	int status;                    /* SFS_STATE_ACTIVE / _DEACTIVATED */
-	int access_control;            /* 1 enabled, 0 disabled */
-	char allowed[SFS_ALLOWED_MAX + 1]; /* "uid:1,gid:2", normalised */
-	uint32_t owner, group, mode;   /* mode: permission bits only */
-	uint32_t default_version;      /* 0: none */
-	uint32_t latest_version;       /* highest number ever used, 0: none */
-	char kms_key_id[SFS_ID_MAX + 1];
-	int64_t created_at;
-	char created_by[SFS_PRINCIPAL_MAX + 1];
-	int64_t changed_at;            /* last change of any field or version */
-};
-
-struct sfs_version_rec {
-	char secret_id[SFS_ID_MAX + 1];
-	uint32_t version;
-	int state; /* enum sfs_state */
-	int64_t created_at;
-	char created_by[SFS_PRINCIPAL_MAX + 1];
-	char kms_key_id[SFS_ID_MAX + 1];
-	uint32_t kms_key_version;
-	uint32_t size;  /* plaintext bytes */
-	int format;     /* enum sfs_format */
-	/* Filled only when asked for (version_get with_blobs); empty once
-	 * destroyed. */
-	struct sfs_blob wrapped_dek;
-	struct sfs_blob ciphertext;
-};
-
-/* Release the blobs held by a version record. */
-void sfs_version_rec_release(struct sfs_version_rec *v);
+#include "secretfs/records.h"
 
 struct sfs_store;
 
@@ -102,6 +37,8 @@ typedef int (*sfs_key_cb)(void *arg, const struct sfs_key_rec *k);
 typedef int (*sfs_secret_cb)(void *arg, const struct sfs_secret_rec *s);
 typedef int (*sfs_version_cb)(void *arg, const struct sfs_version_rec *v);
 typedef int (*sfs_role_cb)(void *arg, const char *role, const char *principal);
+typedef int (*sfs_audit_history_cb)(void *arg, const char *host,
+				    const void *line, size_t len);
 typedef int (*sfs_audit_pending_cb)(void *arg, int64_t seq, int64_t hint,
 				    const void *line, size_t len);
 
@@ -150,6 +87,11 @@ struct sfs_store_ops {
 	int (*keyver_insert)(struct sfs_store *s, const char *key_id,
 			     uint32_t version, const struct sfs_blob *wrapped,
 			     int64_t created_at, struct sfs_error *err);
+	/* replaces the wrapped material (rekey); SFS_ENOENT when absent.
+	 * Optional: a backend without it cannot be re-keyed. */
+	int (*keyver_set)(struct sfs_store *s, const char *key_id,
+			  uint32_t version, const struct sfs_blob *wrapped,
+			  struct sfs_error *err);
 
 	/* secrets; get accepts an id or a name; list is in name order */
 	int (*secret_get)(struct sfs_store *s, const char *id_or_name,
@@ -242,6 +184,24 @@ struct sfs_store_ops {
 	int (*audit_del)(struct sfs_store *s, int64_t seq,
 			 struct sfs_error *err);
 	int (*audit_any)(struct sfs_store *s, int *any, struct sfs_error *err);
+
+	/*
+	 * Optional, both or none: a store shared by many hosts. remote_poll
+	 * returns 1 when a change may have been committed elsewhere since
+	 * the last call (or the backend cannot tell: fail closed), else 0;
+	 * it never waits on a live server and uses a connection of its own,
+	 * so one thread (the daemon's poller) may call it beside the other
+	 * operations. remote_state writes "BACKEND SERVER listener up|down"
+	 * to out and returns 1 when the listener is up.
+	 */
+	int (*remote_poll)(struct sfs_store *s);
+	int (*remote_state)(struct sfs_store *s, char *out, size_t cap);
+
+	/* Optional (a shared store): every change's audit line the store
+	 * keeps, of every host, in the order they committed; host names the
+	 * host that made it. */
+	int (*audit_history)(struct sfs_store *s, sfs_audit_history_cb cb,
+			     void *arg, struct sfs_error *err);
 };
 
 struct sfs_store {
@@ -269,6 +229,152 @@ void sfs_store_sqlite_lock_wait(int ms);
 /* Write the SQLite database path of store directory dir ("DIR/secretfs.db")
  * to out. 0, or SFS_EINVAL when it does not fit in cap bytes. */
 int sfs_store_sqlite_path(const char *dir, char *out, size_t cap);
+
+/*
+ * Open (creating or migrating the schema if create is set) the PostgreSQL
+ * store that conninfo names (libpq keywords, a URI or a service name; see
+ * store_pg.c), for the host whose store directory is dir (its pending
+ * audit lines are its own). A conninfo carrying a password is refused
+ * (SFS_EINVAL): passwords come from ~/.pgpass, PGPASSFILE or a service file.
+ * SFS_ENOSTORE when the server holds no store and create is 0; SFS_EIO
+ * when the server cannot be reached.
+ */
+int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
+		      int readonly, struct sfs_store **out,
+		      struct sfs_error *err);
+
+/*
+ * Tests only: at the next commit of any PostgreSQL store of the process,
+ * cut its connection (when 1: just after COMMIT is sent, so the server
+ * commits and the answer is lost; 2: before COMMIT, so nothing commits),
+ * then call hook(arg) (may be NULL), then resolve the outcome giving up
+ * after deadline_ms (<= 0: 10 s). One-shot; not thread-safe.
+ */
+void sfs_store_pg_test_cut(int when, void (*hook)(void *arg), void *arg,
+			   int deadline_ms);
+
+#define SFS_CONNINFO_MAX 1024
+
+enum sfs_backend { SFS_BACKEND_SQLITE = 0, SFS_BACKEND_POSTGRESQL = 1 };
+
+/* DIR/store.conf: which backend holds the store. */
+struct sfs_store_conf {
+	int backend; /* enum sfs_backend */
+	char conninfo[SFS_CONNINFO_MAX + 1];
+};
+
+/*
+ * Read DIR/store.conf: lines `backend = sqlite|postgresql` and
+ * `conninfo = ...` (blank lines and lines starting with '#' skipped;
+ * anything else is refused with SFS_EINVAL and the line number). No file:
+ * SQLite. The file is opened without following symlinks and must be a
+ * regular file owned by the caller and not readable or writable by group
+ * or others (SFS_EACCES otherwise).
+ */
+int sfs_store_conf_read(const char *dir, struct sfs_store_conf *c,
+			struct sfs_error *err);
+
+/* Create DIR/store.conf (0600, O_EXCL) for c, synced. SFS_EINVAL when the
+ * conninfo is empty or holds a line break. */
+int sfs_store_conf_write(const char *dir, const struct sfs_store_conf *c,
+			 struct sfs_error *err);
+
+/*
+ * The facade: the only callers of a backend's ops table. Each wrapper
+ * forwards to the operation of the same name above, with the same
+ * arguments, return codes and transaction rules. The optional operations
+ * are asked for first: sfs_store_can_list_after() for secret_list_after,
+ * sfs_store_can_stage() for commit_then and the four audit_* operations.
+ */
+int sfs_store_begin(struct sfs_store *s, int write, struct sfs_error *err);
+int sfs_store_commit(struct sfs_store *s, struct sfs_error *err);
+void sfs_store_rollback(struct sfs_store *s);
+int sfs_store_meta_get(struct sfs_store *s, const char *name,
+		       struct sfs_blob *out, struct sfs_error *err);
+int sfs_store_meta_set(struct sfs_store *s, const char *name, const void *v,
+		       size_t len, struct sfs_error *err);
+int sfs_store_key_get(struct sfs_store *s, const char *id_or_name,
+		      struct sfs_key_rec *out, struct sfs_error *err);
+int sfs_store_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
+		       struct sfs_error *err);
+int sfs_store_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
+			 struct sfs_error *err);
+int sfs_store_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
+			 struct sfs_error *err);
+int sfs_store_key_delete(struct sfs_store *s, const char *id,
+			 struct sfs_error *err);
+int sfs_store_key_in_use(struct sfs_store *s, const char *id, int *in_use,
+			 struct sfs_error *err);
+int sfs_store_keyver_get(struct sfs_store *s, const char *key_id,
+			 uint32_t version, struct sfs_blob *wrapped,
+			 struct sfs_error *err);
+int sfs_store_keyver_insert(struct sfs_store *s, const char *key_id,
+			    uint32_t version, const struct sfs_blob *wrapped,
+			    int64_t created_at, struct sfs_error *err);
+int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
+			 uint32_t version, const struct sfs_blob *wrapped,
+			 struct sfs_error *err);
+int sfs_store_secret_get(struct sfs_store *s, const char *id_or_name,
+			 struct sfs_secret_rec *out, struct sfs_error *err);
+int sfs_store_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
+			  struct sfs_error *err);
+int sfs_store_secret_insert(struct sfs_store *s,
+			    const struct sfs_secret_rec *r,
+			    struct sfs_error *err);
+int sfs_store_secret_update(struct sfs_store *s,
+			    const struct sfs_secret_rec *r,
+			    struct sfs_error *err);
+int sfs_store_secret_delete(struct sfs_store *s, const char *id,
+			    struct sfs_error *err);
+int sfs_store_version_get(struct sfs_store *s, const char *secret_id,
+			  uint32_t version, int with_blobs,
+			  struct sfs_version_rec *out, struct sfs_error *err);
+int sfs_store_version_list(struct sfs_store *s, const char *secret_id,
+			   sfs_version_cb cb, void *arg, struct sfs_error *err);
+int sfs_store_version_insert(struct sfs_store *s,
+			     const struct sfs_version_rec *v,
+			     struct sfs_error *err);
+int sfs_store_version_set_state(struct sfs_store *s, const char *secret_id,
+				uint32_t version, int state,
+				struct sfs_error *err);
+int sfs_store_role_grant(struct sfs_store *s, const char *role,
+			 const char *principal, struct sfs_error *err);
+int sfs_store_role_revoke(struct sfs_store *s, const char *role,
+			  const char *principal, struct sfs_error *err);
+int sfs_store_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
+			struct sfs_error *err);
+int sfs_store_check(struct sfs_store *s, struct sfs_error *err);
+int sfs_store_counts(struct sfs_store *s, uint64_t *secrets,
+		     uint64_t *versions, uint64_t *keys, struct sfs_error *err);
+uint64_t sfs_store_generation(struct sfs_store *s);
+int sfs_store_can_list_after(const struct sfs_store *s);
+int sfs_store_secret_list_after(struct sfs_store *s, const char *after_name,
+				unsigned limit, sfs_secret_cb cb, void *arg,
+				struct sfs_error *err);
+int sfs_store_can_stage(const struct sfs_store *s);
+int sfs_store_commit_then(struct sfs_store *s, void (*after)(void *arg),
+			  void *arg, struct sfs_error *err);
+int sfs_store_audit_add(struct sfs_store *s, const char *line, size_t len,
+			int64_t hint, int64_t *seq, struct sfs_error *err);
+int sfs_store_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
+			 void *arg, struct sfs_error *err);
+int sfs_store_audit_del(struct sfs_store *s, int64_t seq,
+			struct sfs_error *err);
+int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err);
+/* SFS_EINVAL when the store keeps no history (not shared). */
+int sfs_store_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
+			    void *arg, struct sfs_error *err);
+/* 0 and "" for a store of one host (no remote_poll). */
+int sfs_store_remote_poll(struct sfs_store *s);
+int sfs_store_remote_state(struct sfs_store *s, char *out, size_t cap);
+
+/*
+ * Open the store of directory dir with the backend DIR/store.conf names
+ * (SQLite without one): the one place a backend is chosen. Arguments and
+ * results as sfs_store_sqlite_open().
+ */
+int sfs_store_open(const char *dir, int create, int readonly,
+		   struct sfs_store **out, struct sfs_error *err);
 
 /* Close a store of any backend. NULL is fine. */
 void sfs_store_close(struct sfs_store *s);
