@@ -1,13 +1,14 @@
 /*
- * The FUSE daemon's operations table and its session-wide parts: init,
- * statfs, the cache=kernel wrappers of write, flush and create, and the
- * poller that drops the kernel's caches when the store changes. The
- * handlers are in files by concern: fuse_dir.c (lookup, readdir),
- * fuse_read.c (open, read, release), fuse_attr.c (getattr, setattr,
- * access), fuse_tree.c (mkdir, rmdir, unlink), fuse_write.c (writes,
- * staged files, rename), fuse_xattr.c (extended attributes),
- * fuse_status.c (.status), fuse_inval.c (what a change invalidates),
- * fuse_notify.c (inotify events), fuse_reply.c (errors and the log).
+ * The FUSE daemon's operations table and its session-wide parts: the
+ * daemon's state (fs_d, set here only), init, statfs, the cache=kernel
+ * wrappers of write, flush and create, and the poller that drops the
+ * kernel's caches when the store changes. The handlers are in files by
+ * concern: fuse_dir.c (lookup, readdir), fuse_read.c (open, read,
+ * release), fuse_attr.c (getattr, setattr, access), fuse_tree.c (mkdir,
+ * rmdir, unlink), fuse_write.c (writes, staged files, rename),
+ * fuse_xattr.c (extended attributes), fuse_status.c (.status),
+ * fuse_inval.c (what a change invalidates), fuse_notify.c (inotify
+ * events), fuse_poll.c (poll(2)), fuse_reply.c (every errno, the log).
  */
 #include <errno.h>
 #include <fcntl.h>
