@@ -10,26 +10,14 @@
  * fuse_inval.c (what a change invalidates), fuse_notify.c (inotify
  * events), fuse_poll.c (poll(2)), fuse_reply.c (every errno, the log).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <syslog.h>
-#include <time.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "fs.h"
 #include "fuse_int.h"
 #include "secretfs/audit.h"
-#include "secretfs/crypto.h"
-#include "secretfs/keys.h"
-#include "secretfs/secret.h"
-#include "secretfs/value.h"
-#include "secretfs/version.h"
 
 /* The daemon's state: defined and set here only (fs_daemon_init,
  * fs_daemon_session); the other files read it. */

@@ -13,19 +13,12 @@
  * which only a reader may learn (fs_kv_present); a process holding a read
  * handle sees its snapshot's size, answered uncached (fs_rd_snapshot).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "fs.h"
 #include "fuse_int.h"
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"

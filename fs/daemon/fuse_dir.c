@@ -5,20 +5,13 @@
  * in the kernel's cache until the store changes (secrets_cached).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
-#include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <syslog.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "fs.h"
 #include "fuse_int.h"
-#include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
 #include "secretfs/secret.h"

@@ -10,25 +10,12 @@
  * cache at open and overwrites it at the last release (cached_open);
  * cache=kernel has no handles at all (kernel_open, read_nohandle).
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <syslog.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "fs.h"
 #include "fuse_int.h"
-#include "secretfs/audit.h"
 #include "secretfs/crypto.h"
-#include "secretfs/keys.h"
-#include "secretfs/secret.h"
-#include "secretfs/value.h"
 #include "secretfs/version.h"
 
 /*

@@ -8,27 +8,12 @@
  * writes to stderr in the foreground and to syslog once daemonized;
  * fs_refused logs a refusal and the core's reason under -f or -o debug.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <fcntl.h>
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "fs.h"
 #include "fuse_int.h"
-#include "secretfs/audit.h"
-#include "secretfs/crypto.h"
-#include "secretfs/keys.h"
-#include "secretfs/secret.h"
-#include "secretfs/value.h"
-#include "secretfs/version.h"
 
 void fs_log(const char *fmt, ...)
 {

@@ -3,23 +3,12 @@
  * and its health, as JSON for the requesting caller; the store's path
  * and last error only for root and the mount's owner.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <syslog.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "fs.h"
 #include "fuse_int.h"
-#include "secretfs/audit.h"
-#include "secretfs/crypto.h"
-#include "secretfs/keys.h"
 #include "secretfs/secret.h"
 #include "secretfs/value.h"
 #include "secretfs/version.h"

@@ -3,25 +3,11 @@
  * versions/, unlink of a version or a staged file; special files and
  * links are refused. Rename is in fuse_write.c.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <syslog.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "fs.h"
 #include "fuse_int.h"
-#include "secretfs/audit.h"
-#include "secretfs/crypto.h"
-#include "secretfs/keys.h"
 #include "secretfs/secret.h"
-#include "secretfs/value.h"
 #include "secretfs/version.h"
 
 /* --- changes ----------------------------------------------------------- */
