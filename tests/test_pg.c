@@ -33,7 +33,7 @@ struct host {
 	pid_t pid;
 };
 
-static struct host hosts[2];
+static struct host hosts[3]; /* [2]: only the tests that join a third */
 static char *base;
 static char ci[PATH_MAX + 128]; /* this test's store */
 static char key[600];		/* both hosts' master key */
@@ -848,6 +848,104 @@ START_TEST(status_names_backend_and_listener)
 }
 END_TEST
 
+/* ---- access control and a third host ------------------------------------ */
+
+#define OTHER 4321
+
+static void mount_host_with(int i, const char *opts)
+{
+	int rc;
+
+	on(i);
+	rc = h_mount_at(hosts[i].mp, opts, &hosts[i].pid);
+	ck_assert_msg(rc == 0, "mount %d failed (%d)", i, rc);
+}
+
+static int read_db(void *arg)
+{
+	char *got = NULL;
+	int e;
+
+	(void)arg;
+	e = slurp("secrets/db/default", &got, NULL);
+	free(got);
+	return e;
+}
+
+START_TEST(access_control_on_a_refuses_reader_on_b_within_1s)
+{
+	char *mp;
+
+	NEED_ROOT();
+	/* the cluster's directory is postgres' own: B's mountpoint goes
+	 * where OTHER can reach it (teardown unmounts it) */
+	mp = tu_tmpdir("pgmp");
+	ck_assert_int_eq(chmod(mp, 0755), 0);
+	snprintf(hosts[1].mp, sizeof(hosts[1].mp), "%s", mp);
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "update", "db", "--mode", "0444", NULL),
+			 0);
+	mount_host_with(1, "allow_other");
+	on(1);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_db, NULL), 0);
+	on(0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "db", "--access-control", "on", NULL), 0);
+	on(1);
+	within_1s(as_user(OTHER, OTHER, read_db, NULL) == EACCES);
+	/* the allow list, changed on A, lets the reader back in on B */
+	on(0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "db", "--allow", "uid:4321", NULL), 0);
+	on(1);
+	within_1s(as_user(OTHER, OTHER, read_db, NULL) == 0);
+	ck_assert_int_eq(h_umount_at(hosts[1].mp, &hosts[1].pid), 0);
+	ck_assert_int_eq(rmdir(mp), 0);
+	free(mp);
+}
+END_TEST
+
+/* A third host joins the store; the test unmounts it (a failed test's
+ * daemon ends at its parent-death signal). */
+static void join_third(void)
+{
+	snprintf(hosts[2].dir, sizeof(hosts[2].dir), "%s/c3", base);
+	snprintf(hosts[2].mp, sizeof(hosts[2].mp), "%s/mc3", base);
+	snprintf(hosts[2].log, sizeof(hosts[2].log), "%s/c3.log", base);
+	hosts[2].pid = -1;
+	ck_assert_int_eq(mkdir(hosts[2].mp, 0755), 0);
+	on(2);
+	ck_assert_int_eq(cli("init", "--join", "--conninfo", ci, NULL), 0);
+}
+
+START_TEST(rotate_on_a_is_seen_on_b_and_c_within_1s)
+{
+	join_third();
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	mount_host(0);
+	mount_host(1);
+	mount_host(2);
+	ck_assert(reads_on(1, "secrets/db/default", "v1"));
+	ck_assert(reads_on(2, "secrets/db/default", "v1"));
+	on(0);
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "v2"),
+			 0);
+	within_1s(reads_on(1, "secrets/db/default", "v2"));
+	within_1s(reads_on(2, "secrets/db/default", "v2"));
+	/* and a rotation made on C reaches A and B */
+	on(2);
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "v3"),
+			 0);
+	within_1s(reads_on(0, "secrets/db/default", "v3"));
+	within_1s(reads_on(1, "secrets/db/default", "v3"));
+	ck_assert_int_eq(h_umount_at(hosts[2].mp, &hosts[2].pid), 0);
+}
+END_TEST
+
 static Suite *pg_suite(void)
 {
 	Suite *s = suite_create("pg");
@@ -877,6 +975,8 @@ static Suite *pg_suite(void)
 	    no_plaintext_in_pg_dump_or_data_directory,
 	    failover_to_a_sync_standby_keeps_every_acked_version,
 	    status_names_backend_and_listener,
+	    access_control_on_a_refuses_reader_on_b_within_1s,
+	    rotate_on_a_is_seen_on_b_and_c_within_1s,
 	};
 	TCase *tc;
 	size_t i;
