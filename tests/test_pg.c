@@ -7,7 +7,9 @@
  * "hosts" (two store directories, two daemons, two mountpoints, one
  * server) see each other's changes within 1 s, race O_EXCL versions/N
  * without gaps or duplicates, and ride out a server restart (EIO while it
- * is away, never a hang; service resumes by itself).
+ * is away, never a hang; service resumes by itself). An access-control
+ * change on A refuses B's reader within 1 s; a third host joins to see
+ * rotations. Network partitions are in test_pg_net.c.
  *
  * Each test case starts a throwaway cluster (lib/pgcluster.h) in the
  * suite's process and removes it afterwards, host directories included;
