@@ -17,6 +17,7 @@
  * at its end (teardown, or their parent-death signal).
  */
 #include <dirent.h>
+#include <poll.h>
 
 #include "mount_harness.h"
 
@@ -948,6 +949,107 @@ START_TEST(rotate_on_a_is_seen_on_b_and_c_within_1s)
 }
 END_TEST
 
+/* ---- the server killed during writes ------------------------------------ */
+
+/* What the writer reports: each version acknowledged, then the errno of
+ * the write that failed. */
+struct ack {
+	int version, err;
+};
+
+static int ack_writer(int fd)
+{
+	struct ack a;
+	char rel[64], val[32];
+	int n;
+
+	on(1);
+	for (n = 2; n < 100000; n++) {
+		snprintf(rel, sizeof(rel), "secrets/db/versions/%d", n);
+		snprintf(val, sizeof(val), "w%d", n);
+		a.version = n;
+		a.err = put_s(rel, O_WRONLY | O_CREAT | O_EXCL, val);
+		if (write(fd, &a, sizeof(a)) != (ssize_t)sizeof(a) || a.err)
+			return 0;
+	}
+	return 1;
+}
+
+static struct ack next_ack(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct ack a;
+
+	ck_assert_msg(poll(&p, 1, 60000) == 1, "the writer hangs");
+	ck_assert_int_eq(read(fd, &a, sizeof(a)), sizeof(a));
+	return a;
+}
+
+/* B's latest version once the server answers again. */
+static int latest_on_b(void)
+{
+	const char *l;
+	int64_t t0 = now_ms();
+
+	on(1);
+	while (!(l = xget("secrets/db", "user.secret.latest_version"))) {
+		ck_assert_int_eq(errno, EIO);
+		ck_assert_msg(now_ms() - t0 < 60000, "B never came back");
+		usleep(200000);
+	}
+	return atoi(l);
+}
+
+START_TEST(server_killed_during_writes_loses_no_acked_version)
+{
+	struct ack a;
+	char rel[64], want[32];
+	int fds[2], acked = 1, latest, st, n;
+	pid_t pid;
+
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	mount_host(1);
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(ack_writer(fds[1]));
+	}
+	close(fds[1]);
+	while (acked < 4) {
+		a = next_ack(fds[0]);
+		ck_assert_msg(a.err == 0, "write %d: errno %d", a.version,
+			      a.err);
+		acked = a.version;
+	}
+	ck_assert_int_eq(pgc_ctl(&pgc, "stop -m immediate"), 0);
+	while ((a = next_ack(fds[0])).err == 0)
+		acked = a.version;
+	ck_assert_int_eq(a.err, EIO);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	close(fds[0]);
+	ck_assert_int_eq(pgc_ctl(&pgc, "start"), 0);
+	latest = latest_on_b();
+	ck_assert_msg(latest == acked || latest == acked + 1,
+		      "acked %d, latest %d", acked, latest);
+	on(1);
+	for (n = 2; n <= latest; n++) {
+		snprintf(rel, sizeof(rel), "secrets/db/versions/%d", n);
+		snprintf(want, sizeof(want), "w%d", n);
+		assert_reads(rel, want);
+	}
+	snprintf(rel, sizeof(rel), "secrets/db/versions/%d", latest + 1);
+	ck_assert_int_eq(ERR(access(P(rel), F_OK)), ENOENT);
+	/* service resumed: B writes again */
+	snprintf(rel, sizeof(rel), "secrets/db/versions/%d", latest + 1);
+	ck_assert_int_eq(put_s(rel, O_WRONLY | O_CREAT | O_EXCL, "again"), 0);
+}
+END_TEST
+
 static Suite *pg_suite(void)
 {
 	Suite *s = suite_create("pg");
@@ -979,6 +1081,7 @@ static Suite *pg_suite(void)
 	    status_names_backend_and_listener,
 	    access_control_on_a_refuses_reader_on_b_within_1s,
 	    rotate_on_a_is_seen_on_b_and_c_within_1s,
+	    server_killed_during_writes_loses_no_acked_version,
 	};
 	TCase *tc;
 	size_t i;
