@@ -7,7 +7,8 @@
  * "hosts" (two store directories, two daemons, two mountpoints, one
  * server) see each other's changes within 1 s, race O_EXCL versions/N
  * without gaps or duplicates, and ride out a server restart (EIO while it
- * is away, never a hang; service resumes by itself). An access-control
+ * is away, never a hang; service resumes by itself) and a kill during
+ * writes (no acknowledged version lost). An access-control
  * change on A refuses B's reader within 1 s; a third host joins to see
  * rotations. Network partitions are in test_pg_net.c.
  *
