@@ -1038,7 +1038,7 @@ START_TEST(umount_command)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_suite(void)
 {
 	const TTest *const tests[] = {
 	    layout_root,
@@ -1090,5 +1090,7 @@ int main(void)
 	    daemon_mode_hardened,
 	};
 
-	return h_main("mount", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_suite, .fork = CK_FORK};

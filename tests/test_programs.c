@@ -452,22 +452,13 @@ static int have(const char *what, const char *progs)
 
 static void add(Suite *s, const TTest *t, int ok)
 {
-	TCase *tc;
-
-	if (!ok)
-		return;
-	tc = tcase_create(t->name);
-	tcase_add_checked_fixture(tc, h_setup, h_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
+	if (ok)
+		harness_add(s, t->name, t, h_setup, h_teardown, 120);
 }
 
-int main(void)
+static Suite *programs_suite(void)
 {
 	Suite *s = suite_create("programs");
-	SRunner *r;
-	int failed;
 
 	add(s, sed_in_place_commits, have("sed", "sed"));
 	add(s, vim_ex_mode_commits,
@@ -480,10 +471,7 @@ int main(void)
 	add(s, rm_r_live_destroys_nothing_in_use, have("rm", "rm"));
 	add(s, make_run_restarts_after_daemon_died,
 	    have("make run", "fusermount3"));
-	r = srunner_create(s);
-	srunner_set_fork_status(r, CK_FORK);
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed != 0;
+	return s;
 }
+
+const struct harness harness = {.suite = programs_suite, .fork = CK_FORK};
