@@ -461,16 +461,15 @@ static Suite *pg_net_suite(void)
 	return s;
 }
 
-int main(void)
+/* The runner: only it removes the namespace (a forked test's exit runs
+ * at-exit handlers too); at exit as well, whatever ends the run. */
+static void runner_setup(void)
 {
-	SRunner *sr = srunner_create(pg_net_suite());
-	int failed;
-
 	runner = getpid();
 	atexit(net_down);
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
 }
+
+const struct harness harness = {.suite = pg_net_suite,
+				.setup = runner_setup,
+				.fork = CK_FORK,
+				.cleanup = net_down};
