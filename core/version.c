@@ -15,12 +15,9 @@
  * handles of one version share one decrypted buffer (sfs_version_open),
  * bounded in all by SFS_SHARED_MAX.
  *
- * Leaving the active state moves the default to the newest active
- * version (sfs_policy_next_default); with none left the secret has no
- * default and becomes deactivated. Activating a version of a secret with
- * no default makes it the default but leaves the secret's status alone:
- * the SPEC is silent, and turning a secret back on is an explicit act
- * (`secret activate`).
+ * The automatic effects of a state change (a new default, a secret
+ * deactivated when no active version remains) come from the policy
+ * (sfs_policy_effects), applied here with the change.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -675,15 +672,8 @@ static int change_apply(struct sfs_ctx *ctx, enum sfs_action act,
 	if (rc != SFS_OK)
 		return rc;
 	vs->states[n] = to;
-	if (to == SFS_STATE_ACTIVE && !s->default_version)
-		s->default_version = n;
-	if (to != SFS_STATE_ACTIVE && s->default_version == n)
-		s->default_version = sfs_policy_next_default(vs->states, vs->n);
-	if (to != SFS_STATE_ACTIVE &&
-	    !sfs_policy_next_default(vs->states, vs->n)) {
-		s->default_version = 0;
-		s->status = SFS_STATE_DEACTIVATED;
-	}
+	sfs_policy_effects(to, n, vs->states, vs->n, &s->default_version,
+			   &s->status);
 update:
 	s->changed_at = sfs_time_now();
 	return sfs_store_secret_update(ctx->store, s, err);
