@@ -319,9 +319,19 @@ void ctx_stage_end(struct sfs_ctx *ctx, int write, int rc)
 {
 	/* Committed: its line is written. Failed: the service's call after
 	 * ctx_end() writes the line with the failure, as for any refusal. */
-	if (ctx->staged.used && rc == SFS_OK)
+	if (ctx->staged.used && !ctx->staged.explicit && rc == SFS_OK)
 		tls_handled = ctx;
 	ctx_staged_clear(ctx);
 	if (write)
 		__atomic_store_n(&ctx->writer, NULL, __ATOMIC_RELAXED);
+}
+
+int ctx_audit_stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const struct ctx_audit_line *l)
+{
+	if (!l->change || l->result != SFS_OK || !can_stage(ctx) ||
+	    stage(ctx, c, l) != SFS_OK)
+		return 0;
+	ctx->staged.explicit = 1;
+	return 1;
 }

@@ -44,6 +44,13 @@ struct ctx_audit_line {
 int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	      const struct ctx_audit_line *l);
 
+/* Lock held, write transaction open: stage the line of a change that
+ * succeeded, to be committed with it. 1 when staged; 0 when it cannot be
+ * (no audit, a read-only context, a store that cannot hold it): the
+ * caller then writes the line after the commit with ctx_audit(). */
+int ctx_audit_stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const struct ctx_audit_line *l);
+
 /* txn.c: ctx_begin() (writing: a write transaction is open) and
  * ctx_end() tell the staging about the transaction; ctx_staged() says
  * whether a line waits, ctx_staged_commit() commits with it. */

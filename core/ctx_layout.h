@@ -31,6 +31,7 @@ struct ctx_staged {
 	char *line; /* result ok, with its newline; malloc'd */
 	size_t len;
 	int appended; /* written to the log after the commit */
+	int explicit; /* by ctx_audit_stage(): its caller knows */
 };
 
 struct sfs_ctx {

@@ -27,6 +27,41 @@ int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err);
  */
 int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err);
 
+/*
+ * The one change path, after git's ref transactions (begin, queue,
+ * commit, with a caller-owned error). ctx_change_run():
+ *
+ *	begin a write transaction (unless pre already failed: a bad
+ *	argument refused before anything is read);
+ *	gather the state the policy asks about (with subject: what a
+ *	refusal names);
+ *	ask sfs_policy_check(act) once; settle turns its answer into the
+ *	change's (NULL: a refusal is written by ctx_refuse());
+ *	apply the change;
+ *	stage the change's audit line (line with SFS_OK) in the same
+ *	transaction, and commit;
+ *
+ * and when anything failed, write the line with the failure instead.
+ * Returns the change's result, err holding its message.
+ */
+struct ctx_change {
+	enum sfs_action act;
+	const struct sfs_caller *c;
+	void *arg;  /* the service's own record of the change */
+	int pre;    /* SFS_OK, or a refusal found before the transaction */
+	char subject[200];
+	int (*gather)(struct sfs_ctx *ctx, struct ctx_change *ch,
+		      struct sfs_policy_state *st, struct sfs_error *err);
+	int (*settle)(struct ctx_change *ch, const struct sfs_policy_state *st,
+		      int rc, struct sfs_error *err);
+	int (*apply)(struct sfs_ctx *ctx, struct ctx_change *ch,
+		     const struct sfs_policy_state *st, struct sfs_error *err);
+	void (*line)(const struct ctx_change *ch, int rc,
+		     struct ctx_audit_line *l);
+};
+int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
+		   struct sfs_error *err);
+
 /* Mutex held: begin, or unlock on failure. */
 int ctx_begin_locked(struct sfs_ctx *ctx, int write, struct sfs_error *err);
 

@@ -142,3 +142,47 @@ void ctx_versions_release(struct ctx_versions *vs)
 	free(vs->states);
 	vs->states = NULL;
 }
+
+/* Lock held, write transaction open: gather, ask, apply. */
+static int change_locked(struct sfs_ctx *ctx, struct ctx_change *ch,
+			 struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	int rc;
+
+	ctx_state_init(ctx, &st);
+	rc = ch->gather ? ch->gather(ctx, ch, &st, err) : SFS_OK;
+	if (rc != SFS_OK)
+		return rc;
+	rc = sfs_policy_check(ch->act, ch->c, &st);
+	if (ch->settle)
+		rc = ch->settle(ch, &st, rc, err);
+	else if (rc != SFS_OK)
+		rc = ctx_refuse(err, ch->act, rc, &st, "%s", ch->subject);
+	if (rc == SFS_OK)
+		rc = ch->apply(ctx, ch, &st, err);
+	return rc;
+}
+
+int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
+		   struct sfs_error *err)
+{
+	struct ctx_audit_line l;
+	int rc = ch->pre, staged = 0;
+
+	if (rc == SFS_OK)
+		rc = ctx_begin(ctx, 1, err);
+	if (rc == SFS_OK) {
+		rc = change_locked(ctx, ch, err);
+		if (rc == SFS_OK) {
+			ch->line(ch, rc, &l);
+			staged = ctx_audit_stage(ctx, ch->c, &l);
+		}
+		rc = ctx_end(ctx, 1, rc, err);
+	}
+	if (staged && rc == SFS_OK)
+		return rc; /* its line was committed with it */
+	ch->line(ch, rc, &l);
+	ctx_audit(ctx, ch->c, &l);
+	return rc;
+}
