@@ -56,8 +56,12 @@ struct ctx_change {
 		      int rc, struct sfs_error *err);
 	int (*apply)(struct sfs_ctx *ctx, struct ctx_change *ch,
 		     const struct sfs_policy_state *st, struct sfs_error *err);
-	void (*line)(const struct ctx_change *ch, int rc,
+	/* the change's audit line with result rc (lock not held when rc
+	 * is a failure) */
+	void (*line)(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
 		     struct ctx_audit_line *l);
+	/* lock held, after apply or a failure: release what gather took */
+	void (*done)(struct ctx_change *ch);
 };
 int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
 		   struct sfs_error *err);

@@ -43,13 +43,14 @@ struct key_change {
 };
 
 /* The audit line names the key by name when it was found. */
-static void key_line(const struct ctx_change *ch, int rc,
+static void key_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
 		     struct ctx_audit_line *l)
 {
 	const struct key_change *kc = ch->arg;
 	struct ctx_audit_line line = {
 	    kc->op, NULL, NULL, kc->k.name[0] ? kc->k.name : kc->key, 0, rc, 1};
 
+	(void)ctx;
 	*l = line;
 }
 

@@ -43,12 +43,11 @@ static int role_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
 	return rc;
 }
 
-static void role_line(const struct ctx_change *ch, int rc,
+static void role_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
 		      struct ctx_audit_line *l)
 {
 	const struct role_change *rch = ch->arg;
-	struct ctx_audit_line line = {rch->grant ? "role.grant"
-						 : "role.revoke",
+	struct ctx_audit_line line = {rch->grant ? "role.grant" : "role.revoke",
 				      NULL,
 				      NULL,
 				      NULL,
@@ -56,6 +55,7 @@ static void role_line(const struct ctx_change *ch, int rc,
 				      rc,
 				      1};
 
+	(void)ctx;
 	*l = line;
 }
 
@@ -79,8 +79,8 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 				       role);
 	else if (sfs_principal_parse(principal, rch.principal,
 				     sizeof(rch.principal), err) != SFS_OK)
-		ch.pre = ctx_fail(err, SFS_EINVAL, "principal '%.64s'",
-				  principal);
+		ch.pre =
+		    ctx_fail(err, SFS_EINVAL, "principal '%.64s'", principal);
 	snprintf(ch.subject, sizeof(ch.subject), "role '%s'", role);
 	return ctx_change_run(ctx, &ch, err);
 }
@@ -147,8 +147,7 @@ int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "roles");
 	else
-		rc = sfs_store_role_list(ctx->store, pairs_collect, &acc,
-						err);
+		rc = sfs_store_role_list(ctx->store, pairs_collect, &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
 	rc = ctx_end(ctx, 0, rc, err);

@@ -174,15 +174,17 @@ int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
 		rc = ctx_begin(ctx, 1, err);
 	if (rc == SFS_OK) {
 		rc = change_locked(ctx, ch, err);
+		if (ch->done)
+			ch->done(ch);
 		if (rc == SFS_OK) {
-			ch->line(ch, rc, &l);
+			ch->line(ctx, ch, rc, &l);
 			staged = ctx_audit_stage(ctx, ch->c, &l);
 		}
 		rc = ctx_end(ctx, 1, rc, err);
 	}
 	if (staged && rc == SFS_OK)
 		return rc; /* its line was committed with it */
-	ch->line(ch, rc, &l);
+	ch->line(ctx, ch, rc, &l);
 	ctx_audit(ctx, ch->c, &l);
 	return rc;
 }

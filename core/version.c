@@ -259,8 +259,10 @@ static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc == SFS_OK && !st.version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
 	if (rc == SFS_ENOENT && !n)
-		return sfs_error_set(err, rc, "secret '%s': no default "
-				     "version", s->name);
+		return sfs_error_set(err, rc,
+				     "secret '%s': no default "
+				     "version",
+				     s->name);
 	if (rc != SFS_OK)
 		return ctx_refuse(err, SFS_ACT_VALUE_READ, rc, &st,
 				  "version %u of '%s'", (unsigned)n, s->name);
@@ -564,16 +566,18 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 /* Lock held: the caller may see secret name; version n (0: default). */
 static int info_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		       const char *name, uint32_t n, struct sfs_version_rec *out,
-		       struct sfs_error *err)
+		       const char *name, uint32_t n,
+		       struct sfs_version_rec *out, struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
 	int rc;
 
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc == SFS_OK && !n && !(n = s.default_version))
-		rc = sfs_error_set(err, SFS_ENOENT, "secret '%s': no default "
-				   "version", s.name);
+		rc = sfs_error_set(err, SFS_ENOENT,
+				   "secret '%s': no default "
+				   "version",
+				   s.name);
 	if (rc != SFS_OK)
 		return rc;
 	rc = ctx_version_load(ctx, s.id, n, out, NULL, err);
@@ -638,8 +642,8 @@ int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		return rc;
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc == SFS_OK)
-		rc = sfs_store_version_list(ctx->store, s.id,
-						   versions_collect, &acc, err);
+		rc = sfs_store_version_list(ctx->store, s.id, versions_collect,
+					    &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
 	rc = ctx_end(ctx, 0, rc, err);
@@ -679,67 +683,112 @@ update:
 	return sfs_store_secret_update(ctx->store, s, err);
 }
 
-static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			 enum sfs_action act, const char *name, uint32_t n,
-			 struct sfs_secret_rec *s, struct sfs_error *err)
-{
-	struct sfs_policy_state st;
-	struct sfs_version_rec v;
+/* A state or default change of version n as the runner carries it. */
+struct version_change {
+	const char *op;
+	const char *name; /* as the caller named the secret */
+	uint32_t n;
+	struct sfs_secret_rec s;
 	struct ctx_versions vs;
+	int state; /* version n's state before, when it exists */
+	char id[SFS_ID_MAX + 1];
+};
+
+static int change_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+			 struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct version_change *vc = ch->arg;
+	struct sfs_version_rec v;
 	int rc;
 
-	rc = ctx_secret_load(ctx, name, s, err);
+	rc = ctx_secret_load(ctx, vc->name, &vc->s, err);
+	if (rc == SFS_OK)
+		rc = ctx_versions_gather(ctx, &vc->s, &vc->vs, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ctx_versions_gather(ctx, s, &vs, err);
-	if (rc != SFS_OK)
-		return rc;
-	ctx_state_init(ctx, &st);
-	st.secret = s;
-	st.active_versions = vs.active;
-	st.live_versions = vs.live;
+	st->secret = &vc->s;
+	st->active_versions = vc->vs.active;
+	st->live_versions = vc->vs.live;
 	memset(&v, 0, sizeof(v));
-	rc = n ? sfs_store_version_get(ctx->store, s->id, n, 0, &v, err)
-	       : SFS_ENOENT;
+	rc = vc->n ? sfs_store_version_get(ctx->store, vc->s.id, vc->n, 0, &v,
+					   err)
+		   : SFS_ENOENT;
 	if (rc == SFS_OK) {
-		st.version_exists = 1;
-		st.version_state = v.state;
+		st->version_exists = 1;
+		st->version_state = vc->state = v.state;
 	} else if (rc == SFS_ENOENT) {
 		sfs_error_clear(err);
 		rc = SFS_OK;
 	}
-	if (rc == SFS_OK)
-		rc = sfs_policy_check(act, c, &st);
-	if (rc == SFS_OK && !st.version_exists)
+	return rc;
+}
+
+static int change_settle(struct ctx_change *ch,
+			 const struct sfs_policy_state *st, int rc,
+			 struct sfs_error *err)
+{
+	const struct version_change *vc = ch->arg;
+
+	if (rc == SFS_OK && !st->version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
 	if (rc != SFS_OK)
-		ctx_refuse(err, act, rc, &st, "version %u of '%s'",
-			   (unsigned)n, s->name);
-	else if (!(act == SFS_ACT_VERSION_DESTROY &&
-		   v.state == SFS_STATE_DESTROYED)) /* else a no-op */
-		rc = change_apply(ctx, act, s, n, &vs, err);
-	ctx_versions_release(&vs);
+		ctx_refuse(err, ch->act, rc, st, "version %u of '%s'",
+			   (unsigned)vc->n, vc->s.name);
 	return rc;
+}
+
+static int change_do(struct sfs_ctx *ctx, struct ctx_change *ch,
+		     const struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct version_change *vc = ch->arg;
+
+	(void)st;
+	if (ch->act == SFS_ACT_VERSION_DESTROY &&
+	    vc->state == SFS_STATE_DESTROYED)
+		return SFS_OK; /* a no-op */
+	return change_apply(ctx, ch->act, &vc->s, vc->n, &vc->vs, err);
+}
+
+static void change_done(struct ctx_change *ch)
+{
+	struct version_change *vc = ch->arg;
+
+	ctx_versions_release(&vc->vs);
+}
+
+static void change_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+			struct ctx_audit_line *l)
+{
+	struct version_change *vc = ch->arg;
+	struct ctx_audit_line line = {
+	    vc->op,   vc->s.name[0] ? vc->s.name : vc->name,
+	    vc->s.id, NULL,
+	    vc->n,    rc,
+	    1};
+
+	if (!vc->s.id[0] && rc != SFS_OK) { /* refused before it was read */
+		ctx_secret_id(ctx, vc->name, vc->id);
+		line.secret_id = vc->id;
+	}
+	*l = line;
 }
 
 static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  enum sfs_action act, const char *op, const char *name,
 			  uint32_t n, struct sfs_error *err)
 {
-	struct sfs_secret_rec s;
-	int rc;
+	struct version_change vc = {.op = op, .name = name, .n = n};
+	struct ctx_change ch = {.act = act,
+				.c = c,
+				.arg = &vc,
+				.gather = change_gather,
+				.settle = change_settle,
+				.apply = change_do,
+				.line = change_line,
+				.done = change_done};
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK) {
-		rc = change_locked(ctx, c, act, name, n, &s, err);
-		if (rc == SFS_OK) /* staged: committed with the change */
-			version_audit(ctx, c, op, &s, name, n, rc);
-		rc = ctx_end(ctx, 1, rc, err);
-	}
-	version_audit(ctx, c, op, &s, name, n, rc);
-	return rc;
+	return ctx_change_run(ctx, &ch, err);
 }
 
 int sfs_version_set_default(struct sfs_ctx *ctx, const struct sfs_caller *c,
