@@ -39,21 +39,6 @@ void sfs_value_release(struct sfs_value *v)
 	v->len = 0;
 }
 
-static void version_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			  const char *op, const struct sfs_secret_rec *s,
-			  const char *name, uint32_t n, int rc)
-{
-	char id[SFS_ID_MAX + 1];
-	struct ctx_audit_line l = {
-	    op, s->name[0] ? s->name : name, s->id, NULL, n, rc, 1};
-
-	if (!s->id[0] && rc != SFS_OK) { /* refused before it was read */
-		ctx_secret_id(ctx, name, id);
-		l.secret_id = id;
-	}
-	ctx_audit(ctx, c, &l);
-}
-
 /* A record without its blobs, for handing out. */
 static void rec_copy_bare(struct sfs_version_rec *dst,
 			  const struct sfs_version_rec *src)
@@ -140,30 +125,71 @@ int ctx_version_insert(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return rc;
 }
 
-/* Lock held: load the secret and its key and ask about adding. */
-static int add_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		     const char *name, size_t len, uint32_t expect,
-		     struct sfs_secret_rec *s, struct sfs_key_rec *k,
-		     struct sfs_error *err)
+/* An added version (add, copy) as the runner carries it. */
+struct add_change {
+	const char *op;
+	const char *name; /* as the caller named the secret */
+	uint32_t n;	  /* copy: the version copied */
+	uint32_t expect;  /* add: the version expected, 0: any */
+	const void *value;
+	size_t len;
+	int copy;		/* version.copy: the value is owned */
+	struct sfs_value owned; /* copy: version n's value, decrypted */
+	const struct sfs_caller *c;
+	struct sfs_secret_rec s;
+	struct sfs_key_rec k;
+	struct sfs_version_rec v; /* the new version */
+	char id[SFS_ID_MAX + 1];
+};
+
+/* Lock held: load the secret and its key, the state of adding. */
+static int add_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+		      struct sfs_policy_state *st, struct sfs_error *err)
 {
-	struct sfs_policy_state st;
+	struct add_change *ac = ch->arg;
 	int rc;
 
-	rc = ctx_secret_load(ctx, name, s, err);
+	rc = ctx_secret_load(ctx, ac->name, &ac->s, err);
 	if (rc != SFS_OK)
 		return rc;
-	ctx_state_init(ctx, &st);
-	st.secret = s;
-	rc = ctx_key_state(ctx, s->kms_key_id, &st, k, err);
-	if (rc != SFS_OK)
-		return rc;
-	st.value_len = len;
-	st.expect = expect;
-	rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
-	if (rc != SFS_OK)
-		return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &st,
-				  "secret '%s'", s->name);
-	return SFS_OK;
+	st->secret = &ac->s;
+	rc = ctx_key_state(ctx, ac->s.kms_key_id, st, &ac->k, err);
+	st->value_len = ac->len;
+	st->expect = ac->expect;
+	snprintf(ch->subject, sizeof(ch->subject), "secret '%s'", ac->s.name);
+	return rc;
+}
+
+static int add_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+		     const struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct add_change *ac = ch->arg;
+
+	(void)st;
+	if (!ac->copy && !ac->value) /* only with len over the limit */
+		return sfs_error_set(err, SFS_EFBIG, "value too large");
+	return ctx_version_insert(ctx, ac->c, &ac->s, &ac->k, ac->value,
+				  ac->len, &ac->v, err);
+}
+
+/* The line names the new version, or the one asked about. */
+static void add_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+		     struct ctx_audit_line *l)
+{
+	struct add_change *ac = ch->arg;
+	struct ctx_audit_line line = {
+	    ac->op,   ac->s.name[0] ? ac->s.name : ac->name,
+	    ac->s.id, NULL,
+	    ac->n,    rc,
+	    1};
+
+	if (!ac->copy)
+		line.version = rc == SFS_OK ? ac->v.version : ac->expect;
+	if (!ac->s.id[0] && rc != SFS_OK) { /* refused before it was read */
+		ctx_secret_id(ctx, ac->name, ac->id);
+		line.secret_id = ac->id;
+	}
+	*l = line;
 }
 
 int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -171,30 +197,24 @@ int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    uint32_t expect, struct sfs_version_rec *out,
 		    struct sfs_error *err)
 {
-	struct sfs_version_rec v;
-	struct sfs_secret_rec s;
-	struct sfs_key_rec k;
+	struct add_change ac = {.op = "version.add",
+				.name = name,
+				.expect = expect,
+				.value = value,
+				.len = len,
+				.c = c};
+	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
+				.c = c,
+				.arg = &ac,
+				.gather = add_gather,
+				.apply = add_apply,
+				.line = add_line};
 	int rc;
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	memset(&v, 0, sizeof(v));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	rc = add_check(ctx, c, name, len, expect, &s, &k, err);
-	if (rc == SFS_OK && !value) /* only ever with len over the limit */
-		rc = sfs_error_set(err, SFS_EFBIG, "value too large");
-	if (rc == SFS_OK)
-		rc = ctx_version_insert(ctx, c, &s, &k, value, len, &v, err);
-	if (rc == SFS_OK) /* staged: committed with the change */
-		version_audit(ctx, c, "version.add", &s, name, v.version, rc);
-	rc = ctx_end(ctx, 1, rc, err);
+	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
-		*out = v;
-audit:
-	version_audit(ctx, c, "version.add", &s, name,
-		      rc == SFS_OK ? v.version : expect, rc);
+		*out = ac.v;
 	return rc;
 }
 
@@ -202,16 +222,21 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			const char *name, uint32_t expect,
 			struct sfs_error *err)
 {
-	struct sfs_secret_rec s;
-	struct sfs_key_rec k;
+	/* a length of 1 passes the length rule: the value is not known yet */
+	struct add_change ac = {
+	    .name = name, .expect = expect, .len = 1, .c = c};
+	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD, .c = c, .arg = &ac};
+	struct sfs_policy_state st;
 	int rc;
 
 	sfs_error_clear(err);
 	rc = ctx_begin(ctx, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	/* a length of 1 passes the length rule: the value is not known yet */
-	rc = add_check(ctx, c, name, 1, expect, &s, &k, err);
+	ctx_state_init(ctx, &st);
+	rc = add_gather(ctx, &ch, &st, err);
+	if (rc == SFS_OK && (rc = sfs_policy_check(ch.act, c, &st)) != SFS_OK)
+		ctx_refuse(err, ch.act, rc, &st, "%s", ch.subject);
 	return ctx_end(ctx, 0, rc, err);
 }
 
@@ -820,55 +845,60 @@ int sfs_version_destroy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 /*
  * Lock held, write transaction open: read version n (every read rule
- * applies) and add its value as a new version (every add rule applies).
- * Decrypting under the lock is fine here: this is a change, and changes
- * are serialised anyway.
+ * applies), then the state of adding its value as a new version (the
+ * runner asks the add rules). Decrypting under the lock is fine here:
+ * this is a change, and changes are serialised anyway.
  */
-static int copy_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		       const char *name, uint32_t n, struct sfs_secret_rec *s,
-		       struct sfs_version_rec *out, struct sfs_error *err)
+static int copy_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+		       struct sfs_policy_state *st, struct sfs_error *err)
 {
+	struct add_change *ac = ch->arg;
 	unsigned char material[SFS_KEY_BYTES];
-	struct sfs_value val = {NULL, 0};
 	struct sfs_version_rec v;
 	struct ctx_blobs *b = NULL;
-	struct sfs_key_rec k;
 	int rc;
 
-	rc = read_gather(ctx, c, name, n, s, &v, &b, material, err);
+	rc = read_gather(ctx, ac->c, ac->name, ac->n, &ac->s, &v, &b, material,
+			 err);
 	if (rc == SFS_OK)
-		rc = read_decrypt(ctx, s, &v, b, material, &val, err);
+		rc =
+		    read_decrypt(ctx, &ac->s, &v, b, material, &ac->owned, err);
 	sfs_crypto_wipe(material, sizeof(material));
 	ctx_blobs_put(b);
-	if (rc == SFS_OK)
-		rc = add_check(ctx, c, name, val.len, 0, s, &k, err);
-	if (rc == SFS_OK)
-		rc = ctx_version_insert(ctx, c, s, &k, val.data, val.len, out,
-					err);
-	sfs_value_release(&val);
-	return rc;
+	if (rc != SFS_OK)
+		return rc;
+	ac->value = ac->owned.data;
+	ac->len = ac->owned.len;
+	return add_gather(ctx, ch, st, err);
+}
+
+static void copy_done(struct ctx_change *ch)
+{
+	struct add_change *ac = ch->arg;
+
+	sfs_value_release(&ac->owned);
+	ac->owned.data = NULL;
+	ac->value = NULL;
 }
 
 int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, uint32_t n, struct sfs_version_rec *out,
 		     struct sfs_error *err)
 {
-	struct sfs_version_rec v;
-	struct sfs_secret_rec s;
+	struct add_change ac = {
+	    .op = "version.copy", .name = name, .n = n, .copy = 1, .c = c};
+	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
+				.c = c,
+				.arg = &ac,
+				.gather = copy_gather,
+				.apply = add_apply,
+				.line = add_line,
+				.done = copy_done};
 	int rc;
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	memset(&v, 0, sizeof(v));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK) {
-		rc = copy_locked(ctx, c, name, n, &s, &v, err);
-		if (rc == SFS_OK) /* staged: committed with the change */
-			version_audit(ctx, c, "version.copy", &s, name, n, rc);
-		rc = ctx_end(ctx, 1, rc, err);
-	}
+	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
-		*out = v;
-	version_audit(ctx, c, "version.copy", &s, name, n, rc);
+		*out = ac.v;
 	return rc;
 }
