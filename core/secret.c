@@ -54,70 +54,89 @@ static int secret_new_rec(const struct sfs_caller *c,
 	return SFS_OK;
 }
 
-/* Lock held, write transaction open: the checks and the inserts. */
-static int create_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			 const struct sfs_secret_new *n,
-			 struct sfs_secret_rec *s, struct sfs_error *err)
-{
-	struct sfs_policy_state st;
+/* A new secret as the runner carries it. */
+struct create_change {
+	const struct sfs_secret_new *n;
+	const struct sfs_caller *c;
+	struct sfs_secret_rec s;
 	struct sfs_key_rec k;
+};
+
+/* Lock held: the key the secret is to use. */
+static int create_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+			 struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct create_change *cc = ch->arg;
+
+	st->secret = &cc->s;
+	return ctx_key_state(ctx, cc->n->key ? cc->n->key : "service", st,
+			     &cc->k, err);
+}
+
+/* Allowed to create: a first value asks the add rules too; the inserts. */
+static int create_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+			const struct sfs_policy_state *st,
+			struct sfs_error *err)
+{
+	struct create_change *cc = ch->arg;
+	const struct sfs_secret_new *n = cc->n;
+	struct sfs_secret_rec *s = &cc->s;
+	struct sfs_policy_state add = *st;
 	int rc;
 
-	ctx_state_init(ctx, &st);
-	st.secret = s;
-	rc = ctx_key_state(ctx, n->key ? n->key : "service", &st, &k, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = sfs_policy_check(SFS_ACT_SECRET_CREATE, c, &st);
-	if (rc != SFS_OK)
-		return ctx_refuse(err, SFS_ACT_SECRET_CREATE, rc, &st,
-				  "secret '%s'", s->name);
 	if (n->value) {
-		st.value_len = n->value_len;
-		rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
+		add.value_len = n->value_len;
+		rc = sfs_policy_check(SFS_ACT_VERSION_ADD, cc->c, &add);
 		if (rc != SFS_OK)
-			return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &st,
+			return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &add,
 					  "secret '%s'", s->name);
 	}
-	ctx_strlcpy(s->kms_key_id, k.id, sizeof(s->kms_key_id));
+	ctx_strlcpy(s->kms_key_id, cc->k.id, sizeof(s->kms_key_id));
 	rc = sfs_store_secret_insert(ctx->store, s, err);
 	if (rc == SFS_EEXIST)
 		return sfs_error_set(err, rc, "secret '%s': already exists",
 				     s->name);
 	if (rc == SFS_OK && n->value)
-		rc = ctx_version_insert(ctx, c, s, &k, n->value, n->value_len,
-					NULL, err);
+		rc = ctx_version_insert(ctx, cc->c, s, &cc->k, n->value,
+					n->value_len, NULL, err);
 	return rc;
+}
+
+/* Committed: the line names the new id and version; else neither. */
+static void create_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+			struct ctx_audit_line *l)
+{
+	const struct create_change *cc = ch->arg;
+	struct ctx_audit_line line = {
+	    "secret.create", cc->n->name, NULL, NULL, 0, rc, 1};
+
+	(void)ctx;
+	if (rc == SFS_OK) {
+		line.secret_id = cc->s.id;
+		line.version = cc->s.latest_version;
+	}
+	*l = line;
 }
 
 int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const struct sfs_secret_new *n,
 		      struct sfs_secret_rec *out, struct sfs_error *err)
 {
-	struct sfs_secret_rec s;
-	struct ctx_audit_line l = {"secret.create", n->name, NULL, NULL, 0,
-				   SFS_OK,	    1};
+	struct create_change cc = {.n = n, .c = c};
+	struct ctx_change ch = {.act = SFS_ACT_SECRET_CREATE,
+				.c = c,
+				.arg = &cc,
+				.gather = create_gather,
+				.apply = create_apply,
+				.line = create_line};
 	int rc;
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	rc = secret_new_rec(c, n, &s, err);
-	if (rc == SFS_OK && (rc = ctx_begin(ctx, 1, err)) == SFS_OK) {
-		rc = create_locked(ctx, c, n, &s, err);
-		l.secret_id = s.id;
-		l.version = s.latest_version;
-		if (rc == SFS_OK) /* staged: committed with the change */
-			ctx_audit(ctx, c, &l);
-		rc = ctx_end(ctx, 1, rc, err);
-	}
+	ch.pre = secret_new_rec(c, n, &cc.s, err);
+	snprintf(ch.subject, sizeof(ch.subject), "secret '%s'", cc.s.name);
+	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
-		*out = s;
-	if (rc != SFS_OK) {
-		l.secret_id = NULL;
-		l.version = 0;
-	}
-	l.result = rc;
-	ctx_audit(ctx, c, &l);
+		*out = cc.s;
 	return rc;
 }
 
