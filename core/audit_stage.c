@@ -182,8 +182,6 @@ void ctx_audit_flush(struct sfs_ctx *ctx)
  * header comment for the new-version figures with and without the
  * per-change fdatasync of the log this replaces.
  */
-static __thread char tls_tag;			   /* this thread's address */
-static __thread const struct sfs_ctx *tls_handled; /* line written */
 
 void ctx_staged_clear(struct sfs_ctx *ctx)
 {
@@ -288,14 +286,6 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	struct sfs_audit_event ev;
 	int rc;
 
-	if (l->change && tls_handled == ctx) {
-		tls_handled = NULL; /* ctx_end() wrote this change's line */
-		return SFS_OK;
-	}
-	if (l->change && l->result == SFS_OK && can_stage(ctx) &&
-	    __atomic_load_n(&ctx->writer, __ATOMIC_RELAXED) == &tls_tag &&
-	    stage(ctx, c, l) == SFS_OK)
-		return SFS_OK;
 	event_of(ctx, &ev, c, l);
 	rc = sfs_audit_write(ctx->audit, &ev);
 	if (rc != SFS_OK)
@@ -303,27 +293,9 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return rc;
 }
 
-void ctx_stage_begin(struct sfs_ctx *ctx, int writing)
-{
-	tls_handled = NULL;
-	if (writing)
-		__atomic_store_n(&ctx->writer, &tls_tag, __ATOMIC_RELAXED);
-}
-
 int ctx_staged(const struct sfs_ctx *ctx)
 {
 	return ctx->staged.used;
-}
-
-void ctx_stage_end(struct sfs_ctx *ctx, int write, int rc)
-{
-	/* Committed: its line is written. Failed: the service's call after
-	 * ctx_end() writes the line with the failure, as for any refusal. */
-	if (ctx->staged.used && !ctx->staged.explicit && rc == SFS_OK)
-		tls_handled = ctx;
-	ctx_staged_clear(ctx);
-	if (write)
-		__atomic_store_n(&ctx->writer, NULL, __ATOMIC_RELAXED);
 }
 
 int ctx_audit_stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -332,6 +304,5 @@ int ctx_audit_stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (!l->change || l->result != SFS_OK || !can_stage(ctx) ||
 	    stage(ctx, c, l) != SFS_OK)
 		return 0;
-	ctx->staged.explicit = 1;
 	return 1;
 }

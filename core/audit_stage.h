@@ -9,28 +9,18 @@
 #include "ctx_layout.h"
 
 /*
- * One audit line. Returns sfs_audit_write()'s result; a failure is also
- * remembered for sfs_ctx_last_error().
+ * One audit line, written now. Returns sfs_audit_write()'s result; a
+ * failure is also remembered for sfs_ctx_last_error().
  *
- * A change's line (change set, result SFS_OK) given while this thread's
- * write transaction is open (between ctx_begin(write) and ctx_end()) is
- * staged instead: ctx_end() stores it in the same transaction, so that a
- * committed change cannot lose its line to a crash, and appends it to
- * the log right after the commit. The service's usual call after
- * ctx_end() is then skipped: it would write the same line. When the
- * commit fails, the staged line is dropped and that call writes the line
- * with the failure as result, as for any refused change. The pattern for
- * a change:
- *
- *	rc = ctx_begin(ctx, 1, err);
- *	... rc = the change ...
- *	if (rc == SFS_OK)
- *		ctx_audit(ctx, c, &line);	(staged)
- *	rc = ctx_end(ctx, 1, rc, err);
- *	ctx_audit(ctx, c, &line with rc);	(skipped when staged)
- *
- * A service that does not stage still gets its line, written and synced
- * after the commit as before (a crash in between can then lose it).
+ * A change's line is staged instead by the change runner
+ * (ctx_change_run, internal.h) with ctx_audit_stage(): ctx_end() stores
+ * it in the change's transaction, so that a committed change cannot lose
+ * its line to a crash, and appends it to the log right after the
+ * commit. When the commit fails, the staged line is dropped and the
+ * runner writes the line with the failure as result here, as for any
+ * refused change. A change that does not stage (rekey) still gets its
+ * line, written and synced after the commit (a crash in between can then
+ * lose it).
  */
 struct ctx_audit_line {
 	const char *op;
@@ -51,13 +41,10 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 int ctx_audit_stage(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    const struct ctx_audit_line *l);
 
-/* txn.c: ctx_begin() (writing: a write transaction is open) and
- * ctx_end() tell the staging about the transaction; ctx_staged() says
- * whether a line waits, ctx_staged_commit() commits with it. */
-void ctx_stage_begin(struct sfs_ctx *ctx, int writing);
+/* txn.c's ctx_end(): ctx_staged() says whether a line waits,
+ * ctx_staged_commit() commits with it, ctx_staged_clear() drops it. */
 int ctx_staged(const struct sfs_ctx *ctx);
 int ctx_staged_commit(struct sfs_ctx *ctx, struct sfs_error *err);
-void ctx_stage_end(struct sfs_ctx *ctx, int write, int rc);
 void ctx_staged_clear(struct sfs_ctx *ctx);
 
 /* Open: lines a crash left pending reach the log, once. Close: sync the

@@ -31,7 +31,6 @@ struct ctx_staged {
 	char *line; /* result ok, with its newline; malloc'd */
 	size_t len;
 	int appended; /* written to the log after the commit */
-	int explicit; /* by ctx_audit_stage(): its caller knows */
 };
 
 struct sfs_ctx {
@@ -80,8 +79,6 @@ struct sfs_ctx {
 	uint64_t read_gen;	 /* mutex: store generation, CTX_PH_CACHED */
 
 	/* Audit lines committed with their changes (see ctx.c). */
-	const void *writer;	  /* atomic: tag of the thread whose write
-				   * transaction is open, or NULL */
 	struct ctx_staged staged; /* mutex */
 	int64_t audit_own[CTX_AUDIT_BATCH]; /* mutex: pending rows this
 					     * context appended */

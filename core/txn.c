@@ -45,7 +45,6 @@ int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 
 	pthread_mutex_lock(&ctx->mutex);
 	rc = ctx_begin_locked(ctx, write, err);
-	ctx_stage_begin(ctx, write && rc == SFS_OK);
 	return rc;
 }
 
@@ -69,7 +68,7 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 			rc =
 			    sfs_error_set(err, SFS_EROFS, "store is read-only");
 	}
-	ctx_stage_end(ctx, write, rc);
+	ctx_staged_clear(ctx); /* committed with it, or dropped */
 	note_store_failure(ctx, rc, err);
 	pthread_mutex_unlock(&ctx->mutex);
 	if (bumped) /* cache=kernel mounts drop stale pages first */
