@@ -135,7 +135,6 @@ struct add_change {
 	size_t len;
 	int copy;		/* version.copy: the value is owned */
 	struct sfs_value owned; /* copy: version n's value, decrypted */
-	const struct sfs_caller *c;
 	struct sfs_secret_rec s;
 	struct sfs_key_rec k;
 	struct sfs_version_rec v; /* the new version */
@@ -168,8 +167,24 @@ static int add_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
 	(void)st;
 	if (!ac->copy && !ac->value) /* only with len over the limit */
 		return sfs_error_set(err, SFS_EFBIG, "value too large");
-	return ctx_version_insert(ctx, ac->c, &ac->s, &ac->k, ac->value,
+	return ctx_version_insert(ctx, ch->c, &ac->s, &ac->k, ac->value,
 				  ac->len, &ac->v, err);
+}
+
+/* The line of a change of secret name (s once read), version n. */
+static void version_line(struct sfs_ctx *ctx, const char *op,
+			 const struct sfs_secret_rec *s, const char *name,
+			 uint32_t n, int rc, char id[SFS_ID_MAX + 1],
+			 struct ctx_audit_line *l)
+{
+	struct ctx_audit_line line = {
+	    op, s->name[0] ? s->name : name, s->id, NULL, n, rc, 1};
+
+	if (!s->id[0] && rc != SFS_OK) { /* refused before it was read */
+		ctx_secret_id(ctx, name, id);
+		line.secret_id = id;
+	}
+	*l = line;
 }
 
 /* The line names the new version, or the one asked about. */
@@ -177,19 +192,11 @@ static void add_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
 		     struct ctx_audit_line *l)
 {
 	struct add_change *ac = ch->arg;
-	struct ctx_audit_line line = {
-	    ac->op,   ac->s.name[0] ? ac->s.name : ac->name,
-	    ac->s.id, NULL,
-	    ac->n,    rc,
-	    1};
+	uint32_t n = ac->n;
 
 	if (!ac->copy)
-		line.version = rc == SFS_OK ? ac->v.version : ac->expect;
-	if (!ac->s.id[0] && rc != SFS_OK) { /* refused before it was read */
-		ctx_secret_id(ctx, ac->name, ac->id);
-		line.secret_id = ac->id;
-	}
-	*l = line;
+		n = rc == SFS_OK ? ac->v.version : ac->expect;
+	version_line(ctx, ac->op, &ac->s, ac->name, n, rc, ac->id, l);
 }
 
 int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -201,8 +208,7 @@ int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 				.name = name,
 				.expect = expect,
 				.value = value,
-				.len = len,
-				.c = c};
+				.len = len};
 	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
 				.c = c,
 				.arg = &ac,
@@ -223,8 +229,7 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			struct sfs_error *err)
 {
 	/* a length of 1 passes the length rule: the value is not known yet */
-	struct add_change ac = {
-	    .name = name, .expect = expect, .len = 1, .c = c};
+	struct add_change ac = {.name = name, .expect = expect, .len = 1};
 	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD, .c = c, .arg = &ac};
 	struct sfs_policy_state st;
 	int rc;
@@ -785,17 +790,8 @@ static void change_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
 			struct ctx_audit_line *l)
 {
 	struct version_change *vc = ch->arg;
-	struct ctx_audit_line line = {
-	    vc->op,   vc->s.name[0] ? vc->s.name : vc->name,
-	    vc->s.id, NULL,
-	    vc->n,    rc,
-	    1};
 
-	if (!vc->s.id[0] && rc != SFS_OK) { /* refused before it was read */
-		ctx_secret_id(ctx, vc->name, vc->id);
-		line.secret_id = vc->id;
-	}
-	*l = line;
+	version_line(ctx, vc->op, &vc->s, vc->name, vc->n, rc, vc->id, l);
 }
 
 static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -858,7 +854,7 @@ static int copy_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
 	struct ctx_blobs *b = NULL;
 	int rc;
 
-	rc = read_gather(ctx, ac->c, ac->name, ac->n, &ac->s, &v, &b, material,
+	rc = read_gather(ctx, ch->c, ac->name, ac->n, &ac->s, &v, &b, material,
 			 err);
 	if (rc == SFS_OK)
 		rc =
@@ -877,8 +873,6 @@ static void copy_done(struct ctx_change *ch)
 	struct add_change *ac = ch->arg;
 
 	sfs_value_release(&ac->owned);
-	ac->owned.data = NULL;
-	ac->value = NULL;
 }
 
 int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -886,7 +880,7 @@ int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     struct sfs_error *err)
 {
 	struct add_change ac = {
-	    .op = "version.copy", .name = name, .n = n, .copy = 1, .c = c};
+	    .op = "version.copy", .name = name, .n = n, .copy = 1};
 	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
 				.c = c,
 				.arg = &ac,
