@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "secretfs/store.h"
+#include "store_backend.h"
 
 #define MAX_ARGS   16
 #define LOCK_WAIT  "10s"

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "secretfs/store.h"
+#include "store_backend.h"
 
 #define DB_NAME	      "secretfs.db"
 #define LOCK_NAME     "write.lock"
