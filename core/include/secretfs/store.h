@@ -11,7 +11,8 @@
  * sfs_store_* facade below is the only caller of the table.
  *
  * Transactions: every operation except begin/commit/rollback/close/
- * generation runs inside a transaction opened by begin(). A write
+ * generation/check runs inside a transaction opened by begin() (the
+ * facade asserts it). A write
  * transaction takes the store's write lock up front (so that a
  * read-modify-write in the core is atomic across processes), and
  * commit() returns only once the change is durable. Operations on one
