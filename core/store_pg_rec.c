@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "secretfs/principal.h"
 #include "secretfs/store.h"
 #include "store_pg.h"
 
@@ -289,6 +290,7 @@ static int secret_row(const PGresult *r, int i, struct sfs_secret_rec *s,
 	s->latest_version = pg_col_u32(r, i, 10);
 	s->created_at = pg_col_i64(r, i, 12);
 	s->changed_at = pg_col_i64(r, i, 14);
+	sfs_principal_rec_load(s);
 	return SFS_OK;
 }
 

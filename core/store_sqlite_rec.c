@@ -18,6 +18,7 @@
 
 
 #include "secretfs/backup.h"
+#include "secretfs/principal.h"
 #include "secretfs/store.h"
 #include "store_sqlite.h"
 #include "secretfs/storedir.h"
@@ -296,6 +297,7 @@ static int secret_row(sqlite3_stmt *st, struct sfs_secret_rec *r,
 	r->latest_version = sq_col_u32(st, 10);
 	r->created_at = sqlite3_column_int64(st, 12);
 	r->changed_at = sqlite3_column_int64(st, 14);
+	sfs_principal_rec_load(r);
 	return 0;
 }
 
