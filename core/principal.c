@@ -304,8 +304,10 @@ static int list_matches_kind(const struct sfs_principal_id *e, size_t n,
 	for (i = 0; i < n; i++) {
 		if (e[i].kind != kind)
 			continue;
-		if (kind == SFS_PRINCIPAL_UID ? c->uid == e[i].id
-					      : sfs_caller_in_group(c, e[i].id) > 0)
+		if (kind == SFS_PRINCIPAL_UID && c->uid == e[i].id)
+			return 1;
+		if (kind == SFS_PRINCIPAL_GID &&
+		    sfs_caller_in_group(c, e[i].id) > 0)
 			return 1;
 	}
 	return 0;

@@ -1,9 +1,9 @@
 /*
  * PostgreSQL storage backend: one shared store for many hosts (SPEC §6);
- * with store_pg_*.c, the only files in the tree that include <libpq-fe.h>. It stores what the
- * core hands it and decides nothing (see store.h); the rules stay in the
- * core, and they stay correct across hosts because every write
- * transaction is serialised store-wide:
+ * with store_pg_*.c, the only files in the tree that include <libpq-fe.h>.
+ * It stores what the core hands it and decides nothing (see store.h);
+ * the rules stay in the core, and they stay correct across hosts because
+ * every write transaction is serialised store-wide:
  *
  *  - begin(write) runs BEGIN (READ COMMITTED) and then
  *    `UPDATE sfs_state SET generation = generation + 1 RETURNING ...`:

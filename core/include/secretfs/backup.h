@@ -1,7 +1,7 @@
 /*
- * Backup and restore of a SQLite store (implemented in store_sqlite_backup.c): a copy of a live store's
- * database made with SQLite's online backup API, and a new store
- * directory made from one. The copy is as encrypted as the store: values
+ * Backup and restore of a SQLite store (implemented in
+ * store_sqlite_backup.c): a copy of a live store's database made with
+ * SQLite's online backup API, and a new store directory made from one. The copy is as encrypted as the store: values
  * stay sealed under their data keys and KMS keys, and the master key is
  * not in it. The audit log and the lock files are not copied.
  */
