@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 
 static char *h_base;
@@ -383,6 +384,20 @@ __attribute__((unused)) static const char *xget(const char *rel,
 		ck_assert_int_eq(errno, e);                                    \
 	} while (0)
 
+/* An as_user() child body: read secrets/NAME/default (arg: NAME) whole;
+ * 0 or the errno that stopped it. */
+__attribute__((unused)) static int read_default(void *arg)
+{
+	char rel[300], *got;
+	size_t len;
+	int e;
+
+	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
+	e = slurp(rel, &got, &len);
+	free(got);
+	return e;
+}
+
 /* Run fn(arg) in a child as uid/gid with the n supplementary groups
  * groups[] (set before the child touches the mount); its return value
  * (an errno or 0) is the child's exit status. */
@@ -425,30 +440,12 @@ __attribute__((unused)) static int as_user_in(uid_t uid, gid_t gid, gid_t group,
 		}                                                              \
 	} while (0)
 
-/* Run tests, one test case each with a fresh store (checked fixture),
- * in fork mode; exit status: any failure. */
-__attribute__((unused)) static int h_main(const char *name,
-					  const TTest *const *tests, size_t n)
+/* The suite of a mount test file: one test case per test, each with a
+ * fresh store and mountpoint; the file's harness forces CK_FORK. */
+__attribute__((unused)) static Suite *
+h_suite(const char *name, const TTest *const *tests, size_t n)
 {
-	Suite *s = suite_create(name);
-	SRunner *r;
-	TCase *t;
-	size_t i;
-	int failed;
-
-	for (i = 0; i < n; i++) {
-		t = tcase_create(tests[i]->name);
-		tcase_add_checked_fixture(t, h_setup, h_teardown);
-		tcase_set_timeout(t, 60);
-		tcase_add_test(t, tests[i]);
-		suite_add_tcase(s, t);
-	}
-	r = srunner_create(s);
-	srunner_set_fork_status(r, CK_FORK);
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed != 0;
+	return harness_suite(name, tests, n, h_setup, h_teardown, 60);
 }
 
 #endif

@@ -4,7 +4,7 @@
  * mount_harness.h: self-checking values (a value names itself, so any
  * stored or read value can be proven complete and exact), the store read
  * back through the core (no daemon, no audit lines), a daemon SIGKILLed
- * and its mount gone, and a main with a per-suite timeout.
+ * and its mount gone, and a suite with a per-suite timeout.
  *
  * Static functions in a header: each suite is its own program.
  */
@@ -282,30 +282,11 @@ __attribute__((unused)) static int ru_kill_daemon(void)
 	return died;
 }
 
-/* Like h_main, with the suite's own per-test timeout (seconds). */
-__attribute__((unused)) static int ru_main(const char *name,
-					   const TTest *const *tests, size_t n,
-					   double timeout)
+/* Like h_suite, with the suite's own per-test timeout (seconds). */
+__attribute__((unused)) static Suite *
+ru_suite(const char *name, const TTest *const *tests, size_t n, double timeout)
 {
-	Suite *s = suite_create(name);
-	SRunner *r;
-	TCase *t;
-	size_t i;
-	int failed;
-
-	for (i = 0; i < n; i++) {
-		t = tcase_create(tests[i]->name);
-		tcase_add_checked_fixture(t, h_setup, h_teardown);
-		tcase_set_timeout(t, timeout);
-		tcase_add_test(t, tests[i]);
-		suite_add_tcase(s, t);
-	}
-	r = srunner_create(s);
-	srunner_set_fork_status(r, CK_FORK);
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed != 0;
+	return harness_suite(name, tests, n, h_setup, h_teardown, timeout);
 }
 
 #endif

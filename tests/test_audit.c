@@ -22,6 +22,7 @@
 
 #include <sqlite3.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/audit.h"
 #include "secretfs/ctx.h"
@@ -1239,9 +1240,6 @@ END_TEST
 
 static Suite *audit_suite(void)
 {
-	Suite *s = suite_create("audit");
-	TCase *tc;
-	size_t i;
 	const TTest *tests[] = {
 	    line_fields_fs_caller,
 	    line_fields_cli_caller,
@@ -1280,22 +1278,8 @@ static Suite *audit_suite(void)
 	    read_follow_continues_after_rotation,
 	};
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		tc = tcase_create(tests[i]->name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, tests[i]);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return harness_suite("audit", tests, sizeof(tests) / sizeof(tests[0]),
+			     setup, teardown, 0);
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(audit_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = audit_suite};

@@ -339,7 +339,7 @@ START_TEST(writes_with_holes_or_too_big)
 }
 END_TEST
 
-int main(void)
+static Suite *badinput_suite(void)
 {
 	const TTest *const tests[] = {
 	    bad_names_through_mount,	  bad_names_through_cli,
@@ -347,6 +347,8 @@ int main(void)
 	    json_not_key_value,		  writes_with_holes_or_too_big,
 	};
 
-	return ru_main("badinput", tests, sizeof(tests) / sizeof(tests[0]),
-		       120);
+	return ru_suite("badinput", tests, sizeof(tests) / sizeof(tests[0]),
+			120);
 }
+
+const struct harness harness = {.suite = badinput_suite, .fork = CK_FORK};

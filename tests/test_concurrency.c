@@ -238,11 +238,13 @@ START_TEST(soak_readers_writers_toggles)
 }
 END_TEST
 
-int main(void)
+static Suite *concurrency_suite(void)
 {
 	const TTest *const tests[] = {soak_readers_writers_toggles};
 	const char *env = getenv("SECRETFS_SOAK_SECONDS");
 	int secs = env && *env ? atoi(env) : 60;
 
-	return ru_main("concurrency", tests, 1, secs + 120);
+	return ru_suite("concurrency", tests, 1, secs + 120);
 }
+
+const struct harness harness = {.suite = concurrency_suite, .fork = CK_FORK};

@@ -481,7 +481,7 @@ START_TEST(direct_writer_killed_at_random)
 }
 END_TEST
 
-int main(void)
+static Suite *crash_suite(void)
 {
 	const TTest *const tests[] = {
 	    daemon_killed_under_writers,
@@ -492,5 +492,7 @@ int main(void)
 	    direct_writer_killed_at_random,
 	};
 
-	return ru_main("crash", tests, sizeof(tests) / sizeof(tests[0]), 300);
+	return ru_suite("crash", tests, sizeof(tests) / sizeof(tests[0]), 300);
 }
+
+const struct harness harness = {.suite = crash_suite, .fork = CK_FORK};

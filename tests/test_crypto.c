@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/crypto.h"
 
@@ -1130,75 +1131,53 @@ END_TEST
 
 static Suite *crypto_suite(void)
 {
-	Suite *s = suite_create("crypto");
-	TCase *tc;
-	size_t i;
-	const struct {
-		const char *name;
-		const TTest *fn;
-	} tests[] = {
-#define T(x) {#x, x}
-	    T(value_round_trip),
-	    T(value_seal_uses_fresh_nonce),
-	    T(dek_round_trip),
-	    T(kms_round_trip),
-	    T(kms_wrong_master_fails),
-	    T(value_wrong_key_fails),
-	    T(canary_right_and_wrong_key),
-	    T(canary_malformed_is_ebadmsg),
-	    T(value_every_bit_flip_fails),
-	    T(wrapped_keys_every_byte_flip_fails),
-	    T(canary_every_byte_flip_fails),
-	    T(binding_store_id),
-	    T(binding_secret_id),
-	    T(binding_version),
-	    T(binding_key_id),
-	    T(binding_key_version),
-	    T(binding_fields_not_interchangeable),
-	    T(binding_purpose),
-	    T(binding_purpose_kms_and_canary),
-	    T(envelope_truncated),
-	    T(envelope_wrong_length_wrapped_key),
-	    T(envelope_unknown_format),
-	    T(envelope_parse_parts),
-	    T(master_load_private_modes),
-	    T(master_load_shared_modes_refused),
-	    T(master_load_hex),
-	    T(master_load_malformed),
-	    T(master_load_missing),
-	    T(master_load_directory),
-	    T(master_generate_creates_0400),
-	    T(master_generate_refuses_existing),
-	    T(master_generate_differs),
-	    T(passphrase_derive_deterministic),
-	    T(passphrase_derive_varies),
-	    T(passphrase_derive_rejects_bad_input),
-	    T(kdf_params_cost),
-	    T(passphrase_read_strips_one_newline),
-	    T(passphrase_read_empty),
-	    T(passphrase_read_missing),
-	    T(uuid_format),
-	    T(memcmp_and_wipe),
-	    T(known_answers),
-#undef T
+	const TTest *const tests[] = {
+	    value_round_trip,
+	    value_seal_uses_fresh_nonce,
+	    dek_round_trip,
+	    kms_round_trip,
+	    kms_wrong_master_fails,
+	    value_wrong_key_fails,
+	    canary_right_and_wrong_key,
+	    canary_malformed_is_ebadmsg,
+	    value_every_bit_flip_fails,
+	    wrapped_keys_every_byte_flip_fails,
+	    canary_every_byte_flip_fails,
+	    binding_store_id,
+	    binding_secret_id,
+	    binding_version,
+	    binding_key_id,
+	    binding_key_version,
+	    binding_fields_not_interchangeable,
+	    binding_purpose,
+	    binding_purpose_kms_and_canary,
+	    envelope_truncated,
+	    envelope_wrong_length_wrapped_key,
+	    envelope_unknown_format,
+	    envelope_parse_parts,
+	    master_load_private_modes,
+	    master_load_shared_modes_refused,
+	    master_load_hex,
+	    master_load_malformed,
+	    master_load_missing,
+	    master_load_directory,
+	    master_generate_creates_0400,
+	    master_generate_refuses_existing,
+	    master_generate_differs,
+	    passphrase_derive_deterministic,
+	    passphrase_derive_varies,
+	    passphrase_derive_rejects_bad_input,
+	    kdf_params_cost,
+	    passphrase_read_strips_one_newline,
+	    passphrase_read_empty,
+	    passphrase_read_missing,
+	    uuid_format,
+	    memcmp_and_wipe,
+	    known_answers,
 	};
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		tc = tcase_create(tests[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, tests[i].fn);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return harness_suite("crypto", tests, sizeof(tests) / sizeof(tests[0]),
+			     setup, teardown, 0);
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(crypto_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = crypto_suite};

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/crypto.h"
 #include "secretfs/ctx.h"
@@ -34,10 +35,7 @@ static struct sfs_error err;
 
 static void setup(void)
 {
-	setenv("SECRETFS_KDF_MIN", "1", 1);
-	unsetenv("SECRETFS_MASTER_KEY");
-	unsetenv("SECRETFS_PASSPHRASE_FILE");
-	unsetenv("SECRETFS_STORE");
+	tu_env_isolate();
 	tmp = tu_tmpdir("ctx");
 	snprintf(store, sizeof(store), "%s/store", tmp);
 	memset(&opts, 0, sizeof(opts));
@@ -93,14 +91,8 @@ static void init_open(struct sfs_ctx **ctx)
 static void mk_secret(struct sfs_ctx *ctx, const char *name,
 		      const char *key, const char *value)
 {
-	struct sfs_secret_new n;
-
-	memset(&n, 0, sizeof(n));
-	n.name = name;
-	n.key = key;
-	n.value = value;
-	n.value_len = strlen(value);
-	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &n, NULL, &err), 0);
+	ck_assert_int_eq(tu_secret_create(ctx, &admin, name, key, value, &err),
+			 0);
 }
 
 static int rd(struct sfs_ctx *ctx, const char *name, const char *want)
@@ -566,53 +558,27 @@ END_TEST
 
 static Suite *ctx_suite(void)
 {
-	Suite *s = suite_create("ctx");
-	TCase *tc;
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "default_dir_order", default_dir_order },
-		{ "default_dir_used_when_no_option",
-		  default_dir_used_when_no_option },
-		{ "init_makes_files_with_modes", init_makes_files_with_modes },
-		{ "init_twice_is_eexist", init_twice_is_eexist },
-		{ "init_failure_leaves_nothing", init_failure_leaves_nothing },
-		{ "init_failure_late_removes_what_it_made",
-		  init_failure_late_removes_what_it_made },
-		{ "init_with_existing_key_file", init_with_existing_key_file },
-		{ "open_without_store", open_without_store },
-		{ "wrong_master_key_changes_nothing",
-		  wrong_master_key_changes_nothing },
-		{ "unsafe_key_file_refused", unsafe_key_file_refused },
-		{ "passphrase_store", passphrase_store },
-		{ "generation_moves_on_commits_only",
-		  generation_moves_on_commits_only },
-		{ "counts_of_the_store", counts_of_the_store },
-		{ "key_state_read_afresh_despite_cache",
-		  key_state_read_afresh_despite_cache },
-		{ "audit_off_writes_no_lines", audit_off_writes_no_lines },
-		{ "parallel_readers_share_a_context",
-		  parallel_readers_share_a_context },
+	const TTest *const cases[] = {
+	    default_dir_order,
+	    default_dir_used_when_no_option,
+	    init_makes_files_with_modes,
+	    init_twice_is_eexist,
+	    init_failure_leaves_nothing,
+	    init_failure_late_removes_what_it_made,
+	    init_with_existing_key_file,
+	    open_without_store,
+	    wrong_master_key_changes_nothing,
+	    unsafe_key_file_refused,
+	    passphrase_store,
+	    generation_moves_on_commits_only,
+	    counts_of_the_store,
+	    key_state_read_afresh_despite_cache,
+	    audit_off_writes_no_lines,
+	    parallel_readers_share_a_context,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return harness_suite("ctx", cases, sizeof(cases) / sizeof(cases[0]),
+			     setup, teardown, 0);
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(ctx_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = ctx_suite};

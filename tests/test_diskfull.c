@@ -26,6 +26,7 @@
 
 #include "lib/crashvfs.h"
 #include "lib/fault_store.h"
+#include "lib/svcdump.h"
 #include "rel_util.h"
 
 #define VCAP 16384
@@ -219,113 +220,6 @@ enum sync_op { SO_CREATE, SO_ADD, SO_DESTROY };
 static const char *const sync_op_name[] = {"secret create", "version add",
 					   "version destroy"};
 
-static struct sfs_ctx *ctx_at(const char *dir)
-{
-	struct sfs_ctx_options o;
-	struct sfs_ctx *ctx = NULL;
-	struct sfs_error e;
-
-	memset(&o, 0, sizeof(o));
-	o.store_dir = dir;
-	o.audit_off = 1;
-	sfs_error_clear(&e);
-	ck_assert_msg(sfs_ctx_open(&ctx, &o, &e) == 0, "open %s: %s", dir,
-		      e.msg);
-	return ctx;
-}
-
-/* A copy of the store directory h_store (its regular files, modes
- * kept), malloc'd. */
-static char *store_copy(void)
-{
-	char *d = tu_tmpdir("diskfull-sync"), from[1100], to[1100];
-	DIR *dir = opendir(h_store);
-	struct dirent *ent;
-	struct stat sb;
-	char *data;
-	size_t len;
-
-	ck_assert_ptr_nonnull(dir);
-	while ((ent = readdir(dir))) {
-		snprintf(from, sizeof(from), "%s/%s", h_store, ent->d_name);
-		snprintf(to, sizeof(to), "%s/%s", d, ent->d_name);
-		if (stat(from, &sb) || !S_ISREG(sb.st_mode))
-			continue;
-		data = tu_read_file(from, &len);
-		ck_assert_ptr_nonnull(data);
-		tu_write_file(to, data, len, (int)(sb.st_mode & 0777));
-		free(data);
-	}
-	closedir(dir);
-	return d;
-}
-
-struct sync_dump {
-	struct sfs_ctx *ctx;
-	FILE *f;
-	const char *secret;
-	struct sfs_error *e;
-};
-
-/* A version's record and its value as read (exact bytes). */
-static int dump_version(void *arg, const struct sfs_version_rec *v)
-{
-	struct sync_dump *d = arg;
-	struct sfs_value val = {NULL, 0};
-	struct sfs_caller c;
-	struct sfs_error e;
-	int rc;
-
-	sfs_caller_self(&c);
-	rc = sfs_version_read(d->ctx, &c, d->secret, v->version, &val, NULL,
-			      &e);
-	fprintf(d->f, " v%u state %d size %u read %s [%.*s]\n", v->version,
-		v->state, v->size, sfs_err_name(rc), (int)val.len,
-		val.data ? (const char *)val.data : "");
-	sfs_value_release(&val);
-	return 0;
-}
-
-static int dump_secret(void *arg, const struct sfs_secret_rec *r)
-{
-	struct sync_dump *d = arg;
-	struct sfs_caller c;
-
-	sfs_caller_self(&c);
-	fprintf(d->f, "secret %s status %d default %u latest %u\n", r->name,
-		r->status, r->default_version, r->latest_version);
-	d->secret = r->name;
-	return sfs_version_list(d->ctx, &c, r->name, 1, dump_version, d,
-				d->e);
-}
-
-/* Every secret, version and value the services show (no ids or times,
- * which differ between stores), as text; malloc'd. */
-static char *sync_dump(struct sfs_ctx *ctx)
-{
-	struct sync_dump d = {ctx, NULL, NULL, NULL};
-	struct sfs_counts n = {0, 0, 0};
-	struct sfs_caller c;
-	struct sfs_error e;
-	char *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	sfs_caller_self(&c);
-	sfs_error_clear(&e);
-	d.e = &e;
-	d.f = open_memstream(&text, &len);
-	ck_assert_ptr_nonnull(d.f);
-	rc = sfs_secret_list(ctx, &c, dump_secret, &d, &e);
-	if (rc == 0)
-		rc = sfs_ctx_counts(ctx, &n, &e);
-	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-		n.secrets, n.versions, n.keys);
-	fclose(d.f);
-	ck_assert_msg(rc == 0, "dump: %s", e.msg);
-	return text;
-}
-
 static int sync_op_run(struct sfs_ctx *ctx, enum sync_op op,
 		       struct sfs_error *e)
 {
@@ -359,7 +253,7 @@ static void sync_template(void)
 	struct sfs_error e;
 
 	unsetenv("SECRETFS_MASTER_KEY");
-	ctx = ctx_at(h_store);
+	ctx = sd_open(h_store, 1);
 	sfs_caller_self(&c);
 	sfs_error_clear(&e);
 	ck_assert_int_eq(cli("secret", "create", "s", "--value", "one", NULL),
@@ -373,11 +267,11 @@ static void sync_template(void)
 /* The store's state through the unix VFS, its integrity checked. */
 static char *dump_at(const char *dir)
 {
-	struct sfs_ctx *ctx = ctx_at(dir);
+	struct sfs_ctx *ctx = sd_open(dir, 1);
 	char *text;
 
 	ru_assert_integrity(ctx);
-	text = sync_dump(ctx);
+	text = sd_dump_checked(ctx, 0);
 	sfs_ctx_close(ctx);
 	return text;
 }
@@ -387,10 +281,10 @@ static char *dump_at(const char *dir)
 static struct sfs_ctx *shim_open(char **dir, enum crashvfs_keep keep,
 				 uint64_t seed)
 {
-	*dir = store_copy();
+	*dir = sd_copy_dir(h_store, "diskfull-sync");
 	ck_assert_int_eq(crashvfs_install(), 0);
 	crashvfs_arm(0, seed, keep);
-	return ctx_at(*dir);
+	return sd_open(*dir, 1);
 }
 
 /* Power lost now: the context closes (every call fails), the shim goes;
@@ -598,7 +492,7 @@ static int resume_one(const struct sync_ref *r, enum sync_op op, long k,
 		      0, "%s, sync %ld failed: add after: %s",
 		      sync_op_name[op], k, e.msg);
 	assert_value(ctx, 0, "after");
-	live = sync_dump(ctx);
+	live = sd_dump_checked(ctx, 0);
 	with = !strcmp(live, r->after_resumed);
 	ck_assert_msg(failed || with, "%s, sync %ld failed after the change "
 		      "reported done: resumed, the store shows\n%s",
@@ -639,7 +533,7 @@ START_TEST(fsync_fail_service_resumes)
 }
 END_TEST
 
-int main(void)
+static Suite *diskfull_suite(void)
 {
 	const TTest *const tests[] = {
 	    store_on_full_disk, injected_commit_eio, injected_commit_enospc,
@@ -647,6 +541,8 @@ int main(void)
 	    fsync_fail_service_resumes,
 	};
 
-	return ru_main("diskfull", tests, sizeof(tests) / sizeof(tests[0]),
-		       120);
+	return ru_suite("diskfull", tests, sizeof(tests) / sizeof(tests[0]),
+			120);
 }
+
+const struct harness harness = {.suite = diskfull_suite, .fork = CK_FORK};

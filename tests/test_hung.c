@@ -327,7 +327,7 @@ START_TEST(umount_lazy_detaches_hung_mount)
 }
 END_TEST
 
-int main(void)
+static Suite *hung_suite(void)
 {
 	const TTest *const tests[] = {
 	    abort_connection_frees_callers,
@@ -338,5 +338,7 @@ int main(void)
 	    umount_lazy_detaches_hung_mount,
 	};
 
-	return ru_main("hung", tests, sizeof(tests) / sizeof(tests[0]), 60);
+	return ru_suite("hung", tests, sizeof(tests) / sizeof(tests[0]), 60);
 }
+
+const struct harness harness = {.suite = hung_suite, .fork = CK_FORK};

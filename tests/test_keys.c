@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "lib/fault_store.h"
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/keys.h"
@@ -39,24 +40,9 @@ static void teardown(void)
 	free(tmp);
 }
 
-static struct sfs_caller fs_caller(unsigned roles)
-{
-	struct sfs_caller c;
-
-	memset(&c, 0, sizeof(c));
-	c.uid = 1000;
-	c.gid = 1000;
-	c.via_fs = 1;
-	c.roles = roles;
-	return c;
-}
-
 static struct sfs_key_rec key(const char *name)
 {
-	struct sfs_key_rec k;
-
-	ck_assert_int_eq(sfs_key_get(ctx, &admin, name, &k, &err), SFS_OK);
-	return k;
+	return tu_key_get(ctx, name);
 }
 
 static void mk_key(const char *name)
@@ -67,14 +53,7 @@ static void mk_key(const char *name)
 
 static void mk_secret(const char *name, const char *k, const char *value)
 {
-	struct sfs_secret_new n;
-
-	memset(&n, 0, sizeof(n));
-	n.name = name;
-	n.key = k;
-	n.value = value;
-	n.value_len = strlen(value);
-	ck_assert_int_eq(sfs_secret_create(ctx, &admin, &n, NULL, &err),
+	ck_assert_int_eq(tu_secret_create(ctx, &admin, name, k, value, &err),
 			 SFS_OK);
 }
 
@@ -298,9 +277,9 @@ END_TEST
 
 START_TEST(fs_callers_and_keys)
 {
-	struct sfs_caller none = fs_caller(0);
-	struct sfs_caller viewer = fs_caller(SFS_ROLE_KMS_VIEWER);
-	struct sfs_caller all = fs_caller(SFS_ROLE_ALL);
+	struct sfs_caller none = tu_fs_caller(1000, 1000, 0);
+	struct sfs_caller viewer = tu_fs_caller(1000, 1000, SFS_ROLE_KMS_VIEWER);
+	struct sfs_caller all = tu_fs_caller(1000, 1000, SFS_ROLE_ALL);
 	struct sfs_key_rec k;
 	char names[64] = "";
 
@@ -330,8 +309,10 @@ END_TEST
 
 START_TEST(audit_lines_for_key_changes)
 {
-	char path[600];
-	char *log;
+	const char *const ops[] = {"key.create", "key.rotate",
+				   "key.deactivate", "key.delete", "key.delete"};
+	const char *const res[] = {"ok", "ok", "ok", "EPERM", "ok"};
+	const char *const keys[] = {"ak", "ak", "ak", "service", "ak"};
 
 	mk_key("ak");                                               /* 1 */
 	ck_assert_int_eq(sfs_key_rotate(ctx, &admin, "ak", NULL, &err), 0); /* 2 */
@@ -340,31 +321,9 @@ START_TEST(audit_lines_for_key_changes)
 			 SFS_EPERM);                                /* 4 */
 	ck_assert_int_eq(sfs_key_delete(ctx, &admin, key("ak").id, &err),
 			 0);                                        /* 5 */
-	snprintf(path, sizeof(path), "%s/audit.log", store);
-	log = tu_read_file(path, NULL);
-	ck_assert_ptr_nonnull(log);
-	{
-		struct sfs_json *j;
-		const char *ops[] = { "key.create", "key.rotate",
-				      "key.deactivate", "key.delete",
-				      "key.delete" };
-		const char *res[] = { "ok", "ok", "ok", "EPERM", "ok" };
-		const char *keys[] = { "ak", "ak", "ak", "service", "ak" };
-		char *save = NULL, *line = strtok_r(log, "\n", &save);
-		int i;
-
-		for (i = 0; i < 5; i++, line = strtok_r(NULL, "\n", &save)) {
-			ck_assert_ptr_nonnull(line);
-			j = sfs_json_parse(line, strlen(line));
-			ck_assert_ptr_nonnull(j);
-			ck_assert_str_eq(sfs_json_get_str(j, "op"), ops[i]);
-			ck_assert_str_eq(sfs_json_get_str(j, "result"), res[i]);
-			ck_assert_str_eq(sfs_json_get_str(j, "key"), keys[i]);
-			sfs_json_free(j);
-		}
-		ck_assert_ptr_null(line);
-	}
-	free(log);
+	tu_assert_audit_field(store, "op", ops, 5);
+	tu_assert_audit_field(store, "result", res, 5);
+	tu_assert_audit_field(store, "key", keys, 5);
 }
 END_TEST
 
@@ -477,57 +436,28 @@ END_TEST
 
 static Suite *keys_suite(void)
 {
-	Suite *s = suite_create("keys");
-	TCase *tc;
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "service_key_made_at_init", service_key_made_at_init },
-		{ "rekey_rewraps_every_key_version_and_the_canary",
-		  rekey_rewraps_every_key_version_and_the_canary },
-		{ "rekey_leaves_an_old_key_holder_failing_enokey",
-		  rekey_leaves_an_old_key_holder_failing_enokey },
-		{ "rekey_with_an_unsafe_key_file_changes_nothing",
-		  rekey_with_an_unsafe_key_file_changes_nothing },
-		{ "create_user_key", create_user_key },
-		{ "create_name_rules", create_name_rules },
-		{ "unknown_key_is_enoent", unknown_key_is_enoent },
-		{ "list_keys", list_keys },
-		{ "service_key_cannot_be_turned_off",
-		  service_key_cannot_be_turned_off },
-		{ "deactivated_key_blocks_read_and_add",
-		  deactivated_key_blocks_read_and_add },
-		{ "deactivated_key_keeps_other_keys_usable",
-		  deactivated_key_keeps_other_keys_usable },
-		{ "rotate_keeps_old_versions_readable",
-		  rotate_keeps_old_versions_readable },
-		{ "delete_key_in_use_is_ebusy", delete_key_in_use_is_ebusy },
-		{ "delete_key_after_secret_deleted",
-		  delete_key_after_secret_deleted },
-		{ "fs_callers_and_keys", fs_callers_and_keys },
-		{ "audit_lines_for_key_changes", audit_lines_for_key_changes },
-		{ "store_failure_on_rotate_changes_nothing",
-		  store_failure_on_rotate_changes_nothing },
+	const TTest *const cases[] = {
+	    service_key_made_at_init,
+	    rekey_rewraps_every_key_version_and_the_canary,
+	    rekey_leaves_an_old_key_holder_failing_enokey,
+	    rekey_with_an_unsafe_key_file_changes_nothing,
+	    create_user_key,
+	    create_name_rules,
+	    unknown_key_is_enoent,
+	    list_keys,
+	    service_key_cannot_be_turned_off,
+	    deactivated_key_blocks_read_and_add,
+	    deactivated_key_keeps_other_keys_usable,
+	    rotate_keeps_old_versions_readable,
+	    delete_key_in_use_is_ebusy,
+	    delete_key_after_secret_deleted,
+	    fs_callers_and_keys,
+	    audit_lines_for_key_changes,
+	    store_failure_on_rotate_changes_nothing,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return harness_suite("keys", cases, sizeof(cases) / sizeof(cases[0]),
+			     setup, teardown, 0);
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(keys_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = keys_suite};

@@ -405,12 +405,14 @@ START_TEST(strict_fd_after_kill_gives_enotconn)
 }
 END_TEST
 
-int main(void)
+static Suite *memory_suite(void)
 {
 	const TTest *const tests[] = {
 	    daemon_hardened, daemon_not_dumpable, destroyed_value_leaves_memory,
 	    strict_fd_after_kill_gives_enotconn,
 	};
 
-	return ru_main("memory", tests, sizeof(tests) / sizeof(tests[0]), 120);
+	return ru_suite("memory", tests, sizeof(tests) / sizeof(tests[0]), 120);
 }
+
+const struct harness harness = {.suite = memory_suite, .fork = CK_FORK};

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 
 #include "mount_harness.h"
+#include "secretfs/value.h"
 
 /* Sorted names of a directory under the mount, joined by ' '. */
 static int cmp_str(const void *a, const void *b)
@@ -718,11 +719,43 @@ START_TEST(keys_dir)
 	free(got);
 	ck_assert_int_eq(slurp("keys/k1", &got, &len), 0);
 	ck_assert_ptr_nonnull(strstr(got, "\"type\": \"user\""));
-	ck_assert_ptr_nonnull(strstr(got, "\"current_version\": 1"));
+	ck_assert_ptr_nonnull(strstr(got, "\"version\": 1"));
+	ck_assert_ptr_null(strstr(got, "current_version")); /* CLI's names */
 	free(got);
 	assert_xattr("keys/k1", "user.kms.key_type", "user");
 	assert_xattr("keys/k1", "user.kms.key_state", "active");
 	ck_assert_int_eq(ERR(open(P("keys/nokey"), O_RDONLY)), ENOENT);
+}
+END_TEST
+
+/* keys/NAME and `key show --json` render a key with one function: the
+ * same members with the same values (issue 11: keys/NAME said
+ * "current_version" where the CLI says "version"). */
+START_TEST(keys_file_same_fields_as_key_show)
+{
+	struct sfs_json *file, *shown;
+	char *got, *out, *a, *b;
+	size_t len;
+
+	ck_assert_int_eq(cli("key", "create", "k1", NULL), 0);
+	up(NULL);
+	ck_assert_int_eq(slurp("keys/k1", &got, &len), 0);
+	ck_assert_uint_gt(len, 0);
+	ck_assert_int_eq(got[len - 1], '\n');
+	out = cli_out("--json", "key", "show", "k1", NULL);
+	file = sfs_json_parse(got, len);
+	shown = sfs_json_parse(out, strlen(out));
+	ck_assert_ptr_nonnull(file);
+	ck_assert_ptr_nonnull(shown);
+	a = sfs_json_dump(file, 0);
+	b = sfs_json_dump(shown, 0);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	sfs_json_free(file);
+	sfs_json_free(shown);
+	free(out);
+	free(got);
 }
 END_TEST
 
@@ -1038,7 +1071,7 @@ START_TEST(umount_command)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_suite(void)
 {
 	const TTest *const tests[] = {
 	    layout_root,
@@ -1075,6 +1108,7 @@ int main(void)
 	    kv_json_values,
 	    kv_absent_for_text,
 	    keys_dir,
+	    keys_file_same_fields_as_key_show,
 	    status_file,
 	    cli_changes_seen,
 	    audit_fs_read,
@@ -1090,5 +1124,7 @@ int main(void)
 	    daemon_mode_hardened,
 	};
 
-	return h_main("mount", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_suite, .fork = CK_FORK};

@@ -17,18 +17,6 @@ static void mk(const char *name, const char *value)
 }
 
 /* Child bodies: return 0 or the errno that stopped them. */
-static int read_default(void *arg)
-{
-	char rel[300], *got;
-	size_t len;
-	int e;
-
-	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
-	e = slurp(rel, &got, &len);
-	free(got);
-	return e;
-}
-
 static int stat_default(void *arg)
 {
 	char rel[300];
@@ -663,7 +651,7 @@ START_TEST(audit_off)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_access_suite(void)
 {
 	const TTest *const tests[] = {
 	    other_mode_bits,
@@ -691,5 +679,7 @@ int main(void)
 	    audit_off,
 	};
 
-	return h_main("mount_access", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_access", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_access_suite, .fork = CK_FORK};

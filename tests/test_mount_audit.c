@@ -321,7 +321,7 @@ START_TEST(refused_access_control_change_names_secret_id)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_audit_suite(void)
 {
 	const TTest *const tests[] = {
 	    refused_read_flood_limited_and_counted,
@@ -335,5 +335,7 @@ int main(void)
 	    refused_access_control_change_names_secret_id,
 	};
 
-	return h_main("mount_audit", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_audit", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_audit_suite, .fork = CK_FORK};

@@ -34,18 +34,6 @@ static size_t groups_fill(gid_t *g, int with_late)
 	return i;
 }
 
-static int read_default(void *arg)
-{
-	char rel[300], *got;
-	size_t len;
-	int e;
-
-	snprintf(rel, sizeof(rel), "secrets/%s/default", (const char *)arg);
-	e = slurp(rel, &got, &len);
-	free(got);
-	return e;
-}
-
 START_TEST(groups_past_64_mode_bits_deny)
 {
 	gid_t g[NGROUPS];
@@ -210,7 +198,7 @@ START_TEST(thread_writer_commits_at_process_close)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_caller_suite(void)
 {
 	const TTest *const tests[] = {
 	    groups_past_64_mode_bits_deny,
@@ -219,5 +207,7 @@ int main(void)
 	    thread_writer_commits_at_process_close,
 	};
 
-	return h_main("mount_caller", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_caller", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_caller_suite, .fork = CK_FORK};

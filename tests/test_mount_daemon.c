@@ -173,12 +173,14 @@ START_TEST(foreign_sqlite_read_beside_daemon_loses_nothing)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_daemon_suite(void)
 {
 	const TTest *const tests[] = {
 	    daemonized_mount_holds_its_sqlite_locks,
 	    foreign_sqlite_read_beside_daemon_loses_nothing,
 	};
 
-	return h_main("mount_daemon", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_daemon", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_daemon_suite, .fork = CK_FORK};

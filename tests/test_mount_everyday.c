@@ -375,7 +375,7 @@ START_TEST(mount_bad_value_names_option)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_everyday_suite(void)
 {
 	const TTest *const tests[] = {
 	    secret_dir_mode_adds_x_where_r,
@@ -392,6 +392,8 @@ int main(void)
 	    mount_bad_value_names_option,
 	};
 
-	return h_main("mount_everyday", tests,
+	return h_suite("mount_everyday", tests,
 		      sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_everyday_suite, .fork = CK_FORK};

@@ -217,7 +217,7 @@ START_TEST(status_shows_layout_and_identity)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_flat_suite(void)
 {
 	const TTest *const tests[] = {
 	    flat_lists_visible_secrets_and_status,
@@ -231,5 +231,7 @@ int main(void)
 	    status_shows_layout_and_identity,
 	};
 
-	return h_main("mount_flat", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_flat", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_flat_suite, .fork = CK_FORK};

@@ -374,7 +374,7 @@ START_TEST(open_value_shrinks)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_kernel_suite(void)
 {
 	const TTest *const tests[] = {
 	    kernel_new_version_at_next_open,
@@ -393,5 +393,7 @@ int main(void)
 	    open_value_shrinks,
 	};
 
-	return h_main("mount_kernel", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_kernel", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_kernel_suite, .fork = CK_FORK};

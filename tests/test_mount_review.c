@@ -112,7 +112,7 @@ START_TEST(finding10_status_store_path_private)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_review_suite(void)
 {
 	const TTest *const tests[] = {
 	    finding13_failed_truncate_commits_nothing,
@@ -121,5 +121,7 @@ int main(void)
 	    finding10_status_store_path_private,
 	};
 
-	return h_main("mount_review", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_review", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_review_suite, .fork = CK_FORK};

@@ -357,7 +357,7 @@ START_TEST(finding13_xattr_create_replace_flags)
 }
 END_TEST
 
-int main(void)
+static Suite *mount_xattr_suite(void)
 {
 	const TTest *const tests[] = {
 	    get_secret_dir,	   get_value_files,	get_no_default,
@@ -367,5 +367,7 @@ int main(void)
 	    finding13_xattr_create_replace_flags,
 	};
 
-	return h_main("mount_xattr", tests, sizeof(tests) / sizeof(tests[0]));
+	return h_suite("mount_xattr", tests, sizeof(tests) / sizeof(tests[0]));
 }
+
+const struct harness harness = {.suite = mount_xattr_suite, .fork = CK_FORK};

@@ -770,7 +770,7 @@ START_TEST(container_watcher_gets_events)
 }
 END_TEST
 
-int main(void)
+static Suite *notify_suite(void)
 {
 	const TTest *tests[] = {
 	    cli_rotation_gives_modify_events,
@@ -802,5 +802,7 @@ int main(void)
 		       "busybox-static and inotify-tools (amd64)\n");
 		n--;
 	}
-	return h_main("notify", tests, n);
+	return h_suite("notify", tests, n);
 }
+
+const struct harness harness = {.suite = notify_suite, .fork = CK_FORK};

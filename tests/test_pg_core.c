@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "lib/harness.h"
 #include "lib/pgcluster.h"
 #include "lib/proc.h"
 
@@ -93,17 +95,18 @@ static Suite *pg_core_suite(void)
 	return s;
 }
 
-int main(int argc, char **argv)
+/* The suites' binaries sit beside this one. */
+static void find_bindir(void)
 {
-	SRunner *sr = srunner_create(pg_core_suite());
 	char self[PATH_MAX];
-	int failed;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	(void)argc;
-	snprintf(self, sizeof(self), "%s", argv[0]);
+	if (n <= 0) {
+		perror("test_pg_core: /proc/self/exe");
+		exit(1);
+	}
+	self[n] = '\0';
 	snprintf(bindir, sizeof(bindir), "%s", dirname(self));
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
 }
+
+const struct harness harness = {.suite = pg_core_suite, .setup = find_bindir};

@@ -39,6 +39,8 @@
 #include <sqlite3.h>
 
 #include "lib/crashvfs.h"
+#include "lib/harness.h"
+#include "lib/svcdump.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/keys.h"
@@ -299,140 +301,6 @@ static void wl_init(struct wl *w)
 	ck_assert_ptr_nonnull(w->buf);
 }
 
-/* ---- the canonical dump ---------------------------------------------- */
-
-static uint64_t fnv(const struct sfs_blob *b)
-{
-	uint64_t h = 14695981039346656037ULL;
-	size_t i;
-
-	for (i = 0; i < b->len; i++)
-		h = (h ^ b->data[i]) * 1099511628211ULL;
-	return h;
-}
-
-struct dump {
-	struct sfs_store *s;
-	FILE *f;
-	struct sfs_error *e;
-};
-
-static int dump_key(void *arg, const struct sfs_key_rec *k)
-{
-	struct dump *d = arg;
-	struct sfs_blob b = {NULL, 0};
-	uint32_t v;
-	int rc;
-
-	fprintf(d->f, "key %s %s %d %d %s %" PRId64 " %s %u\n", k->id, k->name,
-		k->type, k->state, k->description, k->created_at, k->created_by,
-		k->current_version);
-	for (v = 1; v <= k->current_version; v++) {
-		rc = sfs_store_keyver_get(d->s, k->id, v, &b, d->e);
-		if (rc)
-			return rc;
-		fprintf(d->f, " keyver %u %zu %016" PRIx64 "\n", v, b.len,
-			fnv(&b));
-		sfs_blob_release(&b);
-	}
-	return 0;
-}
-
-static int dump_version(void *arg, const struct sfs_version_rec *v)
-{
-	struct dump *d = arg;
-	struct sfs_version_rec full;
-	int rc = sfs_store_version_get(d->s, v->secret_id, v->version, 1,
-					&full, d->e);
-
-	if (rc)
-		return rc;
-	fprintf(d->f,
-		" version %u %d %" PRId64 " %s %s %u %u %d %zu %016" PRIx64
-		" %zu %016" PRIx64 "\n",
-		full.version, full.state, full.created_at, full.created_by,
-		full.kms_key_id, full.kms_key_version, full.size, full.format,
-		full.wrapped_dek.len, fnv(&full.wrapped_dek),
-		full.ciphertext.len, fnv(&full.ciphertext));
-	sfs_version_rec_release(&full);
-	return 0;
-}
-
-static int dump_secret(void *arg, const struct sfs_secret_rec *r)
-{
-	struct dump *d = arg;
-
-	fprintf(d->f,
-		"secret %s %s %s %d %d %s %u %u %o %u %u %s %" PRId64
-		" %s %" PRId64 "\n",
-		r->id, r->name, r->description, r->status, r->access_control,
-		r->allowed, r->owner, r->group, r->mode, r->default_version,
-		r->latest_version, r->kms_key_id, r->created_at, r->created_by,
-		r->changed_at);
-	return sfs_store_version_list(d->s, r->id, dump_version, d, d->e);
-}
-
-static int dump_role(void *arg, const char *role, const char *principal)
-{
-	struct dump *d = arg;
-
-	fprintf(d->f, "role %s %s\n", role, principal);
-	return 0;
-}
-
-static int dump_meta(struct dump *d, const char *name)
-{
-	struct sfs_blob b = {NULL, 0};
-	int rc = sfs_store_meta_get(d->s, name, &b, d->e);
-
-	if (rc == SFS_ENOENT) {
-		fprintf(d->f, "meta %s none\n", name);
-		return 0;
-	}
-	if (rc == 0)
-		fprintf(d->f, "meta %s %zu %016" PRIx64 "\n", name, b.len,
-			fnv(&b));
-	sfs_blob_release(&b);
-	return rc;
-}
-
-/* Everything the store holds, as text; NULL (and e set) on failure. */
-static char *dump_store(struct sfs_store *s, struct sfs_error *e)
-{
-	struct dump d = {s, NULL, e};
-	uint64_t ns = 0, nv = 0, nk = 0;
-	char *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	d.f = open_memstream(&text, &len);
-	ck_assert_ptr_nonnull(d.f);
-	rc = sfs_store_begin(s, 0, e);
-	if (rc == 0)
-		rc = dump_meta(&d, "store_id");
-	if (rc == 0)
-		rc = dump_meta(&d, "counter");
-	if (rc == 0)
-		rc = dump_meta(&d, "noop");
-	if (rc == 0)
-		rc = sfs_store_key_list(s, dump_key, &d, e);
-	if (rc == 0)
-		rc = sfs_store_secret_list(s, dump_secret, &d, e);
-	if (rc == 0)
-		rc = sfs_store_role_list(s, dump_role, &d, e);
-	if (rc == 0)
-		rc = sfs_store_counts(s, &ns, &nv, &nk, e);
-	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", ns, nv,
-		nk);
-	sfs_store_rollback(s);
-	fclose(d.f);
-	if (rc) {
-		free(text);
-		return NULL;
-	}
-	return text;
-}
-
 /* ---- the store workload's adapters ------------------------------------ */
 
 /* A store with the service key, one key version and a store id. */
@@ -498,7 +366,7 @@ static int store_step(void *h, void *st, int i, struct sfs_error *e)
 
 static char *store_dump(void *h, struct sfs_error *e)
 {
-	return dump_store(h, e);
+	return sd_store_dump(h, e);
 }
 
 static int store_probe(void *h, struct sfs_error *e)
@@ -718,109 +586,9 @@ static int svc_step(void *h, void *st, int i, struct sfs_error *e)
 	return SFS_EINVAL;
 }
 
-struct svc_dump {
-	struct sfs_ctx *ctx;
-	FILE *f;
-	struct sfs_error *e;
-	const char *secret;
-	char ids[8][SFS_ID_MAX + 1], names[8][SFS_NAME_MAX + 1];
-	int nkeys;
-};
-
-static const char *key_name_of(const struct svc_dump *d, const char *id)
-{
-	int i;
-
-	for (i = 0; i < d->nkeys; i++)
-		if (strcmp(d->ids[i], id) == 0)
-			return d->names[i];
-	return "?";
-}
-
-static int svc_dump_key(void *arg, const struct sfs_key_rec *k)
-{
-	struct svc_dump *d = arg;
-
-	if (d->nkeys == 8)
-		return SFS_ENOMEM;
-	snprintf(d->ids[d->nkeys], SFS_ID_MAX + 1, "%s", k->id);
-	snprintf(d->names[d->nkeys++], SFS_NAME_MAX + 1, "%s", k->name);
-	fprintf(d->f, "key %s %d %d %u\n", k->name, k->type, k->state,
-		k->current_version);
-	return 0;
-}
-
-/* A version's record and what reading it gives. */
-static int svc_dump_version(void *arg, const struct sfs_version_rec *v)
-{
-	struct svc_dump *d = arg;
-	struct sfs_value val = {NULL, 0};
-	struct sfs_error e;
-	struct sfs_blob b;
-	int rc = sfs_version_read(d->ctx, &admin, d->secret, v->version, &val,
-				  NULL, &e);
-
-	b.data = val.data;
-	b.len = val.len;
-	fprintf(d->f, " version %u %d %u %d %s %u read %s %zu %016" PRIx64 "\n",
-		v->version, v->state, v->size, v->format,
-		key_name_of(d, v->kms_key_id), v->kms_key_version,
-		sfs_err_name(rc), b.len, rc ? 0 : fnv(&b));
-	sfs_value_release(&val);
-	return rc == SFS_EIO || rc == SFS_EBADMSG ? rc : 0;
-}
-
-static int svc_dump_secret(void *arg, const struct sfs_secret_rec *r)
-{
-	struct svc_dump *d = arg;
-
-	fprintf(d->f, "secret %s [%s] %d %d [%s] %u %u %o %u %u %s\n", r->name,
-		r->description, r->status, r->access_control, r->allowed,
-		r->owner, r->group, r->mode, r->default_version,
-		r->latest_version, key_name_of(d, r->kms_key_id));
-	d->secret = r->name;
-	return sfs_version_list(d->ctx, &admin, r->name, 1, svc_dump_version, d,
-				d->e);
-}
-
-static int svc_dump_role(void *arg, const char *role, const char *principal)
-{
-	struct svc_dump *d = arg;
-
-	fprintf(d->f, "role %s %s\n", role, principal);
-	return 0;
-}
-
 static char *svc_dump_all(void *h, struct sfs_error *e)
 {
-	struct svc_dump d;
-	struct sfs_counts n = {0, 0, 0};
-	char *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	memset(&d, 0, sizeof(d));
-	d.ctx = h;
-	d.e = e;
-	d.f = open_memstream(&text, &len);
-	ck_assert_ptr_nonnull(d.f);
-	rc = sfs_key_list(d.ctx, &admin, svc_dump_key, &d, e);
-	if (rc == 0)
-		rc = sfs_secret_list(d.ctx, &admin, svc_dump_secret, &d, e);
-	if (rc == 0)
-		rc = sfs_role_list(d.ctx, &admin, svc_dump_role, &d, e);
-	if (rc == 0)
-		rc = sfs_ctx_counts(d.ctx, &n, e);
-	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", n.secrets,
-		n.versions, n.keys);
-	fclose(d.f);
-	if (rc) {
-		if (!e->msg[0])
-			sfs_error_set(e, rc, "dump: %s", sfs_err_name(rc));
-		free(text);
-		return NULL;
-	}
-	return text;
+	return sd_dump(h, e);
 }
 
 static int svc_probe(void *h, struct sfs_error *e)
@@ -875,32 +643,6 @@ static struct workload *wl; /* the test case's, set by its fixture */
 
 /* ---- template and reference run -------------------------------------- */
 
-/* Copy every file of the template (a store directory), modes kept. */
-static char *store_copy(void)
-{
-	char *d = tu_tmpdir("powerloss"), from[4096], to[4096];
-	DIR *dir = opendir(wl->template);
-	struct dirent *ent;
-	struct stat sb;
-	size_t len;
-	char *data;
-
-	ck_assert_ptr_nonnull(dir);
-	while ((ent = readdir(dir))) {
-		snprintf(from, sizeof(from), "%s/%s", wl->template,
-			 ent->d_name);
-		snprintf(to, sizeof(to), "%s/%s", d, ent->d_name);
-		if (stat(from, &sb) || !S_ISREG(sb.st_mode))
-			continue;
-		data = tu_read_file(from, &len);
-		ck_assert_ptr_nonnull(data);
-		tu_write_file(to, data, len, (int)(sb.st_mode & 0777));
-		free(data);
-	}
-	closedir(dir);
-	return d;
-}
-
 static void dump_into(void *h, int i)
 {
 	struct sfs_error e;
@@ -915,7 +657,7 @@ static void dump_into(void *h, int i)
  * the dump after each transaction. */
 static void reference_run(void)
 {
-	char *d = store_copy();
+	char *d = sd_copy_dir(wl->template, "powerloss");
 	struct sfs_error e;
 	void *h, *st = wl->state_new();
 	int i;
@@ -1062,7 +804,7 @@ static int check_after(const char *d, int c, long k)
  * turned out durable. */
 static int crash_at(long k, enum crashvfs_keep keep)
 {
-	char *d = store_copy();
+	char *d = sd_copy_dir(wl->template, "powerloss");
 	int p[2], status = 0, c, in_flight;
 	pid_t pid;
 
@@ -1405,22 +1147,7 @@ static Suite *powerloss_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr;
-	struct stat sb;
-	int failed;
-
-	/* The disk is crashvfs's model, so the real one only adds fsync
-	 * waits (the audit log's, the reopen's): keep the stores in memory
-	 * when the machine has a tmpfs and TMPDIR names nothing else. */
-	if (!getenv("TMPDIR") && stat("/dev/shm", &sb) == 0 &&
-	    S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0)
-		setenv("TMPDIR", "/dev/shm", 1);
-	sr = srunner_create(powerloss_suite());
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+/* The disk is crashvfs's model, so the real one only adds fsync waits (the
+ * audit log's, the reopen's): keep the stores in memory. */
+const struct harness harness = {.suite = powerloss_suite,
+				.setup = tu_tmpdir_in_memory};

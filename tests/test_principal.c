@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/harness.h"
 #include "secretfs/policy.h"
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
@@ -538,13 +539,4 @@ static Suite *principal_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(principal_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = principal_suite};

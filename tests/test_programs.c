@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 
+#include "lib/pgcluster.h"
 #include "mount_harness.h"
 
 #define OWNER 4321
@@ -384,7 +385,7 @@ START_TEST(make_run_restarts_after_daemon_died)
 	char *text, *out = NULL;
 	pid_t pid, runner = 0;
 	struct stat st, rs;
-	int stale;
+	int stale = 0, i;
 
 	snprintf(root, sizeof(root), "%s/tree", h_base);
 	snprintf(mnt, sizeof(mnt), "%s/mnt", root);
@@ -403,7 +404,13 @@ START_TEST(make_run_restarts_after_daemon_died)
 	ck_assert_int_gt(pid, 0);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	stale = stat(mnt, &st) == -1 && errno == ENOTCONN;
+	/* the kernel may answer from its attribute cache for a moment */
+	for (i = 0; i < 100; i++) {
+		stale = stat(mnt, &st) == -1 && errno == ENOTCONN;
+		if (stale)
+			break;
+		usleep(100 * 1000);
+	}
 	snprintf(path, sizeof(path), "%s/scripts/run", root);
 	if (stale)
 		runner = start_until(run, log, status);
@@ -421,6 +428,101 @@ START_TEST(make_run_restarts_after_daemon_died)
 	ck_assert_msg(stale, "the killed daemon left no stale mount");
 	ck_assert_msg(runner > 0, "scripts/run did not serve: %s", text);
 	free(text);
+}
+END_TEST
+
+/* --- programs that check a key file's mode ------------------------------- */
+
+/*
+ * ssh refuses a private key that group or others may read: the README's
+ * recipe (--mode 0400 on the secret) gives the owner a key ssh-keygen -y
+ * accepts, and the default 0440 is refused, as ssh would refuse it on disk.
+ * ssh-keygen wants a passwd entry for its user: the owner is nobody.
+ */
+#define NOBODY 65534
+START_TEST(ssh_keygen_reads_0400_key)
+{
+	char key[600];
+
+	snprintf(key, sizeof(key), "%s/id", h_base);
+	RUN_AS(0, 0, "ssh-keygen -q -t ed25519 -N '' -C t -f '%s'", key);
+	ck_assert_int_eq(cli("secret", "create", "ssh-key", "--file", key,
+			     "--owner", "65534", "--group", "65534",
+			     "--mode", "0400", NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "create", "ssh-key-0440", "--file", key,
+			     "--owner", "65534", "--group", "65534", NULL),
+			 0);
+	up("allow_other");
+	/* the public key derived through the mount is the one made above */
+	RUN_AS(0, NOBODY,
+	       "test \"$(ssh-keygen -y -f '%s' | cut -d' ' -f1,2)\" = "
+	       "\"$(cut -d' ' -f1,2 '%s.pub')\"",
+	       P("secrets/ssh-key/default"), key);
+	RUN_AS(255, NOBODY, "ssh-keygen -y -f '%s'",
+	       P("secrets/ssh-key-0440/default"));
+}
+END_TEST
+
+/*
+ * libpq reads a password file named by PGPASSFILE only when group and
+ * others have no access to it: a 0400 secret works as one, a 0440 one is
+ * ignored (and the login then fails).
+ */
+static struct pgcluster pg;
+
+/* Unchecked fixtures run in the runner, so the cluster goes even when
+ * the test fails. */
+static void pg_up(void)
+{
+	if (pgc_start(&pg) != 0)
+		ck_abort_msg("cannot start a PostgreSQL cluster");
+}
+
+static void pg_down(void)
+{
+	pgc_stop(&pg);
+}
+
+START_TEST(psql_reads_pgpassfile_secret)
+{
+	char hba[PATH_MAX + 32], line[PATH_MAX + 64], *old;
+	size_t n;
+
+	ck_assert_int_eq(pgc_sql(pg.conninfo,
+				 "CREATE ROLE app LOGIN PASSWORD 's3cret-pw'",
+				 NULL),
+			 0);
+	/* the role app must give its password on the cluster's socket */
+	snprintf(hba, sizeof(hba), "%s/pg_hba.conf", pg.data);
+	old = tu_read_file(hba, &n);
+	ck_assert_ptr_nonnull(old);
+	{
+		FILE *f = fopen(hba, "w");
+
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "local all app scram-sha-256\n%s", old);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	free(old);
+	ck_assert_int_eq(pgc_sql(pg.conninfo, "SELECT pg_reload_conf()", NULL),
+			 0);
+	snprintf(line, sizeof(line), "%s:5432:postgres:app:s3cret-pw", pg.dir);
+	ck_assert_int_eq(cli("secret", "create", "pgpass", "--value", line,
+			     "--mode", "0400", NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "create", "pgpass-0440", "--value",
+			     line, NULL),
+			 0);
+	up(NULL);
+	RUN_AS(0, 0,
+	       "test \"$(PGPASSFILE='%s' psql -w -At -h '%s' -U app -d postgres "
+	       "-c 'SELECT current_user')\" = app",
+	       P("secrets/pgpass/default"), pg.dir);
+	RUN_AS(2, 0,
+	       "PGPASSFILE='%s' psql -w -At -h '%s' -U app -d postgres "
+	       "-c 'SELECT 1'",
+	       P("secrets/pgpass-0440/default"), pg.dir);
 }
 END_TEST
 
@@ -452,22 +554,13 @@ static int have(const char *what, const char *progs)
 
 static void add(Suite *s, const TTest *t, int ok)
 {
-	TCase *tc;
-
-	if (!ok)
-		return;
-	tc = tcase_create(t->name);
-	tcase_add_checked_fixture(tc, h_setup, h_teardown);
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, t);
-	suite_add_tcase(s, tc);
+	if (ok)
+		harness_add(s, t->name, t, h_setup, h_teardown, 120);
 }
 
-int main(void)
+static Suite *programs_suite(void)
 {
 	Suite *s = suite_create("programs");
-	SRunner *r;
-	int failed;
 
 	add(s, sed_in_place_commits, have("sed", "sed"));
 	add(s, vim_ex_mode_commits,
@@ -478,12 +571,19 @@ int main(void)
 	add(s, copies_by_owner_are_exact, have("copies", "cp tar rsync diff"));
 	add(s, copies_by_root_are_exact, have("copies", "cp tar rsync diff"));
 	add(s, rm_r_live_destroys_nothing_in_use, have("rm", "rm"));
+	add(s, ssh_keygen_reads_0400_key, have("ssh", "ssh-keygen cut"));
+	if (have("psql", "psql")) {
+		TCase *tc = tcase_create("psql_reads_pgpassfile_secret");
+
+		tcase_add_unchecked_fixture(tc, pg_up, pg_down);
+		tcase_add_checked_fixture(tc, h_setup, h_teardown);
+		tcase_set_timeout(tc, 120);
+		tcase_add_test(tc, psql_reads_pgpassfile_secret);
+		suite_add_tcase(s, tc);
+	}
 	add(s, make_run_restarts_after_daemon_died,
 	    have("make run", "fusermount3"));
-	r = srunner_create(s);
-	srunner_set_fork_status(r, CK_FORK);
-	srunner_run_all(r, CK_NORMAL);
-	failed = srunner_ntests_failed(r);
-	srunner_free(r);
-	return failed != 0;
+	return s;
 }
+
+const struct harness harness = {.suite = programs_suite, .fork = CK_FORK};

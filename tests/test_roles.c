@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/role.h"
@@ -33,17 +34,6 @@ static void teardown(void)
 	sfs_ctx_close(ctx);
 	tu_rmrf(tmp);
 	free(tmp);
-}
-
-static struct sfs_caller fs_caller(uint32_t uid, uint32_t gid)
-{
-	struct sfs_caller c;
-
-	memset(&c, 0, sizeof(c));
-	c.uid = uid;
-	c.gid = gid;
-	c.via_fs = 1;
-	return c;
 }
 
 static unsigned roles_of(struct sfs_ctx *x, struct sfs_caller c)
@@ -129,7 +119,7 @@ END_TEST
 
 START_TEST(only_the_administrator_changes_roles)
 {
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 	char out[64] = "";
 
 	c.roles = SFS_ROLE_ALL;
@@ -147,7 +137,7 @@ END_TEST
 
 START_TEST(resolve_by_uid_gid_and_groups)
 {
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 
 	ck_assert_uint_eq(roles_of(ctx, c), 0);
 	ck_assert_int_eq(grant("manager", "uid:1000"), SFS_OK);
@@ -159,12 +149,12 @@ START_TEST(resolve_by_uid_gid_and_groups)
 	c.groups[1] = 77;
 	c.ngroups = 2;
 	ck_assert_uint_eq(roles_of(ctx, c), SFS_ROLE_ALL);
-	c = fs_caller(1001, 1001);
+	c = tu_fs_caller(1001, 1001, 0);
 	ck_assert_uint_eq(roles_of(ctx, c), 0);
 	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "manager", "uid:1000",
 					 &err),
 			 0);
-	ck_assert_uint_eq(roles_of(ctx, fs_caller(1000, 1000)),
+	ck_assert_uint_eq(roles_of(ctx, tu_fs_caller(1000, 1000, 0)),
 			  SFS_ROLE_KMS_USER);
 }
 END_TEST
@@ -172,19 +162,19 @@ END_TEST
 START_TEST(root_owner_and_admin_hold_every_role)
 {
 	struct sfs_ctx_options o;
-	struct sfs_caller c = fs_caller(0, 0);
+	struct sfs_caller c = tu_fs_caller(0, 0, 0);
 	struct sfs_ctx *mnt;
 
 	ck_assert_uint_eq(roles_of(ctx, c), SFS_ROLE_ALL);
 	ck_assert_uint_eq(roles_of(ctx, admin), SFS_ROLE_ALL);
-	ck_assert_uint_eq(roles_of(ctx, fs_caller(1500, 1500)), 0);
+	ck_assert_uint_eq(roles_of(ctx, tu_fs_caller(1500, 1500, 0)), 0);
 	memset(&o, 0, sizeof(o));
 	o.store_dir = store;
 	o.has_owner = 1;
 	o.owner_uid = 1500;
 	ck_assert_int_eq(sfs_ctx_open(&mnt, &o, &err), SFS_OK);
-	ck_assert_uint_eq(roles_of(mnt, fs_caller(1500, 1500)), SFS_ROLE_ALL);
-	ck_assert_uint_eq(roles_of(mnt, fs_caller(1501, 1500)), 0);
+	ck_assert_uint_eq(roles_of(mnt, tu_fs_caller(1500, 1500, 0)), SFS_ROLE_ALL);
+	ck_assert_uint_eq(roles_of(mnt, tu_fs_caller(1501, 1500, 0)), 0);
 	sfs_ctx_close(mnt);
 }
 END_TEST
@@ -192,7 +182,7 @@ END_TEST
 START_TEST(grant_from_another_context_is_seen)
 {
 	struct sfs_ctx_options o;
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 	struct sfs_ctx *other;
 
 	ck_assert_uint_eq(roles_of(ctx, c), 0); /* cached */
@@ -209,7 +199,7 @@ END_TEST
 
 START_TEST(roles_open_changes_through_the_fs)
 {
-	struct sfs_caller c = fs_caller(1000, 1000);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 	struct sfs_secret_new n;
 
 	memset(&n, 0, sizeof(n));
@@ -247,78 +237,36 @@ END_TEST
 
 START_TEST(audit_lines_for_role_changes)
 {
-	char path[600];
-	char *log, *save = NULL, *line;
-	struct sfs_json *j;
-	const char *ops[] = { "role.grant", "role.grant", "role.revoke" };
-	const char *res[] = { "ok", "EINVAL", "ENOENT" };
-	int i;
+	const char *const ops[] = {"role.grant", "role.grant", "role.revoke"};
+	const char *const res[] = {"ok", "EINVAL", "ENOENT"};
 
 	ck_assert_int_eq(grant("manager", "uid:3"), SFS_OK);
 	ck_assert_int_eq(grant("root", "uid:3"), SFS_EINVAL);
 	ck_assert_int_eq(sfs_role_revoke(ctx, &admin, "kms-user", "uid:3",
 					 &err),
 			 SFS_ENOENT);
-	snprintf(path, sizeof(path), "%s/audit.log", store);
-	log = tu_read_file(path, NULL);
-	ck_assert_ptr_nonnull(log);
-	line = strtok_r(log, "\n", &save);
-	for (i = 0; i < 3; i++, line = strtok_r(NULL, "\n", &save)) {
-		ck_assert_ptr_nonnull(line);
-		j = sfs_json_parse(line, strlen(line));
-		ck_assert_ptr_nonnull(j);
-		ck_assert_str_eq(sfs_json_get_str(j, "op"), ops[i]);
-		ck_assert_str_eq(sfs_json_get_str(j, "result"), res[i]);
-		sfs_json_free(j);
-	}
-	ck_assert_ptr_null(line);
-	free(log);
+	tu_assert_audit_field(store, "op", ops, 3);
+	tu_assert_audit_field(store, "result", res, 3);
 }
 END_TEST
 
 static Suite *roles_suite(void)
 {
-	Suite *s = suite_create("roles");
-	TCase *tc;
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "grant_list_revoke", grant_list_revoke },
-		{ "names_are_normalised", names_are_normalised },
-		{ "bad_role_or_principal", bad_role_or_principal },
-		{ "only_the_administrator_changes_roles",
-		  only_the_administrator_changes_roles },
-		{ "resolve_by_uid_gid_and_groups",
-		  resolve_by_uid_gid_and_groups },
-		{ "root_owner_and_admin_hold_every_role",
-		  root_owner_and_admin_hold_every_role },
-		{ "grant_from_another_context_is_seen",
-		  grant_from_another_context_is_seen },
-		{ "roles_open_changes_through_the_fs",
-		  roles_open_changes_through_the_fs },
-		{ "readonly_context_refuses_grants_but_lists",
-		  readonly_context_refuses_grants_but_lists },
-		{ "audit_lines_for_role_changes", audit_lines_for_role_changes },
+	const TTest *const cases[] = {
+	    grant_list_revoke,
+	    names_are_normalised,
+	    bad_role_or_principal,
+	    only_the_administrator_changes_roles,
+	    resolve_by_uid_gid_and_groups,
+	    root_owner_and_admin_hold_every_role,
+	    grant_from_another_context_is_seen,
+	    roles_open_changes_through_the_fs,
+	    readonly_context_refuses_grants_but_lists,
+	    audit_lines_for_role_changes,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return harness_suite("roles", cases, sizeof(cases) / sizeof(cases[0]),
+			     setup, teardown, 0);
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(roles_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = roles_suite};

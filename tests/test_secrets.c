@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lib/fault_store.h"
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
 #include "secretfs/keys.h"
@@ -38,31 +39,10 @@ static void teardown(void)
 	free(tmp);
 }
 
-static struct sfs_caller fs_caller(uint32_t uid, uint32_t gid, unsigned roles)
-{
-	struct sfs_caller c;
-
-	memset(&c, 0, sizeof(c));
-	c.uid = uid;
-	c.gid = gid;
-	c.pid = 4242;
-	strcpy(c.comm, "tester");
-	c.via_fs = 1;
-	c.roles = roles;
-	return c;
-}
-
 static int create_as(const struct sfs_caller *c, const char *name,
 		     const char *key, const char *value)
 {
-	struct sfs_secret_new n;
-
-	memset(&n, 0, sizeof(n));
-	n.name = name;
-	n.key = key;
-	n.value = value;
-	n.value_len = value ? strlen(value) : 0;
-	return sfs_secret_create(ctx, c, &n, NULL, &err);
+	return tu_secret_create(ctx, c, name, key, value, &err);
 }
 
 static int create(const char *name, const char *value)
@@ -72,21 +52,12 @@ static int create(const char *name, const char *value)
 
 static struct sfs_secret_rec get(const char *name)
 {
-	struct sfs_secret_rec s;
-	int full;
-
-	ck_assert_int_eq(sfs_secret_get(ctx, &admin, name, &s, &full, &err),
-			 SFS_OK);
-	ck_assert_int_eq(full, 1);
-	return s;
+	return tu_secret_get(ctx, name);
 }
 
 static struct sfs_key_rec key(const char *name)
 {
-	struct sfs_key_rec k;
-
-	ck_assert_int_eq(sfs_key_get(ctx, &admin, name, &k, &err), SFS_OK);
-	return k;
+	return tu_key_get(ctx, name);
 }
 
 /* ---- create ------------------------------------------------------------- */
@@ -231,10 +202,10 @@ END_TEST
 
 START_TEST(fs_create_needs_roles)
 {
-	struct sfs_caller none = fs_caller(1000, 1000, 0);
-	struct sfs_caller mgr = fs_caller(1000, 1000, SFS_ROLE_MANAGER);
+	struct sfs_caller none = tu_fs_caller(1000, 1000, 0);
+	struct sfs_caller mgr = tu_fs_caller(1000, 1000, SFS_ROLE_MANAGER);
 	struct sfs_caller kms =
-		fs_caller(1000, 1000, SFS_ROLE_MANAGER | SFS_ROLE_KMS_USER);
+		tu_fs_caller(1000, 1000, SFS_ROLE_MANAGER | SFS_ROLE_KMS_USER);
 	struct sfs_secret_rec s;
 
 	ck_assert_int_eq(sfs_key_create(ctx, &admin, "uk", NULL, NULL, &err),
@@ -256,7 +227,7 @@ END_TEST
 
 START_TEST(partial_view_exact)
 {
-	struct sfs_caller other = fs_caller(1002, 1002, 0);
+	struct sfs_caller other = tu_fs_caller(1002, 1002, 0);
 	struct sfs_secret_rec full_rec, s;
 	struct sfs_secret_new n;
 	int full = -1;
@@ -303,7 +274,7 @@ END_TEST
 
 START_TEST(get_without_access_control_is_full)
 {
-	struct sfs_caller other = fs_caller(1002, 1002, 0);
+	struct sfs_caller other = tu_fs_caller(1002, 1002, 0);
 	struct sfs_secret_rec s;
 	int full = -1;
 
@@ -333,7 +304,7 @@ static int stop_cb(void *arg, const struct sfs_secret_rec *s)
 
 START_TEST(list_in_name_order)
 {
-	struct sfs_caller other = fs_caller(1002, 1002, 0);
+	struct sfs_caller other = tu_fs_caller(1002, 1002, 0);
 	char names[256] = "";
 
 	ck_assert_int_eq(create("zeta", NULL), SFS_OK);
@@ -517,7 +488,7 @@ END_TEST
 
 START_TEST(fs_update_needs_manager)
 {
-	struct sfs_caller c = fs_caller(1000, 1000, 0);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 	struct sfs_secret_update u;
 
 	ck_assert_int_eq(create("u", NULL), SFS_OK);
@@ -537,7 +508,7 @@ END_TEST
 
 START_TEST(change_key_rules)
 {
-	struct sfs_caller mgr = fs_caller(1000, 1000, SFS_ROLE_MANAGER);
+	struct sfs_caller mgr = tu_fs_caller(1000, 1000, SFS_ROLE_MANAGER);
 	struct sfs_version_rec v;
 
 	ck_assert_int_eq(create("ck", "v1"), SFS_OK);
@@ -649,7 +620,7 @@ END_TEST
 
 START_TEST(fs_status_and_delete_need_manager)
 {
-	struct sfs_caller c = fs_caller(1000, 1000, SFS_ROLE_KMS_USER);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, SFS_ROLE_KMS_USER);
 
 	ck_assert_int_eq(create("m", NULL), SFS_OK);
 	ck_assert_int_eq(sfs_secret_set_status(ctx, &c, "m", 0, &err),
@@ -766,69 +737,37 @@ END_TEST
 
 static Suite *secrets_suite(void)
 {
-	Suite *s = suite_create("secrets");
-	TCase *tc;
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "create_defaults", create_defaults },
-		{ "create_with_value_and_fields", create_with_value_and_fields },
-		{ "create_name_rules", create_name_rules },
-		{ "create_name_taken", create_name_taken },
-		{ "create_key_must_be_active", create_key_must_be_active },
-		{ "create_bad_value_leaves_nothing",
-		  create_bad_value_leaves_nothing },
-		{ "fs_create_needs_roles", fs_create_needs_roles },
-		{ "partial_view_exact", partial_view_exact },
-		{ "get_without_access_control_is_full",
-		  get_without_access_control_is_full },
-		{ "list_in_name_order", list_in_name_order },
-		{ "list_pages_through_many_in_order",
-		  list_pages_through_many_in_order },
-		{ "list_stop_value_stops_mid_page",
-		  list_stop_value_stops_mid_page },
-		{ "list_pages_without_the_paging_op",
-		  list_pages_without_the_paging_op },
-		{ "update_fields", update_fields },
-		{ "update_rejects_bad_values", update_rejects_bad_values },
-		{ "fs_update_needs_manager", fs_update_needs_manager },
-		{ "change_key_rules", change_key_rules },
-		{ "activate_needs_an_active_version",
-		  activate_needs_an_active_version },
-		{ "deactivate_and_activate", deactivate_and_activate },
-		{ "delete_rules", delete_rules },
-		{ "delete_empty_deactivated_secret",
-		  delete_empty_deactivated_secret },
-		{ "fs_status_and_delete_need_manager",
-		  fs_status_and_delete_need_manager },
-		{ "readonly_refuses_every_change",
-		  readonly_refuses_every_change },
-		{ "store_failure_changes_nothing",
-		  store_failure_changes_nothing },
-		{ "store_failure_mid_create_with_value",
-		  store_failure_mid_create_with_value },
-		{ "store_failure_on_lookup_is_eio",
-		  store_failure_on_lookup_is_eio },
+	const TTest *const cases[] = {
+	    create_defaults,
+	    create_with_value_and_fields,
+	    create_name_rules,
+	    create_name_taken,
+	    create_key_must_be_active,
+	    create_bad_value_leaves_nothing,
+	    fs_create_needs_roles,
+	    partial_view_exact,
+	    get_without_access_control_is_full,
+	    list_in_name_order,
+	    list_pages_through_many_in_order,
+	    list_stop_value_stops_mid_page,
+	    list_pages_without_the_paging_op,
+	    update_fields,
+	    update_rejects_bad_values,
+	    fs_update_needs_manager,
+	    change_key_rules,
+	    activate_needs_an_active_version,
+	    deactivate_and_activate,
+	    delete_rules,
+	    delete_empty_deactivated_secret,
+	    fs_status_and_delete_need_manager,
+	    readonly_refuses_every_change,
+	    store_failure_changes_nothing,
+	    store_failure_mid_create_with_value,
+	    store_failure_on_lookup_is_eio,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return harness_suite("secrets", cases, sizeof(cases) / sizeof(cases[0]),
+			     setup, teardown, 0);
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(secrets_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = secrets_suite};

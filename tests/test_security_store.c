@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/harness.h"
 #include "lib/proc.h"
 #include "lib/testutil.h"
 #include "secretfs/audit.h"
@@ -35,10 +36,7 @@ static struct sfs_error err;
 
 static void setup(void)
 {
-	setenv("SECRETFS_KDF_MIN", "1", 1);
-	unsetenv("SECRETFS_MASTER_KEY");
-	unsetenv("SECRETFS_PASSPHRASE_FILE");
-	unsetenv("SECRETFS_STORE");
+	tu_env_isolate();
 	tmp = tu_tmpdir("secstore");
 	snprintf(store, sizeof(store), "%s/store", tmp);
 	memset(&opts, 0, sizeof(opts));
@@ -447,46 +445,30 @@ START_TEST(cli_audit_with_symlinked_log_refused)
 }
 END_TEST
 
-int main(void)
+static Suite *security_store_suite(void)
 {
-	const struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-#define T(x) {#x, x}
-	    T(planted_key_and_db_in_premade_0777_dir_refused),
-	    T(group_writable_store_dir_refused),
-	    T(init_refuses_non_empty_dir),
-	    T(symlinked_audit_log_to_root_file_refused),
-	    T(symlinked_generation_to_root_file_refused),
-	    T(symlinked_lock_to_root_file_refused),
-	    T(symlinked_write_lock_to_root_file_refused),
-	    T(symlinked_db_wal_to_root_file_refused),
-	    T(store_file_of_another_owner_refused),
-	    T(subdirectory_let_be_unless_foreign),
-	    T(store_files_opened_without_following_symlinks),
-	    T(master_key_of_another_owner_refused),
-	    T(passphrase_file_readable_by_others_refused),
-	    T(passphrase_file_of_another_owner_refused),
-	    T(cli_mount_with_symlinked_lock_refused),
-	    T(cli_audit_with_symlinked_log_refused),
-#undef T
+	const TTest *const tests[] = {
+	    planted_key_and_db_in_premade_0777_dir_refused,
+	    group_writable_store_dir_refused,
+	    init_refuses_non_empty_dir,
+	    symlinked_audit_log_to_root_file_refused,
+	    symlinked_generation_to_root_file_refused,
+	    symlinked_lock_to_root_file_refused,
+	    symlinked_write_lock_to_root_file_refused,
+	    symlinked_db_wal_to_root_file_refused,
+	    store_file_of_another_owner_refused,
+	    subdirectory_let_be_unless_foreign,
+	    store_files_opened_without_following_symlinks,
+	    master_key_of_another_owner_refused,
+	    passphrase_file_readable_by_others_refused,
+	    passphrase_file_of_another_owner_refused,
+	    cli_mount_with_symlinked_lock_refused,
+	    cli_audit_with_symlinked_log_refused,
 	};
-	Suite *s = suite_create("security_store");
-	SRunner *sr;
-	TCase *tc;
-	size_t i;
-	int failed;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
+	return harness_suite("security_store", tests,
+			     sizeof(tests) / sizeof(tests[0]), setup, teardown,
+			     0);
 }
+
+const struct harness harness = {.suite = security_store_suite};

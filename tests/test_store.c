@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "lib/fault_store.h"
+#include "lib/harness.h"
 #include "lib/testutil.h"
 #include "secretfs/store.h"
 
@@ -1633,24 +1634,9 @@ static Suite *store_suite(void)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_set_timeout(tc, 60);
-		tcase_add_test(tc, cases[i].fn);
-		suite_add_tcase(s, tc);
-	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		harness_add(s, cases[i].name, cases[i].fn, setup, teardown, 60);
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(store_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = store_suite};

@@ -406,7 +406,7 @@ START_TEST(move_between_stores)
 }
 END_TEST
 
-int main(void)
+static Suite *tamper_suite(void)
 {
 	const TTest *const tests[] = {
 	    flip_value_and_dek_bytes, flip_kms_key_bytes,
@@ -414,5 +414,7 @@ int main(void)
 	    swap_kms_keys, move_between_stores,
 	};
 
-	return ru_main("tamper", tests, sizeof(tests) / sizeof(tests[0]), 240);
+	return ru_suite("tamper", tests, sizeof(tests) / sizeof(tests[0]), 240);
 }
+
+const struct harness harness = {.suite = tamper_suite, .fork = CK_FORK};

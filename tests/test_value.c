@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/harness.h"
 #include "secretfs/value.h"
 
 /* --- format detection --------------------------------------------------- */
@@ -625,13 +626,4 @@ static Suite *value_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(value_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = value_suite};

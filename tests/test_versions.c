@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "lib/fault_store.h"
+#include "lib/harness.h"
 #include "lib/pgcluster.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
@@ -88,12 +89,7 @@ static int rd(const char *name, uint32_t n, const char *want)
 
 static struct sfs_secret_rec get(const char *name)
 {
-	struct sfs_secret_rec s;
-	int full;
-
-	ck_assert_int_eq(sfs_secret_get(ctx, &admin, name, &s, &full, &err),
-			 SFS_OK);
-	return s;
+	return tu_secret_get(ctx, name);
 }
 
 static int vstate(const char *name, uint32_t n)
@@ -574,23 +570,9 @@ END_TEST
 
 /* ---- access through the filesystem -------------------------------------- */
 
-static struct sfs_caller fs_caller(uint32_t uid, uint32_t gid, unsigned roles)
-{
-	struct sfs_caller c;
-
-	memset(&c, 0, sizeof(c));
-	c.uid = uid;
-	c.gid = gid;
-	c.pid = 4242;
-	strcpy(c.comm, "reader");
-	c.via_fs = 1;
-	c.roles = roles;
-	return c;
-}
-
 START_TEST(fs_changes_need_manager)
 {
-	struct sfs_caller c = fs_caller(1000, 1000, 0);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, 0);
 
 	mk("m", "v1");
 	ck_assert_int_eq(sfs_version_add(ctx, &c, "m", "x", 1, 0, NULL, &err),
@@ -613,10 +595,10 @@ END_TEST
 
 START_TEST(fs_read_follows_mode_bits)
 {
-	struct sfs_caller owner = fs_caller(1000, 1000, 0);
-	struct sfs_caller grp = fs_caller(1001, 1000, 0);
-	struct sfs_caller other = fs_caller(1002, 1002, 0);
-	struct sfs_caller root = fs_caller(0, 0, 0);
+	struct sfs_caller owner = tu_fs_caller(1000, 1000, 0);
+	struct sfs_caller grp = tu_fs_caller(1001, 1000, 0);
+	struct sfs_caller other = tu_fs_caller(1002, 1002, 0);
+	struct sfs_caller root = tu_fs_caller(0, 0, 0);
 	struct sfs_secret_new n;
 
 	memset(&n, 0, sizeof(n));
@@ -636,10 +618,10 @@ END_TEST
 
 START_TEST(fs_read_with_access_control)
 {
-	struct sfs_caller owner = fs_caller(1000, 1000, 0);
-	struct sfs_caller listed = fs_caller(1005, 1005, 0);
-	struct sfs_caller grp = fs_caller(1001, 1000, 0);
-	struct sfs_caller root = fs_caller(0, 0, 0);
+	struct sfs_caller owner = tu_fs_caller(1000, 1000, 0);
+	struct sfs_caller listed = tu_fs_caller(1005, 1005, 0);
+	struct sfs_caller grp = tu_fs_caller(1001, 1000, 0);
+	struct sfs_caller root = tu_fs_caller(0, 0, 0);
 	struct sfs_secret_update u;
 	struct sfs_secret_new n;
 	struct sfs_version_rec v;
@@ -677,7 +659,7 @@ END_TEST
 
 START_TEST(fs_add_under_user_key_needs_kms_user)
 {
-	struct sfs_caller c = fs_caller(1000, 1000, SFS_ROLE_MANAGER);
+	struct sfs_caller c = tu_fs_caller(1000, 1000, SFS_ROLE_MANAGER);
 	struct sfs_secret_new n;
 
 	ck_assert_int_eq(sfs_key_create(ctx, &admin, "uk", NULL, NULL, &err),
@@ -957,8 +939,8 @@ END_TEST
 /* Records come from the cache; the decision is the policy's each time. */
 START_TEST(cached_records_still_ask_the_policy)
 {
-	struct sfs_caller owner = fs_caller(1001, 1001, 0);
-	struct sfs_caller other = fs_caller(1002, 1002, 0);
+	struct sfs_caller owner = tu_fs_caller(1001, 1001, 0);
+	struct sfs_caller other = tu_fs_caller(1002, 1002, 0);
 	struct sfs_secret_update u;
 
 	mk("t", "value");
@@ -1042,7 +1024,7 @@ static void audit_free(struct sfs_json **j, int n)
 
 START_TEST(audit_one_line_per_change_and_read)
 {
-	struct sfs_caller c = fs_caller(1002, 1002, 0);
+	struct sfs_caller c = tu_fs_caller(1002, 1002, 0);
 	struct sfs_json *j[16];
 	int n;
 
@@ -1207,105 +1189,58 @@ END_TEST
 
 static Suite *versions_suite(void)
 {
-	Suite *s = suite_create("versions");
-	TCase *tc;
-	struct {
-		const char *name;
-		const TTest *t;
-	} cases[] = {
-		{ "add_becomes_default", add_becomes_default },
-		{ "add_records_format_and_creator",
-		  add_records_format_and_creator },
-		{ "add_value_length_limits", add_value_length_limits },
-		{ "add_binary_value_round_trips", add_binary_value_round_trips },
-		{ "add_compare_and_set", add_compare_and_set },
-		{ "add_to_deactivated_secret_refused",
-		  add_to_deactivated_secret_refused },
-		{ "add_unknown_secret", add_unknown_secret },
-		{ "can_add_checks_without_change",
-		  can_add_checks_without_change },
-		{ "read_missing_versions", read_missing_versions },
-		{ "read_info_without_blobs", read_info_without_blobs },
-		{ "read_deactivated_version_refused",
-		  read_deactivated_version_refused },
-		{ "read_deactivated_secret_refused",
-		  read_deactivated_secret_refused },
-		{ "default_falls_back_to_newest_active",
-		  default_falls_back_to_newest_active },
-		{ "non_default_leaving_keeps_default",
-		  non_default_leaving_keeps_default },
-		{ "last_active_version_deactivates_secret",
-		  last_active_version_deactivates_secret },
-		{ "activate_version_without_default_makes_default",
-		  activate_version_without_default_makes_default },
-		{ "activate_version_keeps_existing_default",
-		  activate_version_keeps_existing_default },
-		{ "set_default_rules", set_default_rules },
-		{ "destroy_erases_and_hides", destroy_erases_and_hides },
-		{ "destroy_in_use_refused", destroy_in_use_refused },
-		{ "destroy_all_of_deactivated_secret",
-		  destroy_all_of_deactivated_secret },
-		{ "list_skips_destroyed_unless_all",
-		  list_skips_destroyed_unless_all },
-		{ "version_ops_on_missing_version",
-		  version_ops_on_missing_version },
-		{ "copy_makes_new_default", copy_makes_new_default },
-		{ "copy_of_inactive_version_refused",
-		  copy_of_inactive_version_refused },
-		{ "fs_changes_need_manager", fs_changes_need_manager },
-		{ "fs_read_follows_mode_bits", fs_read_follows_mode_bits },
-		{ "fs_read_with_access_control", fs_read_with_access_control },
-		{ "fs_add_under_user_key_needs_kms_user",
-		  fs_add_under_user_key_needs_kms_user },
-		{ "readonly_context_refuses_changes",
-		  readonly_context_refuses_changes },
-		{ "tampered_ciphertext_is_ebadmsg",
-		  tampered_ciphertext_is_ebadmsg },
-		{ "tampered_wrapped_key_is_ebadmsg",
-		  tampered_wrapped_key_is_ebadmsg },
-		{ "swapped_blobs_are_ebadmsg", swapped_blobs_are_ebadmsg },
-		{ "size_mismatch_is_ebadmsg", size_mismatch_is_ebadmsg },
-		{ "tampered_kms_material_is_enokey",
-		  tampered_kms_material_is_enokey },
-		{ "moved_blobs_are_ebadmsg", moved_blobs_are_ebadmsg },
-		{ "foreign_blob_edit_is_ebadmsg_at_next_read",
-		  foreign_blob_edit_is_ebadmsg_at_next_read },
-		{ "foreign_state_change_is_seen_at_next_read",
-		  foreign_state_change_is_seen_at_next_read },
-		{ "other_context_change_is_seen_at_next_read",
-		  other_context_change_is_seen_at_next_read },
-		{ "cached_records_still_ask_the_policy",
-		  cached_records_still_ask_the_policy },
-		{ "no_plaintext_in_store_or_audit",
-		  no_plaintext_in_store_or_audit },
-		{ "audit_one_line_per_change_and_read",
-		  audit_one_line_per_change_and_read },
-		{ "audit_failure_fails_the_read", audit_failure_fails_the_read },
-		{ "add_store_failures_change_nothing",
-		  add_store_failures_change_nothing },
-		{ "read_store_failure_is_eio_and_audited",
-		  read_store_failure_is_eio_and_audited },
-		{ "open_shares_one_buffer_per_version",
-		  open_shares_one_buffer_per_version },
+	const TTest *const cases[] = {
+	    add_becomes_default,
+	    add_records_format_and_creator,
+	    add_value_length_limits,
+	    add_binary_value_round_trips,
+	    add_compare_and_set,
+	    add_to_deactivated_secret_refused,
+	    add_unknown_secret,
+	    can_add_checks_without_change,
+	    read_missing_versions,
+	    read_info_without_blobs,
+	    read_deactivated_version_refused,
+	    read_deactivated_secret_refused,
+	    default_falls_back_to_newest_active,
+	    non_default_leaving_keeps_default,
+	    last_active_version_deactivates_secret,
+	    activate_version_without_default_makes_default,
+	    activate_version_keeps_existing_default,
+	    set_default_rules,
+	    destroy_erases_and_hides,
+	    destroy_in_use_refused,
+	    destroy_all_of_deactivated_secret,
+	    list_skips_destroyed_unless_all,
+	    version_ops_on_missing_version,
+	    copy_makes_new_default,
+	    copy_of_inactive_version_refused,
+	    fs_changes_need_manager,
+	    fs_read_follows_mode_bits,
+	    fs_read_with_access_control,
+	    fs_add_under_user_key_needs_kms_user,
+	    readonly_context_refuses_changes,
+	    tampered_ciphertext_is_ebadmsg,
+	    tampered_wrapped_key_is_ebadmsg,
+	    swapped_blobs_are_ebadmsg,
+	    size_mismatch_is_ebadmsg,
+	    tampered_kms_material_is_enokey,
+	    moved_blobs_are_ebadmsg,
+	    foreign_blob_edit_is_ebadmsg_at_next_read,
+	    foreign_state_change_is_seen_at_next_read,
+	    other_context_change_is_seen_at_next_read,
+	    cached_records_still_ask_the_policy,
+	    no_plaintext_in_store_or_audit,
+	    audit_one_line_per_change_and_read,
+	    audit_failure_fails_the_read,
+	    add_store_failures_change_nothing,
+	    read_store_failure_is_eio_and_audited,
+	    open_shares_one_buffer_per_version,
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return harness_suite("versions", cases,
+			     sizeof(cases) / sizeof(cases[0]), setup, teardown,
+			     0);
 }
 
-int main(void)
-{
-	SRunner *sr = srunner_create(versions_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0;
-}
+const struct harness harness = {.suite = versions_suite};

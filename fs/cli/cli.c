@@ -323,6 +323,28 @@ void cli_value_release(struct cli_value *v)
 
 /* --- session ----------------------------------------------------------- */
 
+int cli_store_dir(const struct cli_global *g, char *dir, size_t cap)
+{
+	struct sfs_error err;
+
+	sfs_error_clear(&err);
+	if (g->store)
+		snprintf(dir, cap, "%s", g->store);
+	else if (sfs_ctx_default_dir(dir, cap, &err) != SFS_OK)
+		return cli_fail("cannot find the store", &err);
+	return EXIT_OK;
+}
+
+int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,
+	      int argc, char **argv, int min, int max, struct cli_session *s)
+{
+	int rc = cli_parse_plain(cmd, argc, argv, min, max);
+
+	if (rc == CLI_GO && cli_session_open(s, g) != EXIT_OK)
+		rc = EXIT_FAIL;
+	return rc;
+}
+
 int cli_session_open(struct cli_session *s, const struct cli_global *g)
 {
 	memset(s, 0, sizeof(*s));
@@ -352,18 +374,30 @@ int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
 	return cli_fail(what, &s->err);
 }
 
+void *cli_grow(void *arr, size_t n, size_t *cap, size_t size)
+{
+	size_t want = *cap ? *cap * 2 : 16;
+	void *grown;
+
+	if (n < *cap)
+		return arr;
+	if (want > SIZE_MAX / size)
+		return NULL;
+	grown = realloc(arr, want * size);
+	if (grown)
+		*cap = want;
+	return grown;
+}
+
 static int keys_add(void *arg, const struct sfs_key_rec *r)
 {
 	struct cli_keys *k = arg;
-	struct sfs_key_rec *recs;
+	struct sfs_key_rec *recs = cli_grow(k->recs, k->n, &k->cap,
+					    sizeof(*recs));
 
-	if (k->n == k->cap) {
-		k->cap = k->cap ? k->cap * 2 : 8;
-		recs = realloc(k->recs, k->cap * sizeof(*recs));
-		if (!recs)
-			return SFS_ENOMEM;
-		k->recs = recs;
-	}
+	if (!recs)
+		return SFS_ENOMEM;
+	k->recs = recs;
 	k->recs[k->n++] = *r;
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "fs.h"
+#include "render.h"
 #include "secretfs/ctx.h"
 #include "secretfs/store.h"
 
@@ -149,10 +150,22 @@ struct cli_session {
 /* Open the store as the administrator. EXIT_OK or EXIT_FAIL (reported). */
 int cli_session_open(struct cli_session *s, const struct cli_global *g);
 void cli_session_close(struct cli_session *s);
+/* The store directory's path: --store, or the default one. EXIT_OK, or
+ * EXIT_FAIL (reported). */
+int cli_store_dir(const struct cli_global *g, char *dir, size_t cap);
+/* cli_parse_plain, then cli_session_open: CLI_GO with s open, or the
+ * exit code to return (help, usage error, store not opened). */
+int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,
+	      int argc, char **argv, int min, int max, struct cli_session *s);
 /* Report the core's failure rc (details in s->err) as
  * "secretfs: <what>: <why>"; returns EXIT_FAIL. */
 int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* arr (n of *cap elements of size bytes used) with room for one more:
+ * arr itself, or a grown copy (*cap updated), or NULL with arr intact
+ * (out of memory). */
+void *cli_grow(void *arr, size_t n, size_t *cap, size_t size);
 
 /* Every KMS key, to name the keys of secrets and versions. */
 struct cli_keys {
@@ -185,25 +198,12 @@ struct sfs_json;
 /* Print j as one compact line on stdout and free it. j NULL (out of
  * memory while building) prints nothing and gives EXIT_FAIL. */
 int cli_json_print(struct sfs_json *j);
-/* Append child to *arr; on failure free both and set *arr to NULL (so
- * that cli_json_print reports it). child NULL counts as a failure. */
-void cli_json_push(struct sfs_json **arr, struct sfs_json *child);
 /* --version: "secretfs X.Y.Z", or {"version": "X.Y.Z"} with --json. */
 int cli_print_version(const struct cli_global *g);
 /* After a delete: {"<kind>": name, "deleted": true} with --json, else
  * "deleted <kind> '<name>'". */
 int cli_print_deleted(const struct cli_global *g, const char *kind,
 		      const char *name);
-/* Records as JSON objects, with the SPEC's field names. */
-struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
-				 const struct cli_keys *k);
-struct sfs_json *cli_json_version(const char *secret,
-				  const struct sfs_version_rec *v,
-				  uint32_t default_version,
-				  const struct cli_keys *k);
-struct sfs_json *cli_json_key(const struct sfs_key_rec *r);
-/* "active", "deactivated", "destroyed". */
-const char *cli_version_state_name(int state);
 
 /*
  * Output that may hold value bytes is built in a cli_buf (never in
@@ -229,8 +229,5 @@ void cli_json_escape(struct cli_buf *b, const void *data, size_t len);
 int cli_utf8_text(const void *data, size_t len);
 /* Append len bytes as standard base64 (with padding). */
 void cli_base64(struct cli_buf *b, const void *data, size_t len);
-
-/* A mode as four octal digits: "0440". */
-void cli_mode_text(uint32_t mode, char out[8]);
 
 #endif

@@ -133,11 +133,9 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 
 	if (rc != CLI_GO)
 		return rc;
+	if (cli_store_dir(g, dir, sizeof(dir)) != EXIT_OK)
+		return EXIT_FAIL;
 	sfs_error_clear(&err);
-	if (g->store)
-		snprintf(dir, sizeof(dir), "%s", g->store);
-	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
-		return cli_fail("cannot find the store", &err);
 	if (sfs_storedir_check(dir, &err) != SFS_OK) /* SPEC §1 */
 		return cli_fail("cannot read the audit log", &err);
 	if (a.all_hosts)

@@ -44,13 +44,11 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	struct cli_session s;
 	const char *file;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	file = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_store_backup(sfs_ctx_dir(s.ctx), file, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc,
@@ -87,11 +85,9 @@ static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 
 	if (rc != CLI_GO)
 		return rc;
+	if (cli_store_dir(g, dir, sizeof(dir)) != EXIT_OK)
+		return EXIT_FAIL;
 	sfs_error_clear(&err);
-	if (g->store)
-		snprintf(dir, sizeof(dir), "%s", g->store);
-	else if ((rc = sfs_ctx_default_dir(dir, sizeof(dir), &err)) != SFS_OK)
-		return cli_fail("cannot find the store", &err);
 	rc = sfs_store_restore(argv[optind], dir, &err);
 	if (rc != SFS_OK) {
 		if (!err.code)

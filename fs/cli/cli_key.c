@@ -37,7 +37,7 @@ static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot create key '%s'", name);
 	else if (g->json)
-		rc = cli_json_print(cli_json_key(&rec));
+		rc = cli_json_print(fs_render_key_json(&rec));
 	else
 		printf("created key '%s'\n", rec.name);
 	cli_session_close(&s);
@@ -55,12 +55,10 @@ static int key_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct sfs_json *arr;
 	char ver[16];
 	size_t i;
-	int rc = cli_parse_plain(cmd, argc, argv, 0, 0);
+	int rc = cli_start(cmd, g, argc, argv, 0, 0, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = cli_keys_load(&s, &keys);
 	cli_session_close(&s);
 	if (rc != EXIT_OK)
@@ -68,7 +66,7 @@ static int key_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (g->json) {
 		arr = sfs_json_array();
 		for (i = 0; i < keys.n; i++)
-			cli_json_push(&arr, cli_json_key(&keys.recs[i]));
+			fs_render_push(&arr, fs_render_key_json(&keys.recs[i]));
 		rc = cli_json_print(arr);
 	} else {
 		rc = cli_table_init(&t, 5, hdr);
@@ -109,18 +107,16 @@ static int key_show(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_get(s.ctx, &s.caller, argv[optind], &rec, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot show key '%s'",
 				      argv[optind]);
 	else if (g->json)
-		rc = cli_json_print(cli_json_key(&rec));
+		rc = cli_json_print(fs_render_key_json(&rec));
 	else
 		key_print(&rec);
 	cli_session_close(&s);
@@ -141,7 +137,7 @@ static int key_changed(struct cli_session *s, const char *key,
 	rc = sfs_key_get(s->ctx, &s->caller, key, &rec, &s->err);
 	if (rc != SFS_OK)
 		return cli_session_fail(s, rc, "cannot show key '%s'", key);
-	return cli_json_print(cli_json_key(&rec));
+	return cli_json_print(fs_render_key_json(&rec));
 }
 
 static int key_state(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -149,12 +145,10 @@ static int key_state(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	int active = !strcmp(cmd->name, "activate");
 	struct cli_session s;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_set_state(s.ctx, &s.caller, argv[optind], active,
 			       &s.err);
 	if (rc != SFS_OK)
@@ -172,18 +166,16 @@ static int key_rotate(const struct cli_cmd *cmd, const struct cli_global *g,
 {
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_rotate(s.ctx, &s.caller, argv[optind], &rec, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot rotate key '%s'",
 				      argv[optind]);
 	else if (g->json)
-		rc = cli_json_print(cli_json_key(&rec));
+		rc = cli_json_print(fs_render_key_json(&rec));
 	else
 		printf("rotated key '%s' to version %u\n", rec.name,
 		       rec.current_version);
@@ -195,12 +187,10 @@ static int key_delete(const struct cli_cmd *cmd, const struct cli_global *g,
 		      int argc, char **argv)
 {
 	struct cli_session s;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_delete(s.ctx, &s.caller, argv[optind], &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot delete key '%s'",

@@ -1,9 +1,8 @@
 /*
  * Output of the command line: aligned columns, `field: value` lines, and
  * JSON built with the core's sfs_json_* builder, one compact document per
- * line. Records become JSON objects here, once, so that every command
- * names the same field the same way (SPEC §1's names; times RFC 3339 UTC;
- * modes as strings such as "0440").
+ * line. Records become JSON objects in ../render.c, shared with the
+ * daemon.
  *
  * Value bytes pass only through cli_json_escape() and cli_base64(), which
  * stream them to stdout without copying them anywhere.
@@ -109,21 +108,6 @@ int cli_json_print(struct sfs_json *j)
 	return EXIT_OK;
 }
 
-void cli_json_push(struct sfs_json **arr, struct sfs_json *child)
-{
-	if (!*arr || !child) {
-		sfs_json_free(child);
-		sfs_json_free(*arr);
-		*arr = NULL;
-		return;
-	}
-	/* append owns child, whether it succeeds or not */
-	if (sfs_json_append(*arr, child) != SFS_OK) {
-		sfs_json_free(*arr);
-		*arr = NULL;
-	}
-}
-
 int cli_print_version(const struct cli_global *g)
 {
 	struct sfs_json *o;
@@ -156,152 +140,6 @@ int cli_print_deleted(const struct cli_global *g, const char *kind,
 		o = NULL;
 	}
 	return cli_json_print(o);
-}
-
-void cli_mode_text(uint32_t mode, char out[8])
-{
-	snprintf(out, 8, "%04o", (unsigned)(mode & 07777));
-}
-
-/* Set every field; any failure (out of memory) frees obj. */
-static struct sfs_json *json_done(struct sfs_json *obj, int failed)
-{
-	if (failed) {
-		sfs_json_free(obj);
-		return NULL;
-	}
-	return obj;
-}
-
-static int json_time(struct sfs_json *obj, const char *key, int64_t ns)
-{
-	char t[32];
-
-	sfs_time_format(ns, t);
-	return sfs_json_set_str(obj, key, t);
-}
-
-/* obj[key] = {"id": .., "name": .., "version": ..} (no version when 0). */
-static int json_key_ref(struct sfs_json *obj, const char *key,
-			const char *id, const char *name, uint32_t version)
-{
-	struct sfs_json *o = sfs_json_object();
-	int bad = !o;
-
-	if (!o)
-		return SFS_ENOMEM;
-	bad |= sfs_json_set_str(o, "id", id);
-	bad |= sfs_json_set_str(o, "name", name);
-	if (version)
-		bad |= sfs_json_set_int(o, "version", version);
-	if (bad) {
-		sfs_json_free(o);
-		return SFS_ENOMEM;
-	}
-	return sfs_json_set(obj, key, o);
-}
-
-struct sfs_json *cli_json_key(const struct sfs_key_rec *r)
-{
-	struct sfs_json *o = sfs_json_object();
-	int bad = !o;
-
-	if (!o)
-		return NULL;
-	bad |= sfs_json_set_str(o, "id", r->id);
-	bad |= sfs_json_set_str(o, "name", r->name);
-	bad |= sfs_json_set_str(o, "type", sfs_key_type_name(r->type));
-	bad |= sfs_json_set_str(o, "state", sfs_state_name(r->state));
-	bad |= sfs_json_set_str(o, "description", r->description);
-	bad |= sfs_json_set_int(o, "version", r->current_version);
-	bad |= json_time(o, "created_at", r->created_at);
-	bad |= sfs_json_set_str(o, "created_by", r->created_by);
-	return json_done(o, bad);
-}
-
-/* The number, or null for none. */
-static int json_version_no(struct sfs_json *o, const char *key, uint32_t n)
-{
-	return n ? sfs_json_set_int(o, key, n) : sfs_json_set_null(o, key);
-}
-
-/* "uid:1,gid:2" as ["uid:1","gid:2"]. */
-static struct sfs_json *json_principals(const char *list)
-{
-	struct sfs_json *arr = sfs_json_array();
-	const char *p = list;
-	size_t n;
-
-	while (arr && *p) {
-		n = strcspn(p, ",");
-		cli_json_push(&arr, sfs_json_string_n(p, n));
-		p += n + (p[n] == ',');
-	}
-	return arr;
-}
-
-struct sfs_json *cli_json_secret(const struct sfs_secret_rec *r,
-				 const struct cli_keys *k)
-{
-	struct sfs_json *o = sfs_json_object();
-	char mode[8];
-	int bad = !o;
-
-	if (!o)
-		return NULL;
-	cli_mode_text(r->mode, mode);
-	bad |= sfs_json_set_str(o, "id", r->id);
-	bad |= sfs_json_set_str(o, "name", r->name);
-	bad |= sfs_json_set_str(o, "description", r->description);
-	bad |= sfs_json_set_str(o, "status", sfs_state_name(r->status));
-	bad |= sfs_json_set_str(o, "access_control",
-				r->access_control ? "enabled" : "disabled");
-	bad |=
-	    sfs_json_set(o, "allowed_principals", json_principals(r->allowed));
-	bad |= sfs_json_set_int(o, "owner", r->owner);
-	bad |= sfs_json_set_int(o, "group", r->group);
-	bad |= sfs_json_set_str(o, "mode", mode);
-	bad |= json_version_no(o, "default_version", r->default_version);
-	bad |= json_version_no(o, "latest_version", r->latest_version);
-	bad |= json_key_ref(o, "kms_key", r->kms_key_id,
-			    cli_keys_name(k, r->kms_key_id), 0);
-	bad |= json_time(o, "created_at", r->created_at);
-	bad |= sfs_json_set_str(o, "created_by", r->created_by);
-	return json_done(o, bad);
-}
-
-static const char *version_state_name(int state)
-{
-	return state == SFS_STATE_DESTROYED ? "destroyed"
-					    : sfs_state_name(state);
-}
-
-struct sfs_json *cli_json_version(const char *secret,
-				  const struct sfs_version_rec *v,
-				  uint32_t default_version,
-				  const struct cli_keys *k)
-{
-	struct sfs_json *o = sfs_json_object();
-	int bad = !o;
-
-	if (!o)
-		return NULL;
-	bad |= sfs_json_set_str(o, "secret", secret);
-	bad |= sfs_json_set_int(o, "version", v->version);
-	bad |= sfs_json_set_str(o, "state", version_state_name(v->state));
-	bad |= sfs_json_set_bool(o, "default", v->version == default_version);
-	bad |= sfs_json_set_str(o, "format", sfs_value_format_name(v->format));
-	bad |= sfs_json_set_int(o, "size", v->size);
-	bad |= json_key_ref(o, "kms_key", v->kms_key_id,
-			    cli_keys_name(k, v->kms_key_id), v->kms_key_version);
-	bad |= json_time(o, "created_at", v->created_at);
-	bad |= sfs_json_set_str(o, "created_by", v->created_by);
-	return json_done(o, bad);
-}
-
-const char *cli_version_state_name(int state)
-{
-	return version_state_name(state);
 }
 
 void cli_json_escape(struct cli_buf *b, const void *data, size_t len)

@@ -84,7 +84,7 @@ static int role_row(void *arg, const char *role, const char *principal)
 		sfs_json_free(j);
 		j = NULL;
 	}
-	cli_json_push(&o->arr, j);
+	fs_render_push(&o->arr, j);
 	return o->arr ? 0 : SFS_ENOMEM;
 }
 

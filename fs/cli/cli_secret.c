@@ -178,7 +178,8 @@ static int secret_create(const struct cli_cmd *cmd,
 		rc = cli_session_fail(&s, rc, "cannot create secret '%s'",
 				      a.n.name);
 	else if (g->json && (rc = cli_keys_load(&s, &keys)) == EXIT_OK)
-		rc = cli_json_print(cli_json_secret(&rec, &keys));
+		rc = cli_json_print(fs_render_secret_json(
+		    &rec, cli_keys_name(&keys, rec.kms_key_id)));
 	else if (!g->json && rec.latest_version)
 		printf("created secret '%s' with version %u\n", rec.name,
 		       rec.latest_version);
@@ -202,15 +203,12 @@ struct secret_list {
 static int secret_collect(void *arg, const struct sfs_secret_rec *r)
 {
 	struct secret_list *l = arg;
-	struct sfs_secret_rec *grown;
+	struct sfs_secret_rec *grown =
+	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		grown = realloc(l->recs, l->cap * sizeof(*grown));
-		if (!grown)
-			return SFS_ENOMEM;
-		l->recs = grown;
-	}
+	if (!grown)
+		return SFS_ENOMEM;
+	l->recs = grown;
 	l->recs[l->n++] = *r;
 	return 0;
 }
@@ -262,12 +260,10 @@ static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct cli_session s;
 	struct sfs_json *arr;
 	size_t i;
-	int rc = cli_parse_plain(cmd, argc, argv, 0, 0);
+	int rc = cli_start(cmd, g, argc, argv, 0, 0, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &l, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot list secrets");
@@ -277,7 +273,11 @@ static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (rc == EXIT_OK && g->json) {
 		arr = sfs_json_array();
 		for (i = 0; i < l.n; i++)
-			cli_json_push(&arr, cli_json_secret(&l.recs[i], &keys));
+			fs_render_push(
+			    &arr,
+			    fs_render_secret_json(
+				&l.recs[i],
+				cli_keys_name(&keys, l.recs[i].kms_key_id)));
 		rc = cli_json_print(arr);
 	} else if (rc == EXIT_OK) {
 		rc = secret_table(&l, &keys);
@@ -299,43 +299,51 @@ static void print_owner(const char *field, uint32_t id, int is_group)
 		cli_field(field, "%u", id);
 }
 
+/* `field: value` for each field named (render.c's text); an unset
+ * version number and an empty allow list read "none". */
+static void secret_fields(const struct sfs_secret_rec *r,
+			  const char *const *fields)
+{
+	char text[SFS_ALLOWED_MAX + SFS_DESC_MAX + 1];
+	int rc;
+
+	for (; *fields; fields++) {
+		rc = fs_render_secret_field(r, *fields, text, sizeof(text));
+		if (rc != SFS_OK ||
+		    (!text[0] && !strcmp(*fields, "allowed_principals")))
+			snprintf(text, sizeof(text), "none");
+		cli_field(*fields, "%s", text);
+	}
+}
+
 /* `field: value` lines; the partial view shows only what SPEC §3 lets a
  * caller without access see. */
 static void secret_print(const struct sfs_secret_rec *r, int full,
 			 const struct cli_keys *k)
 {
-	char t[32], mode[8];
+	static const char *const head[] = {"id", "name", "description", NULL};
+	static const char *const state[] = {"status", "access_control",
+					    "allowed_principals", NULL};
+	static const char *const partial[] = {"access_control", NULL};
+	static const char *const versions[] = {"default_version",
+					       "latest_version", NULL};
+	static const char *const tail[] = {"created_at", "created_by", NULL};
+	char mode[8];
 
-	sfs_time_format(r->created_at, t);
-	cli_field("id", "%s", r->id);
-	cli_field("name", "%s", r->name);
-	cli_field("description", "%s", r->description);
+	secret_fields(r, head);
 	if (full) {
-		cli_field("status", "%s", sfs_state_name(r->status));
-		cli_field("access_control", "%s",
-			  r->access_control ? "enabled" : "disabled");
-		cli_field("allowed_principals", "%s",
-			  r->allowed[0] ? r->allowed : "none");
+		secret_fields(r, state);
 		print_owner("owner", r->owner, 0);
 		print_owner("group", r->group, 1);
-		cli_mode_text(r->mode, mode);
+		fs_render_mode(r->mode, mode);
 		cli_field("mode", "%s", mode);
-		if (r->default_version)
-			cli_field("default_version", "%u", r->default_version);
-		else
-			cli_field("default_version", "none");
-		if (r->latest_version)
-			cli_field("latest_version", "%u", r->latest_version);
-		else
-			cli_field("latest_version", "none");
+		secret_fields(r, versions);
 		cli_field("kms_key", "%s (%s)", cli_keys_name(k, r->kms_key_id),
 			  r->kms_key_id);
 	} else {
-		cli_field("access_control", "%s",
-			  r->access_control ? "enabled" : "disabled");
+		secret_fields(r, partial);
 	}
-	cli_field("created_at", "%s", t);
-	cli_field("created_by", "%s", r->created_by);
+	secret_fields(r, tail);
 }
 
 /* The secret's record as `secret show` prints it (JSON or lines). */
@@ -352,7 +360,8 @@ static int secret_report(struct cli_session *s, const char *name)
 	if (full && (rc = cli_keys_load(s, &keys)) != EXIT_OK)
 		return rc;
 	if (s->g->json)
-		rc = cli_json_print(cli_json_secret(&rec, &keys));
+		rc = cli_json_print(fs_render_secret_json(
+		    &rec, cli_keys_name(&keys, rec.kms_key_id)));
 	else
 		secret_print(&rec, full, &keys);
 	cli_keys_release(&keys);
@@ -363,12 +372,10 @@ static int secret_show(const struct cli_cmd *cmd, const struct cli_global *g,
 		       int argc, char **argv)
 {
 	struct cli_session s;
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = secret_report(&s, argv[optind]);
 	cli_session_close(&s);
 	return rc;
@@ -469,14 +476,12 @@ static int secret_change_key(const struct cli_cmd *cmd,
 	struct cli_session s;
 	const char *name, *key;
 	char line[320];
-	int rc = cli_parse_plain(cmd, argc, argv, 2, 2);
+	int rc = cli_start(cmd, g, argc, argv, 2, 2, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
 	key = argv[optind + 1];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_change_key(s.ctx, &s.caller, name, key, &s.err);
 	snprintf(line, sizeof(line), "secret '%s' now uses key '%s'", name,
 		 key);
@@ -495,12 +500,10 @@ static int secret_status(const struct cli_cmd *cmd,
 	int active = !strcmp(cmd->name, "activate");
 	struct cli_session s;
 	char line[256];
-	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_set_status(s.ctx, &s.caller, argv[optind], active,
 				   &s.err);
 	snprintf(line, sizeof(line), "%s secret '%s'",
@@ -567,15 +570,11 @@ struct live_versions {
 static int live_collect(void *arg, const struct sfs_version_rec *v)
 {
 	struct live_versions *l = arg;
-	uint32_t *grown;
+	uint32_t *grown = cli_grow(l->n, l->count, &l->cap, sizeof(*grown));
 
-	if (l->count == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		grown = realloc(l->n, l->cap * sizeof(*grown));
-		if (!grown)
-			return SFS_ENOMEM;
-		l->n = grown;
-	}
+	if (!grown)
+		return SFS_ENOMEM;
+	l->n = grown;
 	l->n[l->count++] = v->version;
 	return 0;
 }

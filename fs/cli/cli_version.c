@@ -51,8 +51,8 @@ static int version_json(struct cli_session *s, const char *name, uint32_t n)
 	rc = cli_keys_load(s, &keys);
 	if (rc == EXIT_OK)
 		rc = cli_json_print(
-			cli_json_version(sec.name, &v, sec.default_version,
-					 &keys));
+		    fs_render_version_json(sec.name, &v, sec.default_version,
+					   cli_keys_name(&keys, v.kms_key_id)));
 	cli_keys_release(&keys);
 	sfs_version_rec_release(&v);
 	return rc;
@@ -269,15 +269,12 @@ struct version_list {
 static int version_collect(void *arg, const struct sfs_version_rec *v)
 {
 	struct version_list *l = arg;
-	struct sfs_version_rec *grown;
+	struct sfs_version_rec *grown =
+	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		grown = realloc(l->recs, l->cap * sizeof(*grown));
-		if (!grown)
-			return SFS_ENOMEM;
-		l->recs = grown;
-	}
+	if (!grown)
+		return SFS_ENOMEM;
+	l->recs = grown;
 	/* listed without blobs: nothing to own */
 	l->recs[l->n] = *v;
 	memset(&l->recs[l->n].wrapped_dek, 0, sizeof(struct sfs_blob));
@@ -300,13 +297,13 @@ static int version_table(const struct version_list *l, uint32_t def,
 	for (i = 0; rc == EXIT_OK && i < l->n; i++) {
 		const struct sfs_version_rec *v = &l->recs[i];
 		const char *row[7] = {
-			num,
-			cli_version_state_name(v->state),
-			v->version == def ? "yes" : "no",
-			sfs_value_format_name(v->format),
-			size,
-			cli_keys_name(k, v->kms_key_id),
-			created,
+		    num,
+		    sfs_state_name(v->state),
+		    v->version == def ? "yes" : "no",
+		    sfs_value_format_name(v->format),
+		    size,
+		    cli_keys_name(k, v->kms_key_id),
+		    created,
 		};
 
 		snprintf(num, sizeof(num), "%u", v->version);
@@ -330,13 +327,11 @@ static int version_list(const struct cli_cmd *cmd,
 	struct sfs_json *arr;
 	const char *name;
 	size_t i;
-	int full, rc = cli_parse_plain(cmd, argc, argv, 1, 1);
+	int full, rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_secret_get(s.ctx, &s.caller, name, &sec, &full, &s.err);
 	if (rc == SFS_OK)
 		rc = sfs_version_list(s.ctx, &s.caller, name, 1,
@@ -350,10 +345,11 @@ static int version_list(const struct cli_cmd *cmd,
 	if (rc == EXIT_OK && g->json) {
 		arr = sfs_json_array();
 		for (i = 0; i < l.n; i++)
-			cli_json_push(&arr,
-				      cli_json_version(sec.name, &l.recs[i],
-						       sec.default_version,
-						       &keys));
+			fs_render_push(
+			    &arr,
+			    fs_render_version_json(
+				sec.name, &l.recs[i], sec.default_version,
+				cli_keys_name(&keys, l.recs[i].kms_key_id)));
 		rc = cli_json_print(arr);
 	} else if (rc == EXIT_OK) {
 		rc = version_table(&l, sec.default_version, &keys);

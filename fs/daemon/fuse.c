@@ -41,6 +41,7 @@
 
 #include "fs.h"
 #include "fuse_int.h"
+#include "render.h"
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
@@ -439,8 +440,6 @@ static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 {
 	struct sfs_caller c;
 	struct sfs_key_rec k;
-	struct sfs_json *j;
-	char created[32], *s;
 	int rc = fs_caller(req, FS_CALLER_FULL, &c);
 
 	*out = NULL;
@@ -451,31 +450,9 @@ static int key_json(fuse_req_t req, const char *name, char **out, size_t *len)
 		return rc;
 	if (strcmp(k.name, name))
 		return SFS_ENOENT; /* keys/ names keys by name only */
-	sfs_time_format(k.created_at, created);
-	j = sfs_json_object();
-	if (!j || sfs_json_set_str(j, "id", k.id) ||
-	    sfs_json_set_str(j, "name", k.name) ||
-	    sfs_json_set_str(j, "type", sfs_key_type_name(k.type)) ||
-	    sfs_json_set_str(j, "state", sfs_state_name(k.state)) ||
-	    sfs_json_set_str(j, "description", k.description) ||
-	    sfs_json_set_str(j, "created_at", created) ||
-	    sfs_json_set_str(j, "created_by", k.created_by) ||
-	    sfs_json_set_int(j, "current_version", k.current_version)) {
-		sfs_json_free(j);
+	*out = fs_render_json_file(fs_render_key_json(&k), len);
+	if (!*out)
 		return SFS_ENOMEM;
-	}
-	s = sfs_json_dump(j, 1);
-	sfs_json_free(j);
-	if (!s)
-		return SFS_ENOMEM;
-	*len = strlen(s);
-	*out = realloc(s, *len + 2);
-	if (!*out) {
-		free(s);
-		return SFS_ENOMEM;
-	}
-	(*out)[(*len)++] = '\n';
-	(*out)[*len] = '\0';
 	return SFS_OK;
 }
 
@@ -2031,7 +2008,7 @@ char *fs_status_json(fuse_req_t req, size_t *len)
 	struct sfs_json *j = sfs_json_object();
 	const char *health = NULL, *last = sfs_ctx_last_error(fs_d.ctx);
 	int mine = status_private(req);
-	char *s = NULL, *t, backend[256];
+	char backend[256];
 
 	/* the server's address, like the store's path, for its owner only */
 	sfs_ctx_backend(fs_d.ctx, backend, sizeof(backend));
@@ -2052,22 +2029,10 @@ char *fs_status_json(fuse_req_t req, size_t *len)
 		health = "ok";
 	if (sfs_json_set_str(j, "health", health))
 		goto out;
-	s = sfs_json_dump(j, 1);
-	if (!s)
-		goto out;
-	*len = strlen(s);
-	t = realloc(s, *len + 2);
-	if (!t) {
-		free(s);
-		s = NULL;
-		goto out;
-	}
-	s = t;
-	s[(*len)++] = '\n';
-	s[*len] = '\0';
+	return fs_render_json_file(j, len);
 out:
 	sfs_json_free(j);
-	return s;
+	return NULL;
 }
 
 /* --- cache invalidation ------------------------------------------------ */

@@ -22,6 +22,7 @@
 #include <sys/xattr.h>
 
 #include "fuse_int.h"
+#include "render.h"
 #include "secretfs/audit.h"
 #include "secretfs/keys.h"
 #include "secretfs/policy.h"
@@ -166,86 +167,37 @@ static int q_key(struct xq *q)
 	return q->k_rc;
 }
 
-static int fmt_u32(char *out, size_t cap, uint32_t v)
+/* The record field an attribute shows: its name after "user.secret."
+ * (render.c names fields as the JSON does). */
+static const char *field_of(enum xid id)
 {
-	if (!v)
-		return SFS_ENODATA;
-	snprintf(out, cap, "%u", v);
-	return SFS_OK;
+	return id == X_VSTATE ? "state" : xattrs[id].name + 12;
+}
+
+/* A field the record does not have is no attribute here: ENODATA. */
+static int no_field(int rc)
+{
+	return rc == SFS_ENOENT ? SFS_ENODATA : rc;
 }
 
 static int get_dir(struct xq *q, enum xid id, char *out, size_t cap)
 {
-	const struct sfs_secret_rec *s = &q->s;
 	int rc = q_secret(q);
 
 	if (rc)
 		return rc;
 	if (!q->full && !xattrs[id].partial)
 		return SFS_EACCES;
-	switch (id) {
-	case X_ID:
-		snprintf(out, cap, "%s", s->id);
-		break;
-	case X_NAME:
-		snprintf(out, cap, "%s", s->name);
-		break;
-	case X_DESC:
-		snprintf(out, cap, "%s", s->description);
-		break;
-	case X_STATUS:
-		snprintf(out, cap, "%s", sfs_state_name(s->status));
-		break;
-	case X_AC:
-		snprintf(out, cap, "%s",
-			 s->access_control ? "enabled" : "disabled");
-		break;
-	case X_ALLOWED:
-		snprintf(out, cap, "%s", s->allowed);
-		break;
-	case X_DEFAULT:
-		return fmt_u32(out, cap, s->default_version);
-	case X_LATEST:
-		return fmt_u32(out, cap, s->latest_version);
-	case X_CREATED_AT:
-		sfs_time_format(s->created_at, out);
-		break;
-	case X_CREATED_BY:
-		snprintf(out, cap, "%s", s->created_by);
-		break;
-	default:
-		return SFS_ENODATA;
-	}
-	return SFS_OK;
+	return no_field(fs_render_secret_field(&q->s, field_of(id), out, cap));
 }
 
 static int get_value(struct xq *q, enum xid id, char *out, size_t cap)
 {
-	const struct sfs_version_rec *v = &q->v;
 	int rc = q_version(q);
 
 	if (rc)
 		return rc;
-	switch (id) {
-	case X_CREATED_AT:
-		sfs_time_format(v->created_at, out);
-		break;
-	case X_CREATED_BY:
-		snprintf(out, cap, "%s", v->created_by);
-		break;
-	case X_VERSION:
-		snprintf(out, cap, "%u", v->version);
-		break;
-	case X_VSTATE:
-		snprintf(out, cap, "%s", sfs_state_name(v->state));
-		break;
-	case X_FORMAT:
-		snprintf(out, cap, "%s", sfs_value_format_name(v->format));
-		break;
-	default:
-		return SFS_ENODATA;
-	}
-	return SFS_OK;
+	return no_field(fs_render_version_field(&q->v, field_of(id), out, cap));
 }
 
 static int get_key(struct xq *q, enum xid id, char *out, size_t cap)

@@ -147,6 +147,13 @@ static struct {
 	pid_t pid;
 } pids[MAX_T];
 static int npids;
+/* -G NAME:REF:LIMIT:PREFIX: ratio goals of NAME against REF on the rows
+ * whose operation starts with PREFIX (side-by-side targets of one run). */
+static struct {
+	char name[24], ref[24], prefix[48];
+	double limit;
+} pairs[MAX_T];
+static int npairs;
 static struct row rows[MAX_ROWS];
 static struct goal goals[MAX_GOALS];
 static int nrows, ngoals;
@@ -1113,6 +1120,31 @@ static void read_goals(void)
 				 "fuse (same depth)", 1.1, 0, "info");
 }
 
+/* Is NAME the first of a -G pair (its goals are the pair's)? */
+static int paired(const char *name)
+{
+	int i;
+
+	for (i = 0; i < npairs; i++)
+		if (!strcmp(pairs[i].name, name))
+			return 1;
+	return 0;
+}
+
+static void pair_goals(void)
+{
+	int i, k;
+
+	for (k = 0; k < npairs; k++)
+		for (i = 0; i < nrows && ngoals < MAX_GOALS; i++)
+			if (!strcmp(rows[i].target, pairs[k].name) &&
+			    !strncmp(rows[i].op, pairs[k].prefix,
+				     strlen(pairs[k].prefix)) &&
+			    !isnan(rows[i].v))
+				ratio_goal(rows[i].op, pairs[k].name,
+					   pairs[k].ref, pairs[k].limit);
+}
+
 static void other_goals(void)
 {
 	double base = NAN;
@@ -1125,7 +1157,8 @@ static void other_goals(void)
 		if (wt[i].kind == W_FSYNC)
 			base += row_v(wop[W_FSYNC], wt[i].name);
 	for (i = 0; i < nwt; i++)
-		if (wt[i].kind == W_TRUNC || wt[i].kind == W_STAGE)
+		if ((wt[i].kind == W_TRUNC || wt[i].kind == W_STAGE) &&
+		    !paired(wt[i].name) && !isnan(base))
 			add_goal(wop[wt[i].kind], wt[i].name,
 				 row_v(wop[wt[i].kind], wt[i].name) / base,
 				 "fuse create+fsync", 1.3, 0, NULL);
@@ -1237,7 +1270,8 @@ static void usage(void)
 			"              [-L NAME=files:DIR]... "
 			"[-L NAME=mkdir:COUNT,HAVE,PID:DIR]...\n"
 			"              [-p NAME=PID]... [-C NAMES]\n"
-			"              [-s FMT] [-k PATH]\n");
+			"              [-s FMT] [-k PATH] "
+			"[-G NAME:REF:LIMIT:PREFIX]...\n");
 	exit(2);
 }
 
@@ -1301,12 +1335,22 @@ static void set_traced(char *spec)
 			memcpy(rt[k].sreq, v, sizeof(v));
 }
 
+static void add_pair(const char *spec)
+{
+	if (npairs == MAX_T ||
+	    sscanf(spec, "%23[^:]:%23[^:]:%lf:%47[^\n]", pairs[npairs].name,
+		   pairs[npairs].ref, &pairs[npairs].limit,
+		   pairs[npairs].prefix) != 4)
+		usage();
+	npairs++;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	int c;
 
 	P = full_plan;
-	while ((c = getopt(argc, argv, "qr:w:L:p:C:s:k:R:")) != -1) {
+	while ((c = getopt(argc, argv, "qr:w:L:p:C:s:k:R:G:")) != -1) {
 		switch (c) {
 		case 'q':
 			P = quick_plan;
@@ -1346,6 +1390,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'R':
 			set_traced(optarg);
+			break;
+		case 'G':
+			add_pair(optarg);
 			break;
 		default:
 			usage();
@@ -1445,6 +1492,7 @@ int main(int argc, char **argv)
 		rss_row("daemon RSS, few secrets", pids[i].name, pids[i].pid);
 	read_goals();
 	other_goals();
+	pair_goals();
 	list_goals();
 	print_table();
 	return 0;

@@ -16,6 +16,7 @@
 #define SECRETFS_TEST_PGCLUSTER_H
 
 #include <limits.h>
+#include <stddef.h>
 
 struct pgcluster {
 	char dir[PATH_MAX];	 /* the temporary directory ("" when none) */

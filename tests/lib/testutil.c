@@ -1,4 +1,5 @@
 /* Helpers shared by the Check suites; see testutil.h. */
+#include <check.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <ftw.h>
@@ -11,6 +12,9 @@
 #include "lib/pgcluster.h"
 #include "lib/testutil.h"
 #include "secretfs/ctx.h"
+#include "secretfs/keys.h"
+#include "secretfs/secret.h"
+#include "secretfs/value.h"
 
 char *tu_tmpdir(const char *tag)
 {
@@ -24,6 +28,15 @@ char *tu_tmpdir(const char *tag)
 	if (!mkdtemp(p))
 		abort();
 	return p;
+}
+
+void tu_tmpdir_in_memory(void)
+{
+	struct stat sb;
+
+	if (!getenv("TMPDIR") && stat("/dev/shm", &sb) == 0 &&
+	    S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0)
+		setenv("TMPDIR", "/dev/shm", 1);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag,
@@ -77,6 +90,14 @@ char *tu_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+void tu_env_isolate(void)
+{
+	setenv("SECRETFS_KDF_MIN", "1", 1);
+	unsetenv("SECRETFS_MASTER_KEY");
+	unsetenv("SECRETFS_PASSPHRASE_FILE");
+	unsetenv("SECRETFS_STORE");
+}
+
 static char last_conninfo[PATH_MAX + 128];
 
 const char *tu_store_conninfo(void)
@@ -109,9 +130,7 @@ struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 	struct sfs_error err;
 	struct sfs_ctx *ctx = NULL;
 
-	setenv("SECRETFS_KDF_MIN", "1", 1);
-	unsetenv("SECRETFS_MASTER_KEY");
-	unsetenv("SECRETFS_PASSPHRASE_FILE");
+	tu_env_isolate();
 	*tmp = tu_tmpdir(tag);
 	snprintf(store, cap, "%s/store", *tmp);
 	memset(&o, 0, sizeof(o));
@@ -126,6 +145,84 @@ struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 		abort();
 	}
 	return ctx;
+}
+
+struct sfs_caller tu_fs_caller(uint32_t uid, uint32_t gid, unsigned roles)
+{
+	struct sfs_caller c;
+
+	memset(&c, 0, sizeof(c));
+	c.uid = uid;
+	c.gid = gid;
+	c.pid = 4242;
+	strcpy(c.comm, "tester");
+	c.via_fs = 1;
+	c.roles = roles;
+	return c;
+}
+
+int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, const char *key, const char *value,
+		     struct sfs_error *err)
+{
+	struct sfs_secret_new n;
+
+	memset(&n, 0, sizeof(n));
+	n.name = name;
+	n.key = key;
+	n.value = value;
+	n.value_len = value ? strlen(value) : 0;
+	return sfs_secret_create(ctx, c, &n, NULL, err);
+}
+
+struct sfs_secret_rec tu_secret_get(struct sfs_ctx *ctx, const char *name)
+{
+	struct sfs_secret_rec r;
+	struct sfs_caller self;
+	struct sfs_error e;
+	int full = 0;
+
+	sfs_caller_self(&self);
+	sfs_error_clear(&e);
+	ck_assert_msg(sfs_secret_get(ctx, &self, name, &r, &full, &e) == 0,
+		      "secret %s: %s", name, e.msg);
+	ck_assert_int_eq(full, 1);
+	return r;
+}
+
+struct sfs_key_rec tu_key_get(struct sfs_ctx *ctx, const char *name)
+{
+	struct sfs_key_rec k;
+	struct sfs_caller self;
+	struct sfs_error e;
+
+	sfs_caller_self(&self);
+	sfs_error_clear(&e);
+	ck_assert_msg(sfs_key_get(ctx, &self, name, &k, &e) == 0, "key %s: %s",
+		      name, e.msg);
+	return k;
+}
+
+void tu_assert_audit_field(const char *store, const char *field,
+			   const char *const *want, size_t n)
+{
+	char path[4096], *log, *save = NULL, *line;
+	struct sfs_json *j;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/audit.log", store);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	line = strtok_r(log, "\n", &save);
+	for (i = 0; i < n; i++, line = strtok_r(NULL, "\n", &save)) {
+		ck_assert_msg(line != NULL, "audit line %zu missing", i + 1);
+		j = sfs_json_parse(line, strlen(line));
+		ck_assert_ptr_nonnull(j);
+		ck_assert_str_eq(sfs_json_get_str(j, field), want[i]);
+		sfs_json_free(j);
+	}
+	ck_assert_ptr_null(line);
+	free(log);
 }
 
 long tu_count_lines(const char *path, const char *needle, const char *sum_key,

@@ -7,9 +7,16 @@
 #define SECRETFS_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "secretfs/store.h"
 
 /* mkdtemp under $TMPDIR (default /tmp); aborts on failure. malloc'd. */
 char *tu_tmpdir(const char *tag);
+/* Suites whose disk is a model (or whose fsync waits only slow them): put
+ * temporary directories on /dev/shm when the machine has a writable one
+ * and TMPDIR names nothing else. A struct harness setup hook. */
+void tu_tmpdir_in_memory(void);
 /* rm -rf path (no symlink following). */
 void tu_rmrf(const char *path);
 /* Write len bytes to path with the given mode; aborts on failure. */
@@ -17,6 +24,10 @@ void tu_write_file(const char *path, const void *data, size_t len, int mode);
 /* Read a whole file; malloc'd, NUL-terminated; *len may be NULL. NULL when
  * it cannot be read. */
 char *tu_read_file(const char *path, size_t *len);
+
+/* The environment a test store expects: Argon2id at its minimum cost
+ * (SECRETFS_KDF_MIN=1), and no key, passphrase or store from it. */
+void tu_env_isolate(void);
 
 /* The lines of the file at path that contain needle (0 when it cannot be
  * read). With sum_key (e.g. "\"suppressed\":"), *sum gets the total of
@@ -35,6 +46,29 @@ struct sfs_ctx;
  */
 struct sfs_ctx *tu_store_open(const char *tag, char **tmp, char *store,
 			      size_t cap);
+
+struct sfs_caller;
+struct sfs_error;
+
+/* A caller through the filesystem: uid, gid, the roles already resolved,
+ * pid 4242, comm "tester". */
+struct sfs_caller tu_fs_caller(uint32_t uid, uint32_t gid, unsigned roles);
+
+/* sfs_secret_create() as c of name with key (NULL: the service key) and
+ * value (NULL: no first version; otherwise its strlen bytes). */
+int tu_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		     const char *name, const char *key, const char *value,
+		     struct sfs_error *err);
+
+/* The record of secret name (full view) or key name, as the process
+ * itself; a lookup that fails fails the test. */
+struct sfs_secret_rec tu_secret_get(struct sfs_ctx *ctx, const char *name);
+struct sfs_key_rec tu_key_get(struct sfs_ctx *ctx, const char *name);
+
+/* store/audit.log holds exactly n lines, and field of line i is want[i]
+ * (a Check assertion otherwise). */
+void tu_assert_audit_field(const char *store, const char *field,
+			   const char *const *want, size_t n);
 
 /*
  * The backend the suites run against: NULL for SQLite (the default), or,
