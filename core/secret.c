@@ -133,7 +133,54 @@ int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return rc;
 }
 
-/* What a caller without the full view sees (SPEC §3). */
+/* What a caller without the full view sees (SPEC §3): the fields of
+ * partial_fields, the id masked. */
+static const char *const partial_fields[] = {
+    "id", "name", "description", "access_control", "created_at", "created_by",
+};
+
+int sfs_secret_partial_field(const char *field)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(partial_fields) / sizeof(partial_fields[0]); i++)
+		if (!strcmp(field, partial_fields[i]))
+			return 1;
+	return 0;
+}
+
+int sfs_secret_may_read(const struct sfs_caller *c,
+			const struct sfs_secret_rec *s)
+{
+	return sfs_policy_may_read(c, s) ? SFS_OK : SFS_EACCES;
+}
+
+int sfs_secret_may_see(const struct sfs_caller *c,
+		       const struct sfs_secret_rec *s)
+{
+	return sfs_policy_may_view(c, s) || sfs_policy_may_manage(c)
+		   ? SFS_OK
+		   : SFS_EACCES;
+}
+
+int sfs_secret_may_manage(const struct sfs_caller *c)
+{
+	return sfs_policy_may_manage(c) ? SFS_OK : SFS_EACCES;
+}
+
+size_t sfs_secret_readers(const struct sfs_secret_rec *s,
+			  struct sfs_reader *out, size_t cap)
+{
+	return sfs_policy_readers(s, out, cap);
+}
+
+void sfs_secret_view_attrs(const struct sfs_view_id *v,
+			   const struct sfs_secret_rec *s, uint32_t *owner,
+			   uint32_t *group, uint32_t *mode)
+{
+	sfs_policy_view_attrs(v, s, owner, group, mode);
+}
+
 static void partial_view(struct sfs_secret_rec *s)
 {
 	struct sfs_secret_rec p;

@@ -242,11 +242,18 @@ static int h_umount_at(const char *mp, pid_t *pid)
 	char *lazy[] = {"fusermount3", "-u", "-z", (char *)mp, NULL};
 	int st;
 
+	int tries = 0;
+
 	if (*pid <= 0)
 		return 0;
-	if (h_run(argv, NULL) != 0) {
-		h_run(lazy, NULL);
-		kill(*pid, SIGTERM);
+	/* busy for a moment while the notifier makes an inotify event */
+	while (h_run(argv, NULL) != 0) {
+		if (++tries == 20) {
+			h_run(lazy, NULL);
+			kill(*pid, SIGTERM);
+			break;
+		}
+		usleep(100 * 1000);
 	}
 	waitpid(*pid, &st, 0);
 	*pid = -1;

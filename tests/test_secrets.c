@@ -272,6 +272,53 @@ START_TEST(partial_view_exact)
 }
 END_TEST
 
+/* The fields the partial view keeps, by name, for the fronts (the
+ * daemon's xattrs): exactly those sfs_secret_get keeps above. */
+START_TEST(partial_fields_are_the_partial_views)
+{
+	static const char *const in[] = {"id", "name", "description",
+					 "access_control", "created_at",
+					 "created_by"};
+	static const char *const out[] = {
+	    "status", "default_version", "latest_version", "allowed",
+	    "allowed_principals", "owner", "mode", "kms_key_id",
+	    "changed_at", "", "ID"};
+	size_t i;
+
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++)
+		ck_assert_int_eq(sfs_secret_partial_field(in[i]), 1);
+	for (i = 0; i < sizeof(out) / sizeof(out[0]); i++)
+		ck_assert_int_eq(sfs_secret_partial_field(out[i]), 0);
+}
+END_TEST
+
+/* The questions a front asks before opening (access(2), stat): the
+ * owner reads and sees, a manager off the list sees but may not read,
+ * anyone else neither; an open secret is everyone's to see. */
+START_TEST(may_read_see_manage_answer_as_policy)
+{
+	struct sfs_caller owner = tu_fs_caller(1000, 1000, 0);
+	struct sfs_caller other = tu_fs_caller(1002, 1002, 0);
+	struct sfs_caller mgr = tu_fs_caller(1003, 1003, SFS_ROLE_MANAGER);
+	struct sfs_secret_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.access_control = 1;
+	r.owner = 1000;
+	r.mode = 0440;
+	ck_assert_int_eq(sfs_secret_may_read(&owner, &r), SFS_OK);
+	ck_assert_int_eq(sfs_secret_may_see(&owner, &r), SFS_OK);
+	ck_assert_int_eq(sfs_secret_may_read(&other, &r), SFS_EACCES);
+	ck_assert_int_eq(sfs_secret_may_see(&other, &r), SFS_EACCES);
+	ck_assert_int_eq(sfs_secret_may_read(&mgr, &r), SFS_EACCES);
+	ck_assert_int_eq(sfs_secret_may_see(&mgr, &r), SFS_OK);
+	ck_assert_int_eq(sfs_secret_may_manage(&mgr), SFS_OK);
+	ck_assert_int_eq(sfs_secret_may_manage(&owner), SFS_EACCES);
+	r.access_control = 0;
+	ck_assert_int_eq(sfs_secret_may_see(&other, &r), SFS_OK);
+}
+END_TEST
+
 START_TEST(get_without_access_control_is_full)
 {
 	struct sfs_caller other = tu_fs_caller(1002, 1002, 0);
@@ -746,6 +793,8 @@ static Suite *secrets_suite(void)
 	    create_bad_value_leaves_nothing,
 	    fs_create_needs_roles,
 	    partial_view_exact,
+	    partial_fields_are_the_partial_views,
+	    may_read_see_manage_answer_as_policy,
 	    get_without_access_control_is_full,
 	    list_in_name_order,
 	    list_pages_through_many_in_order,

@@ -315,7 +315,7 @@ int cmd_umount(const struct cli_global *g, int argc, char **argv)
 	char mp[PATH_MAX], what[PATH_MAX + 16], why[PATH_MAX + 64];
 	struct fusermount f = {"-u", mp};
 	struct bounded b;
-	int lazy = 0, force = 0;
+	int lazy = 0, force = 0, tries;
 	long conn;
 	int rc = umount_parse(argc, argv, &lazy, &force);
 
@@ -333,7 +333,16 @@ int cmd_umount(const struct cli_global *g, int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	f.flag = lazy || force ? "-uz" : "-u";
-	bounded_run(fusermount_child, &f, 2, &b);
+	/* The daemon's notifier opens a file on the mount for a moment at
+	 * each change (its inotify events): a mount busy for that reason
+	 * only is unmounted at the next try, within a second. */
+	for (tries = 0; tries < 10; tries++) {
+		bounded_run(fusermount_child, &f, 2, &b);
+		if (b.timed_out || b.status == 0 || lazy || force ||
+		    !memmem(b.out, b.len, "busy", 4))
+			break;
+		usleep(100 * 1000);
+	}
 	if (b.timed_out) {
 		fprintf(stderr,
 			"secretfs: %s: the daemon does not answer; "

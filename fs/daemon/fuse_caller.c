@@ -319,7 +319,7 @@ int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 	if (fs_d.opts.audit_off) /* comm is for audit lines only */
 		need &= ~FS_CALLER_COMM;
 	if ((need & (FS_CALLER_GROUPS | FS_CALLER_COMM)) && !(t = caller_tls()))
-		return ENOMEM;
+		return FS_ENOMEM;
 	if (need & FS_CALLER_COMM)
 		comm_read(t, c);
 	if (need & FS_CALLER_GROUPS) {
@@ -328,7 +328,8 @@ int fs_caller(fuse_req_t req, int need, struct sfs_caller *c)
 	}
 	if (need & FS_CALLER_ROLES) {
 		sfs_error_clear(&err);
-		if (sfs_ctx_resolve_roles(fs_d.ctx, c, &err) != SFS_OK)
+		if (fs_noted(sfs_ctx_resolve_roles(fs_d.ctx, c, &err), &err) !=
+		    SFS_OK)
 			return fs_errno(err.code ? err.code : SFS_EIO);
 	}
 	return 0;
@@ -346,7 +347,7 @@ static int keep_groups(struct sfs_caller *dst, const struct lazy_groups *l)
 	}
 	k = malloc(sizeof(*k) + l->n * sizeof(*l->g));
 	if (!k)
-		return ENOMEM;
+		return FS_ENOMEM;
 	k->base.has = kept_has;
 	k->n = l->n;
 	memcpy(k->g, l->g, l->n * sizeof(*l->g));
@@ -363,7 +364,7 @@ int fs_caller_keep(struct sfs_caller *dst, const struct sfs_caller *src)
 	if (!src->more)
 		return 0;
 	if (src->more->has != lazy_has) /* only a request's own caller */
-		return EINVAL;
+		return FS_EINVAL;
 	t = (struct caller_tls *)((char *)src->more -
 				  offsetof(struct caller_tls, lazy.base));
 	/* Groups the request's checks never read are not read now either:

@@ -16,12 +16,16 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 
 #include "secretfs/ctx.h"
+#include "secretfs/err.h"
 #include "secretfs/principal.h"
 #include "secretfs/store.h"
+
+struct sfs_value;
 
 /* What a node is; the fixed nodes have fixed inode numbers. */
 enum fs_kind {
@@ -93,7 +97,12 @@ struct fs_daemon {
 	uint64_t generation; /* caches dropped up to it (atomic) */
 };
 
+/* Defined and set in fuse.c only; read everywhere. */
 extern struct fs_daemon fs_d;
+/* Set the state for a mount of ctx with options o (before the session). */
+void fs_daemon_init(struct sfs_ctx *ctx, const struct fs_opts *o);
+/* The session the daemon serves (for notifications). */
+void fs_daemon_session(struct fuse_session *se);
 
 /* --- fuse_node.c: the inode table ------------------------------------- */
 void fs_node_init(void);
@@ -139,8 +148,16 @@ uint64_t fs_name_hash(const char *name);
  * nodes and of every secret whose record changed (or of every node). */
 void fs_inval_changed(void);
 
-/* --- fuse.c ------------------------------------------------------------ */
+/* --- fuse.c: the operations table, init, the poller ------------------ */
 extern const struct fuse_lowlevel_ops fs_ops;
+/* A change through this mount touched secret: drop the kernel's cached
+ * attributes and pages of its nodes now (the poller would, later). */
+void fs_secret_changed(const char *secret);
+/* Start/stop the generation poller (invalidates the kernel's caches). */
+int fs_poller_start(void);
+void fs_poller_stop(void);
+
+/* --- fuse_caller.c: who asks ------------------------------------------- */
 enum {
 	FS_CALLER_GROUPS = 1,
 	FS_CALLER_COMM = 2,
@@ -157,11 +174,44 @@ int fs_caller_keep(struct sfs_caller *dst, const struct sfs_caller *src);
 void fs_caller_drop(struct sfs_caller *c);
 /* The thread group (process) of a thread id; -1 if gone. */
 int32_t fs_caller_tgid(int32_t pid);
-/* The errno of a core code (sfs_err_errno), logging the store's last
- * error when the code is EIO or ENOSPC. */
-int fs_errno(int code);
-/* Reply with the errno of a core code. */
+
+/* --- fuse_reply.c: errors and the log ---------------------------------- */
+/*
+ * The errnos the daemon answers on its own, named once: those the core
+ * has a code for come from its table (sfs_err_errno), the others are
+ * the kernel interface's own.
+ */
+#define FS_ENOENT	sfs_err_errno(SFS_ENOENT)
+#define FS_ENODATA	sfs_err_errno(SFS_ENODATA)
+#define FS_EACCES	sfs_err_errno(SFS_EACCES)
+#define FS_EKEYREVOKED	sfs_err_errno(SFS_EKEYREVOKED)
+#define FS_EEXIST	sfs_err_errno(SFS_EEXIST)
+#define FS_EINVAL	sfs_err_errno(SFS_EINVAL)
+#define FS_ENAMETOOLONG sfs_err_errno(SFS_ENAMETOOLONG)
+#define FS_EFBIG	sfs_err_errno(SFS_EFBIG)
+#define FS_ENOTEMPTY	sfs_err_errno(SFS_ENOTEMPTY)
+#define FS_EPERM	sfs_err_errno(SFS_EPERM) /* no meaning here */
+#define FS_EROFS	sfs_err_errno(SFS_EROFS)
+#define FS_EIO		sfs_err_errno(SFS_EIO)
+#define FS_ENOMEM	sfs_err_errno(SFS_ENOMEM)
+#define FS_ENOSYS	ENOSYS	/* not handled: the kernel stops asking */
+#define FS_EMFILE	EMFILE	/* a uid holds too many read handles */
+#define FS_ENOTDIR	ENOTDIR /* a name under a file */
+#define FS_ERANGE	ERANGE	/* an xattr buffer too small */
+#define FS_EBADF	EBADF	/* a handle not open for that */
+/* Reply errno e (0: success with no data): the one caller of
+ * fuse_reply_err. */
+void fs_reply_err(fuse_req_t req, int e);
+/* Reply with the errno of a core code (fs_errno). */
 void fs_reply_core(fuse_req_t req, int code);
+/* The errno of a core code: sfs_err_errno. */
+int fs_errno(int code);
+/* Every core call's answer passes here with its error: a store failure
+ * (rc EIO or ENOSPC) is logged with the core's message and kept as the
+ * daemon's last failure. Returns rc. */
+int fs_noted(int rc, const struct sfs_error *err);
+/* The daemon's last store failure into out: 1, or 0 (out "") if none. */
+int fs_last_failure(char *out, size_t cap);
 /* Log a line: stderr in the foreground, syslog once daemonized. No
  * secret bytes: core messages never carry any. */
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -174,18 +224,78 @@ void fs_refused(uint32_t uid, const char *op, const char *secret,
 /* The same with the core's struct sfs_error. */
 void fs_refused_err(uint32_t uid, const char *op, const char *secret,
 		    const char *name, const struct sfs_error *err);
+
+/* --- fuse_attr.c: attributes, getattr, setattr, access ----------------- */
 /* Is a secret name inside the only= view? */
 int fs_visible(const char *name);
-/* Fill attributes of a node; 0 or an errno. */
+/* A secret's record read with the daemon's caller; a core code. */
+int fs_secret_rec(const char *name, struct sfs_secret_rec *r);
+/* May the request's caller see r's values' attributes? A core code. */
+int fs_view_check(fuse_req_t req, const struct sfs_secret_rec *r);
+/* The request's caller's read of secret's default (for kv/); a core code. */
+int fs_kv_value(fuse_req_t req, const char *secret, struct sfs_value *v);
+/* Is k a name kv/ can show? */
+int fs_kv_name_ok(const char *k);
+/* kv/KEY's bytes for the request's caller (*out malloc'd); an errno. */
+int fs_kv_entry(fuse_req_t req, const char *secret, const char *key, char **out,
+		size_t *len);
+/* keys/NAME's JSON for the request's caller (*out malloc'd); an errno. */
+int fs_key_json(fuse_req_t req, const char *name, char **out, size_t *len);
+/* Does kv/ exist in secret r for the request's caller? */
+int fs_kv_present(fuse_req_t req, const char *secret,
+		  const struct sfs_secret_rec *r);
+/* What of an answer is the caller's own (fs_node_attr_mine). */
+enum { FS_MINE_ENTRY = 1, FS_MINE_ATTR = 2 };
+/* Fill attributes of a node; 0 or an errno; *mine gets FS_MINE_*. */
+int fs_node_attr_mine(fuse_req_t req, const struct fs_node_info *n,
+		      struct stat *st, int *mine);
+/* The same without *mine. */
 int fs_node_attr(fuse_req_t req, const struct fs_node_info *n, struct stat *st);
 void fs_fill_entry(struct fuse_entry_param *e, uint64_t ino,
 		   const struct stat *st, int pending);
-/* A change through this mount touched secret: drop the kernel's cached
- * attributes and pages of its nodes now (the poller would, later). */
-void fs_secret_changed(const char *secret);
-/* Start/stop the generation poller (invalidates the kernel's caches). */
-int fs_poller_start(void);
-void fs_poller_stop(void);
+void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void fs_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
+/* --- fuse_dir.c: lookup and directories -------------------------------- */
+/* Decide what parent/name names; fills n (without ino). errno or 0. */
+int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
+	       struct fs_node_info *n);
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_forget_multi(fuse_req_t req, size_t count,
+		     struct fuse_forget_data *forgets);
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* --- fuse_read.c: read handles ------------------------------------------ */
+/* Is fi a write handle (fuse_write.c's)? */
+int fs_fh_is_write(const struct fuse_file_info *fi);
+/* A read handle's snapshot size into *size: 1, or 0 if fi is none. */
+int fs_rd_size(const struct fuse_file_info *fi, off_t *size);
+/* Handles open on ino: 0 none; 1 some; 2 one of them the requesting
+ * process's, whose size goes to *size. */
+int fs_rd_snapshot(fuse_req_t req, uint64_t ino, off_t *size);
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* --- fuse_tree.c: mkdir, rmdir, unlink ---------------------------------- */
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	      dev_t rdev);
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		const char *name);
+void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	     const char *newname);
+
+/* --- fuse_status.c ------------------------------------------------------ */
 /* Build .status's JSON for the request's caller (malloc'd, with a
  * trailing newline): counts within the only= view; the store's path and
  * last error only for root and the mount's owner. */
@@ -245,6 +355,19 @@ void fs_notify_kick(uint64_t gen);
 /* Stop before the session ends; join once the connection is gone. */
 void fs_notify_stop(void);
 void fs_notify_join(void);
+
+/* --- fuse_poll.c: poll(2) and POLLPRI at a change ----------------------- */
+/* Register the handle's poll; reply readable, POLLPRI once changed. */
+void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	     struct fuse_pollhandle *ph);
+/* Wake the poll(2) waiters on the open files of secret's value nodes. */
+void fs_poll_wake(const char *secret);
+/* A handle is released: drop its registrations. */
+void fs_poll_drop(uint64_t fh);
+/* No poll notification after this (before the session goes). */
+void fs_poll_stop(void);
+/* Free every registration (the connection is gone). */
+void fs_poll_fini(void);
 
 /* --- notify_helper.c: the process that makes the file operations -------- */
 enum fs_nh_op {

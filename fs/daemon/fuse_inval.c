@@ -150,11 +150,15 @@ static int key_cb(void *arg, const struct sfs_key_rec *k)
 /* The store as it is now: 0, or -1 when it could not be listed. */
 static int scan(struct fpmap *m, uint64_t *keys)
 {
+	struct sfs_error err = {0};
+
 	*keys = FNV_SEED;
-	if (sfs_key_list(fs_d.ctx, &fs_d.meta, key_cb, keys, NULL))
+	if (fs_noted(sfs_key_list(fs_d.ctx, &fs_d.meta, key_cb, keys, &err),
+		     &err))
 		return -1;
 	if (map_grow(m) ||
-	    sfs_secret_list(fs_d.ctx, &fs_d.meta, secret_cb, m, NULL))
+	    fs_noted(sfs_secret_list(fs_d.ctx, &fs_d.meta, secret_cb, m, &err),
+		     &err))
 		return -1;
 	return 0;
 }

@@ -280,7 +280,7 @@ static int fixed_get(uint64_t ino, struct fs_node_info *out)
 int fs_node_get(uint64_t ino, struct fs_node_info *out)
 {
 	struct fnode *n;
-	int rc = ENOENT;
+	int rc = FS_ENOENT;
 
 	if (ino >= FS_INO_ROOT && ino <= FS_INO_STATUS)
 		return fixed_get(ino, out);

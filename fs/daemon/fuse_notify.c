@@ -36,15 +36,15 @@
  * Memory: the last listing stays, 40 bytes a secret plus its name (about
  * 6 MiB for 100,000 secrets; twice that while a change is compared).
  *
- * fs_notify_ops() wraps fs_ops: these own requests, poll, and for `ro`
- * mounts every user change refused with EROFS (the kernel mount itself is
- * read-write so that the thread's operations pass). The thread holds no
+ * fs_notify_ops() wraps fs_ops: these own requests, poll (fuse_poll.c,
+ * woken here at a change), and for `ro` mounts every user change refused
+ * with EROFS (the kernel mount itself is read-write so that the thread's
+ * operations pass). The thread holds no
  * lock a handler needs while it waits on the mount; inotify never blocks
  * (a full queue drops events), so a slow watcher slows no one.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,21 +86,11 @@ static struct {
 	char name[256];
 } pend;
 
-/* poll(2) registrations: per open handle (fh 0: per ino). */
-struct pollent {
-	uint64_t fh, ino;
-	struct fuse_pollhandle *ph;
-	int changed;
-	struct pollent *next;
-};
-
 static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t kick_cond = PTHREAD_COND_INITIALIZER;
-static struct pollent *polls;
 static uint64_t kicked; /* kick_lock */
-static int stop;	/* kick_lock; poll_lock too for the session */
+static int stop;	/* kick_lock */
 static pid_t own_tid;	/* atomic: the helper's pid, 0 before it runs */
 static pthread_t thread;
 static int thread_started;
@@ -198,8 +188,10 @@ static void fill_vstate(const struct listing *l, struct seen *s,
 		return;
 	}
 	sfs_error_clear(&err);
-	if (s->def && sfs_version_info(fs_d.ctx, &fs_d.meta, name_of(l, s),
-				       s->def, &vr, &err) == SFS_OK)
+	if (s->def &&
+	    fs_noted(sfs_version_info(fs_d.ctx, &fs_d.meta, name_of(l, s),
+				      s->def, &vr, &err),
+		     &err) == SFS_OK)
 		s->vstate = (int16_t)vr.state;
 }
 
@@ -212,7 +204,8 @@ static int list_now(struct listing *l, const struct listing *old)
 	l->n = 0;
 	l->used = 0;
 	sfs_error_clear(&err);
-	if (sfs_secret_list(fs_d.ctx, &fs_d.meta, list_cb, l, &err))
+	if (fs_noted(sfs_secret_list(fs_d.ctx, &fs_d.meta, list_cb, l, &err),
+		     &err))
 		return -1;
 	if (l->n) /* qsort of NULL is undefined, even for no elements */
 		qsort(l->v, l->n, sizeof(*l->v), seen_cmp);
@@ -235,7 +228,7 @@ static void pend_set(int kind, uint64_t parent, const char *name)
 static int op(int ch, int o, const char *a, const char *b)
 {
 	struct fs_nh_cmd c;
-	int e = EIO;
+	int e = FS_EIO;
 
 	memset(&c, 0, sizeof(c));
 	c.op = o;
@@ -243,7 +236,7 @@ static int op(int ch, int o, const char *a, const char *b)
 	snprintf(c.b, sizeof(c.b), "%s", b ? b : "");
 	if (write(ch, &c, sizeof(c)) != (ssize_t)sizeof(c) ||
 	    read(ch, &e, sizeof(e)) != (ssize_t)sizeof(e))
-		return EIO;
+		return FS_EIO;
 	return e;
 }
 
@@ -342,26 +335,6 @@ static void secret_dir(int ch, const char *name, int created)
 	pend_set(PEND_NONE, 0, "");
 }
 
-/* Wake poll(2) waiters on the open files of secret's value nodes. */
-static void wake_polls(const char *secret)
-{
-	struct pollent *p;
-	struct fs_node_info n;
-
-	pthread_mutex_lock(&poll_lock);
-	for (p = polls; p && !stop; p = p->next) {
-		if (fs_node_get(p->ino, &n) || strcmp(n.secret, secret))
-			continue;
-		p->changed = 1;
-		if (p->ph) {
-			fuse_lowlevel_notify_poll(p->ph);
-			fuse_pollhandle_destroy(p->ph);
-			p->ph = NULL;
-		}
-	}
-	pthread_mutex_unlock(&poll_lock);
-}
-
 static int moved(const struct seen *a, const struct seen *b)
 {
 	return a->def != b->def || a->status != b->status ||
@@ -381,7 +354,7 @@ static void value_moved(int ch, const char *name)
 	} else if (fs_d.opts.notify == FS_NOTIFY_REPLACE) {
 		replace(ch, name);
 	}
-	wake_polls(name);
+	fs_poll_wake(name);
 }
 
 /* A flat view: a secret's file exists while it has a default. */
@@ -522,9 +495,8 @@ int fs_notify_start(void)
 void fs_notify_stop(void)
 {
 	pthread_mutex_lock(&kick_lock);
-	pthread_mutex_lock(&poll_lock);
+	fs_poll_stop();
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&poll_lock);
 	pthread_cond_signal(&kick_cond);
 	pthread_mutex_unlock(&kick_lock);
 }
@@ -532,17 +504,10 @@ void fs_notify_stop(void)
 /* After the connection is gone (an operation in flight has failed). */
 void fs_notify_join(void)
 {
-	struct pollent *p;
-
 	if (thread_started)
 		pthread_join(thread, NULL);
 	thread_started = 0;
-	while ((p = polls)) {
-		polls = p->next;
-		if (p->ph)
-			fuse_pollhandle_destroy(p->ph);
-		free(p);
-	}
+	fs_poll_fini();
 }
 
 /* --- the handlers' side -------------------------------------------------- */
@@ -584,7 +549,7 @@ static void own_entry(fuse_req_t req, uint64_t parent, int kind,
 	uint64_t ino = fs_node_ref(parent, kind, secret, version, name);
 
 	if (!ino) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, FS_ENOMEM);
 		return;
 	}
 	/* kv/K's attributes need a decryption (an audited read) */
@@ -620,7 +585,7 @@ static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
 		fs_ops.lookup(req, parent, name);
 	} else if (pending(parent, name, PEND_ABSENT)) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, FS_ENOENT);
 	} else if (pending(parent, name, PEND_PRESENT)) {
 		stat_init(&st,
 			  fs_d.opts.flat ? S_IFREG | 0400 : S_IFDIR | 0700);
@@ -633,7 +598,7 @@ static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			own_entry(req, parent, FK_KV, p.secret, 0, name, &st,
 				  NULL);
 		else
-			fuse_reply_err(req, ENOENT);
+			fs_reply_err(req, FS_ENOENT);
 	} else {
 		fs_ops.lookup(req, parent, name);
 	}
@@ -652,7 +617,7 @@ static void n_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 	} else if (ro(req) && ((fi->flags & O_ACCMODE) != O_RDONLY ||
 			       (fi->flags & O_TRUNC))) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	} else {
 		fs_ops.open(req, ino, fi);
 	}
@@ -664,7 +629,7 @@ static void n_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	if (fs_notify_own(req) && !fi->fh)
 		fuse_reply_write(req, size); /* the byte is ignored */
 	else if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.write(req, ino, buf, size, off, fi);
 }
@@ -672,69 +637,16 @@ static void n_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void n_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (fs_notify_own(req) && !fi->fh)
-		fuse_reply_err(req, 0);
+		fs_reply_err(req, 0);
 	else
 		fs_ops.flush(req, ino, fi);
 }
 
 static void n_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct pollent **pp, *p;
-
-	pthread_mutex_lock(&poll_lock);
-	for (pp = &polls; fi->fh && (p = *pp);) {
-		if (p->fh != fi->fh) {
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		if (p->ph)
-			fuse_pollhandle_destroy(p->ph);
-		free(p);
-	}
-	pthread_mutex_unlock(&poll_lock);
+	if (fi->fh)
+		fs_poll_drop(fi->fh);
 	fs_ops.release(req, ino, fi);
-}
-
-static struct pollent *poll_find(uint64_t fh, uint64_t ino)
-{
-	struct pollent *p;
-
-	for (p = polls; p; p = p->next)
-		if (p->fh == fh && p->ino == ino)
-			return p;
-	p = calloc(1, sizeof(*p));
-	if (p) {
-		p->fh = fh;
-		p->ino = ino;
-		p->next = polls;
-		polls = p;
-	}
-	return p;
-}
-
-/* Files are always readable; POLLPRI once the secret changed after the
- * handle's first poll. Never ENOSYS: the kernel would answer "ready"
- * for good and apps spin. */
-static void n_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		   struct fuse_pollhandle *ph)
-{
-	unsigned rev = POLLIN | POLLRDNORM;
-	struct pollent *p;
-
-	pthread_mutex_lock(&poll_lock);
-	p = stop ? NULL : poll_find(fi->fh, ino);
-	if (p) {
-		if (p->ph)
-			fuse_pollhandle_destroy(p->ph);
-		p->ph = ph;
-		ph = NULL;
-		rev |= p->changed ? POLLPRI : 0;
-	}
-	pthread_mutex_unlock(&poll_lock);
-	if (ph)
-		fuse_pollhandle_destroy(ph);
-	fuse_reply_poll(req, rev);
 }
 
 /* The staging file of notify=replace shows default's attributes: after
@@ -768,7 +680,7 @@ static void own_create_flat(fuse_req_t req, struct fs_node_info *root,
 		own_entry(req, root->ino, FK_STAGED, root->secret,
 			  fs_d.owner_uid, name, &st, fi);
 	} else {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 	}
 }
 
@@ -781,7 +693,7 @@ static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
 		if (ro(req))
-			fuse_reply_err(req, EROFS);
+			fs_reply_err(req, FS_EROFS);
 		else
 			fs_ops.create(req, parent, name, mode, fi);
 	} else if (p.kind == FK_VERSIONS &&
@@ -796,7 +708,7 @@ static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		own_entry(req, parent, FK_STAGED, p.secret, fs_d.owner_uid,
 			  name, &st, fi);
 	} else {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 	}
 }
 
@@ -809,7 +721,7 @@ static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		stat_init(&st, S_IFDIR | 0700);
 		own_entry(req, parent, FK_SECRET, name, 0, name, &st, NULL);
 	} else if (ro(req)) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	} else {
 		fs_ops.mkdir(req, parent, name, mode);
 	}
@@ -818,10 +730,10 @@ static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void n_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	if (fs_notify_own(req))
-		fuse_reply_err(req,
-			       pending(parent, name, PEND_PRESENT) ? 0 : EPERM);
+		fs_reply_err(
+		    req, pending(parent, name, PEND_PRESENT) ? 0 : FS_EPERM);
 	else if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.rmdir(req, parent, name);
 }
@@ -838,13 +750,13 @@ static void own_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	    fs_node_get(parent, &p) ||
 	    (flat && !pending_stage(p.secret, sizeof(p.secret))) ||
 	    strcmp(newname, flat ? p.secret : "default")) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, FS_EPERM);
 		return;
 	}
 	ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid, name);
 	if (ino)
 		fs_node_retarget(ino, FK_DEFAULT, 0, newname);
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }
 
 static void n_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -854,7 +766,7 @@ static void n_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (fs_notify_own(req))
 		own_rename(req, parent, name, newparent, newname);
 	else if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.rename(req, parent, name, newparent, newname, flags);
 }
@@ -870,9 +782,9 @@ static void n_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		    (ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid,
 					name)))
 			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
-		fuse_reply_err(req, 0);
+		fs_reply_err(req, 0);
 	} else if (ro(req)) {
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	} else {
 		fs_ops.unlink(req, parent, name);
 	}
@@ -882,7 +794,7 @@ static void n_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		      int to_set, struct fuse_file_info *fi)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.setattr(req, ino, attr, to_set, fi);
 }
@@ -891,7 +803,7 @@ static void n_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		       const char *value, size_t size, int flags)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.setxattr(req, ino, name, value, size, flags);
 }
@@ -899,7 +811,7 @@ static void n_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 static void n_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.removexattr(req, ino, name);
 }
@@ -908,7 +820,7 @@ static void n_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		    mode_t mode, dev_t rdev)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.mknod(req, parent, name, mode, rdev);
 }
@@ -917,7 +829,7 @@ static void n_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		      const char *name)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.symlink(req, link, parent, name);
 }
@@ -926,7 +838,7 @@ static void n_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		   const char *newname)
 {
 	if (ro(req))
-		fuse_reply_err(req, EROFS);
+		fs_reply_err(req, FS_EROFS);
 	else
 		fs_ops.link(req, ino, newparent, newname);
 }
@@ -939,7 +851,7 @@ const struct fuse_lowlevel_ops *fs_notify_ops(void)
 	ops.write = n_write;
 	ops.flush = n_flush;
 	ops.release = n_release;
-	ops.poll = n_poll;
+	ops.poll = fs_poll;
 	ops.create = n_create;
 	ops.mkdir = n_mkdir;
 	ops.rmdir = n_rmdir;

@@ -39,7 +39,7 @@ struct staged {
 	struct staged *next;
 	char secret[SFS_NAME_MAX + 1];
 	char name[256];
-	uint32_t uid, gid; /* its creator's */
+	uint32_t uid, gid;  /* its creator's */
 	unsigned char *buf; /* SFS_VALUE_MAX bytes once written */
 	size_t len;
 	int poison; /* errno that refuses a commit, or 0 */
@@ -131,7 +131,7 @@ int fs_staged_stat(const char *secret, const char *name, uint32_t uid,
 		   struct stat *st)
 {
 	struct staged *s;
-	int rc = ENOENT;
+	int rc = FS_ENOENT;
 
 	pthread_mutex_lock(&staged_lock);
 	s = staged_find(secret, name, uid);
@@ -158,7 +158,7 @@ int fs_staged_unlink(const char *secret, const char *name, uint32_t uid)
 	if (s)
 		staged_drop(s);
 	pthread_mutex_unlock(&staged_lock);
-	return s ? 0 : ENOENT;
+	return s ? 0 : FS_ENOENT;
 }
 
 void fs_staged_each(const char *secret, uint32_t uid, fs_staged_cb cb,
@@ -178,7 +178,7 @@ void fs_staged_each(const char *secret, uint32_t uid, fs_staged_cb cb,
 static int cut(size_t *len, unsigned char *buf, off_t size)
 {
 	if (size < 0 || (size_t)size > *len)
-		return EINVAL;
+		return FS_EINVAL;
 	if (buf)
 		sfs_crypto_wipe(buf + size, *len - (size_t)size);
 	*len = (size_t)size;
@@ -189,7 +189,7 @@ int fs_staged_truncate(const char *secret, const char *name, uint32_t uid,
 		       off_t size)
 {
 	struct staged *s;
-	int rc = ENOENT;
+	int rc = FS_ENOENT;
 
 	pthread_mutex_lock(&staged_lock);
 	s = staged_find(secret, name, uid);
@@ -211,13 +211,13 @@ static int put(unsigned char **buf, size_t *len, int *poison, const char *data,
 	if (was)
 		return was;
 	if (off < 0 || (size_t)off > *len)
-		return *poison = EINVAL;
+		return *poison = FS_EINVAL;
 	if (size > SFS_VALUE_MAX || (size_t)off > SFS_VALUE_MAX - size)
 		return *poison = fs_errno(SFS_EFBIG);
 	if (!*buf) {
 		*buf = malloc(SFS_VALUE_MAX);
 		if (!*buf)
-			return *poison = ENOMEM;
+			return *poison = FS_ENOMEM;
 	}
 	memcpy(*buf + off, data, size);
 	if ((size_t)off + size > *len)
@@ -281,15 +281,15 @@ static int staged_open(struct wfh *h, const char *name, int flags, int create)
 	pthread_mutex_lock(&staged_lock);
 	s = staged_find(h->secret, name, h->caller.uid);
 	if (s && create && (flags & O_EXCL)) {
-		rc = EEXIST;
+		rc = FS_EEXIST;
 	} else if (!s && !create) {
-		rc = ENOENT;
+		rc = FS_ENOENT;
 	} else if (!s && staged_count(h->caller.uid) >= FS_STAGED_MAX) {
 		rc = sfs_err_errno(SFS_ENOSPC); /* memory, not the store */
 	} else if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s) {
-			rc = ENOMEM;
+			rc = FS_ENOMEM;
 		} else {
 			snprintf(s->secret, sizeof(s->secret), "%s", h->secret);
 			snprintf(s->name, sizeof(s->name), "%s", name);
@@ -341,8 +341,9 @@ int fs_writer_check(fuse_req_t req, const char *secret, uint32_t expect,
 	if (e)
 		return e;
 	if (!fs_visible(secret))
-		return ENOENT;
-	e = sfs_version_can_add(fs_d.ctx, c, secret, expect, &err);
+		return FS_ENOENT;
+	e = fs_noted(sfs_version_can_add(fs_d.ctx, c, secret, expect, &err),
+		     &err);
 	if (e)
 		fs_refused_err(c->uid, "write", secret, NULL, &err);
 	return fs_errno(e);
@@ -356,9 +357,12 @@ int fs_writer_check(fuse_req_t req, const char *secret, uint32_t expect,
  */
 static int wfh_load(struct wfh *h)
 {
+	struct sfs_error err = {0};
 	struct sfs_value v = {NULL, 0};
-	int e = fs_errno(sfs_version_read(fs_d.ctx, &h->caller, h->secret, 0,
-					  &v, NULL, NULL));
+	int e =
+	    fs_errno(fs_noted(sfs_version_read(fs_d.ctx, &h->caller, h->secret,
+					       0, &v, NULL, &err),
+			      &err));
 
 	if (!e)
 		e = put(&h->buf, &h->len, &h->poison, (const char *)v.data,
@@ -378,18 +382,18 @@ void fs_write_open(fuse_req_t req, const struct fs_node_info *n,
 		if ((e = fs_caller(req, 0, &c)))
 			goto out;
 		h = wfh_new(&c, n->secret, 0, n->ino);
-		e = h ? staged_open(h, n->name, fi->flags, 0) : ENOMEM;
+		e = h ? staged_open(h, n->name, fi->flags, 0) : FS_ENOMEM;
 	} else if (n->kind != FK_DEFAULT) {
-		e = EPERM;
+		e = FS_EPERM;
 	} else if (!(e = fs_writer_check(req, n->secret, 0, &c))) {
 		h = wfh_new(&c, n->secret, 0, n->ino);
-		e = !h ? ENOMEM : (fi->flags & O_TRUNC) ? 0 : wfh_load(h);
+		e = !h ? FS_ENOMEM : (fi->flags & O_TRUNC) ? 0 : wfh_load(h);
 	}
 out:
 	if (e) {
 		if (h)
 			wfh_free(h);
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 		return;
 	}
 	reply_open(req, h, fi, NULL);
@@ -411,16 +415,16 @@ static int create_target(fuse_req_t req, const struct fs_node_info *p,
 	} else if (p->kind == FK_VERSIONS) {
 		*kind = FK_VERSION;
 		if (name[0] < '1' || name[0] > '9')
-			return EPERM;
+			return FS_EPERM;
 		errno = 0;
 		v = strtoul(name, &end, 10);
 		if (errno || *end || v > UINT32_MAX)
-			return EPERM;
+			return FS_EPERM;
 		*num = (uint32_t)v;
 	} else {
-		return EPERM;
+		return FS_EPERM;
 	}
-	return strlen(name) > 255 ? ENAMETOOLONG : 0;
+	return strlen(name) > 255 ? FS_ENAMETOOLONG : 0;
 }
 
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -431,7 +435,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct sfs_caller c;
 	struct stat st;
 	struct wfh *h = NULL;
-	int kind, e = fs_node_get(parent, &p);
+	int kind = 0, e = fs_node_get(parent, &p);
 	uint32_t num = 0;
 
 	(void)mode;
@@ -440,18 +444,18 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	/* A staged file is a pending write of default: the same check,
 	 * so a writer without the role is refused here, not at rename. */
 	if (!e)
-		e = fs_writer_check(req, p.secret,
-				    kind == FK_VERSION ? num : 0, &c);
+		e = fs_writer_check(req, p.secret, kind == FK_VERSION ? num : 0,
+				    &c);
 	if (!e) {
 		h = wfh_new(&c, p.secret, kind == FK_VERSION ? num : 0, 0);
 		if (!h)
-			e = ENOMEM;
+			e = FS_ENOMEM;
 		else if (kind == FK_STAGED)
 			e = staged_open(h, name, fi->flags | O_CREAT, 1);
 	}
 	if (!e) {
 		h->ino = fs_node_ref(parent, kind, p.secret, num, name);
-		e = h->ino ? 0 : ENOMEM;
+		e = h->ino ? 0 : FS_ENOMEM;
 	}
 	if (!e) {
 		fs_node_writers(h->ino, 1);
@@ -467,7 +471,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 			staged_unref(h->st);
 		if (h)
 			wfh_free(h);
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 		return;
 	}
 	fs_fill_entry(&ep, h->ino, &st, 1);
@@ -482,7 +486,7 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 	(void)ino;
 	if (!h->write) {
-		fuse_reply_err(req, EBADF);
+		fs_reply_err(req, FS_EBADF);
 		return;
 	}
 	if (h->st) {
@@ -493,14 +497,14 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		pthread_mutex_unlock(&staged_lock);
 	} else {
 		pthread_mutex_lock(&h->lock);
-		e = h->done ? EPERM
+		e = h->done ? FS_EPERM
 			    : put(&h->buf, &h->len, &h->poison, buf, size, off);
 		if (!e)
 			h->dirty = 1;
 		pthread_mutex_unlock(&h->lock);
 	}
 	if (e)
-		fuse_reply_err(req, e);
+		fs_reply_err(req, e);
 	else
 		fuse_reply_write(req, size);
 }
@@ -510,8 +514,11 @@ void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 static void audit_too_big(const struct sfs_caller *c, const char *secret,
 			  uint32_t expect)
 {
-	sfs_version_add(fs_d.ctx, c, secret, NULL, SFS_VALUE_MAX + 1, expect,
-			NULL, NULL);
+	struct sfs_error err = {0};
+
+	fs_noted(sfs_version_add(fs_d.ctx, c, secret, NULL, SFS_VALUE_MAX + 1,
+				 expect, NULL, &err),
+		 &err);
 }
 
 /* Commit once (h->lock held); the errno of the commit, or 0. */
@@ -528,8 +535,9 @@ static int commit(struct wfh *h)
 	if (h->poison)
 		return h->poison;
 	sfs_error_clear(&err);
-	rc = sfs_version_add(fs_d.ctx, &h->caller, h->secret, h->buf, h->len,
-			     h->expect, NULL, &err);
+	rc = fs_noted(sfs_version_add(fs_d.ctx, &h->caller, h->secret, h->buf,
+				      h->len, h->expect, NULL, &err),
+		      &err);
 	if (rc)
 		fs_refused_err(h->caller.uid, "close", h->secret, NULL, &err);
 	return fs_errno(rc);
@@ -558,7 +566,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * take the error away from the writer's close().
 	 */
 	if (h->write && !h->st && !writer_flush(h, fuse_req_ctx(req)->pid)) {
-		fuse_reply_err(req, 0);
+		fs_reply_err(req, 0);
 		return;
 	}
 	if (h->write && !h->st) {
@@ -570,7 +578,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (!e)
 			fs_secret_changed(h->secret);
 	}
-	fuse_reply_err(req, e);
+	fs_reply_err(req, e);
 }
 
 int fs_write_release(struct fuse_file_info *fi)
@@ -629,7 +637,7 @@ int fs_write_truncate(struct fuse_file_info *fi, off_t size)
 	}
 	pthread_mutex_lock(&h->lock);
 	if (h->done)
-		e = EPERM;
+		e = FS_EPERM;
 	else if (!(e = h->poison ? h->poison : cut(&h->len, h->buf, size)))
 		h->dirty = 1;
 	else
@@ -651,20 +659,23 @@ static int rename_commit(fuse_req_t req, const char *secret, const char *name,
 	if (e)
 		return e;
 	if ((flags & RENAME_NOREPLACE) &&
-	    sfs_secret_get(fs_d.ctx, &fs_d.meta, secret, &r, &full, NULL) ==
-		SFS_OK &&
+	    fs_noted(
+		sfs_secret_get(fs_d.ctx, &fs_d.meta, secret, &r, &full, &err),
+		&err) == SFS_OK &&
 	    r.default_version)
-		return EEXIST;
+		return FS_EEXIST;
 	pthread_mutex_lock(&staged_lock);
 	s = staged_find(secret, name, c.uid);
 	if (!s)
-		e = ENOENT;
+		e = FS_ENOENT;
 	else if (s->poison == fs_errno(SFS_EFBIG))
 		audit_too_big(&c, secret, 0);
 	if (s && s->poison)
 		e = s->poison;
-	else if (s && (rc = sfs_version_add(fs_d.ctx, &c, secret, s->buf,
-					    s->len, 0, NULL, &err))) {
+	else if (s &&
+		 (rc = fs_noted(sfs_version_add(fs_d.ctx, &c, secret, s->buf,
+						s->len, 0, NULL, &err),
+				&err))) {
 		fs_refused_err(c.uid, "rename", secret, name, &err);
 		e = fs_errno(rc);
 	}
@@ -685,9 +696,9 @@ static int rename_staged(uint32_t uid, const char *secret, const char *from,
 	s = staged_find(secret, from, uid);
 	t = staged_find(secret, to, uid);
 	if (!s)
-		e = ENOENT;
+		e = FS_ENOENT;
 	else if (t && (flags & RENAME_NOREPLACE))
-		e = EEXIST;
+		e = FS_EEXIST;
 	if (!e && t && t != s)
 		staged_drop(t);
 	if (!e)
@@ -706,15 +717,15 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!e && (parent != newparent || p.kind != FK_SECRET ||
 		   !fs_staged_name(name) || (flags & RENAME_EXCHANGE)))
-		e = EPERM;
+		e = FS_EPERM;
 	if (!e && !fs_visible(p.secret))
-		e = ENOENT;
+		e = FS_ENOENT;
 	if (!e && !strcmp(newname, "default"))
 		e = rename_commit(req, p.secret, name, flags);
 	else if (!e && fs_staged_name(newname))
 		e = rename_staged(uid, p.secret, name, newname, flags);
 	else if (!e)
-		e = EPERM;
+		e = FS_EPERM;
 	if (!e && !strcmp(newname, "default"))
 		fs_secret_changed(p.secret);
 	if (!e) {
@@ -726,5 +737,5 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		else if (ino)
 			fs_node_retarget(ino, FK_STAGED, uid, newname);
 	}
-	fuse_reply_err(req, e);
+	fs_reply_err(req, e);
 }

@@ -55,27 +55,37 @@ enum xid {
 static const struct xattr {
 	const char *name;
 	int on;
-	int partial; /* in the partial view of a secret dir */
 } xattrs[] = {
-    [X_ID] = {"user.secret.id", ON_DIR, 1},
-    [X_NAME] = {"user.secret.name", ON_DIR, 1},
-    [X_DESC] = {"user.secret.description", ON_DIR, 1},
-    [X_STATUS] = {"user.secret.status", ON_DIR, 0},
-    [X_AC] = {"user.secret.access_control", ON_DIR, 1},
-    [X_ALLOWED] = {"user.secret.allowed_principals", ON_DIR, 0},
-    [X_DEFAULT] = {"user.secret.default_version", ON_DIR, 0},
-    [X_LATEST] = {"user.secret.latest_version", ON_DIR, 0},
-    [X_CREATED_AT] = {"user.secret.created_at", ON_DIR | ON_VALUE, 1},
-    [X_CREATED_BY] = {"user.secret.created_by", ON_DIR | ON_VALUE, 1},
-    [X_KEY_ID] = {"user.kms.key_id", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_KEY_NAME] = {"user.kms.key_name", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_KEY_TYPE] = {"user.kms.key_type", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_KEY_STATE] = {"user.kms.key_state", ON_DIR | ON_VALUE | ON_KEY, 0},
-    [X_VERSION] = {"user.secret.version", ON_VALUE, 0},
-    [X_VSTATE] = {"user.secret.version_state", ON_VALUE, 0},
-    [X_FORMAT] = {"user.secret.format", ON_VALUE, 0},
+    [X_ID] = {"user.secret.id", ON_DIR},
+    [X_NAME] = {"user.secret.name", ON_DIR},
+    [X_DESC] = {"user.secret.description", ON_DIR},
+    [X_STATUS] = {"user.secret.status", ON_DIR},
+    [X_AC] = {"user.secret.access_control", ON_DIR},
+    [X_ALLOWED] = {"user.secret.allowed_principals", ON_DIR},
+    [X_DEFAULT] = {"user.secret.default_version", ON_DIR},
+    [X_LATEST] = {"user.secret.latest_version", ON_DIR},
+    [X_CREATED_AT] = {"user.secret.created_at", ON_DIR | ON_VALUE},
+    [X_CREATED_BY] = {"user.secret.created_by", ON_DIR | ON_VALUE},
+    [X_KEY_ID] = {"user.kms.key_id", ON_DIR | ON_VALUE | ON_KEY},
+    [X_KEY_NAME] = {"user.kms.key_name", ON_DIR | ON_VALUE | ON_KEY},
+    [X_KEY_TYPE] = {"user.kms.key_type", ON_DIR | ON_VALUE | ON_KEY},
+    [X_KEY_STATE] = {"user.kms.key_state", ON_DIR | ON_VALUE | ON_KEY},
+    [X_VERSION] = {"user.secret.version", ON_VALUE},
+    [X_VSTATE] = {"user.secret.version_state", ON_VALUE},
+    [X_FORMAT] = {"user.secret.format", ON_VALUE},
 };
 #define NXATTRS (sizeof(xattrs) / sizeof(xattrs[0]))
+
+/* Is attribute id in the partial view of a secret dir? The core's list
+ * (sfs_secret_partial_field) of user.secret.FIELD. */
+static int xattr_partial(int id)
+{
+	static const char pfx[] = "user.secret.";
+	const char *name = xattrs[id].name;
+
+	return !strncmp(name, pfx, sizeof(pfx) - 1) &&
+	       sfs_secret_partial_field(name + sizeof(pfx) - 1);
+}
 
 /* What one request has fetched so far (each record at most once). */
 struct xq {
@@ -119,26 +129,33 @@ static int q_caller(struct xq *q)
 
 static int q_secret(struct xq *q)
 {
+	struct sfs_error err = {0};
+
 	if (!q->have_s) {
 		q->have_s = 1;
 		q->s_rc = q_caller(q);
 		if (!q->s_rc)
-			q->s_rc = sfs_secret_get(fs_d.ctx, &q->c, q->n.secret,
-						 &q->s, &q->full, NULL);
+			q->s_rc = fs_noted(sfs_secret_get(fs_d.ctx, &q->c,
+							  q->n.secret, &q->s,
+							  &q->full, &err),
+					   &err);
 	}
 	return q->s_rc;
 }
 
 static int q_version(struct xq *q)
 {
+	struct sfs_error err = {0};
 	uint32_t num = q->n.kind == FK_VERSION ? q->n.version : 0;
 
 	if (!q->have_v) {
 		q->have_v = 1;
 		q->v_rc = q_caller(q);
 		if (!q->v_rc)
-			q->v_rc = sfs_version_info(fs_d.ctx, &q->c, q->n.secret,
-						   num, &q->v, NULL);
+			q->v_rc = fs_noted(sfs_version_info(fs_d.ctx, &q->c,
+							    q->n.secret, num,
+							    &q->v, &err),
+					   &err);
 	}
 	return q->v_rc;
 }
@@ -147,6 +164,7 @@ static int q_version(struct xq *q)
  * current key or the key that wrapped the version. */
 static int q_key(struct xq *q)
 {
+	struct sfs_error err = {0};
 	const char *key = q->n.name;
 
 	if (q->have_k)
@@ -163,7 +181,8 @@ static int q_key(struct xq *q)
 		key = q->v.kms_key_id;
 	}
 	if (!q->k_rc)
-		q->k_rc = sfs_key_get(fs_d.ctx, &q->c, key, &q->k, NULL);
+		q->k_rc = fs_noted(
+		    sfs_key_get(fs_d.ctx, &q->c, key, &q->k, &err), &err);
 	return q->k_rc;
 }
 
@@ -186,7 +205,7 @@ static int get_dir(struct xq *q, enum xid id, char *out, size_t cap)
 
 	if (rc)
 		return rc;
-	if (!q->full && !xattrs[id].partial)
+	if (!q->full && !xattr_partial(id))
 		return SFS_EACCES;
 	return no_field(fs_render_secret_field(&q->s, field_of(id), out, cap));
 }
@@ -253,7 +272,7 @@ static int q_init(struct xq *q, fuse_req_t req, fuse_ino_t ino)
 	memset(q, 0, sizeof(*q));
 	q->req = req;
 	if (fs_node_get(ino, &q->n))
-		return ENOENT;
+		return FS_ENOENT;
 	q->where = where_of(q->n.kind);
 	return 0;
 }
@@ -271,7 +290,7 @@ static void reply_data(fuse_req_t req, const char *data, size_t len,
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
-		fuse_reply_err(req, ERANGE);
+		fs_reply_err(req, FS_ERANGE);
 	else
 		fuse_reply_buf(req, data, len);
 }
@@ -314,12 +333,12 @@ static int acl_cmp(const void *a, const void *b)
 
 /* Entries of the allow list; returns how many (duplicates dropped). */
 /* The POSIX ACL of an access-controlled value file: read for exactly
- * the principals the core's rule names (sfs_policy_readers), nobody
+ * the principals the core's rule names (sfs_secret_readers), nobody
  * else; the kernel wants it sorted by tag and id. */
 static size_t acl_entries(const struct sfs_secret_rec *r, struct acl_ent *e)
 {
 	struct sfs_reader who[ACL_MAX];
-	size_t n = 0, i, k, m = sfs_policy_readers(r, who, ACL_MAX - 3);
+	size_t n = 0, i, k, m = sfs_secret_readers(r, who, ACL_MAX - 3);
 
 	e[n++] = (struct acl_ent){ACL_USER_OBJ, 0, ACL_UNDEF};
 	e[n++] = (struct acl_ent){ACL_GROUP_OBJ, 0, ACL_UNDEF};
@@ -331,9 +350,8 @@ static size_t acl_entries(const struct sfs_secret_rec *r, struct acl_ent *e)
 		else if (who[i].group && who[i].id == r->group)
 			e[1].perm = 4;
 		else
-			e[n++] = (struct acl_ent){who[i].group ? ACL_GROUP
-							       : ACL_USER,
-						  4, who[i].id};
+			e[n++] = (struct acl_ent){
+			    who[i].group ? ACL_GROUP : ACL_USER, 4, who[i].id};
 	}
 	qsort(e, n, sizeof(*e), acl_cmp);
 	for (i = k = 0; i < n; i++)
@@ -352,6 +370,7 @@ static void put_le(unsigned char *p, uint32_t v, int bytes)
 
 static void acl_get(fuse_req_t req, const struct fs_node_info *n, size_t size)
 {
+	struct sfs_error err = {0};
 	struct acl_ent e[ACL_MAX];
 	unsigned char out[4 + ACL_MAX * 8];
 	struct sfs_secret_rec r;
@@ -362,8 +381,9 @@ static void acl_get(fuse_req_t req, const struct fs_node_info *n, size_t size)
 	if (fs_d.opts.cache != FS_CACHE_KERNEL || where_of(n->kind) != ON_VALUE)
 		rc = SFS_ENODATA;
 	else
-		rc = sfs_secret_get(fs_d.ctx, &fs_d.meta, n->secret, &r, &full,
-				    NULL);
+		rc = fs_noted(sfs_secret_get(fs_d.ctx, &fs_d.meta, n->secret,
+					     &r, &full, &err),
+			      &err);
 	if (rc == SFS_OK && !r.access_control)
 		rc = SFS_ENODATA;
 	if (rc) {
@@ -388,7 +408,7 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 	out[0] = '\0';
 	if ((rc = q_init(&q, req, ino))) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	if (!strcmp(name, ACL_XATTR)) {
@@ -412,7 +432,7 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int rc;
 
 	if ((rc = q_init(&q, req, ino))) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	for (i = 0; i < NXATTRS; i++) {
@@ -438,6 +458,7 @@ static int word(const char *v, const char *yes, const char *no)
 
 static int set_dir(struct xq *q, enum xid id, const char *v)
 {
+	struct sfs_error err = {0};
 	struct sfs_secret_update u;
 	const char *s = q->n.secret;
 	int on;
@@ -450,30 +471,37 @@ static int set_dir(struct xq *q, enum xid id, const char *v)
 	case X_DESC:
 		u.fields = SFS_SF_DESCRIPTION;
 		u.description = v;
-		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
+				&err);
 	case X_STATUS:
 		if ((on = word(v, "active", "deactivated")) < 0)
 			return SFS_EINVAL;
-		return sfs_secret_set_status(fs_d.ctx, &q->c, s, on, NULL);
+		return fs_noted(
+		    sfs_secret_set_status(fs_d.ctx, &q->c, s, on, &err), &err);
 	case X_AC:
 		if ((on = word(v, "enabled", "disabled")) < 0)
 			return SFS_EINVAL;
 		u.fields = SFS_SF_ACCESS_CONTROL;
 		u.access_control = on;
-		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
+				&err);
 	case X_ALLOWED:
 		u.fields = SFS_SF_ALLOWED;
 		u.allowed = v;
-		return sfs_secret_update(fs_d.ctx, &q->c, s, &u, NULL);
+		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
+				&err);
 	case X_DEFAULT:
 		errno = 0;
 		n = strtoul(v, &end, 10);
 		if (v[0] < '0' || v[0] > '9' || *end || errno || n > UINT32_MAX)
 			return SFS_EINVAL;
 		num = (uint32_t)n;
-		return sfs_version_set_default(fs_d.ctx, &q->c, s, num, NULL);
+		return fs_noted(
+		    sfs_version_set_default(fs_d.ctx, &q->c, s, num, &err),
+		    &err);
 	case X_KEY_ID:
-		return sfs_secret_change_key(fs_d.ctx, &q->c, s, v, NULL);
+		return fs_noted(
+		    sfs_secret_change_key(fs_d.ctx, &q->c, s, v, &err), &err);
 	default:
 		return SFS_EPERM;
 	}
@@ -481,6 +509,7 @@ static int set_dir(struct xq *q, enum xid id, const char *v)
 
 static int set_one(struct xq *q, int id, const char *v)
 {
+	struct sfs_error err = {0};
 	int on;
 
 	if (id < 0 || !(xattrs[id].on & q->where))
@@ -491,12 +520,15 @@ static int set_one(struct xq *q, int id, const char *v)
 		return SFS_EPERM;
 	/* The third state the attribute shows: the same as rm versions/N. */
 	if (!strcmp(v, "destroyed"))
-		return sfs_version_destroy(fs_d.ctx, &q->c, q->n.secret,
-					   q->n.version, NULL);
+		return fs_noted(sfs_version_destroy(fs_d.ctx, &q->c,
+						    q->n.secret, q->n.version,
+						    &err),
+				&err);
 	if ((on = word(v, "active", "deactivated")) < 0)
 		return SFS_EINVAL;
-	return sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret, q->n.version,
-				     on, NULL);
+	return fs_noted(sfs_version_set_state(fs_d.ctx, &q->c, q->n.secret,
+					      q->n.version, on, &err),
+			&err);
 }
 
 /* setxattr's XATTR_CREATE (EEXIST when the attribute has a value) and
@@ -525,7 +557,7 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int rc;
 
 	if ((rc = q_init(&q, req, ino))) {
-		fuse_reply_err(req, rc);
+		fs_reply_err(req, rc);
 		return;
 	}
 	if (!fs_visible(q.n.secret) && q.n.secret[0])
@@ -551,5 +583,5 @@ void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	(void)ino;
 	(void)name;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, FS_EPERM);
 }

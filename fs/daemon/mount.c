@@ -570,26 +570,12 @@ int fs_run(struct sfs_ctx *ctx, struct fs_opts *o, int lock_fd)
 	int rc = EXIT_FAIL;
 
 	(void)lock_fd; /* held open (and locked) until the process exits */
-	fs_d.ctx = ctx;
-	fs_d.opts = *o;
-	fs_d.owner_uid = (uint32_t)getuid();
-	fs_d.started = sfs_time_now();
-	sfs_caller_self(&fs_d.meta);
-	/* Names and attributes are kept long: at each change the poller
-	 * invalidates the changed nodes' attributes and pages (fuse_inval.c),
-	 * and a deleted secret's cached name then answers stat with ENOENT
-	 * (its GETATTR finds nothing; an open fails at the daemon, or in
-	 * cache=kernel at the first read). Names are never invalidated (see
-	 * fuse.c). 10 s bounds what a daemon that cannot see the generation
-	 * would serve stale; cache=kernel, whose writers wait for the poller,
-	 * keeps them a minute. */
-	fs_d.entry_timeout = o->cache == FS_CACHE_KERNEL ? 60.0 : 10.0;
-	fs_d.attr_timeout = fs_d.entry_timeout;
+	fs_daemon_init(ctx, o);
 	fs_node_init();
 	se = session_new(o);
 	if (!se)
 		return fail("mount", "cannot start the fuse session");
-	fs_d.se = se;
+	fs_daemon_session(se);
 	if (fuse_session_mount(se, o->mountpoint)) {
 		fuse_session_destroy(se);
 		return fail("mount", "cannot mount (see above)");

@@ -44,6 +44,36 @@ int sfs_secret_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
 int sfs_secret_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    sfs_secret_cb cb, void *arg, struct sfs_error *err);
 
+/*
+ * Questions a front asks before it opens anything (access(2), stat of a
+ * value, kv/'s presence): the answer the change or read itself would
+ * give, SFS_OK or SFS_EACCES. The rules are core/policy.c's
+ * (sfs_policy_may_read, sfs_policy_may_view, sfs_policy_may_manage).
+ * may_see: all of the secret's details, or a manager (who may add
+ * versions without being on the allow list); may_manage needs c->roles.
+ */
+int sfs_secret_may_read(const struct sfs_caller *c,
+			const struct sfs_secret_rec *s);
+int sfs_secret_may_see(const struct sfs_caller *c,
+		       const struct sfs_secret_rec *s);
+int sfs_secret_may_manage(const struct sfs_caller *c);
+/* Who may read an access-controlled secret's values, for a front that
+ * lets the kernel enforce it (sfs_policy_readers): the count, at most
+ * cap. */
+struct sfs_reader;
+size_t sfs_secret_readers(const struct sfs_secret_rec *s,
+			  struct sfs_reader *out, size_t cap);
+/* The owner, group and mode s's value files show through view v
+ * (sfs_policy_view_attrs). */
+void sfs_secret_view_attrs(const struct sfs_view_id *v,
+			   const struct sfs_secret_rec *s, uint32_t *owner,
+			   uint32_t *group, uint32_t *mode);
+
+/* Is field (a record field's name: "id", "name", "description",
+ * "access_control", "created_at", "created_by") in the partial view
+ * (sfs_secret_get)? The one list, for fronts that show fields by name. */
+int sfs_secret_partial_field(const char *field);
+
 enum sfs_secret_field {
 	SFS_SF_DESCRIPTION = 1,
 	SFS_SF_ACCESS_CONTROL = 2,
