@@ -39,17 +39,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "ctx_watch.h"
 #include "secretfs/ctx.h"
 
 #define WATCH_OFF     4096
 #define WATCH_SLOTS   64
 #define WATCH_SIZE    (WATCH_OFF + WATCH_SLOTS * 4)
 #define WATCH_WAIT_MS 200
-
-/* This process's registration (one daemon, one context). */
-static int watch_fd = -1;
-static uint32_t *watch_ack; /* our slot in the shared table */
 
 static long futex(uint32_t *addr, int op, uint32_t val,
 		  const struct timespec *ts)
@@ -110,7 +106,7 @@ int sfs_ctx_watch_register(struct sfs_ctx *ctx)
 	void *m;
 	int fd, i;
 
-	if (watch_ack)
+	if (ctx->reg_ack)
 		return 0;
 	if (!ctx->gen_mapped || gen_path(ctx, path, sizeof(path)))
 		return -1;
@@ -125,10 +121,11 @@ int sfs_ctx_watch_register(struct sfs_ctx *ctx)
 		goto fail;
 	for (i = 0; i < WATCH_SLOTS; i++) {
 		if (slot_claim(fd, i)) {
-			watch_ack = (uint32_t *)m + i;
-			__atomic_store_n(watch_ack, *gen_low(ctx),
+			ctx->reg_tab = m;
+			ctx->reg_ack = (uint32_t *)m + i;
+			__atomic_store_n(ctx->reg_ack, *gen_low(ctx),
 					 __ATOMIC_RELEASE);
-			watch_fd = fd;
+			ctx->reg_fd = fd;
 			return 0;
 		}
 	}
@@ -161,10 +158,10 @@ uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms)
 void sfs_ctx_watch_ack(struct sfs_ctx *ctx, uint64_t gen)
 {
 	(void)ctx;
-	if (!watch_ack)
+	if (!ctx->reg_ack)
 		return;
-	__atomic_store_n(watch_ack, (uint32_t)gen, __ATOMIC_RELEASE);
-	futex(watch_ack, FUTEX_WAKE, INT_MAX, NULL);
+	__atomic_store_n(ctx->reg_ack, (uint32_t)gen, __ATOMIC_RELEASE);
+	futex(ctx->reg_ack, FUTEX_WAKE, INT_MAX, NULL);
 }
 
 /* Nanoseconds left until deadline (CLOCK_MONOTONIC), or 0. */
@@ -226,6 +223,14 @@ void ctx_watch_close(struct sfs_ctx *ctx)
 		close(ctx->watch_fd);
 	ctx->watch_tab = NULL;
 	ctx->watch_fd = -1;
+	/* our slot is free once its lock goes with the descriptor */
+	if (ctx->reg_tab)
+		munmap(ctx->reg_tab, 4096);
+	if (ctx->reg_fd >= 0)
+		close(ctx->reg_fd);
+	ctx->reg_tab = NULL;
+	ctx->reg_ack = NULL;
+	ctx->reg_fd = -1;
 }
 
 /* After ctx_end() let go of the mutex: watch_fd and watch_tab were set

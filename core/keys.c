@@ -8,6 +8,7 @@
  * the key's state, ask, act, and write one audit line per change or
  * refused change.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,22 +34,61 @@ const char *sfs_state_name(int state)
 	}
 }
 
-/* The audit line names the key by name when it was found. */
-static void key_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		      const char *op, const struct sfs_key_rec *k,
-		      const char *key, int rc)
-{
-	struct ctx_audit_line l = {op, NULL, NULL, k->name[0] ? k->name : key,
-				   0,  rc,   1};
+/* A key-management change as the runner carries it. */
+struct key_change {
+	const char *op;
+	const char *key; /* as the caller named it */
+	int active;	 /* set_state: the state asked for */
+	struct sfs_key_rec k;
+};
 
-	ctx_audit(ctx, c, &l);
+/* The audit line names the key by name when it was found. */
+static void key_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+		     struct ctx_audit_line *l)
+{
+	const struct key_change *kc = ch->arg;
+	struct ctx_audit_line line = {
+	    kc->op, NULL, NULL, kc->k.name[0] ? kc->k.name : kc->key, 0, rc, 1};
+
+	(void)ctx;
+	*l = line;
+}
+
+/* The state of key for act: its record, and whether it is in use. */
+static int key_state(struct sfs_ctx *ctx, enum sfs_action act, const char *key,
+		     struct sfs_policy_state *st, struct sfs_key_rec *k,
+		     struct sfs_error *err)
+{
+	int rc = ctx_key_state(ctx, key, st, k, err);
+
+	if (rc == SFS_OK && act == SFS_ACT_KEY_DELETE && st->key_exists)
+		rc = sfs_store_key_in_use(ctx->store, k->id, &st->key_in_use,
+					  err);
+	return rc;
 }
 
 /*
- * Look a key up for a key-management action and ask the policy. A key
- * that does not exist is SFS_ENOENT here ("no such key"), once the
- * caller's permission is known: ENOKEY is for the key a secret needs.
+ * The policy's answer rc about key. A key that does not exist is
+ * SFS_ENOENT here ("no such key"), once the caller's permission is known:
+ * ENOKEY is for the key a secret needs. The policy's refusals of the
+ * caller (read-only, permission) stand; its rules about a key's type or
+ * state have nothing to apply to.
  */
+static int key_judge(enum sfs_action act, const char *key,
+		     const struct sfs_policy_state *st, int rc,
+		     struct sfs_error *err)
+{
+	if (!st->key_exists && rc != SFS_EROFS && rc != SFS_EACCES)
+		return sfs_error_set(err, SFS_ENOENT,
+				     "key '%.128s': no such "
+				     "key",
+				     key);
+	if (rc != SFS_OK)
+		return ctx_refuse(err, act, rc, st, "key '%s'", key);
+	return SFS_OK;
+}
+
+/* Look a key up for a key-management action and ask the policy. */
 static int key_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     enum sfs_action act, const char *key,
 		     struct sfs_key_rec *k, struct sfs_error *err)
@@ -57,25 +97,46 @@ static int key_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	int rc;
 
 	ctx_state_init(ctx, &st);
-	rc = ctx_key_state(ctx, key, &st, k, err);
+	rc = key_state(ctx, act, key, &st, k, err);
 	if (rc != SFS_OK)
 		return rc;
-	if (act == SFS_ACT_KEY_DELETE && st.key_exists) {
-		rc = sfs_store_key_in_use(ctx->store, k->id,
-						 &st.key_in_use, err);
-		if (rc != SFS_OK)
-			return rc;
-	}
-	rc = sfs_policy_check(act, c, &st);
-	/* No such key: the policy's refusals of the caller (read-only,
-	 * permission) stand; its rules about a key's type or state have
-	 * nothing to apply to. */
-	if (!st.key_exists && rc != SFS_EROFS && rc != SFS_EACCES)
-		return sfs_error_set(err, SFS_ENOENT, "key '%.128s': no such "
-				     "key", key);
-	if (rc != SFS_OK)
-		return ctx_refuse(err, act, rc, &st, "key '%s'", key);
-	return SFS_OK;
+	return key_judge(act, key, &st, sfs_policy_check(act, c, &st), err);
+}
+
+static int key_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+		      struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct key_change *kc = ch->arg;
+
+	return key_state(ctx, ch->act, kc->key, st, &kc->k, err);
+}
+
+static int key_settle(struct ctx_change *ch, const struct sfs_policy_state *st,
+		      int rc, struct sfs_error *err)
+{
+	const struct key_change *kc = ch->arg;
+
+	return key_judge(ch->act, kc->key, st, rc, err);
+}
+
+/* Run the change act of key (the key's own changes; not create). */
+static int key_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		   enum sfs_action act, struct key_change *kc,
+		   int (*apply)(struct sfs_ctx *, struct ctx_change *,
+				const struct sfs_policy_state *,
+				struct sfs_error *),
+		   struct sfs_error *err)
+{
+	struct ctx_change ch = {.act = act,
+				.c = c,
+				.arg = kc,
+				.gather = key_gather,
+				.settle = key_settle,
+				.apply = apply,
+				.line = key_line};
+
+	sfs_error_clear(err);
+	return ctx_change_run(ctx, &ch, err);
 }
 
 static int key_insert(struct sfs_ctx *ctx, struct sfs_key_rec *k,
@@ -87,8 +148,8 @@ static int key_insert(struct sfs_ctx *ctx, struct sfs_key_rec *k,
 		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, k,
 				     1, err);
 	if (rc == SFS_EEXIST)
-		rc = sfs_error_set(err, rc, "key '%s': already exists",
-				   k->name);
+		rc =
+		    sfs_error_set(err, rc, "key '%s': already exists", k->name);
 	return rc;
 }
 
@@ -118,35 +179,35 @@ static int key_new_rec(const struct sfs_caller *c, const char *name,
 	return SFS_OK;
 }
 
+static int key_create_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+			    const struct sfs_policy_state *st,
+			    struct sfs_error *err)
+{
+	struct key_change *kc = ch->arg;
+
+	(void)st;
+	return key_insert(ctx, &kc->k, err);
+}
+
 int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   const char *name, const char *description,
 		   struct sfs_key_rec *out, struct sfs_error *err)
 {
-	struct sfs_policy_state st;
-	struct sfs_key_rec k;
+	struct key_change kc = {.op = "key.create", .key = name};
+	struct ctx_change ch = {.act = SFS_ACT_KEY_CREATE,
+				.c = c,
+				.arg = &kc,
+				.apply = key_create_apply,
+				.line = key_line};
 	int rc;
 
 	sfs_error_clear(err);
-	memset(&k, 0, sizeof(k));
-	rc = key_new_rec(c, name, description ? description : "", &k, err);
-	if (rc != SFS_OK)
-		goto audit;
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	ctx_state_init(ctx, &st);
-	rc = sfs_policy_check(SFS_ACT_KEY_CREATE, c, &st);
-	if (rc != SFS_OK)
-		ctx_refuse(err, SFS_ACT_KEY_CREATE, rc, &st, "key '%s'", name);
-	else
-		rc = key_insert(ctx, &k, err);
-	if (rc == SFS_OK) /* staged: committed with the change */
-		key_audit(ctx, c, "key.create", &k, name, rc);
-	rc = ctx_end(ctx, 1, rc, err);
+	ch.pre =
+	    key_new_rec(c, name, description ? description : "", &kc.k, err);
+	snprintf(ch.subject, sizeof(ch.subject), "key '%s'", name);
+	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
-		*out = k;
-audit:
-	key_audit(ctx, c, "key.create", &k, name, rc);
+		*out = kc.k;
 	return rc;
 }
 
@@ -228,31 +289,43 @@ int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
 	return rc;
 }
 
+static int key_state_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+			   const struct sfs_policy_state *st,
+			   struct sfs_error *err)
+{
+	struct key_change *kc = ch->arg;
+
+	(void)st;
+	kc->k.state = kc->active ? SFS_STATE_ACTIVE : SFS_STATE_DEACTIVATED;
+	return sfs_store_key_update(ctx->store, &kc->k, err);
+}
+
 int sfs_key_set_state(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *key, int active, struct sfs_error *err)
 {
-	enum sfs_action act =
-	    active ? SFS_ACT_KEY_ACTIVATE : SFS_ACT_KEY_DEACTIVATE;
-	struct sfs_key_rec k;
+	struct key_change kc = {.op =
+				    active ? "key.activate" : "key.deactivate",
+				.key = key,
+				.active = active};
+
+	return key_run(ctx, c,
+		       active ? SFS_ACT_KEY_ACTIVATE : SFS_ACT_KEY_DEACTIVATE,
+		       &kc, key_state_apply, err);
+}
+
+static int key_rotate_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+			    const struct sfs_policy_state *st,
+			    struct sfs_error *err)
+{
+	struct key_change *kc = ch->arg;
 	int rc;
 
-	sfs_error_clear(err);
-	memset(&k, 0, sizeof(k));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	rc = key_check(ctx, c, act, key, &k, err);
-	if (rc == SFS_OK) {
-		k.state = active ? SFS_STATE_ACTIVE : SFS_STATE_DEACTIVATED;
-		rc = sfs_store_key_update(ctx->store, &k, err);
-	}
-	if (rc == SFS_OK) /* staged: committed with the change */
-		key_audit(ctx, c, active ? "key.activate" : "key.deactivate",
-			  &k, key, rc);
-	rc = ctx_end(ctx, 1, rc, err);
-audit:
-	key_audit(ctx, c, active ? "key.activate" : "key.deactivate", &k, key,
-		  rc);
+	(void)st;
+	kc->k.current_version++;
+	rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, &kc->k,
+			     kc->k.current_version, err);
+	if (rc == SFS_OK)
+		rc = sfs_store_key_update(ctx->store, &kc->k, err);
 	return rc;
 }
 
@@ -260,50 +333,29 @@ int sfs_key_rotate(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   const char *key, struct sfs_key_rec *out,
 		   struct sfs_error *err)
 {
-	struct sfs_key_rec k;
+	struct key_change kc = {.op = "key.rotate", .key = key};
 	int rc;
 
-	sfs_error_clear(err);
-	memset(&k, 0, sizeof(k));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	rc = key_check(ctx, c, SFS_ACT_KEY_ROTATE, key, &k, err);
-	if (rc == SFS_OK) {
-		k.current_version++;
-		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, &k,
-				     k.current_version, err);
-	}
-	if (rc == SFS_OK)
-		rc = sfs_store_key_update(ctx->store, &k, err);
-	if (rc == SFS_OK) /* staged: committed with the change */
-		key_audit(ctx, c, "key.rotate", &k, key, rc);
-	rc = ctx_end(ctx, 1, rc, err);
+	rc = key_run(ctx, c, SFS_ACT_KEY_ROTATE, &kc, key_rotate_apply, err);
 	if (rc == SFS_OK && out)
-		*out = k;
-audit:
-	key_audit(ctx, c, "key.rotate", &k, key, rc);
+		*out = kc.k;
 	return rc;
+}
+
+static int key_delete_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+			    const struct sfs_policy_state *st,
+			    struct sfs_error *err)
+{
+	const struct key_change *kc = ch->arg;
+
+	(void)st;
+	return sfs_store_key_delete(ctx->store, kc->k.id, err);
 }
 
 int sfs_key_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   const char *key, struct sfs_error *err)
 {
-	struct sfs_key_rec k;
-	int rc;
+	struct key_change kc = {.op = "key.delete", .key = key};
 
-	sfs_error_clear(err);
-	memset(&k, 0, sizeof(k));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	rc = key_check(ctx, c, SFS_ACT_KEY_DELETE, key, &k, err);
-	if (rc == SFS_OK)
-		rc = sfs_store_key_delete(ctx->store, k.id, err);
-	if (rc == SFS_OK) /* staged: committed with the change */
-		key_audit(ctx, c, "key.delete", &k, key, rc);
-	rc = ctx_end(ctx, 1, rc, err);
-audit:
-	key_audit(ctx, c, "key.delete", &k, key, rc);
-	return rc;
+	return key_run(ctx, c, SFS_ACT_KEY_DELETE, &kc, key_delete_apply, err);
 }

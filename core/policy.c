@@ -416,6 +416,25 @@ uint32_t sfs_policy_next_default(const int *states, uint32_t n)
 	return 0;
 }
 
+void sfs_policy_effects(int to, uint32_t n, const int *states, uint32_t nv,
+			uint32_t *def, int *status)
+{
+	uint32_t next;
+
+	if (to == SFS_STATE_ACTIVE) {
+		if (!*def)
+			*def = n;
+		return;
+	}
+	next = sfs_policy_next_default(states, nv);
+	if (*def == n)
+		*def = next;
+	if (!next) {
+		*def = 0;
+		*status = SFS_STATE_DEACTIVATED;
+	}
+}
+
 static int name_char(unsigned char ch)
 {
 	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||

@@ -5,6 +5,7 @@
  * the policy's to say (SFS_ACT_ROLE_CHANGE: the administrator only); each
  * grant, revoke or refused attempt is one audit line.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,56 +13,76 @@
 #include "secretfs/policy.h"
 #include "secretfs/role.h"
 
+/* A grant or revoke as the runner carries it. */
+struct role_change {
+	const char *role;
+	char principal[SFS_PRINCIPAL_MAX + 1]; /* numeric form */
+	int grant;
+};
+
+static int role_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+		      const struct sfs_policy_state *st, struct sfs_error *err)
+{
+	const struct role_change *rch = ch->arg;
+	int rc;
+
+	(void)st;
+	if (rch->grant)
+		rc = sfs_store_role_grant(ctx->store, rch->role, rch->principal,
+					  err);
+	else
+		rc = sfs_store_role_revoke(ctx->store, rch->role,
+					   rch->principal, err);
+	if (rc == SFS_EEXIST && rch->grant) {
+		sfs_error_clear(err); /* granting twice changes nothing */
+		rc = SFS_OK;
+	}
+	if (rc == SFS_ENOENT)
+		sfs_error_set(err, rc, "role '%s': not granted to '%s'",
+			      rch->role, rch->principal);
+	return rc;
+}
+
+static void role_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+		      struct ctx_audit_line *l)
+{
+	const struct role_change *rch = ch->arg;
+	struct ctx_audit_line line = {rch->grant ? "role.grant" : "role.revoke",
+				      NULL,
+				      NULL,
+				      NULL,
+				      0,
+				      rc,
+				      1};
+
+	(void)ctx;
+	*l = line;
+}
+
 /* Check the names, then do the change in one transaction. */
 static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       const char *role, const char *principal, int grant,
 		       struct sfs_error *err)
 {
-	char p[SFS_PRINCIPAL_MAX + 1];
-	struct sfs_policy_state st;
-	struct ctx_audit_line l = {grant ? "role.grant" : "role.revoke",
-				   NULL,
-				   NULL,
-				   NULL,
-				   0,
-				   SFS_OK,
-				   1};
-	int rc = SFS_OK;
+	struct role_change rch = {.role = role, .grant = grant};
+	struct ctx_change ch = {.act = SFS_ACT_ROLE_CHANGE,
+				.c = c,
+				.arg = &rch,
+				.apply = role_apply,
+				.line = role_line};
 
 	sfs_error_clear(err);
 	if (!sfs_role_parse(role))
-		rc = sfs_error_set(err, SFS_EINVAL, "role '%.32s': unknown "
-				   "role (manager, kms-user or kms-viewer)",
-				   role);
-	else if (sfs_principal_parse(principal, p, sizeof(p), err) != SFS_OK)
-		rc = ctx_fail(err, SFS_EINVAL, "principal '%.64s'", principal);
-	if (rc == SFS_OK)
-		rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	ctx_state_init(ctx, &st);
-	rc = sfs_policy_check(SFS_ACT_ROLE_CHANGE, c, &st);
-	if (rc != SFS_OK)
-		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "role '%s'",
-			   role);
-	else if (grant)
-		rc = sfs_store_role_grant(ctx->store, role, p, err);
-	else
-		rc = sfs_store_role_revoke(ctx->store, role, p, err);
-	if (rc == SFS_EEXIST && grant) {
-		sfs_error_clear(err); /* granting twice changes nothing */
-		rc = SFS_OK;
-	}
-	if (rc == SFS_ENOENT)
-		sfs_error_set(err, rc, "role '%s': not granted to '%s'", role,
-			      p);
-	if (rc == SFS_OK) /* staged: committed with the change */
-		ctx_audit(ctx, c, &l);
-	rc = ctx_end(ctx, 1, rc, err);
-audit:
-	l.result = rc;
-	ctx_audit(ctx, c, &l);
-	return rc;
+		ch.pre = sfs_error_set(err, SFS_EINVAL,
+				       "role '%.32s': unknown "
+				       "role (manager, kms-user or kms-viewer)",
+				       role);
+	else if (sfs_principal_parse(principal, rch.principal,
+				     sizeof(rch.principal), err) != SFS_OK)
+		ch.pre =
+		    ctx_fail(err, SFS_EINVAL, "principal '%.64s'", principal);
+	snprintf(ch.subject, sizeof(ch.subject), "role '%s'", role);
+	return ctx_change_run(ctx, &ch, err);
 }
 
 int sfs_role_grant(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -126,8 +147,7 @@ int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "roles");
 	else
-		rc = sfs_store_role_list(ctx->store, pairs_collect, &acc,
-						err);
+		rc = sfs_store_role_list(ctx->store, pairs_collect, &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
 	rc = ctx_end(ctx, 0, rc, err);

@@ -8,6 +8,7 @@
  * refused attempt. A secret created with a value gets its first version
  * in the same transaction, so it never exists half-made.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,21 +19,6 @@
 
 #define DEFAULT_MODE 0440
 #define MODE_BITS    0777
-
-static void secret_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			 const char *op, const struct sfs_secret_rec *s,
-			 const char *name, const char *key, int rc)
-{
-	char id[SFS_ID_MAX + 1];
-	struct ctx_audit_line l = {
-	    op, s->name[0] ? s->name : name, s->id, key, 0, rc, 1};
-
-	if (!s->id[0] && rc != SFS_OK) { /* refused before it was read */
-		ctx_secret_id(ctx, name, id);
-		l.secret_id = id;
-	}
-	ctx_audit(ctx, c, &l);
-}
 
 static int secret_new_rec(const struct sfs_caller *c,
 			  const struct sfs_secret_new *n,
@@ -50,8 +36,10 @@ static int secret_new_rec(const struct sfs_caller *c,
 		return sfs_error_set(err, rc, "secret '%s': %s", n->name,
 				     sfs_policy_desc_why(desc, strlen(desc)));
 	if (n->has_mode && n->mode > MODE_BITS)
-		return sfs_error_set(err, SFS_EINVAL, "mode %o: not within "
-				     "0777", n->mode);
+		return sfs_error_set(err, SFS_EINVAL,
+				     "mode %o: not within "
+				     "0777",
+				     n->mode);
 	sfs_crypto_uuid(s->id);
 	ctx_strlcpy(s->name, n->name, sizeof(s->name));
 	ctx_strlcpy(s->description, desc, sizeof(s->description));
@@ -66,70 +54,89 @@ static int secret_new_rec(const struct sfs_caller *c,
 	return SFS_OK;
 }
 
-/* Lock held, write transaction open: the checks and the inserts. */
-static int create_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			 const struct sfs_secret_new *n,
-			 struct sfs_secret_rec *s, struct sfs_error *err)
-{
-	struct sfs_policy_state st;
+/* A new secret as the runner carries it. */
+struct create_change {
+	const struct sfs_secret_new *n;
+	const struct sfs_caller *c;
+	struct sfs_secret_rec s;
 	struct sfs_key_rec k;
+};
+
+/* Lock held: the key the secret is to use. */
+static int create_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+			 struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct create_change *cc = ch->arg;
+
+	st->secret = &cc->s;
+	return ctx_key_state(ctx, cc->n->key ? cc->n->key : "service", st,
+			     &cc->k, err);
+}
+
+/* Allowed to create: a first value asks the add rules too; the inserts. */
+static int create_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+			const struct sfs_policy_state *st,
+			struct sfs_error *err)
+{
+	struct create_change *cc = ch->arg;
+	const struct sfs_secret_new *n = cc->n;
+	struct sfs_secret_rec *s = &cc->s;
+	struct sfs_policy_state add = *st;
 	int rc;
 
-	ctx_state_init(ctx, &st);
-	st.secret = s;
-	rc = ctx_key_state(ctx, n->key ? n->key : "service", &st, &k, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = sfs_policy_check(SFS_ACT_SECRET_CREATE, c, &st);
-	if (rc != SFS_OK)
-		return ctx_refuse(err, SFS_ACT_SECRET_CREATE, rc, &st,
-				  "secret '%s'", s->name);
 	if (n->value) {
-		st.value_len = n->value_len;
-		rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
+		add.value_len = n->value_len;
+		rc = sfs_policy_check(SFS_ACT_VERSION_ADD, cc->c, &add);
 		if (rc != SFS_OK)
-			return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &st,
+			return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &add,
 					  "secret '%s'", s->name);
 	}
-	ctx_strlcpy(s->kms_key_id, k.id, sizeof(s->kms_key_id));
+	ctx_strlcpy(s->kms_key_id, cc->k.id, sizeof(s->kms_key_id));
 	rc = sfs_store_secret_insert(ctx->store, s, err);
 	if (rc == SFS_EEXIST)
 		return sfs_error_set(err, rc, "secret '%s': already exists",
 				     s->name);
 	if (rc == SFS_OK && n->value)
-		rc = ctx_version_insert(ctx, c, s, &k, n->value, n->value_len,
-					NULL, err);
+		rc = ctx_version_insert(ctx, cc->c, s, &cc->k, n->value,
+					n->value_len, NULL, err);
 	return rc;
+}
+
+/* Committed: the line names the new id and version; else neither. */
+static void create_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+			struct ctx_audit_line *l)
+{
+	const struct create_change *cc = ch->arg;
+	struct ctx_audit_line line = {
+	    "secret.create", cc->n->name, NULL, NULL, 0, rc, 1};
+
+	(void)ctx;
+	if (rc == SFS_OK) {
+		line.secret_id = cc->s.id;
+		line.version = cc->s.latest_version;
+	}
+	*l = line;
 }
 
 int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const struct sfs_secret_new *n,
 		      struct sfs_secret_rec *out, struct sfs_error *err)
 {
-	struct sfs_secret_rec s;
-	struct ctx_audit_line l = {"secret.create", n->name, NULL, NULL, 0,
-				   SFS_OK,	    1};
+	struct create_change cc = {.n = n, .c = c};
+	struct ctx_change ch = {.act = SFS_ACT_SECRET_CREATE,
+				.c = c,
+				.arg = &cc,
+				.gather = create_gather,
+				.apply = create_apply,
+				.line = create_line};
 	int rc;
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	rc = secret_new_rec(c, n, &s, err);
-	if (rc == SFS_OK && (rc = ctx_begin(ctx, 1, err)) == SFS_OK) {
-		rc = create_locked(ctx, c, n, &s, err);
-		l.secret_id = s.id;
-		l.version = s.latest_version;
-		if (rc == SFS_OK) /* staged: committed with the change */
-			ctx_audit(ctx, c, &l);
-		rc = ctx_end(ctx, 1, rc, err);
-	}
+	ch.pre = secret_new_rec(c, n, &cc.s, err);
+	snprintf(ch.subject, sizeof(ch.subject), "secret '%s'", cc.s.name);
+	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
-		*out = s;
-	if (rc != SFS_OK) {
-		l.secret_id = NULL;
-		l.version = 0;
-	}
-	l.result = rc;
-	ctx_audit(ctx, c, &l);
+		*out = cc.s;
 	return rc;
 }
 
@@ -259,7 +266,7 @@ static int page_fetch(struct sfs_ctx *ctx, struct secrets_page *p,
 	p->after = NULL;
 	if (sfs_store_can_list_after(ctx->store))
 		return sfs_store_secret_list_after(ctx->store, after, LIST_PAGE,
-					      page_collect, p, err);
+						   page_collect, p, err);
 	p->after = after;
 	rc = sfs_store_secret_list(ctx->store, page_collect, p, err);
 	return rc == PAGE_FULL ? SFS_OK : rc;
@@ -304,12 +311,14 @@ static int update_validate(const struct sfs_secret_update *u, char *allowed,
 	     sfs_policy_desc_check(u->description, strlen(u->description))))
 		return sfs_error_set(
 		    err, SFS_EINVAL, "%s",
-		    u->description ? sfs_policy_desc_why(
-					 u->description, strlen(u->description))
+		    u->description ? sfs_policy_desc_why(u->description,
+							 strlen(u->description))
 				   : "no description");
 	if ((u->fields & SFS_SF_MODE) && u->mode > MODE_BITS)
-		return sfs_error_set(err, SFS_EINVAL, "mode %o: not within "
-				     "0777", u->mode);
+		return sfs_error_set(err, SFS_EINVAL,
+				     "mode %o: not within "
+				     "0777",
+				     u->mode);
 	if (!(u->fields & SFS_SF_ALLOWED))
 		return SFS_OK;
 	rc = sfs_principal_list_normalize(u->allowed ? u->allowed : "", allowed,
@@ -342,18 +351,63 @@ static void update_apply(struct sfs_secret_rec *s,
  * Lock held, write transaction open: ask about the secret as it is, then
  * write the change (key_id: the new KMS key for CHANGE_KEY).
  */
-static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			 enum sfs_action act, struct sfs_policy_state *st,
-			 struct sfs_secret_rec *s, const char *key_id,
-			 struct sfs_error *err)
-{
-	int rc;
+/* A change of one secret as the runner carries it. */
+struct secret_change {
+	const char *op;
+	const char *name; /* as the caller named it */
+	const char *key;  /* change_key: the key asked for */
+	const struct sfs_secret_update *u;
+	char allowed[SFS_ALLOWED_MAX + 1];
+	struct sfs_secret_rec s;
+	struct sfs_key_rec k;
+	char id[SFS_ID_MAX + 1];
+};
 
-	st->secret = s;
-	rc = sfs_policy_check(act, c, st);
-	if (rc != SFS_OK)
-		return ctx_refuse(err, act, rc, st, "secret '%s'", s->name);
-	switch (act) {
+static void secret_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+			struct ctx_audit_line *l)
+{
+	struct secret_change *sc = ch->arg;
+	const char *key = NULL;
+	struct ctx_audit_line line;
+
+	if (ch->act == SFS_ACT_SECRET_CHANGE_KEY)
+		key = sc->k.name[0] ? sc->k.name : sc->key;
+	memset(&line, 0, sizeof(line));
+	line.op = sc->op;
+	line.secret = sc->s.name[0] ? sc->s.name : sc->name;
+	line.secret_id = sc->s.id;
+	line.key = key;
+	line.result = rc;
+	line.change = 1;
+	if (!sc->s.id[0] && rc != SFS_OK) { /* refused before it was read */
+		ctx_secret_id(ctx, sc->name, sc->id);
+		line.secret_id = sc->id;
+	}
+	*l = line;
+}
+
+/* Lock held: the secret, named in a refusal by its own name. */
+static int secret_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+			 struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct secret_change *sc = ch->arg;
+	int rc = ctx_secret_load(ctx, sc->name, &sc->s, err);
+
+	st->secret = &sc->s;
+	snprintf(ch->subject, sizeof(ch->subject), "secret '%s'", sc->s.name);
+	return rc;
+}
+
+/* Lock held, allowed: apply act to the secret. */
+static int secret_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+			const struct sfs_policy_state *st,
+			struct sfs_error *err)
+{
+	struct secret_change *sc = ch->arg;
+	struct sfs_secret_rec *s = &sc->s;
+
+	(void)st;
+	switch (ch->act) {
 	case SFS_ACT_SECRET_DELETE:
 		return sfs_store_secret_delete(ctx->store, s->id, err);
 	case SFS_ACT_SECRET_ACTIVATE:
@@ -363,8 +417,11 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		s->status = SFS_STATE_DEACTIVATED;
 		break;
 	case SFS_ACT_SECRET_CHANGE_KEY:
-		ctx_strlcpy(s->kms_key_id, key_id, sizeof(s->kms_key_id));
+		ctx_strlcpy(s->kms_key_id, sc->k.id, sizeof(s->kms_key_id));
 		break;
+	case SFS_ACT_SECRET_UPDATE:
+		update_apply(s, sc->u, sc->allowed);
+		return sfs_store_secret_update(ctx->store, s, err);
 	default:
 		break;
 	}
@@ -372,41 +429,35 @@ static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return sfs_store_secret_update(ctx->store, s, err);
 }
 
+static int secret_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		      enum sfs_action act, struct secret_change *sc,
+		      int (*gather)(struct sfs_ctx *, struct ctx_change *,
+				    struct sfs_policy_state *,
+				    struct sfs_error *),
+		      int pre, struct sfs_error *err)
+{
+	struct ctx_change ch = {.act = act,
+				.c = c,
+				.arg = sc,
+				.pre = pre,
+				.gather = gather,
+				.apply = secret_apply,
+				.line = secret_line};
+
+	return ctx_change_run(ctx, &ch, err);
+}
+
 int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *name, const struct sfs_secret_update *u,
 		      struct sfs_error *err)
 {
-	char allowed[SFS_ALLOWED_MAX + 1];
-	struct sfs_policy_state st;
-	struct sfs_secret_rec s;
-	int rc;
+	struct secret_change sc = {.op = "secret.update", .name = name, .u = u};
+	int pre;
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	rc = update_validate(u, allowed, sizeof(allowed), err);
-	if (rc == SFS_OK)
-		rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	rc = ctx_secret_load(ctx, name, &s, err);
-	if (rc == SFS_OK) {
-		ctx_state_init(ctx, &st);
-		st.secret = &s;
-		rc = sfs_policy_check(SFS_ACT_SECRET_UPDATE, c, &st);
-		if (rc != SFS_OK)
-			ctx_refuse(err, SFS_ACT_SECRET_UPDATE, rc, &st,
-				   "secret '%s'", s.name);
-	}
-	if (rc == SFS_OK) {
-		update_apply(&s, u, allowed);
-		rc = sfs_store_secret_update(ctx->store, &s, err);
-	}
-	if (rc == SFS_OK) /* staged: committed with the change */
-		secret_audit(ctx, c, "secret.update", &s, name, NULL, rc);
-	rc = ctx_end(ctx, 1, rc, err);
-audit:
-	secret_audit(ctx, c, "secret.update", &s, name, NULL, rc);
-	return rc;
+	pre = update_validate(u, sc.allowed, sizeof(sc.allowed), err);
+	return secret_run(ctx, c, SFS_ACT_SECRET_UPDATE, &sc, secret_gather,
+			  pre, err);
 }
 
 /* Is the secret's current key a user key (or gone)? Moving away from one
@@ -424,95 +475,69 @@ static int from_key_state(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
 	return rc;
 }
 
+static int change_key_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+			     struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct secret_change *sc = ch->arg;
+	int rc = secret_gather(ctx, ch, st, err);
+
+	if (rc == SFS_OK)
+		rc = from_key_state(ctx, &sc->s, st, err);
+	if (rc == SFS_OK)
+		rc = ctx_key_state(ctx, sc->key, st, &sc->k, err);
+	return rc;
+}
+
 int sfs_secret_change_key(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *name, const char *key,
 			  struct sfs_error *err)
 {
-	struct sfs_policy_state st;
-	struct sfs_secret_rec s;
-	struct sfs_key_rec k;
-	int rc;
+	struct secret_change sc = {
+	    .op = "secret.change_key", .name = name, .key = key};
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	memset(&k, 0, sizeof(k));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	ctx_state_init(ctx, &st);
-	rc = ctx_secret_load(ctx, name, &s, err);
-	if (rc == SFS_OK)
-		rc = from_key_state(ctx, &s, &st, err);
-	if (rc == SFS_OK)
-		rc = ctx_key_state(ctx, key, &st, &k, err);
-	if (rc == SFS_OK)
-		rc = change_locked(ctx, c, SFS_ACT_SECRET_CHANGE_KEY, &st, &s,
-				   k.id, err);
-	if (rc == SFS_OK) /* staged: committed with the change */
-		secret_audit(ctx, c, "secret.change_key", &s, name,
-			     k.name[0] ? k.name : key, rc);
-	rc = ctx_end(ctx, 1, rc, err);
-audit:
-	secret_audit(ctx, c, "secret.change_key", &s, name,
-		     k.name[0] ? k.name : key, rc);
-	return rc;
+	return secret_run(ctx, c, SFS_ACT_SECRET_CHANGE_KEY, &sc,
+			  change_key_gather, SFS_OK, err);
 }
 
 /* Status changes and delete: they need the version counts. */
-static int counted_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			  const char *name, enum sfs_action act,
-			  const char *op, struct sfs_secret_rec *s,
-			  struct sfs_error *err)
+static int counted_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+			  struct sfs_policy_state *st, struct sfs_error *err)
 {
+	struct secret_change *sc = ch->arg;
 	struct ctx_versions vs;
-	struct sfs_policy_state st;
-	int rc;
+	int rc = secret_gather(ctx, ch, st, err);
 
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = ctx_secret_load(ctx, name, s, err);
 	if (rc == SFS_OK)
-		rc = ctx_versions_gather(ctx, s, &vs, err);
+		rc = ctx_versions_gather(ctx, &sc->s, &vs, err);
 	if (rc == SFS_OK) {
-		ctx_state_init(ctx, &st);
-		st.active_versions = vs.active;
-		st.live_versions = vs.live;
+		st->active_versions = vs.active;
+		st->live_versions = vs.live;
 		ctx_versions_release(&vs);
-		rc = change_locked(ctx, c, act, &st, s, "", err);
 	}
-	if (rc == SFS_OK) /* staged: committed with the change */
-		secret_audit(ctx, c, op, s, name, NULL, rc);
-	return ctx_end(ctx, 1, rc, err);
+	return rc;
 }
 
 int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *name, int active, struct sfs_error *err)
 {
-	const char *op = active ? "secret.activate" : "secret.deactivate";
-	struct sfs_secret_rec s;
-	int rc;
+	struct secret_change sc = {.op = active ? "secret.activate"
+						: "secret.deactivate",
+				   .name = name};
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	rc = counted_change(ctx, c, name,
-			    active ? SFS_ACT_SECRET_ACTIVATE
-				   : SFS_ACT_SECRET_DEACTIVATE,
-			    op, &s, err);
-	secret_audit(ctx, c, op, &s, name, NULL, rc);
-	return rc;
+	return secret_run(ctx, c,
+			  active ? SFS_ACT_SECRET_ACTIVATE
+				 : SFS_ACT_SECRET_DEACTIVATE,
+			  &sc, counted_gather, SFS_OK, err);
 }
 
 int sfs_secret_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *name, struct sfs_error *err)
 {
-	struct sfs_secret_rec s;
-	int rc;
+	struct secret_change sc = {.op = "secret.delete", .name = name};
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	rc = counted_change(ctx, c, name, SFS_ACT_SECRET_DELETE,
-			    "secret.delete", &s, err);
-	secret_audit(ctx, c, "secret.delete", &s, name, NULL, rc);
-	return rc;
+	return secret_run(ctx, c, SFS_ACT_SECRET_DELETE, &sc, counted_gather,
+			  SFS_OK, err);
 }

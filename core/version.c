@@ -15,12 +15,9 @@
  * handles of one version share one decrypted buffer (sfs_version_open),
  * bounded in all by SFS_SHARED_MAX.
  *
- * Leaving the active state moves the default to the newest active
- * version (sfs_policy_next_default); with none left the secret has no
- * default and becomes deactivated. Activating a version of a secret with
- * no default makes it the default but leaves the secret's status alone:
- * the SPEC is silent, and turning a secret back on is an explicit act
- * (`secret activate`).
+ * The automatic effects of a state change (a new default, a secret
+ * deactivated when no active version remains) come from the policy
+ * (sfs_policy_effects), applied here with the change.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -40,21 +37,6 @@ void sfs_value_release(struct sfs_value *v)
 	sfs_crypto_free_secret(v->data, v->len);
 	v->data = NULL;
 	v->len = 0;
-}
-
-static void version_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			  const char *op, const struct sfs_secret_rec *s,
-			  const char *name, uint32_t n, int rc)
-{
-	char id[SFS_ID_MAX + 1];
-	struct ctx_audit_line l = {
-	    op, s->name[0] ? s->name : name, s->id, NULL, n, rc, 1};
-
-	if (!s->id[0] && rc != SFS_OK) { /* refused before it was read */
-		ctx_secret_id(ctx, name, id);
-		l.secret_id = id;
-	}
-	ctx_audit(ctx, c, &l);
 }
 
 /* A record without its blobs, for handing out. */
@@ -143,30 +125,78 @@ int ctx_version_insert(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return rc;
 }
 
-/* Lock held: load the secret and its key and ask about adding. */
-static int add_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		     const char *name, size_t len, uint32_t expect,
-		     struct sfs_secret_rec *s, struct sfs_key_rec *k,
-		     struct sfs_error *err)
+/* An added version (add, copy) as the runner carries it. */
+struct add_change {
+	const char *op;
+	const char *name; /* as the caller named the secret */
+	uint32_t n;	  /* copy: the version copied */
+	uint32_t expect;  /* add: the version expected, 0: any */
+	const void *value;
+	size_t len;
+	int copy;		/* version.copy: the value is owned */
+	struct sfs_value owned; /* copy: version n's value, decrypted */
+	struct sfs_secret_rec s;
+	struct sfs_key_rec k;
+	struct sfs_version_rec v; /* the new version */
+	char id[SFS_ID_MAX + 1];
+};
+
+/* Lock held: load the secret and its key, the state of adding. */
+static int add_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+		      struct sfs_policy_state *st, struct sfs_error *err)
 {
-	struct sfs_policy_state st;
+	struct add_change *ac = ch->arg;
 	int rc;
 
-	rc = ctx_secret_load(ctx, name, s, err);
+	rc = ctx_secret_load(ctx, ac->name, &ac->s, err);
 	if (rc != SFS_OK)
 		return rc;
-	ctx_state_init(ctx, &st);
-	st.secret = s;
-	rc = ctx_key_state(ctx, s->kms_key_id, &st, k, err);
-	if (rc != SFS_OK)
-		return rc;
-	st.value_len = len;
-	st.expect = expect;
-	rc = sfs_policy_check(SFS_ACT_VERSION_ADD, c, &st);
-	if (rc != SFS_OK)
-		return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &st,
-				  "secret '%s'", s->name);
-	return SFS_OK;
+	st->secret = &ac->s;
+	rc = ctx_key_state(ctx, ac->s.kms_key_id, st, &ac->k, err);
+	st->value_len = ac->len;
+	st->expect = ac->expect;
+	snprintf(ch->subject, sizeof(ch->subject), "secret '%s'", ac->s.name);
+	return rc;
+}
+
+static int add_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+		     const struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct add_change *ac = ch->arg;
+
+	(void)st;
+	if (!ac->copy && !ac->value) /* only with len over the limit */
+		return sfs_error_set(err, SFS_EFBIG, "value too large");
+	return ctx_version_insert(ctx, ch->c, &ac->s, &ac->k, ac->value,
+				  ac->len, &ac->v, err);
+}
+
+/* The line of a change of secret name (s once read), version n. */
+static void version_line(struct sfs_ctx *ctx, const char *op,
+			 const struct sfs_secret_rec *s, const char *name,
+			 uint32_t n, int rc, char id[SFS_ID_MAX + 1],
+			 struct ctx_audit_line *l)
+{
+	struct ctx_audit_line line = {
+	    op, s->name[0] ? s->name : name, s->id, NULL, n, rc, 1};
+
+	if (!s->id[0] && rc != SFS_OK) { /* refused before it was read */
+		ctx_secret_id(ctx, name, id);
+		line.secret_id = id;
+	}
+	*l = line;
+}
+
+/* The line names the new version, or the one asked about. */
+static void add_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+		     struct ctx_audit_line *l)
+{
+	struct add_change *ac = ch->arg;
+	uint32_t n = ac->n;
+
+	if (!ac->copy)
+		n = rc == SFS_OK ? ac->v.version : ac->expect;
+	version_line(ctx, ac->op, &ac->s, ac->name, n, rc, ac->id, l);
 }
 
 int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -174,30 +204,23 @@ int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    uint32_t expect, struct sfs_version_rec *out,
 		    struct sfs_error *err)
 {
-	struct sfs_version_rec v;
-	struct sfs_secret_rec s;
-	struct sfs_key_rec k;
+	struct add_change ac = {.op = "version.add",
+				.name = name,
+				.expect = expect,
+				.value = value,
+				.len = len};
+	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
+				.c = c,
+				.arg = &ac,
+				.gather = add_gather,
+				.apply = add_apply,
+				.line = add_line};
 	int rc;
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	memset(&v, 0, sizeof(v));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc != SFS_OK)
-		goto audit;
-	rc = add_check(ctx, c, name, len, expect, &s, &k, err);
-	if (rc == SFS_OK && !value) /* only ever with len over the limit */
-		rc = sfs_error_set(err, SFS_EFBIG, "value too large");
-	if (rc == SFS_OK)
-		rc = ctx_version_insert(ctx, c, &s, &k, value, len, &v, err);
-	if (rc == SFS_OK) /* staged: committed with the change */
-		version_audit(ctx, c, "version.add", &s, name, v.version, rc);
-	rc = ctx_end(ctx, 1, rc, err);
+	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
-		*out = v;
-audit:
-	version_audit(ctx, c, "version.add", &s, name,
-		      rc == SFS_OK ? v.version : expect, rc);
+		*out = ac.v;
 	return rc;
 }
 
@@ -205,16 +228,20 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			const char *name, uint32_t expect,
 			struct sfs_error *err)
 {
-	struct sfs_secret_rec s;
-	struct sfs_key_rec k;
+	/* a length of 1 passes the length rule: the value is not known yet */
+	struct add_change ac = {.name = name, .expect = expect, .len = 1};
+	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD, .c = c, .arg = &ac};
+	struct sfs_policy_state st;
 	int rc;
 
 	sfs_error_clear(err);
 	rc = ctx_begin(ctx, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	/* a length of 1 passes the length rule: the value is not known yet */
-	rc = add_check(ctx, c, name, 1, expect, &s, &k, err);
+	ctx_state_init(ctx, &st);
+	rc = add_gather(ctx, &ch, &st, err);
+	if (rc == SFS_OK && (rc = sfs_policy_check(ch.act, c, &st)) != SFS_OK)
+		ctx_refuse(err, ch.act, rc, &st, "%s", ch.subject);
 	return ctx_end(ctx, 0, rc, err);
 }
 
@@ -262,8 +289,10 @@ static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc == SFS_OK && !st.version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
 	if (rc == SFS_ENOENT && !n)
-		return sfs_error_set(err, rc, "secret '%s': no default "
-				     "version", s->name);
+		return sfs_error_set(err, rc,
+				     "secret '%s': no default "
+				     "version",
+				     s->name);
 	if (rc != SFS_OK)
 		return ctx_refuse(err, SFS_ACT_VALUE_READ, rc, &st,
 				  "version %u of '%s'", (unsigned)n, s->name);
@@ -567,16 +596,18 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 /* Lock held: the caller may see secret name; version n (0: default). */
 static int info_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		       const char *name, uint32_t n, struct sfs_version_rec *out,
-		       struct sfs_error *err)
+		       const char *name, uint32_t n,
+		       struct sfs_version_rec *out, struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
 	int rc;
 
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc == SFS_OK && !n && !(n = s.default_version))
-		rc = sfs_error_set(err, SFS_ENOENT, "secret '%s': no default "
-				   "version", s.name);
+		rc = sfs_error_set(err, SFS_ENOENT,
+				   "secret '%s': no default "
+				   "version",
+				   s.name);
 	if (rc != SFS_OK)
 		return rc;
 	rc = ctx_version_load(ctx, s.id, n, out, NULL, err);
@@ -641,8 +672,8 @@ int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		return rc;
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc == SFS_OK)
-		rc = sfs_store_version_list(ctx->store, s.id,
-						   versions_collect, &acc, err);
+		rc = sfs_store_version_list(ctx->store, s.id, versions_collect,
+					    &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
 	rc = ctx_end(ctx, 0, rc, err);
@@ -675,81 +706,110 @@ static int change_apply(struct sfs_ctx *ctx, enum sfs_action act,
 	if (rc != SFS_OK)
 		return rc;
 	vs->states[n] = to;
-	if (to == SFS_STATE_ACTIVE && !s->default_version)
-		s->default_version = n;
-	if (to != SFS_STATE_ACTIVE && s->default_version == n)
-		s->default_version = sfs_policy_next_default(vs->states, vs->n);
-	if (to != SFS_STATE_ACTIVE &&
-	    !sfs_policy_next_default(vs->states, vs->n)) {
-		s->default_version = 0;
-		s->status = SFS_STATE_DEACTIVATED;
-	}
+	sfs_policy_effects(to, n, vs->states, vs->n, &s->default_version,
+			   &s->status);
 update:
 	s->changed_at = sfs_time_now();
 	return sfs_store_secret_update(ctx->store, s, err);
 }
 
-static int change_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			 enum sfs_action act, const char *name, uint32_t n,
-			 struct sfs_secret_rec *s, struct sfs_error *err)
-{
-	struct sfs_policy_state st;
-	struct sfs_version_rec v;
+/* A state or default change of version n as the runner carries it. */
+struct version_change {
+	const char *op;
+	const char *name; /* as the caller named the secret */
+	uint32_t n;
+	struct sfs_secret_rec s;
 	struct ctx_versions vs;
+	int state; /* version n's state before, when it exists */
+	char id[SFS_ID_MAX + 1];
+};
+
+static int change_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+			 struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct version_change *vc = ch->arg;
+	struct sfs_version_rec v;
 	int rc;
 
-	rc = ctx_secret_load(ctx, name, s, err);
+	rc = ctx_secret_load(ctx, vc->name, &vc->s, err);
+	if (rc == SFS_OK)
+		rc = ctx_versions_gather(ctx, &vc->s, &vc->vs, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ctx_versions_gather(ctx, s, &vs, err);
-	if (rc != SFS_OK)
-		return rc;
-	ctx_state_init(ctx, &st);
-	st.secret = s;
-	st.active_versions = vs.active;
-	st.live_versions = vs.live;
+	st->secret = &vc->s;
+	st->active_versions = vc->vs.active;
+	st->live_versions = vc->vs.live;
 	memset(&v, 0, sizeof(v));
-	rc = n ? sfs_store_version_get(ctx->store, s->id, n, 0, &v, err)
-	       : SFS_ENOENT;
+	rc = vc->n ? sfs_store_version_get(ctx->store, vc->s.id, vc->n, 0, &v,
+					   err)
+		   : SFS_ENOENT;
 	if (rc == SFS_OK) {
-		st.version_exists = 1;
-		st.version_state = v.state;
+		st->version_exists = 1;
+		st->version_state = vc->state = v.state;
 	} else if (rc == SFS_ENOENT) {
 		sfs_error_clear(err);
 		rc = SFS_OK;
 	}
-	if (rc == SFS_OK)
-		rc = sfs_policy_check(act, c, &st);
-	if (rc == SFS_OK && !st.version_exists)
+	return rc;
+}
+
+static int change_settle(struct ctx_change *ch,
+			 const struct sfs_policy_state *st, int rc,
+			 struct sfs_error *err)
+{
+	const struct version_change *vc = ch->arg;
+
+	if (rc == SFS_OK && !st->version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
 	if (rc != SFS_OK)
-		ctx_refuse(err, act, rc, &st, "version %u of '%s'",
-			   (unsigned)n, s->name);
-	else if (!(act == SFS_ACT_VERSION_DESTROY &&
-		   v.state == SFS_STATE_DESTROYED)) /* else a no-op */
-		rc = change_apply(ctx, act, s, n, &vs, err);
-	ctx_versions_release(&vs);
+		ctx_refuse(err, ch->act, rc, st, "version %u of '%s'",
+			   (unsigned)vc->n, vc->s.name);
 	return rc;
+}
+
+static int change_do(struct sfs_ctx *ctx, struct ctx_change *ch,
+		     const struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct version_change *vc = ch->arg;
+
+	(void)st;
+	if (ch->act == SFS_ACT_VERSION_DESTROY &&
+	    vc->state == SFS_STATE_DESTROYED)
+		return SFS_OK; /* a no-op */
+	return change_apply(ctx, ch->act, &vc->s, vc->n, &vc->vs, err);
+}
+
+static void change_done(struct ctx_change *ch)
+{
+	struct version_change *vc = ch->arg;
+
+	ctx_versions_release(&vc->vs);
+}
+
+static void change_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+			struct ctx_audit_line *l)
+{
+	struct version_change *vc = ch->arg;
+
+	version_line(ctx, vc->op, &vc->s, vc->name, vc->n, rc, vc->id, l);
 }
 
 static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  enum sfs_action act, const char *op, const char *name,
 			  uint32_t n, struct sfs_error *err)
 {
-	struct sfs_secret_rec s;
-	int rc;
+	struct version_change vc = {.op = op, .name = name, .n = n};
+	struct ctx_change ch = {.act = act,
+				.c = c,
+				.arg = &vc,
+				.gather = change_gather,
+				.settle = change_settle,
+				.apply = change_do,
+				.line = change_line,
+				.done = change_done};
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK) {
-		rc = change_locked(ctx, c, act, name, n, &s, err);
-		if (rc == SFS_OK) /* staged: committed with the change */
-			version_audit(ctx, c, op, &s, name, n, rc);
-		rc = ctx_end(ctx, 1, rc, err);
-	}
-	version_audit(ctx, c, op, &s, name, n, rc);
-	return rc;
+	return ctx_change_run(ctx, &ch, err);
 }
 
 int sfs_version_set_default(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -781,55 +841,58 @@ int sfs_version_destroy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 /*
  * Lock held, write transaction open: read version n (every read rule
- * applies) and add its value as a new version (every add rule applies).
- * Decrypting under the lock is fine here: this is a change, and changes
- * are serialised anyway.
+ * applies), then the state of adding its value as a new version (the
+ * runner asks the add rules). Decrypting under the lock is fine here:
+ * this is a change, and changes are serialised anyway.
  */
-static int copy_locked(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		       const char *name, uint32_t n, struct sfs_secret_rec *s,
-		       struct sfs_version_rec *out, struct sfs_error *err)
+static int copy_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
+		       struct sfs_policy_state *st, struct sfs_error *err)
 {
+	struct add_change *ac = ch->arg;
 	unsigned char material[SFS_KEY_BYTES];
-	struct sfs_value val = {NULL, 0};
 	struct sfs_version_rec v;
 	struct ctx_blobs *b = NULL;
-	struct sfs_key_rec k;
 	int rc;
 
-	rc = read_gather(ctx, c, name, n, s, &v, &b, material, err);
+	rc = read_gather(ctx, ch->c, ac->name, ac->n, &ac->s, &v, &b, material,
+			 err);
 	if (rc == SFS_OK)
-		rc = read_decrypt(ctx, s, &v, b, material, &val, err);
+		rc =
+		    read_decrypt(ctx, &ac->s, &v, b, material, &ac->owned, err);
 	sfs_crypto_wipe(material, sizeof(material));
 	ctx_blobs_put(b);
-	if (rc == SFS_OK)
-		rc = add_check(ctx, c, name, val.len, 0, s, &k, err);
-	if (rc == SFS_OK)
-		rc = ctx_version_insert(ctx, c, s, &k, val.data, val.len, out,
-					err);
-	sfs_value_release(&val);
-	return rc;
+	if (rc != SFS_OK)
+		return rc;
+	ac->value = ac->owned.data;
+	ac->len = ac->owned.len;
+	return add_gather(ctx, ch, st, err);
+}
+
+static void copy_done(struct ctx_change *ch)
+{
+	struct add_change *ac = ch->arg;
+
+	sfs_value_release(&ac->owned);
 }
 
 int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, uint32_t n, struct sfs_version_rec *out,
 		     struct sfs_error *err)
 {
-	struct sfs_version_rec v;
-	struct sfs_secret_rec s;
+	struct add_change ac = {
+	    .op = "version.copy", .name = name, .n = n, .copy = 1};
+	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
+				.c = c,
+				.arg = &ac,
+				.gather = copy_gather,
+				.apply = add_apply,
+				.line = add_line,
+				.done = copy_done};
 	int rc;
 
 	sfs_error_clear(err);
-	memset(&s, 0, sizeof(s));
-	memset(&v, 0, sizeof(v));
-	rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK) {
-		rc = copy_locked(ctx, c, name, n, &s, &v, err);
-		if (rc == SFS_OK) /* staged: committed with the change */
-			version_audit(ctx, c, "version.copy", &s, name, n, rc);
-		rc = ctx_end(ctx, 1, rc, err);
-	}
+	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
-		*out = v;
-	version_audit(ctx, c, "version.copy", &s, name, n, rc);
+		*out = ac.v;
 	return rc;
 }

@@ -1,7 +1,10 @@
 /*
  * Change notification (SPEC §3 "Change notification", issue 13): an
  * unmodified `inotifywait -m` on the mount sees every rotation made by the
- * CLI or through a mount, and a read right after each event returns
+ * CLI or through a mount, or by the CLI of another host sharing a
+ * PostgreSQL store (a throwaway cluster per test case, started and removed
+ * in the runner by an unchecked fixture; the commit-to-event latency is
+ * printed, not asserted), and a read right after each event returns
  * exactly the new value; deactivation and activation, new versions and
  * new or deleted secrets give events; ro and only= views; every cache
  * mode; notify=replace and notify=none; poll(2)'s POLLPRI; a stuck
@@ -14,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 
+#include "lib/pgcluster.h"
 #include "lib/proc.h"
 #include "mount_harness.h"
 
@@ -770,6 +774,182 @@ START_TEST(container_watcher_gets_events)
 }
 END_TEST
 
+/* --- another host: two store directories on one PostgreSQL store ---------- */
+
+#define PG_ROTATIONS 30
+
+static struct pgcluster pgc;
+static char pg_host[2][512]; /* host A's and host B's store directories */
+
+/* In the runner (unchecked): removed even when a test fails. */
+static void pg_cluster_up(void)
+{
+	if (pgc_start(&pgc) != 0)
+		ck_abort_msg("cannot start a PostgreSQL cluster");
+}
+
+static void pg_cluster_down(void)
+{
+	pgc_stop(&pgc);
+}
+
+/* Host A makes the store, host B joins it (one master key file, as in
+ * test_pg); h_store is A's directory, h_mp and h_log are B's. */
+static void pg_hosts_setup(void)
+{
+	char ci[PATH_MAX + 128], key[600];
+
+	ck_assert_msg(pgc.running, "no cluster");
+	ck_assert_int_ge(asprintf(&h_base, "%s/hosts-XXXXXX", pgc.dir), 0);
+	ck_assert_ptr_nonnull(mkdtemp(h_base));
+	ck_assert_int_eq(chmod(h_base, 0755), 0);
+	ck_assert_int_eq(pgc_new_store(pgc.conninfo, ci, sizeof(ci)), 0);
+	snprintf(pg_host[0], sizeof(pg_host[0]), "%s/a", h_base);
+	snprintf(pg_host[1], sizeof(pg_host[1]), "%s/b", h_base);
+	snprintf(h_mp, sizeof(h_mp), "%s/mb", h_base);
+	snprintf(h_log, sizeof(h_log), "%s/b.log", h_base);
+	ck_assert_int_eq(mkdir(h_mp, 0755), 0);
+	snprintf(key, sizeof(key), "%s/master.key", h_base);
+	setenv("SECRETFS_MASTER_KEY", key, 1);
+	snprintf(h_store, sizeof(h_store), "%s", pg_host[0]);
+	ck_assert_int_eq(
+	    cli("init", "--backend", "postgresql", "--conninfo", ci, NULL), 0);
+	snprintf(h_store, sizeof(h_store), "%s", pg_host[1]);
+	ck_assert_int_eq(cli("init", "--join", "--conninfo", ci, NULL), 0);
+	ck_assert_int_eq(h_mount_at(h_mp, NULL, &h_daemon), 0);
+	snprintf(h_store, sizeof(h_store), "%s", pg_host[0]);
+}
+
+static void pg_hosts_teardown(void)
+{
+	h_umount_at(h_mp, &h_daemon);
+	tu_rmrf(h_base);
+	free(h_base);
+	h_base = NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* `secretfs version add NAME --value V` on host A, not waited for. */
+static pid_t rotate_start(const char *name, const char *value)
+{
+	char *argv[] = {(char *)h_bin(), "--store",	h_store,
+			"version",	 "add",		(char *)name,
+			"--value",	 (char *)value, NULL};
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Informational only (no assertion on time): p50 and p99 in ms. */
+static void print_latency(const char *what, double *ms, int n)
+{
+	qsort(ms, (size_t)n, sizeof(ms[0]), cmp_double);
+	printf("test_notify: %s over %d rotations: p50 %.1f ms, p99 %.1f ms "
+	       "(informational)\n",
+	       what, n, ms[n / 2], ms[(n * 99 + 99) / 100 - 1]);
+}
+
+/* Host A rotates by the CLI; B's unmodified inotifywait -m on its mount's
+ * default sees IN_MODIFY + IN_CLOSE_WRITE for each rotation, and a read
+ * right after each event returns exactly the new value. Prints the
+ * A-CLI-start -> B-event latency (an upper bound of commit -> event: it
+ * includes the CLI's own start) and the CLI's run time. */
+START_TEST(rotation_on_another_host_gives_modify_events)
+{
+	double ev[PG_ROTATIONS], run[PG_ROTATIONS], t0;
+	struct watcher w;
+	char v[32];
+	pid_t pid;
+	int i, st;
+
+	mk("db", "v0");
+	assert_reads("secrets/db/default", "v0");
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= PG_ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "host-a-%d", i);
+		t0 = now_s();
+		pid = rotate_start("db", v);
+		ck_assert_int_ge(
+		    watch_until(&w, "/default", "CLOSE_WRITE", "MODIFY", NULL),
+		    1);
+		ev[i - 1] = (now_s() - t0) * 1000;
+		assert_sendfile("secrets/db/default", v);
+		assert_reads("secrets/db/default", v);
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		run[i - 1] = (now_s() - t0) * 1000;
+		ck_assert_int_eq(st, 0);
+	}
+	watch_stop(&w);
+	print_latency("CLI start on host A -> event on host B", ev,
+		      PG_ROTATIONS);
+	print_latency("CLI run on host A", run, PG_ROTATIONS);
+}
+END_TEST
+
+/* Deactivate and activate on host A: an event on B each, the mount
+ * refusing then serving again. */
+START_TEST(deactivate_activate_on_another_host_give_events)
+{
+	struct watcher w;
+
+	mk("db", "v0");
+	assert_reads("secrets/db/default", "v0");
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	ck_assert_int_eq(cli("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_ge(
+	    watch_until(&w, "/default", "CLOSE_WRITE", "MODIFY", NULL), 1);
+	ck_assert_int_eq(put_s("secrets/db/default", O_RDONLY, ""),
+			 EKEYREVOKED);
+	ck_assert_int_eq(cli("secret", "activate", "db", NULL), 0);
+	expect_modify(&w, "secrets/db/default", "v0");
+	watch_stop(&w);
+}
+END_TEST
+
+static void pg_tcase_add(Suite *s)
+{
+	const TTest *tests[] = {
+	    rotation_on_another_host_gives_modify_events,
+	    deactivate_activate_on_another_host_give_events,
+	};
+	TCase *tc;
+	size_t i;
+
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		tc = tcase_create(tests[i]->name);
+		tcase_add_unchecked_fixture(tc, pg_cluster_up, pg_cluster_down);
+		tcase_add_checked_fixture(tc, pg_hosts_setup,
+					  pg_hosts_teardown);
+		tcase_set_timeout(tc, 120);
+		tcase_add_test(tc, tests[i]);
+		suite_add_tcase(s, tc);
+	}
+}
+
 static Suite *notify_suite(void)
 {
 	const TTest *tests[] = {
@@ -796,13 +976,16 @@ static Suite *notify_suite(void)
 	    container_watcher_gets_events,
 	};
 	size_t n = sizeof(tests) / sizeof(tests[0]);
+	Suite *s;
 
 	if (!container_ready()) {
 		printf("SKIP: test_notify container: needs root, podman, runc, "
 		       "busybox-static and inotify-tools (amd64)\n");
 		n--;
 	}
-	return h_suite("notify", tests, n);
+	s = h_suite("notify", tests, n);
+	pg_tcase_add(s);
+	return s;
 }
 
 const struct harness harness = {.suite = notify_suite, .fork = CK_FORK};

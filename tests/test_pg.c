@@ -7,7 +7,10 @@
  * "hosts" (two store directories, two daemons, two mountpoints, one
  * server) see each other's changes within 1 s, race O_EXCL versions/N
  * without gaps or duplicates, and ride out a server restart (EIO while it
- * is away, never a hang; service resumes by itself).
+ * is away, never a hang; service resumes by itself) and a kill during
+ * writes (no acknowledged version lost). An access-control
+ * change on A refuses B's reader within 1 s; a third host joins to see
+ * rotations. Network partitions are in test_pg_net.c.
  *
  * Each test case starts a throwaway cluster (lib/pgcluster.h) in the
  * suite's process and removes it afterwards, host directories included;
@@ -15,6 +18,7 @@
  * at its end (teardown, or their parent-death signal).
  */
 #include <dirent.h>
+#include <poll.h>
 
 #include "mount_harness.h"
 
@@ -33,7 +37,7 @@ struct host {
 	pid_t pid;
 };
 
-static struct host hosts[2];
+static struct host hosts[3]; /* [2]: only the tests that join a third */
 static char *base;
 static char ci[PATH_MAX + 128]; /* this test's store */
 static char key[600];		/* both hosts' master key */
@@ -848,6 +852,205 @@ START_TEST(status_names_backend_and_listener)
 }
 END_TEST
 
+/* ---- access control and a third host ------------------------------------ */
+
+#define OTHER 4321
+
+static void mount_host_with(int i, const char *opts)
+{
+	int rc;
+
+	on(i);
+	rc = h_mount_at(hosts[i].mp, opts, &hosts[i].pid);
+	ck_assert_msg(rc == 0, "mount %d failed (%d)", i, rc);
+}
+
+static int read_db(void *arg)
+{
+	char *got = NULL;
+	int e;
+
+	(void)arg;
+	e = slurp("secrets/db/default", &got, NULL);
+	free(got);
+	return e;
+}
+
+START_TEST(access_control_on_a_refuses_reader_on_b_within_1s)
+{
+	char *mp;
+
+	NEED_ROOT();
+	/* the cluster's directory is postgres' own: B's mountpoint goes
+	 * where OTHER can reach it (teardown unmounts it) */
+	mp = tu_tmpdir("pgmp");
+	ck_assert_int_eq(chmod(mp, 0755), 0);
+	snprintf(hosts[1].mp, sizeof(hosts[1].mp), "%s", mp);
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	ck_assert_int_eq(cli("secret", "update", "db", "--mode", "0444", NULL),
+			 0);
+	mount_host_with(1, "allow_other");
+	on(1);
+	ck_assert_int_eq(as_user(OTHER, OTHER, read_db, NULL), 0);
+	on(0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "db", "--access-control", "on", NULL), 0);
+	on(1);
+	within_1s(as_user(OTHER, OTHER, read_db, NULL) == EACCES);
+	/* the allow list, changed on A, lets the reader back in on B */
+	on(0);
+	ck_assert_int_eq(
+	    cli("secret", "update", "db", "--allow", "uid:4321", NULL), 0);
+	on(1);
+	within_1s(as_user(OTHER, OTHER, read_db, NULL) == 0);
+	ck_assert_int_eq(h_umount_at(hosts[1].mp, &hosts[1].pid), 0);
+	ck_assert_int_eq(rmdir(mp), 0);
+	free(mp);
+}
+END_TEST
+
+/* A third host joins the store; the test unmounts it (a failed test's
+ * daemon ends at its parent-death signal). */
+static void join_third(void)
+{
+	snprintf(hosts[2].dir, sizeof(hosts[2].dir), "%s/c3", base);
+	snprintf(hosts[2].mp, sizeof(hosts[2].mp), "%s/mc3", base);
+	snprintf(hosts[2].log, sizeof(hosts[2].log), "%s/c3.log", base);
+	hosts[2].pid = -1;
+	ck_assert_int_eq(mkdir(hosts[2].mp, 0755), 0);
+	on(2);
+	ck_assert_int_eq(cli("init", "--join", "--conninfo", ci, NULL), 0);
+}
+
+START_TEST(rotate_on_a_is_seen_on_b_and_c_within_1s)
+{
+	join_third();
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	mount_host(0);
+	mount_host(1);
+	mount_host(2);
+	ck_assert(reads_on(1, "secrets/db/default", "v1"));
+	ck_assert(reads_on(2, "secrets/db/default", "v1"));
+	on(0);
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "v2"),
+			 0);
+	within_1s(reads_on(1, "secrets/db/default", "v2"));
+	within_1s(reads_on(2, "secrets/db/default", "v2"));
+	/* and a rotation made on C reaches A and B */
+	on(2);
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "v3"),
+			 0);
+	within_1s(reads_on(0, "secrets/db/default", "v3"));
+	within_1s(reads_on(1, "secrets/db/default", "v3"));
+	ck_assert_int_eq(h_umount_at(hosts[2].mp, &hosts[2].pid), 0);
+}
+END_TEST
+
+/* ---- the server killed during writes ------------------------------------ */
+
+/* What the writer reports: each version acknowledged, then the errno of
+ * the write that failed. */
+struct ack {
+	int version, err;
+};
+
+static int ack_writer(int fd)
+{
+	struct ack a;
+	char rel[64], val[32];
+	int n;
+
+	on(1);
+	for (n = 2; n < 100000; n++) {
+		snprintf(rel, sizeof(rel), "secrets/db/versions/%d", n);
+		snprintf(val, sizeof(val), "w%d", n);
+		a.version = n;
+		a.err = put_s(rel, O_WRONLY | O_CREAT | O_EXCL, val);
+		if (write(fd, &a, sizeof(a)) != (ssize_t)sizeof(a) || a.err)
+			return 0;
+	}
+	return 1;
+}
+
+static struct ack next_ack(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct ack a;
+
+	ck_assert_msg(poll(&p, 1, 60000) == 1, "the writer hangs");
+	ck_assert_int_eq(read(fd, &a, sizeof(a)), sizeof(a));
+	return a;
+}
+
+/* B's latest version once the server answers again. */
+static int latest_on_b(void)
+{
+	const char *l;
+	int64_t t0 = now_ms();
+
+	on(1);
+	while (!(l = xget("secrets/db", "user.secret.latest_version"))) {
+		ck_assert_int_eq(errno, EIO);
+		ck_assert_msg(now_ms() - t0 < 60000, "B never came back");
+		usleep(200000);
+	}
+	return atoi(l);
+}
+
+START_TEST(server_killed_during_writes_loses_no_acked_version)
+{
+	struct ack a;
+	char rel[64], want[32];
+	int fds[2], acked = 1, latest, st, n;
+	pid_t pid;
+
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "db", "--value", "v1", NULL),
+			 0);
+	mount_host(1);
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(ack_writer(fds[1]));
+	}
+	close(fds[1]);
+	while (acked < 4) {
+		a = next_ack(fds[0]);
+		ck_assert_msg(a.err == 0, "write %d: errno %d", a.version,
+			      a.err);
+		acked = a.version;
+	}
+	ck_assert_int_eq(pgc_ctl(&pgc, "stop -m immediate"), 0);
+	while ((a = next_ack(fds[0])).err == 0)
+		acked = a.version;
+	ck_assert_int_eq(a.err, EIO);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	close(fds[0]);
+	ck_assert_int_eq(pgc_ctl(&pgc, "start"), 0);
+	latest = latest_on_b();
+	ck_assert_msg(latest == acked || latest == acked + 1,
+		      "acked %d, latest %d", acked, latest);
+	on(1);
+	for (n = 2; n <= latest; n++) {
+		snprintf(rel, sizeof(rel), "secrets/db/versions/%d", n);
+		snprintf(want, sizeof(want), "w%d", n);
+		assert_reads(rel, want);
+	}
+	snprintf(rel, sizeof(rel), "secrets/db/versions/%d", latest + 1);
+	ck_assert_int_eq(ERR(access(P(rel), F_OK)), ENOENT);
+	/* service resumed: B writes again */
+	snprintf(rel, sizeof(rel), "secrets/db/versions/%d", latest + 1);
+	ck_assert_int_eq(put_s(rel, O_WRONLY | O_CREAT | O_EXCL, "again"), 0);
+}
+END_TEST
+
 static Suite *pg_suite(void)
 {
 	Suite *s = suite_create("pg");
@@ -877,6 +1080,9 @@ static Suite *pg_suite(void)
 	    no_plaintext_in_pg_dump_or_data_directory,
 	    failover_to_a_sync_standby_keeps_every_acked_version,
 	    status_names_backend_and_listener,
+	    access_control_on_a_refuses_reader_on_b_within_1s,
+	    rotate_on_a_is_seen_on_b_and_c_within_1s,
+	    server_killed_during_writes_loses_no_acked_version,
 	};
 	TCase *tc;
 	size_t i;

@@ -655,6 +655,52 @@ START_TEST(test_next_default)
 }
 END_TEST
 
+/* --- automatic effects of a version state change (SPEC §2) ------------- */
+
+struct fx_row {
+	const char *name;
+	int to;		     /* the state version n moved to */
+	uint32_t n, nv;	     /* the version; the latest */
+	int states[5];	     /* after the change; [0] unused */
+	uint32_t def;	     /* default before */
+	int status;	     /* secret status before */
+	uint32_t want_def;   /* default after */
+	int want_status;     /* status after */
+};
+
+static const struct fx_row fx_rows[] = {
+	{ "deactivate the default: newest active is default", DEACT, 3, 3,
+	  { 0, ACTIVE, ACTIVE, DEACT }, 3, ACTIVE, 2, ACTIVE },
+	{ "destroy the default: newest active is default", DESTROYED, 2, 3,
+	  { 0, ACTIVE, DESTROYED, DEACT }, 2, ACTIVE, 1, ACTIVE },
+	{ "deactivate another version: default kept", DEACT, 1, 3,
+	  { 0, DEACT, ACTIVE, ACTIVE }, 3, ACTIVE, 3, ACTIVE },
+	{ "deactivate the last active: no default, secret deactivated",
+	  DEACT, 2, 2, { 0, DEACT, DEACT }, 2, ACTIVE, 0, DEACT },
+	{ "destroy the last active: no default, secret deactivated",
+	  DESTROYED, 1, 1, { 0, DESTROYED }, 1, ACTIVE, 0, DEACT },
+	{ "destroy a deactivated version, none active: deactivated",
+	  DESTROYED, 1, 2, { 0, DESTROYED, DEACT }, 0, DEACT, 0, DEACT },
+	{ "activate with no default: it becomes the default", ACTIVE, 2, 3,
+	  { 0, DEACT, ACTIVE, DEACT }, 0, DEACT, 2, DEACT },
+	{ "activate with a default: default kept", ACTIVE, 1, 3,
+	  { 0, ACTIVE, DEACT, ACTIVE }, 3, ACTIVE, 3, ACTIVE },
+};
+
+START_TEST(test_effects)
+{
+	const struct fx_row *r = &fx_rows[_i];
+	uint32_t def = r->def;
+	int status = r->status;
+
+	sfs_policy_effects(r->to, r->n, r->states, r->nv, &def, &status);
+	ck_assert_msg(def == r->want_def, "%s: default %u, want %u", r->name,
+		      (unsigned)def, (unsigned)r->want_def);
+	ck_assert_msg(status == r->want_status, "%s: status %d, want %d",
+		      r->name, status, r->want_status);
+}
+END_TEST
+
 /* --- names and descriptions -------------------------------------------- */
 
 struct str_row {
@@ -907,6 +953,7 @@ static Suite *policy_suite(void)
 
 	tc = tcase_create("next_default");
 	tcase_add_loop_test(tc, test_next_default, 0, NELEM(nd_rows));
+	tcase_add_loop_test(tc, test_effects, 0, NELEM(fx_rows));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("names");

@@ -12,15 +12,22 @@
 
 #define PG_BIN "/usr/lib/postgresql/15/bin"
 
-static int run_as_postgres(const char *const *argv, int quiet)
+/* argv as the postgres user, inside network namespace netns unless it is
+ * NULL or "". */
+static int run_as_postgres_in(const char *netns, const char *const *argv,
+			      int quiet)
 {
-	const char *full[24] = {"/usr/sbin/runuser", "-u", "postgres", "--"};
+	const char *full[28] = {"/usr/sbin/ip", "netns", "exec", netns};
 	struct tu_proc p;
-	int i, rc;
+	int i, rc, at = netns && netns[0] ? 4 : 0;
 
+	full[at] = "/usr/sbin/runuser";
+	full[at + 1] = "-u";
+	full[at + 2] = "postgres";
+	full[at + 3] = "--";
 	for (i = 0; argv[i] && i < 19; i++)
-		full[4 + i] = argv[i];
-	full[4 + i] = NULL;
+		full[at + 4 + i] = argv[i];
+	full[at + 4 + i] = NULL;
 	memset(&p, 0, sizeof(p));
 	p.argv = full;
 	rc = tu_proc_run(&p);
@@ -30,6 +37,11 @@ static int run_as_postgres(const char *const *argv, int quiet)
 	rc = rc == 0 && p.status == 0 ? 0 : -1;
 	tu_proc_release(&p);
 	return rc;
+}
+
+static int run_as_postgres(const char *const *argv, int quiet)
+{
+	return run_as_postgres_in(NULL, argv, quiet);
 }
 
 static int binaries_present(void)
@@ -62,15 +74,15 @@ static int make_dir(struct pgcluster *c)
 
 int pgc_ctl(struct pgcluster *c, const char *mode)
 {
-	char opts[PATH_MAX + 128], log[PATH_MAX + 8], cmd[64];
+	char opts[PATH_MAX + 192], log[PATH_MAX + 8], cmd[64];
 	const char *argv[12];
 	char *save = NULL, *w;
-	int n = 0;
+	int n = 0, stop = strncmp(mode, "stop", 4) == 0;
 
 	snprintf(opts, sizeof(opts),
-		 "-k %s -c listen_addresses='' -c fsync=off -c "
+		 "-k %s -c listen_addresses='%s' -c fsync=off -c "
 		 "max_connections=200",
-		 c->dir);
+		 c->dir, c->listen);
 	snprintf(log, sizeof(log), "%s/log", c->dir);
 	snprintf(cmd, sizeof(cmd), "%s", mode);
 	argv[n++] = PG_BIN "/pg_ctl";
@@ -80,33 +92,76 @@ int pgc_ctl(struct pgcluster *c, const char *mode)
 	argv[n++] = "-w";
 	argv[n++] = "-D";
 	argv[n++] = c->data;
-	if (strncmp(mode, "stop", 4) != 0) {
+	if (!stop) {
 		argv[n++] = "-o";
 		argv[n++] = opts;
 		argv[n++] = "-l";
 		argv[n++] = log;
 	}
 	argv[n] = NULL;
-	return run_as_postgres(argv, 0);
+	/* stop only signals the postmaster: it works after the namespace
+	 * is gone too */
+	return run_as_postgres_in(stop ? NULL : c->netns, argv, 0);
 }
 
-int pgc_start(struct pgcluster *c)
+/* Trust TCP connections from c->client only (none when it is ""). */
+static int trust_client(struct pgcluster *c)
+{
+	char path[PATH_MAX + 32];
+	FILE *f;
+	int rc;
+
+	if (!c->client[0])
+		return 0;
+	snprintf(path, sizeof(path), "%s/pg_hba.conf", c->data);
+	f = fopen(path, "a");
+	if (!f)
+		return -1;
+	rc = fprintf(f, "host all postgres %s/32 trust\n", c->client) < 0;
+	return fclose(f) != 0 || rc ? -1 : 0;
+}
+
+/* initdb and start c, whose network fields are set; see pgc_start. */
+static int start_fresh(struct pgcluster *c)
 {
 	const char *initdb[] = {PG_BIN "/initdb", "-D", c->data,    "-A",
 				"trust",	  "-U", "postgres", "--no-sync",
 				"--locale=C",	  "-E", "UTF8",	    NULL};
 
-	memset(c, 0, sizeof(*c));
 	if (!binaries_present())
 		return -1;
 	if (make_dir(c) != 0 || run_as_postgres(initdb, 0) != 0 ||
-	    pgc_ctl(c, "start") != 0) {
+	    trust_client(c) != 0 || pgc_ctl(c, "start") != 0) {
 		pgc_stop(c);
 		return -1;
 	}
 	c->running = 1;
 	snprintf(c->conninfo, sizeof(c->conninfo),
 		 "host=%s port=5432 user=postgres dbname=postgres", c->dir);
+	return 0;
+}
+
+int pgc_start(struct pgcluster *c)
+{
+	memset(c, 0, sizeof(*c));
+	return start_fresh(c);
+}
+
+int pgc_start_net(struct pgcluster *c, const char *netns, const char *listen,
+		  const char *client, char *tcp, size_t cap)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->netns, sizeof(c->netns), "%s", netns ? netns : "");
+	snprintf(c->listen, sizeof(c->listen), "%s", listen);
+	snprintf(c->client, sizeof(c->client), "%s", client);
+	if (start_fresh(c) != 0)
+		return -1;
+	if ((size_t)snprintf(tcp, cap,
+			     "host=%s port=5432 user=postgres dbname=postgres",
+			     listen) >= cap) {
+		pgc_stop(c);
+		return -1;
+	}
 	return 0;
 }
 

@@ -11,6 +11,11 @@
  * The suites' stores each live in a schema of their own in the cluster's
  * `postgres` database (pgc_new_store), reached as the `postgres` role
  * through trust authentication on the private socket.
+ *
+ * pgc_start_net is the one exception to "no TCP port": for the partition
+ * suite, the server also listens on one given address (a veth address the
+ * suite made), optionally inside a network namespace (`ip netns exec`),
+ * and trusts exactly one client address over TCP.
  */
 #ifndef SECRETFS_TEST_PGCLUSTER_H
 #define SECRETFS_TEST_PGCLUSTER_H
@@ -23,11 +28,23 @@ struct pgcluster {
 	char data[PATH_MAX + 8]; /* DIR/data */
 	char conninfo[PATH_MAX + 64]; /* base conninfo of the cluster */
 	int running;
+	char netns[64];	 /* pgc_start_net: the server's namespace, or "" */
+	char listen[64]; /* pgc_start_net: its TCP address, or "" */
+	char client[64]; /* pgc_start_net: the one TCP client trusted */
 };
 
 /* Start a fresh cluster. 0, or -1 with the reason on stderr (and nothing
  * left behind). */
 int pgc_start(struct pgcluster *c);
+
+/*
+ * Start a fresh cluster that also listens on TCP address listen, port
+ * 5432, run inside network namespace netns (NULL: the host's), trusting
+ * TCP connections from client only. c->conninfo stays the unix socket;
+ * the TCP conninfo goes to tcp (cap bytes). 0 or -1, as pgc_start.
+ */
+int pgc_start_net(struct pgcluster *c, const char *netns, const char *listen,
+		  const char *client, char *tcp, size_t cap);
 
 /*
  * A streaming standby of primary (pg_basebackup -R) in DIR/standby of the

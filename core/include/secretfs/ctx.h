@@ -91,7 +91,8 @@ uint64_t sfs_ctx_generation(struct sfs_ctx *ctx);
  * Watchers of the generation (ctx_watch.c): a cache=kernel daemon gets no
  * request per open, so it must drop the kernel's cached pages before a
  * writer returns. register claims a slot in DIR/generation's table for
- * this process (0, or -1: no slot; the daemon then only polls). wait
+ * this context until it closes (0, or -1: no slot; the daemon then only
+ * polls). wait
  * sleeps until the generation differs from seen or ms pass and returns
  * it; ack tells writers everything up to gen is invalidated. sync is
  * what a writer runs after its commit (ctx_end): wake the watchers and

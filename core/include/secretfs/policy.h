@@ -150,6 +150,19 @@ int sfs_policy_may_manage(const struct sfs_caller *c);
  */
 uint32_t sfs_policy_next_default(const int *states, uint32_t n);
 
+/*
+ * The automatic effects of SPEC §2 once version n of a secret has moved
+ * to state to (an enum sfs_state; states[1..nv] already hold the new
+ * state): *def and *status are the secret's default and status, updated
+ * in place. Activating a version of a secret with no default makes it the
+ * default (the status is left alone: turning a secret back on is an
+ * explicit act); a default that leaves the active state moves to the
+ * newest active version; with no active version left the secret has no
+ * default and is deactivated. Pure.
+ */
+void sfs_policy_effects(int to, uint32_t n, const int *states, uint32_t nv,
+			uint32_t *def, int *status);
+
 /* Names of secrets and keys: SFS_OK, SFS_EINVAL or SFS_ENAMETOOLONG. */
 int sfs_policy_name_check(const char *name, size_t len);
 
