@@ -78,7 +78,7 @@ static int open_store(struct sfs_ctx *ctx, int *writable, struct sfs_error *err)
 	}
 	if (rc != SFS_OK)
 		return rc;
-	if (sfs_store_sqlite_path(ctx->dir, db, sizeof(db)) != SFS_OK)
+	if (sfs_store_db_path(ctx->dir, db, sizeof(db)) != SFS_OK)
 		return sfs_error_set(err, SFS_EINVAL, "store path too long");
 	if (access(db, F_OK) != 0 && errno != ENOENT)
 		return no_access(ctx->dir, err);

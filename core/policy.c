@@ -358,7 +358,7 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 		return 1;
 	if (s->access_control)
 		return c->uid == s->owner ||
-		       sfs_principal_list_matches(s->allowed, c);
+		       sfs_principal_list_matches(s->allow, s->nallow, c);
 	if (c->uid == 0)
 		return 1;
 	sfs_policy_view_attrs(&c->view, s, &owner, &group, &mode);
@@ -377,40 +377,17 @@ int sfs_policy_may_read(const struct sfs_caller *c,
 	return (mode & 0004) != 0;
 }
 
-/* The N of a normalised principal's "uid:N" / "gid:N" (len digits). */
-static int id_of(const char *p, size_t len, uint32_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (p[i] < '0' || p[i] > '9' ||
-		    (v = v * 10 + (uint64_t)(p[i] - '0')) > UINT32_MAX)
-			return -1;
-	*out = (uint32_t)v;
-	return len ? 0 : -1;
-}
-
 size_t sfs_policy_readers(const struct sfs_secret_rec *s,
 			  struct sfs_reader *out, size_t cap)
 {
-	const char *p;
-	size_t n = 0;
-	uint32_t id;
+	size_t n = 0, i;
 
 	assert(s && (out || !cap));
-	p = s->allowed;
 	if (n < cap)
 		out[n++] = (struct sfs_reader){0, s->owner};
-	while (*p && n < cap) { /* normalised: "uid:N" or "gid:N", ','-joined */
-		size_t len = strcspn(p, ",");
-
-		if (len > 4 && id_of(p + 4, len - 4, &id) == 0 &&
-		    (!memcmp(p, "uid:", 4) || !memcmp(p, "gid:", 4)))
-			out[n++] = (struct sfs_reader){p[0] == 'g', id};
-		p += len;
-		p += *p == ',';
-	}
+	for (i = 0; i < s->nallow && n < cap; i++)
+		out[n++] = (struct sfs_reader){
+		    s->allow[i].kind == SFS_PRINCIPAL_GID, s->allow[i].id};
 	return n;
 }
 

@@ -225,17 +225,15 @@ int sfs_principal_list_normalize(const char *list, char *out, size_t cap,
 
 /* Does the principal p[0..n) name the caller? A gid entry whose
  * membership cannot be read does not. */
+static int entry_parse(const char *p, size_t n, struct sfs_principal_id *e);
+
 static int match_one(const char *p, size_t n, const struct sfs_caller *c)
 {
-	uint32_t id;
+	struct sfs_principal_id e;
 
-	if (n < 4 || parse_id(p + 4, n - 4, &id) != 0)
+	if (entry_parse(p, n, &e) != 0)
 		return 0;
-	if (memcmp(p, "uid:", 4) == 0)
-		return c->uid == id;
-	if (memcmp(p, "gid:", 4) != 0)
-		return 0;
-	return sfs_caller_in_group(c, id) > 0;
+	return sfs_principal_list_matches(&e, 1, c);
 }
 
 int sfs_caller_in_group(const struct sfs_caller *c, uint32_t gid)
@@ -255,29 +253,71 @@ int sfs_principal_matches(const char *p, const struct sfs_caller *c)
 	return match_one(p, strlen(p), c);
 }
 
-/* Entries of one kind ("uid:" or "gid:") of a normalised list. */
-static int list_matches_kind(const char *list, const char *kind,
-			     const struct sfs_caller *c)
+/* One normalised entry p[0..n) as a typed id; -1 when it is not one. */
+static int entry_parse(const char *p, size_t n, struct sfs_principal_id *e)
 {
-	const char *p = list, *end;
+	if (n < 4 || parse_id(p + 4, n - 4, &e->id) != 0)
+		return -1;
+	if (memcmp(p, "uid:", 4) == 0)
+		e->kind = SFS_PRINCIPAL_UID;
+	else if (memcmp(p, "gid:", 4) == 0)
+		e->kind = SFS_PRINCIPAL_GID;
+	else
+		return -1;
+	return 0;
+}
 
-	while (*p) {
-		end = strchr(p, ',');
-		if (!end)
-			end = p + strlen(p);
-		if (memcmp(p, kind, 4) == 0 &&
-		    match_one(p, (size_t)(end - p), c))
+size_t sfs_principal_list_parse(const char *list, struct sfs_principal_id *out,
+				size_t cap)
+{
+	const char *p = list;
+	size_t len, n = 0;
+
+	while (*p && n < cap) {
+		len = strcspn(p, ",");
+		if (entry_parse(p, len, &out[n]) == 0)
+			n++;
+		p += len;
+		p += *p == ',';
+	}
+	return n;
+}
+
+void sfs_principal_rec_load(struct sfs_secret_rec *r)
+{
+	r->nallow = (unsigned)sfs_principal_list_parse(
+	    r->allowed, r->allow, SFS_ALLOW_ENTRIES_MAX);
+}
+
+void sfs_principal_rec_set(struct sfs_secret_rec *r, const char *list)
+{
+	snprintf(r->allowed, sizeof(r->allowed), "%s", list);
+	sfs_principal_rec_load(r);
+}
+
+/* Entries of one kind of a parsed list. */
+static int list_matches_kind(const struct sfs_principal_id *e, size_t n,
+			     int kind, const struct sfs_caller *c)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (e[i].kind != kind)
+			continue;
+		if (kind == SFS_PRINCIPAL_UID && c->uid == e[i].id)
 			return 1;
-		p = *end ? end + 1 : end;
+		if (kind == SFS_PRINCIPAL_GID &&
+		    sfs_caller_in_group(c, e[i].id) > 0)
+			return 1;
 	}
 	return 0;
 }
 
-/* uid entries first: a caller that one names needs no groups read. */
-int sfs_principal_list_matches(const char *list, const struct sfs_caller *c)
+int sfs_principal_list_matches(const struct sfs_principal_id *e, size_t n,
+			       const struct sfs_caller *c)
 {
-	return list_matches_kind(list, "uid:", c) ||
-	       list_matches_kind(list, "gid:", c);
+	return list_matches_kind(e, n, SFS_PRINCIPAL_UID, c) ||
+	       list_matches_kind(e, n, SFS_PRINCIPAL_GID, c);
 }
 
 /* Supplementary groups, at most SFS_CALLER_GROUPS_MAX of them. */

@@ -337,7 +337,7 @@ static void update_apply(struct sfs_secret_rec *s,
 	if (u->fields & SFS_SF_ACCESS_CONTROL)
 		s->access_control = u->access_control ? 1 : 0;
 	if (u->fields & SFS_SF_ALLOWED)
-		ctx_strlcpy(s->allowed, allowed, sizeof(s->allowed));
+		sfs_principal_rec_set(s, allowed);
 	if (u->fields & SFS_SF_OWNER)
 		s->owner = u->owner;
 	if (u->fields & SFS_SF_GROUP)

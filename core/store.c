@@ -19,7 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "secretfs/backup.h"
 #include "secretfs/store.h"
+#include "store_backend.h"
 
 void sfs_store_close(struct sfs_store *s)
 {
@@ -49,66 +51,110 @@ void sfs_version_rec_release(struct sfs_version_rec *v)
 
 /* ---- the facade: the only callers of the ops table ---------------------- */
 
-int sfs_store_begin(struct sfs_store *s, int write, struct sfs_error *err)
+/*
+ * The contracts of store.h: an operation on records runs inside a
+ * transaction (asserted). A change inside a read transaction is refused
+ * with SFS_EROFS before it reaches the backend, whatever the backend
+ * would do (SQLite would upgrade the transaction without the write lock).
+ */
+static void assert_txn(const struct sfs_store *s)
 {
-	return s->ops->begin(s, write, err);
+	assert(s->txn != SFS_TXN_NONE && "inside a transaction");
+	(void)s;
 }
 
+static int write_txn(const struct sfs_store *s, struct sfs_error *err)
+{
+	assert_txn(s);
+	if (s->txn != SFS_TXN_WRITE)
+		return sfs_error_set(err, SFS_EROFS,
+				     "store: a change inside a read "
+				     "transaction");
+	return SFS_OK;
+}
+
+int sfs_store_begin(struct sfs_store *s, int write, struct sfs_error *err)
+{
+	int rc;
+
+	assert(s->txn == SFS_TXN_NONE && "no transaction open");
+	rc = s->ops->begin(s, write, err);
+	if (rc == SFS_OK)
+		s->txn = write ? SFS_TXN_WRITE : SFS_TXN_READ;
+	return rc;
+}
+
+/* A failed commit has rolled back (store.h): no transaction either way. */
 int sfs_store_commit(struct sfs_store *s, struct sfs_error *err)
 {
+	assert_txn(s);
+	s->txn = SFS_TXN_NONE;
 	return s->ops->commit(s, err);
 }
 
 void sfs_store_rollback(struct sfs_store *s)
 {
+	s->txn = SFS_TXN_NONE;
 	s->ops->rollback(s);
 }
 
 int sfs_store_meta_get(struct sfs_store *s, const char *name,
 		       struct sfs_blob *out, struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->meta_get(s, name, out, err);
 }
 
 int sfs_store_meta_set(struct sfs_store *s, const char *name, const void *v,
 		       size_t len, struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->meta_set(s, name, v, len, err);
 }
 
 int sfs_store_key_get(struct sfs_store *s, const char *id_or_name,
 		      struct sfs_key_rec *out, struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->key_get(s, id_or_name, out, err);
 }
 
 int sfs_store_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
 		       struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->key_list(s, cb, arg, err);
 }
 
 int sfs_store_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
 			 struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->key_insert(s, k, err);
 }
 
 int sfs_store_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
 			 struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->key_update(s, k, err);
 }
 
 int sfs_store_key_delete(struct sfs_store *s, const char *id,
 			 struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->key_delete(s, id, err);
 }
 
 int sfs_store_key_in_use(struct sfs_store *s, const char *id, int *in_use,
 			 struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->key_in_use(s, id, in_use, err);
 }
 
@@ -116,6 +162,7 @@ int sfs_store_keyver_get(struct sfs_store *s, const char *key_id,
 			 uint32_t version, struct sfs_blob *wrapped,
 			 struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->keyver_get(s, key_id, version, wrapped, err);
 }
 
@@ -123,6 +170,8 @@ int sfs_store_keyver_insert(struct sfs_store *s, const char *key_id,
 			    uint32_t version, const struct sfs_blob *wrapped,
 			    int64_t created_at, struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->keyver_insert(s, key_id, version, wrapped, created_at,
 				     err);
 }
@@ -131,6 +180,8 @@ int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
 			 uint32_t version, const struct sfs_blob *wrapped,
 			 struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	if (!s->ops->keyver_set)
 		return sfs_error_set(err, SFS_EIO,
 				     "this store cannot replace key material");
@@ -140,12 +191,14 @@ int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
 int sfs_store_secret_get(struct sfs_store *s, const char *id_or_name,
 			 struct sfs_secret_rec *out, struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->secret_get(s, id_or_name, out, err);
 }
 
 int sfs_store_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
 			  struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->secret_list(s, cb, arg, err);
 }
 
@@ -153,6 +206,8 @@ int sfs_store_secret_insert(struct sfs_store *s,
 			    const struct sfs_secret_rec *r,
 			    struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->secret_insert(s, r, err);
 }
 
@@ -160,12 +215,16 @@ int sfs_store_secret_update(struct sfs_store *s,
 			    const struct sfs_secret_rec *r,
 			    struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->secret_update(s, r, err);
 }
 
 int sfs_store_secret_delete(struct sfs_store *s, const char *id,
 			    struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->secret_delete(s, id, err);
 }
 
@@ -173,12 +232,14 @@ int sfs_store_version_get(struct sfs_store *s, const char *secret_id,
 			  uint32_t version, int with_blobs,
 			  struct sfs_version_rec *out, struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->version_get(s, secret_id, version, with_blobs, out, err);
 }
 
 int sfs_store_version_list(struct sfs_store *s, const char *secret_id,
 			   sfs_version_cb cb, void *arg, struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->version_list(s, secret_id, cb, arg, err);
 }
 
@@ -186,6 +247,8 @@ int sfs_store_version_insert(struct sfs_store *s,
 			     const struct sfs_version_rec *v,
 			     struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->version_insert(s, v, err);
 }
 
@@ -193,27 +256,35 @@ int sfs_store_version_set_state(struct sfs_store *s, const char *secret_id,
 				uint32_t version, int state,
 				struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->version_set_state(s, secret_id, version, state, err);
 }
 
 int sfs_store_role_grant(struct sfs_store *s, const char *role,
 			 const char *principal, struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->role_grant(s, role, principal, err);
 }
 
 int sfs_store_role_revoke(struct sfs_store *s, const char *role,
 			  const char *principal, struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	return s->ops->role_revoke(s, role, principal, err);
 }
 
 int sfs_store_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
 			struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->role_list(s, cb, arg, err);
 }
 
+/* Outside a transaction too: the check takes its own snapshot. */
 int sfs_store_check(struct sfs_store *s, struct sfs_error *err)
 {
 	return s->ops->check(s, err);
@@ -222,6 +293,7 @@ int sfs_store_check(struct sfs_store *s, struct sfs_error *err)
 int sfs_store_counts(struct sfs_store *s, uint64_t *secrets,
 		     uint64_t *versions, uint64_t *keys, struct sfs_error *err)
 {
+	assert_txn(s);
 	return s->ops->counts(s, secrets, versions, keys, err);
 }
 
@@ -239,6 +311,7 @@ int sfs_store_secret_list_after(struct sfs_store *s, const char *after_name,
 				unsigned limit, sfs_secret_cb cb, void *arg,
 				struct sfs_error *err)
 {
+	assert_txn(s);
 	assert(s->ops->secret_list_after);
 	return s->ops->secret_list_after(s, after_name, limit, cb, arg, err);
 }
@@ -255,12 +328,16 @@ int sfs_store_commit_then(struct sfs_store *s, void (*after)(void *arg),
 			  void *arg, struct sfs_error *err)
 {
 	assert(sfs_store_can_stage(s));
+	assert_txn(s);
+	s->txn = SFS_TXN_NONE;
 	return s->ops->commit_then(s, after, arg, err);
 }
 
 int sfs_store_audit_add(struct sfs_store *s, const char *line, size_t len,
 			int64_t hint, int64_t *seq, struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	assert(sfs_store_can_stage(s));
 	return s->ops->audit_add(s, line, len, hint, seq, err);
 }
@@ -268,6 +345,7 @@ int sfs_store_audit_add(struct sfs_store *s, const char *line, size_t len,
 int sfs_store_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 			 void *arg, struct sfs_error *err)
 {
+	assert_txn(s);
 	assert(sfs_store_can_stage(s));
 	return s->ops->audit_list(s, cb, arg, err);
 }
@@ -275,12 +353,15 @@ int sfs_store_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 int sfs_store_audit_del(struct sfs_store *s, int64_t seq,
 			struct sfs_error *err)
 {
+	if (write_txn(s, err) != SFS_OK)
+		return SFS_EROFS;
 	assert(sfs_store_can_stage(s));
 	return s->ops->audit_del(s, seq, err);
 }
 
 int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
 {
+	assert_txn(s);
 	assert(sfs_store_can_stage(s));
 	return s->ops->audit_any(s, any, err);
 }
@@ -493,4 +574,32 @@ int sfs_store_open(const char *dir, int create, int readonly,
 		return sfs_store_pg_open(c.conninfo, dir, create, readonly, out,
 					 err);
 	return sfs_store_sqlite_open(dir, create, readonly, out, err);
+}
+
+/* ---- the SQLite backend's extras, and the tests' knobs ------------------ */
+
+int sfs_store_db_path(const char *dir, char *out, size_t cap)
+{
+	return sfs_store_sqlite_path(dir, out, cap);
+}
+
+int sfs_store_backup(const char *dir, const char *file, struct sfs_error *err)
+{
+	return sfs_store_sqlite_backup(dir, file, err);
+}
+
+int sfs_store_restore(const char *file, const char *dir, struct sfs_error *err)
+{
+	return sfs_store_sqlite_restore(file, dir, err);
+}
+
+void sfs_store_lock_wait(int ms)
+{
+	sfs_store_sqlite_lock_wait(ms);
+}
+
+void sfs_store_test_cut(int when, void (*hook)(void *arg), void *arg,
+			int deadline_ms)
+{
+	sfs_store_pg_test_cut(when, hook, arg, deadline_ms);
 }

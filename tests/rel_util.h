@@ -88,7 +88,7 @@ __attribute__((unused)) static void ru_assert_integrity(struct sfs_ctx *ctx)
 	struct sfs_error e;
 
 	sfs_error_clear(&e);
-	ck_assert_msg(s->ops->check(s, &e) == 0, "integrity: %s", e.msg);
+	ck_assert_msg(sfs_store_check(s, &e) == 0, "integrity: %s", e.msg);
 }
 
 struct ru_nums {

@@ -626,9 +626,9 @@ static int add_cut_to(const char *name, int when, void (*hook)(void *),
 	c = ctx_on(0);
 	sfs_caller_self(&me);
 	sfs_error_clear(e);
-	sfs_store_pg_test_cut(when, hook, NULL, deadline_ms);
+	sfs_store_test_cut(when, hook, NULL, deadline_ms);
 	rc = sfs_version_add(c, &me, name, "v2", 2, 0, NULL, e);
-	sfs_store_pg_test_cut(0, NULL, NULL, 0);
+	sfs_store_test_cut(0, NULL, NULL, 0);
 	sfs_ctx_close(c);
 	return rc;
 }

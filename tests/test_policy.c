@@ -495,8 +495,7 @@ static void state_for(const struct row *r, struct sfs_secret_rec *s,
 	strcpy(s->name, "db-password");
 	s->status = r->sec_status;
 	s->access_control = r->acl;
-	snprintf(s->allowed, sizeof(s->allowed), "%s",
-		 r->allowed ? r->allowed : "");
+	sfs_principal_rec_set(s, r->allowed ? r->allowed : "");
 	s->owner = OWNER;
 	s->group = GROUP;
 	s->mode = r->mode;
@@ -859,7 +858,7 @@ START_TEST(test_readers)
 	s.access_control = 1;
 	s.owner = 1000;
 	s.group = 50;
-	strcpy(s.allowed, "uid:2000,gid:777,uid:4294967294");
+	sfs_principal_rec_set(&s, "uid:2000,gid:777,uid:4294967294");
 	n = sfs_policy_readers(&s, r, 4);
 	ck_assert_uint_eq(n, 4);
 	ck_assert(!r[0].group && r[0].id == 1000);
@@ -877,8 +876,31 @@ START_TEST(test_readers)
 	c.uid = 3000; /* and nobody else: not the group owner either */
 	c.gid = 50;
 	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 0);
-	s.allowed[0] = '\0';
+	sfs_principal_rec_set(&s, "");
 	ck_assert_uint_eq(sfs_policy_readers(&s, r, 4), 1);
+}
+END_TEST
+
+/* The readers list and the matching share one parser and one range: an
+ * entry no caller can match (uid 4294967295, "no id") is no reader
+ * either. */
+START_TEST(test_readers_one_range)
+{
+	static struct sfs_secret_rec s;
+	struct sfs_reader r[4];
+	struct sfs_caller c;
+
+	s.access_control = 1;
+	s.owner = 1000;
+	sfs_principal_rec_set(&s, "uid:4294967295,gid:7");
+	ck_assert_uint_eq(sfs_policy_readers(&s, r, 4), 2);
+	ck_assert(!r[0].group && r[0].id == 1000);
+	ck_assert(r[1].group && r[1].id == 7);
+	memset(&c, 0, sizeof(c));
+	c.via_fs = 1;
+	c.uid = 4294967295u;
+	c.gid = 3000;
+	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 0);
 }
 END_TEST
 
@@ -925,6 +947,7 @@ static Suite *policy_suite(void)
 	tc = tcase_create("may_manage");
 	tcase_add_test(tc, test_may_manage);
 	tcase_add_test(tc, test_readers);
+	tcase_add_test(tc, test_readers_one_range);
 	tcase_add_test(tc, test_view_attrs);
 	suite_add_tcase(s, tc);
 

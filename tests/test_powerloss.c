@@ -133,13 +133,13 @@ static int add_version(struct sfs_store *s, struct wl *w, int j, int step,
 	v.wrapped_dek.len = sizeof(dek);
 	v.ciphertext.data = w->buf;
 	v.ciphertext.len = n;
-	rc = s->ops->version_insert(s, &v, e);
+	rc = sfs_store_version_insert(s, &v, e);
 	if (rc)
 		return rc;
 	w->latest[j]++;
 	w->state[j][v.version] = SFS_STATE_ACTIVE;
 	secret_fill(&r, w, j, step);
-	return s->ops->secret_update(s, &r, e);
+	return sfs_store_secret_update(s, &r, e);
 }
 
 /* The alive secret at or after start, cyclically; -1 when none. */
@@ -163,7 +163,7 @@ static int create_secret(struct sfs_store *s, struct wl *w, int step,
 
 	w->latest[j] = 0;
 	secret_fill(&r, w, j, step);
-	rc = s->ops->secret_insert(s, &r, e);
+	rc = sfs_store_secret_insert(s, &r, e);
 	if (rc)
 		return rc;
 	w->made++;
@@ -182,14 +182,14 @@ static int rotate_key(struct sfs_store *s, struct wl *w, int step,
 	fill(wrapped, sizeof(wrapped), (unsigned)step + 7777u);
 	b.data = wrapped;
 	b.len = sizeof(wrapped);
-	rc = s->ops->keyver_insert(s, KEY_ID, w->key_version + 1, &b,
+	rc = sfs_store_keyver_insert(s, KEY_ID, w->key_version + 1, &b,
 				   1700000000000000000LL + step, e);
 	if (rc == 0)
-		rc = s->ops->key_get(s, KEY_ID, &k, e);
+		rc = sfs_store_key_get(s, KEY_ID, &k, e);
 	if (rc)
 		return rc;
 	k.current_version = ++w->key_version;
-	return s->ops->key_update(s, &k, e);
+	return sfs_store_key_update(s, &k, e);
 }
 
 static int role_step(struct sfs_store *s, int step, struct sfs_error *e)
@@ -198,10 +198,10 @@ static int role_step(struct sfs_store *s, int step, struct sfs_error *e)
 
 	if (step % 20 == 16) { /* revoke the grant of 10 steps ago */
 		snprintf(who, sizeof(who), "uid:%d", 2000 + step - 10);
-		return s->ops->role_revoke(s, "manager", who, e);
+		return sfs_store_role_revoke(s, "manager", who, e);
 	}
 	snprintf(who, sizeof(who), "uid:%d", 2000 + step);
-	return s->ops->role_grant(s, "manager", who, e);
+	return sfs_store_role_grant(s, "manager", who, e);
 }
 
 /* Move a version of an alive secret to a state it is not in yet and
@@ -219,13 +219,13 @@ static int version_step(struct sfs_store *s, struct wl *w, int step, int state,
 		    w->state[j][n] == SFS_STATE_DESTROYED)
 			continue;
 		sec_id(id, j);
-		rc = s->ops->version_set_state(s, id, n, state, e);
+		rc = sfs_store_version_set_state(s, id, n, state, e);
 		if (rc == 0)
 			w->state[j][n] = state;
 		return rc;
 	}
 	if (j < 0)
-		return s->ops->meta_set(s, "noop", &step, sizeof(step), e);
+		return sfs_store_meta_set(s, "noop", &step, sizeof(step), e);
 	return add_version(s, w, j, step, e);
 }
 
@@ -238,9 +238,9 @@ static int delete_step(struct sfs_store *s, struct wl *w, int step,
 	int j = pick(w, step), rc;
 
 	if (j < 0)
-		return s->ops->meta_set(s, "noop", &step, sizeof(step), e);
+		return sfs_store_meta_set(s, "noop", &step, sizeof(step), e);
 	sec_id(id, j);
-	rc = s->ops->secret_delete(s, id, e);
+	rc = sfs_store_secret_delete(s, id, e);
 	if (rc == 0)
 		w->alive[j] = 0;
 	return rc;
@@ -265,7 +265,7 @@ static int step_body(struct sfs_store *s, struct wl *w, int step,
 	case 6:
 		return rotate_key(s, w, step, e);
 	case 7:
-		return s->ops->meta_set(s, "counter", &n, sizeof(n), e);
+		return sfs_store_meta_set(s, "counter", &n, sizeof(n), e);
 	case 9:
 		if (step % 20 == 19)
 			return delete_step(s, w, step, e);
@@ -282,14 +282,14 @@ static int step_body(struct sfs_store *s, struct wl *w, int step,
 static int step_run(struct sfs_store *s, struct wl *w, int step,
 		    struct sfs_error *e)
 {
-	int rc = s->ops->begin(s, 1, e);
+	int rc = sfs_store_begin(s, 1, e);
 
 	if (rc == 0)
 		rc = step_body(s, w, step, e);
 	if (rc == 0)
-		rc = s->ops->commit(s, e);
+		rc = sfs_store_commit(s, e);
 	else
-		s->ops->rollback(s);
+		sfs_store_rollback(s);
 	return rc;
 }
 
@@ -312,7 +312,7 @@ static void store_template(const char *dir)
 	struct sfs_blob b;
 	unsigned char bytes[72];
 
-	OK(sfs_store_sqlite_open(dir, 1, 0, &s, &e), e);
+	OK(sfs_store_open(dir, 1, 0, &s, &e), e);
 	memset(&k, 0, sizeof(k));
 	snprintf(k.id, sizeof(k.id), "%s", KEY_ID);
 	snprintf(k.name, sizeof(k.name), "service");
@@ -322,11 +322,11 @@ static void store_template(const char *dir)
 	fill(bytes, sizeof(bytes), 4242);
 	b.data = bytes;
 	b.len = sizeof(bytes);
-	OK(s->ops->begin(s, 1, &e), e);
-	OK(s->ops->key_insert(s, &k, &e), e);
-	OK(s->ops->keyver_insert(s, KEY_ID, 1, &b, 1, &e), e);
-	OK(s->ops->meta_set(s, "store_id", bytes, 16, &e), e);
-	OK(s->ops->commit(s, &e), e);
+	OK(sfs_store_begin(s, 1, &e), e);
+	OK(sfs_store_key_insert(s, &k, &e), e);
+	OK(sfs_store_keyver_insert(s, KEY_ID, 1, &b, 1, &e), e);
+	OK(sfs_store_meta_set(s, "store_id", bytes, 16, &e), e);
+	OK(sfs_store_commit(s, &e), e);
 	sfs_store_close(s);
 }
 
@@ -334,7 +334,7 @@ static void *store_open(const char *dir, struct sfs_error *e)
 {
 	struct sfs_store *s = NULL;
 
-	return sfs_store_sqlite_open(dir, 0, 0, &s, e) ? NULL : s;
+	return sfs_store_open(dir, 0, 0, &s, e) ? NULL : s;
 }
 
 static void store_close(void *h)
@@ -372,12 +372,12 @@ static char *store_dump(void *h, struct sfs_error *e)
 static int store_probe(void *h, struct sfs_error *e)
 {
 	struct sfs_store *s = h;
-	int rc = s->ops->begin(s, 1, e);
+	int rc = sfs_store_begin(s, 1, e);
 
 	if (rc == 0)
-		rc = s->ops->meta_set(s, "after", "1", 1, e);
+		rc = sfs_store_meta_set(s, "after", "1", 1, e);
 	if (rc == 0)
-		rc = s->ops->commit(s, e);
+		rc = sfs_store_commit(s, e);
 	return rc;
 }
 
@@ -767,8 +767,8 @@ static void check_integrity(const char *d, long k)
 	struct sfs_error e;
 
 	sfs_error_clear(&e);
-	OK(sfs_store_sqlite_open(d, 0, 0, &s, &e), e);
-	ck_assert_msg(s->ops->check(s, &e) == 0, "%s crash point %ld: %s",
+	OK(sfs_store_open(d, 0, 0, &s, &e), e);
+	ck_assert_msg(sfs_store_check(s, &e) == 0, "%s crash point %ld: %s",
 		      wl->name, k, e.msg);
 	sfs_store_close(s);
 }

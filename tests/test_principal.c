@@ -281,19 +281,74 @@ START_TEST(test_matches_ngroups_bound)
 }
 END_TEST
 
+/* A normalised list, parsed once, matched against a caller. */
+static int list_matches(const char *list, const struct sfs_caller *c)
+{
+	struct sfs_principal_id e[SFS_ALLOW_ENTRIES_MAX];
+	size_t n = sfs_principal_list_parse(list, e, SFS_ALLOW_ENTRIES_MAX);
+
+	return sfs_principal_list_matches(e, n, c);
+}
+
+/* The one parser: typed entries in order; an entry outside uid:/gid:
+ * 0..4294967294 names nobody and is skipped; cap is respected. */
+START_TEST(test_list_parse_typed)
+{
+	struct sfs_principal_id e[4];
+	size_t n;
+
+	n = sfs_principal_list_parse("uid:7,gid:4294967294,uid:0", e, 4);
+	ck_assert_uint_eq(n, 3);
+	ck_assert(e[0].kind == SFS_PRINCIPAL_UID && e[0].id == 7);
+	ck_assert(e[1].kind == SFS_PRINCIPAL_GID && e[1].id == 4294967294u);
+	ck_assert(e[2].kind == SFS_PRINCIPAL_UID && e[2].id == 0);
+	n = sfs_principal_list_parse("uid:4294967295,user:x,gid:,uid:1x,gid:5",
+				     e, 4);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(e[0].kind == SFS_PRINCIPAL_GID && e[0].id == 5);
+	ck_assert_uint_eq(sfs_principal_list_parse("", e, 4), 0);
+	ck_assert_uint_eq(sfs_principal_list_parse("uid:1,uid:2,uid:3", e, 2),
+			  2);
+	ck_assert(e[1].id == 2);
+}
+END_TEST
+
+/* What is stored is what is matched: setting a record's list parses it,
+ * and the longest list that fits is parsed whole. */
+START_TEST(test_rec_set_parses)
+{
+	static struct sfs_secret_rec r;
+	char list[SFS_ALLOWED_MAX + 1];
+	size_t i, len = 0;
+
+	sfs_principal_rec_set(&r, "uid:10,gid:20");
+	ck_assert_str_eq(r.allowed, "uid:10,gid:20");
+	ck_assert_uint_eq(r.nallow, 2);
+	ck_assert(r.allow[1].kind == SFS_PRINCIPAL_GID && r.allow[1].id == 20);
+	for (i = 0; len + 6 <= SFS_ALLOWED_MAX; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len,
+					"%suid:%zu", i ? "," : "", i % 10);
+	sfs_principal_rec_set(&r, list);
+	ck_assert_uint_eq(r.nallow, i);
+	ck_assert_uint_eq(r.nallow, SFS_ALLOW_ENTRIES_MAX);
+	sfs_principal_rec_set(&r, "");
+	ck_assert_uint_eq(r.nallow, 0);
+}
+END_TEST
+
 START_TEST(test_list_matches)
 {
 	struct sfs_caller c;
 
 	caller(&c, 10, 20, 30, 40);
-	ck_assert_int_eq(sfs_principal_list_matches("", &c), 0);
-	ck_assert_int_eq(sfs_principal_list_matches("uid:1,uid:100", &c), 0);
-	ck_assert_int_eq(sfs_principal_list_matches("uid:1,uid:10", &c), 1);
-	ck_assert_int_eq(sfs_principal_list_matches("uid:10,uid:1", &c), 1);
-	ck_assert_int_eq(sfs_principal_list_matches("uid:1,gid:40,uid:2", &c),
+	ck_assert_int_eq(list_matches("", &c), 0);
+	ck_assert_int_eq(list_matches("uid:1,uid:100", &c), 0);
+	ck_assert_int_eq(list_matches("uid:1,uid:10", &c), 1);
+	ck_assert_int_eq(list_matches("uid:10,uid:1", &c), 1);
+	ck_assert_int_eq(list_matches("uid:1,gid:40,uid:2", &c),
 			 1);
-	ck_assert_int_eq(sfs_principal_list_matches("gid:20", &c), 1);
-	ck_assert_int_eq(sfs_principal_list_matches("gid:10,uid:20", &c), 0);
+	ck_assert_int_eq(list_matches("gid:20", &c), 1);
+	ck_assert_int_eq(list_matches("gid:10,uid:20", &c), 0);
 }
 END_TEST
 
@@ -378,10 +433,10 @@ START_TEST(groups_read_only_when_they_decide)
 	ck_assert_int_eq(sfs_policy_may_read(&c, &s), 1);
 	ck_assert_int_eq(k.asked, 0);
 	/* an allow list naming the uid after a gid entry */
-	ck_assert_int_eq(sfs_principal_list_matches("gid:700,uid:1000", &c),
+	ck_assert_int_eq(list_matches("gid:700,uid:1000", &c),
 			 1);
 	ck_assert_int_eq(k.asked, 0);
-	ck_assert_int_eq(sfs_principal_list_matches("gid:700,uid:1", &c), 0);
+	ck_assert_int_eq(list_matches("gid:700,uid:1", &c), 0);
 	ck_assert_int_eq(k.asked, 1);
 }
 END_TEST
@@ -470,6 +525,8 @@ static Suite *principal_suite(void)
 	tcase_add_test(tc, test_matches);
 	tcase_add_test(tc, test_matches_ngroups_bound);
 	tcase_add_test(tc, test_list_matches);
+	tcase_add_test(tc, test_list_parse_typed);
+	tcase_add_test(tc, test_rec_set_parses);
 	tcase_add_test(tc, unreadable_groups_refuse_not_other);
 	tcase_add_test(tc, groups_read_only_when_they_decide);
 	suite_add_tcase(s, tc);

@@ -375,8 +375,8 @@ static void insert_many(void)
 	struct sfs_key_rec k;
 	unsigned i;
 
-	ck_assert_int_eq(st->ops->begin(st, 1, &err), SFS_OK);
-	ck_assert_int_eq(st->ops->key_get(st, "service", &k, &err), SFS_OK);
+	ck_assert_int_eq(sfs_store_begin(st, 1, &err), SFS_OK);
+	ck_assert_int_eq(sfs_store_key_get(st, "service", &k, &err), SFS_OK);
 	for (i = 0; i < MANY; i++) {
 		memset(&r, 0, sizeof(r));
 		/* 3 is prime to 700: every number once, out of order */
@@ -386,10 +386,10 @@ static void insert_many(void)
 		strcpy(r.kms_key_id, k.id);
 		strcpy(r.created_by, "uid:0(root)");
 		r.mode = 0440;
-		ck_assert_msg(st->ops->secret_insert(st, &r, &err) == SFS_OK,
+		ck_assert_msg(sfs_store_secret_insert(st, &r, &err) == SFS_OK,
 			      "%s", err.msg);
 	}
-	ck_assert_int_eq(st->ops->commit(st, &err), SFS_OK);
+	ck_assert_int_eq(sfs_store_commit(st, &err), SFS_OK);
 }
 
 struct walk {
@@ -449,7 +449,7 @@ START_TEST(list_pages_without_the_paging_op)
 
 	insert_many();
 	f = fault_store_wrap(sfs_ctx_store(ctx));
-	ck_assert(f->ops->secret_list_after == NULL);
+	ck_assert(!sfs_store_can_list_after(f));
 	sfs_ctx_swap_store(ctx, f);
 	ck_assert_int_eq(sfs_secret_list(ctx, &admin, walk_cb, &w, &err),
 			 SFS_OK);

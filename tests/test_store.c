@@ -67,7 +67,7 @@ static struct sfs_store *open_store(int create, int readonly)
 {
 	struct sfs_store *s = NULL;
 
-	OK(sfs_store_sqlite_open(dir, create, readonly, &s, &err));
+	OK(sfs_store_open(dir, create, readonly, &s, &err));
 	ck_assert_ptr_nonnull(s);
 	return s;
 }
@@ -149,10 +149,10 @@ static void seed(struct sfs_store *s)
 
 	key_rec(&k, uid(1), "k1");
 	secret_rec(&r, uid(101), "alpha", uid(1));
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_insert(s, &k, &err));
-	OK(s->ops->secret_insert(s, &r, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_insert(s, &k, &err));
+	OK(sfs_store_secret_insert(s, &r, &err));
+	OK(sfs_store_commit(s, &err));
 }
 
 static void add_version(struct sfs_store *s, const char *sid, uint32_t n,
@@ -161,9 +161,9 @@ static void add_version(struct sfs_store *s, const char *sid, uint32_t n,
 	struct sfs_version_rec v;
 
 	version_rec(&v, sid, n, key_id, ct, len);
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_insert(s, &v, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_insert(s, &v, &err));
+	OK(sfs_store_commit(s, &err));
 }
 
 static int file_has(const char *path, const void *needle, size_t n)
@@ -227,7 +227,7 @@ START_TEST(test_create_open_reopen)
 	size_t len;
 	char path[4096];
 
-	ck_assert_int_eq(sfs_store_sqlite_path(dir, path, sizeof(path)), 0);
+	ck_assert_int_eq(sfs_store_db_path(dir, path, sizeof(path)), 0);
 	ck_assert_str_eq(path, path_in("secretfs.db"));
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0600);
@@ -259,12 +259,12 @@ START_TEST(test_create_open_reopen)
 	{
 		struct sfs_secret_rec r;
 
-		OK(s->ops->begin(s, 0, &err));
-		OK(s->ops->secret_get(s, "alpha", &r, &err));
-		s->ops->rollback(s);
+		OK(sfs_store_begin(s, 0, &err));
+		OK(sfs_store_secret_get(s, "alpha", &r, &err));
+		sfs_store_rollback(s);
 	}
 	sfs_store_close(s);
-	ck_assert_int_eq(sfs_store_sqlite_path(dir, path, 8), SFS_EINVAL);
+	ck_assert_int_eq(sfs_store_db_path(dir, path, 8), SFS_EINVAL);
 }
 END_TEST
 
@@ -272,14 +272,14 @@ START_TEST(test_enostore)
 {
 	struct sfs_store *s = (struct sfs_store *)&s;
 
-	FAILS(sfs_store_sqlite_open(dir, 0, 0, &s, &err), SFS_ENOSTORE);
+	FAILS(sfs_store_open(dir, 0, 0, &s, &err), SFS_ENOSTORE);
 	ck_assert_ptr_null(s);
-	FAILS(sfs_store_sqlite_open(dir, 1, 1, &s, &err), SFS_ENOSTORE);
+	FAILS(sfs_store_open(dir, 1, 1, &s, &err), SFS_ENOSTORE);
 	ck_assert_int_eq(access(path_in("secretfs.db"), F_OK), -1);
 	/* an empty database file is no store either */
 	tu_write_file(path_in("secretfs.db"), "", 0, 0600);
-	FAILS(sfs_store_sqlite_open(dir, 0, 0, &s, &err), SFS_ENOSTORE);
-	FAILS(sfs_store_sqlite_open(dir, 0, 1, &s, &err), SFS_ENOSTORE);
+	FAILS(sfs_store_open(dir, 0, 0, &s, &err), SFS_ENOSTORE);
+	FAILS(sfs_store_open(dir, 0, 1, &s, &err), SFS_ENOSTORE);
 }
 END_TEST
 
@@ -295,7 +295,7 @@ START_TEST(test_newer_schema_refused)
 	db[63] = 99; /* user_version 99 */
 	tu_write_file(path_in("secretfs.db"), db, len, 0600);
 	free(db);
-	FAILS(sfs_store_sqlite_open(dir, 1, 0, &s, &err), SFS_EIO);
+	FAILS(sfs_store_open(dir, 1, 0, &s, &err), SFS_EIO);
 	ck_assert_ptr_nonnull(strstr(err.msg, "newer"));
 }
 END_TEST
@@ -308,32 +308,32 @@ START_TEST(test_meta_roundtrip)
 	const unsigned char bin[5] = { 0, 1, 0xff, 0, 7 };
 	struct sfs_blob b;
 
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->meta_set(s, "store_id", bin, sizeof(bin), &err));
-	OK(s->ops->meta_set(s, "empty", NULL, 0, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_meta_set(s, "store_id", bin, sizeof(bin), &err));
+	OK(sfs_store_meta_set(s, "empty", NULL, 0, &err));
+	OK(sfs_store_commit(s, &err));
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->meta_get(s, "store_id", &b, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_meta_get(s, "store_id", &b, &err));
 	ck_assert_uint_eq(b.len, sizeof(bin));
 	ck_assert_mem_eq(b.data, bin, sizeof(bin));
 	sfs_blob_release(&b);
 	ck_assert_ptr_null(b.data);
 	ck_assert_uint_eq(b.len, 0);
-	OK(s->ops->meta_get(s, "empty", &b, &err));
+	OK(sfs_store_meta_get(s, "empty", &b, &err));
 	ck_assert_uint_eq(b.len, 0);
-	FAILS(s->ops->meta_get(s, "nope", &b, &err), SFS_ENOENT);
+	FAILS(sfs_store_meta_get(s, "nope", &b, &err), SFS_ENOENT);
 	ck_assert_ptr_nonnull(strstr(err.msg, "'nope'"));
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 
 	/* set overwrites */
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->meta_set(s, "store_id", "xy", 2, &err));
-	OK(s->ops->meta_get(s, "store_id", &b, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_meta_set(s, "store_id", "xy", 2, &err));
+	OK(sfs_store_meta_get(s, "store_id", &b, &err));
 	ck_assert_uint_eq(b.len, 2);
 	ck_assert_mem_eq(b.data, "xy", 2);
 	sfs_blob_release(&b);
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -358,28 +358,28 @@ START_TEST(test_key_roundtrip)
 
 	key_rec(&k, uid(1), "k1");
 	k.type = SFS_KEY_SERVICE;
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_insert(s, &k, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_insert(s, &k, &err));
+	OK(sfs_store_commit(s, &err));
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->key_get(s, uid(1), &got, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_key_get(s, uid(1), &got, &err));
 	assert_key_eq(&got, &k);
-	OK(s->ops->key_get(s, "k1", &got, &err));
+	OK(sfs_store_key_get(s, "k1", &got, &err));
 	assert_key_eq(&got, &k);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 
 	/* update: state, description, current_version */
 	k.state = SFS_STATE_DEACTIVATED;
 	snprintf(k.description, sizeof(k.description), "rotated");
 	k.current_version = 3;
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_update(s, &k, &err));
-	OK(s->ops->commit(s, &err));
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->key_get(s, "k1", &got, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_update(s, &k, &err));
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_key_get(s, "k1", &got, &err));
 	assert_key_eq(&got, &k);
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -392,20 +392,20 @@ START_TEST(test_keyver_roundtrip)
 	struct sfs_blob got;
 
 	seed(s);
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->keyver_insert(s, uid(1), 1, &w1, 5, &err));
-	OK(s->ops->keyver_insert(s, uid(1), 2, &w2, 6, &err));
-	FAILS(s->ops->keyver_insert(s, uid(1), 2, &w1, 7, &err), SFS_EEXIST);
-	OK(s->ops->keyver_get(s, uid(1), 2, &got, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_keyver_insert(s, uid(1), 1, &w1, 5, &err));
+	OK(sfs_store_keyver_insert(s, uid(1), 2, &w2, 6, &err));
+	FAILS(sfs_store_keyver_insert(s, uid(1), 2, &w1, 7, &err), SFS_EEXIST);
+	OK(sfs_store_keyver_get(s, uid(1), 2, &got, &err));
 	ck_assert_uint_eq(got.len, 12);
 	ck_assert_mem_eq(got.data, "wrapped-two!", 12);
 	sfs_blob_release(&got);
-	OK(s->ops->keyver_get(s, uid(1), 1, &got, &err));
+	OK(sfs_store_keyver_get(s, uid(1), 1, &got, &err));
 	ck_assert_mem_eq(got.data, "wrapped-one", 11);
 	sfs_blob_release(&got);
-	FAILS(s->ops->keyver_get(s, uid(1), 3, &got, &err), SFS_ENOENT);
+	FAILS(sfs_store_keyver_get(s, uid(1), 3, &got, &err), SFS_ENOENT);
 	ck_assert_ptr_null(got.data);
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -439,18 +439,18 @@ START_TEST(test_secret_get_by_id_and_name)
 	secret_rec(&a, uid(101), "alpha", uid(1));
 	/* a name that looks like the other secret's id: the id wins */
 	secret_rec(&b, uid(102), uid(101), uid(1));
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->secret_insert(s, &b, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_secret_insert(s, &b, &err));
+	OK(sfs_store_commit(s, &err));
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->secret_get(s, "alpha", &got, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_secret_get(s, "alpha", &got, &err));
 	assert_secret_eq(&got, &a);
-	OK(s->ops->secret_get(s, uid(101), &got, &err));
+	OK(sfs_store_secret_get(s, uid(101), &got, &err));
 	assert_secret_eq(&got, &a);
-	OK(s->ops->secret_get(s, uid(102), &got, &err));
+	OK(sfs_store_secret_get(s, uid(102), &got, &err));
 	assert_secret_eq(&got, &b);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -477,18 +477,18 @@ START_TEST(test_secret_update)
 	/* id, created_at, created_by are fixed for life */
 	r.created_at = 1;
 	snprintf(r.created_by, sizeof(r.created_by), "uid:666(mallory)");
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_insert(s, &k2, &err));
-	OK(s->ops->secret_update(s, &r, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_insert(s, &k2, &err));
+	OK(sfs_store_secret_update(s, &r, &err));
+	OK(sfs_store_commit(s, &err));
 
-	OK(s->ops->begin(s, 0, &err));
-	FAILS(s->ops->secret_get(s, "alpha", &got, &err), SFS_ENOENT);
-	OK(s->ops->secret_get(s, "renamed", &got, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	FAILS(sfs_store_secret_get(s, "alpha", &got, &err), SFS_ENOENT);
+	OK(sfs_store_secret_get(s, "renamed", &got, &err));
 	r.created_at = 1700000000000000001LL;
 	snprintf(r.created_by, sizeof(r.created_by), "uid:1000(alice)");
 	assert_secret_eq(&got, &r);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -503,22 +503,22 @@ START_TEST(test_secret_delete_takes_versions)
 	seed(s);
 	add_version(s, uid(101), 1, uid(1), "c1", 2);
 	add_version(s, uid(101), 2, uid(1), "c2", 2);
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
 				     &err));
-	OK(s->ops->version_set_state(s, uid(101), 2, SFS_STATE_DESTROYED,
+	OK(sfs_store_version_set_state(s, uid(101), 2, SFS_STATE_DESTROYED,
 				     &err));
-	OK(s->ops->secret_delete(s, uid(101), &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_secret_delete(s, uid(101), &err));
+	OK(sfs_store_commit(s, &err));
 
-	OK(s->ops->begin(s, 0, &err));
-	FAILS(s->ops->secret_get(s, uid(101), &r, &err), SFS_ENOENT);
-	FAILS(s->ops->version_get(s, uid(101), 1, 0, &v, &err), SFS_ENOENT);
-	FAILS(s->ops->version_get(s, uid(101), 2, 0, &v, &err), SFS_ENOENT);
-	OK(s->ops->counts(s, &ns, &nv, &nk, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	FAILS(sfs_store_secret_get(s, uid(101), &r, &err), SFS_ENOENT);
+	FAILS(sfs_store_version_get(s, uid(101), 1, 0, &v, &err), SFS_ENOENT);
+	FAILS(sfs_store_version_get(s, uid(101), 2, 0, &v, &err), SFS_ENOENT);
+	OK(sfs_store_counts(s, &ns, &nv, &nk, &err));
 	ck_assert_uint_eq(ns, 0);
-	OK(s->ops->check(s, &err));
-	s->ops->rollback(s);
+	OK(sfs_store_check(s, &err));
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -530,18 +530,18 @@ START_TEST(test_key_delete_takes_versions)
 	struct sfs_key_rec k;
 
 	key_rec(&k, uid(5), "gone");
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_insert(s, &k, &err));
-	OK(s->ops->keyver_insert(s, uid(5), 1, &w, 1, &err));
-	OK(s->ops->commit(s, &err));
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_delete(s, uid(5), &err));
-	OK(s->ops->commit(s, &err));
-	OK(s->ops->begin(s, 0, &err));
-	FAILS(s->ops->key_get(s, "gone", &k, &err), SFS_ENOENT);
-	FAILS(s->ops->keyver_get(s, uid(5), 1, &got, &err), SFS_ENOENT);
-	OK(s->ops->check(s, &err));
-	s->ops->rollback(s);
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_insert(s, &k, &err));
+	OK(sfs_store_keyver_insert(s, uid(5), 1, &w, 1, &err));
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_delete(s, uid(5), &err));
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	FAILS(sfs_store_key_get(s, "gone", &k, &err), SFS_ENOENT);
+	FAILS(sfs_store_keyver_get(s, uid(5), 1, &got, &err), SFS_ENOENT);
+	OK(sfs_store_check(s, &err));
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -571,12 +571,12 @@ START_TEST(test_version_roundtrip)
 		big[i] = (unsigned char)(i * 7 + 3);
 	seed(s);
 	version_rec(&v, uid(101), 1, uid(1), big, sizeof(big));
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_insert(s, &v, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_insert(s, &v, &err));
+	OK(sfs_store_commit(s, &err));
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->version_get(s, uid(101), 1, 1, &got, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_version_get(s, uid(101), 1, 1, &got, &err));
 	assert_version_eq(&got, &v);
 	ck_assert_uint_eq(got.ciphertext.len, sizeof(big));
 	ck_assert_mem_eq(got.ciphertext.data, big, sizeof(big));
@@ -588,23 +588,23 @@ START_TEST(test_version_roundtrip)
 	ck_assert_ptr_null(got.wrapped_dek.data);
 
 	/* without blobs */
-	OK(s->ops->version_get(s, uid(101), 1, 0, &got, &err));
+	OK(sfs_store_version_get(s, uid(101), 1, 0, &got, &err));
 	assert_version_eq(&got, &v);
 	ck_assert_ptr_null(got.ciphertext.data);
 	ck_assert_ptr_null(got.wrapped_dek.data);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 
 	/* set_state */
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DEACTIVATED,
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_set_state(s, uid(101), 1, SFS_STATE_DEACTIVATED,
 				     &err));
-	OK(s->ops->commit(s, &err));
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->version_get(s, uid(101), 1, 1, &got, &err));
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_version_get(s, uid(101), 1, 1, &got, &err));
 	ck_assert_int_eq(got.state, SFS_STATE_DEACTIVATED);
 	ck_assert_mem_eq(got.ciphertext.data, big, sizeof(big));
 	sfs_version_rec_release(&got);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -662,19 +662,19 @@ START_TEST(test_list_order)
 	static const uint32_t nums[] = { 3, 10, 1, 2 };
 	int i;
 
-	OK(s->ops->begin(s, 1, &err));
+	OK(sfs_store_begin(s, 1, &err));
 	for (i = 0; i < 5; i++) {
 		key_rec(&k, uid(10 + i), names[i]);
-		OK(s->ops->key_insert(s, &k, &err));
+		OK(sfs_store_key_insert(s, &k, &err));
 		secret_rec(&r, uid(20 + i), names[i], uid(10));
-		OK(s->ops->secret_insert(s, &r, &err));
+		OK(sfs_store_secret_insert(s, &r, &err));
 	}
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	for (i = 0; i < 4; i++)
 		add_version(s, uid(20), nums[i], uid(10), "x", 1);
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->key_list(s, collect_key, &c, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_key_list(s, collect_key, &c, &err));
 	ck_assert_int_eq(c.n, 5);
 	ck_assert_str_eq(c.buf[0], "B"); /* byte order */
 	ck_assert_str_eq(c.buf[1], "a");
@@ -682,21 +682,21 @@ START_TEST(test_list_order)
 	ck_assert_str_eq(c.buf[3], "z-10");
 	ck_assert_str_eq(c.buf[4], "z-2");
 	memset(&c, 0, sizeof(c));
-	OK(s->ops->secret_list(s, collect_secret, &c, &err));
+	OK(sfs_store_secret_list(s, collect_secret, &c, &err));
 	ck_assert_int_eq(c.n, 5);
 	ck_assert_str_eq(c.buf[0], "B");
 	ck_assert_str_eq(c.buf[4], "z-2");
 	memset(&c, 0, sizeof(c));
-	OK(s->ops->version_list(s, uid(20), collect_version, &c, &err));
+	OK(sfs_store_version_list(s, uid(20), collect_version, &c, &err));
 	ck_assert_int_eq(c.n, 4);
 	ck_assert_uint_eq(c.nums[0], 1);
 	ck_assert_uint_eq(c.nums[1], 2);
 	ck_assert_uint_eq(c.nums[2], 3);
 	ck_assert_uint_eq(c.nums[3], 10);
 	memset(&c, 0, sizeof(c));
-	OK(s->ops->version_list(s, uid(21), collect_version, &c, &err));
+	OK(sfs_store_version_list(s, uid(21), collect_version, &c, &err));
 	ck_assert_int_eq(c.n, 0);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -712,36 +712,36 @@ START_TEST(test_secret_list_after_pages)
 	static const char *const names[] = { "m", "B", "a", "z-2", "z-10" };
 	int i;
 
-	OK(s->ops->begin(s, 1, &err));
+	OK(sfs_store_begin(s, 1, &err));
 	key_rec(&k, uid(10), "k");
-	OK(s->ops->key_insert(s, &k, &err));
+	OK(sfs_store_key_insert(s, &k, &err));
 	for (i = 0; i < 5; i++) {
 		secret_rec(&r, uid(20 + i), names[i], uid(10));
-		OK(s->ops->secret_insert(s, &r, &err));
+		OK(sfs_store_secret_insert(s, &r, &err));
 	}
-	OK(s->ops->commit(s, &err));
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->secret_list_after(s, "", 2, collect_secret, &c, &err));
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_secret_list_after(s, "", 2, collect_secret, &c, &err));
 	ck_assert_int_eq(c.n, 2);
 	ck_assert_str_eq(c.buf[0], "B");
 	ck_assert_str_eq(c.buf[1], "a");
 	memset(&c, 0, sizeof(c));
-	OK(s->ops->secret_list_after(s, "a", 2, collect_secret, &c, &err));
+	OK(sfs_store_secret_list_after(s, "a", 2, collect_secret, &c, &err));
 	ck_assert_int_eq(c.n, 2);
 	ck_assert_str_eq(c.buf[0], "m");
 	ck_assert_str_eq(c.buf[1], "z-10");
 	memset(&c, 0, sizeof(c));
-	OK(s->ops->secret_list_after(s, "z-10", 2, collect_secret, &c, &err));
+	OK(sfs_store_secret_list_after(s, "z-10", 2, collect_secret, &c, &err));
 	ck_assert_int_eq(c.n, 1);
 	ck_assert_str_eq(c.buf[0], "z-2");
 	memset(&c, 0, sizeof(c));
-	OK(s->ops->secret_list_after(s, "z-2", 2, collect_secret, &c, &err));
+	OK(sfs_store_secret_list_after(s, "z-2", 2, collect_secret, &c, &err));
 	ck_assert_int_eq(c.n, 0);
 	c.stop_at = 1;
-	ck_assert_int_eq(s->ops->secret_list_after(s, "", 5, collect_secret,
+	ck_assert_int_eq(sfs_store_secret_list_after(s, "", 5, collect_secret,
 						   &c, &err), 77);
 	ck_assert_int_eq(c.n, 1);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -753,23 +753,23 @@ START_TEST(test_list_callback_stops)
 	struct sfs_key_rec k;
 	int i;
 
-	OK(s->ops->begin(s, 1, &err));
+	OK(sfs_store_begin(s, 1, &err));
 	for (i = 0; i < 3; i++) {
 		key_rec(&k, uid(i), i == 0 ? "a" : i == 1 ? "b" : "c");
-		OK(s->ops->key_insert(s, &k, &err));
-		OK(s->ops->role_grant(s, "manager", k.name, &err));
+		OK(sfs_store_key_insert(s, &k, &err));
+		OK(sfs_store_role_grant(s, "manager", k.name, &err));
 	}
-	ck_assert_int_eq(s->ops->key_list(s, collect_key, &c, &err), 77);
+	ck_assert_int_eq(sfs_store_key_list(s, collect_key, &c, &err), 77);
 	ck_assert_int_eq(c.n, 2);
 	c.n = 0;
-	ck_assert_int_eq(s->ops->role_list(s, collect_role, &c, &err), 77);
+	ck_assert_int_eq(sfs_store_role_list(s, collect_role, &c, &err), 77);
 	ck_assert_int_eq(c.n, 2);
 	/* the statement was reset: a new listing starts over */
 	c.n = 0;
 	c.stop_at = 0;
-	OK(s->ops->key_list(s, collect_key, &c, &err));
+	OK(sfs_store_key_list(s, collect_key, &c, &err));
 	ck_assert_int_eq(c.n, 3);
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -779,21 +779,21 @@ START_TEST(test_roles)
 	struct sfs_store *s = open_store(1, 0);
 	struct names c = { .n = 0 };
 
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->role_grant(s, "manager", "uid:1000", &err));
-	OK(s->ops->role_grant(s, "kms-user", "gid:100", &err));
-	OK(s->ops->role_grant(s, "manager", "gid:100", &err));
-	FAILS(s->ops->role_grant(s, "manager", "uid:1000", &err), SFS_EEXIST);
-	OK(s->ops->role_revoke(s, "kms-user", "gid:100", &err));
-	FAILS(s->ops->role_revoke(s, "kms-user", "gid:100", &err),
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_role_grant(s, "manager", "uid:1000", &err));
+	OK(sfs_store_role_grant(s, "kms-user", "gid:100", &err));
+	OK(sfs_store_role_grant(s, "manager", "gid:100", &err));
+	FAILS(sfs_store_role_grant(s, "manager", "uid:1000", &err), SFS_EEXIST);
+	OK(sfs_store_role_revoke(s, "kms-user", "gid:100", &err));
+	FAILS(sfs_store_role_revoke(s, "kms-user", "gid:100", &err),
 	      SFS_ENOENT);
-	OK(s->ops->commit(s, &err));
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->role_list(s, collect_role, &c, &err));
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_role_list(s, collect_role, &c, &err));
 	ck_assert_int_eq(c.n, 2);
 	ck_assert_str_eq(c.buf[0], "manager=gid:100");
 	ck_assert_str_eq(c.buf[1], "manager=uid:1000");
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -809,27 +809,27 @@ START_TEST(test_eexist)
 
 	seed(s);
 	add_version(s, uid(101), 1, uid(1), "v1", 2);
-	OK(s->ops->begin(s, 1, &err));
+	OK(sfs_store_begin(s, 1, &err));
 	key_rec(&k, uid(2), "k1"); /* same name, new id */
-	FAILS(s->ops->key_insert(s, &k, &err), SFS_EEXIST);
+	FAILS(sfs_store_key_insert(s, &k, &err), SFS_EEXIST);
 	ck_assert_ptr_nonnull(strstr(err.msg, "'k1'"));
 	key_rec(&k, uid(1), "k-other"); /* same id */
-	FAILS(s->ops->key_insert(s, &k, &err), SFS_EEXIST);
+	FAILS(sfs_store_key_insert(s, &k, &err), SFS_EEXIST);
 	secret_rec(&r, uid(102), "alpha", uid(1));
-	FAILS(s->ops->secret_insert(s, &r, &err), SFS_EEXIST);
+	FAILS(sfs_store_secret_insert(s, &r, &err), SFS_EEXIST);
 	ck_assert_ptr_nonnull(strstr(err.msg, "'alpha'"));
 	/* renaming onto a taken name */
 	secret_rec(&r, uid(102), "beta", uid(1));
-	OK(s->ops->secret_insert(s, &r, &err));
+	OK(sfs_store_secret_insert(s, &r, &err));
 	snprintf(r.name, sizeof(r.name), "alpha");
-	FAILS(s->ops->secret_update(s, &r, &err), SFS_EEXIST);
+	FAILS(sfs_store_secret_update(s, &r, &err), SFS_EEXIST);
 	version_rec(&v, uid(101), 1, uid(1), "again", 5);
-	FAILS(s->ops->version_insert(s, &v, &err), SFS_EEXIST);
+	FAILS(sfs_store_version_insert(s, &v, &err), SFS_EEXIST);
 	ck_assert_ptr_nonnull(strstr(err.msg, "version 1"));
 	/* the transaction goes on after a refused statement */
 	version_rec(&v, uid(101), 2, uid(1), "v2", 2);
-	OK(s->ops->version_insert(s, &v, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_version_insert(s, &v, &err));
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -843,26 +843,26 @@ START_TEST(test_enoent)
 	struct sfs_blob b;
 
 	seed(s);
-	OK(s->ops->begin(s, 1, &err));
-	FAILS(s->ops->secret_get(s, "nope", &r, &err), SFS_ENOENT);
+	OK(sfs_store_begin(s, 1, &err));
+	FAILS(sfs_store_secret_get(s, "nope", &r, &err), SFS_ENOENT);
 	ck_assert_str_eq(err.msg, "secret 'nope': not found");
-	FAILS(s->ops->secret_get(s, uid(999), &r, &err), SFS_ENOENT);
-	FAILS(s->ops->key_get(s, "nope", &k, &err), SFS_ENOENT);
-	FAILS(s->ops->version_get(s, uid(101), 1, 1, &v, &err), SFS_ENOENT);
-	FAILS(s->ops->version_get(s, uid(999), 1, 0, &v, &err), SFS_ENOENT);
-	FAILS(s->ops->keyver_get(s, uid(1), 1, &b, &err), SFS_ENOENT);
-	FAILS(s->ops->meta_get(s, "nope", &b, &err), SFS_ENOENT);
-	FAILS(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+	FAILS(sfs_store_secret_get(s, uid(999), &r, &err), SFS_ENOENT);
+	FAILS(sfs_store_key_get(s, "nope", &k, &err), SFS_ENOENT);
+	FAILS(sfs_store_version_get(s, uid(101), 1, 1, &v, &err), SFS_ENOENT);
+	FAILS(sfs_store_version_get(s, uid(999), 1, 0, &v, &err), SFS_ENOENT);
+	FAILS(sfs_store_keyver_get(s, uid(1), 1, &b, &err), SFS_ENOENT);
+	FAILS(sfs_store_meta_get(s, "nope", &b, &err), SFS_ENOENT);
+	FAILS(sfs_store_version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
 					&err),
 	      SFS_ENOENT);
 	secret_rec(&r, uid(999), "ghost", uid(1));
-	FAILS(s->ops->secret_update(s, &r, &err), SFS_ENOENT);
-	FAILS(s->ops->secret_delete(s, uid(999), &err), SFS_ENOENT);
+	FAILS(sfs_store_secret_update(s, &r, &err), SFS_ENOENT);
+	FAILS(sfs_store_secret_delete(s, uid(999), &err), SFS_ENOENT);
 	key_rec(&k, uid(999), "ghost");
-	FAILS(s->ops->key_update(s, &k, &err), SFS_ENOENT);
-	FAILS(s->ops->key_delete(s, uid(999), &err), SFS_ENOENT);
-	FAILS(s->ops->role_revoke(s, "manager", "uid:1", &err), SFS_ENOENT);
-	OK(s->ops->commit(s, &err));
+	FAILS(sfs_store_key_update(s, &k, &err), SFS_ENOENT);
+	FAILS(sfs_store_key_delete(s, uid(999), &err), SFS_ENOENT);
+	FAILS(sfs_store_role_revoke(s, "manager", "uid:1", &err), SFS_ENOENT);
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -873,9 +873,9 @@ static int in_use(struct sfs_store *s, const char *id)
 {
 	int u = -1;
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->key_in_use(s, id, &u, &err));
-	s->ops->rollback(s);
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_key_in_use(s, id, &u, &err));
+	sfs_store_rollback(s);
 	return u;
 }
 
@@ -887,9 +887,9 @@ START_TEST(test_key_in_use)
 
 	seed(s); /* secret alpha uses k1 */
 	key_rec(&k, uid(2), "k2");
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_insert(s, &k, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_insert(s, &k, &err));
+	OK(sfs_store_commit(s, &err));
 	ck_assert_int_eq(in_use(s, uid(1)), 1); /* a secret's kms key */
 	ck_assert_int_eq(in_use(s, uid(2)), 0);
 	ck_assert_int_eq(in_use(s, uid(999)), 0);
@@ -897,28 +897,28 @@ START_TEST(test_key_in_use)
 	/* a version wrapped by k2 under a secret on k1 */
 	add_version(s, uid(101), 1, uid(2), "v", 1);
 	ck_assert_int_eq(in_use(s, uid(2)), 1);
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DEACTIVATED,
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_set_state(s, uid(101), 1, SFS_STATE_DEACTIVATED,
 				     &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	ck_assert_int_eq(in_use(s, uid(2)), 1); /* deactivated still counts */
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
 				     &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	ck_assert_int_eq(in_use(s, uid(2)), 0);
 
 	/* the secret moves to k2: k1 is free, k2 taken */
 	secret_rec(&r, uid(101), "alpha", uid(2));
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->secret_update(s, &r, &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_secret_update(s, &r, &err));
+	OK(sfs_store_commit(s, &err));
 	ck_assert_int_eq(in_use(s, uid(1)), 0);
 	ck_assert_int_eq(in_use(s, uid(2)), 1);
 	/* a key whose only versions are destroyed can be deleted */
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->key_delete(s, uid(1), &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_key_delete(s, uid(1), &err));
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -942,27 +942,27 @@ START_TEST(test_destroy_erases_blobs)
 	ck_assert(dir_has(PATTERN, 64));
 	ck_assert(dir_has(dek1, sizeof(dek1)));
 
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_set_state(s, uid(101), 1, SFS_STATE_DESTROYED,
 				     &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	/* gone from every file, the WAL included, with the store still
 	 * open: no close-time checkpoint helps here */
 	ck_assert(!dir_has(PATTERN, 64));
 	ck_assert(!dir_has(PATTERN + 32, 32));
 	ck_assert(!dir_has(dek1, sizeof(dek1)));
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->version_get(s, uid(101), 1, 1, &v, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_version_get(s, uid(101), 1, 1, &v, &err));
 	ck_assert_int_eq(v.state, SFS_STATE_DESTROYED);
 	ck_assert_ptr_null(v.ciphertext.data);
 	ck_assert_uint_eq(v.ciphertext.len, 0);
 	ck_assert_ptr_null(v.wrapped_dek.data);
 	ck_assert_uint_eq(v.wrapped_dek.len, 0);
-	OK(s->ops->version_get(s, uid(101), 2, 1, &v, &err));
+	OK(sfs_store_version_get(s, uid(101), 2, 1, &v, &err));
 	ck_assert_mem_eq(v.ciphertext.data, "keep", 4);
 	sfs_version_rec_release(&v);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -977,12 +977,33 @@ START_TEST(test_readonly_erofs)
 	seed(s);
 	sfs_store_close(s);
 	s = open_store(0, 1);
-	FAILS(s->ops->begin(s, 1, &err), SFS_EROFS);
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->secret_get(s, "alpha", &r, &err));
+	FAILS(sfs_store_begin(s, 1, &err), SFS_EROFS);
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_secret_get(s, "alpha", &r, &err));
 	/* a write slipped into a read transaction is refused too */
-	FAILS(s->ops->meta_set(s, "x", "y", 1, &err), SFS_EROFS);
-	OK(s->ops->commit(s, &err));
+	FAILS(sfs_store_meta_set(s, "x", "y", 1, &err), SFS_EROFS);
+	OK(sfs_store_commit(s, &err));
+	sfs_store_close(s);
+}
+END_TEST
+
+/* The facade refuses a change in a read transaction of a read-write
+ * store, where SQLite would upgrade the transaction without the write
+ * lock; nothing is written. */
+START_TEST(test_write_in_read_transaction_refused)
+{
+	struct sfs_store *s = open_store(1, 0);
+	struct sfs_blob b = { 0 };
+
+	seed(s);
+	OK(sfs_store_begin(s, 0, &err));
+	FAILS(sfs_store_meta_set(s, "x", "y", 1, &err), SFS_EROFS);
+	ck_assert_str_eq(err.msg, "store: a change inside a read transaction");
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	FAILS(sfs_store_meta_get(s, "x", &b, &err), SFS_ENOENT);
+	OK(sfs_store_commit(s, &err));
+	sfs_blob_release(&b);
 	sfs_store_close(s);
 }
 END_TEST
@@ -994,21 +1015,21 @@ START_TEST(test_rollback_discards)
 	struct sfs_key_rec k;
 
 	seed(s);
-	OK(s->ops->begin(s, 1, &err));
+	OK(sfs_store_begin(s, 1, &err));
 	secret_rec(&r, uid(102), "beta", uid(1));
-	OK(s->ops->secret_insert(s, &r, &err));
+	OK(sfs_store_secret_insert(s, &r, &err));
 	key_rec(&k, uid(1), "k1");
 	k.state = SFS_STATE_DEACTIVATED;
-	OK(s->ops->key_update(s, &k, &err));
-	OK(s->ops->secret_get(s, "beta", &r, &err));
-	s->ops->rollback(s);
-	s->ops->rollback(s); /* none open: harmless */
+	OK(sfs_store_key_update(s, &k, &err));
+	OK(sfs_store_secret_get(s, "beta", &r, &err));
+	sfs_store_rollback(s);
+	sfs_store_rollback(s); /* none open: harmless */
 
-	OK(s->ops->begin(s, 0, &err));
-	FAILS(s->ops->secret_get(s, "beta", &r, &err), SFS_ENOENT);
-	OK(s->ops->key_get(s, "k1", &k, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	FAILS(sfs_store_secret_get(s, "beta", &r, &err), SFS_ENOENT);
+	OK(sfs_store_key_get(s, "k1", &k, &err));
 	ck_assert_int_eq(k.state, SFS_STATE_ACTIVE);
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_commit(s, &err));
 	sfs_store_close(s);
 }
 END_TEST
@@ -1017,27 +1038,27 @@ START_TEST(test_two_connections_see_commits)
 {
 	struct sfs_store *a = open_store(1, 0), *b = open_store(0, 0);
 	struct sfs_secret_rec r;
-	uint64_t g0 = b->ops->generation(b), g1;
+	uint64_t g0 = sfs_store_generation(b), g1;
 
-	OK(b->ops->begin(b, 0, &err));
-	FAILS(b->ops->secret_get(b, "alpha", &r, &err), SFS_ENOENT);
-	OK(b->ops->commit(b, &err));
-	ck_assert_uint_eq(b->ops->generation(b), g0); /* reads change none */
+	OK(sfs_store_begin(b, 0, &err));
+	FAILS(sfs_store_secret_get(b, "alpha", &r, &err), SFS_ENOENT);
+	OK(sfs_store_commit(b, &err));
+	ck_assert_uint_eq(sfs_store_generation(b), g0); /* reads change none */
 
 	seed(a);
-	g1 = b->ops->generation(b);
+	g1 = sfs_store_generation(b);
 	ck_assert_uint_ne(g1, g0);
-	ck_assert_uint_eq(a->ops->generation(a), g1);
-	OK(b->ops->begin(b, 0, &err));
-	OK(b->ops->secret_get(b, "alpha", &r, &err));
-	OK(b->ops->commit(b, &err));
+	ck_assert_uint_eq(sfs_store_generation(a), g1);
+	OK(sfs_store_begin(b, 0, &err));
+	OK(sfs_store_secret_get(b, "alpha", &r, &err));
+	OK(sfs_store_commit(b, &err));
 
 	/* and the other way round, and for the writer's own commit */
-	OK(b->ops->begin(b, 1, &err));
-	OK(b->ops->meta_set(b, "m", "1", 1, &err));
-	OK(b->ops->commit(b, &err));
-	ck_assert_uint_gt(b->ops->generation(b), g1);
-	ck_assert_uint_gt(a->ops->generation(a), g1);
+	OK(sfs_store_begin(b, 1, &err));
+	OK(sfs_store_meta_set(b, "m", "1", 1, &err));
+	OK(sfs_store_commit(b, &err));
+	ck_assert_uint_gt(sfs_store_generation(b), g1);
+	ck_assert_uint_gt(sfs_store_generation(a), g1);
 	sfs_store_close(a);
 	sfs_store_close(b);
 }
@@ -1059,15 +1080,15 @@ static int bump(struct sfs_store *s)
 	int i;
 
 	for (i = 0; i < ROUNDS; i++) {
-		if (s->ops->begin(s, 1, &e) || s->ops->meta_get(s, "counter",
+		if (sfs_store_begin(s, 1, &e) || sfs_store_meta_get(s, "counter",
 								&b, &e))
 			return 1;
 		memcpy(&n, b.data, sizeof(n));
 		sfs_blob_release(&b);
 		n++;
 		usleep(500);
-		if (s->ops->meta_set(s, "counter", &n, sizeof(n), &e) ||
-		    s->ops->commit(s, &e))
+		if (sfs_store_meta_set(s, "counter", &n, sizeof(n), &e) ||
+		    sfs_store_commit(s, &e))
 			return 2;
 		usleep(500);
 	}
@@ -1083,9 +1104,9 @@ START_TEST(test_writers_serialise)
 	char ready;
 	pid_t pid;
 
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->meta_set(s, "counter", &n, sizeof(n), &err));
-	OK(s->ops->commit(s, &err));
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_meta_set(s, "counter", &n, sizeof(n), &err));
+	OK(sfs_store_commit(s, &err));
 	ck_assert_int_eq(pipe(go), 0);
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
@@ -1094,7 +1115,7 @@ START_TEST(test_writers_serialise)
 		 * parent's is closed first, while the parent waits on the
 		 * pipe and holds no lock */
 		sfs_store_close(s);
-		if (sfs_store_sqlite_open(dir, 0, 0, &c, &err))
+		if (sfs_store_open(dir, 0, 0, &c, &err))
 			_exit(9);
 		if (write(go[1], "r", 1) != 1)
 			_exit(8);
@@ -1109,11 +1130,11 @@ START_TEST(test_writers_serialise)
 	ck_assert(WIFEXITED(status));
 	ck_assert_int_eq(WEXITSTATUS(status), 0);
 	/* no update lost: each write lock was taken before the read */
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->meta_get(s, "counter", &b, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_meta_get(s, "counter", &b, &err));
 	memcpy(&n, b.data, sizeof(n));
 	sfs_blob_release(&b);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	ck_assert_uint_eq(n, 2 * ROUNDS);
 	sfs_store_close(s);
 }
@@ -1144,18 +1165,18 @@ START_TEST(test_stuck_lock_holder_fails_writer)
 			pause();
 	}
 	ck_assert_int_eq(read(go[0], &ready, 1), 1);
-	sfs_store_sqlite_lock_wait(200);
-	FAILS(s->ops->begin(s, 1, &err), SFS_EIO);
+	sfs_store_lock_wait(200);
+	FAILS(sfs_store_begin(s, 1, &err), SFS_EIO);
 	ck_assert_ptr_nonnull(strstr(err.msg, "write.lock"));
-	OK(s->ops->begin(s, 0, &err)); /* a reader does not wait */
-	s->ops->rollback(s);
+	OK(sfs_store_begin(s, 0, &err)); /* a reader does not wait */
+	sfs_store_rollback(s);
 	kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 	sfs_error_clear(&err);
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->meta_set(s, "after", "x", 1, &err));
-	OK(s->ops->commit(s, &err));
-	sfs_store_sqlite_lock_wait(0);
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_meta_set(s, "after", "x", 1, &err));
+	OK(sfs_store_commit(s, &err));
+	sfs_store_lock_wait(0);
 	close(go[0]);
 	close(go[1]);
 	sfs_store_close(s);
@@ -1177,7 +1198,7 @@ static int failing_commit(void)
 	struct stat sb;
 	int rc;
 
-	if (sfs_store_sqlite_open(dir, 0, 0, &s, &err) ||
+	if (sfs_store_open(dir, 0, 0, &s, &err) ||
 	    stat(path_in("secretfs.db"), &sb))
 		return 10;
 	signal(SIGXFSZ, SIG_IGN);
@@ -1185,19 +1206,19 @@ static int failing_commit(void)
 	if (setrlimit(RLIMIT_FSIZE, &rl))
 		return 11;
 	version_rec(&v, uid(101), 1, uid(1), big, sizeof(big));
-	if (s->ops->begin(s, 1, &err))
+	if (sfs_store_begin(s, 1, &err))
 		return 12;
-	rc = s->ops->version_insert(s, &v, &err);
+	rc = sfs_store_version_insert(s, &v, &err);
 	if (rc == 0)
-		rc = s->ops->commit(s, &err);
+		rc = sfs_store_commit(s, &err);
 	else
-		s->ops->rollback(s);
+		sfs_store_rollback(s);
 	/* a short write of the WAL at the limit is SQLite's "full" */
 	if ((rc != SFS_EIO && rc != SFS_ENOSPC) || !err.msg[0])
 		return 13;
-	if (s->ops->begin(s, 0, &err)) /* no transaction left open */
+	if (sfs_store_begin(s, 0, &err)) /* no transaction left open */
 		return 14;
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 	return 0;
 }
@@ -1219,10 +1240,10 @@ START_TEST(test_failed_commit_changes_nothing)
 	ck_assert(WIFEXITED(status));
 	ck_assert_int_eq(WEXITSTATUS(status), 0);
 	s = open_store(0, 0);
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->check(s, &err));
-	FAILS(s->ops->version_get(s, uid(101), 1, 0, &v, &err), SFS_ENOENT);
-	s->ops->rollback(s);
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_check(s, &err));
+	FAILS(sfs_store_version_get(s, uid(101), 1, 0, &v, &err), SFS_ENOENT);
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -1234,30 +1255,30 @@ START_TEST(test_check_and_counts)
 	struct sfs_store *s = open_store(1, 0);
 	uint64_t ns = 9, nv = 9, nk = 9;
 
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->check(s, &err));
-	OK(s->ops->counts(s, &ns, &nv, &nk, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_check(s, &err));
+	OK(sfs_store_counts(s, &ns, &nv, &nk, &err));
 	ck_assert_uint_eq(ns, 0);
 	ck_assert_uint_eq(nv, 0);
 	ck_assert_uint_eq(nk, 0);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	seed(s);
 	add_version(s, uid(101), 1, uid(1), "a", 1);
 	add_version(s, uid(101), 2, uid(1), "b", 1);
 	add_version(s, uid(101), 3, uid(1), "c", 1);
-	OK(s->ops->begin(s, 1, &err));
-	OK(s->ops->version_set_state(s, uid(101), 2, SFS_STATE_DESTROYED,
+	OK(sfs_store_begin(s, 1, &err));
+	OK(sfs_store_version_set_state(s, uid(101), 2, SFS_STATE_DESTROYED,
 				     &err));
-	OK(s->ops->version_set_state(s, uid(101), 3, SFS_STATE_DEACTIVATED,
+	OK(sfs_store_version_set_state(s, uid(101), 3, SFS_STATE_DEACTIVATED,
 				     &err));
-	OK(s->ops->commit(s, &err));
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->counts(s, &ns, &nv, &nk, &err));
+	OK(sfs_store_commit(s, &err));
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_counts(s, &ns, &nv, &nk, &err));
 	ck_assert_uint_eq(ns, 1);
 	ck_assert_uint_eq(nv, 2); /* destroyed ones do not count */
 	ck_assert_uint_eq(nk, 1);
-	OK(s->ops->check(s, &err));
-	s->ops->rollback(s);
+	OK(sfs_store_check(s, &err));
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -1283,12 +1304,12 @@ START_TEST(test_check_finds_corruption)
 	tu_write_file(path_in("secretfs.db"), db, len, 0600);
 	free(db);
 	s = NULL;
-	rc = sfs_store_sqlite_open(dir, 0, 0, &s, &err);
+	rc = sfs_store_open(dir, 0, 0, &s, &err);
 	if (rc == 0) {
-		rc = s->ops->begin(s, 0, &err);
+		rc = sfs_store_begin(s, 0, &err);
 		if (rc == 0)
-			rc = s->ops->check(s, &err);
-		s->ops->rollback(s);
+			rc = sfs_store_check(s, &err);
+		sfs_store_rollback(s);
 		sfs_store_close(s);
 	}
 	ck_assert_int_eq(rc, SFS_EIO);
@@ -1306,18 +1327,18 @@ START_TEST(test_generation_moves_with_foreign_commits)
 	uint64_t g;
 
 	seed(a);
-	g = a->ops->generation(a);
-	ck_assert_uint_eq(a->ops->generation(a), g);
+	g = sfs_store_generation(a);
+	ck_assert_uint_eq(sfs_store_generation(a), g);
 	snprintf(path, sizeof(path), "%s/secretfs.db", dir);
 	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
 	ck_assert_int_eq(sqlite3_exec(db, "SELECT count(*) FROM secrets;",
 				      NULL, NULL, NULL), SQLITE_OK);
-	ck_assert_uint_eq(a->ops->generation(a), g); /* a read: no move */
+	ck_assert_uint_eq(sfs_store_generation(a), g); /* a read: no move */
 	ck_assert_int_eq(sqlite3_exec(db, "UPDATE secrets SET mode = 256;",
 				      NULL, NULL, NULL), SQLITE_OK);
-	ck_assert_uint_gt(a->ops->generation(a), g);
-	g = a->ops->generation(a);
-	ck_assert_uint_eq(a->ops->generation(a), g);
+	ck_assert_uint_gt(sfs_store_generation(a), g);
+	g = sfs_store_generation(a);
+	ck_assert_uint_eq(sfs_store_generation(a), g);
 	sqlite3_close(db);
 	sfs_store_close(a);
 }
@@ -1340,16 +1361,16 @@ START_TEST(test_rollback_store_switches_to_wal)
 	sqlite3_close(db);
 	ck_assert_int_eq(header_mode(), 1);
 	s = open_store(0, 1);
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->secret_get(s, "alpha", &r, &err));
-	s->ops->rollback(s);
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_secret_get(s, "alpha", &r, &err));
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 	ck_assert_int_eq(header_mode(), 1);
 	s = open_store(0, 0);
 	ck_assert_int_eq(header_mode(), 2);
-	OK(s->ops->begin(s, 0, &err));
-	OK(s->ops->secret_get(s, "alpha", &r, &err));
-	s->ops->rollback(s);
+	OK(sfs_store_begin(s, 0, &err));
+	OK(sfs_store_secret_get(s, "alpha", &r, &err));
+	sfs_store_rollback(s);
 	sfs_store_close(s);
 }
 END_TEST
@@ -1366,18 +1387,18 @@ static int read_as_nobody(void)
 
 	if (setgid(65534) || setuid(65534))
 		return 10;
-	if (sfs_store_sqlite_open(dir, 0, 1, &s, &err))
+	if (sfs_store_open(dir, 0, 1, &s, &err))
 		return 11;
-	rc = s->ops->begin(s, 0, &err);
+	rc = sfs_store_begin(s, 0, &err);
 	if (rc == 0)
-		rc = s->ops->version_get(s, uid(101), 1, 1, &v, &err);
+		rc = sfs_store_version_get(s, uid(101), 1, 1, &v, &err);
 	if (rc)
 		return 12;
 	rc = v.ciphertext.len == 6 &&
 	     memcmp(v.ciphertext.data, "in-wal", 6) == 0 ? 0 : 13;
 	sfs_version_rec_release(&v);
-	s->ops->rollback(s);
-	if (s->ops->begin(s, 1, &err) != SFS_EROFS)
+	sfs_store_rollback(s);
+	if (sfs_store_begin(s, 1, &err) != SFS_EROFS)
 		rc = 14;
 	sfs_store_close(s);
 	return rc;
@@ -1464,20 +1485,20 @@ START_TEST(test_readonly_dir_opens)
 	add_version(w, uid(101), 1, uid(1), "in-wal", 6);
 	ck_assert_int_eq(chmod(dir, 0500), 0);
 	r = open_store(0, 1);
-	OK(r->ops->begin(r, 0, &err));
-	OK(r->ops->secret_get(r, "alpha", &rec, &err));
-	OK(r->ops->version_get(r, uid(101), 1, 1, &v, &err));
+	OK(sfs_store_begin(r, 0, &err));
+	OK(sfs_store_secret_get(r, "alpha", &rec, &err));
+	OK(sfs_store_version_get(r, uid(101), 1, 1, &v, &err));
 	ck_assert_mem_eq(v.ciphertext.data, "in-wal", 6);
 	sfs_version_rec_release(&v);
-	r->ops->rollback(r);
-	FAILS(r->ops->begin(r, 1, &err), SFS_EROFS);
+	sfs_store_rollback(r);
+	FAILS(sfs_store_begin(r, 1, &err), SFS_EROFS);
 	sfs_store_close(r);
 	sfs_store_close(w);
 	/* and with no writer open */
 	r = open_store(0, 1);
-	OK(r->ops->begin(r, 0, &err));
-	OK(r->ops->secret_get(r, "alpha", &rec, &err));
-	r->ops->rollback(r);
+	OK(sfs_store_begin(r, 0, &err));
+	OK(sfs_store_secret_get(r, "alpha", &rec, &err));
+	sfs_store_rollback(r);
 	sfs_store_close(r);
 	ck_assert_int_eq(chmod(dir, 0700), 0);
 }
@@ -1491,17 +1512,17 @@ START_TEST(test_fault_store_forwards)
 	struct sfs_secret_rec r;
 	uint64_t ns, nv, nk, g;
 
-	g = f->ops->generation(f);
+	g = sfs_store_generation(f);
 	seed(f);
-	ck_assert_uint_ne(f->ops->generation(f), g);
+	ck_assert_uint_ne(sfs_store_generation(f), g);
 	add_version(f, uid(101), 1, uid(1), "x", 1);
-	OK(f->ops->begin(f, 0, &err));
-	OK(f->ops->secret_get(f, "alpha", &r, &err));
+	OK(sfs_store_begin(f, 0, &err));
+	OK(sfs_store_secret_get(f, "alpha", &r, &err));
 	ck_assert_str_eq(r.id, uid(101));
-	OK(f->ops->counts(f, &ns, &nv, &nk, &err));
+	OK(sfs_store_counts(f, &ns, &nv, &nk, &err));
 	ck_assert_uint_eq(nv, 1);
-	OK(f->ops->check(f, &err));
-	f->ops->rollback(f);
+	OK(sfs_store_check(f, &err));
+	sfs_store_rollback(f);
 	/* begin, 2 inserts, commit; begin, insert, commit; begin, get,
 	 * counts, check */
 	ck_assert_int_eq(fault_store_calls(f), 11);
@@ -1517,20 +1538,20 @@ START_TEST(test_fault_store_fails_nth)
 
 	seed(f);
 	fault_store_fail(f, 2, SFS_EIO);
-	OK(f->ops->begin(f, 0, &err));
-	FAILS(f->ops->secret_get(f, "alpha", &r, &err), SFS_EIO);
+	OK(sfs_store_begin(f, 0, &err));
+	FAILS(sfs_store_secret_get(f, "alpha", &r, &err), SFS_EIO);
 	ck_assert_str_eq(err.msg, "fault store: injected failure in "
 				  "secret_get");
-	FAILS(f->ops->key_get(f, "k1", &k, &err), SFS_EIO); /* sticky */
-	f->ops->rollback(f); /* always forwarded */
-	FAILS(f->ops->begin(f, 0, &err), SFS_EIO);
+	FAILS(sfs_store_key_get(f, "k1", &k, &err), SFS_EIO); /* sticky */
+	sfs_store_rollback(f); /* always forwarded */
+	FAILS(sfs_store_begin(f, 0, &err), SFS_EIO);
 	fault_store_reset(f);
 
 	fault_store_fail_once(f, 1, SFS_ENOSPC);
-	FAILS(f->ops->begin(f, 1, &err), SFS_ENOSPC);
-	OK(f->ops->begin(f, 0, &err)); /* only that one */
-	OK(f->ops->secret_get(f, "alpha", &r, &err));
-	f->ops->rollback(f);
+	FAILS(sfs_store_begin(f, 1, &err), SFS_ENOSPC);
+	OK(sfs_store_begin(f, 0, &err)); /* only that one */
+	OK(sfs_store_secret_get(f, "alpha", &r, &err));
+	sfs_store_rollback(f);
 	sfs_store_close(f);
 }
 END_TEST
@@ -1543,19 +1564,19 @@ START_TEST(test_fault_store_fails_op)
 
 	seed(f);
 	fault_store_fail_op(f, "commit", SFS_ENOSPC);
-	OK(f->ops->begin(f, 1, &err));
+	OK(sfs_store_begin(f, 1, &err));
 	secret_rec(&r, uid(102), "beta", uid(1));
-	OK(f->ops->secret_insert(f, &r, &err));
-	FAILS(f->ops->commit(f, &err), SFS_ENOSPC);
+	OK(sfs_store_secret_insert(f, &r, &err));
+	FAILS(sfs_store_commit(f, &err), SFS_ENOSPC);
 	/* the failed commit rolled back: a new transaction can start and
 	 * the insert is gone */
-	OK(f->ops->begin(f, 0, &err));
-	FAILS(f->ops->secret_get(f, "beta", &r, &err), SFS_ENOENT);
-	OK(f->ops->key_get(f, "k1", &k, &err));
-	FAILS(f->ops->commit(f, &err), SFS_ENOSPC); /* every call */
+	OK(sfs_store_begin(f, 0, &err));
+	FAILS(sfs_store_secret_get(f, "beta", &r, &err), SFS_ENOENT);
+	OK(sfs_store_key_get(f, "k1", &k, &err));
+	FAILS(sfs_store_commit(f, &err), SFS_ENOSPC); /* every call */
 	fault_store_reset(f);
-	OK(f->ops->begin(f, 0, &err));
-	OK(f->ops->commit(f, &err));
+	OK(sfs_store_begin(f, 0, &err));
+	OK(sfs_store_commit(f, &err));
 	sfs_store_close(f);
 }
 END_TEST
@@ -1595,6 +1616,8 @@ static Suite *store_suite(void)
 		{ "key_in_use", test_key_in_use },
 		{ "destroy_erases_blobs", test_destroy_erases_blobs },
 		{ "readonly_erofs", test_readonly_erofs },
+		{ "write_in_read_transaction_refused",
+		  test_write_in_read_transaction_refused },
 		{ "rollback_discards", test_rollback_discards },
 		{ "two_connections_see_commits",
 		  test_two_connections_see_commits },

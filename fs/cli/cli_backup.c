@@ -5,10 +5,10 @@
  * backup opens the store first, as every administrator command does, so
  * that a wrong master key or an untrusted store directory is refused
  * before anything is copied; the copy itself is SQLite's online backup
- * API (sfs_store_sqlite_backup): consistent while mounts and commands use
+ * API (sfs_store_backup): consistent while mounts and commands use
  * the store, and as encrypted as the store (the master key is not in it).
  * restore makes a new store directory from such a copy
- * (sfs_store_sqlite_restore) and refuses one that is not empty.
+ * (sfs_store_restore) and refuses one that is not empty.
  */
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +49,7 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (rc != CLI_GO)
 		return rc;
 	file = argv[optind];
-	rc = sfs_store_sqlite_backup(sfs_ctx_dir(s.ctx), file, &s.err);
+	rc = sfs_store_backup(sfs_ctx_dir(s.ctx), file, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc,
 				      "cannot back up the store to "
@@ -88,7 +88,7 @@ static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (cli_store_dir(g, dir, sizeof(dir)) != EXIT_OK)
 		return EXIT_FAIL;
 	sfs_error_clear(&err);
-	rc = sfs_store_sqlite_restore(argv[optind], dir, &err);
+	rc = sfs_store_restore(argv[optind], dir, &err);
 	if (rc != SFS_OK) {
 		if (!err.code)
 			err.code = rc;

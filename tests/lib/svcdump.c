@@ -174,7 +174,7 @@ static int raw_key(void *arg, const struct sfs_key_rec *k)
 		k->type, k->state, k->description, k->created_at, k->created_by,
 		k->current_version);
 	for (v = 1; v <= k->current_version; v++) {
-		rc = d->s->ops->keyver_get(d->s, k->id, v, &b, d->e);
+		rc = sfs_store_keyver_get(d->s, k->id, v, &b, d->e);
 		if (rc)
 			return rc;
 		fprintf(d->f, " keyver %u %zu %016" PRIx64 "\n", v, b.len,
@@ -188,7 +188,7 @@ static int raw_version(void *arg, const struct sfs_version_rec *v)
 {
 	struct raw *d = arg;
 	struct sfs_version_rec full;
-	int rc = d->s->ops->version_get(d->s, v->secret_id, v->version, 1,
+	int rc = sfs_store_version_get(d->s, v->secret_id, v->version, 1,
 					&full, d->e);
 
 	if (rc)
@@ -215,7 +215,7 @@ static int raw_secret(void *arg, const struct sfs_secret_rec *r)
 		r->allowed, r->owner, r->group, r->mode, r->default_version,
 		r->latest_version, r->kms_key_id, r->created_at, r->created_by,
 		r->changed_at);
-	return d->s->ops->version_list(d->s, r->id, raw_version, d, d->e);
+	return sfs_store_version_list(d->s, r->id, raw_version, d, d->e);
 }
 
 static int raw_role(void *arg, const char *role, const char *principal)
@@ -229,7 +229,7 @@ static int raw_role(void *arg, const char *role, const char *principal)
 static int raw_meta(struct raw *d, const char *name)
 {
 	struct sfs_blob b = {NULL, 0};
-	int rc = d->s->ops->meta_get(d->s, name, &b, d->e);
+	int rc = sfs_store_meta_get(d->s, name, &b, d->e);
 
 	if (rc == SFS_ENOENT) {
 		fprintf(d->f, "meta %s none\n", name);
@@ -252,7 +252,7 @@ char *sd_store_dump(struct sfs_store *s, struct sfs_error *e)
 
 	d.f = open_memstream(&text, &len);
 	ck_assert_ptr_nonnull(d.f);
-	rc = s->ops->begin(s, 0, e);
+	rc = sfs_store_begin(s, 0, e);
 	if (rc == 0)
 		rc = raw_meta(&d, "store_id");
 	if (rc == 0)
@@ -260,16 +260,16 @@ char *sd_store_dump(struct sfs_store *s, struct sfs_error *e)
 	if (rc == 0)
 		rc = raw_meta(&d, "noop");
 	if (rc == 0)
-		rc = s->ops->key_list(s, raw_key, &d, e);
+		rc = sfs_store_key_list(s, raw_key, &d, e);
 	if (rc == 0)
-		rc = s->ops->secret_list(s, raw_secret, &d, e);
+		rc = sfs_store_secret_list(s, raw_secret, &d, e);
 	if (rc == 0)
-		rc = s->ops->role_list(s, raw_role, &d, e);
+		rc = sfs_store_role_list(s, raw_role, &d, e);
 	if (rc == 0)
-		rc = s->ops->counts(s, &ns, &nv, &nk, e);
+		rc = sfs_store_counts(s, &ns, &nv, &nk, e);
 	fprintf(d.f, "counts %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", ns, nv,
 		nk);
-	s->ops->rollback(s);
+	sfs_store_rollback(s);
 	fclose(d.f);
 	if (rc) {
 		free(text);

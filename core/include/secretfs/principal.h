@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "secretfs/err.h"
+#include "secretfs/records.h"
 
 #define SFS_CALLER_GROUPS_MAX 64 /* held in the caller; more via ->more */
 
@@ -93,8 +94,26 @@ int sfs_principal_list_normalize(const char *list, char *out, size_t cap,
  * one of its groups), else 0. Pure but for c->more. */
 int sfs_principal_matches(const char *p, const struct sfs_caller *c);
 
-/* 1 when any entry of a normalised list matches the caller. */
-int sfs_principal_list_matches(const char *list, const struct sfs_caller *c);
+/*
+ * The one parser of a normalised list: its entries, in order, as typed
+ * ids, at most cap of them. An entry that is not "uid:N" or "gid:N" with
+ * N in 0..4294967294 (a store edited by hand) is skipped: it names
+ * nobody. Returns the number of entries written to out.
+ */
+size_t sfs_principal_list_parse(const char *list, struct sfs_principal_id *out,
+				size_t cap);
+
+/* r->allow and r->nallow from r->allowed: call after loading a record. */
+void sfs_principal_rec_load(struct sfs_secret_rec *r);
+
+/* Set r's allow list to the normalised list (truncated to fit, as a copy
+ * into r->allowed would be) and parse it. */
+void sfs_principal_rec_set(struct sfs_secret_rec *r, const char *list);
+
+/* 1 when an entry of the parsed list e[0..n) names the caller: uid
+ * entries first, so that a caller one names needs no groups read. */
+int sfs_principal_list_matches(const struct sfs_principal_id *e, size_t n,
+			       const struct sfs_caller *c);
 
 /* "uid:1000(alice)", or "uid:1000" when the uid has no passwd entry. */
 void sfs_principal_describe(uint32_t uid, char *out, size_t cap);

@@ -17,6 +17,17 @@
 #define SFS_PRINCIPAL_MAX 96   /* "uid:4294967295(some-long-user-name)" */
 #define SFS_ID_MAX 36          /* UUID text */
 
+/* Entries of an allow list: "uid:N," or "gid:N," take 6 bytes at least. */
+#define SFS_ALLOW_ENTRIES_MAX ((SFS_ALLOWED_MAX + 1) / 6)
+
+enum sfs_principal_kind { SFS_PRINCIPAL_UID = 0, SFS_PRINCIPAL_GID = 1 };
+
+/* One entry of an allow list, parsed (sfs_principal_list_parse). */
+struct sfs_principal_id {
+	uint32_t id;
+	unsigned char kind; /* enum sfs_principal_kind */
+};
+
 enum sfs_state { SFS_STATE_ACTIVE = 0, SFS_STATE_DEACTIVATED = 1,
 		 SFS_STATE_DESTROYED = 2 };
 enum sfs_key_type { SFS_KEY_SERVICE = 0, SFS_KEY_USER = 1 };
@@ -50,6 +61,10 @@ struct sfs_secret_rec {
 	int status;                    /* SFS_STATE_ACTIVE / _DEACTIVATED */
 	int access_control;            /* 1 enabled, 0 disabled */
 	char allowed[SFS_ALLOWED_MAX + 1]; /* "uid:1,gid:2", normalised */
+	/* allowed, parsed once when the record is loaded or the list set
+	 * (sfs_principal_rec_set): what the policy matches */
+	struct sfs_principal_id allow[SFS_ALLOW_ENTRIES_MAX];
+	unsigned nallow;
 	uint32_t owner, group, mode;   /* mode: permission bits only */
 	uint32_t default_version;      /* 0: none */
 	uint32_t latest_version;       /* highest number ever used, 0: none */

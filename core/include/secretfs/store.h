@@ -11,7 +11,8 @@
  * sfs_store_* facade below is the only caller of the table.
  *
  * Transactions: every operation except begin/commit/rollback/close/
- * generation runs inside a transaction opened by begin(). A write
+ * generation/check runs inside a transaction opened by begin() (the
+ * facade asserts it). A write
  * transaction takes the store's write lock up front (so that a
  * read-modify-write in the core is atomic across processes), and
  * commit() returns only once the change is durable. Operations on one
@@ -204,44 +205,25 @@ struct sfs_store_ops {
 			     void *arg, struct sfs_error *err);
 };
 
+enum sfs_store_txn { SFS_TXN_NONE = 0, SFS_TXN_READ = 1, SFS_TXN_WRITE = 2 };
+
 struct sfs_store {
 	const struct sfs_store_ops *ops;
 	void *backend; /* the backend's own state */
+	int txn;       /* the facade's: enum sfs_store_txn (zero it) */
 };
 
 /*
- * Open (creating and migrating if create is set) the SQLite store in
- * directory dir: DIR/secretfs.db, with its WAL (secretfs.db-wal and -shm)
- * and DIR/write.lock, which every write transaction holds (see
- * store_sqlite.c). readonly opens without write access (begin(write) then
- * fails with SFS_EROFS) and creates no file. SFS_ENOSTORE when the
- * database does not exist and create is 0.
+ * Tests only: how long a writer of a SQLite store waits for
+ * DIR/write.lock before begin() fails with SFS_EIO, in ms, for every such
+ * store of the process (default and ms <= 0: 10 s). Not thread-safe: call
+ * before opening stores.
  */
-int sfs_store_sqlite_open(const char *dir, int create, int readonly,
-			  struct sfs_store **out, struct sfs_error *err);
-
-/* Tests only: how long a writer waits for DIR/write.lock before begin()
- * fails with SFS_EIO, in ms, for every SQLite store of the process
- * (default and ms <= 0: 10 s, SQLite's busy timeout). Not thread-safe:
- * call before opening stores. */
-void sfs_store_sqlite_lock_wait(int ms);
+void sfs_store_lock_wait(int ms);
 
 /* Write the SQLite database path of store directory dir ("DIR/secretfs.db")
  * to out. 0, or SFS_EINVAL when it does not fit in cap bytes. */
-int sfs_store_sqlite_path(const char *dir, char *out, size_t cap);
-
-/*
- * Open (creating or migrating the schema if create is set) the PostgreSQL
- * store that conninfo names (libpq keywords, a URI or a service name; see
- * store_pg.c), for the host whose store directory is dir (its pending
- * audit lines are its own). A conninfo carrying a password is refused
- * (SFS_EINVAL): passwords come from ~/.pgpass, PGPASSFILE or a service file.
- * SFS_ENOSTORE when the server holds no store and create is 0; SFS_EIO
- * when the server cannot be reached.
- */
-int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
-		      int readonly, struct sfs_store **out,
-		      struct sfs_error *err);
+int sfs_store_db_path(const char *dir, char *out, size_t cap);
 
 /*
  * Tests only: at the next commit of any PostgreSQL store of the process,
@@ -250,8 +232,8 @@ int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
  * then call hook(arg) (may be NULL), then resolve the outcome giving up
  * after deadline_ms (<= 0: 10 s). One-shot; not thread-safe.
  */
-void sfs_store_pg_test_cut(int when, void (*hook)(void *arg), void *arg,
-			   int deadline_ms);
+void sfs_store_test_cut(int when, void (*hook)(void *arg), void *arg,
+			int deadline_ms);
 
 #define SFS_CONNINFO_MAX 1024
 
@@ -370,8 +352,10 @@ int sfs_store_remote_state(struct sfs_store *s, char *out, size_t cap);
 
 /*
  * Open the store of directory dir with the backend DIR/store.conf names
- * (SQLite without one): the one place a backend is chosen. Arguments and
- * results as sfs_store_sqlite_open().
+ * (SQLite without one): the one place a backend is chosen. create makes
+ * (and migrates) the store; readonly opens without write access
+ * (begin(write) then fails with SFS_EROFS) and creates no file;
+ * SFS_ENOSTORE when there is no store and create is 0.
  */
 int sfs_store_open(const char *dir, int create, int readonly,
 		   struct sfs_store **out, struct sfs_error *err);

@@ -1,0 +1,217 @@
+/*
+ * PostgreSQL backend, change detection: generation() (the sfs_state
+ * counter, known without a round trip while the listener is up and
+ * quiet) and the listener, a connection of its own that LISTENs for the
+ * notifications every write transaction queues (remote_poll,
+ * remote_state).
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "secretfs/store.h"
+#include "store_pg.h"
+
+
+/*
+ * The generation: known without a round trip while the daemon's listener
+ * is up and quiet (gen_fast), else one query; when it cannot be answered,
+ * a value never returned before, so that every cache keyed on it is
+ * dropped. Inside a write transaction
+ * the counter holds this transaction's own, uncommitted bump, which a
+ * rollback would hand to the next writer's different change: a fresh
+ * value then too.
+ */
+/* lmu held: read what the listener has; 0, or -1 when it is gone. */
+static int listen_drain(struct pg *p)
+{
+	PGnotify *n;
+
+	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK ||
+	    !PQconsumeInput(p->listen))
+		return -1;
+	while ((n = PQnotifies(p->listen))) {
+		p->notes++;
+		PQfreemem(n);
+	}
+	return 0;
+}
+
+/* Without a round trip: the last generation read, while the listener is
+ * up, has heard of no change since, and that read is under 1 s old. */
+static int gen_fast(struct pg *p, uint64_t *g, int *listening)
+{
+	int fast = 0;
+
+	*listening = 0;
+	if (pthread_mutex_trylock(&p->lmu) != 0)
+		return 0;
+	if (listen_drain(p) == 0) {
+		*listening = 1;
+		fast = __atomic_load_n(&p->fast_ok, __ATOMIC_ACQUIRE) &&
+		       p->notes == p->gen_seen &&
+		       pg_mono_ms() - p->fast_at_ms < 1000;
+		*g = p->fast_gen;
+		p->gen_seen = p->notes;
+	}
+	pthread_mutex_unlock(&p->lmu);
+	return fast;
+}
+
+static uint64_t gen_query(struct pg *p)
+{
+	uint64_t g = 0;
+	PGresult *r;
+
+	if (PQstatus(p->conn) != CONNECTION_OK)
+		PQreset(p->conn);
+	r = PQexec(p->conn, "SELECT generation FROM sfs_state");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		g = (uint64_t)pg_col_i64(r, 0, 0);
+	PQclear(r);
+	return g;
+}
+
+uint64_t pg_generation(struct sfs_store *s)
+{
+	struct pg *p = PG(s);
+	int listening;
+	uint64_t g = 0;
+
+	if (p->in_txn == 2)
+		return GEN_LOST | ++p->lost;
+	if (gen_fast(p, &g, &listening))
+		return g;
+	g = gen_query(p);
+	if (!g)
+		return GEN_LOST | ++p->lost;
+	if (listening) {
+		pthread_mutex_lock(&p->lmu);
+		p->fast_gen = g;
+		p->fast_at_ms = pg_mono_ms();
+		__atomic_store_n(&p->fast_ok, 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&p->lmu);
+	}
+	return g;
+}
+
+
+/* ---- the listener ----------------------------------------------------------
+ */
+
+
+int64_t pg_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* LISTEN on a fresh connection, at most once a second while the server
+ * is away. 0, or -1: no listener. */
+static int listen_up(struct pg *p, int64_t now)
+{
+	PGresult *r;
+
+	if (now < p->next_try_ms)
+		return -1;
+	p->next_try_ms = now + 1000;
+	PQfinish(p->listen);
+	p->listen = pg_connect_with_deadlines(p->conninfo);
+	if (PQstatus(p->listen) == CONNECTION_OK) {
+		r = PQexec(p->listen, "LISTEN secretfs");
+		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+			PQclear(r);
+			return 0;
+		}
+		PQclear(r);
+	}
+	PQfinish(p->listen);
+	p->listen = NULL;
+	return -1;
+}
+
+/* The safety net: the generation read on the listener's connection. */
+static int listen_poll(struct pg *p)
+{
+	PGresult *r = PQexec(p->listen, "SELECT generation FROM sfs_state");
+	uint64_t g = 0;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		g = (uint64_t)pg_col_i64(r, 0, 0);
+	PQclear(r);
+	if (!g)
+		return -1;
+	if (g == p->remote_gen)
+		return 0;
+	p->remote_gen = g;
+	return 1;
+}
+
+/*
+ * 1 when another connection (any host) may have committed a change since
+ * the last call: a notification came, the generation poll (once a second)
+ * saw the counter move, or there is no listener (lost, or just back, so
+ * notifications may have been missed): fail closed. 0 when nothing
+ * changed. Never blocks on a live connection; reconnecting is tried once
+ * a second and waits at most connect_timeout.
+ */
+static int remote_poll_locked(struct pg *p)
+{
+	int64_t now = pg_mono_ms();
+	int changed = 0;
+
+	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK) {
+		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
+		if (listen_up(p, now) != 0)
+			return 1;
+		__atomic_store_n(&p->listening, 1, __ATOMIC_RELAXED);
+		changed = 1;
+	}
+	if (listen_drain(p) != 0) {
+		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
+		PQfinish(p->listen);
+		p->listen = NULL;
+		return 1;
+	}
+	changed |= p->notes != p->poll_seen;
+	p->poll_seen = p->notes;
+	if (now >= p->next_poll_ms) {
+		p->next_poll_ms = now + 1000;
+		changed |= listen_poll(p) != 0;
+	}
+	return changed;
+}
+
+int pg_remote_poll(struct sfs_store *s)
+{
+	struct pg *p = PG(s);
+	int changed;
+
+	pthread_mutex_lock(&p->lmu);
+	changed = remote_poll_locked(p);
+	pthread_mutex_unlock(&p->lmu);
+	return changed;
+}
+
+/* Called under the caller's lock on the store (the main connection);
+ * reads only the flag the poller thread sets. */
+int pg_remote_state(struct sfs_store *s, char *out, size_t cap)
+{
+	struct pg *p = PG(s);
+	int up = __atomic_load_n(&p->listening, __ATOMIC_RELAXED);
+
+	snprintf(out, cap, "postgresql %s:%s listener %s",
+		 PQhost(p->conn) ? PQhost(p->conn) : "?",
+		 PQport(p->conn) ? PQport(p->conn) : "?", up ? "up" : "down");
+	return up;
+}
