@@ -6,6 +6,7 @@
  * remote_state).
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,21 +139,55 @@ static int listen_up(struct pg *p, int64_t now)
 	return -1;
 }
 
-/* The safety net: the generation read on the listener's connection. */
+/* How long the generation poll waits for its answer: past it the
+ * listener counts as lost (well inside the 1-second bound). */
+#define POLL_ANSWER_MS 300
+
+/*
+ * The safety net: the generation read on the listener's connection. It
+ * never waits on a dead link longer than POLL_ANSWER_MS (a blocking
+ * PQexec waited the whole tcp_user_timeout while cache=kernel went on
+ * serving what the kernel held). 1 changed, 0 not, -1 the listener is
+ * lost (no answer in time, or an error).
+ */
 static int listen_poll(struct pg *p)
 {
-	PGresult *r = PQexec(p->listen, "SELECT generation FROM sfs_state");
+	struct pollfd pfd = {.fd = PQsocket(p->listen), .events = POLLIN};
+	int64_t end = pg_mono_ms() + POLL_ANSWER_MS, left;
 	uint64_t g = 0;
+	PGresult *r;
 
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-		g = (uint64_t)pg_col_i64(r, 0, 0);
-	PQclear(r);
+	if (!PQsendQuery(p->listen, "SELECT generation FROM sfs_state"))
+		return -1;
+	while (PQconsumeInput(p->listen) && PQisBusy(p->listen)) {
+		left = end - pg_mono_ms();
+		if (left <= 0)
+			return -1;
+		poll(&pfd, 1, (int)left);
+	}
+	if (PQisBusy(p->listen))
+		return -1; /* PQconsumeInput failed: the link is gone */
+	while ((r = PQgetResult(p->listen))) {
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			g = (uint64_t)pg_col_i64(r, 0, 0);
+		PQclear(r);
+	}
 	if (!g)
 		return -1;
 	if (g == p->remote_gen)
 		return 0;
 	p->remote_gen = g;
 	return 1;
+}
+
+/* Fail closed until a new listener is up: nothing the kernel or the
+ * read cache holds is trusted. */
+static void listener_lost(struct pg *p)
+{
+	__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
+	PQfinish(p->listen);
+	p->listen = NULL;
 }
 
 /*
@@ -166,7 +201,7 @@ static int listen_poll(struct pg *p)
 static int remote_poll_locked(struct pg *p)
 {
 	int64_t now = pg_mono_ms();
-	int changed = 0;
+	int changed = 0, rc;
 
 	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK) {
 		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
@@ -177,17 +212,19 @@ static int remote_poll_locked(struct pg *p)
 		changed = 1;
 	}
 	if (listen_drain(p) != 0) {
-		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
-		PQfinish(p->listen);
-		p->listen = NULL;
+		listener_lost(p);
 		return 1;
 	}
 	changed |= p->notes != p->poll_seen;
 	p->poll_seen = p->notes;
 	if (now >= p->next_poll_ms) {
 		p->next_poll_ms = now + 1000;
-		changed |= listen_poll(p) != 0;
+		rc = listen_poll(p);
+		if (rc < 0) {
+			listener_lost(p);
+			return 1;
+		}
+		changed |= rc;
 	}
 	return changed;
 }
