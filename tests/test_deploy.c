@@ -206,6 +206,53 @@ static void same_as_source(const char *got, const char *src_rel)
 	free(want);
 }
 
+/* ---- make test's output ---- */
+
+/*
+ * `make test` prints each suite's summary line and, for a failing suite,
+ * its whole log; the lines a passing suite prints on purpose (expected
+ * errors) stay in build/test-logs/SUITE.log. Two stand-in suites, run
+ * through the Makefile's own run-tests rule (-o tests: nothing built).
+ */
+static const char pass_sh[] =
+    "#!/bin/sh\necho 'secretfs: an expected error'\n"
+    "echo '100%: Checks: 3, Failures: 0, Errors: 0'\n";
+static const char fail_sh[] =
+    "#!/bin/sh\necho 'the failing detail'\n"
+    "echo '50%: Checks: 2, Failures: 1, Errors: 0'\nexit 1\n";
+
+START_TEST(test_make_test_prints_summaries_and_failures)
+{
+	char *dir = tu_tmpdir("runtests"), *out = NULL, *log, path[PATH_MAX];
+	int rc;
+
+	xsnprintf(path, sizeof(path), "%s/pass", dir);
+	tu_write_file(path, pass_sh, strlen(pass_sh), 0755);
+	xsnprintf(path, sizeof(path), "%s/fail", dir);
+	tu_write_file(path, fail_sh, strlen(fail_sh), 0755);
+	rc = run(&out,
+		 "make -s -C '%s' -o tests run-tests BUILD='%s' "
+		 "TEST_BIN='%s/pass %s/fail'",
+		 srcdir(), dir, dir, dir);
+	ck_assert_msg(rc != 0, "a failing suite must fail the run: %s", out);
+	ck_assert_msg(strstr(out, "pass: 100%: Checks: 3, Failures: 0, "
+				  "Errors: 0\n"),
+		      "%s", out);
+	ck_assert_msg(!strstr(out, "an expected error"), "%s", out);
+	ck_assert_msg(strstr(out, "== fail FAILED (log: ") &&
+			  strstr(out, "the failing detail"),
+		      "%s", out);
+	free(out);
+	xsnprintf(path, sizeof(path), "%s/test-logs/pass.log", dir);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_ptr_nonnull(strstr(log, "secretfs: an expected error"));
+	free(log);
+	tu_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 START_TEST(test_install_layout_and_uninstall)
 {
 	char *dest = tu_tmpdir("install"), *out = NULL, *s, path[PATH_MAX];
@@ -849,6 +896,11 @@ static Suite *deploy_suite(void)
 	tc = tcase_create("install");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_install_layout_and_uninstall);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("make_test");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_make_test_prints_summaries_and_failures);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("man");
