@@ -177,6 +177,16 @@ static int m_set_state(struct model *m, int j, uint32_t n, int to)
 {
 	struct m_secret *s = &m->s[j];
 
+	/* destroy: a destroyed version is a no-op; a version needs it or its
+	 * secret deactivated (EBUSY: deactivate it first) */
+	if (to == SFS_STATE_DESTROYED && s->exists && n >= 1 &&
+	    n <= s->latest) {
+		if (s->v[n].state == SFS_STATE_DESTROYED)
+			return SFS_OK;
+		if (s->v[n].state == SFS_STATE_ACTIVE &&
+		    s->status == SFS_STATE_ACTIVE)
+			return SFS_EBUSY;
+	}
 	if (!s->exists || !m_live(s, n))
 		return SFS_ENOENT;
 	s->v[n].state = to;
