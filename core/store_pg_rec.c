@@ -158,9 +158,11 @@ int pg_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
 	return rc;
 }
 
-/* Its versions (wrapped key material) go with it (ON DELETE CASCADE). */
-int pg_key_delete(struct sfs_store *s, const char *id,
-			 struct sfs_error *err)
+/* Run sql (a DELETE of the row with id $1; what is "delete THING"); the
+ * commit then vacuums, so the deleted blobs leave the tables' pages. */
+static int delete_by_id(struct sfs_store *s, const char *sql,
+			const char *what, const char *id,
+			struct sfs_error *err)
 {
 	struct pg *p = PG(s);
 	struct args a = {.n = 0};
@@ -168,13 +170,20 @@ int pg_key_delete(struct sfs_store *s, const char *id,
 	int rc;
 
 	pg_a_text(&a, id);
-	rc = pg_run_count(p, "DELETE FROM kms_keys WHERE id = $1", &a, &n, err,
-		       "delete kms key");
+	rc = pg_run_count(p, sql, &a, &n, err, what);
 	if (rc == SFS_OK && n == 0)
-		rc = pg_not_found(err, "kms key", id);
+		rc = pg_not_found(err, what + strlen("delete "), id);
 	if (rc == SFS_OK)
 		p->scrub_txn = 1;
 	return rc;
+}
+
+/* Its versions (wrapped key material) go with it (ON DELETE CASCADE). */
+int pg_key_delete(struct sfs_store *s, const char *id,
+			 struct sfs_error *err)
+{
+	return delete_by_id(s, "DELETE FROM kms_keys WHERE id = $1",
+			    "delete kms key", id, err);
 }
 
 int pg_key_in_use(struct sfs_store *s, const char *id, int *in_use,
@@ -430,19 +439,8 @@ int pg_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
 int pg_secret_delete(struct sfs_store *s, const char *id,
 			    struct sfs_error *err)
 {
-	struct pg *p = PG(s);
-	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
-
-	pg_a_text(&a, id);
-	rc = pg_run_count(p, "DELETE FROM secrets WHERE id = $1", &a, &n, err,
-		       "delete secret");
-	if (rc == SFS_OK && n == 0)
-		rc = pg_not_found(err, "secret", id);
-	if (rc == SFS_OK)
-		p->scrub_txn = 1;
-	return rc;
+	return delete_by_id(s, "DELETE FROM secrets WHERE id = $1",
+			    "delete secret", id, err);
 }
 
 /* ---- versions ----------------------------------------------------------- */
