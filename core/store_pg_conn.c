@@ -45,12 +45,14 @@ void pg_settle(struct pg *p)
 		PQclear(r);
 }
 
-/* Before a transaction: a lost connection is reset once. */
+/* Before a transaction: a lost connection (or one left in a transaction
+ * or in pipeline mode by a failure) is reset once. */
 static int conn_ensure(struct pg *p, struct sfs_error *err)
 {
 	pg_settle(p);
 	if (PQstatus(p->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(p->conn) == PQTRANS_IDLE)
+	    PQtransactionStatus(p->conn) == PQTRANS_IDLE &&
+	    PQpipelineStatus(p->conn) == PQ_PIPELINE_OFF)
 		return SFS_OK;
 	PQreset(p->conn);
 	if (PQstatus(p->conn) != CONNECTION_OK)
