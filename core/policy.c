@@ -461,15 +461,17 @@ int sfs_policy_name_check(const char *name, size_t len)
 }
 
 /*
- * Decode one UTF-8 sequence at s[0..len) (len >= 1): its length, or 0
- * when invalid. *cp gets the code point. Lead bytes C0, C1 and F5..FF
- * never start a valid sequence; the second byte's range rules out
- * overlong forms, surrogates and code points over U+10FFFF (RFC 3629).
+ * Lead bytes C0, C1 and F5..FF never start a valid sequence; the second
+ * byte's range rules out overlong forms, surrogates and code points over
+ * U+10FFFF (RFC 3629).
  */
-static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+size_t sfs_policy_utf8_next(const void *p, size_t len, uint32_t *cp)
 {
+	const unsigned char *s = p;
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t n, i;
+
+	assert(len >= 1);
 
 	if (s[0] < 0x80) {
 		*cp = s[0];
@@ -509,7 +511,7 @@ int sfs_policy_utf8_check(const void *s, size_t len)
 	size_t i = 0, n;
 
 	while (i < len) {
-		n = utf8_next(p + i, len - i, &cp);
+		n = sfs_policy_utf8_next(p + i, len - i, &cp);
 		if (n == 0)
 			return SFS_EINVAL;
 		i += n;
@@ -527,7 +529,7 @@ int sfs_policy_desc_check(const char *desc, size_t len)
 	if (len > SFS_DESC_MAX)
 		return SFS_EINVAL;
 	while (i < len) {
-		n = utf8_next(p + i, len - i, &cp);
+		n = sfs_policy_utf8_next(p + i, len - i, &cp);
 		if (n == 0)
 			return SFS_EINVAL;
 		/* C0 (with NUL, tab, newline), DEL and C1 controls */
