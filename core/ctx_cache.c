@@ -474,11 +474,6 @@ void ctx_roles_free(struct sfs_ctx *ctx)
 	ctx->roles_valid = 0;
 }
 
-struct role_pair {
-	unsigned role;
-	char principal[SFS_PRINCIPAL_MAX + 1];
-};
-
 struct roles_acc {
 	struct role_pair *v;
 	size_t n;
@@ -494,10 +489,27 @@ static int roles_collect(void *arg, const char *role, const char *principal)
 		return SFS_ENOMEM;
 	acc->v = grown;
 	grown[acc->n].role = (unsigned)sfs_role_parse(role);
+	ctx_strlcpy(grown[acc->n].name, role, sizeof(grown[0].name));
 	ctx_strlcpy(grown[acc->n].principal, principal,
 		    sizeof(grown[0].principal));
 	acc->n++;
 	return 0;
+}
+
+int ctx_grants_read(struct sfs_ctx *ctx, struct role_pair **v, size_t *n,
+		    struct sfs_error *err)
+{
+	struct roles_acc acc = {NULL, 0};
+	int rc = sfs_store_role_list(ctx->store, roles_collect, &acc, err);
+
+	if (rc != SFS_OK) {
+		free(acc.v);
+		acc.v = NULL;
+		acc.n = 0;
+	}
+	*v = acc.v;
+	*n = acc.n;
+	return rc;
 }
 
 /* Lock held. Re-read the grants when another change landed. */
@@ -506,7 +518,8 @@ static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
 	/* the store's generation: it also sees grants edited by another
 	 * program */
 	uint64_t gen = ctx_store_gen(ctx);
-	struct roles_acc acc = {NULL, 0};
+	struct role_pair *v;
+	size_t n;
 	int rc;
 
 	if (ctx->roles_valid && ctx->roles_gen == gen)
@@ -514,15 +527,13 @@ static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
 	rc = sfs_store_begin(ctx->store, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = sfs_store_role_list(ctx->store, roles_collect, &acc, err);
+	rc = ctx_grants_read(ctx, &v, &n, err);
 	sfs_store_rollback(ctx->store);
-	if (rc != SFS_OK) {
-		free(acc.v);
+	if (rc != SFS_OK)
 		return ctx_fail(err, rc, "cannot read role grants");
-	}
 	ctx_roles_free(ctx);
-	ctx->roles = acc.v;
-	ctx->nroles = acc.n;
+	ctx->roles = v;
+	ctx->nroles = n;
 	ctx->roles_gen = gen;
 	ctx->roles_valid = 1;
 	return SFS_OK;

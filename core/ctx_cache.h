@@ -70,6 +70,18 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 int ctx_kms_material(struct sfs_ctx *ctx, const char *key_id, uint32_t kv,
 		     unsigned char out[SFS_KEY_BYTES], struct sfs_error *err);
 
+/* A role grant as the store holds it: the role's name and bit. */
+struct role_pair {
+	unsigned role;	/* enum sfs_role; 0 for a name it does not know */
+	char name[16];
+	char principal[SFS_PRINCIPAL_MAX + 1];
+};
+
+/* Transaction open: every grant in the store into *v (free() it), *n of
+ * them; on failure *v NULL, the store's code, err set by the store. */
+int ctx_grants_read(struct sfs_ctx *ctx, struct role_pair **v, size_t *n,
+		    struct sfs_error *err);
+
 /* Open and close: the KMS region, the read cache, the grants. */
 int ctx_kms_new(struct sfs_ctx *ctx, struct sfs_error *err);
 void ctx_kms_free(struct sfs_ctx *ctx);
