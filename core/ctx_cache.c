@@ -424,8 +424,8 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 	return rc;
 }
 
-static int key_state_fill(struct sfs_policy_state *st,
-			  const struct sfs_key_rec *k)
+int ctx_key_state_fill(struct sfs_policy_state *st,
+		       const struct sfs_key_rec *k)
 {
 	st->key_exists = 1;
 	st->key_type = k->type;
@@ -447,7 +447,7 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 		if (!e || !e->used || strcmp(e->key, key) != 0)
 			return CTX_MISS;
 		*k = e->rec;
-		return key_state_fill(st, k);
+		return ctx_key_state_fill(st, k);
 	}
 	rc = sfs_store_key_get(ctx->store, key, k, err);
 	if (rc == SFS_ENOENT) {
@@ -463,7 +463,7 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 		e->rec = *k;
 		e->used = 1;
 	}
-	return key_state_fill(st, k);
+	return ctx_key_state_fill(st, k);
 }
 
 void ctx_roles_free(struct sfs_ctx *ctx)
@@ -474,32 +474,32 @@ void ctx_roles_free(struct sfs_ctx *ctx)
 	ctx->roles_valid = 0;
 }
 
-struct roles_acc {
-	struct role_pair *v;
-	size_t n;
-};
+void *ctx_array_push(struct ctx_array *a, size_t size)
+{
+	char *grown = realloc(a->v, (a->n + 1) * size);
+
+	if (!grown)
+		return NULL;
+	a->v = grown;
+	return grown + size * a->n++;
+}
 
 static int roles_collect(void *arg, const char *role, const char *principal)
 {
-	struct roles_acc *acc = arg;
-	struct role_pair *grown;
+	struct role_pair *p = ctx_array_push(arg, sizeof(*p));
 
-	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
-	if (!grown)
+	if (!p)
 		return SFS_ENOMEM;
-	acc->v = grown;
-	grown[acc->n].role = (unsigned)sfs_role_parse(role);
-	ctx_strlcpy(grown[acc->n].name, role, sizeof(grown[0].name));
-	ctx_strlcpy(grown[acc->n].principal, principal,
-		    sizeof(grown[0].principal));
-	acc->n++;
+	p->role = (unsigned)sfs_role_parse(role);
+	ctx_strlcpy(p->name, role, sizeof(p->name));
+	ctx_strlcpy(p->principal, principal, sizeof(p->principal));
 	return 0;
 }
 
 int ctx_grants_read(struct sfs_ctx *ctx, struct role_pair **v, size_t *n,
 		    struct sfs_error *err)
 {
-	struct roles_acc acc = {NULL, 0};
+	struct ctx_array acc = {NULL, 0};
 	int rc = sfs_store_role_list(ctx->store, roles_collect, &acc, err);
 
 	if (rc != SFS_OK) {

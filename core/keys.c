@@ -224,38 +224,29 @@ int sfs_key_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return ctx_end(ctx, 0, rc, err);
 }
 
-struct keys_acc {
-	struct sfs_key_rec *v;
-	size_t n;
-};
-
 static int keys_collect(void *arg, const struct sfs_key_rec *k)
 {
-	struct keys_acc *acc = arg;
-	struct sfs_key_rec *grown;
+	struct sfs_key_rec *slot = ctx_array_push(arg, sizeof(*slot));
 
-	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
-	if (!grown)
+	if (!slot)
 		return SFS_ENOMEM;
-	acc->v = grown;
-	grown[acc->n++] = *k;
+	*slot = *k;
 	return 0;
 }
 
 /* Every key is checked with its own state: a caller who may view none
  * gets the policy's refusal instead of a list. */
 static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			const struct keys_acc *acc, struct sfs_error *err)
+			const struct sfs_key_rec *v, size_t n,
+			struct sfs_error *err)
 {
 	struct sfs_policy_state st;
 	size_t i;
 	int rc;
 
-	for (i = 0; i < acc->n; i++) {
+	for (i = 0; i < n; i++) {
 		ctx_state_init(ctx, &st);
-		st.key_exists = 1;
-		st.key_type = acc->v[i].type;
-		st.key_state = acc->v[i].state;
+		ctx_key_state_fill(&st, &v[i]);
 		rc = sfs_policy_check(SFS_ACT_KEY_VIEW, c, &st);
 		if (rc != SFS_OK)
 			return ctx_refuse(err, SFS_ACT_KEY_VIEW, rc, &st,
@@ -269,7 +260,8 @@ static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
 int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
 		 void *arg, struct sfs_error *err)
 {
-	struct keys_acc acc = {NULL, 0};
+	struct ctx_array acc = {NULL, 0};
+	const struct sfs_key_rec *v;
 	size_t i;
 	int rc;
 
@@ -280,11 +272,12 @@ int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
 	rc = sfs_store_key_list(ctx->store, keys_collect, &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
+	v = acc.v;
 	if (rc == SFS_OK)
-		rc = keys_allowed(ctx, c, &acc, err);
+		rc = keys_allowed(ctx, c, v, acc.n, err);
 	rc = ctx_end(ctx, 0, rc, err);
 	for (i = 0; rc == SFS_OK && i < acc.n; i++)
-		rc = cb(arg, &acc.v[i]);
+		rc = cb(arg, &v[i]);
 	free(acc.v);
 	return rc;
 }
