@@ -47,12 +47,30 @@ static unsigned key_roles(const struct sfs_policy_state *st)
 	return SFS_ROLE_KMS_USER;
 }
 
+/* Key management and role grants: the administrator's alone. */
+static int admin_only(enum sfs_action act)
+{
+	switch (act) {
+	case SFS_ACT_KEY_CREATE:
+	case SFS_ACT_KEY_ACTIVATE:
+	case SFS_ACT_KEY_DEACTIVATE:
+	case SFS_ACT_KEY_ROTATE:
+	case SFS_ACT_KEY_DELETE:
+	case SFS_ACT_ROLE_CHANGE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Step (2): SFS_OK or SFS_EACCES. */
 static int permitted(enum sfs_action act, const struct sfs_caller *c,
 		     const struct sfs_policy_state *st)
 {
 	unsigned need;
 
+	if (admin_only(act))
+		return c->admin ? SFS_OK : SFS_EACCES;
 	switch (act) {
 	case SFS_ACT_SECRET_VIEW:
 		return sfs_policy_may_view(c, st->secret) ? SFS_OK : SFS_EACCES;
@@ -71,13 +89,6 @@ static int permitted(enum sfs_action act, const struct sfs_caller *c,
 		need = SFS_ROLE_MANAGER | key_roles(st) |
 		       (st->from_user_key ? SFS_ROLE_KMS_USER : 0);
 		break;
-	case SFS_ACT_KEY_CREATE:
-	case SFS_ACT_KEY_ACTIVATE:
-	case SFS_ACT_KEY_DEACTIVATE:
-	case SFS_ACT_KEY_ROTATE:
-	case SFS_ACT_KEY_DELETE:
-	case SFS_ACT_ROLE_CHANGE:
-		return c->admin ? SFS_OK : SFS_EACCES;
 	default:
 		need = SFS_ROLE_MANAGER;
 		break;
@@ -217,6 +228,8 @@ int sfs_policy_check(enum sfs_action act, const struct sfs_caller *c,
 
 static const char *why_denied(enum sfs_action act)
 {
+	if (admin_only(act))
+		return "permission denied: only the administrator may";
 	switch (act) {
 	case SFS_ACT_SECRET_VIEW:
 	case SFS_ACT_VALUE_READ:
@@ -224,13 +237,6 @@ static const char *why_denied(enum sfs_action act)
 		       "the allow list";
 	case SFS_ACT_KEY_VIEW:
 		return "permission denied: needs the kms-viewer role";
-	case SFS_ACT_KEY_CREATE:
-	case SFS_ACT_KEY_ACTIVATE:
-	case SFS_ACT_KEY_DEACTIVATE:
-	case SFS_ACT_KEY_ROTATE:
-	case SFS_ACT_KEY_DELETE:
-	case SFS_ACT_ROLE_CHANGE:
-		return "permission denied: only the administrator may";
 	case SFS_ACT_SECRET_CREATE:
 	case SFS_ACT_SECRET_CHANGE_KEY:
 	case SFS_ACT_VERSION_ADD:
