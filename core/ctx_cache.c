@@ -178,9 +178,14 @@ out:
 #define CACHE_KEYS	  16
 #define CACHE_BLOB_BUDGET (1u << 20)
 
-struct cache_secret {
+/* What a secret's and a key's slots share: the name or id looked up. */
+struct cache_name {
 	int used;
-	char key[SFS_NAME_MAX + 1]; /* the name or id looked up */
+	char key[SFS_NAME_MAX + 1];
+};
+
+struct cache_secret {
+	struct cache_name n;
 	struct sfs_secret_rec rec;
 };
 
@@ -191,8 +196,7 @@ struct cache_version {
 };
 
 struct cache_key {
-	int used;
-	char key[SFS_NAME_MAX + 1];
+	struct cache_name n;
 	struct sfs_key_rec rec;
 };
 
@@ -246,9 +250,9 @@ static void cache_flush(struct ctx_cache *c)
 		c->versions[i].used = 0;
 	}
 	for (i = 0; i < CACHE_SECRETS; i++)
-		c->secrets[i].used = 0;
+		c->secrets[i].n.used = 0;
 	for (i = 0; i < CACHE_KEYS; i++)
-		c->keys[i].used = 0;
+		c->keys[i].n.used = 0;
 	c->blob_bytes = 0;
 }
 
@@ -382,30 +386,54 @@ int ctx_version_load(struct sfs_ctx *ctx, const char *secret_id, uint32_t n,
 	return SFS_OK;
 }
 
-static struct cache_secret *secret_slot(struct ctx_cache *c, const char *key)
+/* May the read cache serve name's record (a secret's or a key's)? Not
+ * in the store phase, nor without a cache, nor for a name too long to
+ * keep. */
+static int name_cacheable(const struct sfs_ctx *ctx, const char *name)
 {
-	return &c->secrets[hash_str(key, 2166136261u) % CACHE_SECRETS];
+	return ctx->phase != CTX_PH_STORE && ctx->cache &&
+	       strlen(name) <= SFS_NAME_MAX;
 }
 
-static struct cache_key *key_slot(struct ctx_cache *c, const char *key)
+/* The cached phase's answer from slot e (NULL: none): SFS_OK when it
+ * holds name's record, else CTX_MISS. */
+static int name_hit(const struct cache_name *e, const char *name)
 {
-	return &c->keys[hash_str(key, 2166136261u) % CACHE_KEYS];
+	return e && e->used && strcmp(e->key, name) == 0 ? SFS_OK : CTX_MISS;
+}
+
+static void name_keep(struct cache_name *e, const char *name)
+{
+	ctx_strlcpy(e->key, name, sizeof(e->key));
+	e->used = 1;
+}
+
+static struct cache_secret *secret_slot(struct sfs_ctx *ctx, const char *name)
+{
+	if (!name_cacheable(ctx, name))
+		return NULL;
+	return &ctx->cache
+		    ->secrets[hash_str(name, 2166136261u) % CACHE_SECRETS];
+}
+
+static struct cache_key *key_slot(struct sfs_ctx *ctx, const char *name)
+{
+	if (!name_cacheable(ctx, name))
+		return NULL;
+	return &ctx->cache->keys[hash_str(name, 2166136261u) % CACHE_KEYS];
 }
 
 int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 		    struct sfs_secret_rec *s, struct sfs_error *err)
 {
-	struct cache_secret *e = NULL;
+	struct cache_secret *e = secret_slot(ctx, name);
 	int rc;
 
-	if (ctx->phase != CTX_PH_STORE && ctx->cache &&
-	    strlen(name) <= SFS_NAME_MAX)
-		e = secret_slot(ctx->cache, name);
 	if (ctx->phase == CTX_PH_CACHED) {
-		if (!e || !e->used || strcmp(e->key, name) != 0)
-			return CTX_MISS;
-		*s = e->rec;
-		return SFS_OK;
+		rc = name_hit(e ? &e->n : NULL, name);
+		if (rc == SFS_OK)
+			*s = e->rec;
+		return rc;
 	}
 	rc = sfs_store_secret_get(ctx->store, name, s, err);
 	if (rc == SFS_ENOENT) {
@@ -417,15 +445,13 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 				     name);
 	}
 	if (rc == SFS_OK && e) {
-		ctx_strlcpy(e->key, name, sizeof(e->key));
+		name_keep(&e->n, name);
 		e->rec = *s;
-		e->used = 1;
 	}
 	return rc;
 }
 
-int ctx_key_state_fill(struct sfs_policy_state *st,
-		       const struct sfs_key_rec *k)
+int ctx_key_state_fill(struct sfs_policy_state *st, const struct sfs_key_rec *k)
 {
 	st->key_exists = 1;
 	st->key_type = k->type;
@@ -437,15 +463,13 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 		  struct sfs_policy_state *st, struct sfs_key_rec *k,
 		  struct sfs_error *err)
 {
-	struct cache_key *e = NULL;
+	struct cache_key *e = key_slot(ctx, key);
 	int rc;
 
-	if (ctx->phase != CTX_PH_STORE && ctx->cache &&
-	    strlen(key) <= SFS_NAME_MAX)
-		e = key_slot(ctx->cache, key);
 	if (ctx->phase == CTX_PH_CACHED) {
-		if (!e || !e->used || strcmp(e->key, key) != 0)
-			return CTX_MISS;
+		rc = name_hit(e ? &e->n : NULL, key);
+		if (rc != SFS_OK)
+			return rc;
 		*k = e->rec;
 		return ctx_key_state_fill(st, k);
 	}
@@ -459,9 +483,8 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 	if (rc != SFS_OK)
 		return rc;
 	if (e) {
-		ctx_strlcpy(e->key, key, sizeof(e->key));
+		name_keep(&e->n, key);
 		e->rec = *k;
-		e->used = 1;
 	}
 	return ctx_key_state_fill(st, k);
 }
