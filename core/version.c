@@ -199,46 +199,6 @@ static void add_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
 	version_line(ctx, ac->op, &ac->s, ac->name, n, rc, ac->id, l);
 }
 
-static int copy_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
-		       struct sfs_policy_state *st, struct sfs_error *err);
-static void copy_done(struct ctx_change *ch);
-
-/* Run an add, or a copy (ac->copy: the value is version n's): the new
- * version into *out (may be NULL). */
-static int add_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		   struct add_change *ac, struct sfs_version_rec *out,
-		   struct sfs_error *err)
-{
-	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
-				.c = c,
-				.arg = ac,
-				.gather = ac->copy ? copy_gather : add_gather,
-				.apply = add_apply,
-				.line = add_line,
-				.done = ac->copy ? copy_done : NULL};
-	int rc;
-
-	sfs_error_clear(err);
-	rc = ctx_change_run(ctx, &ch, err);
-	if (rc == SFS_OK && out)
-		*out = ac->v;
-	return rc;
-}
-
-int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		    const char *name, const void *value, size_t len,
-		    uint32_t expect, struct sfs_version_rec *out,
-		    struct sfs_error *err)
-{
-	struct add_change ac = {.op = "version.add",
-				.name = name,
-				.expect = expect,
-				.value = value,
-				.len = len};
-
-	return add_run(ctx, c, &ac, out, err);
-}
-
 int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			const char *name, uint32_t expect,
 			struct sfs_error *err)
@@ -851,7 +811,7 @@ int sfs_version_destroy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			      "version.destroy", name, n, err);
 }
 
-/* ---- copy --------------------------------------------------------------- */
+/* ---- copy, and the runner of add and copy ------------------------------ */
 
 /*
  * Lock held, write transaction open: read version n (every read rule
@@ -887,6 +847,42 @@ static void copy_done(struct ctx_change *ch)
 	struct add_change *ac = ch->arg;
 
 	sfs_value_release(&ac->owned);
+}
+
+/* Run an add, or a copy (ac->copy: the value is version n's): the new
+ * version into *out (may be NULL). */
+static int add_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		   struct add_change *ac, struct sfs_version_rec *out,
+		   struct sfs_error *err)
+{
+	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
+				.c = c,
+				.arg = ac,
+				.gather = ac->copy ? copy_gather : add_gather,
+				.apply = add_apply,
+				.line = add_line,
+				.done = ac->copy ? copy_done : NULL};
+	int rc;
+
+	sfs_error_clear(err);
+	rc = ctx_change_run(ctx, &ch, err);
+	if (rc == SFS_OK && out)
+		*out = ac->v;
+	return rc;
+}
+
+int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *name, const void *value, size_t len,
+		    uint32_t expect, struct sfs_version_rec *out,
+		    struct sfs_error *err)
+{
+	struct add_change ac = {.op = "version.add",
+				.name = name,
+				.expect = expect,
+				.value = value,
+				.len = len};
+
+	return add_run(ctx, c, &ac, out, err);
 }
 
 int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
