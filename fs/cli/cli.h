@@ -78,6 +78,45 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 int cli_opt_other(const struct cli_cmd *cmd, int ch, char **argv);
 /* "Go on": returned by parsers when the command should proceed. */
 #define CLI_GO (-1)
+
+/*
+ * One long option of a command, a row of its table (the last row's name
+ * is NULL): getopt_long stays the parser, the row says where what it
+ * finds goes. Exactly one of arg, flag and take is set.
+ */
+struct cli_opt {
+	const char *name;  /* without "--" */
+	const char **arg;  /* takes a value: the last one given */
+	int *flag;	   /* takes none: set to 1 */
+	/* takes a value checked as it comes: EXIT_OK, or the exit code
+	 * (a usage error) that stops the parse */
+	int (*take)(const struct cli_cmd *cmd, const char *arg, void *to);
+	void *to; /* take's destination */
+};
+
+/* Rows a table may have (besides -h/--help and the VALUE options). */
+#define CLI_OPTS_MAX 12
+
+struct cli_value_src;
+/*
+ * getopt_long over argv (shortopts as getopt takes them) with the rows
+ * of opts (NULL: none), -h/--help and, when src is not NULL, --value,
+ * --file and --kv (recorded in src): stores each option as it comes.
+ * Returns CLI_GO when every option is stored; 'h', ':' or '?' (getopt's,
+ * see cli_opt_problem) for the caller to handle; or the exit code of a
+ * take or cli_value_src_add that failed.
+ */
+int cli_opt_scan(const struct cli_cmd *cmd, const char *shortopts, int argc,
+		 char **argv, const struct cli_opt *opts,
+		 struct cli_value_src *src);
+/*
+ * A command's options: cli_opt_scan, cli_opt_other for what it leaves
+ * (help, an unknown option, a missing value), then cli_args. CLI_GO, or
+ * the exit code to return.
+ */
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
+	      const struct cli_opt *opts, struct cli_value_src *src, int min,
+	      int max);
 /*
  * Parse a command that takes only -h/--help and between min and max
  * positional arguments (from argv[optind] on). CLI_GO, or the exit code

@@ -13,22 +13,16 @@
 static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
 		      int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "description", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *desc = NULL, *name;
+	const struct cli_opt opts[] = {
+	    {.name = "description", .arg = &desc},
+	    {.name = NULL},
+	};
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int ch, rc;
+	int rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 1);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'd')
-			return cli_opt_other(cmd, ch, argv);
-		desc = optarg;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
 	if (cli_session_open(&s, g) != EXIT_OK)
@@ -102,23 +96,44 @@ static void key_print(const struct sfs_key_rec *k)
 	cli_field("created_by", "%s", k->created_by);
 }
 
-static int key_show(const struct cli_cmd *cmd, const struct cli_global *g,
-		    int argc, char **argv)
+static void key_print_rotated(const struct sfs_key_rec *k)
 {
+	printf("rotated key '%s' to version %u\n", k->name, k->current_version);
+}
+
+/* show and rotate: one core call that gives the key's record, printed
+ * as JSON or as the row's text. */
+static const struct key_rec_cmd {
+	const char *name;
+	int (*call)(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *key, struct sfs_key_rec *out,
+		    struct sfs_error *err);
+	void (*print)(const struct sfs_key_rec *k);
+} key_rec_cmds[] = {
+    {"show", sfs_key_get, key_print},
+    {"rotate", sfs_key_rotate, key_print_rotated},
+};
+
+static int key_rec_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		       int argc, char **argv)
+{
+	const struct key_rec_cmd *k = &key_rec_cmds[0];
 	struct cli_session s;
 	struct sfs_key_rec rec;
 	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	rc = sfs_key_get(s.ctx, &s.caller, argv[optind], &rec, &s.err);
+	while (strcmp(k->name, cmd->name))
+		k++;
+	rc = k->call(s.ctx, &s.caller, argv[optind], &rec, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot show key '%s'",
+		rc = cli_session_fail(&s, rc, "cannot %s key '%s'", cmd->name,
 				      argv[optind]);
 	else if (g->json)
 		rc = cli_json_print(fs_render_key_json(&rec));
 	else
-		key_print(&rec);
+		k->print(&rec);
 	cli_session_close(&s);
 	return rc;
 }
@@ -161,28 +176,6 @@ static int key_state(const struct cli_cmd *cmd, const struct cli_global *g,
 	return rc;
 }
 
-static int key_rotate(const struct cli_cmd *cmd, const struct cli_global *g,
-		      int argc, char **argv)
-{
-	struct cli_session s;
-	struct sfs_key_rec rec;
-	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
-
-	if (rc != CLI_GO)
-		return rc;
-	rc = sfs_key_rotate(s.ctx, &s.caller, argv[optind], &rec, &s.err);
-	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot rotate key '%s'",
-				      argv[optind]);
-	else if (g->json)
-		rc = cli_json_print(fs_render_key_json(&rec));
-	else
-		printf("rotated key '%s' to version %u\n", rec.name,
-		       rec.current_version);
-	cli_session_close(&s);
-	return rc;
-}
-
 static int key_delete(const struct cli_cmd *cmd, const struct cli_global *g,
 		      int argc, char **argv)
 {
@@ -220,7 +213,7 @@ static const struct cli_cmd key_cmds[] = {
 	  "Usage: secretfs key show KEY\n"
 	  "\n"
 	  "Show a KMS key's details. KEY is its name or id.\n",
-	  key_show },
+	  key_rec_run },
 	{ "activate", "key activate",
 	  "Usage: secretfs key activate KEY\n"
 	  "\n"
@@ -238,7 +231,7 @@ static const struct cli_cmd key_cmds[] = {
 	  "\n"
 	  "Add a key version: new data keys are wrapped with it; versions\n"
 	  "wrapped before stay readable.\n",
-	  key_rotate },
+	  key_rec_run },
 	{ "delete", "key delete",
 	  "Usage: secretfs key delete KEY\n"
 	  "\n"

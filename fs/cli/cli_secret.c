@@ -113,37 +113,19 @@ struct create_args {
 static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			struct create_args *a)
 {
-	static const struct option opts[] = {
-	    {"description", required_argument, NULL, 'd'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"access-control", no_argument, NULL, 'a'},
-	    {"owner", required_argument, NULL, 'o'},
-	    {"group", required_argument, NULL, 'g'},
-	    {"mode", required_argument, NULL, 'm'},
-	    {"value", required_argument, NULL, CLI_OPT_VALUE},
-	    {"file", required_argument, NULL, CLI_OPT_FILE},
-	    {"kv", required_argument, NULL, CLI_OPT_KV},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *ids[3] = {NULL, NULL, NULL}; /* owner, group, mode */
-	int ch, rc;
+	const struct cli_opt opts[] = {
+	    {.name = "description", .arg = &a->n.description},
+	    {.name = "key", .arg = &a->n.key},
+	    {.name = "access-control", .flag = &a->n.access_control},
+	    {.name = "owner", .arg = &ids[0]},
+	    {.name = "group", .arg = &ids[1]},
+	    {.name = "mode", .arg = &ids[2]},
+	    {.name = NULL},
+	};
+	int rc = cli_parse(cmd, argc, argv, opts, &a->src, 1, 1);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 'd')
-			a->n.description = optarg;
-		else if (ch == 'k')
-			a->n.key = optarg;
-		else if (ch == 'a')
-			a->n.access_control = 1;
-		else if (ch == 'o' || ch == 'g' || ch == 'm')
-			ids[ch == 'o' ? 0 : ch == 'g' ? 1 : 2] = optarg;
-		else if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
-			return cli_opt_other(cmd, ch, argv);
-		else if ((rc = cli_value_src_add(&a->src, ch, optarg)))
-			return rc;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	a->n.name = argv[optind];
 	rc = cli_value_src_check(cmd, &a->src, &a->has_value);
@@ -391,64 +373,56 @@ static int secret_changed(struct cli_session *s, const char *name,
 	return EXIT_OK;
 }
 
-/* One option of `secret update` into u (--owner and --group into ids,
- * resolved once NAME is known); EXIT_OK or a usage error. */
-static int update_opt(const struct cli_cmd *cmd, int ch, const char *arg,
-		      struct sfs_secret_update *u, const char **ids)
+/* --access-control of `secret update`: on or off. */
+static int access_take(const struct cli_cmd *cmd, const char *arg, void *to)
 {
-	if (ch == 'd') {
-		u->fields |= SFS_SF_DESCRIPTION;
-		u->description = arg;
-	} else if (ch == 'a') {
-		if (strcmp(arg, "on") && strcmp(arg, "off"))
-			return cli_bad_usage(cmd, "--access-control takes on "
-						  "or off, not '%s'",
-					     arg);
-		u->fields |= SFS_SF_ACCESS_CONTROL;
-		u->access_control = !strcmp(arg, "on");
-	} else if (ch == 'l') {
-		u->fields |= SFS_SF_ALLOWED;
-		u->allowed = arg;
-	} else if (ch == 'o' || ch == 'g') {
-		ids[ch == 'g'] = arg;
-	} else {
-		if (parse_mode(arg, &u->mode))
-			return cli_bad_usage(cmd, "bad mode '%s' (octal, at "
-						  "most 0777)",
-					     arg);
-		u->fields |= SFS_SF_MODE;
-	}
+	struct sfs_secret_update *u = to;
+
+	if (strcmp(arg, "on") && strcmp(arg, "off"))
+		return cli_bad_usage(cmd, "--access-control takes on "
+					  "or off, not '%s'",
+				     arg);
+	u->fields |= SFS_SF_ACCESS_CONTROL;
+	u->access_control = !strcmp(arg, "on");
+	return EXIT_OK;
+}
+
+/* --mode of `secret update`: octal, at most 0777. */
+static int mode_take(const struct cli_cmd *cmd, const char *arg, void *to)
+{
+	struct sfs_secret_update *u = to;
+
+	if (parse_mode(arg, &u->mode))
+		return cli_bad_usage(cmd, "bad mode '%s' (octal, at "
+					  "most 0777)",
+				     arg);
+	u->fields |= SFS_SF_MODE;
 	return EXIT_OK;
 }
 
 static int secret_update(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "description", required_argument, NULL, 'd' },
-		{ "access-control", required_argument, NULL, 'a' },
-		{ "allow", required_argument, NULL, 'l' },
-		{ "owner", required_argument, NULL, 'o' },
-		{ "group", required_argument, NULL, 'g' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct sfs_secret_update u;
 	const char *ids[2] = { NULL, NULL }; /* --owner, --group */
+	const struct cli_opt opts[] = {
+	    {.name = "description", .arg = &u.description},
+	    {.name = "access-control", .take = access_take, .to = &u},
+	    {.name = "allow", .arg = &u.allowed},
+	    {.name = "owner", .arg = &ids[0]},
+	    {.name = "group", .arg = &ids[1]},
+	    {.name = "mode", .take = mode_take, .to = &u},
+	    {.name = NULL},
+	};
 	struct cli_session s;
 	char line[256];
-	int ch, i, rc;
+	int i, rc;
 
 	memset(&u, 0, sizeof(u));
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch <= 0 || ch > 0xff || !strchr("dalogm", ch))
-			return cli_opt_other(cmd, ch, argv);
-		if ((rc = update_opt(cmd, ch, optarg, &u, ids)) != EXIT_OK)
-			return rc;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if ((rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 1)) != CLI_GO)
 		return rc;
+	u.fields |= (u.description ? SFS_SF_DESCRIPTION : 0) |
+		    (u.allowed ? SFS_SF_ALLOWED : 0);
 	if (!u.fields && !ids[0] && !ids[1])
 		return cli_bad_usage(cmd, "nothing to update");
 	for (i = 0; i < 2; i++)
@@ -608,23 +582,16 @@ static int destroy_all(struct cli_session *s, const char *name)
 static int secret_delete(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"confirm", required_argument, NULL, 'c'},
-	    {"destroy-versions", no_argument, NULL, 'D'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *confirm = NULL, *name;
 	struct cli_session s;
-	int ch, rc, all = 0;
+	int rc, all = 0;
+	const struct cli_opt opts[] = {
+	    {.name = "confirm", .arg = &confirm},
+	    {.name = "destroy-versions", .flag = &all},
+	    {.name = NULL},
+	};
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'c' && ch != 'D')
-			return cli_opt_other(cmd, ch, argv);
-		all |= ch == 'D';
-		confirm = ch == 'c' ? optarg : confirm;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if ((rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 1)) != CLI_GO)
 		return rc;
 	name = argv[optind];
 	if (!confirm && !isatty(STDIN_FILENO))

@@ -181,35 +181,27 @@ static int merge_value(struct cli_session *s, const char *name,
 	return rc;
 }
 
+/* --expect N of `version add`. */
+static int expect_take(const struct cli_cmd *cmd, const char *arg, void *to)
+{
+	if (cli_parse_number(arg, to))
+		return cli_bad_usage(cmd, "bad version number '%s'", arg);
+	return EXIT_OK;
+}
+
 /* Parse `version add NAME VALUE [--expect N] [--merge]`: CLI_GO or an
  * exit code. */
 static int add_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		     struct cli_value_src *src, uint32_t *expect, int *merge)
 {
-	static const struct option opts[] = {
-	    {"expect", required_argument, NULL, 'e'},
-	    {"merge", no_argument, NULL, 'm'},
-	    {"value", required_argument, NULL, CLI_OPT_VALUE},
-	    {"file", required_argument, NULL, CLI_OPT_FILE},
-	    {"kv", required_argument, NULL, CLI_OPT_KV},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	const struct cli_opt opts[] = {
+	    {.name = "expect", .take = expect_take, .to = expect},
+	    {.name = "merge", .flag = merge},
+	    {.name = NULL},
 	};
-	int ch, given, rc;
+	int given, rc = cli_parse(cmd, argc, argv, opts, src, 1, 1);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 'e' && cli_parse_number(optarg, expect))
-			return cli_bad_usage(cmd, "bad version number '%s'",
-					     optarg);
-		*merge |= ch == 'm';
-		if (ch == 'e' || ch == 'm')
-			continue;
-		if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
-			return cli_opt_other(cmd, ch, argv);
-		if ((rc = cli_value_src_add(src, ch, optarg)) != EXIT_OK)
-			return rc;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK ||
+	if (rc != CLI_GO ||
 	    (rc = cli_value_src_check(cmd, src, &given)) != EXIT_OK)
 		return rc;
 	if (!given)
@@ -521,22 +513,15 @@ struct get_args {
 static int get_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		     struct get_args *a)
 {
-	static const struct option opts[] = {
-	    {"kv", no_argument, NULL, 'k'},
-	    {"field", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	const struct cli_opt opts[] = {
+	    {.name = "kv", .flag = &a->kv},
+	    {.name = "field", .arg = &a->field},
+	    {.name = NULL},
 	};
 	const char *which;
-	int ch, rc;
+	int rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 2);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'k' && ch != 'f')
-			return cli_opt_other(cmd, ch, argv);
-		a->kv |= ch == 'k';
-		a->field = ch == 'f' ? optarg : a->field;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 2)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	if (a->kv && a->field)
 		return cli_bad_usage(cmd, "give --kv or --field, not both");
@@ -683,16 +668,48 @@ static int state_changed(struct cli_session *s, const char *verb,
 	return EXIT_OK;
 }
 
-/* `version destroy NAME N [N...]`: each in the order given; the first
- * failure stops (those before it stay destroyed). */
-static int version_destroy(const struct cli_cmd *cmd,
-			   const struct cli_global *g, int argc, char **argv)
+static int version_activate(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			    const char *name, uint32_t n,
+			    struct sfs_error *err)
 {
+	return sfs_version_set_state(ctx, c, name, n, 1, err);
+}
+
+static int version_deactivate(struct sfs_ctx *ctx,
+			      const struct sfs_caller *c, const char *name,
+			      uint32_t n, struct sfs_error *err)
+{
+	return sfs_version_set_state(ctx, c, name, n, 0, err);
+}
+
+/* activate, deactivate, destroy: one core call per version number,
+ * reported as "<done> version N of 'NAME'". destroy takes N [N...]: each
+ * in the order given; the first failure stops (those before it stay
+ * destroyed). */
+static const struct version_change {
+	const char *name;
+	const char *done;
+	int many; /* N [N...] */
+	int (*call)(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *name, uint32_t n, struct sfs_error *err);
+} version_changes[] = {
+    {"activate", "activated", 0, version_activate},
+    {"deactivate", "deactivated", 0, version_deactivate},
+    {"destroy", "destroyed", 1, sfs_version_destroy},
+};
+
+static int version_change(const struct cli_cmd *cmd,
+			  const struct cli_global *g, int argc, char **argv)
+{
+	const struct version_change *c = version_changes;
 	struct cli_session s;
 	const char *name;
 	uint32_t n = 0;
-	int i, rc = cli_parse_plain(cmd, argc, argv, 2, argc);
+	int i, rc;
 
+	while (strcmp(c->name, cmd->name))
+		c++;
+	rc = cli_parse_plain(cmd, argc, argv, 2, c->many ? argc : 2);
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
@@ -704,44 +721,14 @@ static int version_destroy(const struct cli_cmd *cmd,
 		return EXIT_FAIL;
 	for (i = optind + 1, rc = EXIT_OK; rc == EXIT_OK && i < argc; i++) {
 		cli_parse_number(argv[i], &n);
-		rc = sfs_version_destroy(s.ctx, &s.caller, name, n, &s.err);
+		rc = c->call(s.ctx, &s.caller, name, n, &s.err);
 		if (rc != SFS_OK)
 			rc = cli_session_fail(&s, rc,
-					      "cannot destroy version "
-					      "%u of '%s'",
-					      n, name);
+					      "cannot %s version %u of '%s'",
+					      cmd->name, n, name);
 		else
-			rc = state_changed(&s, "destroyed", name, n);
+			rc = state_changed(&s, c->done, name, n);
 	}
-	cli_session_close(&s);
-	return rc;
-}
-
-/* activate, deactivate. */
-static int version_state(const struct cli_cmd *cmd,
-			 const struct cli_global *g, int argc, char **argv)
-{
-	struct cli_session s;
-	const char *name;
-	uint32_t n = 0;
-	int rc = name_and_number(cmd, argc, argv, &n);
-
-	if (rc != CLI_GO)
-		return rc;
-	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
-	rc = sfs_version_set_state(s.ctx, &s.caller, name, n,
-				   !strcmp(cmd->name, "activate"), &s.err);
-	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot %s version %u of '%s'",
-				      cmd->name, n, name);
-	else
-		rc = state_changed(&s,
-				   !strcmp(cmd->name, "activate")
-				       ? "activated"
-				       : "deactivated",
-				   name, n);
 	cli_session_close(&s);
 	return rc;
 }
@@ -819,20 +806,20 @@ static const struct cli_cmd version_cmds[] = {
      "Usage: secretfs version activate NAME N\n"
      "\n"
      "Activate version N.\n",
-     version_state},
+     version_change},
     {"deactivate", "version deactivate",
      "Usage: secretfs version deactivate NAME N\n"
      "\n"
      "Deactivate version N; if it was the default, the newest active\n"
      "version becomes the default.\n",
-     version_state},
+     version_change},
     {"destroy", "version destroy",
      "Usage: secretfs version destroy NAME N [N...]\n"
      "\n"
      "Erase the values of versions N... for good, in the order given\n"
      "(the first failure stops). A version in use must be deactivated\n"
      "first (or its secret).\n",
-     version_destroy},
+     version_change},
     {"copy", "version copy",
      "Usage: secretfs version copy NAME N\n"
      "\n"
