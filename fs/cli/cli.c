@@ -453,6 +453,17 @@ void *cli_grow(void *arr, size_t n, size_t *cap, size_t size)
 	return grown;
 }
 
+int cli_list_push(struct cli_list *l, const void *item, size_t size)
+{
+	char *grown = cli_grow(l->items, l->n, &l->cap, size);
+
+	if (!grown)
+		return SFS_ENOMEM;
+	l->items = grown;
+	memcpy(grown + l->n++ * size, item, size);
+	return SFS_OK;
+}
+
 static int keys_add(void *arg, const struct sfs_key_rec *r)
 {
 	struct cli_keys *k = arg;
@@ -491,6 +502,28 @@ void cli_keys_release(struct cli_keys *k)
 {
 	free(k->recs);
 	memset(k, 0, sizeof(*k));
+}
+
+int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x)
+{
+	struct sfs_json *arr;
+	size_t i;
+
+	if (rc == EXIT_OK)
+		rc = cli_keys_load(s, &x->keys);
+	cli_session_close(s);
+	if (rc == EXIT_OK && s->g->json) {
+		arr = sfs_json_array();
+		for (i = 0; i < x->l.n; i++)
+			fs_render_push(&arr, x->json(x, i));
+		rc = cli_json_print(arr);
+	} else if (rc == EXIT_OK) {
+		rc = x->table(x);
+	}
+	cli_keys_release(&x->keys);
+	free(x->l.items);
+	x->l.items = NULL;
+	return rc;
 }
 
 /* --- output buffer for value bytes ------------------------------------- */

@@ -206,6 +206,15 @@ int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
  * (out of memory). */
 void *cli_grow(void *arr, size_t n, size_t *cap, size_t size);
 
+/* Records collected by a core listing's callback (sfs_*_list calls it
+ * once per record), copied as they are. */
+struct cli_list {
+	void *items;
+	size_t n, cap;
+};
+/* Append a copy of item (size bytes): SFS_OK or SFS_ENOMEM. */
+int cli_list_push(struct cli_list *l, const void *item, size_t size);
+
 /* Every KMS key, to name the keys of secrets and versions. */
 struct cli_keys {
 	struct sfs_key_rec *recs;
@@ -215,6 +224,24 @@ int cli_keys_load(struct cli_session *s, struct cli_keys *k);
 /* The name of the key with this id, or the id itself when unknown. */
 const char *cli_keys_name(const struct cli_keys *k, const char *id);
 void cli_keys_release(struct cli_keys *k);
+
+/* A listing of secrets or versions: the records, the keys that name
+ * their KMS keys, and how to print them. */
+struct cli_listing {
+	struct cli_list l;
+	struct cli_keys keys;
+	/* record i as JSON (NULL: out of memory) */
+	struct sfs_json *(*json)(const struct cli_listing *x, size_t i);
+	/* every record as a table on stdout: EXIT_OK or EXIT_FAIL */
+	int (*table)(const struct cli_listing *x);
+	const void *arg; /* the printers' own */
+};
+/*
+ * After the listing's core calls (rc: EXIT_OK, or their failure already
+ * reported): load the keys, close s, print the records (a JSON array
+ * with --json, else the table) and release the listing. The exit code.
+ */
+int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x);
 
 /* --- output ------------------------------------------------------------ */
 

@@ -177,22 +177,9 @@ out:
 
 /* sfs_secret_list collects; keys are named after the listing (no core
  * call from inside a callback). */
-struct secret_list {
-	struct sfs_secret_rec *recs;
-	size_t n, cap;
-};
-
 static int secret_collect(void *arg, const struct sfs_secret_rec *r)
 {
-	struct secret_list *l = arg;
-	struct sfs_secret_rec *grown =
-	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
-
-	if (!grown)
-		return SFS_ENOMEM;
-	l->recs = grown;
-	l->recs[l->n++] = *r;
-	return 0;
+	return cli_list_push(arg, r, sizeof(*r));
 }
 
 static void version_cell(uint32_t n, char out[16])
@@ -203,8 +190,18 @@ static void version_cell(uint32_t n, char out[16])
 		snprintf(out, 16, "-");
 }
 
-static int secret_table(const struct secret_list *l, const struct cli_keys *k)
+static struct sfs_json *secret_json_at(const struct cli_listing *x, size_t i)
 {
+	const struct sfs_secret_rec *r = x->l.items;
+
+	return fs_render_secret_json(&r[i],
+				     cli_keys_name(&x->keys, r[i].kms_key_id));
+}
+
+static int secret_table(const struct cli_listing *x)
+{
+	const struct sfs_secret_rec *recs = x->l.items;
+	const struct cli_keys *k = &x->keys;
 	static const char *const hdr[] = { "NAME",   "STATUS", "DEFAULT",
 					   "LATEST", "KEY",
 					   "ACCESS-CONTROL" };
@@ -213,8 +210,8 @@ static int secret_table(const struct secret_list *l, const struct cli_keys *k)
 	size_t i;
 	int rc = cli_table_init(&t, 6, hdr);
 
-	for (i = 0; rc == EXIT_OK && i < l->n; i++) {
-		const struct sfs_secret_rec *r = &l->recs[i];
+	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
+		const struct sfs_secret_rec *r = &recs[i];
 		const char *row[6] = {
 			r->name,
 			sfs_state_name(r->status),
@@ -237,36 +234,16 @@ static int secret_table(const struct secret_list *l, const struct cli_keys *k)
 static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 		       int argc, char **argv)
 {
-	struct secret_list l = { NULL, 0, 0 };
-	struct cli_keys keys = { 0 };
+	struct cli_listing x = {.json = secret_json_at, .table = secret_table};
 	struct cli_session s;
-	struct sfs_json *arr;
-	size_t i;
 	int rc = cli_start(cmd, g, argc, argv, 0, 0, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &l, &s.err);
+	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &x.l, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot list secrets");
-	else
-		rc = cli_keys_load(&s, &keys);
-	cli_session_close(&s);
-	if (rc == EXIT_OK && g->json) {
-		arr = sfs_json_array();
-		for (i = 0; i < l.n; i++)
-			fs_render_push(
-			    &arr,
-			    fs_render_secret_json(
-				&l.recs[i],
-				cli_keys_name(&keys, l.recs[i].kms_key_id)));
-		rc = cli_json_print(arr);
-	} else if (rc == EXIT_OK) {
-		rc = secret_table(&l, &keys);
-	}
-	cli_keys_release(&keys);
-	free(l.recs);
-	return rc;
+	return cli_listing_end(&s, rc, &x);
 }
 
 static void print_owner(const char *field, uint32_t id, int is_group)
@@ -536,21 +513,9 @@ static int secret_exists(struct cli_session *s, const char *name)
 }
 
 /* Version numbers not yet destroyed, collected by sfs_version_list. */
-struct live_versions {
-	uint32_t *n;
-	size_t count, cap;
-};
-
 static int live_collect(void *arg, const struct sfs_version_rec *v)
 {
-	struct live_versions *l = arg;
-	uint32_t *grown = cli_grow(l->n, l->count, &l->cap, sizeof(*grown));
-
-	if (!grown)
-		return SFS_ENOMEM;
-	l->n = grown;
-	l->n[l->count++] = v->version;
-	return 0;
+	return cli_list_push(arg, &v->version, sizeof(v->version));
 }
 
 /*
@@ -560,7 +525,8 @@ static int live_collect(void *arg, const struct sfs_version_rec *v)
  */
 static int destroy_all(struct cli_session *s, const char *name)
 {
-	struct live_versions l = {NULL, 0, 0};
+	struct cli_list l = {NULL, 0, 0};
+	const uint32_t *n;
 	struct sfs_secret_rec rec;
 	size_t i;
 	int full = 0;
@@ -572,10 +538,10 @@ static int destroy_all(struct cli_session *s, const char *name)
 	if (rc == SFS_OK)
 		rc = sfs_version_list(s->ctx, &s->caller, name, 0, live_collect,
 				      &l, &s->err);
-	for (i = 0; rc == SFS_OK && i < l.count; i++)
-		rc = sfs_version_destroy(s->ctx, &s->caller, name, l.n[i],
+	for (i = 0, n = l.items; rc == SFS_OK && i < l.n; i++)
+		rc = sfs_version_destroy(s->ctx, &s->caller, name, n[i],
 					 &s->err);
-	free(l.n);
+	free(l.items);
 	return rc;
 }
 

@@ -253,31 +253,36 @@ out:
 	return rc;
 }
 
-struct version_list {
-	struct sfs_version_rec *recs;
-	size_t n, cap;
-};
-
 static int version_collect(void *arg, const struct sfs_version_rec *v)
 {
-	struct version_list *l = arg;
-	struct sfs_version_rec *grown =
-	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
+	struct cli_list *l = arg;
+	struct sfs_version_rec *last;
 
-	if (!grown)
+	if (cli_list_push(l, v, sizeof(*v)) != SFS_OK)
 		return SFS_ENOMEM;
-	l->recs = grown;
 	/* listed without blobs: nothing to own */
-	l->recs[l->n] = *v;
-	memset(&l->recs[l->n].wrapped_dek, 0, sizeof(struct sfs_blob));
-	memset(&l->recs[l->n].ciphertext, 0, sizeof(struct sfs_blob));
-	l->n++;
+	last = (struct sfs_version_rec *)l->items + l->n - 1;
+	memset(&last->wrapped_dek, 0, sizeof(struct sfs_blob));
+	memset(&last->ciphertext, 0, sizeof(struct sfs_blob));
 	return 0;
 }
 
-static int version_table(const struct version_list *l, uint32_t def,
-			 const struct cli_keys *k)
+/* Version i as JSON; x->arg is its secret's record (name, default). */
+static struct sfs_json *version_json_at(const struct cli_listing *x, size_t i)
 {
+	const struct sfs_secret_rec *sec = x->arg;
+	const struct sfs_version_rec *v = x->l.items;
+
+	return fs_render_version_json(sec->name, &v[i], sec->default_version,
+				      cli_keys_name(&x->keys, v[i].kms_key_id));
+}
+
+static int version_table(const struct cli_listing *x)
+{
+	const struct sfs_secret_rec *sec = x->arg;
+	const struct sfs_version_rec *recs = x->l.items;
+	const struct cli_keys *k = &x->keys;
+	uint32_t def = sec->default_version;
 	static const char *const hdr[] = { "VERSION", "STATE", "DEFAULT",
 					   "FORMAT",  "SIZE",  "KEY",
 					   "CREATED" };
@@ -286,8 +291,8 @@ static int version_table(const struct version_list *l, uint32_t def,
 	size_t i;
 	int rc = cli_table_init(&t, 7, hdr);
 
-	for (i = 0; rc == EXIT_OK && i < l->n; i++) {
-		const struct sfs_version_rec *v = &l->recs[i];
+	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
+		const struct sfs_version_rec *v = &recs[i];
 		const char *row[7] = {
 		    num,
 		    sfs_state_name(v->state),
@@ -312,13 +317,11 @@ static int version_table(const struct version_list *l, uint32_t def,
 static int version_list(const struct cli_cmd *cmd,
 			const struct cli_global *g, int argc, char **argv)
 {
-	struct version_list l = { NULL, 0, 0 };
-	struct cli_keys keys = { 0 };
 	struct sfs_secret_rec sec;
+	struct cli_listing x = {
+	    .json = version_json_at, .table = version_table, .arg = &sec};
 	struct cli_session s;
-	struct sfs_json *arr;
 	const char *name;
-	size_t i;
 	int full, rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
@@ -327,28 +330,11 @@ static int version_list(const struct cli_cmd *cmd,
 	rc = sfs_secret_get(s.ctx, &s.caller, name, &sec, &full, &s.err);
 	if (rc == SFS_OK)
 		rc = sfs_version_list(s.ctx, &s.caller, name, 1,
-				      version_collect, &l, &s.err);
+				      version_collect, &x.l, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot list versions of '%s'",
 				      name);
-	else
-		rc = cli_keys_load(&s, &keys);
-	cli_session_close(&s);
-	if (rc == EXIT_OK && g->json) {
-		arr = sfs_json_array();
-		for (i = 0; i < l.n; i++)
-			fs_render_push(
-			    &arr,
-			    fs_render_version_json(
-				sec.name, &l.recs[i], sec.default_version,
-				cli_keys_name(&keys, l.recs[i].kms_key_id)));
-		rc = cli_json_print(arr);
-	} else if (rc == EXIT_OK) {
-		rc = version_table(&l, sec.default_version, &keys);
-	}
-	cli_keys_release(&keys);
-	free(l.recs);
-	return rc;
+	return cli_listing_end(&s, rc, &x);
 }
 
 /* --- version get ------------------------------------------------------- */
