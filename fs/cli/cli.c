@@ -402,8 +402,11 @@ int cli_store_dir(const struct cli_global *g, char *dir, size_t cap)
 int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,
 	      int argc, char **argv, int min, int max, struct cli_session *s)
 {
-	int rc = cli_parse_plain(cmd, argc, argv, min, max);
+	return cli_open_go(cli_parse_plain(cmd, argc, argv, min, max), g, s);
+}
 
+int cli_open_go(int rc, const struct cli_global *g, struct cli_session *s)
+{
 	if (rc == CLI_GO && cli_session_open(s, g) != EXIT_OK)
 		rc = EXIT_FAIL;
 	return rc;

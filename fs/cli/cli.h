@@ -192,6 +192,9 @@ void cli_session_close(struct cli_session *s);
 /* The store directory's path: --store, or the default one. EXIT_OK, or
  * EXIT_FAIL (reported). */
 int cli_store_dir(const struct cli_global *g, char *dir, size_t cap);
+/* After a parser's rc: CLI_GO with s open, or the exit code to return
+ * (rc itself, or EXIT_FAIL when the store did not open). */
+int cli_open_go(int rc, const struct cli_global *g, struct cli_session *s);
 /* cli_parse_plain, then cli_session_open: CLI_GO with s open, or the
  * exit code to return (help, usage error, store not opened). */
 int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,

@@ -20,13 +20,12 @@ static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
 	};
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 1);
+	int rc = cli_open_go(cli_parse(cmd, argc, argv, opts, NULL, 1, 1), g,
+			     &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_create(s.ctx, &s.caller, name, desc, &rec, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot create key '%s'", name);

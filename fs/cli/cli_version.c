@@ -18,18 +18,18 @@
 #include "secretfs/value.h"
 #include "secretfs/version.h"
 
-/* NAME and N (argv[optind], argv[optind + 1]) of a plain command. */
-static int name_and_number(const struct cli_cmd *cmd, int argc, char **argv,
-			   uint32_t *n)
+/* NAME and N (argv[optind], argv[optind + 1]) of a plain command, then
+ * the store: CLI_GO with s open, or the exit code to return. */
+static int name_and_number(const struct cli_cmd *cmd,
+			   const struct cli_global *g, int argc, char **argv,
+			   uint32_t *n, struct cli_session *s)
 {
 	int rc = cli_parse_plain(cmd, argc, argv, 2, 2);
 
-	if (rc != CLI_GO)
-		return rc;
-	if (cli_parse_number(argv[optind + 1], n))
+	if (rc == CLI_GO && cli_parse_number(argv[optind + 1], n))
 		return cli_bad_usage(cmd, "bad version number '%s'",
 				     argv[optind + 1]);
-	return CLI_GO;
+	return cli_open_go(rc, g, s);
 }
 
 /* Version n of name as JSON: its record, whether it is the default, and
@@ -582,13 +582,11 @@ static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct cli_session s;
 	const char *name;
 	struct get_args a = {0, 0, 0, NULL};
-	int rc = get_parse(cmd, argc, argv, &a);
+	int rc = cli_open_go(get_parse(cmd, argc, argv, &a), g, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	memset(&info, 0, sizeof(info));
 	rc = a.latest ? get_latest(&s, name, &a.n) : SFS_OK;
 	if (rc == SFS_OK)
@@ -623,12 +621,10 @@ static int version_set_default(const struct cli_cmd *cmd,
 {
 	struct cli_session s;
 	uint32_t n = 0;
-	int rc = name_and_number(cmd, argc, argv, &n);
+	int rc = name_and_number(cmd, g, argc, argv, &n, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_version_set_default(s.ctx, &s.caller, argv[optind], n,
 				     &s.err);
 	if (rc != SFS_OK)
@@ -726,13 +722,11 @@ static int version_copy(const struct cli_cmd *cmd,
 	struct cli_session s;
 	const char *name;
 	uint32_t n = 0;
-	int rc = name_and_number(cmd, argc, argv, &n);
+	int rc = name_and_number(cmd, g, argc, argv, &n, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	memset(&rec, 0, sizeof(rec));
 	rc = sfs_version_copy(s.ctx, &s.caller, name, n, &rec, &s.err);
 	if (rc != SFS_OK)
