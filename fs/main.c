@@ -21,8 +21,8 @@ static const struct cli_group *const groups[] = {
 
 /* The commands that are not in a group. */
 static const struct cli_cmd *const singles[] = {
-	&cli_backup_cmd, &cli_restore_cmd, &cli_init_cmd,
-	&cli_audit_cmd,	 &cli_rekey_cmd,   &cli_watch_cmd,
+    &cli_backup_cmd, &cli_restore_cmd, &cli_init_cmd,
+    &cli_audit_cmd,  &cli_rekey_cmd,   &cli_watch_cmd,
 };
 
 static const char global_usage[] =

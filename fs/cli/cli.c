@@ -162,8 +162,7 @@ int cli_args(const struct cli_cmd *cmd, int argc, char **argv, int min,
 
 /* The getopt_long table for opts' rows, --help and (src) the VALUE
  * options. */
-static void opt_table(const struct cli_opt *opts, int src,
-		      struct option *lo)
+static void opt_table(const struct cli_opt *opts, int src, struct option *lo)
 {
 	static const struct option tail[] = {
 	    {"value", required_argument, NULL, CLI_OPT_VALUE},
@@ -222,14 +221,14 @@ int cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
 
 	if (rc == 'h' || rc == ':' || rc == '?')
 		return cli_opt_other(cmd, rc, argv);
-	if (rc == CLI_GO && (rc = cli_args(cmd, argc, argv, min, max)) ==
-				EXIT_OK)
+	if (rc == CLI_GO &&
+	    (rc = cli_args(cmd, argc, argv, min, max)) == EXIT_OK)
 		rc = CLI_GO;
 	return rc;
 }
 
-int cli_parse_plain(const struct cli_cmd *cmd, int argc, char **argv,
-		    int min, int max)
+int cli_parse_plain(const struct cli_cmd *cmd, int argc, char **argv, int min,
+		    int max)
 {
 	return cli_parse(cmd, argc, argv, NULL, NULL, min, max);
 }

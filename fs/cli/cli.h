@@ -85,9 +85,9 @@ int cli_opt_other(const struct cli_cmd *cmd, int ch, char **argv);
  * finds goes. Exactly one of arg, flag and take is set.
  */
 struct cli_opt {
-	const char *name;  /* without "--" */
-	const char **arg;  /* takes a value: the last one given */
-	int *flag;	   /* takes none: set to 1 */
+	const char *name; /* without "--" */
+	const char **arg; /* takes a value: the last one given */
+	int *flag;	  /* takes none: set to 1 */
 	/* takes a value checked as it comes: EXIT_OK, or the exit code
 	 * (a usage error) that stops the parse */
 	int (*take)(const struct cli_cmd *cmd, const char *arg, void *to);

@@ -66,9 +66,10 @@ static int since_parse(const char *text, int64_t *ns)
 static int since_take(const struct cli_cmd *cmd, const char *arg, void *to)
 {
 	if (since_parse(arg, to) != SFS_OK)
-		return cli_bad_usage(cmd, "bad time '%s' (RFC 3339, "
-					  "YYYY-MM-DD, or an age: "
-					  "30m, 2h, 1d)",
+		return cli_bad_usage(cmd,
+				     "bad time '%s' (RFC 3339, "
+				     "YYYY-MM-DD, or an age: "
+				     "30m, 2h, 1d)",
 				     arg);
 	return EXIT_OK;
 }

@@ -20,8 +20,8 @@ static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
 	};
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int rc = cli_open_go(cli_parse(cmd, argc, argv, opts, NULL, 1, 1), g,
-			     &s);
+	int rc =
+	    cli_open_go(cli_parse(cmd, argc, argv, opts, NULL, 1, 1), g, &s);
 
 	if (rc != CLI_GO)
 		return rc;

@@ -356,8 +356,9 @@ static int access_take(const struct cli_cmd *cmd, const char *arg, void *to)
 	struct sfs_secret_update *u = to;
 
 	if (strcmp(arg, "on") && strcmp(arg, "off"))
-		return cli_bad_usage(cmd, "--access-control takes on "
-					  "or off, not '%s'",
+		return cli_bad_usage(cmd,
+				     "--access-control takes on "
+				     "or off, not '%s'",
 				     arg);
 	u->fields |= SFS_SF_ACCESS_CONTROL;
 	u->access_control = !strcmp(arg, "on");
@@ -370,8 +371,9 @@ static int mode_take(const struct cli_cmd *cmd, const char *arg, void *to)
 	struct sfs_secret_update *u = to;
 
 	if (parse_mode(arg, &u->mode))
-		return cli_bad_usage(cmd, "bad mode '%s' (octal, at "
-					  "most 0777)",
+		return cli_bad_usage(cmd,
+				     "bad mode '%s' (octal, at "
+				     "most 0777)",
 				     arg);
 	u->fields |= SFS_SF_MODE;
 	return EXIT_OK;

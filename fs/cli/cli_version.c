@@ -651,15 +651,14 @@ static int state_changed(struct cli_session *s, const char *verb,
 }
 
 static int version_activate(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			    const char *name, uint32_t n,
-			    struct sfs_error *err)
+			    const char *name, uint32_t n, struct sfs_error *err)
 {
 	return sfs_version_set_state(ctx, c, name, n, 1, err);
 }
 
-static int version_deactivate(struct sfs_ctx *ctx,
-			      const struct sfs_caller *c, const char *name,
-			      uint32_t n, struct sfs_error *err)
+static int version_deactivate(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			      const char *name, uint32_t n,
+			      struct sfs_error *err)
 {
 	return sfs_version_set_state(ctx, c, name, n, 0, err);
 }
@@ -680,8 +679,8 @@ static const struct version_change {
     {"destroy", "destroyed", 1, sfs_version_destroy},
 };
 
-static int version_change(const struct cli_cmd *cmd,
-			  const struct cli_global *g, int argc, char **argv)
+static int version_change(const struct cli_cmd *cmd, const struct cli_global *g,
+			  int argc, char **argv)
 {
 	const struct version_change *c = version_changes;
 	struct cli_session s;
