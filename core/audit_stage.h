@@ -9,8 +9,7 @@
 #include "ctx_layout.h"
 
 /*
- * One audit line, written now. Returns sfs_audit_write()'s result; a
- * failure is also remembered for sfs_ctx_last_error().
+ * One audit line, written now. Returns sfs_audit_write()'s result.
  *
  * A change's line is staged instead by the change runner
  * (ctx_change_run, internal.h) with ctx_audit_stage(): ctx_end() stores
