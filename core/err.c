@@ -18,33 +18,39 @@ struct err_row {
 	const char *text;
 };
 
+/* A code, the errno of the same name, the code's name without "SFS_",
+ * its text; AS() for a code whose errno has another name. */
+#define ROW(c, text)                                                           \
+	{                                                                      \
+		SFS_##c, c, #c, text                                           \
+	}
+#define AS(c, errnum, text)                                                    \
+	{                                                                      \
+		SFS_##c, errnum, #c, text                                      \
+	}
+
 static const struct err_row rows[] = {
-	{ SFS_OK, 0, "ok", "success" },
-	{ SFS_ENOENT, ENOENT, "ENOENT", "no such secret, version or key" },
-	{ SFS_ENODATA, ENODATA, "ENODATA", "no such attribute" },
-	{ SFS_EACCES, EACCES, "EACCES", "permission denied" },
-	{ SFS_EKEYREVOKED, EKEYREVOKED, "EKEYREVOKED",
-	  "secret or version is deactivated" },
-	{ SFS_ENOKEY, ENOKEY, "ENOKEY", "kms key is deactivated or gone" },
-	{ SFS_EBADMSG, EBADMSG, "EBADMSG",
-	  "stored data failed authentication" },
-	{ SFS_EEXIST, EEXIST, "EEXIST", "already exists" },
-	{ SFS_EINVAL, EINVAL, "EINVAL", "invalid argument" },
-	{ SFS_ENAMETOOLONG, ENAMETOOLONG, "ENAMETOOLONG",
-	  "name longer than 128 bytes" },
-	{ SFS_EFBIG, EFBIG, "EFBIG", "value larger than 65536 bytes" },
-	{ SFS_EBUSY, EBUSY, "EBUSY", "refused by a lifecycle rule" },
-	{ SFS_ENOTEMPTY, ENOTEMPTY, "ENOTEMPTY",
-	  "versions remain that are not destroyed" },
-	{ SFS_EPERM, EPERM, "EPERM", "operation not permitted" },
-	{ SFS_EROFS, EROFS, "EROFS", "read-only" },
-	{ SFS_EIO, EIO, "EIO", "store i/o error" },
-	{ SFS_ENOMEM, ENOMEM, "ENOMEM", "out of memory" },
-	{ SFS_ENOSPC, ENOSPC, "ENOSPC", "no space left on the store's disk" },
-	{ SFS_EMASTER, EACCES, "EMASTER", "wrong master key or passphrase" },
-	{ SFS_EKEYFILE, EACCES, "EKEYFILE",
-	  "key file is readable by group or others" },
-	{ SFS_ENOSTORE, ENOENT, "ENOSTORE", "store is not initialised" },
+    {SFS_OK, 0, "ok", "success"},
+    ROW(ENOENT, "no such secret, version or key"),
+    ROW(ENODATA, "no such attribute"),
+    ROW(EACCES, "permission denied"),
+    ROW(EKEYREVOKED, "secret or version is deactivated"),
+    ROW(ENOKEY, "kms key is deactivated or gone"),
+    ROW(EBADMSG, "stored data failed authentication"),
+    ROW(EEXIST, "already exists"),
+    ROW(EINVAL, "invalid argument"),
+    ROW(ENAMETOOLONG, "name longer than 128 bytes"),
+    ROW(EFBIG, "value larger than 65536 bytes"),
+    ROW(EBUSY, "refused by a lifecycle rule"),
+    ROW(ENOTEMPTY, "versions remain that are not destroyed"),
+    ROW(EPERM, "operation not permitted"),
+    ROW(EROFS, "read-only"),
+    ROW(EIO, "store i/o error"),
+    ROW(ENOMEM, "out of memory"),
+    ROW(ENOSPC, "no space left on the store's disk"),
+    AS(EMASTER, EACCES, "wrong master key or passphrase"),
+    AS(EKEYFILE, EACCES, "key file is readable by group or others"),
+    AS(ENOSTORE, ENOENT, "store is not initialised"),
 };
 
 static const struct err_row *find(int code)
