@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "secretfs/err.h"
+#include "secretfs/policy.h"
 
 struct err_row {
 	int code;
@@ -114,4 +115,22 @@ void sfs_error_clear(struct sfs_error *err)
 		return;
 	err->code = SFS_OK;
 	err->msg[0] = '\0';
+}
+
+void sfs_error_printable(char *text)
+{
+	size_t i, len, total = strlen(text);
+	unsigned char ch;
+
+	for (i = 0; text[i]; i++) {
+		ch = (unsigned char)text[i];
+		len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
+		if (ch < 0x20 || ch == 0x7f)
+			text[i] = '?';
+		else if (ch >= 0x80 && (len > total - i ||
+					sfs_policy_utf8_check(text + i, len)))
+			text[i] = '?'; /* its continuation bytes follow suit */
+		else
+			i += len - 1;
+	}
 }

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "fs.h"
-#include "secretfs/policy.h"
 #include "secretfs/crypto.h"
 
 /* Is every number in the subject (outside quotes) also in what? */
@@ -113,25 +112,11 @@ static const char *error_why(const char *what, const struct sfs_error *err)
 static void err_line(const char *what, const char *why, const char *tail)
 {
 	char buf[1024];
-	size_t i, total;
-	int n = snprintf(buf, sizeof(buf), "secretfs: %s: %s%s", what, why,
-			 tail);
 
-	if (n < 0)
+	if (snprintf(buf, sizeof(buf), "secretfs: %s: %s%s", what, why, tail) <
+	    0)
 		return;
-	total = strlen(buf);
-	for (i = 0; buf[i]; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-		size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
-
-		if (ch < 0x20 || ch == 0x7f)
-			buf[i] = '?';
-		else if (ch >= 0x80 && (len > total - i ||
-					sfs_policy_utf8_check(buf + i, len)))
-			buf[i] = '?'; /* its continuation bytes follow suit */
-		else
-			i += len - 1;
-	}
+	sfs_error_printable(buf);
 	fprintf(stderr, "%s\n", buf);
 }
 

@@ -69,4 +69,11 @@ int sfs_error_set(struct sfs_error *err, int code, const char *fmt, ...)
 /* Reset err to SFS_OK with an empty message. err may be NULL. */
 void sfs_error_clear(struct sfs_error *err);
 
+/*
+ * Make text one printable line, in place, for a message that quotes
+ * names from users: each control byte, DEL, and byte of invalid or
+ * truncated UTF-8 becomes '?'; valid UTF-8 is kept.
+ */
+void sfs_error_printable(char *text);
+
 #endif
