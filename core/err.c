@@ -96,15 +96,44 @@ int sfs_err_errno(int code)
 	return r ? r->errnum : EIO;
 }
 
+/*
+ * Where the reason starts in msg, formatted from fmt and ap: after what
+ * fmt's text before its first ": " formats to. fmt is the program's text,
+ * so a name in an argument cannot move the split. 0 when fmt has no
+ * ": " or msg has nothing after it.
+ */
+static size_t why_at(const char *msg, const char *fmt, va_list ap)
+{
+	const char *sep = strstr(fmt, ": ");
+	char head[256];
+	int n;
+
+	if (!sep || (size_t)(sep - fmt) >= sizeof(head))
+		return 0;
+	memcpy(head, fmt, (size_t)(sep - fmt));
+	head[sep - fmt] = '\0';
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	n = vsnprintf(NULL, 0, head, ap); /* a prefix of the caller's format */
+#pragma GCC diagnostic pop
+	if (n <= 0 || (size_t)n + 2 >= strlen(msg) ||
+	    strncmp(msg + n, ": ", 2) != 0)
+		return 0;
+	return (size_t)n + 2;
+}
+
 int sfs_error_set(struct sfs_error *err, int code, const char *fmt, ...)
 {
-	va_list ap;
+	va_list ap, again;
 
 	if (!err)
 		return code;
 	err->code = code;
 	va_start(ap, fmt);
+	va_copy(again, ap);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	err->why = why_at(err->msg, fmt, again);
+	va_end(again);
 	va_end(ap);
 	return code;
 }
@@ -115,6 +144,7 @@ void sfs_error_clear(struct sfs_error *err)
 		return;
 	err->code = SFS_OK;
 	err->msg[0] = '\0';
+	err->why = 0;
 }
 
 void sfs_error_printable(char *text)

@@ -70,37 +70,19 @@ static int subject_known(const char *subject, size_t len, const char *what)
 	return quoted;
 }
 
-/* Length of msg's subject: up to its first ": " outside quotes (a quoted
- * path may hold one), or 0 when it has none. */
-static size_t subject_len(const char *msg)
-{
-	const char *p;
-	int in_quote = 0;
-
-	for (p = msg; *p; p++) {
-		if (*p == '\'')
-			in_quote = !in_quote;
-		else if (!in_quote && p[0] == ':' && p[1] == ' ' && p[2])
-			return (size_t)(p - msg);
-	}
-	return 0;
-}
-
 /*
  * The "why" of an error: the core's message, or its code's description.
- * Core messages read "<subject>: <why>"; when the subject only repeats
- * what, the why alone follows what, so that the line does not say the
- * subject twice.
+ * A core message "<subject>: <why>" says where its why starts
+ * (err->why); when the subject only repeats what, the why alone follows
+ * what, so that the line does not say the subject twice.
  */
 static const char *error_why(const char *what, const struct sfs_error *err)
 {
-	size_t n;
-
 	if (!err || !err->msg[0])
 		return sfs_strerror(err ? err->code : 0);
-	n = subject_len(err->msg);
-	if (n && subject_known(err->msg, n, what))
-		return err->msg + n + 2;
+	if (err->why >= 2 && err->why < sizeof(err->msg) &&
+	    subject_known(err->msg, err->why - 2, what))
+		return err->msg + err->why;
 	return err->msg;
 }
 
