@@ -434,6 +434,18 @@ START_TEST(rekey_with_an_unsafe_key_file_changes_nothing)
 }
 END_TEST
 
+/* After a failed rekey: the store opens under the old key only, its
+ * value reads, and the log holds exactly the n lines ops / res. */
+static void assert_rekey_undone(const char *path, const char *const *ops,
+				const char *const *res, size_t n)
+{
+	ck_assert_int_eq(reopen(path), SFS_EMASTER);
+	ck_assert_int_eq(reopen(NULL), SFS_OK);
+	ck_assert_int_eq(rd("a", 1, "one"), SFS_OK);
+	tu_assert_audit_field(store, "op", ops, n);
+	tu_assert_audit_field(store, "result", res, n);
+}
+
 /* A read-only context cannot rekey: EROFS, the store stays under its
  * key, and the refusal is audited. */
 START_TEST(rekey_on_a_read_only_context_is_erofs)
@@ -455,10 +467,7 @@ START_TEST(rekey_on_a_read_only_context_is_erofs)
 	ck_assert_int_eq(err.code, SFS_EROFS);
 	ck_assert_str_eq(err.msg, "store: the store is read-only");
 	sfs_ctx_close(ro);
-	ck_assert_int_eq(reopen(NULL), SFS_OK);
-	ck_assert_int_eq(rd("a", 1, "one"), SFS_OK);
-	tu_assert_audit_field(store, "op", ops, 3);
-	tu_assert_audit_field(store, "result", res, 3);
+	assert_rekey_undone(path, ops, res, 3);
 }
 END_TEST
 
@@ -482,11 +491,7 @@ START_TEST(rekey_store_failure_changes_nothing)
 	ck_assert_int_eq(err.code, SFS_EIO);
 	ck_assert_str_eq(err.msg, "fault store: injected failure in keyver_set");
 	fault_store_reset(f);
-	ck_assert_int_eq(reopen(path), SFS_EMASTER);
-	ck_assert_int_eq(reopen(NULL), SFS_OK);
-	ck_assert_int_eq(rd("a", 1, "one"), SFS_OK);
-	tu_assert_audit_field(store, "op", ops, 4);
-	tu_assert_audit_field(store, "result", res, 4);
+	assert_rekey_undone(path, ops, res, 4);
 }
 END_TEST
 
@@ -530,11 +535,7 @@ START_TEST(rekey_commits_its_audit_line_with_it)
 	ck_assert_int_eq(err.code, SFS_EIO);
 	ck_assert_str_eq(err.msg, "test: commit failed");
 	ck_assert_ptr_eq(sfs_ctx_swap_store(ctx, real), &hook);
-	ck_assert_int_eq(reopen(path), SFS_EMASTER);
-	ck_assert_int_eq(reopen(NULL), SFS_OK);
-	ck_assert_int_eq(rd("a", 1, "one"), SFS_OK);
-	tu_assert_audit_field(store, "op", ops, 3);
-	tu_assert_audit_field(store, "result", res, 3);
+	assert_rekey_undone(path, ops, res, 3);
 }
 END_TEST
 
