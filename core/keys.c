@@ -24,14 +24,9 @@ const char *sfs_key_type_name(int type)
 
 const char *sfs_state_name(int state)
 {
-	switch (state) {
-	case SFS_STATE_ACTIVE:
-		return "active";
-	case SFS_STATE_DEACTIVATED:
-		return "deactivated";
-	default:
-		return "destroyed";
-	}
+	return state == SFS_STATE_ACTIVE	? "active"
+	       : state == SFS_STATE_DEACTIVATED ? "deactivated"
+						: "destroyed";
 }
 
 /* A key-management change as the runner carries it. */
