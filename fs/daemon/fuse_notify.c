@@ -562,7 +562,6 @@ static void own_entry(fuse_req_t req, uint64_t parent, int kind,
 	if (fi) {
 		fi->fh = 0;
 		fi->direct_io = 1;
-		fi->noflush = 1;
 		if (fuse_reply_create(req, &e, fi))
 			fs_node_forget(ino, 1);
 	} else if (fuse_reply_entry(req, &e)) {
@@ -615,7 +614,6 @@ static void n_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fs_notify_own(req)) {
 		fi->fh = 0;
 		fi->direct_io = 1;
-		fi->noflush = 1; /* its close owes nothing: one request less */
 		fuse_reply_open(req, fi);
 	} else if (ro(req) && ((fi->flags & O_ACCMODE) != O_RDONLY ||
 			       (fi->flags & O_TRUNC))) {
