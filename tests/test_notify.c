@@ -5,7 +5,8 @@
  * PostgreSQL store (a throwaway cluster per test case, started and removed
  * in the runner by an unchecked fixture; the commit-to-event latency is
  * printed, not asserted), and a read right after each event returns
- * exactly the new value; deactivation and activation, new versions and
+ * exactly the new value (a kv/ file grown at a rotation too, through
+ * sendfile); deactivation and activation, new versions and
  * new or deleted secrets give events; ro and only= views; every cache
  * mode; notify=replace and notify=none; poll(2)'s POLLPRI; a stuck
  * watcher slows no one; the daemon's own operations are neither audited
@@ -213,6 +214,46 @@ START_TEST(kv_files_give_modify_events)
 	ck_assert_ptr_nonnull(log);
 	ck_assert_ptr_null(strstr(log, "\"comm\":\"secretfs\""));
 	free(log);
+}
+END_TEST
+
+/* A kv/ file whose value grows at a rotation: sendfile(2) right after
+ * the event (bounded by the kernel's cached size, which a stat would
+ * refresh but sendfile does not) returns the whole new value. */
+static void kv_sendfile_rotations(const char *opts)
+{
+	struct watcher w;
+	char v[64], kv[80];
+	int i;
+
+	ck_assert_int_eq(cli("secret", "create", "db", "--kv", "pass=b", NULL),
+			 0);
+	up(opts);
+	assert_reads("secrets/db/kv/pass", "b");
+	watch_start(&w, h_mp, "secrets/db/kv/pass", NULL);
+	for (i = 1; i <= 10; i++) {
+		snprintf(v, sizeof(v), "grown-%0*d", i * 4, i);
+		snprintf(kv, sizeof(kv), "pass=%s", v);
+		ck_assert_int_eq(cli("version", "add", "db", "--kv", kv, NULL),
+				 0);
+		ck_assert_int_ge(
+		    watch_until(&w, "kv/pass", "CLOSE_WRITE", "MODIFY", NULL),
+		    1);
+		assert_sendfile("secrets/db/kv/pass", v);
+		assert_reads("secrets/db/kv/pass", v);
+	}
+	watch_stop(&w);
+}
+
+START_TEST(kv_file_grown_sendfile_after_event_reads_whole_value)
+{
+	kv_sendfile_rotations(NULL);
+}
+END_TEST
+
+START_TEST(kv_file_grown_sendfile_after_event_reads_whole_value_cache_kernel)
+{
+	kv_sendfile_rotations("cache=kernel");
 }
 END_TEST
 
@@ -956,6 +997,8 @@ static Suite *notify_suite(void)
 	    cli_rotation_gives_modify_events,
 	    own_operations_neither_versions_nor_audited,
 	    kv_files_give_modify_events,
+	    kv_file_grown_sendfile_after_event_reads_whole_value,
+	    kv_file_grown_sendfile_after_event_reads_whole_value_cache_kernel,
 	    mount_rotation_reaches_ro_view,
 	    ro_view_refuses_user_writes_with_erofs,
 	    cache_open_delivers_events,
