@@ -595,6 +595,52 @@ START_TEST(stuck_watcher_does_not_block_others)
 }
 END_TEST
 
+/* The watched app holds default open across rotations (as a service
+ * holds its certificate): each rotation still gives its events, the
+ * app's fresh open right after each reads exactly the new value (read(2)
+ * and sendfile(2)), and with snapshot set the held handle goes on reading
+ * the value it opened (SPEC §3: a handle sees the value as it was at
+ * open), fstat giving that value's size. */
+static void held_rotations(const char *opts, int snapshot)
+{
+	struct watcher w;
+	struct stat st;
+	char v[32], buf[64];
+	int held, i;
+
+	mk("db", "v0");
+	up(opts);
+	held = open(P("secrets/db/default"), O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(held, 0);
+	watch_start(&w, h_mp, "secrets/db/default", NULL);
+	for (i = 1; i <= 20; i++) {
+		snprintf(v, sizeof(v), "held-%d-%s", i, i % 2 ? "long" : "x");
+		rotate("db", v);
+		expect_modify(&w, "secrets/db/default", v);
+		if (!snapshot)
+			continue;
+		ck_assert_int_eq(pread(held, buf, sizeof(buf), 0), 2);
+		ck_assert_int_eq(memcmp(buf, "v0", 2), 0);
+		ck_assert_int_eq(fstat(held, &st), 0);
+		ck_assert_int_eq(st.st_size, 2);
+	}
+	watch_stop(&w);
+	close(held);
+	assert_sendfile("secrets/db/default", v);
+}
+
+START_TEST(rotation_while_app_holds_default_open)
+{
+	held_rotations(NULL, 1);
+}
+END_TEST
+
+START_TEST(rotation_while_app_holds_default_open_cache_open)
+{
+	held_rotations("cache=open", 0);
+}
+END_TEST
+
 /* Is a notify helper of this test's mountpoint still running? */
 static int helper_alive(void)
 {
@@ -1104,6 +1150,8 @@ static Suite *notify_suite(void)
 	    none_mode_sends_nothing,
 	    poll_reports_pollpri_after_change,
 	    stuck_watcher_does_not_block_others,
+	    rotation_while_app_holds_default_open,
+	    rotation_while_app_holds_default_open_cache_open,
 	    killed_daemon_exits_with_events_in_flight,
 	    watch_prints_one_line_per_change,
 	    watch_json_lines,
