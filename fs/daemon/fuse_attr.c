@@ -463,7 +463,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node_info n;
 	struct stat st;
 	int mine = 0, snap = 0, rc = fs_node_get(ino, &n);
-	off_t size;
+	off_t size = 0;
 
 	if (!rc)
 		rc = fs_node_attr_mine(req, &n, &st, &mine);
@@ -471,20 +471,21 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_reply_err(req, rc);
 		return;
 	}
-	size = st.st_size;
 	/* a handle's own snapshot: lseek(SEEK_END) sends it, fstat not */
 	if ((n.kind == FK_DEFAULT || n.kind == FK_KV) &&
 	    fs_rd_size(fi, &st.st_size)) {
 		snap = 1;
 	} else if (n.kind == FK_DEFAULT || n.kind == FK_KV) {
+		size = st.st_size;
 		snap = fs_rd_snapshot(req, ino, &st.st_size);
+		/* fstat: a handle's size, not the file's. Kept as the
+		 * inode's, it would cut a sendfile(2) of a fresh open (which
+		 * trusts the cached size) of the new value. Invalidated
+		 * first, the kernel drops this reply's attributes; fstat
+		 * still returns them. (lseek's size is the inode's: kept.) */
+		if (st.st_size != size)
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
 	}
-	/* A handle's size, not the file's: the kernel would keep it as the
-	 * inode's, and sendfile(2) of a fresh open (which trusts the cached
-	 * size) would cut the new value. Invalidated first, the kernel drops
-	 * this reply's attributes; the caller's stat still gets them. */
-	if (st.st_size != size)
-		fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
 	if (n.kind == FK_STAGED || n.writers || snap || (mine & FS_MINE_ATTR))
 		fuse_reply_attr(req, &st, 0);
 	else
