@@ -1102,13 +1102,33 @@ START_TEST(deactivate_activate_on_another_host_give_events)
 }
 END_TEST
 
-/* Host A rotates by the CLI; an unmodified inotifywait in a container
- * watching a view of host B's mount gets each rotation, and its read
- * right after each event returns exactly the new value. */
+/* Host A rotates through its own mount (a daemon with its connection
+ * open: a few ms a rotation, where a CLI run costs ~100 ms; the CLI of
+ * another host is rotation_on_another_host_gives_modify_events'); an
+ * unmodified inotifywait in a container watching a view of host B's
+ * store gets each rotation, and its read right after each event returns
+ * exactly the new value. */
 START_TEST(container_watcher_gets_rotations_from_another_host)
 {
+	struct ctr c;
+	char ma[600], v[64];
+	pid_t da = -1;
+	int i;
+
 	mk("app-db", "v0");
-	ctr_cli_rotations(pg_host[1], "host-a");
+	snprintf(ma, sizeof(ma), "%s/ma", h_base);
+	ck_assert_int_eq(mkdir(ma, 0755), 0);
+	ck_assert_int_eq(h_mount_at(ma, NULL, &da), 0); /* h_store: A's */
+	ctr_start(&c, pg_host[1]);
+	for (i = 1; i <= ROTATIONS; i++) {
+		snprintf(v, sizeof(v), "host-a-%d", i);
+		ck_assert_int_eq(put_s("../ma/secrets/app-db/default",
+				       O_WRONLY | O_TRUNC, v),
+				 0);
+		ctr_expect(&c, i, v);
+	}
+	ctr_stop(&c);
+	ck_assert_int_eq(h_umount_at(ma, &da), 0);
 }
 END_TEST
 
