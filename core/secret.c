@@ -541,3 +541,13 @@ int sfs_secret_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return secret_run(ctx, c, SFS_ACT_SECRET_DELETE, &sc, counted_gather,
 			  SFS_OK, err);
 }
+
+int sfs_secret_name_valid(const char *name, struct sfs_error *err)
+{
+	int rc = sfs_policy_name_check(name, strlen(name));
+
+	sfs_error_clear(err);
+	if (rc != SFS_OK)
+		sfs_error_set(err, rc, "%s", sfs_policy_name_why(rc));
+	return rc;
+}

@@ -16,14 +16,6 @@
 
 /* ---- helpers for the services ----------------------------------------- */
 
-static void note_store_failure(struct sfs_ctx *ctx, int rc,
-			       const struct sfs_error *err)
-{
-	if (rc != SFS_EIO && rc != SFS_ENOSPC)
-		return;
-	ctx_note_error(ctx, err && err->msg[0] ? err->msg : sfs_strerror(rc));
-}
-
 /* Mutex held: begin, or unlock on failure. */
 int ctx_begin_locked(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 {
@@ -32,10 +24,8 @@ int ctx_begin_locked(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 	/* A read-only context never writes: the policy refuses, and a
 	 * read transaction does not contend for the store's write lock. */
 	rc = sfs_store_begin(ctx->store, write && !ctx->readonly, err);
-	if (rc != SFS_OK) {
-		note_store_failure(ctx, rc, err);
+	if (rc != SFS_OK)
 		pthread_mutex_unlock(&ctx->mutex);
-	}
 	return rc;
 }
 
@@ -69,7 +59,6 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 			    sfs_error_set(err, SFS_EROFS, "store is read-only");
 	}
 	ctx_staged_clear(ctx); /* committed with it, or dropped */
-	note_store_failure(ctx, rc, err);
 	pthread_mutex_unlock(&ctx->mutex);
 	if (bumped) /* cache=kernel mounts drop stale pages first */
 		sfs_ctx_watch_sync(ctx);
