@@ -4,8 +4,10 @@
  * the backend's operations table (pg_ops), so that these stay static.
  * Parameters travel apart from the SQL text; blobs are bytea in binary.
  * The three record tables are bound and read through their column
- * tables (store_cols.h): rec_args, rec_row, get_rec and list_recs.
+ * tables (store_cols.h): rec_args, rec_row, get_rec, get_id_or_name and
+ * list_recs.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +69,29 @@ static int get_rec(struct pg *p, const char *sql, const struct args *a,
 		rc = rec_row(r, 0, t, out, err);
 	PQclear(r);
 	return rc;
+}
+
+/* The record of table TABLE (columns COLS) whose id or name is $1. Ids
+ * are UUIDs; a name may look like one, so an id match wins. */
+#define BY_ID_OR_NAME(COLS, TABLE)                                             \
+	"SELECT " COLS " FROM " TABLE " WHERE id = $1 OR name = $1 "           \
+	"ORDER BY id = $1 DESC LIMIT 1"
+
+/* Run sql (a BY_ID_OR_NAME of t) for id_or_name into out; what names the
+ * record ("kms key") in the errors. */
+static int get_id_or_name(struct pg *p, const char *sql,
+			  const struct store_table *t, const char *what,
+			  const char *id_or_name, void *out,
+			  struct sfs_error *err)
+{
+	struct args a = {.n = 0};
+	char op[64];
+	int rc;
+
+	snprintf(op, sizeof(op), "look up %s", what);
+	pg_a_text(&a, id_or_name);
+	rc = get_rec(p, sql, &a, t, out, err, op);
+	return rc == NO_ROW ? pg_not_found(err, what, id_or_name) : rc;
 }
 
 /* Run sql, which selects t's columns, and hand each row to cb. */
@@ -162,19 +187,11 @@ static int pg_meta_set(struct sfs_store *s, const char *name, const void *v,
 
 /* ---- KMS keys ----------------------------------------------------------- */
 
-/* Ids are UUIDs; a name may look like one, so an id match wins. */
 static int pg_key_get(struct sfs_store *s, const char *id_or_name,
 		      struct sfs_key_rec *out, struct sfs_error *err)
 {
-	struct args a = {.n = 0};
-	int rc;
-
-	pg_a_text(&a, id_or_name);
-	rc = get_rec(PG(s),
-		     "SELECT " KEY_COLS " FROM kms_keys WHERE id = $1 OR "
-		     "name = $1 ORDER BY id = $1 DESC LIMIT 1",
-		     &a, &store_keys, out, err, "look up kms key");
-	return rc == NO_ROW ? pg_not_found(err, "kms key", id_or_name) : rc;
+	return get_id_or_name(PG(s), BY_ID_OR_NAME(KEY_COLS, "kms_keys"),
+			      &store_keys, "kms key", id_or_name, out, err);
 }
 
 static int pg_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
@@ -332,15 +349,8 @@ static int pg_keyver_set(struct sfs_store *s, const char *key_id,
 static int pg_secret_get(struct sfs_store *s, const char *id_or_name,
 			 struct sfs_secret_rec *out, struct sfs_error *err)
 {
-	struct args a = {.n = 0};
-	int rc;
-
-	pg_a_text(&a, id_or_name);
-	rc = get_rec(PG(s),
-		     "SELECT " SECRET_COLS " FROM secrets WHERE id = $1 OR "
-		     "name = $1 ORDER BY id = $1 DESC LIMIT 1",
-		     &a, &store_secrets, out, err, "look up secret");
-	return rc == NO_ROW ? pg_not_found(err, "secret", id_or_name) : rc;
+	return get_id_or_name(PG(s), BY_ID_OR_NAME(SECRET_COLS, "secrets"),
+			      &store_secrets, "secret", id_or_name, out, err);
 }
 
 static int pg_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,

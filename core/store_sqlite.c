@@ -369,6 +369,18 @@ int sq_corrupt(struct sfs_error *err, const char *table)
 			     table);
 }
 
+/* Step st (bound with bind_rc) to its one row: 0 with the row ready to
+ * read, or the mapped error ("<what>: <why>"). The caller resets st. */
+int sq_step_row(struct sq *q, sqlite3_stmt *st, int bind_rc,
+		struct sfs_error *err, const char *what)
+{
+	int rc = bind_rc;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	return rc == SQLITE_ROW ? 0 : sq_fail(q, rc, err, "%s", what);
+}
+
 /*
  * Step a statement that changes rows. 0, SFS_ENOENT when must_change and
  * no row changed (the caller words the message), or the mapped error.
@@ -447,14 +459,9 @@ static int user_version(struct sq *q, int *out, struct sfs_error *err)
 	int rc = sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st,
 				    NULL);
 
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	rc = sq_step_row(q, st, rc, err, "read store schema version");
+	if (rc == 0)
 		*out = sqlite3_column_int(st, 0);
-		rc = 0;
-	} else {
-		rc = sq_fail(q, rc, err, "read store schema version");
-	}
 	sqlite3_finalize(st);
 	return rc;
 }

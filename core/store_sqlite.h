@@ -109,6 +109,8 @@ int sq_col_text(sqlite3_stmt *st, int col, char *dst, size_t cap);
 int sq_col_blob(sqlite3_stmt *st, int col, struct sfs_blob *out,
 		struct sfs_error *err);
 int sq_corrupt(struct sfs_error *err, const char *table);
+int sq_step_row(struct sq *q, sqlite3_stmt *st, int bind_rc,
+		struct sfs_error *err, const char *what);
 int sq_step_change(struct sq *q, sqlite3_stmt *st, int bind_rc, int must_change,
 		   struct sfs_error *err, const char *what);
 int sq_journal_mode(struct sq *q, int set, struct sfs_error *err);

@@ -251,17 +251,16 @@ static int sq_key_in_use(struct sfs_store *s, const char *id, int *in_use,
 {
 	struct sq *q = SQ(s);
 	sqlite3_stmt *st = q->st[ST_KEY_IN_USE];
-	int rc = sq_bind_text(st, 1, id) |
-		 sqlite3_bind_int(st, 2, SFS_STATE_DESTROYED);
+	char what[200]; /* sq_fail's room */
+	int rc;
 
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	snprintf(what, sizeof(what), "kms key '%s' in use", id);
+	rc = sq_step_row(q, st,
+			 sq_bind_text(st, 1, id) |
+			     sqlite3_bind_int(st, 2, SFS_STATE_DESTROYED),
+			 err, what);
+	if (rc == 0)
 		*in_use = sqlite3_column_int(st, 0) != 0;
-		rc = 0;
-	} else {
-		rc = sq_fail(q, rc, err, "kms key '%s' in use", id);
-	}
 	sq_done(st);
 	return rc;
 }
@@ -596,17 +595,14 @@ static int sq_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
 {
 	struct sq *q = SQ(s);
 	sqlite3_stmt *st = q->st[ST_COUNTS];
-	int rc = sqlite3_bind_int(st, 1, SFS_STATE_DESTROYED);
+	int rc =
+	    sq_step_row(q, st, sqlite3_bind_int(st, 1, SFS_STATE_DESTROYED),
+			err, "count store rows");
 
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if (rc == 0) {
 		*secrets = (uint64_t)sqlite3_column_int64(st, 0);
 		*versions = (uint64_t)sqlite3_column_int64(st, 1);
 		*keys = (uint64_t)sqlite3_column_int64(st, 2);
-		rc = 0;
-	} else {
-		rc = sq_fail(q, rc, err, "count store rows");
 	}
 	sq_done(st);
 	return rc;
@@ -663,14 +659,11 @@ static int sq_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
 {
 	struct sq *q = SQ(s);
 	sqlite3_stmt *st = q->st[ST_AUDIT_ANY];
-	int rc = sqlite3_step(st);
+	int rc =
+	    sq_step_row(q, st, SQLITE_OK, err, "look for pending audit lines");
 
-	if (rc == SQLITE_ROW) {
+	if (rc == 0)
 		*any = sqlite3_column_int(st, 0);
-		rc = 0;
-	} else {
-		rc = sq_fail(q, rc, err, "look for pending audit lines");
-	}
 	sq_done(st);
 	return rc;
 }
