@@ -178,21 +178,26 @@ void pg_a_blob(struct args *a, const void *p, size_t n)
 	a->fmt[a->n++] = 1;
 }
 
-/* Map a failed result to a core code (store.h's rule) by SQLSTATE. */
+/* Map a failed result to a core code (store.h's rule) by SQLSTATE;
+ * any other state is SFS_EIO. */
+static const struct {
+	const char *state;
+	int code;
+} state_codes[] = {
+    {"23505", SFS_EEXIST}, /* unique_violation */
+    {"25006", SFS_EROFS},  /* read_only_sql_transaction */
+    {"53100", SFS_ENOSPC}, /* disk_full */
+    {"53200", SFS_ENOMEM}, /* out_of_memory */
+};
+
 static int map_state(const PGresult *r)
 {
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	size_t i;
 
-	if (!st)
-		return SFS_EIO;
-	if (strcmp(st, "23505") == 0)
-		return SFS_EEXIST;
-	if (strcmp(st, "25006") == 0)
-		return SFS_EROFS;
-	if (strcmp(st, "53100") == 0)
-		return SFS_ENOSPC;
-	if (strcmp(st, "53200") == 0)
-		return SFS_ENOMEM;
+	for (i = 0; st && i < sizeof(state_codes) / sizeof(state_codes[0]); i++)
+		if (strcmp(st, state_codes[i].state) == 0)
+			return state_codes[i].code;
 	return SFS_EIO;
 }
 
