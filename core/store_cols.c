@@ -1,8 +1,10 @@
 /*
  * The record tables' columns for both store backends (see store_cols.h):
- * the column tables, the field access they need, and the hand-over of a
- * record read from a row to the caller's callback of its kind.
+ * the column tables, the field access they need, the hand-over of a
+ * record read from a row to the caller's callback of its kind, and
+ * store_error_v.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "secretfs/principal.h"
@@ -138,4 +140,14 @@ void store_rec_loaded(const struct store_table *t, void *rec)
 {
 	if (t->loaded)
 		t->loaded(rec);
+}
+
+int store_error_v(struct sfs_error *err, int code, const char *fmt,
+		  va_list ap)
+{
+	if (err) {
+		err->code = code;
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	}
+	return code;
 }

@@ -5,12 +5,13 @@
  * (struct store_table): each column's kind and where its value lives in
  * the record. A backend binds a record's columns and reads a row back
  * with one loop over the table instead of one line a column, and hands a
- * row to a caller's callback through store_rec_call(). No third-party
- * header here.
+ * row to a caller's callback (the table's call). Also store_error_v, for
+ * the backends' one-row change helpers. No third-party header here.
  */
 #ifndef SECRETFS_STORE_COLS_H
 #define SECRETFS_STORE_COLS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,5 +73,10 @@ int64_t store_col_get(const struct store_col *c, const void *rec);
 void store_col_set(const struct store_col *c, void *rec, int64_t v);
 /* Finish rec, just read as a row of t (see loaded). */
 void store_rec_loaded(const struct store_table *t, void *rec);
+
+/* sfs_error_set with a va_list: the message of a change that found no row
+ * or met its row, worded by the backend's caller. Returns code. */
+int store_error_v(struct sfs_error *err, int code, const char *fmt,
+		  va_list ap) __attribute__((format(printf, 3, 0)));
 
 #endif

@@ -7,6 +7,7 @@
  * tables (store_cols.h): rec_args, rec_row, get_rec, get_id_or_name and
  * list_recs.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 #include "store_cols.h"
 #include "store_pg.h"
 
-/* What get_rec and change_one return when there is no row: not an error
+/* What get_rec and get_blob return when there is no row: not an error
  * code (those are negative); the caller words the error. */
 #define NO_ROW 1
 
@@ -112,16 +113,31 @@ static int list_recs(struct pg *p, const char *sql, const struct args *a,
 	return rc;
 }
 
-/* Run a change of rows: SFS_OK, NO_ROW when it changed none (an insert
- * ON CONFLICT DO NOTHING that met its row, an update or delete that
- * found none), or an error code. */
+/*
+ * Run a change of one row whose failure is code, worded fmt: SFS_ENOENT
+ * when it changed no row (an update or delete that found none),
+ * SFS_EEXIST when its row exists (an insert ON CONFLICT DO NOTHING that
+ * met it). SFS_OK or an error code.
+ */
 static int change_one(struct pg *p, const char *sql, const struct args *a,
-		      struct sfs_error *err, const char *what)
+		      int code, struct sfs_error *err, const char *what,
+		      const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static int change_one(struct pg *p, const char *sql, const struct args *a,
+		      int code, struct sfs_error *err, const char *what,
+		      const char *fmt, ...)
 {
+	va_list ap;
 	long n = 0;
 	int rc = pg_run_count(p, sql, a, &n, err, what);
 
-	return (rc == SFS_OK && n == 0) ? NO_ROW : rc;
+	if (rc == SFS_OK && n == 0) {
+		va_start(ap, fmt);
+		rc = store_error_v(err, code, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
 }
 
 /* Run sql, whose one row's first column is a boolean, into *out. */
@@ -208,35 +224,30 @@ static int pg_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	int rc;
 
 	rec_args(&a, &store_keys, k, 1);
-	rc = change_one(
+	return change_one(
 	    PG(s),
 	    "INSERT INTO kms_keys(" KEY_COLS ") VALUES "
 	    "($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-	    &a, err, "insert kms key");
-	if (rc == NO_ROW)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "kms key '%s': already exists", k->name);
-	return rc;
+	    &a, SFS_EEXIST, err, "insert kms key",
+	    "kms key '%s': already exists", k->name);
 }
 
 static int pg_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	int rc;
 
 	pg_a_text(&a, k->id);
 	pg_a_i64(&a, k->state);
 	pg_a_text(&a, k->description);
 	pg_a_i64(&a, k->current_version);
-	rc = change_one(PG(s),
-			"UPDATE kms_keys SET state = $2, description = $3, "
-			"current_version = $4 WHERE id = $1",
-			&a, err, "update kms key");
-	return rc == NO_ROW ? pg_not_found(err, "kms key", k->id) : rc;
+	return change_one(PG(s),
+			  "UPDATE kms_keys SET state = $2, description = $3, "
+			  "current_version = $4 WHERE id = $1",
+			  &a, SFS_ENOENT, err, "update kms key",
+			  "kms key '%s': not found", k->id);
 }
 
 /* Run sql (a DELETE of the row with id $1; what is "delete THING"); the
@@ -249,9 +260,8 @@ static int delete_by_id(struct sfs_store *s, const char *sql, const char *what,
 	int rc;
 
 	pg_a_text(&a, id);
-	rc = change_one(p, sql, &a, err, what);
-	if (rc == NO_ROW)
-		rc = pg_not_found(err, what + strlen("delete "), id);
+	rc = change_one(p, sql, &a, SFS_ENOENT, err, what, "%s '%s': not found",
+			what + strlen("delete "), id);
 	if (rc == SFS_OK)
 		p->scrub_txn = 1;
 	return rc;
@@ -279,15 +289,6 @@ static int pg_key_in_use(struct sfs_store *s, const char *id, int *in_use,
 			&a, in_use, err, "kms key in use");
 }
 
-/* "kms key 'ID' version N: not found" */
-static int keyver_not_found(struct sfs_error *err, const char *key_id,
-			    uint32_t version)
-{
-	return sfs_error_set(err, SFS_ENOENT,
-			     "kms key '%s' version %u: not found", key_id,
-			     (unsigned)version);
-}
-
 static int pg_keyver_get(struct sfs_store *s, const char *key_id,
 			 uint32_t version, struct sfs_blob *wrapped,
 			 struct sfs_error *err)
@@ -301,7 +302,11 @@ static int pg_keyver_get(struct sfs_store *s, const char *key_id,
 		      "SELECT wrapped FROM kms_key_versions "
 		      "WHERE key_id = $1 AND version = $2",
 		      &a, wrapped, err, "kms key version");
-	return rc == NO_ROW ? keyver_not_found(err, key_id, version) : rc;
+	if (rc == NO_ROW)
+		rc = sfs_error_set(err, SFS_ENOENT,
+				   "kms key '%s' version %u: not found", key_id,
+				   (unsigned)version);
+	return rc;
 }
 
 static int pg_keyver_insert(struct sfs_store *s, const char *key_id,
@@ -320,10 +325,8 @@ static int pg_keyver_insert(struct sfs_store *s, const char *key_id,
 		       "INSERT INTO kms_key_versions(key_id, version, wrapped, "
 		       "created_at) VALUES ($1, $2, $3, $4) "
 		       "ON CONFLICT DO NOTHING",
-		       &a, err, "insert kms key version");
-	if (rc == NO_ROW)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "insert kms key version: already exists");
+		       &a, SFS_EEXIST, err, "insert kms key version",
+		       "insert kms key version: already exists");
 	return rc;
 }
 
@@ -332,16 +335,16 @@ static int pg_keyver_set(struct sfs_store *s, const char *key_id,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	int rc;
 
 	pg_a_text(&a, key_id);
 	pg_a_i64(&a, version);
 	pg_a_blob(&a, wrapped->data, wrapped->len);
-	rc = change_one(PG(s),
-			"UPDATE kms_key_versions SET wrapped = $3 "
-			"WHERE key_id = $1 AND version = $2",
-			&a, err, "replace kms key version");
-	return rc == NO_ROW ? keyver_not_found(err, key_id, version) : rc;
+	return change_one(PG(s),
+			  "UPDATE kms_key_versions SET wrapped = $3 "
+			  "WHERE key_id = $1 AND version = $2",
+			  &a, SFS_ENOENT, err, "replace kms key version",
+			  "kms key '%s' version %u: not found", key_id,
+			  (unsigned)version);
 }
 
 /* ---- secrets ------------------------------------------------------------ */
@@ -382,18 +385,15 @@ static int pg_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
 			    struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	int rc;
 
 	rec_args(&a, &store_secrets, r, 1);
-	rc = change_one(PG(s),
-			"INSERT INTO secrets(" SECRET_COLS ") VALUES ($1, $2, "
-			"$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-			"$15) ON CONFLICT DO NOTHING",
-			&a, err, "insert secret");
-	if (rc == NO_ROW)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "secret '%s': already exists", r->name);
-	return rc;
+	return change_one(
+	    PG(s),
+	    "INSERT INTO secrets(" SECRET_COLS ") VALUES ($1, $2, "
+	    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+	    "$15) ON CONFLICT DO NOTHING",
+	    &a, SFS_EEXIST, err, "insert secret", "secret '%s': already exists",
+	    r->name);
 }
 
 /* One round trip: whether the name is taken by another secret, and the
@@ -438,15 +438,6 @@ static int pg_secret_delete(struct sfs_store *s, const char *id,
 
 /* ---- versions ----------------------------------------------------------- */
 
-/* "secret 'ID' version N: not found" */
-static int version_not_found(struct sfs_error *err, const char *secret_id,
-			     uint32_t version)
-{
-	return sfs_error_set(err, SFS_ENOENT,
-			     "secret '%s' version %u: not found", secret_id,
-			     (unsigned)version);
-}
-
 static int pg_version_get(struct sfs_store *s, const char *secret_id,
 			  uint32_t version, int with_blobs,
 			  struct sfs_version_rec *out, struct sfs_error *err)
@@ -466,7 +457,9 @@ static int pg_version_get(struct sfs_store *s, const char *secret_id,
 				 "secret_id = $1 AND version = $2",
 		    &a, &r, err, "look up version");
 	if (rc == SFS_OK && PQntuples(r) == 0)
-		rc = version_not_found(err, secret_id, version);
+		rc = sfs_error_set(err, SFS_ENOENT,
+				   "secret '%s' version %u: not found",
+				   secret_id, (unsigned)version);
 	else if (rc == SFS_OK)
 		rc = rec_row(r, 0, &store_versions, out, err);
 	if (rc == SFS_OK && with_blobs)
@@ -497,21 +490,17 @@ static int pg_version_insert(struct sfs_store *s,
 			     struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	int rc;
 
 	rec_args(&a, &store_versions, v, 1);
 	pg_a_blob(&a, v->wrapped_dek.data, v->wrapped_dek.len);
 	pg_a_blob(&a, v->ciphertext.data, v->ciphertext.len);
-	rc = change_one(PG(s),
-			"INSERT INTO versions(" VERSION_COLS ", wrapped_dek, "
-			"ciphertext) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-			"$9, $10, $11) ON CONFLICT DO NOTHING",
-			&a, err, "insert version");
-	if (rc == NO_ROW)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "secret '%s' version %u: already exists",
-				   v->secret_id, (unsigned)v->version);
-	return rc;
+	return change_one(PG(s),
+			  "INSERT INTO versions(" VERSION_COLS ", wrapped_dek, "
+			  "ciphertext) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+			  "$9, $10, $11) ON CONFLICT DO NOTHING",
+			  &a, SFS_EEXIST, err, "insert version",
+			  "secret '%s' version %u: already exists",
+			  v->secret_id, (unsigned)v->version);
 }
 
 static int pg_version_set_state(struct sfs_store *s, const char *secret_id,
@@ -526,16 +515,15 @@ static int pg_version_set_state(struct sfs_store *s, const char *secret_id,
 	pg_a_text(&a, secret_id);
 	pg_a_i64(&a, version);
 	pg_a_i64(&a, state);
-	rc = change_one(p,
-			destroy
-			    ? "UPDATE versions SET state = $3, wrapped_dek = "
-			      "NULL, ciphertext = NULL WHERE secret_id = $1 "
-			      "AND version = $2"
-			    : "UPDATE versions SET state = $3 WHERE "
-			      "secret_id = $1 AND version = $2",
-			&a, err, "set version state");
-	if (rc == NO_ROW)
-		rc = version_not_found(err, secret_id, version);
+	rc = change_one(
+	    p,
+	    destroy ? "UPDATE versions SET state = $3, wrapped_dek = "
+		      "NULL, ciphertext = NULL WHERE secret_id = $1 "
+		      "AND version = $2"
+		    : "UPDATE versions SET state = $3 WHERE "
+		      "secret_id = $1 AND version = $2",
+	    &a, SFS_ENOENT, err, "set version state",
+	    "secret '%s' version %u: not found", secret_id, (unsigned)version);
 	if (rc == SFS_OK && destroy)
 		p->scrub_txn = 1;
 	return rc;
@@ -547,37 +535,28 @@ static int pg_role_grant(struct sfs_store *s, const char *role,
 			 const char *principal, struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	int rc;
 
 	pg_a_text(&a, role);
 	pg_a_text(&a, principal);
-	rc = change_one(PG(s),
-			"INSERT INTO roles(role, principal) VALUES ($1, $2) "
-			"ON CONFLICT DO NOTHING",
-			&a, err, "grant role");
-	if (rc == NO_ROW)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "role '%s' for '%s': already granted", role,
-				   principal);
-	return rc;
+	return change_one(PG(s),
+			  "INSERT INTO roles(role, principal) VALUES ($1, $2) "
+			  "ON CONFLICT DO NOTHING",
+			  &a, SFS_EEXIST, err, "grant role",
+			  "role '%s' for '%s': already granted", role,
+			  principal);
 }
 
 static int pg_role_revoke(struct sfs_store *s, const char *role,
 			  const char *principal, struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	int rc;
 
 	pg_a_text(&a, role);
 	pg_a_text(&a, principal);
-	rc = change_one(PG(s),
-			"DELETE FROM roles WHERE role = $1 AND principal = $2",
-			&a, err, "revoke role");
-	if (rc == NO_ROW)
-		rc = sfs_error_set(err, SFS_ENOENT,
-				   "role '%s' for '%s': not granted", role,
-				   principal);
-	return rc;
+	return change_one(
+	    PG(s), "DELETE FROM roles WHERE role = $1 AND principal = $2", &a,
+	    SFS_ENOENT, err, "revoke role", "role '%s' for '%s': not granted",
+	    role, principal);
 }
 
 static int pg_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,

@@ -136,6 +136,29 @@ static int list_recs(struct sq *q, sqlite3_stmt *st, int rc,
 	return ret;
 }
 
+/*
+ * sq_step_change for a change of one row whose failure is code, worded
+ * fmt: SFS_ENOENT when it changed no row, SFS_EEXIST when its row exists.
+ */
+static int change_one(struct sq *q, sqlite3_stmt *st, int bind_rc, int code,
+		      struct sfs_error *err, const char *what, const char *fmt,
+		      ...) __attribute__((format(printf, 7, 8)));
+
+static int change_one(struct sq *q, sqlite3_stmt *st, int bind_rc, int code,
+		      struct sfs_error *err, const char *what, const char *fmt,
+		      ...)
+{
+	va_list ap;
+	int rc = sq_step_change(q, st, bind_rc, code == SFS_ENOENT, err, what);
+
+	if (rc == code) {
+		va_start(ap, fmt);
+		store_error_v(err, code, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
 /* Delete a record by id: first its versions (statement versions), then
  * the record (statement record); what names it ("kms key"). The commit
  * then scrubs the freed cells. */
@@ -218,10 +241,8 @@ static int sq_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
 	sqlite3_stmt *st = q->st[ST_KEY_INSERT];
 	int rc = bind_rec(st, &store_keys, k);
 
-	rc = sq_step_change(q, st, rc, 0, err, "insert kms key");
-	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "kms key '%s': already exists", k->name);
-	return rc;
+	return change_one(q, st, rc, SFS_EEXIST, err, "insert kms key",
+			  "kms key '%s': already exists", k->name);
 }
 
 static int sq_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
@@ -234,8 +255,8 @@ static int sq_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
 		 sq_bind_text(st, 3, k->description) |
 		 sqlite3_bind_int64(st, 4, k->current_version);
 
-	rc = sq_step_change(q, st, rc, 1, err, "update kms key");
-	return rc == SFS_ENOENT ? sq_not_found(err, "kms key", k->id) : rc;
+	return change_one(q, st, rc, SFS_ENOENT, err, "update kms key",
+			  "kms key '%s': not found", k->id);
 }
 
 /* Its versions (wrapped key material) go first, then the key itself. */
@@ -316,12 +337,11 @@ static int sq_keyver_set(struct sfs_store *s, const char *key_id,
 		 sqlite3_bind_int64(st, 2, version) |
 		 sq_bind_blob(st, 3, wrapped->data, wrapped->len);
 
-	rc = sq_step_change(q, st, rc, 1, err, "replace kms key version");
+	rc = change_one(q, st, rc, SFS_ENOENT, err, "replace kms key version",
+			"kms key '%s' version %u: not found", key_id,
+			(unsigned)version);
 	if (rc == 0)
 		q->scrub_txn = 1;
-	if (rc == SFS_ENOENT)
-		sfs_error_set(err, rc, "kms key '%s' version %u: not found",
-			      key_id, (unsigned)version);
 	return rc;
 }
 
@@ -363,12 +383,10 @@ static int sq_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
 {
 	struct sq *q = SQ(s);
 	sqlite3_stmt *st = q->st[ST_SECRET_INSERT];
-	int rc = sq_step_change(q, st, bind_rec(st, &store_secrets, r), 0, err,
-				"insert secret");
 
-	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "secret '%s': already exists", r->name);
-	return rc;
+	return change_one(q, st, bind_rec(st, &store_secrets, r), SFS_EEXIST,
+			  err, "insert secret", "secret '%s': already exists",
+			  r->name);
 }
 
 static int sq_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
@@ -464,13 +482,9 @@ static int sq_version_insert(struct sfs_store *s,
 		 sqlite3_bind_blob64(st, 11, v->ciphertext.data,
 				     v->ciphertext.len, SQLITE_STATIC);
 
-	rc = sq_step_change(q, st, rc, 0, err, "insert version");
-	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc,
-			      "secret '%s' version %u: already "
-			      "exists",
-			      v->secret_id, (unsigned)v->version);
-	return rc;
+	return change_one(q, st, rc, SFS_EEXIST, err, "insert version",
+			  "secret '%s' version %u: already exists",
+			  v->secret_id, (unsigned)v->version);
 }
 
 /* Destroying sets both blobs NULL; secure_delete zeroes the old bytes, and
@@ -488,12 +502,11 @@ static int sq_version_set_state(struct sfs_store *s, const char *secret_id,
 		 sqlite3_bind_int64(st, 2, version) |
 		 sqlite3_bind_int(st, 3, state);
 
-	rc = sq_step_change(q, st, rc, 1, err, "set version state");
+	rc = change_one(q, st, rc, SFS_ENOENT, err, "set version state",
+			"secret '%s' version %u: not found", secret_id,
+			(unsigned)version);
 	if (rc == 0 && state == SFS_STATE_DESTROYED)
 		q->scrub_txn = 1;
-	if (rc == SFS_ENOENT)
-		sfs_error_set(err, rc, "secret '%s' version %u: not found",
-			      secret_id, (unsigned)version);
 	return rc;
 }
 
@@ -506,13 +519,9 @@ static int sq_role_grant(struct sfs_store *s, const char *role,
 	sqlite3_stmt *st = q->st[ST_ROLE_GRANT];
 	int rc = sq_bind_text(st, 1, role) | sq_bind_text(st, 2, principal);
 
-	rc = sq_step_change(q, st, rc, 0, err, "grant role");
-	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc,
-			      "role '%s' for '%s': already "
-			      "granted",
-			      role, principal);
-	return rc;
+	return change_one(q, st, rc, SFS_EEXIST, err, "grant role",
+			  "role '%s' for '%s': already granted", role,
+			  principal);
 }
 
 static int sq_role_revoke(struct sfs_store *s, const char *role,
@@ -522,11 +531,8 @@ static int sq_role_revoke(struct sfs_store *s, const char *role,
 	sqlite3_stmt *st = q->st[ST_ROLE_REVOKE];
 	int rc = sq_bind_text(st, 1, role) | sq_bind_text(st, 2, principal);
 
-	rc = sq_step_change(q, st, rc, 1, err, "revoke role");
-	if (rc == SFS_ENOENT)
-		sfs_error_set(err, rc, "role '%s' for '%s': not granted", role,
-			      principal);
-	return rc;
+	return change_one(q, st, rc, SFS_ENOENT, err, "revoke role",
+			  "role '%s' for '%s': not granted", role, principal);
 }
 
 static int sq_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
