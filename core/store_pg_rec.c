@@ -531,32 +531,36 @@ static int pg_version_set_state(struct sfs_store *s, const char *secret_id,
 
 /* ---- roles -------------------------------------------------------------- */
 
-static int pg_role_grant(struct sfs_store *s, const char *role,
-			 const char *principal, struct sfs_error *err)
-{
-	struct args a = {.n = 0};
-
-	pg_a_text(&a, role);
-	pg_a_text(&a, principal);
-	return change_one(PG(s),
-			  "INSERT INTO roles(role, principal) VALUES ($1, $2) "
-			  "ON CONFLICT DO NOTHING",
-			  &a, SFS_EEXIST, err, "grant role",
-			  "role '%s' for '%s': already granted", role,
-			  principal);
-}
-
-static int pg_role_revoke(struct sfs_store *s, const char *role,
-			  const char *principal, struct sfs_error *err)
+/* Grant (code SFS_EEXIST: already granted) or revoke (SFS_ENOENT: not
+ * granted) role for principal with sql. */
+static int role_change(struct sfs_store *s, const char *sql, int code,
+		       const char *what, const char *role,
+		       const char *principal, struct sfs_error *err)
 {
 	struct args a = {.n = 0};
 
 	pg_a_text(&a, role);
 	pg_a_text(&a, principal);
 	return change_one(
-	    PG(s), "DELETE FROM roles WHERE role = $1 AND principal = $2", &a,
-	    SFS_ENOENT, err, "revoke role", "role '%s' for '%s': not granted",
-	    role, principal);
+	    PG(s), sql, &a, code, err, what, "role '%s' for '%s': %s", role,
+	    principal, code == SFS_EEXIST ? "already granted" : "not granted");
+}
+
+static int pg_role_grant(struct sfs_store *s, const char *role,
+			 const char *principal, struct sfs_error *err)
+{
+	return role_change(s,
+			   "INSERT INTO roles(role, principal) VALUES ($1, $2) "
+			   "ON CONFLICT DO NOTHING",
+			   SFS_EEXIST, "grant role", role, principal, err);
+}
+
+static int pg_role_revoke(struct sfs_store *s, const char *role,
+			  const char *principal, struct sfs_error *err)
+{
+	return role_change(
+	    s, "DELETE FROM roles WHERE role = $1 AND principal = $2",
+	    SFS_ENOENT, "revoke role", role, principal, err);
 }
 
 static int pg_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,

@@ -512,27 +512,33 @@ static int sq_version_set_state(struct sfs_store *s, const char *secret_id,
 
 /* ---- roles ----------------------------------------------------------- */
 
+/* Grant (code SFS_EEXIST: already granted) or revoke (SFS_ENOENT: not
+ * granted) role for principal with statement id. */
+static int role_change(struct sfs_store *s, enum stmt_id id, int code,
+		       const char *what, const char *role,
+		       const char *principal, struct sfs_error *err)
+{
+	struct sq *q = SQ(s);
+	sqlite3_stmt *st = q->st[id];
+	int rc = sq_bind_text(st, 1, role) | sq_bind_text(st, 2, principal);
+
+	return change_one(
+	    q, st, rc, code, err, what, "role '%s' for '%s': %s", role,
+	    principal, code == SFS_EEXIST ? "already granted" : "not granted");
+}
+
 static int sq_role_grant(struct sfs_store *s, const char *role,
 			 const char *principal, struct sfs_error *err)
 {
-	struct sq *q = SQ(s);
-	sqlite3_stmt *st = q->st[ST_ROLE_GRANT];
-	int rc = sq_bind_text(st, 1, role) | sq_bind_text(st, 2, principal);
-
-	return change_one(q, st, rc, SFS_EEXIST, err, "grant role",
-			  "role '%s' for '%s': already granted", role,
-			  principal);
+	return role_change(s, ST_ROLE_GRANT, SFS_EEXIST, "grant role", role,
+			   principal, err);
 }
 
 static int sq_role_revoke(struct sfs_store *s, const char *role,
 			  const char *principal, struct sfs_error *err)
 {
-	struct sq *q = SQ(s);
-	sqlite3_stmt *st = q->st[ST_ROLE_REVOKE];
-	int rc = sq_bind_text(st, 1, role) | sq_bind_text(st, 2, principal);
-
-	return change_one(q, st, rc, SFS_ENOENT, err, "revoke role",
-			  "role '%s' for '%s': not granted", role, principal);
+	return role_change(s, ST_ROLE_REVOKE, SFS_ENOENT, "revoke role", role,
+			   principal, err);
 }
 
 static int sq_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
