@@ -507,6 +507,16 @@ static void put_u(struct lbuf *b, unsigned cp)
 	put(b, esc, 6);
 }
 
+/* Length of the run of printable ASCII at s that needs no escape. */
+static size_t plain_run(const unsigned char *s)
+{
+	size_t n = 0;
+
+	while (s[n] >= 0x20 && s[n] < 0x7f && s[n] != '"' && s[n] != '\\')
+		n++;
+	return n;
+}
+
 static void put_quoted(struct lbuf *b, const char *text)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -518,6 +528,11 @@ static void put_quoted(struct lbuf *b, const char *text)
 	unsigned cp;
 
 	for (; *s && !b->over; s += n) {
+		n = plain_run(s);
+		if (n) { /* copied as is, a run at a time */
+			put(b, (const char *)s, n);
+			continue;
+		}
 		n = utf8_cp(s, &cp);
 		if (n == 0) { /* as set_text(): an invalid byte is '?' */
 			put(b, "?", 1);
@@ -552,15 +567,37 @@ static void put_field(struct lbuf *b, const char *key, const char *text)
 		put(b, "null", 4);
 }
 
+/* The decimal digits of v, as "%lld" prints them, without stdio. */
 static void put_num(struct lbuf *b, const char *key, int64_t v)
 {
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%lld", (long long)v);
+	char num[24], *p = num + sizeof(num);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
 	put(b, ",\"", 2);
 	put(b, key, strlen(key));
 	put(b, "\":", 2);
-	put(b, num, (size_t)n);
+	put(b, p, (size_t)(num + sizeof(num) - p));
+}
+
+/* The line's time, formatted once a second per thread rather than at
+ * every line (every open of a value writes one). */
+static void line_time(char out[32])
+{
+	static _Thread_local int64_t second = -1;
+	static _Thread_local char text[32];
+	int64_t ns = sfs_time_now();
+
+	if (ns < 0 || ns / NS_PER_SEC != second) {
+		sfs_time_format(ns, text);
+		second = ns < 0 ? -1 : ns / NS_PER_SEC;
+	}
+	memcpy(out, text, sizeof(text));
 }
 
 static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
@@ -568,7 +605,7 @@ static int fast_line(const struct sfs_audit_event *ev, struct lbuf *b)
 	const struct sfs_caller *c = ev->caller;
 	char now[32], comm[sizeof(c->comm)];
 
-	sfs_time_format(sfs_time_now(), now);
+	line_time(now);
 	put(b, "{\"time\":\"", 9);
 	put(b, now, strlen(now));
 	put(b, "\"", 1);

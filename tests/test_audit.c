@@ -295,6 +295,77 @@ END_TEST
 
 /* A name longer than any usual line (the CLI takes any argument) is
  * written whole all the same. */
+/* Numbers are written in full, at the ends of their ranges too. */
+START_TEST(line_numbers_at_range_ends)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = {
+	    .uid = 4294967295u, .gid = 0, .pid = 2147483647, .via_fs = 1};
+	struct sfs_audit_event ev = {
+	    .op = "version.read",
+	    .secret = "s",
+	    .version = 4294967295u,
+	    .result = SFS_OK,
+	    .caller = &c,
+	};
+	int64_t lo = sfs_time_now() / NS;
+	char *line;
+
+	strcpy(c.comm, "x");
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	line = only_line(lo, sfs_time_now() / NS + 1);
+	ck_assert_str_eq(line, "{\"time\":\"T\",\"op\":\"version.read\","
+			       "\"secret\":\"s\",\"secret_id\":null,"
+			       "\"version\":4294967295,\"result\":\"ok\","
+			       "\"uid\":4294967295,\"gid\":0,"
+			       "\"pid\":2147483647,\"comm\":\"x\"}\n");
+	free(line);
+}
+END_TEST
+
+/* The time of the log's line n (from 0), in whole seconds. */
+static int64_t line_second(int n)
+{
+	char *text = tu_read_file(logpath, NULL), *p = text;
+	int64_t ns;
+
+	ck_assert_ptr_nonnull(text);
+	while (n-- > 0) {
+		p = strchr(p, '\n');
+		ck_assert_ptr_nonnull(p);
+		p++;
+	}
+	ck_assert_int_eq(strncmp(p, "{\"time\":\"", 9), 0);
+	p[9 + 20] = '\0';
+	ck_assert_int_eq(sfs_time_parse(p + 9, &ns), SFS_OK);
+	free(text);
+	return ns / NS;
+}
+
+/* A line's time is the second it is written in, also when the same
+ * thread wrote the line before in an earlier second. */
+START_TEST(line_time_follows_the_clock)
+{
+	struct sfs_audit *a = open_log();
+	struct sfs_caller c = fs_caller();
+	struct sfs_audit_event ev = {.op = "version.read",
+				     .secret = "s",
+				     .result = SFS_OK,
+				     .caller = &c};
+	int64_t first, next;
+
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	first = sfs_time_now() / NS;
+	while ((next = sfs_time_now() / NS) == first)
+		usleep(10000);
+	ck_assert_int_eq(sfs_audit_write(a, &ev), SFS_OK);
+	sfs_audit_close(a);
+	ck_assert_int_le(line_second(0), first);
+	ck_assert_int_ge(line_second(1), next);
+}
+END_TEST
+
 START_TEST(line_long_name_whole)
 {
 	struct sfs_audit *a = open_log();
@@ -1249,6 +1320,8 @@ static Suite *audit_suite(void)
 	    line_escapes_c1_and_separators,
 	    printable_escapes_every_control,
 	    line_long_name_whole,
+	    line_numbers_at_range_ends,
+	    line_time_follows_the_clock,
 	    log_mode_0600,
 	    log_existing_made_private_and_appended,
 	    write_failure_is_eio,

@@ -326,6 +326,48 @@ START_TEST(kernel_many_nodes)
 }
 END_TEST
 
+/* A large store with a hundred-odd nodes cached: after its first
+ * listing the poller drops every cached node rather than list the store
+ * again at each change (fuse_inval.c); every change still reaches the
+ * next open, through either path. */
+#define BIG_STORE 600
+#define CACHED	  40
+
+START_TEST(kernel_few_nodes_in_large_store)
+{
+	char rel[64], val[32];
+	struct stat st;
+	int i;
+
+	up(NULL);
+	for (i = 0; i < BIG_STORE; i++) {
+		snprintf(rel, sizeof(rel), "secrets/s%04d", i);
+		ck_assert_int_eq(mkdir(P(rel), 0700), 0);
+	}
+	down();
+	mk("db", "v0");
+	up("cache=kernel");
+	for (i = 0; i < CACHED; i++) {
+		snprintf(rel, sizeof(rel), "secrets/s%04d/versions", i);
+		ck_assert_int_eq(stat(P(rel), &st), 0);
+	}
+	for (i = 1; i <= 4; i++) {
+		assert_reads("secrets/db/default", i == 1 ? "v0" : val);
+		snprintf(val, sizeof(val), "v%d", i);
+		ck_assert_int_eq(
+		    cli("version", "add", "db", "--value", val, NULL), 0);
+		assert_reads("secrets/db/default", val);
+	}
+	ck_assert_int_eq(stat(P("secrets/s0003"), &st), 0);
+	ck_assert_int_eq(st.st_uid, 0);
+	ck_assert_int_eq(cli("secret", "update", "s0003", "--owner", "4321",
+			     NULL),
+			 0);
+	ck_assert_int_eq(stat(P("secrets/s0003"), &st), 0);
+	ck_assert_int_eq(st.st_uid, 4321);
+}
+END_TEST
+
 /* A writer never hangs on a cache=kernel daemon: a stopped one delays it
  * a moment (the wait is bounded), a dead one not at all (its slot's lock
  * died with it). */
@@ -387,6 +429,7 @@ static Suite *mount_kernel_suite(void)
 	    kernel_first_read_audited,
 	    kernel_key_deactivated,
 	    kernel_many_nodes,
+	    kernel_few_nodes_in_large_store,
 	    kernel_writer_not_held,
 	    kernel_deleted_secret_leaves,
 	    strict_listing_follows_changes,

@@ -3,16 +3,20 @@
  *
  * The generation says that something changed, not what. Invalidating
  * every node the kernel holds costs one notification each (several
- * microseconds), which with tens of thousands of cached nodes outlasts
- * the 0.2 s a cache=kernel writer waits. So, once more than INVAL_ALL_MAX
- * nodes are cached, the poller lists the secrets once at a change and
+ * microseconds: a write to the device and the kernel's inode lock), which
+ * with thousands of cached nodes and a change every few milliseconds
+ * (a rotating store, files pinned by inotify watches) takes the daemon's
+ * whole CPU, and with tens of thousands outlasts the 0.2 s a
+ * cache=kernel writer waits. So, once more than INVAL_ALL_MAX nodes are
+ * cached and they are not few against the store's size at the last
+ * listing, the poller lists the secrets once at a change and
  * takes per secret name a fingerprint of its record (id, changed_at and
  * the fields that shape its files: the core sets changed_at at every
  * change of the secret or of one of its versions). Each node remembers
  * its secret's fingerprint from the last change (fuse_node.c); only the
  * nodes whose fingerprint moved, is gone or was not known yet are
  * invalidated. With few nodes cached it drops them all (cheaper than a
- * listing of a large store) and forgets the fingerprints. The four fixed
+ * listing of the store) and forgets the fingerprints. The four fixed
  * nodes (listing, .status) are dropped every time. KMS keys are not part
  * of a secret's record: when any key changes (state, rotation,
  * deletion), or a listing fails, or there is no earlier listing to
@@ -168,9 +172,24 @@ static void inval(uint64_t ino)
 	fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
 }
 
-/* Below this many cached nodes, invalidating them all is cheaper than
- * listing the store (a few microseconds each either way). */
-#define INVAL_ALL_MAX 2048
+/*
+ * Listing costs about a microsecond per secret in the store; an
+ * invalidation several per node the kernel caches (a write to the
+ * device, the kernel's inode lock). So drop every node when few are
+ * cached (INVAL_ALL_MAX) or when they are few against the store's size
+ * at the last listing (INVAL_LIST_RATIO); otherwise list and drop only
+ * the nodes of the secrets that moved.
+ */
+#define INVAL_ALL_MAX	 64
+#define INVAL_LIST_RATIO 4
+
+static size_t last_secrets; /* poller thread: 0 before the first listing */
+
+static int worth_listing(size_t nodes)
+{
+	return nodes > INVAL_ALL_MAX &&
+	       (!last_secrets || nodes * INVAL_LIST_RATIO >= last_secrets);
+}
 
 /* Few nodes cached: drop them all and forget the fingerprints (the next
  * diff starts from a fresh listing). Many: list the store and drop the
@@ -185,9 +204,11 @@ void fs_inval_changed(void)
 
 	for (fixed = FS_INO_ROOT; fixed <= FS_INO_STATUS; fixed++)
 		inval(fixed);
-	if (fs_node_count() > INVAL_ALL_MAX) {
+	if (worth_listing(fs_node_count())) {
 		ok = scan(&now, &keys) == 0;
 		all = !ok || !have_keys || keys != cur_keys;
+		if (ok)
+			last_secrets = now.n;
 	}
 	n = fs_node_fp_update(ok ? map_get : NULL, &now, all, &v);
 	map_free(&now);

@@ -8,6 +8,16 @@
  * queued when the commit returns counts as 0.
  *
  * Usage: notifylat STORE NAME MOUNTPOINT N
+ *        notifylat STORE NAME - N    (events stamped by a watcher elsewhere)
+ *        notifylat --stamp DIR       (that watcher)
+ *
+ * With MOUNTPOINT "-" the events come on stdin, one CLOCK_MONOTONIC time
+ * in milliseconds per line, from `notifylat --stamp` running where the
+ * application would, e.g. inside a podman container (containers share
+ * the host's monotonic clock): the latency is the event's own time, so
+ * the pipe's delay back to the host does not count. The store may be
+ * another host's store directory on a shared PostgreSQL store: then the
+ * figure is commit on host A -> event on host B.
  *
  * Not part of the product and not built by the Makefile: scripts/bench
  * compiles it into build/bench/ against build/libsecretfs.a.
@@ -57,13 +67,48 @@ static int wait_event(int fd, uint32_t mask)
 	}
 }
 
+/* The next event's time: from the watch fd, or a stamp line on stdin. */
+static int next_event(int fd, double *at)
+{
+	char line[64];
+
+	if (fd >= 0) {
+		if (wait_event(fd, IN_CLOSE_WRITE | IN_MOVED_TO))
+			return -1;
+		*at = now_ms();
+		return 0;
+	}
+	if (!fgets(line, sizeof(line), stdin))
+		return -1;
+	*at = strtod(line, NULL);
+	return 0;
+}
+
+/* --stamp DIR: a line with the time of each event in DIR, until killed. */
+static int stamp(const char *dir)
+{
+	int fd = inotify_init1(IN_CLOEXEC);
+
+	if (fd < 0 || inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+		perror("notifylat: watch");
+		return 1;
+	}
+	printf("watching\n");
+	fflush(stdout);
+	while (wait_event(fd, IN_CLOSE_WRITE | IN_MOVED_TO) == 0) {
+		printf("%.3f\n", now_ms());
+		fflush(stdout);
+	}
+	return 1;
+}
+
 static int run(struct sfs_ctx *ctx, const char *name, int fd, double *lat,
 	       int n)
 {
 	struct sfs_caller c;
 	struct sfs_error err;
 	char value[64];
-	double t0;
+	double t0, at;
 	int i;
 
 	sfs_caller_self(&c);
@@ -78,9 +123,9 @@ static int run(struct sfs_ctx *ctx, const char *name, int fd, double *lat,
 			return -1;
 		}
 		t0 = now_ms();
-		if (wait_event(fd, IN_CLOSE_WRITE | IN_MOVED_TO))
+		if (next_event(fd, &at))
 			return -1;
-		lat[i] = now_ms() - t0;
+		lat[i] = at > t0 ? at - t0 : 0;
 	}
 	return 0;
 }
@@ -92,17 +137,22 @@ int main(int argc, char **argv)
 	struct sfs_ctx *ctx = NULL;
 	char dir[4096];
 	double *lat;
-	int n, fd, rc = 1;
+	int n, fd = -1, rc = 1;
 
+	if (argc == 3 && !strcmp(argv[1], "--stamp"))
+		return stamp(argv[2]);
 	if (argc != 5 || (n = atoi(argv[4])) <= 0) {
-		fprintf(stderr, "usage: notifylat STORE NAME MOUNTPOINT N\n");
+		fprintf(stderr, "usage: notifylat STORE NAME MOUNTPOINT|- N\n"
+				"       notifylat --stamp DIR\n");
 		return 2;
 	}
 	lat = calloc((size_t)n, sizeof(*lat));
 	snprintf(dir, sizeof(dir), "%s/secrets/%s", argv[3], argv[2]);
-	fd = inotify_init1(IN_CLOEXEC);
-	if (!lat || fd < 0 ||
-	    inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+	if (strcmp(argv[3], "-"))
+		fd = inotify_init1(IN_CLOEXEC);
+	if (!lat || (strcmp(argv[3], "-") &&
+		     (fd < 0 || inotify_add_watch(fd, dir, IN_CLOSE_WRITE |
+							      IN_MOVED_TO) < 0))) {
 		perror("notifylat: watch");
 		return 1;
 	}
@@ -122,7 +172,8 @@ int main(int argc, char **argv)
 		rc = 0;
 	}
 	sfs_ctx_close(ctx);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	free(lat);
 	return rc;
 }
