@@ -159,6 +159,39 @@ static int change_one(struct sq *q, sqlite3_stmt *st, int bind_rc, int code,
 	return rc;
 }
 
+/*
+ * Step st (bound with rc) for its one blob, column 0, into out (empty
+ * first). fmt names the row ("meta 'NAME'") in the errors; no row is
+ * SFS_ENOENT, "<row>: not found".
+ */
+static int get_blob(struct sq *q, sqlite3_stmt *st, int rc,
+		    struct sfs_blob *out, struct sfs_error *err,
+		    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int get_blob(struct sq *q, sqlite3_stmt *st, int rc,
+		    struct sfs_blob *out, struct sfs_error *err,
+		    const char *fmt, ...)
+{
+	char what[sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	out->data = NULL;
+	out->len = 0;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = sq_col_blob(st, 0, out, err);
+	else if (rc == SQLITE_DONE)
+		rc = sfs_error_set(err, SFS_ENOENT, "%s: not found", what);
+	else
+		rc = sq_fail(q, rc, err, "%s", what);
+	sq_done(st);
+	return rc;
+}
+
 /* Delete a record by id: first its versions (statement versions), then
  * the record (statement record); what names it ("kms key"). The commit
  * then scrubs the freed cells. */
@@ -189,20 +222,9 @@ static int sq_meta_get(struct sfs_store *s, const char *name,
 {
 	struct sq *q = SQ(s);
 	sqlite3_stmt *st = q->st[ST_META_GET];
-	int rc = sq_bind_text(st, 1, name);
 
-	out->data = NULL;
-	out->len = 0;
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = sq_col_blob(st, 0, out, err);
-	else if (rc == SQLITE_DONE)
-		rc = sq_not_found(err, "meta", name);
-	else
-		rc = sq_fail(q, rc, err, "meta '%s'", name);
-	sq_done(st);
-	return rc;
+	return get_blob(q, st, sq_bind_text(st, 1, name), out, err, "meta '%s'",
+			name);
 }
 
 static int sq_meta_set(struct sfs_store *s, const char *name, const void *v,
@@ -295,21 +317,8 @@ static int sq_keyver_get(struct sfs_store *s, const char *key_id,
 	int rc =
 	    sq_bind_text(st, 1, key_id) | sqlite3_bind_int64(st, 2, version);
 
-	wrapped->data = NULL;
-	wrapped->len = 0;
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		rc = sq_col_blob(st, 0, wrapped, err);
-	else if (rc == SQLITE_DONE)
-		rc = sfs_error_set(err, SFS_ENOENT,
-				   "kms key '%s' version %u: not found", key_id,
-				   (unsigned)version);
-	else
-		rc = sq_fail(q, rc, err, "kms key '%s' version %u", key_id,
-			     (unsigned)version);
-	sq_done(st);
-	return rc;
+	return get_blob(q, st, rc, wrapped, err, "kms key '%s' version %u",
+			key_id, (unsigned)version);
 }
 
 static int sq_keyver_insert(struct sfs_store *s, const char *key_id,
