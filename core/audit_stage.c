@@ -97,9 +97,8 @@ static int pending_settle(struct sfs_ctx *ctx, struct pending_acc *acc,
 
 /*
  * A read-write open: lines a crash left pending in the store (committed,
- * perhaps never appended) reach the log, once. A failure is remembered
- * (sfs_ctx_last_error) and the rows kept for the next open; it does not
- * fail the open.
+ * perhaps never appended) reach the log, once. On a failure the rows are
+ * kept for the next open; it does not fail the open.
  */
 void ctx_audit_reconcile(struct sfs_ctx *ctx)
 {
@@ -130,8 +129,6 @@ void ctx_audit_reconcile(struct sfs_ctx *ctx)
 	for (i = 0; i < acc.n; i++)
 		free(acc.v[i].line);
 	free(acc.v);
-	if (rc != SFS_OK)
-		ctx_note_error(ctx, "cannot reconcile the audit log");
 }
 
 /* Close: sync the log and drop this context's own pending rows. */
@@ -275,8 +272,6 @@ int ctx_staged_commit(struct sfs_ctx *ctx, struct sfs_error *err)
 	if (rc == SFS_OK && ctx->staged.appended &&
 	    ctx->audit_nown < CTX_AUDIT_BATCH)
 		ctx->audit_own[ctx->audit_nown++] = seq;
-	if (rc == SFS_OK && !ctx->staged.appended)
-		ctx_note_error(ctx, "cannot write the audit log");
 	return rc;
 }
 
@@ -284,13 +279,9 @@ int ctx_audit(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	      const struct ctx_audit_line *l)
 {
 	struct sfs_audit_event ev;
-	int rc;
 
 	event_of(ctx, &ev, c, l);
-	rc = sfs_audit_write(ctx->audit, &ev);
-	if (rc != SFS_OK)
-		ctx_note_error(ctx, "cannot write the audit log");
-	return rc;
+	return sfs_audit_write(ctx->audit, &ev);
 }
 
 int ctx_staged(const struct sfs_ctx *ctx)

@@ -9,8 +9,7 @@
 #include "ctx_layout.h"
 
 /*
- * One audit line, written now. Returns sfs_audit_write()'s result; a
- * failure is also remembered for sfs_ctx_last_error().
+ * One audit line, written now. Returns sfs_audit_write()'s result.
  *
  * A change's line is staged instead by the change runner
  * (ctx_change_run, internal.h) with ctx_audit_stage(): ctx_end() stores
@@ -18,9 +17,9 @@
  * its line to a crash, and appends it to the log right after the
  * commit. When the commit fails, the staged line is dropped and the
  * runner writes the line with the failure as result here, as for any
- * refused change. A change that does not stage (rekey) still gets its
- * line, written and synced after the commit (a crash in between can then
- * lose it).
+ * refused change. A store that cannot stage (no audit, a read-only
+ * context, a store without the audit rows) gets the line written and
+ * synced after the commit (a crash in between can then lose it).
  */
 struct ctx_audit_line {
 	const char *op;

@@ -178,9 +178,14 @@ out:
 #define CACHE_KEYS	  16
 #define CACHE_BLOB_BUDGET (1u << 20)
 
-struct cache_secret {
+/* What a secret's and a key's slots share: the name or id looked up. */
+struct cache_name {
 	int used;
-	char key[SFS_NAME_MAX + 1]; /* the name or id looked up */
+	char key[SFS_NAME_MAX + 1];
+};
+
+struct cache_secret {
+	struct cache_name n;
 	struct sfs_secret_rec rec;
 };
 
@@ -191,8 +196,7 @@ struct cache_version {
 };
 
 struct cache_key {
-	int used;
-	char key[SFS_NAME_MAX + 1];
+	struct cache_name n;
 	struct sfs_key_rec rec;
 };
 
@@ -246,9 +250,9 @@ static void cache_flush(struct ctx_cache *c)
 		c->versions[i].used = 0;
 	}
 	for (i = 0; i < CACHE_SECRETS; i++)
-		c->secrets[i].used = 0;
+		c->secrets[i].n.used = 0;
 	for (i = 0; i < CACHE_KEYS; i++)
-		c->keys[i].used = 0;
+		c->keys[i].n.used = 0;
 	c->blob_bytes = 0;
 }
 
@@ -382,30 +386,54 @@ int ctx_version_load(struct sfs_ctx *ctx, const char *secret_id, uint32_t n,
 	return SFS_OK;
 }
 
-static struct cache_secret *secret_slot(struct ctx_cache *c, const char *key)
+/* May the read cache serve name's record (a secret's or a key's)? Not
+ * in the store phase, nor without a cache, nor for a name too long to
+ * keep. */
+static int name_cacheable(const struct sfs_ctx *ctx, const char *name)
 {
-	return &c->secrets[hash_str(key, 2166136261u) % CACHE_SECRETS];
+	return ctx->phase != CTX_PH_STORE && ctx->cache &&
+	       strlen(name) <= SFS_NAME_MAX;
 }
 
-static struct cache_key *key_slot(struct ctx_cache *c, const char *key)
+/* The cached phase's answer from slot e (NULL: none): SFS_OK when it
+ * holds name's record, else CTX_MISS. */
+static int name_hit(const struct cache_name *e, const char *name)
 {
-	return &c->keys[hash_str(key, 2166136261u) % CACHE_KEYS];
+	return e && e->used && strcmp(e->key, name) == 0 ? SFS_OK : CTX_MISS;
+}
+
+static void name_keep(struct cache_name *e, const char *name)
+{
+	ctx_strlcpy(e->key, name, sizeof(e->key));
+	e->used = 1;
+}
+
+static struct cache_secret *secret_slot(struct sfs_ctx *ctx, const char *name)
+{
+	if (!name_cacheable(ctx, name))
+		return NULL;
+	return &ctx->cache
+		    ->secrets[hash_str(name, 2166136261u) % CACHE_SECRETS];
+}
+
+static struct cache_key *key_slot(struct sfs_ctx *ctx, const char *name)
+{
+	if (!name_cacheable(ctx, name))
+		return NULL;
+	return &ctx->cache->keys[hash_str(name, 2166136261u) % CACHE_KEYS];
 }
 
 int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 		    struct sfs_secret_rec *s, struct sfs_error *err)
 {
-	struct cache_secret *e = NULL;
+	struct cache_secret *e = secret_slot(ctx, name);
 	int rc;
 
-	if (ctx->phase != CTX_PH_STORE && ctx->cache &&
-	    strlen(name) <= SFS_NAME_MAX)
-		e = secret_slot(ctx->cache, name);
 	if (ctx->phase == CTX_PH_CACHED) {
-		if (!e || !e->used || strcmp(e->key, name) != 0)
-			return CTX_MISS;
-		*s = e->rec;
-		return SFS_OK;
+		rc = name_hit(e ? &e->n : NULL, name);
+		if (rc == SFS_OK)
+			*s = e->rec;
+		return rc;
 	}
 	rc = sfs_store_secret_get(ctx->store, name, s, err);
 	if (rc == SFS_ENOENT) {
@@ -417,15 +445,13 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 				     name);
 	}
 	if (rc == SFS_OK && e) {
-		ctx_strlcpy(e->key, name, sizeof(e->key));
+		name_keep(&e->n, name);
 		e->rec = *s;
-		e->used = 1;
 	}
 	return rc;
 }
 
-static int key_state_fill(struct sfs_policy_state *st,
-			  const struct sfs_key_rec *k)
+int ctx_key_state_fill(struct sfs_policy_state *st, const struct sfs_key_rec *k)
 {
 	st->key_exists = 1;
 	st->key_type = k->type;
@@ -437,17 +463,15 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 		  struct sfs_policy_state *st, struct sfs_key_rec *k,
 		  struct sfs_error *err)
 {
-	struct cache_key *e = NULL;
+	struct cache_key *e = key_slot(ctx, key);
 	int rc;
 
-	if (ctx->phase != CTX_PH_STORE && ctx->cache &&
-	    strlen(key) <= SFS_NAME_MAX)
-		e = key_slot(ctx->cache, key);
 	if (ctx->phase == CTX_PH_CACHED) {
-		if (!e || !e->used || strcmp(e->key, key) != 0)
-			return CTX_MISS;
+		rc = name_hit(e ? &e->n : NULL, key);
+		if (rc != SFS_OK)
+			return rc;
 		*k = e->rec;
-		return key_state_fill(st, k);
+		return ctx_key_state_fill(st, k);
 	}
 	rc = sfs_store_key_get(ctx->store, key, k, err);
 	if (rc == SFS_ENOENT) {
@@ -459,11 +483,10 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 	if (rc != SFS_OK)
 		return rc;
 	if (e) {
-		ctx_strlcpy(e->key, key, sizeof(e->key));
+		name_keep(&e->n, key);
 		e->rec = *k;
-		e->used = 1;
 	}
-	return key_state_fill(st, k);
+	return ctx_key_state_fill(st, k);
 }
 
 void ctx_roles_free(struct sfs_ctx *ctx)
@@ -474,30 +497,42 @@ void ctx_roles_free(struct sfs_ctx *ctx)
 	ctx->roles_valid = 0;
 }
 
-struct role_pair {
-	unsigned role;
-	char principal[SFS_PRINCIPAL_MAX + 1];
-};
+void *ctx_array_push(struct ctx_array *a, size_t size)
+{
+	char *grown = realloc(a->v, (a->n + 1) * size);
 
-struct roles_acc {
-	struct role_pair *v;
-	size_t n;
-};
+	if (!grown)
+		return NULL;
+	a->v = grown;
+	return grown + size * a->n++;
+}
 
 static int roles_collect(void *arg, const char *role, const char *principal)
 {
-	struct roles_acc *acc = arg;
-	struct role_pair *grown;
+	struct role_pair *p = ctx_array_push(arg, sizeof(*p));
 
-	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
-	if (!grown)
+	if (!p)
 		return SFS_ENOMEM;
-	acc->v = grown;
-	grown[acc->n].role = (unsigned)sfs_role_parse(role);
-	ctx_strlcpy(grown[acc->n].principal, principal,
-		    sizeof(grown[0].principal));
-	acc->n++;
+	p->role = (unsigned)sfs_role_parse(role);
+	ctx_strlcpy(p->name, role, sizeof(p->name));
+	ctx_strlcpy(p->principal, principal, sizeof(p->principal));
 	return 0;
+}
+
+int ctx_grants_read(struct sfs_ctx *ctx, struct role_pair **v, size_t *n,
+		    struct sfs_error *err)
+{
+	struct ctx_array acc = {NULL, 0};
+	int rc = sfs_store_role_list(ctx->store, roles_collect, &acc, err);
+
+	if (rc != SFS_OK) {
+		free(acc.v);
+		acc.v = NULL;
+		acc.n = 0;
+	}
+	*v = acc.v;
+	*n = acc.n;
+	return rc;
 }
 
 /* Lock held. Re-read the grants when another change landed. */
@@ -506,7 +541,8 @@ static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
 	/* the store's generation: it also sees grants edited by another
 	 * program */
 	uint64_t gen = ctx_store_gen(ctx);
-	struct roles_acc acc = {NULL, 0};
+	struct role_pair *v;
+	size_t n;
 	int rc;
 
 	if (ctx->roles_valid && ctx->roles_gen == gen)
@@ -514,15 +550,13 @@ static int roles_refresh(struct sfs_ctx *ctx, struct sfs_error *err)
 	rc = sfs_store_begin(ctx->store, 0, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = sfs_store_role_list(ctx->store, roles_collect, &acc, err);
+	rc = ctx_grants_read(ctx, &v, &n, err);
 	sfs_store_rollback(ctx->store);
-	if (rc != SFS_OK) {
-		free(acc.v);
+	if (rc != SFS_OK)
 		return ctx_fail(err, rc, "cannot read role grants");
-	}
 	ctx_roles_free(ctx);
-	ctx->roles = acc.v;
-	ctx->nroles = acc.n;
+	ctx->roles = v;
+	ctx->nroles = n;
 	ctx->roles_gen = gen;
 	ctx->roles_valid = 1;
 	return SFS_OK;

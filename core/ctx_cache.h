@@ -61,6 +61,9 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 int ctx_key_state(struct sfs_ctx *ctx, const char *key,
 		  struct sfs_policy_state *st, struct sfs_key_rec *k,
 		  struct sfs_error *err);
+/* The key fields of a policy state from k (an existing key); SFS_OK. */
+int ctx_key_state_fill(struct sfs_policy_state *st,
+		       const struct sfs_key_rec *k);
 
 /*
  * The material of KMS key key_id at key version kv, unwrapped with the
@@ -69,6 +72,29 @@ int ctx_key_state(struct sfs_ctx *ctx, const char *key,
  */
 int ctx_kms_material(struct sfs_ctx *ctx, const char *key_id, uint32_t kv,
 		     unsigned char out[SFS_KEY_BYTES], struct sfs_error *err);
+
+/* A heap array that grows by one element at a time: what a store's list
+ * callback collects while the lock is held, for use after it is let go. */
+struct ctx_array {
+	void *v; /* free() it */
+	size_t n;
+};
+
+/* The new last element (size bytes, not cleared) of a, or NULL when out
+ * of memory (a is then as it was). */
+void *ctx_array_push(struct ctx_array *a, size_t size);
+
+/* A role grant as the store holds it: the role's name and bit. */
+struct role_pair {
+	unsigned role;	/* enum sfs_role; 0 for a name it does not know */
+	char name[16];
+	char principal[SFS_PRINCIPAL_MAX + 1];
+};
+
+/* Transaction open: every grant in the store into *v (free() it), *n of
+ * them; on failure *v NULL, the store's code, err set by the store. */
+int ctx_grants_read(struct sfs_ctx *ctx, struct role_pair **v, size_t *n,
+		    struct sfs_error *err);
 
 /* Open and close: the KMS region, the read cache, the grants. */
 int ctx_kms_new(struct sfs_ctx *ctx, struct sfs_error *err);

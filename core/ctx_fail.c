@@ -1,9 +1,9 @@
 /*
  * Failure messages shared by the core's services: the "subject: reason"
  * errors they hand back in a caller's struct sfs_error (ctx_fail for a
- * core code, ctx_refuse for a policy refusal, with the rule's words), and
- * the ring of recent store failures behind sfs_ctx_last_error(). Kept out
- * of ctx.c so that the modules ctx.c is built from do not depend on it.
+ * core code, ctx_refuse for a policy refusal, with the rule's words). Kept
+ * out of ctx.c so that the modules ctx.c is built from do not depend on
+ * it.
  * Declared in ctx_layout.h.
  */
 #include <stdarg.h>
@@ -52,20 +52,4 @@ int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
 	va_end(ap);
 	return sfs_error_set(err, rc, "%s: %s", subject,
 			     sfs_policy_why(act, rc, st, buf, sizeof(buf)));
-}
-
-/* Remember a failure for sfs_ctx_last_error(). Lock-free: the ring slot
- * is claimed atomically, then published. */
-void ctx_note_error(struct sfs_ctx *ctx, const char *msg)
-{
-	unsigned i = __atomic_fetch_add(&ctx->errpos, 1, __ATOMIC_RELAXED);
-	char *slot = ctx->errbuf[i % CTX_ERRBUFS];
-
-	ctx_strlcpy(slot, msg, sizeof(ctx->errbuf[0]));
-	__atomic_store_n(&ctx->last_error, slot, __ATOMIC_RELEASE);
-}
-
-const char *sfs_ctx_last_error(struct sfs_ctx *ctx)
-{
-	return __atomic_load_n(&ctx->last_error, __ATOMIC_ACQUIRE);
 }

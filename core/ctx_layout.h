@@ -22,7 +22,6 @@ struct ctx_cache;
 struct kms_slot;
 struct role_pair;
 
-#define CTX_ERRBUFS	8
 #define CTX_AUDIT_BATCH 32 /* own pending audit lines before a log sync */
 
 /* The audit line of the change in progress, committed with it. */
@@ -83,12 +82,6 @@ struct sfs_ctx {
 	int64_t audit_own[CTX_AUDIT_BATCH]; /* mutex: pending rows this
 					     * context appended */
 	unsigned audit_nown;		    /* mutex */
-
-	/* Store failures for sfs_ctx_last_error(): a ring of messages so a
-	 * reader's pointer stays readable while later failures land. */
-	char errbuf[CTX_ERRBUFS][256];
-	unsigned errpos;	/* atomic */
-	const char *last_error; /* atomic */
 };
 
 enum ctx_phase {
@@ -117,8 +110,5 @@ int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
 
 /* Copy src into dst[cap], truncating; always NUL-terminated. */
 void ctx_strlcpy(char *dst, const char *src, size_t cap);
-
-/* Remember a failure for sfs_ctx_last_error() (ctx.c). */
-void ctx_note_error(struct sfs_ctx *ctx, const char *msg);
 
 #endif

@@ -24,21 +24,15 @@ const char *sfs_key_type_name(int type)
 
 const char *sfs_state_name(int state)
 {
-	switch (state) {
-	case SFS_STATE_ACTIVE:
-		return "active";
-	case SFS_STATE_DEACTIVATED:
-		return "deactivated";
-	default:
-		return "destroyed";
-	}
+	return state == SFS_STATE_ACTIVE	? "active"
+	       : state == SFS_STATE_DEACTIVATED ? "deactivated"
+						: "destroyed";
 }
 
 /* A key-management change as the runner carries it. */
 struct key_change {
 	const char *op;
 	const char *key; /* as the caller named it */
-	int active;	 /* set_state: the state asked for */
 	struct sfs_key_rec k;
 };
 
@@ -119,26 +113,6 @@ static int key_settle(struct ctx_change *ch, const struct sfs_policy_state *st,
 	return key_judge(ch->act, kc->key, st, rc, err);
 }
 
-/* Run the change act of key (the key's own changes; not create). */
-static int key_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		   enum sfs_action act, struct key_change *kc,
-		   int (*apply)(struct sfs_ctx *, struct ctx_change *,
-				const struct sfs_policy_state *,
-				struct sfs_error *),
-		   struct sfs_error *err)
-{
-	struct ctx_change ch = {.act = act,
-				.c = c,
-				.arg = kc,
-				.gather = key_gather,
-				.settle = key_settle,
-				.apply = apply,
-				.line = key_line};
-
-	sfs_error_clear(err);
-	return ctx_change_run(ctx, &ch, err);
-}
-
 static int key_insert(struct sfs_ctx *ctx, struct sfs_key_rec *k,
 		      struct sfs_error *err)
 {
@@ -151,6 +125,47 @@ static int key_insert(struct sfs_ctx *ctx, struct sfs_key_rec *k,
 		rc =
 		    sfs_error_set(err, rc, "key '%s': already exists", k->name);
 	return rc;
+}
+
+/* Apply act to the key, the policy having allowed it. */
+static int key_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+		     const struct sfs_policy_state *st, struct sfs_error *err)
+{
+	struct key_change *kc = ch->arg;
+	int rc = SFS_OK;
+
+	(void)st;
+	switch (ch->act) {
+	case SFS_ACT_KEY_CREATE:
+		return key_insert(ctx, &kc->k, err);
+	case SFS_ACT_KEY_DELETE:
+		return sfs_store_key_delete(ctx->store, kc->k.id, err);
+	case SFS_ACT_KEY_ROTATE:
+		kc->k.current_version++;
+		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id,
+				     &kc->k, kc->k.current_version, err);
+		break;
+	default: /* activate, deactivate */
+		kc->k.state = ch->act == SFS_ACT_KEY_ACTIVATE
+				  ? SFS_STATE_ACTIVE
+				  : SFS_STATE_DEACTIVATED;
+		break;
+	}
+	return rc == SFS_OK ? sfs_store_key_update(ctx->store, &kc->k, err)
+			    : rc;
+}
+
+/* Run the change act of key (the key's own changes; not create). */
+static int key_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		   enum sfs_action act, struct key_change *kc,
+		   struct sfs_error *err)
+{
+	static const struct ctx_change_ops ops = {.gather = key_gather,
+						  .settle = key_settle,
+						  .apply = key_apply,
+						  .line = key_line};
+
+	return ctx_change_go(ctx, act, c, &ops, kc, err);
 }
 
 static int key_new_rec(const struct sfs_caller *c, const char *name,
@@ -179,26 +194,15 @@ static int key_new_rec(const struct sfs_caller *c, const char *name,
 	return SFS_OK;
 }
 
-static int key_create_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
-			    const struct sfs_policy_state *st,
-			    struct sfs_error *err)
-{
-	struct key_change *kc = ch->arg;
-
-	(void)st;
-	return key_insert(ctx, &kc->k, err);
-}
-
 int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   const char *name, const char *description,
 		   struct sfs_key_rec *out, struct sfs_error *err)
 {
 	struct key_change kc = {.op = "key.create", .key = name};
-	struct ctx_change ch = {.act = SFS_ACT_KEY_CREATE,
-				.c = c,
-				.arg = &kc,
-				.apply = key_create_apply,
-				.line = key_line};
+	static const struct ctx_change_ops ops = {.apply = key_apply,
+						  .line = key_line};
+	struct ctx_change ch = {
+	    .act = SFS_ACT_KEY_CREATE, .c = c, .ops = &ops, .arg = &kc};
 	int rc;
 
 	sfs_error_clear(err);
@@ -224,38 +228,29 @@ int sfs_key_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return ctx_end(ctx, 0, rc, err);
 }
 
-struct keys_acc {
-	struct sfs_key_rec *v;
-	size_t n;
-};
-
 static int keys_collect(void *arg, const struct sfs_key_rec *k)
 {
-	struct keys_acc *acc = arg;
-	struct sfs_key_rec *grown;
+	struct sfs_key_rec *slot = ctx_array_push(arg, sizeof(*slot));
 
-	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
-	if (!grown)
+	if (!slot)
 		return SFS_ENOMEM;
-	acc->v = grown;
-	grown[acc->n++] = *k;
+	*slot = *k;
 	return 0;
 }
 
 /* Every key is checked with its own state: a caller who may view none
  * gets the policy's refusal instead of a list. */
 static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
-			const struct keys_acc *acc, struct sfs_error *err)
+			const struct sfs_key_rec *v, size_t n,
+			struct sfs_error *err)
 {
 	struct sfs_policy_state st;
 	size_t i;
 	int rc;
 
-	for (i = 0; i < acc->n; i++) {
+	for (i = 0; i < n; i++) {
 		ctx_state_init(ctx, &st);
-		st.key_exists = 1;
-		st.key_type = acc->v[i].type;
-		st.key_state = acc->v[i].state;
+		ctx_key_state_fill(&st, &v[i]);
 		rc = sfs_policy_check(SFS_ACT_KEY_VIEW, c, &st);
 		if (rc != SFS_OK)
 			return ctx_refuse(err, SFS_ACT_KEY_VIEW, rc, &st,
@@ -269,7 +264,8 @@ static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
 int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
 		 void *arg, struct sfs_error *err)
 {
-	struct keys_acc acc = {NULL, 0};
+	struct ctx_array acc = {NULL, 0};
+	const struct sfs_key_rec *v;
 	size_t i;
 	int rc;
 
@@ -280,53 +276,25 @@ int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
 	rc = sfs_store_key_list(ctx->store, keys_collect, &acc, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
+	v = acc.v;
 	if (rc == SFS_OK)
-		rc = keys_allowed(ctx, c, &acc, err);
+		rc = keys_allowed(ctx, c, v, acc.n, err);
 	rc = ctx_end(ctx, 0, rc, err);
 	for (i = 0; rc == SFS_OK && i < acc.n; i++)
-		rc = cb(arg, &acc.v[i]);
+		rc = cb(arg, &v[i]);
 	free(acc.v);
 	return rc;
-}
-
-static int key_state_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
-			   const struct sfs_policy_state *st,
-			   struct sfs_error *err)
-{
-	struct key_change *kc = ch->arg;
-
-	(void)st;
-	kc->k.state = kc->active ? SFS_STATE_ACTIVE : SFS_STATE_DEACTIVATED;
-	return sfs_store_key_update(ctx->store, &kc->k, err);
 }
 
 int sfs_key_set_state(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *key, int active, struct sfs_error *err)
 {
-	struct key_change kc = {.op =
-				    active ? "key.activate" : "key.deactivate",
-				.key = key,
-				.active = active};
+	struct key_change kc = {
+	    .op = active ? "key.activate" : "key.deactivate", .key = key};
 
 	return key_run(ctx, c,
 		       active ? SFS_ACT_KEY_ACTIVATE : SFS_ACT_KEY_DEACTIVATE,
-		       &kc, key_state_apply, err);
-}
-
-static int key_rotate_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
-			    const struct sfs_policy_state *st,
-			    struct sfs_error *err)
-{
-	struct key_change *kc = ch->arg;
-	int rc;
-
-	(void)st;
-	kc->k.current_version++;
-	rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, &kc->k,
-			     kc->k.current_version, err);
-	if (rc == SFS_OK)
-		rc = sfs_store_key_update(ctx->store, &kc->k, err);
-	return rc;
+		       &kc, err);
 }
 
 int sfs_key_rotate(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -336,20 +304,10 @@ int sfs_key_rotate(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	struct key_change kc = {.op = "key.rotate", .key = key};
 	int rc;
 
-	rc = key_run(ctx, c, SFS_ACT_KEY_ROTATE, &kc, key_rotate_apply, err);
+	rc = key_run(ctx, c, SFS_ACT_KEY_ROTATE, &kc, err);
 	if (rc == SFS_OK && out)
 		*out = kc.k;
 	return rc;
-}
-
-static int key_delete_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
-			    const struct sfs_policy_state *st,
-			    struct sfs_error *err)
-{
-	const struct key_change *kc = ch->arg;
-
-	(void)st;
-	return sfs_store_key_delete(ctx->store, kc->k.id, err);
 }
 
 int sfs_key_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -357,5 +315,5 @@ int sfs_key_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 {
 	struct key_change kc = {.op = "key.delete", .key = key};
 
-	return key_run(ctx, c, SFS_ACT_KEY_DELETE, &kc, key_delete_apply, err);
+	return key_run(ctx, c, SFS_ACT_KEY_DELETE, &kc, err);
 }

@@ -47,12 +47,30 @@ static unsigned key_roles(const struct sfs_policy_state *st)
 	return SFS_ROLE_KMS_USER;
 }
 
+/* Key management and role grants: the administrator's alone. */
+static int admin_only(enum sfs_action act)
+{
+	switch (act) {
+	case SFS_ACT_KEY_CREATE:
+	case SFS_ACT_KEY_ACTIVATE:
+	case SFS_ACT_KEY_DEACTIVATE:
+	case SFS_ACT_KEY_ROTATE:
+	case SFS_ACT_KEY_DELETE:
+	case SFS_ACT_ROLE_CHANGE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Step (2): SFS_OK or SFS_EACCES. */
 static int permitted(enum sfs_action act, const struct sfs_caller *c,
 		     const struct sfs_policy_state *st)
 {
 	unsigned need;
 
+	if (admin_only(act))
+		return c->admin ? SFS_OK : SFS_EACCES;
 	switch (act) {
 	case SFS_ACT_SECRET_VIEW:
 		return sfs_policy_may_view(c, st->secret) ? SFS_OK : SFS_EACCES;
@@ -71,13 +89,6 @@ static int permitted(enum sfs_action act, const struct sfs_caller *c,
 		need = SFS_ROLE_MANAGER | key_roles(st) |
 		       (st->from_user_key ? SFS_ROLE_KMS_USER : 0);
 		break;
-	case SFS_ACT_KEY_CREATE:
-	case SFS_ACT_KEY_ACTIVATE:
-	case SFS_ACT_KEY_DEACTIVATE:
-	case SFS_ACT_KEY_ROTATE:
-	case SFS_ACT_KEY_DELETE:
-	case SFS_ACT_ROLE_CHANGE:
-		return c->admin ? SFS_OK : SFS_EACCES;
 	default:
 		need = SFS_ROLE_MANAGER;
 		break;
@@ -217,6 +228,8 @@ int sfs_policy_check(enum sfs_action act, const struct sfs_caller *c,
 
 static const char *why_denied(enum sfs_action act)
 {
+	if (admin_only(act))
+		return "permission denied: only the administrator may";
 	switch (act) {
 	case SFS_ACT_SECRET_VIEW:
 	case SFS_ACT_VALUE_READ:
@@ -224,13 +237,6 @@ static const char *why_denied(enum sfs_action act)
 		       "the allow list";
 	case SFS_ACT_KEY_VIEW:
 		return "permission denied: needs the kms-viewer role";
-	case SFS_ACT_KEY_CREATE:
-	case SFS_ACT_KEY_ACTIVATE:
-	case SFS_ACT_KEY_DEACTIVATE:
-	case SFS_ACT_KEY_ROTATE:
-	case SFS_ACT_KEY_DELETE:
-	case SFS_ACT_ROLE_CHANGE:
-		return "permission denied: only the administrator may";
 	case SFS_ACT_SECRET_CREATE:
 	case SFS_ACT_SECRET_CHANGE_KEY:
 	case SFS_ACT_VERSION_ADD:
@@ -461,15 +467,17 @@ int sfs_policy_name_check(const char *name, size_t len)
 }
 
 /*
- * Decode one UTF-8 sequence at s[0..len) (len >= 1): its length, or 0
- * when invalid. *cp gets the code point. Lead bytes C0, C1 and F5..FF
- * never start a valid sequence; the second byte's range rules out
- * overlong forms, surrogates and code points over U+10FFFF (RFC 3629).
+ * Lead bytes C0, C1 and F5..FF never start a valid sequence; the second
+ * byte's range rules out overlong forms, surrogates and code points over
+ * U+10FFFF (RFC 3629).
  */
-static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+size_t sfs_policy_utf8_next(const void *p, size_t len, uint32_t *cp)
 {
+	const unsigned char *s = p;
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t n, i;
+
+	assert(len >= 1);
 
 	if (s[0] < 0x80) {
 		*cp = s[0];
@@ -509,7 +517,7 @@ int sfs_policy_utf8_check(const void *s, size_t len)
 	size_t i = 0, n;
 
 	while (i < len) {
-		n = utf8_next(p + i, len - i, &cp);
+		n = sfs_policy_utf8_next(p + i, len - i, &cp);
 		if (n == 0)
 			return SFS_EINVAL;
 		i += n;
@@ -527,7 +535,7 @@ int sfs_policy_desc_check(const char *desc, size_t len)
 	if (len > SFS_DESC_MAX)
 		return SFS_EINVAL;
 	while (i < len) {
-		n = utf8_next(p + i, len - i, &cp);
+		n = sfs_policy_utf8_next(p + i, len - i, &cp);
 		if (n == 0)
 			return SFS_EINVAL;
 		/* C0 (with NUL, tab, newline), DEL and C1 controls */

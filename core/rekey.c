@@ -2,7 +2,8 @@
  * `secretfs rekey --new-master-key FILE`: move a store to a new master
  * key. Every KMS key version's material is unwrapped with the current KEK
  * and wrapped again under the new one, and the canary is remade, all in
- * one write transaction: the store is wholly under one key or the other,
+ * one change on the change runner (ctx_change_run: its audit line is
+ * committed with it): the store is wholly under one key or the other,
  * never half. Value ciphertext and data keys are untouched (they hang off
  * KMS material, which does not change). On a shared store every host then
  * needs the new key file; a daemon still holding the old key finds its
@@ -90,13 +91,54 @@ static int rewrap_all(struct sfs_ctx *ctx, const struct sfs_crypto *to,
 	return rc;
 }
 
+static int rekey_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
+		       const struct sfs_policy_state *st, struct sfs_error *err)
+{
+	(void)st;
+	return rewrap_all(ctx, ch->arg, err);
+}
+
+static void rekey_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
+		       struct ctx_audit_line *l)
+{
+	const struct ctx_audit_line line = {
+	    "store.rekey", NULL, NULL, NULL, 0, rc, 1};
+
+	(void)ctx;
+	(void)ch;
+	*l = line;
+}
+
+/* The new KEK from the key file at path, into *to. */
+static int new_kek(const char *path, struct sfs_crypto **to,
+		   struct sfs_error *err)
+{
+	unsigned char master[SFS_KEY_BYTES];
+	int rc;
+
+	rc = sfs_crypto_master_load(path, master, err);
+	if (rc == SFS_OK)
+		rc = sfs_crypto_new(to, master, err);
+	sfs_crypto_wipe(master, sizeof(master));
+	return rc;
+}
+
+/*
+ * On the change runner, as every change: the policy's administrator-only
+ * question (it has no row of its own for a rekey; the one roles ask, on a
+ * writable store), the rewrap, and the line committed with it.
+ */
 int sfs_ctx_rekey(struct sfs_ctx *ctx, const char *new_key_path,
 		  struct sfs_error *err)
 {
-	struct ctx_audit_line l = {"store.rekey", NULL, NULL, NULL, 0, 0, 1};
-	unsigned char master[SFS_KEY_BYTES];
 	struct sfs_crypto *to = NULL;
 	struct sfs_caller admin;
+	static const struct ctx_change_ops ops = {.apply = rekey_apply,
+						  .line = rekey_line};
+	struct ctx_change ch = {.act = SFS_ACT_ROLE_CHANGE,
+				.c = &admin,
+				.ops = &ops,
+				.subject = "store"};
 	int rc;
 
 	sfs_error_clear(err);
@@ -104,18 +146,12 @@ int sfs_ctx_rekey(struct sfs_ctx *ctx, const char *new_key_path,
 		return sfs_error_set(err, SFS_EINVAL,
 				     "rekey: the store's key comes from a "
 				     "passphrase, not a key file");
-	rc = sfs_crypto_master_load(new_key_path, master, err);
-	if (rc == SFS_OK)
-		rc = sfs_crypto_new(&to, master, err);
-	sfs_crypto_wipe(master, sizeof(master));
+	rc = new_kek(new_key_path, &to, err);
 	if (rc != SFS_OK)
 		return rc;
-	rc = ctx_begin(ctx, 1, err);
-	if (rc == SFS_OK)
-		rc = ctx_end(ctx, 1, rewrap_all(ctx, to, err), err);
-	sfs_crypto_free(to);
 	sfs_caller_self(&admin);
-	l.result = rc;
-	ctx_audit(ctx, &admin, &l);
+	ch.arg = to;
+	rc = ctx_change_run(ctx, &ch, err);
+	sfs_crypto_free(to);
 	return rc;
 }

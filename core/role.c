@@ -65,11 +65,10 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       struct sfs_error *err)
 {
 	struct role_change rch = {.role = role, .grant = grant};
-	struct ctx_change ch = {.act = SFS_ACT_ROLE_CHANGE,
-				.c = c,
-				.arg = &rch,
-				.apply = role_apply,
-				.line = role_line};
+	static const struct ctx_change_ops ops = {.apply = role_apply,
+						  .line = role_line};
+	struct ctx_change ch = {
+	    .act = SFS_ACT_ROLE_CHANGE, .c = c, .ops = &ops, .arg = &rch};
 
 	sfs_error_clear(err);
 	if (!sfs_role_parse(role))
@@ -99,40 +98,14 @@ int sfs_role_revoke(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return role_change(ctx, c, role, principal, 0, err);
 }
 
-struct pair {
-	char role[16];
-	char principal[SFS_PRINCIPAL_MAX + 1];
-};
-
-struct pairs_acc {
-	struct pair *v;
-	size_t n;
-};
-
-static int pairs_collect(void *arg, const char *role, const char *principal)
-{
-	struct pairs_acc *acc = arg;
-	struct pair *grown;
-
-	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
-	if (!grown)
-		return SFS_ENOMEM;
-	acc->v = grown;
-	ctx_strlcpy(grown[acc->n].role, role, sizeof(grown[0].role));
-	ctx_strlcpy(grown[acc->n].principal, principal,
-		    sizeof(grown[0].principal));
-	acc->n++;
-	return 0;
-}
-
 /* The callback runs after the lock is released, so it may call back
  * into the context. */
 int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		  sfs_role_cb cb, void *arg, struct sfs_error *err)
 {
-	struct pairs_acc acc = {NULL, 0};
+	struct role_pair *v = NULL;
 	struct sfs_policy_state st;
-	size_t i;
+	size_t i, n = 0;
 	int rc;
 
 	sfs_error_clear(err);
@@ -147,12 +120,12 @@ int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc != SFS_OK)
 		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "roles");
 	else
-		rc = sfs_store_role_list(ctx->store, pairs_collect, &acc, err);
+		rc = ctx_grants_read(ctx, &v, &n, err);
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
 	rc = ctx_end(ctx, 0, rc, err);
-	for (i = 0; rc == SFS_OK && i < acc.n; i++)
-		rc = cb(arg, acc.v[i].role, acc.v[i].principal);
-	free(acc.v);
+	for (i = 0; rc == SFS_OK && i < n; i++)
+		rc = cb(arg, v[i].name, v[i].principal);
+	free(v);
 	return rc;
 }

@@ -22,15 +22,17 @@
 
 #include "secretfs/storedir.h"
 
-static int errno_code(int e)
+int sfs_storedir_errcode(int errnum)
 {
-	switch (e) {
+	switch (errnum) {
 	case ENOENT:
 		return SFS_ENOENT;
 	case EACCES:
 	case EPERM:
 	case ELOOP: /* O_NOFOLLOW met a symlink */
 		return SFS_EACCES;
+	case EROFS:
+		return SFS_EROFS;
 	case ENOSPC:
 		return SFS_ENOSPC;
 	default:
@@ -118,7 +120,7 @@ static int names_trusted(DIR *d, const char *dir, int empty,
 					   dir, e->d_name);
 		else if (fstatat(dirfd(d), e->d_name, &st,
 				 AT_SYMLINK_NOFOLLOW) != 0)
-			rc = sfs_error_set(err, errno_code(errno),
+			rc = sfs_error_set(err, sfs_storedir_errcode(errno),
 					   "store '%s': '%s': %s", dir,
 					   e->d_name, sfs_strerrno(errno));
 		else
@@ -137,14 +139,14 @@ static int scan(const char *dir, int empty, struct sfs_error *err)
 	int rc;
 
 	if (stat(dir, &st) != 0)
-		return sfs_error_set(err, errno_code(errno), "store '%s': %s",
+		return sfs_error_set(err, sfs_storedir_errcode(errno), "store '%s': %s",
 				     dir, sfs_strerrno(errno));
 	rc = dir_trusted(dir, &st, err);
 	if (rc != SFS_OK)
 		return rc;
 	d = opendir(dir);
 	if (!d)
-		return sfs_error_set(err, errno_code(errno), "store '%s': %s",
+		return sfs_error_set(err, sfs_storedir_errcode(errno), "store '%s': %s",
 				     dir, sfs_strerrno(errno));
 	rc = names_trusted(d, dir, empty, err);
 	closedir(d);
@@ -174,7 +176,7 @@ int sfs_storedir_open(const char *dir, const char *name, int flags, mode_t mode,
 				     dir, name);
 	fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, mode);
 	if (fd < 0)
-		return sfs_error_set(err, errno_code(errno),
+		return sfs_error_set(err, sfs_storedir_errcode(errno),
 				     "cannot open '%s': %s", path,
 				     errno == ELOOP ? "a symbolic link: refused"
 						    : sfs_strerrno(errno));

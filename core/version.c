@@ -199,50 +199,18 @@ static void add_line(struct sfs_ctx *ctx, struct ctx_change *ch, int rc,
 	version_line(ctx, ac->op, &ac->s, ac->name, n, rc, ac->id, l);
 }
 
-int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		    const char *name, const void *value, size_t len,
-		    uint32_t expect, struct sfs_version_rec *out,
-		    struct sfs_error *err)
-{
-	struct add_change ac = {.op = "version.add",
-				.name = name,
-				.expect = expect,
-				.value = value,
-				.len = len};
-	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
-				.c = c,
-				.arg = &ac,
-				.gather = add_gather,
-				.apply = add_apply,
-				.line = add_line};
-	int rc;
-
-	sfs_error_clear(err);
-	rc = ctx_change_run(ctx, &ch, err);
-	if (rc == SFS_OK && out)
-		*out = ac.v;
-	return rc;
-}
-
 int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			const char *name, uint32_t expect,
 			struct sfs_error *err)
 {
 	/* a length of 1 passes the length rule: the value is not known yet */
+	static const struct ctx_change_ops ops = {.gather = add_gather};
 	struct add_change ac = {.name = name, .expect = expect, .len = 1};
-	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD, .c = c, .arg = &ac};
-	struct sfs_policy_state st;
-	int rc;
+	struct ctx_change ch = {
+	    .act = SFS_ACT_VERSION_ADD, .c = c, .ops = &ops, .arg = &ac};
 
 	sfs_error_clear(err);
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
-	ctx_state_init(ctx, &st);
-	rc = add_gather(ctx, &ch, &st, err);
-	if (rc == SFS_OK && (rc = sfs_policy_check(ch.act, c, &st)) != SFS_OK)
-		ctx_refuse(err, ch.act, rc, &st, "%s", ch.subject);
-	return ctx_end(ctx, 0, rc, err);
+	return ctx_change_ask(ctx, &ch, err);
 }
 
 /* ---- read --------------------------------------------------------------- */
@@ -635,23 +603,21 @@ int sfs_version_info(struct sfs_ctx *ctx, const struct sfs_caller *c,
 }
 
 struct versions_acc {
-	struct sfs_version_rec *v;
-	size_t n;
+	struct ctx_array a;
 	int all;
 };
 
 static int versions_collect(void *arg, const struct sfs_version_rec *v)
 {
 	struct versions_acc *acc = arg;
-	struct sfs_version_rec *grown;
+	struct sfs_version_rec *slot;
 
 	if (!acc->all && v->state == SFS_STATE_DESTROYED)
 		return 0;
-	grown = realloc(acc->v, (acc->n + 1) * sizeof(*grown));
-	if (!grown)
+	slot = ctx_array_push(&acc->a, sizeof(*slot));
+	if (!slot)
 		return SFS_ENOMEM;
-	acc->v = grown;
-	rec_copy_bare(&grown[acc->n++], v);
+	rec_copy_bare(slot, v);
 	return 0;
 }
 
@@ -661,7 +627,8 @@ int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, int all, sfs_version_cb cb, void *arg,
 		     struct sfs_error *err)
 {
-	struct versions_acc acc = {NULL, 0, all};
+	struct versions_acc acc = {{NULL, 0}, all};
+	const struct sfs_version_rec *v;
 	struct sfs_secret_rec s;
 	size_t i;
 	int rc;
@@ -677,9 +644,9 @@ int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	if (rc == SFS_ENOMEM)
 		sfs_error_set(err, rc, "out of memory");
 	rc = ctx_end(ctx, 0, rc, err);
-	for (i = 0; rc == SFS_OK && i < acc.n; i++)
-		rc = cb(arg, &acc.v[i]);
-	free(acc.v);
+	for (i = 0, v = acc.a.v; rc == SFS_OK && i < acc.a.n; i++)
+		rc = cb(arg, &v[i]);
+	free(acc.a.v);
 	return rc;
 }
 
@@ -798,18 +765,14 @@ static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  enum sfs_action act, const char *op, const char *name,
 			  uint32_t n, struct sfs_error *err)
 {
+	static const struct ctx_change_ops ops = {.gather = change_gather,
+						  .settle = change_settle,
+						  .apply = change_do,
+						  .line = change_line,
+						  .done = change_done};
 	struct version_change vc = {.op = op, .name = name, .n = n};
-	struct ctx_change ch = {.act = act,
-				.c = c,
-				.arg = &vc,
-				.gather = change_gather,
-				.settle = change_settle,
-				.apply = change_do,
-				.line = change_line,
-				.done = change_done};
 
-	sfs_error_clear(err);
-	return ctx_change_run(ctx, &ch, err);
+	return ctx_change_go(ctx, act, c, &ops, &vc, err);
 }
 
 int sfs_version_set_default(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -837,7 +800,7 @@ int sfs_version_destroy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			      "version.destroy", name, n, err);
 }
 
-/* ---- copy --------------------------------------------------------------- */
+/* ---- copy, and the runner of add and copy ------------------------------ */
 
 /*
  * Lock held, write transaction open: read version n (every read rule
@@ -875,24 +838,47 @@ static void copy_done(struct ctx_change *ch)
 	sfs_value_release(&ac->owned);
 }
 
+/* Run an add, or a copy (ac->copy: the value is version n's): the new
+ * version into *out (may be NULL). */
+static int add_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		   struct add_change *ac, struct sfs_version_rec *out,
+		   struct sfs_error *err)
+{
+	static const struct ctx_change_ops add_ops = {
+	    .gather = add_gather, .apply = add_apply, .line = add_line};
+	static const struct ctx_change_ops copy_ops = {.gather = copy_gather,
+						       .apply = add_apply,
+						       .line = add_line,
+						       .done = copy_done};
+	int rc;
+
+	rc = ctx_change_go(ctx, SFS_ACT_VERSION_ADD, c,
+			   ac->copy ? &copy_ops : &add_ops, ac, err);
+	if (rc == SFS_OK && out)
+		*out = ac->v;
+	return rc;
+}
+
+int sfs_version_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *name, const void *value, size_t len,
+		    uint32_t expect, struct sfs_version_rec *out,
+		    struct sfs_error *err)
+{
+	struct add_change ac = {.op = "version.add",
+				.name = name,
+				.expect = expect,
+				.value = value,
+				.len = len};
+
+	return add_run(ctx, c, &ac, out, err);
+}
+
 int sfs_version_copy(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, uint32_t n, struct sfs_version_rec *out,
 		     struct sfs_error *err)
 {
 	struct add_change ac = {
 	    .op = "version.copy", .name = name, .n = n, .copy = 1};
-	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
-				.c = c,
-				.arg = &ac,
-				.gather = copy_gather,
-				.apply = add_apply,
-				.line = add_line,
-				.done = copy_done};
-	int rc;
 
-	sfs_error_clear(err);
-	rc = ctx_change_run(ctx, &ch, err);
-	if (rc == SFS_OK && out)
-		*out = ac.v;
-	return rc;
+	return add_run(ctx, c, &ac, out, err);
 }

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "fs.h"
-#include "secretfs/policy.h"
 #include "secretfs/crypto.h"
 
 /* Is every number in the subject (outside quotes) also in what? */
@@ -71,37 +70,19 @@ static int subject_known(const char *subject, size_t len, const char *what)
 	return quoted;
 }
 
-/* Length of msg's subject: up to its first ": " outside quotes (a quoted
- * path may hold one), or 0 when it has none. */
-static size_t subject_len(const char *msg)
-{
-	const char *p;
-	int in_quote = 0;
-
-	for (p = msg; *p; p++) {
-		if (*p == '\'')
-			in_quote = !in_quote;
-		else if (!in_quote && p[0] == ':' && p[1] == ' ' && p[2])
-			return (size_t)(p - msg);
-	}
-	return 0;
-}
-
 /*
  * The "why" of an error: the core's message, or its code's description.
- * Core messages read "<subject>: <why>"; when the subject only repeats
- * what, the why alone follows what, so that the line does not say the
- * subject twice.
+ * A core message "<subject>: <why>" says where its why starts
+ * (err->why); when the subject only repeats what, the why alone follows
+ * what, so that the line does not say the subject twice.
  */
 static const char *error_why(const char *what, const struct sfs_error *err)
 {
-	size_t n;
-
 	if (!err || !err->msg[0])
 		return sfs_strerror(err ? err->code : 0);
-	n = subject_len(err->msg);
-	if (n && subject_known(err->msg, n, what))
-		return err->msg + n + 2;
+	if (err->why >= 2 && err->why < sizeof(err->msg) &&
+	    subject_known(err->msg, err->why - 2, what))
+		return err->msg + err->why;
 	return err->msg;
 }
 
@@ -113,25 +94,11 @@ static const char *error_why(const char *what, const struct sfs_error *err)
 static void err_line(const char *what, const char *why, const char *tail)
 {
 	char buf[1024];
-	size_t i, total;
-	int n = snprintf(buf, sizeof(buf), "secretfs: %s: %s%s", what, why,
-			 tail);
 
-	if (n < 0)
+	if (snprintf(buf, sizeof(buf), "secretfs: %s: %s%s", what, why, tail) <
+	    0)
 		return;
-	total = strlen(buf);
-	for (i = 0; buf[i]; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-		size_t len = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : ch >= 0xc0 ? 2 : 1;
-
-		if (ch < 0x20 || ch == 0x7f)
-			buf[i] = '?';
-		else if (ch >= 0x80 && (len > total - i ||
-					sfs_policy_utf8_check(buf + i, len)))
-			buf[i] = '?'; /* its continuation bytes follow suit */
-		else
-			i += len - 1;
-	}
+	sfs_error_printable(buf);
 	fprintf(stderr, "%s\n", buf);
 }
 

@@ -19,6 +19,12 @@ static const struct cli_group *const groups[] = {
 	&cli_role_group,
 };
 
+/* The commands that are not in a group. */
+static const struct cli_cmd *const singles[] = {
+    &cli_backup_cmd, &cli_restore_cmd, &cli_init_cmd,
+    &cli_audit_cmd,  &cli_rekey_cmd,   &cli_watch_cmd,
+};
+
 static const char global_usage[] =
 	"Usage: secretfs [--store DIR] [--master-key FILE] [--json] COMMAND "
 	"...\n"
@@ -91,40 +97,28 @@ static int bad_global(const char *fmt, ...)
 static int parse_global(int argc, char **argv, struct cli_global *g,
 			int *done)
 {
-	static const struct option opts[] = {
-		{ "store", required_argument, NULL, 's' },
-		{ "master-key", required_argument, NULL, 'k' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+	int version = 0;
+	const struct cli_opt opts[] = {
+	    {.name = "store", .arg = &g->store},
+	    {.name = "master-key", .arg = &g->master_key},
+	    {.name = "json", .flag = &g->json},
+	    {.name = "version", .flag = &version},
+	    {.name = NULL},
 	};
 	char why[256];
-	int ch;
+	int ch = cli_opt_scan(NULL, "+:h", argc, argv, opts, NULL);
 
-	while ((ch = cli_getopt(argc, argv, "+:h", opts)) != -1) {
-		switch (ch) {
-		case 's':
-			g->store = optarg;
-			break;
-		case 'k':
-			g->master_key = optarg;
-			break;
-		case 'j':
-			g->json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			*done = 1;
-			return EXIT_OK;
-		case 'V': /* printed once every option (--json) is known */
-			*done = 2;
-			break;
-		default:
-			cli_opt_problem(ch, argv, why, sizeof(why));
-			return bad_global("%s", why);
-		}
+	if (ch == 'h') {
+		usage(stdout);
+		*done = 1;
+		return EXIT_OK;
 	}
+	if (ch != CLI_GO) {
+		cli_opt_problem(ch, argv, why, sizeof(why));
+		return bad_global("%s", why);
+	}
+	if (version) /* printed once every option (--json) is known */
+		*done = 2;
 	return EXIT_OK;
 }
 
@@ -136,18 +130,9 @@ static int run_command(const struct cli_global *g, int argc, char **argv)
 	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (!strcmp(name, groups[i]->name))
 			return cli_group_run(groups[i], g, argc, argv);
-	if (!strcmp(name, cli_backup_cmd.name))
-		return cli_backup_cmd.run(&cli_backup_cmd, g, argc, argv);
-	if (!strcmp(name, cli_restore_cmd.name))
-		return cli_restore_cmd.run(&cli_restore_cmd, g, argc, argv);
-	if (!strcmp(name, cli_init_cmd.name))
-		return cli_init_cmd.run(&cli_init_cmd, g, argc, argv);
-	if (!strcmp(name, cli_audit_cmd.name))
-		return cli_audit_cmd.run(&cli_audit_cmd, g, argc, argv);
-	if (!strcmp(name, cli_rekey_cmd.name))
-		return cli_rekey_cmd.run(&cli_rekey_cmd, g, argc, argv);
-	if (!strcmp(name, cli_watch_cmd.name))
-		return cli_watch_cmd.run(&cli_watch_cmd, g, argc, argv);
+	for (i = 0; i < sizeof(singles) / sizeof(singles[0]); i++)
+		if (!strcmp(name, singles[i]->name))
+			return singles[i]->run(singles[i], g, argc, argv);
 	if (!strcmp(name, "mount"))
 		return cmd_mount(g, argc, argv);
 	if (!strcmp(name, "umount"))

@@ -2,6 +2,7 @@
  * Records as JSON and text for both fronts (see render.h): every field
  * of a record is named and formatted here, once.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,68 +21,102 @@ void fs_render_mode(uint32_t mode, char out[8])
 	snprintf(out, 8, "%04o", (unsigned)(mode & 07777));
 }
 
-static int text_u32(char *out, size_t cap, uint32_t n)
+/* What a record's field holds, and so how it reads as text. */
+enum field_kind {
+	F_TEXT,	  /* a char array */
+	F_NUMBER, /* a uint32_t; 0 has no text (SFS_ENODATA) */
+	F_TIME,	  /* an int64_t, ns since the epoch, as RFC 3339 */
+	F_STATE,  /* an int: active, deactivated, destroyed */
+	F_AC,	  /* an int: enabled, disabled */
+	F_FORMAT, /* an int: enum sfs_format */
+};
+
+/* A field of a record: its name and where it is (offsetof). */
+struct field {
+	const char *name;
+	enum field_kind kind;
+	size_t off;
+};
+
+static const struct field secret_fields[] = {
+    {"id", F_TEXT, offsetof(struct sfs_secret_rec, id)},
+    {"name", F_TEXT, offsetof(struct sfs_secret_rec, name)},
+    {"description", F_TEXT, offsetof(struct sfs_secret_rec, description)},
+    {"status", F_STATE, offsetof(struct sfs_secret_rec, status)},
+    {"access_control", F_AC, offsetof(struct sfs_secret_rec, access_control)},
+    {"allowed_principals", F_TEXT, offsetof(struct sfs_secret_rec, allowed)},
+    {"default_version", F_NUMBER,
+     offsetof(struct sfs_secret_rec, default_version)},
+    {"latest_version", F_NUMBER,
+     offsetof(struct sfs_secret_rec, latest_version)},
+    {"created_at", F_TIME, offsetof(struct sfs_secret_rec, created_at)},
+    {"created_by", F_TEXT, offsetof(struct sfs_secret_rec, created_by)},
+    {NULL, F_TEXT, 0},
+};
+
+static const struct field version_fields[] = {
+    {"version", F_NUMBER, offsetof(struct sfs_version_rec, version)},
+    {"state", F_STATE, offsetof(struct sfs_version_rec, state)},
+    {"format", F_FORMAT, offsetof(struct sfs_version_rec, format)},
+    {"created_at", F_TIME, offsetof(struct sfs_version_rec, created_at)},
+    {"created_by", F_TEXT, offsetof(struct sfs_version_rec, created_by)},
+    {NULL, F_TEXT, 0},
+};
+
+/* The text of an F_TEXT, F_STATE, F_AC or F_FORMAT field at p. */
+static const char *field_text(enum field_kind kind, const char *p)
 {
-	if (!n)
+	switch (kind) {
+	case F_STATE:
+		return sfs_state_name(*(const int *)p);
+	case F_AC:
+		return fs_render_access_control(*(const int *)p);
+	case F_FORMAT:
+		return sfs_value_format_name(*(const int *)p);
+	default:
+		return p;
+	}
+}
+
+/* Field name of rec (described by fields) as text into out. SFS_OK,
+ * SFS_ENODATA (an unset number) or SFS_ENOENT (no such field, or out
+ * too small for a time). */
+static int render_field(const void *rec, const struct field *fields,
+			const char *name, char *out, size_t cap)
+{
+	const char *p = rec;
+	const char *text;
+
+	while (fields->name && strcmp(fields->name, name))
+		fields++;
+	if (!fields->name || (fields->kind == F_TIME && cap < 32))
+		return SFS_ENOENT;
+	p += fields->off;
+	if (fields->kind == F_NUMBER && !*(const uint32_t *)p)
 		return SFS_ENODATA;
-	snprintf(out, cap, "%u", n);
+	if (fields->kind == F_NUMBER) {
+		snprintf(out, cap, "%u", *(const uint32_t *)p);
+		return SFS_OK;
+	}
+	if (fields->kind == F_TIME) {
+		sfs_time_format(*(const int64_t *)p, out);
+		return SFS_OK;
+	}
+	text = field_text(fields->kind, p);
+	snprintf(out, cap, "%s", text);
 	return SFS_OK;
 }
 
 int fs_render_secret_field(const struct sfs_secret_rec *r, const char *field,
 			   char *out, size_t cap)
 {
-	const char *text = NULL;
-
-	if (!strcmp(field, "default_version"))
-		return text_u32(out, cap, r->default_version);
-	if (!strcmp(field, "latest_version"))
-		return text_u32(out, cap, r->latest_version);
-	if (!strcmp(field, "created_at") && cap >= 32) {
-		sfs_time_format(r->created_at, out);
-		return SFS_OK;
-	}
-	if (!strcmp(field, "id"))
-		text = r->id;
-	else if (!strcmp(field, "name"))
-		text = r->name;
-	else if (!strcmp(field, "description"))
-		text = r->description;
-	else if (!strcmp(field, "status"))
-		text = sfs_state_name(r->status);
-	else if (!strcmp(field, "access_control"))
-		text = fs_render_access_control(r->access_control);
-	else if (!strcmp(field, "allowed_principals"))
-		text = r->allowed;
-	else if (!strcmp(field, "created_by"))
-		text = r->created_by;
-	if (!text)
-		return SFS_ENOENT;
-	snprintf(out, cap, "%s", text);
-	return SFS_OK;
+	return render_field(r, secret_fields, field, out, cap);
 }
 
 int fs_render_version_field(const struct sfs_version_rec *v, const char *field,
 			    char *out, size_t cap)
 {
-	const char *text = NULL;
-
-	if (!strcmp(field, "version"))
-		return text_u32(out, cap, v->version);
-	if (!strcmp(field, "created_at") && cap >= 32) {
-		sfs_time_format(v->created_at, out);
-		return SFS_OK;
-	}
-	if (!strcmp(field, "state"))
-		text = sfs_state_name(v->state);
-	else if (!strcmp(field, "format"))
-		text = sfs_value_format_name(v->format);
-	else if (!strcmp(field, "created_by"))
-		text = v->created_by;
-	if (!text)
-		return SFS_ENOENT;
-	snprintf(out, cap, "%s", text);
-	return SFS_OK;
+	return render_field(v, version_fields, field, out, cap);
 }
 
 void fs_render_push(struct sfs_json **arr, struct sfs_json *child)

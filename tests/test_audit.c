@@ -1,5 +1,5 @@
 /*
- * Check suite for core/audit.c: the exact shape of audit lines, the log's
+ * Check suite for core/audit*.c: the exact shape of audit lines, the log's
  * mode, failure to write (SFS_EIO), whole lines under concurrency, reading
  * back with filters and follow, and RFC 3339 times. Each test gets a fresh
  * temporary directory.

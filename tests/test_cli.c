@@ -337,6 +337,37 @@ START_TEST(test_usage_unknown_option)
 }
 END_TEST
 
+/*
+ * The option table's contract (cli_parse): getopt_long's unambiguous
+ * prefixes, the last value given wins, a checked value is refused as it
+ * comes (before the positional arguments are counted), and an ambiguous
+ * prefix is an unknown option.
+ */
+START_TEST(test_options_prefix_last_wins_checked_first)
+{
+	ck_assert_int_eq(sfs("init", NULL), 0);
+	ck_assert_int_eq(sfs("key", "create", "k1", "--desc", "a", "--desc=b",
+			     NULL),
+			 0);
+	ck_assert_int_eq(sfs("key", "show", "k1", NULL), 0);
+	assert_out_has("\ndescription: b\n");
+	ck_assert_int_eq(sfs("audit", "--since", "5x", "extra", NULL), 2);
+	assert_err("secretfs: audit: bad time '5x' (RFC 3339, YYYY-MM-DD, or "
+		   "an age: 30m, 2h, 1d) (see 'secretfs audit --help')\n");
+	ck_assert_int_eq(sfs("version", "add", "db", "--expect", "0", "--frob",
+			     NULL),
+			 2);
+	assert_err("secretfs: version add: bad version number '0' (see "
+		   "'secretfs version add --help')\n");
+	ck_assert_int_eq(sfs("secret", "update", "db", "--a", "on", NULL), 2);
+	assert_err("secretfs: secret update: unknown option '--a' (see "
+		   "'secretfs secret update --help')\n");
+	ck_assert_int_eq(sfs("umount", "--lazy=1", "x", NULL), 2);
+	assert_err("secretfs: umount: option '--lazy=1' takes no value (see "
+		   "'secretfs umount --help')\n");
+}
+END_TEST
+
 /* Usage errors are one line each, in the error format, with exit 2. */
 START_TEST(test_usage_error_one_line)
 {
@@ -1964,6 +1995,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_help_every_command);
 	tcase_add_test(tc, test_usage_unknown_command);
 	tcase_add_test(tc, test_usage_unknown_option);
+	tcase_add_test(tc, test_options_prefix_last_wins_checked_first);
 	tcase_add_test(tc, test_usage_error_one_line);
 	tcase_add_test(tc, test_usage_missing_and_extra_argument);
 	tcase_add_test(tc, test_usage_bad_number);

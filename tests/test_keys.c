@@ -434,6 +434,111 @@ START_TEST(rekey_with_an_unsafe_key_file_changes_nothing)
 }
 END_TEST
 
+/* After a failed rekey: the store opens under the old key only, its
+ * value reads, and the log holds exactly the n lines ops / res. */
+static void assert_rekey_undone(const char *path, const char *const *ops,
+				const char *const *res, size_t n)
+{
+	ck_assert_int_eq(reopen(path), SFS_EMASTER);
+	ck_assert_int_eq(reopen(NULL), SFS_OK);
+	ck_assert_int_eq(rd("a", 1, "one"), SFS_OK);
+	tu_assert_audit_field(store, "op", ops, n);
+	tu_assert_audit_field(store, "result", res, n);
+}
+
+/* A read-only context cannot rekey: EROFS, the store stays under its
+ * key, and the refusal is audited. */
+START_TEST(rekey_on_a_read_only_context_is_erofs)
+{
+	struct sfs_ctx_options o;
+	struct sfs_ctx *ro = NULL;
+	const char *const ops[] = {"secret.create", "store.rekey",
+				   "version.read"};
+	const char *const res[] = {"ok", "EROFS", "ok"};
+	char path[600];
+
+	mk_secret("a", NULL, "one");
+	memset(&o, 0, sizeof(o));
+	o.store_dir = store;
+	o.readonly = 1;
+	ck_assert_int_eq(sfs_ctx_open(&ro, &o, &err), SFS_OK);
+	new_key_file(path, sizeof(path), 3);
+	ck_assert_int_eq(sfs_ctx_rekey(ro, path, &err), SFS_EROFS);
+	ck_assert_int_eq(err.code, SFS_EROFS);
+	ck_assert_str_eq(err.msg, "store: the store is read-only");
+	sfs_ctx_close(ro);
+	assert_rekey_undone(path, ops, res, 3);
+}
+END_TEST
+
+/* A store call of a rekey fails: the caller gets the store's error,
+ * the store is still wholly under the old key, and the line says so. */
+START_TEST(rekey_store_failure_changes_nothing)
+{
+	struct sfs_store *f;
+	const char *const ops[] = {"key.create", "secret.create",
+				   "store.rekey", "version.read"};
+	const char *const res[] = {"ok", "ok", "EIO", "ok"};
+	char path[600];
+
+	mk_key("k1");
+	mk_secret("a", "k1", "one");
+	new_key_file(path, sizeof(path), 4);
+	f = fault_store_wrap(sfs_ctx_store(ctx));
+	sfs_ctx_swap_store(ctx, f);
+	fault_store_fail_op(f, "keyver_set", SFS_EIO);
+	ck_assert_int_eq(sfs_ctx_rekey(ctx, path, &err), SFS_EIO);
+	ck_assert_int_eq(err.code, SFS_EIO);
+	ck_assert_str_eq(err.msg, "fault store: injected failure in keyver_set");
+	fault_store_reset(f);
+	assert_rekey_undone(path, ops, res, 4);
+}
+END_TEST
+
+/*
+ * A stand-in for the real store whose commit_then (the commit of a change
+ * with its staged audit line) rolls back and fails, as a commit that did
+ * not happen.
+ */
+static struct sfs_store_ops hook_ops;
+static struct sfs_store hook;
+static const struct sfs_store_ops *real_ops;
+
+static int commit_then_fail(struct sfs_store *s, void (*after)(void *),
+			    void *arg, struct sfs_error *e)
+{
+	(void)after;
+	(void)arg;
+	real_ops->rollback(s);
+	return sfs_error_set(e, SFS_EIO, "test: commit failed");
+}
+
+/* The rekey's audit line is committed with it: when that commit fails,
+ * the rekey fails whole and its line says so. */
+START_TEST(rekey_commits_its_audit_line_with_it)
+{
+	struct sfs_store *real = sfs_ctx_store(ctx);
+	const char *const ops[] = {"secret.create", "store.rekey",
+				   "version.read"};
+	const char *const res[] = {"ok", "EIO", "ok"};
+	char path[600];
+
+	mk_secret("a", NULL, "one");
+	new_key_file(path, sizeof(path), 6);
+	real_ops = real->ops;
+	hook_ops = *real->ops;
+	hook_ops.commit_then = commit_then_fail;
+	hook.ops = &hook_ops;
+	hook.backend = real->backend;
+	ck_assert_ptr_eq(sfs_ctx_swap_store(ctx, &hook), real);
+	ck_assert_int_eq(sfs_ctx_rekey(ctx, path, &err), SFS_EIO);
+	ck_assert_int_eq(err.code, SFS_EIO);
+	ck_assert_str_eq(err.msg, "test: commit failed");
+	ck_assert_ptr_eq(sfs_ctx_swap_store(ctx, real), &hook);
+	assert_rekey_undone(path, ops, res, 3);
+}
+END_TEST
+
 static Suite *keys_suite(void)
 {
 	const TTest *const cases[] = {
@@ -441,6 +546,9 @@ static Suite *keys_suite(void)
 	    rekey_rewraps_every_key_version_and_the_canary,
 	    rekey_leaves_an_old_key_holder_failing_enokey,
 	    rekey_with_an_unsafe_key_file_changes_nothing,
+	    rekey_on_a_read_only_context_is_erofs,
+	    rekey_store_failure_changes_nothing,
+	    rekey_commits_its_audit_line_with_it,
 	    create_user_key,
 	    create_name_rules,
 	    unknown_key_is_enoent,

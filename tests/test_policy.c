@@ -928,6 +928,35 @@ START_TEST(test_view_attrs)
 }
 END_TEST
 
+/* sfs_policy_utf8_next, the one decoder the audit lines and the CLI use
+ * too: one row per kind of sequence. */
+static const struct {
+	const char *s;
+	size_t len, n;
+	uint32_t cp;
+} u8_rows[] = {
+    {"A", 1, 1, 0x41},
+    {"\xc3\xa9", 2, 2, 0xe9},
+    {"\xe2\x80\xa8", 3, 3, 0x2028},
+    {"\xf0\x9f\x98\x80", 4, 4, 0x1f600},
+    {"\xc0\x80", 2, 0, 0},	     /* overlong NUL */
+    {"\xed\xa0\x80", 3, 0, 0},    /* surrogate U+D800 */
+    {"\xf4\x90\x80\x80", 4, 0, 0}, /* over U+10FFFF */
+    {"\xe2\x80\xa8", 2, 0, 0},    /* cut short by len */
+    {"\x80", 1, 0, 0},	     /* a lone continuation byte */
+};
+
+START_TEST(test_utf8_next)
+{
+	uint32_t cp = 0;
+	size_t n = sfs_policy_utf8_next(u8_rows[_i].s, u8_rows[_i].len, &cp);
+
+	ck_assert_uint_eq(n, u8_rows[_i].n);
+	if (n)
+		ck_assert_uint_eq(cp, u8_rows[_i].cp);
+}
+END_TEST
+
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *policy_suite(void)
@@ -964,6 +993,10 @@ static Suite *policy_suite(void)
 	tc = tcase_create("descriptions");
 	tcase_add_loop_test(tc, test_desc, 0, NELEM(desc_rows));
 	tcase_add_test(tc, test_desc_multibyte_at_limit);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("utf8");
+	tcase_add_loop_test(tc, test_utf8_next, 0, NELEM(u8_rows));
 	suite_add_tcase(s, tc);
 	return s;
 }

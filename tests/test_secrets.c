@@ -736,7 +736,8 @@ START_TEST(store_failure_changes_nothing)
 	ck_assert_int_eq(create("new", "v"), SFS_ENOSPC);
 	ck_assert_int_eq(sfs_secret_set_status(ctx, &admin, "keep", 0, &err),
 			 SFS_ENOSPC);
-	ck_assert_str_eq(sfs_ctx_last_error(ctx), err.msg);
+	ck_assert_int_eq(err.code, SFS_ENOSPC);
+	ck_assert_str_eq(err.msg, "fault store: injected failure in commit");
 	fault_store_reset(f);
 	fault_store_fail_op(f, "secret_update", SFS_EIO);
 	ck_assert_int_eq(sfs_secret_set_status(ctx, &admin, "keep", 0, &err),
@@ -778,7 +779,8 @@ START_TEST(store_failure_on_lookup_is_eio)
 	fault_store_fail_op(f, "begin", SFS_EIO);
 	ck_assert_int_eq(sfs_secret_list(ctx, &admin, names_cb, NULL, &err),
 			 SFS_EIO);
-	ck_assert_ptr_nonnull(sfs_ctx_last_error(ctx));
+	ck_assert_int_eq(err.code, SFS_EIO);
+	ck_assert_str_eq(err.msg, "fault store: injected failure in begin");
 }
 END_TEST
 

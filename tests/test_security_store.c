@@ -329,6 +329,21 @@ START_TEST(store_files_opened_without_following_symlinks)
 }
 END_TEST
 
+/* The one errno-to-code map of the store's files and the audit log: a
+ * symlink met by O_NOFOLLOW (ELOOP) is a refusal, as EACCES is. */
+START_TEST(storedir_errcode_maps_errno_for_store_files_and_audit_log)
+{
+	ck_assert_int_eq(sfs_storedir_errcode(ENOENT), SFS_ENOENT);
+	ck_assert_int_eq(sfs_storedir_errcode(EACCES), SFS_EACCES);
+	ck_assert_int_eq(sfs_storedir_errcode(EPERM), SFS_EACCES);
+	ck_assert_int_eq(sfs_storedir_errcode(ELOOP), SFS_EACCES);
+	ck_assert_int_eq(sfs_storedir_errcode(EROFS), SFS_EROFS);
+	ck_assert_int_eq(sfs_storedir_errcode(ENOSPC), SFS_ENOSPC);
+	ck_assert_int_eq(sfs_storedir_errcode(EIO), SFS_EIO);
+	ck_assert_int_eq(sfs_storedir_errcode(EINVAL), SFS_EIO);
+}
+END_TEST
+
 /* ---- key and passphrase files ------------------------------------------ */
 
 START_TEST(master_key_of_another_owner_refused)
@@ -459,6 +474,7 @@ static Suite *security_store_suite(void)
 	    store_file_of_another_owner_refused,
 	    subdirectory_let_be_unless_foreign,
 	    store_files_opened_without_following_symlinks,
+	    storedir_errcode_maps_errno_for_store_files_and_audit_log,
 	    master_key_of_another_owner_refused,
 	    passphrase_file_readable_by_others_refused,
 	    passphrase_file_of_another_owner_refused,

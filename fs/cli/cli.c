@@ -6,6 +6,7 @@
  * Value bytes read here live in buffers that cli_value_release() wipes;
  * they are never copied into a message.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -155,19 +156,81 @@ int cli_args(const struct cli_cmd *cmd, int argc, char **argv, int min,
 	return EXIT_OK;
 }
 
-int cli_parse_plain(const struct cli_cmd *cmd, int argc, char **argv,
-		    int min, int max)
-{
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch, rc;
+/* getopt_long's val for row i of a table: never a character, never 0
+ * (cli_opt_problem tells "takes no value" apart by a non-zero optopt). */
+#define CLI_OPT_ROW 0x200
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1)
-		return cli_opt_other(cmd, ch, argv);
-	rc = cli_args(cmd, argc, argv, min, max);
+/* The getopt_long table for opts' rows, --help and (src) the VALUE
+ * options. */
+static void opt_table(const struct cli_opt *opts, int src, struct option *lo)
+{
+	static const struct option tail[] = {
+	    {"value", required_argument, NULL, CLI_OPT_VALUE},
+	    {"file", required_argument, NULL, CLI_OPT_FILE},
+	    {"kv", required_argument, NULL, CLI_OPT_KV},
+	};
+	struct option *o = lo;
+	int i;
+
+	for (i = 0; opts && opts[i].name; i++, o++) {
+		assert(i < CLI_OPTS_MAX);
+		o->name = opts[i].name;
+		o->has_arg = opts[i].flag ? no_argument : required_argument;
+		o->flag = NULL;
+		o->val = CLI_OPT_ROW + i;
+	}
+	for (i = 0; src && i < 3; i++)
+		*o++ = tail[i];
+	*o++ = (struct option){"help", no_argument, NULL, 'h'};
+	*o = (struct option){NULL, 0, NULL, 0};
+}
+
+int cli_opt_scan(const struct cli_cmd *cmd, const char *shortopts, int argc,
+		 char **argv, const struct cli_opt *opts,
+		 struct cli_value_src *src)
+{
+	struct option lo[CLI_OPTS_MAX + 5];
+	const struct cli_opt *o;
+	int ch, rc = EXIT_OK;
+
+	opt_table(opts, src != NULL, lo);
+	while (rc == EXIT_OK &&
+	       (ch = cli_getopt(argc, argv, shortopts, lo)) != -1) {
+		if (ch >= CLI_OPT_VALUE && ch <= CLI_OPT_KV) {
+			rc = cli_value_src_add(src, ch, optarg);
+			continue;
+		}
+		if (ch < CLI_OPT_ROW)
+			return ch; /* 'h', ':' or '?' */
+		o = &opts[ch - CLI_OPT_ROW];
+		if (o->flag)
+			*o->flag = 1;
+		else if (o->arg)
+			*o->arg = optarg;
+		else
+			rc = o->take(cmd, optarg, o->to);
+	}
 	return rc == EXIT_OK ? CLI_GO : rc;
+}
+
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
+	      const struct cli_opt *opts, struct cli_value_src *src, int min,
+	      int max)
+{
+	int rc = cli_opt_scan(cmd, ":h", argc, argv, opts, src);
+
+	if (rc == 'h' || rc == ':' || rc == '?')
+		return cli_opt_other(cmd, rc, argv);
+	if (rc == CLI_GO &&
+	    (rc = cli_args(cmd, argc, argv, min, max)) == EXIT_OK)
+		rc = CLI_GO;
+	return rc;
+}
+
+int cli_parse_plain(const struct cli_cmd *cmd, int argc, char **argv, int min,
+		    int max)
+{
+	return cli_parse(cmd, argc, argv, NULL, NULL, min, max);
 }
 
 int cli_parse_number(const char *text, uint32_t *out)
@@ -338,8 +401,11 @@ int cli_store_dir(const struct cli_global *g, char *dir, size_t cap)
 int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,
 	      int argc, char **argv, int min, int max, struct cli_session *s)
 {
-	int rc = cli_parse_plain(cmd, argc, argv, min, max);
+	return cli_open_go(cli_parse_plain(cmd, argc, argv, min, max), g, s);
+}
 
+int cli_open_go(int rc, const struct cli_global *g, struct cli_session *s)
+{
 	if (rc == CLI_GO && cli_session_open(s, g) != EXIT_OK)
 		rc = EXIT_FAIL;
 	return rc;
@@ -389,6 +455,17 @@ void *cli_grow(void *arr, size_t n, size_t *cap, size_t size)
 	return grown;
 }
 
+int cli_list_push(struct cli_list *l, const void *item, size_t size)
+{
+	char *grown = cli_grow(l->items, l->n, &l->cap, size);
+
+	if (!grown)
+		return SFS_ENOMEM;
+	l->items = grown;
+	memcpy(grown + l->n++ * size, item, size);
+	return SFS_OK;
+}
+
 static int keys_add(void *arg, const struct sfs_key_rec *r)
 {
 	struct cli_keys *k = arg;
@@ -427,6 +504,28 @@ void cli_keys_release(struct cli_keys *k)
 {
 	free(k->recs);
 	memset(k, 0, sizeof(*k));
+}
+
+int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x)
+{
+	struct sfs_json *arr;
+	size_t i;
+
+	if (rc == EXIT_OK)
+		rc = cli_keys_load(s, &x->keys);
+	cli_session_close(s);
+	if (rc == EXIT_OK && s->g->json) {
+		arr = sfs_json_array();
+		for (i = 0; i < x->l.n; i++)
+			fs_render_push(&arr, x->json(x, i));
+		rc = cli_json_print(arr);
+	} else if (rc == EXIT_OK) {
+		rc = x->table(x);
+	}
+	cli_keys_release(&x->keys);
+	free(x->l.items);
+	x->l.items = NULL;
+	return rc;
 }
 
 /* --- output buffer for value bytes ------------------------------------- */

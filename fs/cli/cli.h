@@ -78,6 +78,45 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 int cli_opt_other(const struct cli_cmd *cmd, int ch, char **argv);
 /* "Go on": returned by parsers when the command should proceed. */
 #define CLI_GO (-1)
+
+/*
+ * One long option of a command, a row of its table (the last row's name
+ * is NULL): getopt_long stays the parser, the row says where what it
+ * finds goes. Exactly one of arg, flag and take is set.
+ */
+struct cli_opt {
+	const char *name; /* without "--" */
+	const char **arg; /* takes a value: the last one given */
+	int *flag;	  /* takes none: set to 1 */
+	/* takes a value checked as it comes: EXIT_OK, or the exit code
+	 * (a usage error) that stops the parse */
+	int (*take)(const struct cli_cmd *cmd, const char *arg, void *to);
+	void *to; /* take's destination */
+};
+
+/* Rows a table may have (besides -h/--help and the VALUE options). */
+#define CLI_OPTS_MAX 12
+
+struct cli_value_src;
+/*
+ * getopt_long over argv (shortopts as getopt takes them) with the rows
+ * of opts (NULL: none), -h/--help and, when src is not NULL, --value,
+ * --file and --kv (recorded in src): stores each option as it comes.
+ * Returns CLI_GO when every option is stored; 'h', ':' or '?' (getopt's,
+ * see cli_opt_problem) for the caller to handle; or the exit code of a
+ * take or cli_value_src_add that failed.
+ */
+int cli_opt_scan(const struct cli_cmd *cmd, const char *shortopts, int argc,
+		 char **argv, const struct cli_opt *opts,
+		 struct cli_value_src *src);
+/*
+ * A command's options: cli_opt_scan, cli_opt_other for what it leaves
+ * (help, an unknown option, a missing value), then cli_args. CLI_GO, or
+ * the exit code to return.
+ */
+int cli_parse(const struct cli_cmd *cmd, int argc, char **argv,
+	      const struct cli_opt *opts, struct cli_value_src *src, int min,
+	      int max);
 /*
  * Parse a command that takes only -h/--help and between min and max
  * positional arguments (from argv[optind] on). CLI_GO, or the exit code
@@ -153,6 +192,9 @@ void cli_session_close(struct cli_session *s);
 /* The store directory's path: --store, or the default one. EXIT_OK, or
  * EXIT_FAIL (reported). */
 int cli_store_dir(const struct cli_global *g, char *dir, size_t cap);
+/* After a parser's rc: CLI_GO with s open, or the exit code to return
+ * (rc itself, or EXIT_FAIL when the store did not open). */
+int cli_open_go(int rc, const struct cli_global *g, struct cli_session *s);
 /* cli_parse_plain, then cli_session_open: CLI_GO with s open, or the
  * exit code to return (help, usage error, store not opened). */
 int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -167,6 +209,15 @@ int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
  * (out of memory). */
 void *cli_grow(void *arr, size_t n, size_t *cap, size_t size);
 
+/* Records collected by a core listing's callback (sfs_*_list calls it
+ * once per record), copied as they are. */
+struct cli_list {
+	void *items;
+	size_t n, cap;
+};
+/* Append a copy of item (size bytes): SFS_OK or SFS_ENOMEM. */
+int cli_list_push(struct cli_list *l, const void *item, size_t size);
+
 /* Every KMS key, to name the keys of secrets and versions. */
 struct cli_keys {
 	struct sfs_key_rec *recs;
@@ -176,6 +227,24 @@ int cli_keys_load(struct cli_session *s, struct cli_keys *k);
 /* The name of the key with this id, or the id itself when unknown. */
 const char *cli_keys_name(const struct cli_keys *k, const char *id);
 void cli_keys_release(struct cli_keys *k);
+
+/* A listing of secrets or versions: the records, the keys that name
+ * their KMS keys, and how to print them. */
+struct cli_listing {
+	struct cli_list l;
+	struct cli_keys keys;
+	/* record i as JSON (NULL: out of memory) */
+	struct sfs_json *(*json)(const struct cli_listing *x, size_t i);
+	/* every record as a table on stdout: EXIT_OK or EXIT_FAIL */
+	int (*table)(const struct cli_listing *x);
+	const void *arg; /* the printers' own */
+};
+/*
+ * After the listing's core calls (rc: EXIT_OK, or their failure already
+ * reported): load the keys, close s, print the records (a JSON array
+ * with --json, else the table) and release the listing. The exit code.
+ */
+int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x);
 
 /* --- output ------------------------------------------------------------ */
 

@@ -62,39 +62,34 @@ static int since_parse(const char *text, int64_t *ns)
 	return SFS_OK;
 }
 
+/* --since's take: a usage error for a time since_parse refuses. */
+static int since_take(const struct cli_cmd *cmd, const char *arg, void *to)
+{
+	if (since_parse(arg, to) != SFS_OK)
+		return cli_bad_usage(cmd,
+				     "bad time '%s' (RFC 3339, "
+				     "YYYY-MM-DD, or an age: "
+				     "30m, 2h, 1d)",
+				     arg);
+	return EXIT_OK;
+}
+
 static int audit_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		       struct audit_args *a)
 {
-	static const struct option opts[] = {
-		{ "secret", required_argument, NULL, 's' },
-		{ "since", required_argument, NULL, 't' },
-		{ "follow", no_argument, NULL, 'f' },
-		{ "all-hosts", no_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const struct cli_opt opts[] = {
+	    {.name = "secret", .arg = &a->secret},
+	    {.name = "since", .take = since_take, .to = &a->since},
+	    {.name = "follow", .flag = &a->follow},
+	    {.name = "all-hosts", .flag = &a->all_hosts},
+	    {.name = NULL},
 	};
-	int ch, rc;
+	int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, 0);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 's')
-			a->secret = optarg;
-		else if (ch == 'f')
-			a->follow = 1;
-		else if (ch == 'a')
-			a->all_hosts = 1;
-		else if (ch != 't')
-			return cli_opt_other(cmd, ch, argv);
-		else if (since_parse(optarg, &a->since) != SFS_OK)
-			return cli_bad_usage(cmd, "bad time '%s' (RFC 3339, "
-						  "YYYY-MM-DD, or an age: "
-						  "30m, 2h, 1d)",
-					     optarg);
-	}
-	rc = cli_args(cmd, argc, argv, 0, 0);
-	if (rc == EXIT_OK && a->all_hosts && a->follow)
+	if (rc == CLI_GO && a->all_hosts && a->follow)
 		return cli_bad_usage(cmd, "--all-hosts reads the store once: "
 					  "no --follow");
-	return rc == EXIT_OK ? CLI_GO : rc;
+	return rc;
 }
 
 /* The rotated logs first, oldest (audit.log.4) to newest, then the log
@@ -201,34 +196,21 @@ static int init_report(const struct cli_global *g, struct sfs_ctx *ctx)
 static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		    int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"passphrase-file", required_argument, NULL, 'p'},
-	    {"backend", required_argument, NULL, 'b'},
-	    {"conninfo", required_argument, NULL, 'c'},
-	    {"join", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct sfs_ctx_options o;
+	const char *backend = NULL;
+	const struct cli_opt opts[] = {
+	    {.name = "passphrase-file", .arg = &o.passphrase_file},
+	    {.name = "backend", .arg = &backend},
+	    {.name = "conninfo", .arg = &o.conninfo},
+	    {.name = "join", .flag = &o.join},
+	    {.name = NULL},
+	};
 	struct sfs_ctx *ctx = NULL;
 	struct sfs_error err;
-	const char *backend = NULL;
-	int ch, rc;
+	int rc;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 'p')
-			o.passphrase_file = optarg;
-		else if (ch == 'b')
-			backend = optarg;
-		else if (ch == 'c')
-			o.conninfo = optarg;
-		else if (ch == 'j')
-			o.join = 1;
-		else
-			return cli_opt_other(cmd, ch, argv);
-	}
-	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
+	if ((rc = cli_parse(cmd, argc, argv, opts, NULL, 0, 0)) != CLI_GO)
 		return rc;
 	if (backend && strcmp(backend, "postgresql") != 0 &&
 	    strcmp(backend, "sqlite") != 0)
@@ -291,21 +273,15 @@ const struct cli_cmd cli_init_cmd = {
 static int rekey_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		     int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "new-master-key", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct cli_session s;
 	const char *key = NULL;
-	int ch, rc;
+	const struct cli_opt opts[] = {
+	    {.name = "new-master-key", .arg = &key},
+	    {.name = NULL},
+	};
+	int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, 0);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'k')
-			return cli_opt_other(cmd, ch, argv);
-		key = optarg;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 0, 0)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	if (!key)
 		return cli_bad_usage(cmd, "--new-master-key FILE is required");

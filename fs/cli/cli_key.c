@@ -13,26 +13,19 @@
 static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
 		      int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "description", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *desc = NULL, *name;
+	const struct cli_opt opts[] = {
+	    {.name = "description", .arg = &desc},
+	    {.name = NULL},
+	};
 	struct cli_session s;
 	struct sfs_key_rec rec;
-	int ch, rc;
+	int rc =
+	    cli_open_go(cli_parse(cmd, argc, argv, opts, NULL, 1, 1), g, &s);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'd')
-			return cli_opt_other(cmd, ch, argv);
-		desc = optarg;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_key_create(s.ctx, &s.caller, name, desc, &rec, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot create key '%s'", name);
@@ -102,36 +95,71 @@ static void key_print(const struct sfs_key_rec *k)
 	cli_field("created_by", "%s", k->created_by);
 }
 
-static int key_show(const struct cli_cmd *cmd, const struct cli_global *g,
-		    int argc, char **argv)
-{
-	struct cli_session s;
-	struct sfs_key_rec rec;
-	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
+/*
+ * show, rotate, activate, deactivate, delete: one KEY, one core call
+ * (the row's), "cannot <command> key 'KEY'" when it fails, else the
+ * row's report.
+ */
+struct key_one {
+	const char *name;
+	int (*call)(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *key, struct sfs_key_rec *out,
+		    struct sfs_error *err);
+	/* after the call: EXIT_OK or EXIT_FAIL (reported) */
+	int (*report)(struct cli_session *s, const struct key_one *row,
+		      const char *key, const struct sfs_key_rec *k);
+	const char *done; /* "activated" ... */
+};
 
-	if (rc != CLI_GO)
-		return rc;
-	rc = sfs_key_get(s.ctx, &s.caller, argv[optind], &rec, &s.err);
-	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot show key '%s'",
-				      argv[optind]);
-	else if (g->json)
-		rc = cli_json_print(fs_render_key_json(&rec));
-	else
-		key_print(&rec);
-	cli_session_close(&s);
-	return rc;
+static int key_activate(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			const char *key, struct sfs_key_rec *out,
+			struct sfs_error *err)
+{
+	(void)out;
+	return sfs_key_set_state(ctx, c, key, 1, err);
 }
 
-/* After a change: the key's record as JSON, or the confirmation line. */
-static int key_changed(struct cli_session *s, const char *key,
-		       const char *done)
+static int key_deactivate(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			  const char *key, struct sfs_key_rec *out,
+			  struct sfs_error *err)
+{
+	(void)out;
+	return sfs_key_set_state(ctx, c, key, 0, err);
+}
+
+static int key_remove(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		      const char *key, struct sfs_key_rec *out,
+		      struct sfs_error *err)
+{
+	(void)out;
+	return sfs_key_delete(ctx, c, key, err);
+}
+
+/* show and rotate: the record the call gave, as JSON or as text. */
+static int key_shown(struct cli_session *s, const struct key_one *row,
+		     const char *key, const struct sfs_key_rec *k)
+{
+	(void)key;
+	if (s->g->json)
+		return cli_json_print(fs_render_key_json(k));
+	if (row->done)
+		printf("%s key '%s' to version %u\n", row->done, k->name,
+		       k->current_version);
+	else
+		key_print(k);
+	return EXIT_OK;
+}
+
+/* After a change of state: the key's record as JSON, or the line. */
+static int key_changed(struct cli_session *s, const struct key_one *row,
+		       const char *key, const struct sfs_key_rec *k)
 {
 	struct sfs_key_rec rec;
 	int rc;
 
+	(void)k;
 	if (!s->g->json) {
-		printf("%s key '%s'\n", done, key);
+		printf("%s key '%s'\n", row->done, key);
 		return EXIT_OK;
 	}
 	rc = sfs_key_get(s->ctx, &s->caller, key, &rec, &s->err);
@@ -140,63 +168,41 @@ static int key_changed(struct cli_session *s, const char *key,
 	return cli_json_print(fs_render_key_json(&rec));
 }
 
-static int key_state(const struct cli_cmd *cmd, const struct cli_global *g,
-		     int argc, char **argv)
+static int key_deleted(struct cli_session *s, const struct key_one *row,
+		       const char *key, const struct sfs_key_rec *k)
 {
-	int active = !strcmp(cmd->name, "activate");
-	struct cli_session s;
-	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
-
-	if (rc != CLI_GO)
-		return rc;
-	rc = sfs_key_set_state(s.ctx, &s.caller, argv[optind], active,
-			       &s.err);
-	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot %s key '%s'", cmd->name,
-				      argv[optind]);
-	else
-		rc = key_changed(&s, argv[optind],
-				 active ? "activated" : "deactivated");
-	cli_session_close(&s);
-	return rc;
+	(void)row;
+	(void)k;
+	return cli_print_deleted(s->g, "key", key);
 }
 
-static int key_rotate(const struct cli_cmd *cmd, const struct cli_global *g,
-		      int argc, char **argv)
+static const struct key_one key_ones[] = {
+    {"show", sfs_key_get, key_shown, NULL},
+    {"rotate", sfs_key_rotate, key_shown, "rotated"},
+    {"activate", key_activate, key_changed, "activated"},
+    {"deactivate", key_deactivate, key_changed, "deactivated"},
+    {"delete", key_remove, key_deleted, NULL},
+};
+
+static int key_one_run(const struct cli_cmd *cmd, const struct cli_global *g,
+		       int argc, char **argv)
 {
+	const struct key_one *row = key_ones;
 	struct cli_session s;
 	struct sfs_key_rec rec;
 	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	rc = sfs_key_rotate(s.ctx, &s.caller, argv[optind], &rec, &s.err);
+	while (strcmp(row->name, cmd->name))
+		row++;
+	memset(&rec, 0, sizeof(rec));
+	rc = row->call(s.ctx, &s.caller, argv[optind], &rec, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot rotate key '%s'",
-				      argv[optind]);
-	else if (g->json)
-		rc = cli_json_print(fs_render_key_json(&rec));
-	else
-		printf("rotated key '%s' to version %u\n", rec.name,
-		       rec.current_version);
-	cli_session_close(&s);
-	return rc;
-}
-
-static int key_delete(const struct cli_cmd *cmd, const struct cli_global *g,
-		      int argc, char **argv)
-{
-	struct cli_session s;
-	int rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
-
-	if (rc != CLI_GO)
-		return rc;
-	rc = sfs_key_delete(s.ctx, &s.caller, argv[optind], &s.err);
-	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot delete key '%s'",
+		rc = cli_session_fail(&s, rc, "cannot %s key '%s'", cmd->name,
 				      argv[optind]);
 	else
-		rc = cli_print_deleted(g, "key", argv[optind]);
+		rc = row->report(&s, row, argv[optind], &rec);
 	cli_session_close(&s);
 	return rc;
 }
@@ -220,31 +226,31 @@ static const struct cli_cmd key_cmds[] = {
 	  "Usage: secretfs key show KEY\n"
 	  "\n"
 	  "Show a KMS key's details. KEY is its name or id.\n",
-	  key_show },
+	  key_one_run },
 	{ "activate", "key activate",
 	  "Usage: secretfs key activate KEY\n"
 	  "\n"
 	  "Activate a user key: it wraps new versions again and the versions\n"
 	  "it protects can be read again.\n",
-	  key_state },
+	  key_one_run },
 	{ "deactivate", "key deactivate",
 	  "Usage: secretfs key deactivate KEY\n"
 	  "\n"
 	  "Deactivate a user key: it wraps nothing new, and the versions it\n"
 	  "protects cannot be read until it is active again.\n",
-	  key_state },
+	  key_one_run },
 	{ "rotate", "key rotate",
 	  "Usage: secretfs key rotate KEY\n"
 	  "\n"
 	  "Add a key version: new data keys are wrapped with it; versions\n"
 	  "wrapped before stay readable.\n",
-	  key_rotate },
+	  key_one_run },
 	{ "delete", "key delete",
 	  "Usage: secretfs key delete KEY\n"
 	  "\n"
 	  "Delete a user key that no secret uses and that wraps no version\n"
 	  "left undestroyed.\n",
-	  key_delete },
+	  key_one_run },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -288,21 +288,14 @@ static int fusermount_fail(const char *what, struct bounded *b, int detach)
 
 static int umount_parse(int argc, char **argv, int *lazy, int *force)
 {
-	static const struct option opts[] = {
-	    {"lazy", no_argument, NULL, 'l'},
-	    {"force", no_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	const struct cli_opt opts[] = {
+	    {.name = "lazy", .flag = lazy},
+	    {.name = "force", .flag = force},
+	    {.name = NULL},
 	};
-	int ch, rc;
+	int rc = cli_parse(&umount_cmd, argc, argv, opts, NULL, 1, 1);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'l' && ch != 'f')
-			return cli_opt_other(&umount_cmd, ch, argv);
-		*lazy |= ch == 'l';
-		*force |= ch == 'f';
-	}
-	if ((rc = cli_args(&umount_cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	if (*lazy && *force)
 		return cli_bad_usage(&umount_cmd, "give --lazy or --force, not "

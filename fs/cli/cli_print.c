@@ -15,6 +15,7 @@
 #include "secretfs/audit.h"
 #include "secretfs/crypto.h"
 #include "secretfs/keys.h"
+#include "secretfs/policy.h"
 #include "secretfs/value.h"
 
 int cli_table_init(struct cli_table *t, size_t ncols, const char *const *hdr)
@@ -165,48 +166,11 @@ void cli_json_escape(struct cli_buf *b, const void *data, size_t len)
 	sfs_crypto_wipe(esc, sizeof(esc));
 }
 
-/* Length of the UTF-8 sequence starting at p (RFC 3629: no overlongs, no
- * surrogates, at most U+10FFFF), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-	size_t n, i;
-	unsigned long cp;
-
-	if (p[0] < 0x80)
-		return p[0] ? 1 : 0;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (left < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
+/* The core's strict check (RFC 3629), and no NUL byte. */
 int cli_utf8_text(const void *data, size_t len)
 {
-	const unsigned char *p = data;
-	size_t i = 0, n;
-
-	while (i < len) {
-		n = utf8_seq(p + i, len - i);
-		if (!n)
-			return 0;
-		i += n;
-	}
-	return 1;
+	return (len == 0 || !memchr(data, '\0', len)) &&
+	       sfs_policy_utf8_check(data, len) == SFS_OK;
 }
 
 void cli_base64(struct cli_buf *b, const void *data, size_t len)

@@ -113,37 +113,19 @@ struct create_args {
 static int create_parse(const struct cli_cmd *cmd, int argc, char **argv,
 			struct create_args *a)
 {
-	static const struct option opts[] = {
-	    {"description", required_argument, NULL, 'd'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"access-control", no_argument, NULL, 'a'},
-	    {"owner", required_argument, NULL, 'o'},
-	    {"group", required_argument, NULL, 'g'},
-	    {"mode", required_argument, NULL, 'm'},
-	    {"value", required_argument, NULL, CLI_OPT_VALUE},
-	    {"file", required_argument, NULL, CLI_OPT_FILE},
-	    {"kv", required_argument, NULL, CLI_OPT_KV},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *ids[3] = {NULL, NULL, NULL}; /* owner, group, mode */
-	int ch, rc;
+	const struct cli_opt opts[] = {
+	    {.name = "description", .arg = &a->n.description},
+	    {.name = "key", .arg = &a->n.key},
+	    {.name = "access-control", .flag = &a->n.access_control},
+	    {.name = "owner", .arg = &ids[0]},
+	    {.name = "group", .arg = &ids[1]},
+	    {.name = "mode", .arg = &ids[2]},
+	    {.name = NULL},
+	};
+	int rc = cli_parse(cmd, argc, argv, opts, &a->src, 1, 1);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 'd')
-			a->n.description = optarg;
-		else if (ch == 'k')
-			a->n.key = optarg;
-		else if (ch == 'a')
-			a->n.access_control = 1;
-		else if (ch == 'o' || ch == 'g' || ch == 'm')
-			ids[ch == 'o' ? 0 : ch == 'g' ? 1 : 2] = optarg;
-		else if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
-			return cli_opt_other(cmd, ch, argv);
-		else if ((rc = cli_value_src_add(&a->src, ch, optarg)))
-			return rc;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	a->n.name = argv[optind];
 	rc = cli_value_src_check(cmd, &a->src, &a->has_value);
@@ -195,22 +177,9 @@ out:
 
 /* sfs_secret_list collects; keys are named after the listing (no core
  * call from inside a callback). */
-struct secret_list {
-	struct sfs_secret_rec *recs;
-	size_t n, cap;
-};
-
 static int secret_collect(void *arg, const struct sfs_secret_rec *r)
 {
-	struct secret_list *l = arg;
-	struct sfs_secret_rec *grown =
-	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
-
-	if (!grown)
-		return SFS_ENOMEM;
-	l->recs = grown;
-	l->recs[l->n++] = *r;
-	return 0;
+	return cli_list_push(arg, r, sizeof(*r));
 }
 
 static void version_cell(uint32_t n, char out[16])
@@ -221,8 +190,18 @@ static void version_cell(uint32_t n, char out[16])
 		snprintf(out, 16, "-");
 }
 
-static int secret_table(const struct secret_list *l, const struct cli_keys *k)
+static struct sfs_json *secret_json_at(const struct cli_listing *x, size_t i)
 {
+	const struct sfs_secret_rec *r = x->l.items;
+
+	return fs_render_secret_json(&r[i],
+				     cli_keys_name(&x->keys, r[i].kms_key_id));
+}
+
+static int secret_table(const struct cli_listing *x)
+{
+	const struct sfs_secret_rec *recs = x->l.items;
+	const struct cli_keys *k = &x->keys;
 	static const char *const hdr[] = { "NAME",   "STATUS", "DEFAULT",
 					   "LATEST", "KEY",
 					   "ACCESS-CONTROL" };
@@ -231,8 +210,8 @@ static int secret_table(const struct secret_list *l, const struct cli_keys *k)
 	size_t i;
 	int rc = cli_table_init(&t, 6, hdr);
 
-	for (i = 0; rc == EXIT_OK && i < l->n; i++) {
-		const struct sfs_secret_rec *r = &l->recs[i];
+	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
+		const struct sfs_secret_rec *r = &recs[i];
 		const char *row[6] = {
 			r->name,
 			sfs_state_name(r->status),
@@ -255,36 +234,16 @@ static int secret_table(const struct secret_list *l, const struct cli_keys *k)
 static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 		       int argc, char **argv)
 {
-	struct secret_list l = { NULL, 0, 0 };
-	struct cli_keys keys = { 0 };
+	struct cli_listing x = {.json = secret_json_at, .table = secret_table};
 	struct cli_session s;
-	struct sfs_json *arr;
-	size_t i;
 	int rc = cli_start(cmd, g, argc, argv, 0, 0, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &l, &s.err);
+	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &x.l, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot list secrets");
-	else
-		rc = cli_keys_load(&s, &keys);
-	cli_session_close(&s);
-	if (rc == EXIT_OK && g->json) {
-		arr = sfs_json_array();
-		for (i = 0; i < l.n; i++)
-			fs_render_push(
-			    &arr,
-			    fs_render_secret_json(
-				&l.recs[i],
-				cli_keys_name(&keys, l.recs[i].kms_key_id)));
-		rc = cli_json_print(arr);
-	} else if (rc == EXIT_OK) {
-		rc = secret_table(&l, &keys);
-	}
-	cli_keys_release(&keys);
-	free(l.recs);
-	return rc;
+	return cli_listing_end(&s, rc, &x);
 }
 
 static void print_owner(const char *field, uint32_t id, int is_group)
@@ -391,64 +350,58 @@ static int secret_changed(struct cli_session *s, const char *name,
 	return EXIT_OK;
 }
 
-/* One option of `secret update` into u (--owner and --group into ids,
- * resolved once NAME is known); EXIT_OK or a usage error. */
-static int update_opt(const struct cli_cmd *cmd, int ch, const char *arg,
-		      struct sfs_secret_update *u, const char **ids)
+/* --access-control of `secret update`: on or off. */
+static int access_take(const struct cli_cmd *cmd, const char *arg, void *to)
 {
-	if (ch == 'd') {
-		u->fields |= SFS_SF_DESCRIPTION;
-		u->description = arg;
-	} else if (ch == 'a') {
-		if (strcmp(arg, "on") && strcmp(arg, "off"))
-			return cli_bad_usage(cmd, "--access-control takes on "
-						  "or off, not '%s'",
-					     arg);
-		u->fields |= SFS_SF_ACCESS_CONTROL;
-		u->access_control = !strcmp(arg, "on");
-	} else if (ch == 'l') {
-		u->fields |= SFS_SF_ALLOWED;
-		u->allowed = arg;
-	} else if (ch == 'o' || ch == 'g') {
-		ids[ch == 'g'] = arg;
-	} else {
-		if (parse_mode(arg, &u->mode))
-			return cli_bad_usage(cmd, "bad mode '%s' (octal, at "
-						  "most 0777)",
-					     arg);
-		u->fields |= SFS_SF_MODE;
-	}
+	struct sfs_secret_update *u = to;
+
+	if (strcmp(arg, "on") && strcmp(arg, "off"))
+		return cli_bad_usage(cmd,
+				     "--access-control takes on "
+				     "or off, not '%s'",
+				     arg);
+	u->fields |= SFS_SF_ACCESS_CONTROL;
+	u->access_control = !strcmp(arg, "on");
+	return EXIT_OK;
+}
+
+/* --mode of `secret update`: octal, at most 0777. */
+static int mode_take(const struct cli_cmd *cmd, const char *arg, void *to)
+{
+	struct sfs_secret_update *u = to;
+
+	if (parse_mode(arg, &u->mode))
+		return cli_bad_usage(cmd,
+				     "bad mode '%s' (octal, at "
+				     "most 0777)",
+				     arg);
+	u->fields |= SFS_SF_MODE;
 	return EXIT_OK;
 }
 
 static int secret_update(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "description", required_argument, NULL, 'd' },
-		{ "access-control", required_argument, NULL, 'a' },
-		{ "allow", required_argument, NULL, 'l' },
-		{ "owner", required_argument, NULL, 'o' },
-		{ "group", required_argument, NULL, 'g' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct sfs_secret_update u;
 	const char *ids[2] = { NULL, NULL }; /* --owner, --group */
+	const struct cli_opt opts[] = {
+	    {.name = "description", .arg = &u.description},
+	    {.name = "access-control", .take = access_take, .to = &u},
+	    {.name = "allow", .arg = &u.allowed},
+	    {.name = "owner", .arg = &ids[0]},
+	    {.name = "group", .arg = &ids[1]},
+	    {.name = "mode", .take = mode_take, .to = &u},
+	    {.name = NULL},
+	};
 	struct cli_session s;
 	char line[256];
-	int ch, i, rc;
+	int i, rc;
 
 	memset(&u, 0, sizeof(u));
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch <= 0 || ch > 0xff || !strchr("dalogm", ch))
-			return cli_opt_other(cmd, ch, argv);
-		if ((rc = update_opt(cmd, ch, optarg, &u, ids)) != EXIT_OK)
-			return rc;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if ((rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 1)) != CLI_GO)
 		return rc;
+	u.fields |= (u.description ? SFS_SF_DESCRIPTION : 0) |
+		    (u.allowed ? SFS_SF_ALLOWED : 0);
 	if (!u.fields && !ids[0] && !ids[1])
 		return cli_bad_usage(cmd, "nothing to update");
 	for (i = 0; i < 2; i++)
@@ -562,21 +515,9 @@ static int secret_exists(struct cli_session *s, const char *name)
 }
 
 /* Version numbers not yet destroyed, collected by sfs_version_list. */
-struct live_versions {
-	uint32_t *n;
-	size_t count, cap;
-};
-
 static int live_collect(void *arg, const struct sfs_version_rec *v)
 {
-	struct live_versions *l = arg;
-	uint32_t *grown = cli_grow(l->n, l->count, &l->cap, sizeof(*grown));
-
-	if (!grown)
-		return SFS_ENOMEM;
-	l->n = grown;
-	l->n[l->count++] = v->version;
-	return 0;
+	return cli_list_push(arg, &v->version, sizeof(v->version));
 }
 
 /*
@@ -586,7 +527,8 @@ static int live_collect(void *arg, const struct sfs_version_rec *v)
  */
 static int destroy_all(struct cli_session *s, const char *name)
 {
-	struct live_versions l = {NULL, 0, 0};
+	struct cli_list l = {NULL, 0, 0};
+	const uint32_t *n;
 	struct sfs_secret_rec rec;
 	size_t i;
 	int full = 0;
@@ -598,33 +540,26 @@ static int destroy_all(struct cli_session *s, const char *name)
 	if (rc == SFS_OK)
 		rc = sfs_version_list(s->ctx, &s->caller, name, 0, live_collect,
 				      &l, &s->err);
-	for (i = 0; rc == SFS_OK && i < l.count; i++)
-		rc = sfs_version_destroy(s->ctx, &s->caller, name, l.n[i],
+	for (i = 0, n = l.items; rc == SFS_OK && i < l.n; i++)
+		rc = sfs_version_destroy(s->ctx, &s->caller, name, n[i],
 					 &s->err);
-	free(l.n);
+	free(l.items);
 	return rc;
 }
 
 static int secret_delete(const struct cli_cmd *cmd,
 			 const struct cli_global *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"confirm", required_argument, NULL, 'c'},
-	    {"destroy-versions", no_argument, NULL, 'D'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *confirm = NULL, *name;
 	struct cli_session s;
-	int ch, rc, all = 0;
+	int rc, all = 0;
+	const struct cli_opt opts[] = {
+	    {.name = "confirm", .arg = &confirm},
+	    {.name = "destroy-versions", .flag = &all},
+	    {.name = NULL},
+	};
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'c' && ch != 'D')
-			return cli_opt_other(cmd, ch, argv);
-		all |= ch == 'D';
-		confirm = ch == 'c' ? optarg : confirm;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK)
+	if ((rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 1)) != CLI_GO)
 		return rc;
 	name = argv[optind];
 	if (!confirm && !isatty(STDIN_FILENO))

@@ -18,18 +18,18 @@
 #include "secretfs/value.h"
 #include "secretfs/version.h"
 
-/* NAME and N (argv[optind], argv[optind + 1]) of a plain command. */
-static int name_and_number(const struct cli_cmd *cmd, int argc, char **argv,
-			   uint32_t *n)
+/* NAME and N (argv[optind], argv[optind + 1]) of a plain command, then
+ * the store: CLI_GO with s open, or the exit code to return. */
+static int name_and_number(const struct cli_cmd *cmd,
+			   const struct cli_global *g, int argc, char **argv,
+			   uint32_t *n, struct cli_session *s)
 {
 	int rc = cli_parse_plain(cmd, argc, argv, 2, 2);
 
-	if (rc != CLI_GO)
-		return rc;
-	if (cli_parse_number(argv[optind + 1], n))
+	if (rc == CLI_GO && cli_parse_number(argv[optind + 1], n))
 		return cli_bad_usage(cmd, "bad version number '%s'",
 				     argv[optind + 1]);
-	return CLI_GO;
+	return cli_open_go(rc, g, s);
 }
 
 /* Version n of name as JSON: its record, whether it is the default, and
@@ -181,35 +181,27 @@ static int merge_value(struct cli_session *s, const char *name,
 	return rc;
 }
 
+/* --expect N of `version add`. */
+static int expect_take(const struct cli_cmd *cmd, const char *arg, void *to)
+{
+	if (cli_parse_number(arg, to))
+		return cli_bad_usage(cmd, "bad version number '%s'", arg);
+	return EXIT_OK;
+}
+
 /* Parse `version add NAME VALUE [--expect N] [--merge]`: CLI_GO or an
  * exit code. */
 static int add_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		     struct cli_value_src *src, uint32_t *expect, int *merge)
 {
-	static const struct option opts[] = {
-	    {"expect", required_argument, NULL, 'e'},
-	    {"merge", no_argument, NULL, 'm'},
-	    {"value", required_argument, NULL, CLI_OPT_VALUE},
-	    {"file", required_argument, NULL, CLI_OPT_FILE},
-	    {"kv", required_argument, NULL, CLI_OPT_KV},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	const struct cli_opt opts[] = {
+	    {.name = "expect", .take = expect_take, .to = expect},
+	    {.name = "merge", .flag = merge},
+	    {.name = NULL},
 	};
-	int ch, given, rc;
+	int given, rc = cli_parse(cmd, argc, argv, opts, src, 1, 1);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 'e' && cli_parse_number(optarg, expect))
-			return cli_bad_usage(cmd, "bad version number '%s'",
-					     optarg);
-		*merge |= ch == 'm';
-		if (ch == 'e' || ch == 'm')
-			continue;
-		if (ch < CLI_OPT_VALUE || ch > CLI_OPT_KV)
-			return cli_opt_other(cmd, ch, argv);
-		if ((rc = cli_value_src_add(src, ch, optarg)) != EXIT_OK)
-			return rc;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 1)) != EXIT_OK ||
+	if (rc != CLI_GO ||
 	    (rc = cli_value_src_check(cmd, src, &given)) != EXIT_OK)
 		return rc;
 	if (!given)
@@ -261,31 +253,36 @@ out:
 	return rc;
 }
 
-struct version_list {
-	struct sfs_version_rec *recs;
-	size_t n, cap;
-};
-
 static int version_collect(void *arg, const struct sfs_version_rec *v)
 {
-	struct version_list *l = arg;
-	struct sfs_version_rec *grown =
-	    cli_grow(l->recs, l->n, &l->cap, sizeof(*grown));
+	struct cli_list *l = arg;
+	struct sfs_version_rec *last;
 
-	if (!grown)
+	if (cli_list_push(l, v, sizeof(*v)) != SFS_OK)
 		return SFS_ENOMEM;
-	l->recs = grown;
 	/* listed without blobs: nothing to own */
-	l->recs[l->n] = *v;
-	memset(&l->recs[l->n].wrapped_dek, 0, sizeof(struct sfs_blob));
-	memset(&l->recs[l->n].ciphertext, 0, sizeof(struct sfs_blob));
-	l->n++;
+	last = (struct sfs_version_rec *)l->items + l->n - 1;
+	memset(&last->wrapped_dek, 0, sizeof(struct sfs_blob));
+	memset(&last->ciphertext, 0, sizeof(struct sfs_blob));
 	return 0;
 }
 
-static int version_table(const struct version_list *l, uint32_t def,
-			 const struct cli_keys *k)
+/* Version i as JSON; x->arg is its secret's record (name, default). */
+static struct sfs_json *version_json_at(const struct cli_listing *x, size_t i)
 {
+	const struct sfs_secret_rec *sec = x->arg;
+	const struct sfs_version_rec *v = x->l.items;
+
+	return fs_render_version_json(sec->name, &v[i], sec->default_version,
+				      cli_keys_name(&x->keys, v[i].kms_key_id));
+}
+
+static int version_table(const struct cli_listing *x)
+{
+	const struct sfs_secret_rec *sec = x->arg;
+	const struct sfs_version_rec *recs = x->l.items;
+	const struct cli_keys *k = &x->keys;
+	uint32_t def = sec->default_version;
 	static const char *const hdr[] = { "VERSION", "STATE", "DEFAULT",
 					   "FORMAT",  "SIZE",  "KEY",
 					   "CREATED" };
@@ -294,8 +291,8 @@ static int version_table(const struct version_list *l, uint32_t def,
 	size_t i;
 	int rc = cli_table_init(&t, 7, hdr);
 
-	for (i = 0; rc == EXIT_OK && i < l->n; i++) {
-		const struct sfs_version_rec *v = &l->recs[i];
+	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
+		const struct sfs_version_rec *v = &recs[i];
 		const char *row[7] = {
 		    num,
 		    sfs_state_name(v->state),
@@ -320,13 +317,11 @@ static int version_table(const struct version_list *l, uint32_t def,
 static int version_list(const struct cli_cmd *cmd,
 			const struct cli_global *g, int argc, char **argv)
 {
-	struct version_list l = { NULL, 0, 0 };
-	struct cli_keys keys = { 0 };
 	struct sfs_secret_rec sec;
+	struct cli_listing x = {
+	    .json = version_json_at, .table = version_table, .arg = &sec};
 	struct cli_session s;
-	struct sfs_json *arr;
 	const char *name;
-	size_t i;
 	int full, rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
 
 	if (rc != CLI_GO)
@@ -335,28 +330,11 @@ static int version_list(const struct cli_cmd *cmd,
 	rc = sfs_secret_get(s.ctx, &s.caller, name, &sec, &full, &s.err);
 	if (rc == SFS_OK)
 		rc = sfs_version_list(s.ctx, &s.caller, name, 1,
-				      version_collect, &l, &s.err);
+				      version_collect, &x.l, &s.err);
 	if (rc != SFS_OK)
 		rc = cli_session_fail(&s, rc, "cannot list versions of '%s'",
 				      name);
-	else
-		rc = cli_keys_load(&s, &keys);
-	cli_session_close(&s);
-	if (rc == EXIT_OK && g->json) {
-		arr = sfs_json_array();
-		for (i = 0; i < l.n; i++)
-			fs_render_push(
-			    &arr,
-			    fs_render_version_json(
-				sec.name, &l.recs[i], sec.default_version,
-				cli_keys_name(&keys, l.recs[i].kms_key_id)));
-		rc = cli_json_print(arr);
-	} else if (rc == EXIT_OK) {
-		rc = version_table(&l, sec.default_version, &keys);
-	}
-	cli_keys_release(&keys);
-	free(l.recs);
-	return rc;
+	return cli_listing_end(&s, rc, &x);
 }
 
 /* --- version get ------------------------------------------------------- */
@@ -521,22 +499,15 @@ struct get_args {
 static int get_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		     struct get_args *a)
 {
-	static const struct option opts[] = {
-	    {"kv", no_argument, NULL, 'k'},
-	    {"field", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	const struct cli_opt opts[] = {
+	    {.name = "kv", .flag = &a->kv},
+	    {.name = "field", .arg = &a->field},
+	    {.name = NULL},
 	};
 	const char *which;
-	int ch, rc;
+	int rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 2);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch != 'k' && ch != 'f')
-			return cli_opt_other(cmd, ch, argv);
-		a->kv |= ch == 'k';
-		a->field = ch == 'f' ? optarg : a->field;
-	}
-	if ((rc = cli_args(cmd, argc, argv, 1, 2)) != EXIT_OK)
+	if (rc != CLI_GO)
 		return rc;
 	if (a->kv && a->field)
 		return cli_bad_usage(cmd, "give --kv or --field, not both");
@@ -611,13 +582,11 @@ static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
 	struct cli_session s;
 	const char *name;
 	struct get_args a = {0, 0, 0, NULL};
-	int rc = get_parse(cmd, argc, argv, &a);
+	int rc = cli_open_go(get_parse(cmd, argc, argv, &a), g, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	memset(&info, 0, sizeof(info));
 	rc = a.latest ? get_latest(&s, name, &a.n) : SFS_OK;
 	if (rc == SFS_OK)
@@ -652,12 +621,10 @@ static int version_set_default(const struct cli_cmd *cmd,
 {
 	struct cli_session s;
 	uint32_t n = 0;
-	int rc = name_and_number(cmd, argc, argv, &n);
+	int rc = name_and_number(cmd, g, argc, argv, &n, &s);
 
 	if (rc != CLI_GO)
 		return rc;
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	rc = sfs_version_set_default(s.ctx, &s.caller, argv[optind], n,
 				     &s.err);
 	if (rc != SFS_OK)
@@ -683,16 +650,47 @@ static int state_changed(struct cli_session *s, const char *verb,
 	return EXIT_OK;
 }
 
-/* `version destroy NAME N [N...]`: each in the order given; the first
- * failure stops (those before it stay destroyed). */
-static int version_destroy(const struct cli_cmd *cmd,
-			   const struct cli_global *g, int argc, char **argv)
+static int version_activate(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			    const char *name, uint32_t n, struct sfs_error *err)
 {
+	return sfs_version_set_state(ctx, c, name, n, 1, err);
+}
+
+static int version_deactivate(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			      const char *name, uint32_t n,
+			      struct sfs_error *err)
+{
+	return sfs_version_set_state(ctx, c, name, n, 0, err);
+}
+
+/* activate, deactivate, destroy: one core call per version number,
+ * reported as "<done> version N of 'NAME'". destroy takes N [N...]: each
+ * in the order given; the first failure stops (those before it stay
+ * destroyed). */
+static const struct version_change {
+	const char *name;
+	const char *done;
+	int many; /* N [N...] */
+	int (*call)(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		    const char *name, uint32_t n, struct sfs_error *err);
+} version_changes[] = {
+    {"activate", "activated", 0, version_activate},
+    {"deactivate", "deactivated", 0, version_deactivate},
+    {"destroy", "destroyed", 1, sfs_version_destroy},
+};
+
+static int version_change(const struct cli_cmd *cmd, const struct cli_global *g,
+			  int argc, char **argv)
+{
+	const struct version_change *c = version_changes;
 	struct cli_session s;
 	const char *name;
 	uint32_t n = 0;
-	int i, rc = cli_parse_plain(cmd, argc, argv, 2, argc);
+	int i, rc;
 
+	while (strcmp(c->name, cmd->name))
+		c++;
+	rc = cli_parse_plain(cmd, argc, argv, 2, c->many ? argc : 2);
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
@@ -704,44 +702,14 @@ static int version_destroy(const struct cli_cmd *cmd,
 		return EXIT_FAIL;
 	for (i = optind + 1, rc = EXIT_OK; rc == EXIT_OK && i < argc; i++) {
 		cli_parse_number(argv[i], &n);
-		rc = sfs_version_destroy(s.ctx, &s.caller, name, n, &s.err);
+		rc = c->call(s.ctx, &s.caller, name, n, &s.err);
 		if (rc != SFS_OK)
 			rc = cli_session_fail(&s, rc,
-					      "cannot destroy version "
-					      "%u of '%s'",
-					      n, name);
+					      "cannot %s version %u of '%s'",
+					      cmd->name, n, name);
 		else
-			rc = state_changed(&s, "destroyed", name, n);
+			rc = state_changed(&s, c->done, name, n);
 	}
-	cli_session_close(&s);
-	return rc;
-}
-
-/* activate, deactivate. */
-static int version_state(const struct cli_cmd *cmd,
-			 const struct cli_global *g, int argc, char **argv)
-{
-	struct cli_session s;
-	const char *name;
-	uint32_t n = 0;
-	int rc = name_and_number(cmd, argc, argv, &n);
-
-	if (rc != CLI_GO)
-		return rc;
-	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
-	rc = sfs_version_set_state(s.ctx, &s.caller, name, n,
-				   !strcmp(cmd->name, "activate"), &s.err);
-	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot %s version %u of '%s'",
-				      cmd->name, n, name);
-	else
-		rc = state_changed(&s,
-				   !strcmp(cmd->name, "activate")
-				       ? "activated"
-				       : "deactivated",
-				   name, n);
 	cli_session_close(&s);
 	return rc;
 }
@@ -753,13 +721,11 @@ static int version_copy(const struct cli_cmd *cmd,
 	struct cli_session s;
 	const char *name;
 	uint32_t n = 0;
-	int rc = name_and_number(cmd, argc, argv, &n);
+	int rc = name_and_number(cmd, g, argc, argv, &n, &s);
 
 	if (rc != CLI_GO)
 		return rc;
 	name = argv[optind];
-	if (cli_session_open(&s, g) != EXIT_OK)
-		return EXIT_FAIL;
 	memset(&rec, 0, sizeof(rec));
 	rc = sfs_version_copy(s.ctx, &s.caller, name, n, &rec, &s.err);
 	if (rc != SFS_OK)
@@ -819,20 +785,20 @@ static const struct cli_cmd version_cmds[] = {
      "Usage: secretfs version activate NAME N\n"
      "\n"
      "Activate version N.\n",
-     version_state},
+     version_change},
     {"deactivate", "version deactivate",
      "Usage: secretfs version deactivate NAME N\n"
      "\n"
      "Deactivate version N; if it was the default, the newest active\n"
      "version becomes the default.\n",
-     version_state},
+     version_change},
     {"destroy", "version destroy",
      "Usage: secretfs version destroy NAME N [N...]\n"
      "\n"
      "Erase the values of versions N... for good, in the order given\n"
      "(the first failure stops). A version in use must be deactivated\n"
      "first (or its secret).\n",
-     version_destroy},
+     version_change},
     {"copy", "version copy",
      "Usage: secretfs version copy NAME N\n"
      "\n"

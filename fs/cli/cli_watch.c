@@ -172,25 +172,15 @@ static int follow(struct cli_session *s, struct watched *w, size_t n,
 static int watch_parse(const struct cli_cmd *cmd, int argc, char **argv,
 		       struct watch_args *a)
 {
-	static const struct option opts[] = {
-	    {"exec", required_argument, NULL, 'e'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	const struct cli_opt opts[] = {
+	    {.name = "exec", .arg = &a->exec},
+	    {.name = "json", .flag = &a->json},
+	    {.name = NULL},
 	};
-	int ch, rc;
+	int rc = cli_parse(cmd, argc, argv, opts, NULL, 1, 256);
 
-	while ((ch = cli_getopt(argc, argv, ":h", opts)) != -1) {
-		if (ch == 'e')
-			a->exec = optarg;
-		else if (ch == 'j')
-			a->json = 1;
-		else
-			return cli_opt_other(cmd, ch, argv);
-	}
-	rc = cli_args(cmd, argc, argv, 1, 256);
 	a->first = optind;
-	return rc == EXIT_OK ? CLI_GO : rc;
+	return rc;
 }
 
 static int watch_run(const struct cli_cmd *cmd, const struct cli_global *g,

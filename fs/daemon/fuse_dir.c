@@ -80,6 +80,29 @@ static int resolve_flat(const char *name, struct fs_node_info *n)
 	return 0;
 }
 
+/* The fixed names of the tree, in the root and in secrets/NAME. */
+static const struct fixed_name {
+	int parent; /* enum fs_kind */
+	const char *name;
+	int kind;
+} fixed_names[] = {
+    {FK_ROOT, "secrets", FK_SECRETS},	  {FK_ROOT, "keys", FK_KEYS},
+    {FK_ROOT, ".status", FK_STATUS},	  {FK_SECRET, "default", FK_DEFAULT},
+    {FK_SECRET, "versions", FK_VERSIONS}, {FK_SECRET, "kv", FK_KVDIR},
+};
+
+/* The kind of parent's fixed child name, or 0 (not one). */
+static int fixed_kind(int parent, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed_names) / sizeof(fixed_names[0]); i++)
+		if (fixed_names[i].parent == parent &&
+		    !strcmp(fixed_names[i].name, name))
+			return fixed_names[i].kind;
+	return 0;
+}
+
 /* Decide what parent/name names; fills n (without ino). errno or 0. */
 int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
 	       struct fs_node_info *n)
@@ -94,13 +117,7 @@ int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
 	case FK_ROOT:
 		if (fs_d.opts.flat)
 			return resolve_flat(name, n);
-		if (!strcmp(name, "secrets"))
-			n->kind = FK_SECRETS;
-		else if (!strcmp(name, "keys"))
-			n->kind = FK_KEYS;
-		else if (!strcmp(name, ".status"))
-			n->kind = FK_STATUS;
-		else
+		if (!(n->kind = fixed_kind(FK_ROOT, name)))
 			return FS_ENOENT;
 		n->ino = (uint64_t)n->kind;
 		return 0;
@@ -111,17 +128,12 @@ int fs_resolve(fuse_req_t req, const struct fs_node_info *p, const char *name,
 		n->kind = FK_SECRET;
 		return 0;
 	case FK_SECRET:
-		if (!strcmp(name, "default"))
-			n->kind = FK_DEFAULT;
-		else if (!strcmp(name, "versions"))
-			n->kind = FK_VERSIONS;
-		else if (!strcmp(name, "kv"))
-			n->kind = FK_KVDIR;
-		else if (fs_staged_name(name)) {
-			n->kind = FK_STAGED;
-			n->version = fuse_req_ctx(req)->uid;
-		} else
+		if ((n->kind = fixed_kind(FK_SECRET, name)))
+			return 0;
+		if (!fs_staged_name(name))
 			return FS_ENOENT;
+		n->kind = FK_STAGED;
+		n->version = fuse_req_ctx(req)->uid;
 		return 0;
 	case FK_VERSIONS:
 		n->kind = FK_VERSION;

@@ -456,49 +456,59 @@ static int word(const char *v, const char *yes, const char *no)
 	return -1;
 }
 
+/* description, access_control, allowed_principals: the change as an
+ * update of one field into u. SFS_OK, SFS_EINVAL (a bad value), or
+ * SFS_ENOENT (id is none of them). */
+static int update_field(enum xid id, const char *v, struct sfs_secret_update *u)
+{
+	int on;
+
+	memset(u, 0, sizeof(*u));
+	if (id == X_DESC) {
+		u->fields = SFS_SF_DESCRIPTION;
+		u->description = v;
+	} else if (id == X_ALLOWED) {
+		u->fields = SFS_SF_ALLOWED;
+		u->allowed = v;
+	} else if (id != X_AC) {
+		return SFS_ENOENT;
+	} else if ((on = word(v, "enabled", "disabled")) < 0) {
+		return SFS_EINVAL;
+	} else {
+		u->fields = SFS_SF_ACCESS_CONTROL;
+		u->access_control = on;
+	}
+	return SFS_OK;
+}
+
 static int set_dir(struct xq *q, enum xid id, const char *v)
 {
 	struct sfs_error err = {0};
 	struct sfs_secret_update u;
 	const char *s = q->n.secret;
-	int on;
-	uint32_t num;
+	int on, rc = update_field(id, v, &u);
 	char *end;
 	unsigned long n;
 
-	memset(&u, 0, sizeof(u));
-	switch (id) {
-	case X_DESC:
-		u.fields = SFS_SF_DESCRIPTION;
-		u.description = v;
+	if (rc == SFS_OK)
 		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
 				&err);
+	if (rc == SFS_EINVAL)
+		return rc;
+	switch (id) {
 	case X_STATUS:
 		if ((on = word(v, "active", "deactivated")) < 0)
 			return SFS_EINVAL;
 		return fs_noted(
 		    sfs_secret_set_status(fs_d.ctx, &q->c, s, on, &err), &err);
-	case X_AC:
-		if ((on = word(v, "enabled", "disabled")) < 0)
-			return SFS_EINVAL;
-		u.fields = SFS_SF_ACCESS_CONTROL;
-		u.access_control = on;
-		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
-				&err);
-	case X_ALLOWED:
-		u.fields = SFS_SF_ALLOWED;
-		u.allowed = v;
-		return fs_noted(sfs_secret_update(fs_d.ctx, &q->c, s, &u, &err),
-				&err);
 	case X_DEFAULT:
 		errno = 0;
 		n = strtoul(v, &end, 10);
 		if (v[0] < '0' || v[0] > '9' || *end || errno || n > UINT32_MAX)
 			return SFS_EINVAL;
-		num = (uint32_t)n;
-		return fs_noted(
-		    sfs_version_set_default(fs_d.ctx, &q->c, s, num, &err),
-		    &err);
+		return fs_noted(sfs_version_set_default(fs_d.ctx, &q->c, s,
+							(uint32_t)n, &err),
+				&err);
 	case X_KEY_ID:
 		return fs_noted(
 		    sfs_secret_change_key(fs_d.ctx, &q->c, s, v, &err), &err);

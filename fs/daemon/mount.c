@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,63 +208,86 @@ static int parse_view_opt(struct fs_opts *o, const char *w, int *rc)
 	return 1;
 }
 
+/* The -o words that set one int field of fs_opts to one value. */
+static const struct opt_word {
+	const char *word;
+	size_t field; /* offsetof(struct fs_opts, ...) */
+	int value;
+} opt_words[] = {
+    {"ro", offsetof(struct fs_opts, readonly), 1},
+    {"rw", offsetof(struct fs_opts, readonly), 0},
+    {"allow_other", offsetof(struct fs_opts, allow_other), 1},
+    {"debug", offsetof(struct fs_opts, debug), 1},
+    {"auto_unmount", offsetof(struct fs_opts, auto_unmount), 1},
+    {"cache=strict", offsetof(struct fs_opts, cache), FS_CACHE_STRICT},
+    {"cache=open", offsetof(struct fs_opts, cache), FS_CACHE_OPEN},
+    {"cache=kernel", offsetof(struct fs_opts, cache), FS_CACHE_KERNEL},
+    {"notify=modify", offsetof(struct fs_opts, notify), FS_NOTIFY_MODIFY},
+    {"notify=replace", offsetof(struct fs_opts, notify), FS_NOTIFY_REPLACE},
+    {"notify=none", offsetof(struct fs_opts, notify), FS_NOTIFY_NONE},
+    {"audit=on", offsetof(struct fs_opts, audit_off), 0},
+    {"audit=off", offsetof(struct fs_opts, audit_off), 1},
+};
+
+/* The options that take a value, for one they do not know ("cache",
+ * "cache=x"): the values they take. */
+static const struct opt_family {
+	const char *name;
+	const char *hint;
+} opt_families[] = {
+    {"cache", "use strict, open or kernel"},
+    {"audit", "use on or off"},
+    {"only", "use one or more GLOBs joined by ':'"},
+    {"layout", "use flat or tree"},
+};
+
+/* A word of opt_words (1, with the field set) or not (0). */
+static int set_word(struct fs_opts *o, const char *w)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(opt_words) / sizeof(opt_words[0]); i++)
+		if (!strcmp(w, opt_words[i].word)) {
+			*(int *)((char *)o + opt_words[i].field) =
+			    opt_words[i].value;
+			return 1;
+		}
+	return 0;
+}
+
+/* A word no option knows: a family's bad value, or unknown. EXIT_USAGE
+ * after printing why. */
+static int unknown_word(const char *w)
+{
+	char text[300];
+	size_t i, n;
+
+	for (i = 0; i < sizeof(opt_families) / sizeof(opt_families[0]); i++) {
+		n = strlen(opt_families[i].name);
+		if (!strncmp(w, opt_families[i].name, n) &&
+		    (!w[n] || w[n] == '='))
+			return bad_value(w, opt_families[i].hint);
+	}
+	snprintf(text, sizeof(text), "unknown option '%.250s'", w);
+	return usage(text);
+}
+
 /* One -o word. 0, or EXIT_USAGE after printing why. */
 static int parse_opt(struct fs_opts *o, const char *w)
 {
 	int rc;
 
-	if (generic_opt(w))
+	if (generic_opt(w) || set_word(o, w))
 		return 0;
 	if (!strncmp(w, "audit_max=", 10))
 		return parse_audit_max(o, w + 10);
 	if (parse_view_opt(o, w, &rc))
 		return rc;
-	if (!strcmp(w, "ro"))
-		o->readonly = 1;
-	else if (!strcmp(w, "rw"))
-		o->readonly = 0;
-	else if (!strcmp(w, "allow_other"))
-		o->allow_other = 1;
-	else if (!strcmp(w, "debug"))
-		o->debug = 1;
-	else if (!strcmp(w, "auto_unmount"))
-		o->auto_unmount = 1;
-	else if (!strcmp(w, "cache=strict"))
-		o->cache = FS_CACHE_STRICT;
-	else if (!strcmp(w, "cache=open"))
-		o->cache = FS_CACHE_OPEN;
-	else if (!strcmp(w, "cache=kernel"))
-		o->cache = FS_CACHE_KERNEL;
-	else if (!strcmp(w, "notify=modify"))
-		o->notify = FS_NOTIFY_MODIFY;
-	else if (!strcmp(w, "notify=replace"))
-		o->notify = FS_NOTIFY_REPLACE;
-	else if (!strcmp(w, "notify=none"))
-		o->notify = FS_NOTIFY_NONE;
-	else if (!strcmp(w, "audit=on"))
-		o->audit_off = 0;
-	else if (!strcmp(w, "audit=off"))
-		o->audit_off = 1;
-	else if (!strncmp(w, "only=", 5) && w[5]) {
-		free(o->only);
-		o->only = strdup(w + 5);
-		if (!o->only)
-			return EXIT_FAIL;
-	} else if (!strncmp(w, "cache", 5) && (!w[5] || w[5] == '=')) {
-		return bad_value(w, "use strict, open or kernel");
-	} else if (!strncmp(w, "audit", 5) && (!w[5] || w[5] == '=')) {
-		return bad_value(w, "use on or off");
-	} else if (!strncmp(w, "only", 4) && (!w[4] || w[4] == '=')) {
-		return bad_value(w, "use one or more GLOBs joined by ':'");
-	} else if (!strncmp(w, "layout", 6) && (!w[6] || w[6] == '=')) {
-		return bad_value(w, "use flat or tree");
-	} else {
-		char text[300];
-
-		snprintf(text, sizeof(text), "unknown option '%.250s'", w);
-		return usage(text);
-	}
-	return 0;
+	if (strncmp(w, "only=", 5) || !w[5])
+		return unknown_word(w);
+	free(o->only);
+	o->only = strdup(w + 5);
+	return o->only ? 0 : EXIT_FAIL;
 }
 
 static int parse_opts(struct fs_opts *o, char *list)

@@ -44,7 +44,6 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
-#include "secretfs/policy.h"
 #include "volume.h"
 
 #define DEFAULT_SOCKET	 "/run/docker/plugins/secretfs.sock"

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "secretfs/audit.h"
-#include "secretfs/policy.h"
+#include "secretfs/secret.h"
 #include "volume.h"
 
 /* --- requests ----------------------------------------------------------- */
@@ -70,12 +70,12 @@ static int do_create(struct driver *d, const struct sfs_json *rq,
 		     const char *name, char **out)
 {
 	struct vol *v;
+	struct sfs_error e;
 	char err[600];
 
-	if (sfs_policy_name_check(name, strlen(name)) != SFS_OK)
+	if (sfs_secret_name_valid(name, &e) != SFS_OK)
 		return fail_reply(out, 400, "volume name '%.200s': %s", name,
-				  sfs_policy_name_why(sfs_policy_name_check(
-				      name, strlen(name))));
+				  e.msg);
 	if (vol_find(d, name))
 		return fail_reply(out, 400, "volume '%s' already exists", name);
 	if (d->n >= VOLS_MAX)

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "secretfs/policy.h"
+#include "secretfs/secret.h"
 #include "volume.h"
 
 /* --- the state file ----------------------------------------------------- */
@@ -130,7 +130,7 @@ static int load_vol_cb(void *arg, const char *key, const struct sfs_json *j)
 	const struct sfs_json *mounts = sfs_json_get(j, "mounts");
 	char err[512];
 
-	if (!v || sfs_policy_name_check(key, strlen(key)) != SFS_OK ||
+	if (!v || sfs_secret_name_valid(key, NULL) != SFS_OK ||
 	    l->d->n >= VOLS_MAX)
 		goto bad;
 	snprintf(v->name, sizeof(v->name), "%s", key);

@@ -148,6 +148,13 @@ static int f_keyver_insert(struct sfs_store *s, const char *key_id,
 	FORWARD(s, keyver_insert, err, key_id, version, wrapped, created_at);
 }
 
+static int f_keyver_set(struct sfs_store *s, const char *key_id,
+			uint32_t version, const struct sfs_blob *wrapped,
+			struct sfs_error *err)
+{
+	FORWARD(s, keyver_set, err, key_id, version, wrapped);
+}
+
 static int f_secret_get(struct sfs_store *s, const char *id_or_name,
 			struct sfs_secret_rec *out, struct sfs_error *err)
 {
@@ -259,6 +266,7 @@ static const struct sfs_store_ops fault_ops = {
 	.key_in_use = f_key_in_use,
 	.keyver_get = f_keyver_get,
 	.keyver_insert = f_keyver_insert,
+	.keyver_set = f_keyver_set,
 	.secret_get = f_secret_get,
 	.secret_list = f_secret_list,
 	.secret_insert = f_secret_insert,

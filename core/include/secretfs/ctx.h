@@ -133,14 +133,6 @@ int sfs_ctx_resolve_roles(struct sfs_ctx *ctx, struct sfs_caller *c,
 			  struct sfs_error *err);
 
 /*
- * The latest store failure (an I/O error, a full disk, an audit line that
- * could not be written) as a message, or NULL when there was none since
- * open: for the daemon's .status health. The string stays readable until
- * sfs_ctx_close(); a much later failure may overwrite it in place.
- */
-const char *sfs_ctx_last_error(struct sfs_ctx *ctx);
-
-/*
  * The context's storage backend. For tests and diagnostics: using it
  * bypasses the rules and the audit log. sfs_ctx_swap_store() installs s
  * (e.g. tests/lib/fault_store.h wrapping the real store, so I/O failure

@@ -41,6 +41,11 @@ enum sfs_err {
 struct sfs_error {
 	int code;
 	char msg[256];
+	/* Where the reason starts in msg when msg reads "<subject>:
+	 * <reason>" (the subject being what the format put before its first
+	 * ": "), else 0. Set with msg by sfs_error_set(), so that a front can
+	 * print the reason alone without reading the text. */
+	size_t why;
 };
 
 /* Short description of a code, e.g. "no such secret or version". */
@@ -61,12 +66,20 @@ int sfs_err_errno(int code);
 /*
  * Record code and a printf-style message in err (which may be NULL) and
  * return code, so callers can write `return sfs_error_set(err, ...)`.
- * The message must not contain secret bytes.
+ * The message must not contain secret bytes. A format "<subject>:
+ * <reason>" (its first ": " ends the subject) sets err->why.
  */
 int sfs_error_set(struct sfs_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Reset err to SFS_OK with an empty message. err may be NULL. */
 void sfs_error_clear(struct sfs_error *err);
+
+/*
+ * Make text one printable line, in place, for a message that quotes
+ * names from users: each control byte, DEL, and byte of invalid or
+ * truncated UTF-8 becomes '?'; valid UTF-8 is kept.
+ */
+void sfs_error_printable(char *text);
 
 #endif

@@ -177,4 +177,11 @@ int sfs_policy_desc_check(const char *desc, size_t len);
  */
 int sfs_policy_utf8_check(const void *s, size_t len);
 
+/*
+ * Decode the one UTF-8 sequence at s[0..len) (len >= 1), as strictly as
+ * sfs_policy_utf8_check(): its length, or 0 when invalid; its code point
+ * in *cp. Pure.
+ */
+size_t sfs_policy_utf8_next(const void *s, size_t len, uint32_t *cp);
+
 #endif

@@ -103,4 +103,12 @@ int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
 int sfs_secret_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *name, struct sfs_error *err);
 
+/*
+ * May name be a secret's or a key's name (SPEC §1)? SFS_OK, or
+ * SFS_EINVAL / SFS_ENAMETOOLONG with the reason alone as err's message
+ * ("name longer than 128 bytes"). For fronts that name other things by the same
+ * rules (the volume driver's volumes).
+ */
+int sfs_secret_name_valid(const char *name, struct sfs_error *err);
+
 #endif

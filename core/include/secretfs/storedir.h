@@ -39,9 +39,16 @@ int sfs_storedir_empty(const char *dir, struct sfs_error *err);
  * or a negative code with err set: SFS_ENOENT (missing, without
  * O_CREAT), SFS_EACCES
  * (a symlink, not a regular file, another owner, or the open was denied),
- * SFS_ENOSPC, SFS_EIO.
+ * SFS_EROFS, SFS_ENOSPC, SFS_EIO.
  */
 int sfs_storedir_open(const char *dir, const char *name, int flags, mode_t mode,
 		      struct sfs_error *err);
+
+/*
+ * The code for the errno of a failed call on a store's file or one of
+ * its kind (the audit log): ENOENT, EACCES/EPERM/ELOOP (ELOOP: O_NOFOLLOW
+ * met a symlink) as SFS_EACCES, EROFS, ENOSPC, anything else SFS_EIO.
+ */
+int sfs_storedir_errcode(int errnum);
 
 #endif
