@@ -44,12 +44,11 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err);
  * and when anything failed, write the line with the failure instead.
  * Returns the change's result, err holding its message.
  */
-struct ctx_change {
-	enum sfs_action act;
-	const struct sfs_caller *c;
-	void *arg;  /* the service's own record of the change */
-	int pre;    /* SFS_OK, or a refusal found before the transaction */
-	char subject[200];
+struct ctx_change;
+
+/* What a kind of change does at each step: one constant table per
+ * service (gather and settle may be NULL; so may done). */
+struct ctx_change_ops {
 	int (*gather)(struct sfs_ctx *ctx, struct ctx_change *ch,
 		      struct sfs_policy_state *st, struct sfs_error *err);
 	int (*settle)(struct ctx_change *ch, const struct sfs_policy_state *st,
@@ -63,7 +62,27 @@ struct ctx_change {
 	/* lock held, after apply or a failure: release what gather took */
 	void (*done)(struct ctx_change *ch);
 };
+
+struct ctx_change {
+	enum sfs_action act;
+	const struct sfs_caller *c;
+	const struct ctx_change_ops *ops;
+	void *arg; /* the service's own record of the change */
+	int pre;   /* SFS_OK, or a refusal found before the transaction */
+	char subject[200];
+};
 int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
+		   struct sfs_error *err);
+
+/* ctx_change_run for a change made of act, caller, ops and arg alone:
+ * err cleared first. */
+int ctx_change_go(struct sfs_ctx *ctx, enum sfs_action act,
+		  const struct sfs_caller *c, const struct ctx_change_ops *ops,
+		  void *arg, struct sfs_error *err);
+
+/* Only ask: gather and the policy's answer for ch, in a read
+ * transaction; nothing is applied and no line written. */
+int ctx_change_ask(struct sfs_ctx *ctx, struct ctx_change *ch,
 		   struct sfs_error *err);
 
 /* Mutex held: begin, or unlock on failure. */

@@ -24,14 +24,9 @@ const char *sfs_key_type_name(int type)
 
 const char *sfs_state_name(int state)
 {
-	switch (state) {
-	case SFS_STATE_ACTIVE:
-		return "active";
-	case SFS_STATE_DEACTIVATED:
-		return "deactivated";
-	default:
-		return "destroyed";
-	}
+	return state == SFS_STATE_ACTIVE	? "active"
+	       : state == SFS_STATE_DEACTIVATED ? "deactivated"
+						: "destroyed";
 }
 
 /* A key-management change as the runner carries it. */
@@ -165,16 +160,12 @@ static int key_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   enum sfs_action act, struct key_change *kc,
 		   struct sfs_error *err)
 {
-	struct ctx_change ch = {.act = act,
-				.c = c,
-				.arg = kc,
-				.gather = key_gather,
-				.settle = key_settle,
-				.apply = key_apply,
-				.line = key_line};
+	static const struct ctx_change_ops ops = {.gather = key_gather,
+						  .settle = key_settle,
+						  .apply = key_apply,
+						  .line = key_line};
 
-	sfs_error_clear(err);
-	return ctx_change_run(ctx, &ch, err);
+	return ctx_change_go(ctx, act, c, &ops, kc, err);
 }
 
 static int key_new_rec(const struct sfs_caller *c, const char *name,
@@ -208,11 +199,10 @@ int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   struct sfs_key_rec *out, struct sfs_error *err)
 {
 	struct key_change kc = {.op = "key.create", .key = name};
-	struct ctx_change ch = {.act = SFS_ACT_KEY_CREATE,
-				.c = c,
-				.arg = &kc,
-				.apply = key_apply,
-				.line = key_line};
+	static const struct ctx_change_ops ops = {.apply = key_apply,
+						  .line = key_line};
+	struct ctx_change ch = {
+	    .act = SFS_ACT_KEY_CREATE, .c = c, .ops = &ops, .arg = &kc};
 	int rc;
 
 	sfs_error_clear(err);

@@ -65,11 +65,10 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       struct sfs_error *err)
 {
 	struct role_change rch = {.role = role, .grant = grant};
-	struct ctx_change ch = {.act = SFS_ACT_ROLE_CHANGE,
-				.c = c,
-				.arg = &rch,
-				.apply = role_apply,
-				.line = role_line};
+	static const struct ctx_change_ops ops = {.apply = role_apply,
+						  .line = role_line};
+	struct ctx_change ch = {
+	    .act = SFS_ACT_ROLE_CHANGE, .c = c, .ops = &ops, .arg = &rch};
 
 	sfs_error_clear(err);
 	if (!sfs_role_parse(role))

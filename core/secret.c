@@ -123,12 +123,11 @@ int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      struct sfs_secret_rec *out, struct sfs_error *err)
 {
 	struct create_change cc = {.n = n, .c = c};
-	struct ctx_change ch = {.act = SFS_ACT_SECRET_CREATE,
-				.c = c,
-				.arg = &cc,
-				.gather = create_gather,
-				.apply = create_apply,
-				.line = create_line};
+	static const struct ctx_change_ops ops = {.gather = create_gather,
+						  .apply = create_apply,
+						  .line = create_line};
+	struct ctx_change ch = {
+	    .act = SFS_ACT_SECRET_CREATE, .c = c, .ops = &ops, .arg = &cc};
 	int rc;
 
 	sfs_error_clear(err);
@@ -429,35 +428,25 @@ static int secret_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
 	return sfs_store_secret_update(ctx->store, s, err);
 }
 
-static int secret_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
-		      enum sfs_action act, struct secret_change *sc,
-		      int (*gather)(struct sfs_ctx *, struct ctx_change *,
-				    struct sfs_policy_state *,
-				    struct sfs_error *),
-		      int pre, struct sfs_error *err)
-{
-	struct ctx_change ch = {.act = act,
-				.c = c,
-				.arg = sc,
-				.pre = pre,
-				.gather = gather,
-				.apply = secret_apply,
-				.line = secret_line};
-
-	return ctx_change_run(ctx, &ch, err);
-}
+/* A secret's own changes: what they gather differs, not how they
+ * apply or what they log. */
+#define SECRET_OPS(g)                                                          \
+	{                                                                      \
+		.gather = (g), .apply = secret_apply, .line = secret_line      \
+	}
 
 int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      const char *name, const struct sfs_secret_update *u,
 		      struct sfs_error *err)
 {
+	static const struct ctx_change_ops ops = SECRET_OPS(secret_gather);
 	struct secret_change sc = {.op = "secret.update", .name = name, .u = u};
-	int pre;
+	struct ctx_change ch = {
+	    .act = SFS_ACT_SECRET_UPDATE, .c = c, .ops = &ops, .arg = &sc};
 
 	sfs_error_clear(err);
-	pre = update_validate(u, sc.allowed, sizeof(sc.allowed), err);
-	return secret_run(ctx, c, SFS_ACT_SECRET_UPDATE, &sc, secret_gather,
-			  pre, err);
+	ch.pre = update_validate(u, sc.allowed, sizeof(sc.allowed), err);
+	return ctx_change_run(ctx, &ch, err);
 }
 
 /* Is the secret's current key a user key (or gone)? Moving away from one
@@ -492,12 +481,11 @@ int sfs_secret_change_key(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *name, const char *key,
 			  struct sfs_error *err)
 {
+	static const struct ctx_change_ops ops = SECRET_OPS(change_key_gather);
 	struct secret_change sc = {
 	    .op = "secret.change_key", .name = name, .key = key};
 
-	sfs_error_clear(err);
-	return secret_run(ctx, c, SFS_ACT_SECRET_CHANGE_KEY, &sc,
-			  change_key_gather, SFS_OK, err);
+	return ctx_change_go(ctx, SFS_ACT_SECRET_CHANGE_KEY, c, &ops, &sc, err);
 }
 
 /* Status changes and delete: they need the version counts. */
@@ -518,6 +506,8 @@ static int counted_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
 	return rc;
 }
 
+static const struct ctx_change_ops counted_ops = SECRET_OPS(counted_gather);
+
 int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  const char *name, int active, struct sfs_error *err)
 {
@@ -525,11 +515,9 @@ int sfs_secret_set_status(struct sfs_ctx *ctx, const struct sfs_caller *c,
 						: "secret.deactivate",
 				   .name = name};
 
-	sfs_error_clear(err);
-	return secret_run(ctx, c,
-			  active ? SFS_ACT_SECRET_ACTIVATE
-				 : SFS_ACT_SECRET_DEACTIVATE,
-			  &sc, counted_gather, SFS_OK, err);
+	return ctx_change_go(
+	    ctx, active ? SFS_ACT_SECRET_ACTIVATE : SFS_ACT_SECRET_DEACTIVATE,
+	    c, &counted_ops, &sc, err);
 }
 
 int sfs_secret_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -537,9 +525,8 @@ int sfs_secret_delete(struct sfs_ctx *ctx, const struct sfs_caller *c,
 {
 	struct secret_change sc = {.op = "secret.delete", .name = name};
 
-	sfs_error_clear(err);
-	return secret_run(ctx, c, SFS_ACT_SECRET_DELETE, &sc, counted_gather,
-			  SFS_OK, err);
+	return ctx_change_go(ctx, SFS_ACT_SECRET_DELETE, c, &counted_ops, &sc,
+			     err);
 }
 
 int sfs_secret_name_valid(const char *name, struct sfs_error *err)

@@ -131,6 +131,38 @@ void ctx_versions_release(struct ctx_versions *vs)
 	vs->states = NULL;
 }
 
+/* Transaction open: gather, then the policy's answer, settled. */
+static int change_check(struct sfs_ctx *ctx, struct ctx_change *ch,
+			struct sfs_policy_state *st, struct sfs_error *err)
+{
+	int rc;
+
+	ctx_state_init(ctx, st);
+	rc = ch->ops->gather ? ch->ops->gather(ctx, ch, st, err) : SFS_OK;
+	if (rc != SFS_OK)
+		return rc;
+	rc = sfs_policy_check(ch->act, ch->c, st);
+	if (ch->ops->settle)
+		rc = ch->ops->settle(ch, st, rc, err);
+	else if (rc != SFS_OK)
+		rc = ctx_refuse(err, ch->act, rc, st, "%s", ch->subject);
+	return rc;
+}
+
+int ctx_change_ask(struct sfs_ctx *ctx, struct ctx_change *ch,
+		   struct sfs_error *err)
+{
+	struct sfs_policy_state st;
+	int rc = ctx_begin(ctx, 0, err);
+
+	if (rc != SFS_OK)
+		return rc;
+	rc = change_check(ctx, ch, &st, err);
+	if (ch->ops->done)
+		ch->ops->done(ch);
+	return ctx_end(ctx, 0, rc, err);
+}
+
 /* Lock held, write transaction open: gather, ask, apply. */
 static int change_locked(struct sfs_ctx *ctx, struct ctx_change *ch,
 			 struct sfs_error *err)
@@ -138,17 +170,9 @@ static int change_locked(struct sfs_ctx *ctx, struct ctx_change *ch,
 	struct sfs_policy_state st;
 	int rc;
 
-	ctx_state_init(ctx, &st);
-	rc = ch->gather ? ch->gather(ctx, ch, &st, err) : SFS_OK;
-	if (rc != SFS_OK)
-		return rc;
-	rc = sfs_policy_check(ch->act, ch->c, &st);
-	if (ch->settle)
-		rc = ch->settle(ch, &st, rc, err);
-	else if (rc != SFS_OK)
-		rc = ctx_refuse(err, ch->act, rc, &st, "%s", ch->subject);
+	rc = change_check(ctx, ch, &st, err);
 	if (rc == SFS_OK)
-		rc = ch->apply(ctx, ch, &st, err);
+		rc = ch->ops->apply(ctx, ch, &st, err);
 	return rc;
 }
 
@@ -162,17 +186,27 @@ int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
 		rc = ctx_begin(ctx, 1, err);
 	if (rc == SFS_OK) {
 		rc = change_locked(ctx, ch, err);
-		if (ch->done)
-			ch->done(ch);
+		if (ch->ops->done)
+			ch->ops->done(ch);
 		if (rc == SFS_OK) {
-			ch->line(ctx, ch, rc, &l);
+			ch->ops->line(ctx, ch, rc, &l);
 			staged = ctx_audit_stage(ctx, ch->c, &l);
 		}
 		rc = ctx_end(ctx, 1, rc, err);
 	}
 	if (staged && rc == SFS_OK)
 		return rc; /* its line was committed with it */
-	ch->line(ctx, ch, rc, &l);
+	ch->ops->line(ctx, ch, rc, &l);
 	ctx_audit(ctx, ch->c, &l);
 	return rc;
+}
+
+int ctx_change_go(struct sfs_ctx *ctx, enum sfs_action act,
+		  const struct sfs_caller *c, const struct ctx_change_ops *ops,
+		  void *arg, struct sfs_error *err)
+{
+	struct ctx_change ch = {.act = act, .c = c, .ops = ops, .arg = arg};
+
+	sfs_error_clear(err);
+	return ctx_change_run(ctx, &ch, err);
 }

@@ -209,16 +209,13 @@ int sfs_value_format(const void *data, size_t len)
 
 const char *sfs_value_format_name(int format)
 {
-	switch (format) {
-	case SFS_FMT_TEXT:
-		return "text";
-	case SFS_FMT_JSON:
-		return "json";
-	case SFS_FMT_KV:
-		return "kv";
-	default:
-		return "unknown";
-	}
+	static const char *const names[] = {[SFS_FMT_TEXT] = "text",
+					    [SFS_FMT_JSON] = "json",
+					    [SFS_FMT_KV] = "kv"};
+
+	return format >= 0 && format < (int)(sizeof(names) / sizeof(names[0]))
+		   ? names[format]
+		   : "unknown";
 }
 
 /* --- Key/Value values --------------------------------------------------- */

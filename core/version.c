@@ -204,20 +204,13 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			struct sfs_error *err)
 {
 	/* a length of 1 passes the length rule: the value is not known yet */
+	static const struct ctx_change_ops ops = {.gather = add_gather};
 	struct add_change ac = {.name = name, .expect = expect, .len = 1};
-	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD, .c = c, .arg = &ac};
-	struct sfs_policy_state st;
-	int rc;
+	struct ctx_change ch = {
+	    .act = SFS_ACT_VERSION_ADD, .c = c, .ops = &ops, .arg = &ac};
 
 	sfs_error_clear(err);
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
-	ctx_state_init(ctx, &st);
-	rc = add_gather(ctx, &ch, &st, err);
-	if (rc == SFS_OK && (rc = sfs_policy_check(ch.act, c, &st)) != SFS_OK)
-		ctx_refuse(err, ch.act, rc, &st, "%s", ch.subject);
-	return ctx_end(ctx, 0, rc, err);
+	return ctx_change_ask(ctx, &ch, err);
 }
 
 /* ---- read --------------------------------------------------------------- */
@@ -772,18 +765,14 @@ static int version_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			  enum sfs_action act, const char *op, const char *name,
 			  uint32_t n, struct sfs_error *err)
 {
+	static const struct ctx_change_ops ops = {.gather = change_gather,
+						  .settle = change_settle,
+						  .apply = change_do,
+						  .line = change_line,
+						  .done = change_done};
 	struct version_change vc = {.op = op, .name = name, .n = n};
-	struct ctx_change ch = {.act = act,
-				.c = c,
-				.arg = &vc,
-				.gather = change_gather,
-				.settle = change_settle,
-				.apply = change_do,
-				.line = change_line,
-				.done = change_done};
 
-	sfs_error_clear(err);
-	return ctx_change_run(ctx, &ch, err);
+	return ctx_change_go(ctx, act, c, &ops, &vc, err);
 }
 
 int sfs_version_set_default(struct sfs_ctx *ctx, const struct sfs_caller *c,
@@ -855,17 +844,16 @@ static int add_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   struct add_change *ac, struct sfs_version_rec *out,
 		   struct sfs_error *err)
 {
-	struct ctx_change ch = {.act = SFS_ACT_VERSION_ADD,
-				.c = c,
-				.arg = ac,
-				.gather = ac->copy ? copy_gather : add_gather,
-				.apply = add_apply,
-				.line = add_line,
-				.done = ac->copy ? copy_done : NULL};
+	static const struct ctx_change_ops add_ops = {
+	    .gather = add_gather, .apply = add_apply, .line = add_line};
+	static const struct ctx_change_ops copy_ops = {.gather = copy_gather,
+						       .apply = add_apply,
+						       .line = add_line,
+						       .done = copy_done};
 	int rc;
 
-	sfs_error_clear(err);
-	rc = ctx_change_run(ctx, &ch, err);
+	rc = ctx_change_go(ctx, SFS_ACT_VERSION_ADD, c,
+			   ac->copy ? &copy_ops : &add_ops, ac, err);
 	if (rc == SFS_OK && out)
 		*out = ac->v;
 	return rc;
