@@ -17,12 +17,7 @@
  * commit bumped the counter, FUTEX_WAKEs it, then for each locked slot
  * waits (FUTEX_WAIT on the ack word) until the ack reaches its
  * generation, WATCH_WAIT_MS in all at most: a hung or stopped daemon
- * slows a writer by that much and never blocks it. The writer finds the
- * locked slots with one F_OFD_GETLK over a range of slots, which reports
- * one lock in it, then the ranges on either side: at most 2n+1 calls
- * for n watchers, one when there is none, where a call per slot cost 64
- * (73-100 us a commit on the dev VM) on every store that a cache=kernel
- * daemon ever mounted (its table stays). Futexes on a shared
+ * slows a writer by that much and never blocks it. Futexes on a shared
  * file mapping work across processes. A writer keeps DIR/generation open
  * from its first commit and maps the table once it exists: until then
  * one lseek per commit, after that none. Never fstat: a stat marks the
@@ -86,6 +81,15 @@ static int slot_fcntl(int fd, int i, int cmd, struct flock *fl)
 	fl->l_start = WATCH_OFF + i * 4;
 	fl->l_len = 4;
 	return fcntl(fd, cmd, fl);
+}
+
+/* Is some process holding slot i's lock? */
+static int slot_alive(int fd, int i)
+{
+	struct flock fl;
+
+	return slot_fcntl(fd, i, F_OFD_GETLK, &fl) == 0 &&
+	       fl.l_type != F_UNLCK;
 }
 
 static int slot_claim(int fd, int i)
@@ -229,42 +233,13 @@ void ctx_watch_close(struct sfs_ctx *ctx)
 	ctx->reg_fd = -1;
 }
 
-/* A slot in [lo, hi) whose lock some process holds, or -1. */
-static int slot_held(int fd, int lo, int hi)
-{
-	struct flock fl;
-	int i;
-
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = WATCH_OFF + lo * 4;
-	fl.l_len = (hi - lo) * 4;
-	if (fcntl(fd, F_OFD_GETLK, &fl) != 0 || fl.l_type == F_UNLCK)
-		return -1;
-	i = (int)((fl.l_start - WATCH_OFF) / 4);
-	return i < lo ? lo : i >= hi ? hi - 1 : i;
-}
-
-/* Wait for the ack of every held slot in [lo, hi). */
-static void wait_range(struct sfs_ctx *ctx, int lo, int hi, uint32_t gen,
-		       const struct timespec *deadline)
-{
-	int i;
-
-	while (lo < hi && (i = slot_held(ctx->watch_fd, lo, hi)) >= 0) {
-		wait_ack(ctx->watch_tab + i, gen, deadline);
-		wait_range(ctx, i + 1, hi, gen, deadline);
-		hi = i;
-	}
-}
-
 /* After ctx_end() let go of the mutex: watch_fd and watch_tab were set
  * before it did and only change at close. */
 void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
 {
 	struct timespec deadline;
 	uint32_t gen;
+	int i;
 
 	if (!ctx->gen_mapped)
 		return;
@@ -277,5 +252,7 @@ void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
 	deadline.tv_sec +=
 	    WATCH_WAIT_MS / 1000 + deadline.tv_nsec / 1000000000L;
 	deadline.tv_nsec %= 1000000000L;
-	wait_range(ctx, 0, WATCH_SLOTS, gen, &deadline);
+	for (i = 0; i < WATCH_SLOTS; i++)
+		if (slot_alive(ctx->watch_fd, i))
+			wait_ack(ctx->watch_tab + i, gen, &deadline);
 }
