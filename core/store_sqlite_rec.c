@@ -550,26 +550,48 @@ static int sq_role_revoke(struct sfs_store *s, const char *role,
 			   principal, err);
 }
 
+/*
+ * Step st to its end, handing each row to row(arg, st, err) until one
+ * returns non-zero (that is the result); a failed step is worded with
+ * what. st is reset after.
+ */
+static int sq_each(struct sq *q, sqlite3_stmt *st,
+		   int (*row)(void *arg, sqlite3_stmt *st, struct sfs_error *err),
+		   void *arg, const char *what, struct sfs_error *err)
+{
+	int rc = SQLITE_DONE, ret = 0;
+
+	while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ret = row(arg, st, err);
+	if (!ret && rc != SQLITE_DONE)
+		ret = sq_fail(q, rc, err, "%s", what);
+	sq_done(st);
+	return ret;
+}
+
+struct role_each {
+	sfs_role_cb cb;
+	void *arg;
+};
+
+static int role_row(void *arg, sqlite3_stmt *st, struct sfs_error *err)
+{
+	const struct role_each *e = arg;
+	const char *role = (const char *)sqlite3_column_text(st, 0);
+	const char *who = (const char *)sqlite3_column_text(st, 1);
+
+	return (role && who) ? e->cb(e->arg, role, who)
+			     : sq_corrupt(err, "roles");
+}
+
 static int sq_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
 			struct sfs_error *err)
 {
 	struct sq *q = SQ(s);
-	sqlite3_stmt *st = q->st[ST_ROLE_LIST];
-	int rc, ret = 0;
+	struct role_each e = {cb, arg};
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *role = (const char *)sqlite3_column_text(st, 0);
-		const char *who = (const char *)sqlite3_column_text(st, 1);
-
-		ret = (role && who) ? cb(arg, role, who)
-				    : sq_corrupt(err, "roles");
-		if (ret)
-			break;
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = sq_fail(q, rc, err, "list roles");
-	sq_done(st);
-	return ret;
+	return sq_each(q, q->st[ST_ROLE_LIST], role_row, &e, "list roles",
+		       err);
 }
 
 /* ---- health, counts, generation -------------------------------------- */
@@ -645,26 +667,30 @@ static int sq_audit_add(struct sfs_store *s, const char *line, size_t len,
 	return rc;
 }
 
+struct audit_each {
+	sfs_audit_pending_cb cb;
+	void *arg;
+};
+
+static int audit_row(void *arg, sqlite3_stmt *st, struct sfs_error *err)
+{
+	const struct audit_each *e = arg;
+	const void *p = sqlite3_column_blob(st, 2);
+	size_t n = (size_t)sqlite3_column_bytes(st, 2);
+
+	(void)err;
+	return e->cb(e->arg, sqlite3_column_int64(st, 0),
+		     sqlite3_column_int64(st, 1), p ? p : "", n);
+}
+
 static int sq_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 			 void *arg, struct sfs_error *err)
 {
 	struct sq *q = SQ(s);
-	sqlite3_stmt *st = q->st[ST_AUDIT_LIST];
-	int rc, ret = 0;
+	struct audit_each e = {cb, arg};
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *p = sqlite3_column_blob(st, 2);
-		size_t n = (size_t)sqlite3_column_bytes(st, 2);
-
-		ret = cb(arg, sqlite3_column_int64(st, 0),
-			 sqlite3_column_int64(st, 1), p ? p : "", n);
-		if (ret)
-			break;
-	}
-	if (!ret && rc != SQLITE_DONE)
-		ret = sq_fail(q, rc, err, "list pending audit lines");
-	sq_done(st);
-	return ret;
+	return sq_each(q, q->st[ST_AUDIT_LIST], audit_row, &e,
+		       "list pending audit lines", err);
 }
 
 static int sq_audit_del(struct sfs_store *s, int64_t seq, struct sfs_error *err)
