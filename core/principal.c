@@ -434,27 +434,34 @@ void sfs_principal_describe(uint32_t uid, char *out, size_t cap)
 	describe_keep(uid, now, text);
 }
 
+/* The single roles and their names, for both directions. */
+static const struct {
+	enum sfs_role role;
+	const char *name;
+} role_names[] = {
+    {SFS_ROLE_MANAGER, "manager"},
+    {SFS_ROLE_KMS_USER, "kms-user"},
+    {SFS_ROLE_KMS_VIEWER, "kms-viewer"},
+};
+
+#define NROLES (sizeof(role_names) / sizeof(role_names[0]))
+
 const char *sfs_role_name(enum sfs_role r)
 {
-	switch (r) {
-	case SFS_ROLE_MANAGER:
-		return "manager";
-	case SFS_ROLE_KMS_USER:
-		return "kms-user";
-	case SFS_ROLE_KMS_VIEWER:
-		return "kms-viewer";
-	default:
-		return NULL; /* not a single role */
-	}
+	size_t i;
+
+	for (i = 0; i < NROLES; i++)
+		if (role_names[i].role == r)
+			return role_names[i].name;
+	return NULL; /* not a single role */
 }
 
 enum sfs_role sfs_role_parse(const char *name)
 {
-	if (strcmp(name, "manager") == 0)
-		return SFS_ROLE_MANAGER;
-	if (strcmp(name, "kms-user") == 0)
-		return SFS_ROLE_KMS_USER;
-	if (strcmp(name, "kms-viewer") == 0)
-		return SFS_ROLE_KMS_VIEWER;
+	size_t i;
+
+	for (i = 0; i < NROLES; i++)
+		if (strcmp(role_names[i].name, name) == 0)
+			return role_names[i].role;
 	return (enum sfs_role)0;
 }

@@ -61,8 +61,9 @@
  * Files: this one opens, migrates and closes, and holds the statement
  * helpers store_pg.h declares; store_pg_conn.c the connection,
  * transactions and outcome-unknown resolution; store_pg_listen.c
- * generation() and the listener; store_pg_rec.c the records. Only these
- * files include <libpq-fe.h>.
+ * generation() and the listener; store_pg_rec.c the records and the
+ * operations table; store_cols.c the record tables' columns, shared with
+ * the SQLite backend. Only these files include <libpq-fe.h>.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -183,21 +184,26 @@ void pg_a_blob(struct args *a, const void *p, size_t n)
 	a->fmt[a->n++] = 1;
 }
 
-/* Map a failed result to a core code (store.h's rule) by SQLSTATE. */
+/* Map a failed result to a core code (store.h's rule) by SQLSTATE;
+ * any other state is SFS_EIO. */
+static const struct {
+	const char *state;
+	int code;
+} state_codes[] = {
+    {"23505", SFS_EEXIST}, /* unique_violation */
+    {"25006", SFS_EROFS},  /* read_only_sql_transaction */
+    {"53100", SFS_ENOSPC}, /* disk_full */
+    {"53200", SFS_ENOMEM}, /* out_of_memory */
+};
+
 static int map_state(const PGresult *r)
 {
 	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	size_t i;
 
-	if (!st)
-		return SFS_EIO;
-	if (strcmp(st, "23505") == 0)
-		return SFS_EEXIST;
-	if (strcmp(st, "25006") == 0)
-		return SFS_EROFS;
-	if (strcmp(st, "53100") == 0)
-		return SFS_ENOSPC;
-	if (strcmp(st, "53200") == 0)
-		return SFS_ENOMEM;
+	for (i = 0; st && i < sizeof(state_codes) / sizeof(state_codes[0]); i++)
+		if (strcmp(st, state_codes[i].state) == 0)
+			return state_codes[i].code;
 	return SFS_EIO;
 }
 
@@ -294,11 +300,6 @@ int64_t pg_col_i64(const PGresult *r, int row, int col)
 	return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-uint32_t pg_col_u32(const PGresult *r, int row, int col)
-{
-	return (uint32_t)pg_col_i64(r, row, col);
-}
-
 /* A heap copy of a bytea column (text form); NULL or empty gives an empty
  * blob. libpq's own copy is wiped before it is freed. */
 int pg_col_blob(const PGresult *r, int row, int col, struct sfs_blob *out,
@@ -331,7 +332,7 @@ int pg_col_blob(const PGresult *r, int row, int col, struct sfs_blob *out,
 
 /* The foreign keys keep the rows consistent; what is left to check is
  * the schema version and the state row. */
-static int pg_check(struct sfs_store *s, struct sfs_error *err)
+int pg_check(struct sfs_store *s, struct sfs_error *err)
 {
 	PGresult *r;
 	int rc;
@@ -348,7 +349,7 @@ static int pg_check(struct sfs_store *s, struct sfs_error *err)
 	return rc;
 }
 
-static void pg_close(struct sfs_store *s)
+void pg_close(struct sfs_store *s)
 {
 	struct pg *p = PG(s);
 
@@ -359,47 +360,6 @@ static void pg_close(struct sfs_store *s)
 	free(p);
 }
 
-static const struct sfs_store_ops pg_ops = {
-    .close = pg_close,
-    .begin = pg_begin,
-    .commit = pg_commit,
-    .rollback = pg_rollback,
-    .meta_get = pg_meta_get,
-    .meta_set = pg_meta_set,
-    .key_get = pg_key_get,
-    .key_list = pg_key_list,
-    .key_insert = pg_key_insert,
-    .key_update = pg_key_update,
-    .key_delete = pg_key_delete,
-    .key_in_use = pg_key_in_use,
-    .keyver_get = pg_keyver_get,
-    .keyver_set = pg_keyver_set,
-    .keyver_insert = pg_keyver_insert,
-    .secret_get = pg_secret_get,
-    .secret_list = pg_secret_list,
-    .secret_insert = pg_secret_insert,
-    .secret_update = pg_secret_update,
-    .secret_delete = pg_secret_delete,
-    .version_get = pg_version_get,
-    .version_list = pg_version_list,
-    .version_insert = pg_version_insert,
-    .version_set_state = pg_version_set_state,
-    .role_grant = pg_role_grant,
-    .role_revoke = pg_role_revoke,
-    .role_list = pg_role_list,
-    .check = pg_check,
-    .counts = pg_counts,
-    .generation = pg_generation,
-    .secret_list_after = pg_secret_list_after,
-    .commit_then = pg_commit_then,
-    .audit_add = pg_audit_add,
-    .audit_list = pg_audit_list,
-    .audit_del = pg_audit_del,
-    .audit_any = pg_audit_any,
-    .remote_poll = pg_remote_poll,
-    .audit_history = pg_audit_history,
-    .remote_state = pg_remote_state,
-};
 
 /* ---- open and schema ---------------------------------------------------- */
 

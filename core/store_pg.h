@@ -3,8 +3,10 @@
  * migration, close, the statement helpers below; store_pg_conn.c: the
  * connection, transactions and the resolution of a COMMIT whose outcome
  * is unknown; store_pg_listen.c: generation() and the listener;
- * store_pg_rec.c: record reads and writes). These four files are the only
- * ones that include <libpq-fe.h>. See store_pg.c for the design.
+ * store_pg_rec.c: record reads and writes, kept static, and the
+ * operations table pg_ops that store_pg.c's open hands out). These four
+ * files are the only ones that include <libpq-fe.h>. See store_pg.c for
+ * the design; the record tables' columns are in store_cols.h.
  */
 #ifndef SECRETFS_STORE_PG_H
 #define SECRETFS_STORE_PG_H
@@ -23,17 +25,6 @@
 #define GEN_LOST   (UINT64_C(1) << 63)
 #define REQ_BYTES  16
 #define RESOLVE_MS 10000 /* how long a lost COMMIT is chased */
-
-#define KEY_COLS                                                               \
-	"id, name, type, state, description, created_at, created_by, "         \
-	"current_version"
-#define SECRET_COLS                                                            \
-	"id, name, description, status, access_control, allowed, "             \
-	"owner_uid, group_gid, mode, default_version, latest_version, "        \
-	"kms_key_id, created_at, created_by, changed_at"
-#define VERSION_COLS                                                           \
-	"secret_id, version, state, created_at, created_by, kms_key_id, "      \
-	"kms_key_version, size, format"
 
 struct pg {
 	struct sfs_store pub;
@@ -100,76 +91,17 @@ int pg_not_found(struct sfs_error *err, const char *what, const char *id);
 int pg_corrupt(struct sfs_error *err, const char *table);
 int pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap);
 int64_t pg_col_i64(const PGresult *r, int row, int col);
-uint32_t pg_col_u32(const PGresult *r, int row, int col);
 int pg_col_blob(const PGresult *r, int row, int col, struct sfs_blob *out,
 		struct sfs_error *err);
 PGconn *pg_connect_with_deadlines(const char *conninfo);
 int pg_conn_setup(struct pg *p, struct sfs_error *err);
+void pg_close(struct sfs_store *s);
+int pg_check(struct sfs_store *s, struct sfs_error *err);
 int pg_begin(struct sfs_store *s, int write, struct sfs_error *err);
 void pg_rollback(struct sfs_store *s);
 int pg_commit(struct sfs_store *s, struct sfs_error *err);
 int pg_commit_then(struct sfs_store *s, void (*after)(void *arg), void *arg,
 		   struct sfs_error *err);
-int pg_meta_get(struct sfs_store *s, const char *name, struct sfs_blob *out,
-		struct sfs_error *err);
-int pg_meta_set(struct sfs_store *s, const char *name, const void *v,
-		size_t len, struct sfs_error *err);
-int pg_key_get(struct sfs_store *s, const char *id_or_name,
-	       struct sfs_key_rec *out, struct sfs_error *err);
-int pg_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
-		struct sfs_error *err);
-int pg_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
-		  struct sfs_error *err);
-int pg_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
-		  struct sfs_error *err);
-int pg_key_delete(struct sfs_store *s, const char *id, struct sfs_error *err);
-int pg_key_in_use(struct sfs_store *s, const char *id, int *in_use,
-		  struct sfs_error *err);
-int pg_keyver_get(struct sfs_store *s, const char *key_id, uint32_t version,
-		  struct sfs_blob *wrapped, struct sfs_error *err);
-int pg_keyver_insert(struct sfs_store *s, const char *key_id, uint32_t version,
-		     const struct sfs_blob *wrapped, int64_t created_at,
-		     struct sfs_error *err);
-int pg_keyver_set(struct sfs_store *s, const char *key_id, uint32_t version,
-		  const struct sfs_blob *wrapped, struct sfs_error *err);
-int pg_secret_get(struct sfs_store *s, const char *id_or_name,
-		  struct sfs_secret_rec *out, struct sfs_error *err);
-int pg_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
-		   struct sfs_error *err);
-int pg_secret_list_after(struct sfs_store *s, const char *after_name,
-			 unsigned limit, sfs_secret_cb cb, void *arg,
-			 struct sfs_error *err);
-int pg_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
-		     struct sfs_error *err);
-int pg_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
-		     struct sfs_error *err);
-int pg_secret_delete(struct sfs_store *s, const char *id,
-		     struct sfs_error *err);
-int pg_version_get(struct sfs_store *s, const char *secret_id, uint32_t version,
-		   int with_blobs, struct sfs_version_rec *out,
-		   struct sfs_error *err);
-int pg_version_list(struct sfs_store *s, const char *secret_id,
-		    sfs_version_cb cb, void *arg, struct sfs_error *err);
-int pg_version_insert(struct sfs_store *s, const struct sfs_version_rec *v,
-		      struct sfs_error *err);
-int pg_version_set_state(struct sfs_store *s, const char *secret_id,
-			 uint32_t version, int state, struct sfs_error *err);
-int pg_role_grant(struct sfs_store *s, const char *role, const char *principal,
-		  struct sfs_error *err);
-int pg_role_revoke(struct sfs_store *s, const char *role, const char *principal,
-		   struct sfs_error *err);
-int pg_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
-		 struct sfs_error *err);
-int pg_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
-	      uint64_t *keys, struct sfs_error *err);
-int pg_audit_add(struct sfs_store *s, const char *line, size_t len,
-		 int64_t hint, int64_t *seq, struct sfs_error *err);
-int pg_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb, void *arg,
-		  struct sfs_error *err);
-int pg_audit_del(struct sfs_store *s, int64_t seq, struct sfs_error *err);
-int pg_audit_any(struct sfs_store *s, int *any, struct sfs_error *err);
-int pg_audit_history(struct sfs_store *s, sfs_audit_history_cb cb, void *arg,
-		     struct sfs_error *err);
 uint64_t pg_generation(struct sfs_store *s);
 void pg_fast_after_commit(struct pg *p, uint64_t g, uint64_t notes0,
 			  int64_t at_ms);
@@ -177,5 +109,8 @@ void pg_settle(struct pg *p);
 int64_t pg_mono_ms(void);
 int pg_remote_poll(struct sfs_store *s);
 int pg_remote_state(struct sfs_store *s, char *out, size_t cap);
+
+/* The backend's operations (store_pg_rec.c). */
+extern const struct sfs_store_ops pg_ops;
 
 #endif

@@ -1,47 +1,193 @@
 /*
  * PostgreSQL backend, records: meta, KMS keys and their versions,
- * secrets, versions, roles, the health check and counts, and the audit
- * lines of changes. Parameters travel apart from the SQL text; blobs are
- * bytea in binary.
+ * secrets, versions, roles, counts, and the audit lines of changes; and
+ * the backend's operations table (pg_ops), so that these stay static.
+ * Parameters travel apart from the SQL text; blobs are bytea in binary.
+ * The three record tables are bound and read through their column
+ * tables (store_cols.h): rec_args, rec_row, get_rec, get_id_or_name and
+ * list_recs.
  */
-#include <inttypes.h>
-#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "secretfs/principal.h"
 #include "secretfs/store.h"
+#include "store_cols.h"
 #include "store_pg.h"
 
-/* ---- meta ------------------------------------------------------------- */
+/* What get_rec and get_blob return when there is no row: not an error
+ * code (those are negative); the caller words the error. */
+#define NO_ROW 1
 
-int pg_meta_get(struct sfs_store *s, const char *name,
-		       struct sfs_blob *out, struct sfs_error *err)
+/* Every column of rec, a record of t, in the order of its *_COLS; for an
+ * update (all 0) without the fixed columns. */
+static void rec_args(struct args *a, const struct store_table *t,
+		     const void *rec, int all)
 {
-	struct pg *p = PG(s);
+	const struct store_col *c;
+
+	for (c = t->cols; c < t->cols + t->n; c++) {
+		if (c->fixed && !all)
+			continue;
+		if (c->type == COL_TEXT)
+			pg_a_text(a, (const char *)rec + c->off);
+		else
+			pg_a_i64(a, store_col_get(c, rec));
+	}
+}
+
+/* Read row i of r, whose first columns are t's *_COLS, into rec. */
+static int rec_row(const PGresult *r, int i, const struct store_table *t,
+		   void *rec, struct sfs_error *err)
+{
+	const struct store_col *c;
+	int col = 0;
+
+	memset(rec, 0, t->size);
+	for (c = t->cols; c < t->cols + t->n; c++, col++) {
+		if (c->type != COL_TEXT)
+			store_col_set(c, rec, pg_col_i64(r, i, col));
+		else if (pg_col_text(r, i, col, store_col_text(c, rec), c->cap))
+			return pg_corrupt(err, t->name);
+	}
+	store_rec_loaded(t, rec);
+	return SFS_OK;
+}
+
+/* Run sql, which selects t's columns, and read its first row into out:
+ * SFS_OK, NO_ROW, or an error code. */
+static int get_rec(struct pg *p, const char *sql, const struct args *a,
+		   const struct store_table *t, void *out,
+		   struct sfs_error *err, const char *what)
+{
+	PGresult *r;
+	int rc = pg_run(p, sql, a, &r, err, what);
+
+	if (rc == SFS_OK && PQntuples(r) == 0)
+		rc = NO_ROW;
+	else if (rc == SFS_OK)
+		rc = rec_row(r, 0, t, out, err);
+	PQclear(r);
+	return rc;
+}
+
+/* The record of table TABLE (columns COLS) whose id or name is $1. Ids
+ * are UUIDs; a name may look like one, so an id match wins. */
+#define BY_ID_OR_NAME(COLS, TABLE)                                             \
+	"SELECT " COLS " FROM " TABLE " WHERE id = $1 OR name = $1 "           \
+	"ORDER BY id = $1 DESC LIMIT 1"
+
+/* Run sql (a BY_ID_OR_NAME of t) for id_or_name into out; what names the
+ * record ("kms key") in the errors. */
+static int get_id_or_name(struct pg *p, const char *sql,
+			  const struct store_table *t, const char *what,
+			  const char *id_or_name, void *out,
+			  struct sfs_error *err)
+{
 	struct args a = {.n = 0};
+	char op[64];
+	int rc;
+
+	snprintf(op, sizeof(op), "look up %s", what);
+	pg_a_text(&a, id_or_name);
+	rc = get_rec(p, sql, &a, t, out, err, op);
+	return rc == NO_ROW ? pg_not_found(err, what, id_or_name) : rc;
+}
+
+/* Run sql, which selects t's columns, and hand each row to cb. */
+static int list_recs(struct pg *p, const char *sql, const struct args *a,
+		     const struct store_table *t, union store_cb cb, void *arg,
+		     struct sfs_error *err, const char *what)
+{
+	union store_rec rec;
+	PGresult *r;
+	int i, rc = pg_run(p, sql, a, &r, err, what);
+
+	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++) {
+		rc = rec_row(r, i, t, &rec, err);
+		if (rc == SFS_OK)
+			rc = t->call(cb, arg, &rec);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/*
+ * Run a change of one row whose failure is code, worded fmt: SFS_ENOENT
+ * when it changed no row (an update or delete that found none),
+ * SFS_EEXIST when its row exists (an insert ON CONFLICT DO NOTHING that
+ * met it). SFS_OK or an error code.
+ */
+static int change_one(struct pg *p, const char *sql, const struct args *a,
+		      int code, struct sfs_error *err, const char *what,
+		      const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+static int change_one(struct pg *p, const char *sql, const struct args *a,
+		      int code, struct sfs_error *err, const char *what,
+		      const char *fmt, ...)
+{
+	va_list ap;
+	long n = 0;
+	int rc = pg_run_count(p, sql, a, &n, err, what);
+
+	if (rc == SFS_OK && n == 0) {
+		va_start(ap, fmt);
+		rc = store_error_v(err, code, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* Run sql, whose one row's first column is a boolean, into *out. */
+static int get_bool(struct pg *p, const char *sql, const struct args *a,
+		    int *out, struct sfs_error *err, const char *what)
+{
+	PGresult *r;
+	int rc = pg_run(p, sql, a, &r, err, what);
+
+	if (rc == SFS_OK)
+		*out = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return rc;
+}
+
+/* Run sql, whose first row's first column is a blob, into out (empty
+ * first): SFS_OK, NO_ROW, or an error code. */
+static int get_blob(struct pg *p, const char *sql, const struct args *a,
+		    struct sfs_blob *out, struct sfs_error *err,
+		    const char *what)
+{
 	PGresult *r;
 	int rc;
 
 	out->data = NULL;
 	out->len = 0;
-	pg_a_text(&a, name);
-	rc = pg_run(p, "SELECT value FROM meta WHERE name = $1", &a, &r, err,
-		 "meta");
+	rc = pg_run(p, sql, a, &r, err, what);
 	if (rc == SFS_OK && PQntuples(r) == 0)
-		rc = pg_not_found(err, "meta", name);
+		rc = NO_ROW;
 	else if (rc == SFS_OK)
 		rc = pg_col_blob(r, 0, 0, out, err);
 	PQclear(r);
 	return rc;
 }
 
-int pg_meta_set(struct sfs_store *s, const char *name, const void *v,
+/* ---- meta ------------------------------------------------------------- */
+
+static int pg_meta_get(struct sfs_store *s, const char *name,
+		       struct sfs_blob *out, struct sfs_error *err)
+{
+	struct args a = {.n = 0};
+	int rc;
+
+	pg_a_text(&a, name);
+	rc = get_blob(PG(s), "SELECT value FROM meta WHERE name = $1", &a, out,
+		      err, "meta");
+	return rc == NO_ROW ? pg_not_found(err, "meta", name) : rc;
+}
+
+static int pg_meta_set(struct sfs_store *s, const char *name, const void *v,
 		       size_t len, struct sfs_error *err)
 {
 	struct args a = {.n = 0};
@@ -49,383 +195,230 @@ int pg_meta_set(struct sfs_store *s, const char *name, const void *v,
 	pg_a_text(&a, name);
 	pg_a_blob(&a, v, len);
 	return pg_run_count(PG(s),
-			 "INSERT INTO meta(name, value) VALUES ($1, $2) "
-			 "ON CONFLICT(name) DO UPDATE SET value = "
-			 "excluded.value",
-			 &a, NULL, err, "set meta");
+			    "INSERT INTO meta(name, value) VALUES ($1, $2) "
+			    "ON CONFLICT(name) DO UPDATE SET value = "
+			    "excluded.value",
+			    &a, NULL, err, "set meta");
 }
 
 /* ---- KMS keys ----------------------------------------------------------- */
 
-static int key_row(const PGresult *r, int i, struct sfs_key_rec *k,
-		   struct sfs_error *err)
-{
-	memset(k, 0, sizeof(*k));
-	if (pg_col_text(r, i, 0, k->id, sizeof(k->id)) ||
-	    pg_col_text(r, i, 1, k->name, sizeof(k->name)) ||
-	    pg_col_text(r, i, 4, k->description, sizeof(k->description)) ||
-	    pg_col_text(r, i, 6, k->created_by, sizeof(k->created_by)))
-		return pg_corrupt(err, "kms_keys");
-	k->type = (int)pg_col_i64(r, i, 2);
-	k->state = (int)pg_col_i64(r, i, 3);
-	k->created_at = pg_col_i64(r, i, 5);
-	k->current_version = pg_col_u32(r, i, 7);
-	return SFS_OK;
-}
-
-/* Ids are UUIDs; a name may look like one, so an id match wins. */
-int pg_key_get(struct sfs_store *s, const char *id_or_name,
+static int pg_key_get(struct sfs_store *s, const char *id_or_name,
 		      struct sfs_key_rec *out, struct sfs_error *err)
 {
-	struct args a = {.n = 0};
-	PGresult *r;
-	int rc;
-
-	pg_a_text(&a, id_or_name);
-	rc = pg_run(PG(s),
-		 "SELECT " KEY_COLS " FROM kms_keys WHERE id = $1 OR name = $1 "
-		 "ORDER BY id = $1 DESC LIMIT 1",
-		 &a, &r, err, "look up kms key");
-	if (rc == SFS_OK && PQntuples(r) == 0)
-		rc = pg_not_found(err, "kms key", id_or_name);
-	else if (rc == SFS_OK)
-		rc = key_row(r, 0, out, err);
-	PQclear(r);
-	return rc;
+	return get_id_or_name(PG(s), BY_ID_OR_NAME(KEY_COLS, "kms_keys"),
+			      &store_keys, "kms key", id_or_name, out, err);
 }
 
-int pg_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
+static int pg_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
 		       struct sfs_error *err)
 {
-	struct sfs_key_rec k;
-	PGresult *r;
-	int i, rc;
+	union store_cb c = {.key = cb};
 
-	rc = pg_run(PG(s), "SELECT " KEY_COLS " FROM kms_keys ORDER BY name", NULL,
-		 &r, err, "list kms keys");
-	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++) {
-		rc = key_row(r, i, &k, err);
-		if (rc == SFS_OK)
-			rc = cb(arg, &k);
-	}
-	PQclear(r);
-	return rc;
+	return list_recs(PG(s),
+			 "SELECT " KEY_COLS " FROM kms_keys ORDER BY name",
+			 NULL, &store_keys, c, arg, err, "list kms keys");
 }
 
-int pg_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
+static int pg_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
 
-	pg_a_text(&a, k->id);
-	pg_a_text(&a, k->name);
-	pg_a_i64(&a, k->type);
-	pg_a_i64(&a, k->state);
-	pg_a_text(&a, k->description);
-	pg_a_i64(&a, k->created_at);
-	pg_a_text(&a, k->created_by);
-	pg_a_i64(&a, k->current_version);
-	rc =
-	    pg_run_count(PG(s),
-		      "INSERT INTO kms_keys(" KEY_COLS ") VALUES "
-		      "($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-		      &a, &n, err, "insert kms key");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "kms key '%s': already exists", k->name);
-	return rc;
+	rec_args(&a, &store_keys, k, 1);
+	return change_one(
+	    PG(s),
+	    "INSERT INTO kms_keys(" KEY_COLS ") VALUES "
+	    "($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+	    &a, SFS_EEXIST, err, "insert kms key",
+	    "kms key '%s': already exists", k->name);
 }
 
-int pg_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
+static int pg_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
 
 	pg_a_text(&a, k->id);
 	pg_a_i64(&a, k->state);
 	pg_a_text(&a, k->description);
 	pg_a_i64(&a, k->current_version);
-	rc = pg_run_count(PG(s),
-		       "UPDATE kms_keys SET state = $2, description = $3, "
-		       "current_version = $4 WHERE id = $1",
-		       &a, &n, err, "update kms key");
-	if (rc == SFS_OK && n == 0)
-		rc = pg_not_found(err, "kms key", k->id);
-	return rc;
+	return change_one(PG(s),
+			  "UPDATE kms_keys SET state = $2, description = $3, "
+			  "current_version = $4 WHERE id = $1",
+			  &a, SFS_ENOENT, err, "update kms key",
+			  "kms key '%s': not found", k->id);
 }
 
 /* Run sql (a DELETE of the row with id $1; what is "delete THING"); the
  * commit then vacuums, so the deleted blobs leave the tables' pages. */
-static int delete_by_id(struct sfs_store *s, const char *sql,
-			const char *what, const char *id,
-			struct sfs_error *err)
+static int delete_by_id(struct sfs_store *s, const char *sql, const char *what,
+			const char *id, struct sfs_error *err)
 {
 	struct pg *p = PG(s);
 	struct args a = {.n = 0};
-	long n = 0;
 	int rc;
 
 	pg_a_text(&a, id);
-	rc = pg_run_count(p, sql, &a, &n, err, what);
-	if (rc == SFS_OK && n == 0)
-		rc = pg_not_found(err, what + strlen("delete "), id);
+	rc = change_one(p, sql, &a, SFS_ENOENT, err, what, "%s '%s': not found",
+			what + strlen("delete "), id);
 	if (rc == SFS_OK)
 		p->scrub_txn = 1;
 	return rc;
 }
 
 /* Its versions (wrapped key material) go with it (ON DELETE CASCADE). */
-int pg_key_delete(struct sfs_store *s, const char *id,
+static int pg_key_delete(struct sfs_store *s, const char *id,
 			 struct sfs_error *err)
 {
 	return delete_by_id(s, "DELETE FROM kms_keys WHERE id = $1",
 			    "delete kms key", id, err);
 }
 
-int pg_key_in_use(struct sfs_store *s, const char *id, int *in_use,
+static int pg_key_in_use(struct sfs_store *s, const char *id, int *in_use,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	PGresult *r;
-	int rc;
 
 	pg_a_text(&a, id);
 	pg_a_i64(&a, SFS_STATE_DESTROYED);
-	rc = pg_run(PG(s),
-		 "SELECT EXISTS(SELECT 1 FROM versions WHERE kms_key_id = $1 "
-		 "AND state <> $2) OR EXISTS(SELECT 1 FROM secrets "
-		 "WHERE kms_key_id = $1)",
-		 &a, &r, err, "kms key in use");
-	if (rc == SFS_OK)
-		*in_use = PQgetvalue(r, 0, 0)[0] == 't';
-	PQclear(r);
-	return rc;
+	return get_bool(PG(s),
+			"SELECT EXISTS(SELECT 1 FROM versions WHERE "
+			"kms_key_id = $1 AND state <> $2) OR EXISTS(SELECT 1 "
+			"FROM secrets WHERE kms_key_id = $1)",
+			&a, in_use, err, "kms key in use");
 }
 
-int pg_keyver_get(struct sfs_store *s, const char *key_id,
+static int pg_keyver_get(struct sfs_store *s, const char *key_id,
 			 uint32_t version, struct sfs_blob *wrapped,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	PGresult *r;
 	int rc;
 
-	wrapped->data = NULL;
-	wrapped->len = 0;
 	pg_a_text(&a, key_id);
 	pg_a_i64(&a, version);
-	rc = pg_run(PG(s),
-		 "SELECT wrapped FROM kms_key_versions "
-		 "WHERE key_id = $1 AND version = $2",
-		 &a, &r, err, "kms key version");
-	if (rc == SFS_OK && PQntuples(r) == 0)
+	rc = get_blob(PG(s),
+		      "SELECT wrapped FROM kms_key_versions "
+		      "WHERE key_id = $1 AND version = $2",
+		      &a, wrapped, err, "kms key version");
+	if (rc == NO_ROW)
 		rc = sfs_error_set(err, SFS_ENOENT,
 				   "kms key '%s' version %u: not found", key_id,
 				   (unsigned)version);
-	else if (rc == SFS_OK)
-		rc = pg_col_blob(r, 0, 0, wrapped, err);
-	PQclear(r);
 	return rc;
 }
 
-int pg_keyver_insert(struct sfs_store *s, const char *key_id,
+static int pg_keyver_insert(struct sfs_store *s, const char *key_id,
 			    uint32_t version, const struct sfs_blob *wrapped,
 			    int64_t created_at, struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	long n = 0;
 	int rc;
 
 	pg_a_text(&a, key_id);
 	pg_a_i64(&a, version);
 	pg_a_blob(&a, wrapped->data, wrapped->len);
 	pg_a_i64(&a, created_at);
-	rc = pg_run_count(PG(s),
+	rc =
+	    change_one(PG(s),
 		       "INSERT INTO kms_key_versions(key_id, version, wrapped, "
 		       "created_at) VALUES ($1, $2, $3, $4) "
 		       "ON CONFLICT DO NOTHING",
-		       &a, &n, err, "insert kms key version");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "insert kms key version: already exists");
+		       &a, SFS_EEXIST, err, "insert kms key version",
+		       "insert kms key version: already exists");
 	return rc;
 }
 
-int pg_keyver_set(struct sfs_store *s, const char *key_id,
+static int pg_keyver_set(struct sfs_store *s, const char *key_id,
 			 uint32_t version, const struct sfs_blob *wrapped,
 			 struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
 
 	pg_a_text(&a, key_id);
 	pg_a_i64(&a, version);
 	pg_a_blob(&a, wrapped->data, wrapped->len);
-	rc = pg_run_count(PG(s),
-		       "UPDATE kms_key_versions SET wrapped = $3 "
-		       "WHERE key_id = $1 AND version = $2",
-		       &a, &n, err, "replace kms key version");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_ENOENT,
-				   "kms key '%s' version %u: not found", key_id,
-				   (unsigned)version);
-	return rc;
+	return change_one(PG(s),
+			  "UPDATE kms_key_versions SET wrapped = $3 "
+			  "WHERE key_id = $1 AND version = $2",
+			  &a, SFS_ENOENT, err, "replace kms key version",
+			  "kms key '%s' version %u: not found", key_id,
+			  (unsigned)version);
 }
 
 /* ---- secrets ------------------------------------------------------------ */
 
-static int secret_row(const PGresult *r, int i, struct sfs_secret_rec *s,
-		      struct sfs_error *err)
-{
-	memset(s, 0, sizeof(*s));
-	if (pg_col_text(r, i, 0, s->id, sizeof(s->id)) ||
-	    pg_col_text(r, i, 1, s->name, sizeof(s->name)) ||
-	    pg_col_text(r, i, 2, s->description, sizeof(s->description)) ||
-	    pg_col_text(r, i, 5, s->allowed, sizeof(s->allowed)) ||
-	    pg_col_text(r, i, 11, s->kms_key_id, sizeof(s->kms_key_id)) ||
-	    pg_col_text(r, i, 13, s->created_by, sizeof(s->created_by)))
-		return pg_corrupt(err, "secrets");
-	s->status = (int)pg_col_i64(r, i, 3);
-	s->access_control = (int)pg_col_i64(r, i, 4);
-	s->owner = pg_col_u32(r, i, 6);
-	s->group = pg_col_u32(r, i, 7);
-	s->mode = pg_col_u32(r, i, 8);
-	s->default_version = pg_col_u32(r, i, 9);
-	s->latest_version = pg_col_u32(r, i, 10);
-	s->created_at = pg_col_i64(r, i, 12);
-	s->changed_at = pg_col_i64(r, i, 14);
-	sfs_principal_rec_load(s);
-	return SFS_OK;
-}
-
-/* Every column of a secret, numbered as in SECRET_COLS; for an update
- * (all 0) without created_at and created_by, changed_at then $13. */
-static void secret_args(struct args *a, const struct sfs_secret_rec *s, int all)
-{
-	pg_a_text(a, s->id);
-	pg_a_text(a, s->name);
-	pg_a_text(a, s->description);
-	pg_a_i64(a, s->status);
-	pg_a_i64(a, s->access_control);
-	pg_a_text(a, s->allowed);
-	pg_a_i64(a, s->owner);
-	pg_a_i64(a, s->group);
-	pg_a_i64(a, s->mode);
-	pg_a_i64(a, s->default_version);
-	pg_a_i64(a, s->latest_version);
-	pg_a_text(a, s->kms_key_id);
-	if (all) {
-		pg_a_i64(a, s->created_at);
-		pg_a_text(a, s->created_by);
-	}
-	pg_a_i64(a, s->changed_at);
-}
-
-int pg_secret_get(struct sfs_store *s, const char *id_or_name,
+static int pg_secret_get(struct sfs_store *s, const char *id_or_name,
 			 struct sfs_secret_rec *out, struct sfs_error *err)
 {
-	struct args a = {.n = 0};
-	PGresult *r;
-	int rc;
-
-	pg_a_text(&a, id_or_name);
-	rc = pg_run(PG(s),
-		 "SELECT " SECRET_COLS " FROM secrets WHERE id = $1 OR "
-		 "name = $1 ORDER BY id = $1 DESC LIMIT 1",
-		 &a, &r, err, "look up secret");
-	if (rc == SFS_OK && PQntuples(r) == 0)
-		rc = pg_not_found(err, "secret", id_or_name);
-	else if (rc == SFS_OK)
-		rc = secret_row(r, 0, out, err);
-	PQclear(r);
-	return rc;
+	return get_id_or_name(PG(s), BY_ID_OR_NAME(SECRET_COLS, "secrets"),
+			      &store_secrets, "secret", id_or_name, out, err);
 }
 
-static int secret_rows(struct pg *p, const char *sql, const struct args *a,
-		       sfs_secret_cb cb, void *arg, struct sfs_error *err)
-{
-	struct sfs_secret_rec s;
-	PGresult *r;
-	int i, rc;
-
-	rc = pg_run(p, sql, a, &r, err, "list secrets");
-	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++) {
-		rc = secret_row(r, i, &s, err);
-		if (rc == SFS_OK)
-			rc = cb(arg, &s);
-	}
-	PQclear(r);
-	return rc;
-}
-
-int pg_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
+static int pg_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
 			  struct sfs_error *err)
 {
-	return secret_rows(PG(s),
-			   "SELECT " SECRET_COLS " FROM secrets ORDER BY name",
-			   NULL, cb, arg, err);
+	union store_cb c = {.secret = cb};
+
+	return list_recs(PG(s),
+			 "SELECT " SECRET_COLS " FROM secrets ORDER BY name",
+			 NULL, &store_secrets, c, arg, err, "list secrets");
 }
 
-int pg_secret_list_after(struct sfs_store *s, const char *after_name,
+static int pg_secret_list_after(struct sfs_store *s, const char *after_name,
 				unsigned limit, sfs_secret_cb cb, void *arg,
 				struct sfs_error *err)
 {
+	union store_cb c = {.secret = cb};
 	struct args a = {.n = 0};
 
 	pg_a_text(&a, after_name);
 	pg_a_i64(&a, limit);
-	return secret_rows(PG(s),
-			   "SELECT " SECRET_COLS
-			   " FROM secrets WHERE name > $1 "
-			   "ORDER BY name LIMIT $2",
-			   &a, cb, arg, err);
+	return list_recs(PG(s),
+			 "SELECT " SECRET_COLS " FROM secrets WHERE name > $1 "
+			 "ORDER BY name LIMIT $2",
+			 &a, &store_secrets, c, arg, err, "list secrets");
 }
 
-int pg_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
+static int pg_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
 			    struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
 
-	secret_args(&a, r, 1);
-	rc = pg_run_count(PG(s),
-		       "INSERT INTO secrets(" SECRET_COLS ") VALUES ($1, $2, "
-		       "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-		       "$15) ON CONFLICT DO NOTHING",
-		       &a, &n, err, "insert secret");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "secret '%s': already exists", r->name);
-	return rc;
+	rec_args(&a, &store_secrets, r, 1);
+	return change_one(
+	    PG(s),
+	    "INSERT INTO secrets(" SECRET_COLS ") VALUES ($1, $2, "
+	    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+	    "$15) ON CONFLICT DO NOTHING",
+	    &a, SFS_EEXIST, err, "insert secret", "secret '%s': already exists",
+	    r->name);
 }
 
 /* One round trip: whether the name is taken by another secret, and the
- * update only when it is not. */
-int pg_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
+ * update only when it is not. The parameters are SECRET_COLS' but
+ * created_at and created_by: changed_at is $13. */
+static int pg_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
 			    struct sfs_error *err)
 {
 	struct args a = {.n = 0};
 	PGresult *res;
 	int rc;
 
-	secret_args(&a, r, 0);
-	rc = pg_run(PG(s),
-		 "WITH c AS (SELECT EXISTS(SELECT 1 FROM secrets WHERE "
-		 "name = $2 AND id <> $1) AS taken), u AS (UPDATE secrets SET "
-		 "name = $2, description = $3, status = $4, "
-		 "access_control = $5, allowed = $6, owner_uid = $7, "
-		 "group_gid = $8, mode = $9, default_version = $10, "
-		 "latest_version = $11, kms_key_id = $12, changed_at = $13 "
-		 "WHERE id = $1 AND NOT (SELECT taken FROM c) RETURNING 1) "
-		 "SELECT (SELECT taken FROM c), "
-		 "(SELECT count(*) FROM u)",
-		 &a, &res, err, "update secret");
+	rec_args(&a, &store_secrets, r, 0);
+	rc = pg_run(
+	    PG(s),
+	    "WITH c AS (SELECT EXISTS(SELECT 1 FROM secrets WHERE "
+	    "name = $2 AND id <> $1) AS taken), u AS (UPDATE secrets SET "
+	    "name = $2, description = $3, status = $4, "
+	    "access_control = $5, allowed = $6, owner_uid = $7, "
+	    "group_gid = $8, mode = $9, default_version = $10, "
+	    "latest_version = $11, kms_key_id = $12, changed_at = $13 "
+	    "WHERE id = $1 AND NOT (SELECT taken FROM c) RETURNING 1) "
+	    "SELECT (SELECT taken FROM c), "
+	    "(SELECT count(*) FROM u)",
+	    &a, &res, err, "update secret");
 	if (rc == SFS_OK && PQgetvalue(res, 0, 0)[0] == 't')
 		rc = sfs_error_set(err, SFS_EEXIST,
 				   "secret '%s': already exists", r->name);
@@ -436,7 +429,7 @@ int pg_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
 }
 
 /* Its (destroyed) versions go with it (ON DELETE CASCADE). */
-int pg_secret_delete(struct sfs_store *s, const char *id,
+static int pg_secret_delete(struct sfs_store *s, const char *id,
 			    struct sfs_error *err)
 {
 	return delete_by_id(s, "DELETE FROM secrets WHERE id = $1",
@@ -445,24 +438,7 @@ int pg_secret_delete(struct sfs_store *s, const char *id,
 
 /* ---- versions ----------------------------------------------------------- */
 
-static int version_row(const PGresult *r, int i, struct sfs_version_rec *v,
-		       struct sfs_error *err)
-{
-	memset(v, 0, sizeof(*v));
-	if (pg_col_text(r, i, 0, v->secret_id, sizeof(v->secret_id)) ||
-	    pg_col_text(r, i, 4, v->created_by, sizeof(v->created_by)) ||
-	    pg_col_text(r, i, 5, v->kms_key_id, sizeof(v->kms_key_id)))
-		return pg_corrupt(err, "versions");
-	v->version = pg_col_u32(r, i, 1);
-	v->state = (int)pg_col_i64(r, i, 2);
-	v->created_at = pg_col_i64(r, i, 3);
-	v->kms_key_version = pg_col_u32(r, i, 6);
-	v->size = pg_col_u32(r, i, 7);
-	v->format = (int)pg_col_i64(r, i, 8);
-	return SFS_OK;
-}
-
-int pg_version_get(struct sfs_store *s, const char *secret_id,
+static int pg_version_get(struct sfs_store *s, const char *secret_id,
 			  uint32_t version, int with_blobs,
 			  struct sfs_version_rec *out, struct sfs_error *err)
 {
@@ -473,20 +449,19 @@ int pg_version_get(struct sfs_store *s, const char *secret_id,
 	memset(out, 0, sizeof(*out));
 	pg_a_text(&a, secret_id);
 	pg_a_i64(&a, version);
-	rc =
-	    pg_run(PG(s),
-		with_blobs ? "SELECT " VERSION_COLS ", wrapped_dek, ciphertext "
-			     "FROM versions WHERE secret_id = $1 AND "
-			     "version = $2"
-			   : "SELECT " VERSION_COLS " FROM versions WHERE "
-			     "secret_id = $1 AND version = $2",
-		&a, &r, err, "look up version");
+	rc = pg_run(PG(s),
+		    with_blobs ? "SELECT " VERSION_COLS ", wrapped_dek, "
+				 "ciphertext FROM versions WHERE "
+				 "secret_id = $1 AND version = $2"
+			       : "SELECT " VERSION_COLS " FROM versions WHERE "
+				 "secret_id = $1 AND version = $2",
+		    &a, &r, err, "look up version");
 	if (rc == SFS_OK && PQntuples(r) == 0)
 		rc = sfs_error_set(err, SFS_ENOENT,
 				   "secret '%s' version %u: not found",
 				   secret_id, (unsigned)version);
 	else if (rc == SFS_OK)
-		rc = version_row(r, 0, out, err);
+		rc = rec_row(r, 0, &store_versions, out, err);
 	if (rc == SFS_OK && with_blobs)
 		rc = pg_col_blob(r, 0, 9, &out->wrapped_dek, err);
 	if (rc == SFS_OK && with_blobs)
@@ -497,84 +472,58 @@ int pg_version_get(struct sfs_store *s, const char *secret_id,
 	return rc;
 }
 
-int pg_version_list(struct sfs_store *s, const char *secret_id,
+static int pg_version_list(struct sfs_store *s, const char *secret_id,
 			   sfs_version_cb cb, void *arg, struct sfs_error *err)
 {
-	struct sfs_version_rec v;
+	union store_cb c = {.version = cb};
 	struct args a = {.n = 0};
-	PGresult *r;
-	int i, rc;
 
 	pg_a_text(&a, secret_id);
-	rc = pg_run(PG(s),
-		 "SELECT " VERSION_COLS " FROM versions WHERE secret_id = $1 "
-		 "ORDER BY version",
-		 &a, &r, err, "list versions");
-	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++) {
-		rc = version_row(r, i, &v, err);
-		if (rc == SFS_OK)
-			rc = cb(arg, &v);
-	}
-	PQclear(r);
-	return rc;
+	return list_recs(PG(s),
+			 "SELECT " VERSION_COLS " FROM versions WHERE "
+			 "secret_id = $1 ORDER BY version",
+			 &a, &store_versions, c, arg, err, "list versions");
 }
 
-int pg_version_insert(struct sfs_store *s,
+static int pg_version_insert(struct sfs_store *s,
 			     const struct sfs_version_rec *v,
 			     struct sfs_error *err)
 {
 	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
 
-	pg_a_text(&a, v->secret_id);
-	pg_a_i64(&a, v->version);
-	pg_a_i64(&a, v->state);
-	pg_a_i64(&a, v->created_at);
-	pg_a_text(&a, v->created_by);
-	pg_a_text(&a, v->kms_key_id);
-	pg_a_i64(&a, v->kms_key_version);
-	pg_a_i64(&a, v->size);
-	pg_a_i64(&a, v->format);
+	rec_args(&a, &store_versions, v, 1);
 	pg_a_blob(&a, v->wrapped_dek.data, v->wrapped_dek.len);
 	pg_a_blob(&a, v->ciphertext.data, v->ciphertext.len);
-	rc = pg_run_count(PG(s),
-		       "INSERT INTO versions(" VERSION_COLS ", wrapped_dek, "
-		       "ciphertext) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-		       "$9, $10, $11) ON CONFLICT DO NOTHING",
-		       &a, &n, err, "insert version");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "secret '%s' version %u: already exists",
-				   v->secret_id, (unsigned)v->version);
-	return rc;
+	return change_one(PG(s),
+			  "INSERT INTO versions(" VERSION_COLS ", wrapped_dek, "
+			  "ciphertext) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+			  "$9, $10, $11) ON CONFLICT DO NOTHING",
+			  &a, SFS_EEXIST, err, "insert version",
+			  "secret '%s' version %u: already exists",
+			  v->secret_id, (unsigned)v->version);
 }
 
-int pg_version_set_state(struct sfs_store *s, const char *secret_id,
+static int pg_version_set_state(struct sfs_store *s, const char *secret_id,
 				uint32_t version, int state,
 				struct sfs_error *err)
 {
 	struct pg *p = PG(s);
 	int destroy = state == SFS_STATE_DESTROYED;
 	struct args a = {.n = 0};
-	long n = 0;
 	int rc;
 
 	pg_a_text(&a, secret_id);
 	pg_a_i64(&a, version);
 	pg_a_i64(&a, state);
-	rc =
-	    pg_run_count(p,
-		      destroy ? "UPDATE versions SET state = $3, wrapped_dek = "
-				"NULL, ciphertext = NULL WHERE secret_id = $1 "
-				"AND version = $2"
-			      : "UPDATE versions SET state = $3 WHERE "
-				"secret_id = $1 AND version = $2",
-		      &a, &n, err, "set version state");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_ENOENT,
-				   "secret '%s' version %u: not found",
-				   secret_id, (unsigned)version);
+	rc = change_one(
+	    p,
+	    destroy ? "UPDATE versions SET state = $3, wrapped_dek = "
+		      "NULL, ciphertext = NULL WHERE secret_id = $1 "
+		      "AND version = $2"
+		    : "UPDATE versions SET state = $3 WHERE "
+		      "secret_id = $1 AND version = $2",
+	    &a, SFS_ENOENT, err, "set version state",
+	    "secret '%s' version %u: not found", secret_id, (unsigned)version);
 	if (rc == SFS_OK && destroy)
 		p->scrub_txn = 1;
 	return rc;
@@ -582,63 +531,56 @@ int pg_version_set_state(struct sfs_store *s, const char *secret_id,
 
 /* ---- roles -------------------------------------------------------------- */
 
-int pg_role_grant(struct sfs_store *s, const char *role,
+/* Grant (code SFS_EEXIST: already granted) or revoke (SFS_ENOENT: not
+ * granted) role for principal with sql. */
+static int role_change(struct sfs_store *s, const char *sql, int code,
+		       const char *what, const char *role,
+		       const char *principal, struct sfs_error *err)
+{
+	struct args a = {.n = 0};
+
+	pg_a_text(&a, role);
+	pg_a_text(&a, principal);
+	return change_one(
+	    PG(s), sql, &a, code, err, what, "role '%s' for '%s': %s", role,
+	    principal, code == SFS_EEXIST ? "already granted" : "not granted");
+}
+
+static int pg_role_grant(struct sfs_store *s, const char *role,
 			 const char *principal, struct sfs_error *err)
 {
-	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
-
-	pg_a_text(&a, role);
-	pg_a_text(&a, principal);
-	rc = pg_run_count(PG(s),
-		       "INSERT INTO roles(role, principal) VALUES ($1, $2) "
-		       "ON CONFLICT DO NOTHING",
-		       &a, &n, err, "grant role");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_EEXIST,
-				   "role '%s' for '%s': already granted", role,
-				   principal);
-	return rc;
+	return role_change(s,
+			   "INSERT INTO roles(role, principal) VALUES ($1, $2) "
+			   "ON CONFLICT DO NOTHING",
+			   SFS_EEXIST, "grant role", role, principal, err);
 }
 
-int pg_role_revoke(struct sfs_store *s, const char *role,
+static int pg_role_revoke(struct sfs_store *s, const char *role,
 			  const char *principal, struct sfs_error *err)
 {
-	struct args a = {.n = 0};
-	long n = 0;
-	int rc;
-
-	pg_a_text(&a, role);
-	pg_a_text(&a, principal);
-	rc = pg_run_count(PG(s),
-		       "DELETE FROM roles WHERE role = $1 AND principal = $2",
-		       &a, &n, err, "revoke role");
-	if (rc == SFS_OK && n == 0)
-		rc = sfs_error_set(err, SFS_ENOENT,
-				   "role '%s' for '%s': not granted", role,
-				   principal);
-	return rc;
+	return role_change(
+	    s, "DELETE FROM roles WHERE role = $1 AND principal = $2",
+	    SFS_ENOENT, "revoke role", role, principal, err);
 }
 
-int pg_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
+static int pg_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
 			struct sfs_error *err)
 {
 	PGresult *r;
 	int i, rc;
 
-	rc = pg_run(PG(s),
-		 "SELECT role, principal FROM roles ORDER BY role, principal",
-		 NULL, &r, err, "list roles");
+	rc = pg_run(
+	    PG(s), "SELECT role, principal FROM roles ORDER BY role, principal",
+	    NULL, &r, err, "list roles");
 	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++)
 		rc = cb(arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 	PQclear(r);
 	return rc;
 }
 
-/* ---- health, counts, generation ----------------------------------------- */
+/* ---- counts ------------------------------------------------------------- */
 
-int pg_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
+static int pg_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
 		     uint64_t *keys, struct sfs_error *err)
 {
 	struct args a = {.n = 0};
@@ -647,9 +589,10 @@ int pg_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
 
 	pg_a_i64(&a, SFS_STATE_DESTROYED);
 	rc = pg_run(PG(s),
-		 "SELECT (SELECT count(*) FROM secrets), (SELECT count(*) FROM "
-		 "versions WHERE state <> $1), (SELECT count(*) FROM kms_keys)",
-		 &a, &r, err, "count store rows");
+		    "SELECT (SELECT count(*) FROM secrets), (SELECT count(*) "
+		    "FROM versions WHERE state <> $1), (SELECT count(*) FROM "
+		    "kms_keys)",
+		    &a, &r, err, "count store rows");
 	if (rc == SFS_OK) {
 		*secrets = (uint64_t)pg_col_i64(r, 0, 0);
 		*versions = (uint64_t)pg_col_i64(r, 0, 1);
@@ -658,6 +601,7 @@ int pg_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
 	PQclear(r);
 	return rc;
 }
+
 /* ---- audit lines of changes ---------------------------------------------- */
 
 /*
@@ -666,7 +610,7 @@ int pg_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
  * log are pending. audit_del clears the flag instead of deleting: the
  * line stays for `secretfs audit --all-hosts`.
  */
-int pg_audit_add(struct sfs_store *s, const char *line, size_t len,
+static int pg_audit_add(struct sfs_store *s, const char *line, size_t len,
 			int64_t hint, int64_t *seq, struct sfs_error *err)
 {
 	struct pg *p = PG(s);
@@ -678,16 +622,16 @@ int pg_audit_add(struct sfs_store *s, const char *line, size_t len,
 	pg_a_i64(&a, hint);
 	pg_a_blob(&a, line, len);
 	rc = pg_run(p,
-		 "INSERT INTO audit_changes(host, hint, pending, line) "
-		 "VALUES ($1, $2, true, $3) RETURNING seq",
-		 &a, &r, err, "add audit line");
+		    "INSERT INTO audit_changes(host, hint, pending, line) "
+		    "VALUES ($1, $2, true, $3) RETURNING seq",
+		    &a, &r, err, "add audit line");
 	if (rc == SFS_OK && seq)
 		*seq = pg_col_i64(r, 0, 0);
 	PQclear(r);
 	return rc;
 }
 
-int pg_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
+static int pg_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 			 void *arg, struct sfs_error *err)
 {
 	struct pg *p = PG(s);
@@ -698,9 +642,9 @@ int pg_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 
 	pg_a_text(&a, p->host);
 	rc = pg_run(p,
-		 "SELECT seq, hint, line FROM audit_changes WHERE host = $1 "
-		 "AND pending ORDER BY seq",
-		 &a, &r, err, "list audit lines");
+		    "SELECT seq, hint, line FROM audit_changes WHERE host = $1 "
+		    "AND pending ORDER BY seq",
+		    &a, &r, err, "list audit lines");
 	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++) {
 		rc = pg_col_blob(r, i, 2, &line, err);
 		if (rc == SFS_OK)
@@ -712,7 +656,7 @@ int pg_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 	return rc;
 }
 
-int pg_audit_del(struct sfs_store *s, int64_t seq, struct sfs_error *err)
+static int pg_audit_del(struct sfs_store *s, int64_t seq, struct sfs_error *err)
 {
 	struct pg *p = PG(s);
 	struct args a = {.n = 0};
@@ -720,30 +664,24 @@ int pg_audit_del(struct sfs_store *s, int64_t seq, struct sfs_error *err)
 	pg_a_i64(&a, seq);
 	pg_a_text(&a, p->host);
 	return pg_run_count(p,
-			 "UPDATE audit_changes SET pending = false WHERE "
-			 "seq = $1 AND host = $2",
-			 &a, NULL, err, "settle audit line");
+			    "UPDATE audit_changes SET pending = false WHERE "
+			    "seq = $1 AND host = $2",
+			    &a, NULL, err, "settle audit line");
 }
 
-int pg_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
+static int pg_audit_any(struct sfs_store *s, int *any, struct sfs_error *err)
 {
 	struct pg *p = PG(s);
 	struct args a = {.n = 0};
-	PGresult *r;
-	int rc;
 
 	pg_a_text(&a, p->host);
-	rc = pg_run(p,
-		 "SELECT EXISTS(SELECT 1 FROM audit_changes WHERE host = $1 "
-		 "AND pending)",
-		 &a, &r, err, "audit lines pending");
-	if (rc == SFS_OK)
-		*any = PQgetvalue(r, 0, 0)[0] == 't';
-	PQclear(r);
-	return rc;
+	return get_bool(p,
+			"SELECT EXISTS(SELECT 1 FROM audit_changes WHERE "
+			"host = $1 AND pending)",
+			&a, any, err, "audit lines pending");
 }
 
-int pg_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
+static int pg_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
 			    void *arg, struct sfs_error *err)
 {
 	struct sfs_blob line;
@@ -751,7 +689,7 @@ int pg_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
 	int i, rc;
 
 	rc = pg_run(PG(s), "SELECT host, line FROM audit_changes ORDER BY seq",
-		 NULL, &r, err, "list audit lines");
+		    NULL, &r, err, "list audit lines");
 	for (i = 0; rc == SFS_OK && i < PQntuples(r); i++) {
 		rc = pg_col_blob(r, i, 1, &line, err);
 		if (rc == SFS_OK)
@@ -761,3 +699,47 @@ int pg_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
 	PQclear(r);
 	return rc;
 }
+
+/* ---- the operations table ------------------------------------------------ */
+
+const struct sfs_store_ops pg_ops = {
+    .close = pg_close,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .meta_get = pg_meta_get,
+    .meta_set = pg_meta_set,
+    .key_get = pg_key_get,
+    .key_list = pg_key_list,
+    .key_insert = pg_key_insert,
+    .key_update = pg_key_update,
+    .key_delete = pg_key_delete,
+    .key_in_use = pg_key_in_use,
+    .keyver_get = pg_keyver_get,
+    .keyver_set = pg_keyver_set,
+    .keyver_insert = pg_keyver_insert,
+    .secret_get = pg_secret_get,
+    .secret_list = pg_secret_list,
+    .secret_insert = pg_secret_insert,
+    .secret_update = pg_secret_update,
+    .secret_delete = pg_secret_delete,
+    .version_get = pg_version_get,
+    .version_list = pg_version_list,
+    .version_insert = pg_version_insert,
+    .version_set_state = pg_version_set_state,
+    .role_grant = pg_role_grant,
+    .role_revoke = pg_role_revoke,
+    .role_list = pg_role_list,
+    .check = pg_check,
+    .counts = pg_counts,
+    .generation = pg_generation,
+    .secret_list_after = pg_secret_list_after,
+    .commit_then = pg_commit_then,
+    .audit_add = pg_audit_add,
+    .audit_list = pg_audit_list,
+    .audit_del = pg_audit_del,
+    .audit_any = pg_audit_any,
+    .remote_poll = pg_remote_poll,
+    .audit_history = pg_audit_history,
+    .remote_state = pg_remote_state,
+};

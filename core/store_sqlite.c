@@ -107,8 +107,9 @@
  * Files: this one opens, migrates and closes, and holds the statement
  * table and the helpers store_sqlite.h declares; store_sqlite_txn.c the
  * write lock, transactions, checkpoints and generation();
- * store_sqlite_rec.c the records; store_sqlite_backup.c backup and
- * restore. Only these files include <sqlite3.h>.
+ * store_sqlite_rec.c the records and the operations table;
+ * store_sqlite_backup.c backup and restore; store_cols.c the record
+ * tables' columns, shared with the PostgreSQL backend. Only these files include <sqlite3.h>.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -126,6 +127,7 @@
 
 #include "secretfs/backup.h"
 #include "secretfs/store.h"
+#include "store_cols.h"
 #include "store_sqlite.h"
 #include "secretfs/storedir.h"
 
@@ -180,17 +182,6 @@ static const char *const migrations[] = {
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
-
-#define KEY_COLS                                                         \
-	"id, name, type, state, description, created_at, created_by, " \
-	"current_version"
-#define SECRET_COLS                                                      \
-	"id, name, description, status, access_control, allowed, "       \
-	"owner_uid, group_gid, mode, default_version, latest_version, "  \
-	"kms_key_id, created_at, created_by, changed_at"
-#define VERSION_COLS                                                     \
-	"secret_id, version, state, created_at, created_by, kms_key_id, " \
-	"kms_key_version, size, format"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN_READ] = "BEGIN",
@@ -353,11 +344,6 @@ int sq_col_text(sqlite3_stmt *st, int col, char *dst, size_t cap)
 	return 0;
 }
 
-uint32_t sq_col_u32(sqlite3_stmt *st, int col)
-{
-	return (uint32_t)sqlite3_column_int64(st, col);
-}
-
 /* A heap copy of a blob column; NULL or empty gives an empty blob. */
 int sq_col_blob(sqlite3_stmt *st, int col, struct sfs_blob *out,
 		    struct sfs_error *err)
@@ -383,6 +369,18 @@ int sq_corrupt(struct sfs_error *err, const char *table)
 			     table);
 }
 
+/* Step st (bound with bind_rc) to its one row: 0 with the row ready to
+ * read, or the mapped error ("<what>: <why>"). The caller resets st. */
+int sq_step_row(struct sq *q, sqlite3_stmt *st, int bind_rc,
+		struct sfs_error *err, const char *what)
+{
+	int rc = bind_rc;
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	return rc == SQLITE_ROW ? 0 : sq_fail(q, rc, err, "%s", what);
+}
+
 /*
  * Step a statement that changes rows. 0, SFS_ENOENT when must_change and
  * no row changed (the caller words the message), or the mapped error.
@@ -406,7 +404,7 @@ int sq_step_change(struct sq *q, sqlite3_stmt *st, int bind_rc,
 
 /* ---- open, close ----------------------------------------------------- */
 
-static void sq_close(struct sfs_store *s)
+void sq_close(struct sfs_store *s)
 {
 	struct sq *q = SQ(s);
 	int i;
@@ -431,44 +429,6 @@ static void sq_close(struct sfs_store *s)
 	free(q);
 }
 
-static const struct sfs_store_ops sq_ops = {
-	.close = sq_close,
-	.begin = sq_begin,
-	.commit = sq_commit,
-	.rollback = sq_rollback,
-	.meta_get = sq_meta_get,
-	.meta_set = sq_meta_set,
-	.key_get = sq_key_get,
-	.key_list = sq_key_list,
-	.key_insert = sq_key_insert,
-	.key_update = sq_key_update,
-	.key_delete = sq_key_delete,
-	.key_in_use = sq_key_in_use,
-	.keyver_get = sq_keyver_get,
-	.keyver_insert = sq_keyver_insert,
-	.keyver_set = sq_keyver_set,
-	.secret_get = sq_secret_get,
-	.secret_list = sq_secret_list,
-	.secret_insert = sq_secret_insert,
-	.secret_update = sq_secret_update,
-	.secret_delete = sq_secret_delete,
-	.version_get = sq_version_get,
-	.version_list = sq_version_list,
-	.version_insert = sq_version_insert,
-	.version_set_state = sq_version_set_state,
-	.role_grant = sq_role_grant,
-	.role_revoke = sq_role_revoke,
-	.role_list = sq_role_list,
-	.check = sq_check,
-	.counts = sq_counts,
-	.generation = sq_generation,
-	.secret_list_after = sq_secret_list_after,
-	.commit_then = sq_commit_then,
-	.audit_add = sq_audit_add,
-	.audit_list = sq_audit_list,
-	.audit_del = sq_audit_del,
-	.audit_any = sq_audit_any,
-};
 
 int sfs_store_sqlite_path(const char *dir, char *out, size_t cap)
 {
@@ -499,14 +459,9 @@ static int user_version(struct sq *q, int *out, struct sfs_error *err)
 	int rc = sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st,
 				    NULL);
 
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	rc = sq_step_row(q, st, rc, err, "read store schema version");
+	if (rc == 0)
 		*out = sqlite3_column_int(st, 0);
-		rc = 0;
-	} else {
-		rc = sq_fail(q, rc, err, "read store schema version");
-	}
 	sqlite3_finalize(st);
 	return rc;
 }

@@ -2,7 +2,8 @@
  * Private to the SQLite backend (store_sqlite.c: open, close, schema and
  * migration, statement table, the helpers below; store_sqlite_txn.c: the
  * write lock, transactions, checkpoints and generation();
- * store_sqlite_rec.c: record reads and writes; store_sqlite_backup.c:
+ * store_sqlite_rec.c: record reads and writes, kept static, and the
+ * operations table sq_ops that the open hands out; store_sqlite_backup.c:
  * backup and restore). These five files are the only ones that include
  * <sqlite3.h>. See store_sqlite.c for the design.
  */
@@ -105,10 +106,11 @@ void sq_done(sqlite3_stmt *st);
 int sq_bind_text(sqlite3_stmt *st, int i, const char *v);
 int sq_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n);
 int sq_col_text(sqlite3_stmt *st, int col, char *dst, size_t cap);
-uint32_t sq_col_u32(sqlite3_stmt *st, int col);
 int sq_col_blob(sqlite3_stmt *st, int col, struct sfs_blob *out,
 		struct sfs_error *err);
 int sq_corrupt(struct sfs_error *err, const char *table);
+int sq_step_row(struct sq *q, sqlite3_stmt *st, int bind_rc,
+		struct sfs_error *err, const char *what);
 int sq_step_change(struct sq *q, sqlite3_stmt *st, int bind_rc, int must_change,
 		   struct sfs_error *err, const char *what);
 int sq_journal_mode(struct sq *q, int set, struct sfs_error *err);
@@ -122,64 +124,9 @@ int sq_commit_then(struct sfs_store *s, void (*after)(void *arg), void *arg,
 int sq_commit(struct sfs_store *s, struct sfs_error *err);
 void sq_shm_find(struct sq *q);
 uint64_t sq_generation(struct sfs_store *s);
-int sq_meta_get(struct sfs_store *s, const char *name, struct sfs_blob *out,
-		struct sfs_error *err);
-int sq_meta_set(struct sfs_store *s, const char *name, const void *v,
-		size_t len, struct sfs_error *err);
-int sq_key_get(struct sfs_store *s, const char *id_or_name,
-	       struct sfs_key_rec *out, struct sfs_error *err);
-int sq_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
-		struct sfs_error *err);
-int sq_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
-		  struct sfs_error *err);
-int sq_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
-		  struct sfs_error *err);
-int sq_key_delete(struct sfs_store *s, const char *id, struct sfs_error *err);
-int sq_key_in_use(struct sfs_store *s, const char *id, int *in_use,
-		  struct sfs_error *err);
-int sq_keyver_get(struct sfs_store *s, const char *key_id, uint32_t version,
-		  struct sfs_blob *wrapped, struct sfs_error *err);
-int sq_keyver_insert(struct sfs_store *s, const char *key_id, uint32_t version,
-		     const struct sfs_blob *wrapped, int64_t created_at,
-		     struct sfs_error *err);
-int sq_keyver_set(struct sfs_store *s, const char *key_id, uint32_t version,
-		  const struct sfs_blob *wrapped, struct sfs_error *err);
-int sq_secret_get(struct sfs_store *s, const char *id_or_name,
-		  struct sfs_secret_rec *out, struct sfs_error *err);
-int sq_secret_list_after(struct sfs_store *s, const char *after_name,
-			 unsigned limit, sfs_secret_cb cb, void *arg,
-			 struct sfs_error *err);
-int sq_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
-		   struct sfs_error *err);
-int sq_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
-		     struct sfs_error *err);
-int sq_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
-		     struct sfs_error *err);
-int sq_secret_delete(struct sfs_store *s, const char *id,
-		     struct sfs_error *err);
-int sq_version_get(struct sfs_store *s, const char *secret_id, uint32_t version,
-		   int with_blobs, struct sfs_version_rec *out,
-		   struct sfs_error *err);
-int sq_version_list(struct sfs_store *s, const char *secret_id,
-		    sfs_version_cb cb, void *arg, struct sfs_error *err);
-int sq_version_insert(struct sfs_store *s, const struct sfs_version_rec *v,
-		      struct sfs_error *err);
-int sq_version_set_state(struct sfs_store *s, const char *secret_id,
-			 uint32_t version, int state, struct sfs_error *err);
-int sq_role_grant(struct sfs_store *s, const char *role, const char *principal,
-		  struct sfs_error *err);
-int sq_role_revoke(struct sfs_store *s, const char *role, const char *principal,
-		   struct sfs_error *err);
-int sq_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
-		 struct sfs_error *err);
-int sq_check(struct sfs_store *s, struct sfs_error *err);
-int sq_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
-	      uint64_t *keys, struct sfs_error *err);
-int sq_audit_add(struct sfs_store *s, const char *line, size_t len,
-		 int64_t hint, int64_t *seq, struct sfs_error *err);
-int sq_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb, void *arg,
-		  struct sfs_error *err);
-int sq_audit_del(struct sfs_store *s, int64_t seq, struct sfs_error *err);
-int sq_audit_any(struct sfs_store *s, int *any, struct sfs_error *err);
+void sq_close(struct sfs_store *s);
+
+/* The backend's operations (store_sqlite_rec.c). */
+extern const struct sfs_store_ops sq_ops;
 
 #endif

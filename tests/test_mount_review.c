@@ -5,6 +5,9 @@
  * nothing (finding 13). Each test is named after its finding. Switching
  * uid needs root; without it those tests say SKIPPED rather than pass.
  */
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+
 #include "mount_harness.h"
 
 #define OTHER 4321
@@ -112,9 +115,71 @@ START_TEST(finding10_status_store_path_private)
 }
 END_TEST
 
+
+/* Is the first page of the file that map shows in the page cache? */
+static int page_cached(void *map)
+{
+	unsigned char v = 0;
+
+	ck_assert_int_eq(mincore(map, 4096, &v), 0);
+	return v & 1;
+}
+
+/* The release that drops the pages reaches the daemon after close(2)
+ * returns: wait for it, at most 5 s. */
+static int page_dropped(void *map)
+{
+	int i;
+
+	for (i = 0; i < 500 && page_cached(map); i++)
+		usleep(10000);
+	return !page_cached(map);
+}
+
+/* cache=strict keeps plaintext out of the page cache. read(2) never
+ * goes there (direct I/O), but sendfile(2) and a private mmap(2) are
+ * served from it; what they brought in is dropped when their handle
+ * closes. (A private mapping made first, never touched, shows the
+ * file's page cache through mincore.) */
+START_TEST(strict_sendfile_and_mmap_pages_dropped_at_close)
+{
+	char value[3001];
+	int fd, in, out;
+	void *map, *m2;
+
+	memset(value, 'x', 3000);
+	value[3000] = '\0';
+	mk("db", value);
+	up(NULL);
+	fd = open(P("secrets/db/default"), O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	map = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	ck_assert_int_eq(page_cached(map), 0);
+	in = open(P("secrets/db/default"), O_RDONLY);
+	out = open("/dev/null", O_WRONLY);
+	ck_assert_int_ge(in, 0);
+	ck_assert_int_eq(sendfile(out, in, NULL, 65536), 3000);
+	ck_assert_int_eq(page_cached(map), 1); /* while it is open */
+	ck_assert_int_eq(close(in), 0);
+	ck_assert(page_dropped(map));
+	in = open(P("secrets/db/default"), O_RDONLY);
+	m2 = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, in, 0);
+	ck_assert_ptr_ne(m2, MAP_FAILED);
+	ck_assert_int_eq(memcmp(m2, value, 3000), 0);
+	ck_assert_int_eq(munmap(m2, 4096), 0);
+	ck_assert_int_eq(close(in), 0);
+	ck_assert(page_dropped(map));
+	munmap(map, 4096);
+	close(out);
+	close(fd);
+}
+END_TEST
+
 static Suite *mount_review_suite(void)
 {
 	const TTest *const tests[] = {
+	    strict_sendfile_and_mmap_pages_dropped_at_close,
 	    finding13_failed_truncate_commits_nothing,
 	    finding13_staged_failed_truncate_commits_nothing,
 	    finding10_status_counts_within_view,

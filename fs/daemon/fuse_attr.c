@@ -463,6 +463,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_node_info n;
 	struct stat st;
 	int mine = 0, snap = 0, rc = fs_node_get(ino, &n);
+	off_t size = 0;
 
 	if (!rc)
 		rc = fs_node_attr_mine(req, &n, &st, &mine);
@@ -475,7 +476,15 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	    fs_rd_size(fi, &st.st_size)) {
 		snap = 1;
 	} else if (n.kind == FK_DEFAULT || n.kind == FK_KV) {
+		size = st.st_size;
 		snap = fs_rd_snapshot(req, ino, &st.st_size);
+		/* fstat: a handle's size, not the file's. Kept as the
+		 * inode's, it would cut a sendfile(2) of a fresh open (which
+		 * trusts the cached size) of the new value. Invalidated
+		 * first, the kernel drops this reply's attributes; fstat
+		 * still returns them. (lseek's size is the inode's: kept.) */
+		if (st.st_size != size)
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, -1, 0);
 	}
 	if (n.kind == FK_STAGED || n.writers || snap || (mine & FS_MINE_ATTR))
 		fuse_reply_attr(req, &st, 0);

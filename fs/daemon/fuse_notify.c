@@ -31,7 +31,8 @@
  * fuse_req_ctx reports is the calling thread's id) and answers them
  * here, before any core call: no audit line, no version, no staged data.
  * Lookups that would contradict the operation (the new name exists, the
- * deleted one does not) are answered for the thread alone.
+ * deleted one does not) are answered for the thread alone; an entry
+ * that depends on the caller is not kept for the next one (own_entry).
  *
  * Memory: the last listing stays, 40 bytes a secret plus its name (about
  * 6 MiB for 100,000 secrets; twice that while a change is compared).
@@ -538,7 +539,12 @@ static int pending(uint64_t parent, const char *name, int kind)
 }
 
 /* Reply an entry for a node of the thread's own making: real attributes
- * when the node has them, else st as given. */
+ * when the node has them, else st as given. An answer that depends on
+ * the caller (FS_MINE_ENTRY, and kv/K whose st says size 0: its size
+ * needs a decryption, an audited read) gets a zero entry timeout, as
+ * fs_lookup gives it: a user's next path walk asks for itself, and a
+ * sendfile(2) right after the event, bounded by the kernel's cached
+ * size, reads the whole value. */
 static void own_entry(fuse_req_t req, uint64_t parent, int kind,
 		      const char *secret, uint32_t version, const char *name,
 		      struct stat *st, struct fuse_file_info *fi)
@@ -547,18 +553,22 @@ static void own_entry(fuse_req_t req, uint64_t parent, int kind,
 	struct fuse_entry_param e;
 	struct stat real;
 	uint64_t ino = fs_node_ref(parent, kind, secret, version, name);
+	int mine = 0, per_caller = kind == FK_KV;
 
 	if (!ino) {
 		fs_reply_err(req, FS_ENOMEM);
 		return;
 	}
-	/* kv/K's attributes need a decryption (an audited read) */
 	if (kind != FK_STAGED && kind != FK_KV && !fs_node_get(ino, &n) &&
-	    !fs_node_attr(req, &n, &real))
+	    !fs_node_attr_mine(req, &n, &real, &mine)) {
 		*st = real;
+		per_caller = mine & FS_MINE_ENTRY;
+	}
 	st->st_ino = ino;
 	fs_fill_entry(&e, ino, st, 0);
 	e.attr_timeout = 0; /* the next stat asks again */
+	if (per_caller)
+		e.entry_timeout = 0;
 	if (fi) {
 		fi->fh = 0;
 		fi->direct_io = 1;

@@ -39,6 +39,7 @@ struct rfh {
 			    * 0 until needed) */
 	struct rfh *next;  /* rd_lock */
 	int tracked;
+	int direct; /* opened with direct I/O (see fs_release) */
 };
 
 /*
@@ -419,7 +420,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->noflush = 1;
 	if (fs_d.opts.cache == FS_CACHE_STRICT || n.kind == FK_STATUS ||
 	    n.kind == FK_KEY)
-		fi->direct_io = 1;
+		fi->direct_io = h->direct = 1;
 	else
 		cached_open(ino, h, fi);
 	rd_track(h, req, ino, n.kind);
@@ -496,9 +497,14 @@ void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct rfh *h = (struct rfh *)(uintptr_t)fi->fh;
 
 	if (h && !fs_write_release(fi)) {
-		/* cache=open: the plaintext leaves the page cache now. */
-		if (fs_d.opts.cache == FS_CACHE_OPEN)
+		/* cache=open: the plaintext leaves the page cache now. Direct
+		 * I/O keeps read(2) out of it, but not sendfile(2), splice(2)
+		 * or a private mmap(2): the kernel serves those from the page
+		 * cache, so what they brought in goes at close too. */
+		if (fs_d.opts.cache == FS_CACHE_OPEN && !h->direct)
 			cached_release(ino);
+		else if (h->direct)
+			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
 		rd_untrack(h);
 		rfh_put(h);
 	}

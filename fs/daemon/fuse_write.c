@@ -14,7 +14,8 @@
  * nothing commits nothing. Any failed write or truncate (too big, a
  * hole, a growing truncate) poisons the handle: its close commits
  * nothing and returns that errno. Buffers are wiped before they are
- * freed.
+ * freed: their first len bytes, since no byte past len holds data (a
+ * write lands at or before len, a truncate wipes what it cuts).
  *
  * Staged files live only in this process's memory, per secret and per
  * uid (visible to their creator only); nothing reaches the store unless
@@ -82,7 +83,7 @@ static struct staged *staged_find(const char *secret, const char *name,
 
 static void staged_free(struct staged *s)
 {
-	sfs_crypto_free_secret(s->buf, s->buf ? SFS_VALUE_MAX : 0);
+	sfs_crypto_free_secret(s->buf, s->len);
 	free(s);
 }
 
@@ -253,7 +254,7 @@ static struct wfh *wfh_new(const struct sfs_caller *c, const char *secret,
 
 static void wfh_free(struct wfh *h)
 {
-	sfs_crypto_free_secret(h->buf, h->buf ? SFS_VALUE_MAX : 0);
+	sfs_crypto_free_secret(h->buf, h->len);
 	pthread_mutex_destroy(&h->lock);
 	fs_caller_drop(&h->caller);
 	free(h);

@@ -111,7 +111,15 @@ struct wtarget {
 	unsigned seq; /* W_CREATE file number */
 	int broken;
 	char why[200];
+	double split[4]; /* µs summed per step (wstep) over the timed ops */
+	long nsplit;
 };
+
+/* The steps of one write of each kind, timed apart (the breakdown). */
+static const char *const wstep[][4] = {{"open", "write", "close", NULL},
+				       {"create", "write", "close", "rename"},
+				       {"create", "write", "close", NULL},
+				       {"write", "fsync", NULL, NULL}};
 
 /* A listing target. Plain files grow to each count in turn; a secretfs
  * secrets/ serves one count: its store was filled to have entries before
@@ -562,45 +570,65 @@ static void stat_all(void)
 
 /* ---- new versions ---- */
 
-static int write_all_close(int fd, const unsigned char *buf, size_t len)
+/* Step i of w's write ended now: add its time, start the next. */
+static void split_add(struct wtarget *w, int i, double *t)
+{
+	double n = now_us();
+
+	w->split[i] += n - *t;
+	*t = n;
+}
+
+static int write_all_close(struct wtarget *w, double *t, int fd,
+			   const unsigned char *buf, size_t len)
 {
 	int err = 0;
 
+	split_add(w, 0, t);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, buf, len) != (ssize_t)len)
 		err = -errno ? -errno : -EIO;
+	split_add(w, 1, t);
 	if (close(fd) && !err)
 		err = -errno;
+	split_add(w, 2, t);
 	return err;
 }
 
 static int write_once(struct wtarget *w, const unsigned char *buf)
 {
 	char p[PATH_MAX], d[PATH_MAX];
-	int fd;
+	double t = now_us();
+	int fd, err = -EINVAL;
 
+	w->nsplit++;
 	switch (w->kind) {
 	case W_TRUNC:
 		fd = open(w->path, O_WRONLY | O_TRUNC);
-		return write_all_close(fd, buf, 100);
+		return write_all_close(w, &t, fd, buf, 100);
 	case W_STAGE:
 		snprintf(p, sizeof(p), "%s/.bench-stage", w->path);
 		snprintf(d, sizeof(d), "%s/default", w->path);
 		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (write_all_close(fd, buf, 100))
+		if (write_all_close(w, &t, fd, buf, 100))
 			return -errno;
-		return rename(p, d) ? -errno : 0;
+		err = rename(p, d) ? -errno : 0;
+		split_add(w, 3, &t);
+		return err;
 	case W_CREATE:
 		snprintf(p, sizeof(p), "%s/w%u", w->path, w->seq++);
 		fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
-		return write_all_close(fd, buf, 100);
+		return write_all_close(w, &t, fd, buf, 100);
 	case W_FSYNC:
-		if (pwrite(w->fd, buf, 100, 0) != 100 || fsync(w->fd))
+		if (pwrite(w->fd, buf, 100, 0) != 100)
 			return -errno;
-		return 0;
+		split_add(w, 0, &t);
+		err = fsync(w->fd) ? -errno : 0;
+		split_add(w, 1, &t);
+		return err;
 	}
-	return -EINVAL;
+	return err;
 }
 
 static double write_round(struct wtarget *w, int iters)
@@ -656,6 +684,8 @@ static void write_all(void)
 		}
 		if (!wt[k].broken)
 			write_round(&wt[k], 2);
+		memset(wt[k].split, 0, sizeof(wt[k].split));
+		wt[k].nsplit = 0;
 		c0[k] = ctr_total(wt[k].ctr);
 	}
 	for (r = 0; r < P.write_rounds; r++)
@@ -669,6 +699,27 @@ static void write_all(void)
 		if (wt[k].kind == W_FSYNC && wt[k].fd >= 0)
 			close(wt[k].fd);
 	}
+}
+
+/* The write rows' breakdown: where a write's time goes, step by step,
+ * timed in the same rounds as the rows (no tracer), against the steps of
+ * the references (a bare FUSE create + write + close, a disk write +
+ * fsync). Means over every timed op, not medians: a step's mean can be
+ * compared with the others' and they add up to the row's mean. */
+static void write_split_note(void)
+{
+	int k, i;
+
+	printf("write rows by step (mean µs per op over the timed rounds):");
+	for (k = 0; k < nwt; k++) {
+		if (wt[k].broken || !wt[k].nsplit)
+			continue;
+		printf("\n  %-26s %-10s", wop[wt[k].kind], wt[k].name);
+		for (i = 0; i < 4 && wstep[wt[k].kind][i]; i++)
+			printf(" %s %.1f", wstep[wt[k].kind][i],
+			       wt[k].split[i] / (double)wt[k].nsplit);
+	}
+	putchar('\n');
 }
 
 /* ---- concurrent readers ---- */
@@ -1161,7 +1212,7 @@ static void other_goals(void)
 		    !paired(wt[i].name) && !isnan(base))
 			add_goal(wop[wt[i].kind], wt[i].name,
 				 row_v(wop[wt[i].kind], wt[i].name) / base,
-				 "fuse create+fsync", 1.3, 0, NULL);
+				 "fuse create+fsync", 1.5, 0, NULL);
 	if (!isnan(row_v("2 readers, 100 B", "strict")))
 		add_goal("2 readers, 100 B", "strict",
 			 row_v("2 readers, 100 B", "strict"), "1 reader", 1.5,
@@ -1257,6 +1308,7 @@ static void print_table(void)
 	       "counters; '*': the daemon's reads of /dev/fuse, traced with "
 	       "strace in a separate untimed pass; releases included)\n");
 	depth_note();
+	write_split_note();
 }
 
 /* ---- command line ---- */
