@@ -58,6 +58,7 @@ struct sfs_ctx {
 	int reg_fd;	   /* DIR/generation holding our slot's lock, or -1 */
 	uint32_t *reg_tab; /* the table mapped, or NULL */
 	uint32_t *reg_ack; /* our slot in it, or NULL */
+	int reg_self;	   /* our own commits skip our slot (watch_exempt) */
 
 	/* Unwrapped KMS key material: one locked region of fixed slots. */
 	struct kms_slot *kms; /* mutex */

@@ -1,11 +1,15 @@
 /*
- * Watchers of the generation: how a writer knows that every cache=kernel
- * daemon has dropped the kernel's cached pages of what it just changed
- * before the writer returns ("a new version visible at the next open").
+ * Watchers of the generation: how a writer knows that every daemon has
+ * dropped what its kernel caches of what it just changed before the
+ * writer returns (a change is visible on its host when the writer's
+ * command or close() returns).
  *
  * A cache=kernel mount serves reads from the page cache with no request
- * to its daemon (no OPEN at all), so nothing is checked per open: the
- * daemon must invalidate before the writer's command or close() returns.
+ * to its daemon (no OPEN at all), so nothing is checked per open; and in
+ * every mode the kernel keeps names and attributes (mode, owner, size)
+ * for seconds: the daemon must invalidate before the writer returns. A
+ * daemon's own writes invalidate what they changed themselves, so its
+ * commits skip its own slot (sfs_ctx_watch_exempt_self).
  *
  * DIR/generation holds the 8-byte counter at offset 0 (ctx.c) and, from
  * offset WATCH_OFF, a table of WATCH_SLOTS 32-bit ack words. A daemon
@@ -135,6 +139,11 @@ fail:
 	return -1;
 }
 
+void sfs_ctx_watch_exempt_self(struct sfs_ctx *ctx)
+{
+	ctx->reg_self = 1;
+}
+
 uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -252,7 +261,15 @@ void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
 	deadline.tv_sec +=
 	    WATCH_WAIT_MS / 1000 + deadline.tv_nsec / 1000000000L;
 	deadline.tv_nsec %= 1000000000L;
-	for (i = 0; i < WATCH_SLOTS; i++)
+	for (i = 0; i < WATCH_SLOTS; i++) {
+		/* acked already: no need to ask whether it lives */
+		if ((int32_t)(__atomic_load_n(ctx->watch_tab + i,
+					      __ATOMIC_ACQUIRE) -
+			      gen) >= 0 ||
+		    (ctx->reg_self && ctx->reg_ack &&
+		     ctx->reg_ack - ctx->reg_tab == i))
+			continue;
 		if (slot_alive(ctx->watch_fd, i))
 			wait_ack(ctx->watch_tab + i, gen, &deadline);
+	}
 }

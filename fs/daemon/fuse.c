@@ -171,10 +171,14 @@ void fs_secret_changed(const char *secret)
 /*
  * The poller sleeps on the generation counter (a futex in the shared
  * mapping: writers wake it after their commit) and, at worst, wakes every
- * 50 ms. cache=kernel daemons register as watchers and ack each
- * generation once invalidated: the writer waits for that ack (bounded,
- * ctx_watch.c), so the next open after a change sees it, with no request
- * per open. A generation is acked only after every inode is invalidated.
+ * 50 ms. Every daemon registers as a watcher and acks each generation
+ * once invalidated: another program's writer waits for that ack
+ * (bounded, ctx_watch.c), so what the kernel caches (names, attributes,
+ * cache=kernel's pages) shows the change when the writer returns. With
+ * cache=strict and open the daemon's own writes invalidate what they
+ * changed themselves and do not wait for its poller; with cache=kernel
+ * they wait as any writer does. A generation is acked only after every
+ * inode is invalidated.
  */
 static void *poller(void *arg)
 {
@@ -201,10 +205,11 @@ int fs_poller_start(void)
 	uint64_t g = sfs_ctx_generation(fs_d.ctx);
 
 	__atomic_store_n(&fs_d.generation, g, __ATOMIC_RELEASE);
-	if (fs_d.opts.cache == FS_CACHE_KERNEL &&
-	    sfs_ctx_watch_register(fs_d.ctx))
-		fs_log("cache=kernel: not registered as a watcher: a change "
-		       "shows within 50 ms, not before its writer returns");
+	if (sfs_ctx_watch_register(fs_d.ctx))
+		fs_log("not registered as a watcher: another program's change "
+		       "shows within 50 ms, not before it returns");
+	else if (fs_d.opts.cache != FS_CACHE_KERNEL)
+		sfs_ctx_watch_exempt_self(fs_d.ctx);
 	if (pthread_create(&fs_d.poller, NULL, poller, NULL))
 		return -1;
 	fs_d.poller_started = 1;

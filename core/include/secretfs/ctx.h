@@ -88,9 +88,9 @@ int sfs_ctx_readonly(const struct sfs_ctx *ctx);
 uint64_t sfs_ctx_generation(struct sfs_ctx *ctx);
 
 /*
- * Watchers of the generation (ctx_watch.c): a cache=kernel daemon gets no
- * request per open, so it must drop the kernel's cached pages before a
- * writer returns. register claims a slot in DIR/generation's table for
+ * Watchers of the generation (ctx_watch.c): a daemon must drop what its
+ * kernel caches (pages with cache=kernel, which sends no request per
+ * open; names and attributes in every mode) before a writer returns. register claims a slot in DIR/generation's table for
  * this context until it closes (0, or -1: no slot; the daemon then only
  * polls). wait
  * sleeps until the generation differs from seen or ms pass and returns
@@ -100,6 +100,9 @@ uint64_t sfs_ctx_generation(struct sfs_ctx *ctx);
  * watcher's slot is free at once (its lock died with it).
  */
 int sfs_ctx_watch_register(struct sfs_ctx *ctx);
+/* After register: this context's own commits do not wait for its own
+ * slot (a daemon that invalidates what it changed itself). */
+void sfs_ctx_watch_exempt_self(struct sfs_ctx *ctx);
 uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms);
 void sfs_ctx_watch_ack(struct sfs_ctx *ctx, uint64_t gen);
 void sfs_ctx_watch_sync(struct sfs_ctx *ctx);
