@@ -51,6 +51,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fuse_int.h"
@@ -415,6 +416,23 @@ static void diff(int ch, const struct listing *old, const struct listing *now)
 			secret_dir(ch, name_of(old, &old->v[i]), 0);
 }
 
+/* list_now until it succeeds: a listing that failed (the store busy or
+ * away a moment) would otherwise drop this change's events, as no other
+ * kick may follow. Every 50 ms, for at most 10 s; -1 when stopping or
+ * still failing. */
+static int list_again(struct listing *l, const struct listing *old)
+{
+	const struct timespec pause = {0, 50 * 1000 * 1000};
+	int i;
+
+	for (i = 0; i < 200 && !stopping(); i++) {
+		if (list_now(l, old) == 0)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
 /* Wait for a kick; 0 with the generation, -1 when stopping. */
 static int wait_kick(uint64_t *seen)
 {
@@ -456,7 +474,7 @@ static void *notifier(void *arg)
 	helper = helper_start(&ch);
 	have = list_now(&a, NULL) == 0;
 	while (wait_kick(&seen) == 0) {
-		if (list_now(&b, have ? &a : NULL))
+		if (list_again(&b, have ? &a : NULL))
 			continue;
 		if (have)
 			diff(ch, &a, &b);
