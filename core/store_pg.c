@@ -16,19 +16,13 @@
  *    waits for the lock at most LOCK_WAIT (lock_timeout), then SFS_EIO.
  *  - begin(read) is one REPEATABLE READ snapshot: every read of one core
  *    call sees one committed state.
- *  - BEGIN (with the lock, for a write) is sent with the transaction's
- *    first statement in one libpq pipeline, and a read transaction's
- *    ROLLBACK is not waited for: a round trip per statement, none for a
- *    transaction the core's caches answered (store_pg_conn.c).
  *
  * No statement can fail on a conflict the core expects (a name taken, a
  * version number taken): inserts use ON CONFLICT DO NOTHING and a rename
  * checks the name first, so the transaction stays usable, as SQLite's
  * does, and the core decides what to do with SFS_EEXIST.
  *
- * Generation: the sfs_state counter, one query outside any transaction,
- * or none while the listener is up and quiet (store_pg_listen.c); a
- * commit reads it with COMMIT.
+ * Generation: the sfs_state counter, one query outside any transaction.
  * A trigger on every table moves it too, so a change made outside
  * secretfs (psql) is seen like any other.
  * When the connection is lost, generation() returns a value never seen
@@ -240,9 +234,6 @@ int pg_run(struct pg *p, const char *sql, const struct args *a,
 	PGresult *r;
 	ExecStatusType st;
 
-	pg_settle(p);
-	if (p->pending_begin)
-		return pg_run_first(p, sql, a, out, err, what);
 	*out = NULL;
 	r = PQexecParams(p->conn, sql, a ? a->n : 0, NULL, a ? a->v : NULL,
 			 a ? a->len : NULL, a ? a->fmt : NULL, 0);

@@ -41,22 +41,15 @@ struct pg {
 	int64_t next_poll_ms; /* the safety-net generation poll */
 	uint64_t remote_gen;
 	int listening; /* atomic: the listener is up (remote_state) */
-	/* lmu guards the listener connection: the poller and the store's
-	 * user (generation) both read notifications. Below it, all but
-	 * poll_seen (the poller's) are atomics, used without lmu
-	 * (store_pg_listen.c). */
+	/* lmu guards the listener and the fields below: the poller and the
+	 * store's user (generation) both read notifications */
 	pthread_mutex_t lmu;
 	uint64_t notes;	    /* notifications read so far */
 	uint64_t poll_seen; /* notes the poller has reported */
 	uint64_t gen_seen;  /* notes when fast_gen was read */
 	uint64_t fast_gen;  /* the generation, known without asking */
-	int64_t fast_at_ms; /* when fast_gen was last confirmed */
+	int64_t fast_at_ms; /* when fast_gen was read from the server */
 	int fast_ok;	    /* atomic: fast_gen may be used */
-	uint64_t own_gen;   /* the generation of our own last commit */
-	int own_pid;	    /* atomic: the main connection's backend */
-	int rb_pending;	    /* a read transaction's ROLLBACK is unread */
-	int pending_begin;  /* BEGIN waits for the first statement: 1 read,
-			     * 2 write */
 	unsigned char req[REQ_BYTES]; /* this write transaction's request */
 	int backend_pid;	      /* the server process that runs it */
 	unsigned writes;	      /* old request ids go every 256th */
@@ -83,8 +76,6 @@ int pg_fail(struct pg *p, const PGresult *r, struct sfs_error *err,
 	    const char *what);
 int pg_run(struct pg *p, const char *sql, const struct args *a, PGresult **out,
 	   struct sfs_error *err, const char *what);
-int pg_run_first(struct pg *p, const char *sql, const struct args *a,
-		 PGresult **out, struct sfs_error *err, const char *what);
 int pg_run_count(struct pg *p, const char *sql, const struct args *a,
 		 long *changed, struct sfs_error *err, const char *what);
 int pg_not_found(struct sfs_error *err, const char *what, const char *id);
@@ -103,9 +94,6 @@ int pg_commit(struct sfs_store *s, struct sfs_error *err);
 int pg_commit_then(struct sfs_store *s, void (*after)(void *arg), void *arg,
 		   struct sfs_error *err);
 uint64_t pg_generation(struct sfs_store *s);
-void pg_fast_after_commit(struct pg *p, uint64_t g, uint64_t notes0,
-			  int64_t at_ms);
-void pg_settle(struct pg *p);
 int64_t pg_mono_ms(void);
 int pg_remote_poll(struct sfs_store *s);
 int pg_remote_state(struct sfs_store *s, char *out, size_t cap);

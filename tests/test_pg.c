@@ -19,7 +19,6 @@
  */
 #include <dirent.h>
 #include <poll.h>
-#include <pthread.h>
 
 #include "mount_harness.h"
 
@@ -1079,168 +1078,6 @@ START_TEST(server_killed_during_writes_loses_no_acked_version)
 }
 END_TEST
 
-/* ---- round trips ----------------------------------------------------------
- * The main connection's backend is the store's oldest one (the listener
- * connects at the first remote_poll); its query_start moves with every
- * statement it is sent, so an unchanged one proves that nothing was.
- */
-
-static char *main_query_start(void)
-{
-	char *out = NULL;
-
-	ck_assert_int_eq(
-	    pgc_sql(pgc.conninfo,
-		    "SELECT query_start FROM pg_stat_activity WHERE "
-		    "application_name = 'secretfs' ORDER BY backend_start "
-		    "LIMIT 1",
-		    &out),
-	    0);
-	ck_assert_msg(out && *out, "no secretfs connection");
-	return out;
-}
-
-/* The daemon's poller, without the FUSE part: remote_poll back to back,
- * so that it holds the listener's lock most of the time. */
-static volatile int poll_stop;
-
-static void *poll_loop(void *arg)
-{
-	while (!poll_stop)
-		sfs_store_remote_poll(arg);
-	return NULL;
-}
-
-/* A ctx on host A with its listener up and the poller running. */
-static struct sfs_ctx *ctx_polled(pthread_t *t)
-{
-	struct sfs_ctx *c = ctx_on(0);
-	struct sfs_store *st = sfs_ctx_store(c);
-	char state[256];
-	int i;
-
-	sfs_store_remote_poll(st);
-	for (i = 0; i < 100 && !sfs_store_remote_state(st, state, sizeof(state));
-	     i++) {
-		usleep(20000);
-		sfs_store_remote_poll(st);
-	}
-	ck_assert_msg(i < 100, "listener not up: %s", state);
-	poll_stop = 0;
-	ck_assert_int_eq(pthread_create(t, NULL, poll_loop, st), 0);
-	return c;
-}
-
-static void ctx_unpolled(struct sfs_ctx *c, pthread_t t)
-{
-	poll_stop = 1;
-	pthread_join(t, NULL);
-	sfs_ctx_close(c);
-}
-
-/* generation() for ms milliseconds: always g (nothing changed). */
-static void generation_stays(struct sfs_store *st, uint64_t g, int64_t ms)
-{
-	int64_t end = now_ms() + ms;
-	long n = 0;
-
-	while (now_ms() < end) {
-		ck_assert_uint_eq(sfs_store_generation(st), g);
-		n++;
-	}
-	ck_assert_int_gt(n, 100);
-}
-
-/* A warm strict open asks the store's generation: on a quiet store with
- * its listener up that is no round trip, also while the poller holds the
- * listener (about 1 open in 10 sent `SELECT generation` from a FUSE
- * worker) and past 1 s (the listener's poll keeps it trusted). */
-START_TEST(quiet_store_generation_sends_nothing_while_the_poller_runs)
-{
-	struct sfs_store *st;
-	struct sfs_ctx *c;
-	char *before, *after;
-	pthread_t t;
-	uint64_t g;
-
-	c = ctx_polled(&t);
-	st = sfs_ctx_store(c);
-	g = sfs_store_generation(st);
-	ck_assert_uint_eq(g >> 63, 0);
-	before = main_query_start();
-	generation_stays(st, g, 2500);
-	after = main_query_start();
-	ck_assert_str_eq(after, before);
-	free(before);
-	free(after);
-	ctx_unpolled(c, t);
-}
-END_TEST
-
-/* After this store's own commit the new generation is known (read under
- * the write lock with COMMIT): the next opens ask nothing, and the own
- * notification is no change from elsewhere. */
-START_TEST(own_commit_generation_is_known_without_asking)
-{
-	struct sfs_caller me;
-	struct sfs_store *st;
-	struct sfs_error e;
-	struct sfs_ctx *c;
-	char *before, *after;
-	pthread_t t;
-	uint64_t g0, g;
-
-	on(0);
-	ck_assert_int_eq(cli("secret", "create", "own", "--value", "v1", NULL),
-			 0);
-	c = ctx_polled(&t);
-	st = sfs_ctx_store(c);
-	g0 = sfs_store_generation(st);
-	sfs_caller_self(&me);
-	sfs_error_clear(&e);
-	ck_assert_msg(sfs_version_add(c, &me, "own", "v2", 2, 0, NULL, &e) ==
-			  SFS_OK,
-		      "%s", e.msg);
-	before = main_query_start();
-	g = sfs_store_generation(st);
-	ck_assert_uint_ne(g, g0);
-	ck_assert_uint_eq(g >> 63, 0);
-	generation_stays(st, g, 1500);
-	after = main_query_start();
-	ck_assert_str_eq(after, before);
-	free(before);
-	free(after);
-	ctx_unpolled(c, t);
-}
-END_TEST
-
-/* BEGIN goes with the transaction's first statement: a read transaction
- * that the core's caches answer whole sends nothing at all. */
-START_TEST(read_transaction_without_statements_sends_nothing)
-{
-	struct sfs_store *st;
-	struct sfs_error e;
-	struct sfs_ctx *c;
-	char *before, *after;
-	int i;
-
-	c = ctx_on(0);
-	st = sfs_ctx_store(c);
-	ck_assert_uint_eq(sfs_store_generation(st) >> 63, 0);
-	before = main_query_start();
-	for (i = 0; i < 10; i++) {
-		sfs_error_clear(&e);
-		ck_assert_int_eq(sfs_store_begin(st, 0, &e), SFS_OK);
-		sfs_store_rollback(st);
-	}
-	after = main_query_start();
-	ck_assert_str_eq(after, before);
-	free(before);
-	free(after);
-	sfs_ctx_close(c);
-}
-END_TEST
-
 static Suite *pg_suite(void)
 {
 	Suite *s = suite_create("pg");
@@ -1273,9 +1110,6 @@ static Suite *pg_suite(void)
 	    access_control_on_a_refuses_reader_on_b_within_1s,
 	    rotate_on_a_is_seen_on_b_and_c_within_1s,
 	    server_killed_during_writes_loses_no_acked_version,
-	    quiet_store_generation_sends_nothing_while_the_poller_runs,
-	    own_commit_generation_is_known_without_asking,
-	    read_transaction_without_statements_sends_nothing,
 	};
 	TCase *tc;
 	size_t i;
