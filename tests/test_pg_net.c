@@ -304,8 +304,11 @@ static void change_while_cut_off(const char *opts)
 	link_set("down");
 	on(0);
 	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL), 0);
-	/* past the 1-second bound, with room for a loaded machine */
-	usleep(1500 * 1000);
+	/* past the 1-second bound (0.8 s at worst: the listener's poll
+	 * twice a second, 300 ms for its answer), with room for a loaded
+	 * machine's scheduling: the bug this catches served the old value
+	 * for 10 s */
+	usleep(2500 * 1000);
 	for (t0 = now_ms(); now_ms() - t0 < 3000; usleep(100000)) {
 		e = read_b(got, sizeof(got));
 		ck_assert_msg(e == EIO || (e == 0 && !strcmp(got, "v2")),
