@@ -98,6 +98,9 @@ static void watch_start(struct watcher *w, const char *mp, ...)
 	close(fds[1]);
 	w->out = fdopen(fds[0], "r");
 	ck_assert_ptr_nonnull(w->out);
+	/* unbuffered: poll on the descriptor sees every byte not yet read
+	 * (watch_line) */
+	setvbuf(w->out, NULL, _IONBF, 0);
 	do
 		ck_assert_ptr_nonnull(fgets(line, sizeof(line), w->out));
 	while (!strstr(line, "Watches established"));
@@ -112,6 +115,31 @@ static void watch_stop(struct watcher *w)
 	fclose(w->out);
 }
 
+#define EVENT_WAIT_S 60 /* an event comes in ms; past this it was lost */
+
+/* The watcher's next line, waiting at most EVENT_WAIT_S: a lost event
+ * fails here with the daemon's log, not at the case's timeout. */
+static void watch_line(struct watcher *w, char *line, size_t cap,
+		       const char *suffix, const char *ev)
+{
+	struct pollfd pfd = {.fd = fileno(w->out), .events = POLLIN};
+	char *log;
+	int rc;
+
+	do
+		rc = poll(&pfd, 1, EVENT_WAIT_S * 1000);
+	while (rc < 0 && errno == EINTR);
+	if (rc == 0) {
+		log = tu_read_file(h_log, NULL);
+		fprintf(stderr, "no %s on ...%s within %d s; daemon log:\n%s\n",
+			ev, suffix, EVENT_WAIT_S, log ? log : "(none)");
+		free(log);
+	}
+	ck_assert_msg(rc == 1, "no %s event on ...%s within %d s", ev, suffix,
+		      EVENT_WAIT_S);
+	ck_assert_ptr_nonnull(fgets(line, (int)cap, w->out));
+}
+
 /* Read events until one on a path ending in suffix with event ev (a word
  * of inotifywait's list); how many lines with count_ev on suffix came
  * before it (0 when count_ev is NULL). */
@@ -123,7 +151,7 @@ static int watch_until(struct watcher *w, const char *suffix, const char *ev,
 	int n = 0;
 
 	for (;;) {
-		ck_assert_ptr_nonnull(fgets(line, sizeof(line), w->out));
+		watch_line(w, line, sizeof(line), suffix, ev);
 		line[strcspn(line, "\n")] = '\0';
 		sp = strchr(line, ' ');
 		ck_assert_ptr_nonnull(sp);

@@ -359,6 +359,24 @@ static void value_moved(int ch, const char *name)
 	fs_poll_wake(name);
 }
 
+/*
+ * A secret this thread sees for the first time may have been read
+ * already: the daemon serves what the store holds now, and a creation
+ * followed by another change within one look at the store (another
+ * host's CLI within the poller's 50 ms) reaches this thread as one
+ * listing. When the kernel holds a node of the secret, someone looked
+ * it up before that listing, so its value file gets the change's events
+ * too (one event too many rather than one lost).
+ */
+static int read_before(const char *secret)
+{
+	struct fs_node_ent *v;
+	size_t n = fs_node_snapshot_secret(secret, &v);
+
+	free(v);
+	return n > 0;
+}
+
 /* A flat view: a secret's file exists while it has a default. */
 static void changed_flat(int ch, const char *name, const struct seen *s,
 			 const struct seen *old)
@@ -367,7 +385,9 @@ static void changed_flat(int ch, const char *name, const struct seen *s,
 
 	if (old && !same && old->def)
 		secret_dir(ch, name, 0);
-	if (s->def && !had)
+	if (s->def && !old && read_before(name))
+		value_moved(ch, name);
+	else if (s->def && !had)
 		secret_dir(ch, name, 1);
 	else if (had && !s->def)
 		secret_dir(ch, name, 0);
@@ -381,6 +401,12 @@ static void changed(int ch, const char *name, const struct seen *s,
 {
 	if (fs_d.opts.flat) {
 		changed_flat(ch, name, s, old);
+		return;
+	}
+	if (!old && read_before(name)) {
+		secret_dir(ch, name, 1);
+		if (s->def)
+			value_moved(ch, name);
 		return;
 	}
 	if (!old || old->id != s->id) {
