@@ -119,9 +119,9 @@ int sfs_store_meta_set(struct sfs_store *s, const char *name, const void *v,
 	return STORE_CHANGE(s, err, meta_set, name, v, len, err);
 }
 
-/* The reads every record kind with an id and a name has: one record by
- * id or name, and every record in name order. */
-#define STORE_GET_LIST(kind, rec_t, cb_t)                                      \
+/* What every record kind with an id and a name has: one record by id or
+ * name, every record in name order, insert, update, delete by id. */
+#define STORE_RECORDS(kind, rec_t, cb_t)                                       \
 	int sfs_store_##kind##_get(struct sfs_store *s,                        \
 				   const char *id_or_name, rec_t *out,         \
 				   struct sfs_error *err)                      \
@@ -132,28 +132,25 @@ int sfs_store_meta_set(struct sfs_store *s, const char *name, const void *v,
 				    struct sfs_error *err)                     \
 	{                                                                      \
 		return STORE_READ(s, kind##_list, cb, arg, err);               \
+	}                                                                      \
+	int sfs_store_##kind##_insert(struct sfs_store *s, const rec_t *r,     \
+				      struct sfs_error *err)                   \
+	{                                                                      \
+		return STORE_CHANGE(s, err, kind##_insert, r, err);            \
+	}                                                                      \
+	int sfs_store_##kind##_update(struct sfs_store *s, const rec_t *r,     \
+				      struct sfs_error *err)                   \
+	{                                                                      \
+		return STORE_CHANGE(s, err, kind##_update, r, err);            \
+	}                                                                      \
+	int sfs_store_##kind##_delete(struct sfs_store *s, const char *id,     \
+				      struct sfs_error *err)                   \
+	{                                                                      \
+		return STORE_CHANGE(s, err, kind##_delete, id, err);           \
 	}
 
-STORE_GET_LIST(key, struct sfs_key_rec, sfs_key_cb)
-STORE_GET_LIST(secret, struct sfs_secret_rec, sfs_secret_cb)
-
-int sfs_store_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
-			 struct sfs_error *err)
-{
-	return STORE_CHANGE(s, err, key_insert, k, err);
-}
-
-int sfs_store_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
-			 struct sfs_error *err)
-{
-	return STORE_CHANGE(s, err, key_update, k, err);
-}
-
-int sfs_store_key_delete(struct sfs_store *s, const char *id,
-			 struct sfs_error *err)
-{
-	return STORE_CHANGE(s, err, key_delete, id, err);
-}
+STORE_RECORDS(key, struct sfs_key_rec, sfs_key_cb)
+STORE_RECORDS(secret, struct sfs_secret_rec, sfs_secret_cb)
 
 int sfs_store_key_in_use(struct sfs_store *s, const char *id, int *in_use,
 			 struct sfs_error *err)
@@ -186,24 +183,6 @@ int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
 		return sfs_error_set(err, SFS_EIO,
 				     "this store cannot replace key material");
 	return s->ops->keyver_set(s, key_id, version, wrapped, err);
-}
-
-int sfs_store_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
-			    struct sfs_error *err)
-{
-	return STORE_CHANGE(s, err, secret_insert, r, err);
-}
-
-int sfs_store_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
-			    struct sfs_error *err)
-{
-	return STORE_CHANGE(s, err, secret_update, r, err);
-}
-
-int sfs_store_secret_delete(struct sfs_store *s, const char *id,
-			    struct sfs_error *err)
-{
-	return STORE_CHANGE(s, err, secret_delete, id, err);
 }
 
 int sfs_store_version_get(struct sfs_store *s, const char *secret_id,
