@@ -19,6 +19,11 @@
 #include "secretfs/keys.h"
 #include "secretfs/value.h"
 
+/* The group of the command that runs (NULL: one outside a group), whose
+ * name leads the command's in its usage errors: a table row names its
+ * command once, and the program runs one command. */
+static const struct cli_group *running;
+
 void cli_synopsis(const struct cli_cmd *c, FILE *f)
 {
 	const char *u = c->usage;
@@ -58,9 +63,12 @@ int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 		cli_group_usage(grp, stdout);
 		return EXIT_OK;
 	}
-	for (c = grp->cmds; c->name; c++)
-		if (!strcmp(c->name, argv[1]))
+	for (c = grp->cmds; c->name; c++) {
+		if (!strcmp(c->name, argv[1])) {
+			running = grp;
 			return c->run(c, g, argc - 1, argv + 1);
+		}
+	}
 	fprintf(stderr, "secretfs: %s: unknown command '%s' (see 'secretfs "
 			"%s --help')\n",
 		grp->name, argv[1], grp->name);
@@ -83,13 +91,16 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 
 int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 {
+	const char *grp = running ? running->name : "";
+	const char *sep = running ? " " : "";
 	va_list ap;
 
-	fprintf(stderr, "secretfs: %s: ", cmd->full);
+	fprintf(stderr, "secretfs: %s%s%s: ", grp, sep, cmd->name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'secretfs %s --help')\n", cmd->full);
+	fprintf(stderr, " (see 'secretfs %s%s%s --help')\n", grp, sep,
+		cmd->name);
 	return EXIT_USAGE;
 }
 

@@ -30,7 +30,6 @@ typedef int (*cli_run_fn)(const struct cli_cmd *cmd,
 
 struct cli_cmd {
 	const char *name;  /* "create"; the word after the group's name */
-	const char *full;  /* "key create" */
 	const char *usage; /* synopsis and option list, ends with '\n' */
 	cli_run_fn run;    /* argv[0] is name */
 };
@@ -53,7 +52,8 @@ extern const struct cli_cmd cli_audit_cmd;
 extern const struct cli_cmd cli_rekey_cmd;
 extern const struct cli_cmd cli_watch_cmd;
 
-/* Run group's subcommand argv[1] (argv[0] is the group's name). */
+/* Run group's subcommand argv[1] (argv[0] is the group's name); its
+ * messages name it with the group's ("key create"). */
 int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 		  int argc, char **argv);
 /* Print a command's synopsis (its usage's first line) indented. */

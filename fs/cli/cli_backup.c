@@ -63,7 +63,6 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 
 const struct cli_cmd cli_backup_cmd = {
     "backup",
-    "backup",
     "Usage: secretfs backup FILE\n"
     "\n"
     "Copy the store's database to FILE (a new file, mode 0600) with\n"
@@ -98,7 +97,6 @@ static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_restore_cmd = {
-    "restore",
     "restore",
     "Usage: secretfs --store NEWDIR restore FILE\n"
     "\n"

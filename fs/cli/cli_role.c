@@ -124,23 +124,23 @@ out:
 }
 
 static const struct cli_cmd role_cmds[] = {
-	{ "grant", "role grant",
-	  "Usage: secretfs role grant ROLE PRINCIPAL\n"
-	  "\n"
-	  "Grant ROLE (manager, kms-user, kms-viewer) to PRINCIPAL (uid:N,\n"
-	  "gid:N, user:NAME, group:NAME) for changes through the filesystem.\n",
-	  role_change },
-	{ "revoke", "role revoke",
-	  "Usage: secretfs role revoke ROLE PRINCIPAL\n"
-	  "\n"
-	  "Revoke a role granted before.\n",
-	  role_change },
-	{ "list", "role list",
-	  "Usage: secretfs role list\n"
-	  "\n"
-	  "List the roles granted.\n",
-	  role_list },
-	{ NULL, NULL, NULL, NULL },
+    {"grant",
+     "Usage: secretfs role grant ROLE PRINCIPAL\n"
+     "\n"
+     "Grant ROLE (manager, kms-user, kms-viewer) to PRINCIPAL (uid:N,\n"
+     "gid:N, user:NAME, group:NAME) for changes through the filesystem.\n",
+     role_change},
+    {"revoke",
+     "Usage: secretfs role revoke ROLE PRINCIPAL\n"
+     "\n"
+     "Revoke a role granted before.\n",
+     role_change},
+    {"list",
+     "Usage: secretfs role list\n"
+     "\n"
+     "List the roles granted.\n",
+     role_list},
+    {NULL, NULL, NULL},
 };
 
 const struct cli_group cli_role_group = { "role", "roles", role_cmds };

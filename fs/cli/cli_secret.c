@@ -584,7 +584,7 @@ static int secret_delete(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd secret_cmds[] = {
-    {"create", "secret create",
+    {"create",
      "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
      "[--access-control] [--owner USER] [--group GROUP] [--mode OCTAL] "
      "[VALUE]\n"
@@ -608,17 +608,17 @@ static const struct cli_cmd secret_cmds[] = {
      "                       (repeat for more keys)\n"
      "  -h, --help           print this help\n",
      secret_create},
-    {"list", "secret list",
+    {"list",
      "Usage: secretfs secret list\n"
      "\n"
      "List every secret.\n",
      secret_list},
-    {"show", "secret show",
+    {"show",
      "Usage: secretfs secret show NAME\n"
      "\n"
      "Show a secret's details.\n",
      secret_show},
-    {"update", "secret update",
+    {"update",
      "Usage: secretfs secret update NAME [--description TEXT] "
      "[--access-control on|off] [--allow PRINCIPAL,...] [--owner UID] "
      "[--group GID] [--mode OCTAL]\n"
@@ -638,23 +638,23 @@ static const struct cli_cmd secret_cmds[] = {
      "  --mode OCTAL             mode of the value files, e.g. 0440\n"
      "  -h, --help               print this help\n",
      secret_update},
-    {"change-key", "secret change-key",
+    {"change-key",
      "Usage: secretfs secret change-key NAME KEY\n"
      "\n"
      "Use KMS key KEY for the secret's new versions; older versions\n"
      "stay under their key.\n",
      secret_change_key},
-    {"activate", "secret activate",
+    {"activate",
      "Usage: secretfs secret activate NAME\n"
      "\n"
      "Activate a secret that has an active version.\n",
      secret_status},
-    {"deactivate", "secret deactivate",
+    {"deactivate",
      "Usage: secretfs secret deactivate NAME\n"
      "\n"
      "Deactivate a secret: no value of it can be read.\n",
      secret_status},
-    {"delete", "secret delete",
+    {"delete",
      "Usage: secretfs secret delete NAME [--confirm NAME] "
      "[--destroy-versions]\n"
      "\n"
@@ -667,7 +667,7 @@ static const struct cli_cmd secret_cmds[] = {
      "                       confirmation)\n"
      "  -h, --help           print this help\n",
      secret_delete},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL},
 };
 
 const struct cli_group cli_secret_group = { "secret", "secrets",

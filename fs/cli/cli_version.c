@@ -742,7 +742,7 @@ static int version_copy(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd version_cmds[] = {
-    {"add", "version add",
+    {"add",
      "Usage: secretfs version add NAME VALUE [--expect N] [--merge]\n"
      "\n"
      "Add a version; it becomes the default.\n"
@@ -757,12 +757,12 @@ static const struct cli_cmd version_cmds[] = {
      "                   object with the --kv keys replaced or added\n"
      "  -h, --help       print this help\n",
      version_add},
-    {"list", "version list",
+    {"list",
      "Usage: secretfs version list NAME\n"
      "\n"
      "List a secret's versions, destroyed ones included.\n",
      version_list},
-    {"get", "version get",
+    {"get",
      "Usage: secretfs version get NAME [N|default|latest] [--kv | --field "
      "KEY]\n"
      "\n"
@@ -776,35 +776,35 @@ static const struct cli_cmd version_cmds[] = {
      "  --field KEY   print one key of a JSON object, raw\n"
      "  -h, --help    print this help\n",
      version_get},
-    {"set-default", "version set-default",
+    {"set-default",
      "Usage: secretfs version set-default NAME N\n"
      "\n"
      "Make active version N the default.\n",
      version_set_default},
-    {"activate", "version activate",
+    {"activate",
      "Usage: secretfs version activate NAME N\n"
      "\n"
      "Activate version N.\n",
      version_change},
-    {"deactivate", "version deactivate",
+    {"deactivate",
      "Usage: secretfs version deactivate NAME N\n"
      "\n"
      "Deactivate version N; if it was the default, the newest active\n"
      "version becomes the default.\n",
      version_change},
-    {"destroy", "version destroy",
+    {"destroy",
      "Usage: secretfs version destroy NAME N [N...]\n"
      "\n"
      "Erase the values of versions N... for good, in the order given\n"
      "(the first failure stops). A version in use must be deactivated\n"
      "first (or its secret).\n",
      version_change},
-    {"copy", "version copy",
+    {"copy",
      "Usage: secretfs version copy NAME N\n"
      "\n"
      "Add a version holding version N's value (a rollback).\n",
      version_copy},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL},
 };
 
 const struct cli_group cli_version_group = { "version", "versions",
