@@ -149,6 +149,50 @@ __attribute__((unused)) static void ru_msleep(long ms)
 		;
 }
 
+/* 1 when every thread of pid is stopped (state T or t). */
+static int ru_all_stopped(pid_t pid)
+{
+	char path[64], line[512], *p;
+	struct dirent *e;
+	DIR *d;
+	FILE *f;
+	int all = 1, any = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while (all && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/stat",
+			 (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* a thread that just ended */
+		/* "tid (comm) S ...": the state follows the last ')' */
+		p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+		all = p && (p[2] == 'T' || p[2] == 't');
+		any = 1;
+		fclose(f);
+	}
+	closedir(d);
+	return all && any;
+}
+
+/* SIGSTOP pid and wait (readiness, not a timed assertion) until each of
+ * its threads has stopped: kill() returns before they do, and a thread
+ * still running would answer the request the test means to leave
+ * waiting. */
+__attribute__((unused)) static void ru_stop(pid_t pid)
+{
+	int i;
+
+	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+	for (i = 0; i < 15000 && !ru_all_stopped(pid); i++)
+		ru_msleep(2);
+	ck_assert_msg(ru_all_stopped(pid), "pid %d never stopped", (int)pid);
+}
+
 /* Wait (readiness, not a timed assertion) until mp is no mount; detach
  * it lazily if auto_unmount did not. */
 static void ru_wait_unmounted(const char *mp)

@@ -47,7 +47,7 @@ START_TEST(abort_connection_frees_callers)
 	}
 	ck_assert_int_eq(cli("secret", "create", "s", "--value", "v", NULL), 0);
 	up(NULL);
-	ck_assert_int_eq(kill(h_daemon, SIGSTOP), 0);
+	ru_stop(h_daemon);
 	fflush(NULL);
 	child = fork();
 	ck_assert_int_ge(child, 0);
@@ -168,6 +168,29 @@ static int waits_on_fuse(pid_t pid)
 	return strstr(w, "request_wait_answer") != NULL;
 }
 
+/* Print where pid is (state, wait channel, kernel stack): what a reader
+ * that never reached the daemon waits on instead. */
+static void where_is(pid_t pid)
+{
+	static const char *const files[] = {"stat", "wchan", "stack",
+					    "syscall"};
+	char path[64], *text;
+	size_t i;
+	int st;
+
+	if (waitpid(pid, &st, WNOHANG) == pid) {
+		fprintf(stderr, "reader %d ended: status %d\n", (int)pid, st);
+		return;
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
+		text = tu_read_file(path, NULL);
+		fprintf(stderr, "reader %d %s: %s\n", (int)pid, files[i],
+			text ? text : "(unreadable)");
+		free(text);
+	}
+}
+
 /* A child blocked on the stopped daemon: open(secrets/s/default),
  * returned once it waits for the daemon's answer (readiness, not a
  * timed assertion: the bound is only there to fail rather than hang). */
@@ -183,6 +206,8 @@ static pid_t blocked_reader(void)
 		_exit(open_default(NULL));
 	for (i = 0; i < 15000 && !waits_on_fuse(child); i++)
 		ru_msleep(2);
+	if (!waits_on_fuse(child))
+		where_is(child);
 	ck_assert_msg(waits_on_fuse(child), "the reader never reached the "
 					    "daemon");
 	return child;
@@ -223,7 +248,7 @@ static void stop_daemon(void)
 		for (;;)
 			pause();
 	}
-	ck_assert_int_eq(kill(h_daemon, SIGSTOP), 0);
+	ru_stop(h_daemon);
 }
 
 /* End the stopped daemon and its guard, reap both. */
