@@ -267,6 +267,9 @@ struct sfs_json;
 /* Print j as one compact line on stdout and free it. j NULL (out of
  * memory while building) prints nothing and gives EXIT_FAIL. */
 int cli_json_print(struct sfs_json *j);
+/* j as built: j, or NULL with j freed when bad (a setter's non-zero
+ * result, out of memory), as cli_json_print and fs_render_push take it. */
+struct sfs_json *cli_json_built(struct sfs_json *j, int bad);
 /* --version: "secretfs X.Y.Z", or {"version": "X.Y.Z"} with --json. */
 int cli_print_version(const struct cli_global *g);
 /* After a delete: {"<kind>": name, "deleted": true} with --json, else

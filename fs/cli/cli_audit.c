@@ -183,14 +183,11 @@ static int init_report(const struct cli_global *g, struct sfs_ctx *ctx)
 		return EXIT_OK;
 	}
 	o = sfs_json_object();
-	if (o && (sfs_json_set_str(o, "store", sfs_ctx_dir(ctx)) ||
-		  (key ? sfs_json_set_str(o, "master_key", key)
-		       : sfs_json_set_null(o, "master_key")) ||
-		  sfs_json_set_bool(o, "passphrase", key == NULL))) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
+	return cli_json_print(cli_json_built(
+	    o, o && (sfs_json_set_str(o, "store", sfs_ctx_dir(ctx)) ||
+		     (key ? sfs_json_set_str(o, "master_key", key)
+			  : sfs_json_set_null(o, "master_key")) ||
+		     sfs_json_set_bool(o, "passphrase", key == NULL))));
 }
 
 static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
