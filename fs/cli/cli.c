@@ -517,6 +517,26 @@ void cli_keys_release(struct cli_keys *k)
 	memset(k, 0, sizeof(*k));
 }
 
+/* Every record of x as a table on stdout: EXIT_OK or EXIT_FAIL. */
+static int listing_table(const struct cli_listing *x)
+{
+	const char *row[CLI_LISTING_COLS];
+	char cell[CLI_LISTING_COLS][32];
+	struct cli_table t;
+	size_t i;
+	int rc = cli_table_init(&t, x->ncols, x->hdr);
+
+	assert(x->ncols <= CLI_LISTING_COLS);
+	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
+		x->row(x, i, row, cell);
+		rc = cli_table_row(&t, row);
+	}
+	if (rc == EXIT_OK)
+		cli_table_print(&t, stdout);
+	cli_table_release(&t);
+	return rc;
+}
+
 int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x)
 {
 	struct sfs_json *arr;
@@ -531,7 +551,7 @@ int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x)
 			fs_render_push(&arr, x->json(x, i));
 		rc = cli_json_print(arr);
 	} else if (rc == EXIT_OK) {
-		rc = x->table(x);
+		rc = listing_table(x);
 	}
 	cli_keys_release(&x->keys);
 	free(x->l.items);

@@ -235,10 +235,16 @@ struct cli_listing {
 	struct cli_keys keys;
 	/* record i as JSON (NULL: out of memory) */
 	struct sfs_json *(*json)(const struct cli_listing *x, size_t i);
-	/* every record as a table on stdout: EXIT_OK or EXIT_FAIL */
-	int (*table)(const struct cli_listing *x);
+	/* the table: ncols (at most CLI_LISTING_COLS) columns under hdr;
+	 * record i's cells into row, which may point into cell (one
+	 * 32-byte buffer a column) */
+	const char *const *hdr;
+	size_t ncols;
+	void (*row)(const struct cli_listing *x, size_t i, const char **row,
+		    char (*cell)[32]);
 	const void *arg; /* the printers' own */
 };
+#define CLI_LISTING_COLS 8
 /*
  * After the listing's core calls (rc: EXIT_OK, or their failure already
  * reported): load the keys, close s, print the records (a JSON array

@@ -277,49 +277,41 @@ static struct sfs_json *version_json_at(const struct cli_listing *x, size_t i)
 				      cli_keys_name(&x->keys, v[i].kms_key_id));
 }
 
-static int version_table(const struct cli_listing *x)
+static const char *const version_hdr[] = {
+    "VERSION", "STATE", "DEFAULT", "FORMAT", "SIZE", "KEY", "CREATED"};
+
+/* Version i's row of `version list`; x->arg is its secret's record. */
+static void version_row(const struct cli_listing *x, size_t i, const char **row,
+			char (*cell)[32])
 {
 	const struct sfs_secret_rec *sec = x->arg;
-	const struct sfs_version_rec *recs = x->l.items;
-	const struct cli_keys *k = &x->keys;
-	uint32_t def = sec->default_version;
-	static const char *const hdr[] = { "VERSION", "STATE", "DEFAULT",
-					   "FORMAT",  "SIZE",  "KEY",
-					   "CREATED" };
-	struct cli_table t;
-	char num[16], size[16], created[32];
-	size_t i;
-	int rc = cli_table_init(&t, 7, hdr);
+	const struct sfs_version_rec *v =
+	    (const struct sfs_version_rec *)x->l.items + i;
+	const char *cells[7] = {
+	    cell[0],
+	    sfs_state_name(v->state),
+	    v->version == sec->default_version ? "yes" : "no",
+	    sfs_value_format_name(v->format),
+	    cell[1],
+	    cli_keys_name(&x->keys, v->kms_key_id),
+	    cell[2],
+	};
 
-	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
-		const struct sfs_version_rec *v = &recs[i];
-		const char *row[7] = {
-		    num,
-		    sfs_state_name(v->state),
-		    v->version == def ? "yes" : "no",
-		    sfs_value_format_name(v->format),
-		    size,
-		    cli_keys_name(k, v->kms_key_id),
-		    created,
-		};
-
-		snprintf(num, sizeof(num), "%u", v->version);
-		snprintf(size, sizeof(size), "%u", v->size);
-		sfs_time_format(v->created_at, created);
-		rc = cli_table_row(&t, row);
-	}
-	if (rc == EXIT_OK)
-		cli_table_print(&t, stdout);
-	cli_table_release(&t);
-	return rc;
+	snprintf(cell[0], 32, "%u", v->version);
+	snprintf(cell[1], 32, "%u", v->size);
+	sfs_time_format(v->created_at, cell[2]);
+	memcpy(row, cells, sizeof(cells));
 }
 
 static int version_list(const struct cli_cmd *cmd,
 			const struct cli_global *g, int argc, char **argv)
 {
 	struct sfs_secret_rec sec;
-	struct cli_listing x = {
-	    .json = version_json_at, .table = version_table, .arg = &sec};
+	struct cli_listing x = {.json = version_json_at,
+				.hdr = version_hdr,
+				.ncols = 7,
+				.row = version_row,
+				.arg = &sec};
 	struct cli_session s;
 	const char *name;
 	int full, rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
