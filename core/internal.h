@@ -85,6 +85,16 @@ int ctx_change_go(struct sfs_ctx *ctx, enum sfs_action act,
 int ctx_change_ask(struct sfs_ctx *ctx, struct ctx_change *ch,
 		   struct sfs_error *err);
 
+/*
+ * A listing's read transaction: err cleared, begin, gather(ctx, c, arg,
+ * err) collects into arg what the caller hands on once the lock is let
+ * go (SFS_ENOMEM gets its message), end. gather's result, or ctx_end's.
+ */
+typedef int (*ctx_gather_fn)(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			     void *arg, struct sfs_error *err);
+int ctx_read_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		 ctx_gather_fn gather, void *arg, struct sfs_error *err);
+
 /* Mutex held: begin, or unlock on failure. */
 int ctx_begin_locked(struct sfs_ctx *ctx, int write, struct sfs_error *err);
 

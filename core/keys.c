@@ -259,6 +259,18 @@ static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	return SFS_OK;
 }
 
+/* Lock held: every key, each checked (keys_allowed). */
+static int keys_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		       void *arg, struct sfs_error *err)
+{
+	struct ctx_array *acc = arg;
+	int rc = sfs_store_key_list(ctx->store, keys_collect, acc, err);
+
+	if (rc == SFS_OK)
+		rc = keys_allowed(ctx, c, acc->v, acc->n, err);
+	return rc;
+}
+
 /* The callback runs after the lock is released, so it may call back
  * into the context. */
 int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
@@ -267,20 +279,9 @@ int sfs_key_list(struct sfs_ctx *ctx, const struct sfs_caller *c, sfs_key_cb cb,
 	struct ctx_array acc = {NULL, 0};
 	const struct sfs_key_rec *v;
 	size_t i;
-	int rc;
+	int rc = ctx_read_run(ctx, c, keys_gather, &acc, err);
 
-	sfs_error_clear(err);
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = sfs_store_key_list(ctx->store, keys_collect, &acc, err);
-	if (rc == SFS_ENOMEM)
-		sfs_error_set(err, rc, "out of memory");
-	v = acc.v;
-	if (rc == SFS_OK)
-		rc = keys_allowed(ctx, c, v, acc.n, err);
-	rc = ctx_end(ctx, 0, rc, err);
-	for (i = 0; rc == SFS_OK && i < acc.n; i++)
+	for (i = 0, v = acc.v; rc == SFS_OK && i < acc.n; i++)
 		rc = cb(arg, &v[i]);
 	free(acc.v);
 	return rc;

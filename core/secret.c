@@ -174,19 +174,6 @@ int sfs_secret_may_manage(const struct sfs_caller *c)
 	return sfs_policy_may_manage(c) ? SFS_OK : SFS_EACCES;
 }
 
-size_t sfs_secret_readers(const struct sfs_secret_rec *s,
-			  struct sfs_reader *out, size_t cap)
-{
-	return sfs_policy_readers(s, out, cap);
-}
-
-void sfs_secret_view_attrs(const struct sfs_view_id *v,
-			   const struct sfs_secret_rec *s, uint32_t *owner,
-			   uint32_t *group, uint32_t *mode)
-{
-	sfs_policy_view_attrs(v, s, owner, group, mode);
-}
-
 static void partial_view(struct sfs_secret_rec *s)
 {
 	struct sfs_secret_rec p;

@@ -73,6 +73,15 @@ static int write_txn(const struct sfs_store *s, struct sfs_error *err)
 	return SFS_OK;
 }
 
+/* The two kinds of forward, one macro each: the backend's op on s with
+ * the arguments after s, once the transaction state is right. A read
+ * needs a transaction; a change a write transaction (else SFS_EROFS in
+ * err, and the backend is not called). */
+#define STORE_READ(s, op, ...) (assert_txn(s), (s)->ops->op((s), __VA_ARGS__))
+#define STORE_CHANGE(s, err, op, ...)                                          \
+	(write_txn((s), (err)) != SFS_OK ? SFS_EROFS                           \
+					 : (s)->ops->op((s), __VA_ARGS__))
+
 int sfs_store_begin(struct sfs_store *s, int write, struct sfs_error *err)
 {
 	int rc;
@@ -101,79 +110,67 @@ void sfs_store_rollback(struct sfs_store *s)
 int sfs_store_meta_get(struct sfs_store *s, const char *name,
 		       struct sfs_blob *out, struct sfs_error *err)
 {
-	assert_txn(s);
-	return s->ops->meta_get(s, name, out, err);
+	return STORE_READ(s, meta_get, name, out, err);
 }
 
 int sfs_store_meta_set(struct sfs_store *s, const char *name, const void *v,
 		       size_t len, struct sfs_error *err)
 {
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->meta_set(s, name, v, len, err);
+	return STORE_CHANGE(s, err, meta_set, name, v, len, err);
 }
 
-int sfs_store_key_get(struct sfs_store *s, const char *id_or_name,
-		      struct sfs_key_rec *out, struct sfs_error *err)
-{
-	assert_txn(s);
-	return s->ops->key_get(s, id_or_name, out, err);
-}
+/* What every record kind with an id and a name has: one record by id or
+ * name, every record in name order, insert, update, delete by id. */
+#define STORE_RECORDS(kind, rec_t, cb_t)                                       \
+	int sfs_store_##kind##_get(struct sfs_store *s,                        \
+				   const char *id_or_name, rec_t *out,         \
+				   struct sfs_error *err)                      \
+	{                                                                      \
+		return STORE_READ(s, kind##_get, id_or_name, out, err);        \
+	}                                                                      \
+	int sfs_store_##kind##_list(struct sfs_store *s, cb_t cb, void *arg,   \
+				    struct sfs_error *err)                     \
+	{                                                                      \
+		return STORE_READ(s, kind##_list, cb, arg, err);               \
+	}                                                                      \
+	int sfs_store_##kind##_insert(struct sfs_store *s, const rec_t *r,     \
+				      struct sfs_error *err)                   \
+	{                                                                      \
+		return STORE_CHANGE(s, err, kind##_insert, r, err);            \
+	}                                                                      \
+	int sfs_store_##kind##_update(struct sfs_store *s, const rec_t *r,     \
+				      struct sfs_error *err)                   \
+	{                                                                      \
+		return STORE_CHANGE(s, err, kind##_update, r, err);            \
+	}                                                                      \
+	int sfs_store_##kind##_delete(struct sfs_store *s, const char *id,     \
+				      struct sfs_error *err)                   \
+	{                                                                      \
+		return STORE_CHANGE(s, err, kind##_delete, id, err);           \
+	}
 
-int sfs_store_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
-		       struct sfs_error *err)
-{
-	assert_txn(s);
-	return s->ops->key_list(s, cb, arg, err);
-}
-
-int sfs_store_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
-			 struct sfs_error *err)
-{
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->key_insert(s, k, err);
-}
-
-int sfs_store_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
-			 struct sfs_error *err)
-{
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->key_update(s, k, err);
-}
-
-int sfs_store_key_delete(struct sfs_store *s, const char *id,
-			 struct sfs_error *err)
-{
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->key_delete(s, id, err);
-}
+STORE_RECORDS(key, struct sfs_key_rec, sfs_key_cb)
+STORE_RECORDS(secret, struct sfs_secret_rec, sfs_secret_cb)
 
 int sfs_store_key_in_use(struct sfs_store *s, const char *id, int *in_use,
 			 struct sfs_error *err)
 {
-	assert_txn(s);
-	return s->ops->key_in_use(s, id, in_use, err);
+	return STORE_READ(s, key_in_use, id, in_use, err);
 }
 
 int sfs_store_keyver_get(struct sfs_store *s, const char *key_id,
 			 uint32_t version, struct sfs_blob *wrapped,
 			 struct sfs_error *err)
 {
-	assert_txn(s);
-	return s->ops->keyver_get(s, key_id, version, wrapped, err);
+	return STORE_READ(s, keyver_get, key_id, version, wrapped, err);
 }
 
 int sfs_store_keyver_insert(struct sfs_store *s, const char *key_id,
 			    uint32_t version, const struct sfs_blob *wrapped,
 			    int64_t created_at, struct sfs_error *err)
 {
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->keyver_insert(s, key_id, version, wrapped, created_at,
-				     err);
+	return STORE_CHANGE(s, err, keyver_insert, key_id, version, wrapped,
+			    created_at, err);
 }
 
 int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
@@ -188,100 +185,51 @@ int sfs_store_keyver_set(struct sfs_store *s, const char *key_id,
 	return s->ops->keyver_set(s, key_id, version, wrapped, err);
 }
 
-int sfs_store_secret_get(struct sfs_store *s, const char *id_or_name,
-			 struct sfs_secret_rec *out, struct sfs_error *err)
-{
-	assert_txn(s);
-	return s->ops->secret_get(s, id_or_name, out, err);
-}
-
-int sfs_store_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
-			  struct sfs_error *err)
-{
-	assert_txn(s);
-	return s->ops->secret_list(s, cb, arg, err);
-}
-
-int sfs_store_secret_insert(struct sfs_store *s,
-			    const struct sfs_secret_rec *r,
-			    struct sfs_error *err)
-{
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->secret_insert(s, r, err);
-}
-
-int sfs_store_secret_update(struct sfs_store *s,
-			    const struct sfs_secret_rec *r,
-			    struct sfs_error *err)
-{
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->secret_update(s, r, err);
-}
-
-int sfs_store_secret_delete(struct sfs_store *s, const char *id,
-			    struct sfs_error *err)
-{
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->secret_delete(s, id, err);
-}
-
 int sfs_store_version_get(struct sfs_store *s, const char *secret_id,
 			  uint32_t version, int with_blobs,
 			  struct sfs_version_rec *out, struct sfs_error *err)
 {
-	assert_txn(s);
-	return s->ops->version_get(s, secret_id, version, with_blobs, out, err);
+	return STORE_READ(s, version_get, secret_id, version, with_blobs, out,
+			  err);
 }
 
 int sfs_store_version_list(struct sfs_store *s, const char *secret_id,
 			   sfs_version_cb cb, void *arg, struct sfs_error *err)
 {
-	assert_txn(s);
-	return s->ops->version_list(s, secret_id, cb, arg, err);
+	return STORE_READ(s, version_list, secret_id, cb, arg, err);
 }
 
 int sfs_store_version_insert(struct sfs_store *s,
 			     const struct sfs_version_rec *v,
 			     struct sfs_error *err)
 {
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->version_insert(s, v, err);
+	return STORE_CHANGE(s, err, version_insert, v, err);
 }
 
 int sfs_store_version_set_state(struct sfs_store *s, const char *secret_id,
 				uint32_t version, int state,
 				struct sfs_error *err)
 {
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->version_set_state(s, secret_id, version, state, err);
+	return STORE_CHANGE(s, err, version_set_state, secret_id, version,
+			    state, err);
 }
 
 int sfs_store_role_grant(struct sfs_store *s, const char *role,
 			 const char *principal, struct sfs_error *err)
 {
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->role_grant(s, role, principal, err);
+	return STORE_CHANGE(s, err, role_grant, role, principal, err);
 }
 
 int sfs_store_role_revoke(struct sfs_store *s, const char *role,
 			  const char *principal, struct sfs_error *err)
 {
-	if (write_txn(s, err) != SFS_OK)
-		return SFS_EROFS;
-	return s->ops->role_revoke(s, role, principal, err);
+	return STORE_CHANGE(s, err, role_revoke, role, principal, err);
 }
 
 int sfs_store_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
 			struct sfs_error *err)
 {
-	assert_txn(s);
-	return s->ops->role_list(s, cb, arg, err);
+	return STORE_READ(s, role_list, cb, arg, err);
 }
 
 /* Outside a transaction too: the check takes its own snapshot. */
@@ -290,11 +238,10 @@ int sfs_store_check(struct sfs_store *s, struct sfs_error *err)
 	return s->ops->check(s, err);
 }
 
-int sfs_store_counts(struct sfs_store *s, uint64_t *secrets,
-		     uint64_t *versions, uint64_t *keys, struct sfs_error *err)
+int sfs_store_counts(struct sfs_store *s, uint64_t *secrets, uint64_t *versions,
+		     uint64_t *keys, struct sfs_error *err)
 {
-	assert_txn(s);
-	return s->ops->counts(s, secrets, versions, keys, err);
+	return STORE_READ(s, counts, secrets, versions, keys, err);
 }
 
 uint64_t sfs_store_generation(struct sfs_store *s)

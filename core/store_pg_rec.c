@@ -5,7 +5,8 @@
  * Parameters travel apart from the SQL text; blobs are bytea in binary.
  * The three record tables are bound and read through their column
  * tables (store_cols.h): rec_args, rec_row, get_rec, get_id_or_name and
- * list_recs.
+ * list_recs; the get, list and insert that KMS keys and secrets share are
+ * one definition (PG_RECORDS).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,38 +202,52 @@ static int pg_meta_set(struct sfs_store *s, const char *name, const void *v,
 			    &a, NULL, err, "set meta");
 }
 
+/* ---- what KMS keys and secrets share ------------------------------------- */
+
+/*
+ * The same three operations for KMS keys and secrets, from their columns
+ * (COLS), SQL table, insert placeholders (VALUES), column table (t) and
+ * word (what): get by id or name, list in name order, insert (a taken id
+ * or name: SFS_EEXIST).
+ */
+#define PG_RECORDS(kind, rec_t, COLS, TABLE, VALUES, t, what)                  \
+	static int pg_##kind##_get(struct sfs_store *s,                        \
+				   const char *id_or_name, rec_t *out,         \
+				   struct sfs_error *err)                      \
+	{                                                                      \
+		return get_id_or_name(PG(s), BY_ID_OR_NAME(COLS, TABLE), t,    \
+				      what, id_or_name, out, err);             \
+	}                                                                      \
+	static int pg_##kind##_list(struct sfs_store *s, sfs_##kind##_cb cb,   \
+				    void *arg, struct sfs_error *err)          \
+	{                                                                      \
+		union store_cb c = {.kind = cb};                               \
+                                                                               \
+		return list_recs(                                              \
+		    PG(s), "SELECT " COLS " FROM " TABLE " ORDER BY name",     \
+		    NULL, t, c, arg, err, "list " what "s");                   \
+	}                                                                      \
+	static int pg_##kind##_insert(struct sfs_store *s, const rec_t *r,     \
+				      struct sfs_error *err)                   \
+	{                                                                      \
+		struct args a = {.n = 0};                                      \
+                                                                               \
+		rec_args(&a, t, r, 1);                                         \
+		return change_one(PG(s),                                       \
+				  "INSERT INTO " TABLE "(" COLS                \
+				  ") VALUES (" VALUES                          \
+				  ") ON CONFLICT DO NOTHING",                  \
+				  &a, SFS_EEXIST, err, "insert " what,         \
+				  what " '%s': already exists", r->name);      \
+	}
+
+PG_RECORDS(key, struct sfs_key_rec, KEY_COLS, "kms_keys",
+	   "$1, $2, $3, $4, $5, $6, $7, $8", &store_keys, "kms key")
+PG_RECORDS(secret, struct sfs_secret_rec, SECRET_COLS, "secrets",
+	   "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15",
+	   &store_secrets, "secret")
+
 /* ---- KMS keys ----------------------------------------------------------- */
-
-static int pg_key_get(struct sfs_store *s, const char *id_or_name,
-		      struct sfs_key_rec *out, struct sfs_error *err)
-{
-	return get_id_or_name(PG(s), BY_ID_OR_NAME(KEY_COLS, "kms_keys"),
-			      &store_keys, "kms key", id_or_name, out, err);
-}
-
-static int pg_key_list(struct sfs_store *s, sfs_key_cb cb, void *arg,
-		       struct sfs_error *err)
-{
-	union store_cb c = {.key = cb};
-
-	return list_recs(PG(s),
-			 "SELECT " KEY_COLS " FROM kms_keys ORDER BY name",
-			 NULL, &store_keys, c, arg, err, "list kms keys");
-}
-
-static int pg_key_insert(struct sfs_store *s, const struct sfs_key_rec *k,
-			 struct sfs_error *err)
-{
-	struct args a = {.n = 0};
-
-	rec_args(&a, &store_keys, k, 1);
-	return change_one(
-	    PG(s),
-	    "INSERT INTO kms_keys(" KEY_COLS ") VALUES "
-	    "($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-	    &a, SFS_EEXIST, err, "insert kms key",
-	    "kms key '%s': already exists", k->name);
-}
 
 static int pg_key_update(struct sfs_store *s, const struct sfs_key_rec *k,
 			 struct sfs_error *err)
@@ -349,23 +364,6 @@ static int pg_keyver_set(struct sfs_store *s, const char *key_id,
 
 /* ---- secrets ------------------------------------------------------------ */
 
-static int pg_secret_get(struct sfs_store *s, const char *id_or_name,
-			 struct sfs_secret_rec *out, struct sfs_error *err)
-{
-	return get_id_or_name(PG(s), BY_ID_OR_NAME(SECRET_COLS, "secrets"),
-			      &store_secrets, "secret", id_or_name, out, err);
-}
-
-static int pg_secret_list(struct sfs_store *s, sfs_secret_cb cb, void *arg,
-			  struct sfs_error *err)
-{
-	union store_cb c = {.secret = cb};
-
-	return list_recs(PG(s),
-			 "SELECT " SECRET_COLS " FROM secrets ORDER BY name",
-			 NULL, &store_secrets, c, arg, err, "list secrets");
-}
-
 static int pg_secret_list_after(struct sfs_store *s, const char *after_name,
 				unsigned limit, sfs_secret_cb cb, void *arg,
 				struct sfs_error *err)
@@ -379,21 +377,6 @@ static int pg_secret_list_after(struct sfs_store *s, const char *after_name,
 			 "SELECT " SECRET_COLS " FROM secrets WHERE name > $1 "
 			 "ORDER BY name LIMIT $2",
 			 &a, &store_secrets, c, arg, err, "list secrets");
-}
-
-static int pg_secret_insert(struct sfs_store *s, const struct sfs_secret_rec *r,
-			    struct sfs_error *err)
-{
-	struct args a = {.n = 0};
-
-	rec_args(&a, &store_secrets, r, 1);
-	return change_one(
-	    PG(s),
-	    "INSERT INTO secrets(" SECRET_COLS ") VALUES ($1, $2, "
-	    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-	    "$15) ON CONFLICT DO NOTHING",
-	    &a, SFS_EEXIST, err, "insert secret", "secret '%s': already exists",
-	    r->name);
 }
 
 /* One round trip: whether the name is taken by another secret, and the

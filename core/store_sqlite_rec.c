@@ -569,18 +569,23 @@ static int sq_each(struct sq *q, sqlite3_stmt *st,
 	return ret;
 }
 
-struct role_each {
-	sfs_role_cb cb;
+/* The caller's callback of a listing that is not of records, and its
+ * argument: what sq_each hands the row function. */
+struct each_cb {
+	union {
+		sfs_role_cb role;
+		sfs_audit_pending_cb audit;
+	} cb;
 	void *arg;
 };
 
 static int role_row(void *arg, sqlite3_stmt *st, struct sfs_error *err)
 {
-	const struct role_each *e = arg;
+	const struct each_cb *e = arg;
 	const char *role = (const char *)sqlite3_column_text(st, 0);
 	const char *who = (const char *)sqlite3_column_text(st, 1);
 
-	return (role && who) ? e->cb(e->arg, role, who)
+	return (role && who) ? e->cb.role(e->arg, role, who)
 			     : sq_corrupt(err, "roles");
 }
 
@@ -588,7 +593,7 @@ static int sq_role_list(struct sfs_store *s, sfs_role_cb cb, void *arg,
 			struct sfs_error *err)
 {
 	struct sq *q = SQ(s);
-	struct role_each e = {cb, arg};
+	struct each_cb e = {.cb.role = cb, .arg = arg};
 
 	return sq_each(q, q->st[ST_ROLE_LIST], role_row, &e, "list roles",
 		       err);
@@ -667,27 +672,22 @@ static int sq_audit_add(struct sfs_store *s, const char *line, size_t len,
 	return rc;
 }
 
-struct audit_each {
-	sfs_audit_pending_cb cb;
-	void *arg;
-};
-
 static int audit_row(void *arg, sqlite3_stmt *st, struct sfs_error *err)
 {
-	const struct audit_each *e = arg;
+	const struct each_cb *e = arg;
 	const void *p = sqlite3_column_blob(st, 2);
 	size_t n = (size_t)sqlite3_column_bytes(st, 2);
 
 	(void)err;
-	return e->cb(e->arg, sqlite3_column_int64(st, 0),
-		     sqlite3_column_int64(st, 1), p ? p : "", n);
+	return e->cb.audit(e->arg, sqlite3_column_int64(st, 0),
+			   sqlite3_column_int64(st, 1), p ? p : "", n);
 }
 
 static int sq_audit_list(struct sfs_store *s, sfs_audit_pending_cb cb,
 			 void *arg, struct sfs_error *err)
 {
 	struct sq *q = SQ(s);
-	struct audit_each e = {cb, arg};
+	struct each_cb e = {.cb.audit = cb, .arg = arg};
 
 	return sq_each(q, q->st[ST_AUDIT_LIST], audit_row, &e,
 		       "list pending audit lines", err);

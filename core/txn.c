@@ -163,6 +163,21 @@ int ctx_change_ask(struct sfs_ctx *ctx, struct ctx_change *ch,
 	return ctx_end(ctx, 0, rc, err);
 }
 
+int ctx_read_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
+		 ctx_gather_fn gather, void *arg, struct sfs_error *err)
+{
+	int rc;
+
+	sfs_error_clear(err);
+	rc = ctx_begin(ctx, 0, err);
+	if (rc != SFS_OK)
+		return rc;
+	rc = gather(ctx, c, arg, err);
+	if (rc == SFS_ENOMEM)
+		sfs_error_set(err, rc, "out of memory");
+	return ctx_end(ctx, 0, rc, err);
+}
+
 /* Lock held, write transaction open: gather, ask, apply. */
 static int change_locked(struct sfs_ctx *ctx, struct ctx_change *ch,
 			 struct sfs_error *err)

@@ -605,6 +605,7 @@ int sfs_version_info(struct sfs_ctx *ctx, const struct sfs_caller *c,
 struct versions_acc {
 	struct ctx_array a;
 	int all;
+	const char *name;
 };
 
 static int versions_collect(void *arg, const struct sfs_version_rec *v)
@@ -621,29 +622,31 @@ static int versions_collect(void *arg, const struct sfs_version_rec *v)
 	return 0;
 }
 
+/* Lock held: the versions of a secret the caller may see. */
+static int versions_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
+			   void *arg, struct sfs_error *err)
+{
+	struct versions_acc *acc = arg;
+	struct sfs_secret_rec s;
+	int rc = view_check(ctx, c, acc->name, &s, err);
+
+	if (rc == SFS_OK)
+		rc = sfs_store_version_list(ctx->store, s.id, versions_collect,
+					    acc, err);
+	return rc;
+}
+
 /* The callback runs after the lock is released, so it may call back
  * into the context. */
 int sfs_version_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		     const char *name, int all, sfs_version_cb cb, void *arg,
 		     struct sfs_error *err)
 {
-	struct versions_acc acc = {{NULL, 0}, all};
+	struct versions_acc acc = {{NULL, 0}, all, name};
 	const struct sfs_version_rec *v;
-	struct sfs_secret_rec s;
 	size_t i;
-	int rc;
+	int rc = ctx_read_run(ctx, c, versions_gather, &acc, err);
 
-	sfs_error_clear(err);
-	rc = ctx_begin(ctx, 0, err);
-	if (rc != SFS_OK)
-		return rc;
-	rc = view_check(ctx, c, name, &s, err);
-	if (rc == SFS_OK)
-		rc = sfs_store_version_list(ctx->store, s.id, versions_collect,
-					    &acc, err);
-	if (rc == SFS_ENOMEM)
-		sfs_error_set(err, rc, "out of memory");
-	rc = ctx_end(ctx, 0, rc, err);
 	for (i = 0, v = acc.a.v; rc == SFS_OK && i < acc.a.n; i++)
 		rc = cb(arg, &v[i]);
 	free(acc.a.v);

@@ -19,6 +19,11 @@
 #include "secretfs/keys.h"
 #include "secretfs/value.h"
 
+/* The group of the command that runs (NULL: one outside a group), whose
+ * name leads the command's in its usage errors: a table row names its
+ * command once, and the program runs one command. */
+static const struct cli_group *running;
+
 void cli_synopsis(const struct cli_cmd *c, FILE *f)
 {
 	const char *u = c->usage;
@@ -58,9 +63,12 @@ int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 		cli_group_usage(grp, stdout);
 		return EXIT_OK;
 	}
-	for (c = grp->cmds; c->name; c++)
-		if (!strcmp(c->name, argv[1]))
+	for (c = grp->cmds; c->name; c++) {
+		if (!strcmp(c->name, argv[1])) {
+			running = grp;
 			return c->run(c, g, argc - 1, argv + 1);
+		}
+	}
 	fprintf(stderr, "secretfs: %s: unknown command '%s' (see 'secretfs "
 			"%s --help')\n",
 		grp->name, argv[1], grp->name);
@@ -83,13 +91,16 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 
 int cli_bad_usage(const struct cli_cmd *cmd, const char *fmt, ...)
 {
+	const char *grp = running ? running->name : "";
+	const char *sep = running ? " " : "";
 	va_list ap;
 
-	fprintf(stderr, "secretfs: %s: ", cmd->full);
+	fprintf(stderr, "secretfs: %s%s%s: ", grp, sep, cmd->name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'secretfs %s --help')\n", cmd->full);
+	fprintf(stderr, " (see 'secretfs %s%s%s --help')\n", grp, sep,
+		cmd->name);
 	return EXIT_USAGE;
 }
 
@@ -506,6 +517,26 @@ void cli_keys_release(struct cli_keys *k)
 	memset(k, 0, sizeof(*k));
 }
 
+/* Every record of x as a table on stdout: EXIT_OK or EXIT_FAIL. */
+static int listing_table(const struct cli_listing *x)
+{
+	const char *row[CLI_LISTING_COLS];
+	char cell[CLI_LISTING_COLS][32];
+	struct cli_table t;
+	size_t i;
+	int rc = cli_table_init(&t, x->ncols, x->hdr);
+
+	assert(x->ncols <= CLI_LISTING_COLS);
+	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
+		x->row(x, i, row, cell);
+		rc = cli_table_row(&t, row);
+	}
+	if (rc == EXIT_OK)
+		cli_table_print(&t, stdout);
+	cli_table_release(&t);
+	return rc;
+}
+
 int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x)
 {
 	struct sfs_json *arr;
@@ -520,7 +551,7 @@ int cli_listing_end(struct cli_session *s, int rc, struct cli_listing *x)
 			fs_render_push(&arr, x->json(x, i));
 		rc = cli_json_print(arr);
 	} else if (rc == EXIT_OK) {
-		rc = x->table(x);
+		rc = listing_table(x);
 	}
 	cli_keys_release(&x->keys);
 	free(x->l.items);

@@ -30,7 +30,6 @@ typedef int (*cli_run_fn)(const struct cli_cmd *cmd,
 
 struct cli_cmd {
 	const char *name;  /* "create"; the word after the group's name */
-	const char *full;  /* "key create" */
 	const char *usage; /* synopsis and option list, ends with '\n' */
 	cli_run_fn run;    /* argv[0] is name */
 };
@@ -53,7 +52,8 @@ extern const struct cli_cmd cli_audit_cmd;
 extern const struct cli_cmd cli_rekey_cmd;
 extern const struct cli_cmd cli_watch_cmd;
 
-/* Run group's subcommand argv[1] (argv[0] is the group's name). */
+/* Run group's subcommand argv[1] (argv[0] is the group's name); its
+ * messages name it with the group's ("key create"). */
 int cli_group_run(const struct cli_group *grp, const struct cli_global *g,
 		  int argc, char **argv);
 /* Print a command's synopsis (its usage's first line) indented. */
@@ -235,10 +235,16 @@ struct cli_listing {
 	struct cli_keys keys;
 	/* record i as JSON (NULL: out of memory) */
 	struct sfs_json *(*json)(const struct cli_listing *x, size_t i);
-	/* every record as a table on stdout: EXIT_OK or EXIT_FAIL */
-	int (*table)(const struct cli_listing *x);
+	/* the table: ncols (at most CLI_LISTING_COLS) columns under hdr;
+	 * record i's cells into row, which may point into cell (one
+	 * 32-byte buffer a column) */
+	const char *const *hdr;
+	size_t ncols;
+	void (*row)(const struct cli_listing *x, size_t i, const char **row,
+		    char (*cell)[32]);
 	const void *arg; /* the printers' own */
 };
+#define CLI_LISTING_COLS 8
 /*
  * After the listing's core calls (rc: EXIT_OK, or their failure already
  * reported): load the keys, close s, print the records (a JSON array
@@ -267,6 +273,9 @@ struct sfs_json;
 /* Print j as one compact line on stdout and free it. j NULL (out of
  * memory while building) prints nothing and gives EXIT_FAIL. */
 int cli_json_print(struct sfs_json *j);
+/* j as built: j, or NULL with j freed when bad (a setter's non-zero
+ * result, out of memory), as cli_json_print and fs_render_push take it. */
+struct sfs_json *cli_json_built(struct sfs_json *j, int bad);
 /* --version: "secretfs X.Y.Z", or {"version": "X.Y.Z"} with --json. */
 int cli_print_version(const struct cli_global *g);
 /* After a delete: {"<kind>": name, "deleted": true} with --json, else

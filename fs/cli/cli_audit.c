@@ -152,21 +152,21 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_audit_cmd = {
-	"audit", "audit",
-	"Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
-	"       secretfs audit --all-hosts [--secret NAME] [--since TIME]\n"
-	"\n"
-	"Print the audit log: one JSON line per value read and per change,\n"
-	"from the oldest kept log (audit.log.4) to the current one.\n"
-	"\n"
-	"  --secret NAME   only lines about this secret\n"
-	"  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
-	"                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
-	"                  age: 30m, 2h, 1d)\n"
-	"  --follow        keep printing new lines as they come\n"
-	"  --all-hosts     every host's changes, from the shared store\n"
-	"  -h, --help      print this help\n",
-	audit_run,
+    "audit",
+    "Usage: secretfs audit [--secret NAME] [--since TIME] [--follow]\n"
+    "       secretfs audit --all-hosts [--secret NAME] [--since TIME]\n"
+    "\n"
+    "Print the audit log: one JSON line per value read and per change,\n"
+    "from the oldest kept log (audit.log.4) to the current one.\n"
+    "\n"
+    "  --secret NAME   only lines about this secret\n"
+    "  --since TIME    only lines at or after TIME (RFC 3339, e.g.\n"
+    "                  2026-11-28T18:00:00Z, a date YYYY-MM-DD, or an\n"
+    "                  age: 30m, 2h, 1d)\n"
+    "  --follow        keep printing new lines as they come\n"
+    "  --all-hosts     every host's changes, from the shared store\n"
+    "  -h, --help      print this help\n",
+    audit_run,
 };
 
 /* --- init -------------------------------------------------------------- */
@@ -183,14 +183,11 @@ static int init_report(const struct cli_global *g, struct sfs_ctx *ctx)
 		return EXIT_OK;
 	}
 	o = sfs_json_object();
-	if (o && (sfs_json_set_str(o, "store", sfs_ctx_dir(ctx)) ||
-		  (key ? sfs_json_set_str(o, "master_key", key)
-		       : sfs_json_set_null(o, "master_key")) ||
-		  sfs_json_set_bool(o, "passphrase", key == NULL))) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
+	return cli_json_print(cli_json_built(
+	    o, o && (sfs_json_set_str(o, "store", sfs_ctx_dir(ctx)) ||
+		     (key ? sfs_json_set_str(o, "master_key", key)
+			  : sfs_json_set_null(o, "master_key")) ||
+		     sfs_json_set_bool(o, "passphrase", key == NULL))));
 }
 
 static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -246,7 +243,6 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 
 const struct cli_cmd cli_init_cmd = {
     "init",
-    "init",
     "Usage: secretfs init [--passphrase-file FILE]\n"
     "       secretfs init --backend postgresql --conninfo STR\n"
     "       secretfs init --join --conninfo STR\n"
@@ -299,16 +295,16 @@ static int rekey_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_rekey_cmd = {
-	"rekey", "rekey",
-	"Usage: secretfs rekey --new-master-key FILE\n"
-	"\n"
-	"Move the store to the master key in FILE (32 bytes, mode 0400):\n"
-	"every KMS key's material and the canary are wrapped again, in one\n"
-	"transaction. Afterwards every command and daemon needs FILE as its\n"
-	"master key (--master-key, $SECRETFS_MASTER_KEY or DIR/master.key);\n"
-	"a daemon still holding the old key fails its reads until restarted.\n"
-	"\n"
-	"  --new-master-key FILE   the new master key\n"
-	"  -h, --help              print this help\n",
-	rekey_run,
+    "rekey",
+    "Usage: secretfs rekey --new-master-key FILE\n"
+    "\n"
+    "Move the store to the master key in FILE (32 bytes, mode 0400):\n"
+    "every KMS key's material and the canary are wrapped again, in one\n"
+    "transaction. Afterwards every command and daemon needs FILE as its\n"
+    "master key (--master-key, $SECRETFS_MASTER_KEY or DIR/master.key);\n"
+    "a daemon still holding the old key fails its reads until restarted.\n"
+    "\n"
+    "  --new-master-key FILE   the new master key\n"
+    "  -h, --help              print this help\n",
+    rekey_run,
 };

@@ -31,12 +31,9 @@ static int copy_report(const struct cli_global *g, int restored,
 	if (!g->json)
 		return EXIT_OK;
 	o = sfs_json_object();
-	if (o && (sfs_json_set_str(o, "store", dir) ||
-		  sfs_json_set_str(o, "file", file))) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
+	return cli_json_print(
+	    cli_json_built(o, o && (sfs_json_set_str(o, "store", dir) ||
+				    sfs_json_set_str(o, "file", file))));
 }
 
 static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -62,7 +59,6 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_backup_cmd = {
-    "backup",
     "backup",
     "Usage: secretfs backup FILE\n"
     "\n"
@@ -98,7 +94,6 @@ static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 const struct cli_cmd cli_restore_cmd = {
-    "restore",
     "restore",
     "Usage: secretfs --store NEWDIR restore FILE\n"
     "\n"

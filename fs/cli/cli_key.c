@@ -208,50 +208,50 @@ static int key_one_run(const struct cli_cmd *cmd, const struct cli_global *g,
 }
 
 static const struct cli_cmd key_cmds[] = {
-	{ "create", "key create",
-	  "Usage: secretfs key create NAME [--description TEXT]\n"
-	  "\n"
-	  "Create a user KMS key. NAME: 1-128 bytes of A-Z a-z 0-9 . _ -,\n"
-	  "starting with a letter or digit.\n"
-	  "\n"
-	  "  --description TEXT   what the key is for\n"
-	  "  -h, --help           print this help\n",
-	  key_create },
-	{ "list", "key list",
-	  "Usage: secretfs key list\n"
-	  "\n"
-	  "List the KMS keys: the service key and the user keys.\n",
-	  key_list },
-	{ "show", "key show",
-	  "Usage: secretfs key show KEY\n"
-	  "\n"
-	  "Show a KMS key's details. KEY is its name or id.\n",
-	  key_one_run },
-	{ "activate", "key activate",
-	  "Usage: secretfs key activate KEY\n"
-	  "\n"
-	  "Activate a user key: it wraps new versions again and the versions\n"
-	  "it protects can be read again.\n",
-	  key_one_run },
-	{ "deactivate", "key deactivate",
-	  "Usage: secretfs key deactivate KEY\n"
-	  "\n"
-	  "Deactivate a user key: it wraps nothing new, and the versions it\n"
-	  "protects cannot be read until it is active again.\n",
-	  key_one_run },
-	{ "rotate", "key rotate",
-	  "Usage: secretfs key rotate KEY\n"
-	  "\n"
-	  "Add a key version: new data keys are wrapped with it; versions\n"
-	  "wrapped before stay readable.\n",
-	  key_one_run },
-	{ "delete", "key delete",
-	  "Usage: secretfs key delete KEY\n"
-	  "\n"
-	  "Delete a user key that no secret uses and that wraps no version\n"
-	  "left undestroyed.\n",
-	  key_one_run },
-	{ NULL, NULL, NULL, NULL },
+    {"create",
+     "Usage: secretfs key create NAME [--description TEXT]\n"
+     "\n"
+     "Create a user KMS key. NAME: 1-128 bytes of A-Z a-z 0-9 . _ -,\n"
+     "starting with a letter or digit.\n"
+     "\n"
+     "  --description TEXT   what the key is for\n"
+     "  -h, --help           print this help\n",
+     key_create},
+    {"list",
+     "Usage: secretfs key list\n"
+     "\n"
+     "List the KMS keys: the service key and the user keys.\n",
+     key_list},
+    {"show",
+     "Usage: secretfs key show KEY\n"
+     "\n"
+     "Show a KMS key's details. KEY is its name or id.\n",
+     key_one_run},
+    {"activate",
+     "Usage: secretfs key activate KEY\n"
+     "\n"
+     "Activate a user key: it wraps new versions again and the versions\n"
+     "it protects can be read again.\n",
+     key_one_run},
+    {"deactivate",
+     "Usage: secretfs key deactivate KEY\n"
+     "\n"
+     "Deactivate a user key: it wraps nothing new, and the versions it\n"
+     "protects cannot be read until it is active again.\n",
+     key_one_run},
+    {"rotate",
+     "Usage: secretfs key rotate KEY\n"
+     "\n"
+     "Add a key version: new data keys are wrapped with it; versions\n"
+     "wrapped before stay readable.\n",
+     key_one_run},
+    {"delete",
+     "Usage: secretfs key delete KEY\n"
+     "\n"
+     "Delete a user key that no secret uses and that wraps no version\n"
+     "left undestroyed.\n",
+     key_one_run},
+    {NULL, NULL, NULL},
 };
 
 const struct cli_group cli_key_group = { "key", "KMS keys", key_cmds };

@@ -228,8 +228,7 @@ static const char umount_usage[] =
     "               caller fails with ECONNABORTED) and detach it\n"
     "  -h, --help   print this help\n";
 
-static const struct cli_cmd umount_cmd = {"umount", "umount", umount_usage,
-					  NULL};
+static const struct cli_cmd umount_cmd = {"umount", umount_usage, NULL};
 
 struct fusermount {
 	const char *flag;
@@ -359,8 +358,7 @@ static const char status_usage[] =
     "\n"
     "  -h, --help   print this help\n";
 
-static const struct cli_cmd status_cmd = {"status", "status", status_usage,
-					  NULL};
+static const struct cli_cmd status_cmd = {"status", status_usage, NULL};
 
 /* In the child: copy .status to stdout; the exit status is 0 or the
  * errno of what failed (so that the parent can say why). */

@@ -109,6 +109,14 @@ int cli_json_print(struct sfs_json *j)
 	return EXIT_OK;
 }
 
+struct sfs_json *cli_json_built(struct sfs_json *j, int bad)
+{
+	if (!bad)
+		return j;
+	sfs_json_free(j);
+	return NULL;
+}
+
 int cli_print_version(const struct cli_global *g)
 {
 	struct sfs_json *o;
@@ -118,11 +126,8 @@ int cli_print_version(const struct cli_global *g)
 		return EXIT_OK;
 	}
 	o = sfs_json_object();
-	if (o && sfs_json_set_str(o, "version", SFS_PROGRAM_VERSION)) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
+	return cli_json_print(cli_json_built(
+	    o, o && sfs_json_set_str(o, "version", SFS_PROGRAM_VERSION)));
 }
 
 int cli_print_deleted(const struct cli_global *g, const char *kind,
@@ -135,12 +140,9 @@ int cli_print_deleted(const struct cli_global *g, const char *kind,
 		return EXIT_OK;
 	}
 	o = sfs_json_object();
-	if (o && (sfs_json_set_str(o, kind, name) ||
-		  sfs_json_set_bool(o, "deleted", 1))) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
+	return cli_json_print(
+	    cli_json_built(o, o && (sfs_json_set_str(o, kind, name) ||
+				    sfs_json_set_bool(o, "deleted", 1))));
 }
 
 void cli_json_escape(struct cli_buf *b, const void *data, size_t len)

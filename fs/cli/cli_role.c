@@ -21,13 +21,10 @@ static int role_print_change(const struct cli_global *g, const char *verb,
 		return EXIT_OK;
 	}
 	o = sfs_json_object();
-	if (o && (sfs_json_set_str(o, "role", role) ||
-		  sfs_json_set_str(o, "principal", principal) ||
-		  sfs_json_set_bool(o, verb, 1))) {
-		sfs_json_free(o);
-		o = NULL;
-	}
-	return cli_json_print(o);
+	return cli_json_print(cli_json_built(
+	    o, o && (sfs_json_set_str(o, "role", role) ||
+		     sfs_json_set_str(o, "principal", principal) ||
+		     sfs_json_set_bool(o, verb, 1))));
 }
 
 static int role_change(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -79,12 +76,11 @@ static int role_row(void *arg, const char *role, const char *principal)
 		return o->rc == EXIT_OK ? 0 : SFS_ENOMEM;
 	}
 	j = sfs_json_object();
-	if (j && (sfs_json_set_str(j, "role", role) ||
-		  sfs_json_set_str(j, "principal", principal))) {
-		sfs_json_free(j);
-		j = NULL;
-	}
-	fs_render_push(&o->arr, j);
+	fs_render_push(
+	    &o->arr,
+	    cli_json_built(j,
+			   j && (sfs_json_set_str(j, "role", role) ||
+				 sfs_json_set_str(j, "principal", principal))));
 	return o->arr ? 0 : SFS_ENOMEM;
 }
 
@@ -124,23 +120,23 @@ out:
 }
 
 static const struct cli_cmd role_cmds[] = {
-	{ "grant", "role grant",
-	  "Usage: secretfs role grant ROLE PRINCIPAL\n"
-	  "\n"
-	  "Grant ROLE (manager, kms-user, kms-viewer) to PRINCIPAL (uid:N,\n"
-	  "gid:N, user:NAME, group:NAME) for changes through the filesystem.\n",
-	  role_change },
-	{ "revoke", "role revoke",
-	  "Usage: secretfs role revoke ROLE PRINCIPAL\n"
-	  "\n"
-	  "Revoke a role granted before.\n",
-	  role_change },
-	{ "list", "role list",
-	  "Usage: secretfs role list\n"
-	  "\n"
-	  "List the roles granted.\n",
-	  role_list },
-	{ NULL, NULL, NULL, NULL },
+    {"grant",
+     "Usage: secretfs role grant ROLE PRINCIPAL\n"
+     "\n"
+     "Grant ROLE (manager, kms-user, kms-viewer) to PRINCIPAL (uid:N,\n"
+     "gid:N, user:NAME, group:NAME) for changes through the filesystem.\n",
+     role_change},
+    {"revoke",
+     "Usage: secretfs role revoke ROLE PRINCIPAL\n"
+     "\n"
+     "Revoke a role granted before.\n",
+     role_change},
+    {"list",
+     "Usage: secretfs role list\n"
+     "\n"
+     "List the roles granted.\n",
+     role_list},
+    {NULL, NULL, NULL},
 };
 
 const struct cli_group cli_role_group = { "role", "roles", role_cmds };

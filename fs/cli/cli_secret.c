@@ -198,43 +198,36 @@ static struct sfs_json *secret_json_at(const struct cli_listing *x, size_t i)
 				     cli_keys_name(&x->keys, r[i].kms_key_id));
 }
 
-static int secret_table(const struct cli_listing *x)
+static const char *const secret_hdr[] = {"NAME",   "STATUS", "DEFAULT",
+					 "LATEST", "KEY",    "ACCESS-CONTROL"};
+
+/* Secret i's row of `secret list`. */
+static void secret_row(const struct cli_listing *x, size_t i, const char **row,
+		       char (*cell)[32])
 {
-	const struct sfs_secret_rec *recs = x->l.items;
-	const struct cli_keys *k = &x->keys;
-	static const char *const hdr[] = { "NAME",   "STATUS", "DEFAULT",
-					   "LATEST", "KEY",
-					   "ACCESS-CONTROL" };
-	struct cli_table t;
-	char def[16], last[16];
-	size_t i;
-	int rc = cli_table_init(&t, 6, hdr);
+	const struct sfs_secret_rec *r =
+	    (const struct sfs_secret_rec *)x->l.items + i;
+	const char *cells[6] = {
+	    r->name,
+	    sfs_state_name(r->status),
+	    cell[0],
+	    cell[1],
+	    cli_keys_name(&x->keys, r->kms_key_id),
+	    r->access_control ? "enabled" : "disabled",
+	};
 
-	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
-		const struct sfs_secret_rec *r = &recs[i];
-		const char *row[6] = {
-			r->name,
-			sfs_state_name(r->status),
-			def,
-			last,
-			cli_keys_name(k, r->kms_key_id),
-			r->access_control ? "enabled" : "disabled",
-		};
-
-		version_cell(r->default_version, def);
-		version_cell(r->latest_version, last);
-		rc = cli_table_row(&t, row);
-	}
-	if (rc == EXIT_OK)
-		cli_table_print(&t, stdout);
-	cli_table_release(&t);
-	return rc;
+	version_cell(r->default_version, cell[0]);
+	version_cell(r->latest_version, cell[1]);
+	memcpy(row, cells, sizeof(cells));
 }
 
 static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 		       int argc, char **argv)
 {
-	struct cli_listing x = {.json = secret_json_at, .table = secret_table};
+	struct cli_listing x = {.json = secret_json_at,
+				.hdr = secret_hdr,
+				.ncols = 6,
+				.row = secret_row};
 	struct cli_session s;
 	int rc = cli_start(cmd, g, argc, argv, 0, 0, &s);
 
@@ -584,7 +577,7 @@ static int secret_delete(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd secret_cmds[] = {
-    {"create", "secret create",
+    {"create",
      "Usage: secretfs secret create NAME [--description TEXT] [--key KEY] "
      "[--access-control] [--owner USER] [--group GROUP] [--mode OCTAL] "
      "[VALUE]\n"
@@ -608,17 +601,17 @@ static const struct cli_cmd secret_cmds[] = {
      "                       (repeat for more keys)\n"
      "  -h, --help           print this help\n",
      secret_create},
-    {"list", "secret list",
+    {"list",
      "Usage: secretfs secret list\n"
      "\n"
      "List every secret.\n",
      secret_list},
-    {"show", "secret show",
+    {"show",
      "Usage: secretfs secret show NAME\n"
      "\n"
      "Show a secret's details.\n",
      secret_show},
-    {"update", "secret update",
+    {"update",
      "Usage: secretfs secret update NAME [--description TEXT] "
      "[--access-control on|off] [--allow PRINCIPAL,...] [--owner UID] "
      "[--group GID] [--mode OCTAL]\n"
@@ -638,23 +631,23 @@ static const struct cli_cmd secret_cmds[] = {
      "  --mode OCTAL             mode of the value files, e.g. 0440\n"
      "  -h, --help               print this help\n",
      secret_update},
-    {"change-key", "secret change-key",
+    {"change-key",
      "Usage: secretfs secret change-key NAME KEY\n"
      "\n"
      "Use KMS key KEY for the secret's new versions; older versions\n"
      "stay under their key.\n",
      secret_change_key},
-    {"activate", "secret activate",
+    {"activate",
      "Usage: secretfs secret activate NAME\n"
      "\n"
      "Activate a secret that has an active version.\n",
      secret_status},
-    {"deactivate", "secret deactivate",
+    {"deactivate",
      "Usage: secretfs secret deactivate NAME\n"
      "\n"
      "Deactivate a secret: no value of it can be read.\n",
      secret_status},
-    {"delete", "secret delete",
+    {"delete",
      "Usage: secretfs secret delete NAME [--confirm NAME] "
      "[--destroy-versions]\n"
      "\n"
@@ -667,7 +660,7 @@ static const struct cli_cmd secret_cmds[] = {
      "                       confirmation)\n"
      "  -h, --help           print this help\n",
      secret_delete},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL},
 };
 
 const struct cli_group cli_secret_group = { "secret", "secrets",

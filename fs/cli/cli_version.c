@@ -277,49 +277,41 @@ static struct sfs_json *version_json_at(const struct cli_listing *x, size_t i)
 				      cli_keys_name(&x->keys, v[i].kms_key_id));
 }
 
-static int version_table(const struct cli_listing *x)
+static const char *const version_hdr[] = {
+    "VERSION", "STATE", "DEFAULT", "FORMAT", "SIZE", "KEY", "CREATED"};
+
+/* Version i's row of `version list`; x->arg is its secret's record. */
+static void version_row(const struct cli_listing *x, size_t i, const char **row,
+			char (*cell)[32])
 {
 	const struct sfs_secret_rec *sec = x->arg;
-	const struct sfs_version_rec *recs = x->l.items;
-	const struct cli_keys *k = &x->keys;
-	uint32_t def = sec->default_version;
-	static const char *const hdr[] = { "VERSION", "STATE", "DEFAULT",
-					   "FORMAT",  "SIZE",  "KEY",
-					   "CREATED" };
-	struct cli_table t;
-	char num[16], size[16], created[32];
-	size_t i;
-	int rc = cli_table_init(&t, 7, hdr);
+	const struct sfs_version_rec *v =
+	    (const struct sfs_version_rec *)x->l.items + i;
+	const char *cells[7] = {
+	    cell[0],
+	    sfs_state_name(v->state),
+	    v->version == sec->default_version ? "yes" : "no",
+	    sfs_value_format_name(v->format),
+	    cell[1],
+	    cli_keys_name(&x->keys, v->kms_key_id),
+	    cell[2],
+	};
 
-	for (i = 0; rc == EXIT_OK && i < x->l.n; i++) {
-		const struct sfs_version_rec *v = &recs[i];
-		const char *row[7] = {
-		    num,
-		    sfs_state_name(v->state),
-		    v->version == def ? "yes" : "no",
-		    sfs_value_format_name(v->format),
-		    size,
-		    cli_keys_name(k, v->kms_key_id),
-		    created,
-		};
-
-		snprintf(num, sizeof(num), "%u", v->version);
-		snprintf(size, sizeof(size), "%u", v->size);
-		sfs_time_format(v->created_at, created);
-		rc = cli_table_row(&t, row);
-	}
-	if (rc == EXIT_OK)
-		cli_table_print(&t, stdout);
-	cli_table_release(&t);
-	return rc;
+	snprintf(cell[0], 32, "%u", v->version);
+	snprintf(cell[1], 32, "%u", v->size);
+	sfs_time_format(v->created_at, cell[2]);
+	memcpy(row, cells, sizeof(cells));
 }
 
 static int version_list(const struct cli_cmd *cmd,
 			const struct cli_global *g, int argc, char **argv)
 {
 	struct sfs_secret_rec sec;
-	struct cli_listing x = {
-	    .json = version_json_at, .table = version_table, .arg = &sec};
+	struct cli_listing x = {.json = version_json_at,
+				.hdr = version_hdr,
+				.ncols = 7,
+				.row = version_row,
+				.arg = &sec};
 	struct cli_session s;
 	const char *name;
 	int full, rc = cli_start(cmd, g, argc, argv, 1, 1, &s);
@@ -742,7 +734,7 @@ static int version_copy(const struct cli_cmd *cmd,
 }
 
 static const struct cli_cmd version_cmds[] = {
-    {"add", "version add",
+    {"add",
      "Usage: secretfs version add NAME VALUE [--expect N] [--merge]\n"
      "\n"
      "Add a version; it becomes the default.\n"
@@ -757,12 +749,12 @@ static const struct cli_cmd version_cmds[] = {
      "                   object with the --kv keys replaced or added\n"
      "  -h, --help       print this help\n",
      version_add},
-    {"list", "version list",
+    {"list",
      "Usage: secretfs version list NAME\n"
      "\n"
      "List a secret's versions, destroyed ones included.\n",
      version_list},
-    {"get", "version get",
+    {"get",
      "Usage: secretfs version get NAME [N|default|latest] [--kv | --field "
      "KEY]\n"
      "\n"
@@ -776,35 +768,35 @@ static const struct cli_cmd version_cmds[] = {
      "  --field KEY   print one key of a JSON object, raw\n"
      "  -h, --help    print this help\n",
      version_get},
-    {"set-default", "version set-default",
+    {"set-default",
      "Usage: secretfs version set-default NAME N\n"
      "\n"
      "Make active version N the default.\n",
      version_set_default},
-    {"activate", "version activate",
+    {"activate",
      "Usage: secretfs version activate NAME N\n"
      "\n"
      "Activate version N.\n",
      version_change},
-    {"deactivate", "version deactivate",
+    {"deactivate",
      "Usage: secretfs version deactivate NAME N\n"
      "\n"
      "Deactivate version N; if it was the default, the newest active\n"
      "version becomes the default.\n",
      version_change},
-    {"destroy", "version destroy",
+    {"destroy",
      "Usage: secretfs version destroy NAME N [N...]\n"
      "\n"
      "Erase the values of versions N... for good, in the order given\n"
      "(the first failure stops). A version in use must be deactivated\n"
      "first (or its secret).\n",
      version_change},
-    {"copy", "version copy",
+    {"copy",
      "Usage: secretfs version copy NAME N\n"
      "\n"
      "Add a version holding version N's value (a rollback).\n",
      version_copy},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL},
 };
 
 const struct cli_group cli_version_group = { "version", "versions",

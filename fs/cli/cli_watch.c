@@ -217,7 +217,6 @@ static int watch_run(const struct cli_cmd *cmd, const struct cli_global *g,
 
 const struct cli_cmd cli_watch_cmd = {
     "watch",
-    "watch",
     "Usage: secretfs watch NAME... [--exec COMMAND] [--json]\n"
     "\n"
     "Print each secret's default version and state (active, deactivated,\n"

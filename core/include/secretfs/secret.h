@@ -9,6 +9,7 @@
 #define SECRETFS_SECRET_H
 
 #include "secretfs/ctx.h"
+#include "secretfs/policy.h"
 #include "secretfs/store.h"
 
 struct sfs_secret_new {
@@ -58,16 +59,11 @@ int sfs_secret_may_see(const struct sfs_caller *c,
 		       const struct sfs_secret_rec *s);
 int sfs_secret_may_manage(const struct sfs_caller *c);
 /* Who may read an access-controlled secret's values, for a front that
- * lets the kernel enforce it (sfs_policy_readers): the count, at most
- * cap. */
-struct sfs_reader;
-size_t sfs_secret_readers(const struct sfs_secret_rec *s,
-			  struct sfs_reader *out, size_t cap);
-/* The owner, group and mode s's value files show through view v
- * (sfs_policy_view_attrs). */
-void sfs_secret_view_attrs(const struct sfs_view_id *v,
-			   const struct sfs_secret_rec *s, uint32_t *owner,
-			   uint32_t *group, uint32_t *mode);
+ * lets the kernel enforce it; the owner, group and mode s's value files
+ * show through a view: the policy's own pure functions under the names
+ * fronts use (one definition, no forward). */
+#define sfs_secret_readers    sfs_policy_readers
+#define sfs_secret_view_attrs sfs_policy_view_attrs
 
 /* Is field (a record field's name: "id", "name", "description",
  * "access_control", "created_at", "created_by") in the partial view
