@@ -288,13 +288,30 @@ START_TEST(link_down_reads_get_eio_then_resume)
 }
 END_TEST
 
+/* What B's daemon says (its .status: the listener's state) and logged,
+ * for a failure that must explain itself. */
+static void b_explain(int64_t since_change)
+{
+	char *status = NULL, *log = tu_read_file(hosts[1].log, NULL);
+	int e;
+
+	on(1);
+	e = slurp(".status", &status, NULL);
+	fprintf(stderr,
+		"%lld ms after the change; B's .status (errno %d):\n%s\n"
+		"B's log:\n%s\n",
+		(long long)since_change, e, e ? "" : status, log ? log : "");
+	free(status);
+	free(log);
+}
+
 /* A change made on the server side while B (mounted with opts) is cut
  * off: after the 1-second bound B never serves the old value, and once
  * the link is back B serves the new one by itself. */
 static void change_while_cut_off(const char *opts)
 {
 	char got[64];
-	int64_t t0;
+	int64_t t0, changed;
 	int e;
 
 	mount_host(1, opts);
@@ -304,6 +321,7 @@ static void change_while_cut_off(const char *opts)
 	link_set("down");
 	on(0);
 	ck_assert_int_eq(cli("version", "add", "db", "--value", "v2", NULL), 0);
+	changed = now_ms();
 	/* past the 1-second bound (0.8 s at worst: the listener's poll
 	 * twice a second, 300 ms for its answer), with room for a loaded
 	 * machine's scheduling: the bug this catches served the old value
@@ -311,6 +329,8 @@ static void change_while_cut_off(const char *opts)
 	usleep(2500 * 1000);
 	for (t0 = now_ms(); now_ms() - t0 < 3000; usleep(100000)) {
 		e = read_b(got, sizeof(got));
+		if (e == 0 && strcmp(got, "v2"))
+			b_explain(now_ms() - changed);
 		ck_assert_msg(e == EIO || (e == 0 && !strcmp(got, "v2")),
 			      "stale past 1 s: errno %d value '%s'", e, got);
 	}
