@@ -30,6 +30,13 @@
  * cannot be asked; begin() then reconnects once (PQreset) and fails with
  * SFS_EIO if the server is still away.
  *
+ * Statements: each is prepared on the connection at its first run and
+ * run by name after that (pg_run), so the server parses and plans it once
+ * per connection instead of at every run (about 1 ms of the server's time
+ * per new version, measured); a reset connection forgets them. Through a
+ * pooler, this needs one that keeps prepared statements (PgBouncer 1.21+
+ * with max_prepared_statements, or session pooling).
+ *
  * Blobs are bytea, sent in binary (never through SQL text); names and ids
  * are text COLLATE "C", compared bytewise as in SQLite. Times are bigint
  * nanoseconds. Destroying a version clears its blobs; the old row version
@@ -222,11 +229,88 @@ int pg_fail(struct pg *p, const PGresult *r, struct sfs_error *err,
 	return sfs_error_set(err, map_state(r), "%s: %s", what, why);
 }
 
+/* ---- prepared statements ------------------------------------------------ */
+
+/* The server forgot them: the connection was reset or made anew. */
+void pg_prep_forget(struct pg *p)
+{
+	int i;
+
+	for (i = 0; i < p->nprep; i++)
+		free(p->prep[i]);
+	p->nprep = 0;
+	p->prep_pid = PQbackendPID(p->conn);
+}
+
+/* PQreset, and the statements prepared on the old backend forgotten. */
+void pg_reset(struct pg *p)
+{
+	PQreset(p->conn);
+	pg_prep_forget(p);
+}
+
+static void prep_name(char *out, size_t cap, int i)
+{
+	snprintf(out, cap, "sfs%d", i);
+}
+
+/*
+ * sql's prepared statement on this connection, prepared at its first
+ * use: its index, or -1 to run it unnamed (the table is full, or out of
+ * memory). A Parse the server refused puts its result in *fail: the
+ * statement's own error, as an unnamed run would have given it.
+ */
+static int prep_find(struct pg *p, const char *sql, PGresult **fail)
+{
+	char name[16];
+	PGresult *r;
+	int i;
+
+	*fail = NULL;
+	if (PQbackendPID(p->conn) != p->prep_pid)
+		pg_prep_forget(p);
+	for (i = 0; i < p->nprep; i++)
+		if (strcmp(p->prep[i], sql) == 0)
+			return i;
+	if (i == PREP_MAX || !(p->prep[i] = strdup(sql)))
+		return -1;
+	prep_name(name, sizeof(name), i);
+	r = PQprepare(p->conn, name, sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		free(p->prep[i]);
+		*fail = r;
+		return -1;
+	}
+	PQclear(r);
+	return p->nprep++;
+}
+
+/* Run sql with args (may be NULL) as a prepared statement. */
+static PGresult *pg_exec(struct pg *p, const char *sql, const struct args *a)
+{
+	static const struct args none = {.n = 0};
+	PGresult *fail;
+	char name[16];
+	int i = prep_find(p, sql, &fail);
+
+	if (!a)
+		a = &none;
+	if (fail)
+		return fail;
+	if (i < 0)
+		return PQexecParams(p->conn, sql, a->n, NULL, a->v, a->len,
+				    a->fmt, 0);
+	prep_name(name, sizeof(name), i);
+	return PQexecPrepared(p->conn, name, a->n, a->v, a->len, a->fmt, 0);
+}
+
 /*
  * Run sql with args (may be NULL). *out gets the result when it is
  * PGRES_TUPLES_OK or PGRES_COMMAND_OK (the caller clears it); otherwise
  * the mapped error. A failed statement inside a transaction leaves it
  * aborted: the core then rolls back, as it does after any store error.
+ * Statements are prepared once per connection (pg_exec): the server
+ * parses and plans each one once, not at every run.
  */
 int pg_run(struct pg *p, const char *sql, const struct args *a,
 	       PGresult **out, struct sfs_error *err, const char *what)
@@ -235,8 +319,7 @@ int pg_run(struct pg *p, const char *sql, const struct args *a,
 	ExecStatusType st;
 
 	*out = NULL;
-	r = PQexecParams(p->conn, sql, a ? a->n : 0, NULL, a ? a->v : NULL,
-			 a ? a->len : NULL, a ? a->fmt : NULL, 0);
+	r = pg_exec(p, sql, a);
 	st = PQresultStatus(r);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		*out = r;
@@ -345,6 +428,7 @@ void pg_close(struct sfs_store *s)
 	struct pg *p = PG(s);
 
 	PQfinish(p->listen);
+	pg_prep_forget(p);
 	PQfinish(p->conn);
 	pthread_mutex_destroy(&p->lmu);
 	free(p->conninfo);

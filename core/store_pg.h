@@ -25,6 +25,7 @@
 #define GEN_LOST   (UINT64_C(1) << 63)
 #define REQ_BYTES  16
 #define RESOLVE_MS 10000 /* how long a lost COMMIT is chased */
+#define PREP_MAX   64	 /* prepared statements per connection */
 
 struct pg {
 	struct sfs_store pub;
@@ -53,6 +54,11 @@ struct pg {
 	unsigned char req[REQ_BYTES]; /* this write transaction's request */
 	int backend_pid;	      /* the server process that runs it */
 	unsigned writes;	      /* old request ids go every 256th */
+	/* statements prepared on the main connection's backend prep_pid:
+	 * statement i is named "sfs<i>" (pg_run) */
+	char *prep[PREP_MAX];
+	int nprep;
+	int prep_pid;
 };
 
 /* Parameters of one statement: text, or binary for bytea. */
@@ -85,6 +91,8 @@ int64_t pg_col_i64(const PGresult *r, int row, int col);
 int pg_col_blob(const PGresult *r, int row, int col, struct sfs_blob *out,
 		struct sfs_error *err);
 PGconn *pg_connect_with_deadlines(const char *conninfo);
+void pg_prep_forget(struct pg *p);
+void pg_reset(struct pg *p);
 int pg_conn_setup(struct pg *p, struct sfs_error *err);
 void pg_close(struct sfs_store *s);
 int pg_check(struct sfs_store *s, struct sfs_error *err);

@@ -32,7 +32,7 @@ static int conn_ensure(struct pg *p, struct sfs_error *err)
 	if (PQstatus(p->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(p->conn) == PQTRANS_IDLE)
 		return SFS_OK;
-	PQreset(p->conn);
+	pg_reset(p);
 	if (PQstatus(p->conn) != CONNECTION_OK)
 		return pg_fail(p, NULL, err, "connect to the store's server");
 	return pg_conn_setup(p, err);
@@ -200,7 +200,7 @@ static int commit_resolve(struct pg *p, struct sfs_error *err)
 	int found = -1;
 
 	while (found < 0) {
-		PQreset(p->conn);
+		pg_reset(p);
 		if (PQstatus(p->conn) == CONNECTION_OK &&
 		    pg_conn_setup(p, NULL) == SFS_OK)
 			found = request_lookup(p);

@@ -71,7 +71,7 @@ static uint64_t gen_query(struct pg *p)
 	PGresult *r;
 
 	if (PQstatus(p->conn) != CONNECTION_OK)
-		PQreset(p->conn);
+		pg_reset(p);
 	r = PQexec(p->conn, "SELECT generation FROM sfs_state");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		g = (uint64_t)pg_col_i64(r, 0, 0);

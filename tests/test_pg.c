@@ -1078,6 +1078,58 @@ START_TEST(server_killed_during_writes_loses_no_acked_version)
 }
 END_TEST
 
+/* ---- statements prepared once ---------------------------------------------
+ * The server logs every statement (log_statement = all, set for the
+ * database before the store's connection opens): an unnamed one is
+ * parsed and planned at each run, a named one was prepared once.
+ */
+
+static int occurrences(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (; (hay = strstr(hay, needle)); hay += strlen(needle))
+		n++;
+	return n;
+}
+
+START_TEST(a_repeated_statement_is_prepared_once_per_connection)
+{
+	struct sfs_caller me;
+	struct sfs_error e;
+	struct sfs_ctx *c;
+	char path[PATH_MAX + 8], *log, *from;
+	size_t skip = 0;
+
+	on(0);
+	ck_assert_int_eq(cli("secret", "create", "prep", "--value", "v1", NULL),
+			 0);
+	snprintf(path, sizeof(path), "%s/log", pgc.dir);
+	free(tu_read_file(path, &skip));
+	ck_assert_int_eq(
+	    pgc_sql(pgc.conninfo,
+		    "ALTER DATABASE postgres SET log_statement = 'all'", NULL),
+	    0);
+	c = ctx_on(0);
+	sfs_caller_self(&me);
+	sfs_error_clear(&e);
+	ck_assert_msg(sfs_version_add(c, &me, "prep", "v2", 2, 0, NULL, &e) ==
+			  SFS_OK,
+		      "%s", e.msg);
+	ck_assert_msg(sfs_version_add(c, &me, "prep", "v3", 2, 0, NULL, &e) ==
+			  SFS_OK,
+		      "%s", e.msg);
+	sfs_ctx_close(c);
+	log = tu_read_file(path, NULL);
+	ck_assert_ptr_nonnull(log);
+	from = log + skip;
+	ck_assert_int_eq(occurrences(from, "execute <unnamed>:"), 0);
+	/* both adds' statements, each run by a prepared statement's name */
+	ck_assert_int_ge(occurrences(from, "execute sfs"), 10);
+	free(log);
+}
+END_TEST
+
 static Suite *pg_suite(void)
 {
 	Suite *s = suite_create("pg");
@@ -1110,6 +1162,7 @@ static Suite *pg_suite(void)
 	    access_control_on_a_refuses_reader_on_b_within_1s,
 	    rotate_on_a_is_seen_on_b_and_c_within_1s,
 	    server_killed_during_writes_loses_no_acked_version,
+	    a_repeated_statement_is_prepared_once_per_connection,
 	};
 	TCase *tc;
 	size_t i;
