@@ -340,6 +340,10 @@ static void value_moved(int ch, const char *name)
  */
 #define SERVED_SLOTS 1024
 
+/* A slot belongs to the first name that takes it until the notifier has
+ * seen that name (seen_older, served_known): a collision leaves the
+ * other name unnoted (the node test then decides), never a lock per
+ * request. */
 static struct {
 	uint64_t key; /* fs_name_hash of the name; 0: free (atomic) */
 	int64_t changed_at;
@@ -348,13 +352,13 @@ static pthread_mutex_t served_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void fs_notify_served(const char *secret, int64_t changed_at)
 {
-	uint64_t key = fs_name_hash(secret) | 1;
+	uint64_t key = fs_name_hash(secret);
 	size_t i = key % SERVED_SLOTS;
 
-	if (__atomic_load_n(&served[i].key, __ATOMIC_ACQUIRE) == key)
-		return; /* the first state is noted: the hot path */
+	if (__atomic_load_n(&served[i].key, __ATOMIC_ACQUIRE))
+		return; /* noted, or another name's: the hot path */
 	pthread_mutex_lock(&served_lock);
-	if (served[i].key != key) {
+	if (!served[i].key) {
 		served[i].changed_at = changed_at;
 		__atomic_store_n(&served[i].key, key, __ATOMIC_RELEASE);
 	}
@@ -365,7 +369,7 @@ void fs_notify_served(const char *secret, int64_t changed_at)
  * used up (from now on the listings compare). */
 static int seen_older(const char *name, const struct seen *s)
 {
-	uint64_t key = fs_name_hash(name) | 1;
+	uint64_t key = fs_name_hash(name);
 	size_t i = key % SERVED_SLOTS;
 	struct fs_node_ent *v;
 	int noted, older;
@@ -382,6 +386,18 @@ static int seen_older(const char *name, const struct seen *s)
 	n = fs_node_snapshot_secret(name, &v);
 	free(v);
 	return n > 0;
+}
+
+/* After a listing: free the slots of names it holds (no longer new). */
+static void served_known(const struct listing *l)
+{
+	size_t i;
+
+	pthread_mutex_lock(&served_lock);
+	for (i = 0; i < SERVED_SLOTS; i++)
+		if (served[i].key && find(l, served[i].key))
+			__atomic_store_n(&served[i].key, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&served_lock);
 }
 
 /* A flat view: a secret's file exists while it has a default. */
@@ -506,11 +522,14 @@ static void *notifier(void *arg)
 	memset(&b, 0, sizeof(b));
 	helper = helper_start(&ch);
 	have = list_now(&a, NULL) == 0;
+	if (have)
+		served_known(&a);
 	while (wait_kick(&seen) == 0) {
 		if (list_again(&b, have ? &a : NULL))
 			continue;
 		if (have)
 			diff(ch, &a, &b);
+		served_known(&b);
 		t = a;
 		a = b;
 		b = t;
