@@ -8,7 +8,8 @@
  * rmdir, unlink), fuse_write.c (writes, staged files, rename),
  * fuse_xattr.c (extended attributes), fuse_status.c (.status),
  * fuse_inval.c (what a change invalidates), fuse_notify.c (inotify
- * events), fuse_poll.c (poll(2)), fuse_reply.c (every errno, the log).
+ * events), fuse_own.c (the notifier's own requests), fuse_poll.c
+ * (poll(2)), fuse_reply.c (every errno, the log).
  */
 #include <pthread.h>
 #include <stdlib.h>

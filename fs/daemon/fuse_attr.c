@@ -125,12 +125,15 @@ static void attr_view(struct stat *st, const struct sfs_secret_rec *r)
 int fs_secret_rec(const char *name, struct sfs_secret_rec *r)
 {
 	struct sfs_error err = {0};
-	int full;
+	int full, rc;
 
 	if (!fs_visible(name))
 		return SFS_ENOENT;
-	return fs_noted(
-	    sfs_secret_get(fs_d.ctx, &fs_d.meta, name, r, &full, &err), &err);
+	rc = fs_noted(sfs_secret_get(fs_d.ctx, &fs_d.meta, name, r, &full, &err),
+		      &err);
+	if (rc == SFS_OK)
+		fs_notify_served(name, r->changed_at);
+	return rc;
 }
 
 /*

@@ -345,16 +345,28 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* --- fuse_notify.c: inotify events and poll(2) at a change -------------- */
-/* fs_ops wrapped: the notifier's own requests, poll, ro refusals. */
-const struct fuse_lowlevel_ops *fs_notify_ops(void);
-/* Is the request the notifier thread's own? */
-int fs_notify_own(fuse_req_t req);
 int fs_notify_start(void);
+/* A handler answered about secret in the state of changed_at. */
+void fs_notify_served(const char *secret, int64_t changed_at);
 /* The poller has invalidated up to gen: make the events. */
 void fs_notify_kick(uint64_t gen);
 /* Stop before the session ends; join once the connection is gone. */
 void fs_notify_stop(void);
 void fs_notify_join(void);
+
+/* --- fuse_own.c: the notifier's own requests -------------------------- */
+/* The staging name of notify=replace. */
+#define FS_NOTIFY_STAGE ".secretfs-notify"
+/* What the notifier is making: nothing, a name that must look absent or
+ * present to its helper's lookups, or a staging file. */
+enum fs_pend { FS_PEND_NONE, FS_PEND_ABSENT, FS_PEND_PRESENT, FS_PEND_STAGE };
+void fs_own_pending(int kind, uint64_t parent, const char *name);
+/* The helper runs as pid: its requests are the notifier's own. */
+void fs_own_helper(pid_t pid);
+/* Is the request the notifier's own (its helper's)? */
+int fs_notify_own(fuse_req_t req);
+/* fs_ops wrapped: the notifier's own requests, poll, ro refusals. */
+const struct fuse_lowlevel_ops *fs_notify_ops(void);
 
 /* --- fuse_poll.c: poll(2) and POLLPRI at a change ----------------------- */
 /* Register the handle's poll; reply readable, POLLPRI once changed. */

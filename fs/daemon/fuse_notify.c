@@ -27,29 +27,23 @@
  * modify or replace there, and a file created / unlinked at the root when
  * a secret gains or loses its default (the view lists only those).
  *
- * The daemon recognises its own requests by the helper's pid (what
- * fuse_req_ctx reports is the calling thread's id) and answers them
- * here, before any core call: no audit line, no version, no staged data.
- * Lookups that would contradict the operation (the new name exists, the
- * deleted one does not) are answered for the thread alone; an entry
- * that depends on the caller is not kept for the next one (own_entry).
+ * The daemon recognises its own requests by the helper's pid and
+ * answers them before any core call (fuse_own.c); the thread tells it
+ * what it is making (fs_own_pending).
  *
  * Memory: the last listing stays, 40 bytes a secret plus its name (about
  * 6 MiB for 100,000 secrets; twice that while a change is compared).
  *
- * fs_notify_ops() wraps fs_ops: these own requests, poll (fuse_poll.c,
- * woken here at a change), and for `ro` mounts every user change refused
- * with EROFS (the kernel mount itself is read-write so that the thread's
- * operations pass). The thread holds no
+ * poll(2) waiters (fuse_poll.c) are woken here at a change. The thread
+ * holds no
  * lock a handler needs while it waits on the mount; inotify never blocks
  * (a full queue drops events), so a slow watcher slows no one.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,7 +52,6 @@
 #include "secretfs/secret.h"
 #include "secretfs/version.h"
 
-#define STAGE_NAME   ".secretfs-notify"
 #define NEW_VERS_MAX 16 /* IN_CREATEs per secret per batch */
 #define KV_NODES_MAX 64
 
@@ -80,30 +73,12 @@ struct listing {
 	size_t used, room;
 };
 
-/* What the thread is doing now, for the lookups of its own requests. */
-enum pend_kind { PEND_NONE, PEND_ABSENT, PEND_PRESENT, PEND_STAGE };
-static struct {
-	int kind;	 /* enum pend_kind */
-	uint64_t parent; /* the directory's ino */
-	char name[256];
-} pend;
-
-static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t kick_cond = PTHREAD_COND_INITIALIZER;
 static uint64_t kicked; /* kick_lock */
 static int stop;	/* kick_lock */
-static pid_t own_tid;	/* atomic: the helper's pid, 0 before it runs */
 static pthread_t thread;
 static int thread_started;
-static struct fuse_lowlevel_ops ops;
-
-int fs_notify_own(fuse_req_t req)
-{
-	pid_t t = __atomic_load_n(&own_tid, __ATOMIC_ACQUIRE);
-
-	return t && fuse_req_ctx(req)->pid == t;
-}
 
 /* --- the thread's side -------------------------------------------------- */
 
@@ -216,15 +191,6 @@ static int list_now(struct listing *l, const struct listing *old)
 	return 0;
 }
 
-static void pend_set(int kind, uint64_t parent, const char *name)
-{
-	pthread_mutex_lock(&pend_lock);
-	pend.kind = kind;
-	pend.parent = parent;
-	snprintf(pend.name, sizeof(pend.name), "%s", name);
-	pthread_mutex_unlock(&pend_lock);
-}
-
 /* Have the helper make one operation (notify_helper.c); its errno. The
  * thread waits on the socket, never on the mount. */
 static int op(int ch, int o, const char *a, const char *b)
@@ -282,20 +248,20 @@ static void value_path(const char *secret, char *out, size_t cap)
 }
 
 /* The staging name sits beside the value file; in a flat view the
- * handlers learn its secret from pend (PEND_STAGE). */
+ * handlers learn its secret from pend (FS_PEND_STAGE). */
 static void replace(int ch, const char *secret)
 {
 	char from[SFS_NAME_MAX + 64], to[SFS_NAME_MAX + 64];
 
 	if (fs_d.opts.flat)
-		snprintf(from, sizeof(from), STAGE_NAME);
+		snprintf(from, sizeof(from), FS_NOTIFY_STAGE);
 	else
-		snprintf(from, sizeof(from), "secrets/%s/" STAGE_NAME, secret);
+		snprintf(from, sizeof(from), "secrets/%s/" FS_NOTIFY_STAGE, secret);
 	value_path(secret, to, sizeof(to));
-	pend_set(PEND_STAGE, FS_INO_ROOT, secret);
+	fs_own_pending(FS_PEND_STAGE, FS_INO_ROOT, secret);
 	/* created read-only: no IN_CLOSE_WRITE for the staging name */
 	op(ch, FS_NH_REPLACE, from, to);
-	pend_set(PEND_NONE, 0, "");
+	fs_own_pending(FS_PEND_NONE, 0, "");
 }
 
 /* IN_CREATE of versions/N for the versions made since old. */
@@ -313,10 +279,10 @@ static void new_versions(int ch, const char *name, const struct seen *s,
 		snprintf(num, sizeof(num), "%u", v);
 		snprintf(path, sizeof(path), "secrets/%s/versions/%s", name,
 			 num);
-		pend_set(PEND_ABSENT, dir, num);
+		fs_own_pending(FS_PEND_ABSENT, dir, num);
 		op(ch, FS_NH_CREATE, path, NULL);
 	}
-	pend_set(PEND_NONE, 0, "");
+	fs_own_pending(FS_PEND_NONE, 0, "");
 }
 
 /* IN_CREATE / IN_DELETE of secrets/NAME, or of NAME in a flat view. */
@@ -328,13 +294,13 @@ static void secret_dir(int ch, const char *name, int created)
 	if (fs_d.opts.notify == FS_NOTIFY_NONE)
 		return;
 	snprintf(path, sizeof(path), flat ? "%s" : "secrets/%s", name);
-	pend_set(created ? PEND_ABSENT : PEND_PRESENT,
+	fs_own_pending(created ? FS_PEND_ABSENT : FS_PEND_PRESENT,
 		 flat ? FS_INO_ROOT : FS_INO_SECRETS, name);
 	if (created)
 		op(ch, flat ? FS_NH_CREATE : FS_NH_MKDIR, path, NULL);
 	else
 		op(ch, flat ? FS_NH_UNLINK : FS_NH_RMDIR, path, NULL);
-	pend_set(PEND_NONE, 0, "");
+	fs_own_pending(FS_PEND_NONE, 0, "");
 }
 
 static int moved(const struct seen *a, const struct seen *b)
@@ -361,20 +327,77 @@ static void value_moved(int ch, const char *name)
 
 /*
  * A secret this thread sees for the first time may have been read
- * already: the daemon serves what the store holds now, and a creation
+ * already: the handlers serve what the store holds now, and a creation
  * followed by another change within one look at the store (another
  * host's CLI within the poller's 50 ms) reaches this thread as one
- * listing. When the kernel holds a node of the secret, someone looked
- * it up before that listing, so its value file gets the change's events
- * too (one event too many rather than one lost).
+ * listing. So the handlers note the first state of each secret they
+ * answer about (its changed_at, fs_notify_served); when that differs
+ * from the state the listing shows, or is not known while the kernel
+ * holds a node of the secret, the value file gets the change's events.
+ * A state the reader saw gets none: an event for it, made while a newer
+ * change is not yet invalidated, would send the reader to a value whose
+ * size the kernel still holds from before.
  */
-static int read_before(const char *secret)
-{
-	struct fs_node_ent *v;
-	size_t n = fs_node_snapshot_secret(secret, &v);
+#define SERVED_SLOTS 1024
 
+/* A slot belongs to the first name that takes it until the notifier has
+ * seen that name (seen_older, served_known): a collision leaves the
+ * other name unnoted (the node test then decides), never a lock per
+ * request. */
+static struct {
+	uint64_t key; /* fs_name_hash of the name; 0: free (atomic) */
+	int64_t changed_at;
+} served[SERVED_SLOTS];
+static pthread_mutex_t served_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void fs_notify_served(const char *secret, int64_t changed_at)
+{
+	uint64_t key = fs_name_hash(secret);
+	size_t i = key % SERVED_SLOTS;
+
+	if (__atomic_load_n(&served[i].key, __ATOMIC_ACQUIRE))
+		return; /* noted, or another name's: the hot path */
+	pthread_mutex_lock(&served_lock);
+	if (!served[i].key) {
+		served[i].changed_at = changed_at;
+		__atomic_store_n(&served[i].key, key, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&served_lock);
+}
+
+/* First sight of s: did a reader see another state of it? Its note is
+ * used up (from now on the listings compare). */
+static int seen_older(const char *name, const struct seen *s)
+{
+	uint64_t key = fs_name_hash(name);
+	size_t i = key % SERVED_SLOTS;
+	struct fs_node_ent *v;
+	int noted, older;
+	size_t n;
+
+	pthread_mutex_lock(&served_lock);
+	noted = served[i].key == key;
+	older = noted && served[i].changed_at != s->changed_at;
+	if (noted)
+		__atomic_store_n(&served[i].key, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&served_lock);
+	if (noted)
+		return older;
+	n = fs_node_snapshot_secret(name, &v);
 	free(v);
 	return n > 0;
+}
+
+/* After a listing: free the slots of names it holds (no longer new). */
+static void served_known(const struct listing *l)
+{
+	size_t i;
+
+	pthread_mutex_lock(&served_lock);
+	for (i = 0; i < SERVED_SLOTS; i++)
+		if (served[i].key && find(l, served[i].key))
+			__atomic_store_n(&served[i].key, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&served_lock);
 }
 
 /* A flat view: a secret's file exists while it has a default. */
@@ -385,7 +408,7 @@ static void changed_flat(int ch, const char *name, const struct seen *s,
 
 	if (old && !same && old->def)
 		secret_dir(ch, name, 0);
-	if (s->def && !old && read_before(name))
+	if (s->def && !old && seen_older(name, s))
 		value_moved(ch, name);
 	else if (s->def && !had)
 		secret_dir(ch, name, 1);
@@ -403,7 +426,7 @@ static void changed(int ch, const char *name, const struct seen *s,
 		changed_flat(ch, name, s, old);
 		return;
 	}
-	if (!old && read_before(name)) {
+	if (!old && seen_older(name, s)) {
 		secret_dir(ch, name, 1);
 		if (s->def)
 			value_moved(ch, name);
@@ -483,7 +506,7 @@ static pid_t helper_start(int *ch)
 		fs_log("notify: cannot start the helper: %s: no inotify events",
 		       strerror(errno));
 	else
-		__atomic_store_n(&own_tid, pid, __ATOMIC_RELEASE);
+		fs_own_helper(pid);
 	return pid;
 }
 
@@ -499,11 +522,14 @@ static void *notifier(void *arg)
 	memset(&b, 0, sizeof(b));
 	helper = helper_start(&ch);
 	have = list_now(&a, NULL) == 0;
+	if (have)
+		served_known(&a);
 	while (wait_kick(&seen) == 0) {
 		if (list_again(&b, have ? &a : NULL))
 			continue;
 		if (have)
 			diff(ch, &a, &b);
+		served_known(&b);
 		t = a;
 		a = b;
 		b = t;
@@ -553,369 +579,4 @@ void fs_notify_join(void)
 		pthread_join(thread, NULL);
 	thread_started = 0;
 	fs_poll_fini();
-}
-
-/* --- the handlers' side -------------------------------------------------- */
-
-/* PEND_STAGE: the secret whose staging file this is (flat views). */
-static int pending_stage(char *secret, size_t cap)
-{
-	int r;
-
-	pthread_mutex_lock(&pend_lock);
-	r = pend.kind == PEND_STAGE;
-	if (r)
-		snprintf(secret, cap, "%.*s", SFS_NAME_MAX, pend.name);
-	pthread_mutex_unlock(&pend_lock);
-	return r;
-}
-
-/* Is parent/name what the thread is making (kind)? */
-static int pending(uint64_t parent, const char *name, int kind)
-{
-	int r;
-
-	pthread_mutex_lock(&pend_lock);
-	r = pend.kind == kind && pend.parent == parent &&
-	    !strcmp(pend.name, name);
-	pthread_mutex_unlock(&pend_lock);
-	return r;
-}
-
-/* Reply an entry for a node of the thread's own making: real attributes
- * when the node has them, else st as given. An answer that depends on
- * the caller (FS_MINE_ENTRY, and kv/K whose st says size 0: its size
- * needs a decryption, an audited read) gets a zero entry timeout, as
- * fs_lookup gives it: a user's next path walk asks for itself, and a
- * sendfile(2) right after the event, bounded by the kernel's cached
- * size, reads the whole value. */
-static void own_entry(fuse_req_t req, uint64_t parent, int kind,
-		      const char *secret, uint32_t version, const char *name,
-		      struct stat *st, struct fuse_file_info *fi)
-{
-	struct fs_node_info n;
-	struct fuse_entry_param e;
-	struct stat real;
-	uint64_t ino = fs_node_ref(parent, kind, secret, version, name);
-	int mine = 0, per_caller = kind == FK_KV;
-
-	if (!ino) {
-		fs_reply_err(req, FS_ENOMEM);
-		return;
-	}
-	if (kind != FK_STAGED && kind != FK_KV && !fs_node_get(ino, &n) &&
-	    !fs_node_attr_mine(req, &n, &real, &mine)) {
-		*st = real;
-		per_caller = mine & FS_MINE_ENTRY;
-	}
-	st->st_ino = ino;
-	fs_fill_entry(&e, ino, st, 0);
-	e.attr_timeout = 0; /* the next stat asks again */
-	if (per_caller)
-		e.entry_timeout = 0;
-	if (fi) {
-		fi->fh = 0;
-		fi->direct_io = 1;
-		if (fuse_reply_create(req, &e, fi))
-			fs_node_forget(ino, 1);
-	} else if (fuse_reply_entry(req, &e)) {
-		fs_node_forget(ino, 1);
-	}
-}
-
-static void stat_init(struct stat *st, mode_t mode)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_mode = mode;
-	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
-	st->st_uid = fs_d.owner_uid;
-}
-
-static void n_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct fs_node_info p;
-	struct stat st;
-
-	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
-		fs_ops.lookup(req, parent, name);
-	} else if (pending(parent, name, PEND_ABSENT)) {
-		fs_reply_err(req, FS_ENOENT);
-	} else if (pending(parent, name, PEND_PRESENT)) {
-		stat_init(&st,
-			  fs_d.opts.flat ? S_IFREG | 0400 : S_IFDIR | 0700);
-		own_entry(req, parent, fs_d.opts.flat ? FK_DEFAULT : FK_SECRET,
-			  name, 0, name, &st, NULL);
-	} else if (p.kind == FK_KVDIR) {
-		/* a kv/ file the kernel held: no decrypt (no audit line) */
-		stat_init(&st, S_IFREG | 0400);
-		if (fs_node_find(FK_KV, p.secret, 0, name))
-			own_entry(req, parent, FK_KV, p.secret, 0, name, &st,
-				  NULL);
-		else
-			fs_reply_err(req, FS_ENOENT);
-	} else {
-		fs_ops.lookup(req, parent, name);
-	}
-}
-
-static int ro(fuse_req_t req)
-{
-	return fs_d.opts.readonly && !fs_notify_own(req);
-}
-
-static void n_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	if (fs_notify_own(req)) {
-		fi->fh = 0;
-		fi->direct_io = 1;
-		fuse_reply_open(req, fi);
-	} else if (ro(req) && ((fi->flags & O_ACCMODE) != O_RDONLY ||
-			       (fi->flags & O_TRUNC))) {
-		fs_reply_err(req, FS_EROFS);
-	} else {
-		fs_ops.open(req, ino, fi);
-	}
-}
-
-static void n_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		    size_t size, off_t off, struct fuse_file_info *fi)
-{
-	if (fs_notify_own(req) && !fi->fh)
-		fuse_reply_write(req, size); /* the byte is ignored */
-	else if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.write(req, ino, buf, size, off, fi);
-}
-
-static void n_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	if (fs_notify_own(req) && !fi->fh)
-		fs_reply_err(req, 0);
-	else
-		fs_ops.flush(req, ino, fi);
-}
-
-static void n_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	if (fi->fh)
-		fs_poll_drop(fi->fh);
-	fs_ops.release(req, ino, fi);
-}
-
-/* The staging file of notify=replace shows default's attributes: after
- * the rename it is default, and the kernel keeps what the create said. */
-static void default_attr(fuse_req_t req, const struct fs_node_info *secret,
-			 struct stat *st)
-{
-	struct fs_node_info n = *secret;
-
-	n.ino = 0;
-	n.parent = secret->ino;
-	n.kind = FK_DEFAULT;
-	strcpy(n.name, "default");
-	stat_init(st, S_IFREG | 0400);
-	if (fs_node_attr(req, &n, st))
-		stat_init(st, S_IFREG | 0400);
-}
-
-/* A flat view's root: a new secret's file, or the staging file. */
-static void own_create_flat(fuse_req_t req, struct fs_node_info *root,
-			    const char *name, struct fuse_file_info *fi)
-{
-	struct stat st;
-
-	if (pending(root->ino, name, PEND_ABSENT)) {
-		stat_init(&st, S_IFREG | 0400);
-		own_entry(req, root->ino, FK_DEFAULT, name, 0, name, &st, fi);
-	} else if (!strcmp(name, STAGE_NAME) &&
-		   pending_stage(root->secret, sizeof(root->secret))) {
-		default_attr(req, root, &st);
-		own_entry(req, root->ino, FK_STAGED, root->secret,
-			  fs_d.owner_uid, name, &st, fi);
-	} else {
-		fs_reply_err(req, FS_EPERM);
-	}
-}
-
-static void n_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode, struct fuse_file_info *fi)
-{
-	struct fs_node_info p;
-	struct stat st;
-	uint32_t v;
-
-	if (!fs_notify_own(req) || fs_node_get(parent, &p)) {
-		if (ro(req))
-			fs_reply_err(req, FS_EROFS);
-		else
-			fs_ops.create(req, parent, name, mode, fi);
-	} else if (p.kind == FK_VERSIONS &&
-		   pending(parent, name, PEND_ABSENT)) {
-		v = (uint32_t)strtoul(name, NULL, 10);
-		stat_init(&st, S_IFREG | 0400);
-		own_entry(req, parent, FK_VERSION, p.secret, v, name, &st, fi);
-	} else if (p.kind == FK_ROOT && fs_d.opts.flat) {
-		own_create_flat(req, &p, name, fi);
-	} else if (p.kind == FK_SECRET && !strcmp(name, STAGE_NAME)) {
-		default_attr(req, &p, &st);
-		own_entry(req, parent, FK_STAGED, p.secret, fs_d.owner_uid,
-			  name, &st, fi);
-	} else {
-		fs_reply_err(req, FS_EPERM);
-	}
-}
-
-static void n_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		    mode_t mode)
-{
-	struct stat st;
-
-	if (fs_notify_own(req) && pending(parent, name, PEND_ABSENT)) {
-		stat_init(&st, S_IFDIR | 0700);
-		own_entry(req, parent, FK_SECRET, name, 0, name, &st, NULL);
-	} else if (ro(req)) {
-		fs_reply_err(req, FS_EROFS);
-	} else {
-		fs_ops.mkdir(req, parent, name, mode);
-	}
-}
-
-static void n_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	if (fs_notify_own(req))
-		fs_reply_err(
-		    req, pending(parent, name, PEND_PRESENT) ? 0 : FS_EPERM);
-	else if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.rmdir(req, parent, name);
-}
-
-/* notify=replace: the staging node becomes default; nothing commits. */
-static void own_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       fuse_ino_t newparent, const char *newname)
-{
-	struct fs_node_info p;
-	uint64_t ino;
-	int flat = fs_d.opts.flat;
-
-	if (parent != newparent || strcmp(name, STAGE_NAME) ||
-	    fs_node_get(parent, &p) ||
-	    (flat && !pending_stage(p.secret, sizeof(p.secret))) ||
-	    strcmp(newname, flat ? p.secret : "default")) {
-		fs_reply_err(req, FS_EPERM);
-		return;
-	}
-	ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid, name);
-	if (ino)
-		fs_node_retarget(ino, FK_DEFAULT, 0, newname);
-	fs_reply_err(req, 0);
-}
-
-static void n_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     fuse_ino_t newparent, const char *newname,
-		     unsigned int flags)
-{
-	if (fs_notify_own(req))
-		own_rename(req, parent, name, newparent, newname);
-	else if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.rename(req, parent, name, newparent, newname, flags);
-}
-
-static void n_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	struct fs_node_info p;
-	uint64_t ino;
-
-	if (fs_notify_own(req)) {
-		/* a staging name left by a failed rename */
-		if (!fs_node_get(parent, &p) &&
-		    (ino = fs_node_find(FK_STAGED, p.secret, fs_d.owner_uid,
-					name)))
-			fuse_lowlevel_notify_inval_inode(fs_d.se, ino, 0, 0);
-		fs_reply_err(req, 0);
-	} else if (ro(req)) {
-		fs_reply_err(req, FS_EROFS);
-	} else {
-		fs_ops.unlink(req, parent, name);
-	}
-}
-
-static void n_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		      int to_set, struct fuse_file_info *fi)
-{
-	if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.setattr(req, ino, attr, to_set, fi);
-}
-
-static void n_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-		       const char *value, size_t size, int flags)
-{
-	if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.setxattr(req, ino, name, value, size, flags);
-}
-
-static void n_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.removexattr(req, ino, name);
-}
-
-static void n_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-		    mode_t mode, dev_t rdev)
-{
-	if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.mknod(req, parent, name, mode, rdev);
-}
-
-static void n_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-		      const char *name)
-{
-	if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.symlink(req, link, parent, name);
-}
-
-static void n_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		   const char *newname)
-{
-	if (ro(req))
-		fs_reply_err(req, FS_EROFS);
-	else
-		fs_ops.link(req, ino, newparent, newname);
-}
-
-const struct fuse_lowlevel_ops *fs_notify_ops(void)
-{
-	ops = fs_ops;
-	ops.lookup = n_lookup;
-	ops.open = n_open;
-	ops.write = n_write;
-	ops.flush = n_flush;
-	ops.release = n_release;
-	ops.poll = fs_poll;
-	ops.create = n_create;
-	ops.mkdir = n_mkdir;
-	ops.rmdir = n_rmdir;
-	ops.rename = n_rename;
-	ops.unlink = n_unlink;
-	ops.setattr = n_setattr;
-	ops.setxattr = n_setxattr;
-	ops.removexattr = n_removexattr;
-	ops.mknod = n_mknod;
-	ops.symlink = n_symlink;
-	ops.link = n_link;
-	return &ops;
 }

@@ -539,7 +539,7 @@ static struct fuse_session *session_new(struct fs_opts *o)
 	fsname_of(fs_d.ctx, fsname, sizeof(fsname));
 	/* cache=kernel: no open reaches the daemon, so the kernel checks
 	 * permissions (modes and the ACLs fuse_xattr.c builds). ro is the
-	 * daemon's (fuse_notify.c): its own events need a writable mount. */
+	 * daemon's (fuse_own.c): the notifier's events need a writable mount. */
 	snprintf(opts, sizeof(opts), "fsname=%s,subtype=secretfs%s%s%s", fsname,
 		 o->allow_other ? ",allow_other" : "",
 		 o->auto_unmount ? ",auto_unmount" : "",
