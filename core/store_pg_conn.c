@@ -94,13 +94,17 @@ int pg_begin(struct sfs_store *s, int write, struct sfs_error *err)
 		return sfs_error_set(err, SFS_EROFS,
 				     "begin: store opened read-only");
 	rc = conn_ensure(p, err);
-	if (rc == SFS_OK)
+	if (rc == SFS_OK) {
 		rc = begin_once(p, write, err);
-	/* the server restarted since the last call: one fresh connection */
-	if (rc != SFS_OK && PQstatus(p->conn) != CONNECTION_OK &&
-	    conn_ensure(p, NULL) == SFS_OK) {
-		sfs_error_clear(err);
-		rc = begin_once(p, write, err);
+		/* the server restarted since the last call: one fresh
+		 * connection (a reconnect that has just failed is not tried
+		 * again: behind a dead link the caller would wait out
+		 * connect_timeout twice) */
+		if (rc != SFS_OK && PQstatus(p->conn) != CONNECTION_OK &&
+		    conn_ensure(p, NULL) == SFS_OK) {
+			sfs_error_clear(err);
+			rc = begin_once(p, write, err);
+		}
 	}
 	p->in_txn = rc == SFS_OK ? 1 + !!write : 0;
 	p->scrub_txn = 0;

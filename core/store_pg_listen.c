@@ -70,8 +70,11 @@ static uint64_t gen_query(struct pg *p)
 	uint64_t g = 0;
 	PGresult *r;
 
+	/* a lost connection is not remade here: begin() does that, once
+	 * (remade here too, a dead link cost each read two connect_timeouts);
+	 * until then the generation is unknown, so no cache answers */
 	if (PQstatus(p->conn) != CONNECTION_OK)
-		pg_reset(p);
+		return 0;
 	r = PQexec(p->conn, "SELECT generation FROM sfs_state");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
 		g = (uint64_t)pg_col_i64(r, 0, 0);

@@ -12,8 +12,12 @@
  * "server side": its CLI reaches the store over the unix socket, so it
  * keeps working while the link is down. Host B is the partitioned host:
  * its daemon and CLI reach the same store over TCP through the veth pair.
- * "Link down" is `ip link set VETH down` on the host's end; no traffic
- * goes anywhere but those two addresses.
+ * "Link down" is `ip link set PEER down` on the namespace's end: the
+ * host's end loses its carrier and drops what it is given, silently, as
+ * a dead link does, while its route stays, so that no packet for the
+ * server's address leaves by the machine's default route (setting the
+ * host's end down would remove that route). No traffic goes anywhere but
+ * those two addresses.
  *
  * Cleanup: the cluster, the namespace and the link are removed by the
  * unchecked fixture (in the runner process, so a failed test in fork
@@ -156,7 +160,7 @@ static void net_up(void)
 
 static void link_set(const char *state)
 {
-	ck_assert_int_eq(ip(0, "link", "set", veth, state, NULL), 0);
+	ck_assert_int_eq(ip(0, "-n", ns, "link", "set", peer, state, NULL), 0);
 }
 
 /* Point the harness (cli, P) at host i. */
@@ -206,7 +210,7 @@ static void teardown(void)
 {
 	int i;
 
-	ip(1, "link", "set", veth, "up", NULL);
+	ip(1, "-n", ns, "link", "set", peer, "up", NULL);
 	for (i = 0; i < 2; i++)
 		h_umount_at(hosts[i].mp, &hosts[i].pid);
 	tu_rmrf(base);
