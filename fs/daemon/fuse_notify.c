@@ -35,9 +35,9 @@
  * 6 MiB for 100,000 secrets; twice that while a change is compared).
  *
  * poll(2) waiters (fuse_poll.c) are woken here at a change. The thread
- * holds no
- * lock a handler needs while it waits on the mount; inotify never blocks
- * (a full queue drops events), so a slow watcher slows no one.
+ * holds no lock a handler needs while it waits on the mount; inotify
+ * never blocks (a full queue drops events), so a slow watcher slows no
+ * one.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -248,7 +248,7 @@ static void value_path(const char *secret, char *out, size_t cap)
 }
 
 /* The staging name sits beside the value file; in a flat view the
- * handlers learn its secret from pend (FS_PEND_STAGE). */
+ * handlers learn its secret from fs_own_pending (FS_PEND_STAGE). */
 static void replace(int ch, const char *secret)
 {
 	char from[SFS_NAME_MAX + 64], to[SFS_NAME_MAX + 64];
@@ -256,7 +256,8 @@ static void replace(int ch, const char *secret)
 	if (fs_d.opts.flat)
 		snprintf(from, sizeof(from), FS_NOTIFY_STAGE);
 	else
-		snprintf(from, sizeof(from), "secrets/%s/" FS_NOTIFY_STAGE, secret);
+		snprintf(from, sizeof(from), "secrets/%s/" FS_NOTIFY_STAGE,
+			 secret);
 	value_path(secret, to, sizeof(to));
 	fs_own_pending(FS_PEND_STAGE, FS_INO_ROOT, secret);
 	/* created read-only: no IN_CLOSE_WRITE for the staging name */
@@ -295,7 +296,7 @@ static void secret_dir(int ch, const char *name, int created)
 		return;
 	snprintf(path, sizeof(path), flat ? "%s" : "secrets/%s", name);
 	fs_own_pending(created ? FS_PEND_ABSENT : FS_PEND_PRESENT,
-		 flat ? FS_INO_ROOT : FS_INO_SECRETS, name);
+		       flat ? FS_INO_ROOT : FS_INO_SECRETS, name);
 	if (created)
 		op(ch, flat ? FS_NH_CREATE : FS_NH_MKDIR, path, NULL);
 	else
