@@ -231,7 +231,7 @@ int pg_fail(struct pg *p, const PGresult *r, struct sfs_error *err,
 
 /* ---- prepared statements ------------------------------------------------ */
 
-/* The server forgot them: the connection was reset or made anew. */
+/* The server forgot them: the connection was reset, or is closing. */
 void pg_prep_forget(struct pg *p)
 {
 	int i;
@@ -239,10 +239,11 @@ void pg_prep_forget(struct pg *p)
 	for (i = 0; i < p->nprep; i++)
 		free(p->prep[i]);
 	p->nprep = 0;
-	p->prep_pid = PQbackendPID(p->conn);
 }
 
-/* PQreset, and the statements prepared on the old backend forgotten. */
+/* PQreset, and the statements prepared on the old backend forgotten:
+ * every reconnect of the main connection goes through here (libpq never
+ * reconnects by itself). */
 void pg_reset(struct pg *p)
 {
 	PQreset(p->conn);
@@ -267,8 +268,6 @@ static int prep_find(struct pg *p, const char *sql, PGresult **fail)
 	int i;
 
 	*fail = NULL;
-	if (PQbackendPID(p->conn) != p->prep_pid)
-		pg_prep_forget(p);
 	for (i = 0; i < p->nprep; i++)
 		if (strcmp(p->prep[i], sql) == 0)
 			return i;

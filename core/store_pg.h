@@ -54,11 +54,10 @@ struct pg {
 	unsigned char req[REQ_BYTES]; /* this write transaction's request */
 	int backend_pid;	      /* the server process that runs it */
 	unsigned writes;	      /* old request ids go every 256th */
-	/* statements prepared on the main connection's backend prep_pid:
-	 * statement i is named "sfs<i>" (pg_run) */
+	/* statements prepared on the main connection since its last
+	 * (re)connect: statement i is named "sfs<i>" (pg_run, pg_reset) */
 	char *prep[PREP_MAX];
 	int nprep;
-	int prep_pid;
 };
 
 /* Parameters of one statement: text, or binary for bytea. */
