@@ -427,6 +427,7 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 		    struct sfs_secret_rec *s, struct sfs_error *err)
 {
 	struct cache_secret *e = secret_slot(ctx, name);
+	struct sfs_object o;
 	int rc;
 
 	if (ctx->phase == CTX_PH_CACHED) {
@@ -438,11 +439,8 @@ int ctx_secret_load(struct sfs_ctx *ctx, const char *name,
 	rc = sfs_store_secret_get(ctx->store, name, s, err);
 	if (rc == SFS_ENOENT) {
 		memset(s, 0, sizeof(*s));
-		sfs_error_clear(err);
-		return sfs_error_set(err, rc,
-				     "secret '%.128s': no such "
-				     "secret",
-				     name);
+		o = sfs_object_secret(name);
+		return sfs_error_about(err, rc, &o, "no such secret");
 	}
 	if (rc == SFS_OK && e) {
 		name_keep(&e->n, name);

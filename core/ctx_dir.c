@@ -34,6 +34,7 @@ int ctx_path_join(char *out, size_t cap, const char *dir, const char *name,
 
 int sfs_ctx_default_dir(char *out, size_t cap, struct sfs_error *err)
 {
+	struct sfs_object where = sfs_object_whole(SFS_OBJ_STORE_DIR);
 	const char *env = getenv("SECRETFS_STORE");
 	const char *base;
 	int n;
@@ -47,9 +48,9 @@ int sfs_ctx_default_dir(char *out, size_t cap, struct sfs_error *err)
 	else if ((base = getenv("HOME")) && *base)
 		n = snprintf(out, cap, "%s/.local/share/secretfs", base);
 	else
-		return sfs_error_set(err, SFS_EINVAL,
-				     "cannot find the store: set "
-				     "SECRETFS_STORE or HOME");
+		return sfs_error_about_after(err, SFS_EINVAL,
+					     "cannot find the ", &where,
+					     "set SECRETFS_STORE or HOME");
 	if (n < 0 || (size_t)n >= cap)
 		return sfs_error_set(err, SFS_EINVAL,
 				     "store directory name too long");

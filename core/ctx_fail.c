@@ -1,7 +1,9 @@
 /*
  * Failure messages shared by the core's services: the "subject: reason"
  * errors they hand back in a caller's struct sfs_error (ctx_fail for a
- * core code, ctx_refuse for a policy refusal, with the rule's words). Kept
+ * core code, ctx_refuse for a policy refusal, with the rule's words; the
+ * _on forms for a subject that names an object, which err->obj then
+ * carries as data, and ctx_settle for a change's refusal). Kept
  * out of ctx.c so that the modules ctx.c is built from do not depend on
  * it.
  * Declared in ctx_layout.h.
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "ctx_layout.h"
+#include "internal.h"
 #include "secretfs/err.h"
 #include "secretfs/policy.h"
 
@@ -52,4 +55,31 @@ int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
 	va_end(ap);
 	return sfs_error_set(err, rc, "%s: %s", subject,
 			     sfs_policy_why(act, rc, st, buf, sizeof(buf)));
+}
+
+int ctx_fail_on(struct sfs_error *err, int code, const struct sfs_object *obj)
+{
+	if (err && err->code == code && err->msg[0])
+		return code;
+	return sfs_error_about(err, code, obj, "%s", sfs_strerror(code));
+}
+
+int ctx_refuse_on(struct sfs_error *err, enum sfs_action act, int rc,
+		  const struct sfs_policy_state *st,
+		  const struct sfs_object *obj)
+{
+	char buf[128];
+
+	if (!err)
+		return rc;
+	return sfs_error_about(err, rc, obj, "%s",
+			       sfs_policy_why(act, rc, st, buf, sizeof(buf)));
+}
+
+int ctx_settle(struct ctx_change *ch, const struct sfs_policy_state *st,
+	       int rc, struct sfs_error *err)
+{
+	if (rc != SFS_OK)
+		rc = ctx_refuse_on(err, ch->act, rc, st, &ch->about);
+	return rc;
 }

@@ -109,6 +109,13 @@ int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
 	       const struct sfs_policy_state *st, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* ctx_fail and ctx_refuse with a subject that names obj (err->obj). */
+int ctx_fail_on(struct sfs_error *err, int code,
+		const struct sfs_object *obj);
+int ctx_refuse_on(struct sfs_error *err, enum sfs_action act, int rc,
+		  const struct sfs_policy_state *st,
+		  const struct sfs_object *obj);
+
 /* Copy src into dst[cap], truncating; always NUL-terminated. */
 void ctx_strlcpy(char *dst, const char *src, size_t cap);
 

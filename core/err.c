@@ -2,6 +2,9 @@
  * Error codes: names, descriptions and the single core-code-to-errno table.
  * Every errno the filesystem returns comes from sfs_err_errno(); adding a
  * code means adding one row to each table below.
+ * Also the objects a message's subject names: one constructor per kind
+ * fills the data, one function writes its words, so that a subject's text
+ * and its object cannot drift; and the one comparison the CLI makes.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +14,7 @@
 
 #include "secretfs/err.h"
 #include "secretfs/policy.h"
+#include "secretfs/records.h"
 
 struct err_row {
 	int code;
@@ -122,6 +126,142 @@ static size_t why_at(const char *msg, const char *fmt, va_list ap)
 	return (size_t)n + 2;
 }
 
+/* What a subject shows of a role's name and a principal's text. */
+#define ROLE_SHOWN 32
+#define PRINCIPAL_SHOWN 64
+
+static struct sfs_object object(enum sfs_obj_kind kind, const char *name,
+				size_t shown, uint32_t n)
+{
+	struct sfs_object o;
+	size_t len = strlen(name);
+
+	memset(&o, 0, sizeof(o));
+	o.kind = kind;
+	o.number = n;
+	if (shown > sizeof(o.name) - 1)
+		shown = sizeof(o.name) - 1;
+	o.cut = len > shown;
+	memcpy(o.name, name, o.cut ? shown : len);
+	return o;
+}
+
+struct sfs_object sfs_object_secret(const char *name)
+{
+	return object(SFS_OBJ_SECRET, name, SFS_NAME_MAX, 0);
+}
+
+struct sfs_object sfs_object_version(const char *name, uint32_t n)
+{
+	return object(SFS_OBJ_VERSION, name, SFS_NAME_MAX, n);
+}
+
+struct sfs_object sfs_object_key(const char *name)
+{
+	return object(SFS_OBJ_KEY, name, SFS_NAME_MAX, 0);
+}
+
+struct sfs_object sfs_object_role(const char *name)
+{
+	return object(SFS_OBJ_ROLE, name, ROLE_SHOWN, 0);
+}
+
+struct sfs_object sfs_object_principal(const char *text)
+{
+	return object(SFS_OBJ_PRINCIPAL, text, PRINCIPAL_SHOWN, 0);
+}
+
+struct sfs_object sfs_object_file(const char *path)
+{
+	return object(SFS_OBJ_FILE, path, (size_t)-1, 0);
+}
+
+struct sfs_object sfs_object_whole(enum sfs_obj_kind kind)
+{
+	return object(kind, "", 0, 0);
+}
+
+void sfs_object_text(const struct sfs_object *o, char *buf, size_t cap)
+{
+	/* the words before the quoted name, or the object's words alone */
+	static const char *const words[] = {
+	    [SFS_OBJ_NONE] = "",	     [SFS_OBJ_STORE] = "store",
+	    [SFS_OBJ_STORE_DIR] = "store",   [SFS_OBJ_SECRET] = "secret ",
+	    [SFS_OBJ_VERSION] = "",	     [SFS_OBJ_KEY] = "key ",
+	    [SFS_OBJ_KEYS] = "keys",	     [SFS_OBJ_ROLE] = "role ",
+	    [SFS_OBJ_ROLES] = "roles",	     [SFS_OBJ_PRINCIPAL] = "principal ",
+	    [SFS_OBJ_FILE] = ""};
+	enum sfs_obj_kind k = o->kind;
+
+	if (k == SFS_OBJ_VERSION)
+		snprintf(buf, cap, "version %u of '%s'", (unsigned)o->number,
+			 o->name);
+	else if (k == SFS_OBJ_SECRET || k == SFS_OBJ_KEY || k == SFS_OBJ_ROLE ||
+		 k == SFS_OBJ_PRINCIPAL || k == SFS_OBJ_FILE)
+		snprintf(buf, cap, "%s'%s'", words[k], o->name);
+	else
+		snprintf(buf, cap, "%s", k <= SFS_OBJ_FILE ? words[k] : "");
+}
+
+int sfs_object_covers(const struct sfs_object *cmd,
+		      const struct sfs_object *obj)
+{
+	int bare_ok = !strchr(obj->name, '\'');
+
+	if (obj->kind == SFS_OBJ_NONE || obj->cut || cmd->cut ||
+	    strcmp(obj->name, cmd->name) != 0)
+		return 0;
+	if (obj->kind == SFS_OBJ_SECRET && cmd->kind == SFS_OBJ_VERSION)
+		return bare_ok; /* the line names the secret bare: 'db' */
+	if (obj->kind != cmd->kind || obj->number != cmd->number)
+		return 0;
+	return obj->kind != SFS_OBJ_PRINCIPAL || bare_ok;
+}
+
+/* sfs_error_about_after with fmt's arguments in ap. */
+static int error_about(struct sfs_error *err, int code, const char *lead,
+		       const struct sfs_object *obj, const char *fmt,
+		       va_list ap)
+{
+	char subject[sizeof(err->msg)], reason[sizeof(err->msg)];
+	size_t n;
+
+	if (!err)
+		return code;
+	sfs_object_text(obj, subject, sizeof(subject));
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	vsnprintf(reason, sizeof(reason), fmt, ap); /* the caller's format */
+#pragma GCC diagnostic pop
+	sfs_error_set(err, code, "%s%s: %s", lead, subject, reason);
+	n = strlen(lead) + strlen(subject) + 2;
+	err->why = n > 2 && n < strlen(err->msg) ? n : 0;
+	err->obj = *obj;
+	return code;
+}
+
+int sfs_error_about(struct sfs_error *err, int code,
+		    const struct sfs_object *obj, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = error_about(err, code, "", obj, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int sfs_error_about_after(struct sfs_error *err, int code, const char *lead,
+			  const struct sfs_object *obj, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = error_about(err, code, lead, obj, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
 int sfs_error_set(struct sfs_error *err, int code, const char *fmt, ...)
 {
 	va_list ap, again;
@@ -133,6 +273,7 @@ int sfs_error_set(struct sfs_error *err, int code, const char *fmt, ...)
 	va_copy(again, ap);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	err->why = why_at(err->msg, fmt, again);
+	memset(&err->obj, 0, sizeof(err->obj));
 	va_end(again);
 	va_end(ap);
 	return code;
@@ -145,6 +286,7 @@ void sfs_error_clear(struct sfs_error *err)
 	err->code = SFS_OK;
 	err->msg[0] = '\0';
 	err->why = 0;
+	memset(&err->obj, 0, sizeof(err->obj));
 }
 
 void sfs_error_printable(char *text)

@@ -33,7 +33,7 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err);
  *
  *	begin a write transaction (unless pre already failed: a bad
  *	argument refused before anything is read);
- *	gather the state the policy asks about (with subject: what a
+ *	gather the state the policy asks about (with about: what a
  *	refusal names);
  *	ask sfs_policy_check(act) once; settle turns its answer into the
  *	change's (NULL: a refusal is written by ctx_refuse());
@@ -69,10 +69,18 @@ struct ctx_change {
 	const struct ctx_change_ops *ops;
 	void *arg; /* the service's own record of the change */
 	int pre;   /* SFS_OK, or a refusal found before the transaction */
+	/* what a refusal names: the text of one by txn.c's default (no
+	 * settle); about, the object ctx_settle's refusals name */
 	char subject[200];
+	struct sfs_object about;
 };
 int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
 		   struct sfs_error *err);
+
+/* A settle for a change whose refusal names ch->about: rc, with a
+ * refusal written by ctx_refuse_on(). */
+int ctx_settle(struct ctx_change *ch, const struct sfs_policy_state *st,
+	       int rc, struct sfs_error *err);
 
 /* ctx_change_run for a change made of act, caller, ops and arg alone:
  * err cleared first. */

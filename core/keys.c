@@ -72,13 +72,12 @@ static int key_judge(enum sfs_action act, const char *key,
 		     const struct sfs_policy_state *st, int rc,
 		     struct sfs_error *err)
 {
+	struct sfs_object o = sfs_object_key(key);
+
 	if (!st->key_exists && rc != SFS_EROFS && rc != SFS_EACCES)
-		return sfs_error_set(err, SFS_ENOENT,
-				     "key '%.128s': no such "
-				     "key",
-				     key);
+		return sfs_error_about(err, SFS_ENOENT, &o, "no such key");
 	if (rc != SFS_OK)
-		return ctx_refuse(err, act, rc, st, "key '%s'", key);
+		return ctx_refuse_on(err, act, rc, st, &o);
 	return SFS_OK;
 }
 
@@ -116,14 +115,14 @@ static int key_settle(struct ctx_change *ch, const struct sfs_policy_state *st,
 static int key_insert(struct sfs_ctx *ctx, struct sfs_key_rec *k,
 		      struct sfs_error *err)
 {
+	struct sfs_object o = sfs_object_key(k->name);
 	int rc = sfs_store_key_insert(ctx->store, k, err);
 
 	if (rc == SFS_OK)
 		rc = ctx_keyver_make(ctx->store, ctx->crypto, ctx->store_id, k,
 				     1, err);
 	if (rc == SFS_EEXIST)
-		rc =
-		    sfs_error_set(err, rc, "key '%s': already exists", k->name);
+		rc = sfs_error_about(err, rc, &o, "already exists");
 	return rc;
 }
 
@@ -172,16 +171,17 @@ static int key_new_rec(const struct sfs_caller *c, const char *name,
 		       const char *desc, struct sfs_key_rec *k,
 		       struct sfs_error *err)
 {
+	struct sfs_object o = sfs_object_key(name);
 	int rc;
 
 	rc = sfs_policy_name_check(name, strlen(name));
 	if (rc != SFS_OK)
-		return sfs_error_set(err, rc, "key '%.128s': %s", name,
-				     sfs_policy_name_why(rc));
+		return sfs_error_about(err, rc, &o, "%s",
+				       sfs_policy_name_why(rc));
 	rc = sfs_policy_desc_check(desc, strlen(desc));
 	if (rc != SFS_OK)
-		return sfs_error_set(err, rc, "key '%s': %s", name,
-				     sfs_policy_desc_why(desc, strlen(desc)));
+		return sfs_error_about(err, rc, &o, "%s",
+				       sfs_policy_desc_why(desc, strlen(desc)));
 	memset(k, 0, sizeof(*k));
 	sfs_crypto_uuid(k->id);
 	ctx_strlcpy(k->name, name, sizeof(k->name));
@@ -199,8 +199,8 @@ int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   struct sfs_key_rec *out, struct sfs_error *err)
 {
 	struct key_change kc = {.op = "key.create", .key = name};
-	static const struct ctx_change_ops ops = {.apply = key_apply,
-						  .line = key_line};
+	static const struct ctx_change_ops ops = {
+	    .settle = ctx_settle, .apply = key_apply, .line = key_line};
 	struct ctx_change ch = {
 	    .act = SFS_ACT_KEY_CREATE, .c = c, .ops = &ops, .arg = &kc};
 	int rc;
@@ -208,7 +208,7 @@ int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	sfs_error_clear(err);
 	ch.pre =
 	    key_new_rec(c, name, description ? description : "", &kc.k, err);
-	snprintf(ch.subject, sizeof(ch.subject), "key '%s'", name);
+	ch.about = sfs_object_key(name);
 	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
 		*out = kc.k;
@@ -244,6 +244,7 @@ static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			const struct sfs_key_rec *v, size_t n,
 			struct sfs_error *err)
 {
+	struct sfs_object keys = sfs_object_whole(SFS_OBJ_KEYS);
 	struct sfs_policy_state st;
 	size_t i;
 	int rc;
@@ -253,8 +254,8 @@ static int keys_allowed(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		ctx_key_state_fill(&st, &v[i]);
 		rc = sfs_policy_check(SFS_ACT_KEY_VIEW, c, &st);
 		if (rc != SFS_OK)
-			return ctx_refuse(err, SFS_ACT_KEY_VIEW, rc, &st,
-					  "keys");
+			return ctx_refuse_on(err, SFS_ACT_KEY_VIEW, rc, &st,
+					     &keys);
 	}
 	return SFS_OK;
 }

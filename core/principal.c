@@ -93,10 +93,11 @@ out:
 
 static int bad_syntax(struct sfs_error *err, const char *text)
 {
-	return sfs_error_set(err, SFS_EINVAL,
-			     "bad principal '%.64s': expected uid:N, gid:N, "
-			     "NAME, user:NAME or group:NAME",
-			     text);
+	struct sfs_object o = sfs_object_principal(text);
+
+	return sfs_error_about_after(err, SFS_EINVAL, "bad ", &o,
+				     "expected uid:N, gid:N, NAME, user:NAME "
+				     "or group:NAME");
 }
 
 int sfs_principal_parse(const char *text, char *out, size_t cap,

@@ -24,6 +24,7 @@ static int role_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
 		      const struct sfs_policy_state *st, struct sfs_error *err)
 {
 	const struct role_change *rch = ch->arg;
+	struct sfs_object o = sfs_object_role(rch->role);
 	int rc;
 
 	(void)st;
@@ -38,8 +39,8 @@ static int role_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
 		rc = SFS_OK;
 	}
 	if (rc == SFS_ENOENT)
-		sfs_error_set(err, rc, "role '%s': not granted to '%s'",
-			      rch->role, rch->principal);
+		sfs_error_about(err, rc, &o, "not granted to '%s'",
+				rch->principal);
 	return rc;
 }
 
@@ -65,22 +66,22 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       struct sfs_error *err)
 {
 	struct role_change rch = {.role = role, .grant = grant};
-	static const struct ctx_change_ops ops = {.apply = role_apply,
-						  .line = role_line};
+	static const struct ctx_change_ops ops = {
+	    .settle = ctx_settle, .apply = role_apply, .line = role_line};
 	struct ctx_change ch = {
 	    .act = SFS_ACT_ROLE_CHANGE, .c = c, .ops = &ops, .arg = &rch};
+	struct sfs_object p;
 
 	sfs_error_clear(err);
+	ch.about = sfs_object_role(role);
+	p = sfs_object_principal(principal);
 	if (!sfs_role_parse(role))
-		ch.pre = sfs_error_set(err, SFS_EINVAL,
-				       "role '%.32s': unknown "
-				       "role (manager, kms-user or kms-viewer)",
-				       role);
+		ch.pre = sfs_error_about(err, SFS_EINVAL, &ch.about,
+					 "unknown role (manager, kms-user or "
+					 "kms-viewer)");
 	else if (sfs_principal_parse(principal, rch.principal,
 				     sizeof(rch.principal), err) != SFS_OK)
-		ch.pre =
-		    ctx_fail(err, SFS_EINVAL, "principal '%.64s'", principal);
-	snprintf(ch.subject, sizeof(ch.subject), "role '%s'", role);
+		ch.pre = ctx_fail_on(err, SFS_EINVAL, &p);
 	return ctx_change_run(ctx, &ch, err);
 }
 
@@ -104,6 +105,7 @@ int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		  sfs_role_cb cb, void *arg, struct sfs_error *err)
 {
 	struct role_pair *v = NULL;
+	struct sfs_object roles = sfs_object_whole(SFS_OBJ_ROLES);
 	struct sfs_policy_state st;
 	size_t i, n = 0;
 	int rc;
@@ -118,7 +120,7 @@ int sfs_role_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	st.readonly = 0;
 	rc = sfs_policy_check(SFS_ACT_ROLE_CHANGE, c, &st);
 	if (rc != SFS_OK)
-		ctx_refuse(err, SFS_ACT_ROLE_CHANGE, rc, &st, "roles");
+		ctx_refuse_on(err, SFS_ACT_ROLE_CHANGE, rc, &st, &roles);
 	else
 		rc = ctx_grants_read(ctx, &v, &n, err);
 	if (rc == SFS_ENOMEM)

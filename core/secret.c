@@ -25,16 +25,17 @@ static int secret_new_rec(const struct sfs_caller *c,
 			  struct sfs_secret_rec *s, struct sfs_error *err)
 {
 	const char *desc = n->description ? n->description : "";
+	struct sfs_object o = sfs_object_secret(n->name);
 	int rc;
 
 	rc = sfs_policy_name_check(n->name, strlen(n->name));
 	if (rc != SFS_OK)
-		return sfs_error_set(err, rc, "secret '%.128s': %s", n->name,
-				     sfs_policy_name_why(rc));
+		return sfs_error_about(err, rc, &o, "%s",
+				       sfs_policy_name_why(rc));
 	rc = sfs_policy_desc_check(desc, strlen(desc));
 	if (rc != SFS_OK)
-		return sfs_error_set(err, rc, "secret '%s': %s", n->name,
-				     sfs_policy_desc_why(desc, strlen(desc)));
+		return sfs_error_about(err, rc, &o, "%s",
+				       sfs_policy_desc_why(desc, strlen(desc)));
 	if (n->has_mode && n->mode > MODE_BITS)
 		return sfs_error_set(err, SFS_EINVAL,
 				     "mode %o: not within "
@@ -88,14 +89,13 @@ static int create_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
 		add.value_len = n->value_len;
 		rc = sfs_policy_check(SFS_ACT_VERSION_ADD, cc->c, &add);
 		if (rc != SFS_OK)
-			return ctx_refuse(err, SFS_ACT_VERSION_ADD, rc, &add,
-					  "secret '%s'", s->name);
+			return ctx_refuse_on(err, SFS_ACT_VERSION_ADD, rc, &add,
+					     &ch->about);
 	}
 	ctx_strlcpy(s->kms_key_id, cc->k.id, sizeof(s->kms_key_id));
 	rc = sfs_store_secret_insert(ctx->store, s, err);
 	if (rc == SFS_EEXIST)
-		return sfs_error_set(err, rc, "secret '%s': already exists",
-				     s->name);
+		return sfs_error_about(err, rc, &ch->about, "already exists");
 	if (rc == SFS_OK && n->value)
 		rc = ctx_version_insert(ctx, cc->c, s, &cc->k, n->value,
 					n->value_len, NULL, err);
@@ -124,6 +124,7 @@ int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 {
 	struct create_change cc = {.n = n, .c = c};
 	static const struct ctx_change_ops ops = {.gather = create_gather,
+						  .settle = ctx_settle,
 						  .apply = create_apply,
 						  .line = create_line};
 	struct ctx_change ch = {
@@ -132,7 +133,7 @@ int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 	sfs_error_clear(err);
 	ch.pre = secret_new_rec(c, n, &cc.s, err);
-	snprintf(ch.subject, sizeof(ch.subject), "secret '%s'", cc.s.name);
+	ch.about = sfs_object_secret(cc.s.name);
 	rc = ctx_change_run(ctx, &ch, err);
 	if (rc == SFS_OK && out)
 		*out = cc.s;
@@ -380,7 +381,7 @@ static int secret_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
 	int rc = ctx_secret_load(ctx, sc->name, &sc->s, err);
 
 	st->secret = &sc->s;
-	snprintf(ch->subject, sizeof(ch->subject), "secret '%s'", sc->s.name);
+	ch->about = sfs_object_secret(sc->s.name);
 	return rc;
 }
 
@@ -419,7 +420,8 @@ static int secret_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
  * apply or what they log. */
 #define SECRET_OPS(g)                                                          \
 	{                                                                      \
-		.gather = (g), .apply = secret_apply, .line = secret_line      \
+		.gather = (g), .settle = ctx_settle, .apply = secret_apply,    \
+		.line = secret_line                                            \
 	}
 
 int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,

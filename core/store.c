@@ -65,12 +65,14 @@ static void assert_txn(const struct sfs_store *s)
 
 static int write_txn(const struct sfs_store *s, struct sfs_error *err)
 {
+	struct sfs_object store;
+
 	assert_txn(s);
-	if (s->txn != SFS_TXN_WRITE)
-		return sfs_error_set(err, SFS_EROFS,
-				     "store: a change inside a read "
-				     "transaction");
-	return SFS_OK;
+	if (s->txn == SFS_TXN_WRITE)
+		return SFS_OK;
+	store = sfs_object_whole(SFS_OBJ_STORE);
+	return sfs_error_about(err, SFS_EROFS, &store,
+			       "a change inside a read transaction");
 }
 
 /* The two kinds of forward, one macro each: the backend's op on s with

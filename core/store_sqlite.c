@@ -350,14 +350,18 @@ int sq_col_blob(sqlite3_stmt *st, int col, struct sfs_blob *out,
 {
 	const void *p = sqlite3_column_blob(st, col);
 	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	struct sfs_object store;
 
 	out->data = NULL;
 	out->len = 0;
 	if (!p || n == 0)
 		return 0;
 	out->data = malloc(n);
-	if (!out->data)
-		return sfs_error_set(err, SFS_ENOMEM, "store: out of memory");
+	if (!out->data) {
+		store = sfs_object_whole(SFS_OBJ_STORE);
+		return sfs_error_about(err, SFS_ENOMEM, &store,
+				       "out of memory");
+	}
 	memcpy(out->data, p, n);
 	out->len = n;
 	return 0;
@@ -551,6 +555,7 @@ static int ensure_file(const char *dir, int create, int readonly,
 /* The journal mode in *wal (1: WAL); with set, switch to WAL first. */
 int sq_journal_mode(struct sq *q, int set, struct sfs_error *err)
 {
+	struct sfs_object store = sfs_object_whole(SFS_OBJ_STORE);
 	sqlite3_stmt *st = NULL;
 	const char *mode;
 	int rc = sqlite3_prepare_v2(q->db,
@@ -564,8 +569,8 @@ int sq_journal_mode(struct sq *q, int set, struct sfs_error *err)
 		mode = (const char *)sqlite3_column_text(st, 0);
 		q->wal = mode && strcmp(mode, "wal") == 0;
 		rc = (set && !q->wal)
-			     ? sfs_error_set(err, SFS_EIO,
-					     "store: cannot switch to WAL")
+			     ? sfs_error_about(err, SFS_EIO, &store,
+					       "cannot switch to WAL")
 			     : 0;
 	} else {
 		rc = sq_fail(q, rc, err, "read store journal mode");

@@ -34,6 +34,7 @@
  */
 static int db_copy(const char *src, const char *dst, struct sfs_error *err)
 {
+	struct sfs_object to_file = sfs_object_file(dst);
 	sqlite3 *from = NULL, *to = NULL;
 	sqlite3_backup *b;
 	int rc, fd;
@@ -41,9 +42,9 @@ static int db_copy(const char *src, const char *dst, struct sfs_error *err)
 	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
 	if (fd < 0)
-		return sfs_error_set(err,
-				     errno == EEXIST ? SFS_EEXIST : SFS_EIO,
-				     "'%s': %s", dst, sfs_strerrno(errno));
+		return sfs_error_about(err,
+				       errno == EEXIST ? SFS_EEXIST : SFS_EIO,
+				       &to_file, "%s", sfs_strerrno(errno));
 	close(fd);
 	rc = sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY, NULL);
 	if (rc == SQLITE_OK)

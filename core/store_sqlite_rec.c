@@ -402,6 +402,7 @@ static int sq_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
 			    struct sfs_error *err)
 {
 	struct sq *q = SQ(s);
+	struct sfs_object o = sfs_object_secret(r->name);
 	sqlite3_stmt *st = q->st[ST_SECRET_UPDATE];
 	int rc = sq_step_change(q, st, bind_rec(st, &store_secrets, r), 1, err,
 				"update secret");
@@ -414,7 +415,7 @@ static int sq_secret_update(struct sfs_store *s, const struct sfs_secret_rec *r,
 					sq_bind_text(st, 3, r->kms_key_id),
 				    0, err, "update secret");
 	if (rc == SFS_EEXIST)
-		sfs_error_set(err, rc, "secret '%s': already exists", r->name);
+		sfs_error_about(err, rc, &o, "already exists");
 	return rc == SFS_ENOENT ? sq_not_found(err, "secret", r->id) : rc;
 }
 

@@ -155,7 +155,7 @@ static int add_gather(struct sfs_ctx *ctx, struct ctx_change *ch,
 	rc = ctx_key_state(ctx, ac->s.kms_key_id, st, &ac->k, err);
 	st->value_len = ac->len;
 	st->expect = ac->expect;
-	snprintf(ch->subject, sizeof(ch->subject), "secret '%s'", ac->s.name);
+	ch->about = sfs_object_secret(ac->s.name);
 	return rc;
 }
 
@@ -204,7 +204,8 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			struct sfs_error *err)
 {
 	/* a length of 1 passes the length rule: the value is not known yet */
-	static const struct ctx_change_ops ops = {.gather = add_gather};
+	static const struct ctx_change_ops ops = {.gather = add_gather,
+						  .settle = ctx_settle};
 	struct add_change ac = {.name = name, .expect = expect, .len = 1};
 	struct ctx_change ch = {
 	    .act = SFS_ACT_VERSION_ADD, .c = c, .ops = &ops, .arg = &ac};
@@ -214,6 +215,21 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 }
 
 /* ---- read --------------------------------------------------------------- */
+
+/* The refusal rc of a read of version n (0: the default, which there
+ * is none of when rc is SFS_ENOENT) of the secret name. */
+static int read_refused(struct sfs_error *err,
+			const struct sfs_policy_state *st, const char *name,
+			uint32_t n, int rc)
+{
+	struct sfs_object o = rc == SFS_ENOENT && !n
+				  ? sfs_object_secret(name)
+				  : sfs_object_version(name, n);
+
+	if (rc == SFS_ENOENT && !n)
+		return sfs_error_about(err, rc, &o, "no default version");
+	return ctx_refuse_on(err, SFS_ACT_VALUE_READ, rc, st, &o);
+}
 
 /*
  * Lock held: load the secret and version n (0: default) with a reference
@@ -256,14 +272,8 @@ static int read_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = sfs_policy_check(SFS_ACT_VALUE_READ, c, &st);
 	if (rc == SFS_OK && !st.version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
-	if (rc == SFS_ENOENT && !n)
-		return sfs_error_set(err, rc,
-				     "secret '%s': no default "
-				     "version",
-				     s->name);
 	if (rc != SFS_OK)
-		return ctx_refuse(err, SFS_ACT_VALUE_READ, rc, &st,
-				  "version %u of '%s'", (unsigned)n, s->name);
+		return read_refused(err, &st, s->name, n, rc);
 	return ctx_kms_material(ctx, v->kms_key_id, v->kms_key_version,
 				material, err);
 }
@@ -278,6 +288,7 @@ static int read_decrypt(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
 {
 	unsigned char dek[SFS_KEY_BYTES];
 	struct sfs_binding b;
+	struct sfs_object o;
 	size_t cap, len = 0;
 	int rc = SFS_EBADMSG;
 
@@ -301,10 +312,10 @@ static int read_decrypt(struct sfs_ctx *ctx, const struct sfs_secret_rec *s,
 out:
 	if (rc != SFS_OK) {
 		sfs_value_release(out);
-		return sfs_error_set(err, SFS_EBADMSG,
-				     "version %u of '%s': stored data failed "
-				     "authentication (tampered or corrupt)",
-				     (unsigned)v->version, s->name);
+		o = sfs_object_version(s->name, v->version);
+		return sfs_error_about(err, SFS_EBADMSG, &o,
+				       "stored data failed authentication "
+				       "(tampered or corrupt)");
 	}
 	out->len = len;
 	return SFS_OK;
@@ -548,6 +559,7 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		      struct sfs_error *err)
 {
 	struct sfs_policy_state st;
+	struct sfs_object o;
 	int rc;
 
 	rc = ctx_secret_load(ctx, name, s, err);
@@ -556,9 +568,9 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	ctx_state_init(ctx, &st);
 	st.secret = s;
 	rc = sfs_policy_check(SFS_ACT_SECRET_VIEW, c, &st);
+	o = sfs_object_secret(s->name);
 	if (rc != SFS_OK)
-		return ctx_refuse(err, SFS_ACT_SECRET_VIEW, rc, &st,
-				  "secret '%s'", s->name);
+		return ctx_refuse_on(err, SFS_ACT_SECRET_VIEW, rc, &st, &o);
 	return SFS_OK;
 }
 
@@ -568,22 +580,20 @@ static int info_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		       struct sfs_version_rec *out, struct sfs_error *err)
 {
 	struct sfs_secret_rec s;
+	struct sfs_object o;
 	int rc;
 
 	rc = view_check(ctx, c, name, &s, err);
-	if (rc == SFS_OK && !n && !(n = s.default_version))
-		rc = sfs_error_set(err, SFS_ENOENT,
-				   "secret '%s': no default "
-				   "version",
-				   s.name);
 	if (rc != SFS_OK)
 		return rc;
+	o = sfs_object_secret(s.name);
+	if (!n && !(n = s.default_version))
+		return sfs_error_about(err, SFS_ENOENT, &o,
+				       "no default version");
 	rc = ctx_version_load(ctx, s.id, n, out, NULL, err);
-	if (rc == SFS_ENOENT) {
-		sfs_error_clear(err);
-		sfs_error_set(err, rc, "version %u of '%s': no such version",
-			      (unsigned)n, s.name);
-	}
+	o = sfs_object_version(s.name, n);
+	if (rc == SFS_ENOENT)
+		sfs_error_about(err, rc, &o, "no such version");
 	return rc;
 }
 
@@ -728,12 +738,12 @@ static int change_settle(struct ctx_change *ch,
 			 struct sfs_error *err)
 {
 	const struct version_change *vc = ch->arg;
+	struct sfs_object o = sfs_object_version(vc->s.name, vc->n);
 
 	if (rc == SFS_OK && !st->version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
 	if (rc != SFS_OK)
-		ctx_refuse(err, ch->act, rc, st, "version %u of '%s'",
-			   (unsigned)vc->n, vc->s.name);
+		ctx_refuse_on(err, ch->act, rc, st, &o);
 	return rc;
 }
 
@@ -847,9 +857,12 @@ static int add_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   struct add_change *ac, struct sfs_version_rec *out,
 		   struct sfs_error *err)
 {
-	static const struct ctx_change_ops add_ops = {
-	    .gather = add_gather, .apply = add_apply, .line = add_line};
+	static const struct ctx_change_ops add_ops = {.gather = add_gather,
+						      .settle = ctx_settle,
+						      .apply = add_apply,
+						      .line = add_line};
 	static const struct ctx_change_ops copy_ops = {.gather = copy_gather,
+						       .settle = ctx_settle,
 						       .apply = add_apply,
 						       .line = add_line,
 						       .done = copy_done};
