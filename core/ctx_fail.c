@@ -76,8 +76,8 @@ int ctx_refuse_on(struct sfs_error *err, enum sfs_action act, int rc,
 			       sfs_policy_why(act, rc, st, buf, sizeof(buf)));
 }
 
-int ctx_settle(struct ctx_change *ch, const struct sfs_policy_state *st,
-	       int rc, struct sfs_error *err)
+int ctx_settle(struct ctx_change *ch, const struct sfs_policy_state *st, int rc,
+	       struct sfs_error *err)
 {
 	if (rc != SFS_OK)
 		rc = ctx_refuse_on(err, ch->act, rc, st, &ch->about);

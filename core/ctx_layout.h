@@ -110,8 +110,7 @@ int ctx_refuse(struct sfs_error *err, enum sfs_action act, int rc,
     __attribute__((format(printf, 5, 6)));
 
 /* ctx_fail and ctx_refuse with a subject that names obj (err->obj). */
-int ctx_fail_on(struct sfs_error *err, int code,
-		const struct sfs_object *obj);
+int ctx_fail_on(struct sfs_error *err, int code, const struct sfs_object *obj);
 int ctx_refuse_on(struct sfs_error *err, enum sfs_action act, int rc,
 		  const struct sfs_policy_state *st,
 		  const struct sfs_object *obj);

@@ -127,7 +127,7 @@ static size_t why_at(const char *msg, const char *fmt, va_list ap)
 }
 
 /* What a subject shows of a role's name and a principal's text. */
-#define ROLE_SHOWN 32
+#define ROLE_SHOWN	32
 #define PRINCIPAL_SHOWN 64
 
 static struct sfs_object object(enum sfs_obj_kind kind, const char *name,
@@ -184,13 +184,17 @@ struct sfs_object sfs_object_whole(enum sfs_obj_kind kind)
 void sfs_object_text(const struct sfs_object *o, char *buf, size_t cap)
 {
 	/* the words before the quoted name, or the object's words alone */
-	static const char *const words[] = {
-	    [SFS_OBJ_NONE] = "",	     [SFS_OBJ_STORE] = "store",
-	    [SFS_OBJ_STORE_DIR] = "store",   [SFS_OBJ_SECRET] = "secret ",
-	    [SFS_OBJ_VERSION] = "",	     [SFS_OBJ_KEY] = "key ",
-	    [SFS_OBJ_KEYS] = "keys",	     [SFS_OBJ_ROLE] = "role ",
-	    [SFS_OBJ_ROLES] = "roles",	     [SFS_OBJ_PRINCIPAL] = "principal ",
-	    [SFS_OBJ_FILE] = ""};
+	static const char *const words[] = {[SFS_OBJ_NONE] = "",
+					    [SFS_OBJ_STORE] = "store",
+					    [SFS_OBJ_STORE_DIR] = "store",
+					    [SFS_OBJ_SECRET] = "secret ",
+					    [SFS_OBJ_VERSION] = "",
+					    [SFS_OBJ_KEY] = "key ",
+					    [SFS_OBJ_KEYS] = "keys",
+					    [SFS_OBJ_ROLE] = "role ",
+					    [SFS_OBJ_ROLES] = "roles",
+					    [SFS_OBJ_PRINCIPAL] = "principal ",
+					    [SFS_OBJ_FILE] = ""};
 	enum sfs_obj_kind k = o->kind;
 
 	if (k == SFS_OBJ_VERSION)
@@ -213,12 +217,16 @@ int sfs_object_covers(const struct sfs_object *cmd,
 		return 0;
 	if (obj->kind == SFS_OBJ_SECRET && cmd->kind == SFS_OBJ_VERSION)
 		return bare_ok; /* the line names the secret bare: 'db' */
-	if (obj->kind != cmd->kind || obj->number != cmd->number)
-		return 0;
+	if (obj->kind != cmd->kind || obj->number != cmd->number ||
+	    (obj->kind == SFS_OBJ_VERSION && !obj->number))
+		return 0; /* a command's version 0 is "the default": none */
 	return obj->kind != SFS_OBJ_PRINCIPAL || bare_ok;
 }
 
 /* sfs_error_about_after with fmt's arguments in ap. */
+static int error_about(struct sfs_error *err, int code, const char *lead,
+		       const struct sfs_object *obj, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 5, 0)));
 static int error_about(struct sfs_error *err, int code, const char *lead,
 		       const struct sfs_object *obj, const char *fmt,
 		       va_list ap)
@@ -229,10 +237,7 @@ static int error_about(struct sfs_error *err, int code, const char *lead,
 	if (!err)
 		return code;
 	sfs_object_text(obj, subject, sizeof(subject));
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	vsnprintf(reason, sizeof(reason), fmt, ap); /* the caller's format */
-#pragma GCC diagnostic pop
+	vsnprintf(reason, sizeof(reason), fmt, ap);
 	sfs_error_set(err, code, "%s%s: %s", lead, subject, reason);
 	n = strlen(lead) + strlen(subject) + 2;
 	err->why = n > 2 && n < strlen(err->msg) ? n : 0;

@@ -79,8 +79,8 @@ int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,
 
 /* A settle for a change whose refusal names ch->about: rc, with a
  * refusal written by ctx_refuse_on(). */
-int ctx_settle(struct ctx_change *ch, const struct sfs_policy_state *st,
-	       int rc, struct sfs_error *err);
+int ctx_settle(struct ctx_change *ch, const struct sfs_policy_state *st, int rc,
+	       struct sfs_error *err);
 
 /* ctx_change_run for a change made of act, caller, ops and arg alone:
  * err cleared first. */

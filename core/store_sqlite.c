@@ -568,10 +568,9 @@ int sq_journal_mode(struct sq *q, int set, struct sfs_error *err)
 	if (rc == SQLITE_ROW) {
 		mode = (const char *)sqlite3_column_text(st, 0);
 		q->wal = mode && strcmp(mode, "wal") == 0;
-		rc = (set && !q->wal)
-			     ? sfs_error_about(err, SFS_EIO, &store,
-					       "cannot switch to WAL")
-			     : 0;
+		rc = (set && !q->wal) ? sfs_error_about(err, SFS_EIO, &store,
+							"cannot switch to WAL")
+				      : 0;
 	} else {
 		rc = sq_fail(q, rc, err, "read store journal mode");
 	}

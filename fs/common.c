@@ -1,7 +1,9 @@
 /*
  * Helpers shared by both halves of the program: opening the store with
  * its master key or passphrase, and reporting errors in the one format
- * SPEC §4 gives ("secretfs: <what failed>: <why>").
+ * SPEC §4 gives ("secretfs: <what failed>: <why>"). Whether the core's
+ * subject goes in that line is decided on data, never on text: the
+ * objects the command names beside the object the subject names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,77 +14,25 @@
 #include "fs.h"
 #include "secretfs/crypto.h"
 
-/* Is every number in the subject (outside quotes) also in what? */
-static int numbers_known(const char *subject, size_t len, const char *what)
-{
-	const char *p = subject, *end = subject + len;
-	char num[16];
-	size_t n;
-	int in_quote = 0;
-
-	for (; p < end; p++) {
-		if (*p == '\'')
-			in_quote = !in_quote;
-		if (in_quote || *p < '0' || *p > '9' ||
-		    (p > subject && p[-1] >= '0' && p[-1] <= '9'))
-			continue;
-		for (n = 0; p + n < end && p[n] >= '0' && p[n] <= '9'; n++)
-			;
-		if (n >= sizeof(num))
-			return 0;
-		snprintf(num, sizeof(num), " %.*s", (int)n, p);
-		if (!strstr(what, num))
-			return 0;
-	}
-	return 1;
-}
-
-/*
- * Does the core's subject say nothing that what does not? It does not
- * when what contains it ("keys" in "cannot list keys"), or when every
- * name it quotes is quoted in what too and every number it holds is in
- * what ("version 2 of 'db'" beside "cannot read version 2 of 'db'", but
- * not beside "cannot read 'db'").
- */
-static int subject_known(const char *subject, size_t len, const char *what)
-{
-	const char *p = subject, *end = subject + len, *q;
-	char name[300];
-	int quoted = 0;
-
-	if (len < sizeof(name)) {
-		snprintf(name, sizeof(name), "%.*s", (int)len, subject);
-		if (strstr(what, name))
-			return 1;
-	}
-	if (!numbers_known(subject, len, what))
-		return 0;
-	while ((p = memchr(p, '\'', (size_t)(end - p))) != NULL) {
-		q = memchr(p + 1, '\'', (size_t)(end - p - 1));
-		if (!q || (size_t)(q - p + 1) >= sizeof(name))
-			return 0;
-		snprintf(name, sizeof(name), "%.*s", (int)(q - p + 1), p);
-		if (!strstr(what, name))
-			return 0;
-		quoted = 1;
-		p = q + 1;
-	}
-	return quoted;
-}
-
 /*
  * The "why" of an error: the core's message, or its code's description.
  * A core message "<subject>: <why>" says where its why starts
- * (err->why); when the subject only repeats what, the why alone follows
+ * (err->why) and what its subject names (err->obj); when that is one of
+ * the command's objects (about), or a part of one, the why alone follows
  * what, so that the line does not say the subject twice.
  */
-static const char *error_why(const char *what, const struct sfs_error *err)
+static const char *error_why(const struct sfs_object *about, size_t n,
+			     const struct sfs_error *err)
 {
+	size_t i;
+
 	if (!err || !err->msg[0])
 		return sfs_strerror(err ? err->code : 0);
-	if (err->why >= 2 && err->why < sizeof(err->msg) &&
-	    subject_known(err->msg, err->why - 2, what))
-		return err->msg + err->why;
+	if (err->why < 2 || err->why >= sizeof(err->msg))
+		return err->msg;
+	for (i = 0; i < n; i++)
+		if (sfs_object_covers(&about[i], &err->obj))
+			return err->msg + err->why;
 	return err->msg;
 }
 
@@ -102,9 +52,10 @@ static void err_line(const char *what, const char *why, const char *tail)
 	fprintf(stderr, "%s\n", buf);
 }
 
-int cli_fail(const char *what, const struct sfs_error *err)
+int cli_fail(const char *what, const struct sfs_object *about, size_t n,
+	     const struct sfs_error *err)
 {
-	err_line(what, error_why(what, err), "");
+	err_line(what, error_why(about, n, err), "");
 	return EXIT_FAIL;
 }
 
@@ -156,6 +107,7 @@ static int ask_tty(void *arg, char **out, size_t *len)
 int cli_open(const struct cli_global *g, const struct sfs_ctx_options *o,
 	     struct sfs_ctx **out)
 {
+	struct sfs_object store = sfs_object_whole(SFS_OBJ_STORE);
 	struct sfs_ctx_options opts;
 	struct sfs_error err;
 
@@ -170,6 +122,6 @@ int cli_open(const struct cli_global *g, const struct sfs_ctx_options *o,
 		opts.master_key = g->master_key;
 	opts.ask_passphrase = ask_tty;
 	if (sfs_ctx_open(out, &opts, &err) != SFS_OK)
-		return cli_fail("cannot open store", &err);
+		return cli_fail("cannot open store", &store, 1, &err);
 	return EXIT_OK;
 }

@@ -35,9 +35,14 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 int cli_open(const struct cli_global *g, const struct sfs_ctx_options *o,
 	     struct sfs_ctx **out);
 
-/* Print "secretfs: <what>: <err->msg or sfs_strerror>" to stderr and
- * return EXIT_FAIL. */
-int cli_fail(const char *what, const struct sfs_error *err);
+/*
+ * Print "secretfs: <what>: <err->msg or sfs_strerror>" to stderr and
+ * return EXIT_FAIL. about holds the n objects the command acted on (what
+ * names them): a core message's subject that names one of them says
+ * nothing new, and only its reason follows what (sfs_object_covers).
+ */
+int cli_fail(const char *what, const struct sfs_object *about, size_t n,
+	     const struct sfs_error *err);
 
 /* Print "secretfs: <what>: <why>" and a usage hint; return EXIT_USAGE. */
 int cli_usage_error(const char *what, const char *why);

@@ -373,7 +373,8 @@ int cli_value_load(const struct cli_cmd *cmd, const struct cli_value_src *s,
 		if (rc == SFS_EINVAL) /* a malformed pair: bad usage */
 			return cli_bad_usage(cmd, "--kv: %s", err.msg);
 		if (rc != SFS_OK)
-			return cli_fail("cannot build the --kv value", &err);
+			return cli_fail("cannot build the --kv value", NULL, 0,
+					&err);
 		out->cap = out->len;
 		return EXIT_OK;
 	}
@@ -399,13 +400,14 @@ void cli_value_release(struct cli_value *v)
 
 int cli_store_dir(const struct cli_global *g, char *dir, size_t cap)
 {
+	struct sfs_object where = sfs_object_whole(SFS_OBJ_STORE_DIR);
 	struct sfs_error err;
 
 	sfs_error_clear(&err);
 	if (g->store)
 		snprintf(dir, cap, "%s", g->store);
 	else if (sfs_ctx_default_dir(dir, cap, &err) != SFS_OK)
-		return cli_fail("cannot find the store", &err);
+		return cli_fail("cannot find the store", &where, 1, &err);
 	return EXIT_OK;
 }
 
@@ -438,17 +440,47 @@ void cli_session_close(struct cli_session *s)
 	s->ctx = NULL;
 }
 
-int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
+/* cli_session_fail with fmt's arguments in ap and the n objects of
+ * about. */
+static int session_fail(struct cli_session *s, int rc,
+			const struct sfs_object *about, size_t n,
+			const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+static int session_fail(struct cli_session *s, int rc,
+			const struct sfs_object *about, size_t n,
+			const char *fmt, va_list ap)
 {
 	char what[512];
-	va_list ap;
 
 	if (!s->err.code)
 		s->err.code = rc;
-	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
+	return cli_fail(what, about, n, &s->err);
+}
+
+int cli_session_fail(struct cli_session *s, int rc, struct sfs_object about,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc = session_fail(s, rc, &about, 1, fmt, ap);
 	va_end(ap);
-	return cli_fail(what, &s->err);
+	return rc;
+}
+
+int cli_session_fail2(struct cli_session *s, int rc, struct sfs_object a,
+		      struct sfs_object b, const char *fmt, ...)
+{
+	struct sfs_object about[2];
+	va_list ap;
+
+	about[0] = a;
+	about[1] = b;
+	va_start(ap, fmt);
+	rc = session_fail(s, rc, about, 2, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 void *cli_grow(void *arr, size_t n, size_t *cap, size_t size)
@@ -497,7 +529,8 @@ int cli_keys_load(struct cli_session *s, struct cli_keys *k)
 	memset(k, 0, sizeof(*k));
 	rc = sfs_key_list(s->ctx, &s->caller, keys_add, k, &s->err);
 	if (rc != SFS_OK)
-		return cli_session_fail(s, rc, "cannot list keys");
+		return cli_session_fail(s, rc, sfs_object_whole(SFS_OBJ_KEYS),
+					"cannot list keys");
 	return EXIT_OK;
 }
 

@@ -200,9 +200,15 @@ int cli_open_go(int rc, const struct cli_global *g, struct cli_session *s);
 int cli_start(const struct cli_cmd *cmd, const struct cli_global *g,
 	      int argc, char **argv, int min, int max, struct cli_session *s);
 /* Report the core's failure rc (details in s->err) as
- * "secretfs: <what>: <why>"; returns EXIT_FAIL. */
-int cli_session_fail(struct cli_session *s, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+ * "secretfs: <what>: <why>", what from fmt naming the object about
+ * (kind SFS_OBJ_NONE: none; see cli_fail); returns EXIT_FAIL. */
+int cli_session_fail(struct cli_session *s, int rc, struct sfs_object about,
+		     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The same for a command that names two objects, a and b. */
+int cli_session_fail2(struct cli_session *s, int rc, struct sfs_object a,
+		      struct sfs_object b, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* arr (n of *cap elements of size bytes used) with room for one more:
  * arr itself, or a grown copy (*cap updated), or NULL with arr intact

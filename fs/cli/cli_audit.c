@@ -132,7 +132,7 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		return EXIT_FAIL;
 	sfs_error_clear(&err);
 	if (sfs_storedir_check(dir, &err) != SFS_OK) /* SPEC §1 */
-		return cli_fail("cannot read the audit log", &err);
+		return cli_fail("cannot read the audit log", NULL, 0, &err);
 	if (a.all_hosts)
 		rc = sfs_audit_read_all_hosts(dir, a.secret, a.since,
 					      audit_line, &write_errno, &err);
@@ -141,7 +141,7 @@ static int audit_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (rc < 0) {
 		if (!err.code)
 			err.code = rc;
-		return cli_fail("cannot read the audit log", &err);
+		return cli_fail("cannot read the audit log", NULL, 0, &err);
 	}
 	if (write_errno) {
 		fprintf(stderr, "secretfs: cannot write output: %s\n",
@@ -202,6 +202,7 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	    {.name = "join", .flag = &o.join},
 	    {.name = NULL},
 	};
+	struct sfs_object store = sfs_object_whole(SFS_OBJ_STORE);
 	struct sfs_ctx *ctx = NULL;
 	struct sfs_error err;
 	int rc;
@@ -228,13 +229,13 @@ static int init_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	if ((rc = sfs_ctx_init(&o, &err)) != SFS_OK) {
 		if (!err.code)
 			err.code = rc;
-		return cli_fail("cannot initialise the store", &err);
+		return cli_fail("cannot initialise the store", &store, 1, &err);
 	}
 	/* open it once: proves the new key and says where everything is */
 	if ((rc = sfs_ctx_open(&ctx, &o, &err)) != SFS_OK) {
 		if (!err.code)
 			err.code = rc;
-		return cli_fail("cannot open the new store", &err);
+		return cli_fail("cannot open the new store", &store, 1, &err);
 	}
 	rc = init_report(g, ctx);
 	sfs_ctx_close(ctx);
@@ -285,7 +286,8 @@ static int rekey_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		return rc;
 	rc = sfs_ctx_rekey(s.ctx, key, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot re-key the store");
+		rc = cli_session_fail(&s, rc, sfs_object_whole(SFS_OBJ_STORE),
+				      "cannot re-key the store");
 	else
 		printf("store re-keyed: its master key is now '%s'; give it "
 		       "to every host and restart their daemons\n",

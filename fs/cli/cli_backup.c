@@ -48,10 +48,10 @@ static int backup_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	file = argv[optind];
 	rc = sfs_store_backup(sfs_ctx_dir(s.ctx), file, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc,
-				      "cannot back up the store to "
-				      "'%s'",
-				      file);
+		rc =
+		    cli_session_fail2(&s, rc, sfs_object_whole(SFS_OBJ_STORE),
+				      sfs_object_file(file),
+				      "cannot back up the store to '%s'", file);
 	else
 		rc = copy_report(g, 0, sfs_ctx_dir(s.ctx), file);
 	cli_session_close(&s);
@@ -75,6 +75,7 @@ const struct cli_cmd cli_backup_cmd = {
 static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 		       int argc, char **argv)
 {
+	struct sfs_object store = sfs_object_whole(SFS_OBJ_STORE);
 	struct sfs_error err;
 	char dir[4096];
 	int rc = cli_parse_plain(cmd, argc, argv, 1, 1);
@@ -88,7 +89,7 @@ static int restore_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	if (rc != SFS_OK) {
 		if (!err.code)
 			err.code = rc;
-		return cli_fail("cannot restore", &err);
+		return cli_fail("cannot restore", &store, 1, &err);
 	}
 	return copy_report(g, 1, dir, argv[optind]);
 }

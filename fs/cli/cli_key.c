@@ -28,7 +28,8 @@ static int key_create(const struct cli_cmd *cmd, const struct cli_global *g,
 	name = argv[optind];
 	rc = sfs_key_create(s.ctx, &s.caller, name, desc, &rec, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot create key '%s'", name);
+		rc = cli_session_fail(&s, rc, sfs_object_key(name),
+				      "cannot create key '%s'", name);
 	else if (g->json)
 		rc = cli_json_print(fs_render_key_json(&rec));
 	else
@@ -164,7 +165,8 @@ static int key_changed(struct cli_session *s, const struct key_one *row,
 	}
 	rc = sfs_key_get(s->ctx, &s->caller, key, &rec, &s->err);
 	if (rc != SFS_OK)
-		return cli_session_fail(s, rc, "cannot show key '%s'", key);
+		return cli_session_fail(s, rc, sfs_object_key(key),
+					"cannot show key '%s'", key);
 	return cli_json_print(fs_render_key_json(&rec));
 }
 
@@ -199,7 +201,8 @@ static int key_one_run(const struct cli_cmd *cmd, const struct cli_global *g,
 	memset(&rec, 0, sizeof(rec));
 	rc = row->call(s.ctx, &s.caller, argv[optind], &rec, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot %s key '%s'", cmd->name,
+		rc = cli_session_fail(&s, rc, sfs_object_key(argv[optind]),
+				      "cannot %s key '%s'", cmd->name,
 				      argv[optind]);
 	else
 		rc = row->report(&s, row, argv[optind], &rec);

@@ -48,9 +48,10 @@ static int role_change(const struct cli_cmd *cmd, const struct cli_global *g,
 	else
 		rc = sfs_role_revoke(s.ctx, &s.caller, role, principal, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot %s role '%s' %s '%s'",
-				      cmd->name, role, grant ? "to" : "from",
-				      principal);
+		rc = cli_session_fail2(&s, rc, sfs_object_role(role),
+				       sfs_object_principal(principal),
+				       "cannot %s role '%s' %s '%s'", cmd->name,
+				       role, grant ? "to" : "from", principal);
 	else
 		rc = role_print_change(g, grant ? "granted" : "revoked", role,
 				       principal);
@@ -105,7 +106,8 @@ static int role_list(const struct cli_cmd *cmd, const struct cli_global *g,
 	}
 	rc = sfs_role_list(s.ctx, &s.caller, role_row, &o, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot list roles");
+		rc = cli_session_fail(&s, rc, sfs_object_whole(SFS_OBJ_ROLES),
+				      "cannot list roles");
 	else if (!o.json)
 		cli_table_print(&o.t, stdout);
 	else {

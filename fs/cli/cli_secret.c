@@ -157,8 +157,8 @@ static int secret_create(const struct cli_cmd *cmd,
 		goto out;
 	rc = sfs_secret_create(s.ctx, &s.caller, &a.n, &rec, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot create secret '%s'",
-				      a.n.name);
+		rc = cli_session_fail(&s, rc, sfs_object_secret(a.n.name),
+				      "cannot create secret '%s'", a.n.name);
 	else if (g->json && (rc = cli_keys_load(&s, &keys)) == EXIT_OK)
 		rc = cli_json_print(fs_render_secret_json(
 		    &rec, cli_keys_name(&keys, rec.kms_key_id)));
@@ -235,7 +235,8 @@ static int secret_list(const struct cli_cmd *cmd, const struct cli_global *g,
 		return rc;
 	rc = sfs_secret_list(s.ctx, &s.caller, secret_collect, &x.l, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot list secrets");
+		rc = cli_session_fail(&s, rc, sfs_object_whole(SFS_OBJ_NONE),
+				      "cannot list secrets");
 	return cli_listing_end(&s, rc, &x);
 }
 
@@ -308,7 +309,8 @@ static int secret_report(struct cli_session *s, const char *name)
 
 	rc = sfs_secret_get(s->ctx, &s->caller, name, &rec, &full, &s->err);
 	if (rc != SFS_OK)
-		return cli_session_fail(s, rc, "cannot show secret '%s'", name);
+		return cli_session_fail(s, rc, sfs_object_secret(name),
+					"cannot show secret '%s'", name);
 	if (full && (rc = cli_keys_load(s, &keys)) != EXIT_OK)
 		return rc;
 	if (s->g->json)
@@ -408,8 +410,9 @@ static int secret_update(const struct cli_cmd *cmd,
 	rc = sfs_secret_update(s.ctx, &s.caller, argv[optind], &u, &s.err);
 	snprintf(line, sizeof(line), "updated secret '%s'", argv[optind]);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot update secret '%s'",
-				      argv[optind]);
+		rc =
+		    cli_session_fail(&s, rc, sfs_object_secret(argv[optind]),
+				     "cannot update secret '%s'", argv[optind]);
 	else
 		rc = secret_changed(&s, argv[optind], line);
 	cli_session_close(&s);
@@ -432,7 +435,7 @@ static int secret_change_key(const struct cli_cmd *cmd,
 	snprintf(line, sizeof(line), "secret '%s' now uses key '%s'", name,
 		 key);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc,
+		rc = cli_session_fail(&s, rc, sfs_object_secret(name),
 				      "cannot change key of secret '%s'", name);
 	else
 		rc = secret_changed(&s, name, line);
@@ -455,8 +458,9 @@ static int secret_status(const struct cli_cmd *cmd,
 	snprintf(line, sizeof(line), "%s secret '%s'",
 		 active ? "activated" : "deactivated", argv[optind]);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot %s secret '%s'",
-				      cmd->name, argv[optind]);
+		rc = cli_session_fail(&s, rc, sfs_object_secret(argv[optind]),
+				      "cannot %s secret '%s'", cmd->name,
+				      argv[optind]);
 	else
 		rc = secret_changed(&s, argv[optind], line);
 	cli_session_close(&s);
@@ -562,14 +566,16 @@ static int secret_delete(const struct cli_cmd *cmd,
 	/* no one is asked to type the name of a secret that is not there */
 	rc = confirm ? SFS_OK : secret_exists(&s, name);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
+		rc = cli_session_fail(&s, rc, sfs_object_secret(name),
+				      "cannot delete secret '%s'", name);
 	else if (delete_confirmed(name, confirm) != EXIT_OK)
 		rc = EXIT_FAIL;
 	else if (all && (rc = destroy_all(&s, name)))
-		rc =
-		    cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
+		rc = cli_session_fail(&s, rc, sfs_object_secret(name),
+				      "cannot delete secret '%s'", name);
 	else if ((rc = sfs_secret_delete(s.ctx, &s.caller, name, &s.err)))
-		rc = cli_session_fail(&s, rc, "cannot delete secret '%s'", name);
+		rc = cli_session_fail(&s, rc, sfs_object_secret(name),
+				      "cannot delete secret '%s'", name);
 	else
 		rc = cli_print_deleted(g, "secret", name);
 	cli_session_close(&s);

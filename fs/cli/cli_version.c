@@ -46,8 +46,9 @@ static int version_json(struct cli_session *s, const char *name, uint32_t n)
 	if (rc == SFS_OK)
 		rc = sfs_version_info(s->ctx, &s->caller, name, n, &v, &s->err);
 	if (rc != SFS_OK)
-		return cli_session_fail(s, rc, "cannot show version %u of '%s'",
-					n, name);
+		return cli_session_fail(s, rc, sfs_object_version(name, n),
+					"cannot show version %u of '%s'", n,
+					name);
 	rc = cli_keys_load(s, &keys);
 	if (rc == EXIT_OK)
 		rc = cli_json_print(
@@ -173,7 +174,8 @@ static int merge_value(struct cli_session *s, const char *name,
 				   info.version,
 				   sfs_value_format_name(info.format));
 	if (rc != SFS_OK)
-		rc = cli_session_fail(s, rc, "cannot merge into '%s'", name);
+		rc = cli_session_fail(s, rc, sfs_object_version(name, 0),
+				      "cannot merge into '%s'", name);
 	free(m.used);
 	cli_buf_release(&m.pairs);
 	sfs_value_release(&def);
@@ -240,7 +242,8 @@ static int version_add(const struct cli_cmd *cmd, const struct cli_global *g,
 	rc = sfs_version_add(s.ctx, &s.caller, name, v.data, v.len, expect,
 			     &rec, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot add version to '%s'", name);
+		rc = cli_session_fail(&s, rc, sfs_object_version(name, 0),
+				      "cannot add version to '%s'", name);
 	else if (g->json)
 		rc = version_json(&s, name, rec.version);
 	else
@@ -324,8 +327,8 @@ static int version_list(const struct cli_cmd *cmd,
 		rc = sfs_version_list(s.ctx, &s.caller, name, 1,
 				      version_collect, &x.l, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot list versions of '%s'",
-				      name);
+		rc = cli_session_fail(&s, rc, sfs_object_version(name, 0),
+				      "cannot list versions of '%s'", name);
 	return cli_listing_end(&s, rc, &x);
 }
 
@@ -543,12 +546,14 @@ static int get_fail(struct cli_session *s, const char *name,
 						 "object (its format is %s)",
 			      sfs_value_format_name(info->format));
 		return cli_session_fail(s, rc,
+					sfs_object_version(name, info->version),
 					"cannot print key '%s' of "
 					"version %u of '%s'",
 					field, info->version, name);
 	}
 	if (rc == SFS_EPERM) /* kv_env_safe's reason is in s->err */
 		return cli_session_fail(s, SFS_EINVAL,
+					sfs_object_version(name, info->version),
 					"cannot print version "
 					"%u of '%s' as "
 					"KEY=VALUE lines",
@@ -562,7 +567,8 @@ static int get_fail(struct cli_session *s, const char *name,
 			sfs_value_format_name(info->format));
 		return EXIT_FAIL;
 	}
-	return cli_session_fail(s, rc, "cannot print '%s'", name);
+	return cli_session_fail(s, rc, sfs_object_version(name, 0),
+				"cannot print '%s'", name);
 }
 
 static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
@@ -585,11 +591,11 @@ static int version_get(const struct cli_cmd *cmd, const struct cli_global *g,
 		rc = sfs_version_read(s.ctx, &s.caller, name, a.n, &val, &info,
 				      &s.err);
 	if (rc != SFS_OK) {
-		rc = a.n ? cli_session_fail(&s, rc,
-					    "cannot read version %u "
-					    "of '%s'",
-					    a.n, name)
-			 : cli_session_fail(&s, rc, "cannot read '%s'", name);
+		rc = a.n ? cli_session_fail(
+			       &s, rc, sfs_object_version(name, a.n),
+			       "cannot read version %u of '%s'", a.n, name)
+			 : cli_session_fail(&s, rc, sfs_object_version(name, 0),
+					    "cannot read '%s'", name);
 		goto out;
 	}
 	rc = get_format(&s, name, &val, &info, a.kv, a.field, &b);
@@ -620,9 +626,10 @@ static int version_set_default(const struct cli_cmd *cmd,
 	rc = sfs_version_set_default(s.ctx, &s.caller, argv[optind], n,
 				     &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot set default version of "
-					      "'%s' to %u",
-				      argv[optind], n);
+		rc = cli_session_fail(
+		    &s, rc, sfs_object_version(argv[optind], n),
+		    "cannot set default version of '%s' to %u", argv[optind],
+		    n);
 	else if (g->json)
 		rc = version_json(&s, argv[optind], n);
 	else
@@ -696,9 +703,9 @@ static int version_change(const struct cli_cmd *cmd, const struct cli_global *g,
 		cli_parse_number(argv[i], &n);
 		rc = c->call(s.ctx, &s.caller, name, n, &s.err);
 		if (rc != SFS_OK)
-			rc = cli_session_fail(&s, rc,
-					      "cannot %s version %u of '%s'",
-					      cmd->name, n, name);
+			rc = cli_session_fail(
+			    &s, rc, sfs_object_version(name, n),
+			    "cannot %s version %u of '%s'", cmd->name, n, name);
 		else
 			rc = state_changed(&s, c->done, name, n);
 	}
@@ -721,8 +728,9 @@ static int version_copy(const struct cli_cmd *cmd,
 	memset(&rec, 0, sizeof(rec));
 	rc = sfs_version_copy(s.ctx, &s.caller, name, n, &rec, &s.err);
 	if (rc != SFS_OK)
-		rc = cli_session_fail(&s, rc, "cannot copy version %u of '%s'",
-				      n, name);
+		rc =
+		    cli_session_fail(&s, rc, sfs_object_version(name, n),
+				     "cannot copy version %u of '%s'", n, name);
 	else if (g->json)
 		rc = version_json(&s, name, rec.version);
 	else

@@ -49,25 +49,25 @@ enum sfs_err {
 /* The kinds of object a subject names, each with its words. */
 enum sfs_obj_kind {
 	SFS_OBJ_NONE = 0,  /* none: a subject that is not an object */
-	SFS_OBJ_STORE,     /* "store" */
+	SFS_OBJ_STORE,	   /* "store" */
 	SFS_OBJ_STORE_DIR, /* where the store is: "store" (in "cannot find
 			      the store") */
-	SFS_OBJ_SECRET,    /* "secret 'NAME'" */
+	SFS_OBJ_SECRET,	   /* "secret 'NAME'" */
 	SFS_OBJ_VERSION,   /* "version N of 'NAME'"; N 0: the secret's
 			      default or next version, as a command names it */
-	SFS_OBJ_KEY,       /* "key 'NAME'" */
-	SFS_OBJ_KEYS,      /* "keys": every key */
-	SFS_OBJ_ROLE,      /* "role 'NAME'" */
-	SFS_OBJ_ROLES,     /* "roles": every grant */
+	SFS_OBJ_KEY,	   /* "key 'NAME'" */
+	SFS_OBJ_KEYS,	   /* "keys": every key */
+	SFS_OBJ_ROLE,	   /* "role 'NAME'" */
+	SFS_OBJ_ROLES,	   /* "roles": every grant */
 	SFS_OBJ_PRINCIPAL, /* "principal 'TEXT'" */
-	SFS_OBJ_FILE       /* "'PATH'" */
+	SFS_OBJ_FILE	   /* "'PATH'" */
 };
 
 /* An object named as a subject names it: a name longer than the subject
  * shows is cut there (cut set), as the message shows it. */
 struct sfs_object {
 	enum sfs_obj_kind kind;
-	int cut;         /* name cut: the subject does not say which one */
+	int cut;	 /* name cut: the subject does not say which one */
 	uint32_t number; /* a version's */
 	char name[256];
 };
@@ -90,9 +90,11 @@ void sfs_object_text(const struct sfs_object *o, char *buf, size_t cap);
 /*
  * Does a subject naming obj say nothing that a command acting on cmd
  * says already? Yes when obj is cmd (same kind, name and number), or a
- * secret whose version cmd is, or cmd's principal, unless a name is cut,
- * or a name that holds a quote appears where the line names it bare
- * ('a'b' cannot be told from 'a' then b'): the subject is kept then.
+ * secret whose version cmd is, or cmd's principal; not when a name is
+ * cut, when obj is a version 0 (a command's version 0 is the default
+ * version, not a number it gave), or when a name that holds a quote
+ * appears where the line names it bare ('a'b' cannot be told from 'a'
+ * then b'): the subject is kept then.
  */
 int sfs_object_covers(const struct sfs_object *cmd,
 		      const struct sfs_object *obj);
@@ -141,11 +143,11 @@ int sfs_error_set(struct sfs_error *err, int code, const char *fmt, ...)
  */
 int sfs_error_about(struct sfs_error *err, int code,
 		    const struct sfs_object *obj, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* The same with words before the object's ("bad " principal 'x'). */
 int sfs_error_about_after(struct sfs_error *err, int code, const char *lead,
 			  const struct sfs_object *obj, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 /* Reset err to SFS_OK with an empty message. err may be NULL. */
 void sfs_error_clear(struct sfs_error *err);
