@@ -1008,6 +1008,47 @@ START_TEST(test_refusals_say_why)
 }
 END_TEST
 
+/* The core's subject is left out when the command's own words name its
+ * object (or the secret of its version), and kept when it says more: a
+ * version the command did not number, a name the line cut, a name with a
+ * quote where the line names it bare. */
+START_TEST(test_subject_dropped_only_when_the_command_names_it)
+{
+	char name[130], want[512];
+
+	ck_assert_int_eq(sfs("secret", "create", "db", "--value", "1", NULL),
+			 0);
+	ck_assert_int_eq(sfs("secret", "deactivate", "db", NULL), 0);
+	ck_assert_int_eq(sfs("version", "get", "db", "1", NULL), 1);
+	assert_err("secretfs: cannot read version 1 of 'db': the secret is "
+		   "deactivated\n");
+	ck_assert_int_eq(sfs("version", "get", "db", NULL), 1);
+	assert_err("secretfs: cannot read 'db': version 1 of 'db': the "
+		   "secret is deactivated\n");
+	ck_assert_int_eq(sfs("version", "get", "nosuch", "3", NULL), 1);
+	assert_err("secretfs: cannot read version 3 of 'nosuch': no such "
+		   "secret\n");
+	ck_assert_int_eq(sfs("version", "get", "it's", "3", NULL), 1);
+	assert_err("secretfs: cannot read version 3 of 'it's': secret 'it's': "
+		   "no such secret\n");
+	memset(name, 'b', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	ck_assert_int_eq(sfs("secret", "show", name, NULL), 1);
+	snprintf(want, sizeof(want),
+		 "secretfs: cannot show secret '%s': secret '%.128s': no such "
+		 "secret\n",
+		 name, name);
+	assert_err(want);
+	ck_assert_int_eq(sfs("role", "grant", "manager", "foo:bar", NULL), 1);
+	assert_err("secretfs: cannot grant role 'manager' to 'foo:bar': "
+		   "expected uid:N, gid:N, NAME, user:NAME or group:NAME\n");
+	ck_assert_int_eq(sfs("role", "grant", "manager", "uid:1'", NULL), 1);
+	assert_err("secretfs: cannot grant role 'manager' to 'uid:1'': bad "
+		   "principal 'uid:1'': expected uid:N, gid:N, NAME, user:NAME "
+		   "or group:NAME\n");
+}
+END_TEST
+
 START_TEST(test_delete_confirm_mismatch)
 {
 	make_deletable("db");
@@ -2036,6 +2077,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_create_without_value);
 	tcase_add_test(tc, test_delete_lifecycle);
 	tcase_add_test(tc, test_refusals_say_why);
+	tcase_add_test(tc, test_subject_dropped_only_when_the_command_names_it);
 	tcase_add_test(tc, test_delete_confirm_mismatch);
 	tcase_add_test(tc, test_delete_without_confirm_not_a_tty);
 	tcase_add_test(tc, test_delete_prompt_on_terminal);
