@@ -3,7 +3,8 @@
  * errors they hand back in a caller's struct sfs_error (ctx_fail for a
  * core code, ctx_refuse for a policy refusal, with the rule's words; the
  * _on forms for a subject that names an object, which err->obj then
- * carries as data, and ctx_settle for a change's refusal). Kept
+ * carries as data, ctx_settle for a change's refusal, and the name and
+ * description rules a new secret or key is refused by). Kept
  * out of ctx.c so that the modules ctx.c is built from do not depend on
  * it.
  * Declared in ctx_layout.h.
@@ -82,4 +83,19 @@ int ctx_settle(struct ctx_change *ch, const struct sfs_policy_state *st, int rc,
 	if (rc != SFS_OK)
 		rc = ctx_refuse_on(err, ch->act, rc, st, &ch->about);
 	return rc;
+}
+
+int ctx_name_desc_check(const struct sfs_object *o, const char *name,
+			const char *desc, struct sfs_error *err)
+{
+	int rc = sfs_policy_name_check(name, strlen(name));
+
+	if (rc != SFS_OK)
+		return sfs_error_about(err, rc, o, "%s",
+				       sfs_policy_name_why(rc));
+	rc = sfs_policy_desc_check(desc, strlen(desc));
+	if (rc != SFS_OK)
+		return sfs_error_about(err, rc, o, "%s",
+				       sfs_policy_desc_why(desc, strlen(desc)));
+	return SFS_OK;
 }

@@ -115,6 +115,11 @@ int ctx_refuse_on(struct sfs_error *err, enum sfs_action act, int rc,
 		  const struct sfs_policy_state *st,
 		  const struct sfs_object *obj);
 
+/* A new secret's or key's name and description by the policy's rules:
+ * SFS_OK, or the rule's refusal as "<o's words>: <why>". */
+int ctx_name_desc_check(const struct sfs_object *o, const char *name,
+			const char *desc, struct sfs_error *err);
+
 /* Copy src into dst[cap], truncating; always NUL-terminated. */
 void ctx_strlcpy(char *dst, const char *src, size_t cap);
 

@@ -172,16 +172,10 @@ static int key_new_rec(const struct sfs_caller *c, const char *name,
 		       struct sfs_error *err)
 {
 	struct sfs_object o = sfs_object_key(name);
-	int rc;
+	int rc = ctx_name_desc_check(&o, name, desc, err);
 
-	rc = sfs_policy_name_check(name, strlen(name));
 	if (rc != SFS_OK)
-		return sfs_error_about(err, rc, &o, "%s",
-				       sfs_policy_name_why(rc));
-	rc = sfs_policy_desc_check(desc, strlen(desc));
-	if (rc != SFS_OK)
-		return sfs_error_about(err, rc, &o, "%s",
-				       sfs_policy_desc_why(desc, strlen(desc)));
+		return rc;
 	memset(k, 0, sizeof(*k));
 	sfs_crypto_uuid(k->id);
 	ctx_strlcpy(k->name, name, sizeof(k->name));

@@ -26,16 +26,10 @@ static int secret_new_rec(const struct sfs_caller *c,
 {
 	const char *desc = n->description ? n->description : "";
 	struct sfs_object o = sfs_object_secret(n->name);
-	int rc;
+	int rc = ctx_name_desc_check(&o, n->name, desc, err);
 
-	rc = sfs_policy_name_check(n->name, strlen(n->name));
 	if (rc != SFS_OK)
-		return sfs_error_about(err, rc, &o, "%s",
-				       sfs_policy_name_why(rc));
-	rc = sfs_policy_desc_check(desc, strlen(desc));
-	if (rc != SFS_OK)
-		return sfs_error_about(err, rc, &o, "%s",
-				       sfs_policy_desc_why(desc, strlen(desc)));
+		return rc;
 	if (n->has_mode && n->mode > MODE_BITS)
 		return sfs_error_set(err, SFS_EINVAL,
 				     "mode %o: not within "
