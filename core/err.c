@@ -231,7 +231,7 @@ static int error_about(struct sfs_error *err, int code, const char *lead,
 		       const struct sfs_object *obj, const char *fmt,
 		       va_list ap)
 {
-	char subject[sizeof(err->msg)], reason[sizeof(err->msg)];
+	char subject[300], reason[256]; /* each as long as a message */
 	size_t n;
 
 	if (!err)
