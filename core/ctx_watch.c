@@ -106,7 +106,8 @@ static int slot_alive(int fd, int i)
 {
 	struct flock fl;
 
-	return slot_fcntl(fd, i, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+	return slot_fcntl(fd, i, F_OFD_GETLK, &fl) == 0 &&
+	       fl.l_type != F_UNLCK;
 }
 
 static int slot_claim(int fd, int i)
@@ -263,7 +264,8 @@ uint64_t ctx_watch_prepare(struct sfs_ctx *ctx)
 		watch_map(ctx);
 	if (!ctx->watch_tab)
 		return 0;
-	/* after the generation's bump (a full barrier), before the scan */
+	/* after the generation's bump, before the scan: a daemon that
+	 * registered before this commit is in the scan or moved the epoch */
 	epoch = __atomic_load_n(ctx->watch_tab + WATCH_EPOCH, __ATOMIC_SEQ_CST);
 	if (!ctx->watch_scanned || epoch != ctx->watch_epoch)
 		watch_scan(ctx, epoch);
