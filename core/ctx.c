@@ -306,6 +306,11 @@ void sfs_ctx_backend(struct sfs_ctx *ctx, char *out, size_t cap)
 		snprintf(out, cap, "sqlite");
 }
 
+int sfs_ctx_listener(struct sfs_ctx *ctx)
+{
+	return sfs_store_remote_state(ctx->store, NULL, 0);
+}
+
 /* ---- counts and roles ------------------------------------------------- */
 
 int sfs_ctx_counts(struct sfs_ctx *ctx, struct sfs_counts *out,

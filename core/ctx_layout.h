@@ -52,8 +52,11 @@ struct sfs_ctx {
 	int gen_mapped;
 	/* The watcher table as a writer sees it (ctx_watch.c), set up under
 	 * mutex at the end of a write transaction, read after it. */
-	int watch_fd;	     /* DIR/generation, or -1 */
-	uint32_t *watch_tab; /* its slots, or NULL: no table (yet) */
+	int watch_fd;	      /* DIR/generation, or -1 */
+	uint32_t *watch_tab;  /* its slots, or NULL: no table (yet) */
+	uint64_t watch_alive; /* mutex: slots locked at the last scan */
+	uint32_t watch_epoch; /* mutex: the epoch read before that scan */
+	int watch_scanned;    /* mutex: 0 until the first scan */
 	/* The context's own registration as a watcher (a daemon's). */
 	int reg_fd;	   /* DIR/generation holding our slot's lock, or -1 */
 	uint32_t *reg_tab; /* the table mapped, or NULL */

@@ -12,23 +12,36 @@
  * commits skip its own slot (sfs_ctx_watch_exempt_self).
  *
  * DIR/generation holds the 8-byte counter at offset 0 (ctx.c) and, from
- * offset WATCH_OFF, a table of WATCH_SLOTS 32-bit ack words. A daemon
- * claims a slot by taking an OFD write lock on the slot's bytes and holds
- * it for its life: the lock, not a pid, says the watcher is alive, so a
- * killed daemon's slot is free at once and a reused pid never counts.
+ * offset WATCH_OFF, a table of WATCH_SLOTS 32-bit words: words 0 to
+ * WATCH_EPOCH - 1 are slots (ack words), the last (WATCH_EPOCH) counts
+ * registrations. A daemon claims a slot by taking an OFD write lock on
+ * the slot's bytes and holds it for its life: the lock, not a pid, says
+ * the watcher is alive, so a killed daemon's slot is free at once and a
+ * reused pid never counts. Once its slot is claimed and its ack stored,
+ * the daemon adds one to the epoch word.
  *
  * The daemon FUTEX_WAITs on the counter's low word; a writer, after its
  * commit bumped the counter, FUTEX_WAKEs it, then for each locked slot
  * waits (FUTEX_WAIT on the ack word) until the ack reaches its
  * generation, WATCH_WAIT_MS in all at most: a hung or stopped daemon
  * slows a writer by that much and never blocks it. Futexes on a shared
- * file mapping work across processes. A writer keeps DIR/generation open
- * from its first commit and maps the table once it exists: until then
- * one lseek per commit, after that none. Never fstat: a stat marks the
- * file's times as seen, so with multigrain timestamps (Linux 6.13+) its
- * next change takes a fine-grained time, which moves the clock the
- * store's WAL reads at the next commit: the WAL's mtime then changes
- * and its fdatasync writes the inode as well (see sfs_audit_size).
+ * file mapping work across processes.
+ *
+ * Asking whether a slot is locked is a system call (F_OFD_GETLK), and a
+ * slot never acked (never claimed, or its daemon dead) would be asked at
+ * every commit: so a writer keeps, per context, the slots found locked
+ * at its last full scan of the table and the epoch read just before that
+ * scan. While the epoch has not moved no daemon has registered since
+ * (daemons can die, not appear): the writer asks about those slots only;
+ * once it moves, it scans the table again.
+ *
+ * A writer keeps DIR/generation open from its first commit and maps the
+ * table once it exists: until then one lseek per commit, after that
+ * none. Never fstat: a stat marks the file's times as seen, so with
+ * multigrain timestamps (Linux 6.13+) its next change takes a
+ * fine-grained time, which moves the clock the store's WAL reads at the
+ * next commit: the WAL's mtime then changes and its fdatasync writes the
+ * inode as well (see sfs_audit_size).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +63,7 @@
 #define WATCH_SLOTS   64
 #define WATCH_SIZE    (WATCH_OFF + WATCH_SLOTS * 4)
 #define WATCH_WAIT_MS 200
+#define WATCH_EPOCH   (WATCH_SLOTS - 1) /* the registrations word */
 
 static long futex(uint32_t *addr, int op, uint32_t val,
 		  const struct timespec *ts)
@@ -123,12 +137,16 @@ int sfs_ctx_watch_register(struct sfs_ctx *ctx)
 	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, WATCH_OFF);
 	if (m == MAP_FAILED)
 		goto fail;
-	for (i = 0; i < WATCH_SLOTS; i++) {
+	for (i = 0; i < WATCH_EPOCH; i++) {
 		if (slot_claim(fd, i)) {
 			ctx->reg_tab = m;
 			ctx->reg_ack = (uint32_t *)m + i;
 			__atomic_store_n(ctx->reg_ack, *gen_low(ctx),
 					 __ATOMIC_RELEASE);
+			/* after the lock and the ack: a writer that reads
+			 * the new epoch and then scans finds both */
+			__atomic_add_fetch(ctx->reg_tab + WATCH_EPOCH, 1,
+					   __ATOMIC_SEQ_CST);
 			ctx->reg_fd = fd;
 			return 0;
 		}
@@ -203,13 +221,11 @@ static void wait_ack(uint32_t *ack, uint32_t gen,
 	}
 }
 
-void ctx_watch_prepare(struct sfs_ctx *ctx)
+static void watch_map(struct sfs_ctx *ctx)
 {
 	char path[PATH_MAX];
 	void *m;
 
-	if (ctx->watch_tab || !ctx->gen_mapped)
-		return;
 	if (ctx->watch_fd < 0) {
 		if (gen_path(ctx, path, sizeof(path)))
 			return;
@@ -222,6 +238,38 @@ void ctx_watch_prepare(struct sfs_ctx *ctx)
 	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, ctx->watch_fd, WATCH_OFF);
 	if (m != MAP_FAILED)
 		ctx->watch_tab = m;
+}
+
+/* The slots locked now, the epoch read first (see the header). */
+static void watch_scan(struct sfs_ctx *ctx, uint32_t epoch)
+{
+	uint64_t alive = 0;
+	int i;
+
+	for (i = 0; i < WATCH_EPOCH; i++)
+		if (slot_alive(ctx->watch_fd, i))
+			alive |= 1ULL << i;
+	ctx->watch_alive = alive;
+	ctx->watch_epoch = epoch;
+	ctx->watch_scanned = 1;
+}
+
+uint64_t ctx_watch_prepare(struct sfs_ctx *ctx)
+{
+	uint32_t epoch;
+
+	if (!ctx->gen_mapped)
+		return 0;
+	if (!ctx->watch_tab)
+		watch_map(ctx);
+	if (!ctx->watch_tab)
+		return 0;
+	/* after the generation's bump, before the scan: a daemon that
+	 * registered before this commit is in the scan or moved the epoch */
+	epoch = __atomic_load_n(ctx->watch_tab + WATCH_EPOCH, __ATOMIC_SEQ_CST);
+	if (!ctx->watch_scanned || epoch != ctx->watch_epoch)
+		watch_scan(ctx, epoch);
+	return ctx->watch_alive;
 }
 
 void ctx_watch_close(struct sfs_ctx *ctx)
@@ -243,8 +291,9 @@ void ctx_watch_close(struct sfs_ctx *ctx)
 }
 
 /* After ctx_end() let go of the mutex: watch_fd and watch_tab were set
- * before it did and only change at close. */
-void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
+ * before it did and only change at close; slots is what
+ * ctx_watch_prepare() returned under it. */
+void ctx_watch_sync(struct sfs_ctx *ctx, uint64_t slots)
 {
 	struct timespec deadline;
 	uint32_t gen;
@@ -254,16 +303,18 @@ void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
 		return;
 	gen = (uint32_t)sfs_ctx_generation(ctx);
 	futex(gen_low(ctx), FUTEX_WAKE, INT_MAX, NULL);
-	if (!ctx->watch_tab)
+	if (!ctx->watch_tab || !slots)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_nsec += (WATCH_WAIT_MS % 1000) * 1000000L;
 	deadline.tv_sec +=
 	    WATCH_WAIT_MS / 1000 + deadline.tv_nsec / 1000000000L;
 	deadline.tv_nsec %= 1000000000L;
-	for (i = 0; i < WATCH_SLOTS; i++) {
-		/* acked already: no need to ask whether it lives */
-		if ((int32_t)(__atomic_load_n(ctx->watch_tab + i,
+	for (i = 0; i < WATCH_EPOCH; i++) {
+		/* not locked at the scan, or acked already: no need to ask
+		 * whether it lives */
+		if (!(slots & (1ULL << i)) ||
+		    (int32_t)(__atomic_load_n(ctx->watch_tab + i,
 					      __ATOMIC_ACQUIRE) -
 			      gen) >= 0 ||
 		    (ctx->reg_self && ctx->reg_ack &&
@@ -272,4 +323,14 @@ void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
 		if (slot_alive(ctx->watch_fd, i))
 			wait_ack(ctx->watch_tab + i, gen, &deadline);
 	}
+}
+
+void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
+{
+	uint64_t slots;
+
+	pthread_mutex_lock(&ctx->mutex);
+	slots = ctx_watch_prepare(ctx);
+	pthread_mutex_unlock(&ctx->mutex);
+	ctx_watch_sync(ctx, slots);
 }

@@ -208,30 +208,46 @@ int sfs_secret_get(struct sfs_ctx *ctx, const struct sfs_caller *c,
 
 /*
  * Listing pages through the store in name order: at most LIST_PAGE
- * records (~3.5 KB each) are held at a time, gathered under the lock in
+ * records (~6 KB each) are held at a time, gathered under the lock in
  * one short read transaction, then handed to the callback unlocked (so
  * that it may call back into the context), then the next page. Memory
  * stays bounded whatever the number of secrets. A secret created or
  * deleted between pages is seen or not, as with any directory listing;
- * none is seen twice and the order holds.
+ * none is seen twice and the order holds. The page grows as records
+ * come (LIST_FIRST, doubling): a full page is 1.5 MiB, past the daemon's
+ * mmap threshold, and the daemon's notifier lists the store at every
+ * change, so a store of a few secrets would map and unmap it (a TLB
+ * shootdown of every CPU) at each commit.
  */
-#define LIST_PAGE 256
-#define PAGE_FULL 1 /* private stop value of page_collect */
+#define LIST_PAGE  256
+#define LIST_FIRST 16
+#define PAGE_FULL  1 /* private stop value of page_collect */
 
 struct secrets_page {
 	struct sfs_secret_rec *v;
-	unsigned n;
+	unsigned n, cap;
 	const char *after; /* fallback paging only */
 };
 
 static int page_collect(void *arg, const struct sfs_secret_rec *s)
 {
 	struct secrets_page *p = arg;
+	struct sfs_secret_rec *v;
+	unsigned cap;
 
 	if (p->after && strcmp(s->name, p->after) <= 0)
 		return 0;
 	if (p->n == LIST_PAGE)
 		return PAGE_FULL;
+	if (p->n == p->cap) {
+		cap = p->cap ? p->cap * 2 : LIST_FIRST;
+		cap = cap < LIST_PAGE ? cap : LIST_PAGE;
+		v = realloc(p->v, cap * sizeof(*v));
+		if (!v)
+			return SFS_ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
 	p->v[p->n++] = *s;
 	return 0;
 }
@@ -256,16 +272,13 @@ static int page_fetch(struct sfs_ctx *ctx, struct secrets_page *p,
 int sfs_secret_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		    sfs_secret_cb cb, void *arg, struct sfs_error *err)
 {
-	struct secrets_page p = {NULL, 0, NULL};
+	struct secrets_page p = {NULL, 0, 0, NULL};
 	char after[SFS_NAME_MAX + 1] = "";
 	unsigned i;
 	int rc;
 
 	(void)c; /* names are visible to anyone who reaches the store */
 	sfs_error_clear(err);
-	p.v = malloc(LIST_PAGE * sizeof(*p.v));
-	if (!p.v)
-		return sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	do {
 		rc = ctx_begin(ctx, 0, err);
 		if (rc != SFS_OK)
@@ -277,6 +290,8 @@ int sfs_secret_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			ctx_strlcpy(after, p.v[p.n - 1].name, sizeof(after));
 	} while (rc == SFS_OK && p.n == LIST_PAGE);
 	free(p.v);
+	if (rc == SFS_ENOMEM && !err->code)
+		sfs_error_set(err, rc, "out of memory");
 	return rc;
 }
 

@@ -334,7 +334,7 @@ int sfs_store_remote_state(struct sfs_store *s, char *out, size_t cap)
 {
 	if (cap)
 		out[0] = '\0';
-	return s->ops->remote_state ? s->ops->remote_state(s, out, cap) : 0;
+	return s->ops->remote_state ? s->ops->remote_state(s, out, cap) : -1;
 }
 
 /* ---- choosing a backend ------------------------------------------------- */

@@ -447,15 +447,23 @@ static void notice_quiet(void *arg, const char *message)
 	(void)message;
 }
 
-PGconn *pg_connect_with_deadlines(const char *conninfo)
+PGconn *pg_connect_with_deadlines(const char *conninfo, int listener)
 {
 	static const char *const keys[] = {
 	    "connect_timeout",	   "keepalives",       "keepalives_idle",
 	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
 	    "application_name",	   "dbname",	       NULL};
-	const char *vals[] = {"5",     "1",	   "5",	     "2", "3",
-			      "10000", "secretfs", conninfo, NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	const char *vals[] = {CONNECT_S,
+			      "1",
+			      "5",
+			      "2",
+			      "3",
+			      "10000",
+			      listener ? "secretfs-listener" : "secretfs",
+			      conninfo,
+			      NULL};
+	PGconn *c = listener ? PQconnectStartParams(keys, vals, 1)
+			     : PQconnectdbParams(keys, vals, 1);
 
 	if (c)
 		PQsetNoticeProcessor(c, notice_quiet, NULL);
@@ -590,7 +598,7 @@ int sfs_store_pg_open(const char *conninfo, const char *dir, int create,
 	p->readonly = readonly;
 	host_label(p, dir);
 	p->conninfo = strdup(conninfo);
-	p->conn = pg_connect_with_deadlines(conninfo);
+	p->conn = pg_connect_with_deadlines(conninfo, 0);
 	if (!p->conninfo)
 		rc = sfs_error_set(err, SFS_ENOMEM, "out of memory");
 	else if (!p->conn || PQstatus(p->conn) != CONNECTION_OK)

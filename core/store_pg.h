@@ -26,6 +26,8 @@
 #define REQ_BYTES  16
 #define RESOLVE_MS 10000 /* how long a lost COMMIT is chased */
 #define PREP_MAX   64	 /* prepared statements per connection */
+#define CONNECT_S  "5"	 /* connect_timeout, and the listener's own: */
+#define CONNECT_MS 5000
 
 struct pg {
 	struct sfs_store pub;
@@ -38,6 +40,10 @@ struct pg {
 	char *conninfo;
 	/* the listener (remote_poll): its own connection, one thread */
 	PGconn *listen;
+	int lstate;	      /* enum listen_state (store_pg_listen.c) */
+	short lwant;	      /* POLLIN or POLLOUT: what connecting awaits */
+	int64_t ldeadline_ms; /* a connection still unmade then is dropped */
+	int64_t down_at_ms;   /* the last "changed" while it is down */
 	int64_t next_try_ms;  /* no reconnect before (while lost) */
 	int64_t next_poll_ms; /* the safety-net generation poll */
 	uint64_t remote_gen;
@@ -89,7 +95,10 @@ int pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap);
 int64_t pg_col_i64(const PGresult *r, int row, int col);
 int pg_col_blob(const PGresult *r, int row, int col, struct sfs_blob *out,
 		struct sfs_error *err);
-PGconn *pg_connect_with_deadlines(const char *conninfo);
+/* listener 1: the listener's connection, started without waiting
+ * (PQconnectStartParams: the caller drives PQconnectPoll and enforces
+ * CONNECT_MS) and named "secretfs-listener" in pg_stat_activity. */
+PGconn *pg_connect_with_deadlines(const char *conninfo, int listener);
 void pg_prep_forget(struct pg *p);
 void pg_reset(struct pg *p);
 int pg_conn_setup(struct pg *p, struct sfs_error *err);

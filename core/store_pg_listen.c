@@ -29,12 +29,16 @@
  * rollback would hand to the next writer's different change: a fresh
  * value then too.
  */
+/* The listener's connection (struct pg's lstate): none, being made,
+ * LISTEN sent, listening. */
+enum listen_state { L_NONE, L_CONNECTING, L_ASKED, L_UP };
+
 /* lmu held: read what the listener has; 0, or -1 when it is gone. */
 static int listen_drain(struct pg *p)
 {
 	PGnotify *n;
 
-	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK ||
+	if (p->lstate != L_UP || PQstatus(p->listen) != CONNECTION_OK ||
 	    !PQconsumeInput(p->listen))
 		return -1;
 	while ((n = PQnotifies(p->listen))) {
@@ -118,28 +122,113 @@ int64_t pg_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* LISTEN on a fresh connection, at most once a second while the server
- * is away. 0, or -1: no listener. */
-static int listen_up(struct pg *p, int64_t now)
-{
-	PGresult *r;
+/*
+ * The listener's connection is made without ever blocking the poller
+ * (which must keep dropping the kernel's caches while it is down): it is
+ * started at most once a second, carried on at each poll for at most
+ * LISTEN_STEP_MS, and dropped when it is not listening CONNECT_MS after
+ * its start. A blocking connect held the poller for connect_timeout,
+ * while cache=kernel went on serving what the kernel held.
+ */
+#define LISTEN_STEP_MS 20
 
-	if (now < p->next_try_ms)
-		return -1;
-	p->next_try_ms = now + 1000;
-	PQfinish(p->listen);
-	p->listen = pg_connect_with_deadlines(p->conninfo);
-	if (PQstatus(p->listen) == CONNECTION_OK) {
-		r = PQexec(p->listen, "LISTEN secretfs");
-		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-			PQclear(r);
-			return 0;
-		}
-		PQclear(r);
-	}
+static int listen_drop(struct pg *p)
+{
 	PQfinish(p->listen);
 	p->listen = NULL;
+	p->lstate = L_NONE;
 	return -1;
+}
+
+/* Wait at most ms (>= 0) for the listener's socket to be ready for
+ * events: 1 ready (or failed: the next libpq call says), 0 not yet. */
+static int listen_ready(struct pg *p, short events, int64_t ms)
+{
+	struct pollfd pfd = {.fd = PQsocket(p->listen), .events = events};
+
+	return pfd.fd >= 0 && poll(&pfd, 1, (int)ms) == 1;
+}
+
+/* One step of PQconnectPoll's protocol: 1 connected, 0 not yet, -1
+ * failed. */
+static int listen_connect_step(struct pg *p, int64_t end)
+{
+	int64_t left = end - pg_mono_ms();
+
+	if (!listen_ready(p, p->lwant, left > 0 ? left : 0))
+		return 0;
+	switch (PQconnectPoll(p->listen)) {
+	case PGRES_POLLING_OK:
+		return 1;
+	case PGRES_POLLING_READING:
+		p->lwant = POLLIN;
+		return 0;
+	case PGRES_POLLING_WRITING:
+		p->lwant = POLLOUT;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* LISTEN's answer, once it is in: 1 listening, 0 not yet, -1 failed. */
+static int listen_answer(struct pg *p, int64_t end)
+{
+	int64_t left = end - pg_mono_ms();
+	PGresult *r;
+	int ok = 0;
+
+	if (!PQconsumeInput(p->listen))
+		return -1;
+	if (PQisBusy(p->listen) &&
+	    (!listen_ready(p, POLLIN, left > 0 ? left : 0) ||
+	     !PQconsumeInput(p->listen) || PQisBusy(p->listen)))
+		return PQstatus(p->listen) == CONNECTION_OK ? 0 : -1;
+	while ((r = PQgetResult(p->listen))) {
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+	}
+	return ok ? 1 : -1;
+}
+
+/* Carry the listener's connection on: 0 once it LISTENs, -1 not (yet). */
+static int listen_up(struct pg *p, int64_t now)
+{
+	int64_t end = now + LISTEN_STEP_MS;
+	int rc = 0;
+
+	if (p->lstate == L_NONE) {
+		if (now < p->next_try_ms)
+			return -1;
+		p->next_try_ms = now + 1000;
+		p->listen = pg_connect_with_deadlines(p->conninfo, 1);
+		if (!p->listen || PQstatus(p->listen) == CONNECTION_BAD)
+			return listen_drop(p);
+		p->lstate = L_CONNECTING;
+		p->lwant = POLLOUT;
+		p->ldeadline_ms = now + CONNECT_MS;
+	}
+	if (now >= p->ldeadline_ms)
+		return listen_drop(p);
+	while (p->lstate == L_CONNECTING &&
+	       (rc = listen_connect_step(p, end)) == 0 && pg_mono_ms() < end)
+		;
+	if (rc < 0)
+		return listen_drop(p);
+	if (p->lstate == L_CONNECTING) {
+		if (rc == 0)
+			return -1;
+		if (!PQsendQuery(p->listen, "LISTEN secretfs"))
+			return listen_drop(p);
+		p->lstate = L_ASKED;
+	}
+	rc = listen_answer(p, end);
+	if (rc < 0)
+		return listen_drop(p);
+	if (rc == 0)
+		return -1;
+	p->lstate = L_UP;
+	return 0;
 }
 
 /* How long the generation poll waits for its answer: past it the
@@ -188,48 +277,61 @@ static int listen_poll(struct pg *p)
 
 /* Fail closed until a new listener is up: nothing the kernel or the
  * read cache holds is trusted. */
-static void listener_lost(struct pg *p)
+static int listener_lost(struct pg *p, int64_t now)
 {
 	__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
-	PQfinish(p->listen);
-	p->listen = NULL;
+	listen_drop(p);
+	p->down_at_ms = now;
+	return 1;
+}
+
+/* While there is no listener: "changed" every DOWN_EVERY_MS, so that the
+ * poller drops the kernel's caches that often (nothing cached is older
+ * than that) and sleeps in between instead of spinning. */
+#define DOWN_EVERY_MS 100
+
+static int down_changed(struct pg *p, int64_t now)
+{
+	if (now - p->down_at_ms < DOWN_EVERY_MS)
+		return 0;
+	p->down_at_ms = now;
+	return 1;
 }
 
 /*
  * 1 when another connection (any host) may have committed a change since
  * the last call: a notification came, the generation poll (once a second)
  * saw the counter move, or there is no listener (lost, or just back, so
- * notifications may have been missed): fail closed. 0 when nothing
- * changed. Never blocks on a live connection; reconnecting is tried once
- * a second and waits at most connect_timeout.
+ * notifications may have been missed): fail closed, every
+ * DOWN_EVERY_MS. 0 when nothing changed. Never blocks on a live
+ * connection; a reconnect is started once a second and carried on for
+ * at most LISTEN_STEP_MS per call.
  */
 static int remote_poll_locked(struct pg *p)
 {
 	int64_t now = pg_mono_ms();
 	int changed = 0, rc;
 
-	if (!p->listen || PQstatus(p->listen) != CONNECTION_OK) {
+	if (p->lstate != L_UP || PQstatus(p->listen) != CONNECTION_OK) {
+		if (p->lstate == L_UP)
+			listen_drop(p);
 		__atomic_store_n(&p->listening, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&p->fast_ok, 0, __ATOMIC_RELEASE);
 		if (listen_up(p, now) != 0)
-			return 1;
+			return down_changed(p, now);
 		__atomic_store_n(&p->listening, 1, __ATOMIC_RELAXED);
 		changed = 1;
 	}
-	if (listen_drain(p) != 0) {
-		listener_lost(p);
-		return 1;
-	}
+	if (listen_drain(p) != 0)
+		return listener_lost(p, now);
 	changed |= p->notes != p->poll_seen;
 	p->poll_seen = p->notes;
 	if (now >= p->next_poll_ms) {
 		p->next_poll_ms = now + POLL_EVERY_MS;
 		rc = listen_poll(p);
-		if (rc < 0) {
-			listener_lost(p);
-			return 1;
-		}
+		if (rc < 0)
+			return listener_lost(p, now);
 		changed |= rc;
 	}
 	return changed;
@@ -246,13 +348,16 @@ int pg_remote_poll(struct sfs_store *s)
 	return changed;
 }
 
-/* Called under the caller's lock on the store (the main connection);
- * reads only the flag the poller thread sets. */
+/* Called under the caller's lock on the store (the main connection's
+ * host and port), or with cap 0 from any thread: the flag the poller
+ * thread sets. */
 int pg_remote_state(struct sfs_store *s, char *out, size_t cap)
 {
 	struct pg *p = PG(s);
 	int up = __atomic_load_n(&p->listening, __ATOMIC_RELAXED);
 
+	if (!cap)
+		return up;
 	snprintf(out, cap, "postgresql %s:%s listener %s",
 		 PQhost(p->conn) ? PQhost(p->conn) : "?",
 		 PQport(p->conn) ? PQport(p->conn) : "?", up ? "up" : "down");

@@ -40,6 +40,7 @@ int ctx_begin(struct sfs_ctx *ctx, int write, struct sfs_error *err)
 
 int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 {
+	uint64_t slots = 0;
 	int bumped = 0;
 
 	if (write && rc == SFS_OK && !ctx->readonly) {
@@ -49,7 +50,7 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 			rc = sfs_store_commit(ctx->store, err);
 		if (rc == SFS_OK) {
 			__atomic_add_fetch(ctx->gen, 1, __ATOMIC_RELEASE);
-			ctx_watch_prepare(ctx);
+			slots = ctx_watch_prepare(ctx);
 			bumped = 1;
 		}
 	} else {
@@ -61,7 +62,7 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err)
 	ctx_staged_clear(ctx); /* committed with it, or dropped */
 	pthread_mutex_unlock(&ctx->mutex);
 	if (bumped) /* cache=kernel mounts drop stale pages first */
-		sfs_ctx_watch_sync(ctx);
+		ctx_watch_sync(ctx, slots);
 	return rc;
 }
 

@@ -636,6 +636,42 @@ START_TEST(writer_waits_for_every_watcher_slot)
 }
 END_TEST
 
+/*
+ * A writer that found the watchers of the table at one commit still
+ * waits, at its next commit, for a watcher registered in between: here
+ * slot 0 acks at once and was seen at the first commit; slot 1, which
+ * never acks, registers after it. Only a lower bound is asserted.
+ */
+START_TEST(writer_waits_for_watcher_registered_after_its_scan)
+{
+	struct sfs_ctx *ctx, *w[2];
+	struct acker a;
+	pthread_t t;
+	double ms;
+
+	init_open(&ctx);
+	mk_secret(ctx, "s", NULL, "v");
+	ck_assert_int_eq(sfs_ctx_open(&w[0], &opts, &err), SFS_OK);
+	ck_assert_int_eq(sfs_ctx_watch_register(w[0]), 0);
+	a.ctx = w[0];
+	a.stop = 0;
+	ck_assert_int_eq(pthread_create(&t, NULL, ack_loop, &a), 0);
+	add_ms(ctx); /* the writer scans the table: slot 0 */
+	ck_assert_int_eq(sfs_ctx_open(&w[1], &opts, &err), SFS_OK);
+	ck_assert_int_eq(sfs_ctx_watch_register(w[1]), 0);
+	ms = add_ms(ctx);
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	sfs_ctx_close(w[1]);
+	sfs_ctx_close(w[0]);
+	sfs_ctx_close(ctx);
+	ck_assert_msg(ms >= 190,
+		      "commit returned after %.1f ms: the watcher registered "
+		      "after the writer's first commit was not waited for",
+		      ms);
+}
+END_TEST
+
 static Suite *ctx_suite(void)
 {
 	const TTest *const cases[] = {
@@ -656,6 +692,7 @@ static Suite *ctx_suite(void)
 	    audit_off_writes_no_lines,
 	    parallel_readers_share_a_context,
 	    writer_waits_for_every_watcher_slot,
+	    writer_waits_for_watcher_registered_after_its_scan,
 	};
 
 	return harness_suite("ctx", cases, sizeof(cases) / sizeof(cases[0]),

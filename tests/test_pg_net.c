@@ -104,6 +104,29 @@ static int subnet_free(int x)
 	return is_free;
 }
 
+/* The cluster's postmaster (DATA/postmaster.pid's first line), or -1. */
+static pid_t postmaster_pid(void)
+{
+	char path[PATH_MAX + 32], *text;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/postmaster.pid", pgc.data);
+	text = tu_read_file(path, NULL);
+	pid = text ? (pid_t)atoi(text) : -1;
+	free(text);
+	return pid > 0 ? pid : -1;
+}
+
+/* A case may stop the postmaster (SIGSTOP): whatever ends it, the runner
+ * and the case's teardown let it go on, so that it can be stopped. */
+static void postmaster_cont(void)
+{
+	pid_t pm = postmaster_pid();
+
+	if (pm > 0)
+		kill(pm, SIGCONT);
+}
+
 /* Remove what net_up made: the cluster first (it lives in the
  * namespace), then the namespace (its veth end goes with it, and the
  * peer with that) and the link in case the namespace never held it. */
@@ -111,6 +134,7 @@ static void net_down(void)
 {
 	if (runner != getpid())
 		return; /* a forked test or daemon: not ours to remove */
+	postmaster_cont();
 	pgc_stop(&pgc);
 	if (ns[0])
 		ip(1, "netns", "delete", ns, NULL);
@@ -211,6 +235,7 @@ static void teardown(void)
 	int i;
 
 	ip(1, "-n", ns, "link", "set", peer, "up", NULL);
+	postmaster_cont();
 	for (i = 0; i < 2; i++)
 		h_umount_at(hosts[i].mp, &hosts[i].pid);
 	tu_rmrf(base);
@@ -417,6 +442,76 @@ static void assert_version_b(int n, const char *want)
 	free(got);
 }
 
+/* Wait until B's .status shows its listener in state ("up", "down"). */
+static void b_listener(const char *state)
+{
+	char want[32], *status = NULL;
+	int64_t t0 = now_ms();
+	int found = 0;
+
+	snprintf(want, sizeof(want), "listener %s", state);
+	on(1);
+	while (!found) {
+		ck_assert_msg(now_ms() - t0 < BOUND_MS, "B's listener never %s",
+			      state);
+		if (slurp(".status", &status, NULL) == 0)
+			found = strstr(status, want) != NULL;
+		free(status);
+		status = NULL;
+		if (!found)
+			usleep(50000);
+	}
+}
+
+/*
+ * B's listener lost while the server accepts no new connection (its
+ * postmaster stopped: a connect hangs, open sessions go on). While B
+ * reconnects, its poller must go on dropping the kernel's caches: a
+ * change made then is served within the bound. It used to wait out
+ * connect_timeout (5 s) in the reconnect, and cache=kernel served the
+ * value read meanwhile for that long (the cause of this suite's rare
+ * stale read when the link went down as the listener connected).
+ */
+START_TEST(listener_reconnecting_does_not_hold_the_kernel_cache)
+{
+	char got[64], sql[256], *out = NULL;
+	pid_t listener, pm;
+	int64_t t0;
+
+	mount_host(0, NULL);
+	mount_host(1, "cache=kernel");
+	b_listener("up");
+	snprintf(sql, sizeof(sql),
+		 "SELECT pid FROM pg_stat_activity WHERE application_name = "
+		 "'secretfs-listener' AND client_addr = '%s'",
+		 addr_host);
+	ck_assert_int_eq(pgc_sql(pgc.conninfo, sql, &out), 0);
+	listener = out ? (pid_t)atoi(out) : 0;
+	free(out);
+	ck_assert_int_gt(listener, 0);
+	pm = postmaster_pid();
+	ck_assert_int_gt(pm, 0);
+	ck_assert_int_eq(kill(pm, SIGSTOP), 0);
+	ck_assert_int_eq(kill(listener, SIGTERM), 0);
+	b_listener("down");
+	usleep(1200 * 1000); /* a reconnect is under way (once a second) */
+	ck_assert_int_eq(read_b(got, sizeof(got)), 0);
+	ck_assert_str_eq(got, "v1"); /* read through B's open session */
+	on(0);
+	ck_assert_int_eq(put_s("secrets/db/default", O_WRONLY | O_TRUNC, "v2"),
+			 0);
+	usleep(1200 * 1000); /* the 1-second bound, and some */
+	for (t0 = now_ms(); now_ms() - t0 < 2000; usleep(100000)) {
+		ck_assert_int_eq(read_b(got, sizeof(got)), 0);
+		ck_assert_msg(!strcmp(got, "v2"), "stale past 1 s: '%s'", got);
+	}
+	ck_assert_int_eq(kill(pm, SIGCONT), 0);
+	b_listener("up");
+	ck_assert_int_eq(read_b(got, sizeof(got)), 0);
+	ck_assert_str_eq(got, "v2");
+}
+END_TEST
+
 /* Link down during writes: the write in flight fails with EIO, every
  * acknowledged version is kept, and latest_version tells the truth: the
  * failed write is whole or absent. */
@@ -473,6 +568,7 @@ static Suite *pg_net_suite(void)
 	    link_down_change_on_server_side_is_not_served_stale,
 	    link_down_change_is_not_served_stale_from_kernel_cache,
 	    link_down_during_writes_loses_no_acked_version,
+	    listener_reconnecting_does_not_hold_the_kernel_cache,
 	};
 	TCase *tc;
 	size_t i;

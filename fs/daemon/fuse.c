@@ -181,14 +181,31 @@ void fs_secret_changed(const char *secret)
  * they wait as any writer does. A generation is acked only after every
  * inode is invalidated.
  */
+/* A shared store's listener going down or coming back, in the log: while
+ * it is down nothing cached is trusted (every read asks the server). */
+static void log_listener(int *was)
+{
+	int up = sfs_ctx_listener(fs_d.ctx);
+
+	if (up < 0 || up == *was)
+		return;
+	if (*was >= 0 || !up)
+		fs_log(up ? "store listener back"
+			  : "store listener lost: nothing cached is served "
+			    "until it is back");
+	*was = up;
+}
+
 static void *poller(void *arg)
 {
 	uint64_t g, seen;
+	int listening = -1;
 
 	(void)arg;
 	seen = __atomic_load_n(&fs_d.generation, __ATOMIC_ACQUIRE);
 	while (!fs_d.stopping) {
 		g = sfs_ctx_watch_wait(fs_d.ctx, seen, 50);
+		log_listener(&listening);
 		if (g != seen) {
 			fs_inval_changed();
 			/* Only now: opens compare against it (cached_open). */

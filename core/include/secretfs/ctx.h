@@ -112,6 +112,11 @@ void sfs_ctx_watch_sync(struct sfs_ctx *ctx);
  * polled by sfs_ctx_watch_wait). Thread-safe. */
 void sfs_ctx_backend(struct sfs_ctx *ctx, char *out, size_t cap);
 
+/* A shared store's listener: 1 up, 0 down (every open re-reads the
+ * store's generation), -1 for a store of one host. Takes no lock: for
+ * the thread that polls (sfs_ctx_watch_wait). */
+int sfs_ctx_listener(struct sfs_ctx *ctx);
+
 /*
  * Re-wrap every KMS key version and remake the canary under the master
  * key in the file new_key_path, in one write transaction (core/rekey.c).

@@ -193,7 +193,9 @@ struct sfs_store_ops {
 	 * it never waits on a live server and uses a connection of its own,
 	 * so one thread (the daemon's poller) may call it beside the other
 	 * operations. remote_state writes "BACKEND SERVER listener up|down"
-	 * to out and returns 1 when the listener is up.
+	 * to out and returns 1 when the listener is up; with cap 0 it only
+	 * reads the listener's flag, without the store's connection, so
+	 * that the poller may ask while another thread holds the store.
 	 */
 	int (*remote_poll)(struct sfs_store *s);
 	int (*remote_state)(struct sfs_store *s, char *out, size_t cap);
@@ -346,7 +348,7 @@ int sfs_store_audit_any(struct sfs_store *s, int *any, struct sfs_error *err);
 /* SFS_EINVAL when the store keeps no history (not shared). */
 int sfs_store_audit_history(struct sfs_store *s, sfs_audit_history_cb cb,
 			    void *arg, struct sfs_error *err);
-/* 0 and "" for a store of one host (no remote_poll). */
+/* For a store of one host (no remote_poll): 0, and -1 with "". */
 int sfs_store_remote_poll(struct sfs_store *s);
 int sfs_store_remote_state(struct sfs_store *s, char *out, size_t cap);
 
