@@ -324,13 +324,3 @@ void ctx_watch_sync(struct sfs_ctx *ctx, uint64_t slots)
 			wait_ack(ctx->watch_tab + i, gen, &deadline);
 	}
 }
-
-void sfs_ctx_watch_sync(struct sfs_ctx *ctx)
-{
-	uint64_t slots;
-
-	pthread_mutex_lock(&ctx->mutex);
-	slots = ctx_watch_prepare(ctx);
-	pthread_mutex_unlock(&ctx->mutex);
-	ctx_watch_sync(ctx, slots);
-}

@@ -90,14 +90,14 @@ uint64_t sfs_ctx_generation(struct sfs_ctx *ctx);
 /*
  * Watchers of the generation (ctx_watch.c): a daemon must drop what its
  * kernel caches (pages with cache=kernel, which sends no request per
- * open; names and attributes in every mode) before a writer returns. register claims a slot in DIR/generation's table for
- * this context until it closes (0, or -1: no slot; the daemon then only
- * polls). wait
+ * open; names and attributes in every mode) before a writer returns.
+ * register claims a slot in DIR/generation's table for this context
+ * until it closes (0, or -1: no slot; the daemon then only polls). wait
  * sleeps until the generation differs from seen or ms pass and returns
- * it; ack tells writers everything up to gen is invalidated. sync is
- * what a writer runs after its commit (ctx_end): wake the watchers and
- * wait, at most 200 ms in all, for every live one to ack. A dead
- * watcher's slot is free at once (its lock died with it).
+ * it; ack tells writers everything up to gen is invalidated. After each
+ * commit the core itself (ctx_end) wakes the watchers and waits, at most
+ * 200 ms in all, for every live one to ack. A dead watcher's slot is
+ * free at once (its lock died with it).
  */
 int sfs_ctx_watch_register(struct sfs_ctx *ctx);
 /* After register: this context's own commits do not wait for its own
@@ -105,7 +105,6 @@ int sfs_ctx_watch_register(struct sfs_ctx *ctx);
 void sfs_ctx_watch_exempt_self(struct sfs_ctx *ctx);
 uint64_t sfs_ctx_watch_wait(struct sfs_ctx *ctx, uint64_t seen, int ms);
 void sfs_ctx_watch_ack(struct sfs_ctx *ctx, uint64_t gen);
-void sfs_ctx_watch_sync(struct sfs_ctx *ctx);
 
 /* The backend for health reports: "sqlite", or for a shared store
  * "postgresql HOST:PORT listener up|down" (the listener is the daemon's,
