@@ -36,7 +36,7 @@ int ctx_end(struct sfs_ctx *ctx, int write, int rc, struct sfs_error *err);
  *	gather the state the policy asks about (with about: what a
  *	refusal names);
  *	ask sfs_policy_check(act) once; settle turns its answer into the
- *	change's (NULL: a refusal is written by ctx_refuse());
+ *	change's (NULL: ctx_settle, a refusal naming about);
  *	apply the change;
  *	stage the change's audit line (line with SFS_OK) in the same
  *	transaction, and commit;
@@ -69,9 +69,7 @@ struct ctx_change {
 	const struct ctx_change_ops *ops;
 	void *arg; /* the service's own record of the change */
 	int pre;   /* SFS_OK, or a refusal found before the transaction */
-	/* what a refusal names: the text of one by txn.c's default (no
-	 * settle); about, the object ctx_settle's refusals name */
-	char subject[200];
+	/* what a refusal names (ctx_settle, the default settle) */
 	struct sfs_object about;
 };
 int ctx_change_run(struct sfs_ctx *ctx, struct ctx_change *ch,

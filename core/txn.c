@@ -143,11 +143,8 @@ static int change_check(struct sfs_ctx *ctx, struct ctx_change *ch,
 	if (rc != SFS_OK)
 		return rc;
 	rc = sfs_policy_check(ch->act, ch->c, st);
-	if (ch->ops->settle)
-		rc = ch->ops->settle(ch, st, rc, err);
-	else if (rc != SFS_OK)
-		rc = ctx_refuse(err, ch->act, rc, st, "%s", ch->subject);
-	return rc;
+	return (ch->ops->settle ? ch->ops->settle : ctx_settle)(ch, st, rc,
+								 err);
 }
 
 int ctx_change_ask(struct sfs_ctx *ctx, struct ctx_change *ch,
