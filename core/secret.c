@@ -290,7 +290,7 @@ int sfs_secret_list(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			ctx_strlcpy(after, p.v[p.n - 1].name, sizeof(after));
 	} while (rc == SFS_OK && p.n == LIST_PAGE);
 	free(p.v);
-	if (rc == SFS_ENOMEM && !err->code)
+	if (rc == SFS_ENOMEM && err && !err->code)
 		sfs_error_set(err, rc, "out of memory");
 	return rc;
 }
