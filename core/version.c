@@ -568,10 +568,10 @@ static int view_check(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	ctx_state_init(ctx, &st);
 	st.secret = s;
 	rc = sfs_policy_check(SFS_ACT_SECRET_VIEW, c, &st);
+	if (rc == SFS_OK)
+		return SFS_OK;
 	o = sfs_object_secret(s->name);
-	if (rc != SFS_OK)
-		return ctx_refuse_on(err, SFS_ACT_SECRET_VIEW, rc, &st, &o);
-	return SFS_OK;
+	return ctx_refuse_on(err, SFS_ACT_SECRET_VIEW, rc, &st, &o);
 }
 
 /* Lock held: the caller may see secret name; version n (0: default). */
@@ -586,14 +586,16 @@ static int info_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc != SFS_OK)
 		return rc;
-	o = sfs_object_secret(s.name);
-	if (!n && !(n = s.default_version))
+	if (!n && !(n = s.default_version)) {
+		o = sfs_object_secret(s.name);
 		return sfs_error_about(err, SFS_ENOENT, &o,
 				       "no default version");
+	}
 	rc = ctx_version_load(ctx, s.id, n, out, NULL, err);
-	o = sfs_object_version(s.name, n);
-	if (rc == SFS_ENOENT)
+	if (rc == SFS_ENOENT) {
+		o = sfs_object_version(s.name, n);
 		sfs_error_about(err, rc, &o, "no such version");
+	}
 	return rc;
 }
 
@@ -738,12 +740,14 @@ static int change_settle(struct ctx_change *ch,
 			 struct sfs_error *err)
 {
 	const struct version_change *vc = ch->arg;
-	struct sfs_object o = sfs_object_version(vc->s.name, vc->n);
+	struct sfs_object o;
 
 	if (rc == SFS_OK && !st->version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
-	if (rc != SFS_OK)
+	if (rc != SFS_OK) {
+		o = sfs_object_version(vc->s.name, vc->n);
 		ctx_refuse_on(err, ch->act, rc, st, &o);
+	}
 	return rc;
 }
 
