@@ -217,7 +217,8 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 /* ---- read --------------------------------------------------------------- */
 
 /* The refusal rc of a read of version n (0: the default, which there
- * is none of when rc is SFS_ENOENT) of the secret name. */
+ * is none of when rc is SFS_ENOENT; st is not read then) of the secret
+ * name. */
 static int read_refused(struct sfs_error *err,
 			const struct sfs_policy_state *st, const char *name,
 			uint32_t n, int rc)
@@ -586,11 +587,8 @@ static int info_gather(struct sfs_ctx *ctx, const struct sfs_caller *c,
 	rc = view_check(ctx, c, name, &s, err);
 	if (rc != SFS_OK)
 		return rc;
-	if (!n && !(n = s.default_version)) {
-		o = sfs_object_secret(s.name);
-		return sfs_error_about(err, SFS_ENOENT, &o,
-				       "no default version");
-	}
+	if (!n && !(n = s.default_version))
+		return read_refused(err, NULL, s.name, 0, SFS_ENOENT);
 	rc = ctx_version_load(ctx, s.id, n, out, NULL, err);
 	if (rc == SFS_ENOENT) {
 		o = sfs_object_version(s.name, n);
@@ -740,14 +738,12 @@ static int change_settle(struct ctx_change *ch,
 			 struct sfs_error *err)
 {
 	const struct version_change *vc = ch->arg;
-	struct sfs_object o;
+	struct sfs_object o = sfs_object_version(vc->s.name, vc->n);
 
 	if (rc == SFS_OK && !st->version_exists)
 		rc = SFS_ENOENT; /* the policy asks about existing versions */
-	if (rc != SFS_OK) {
-		o = sfs_object_version(vc->s.name, vc->n);
+	if (rc != SFS_OK)
 		ctx_refuse_on(err, ch->act, rc, st, &o);
-	}
 	return rc;
 }
 
