@@ -194,7 +194,7 @@ int sfs_key_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 {
 	struct key_change kc = {.op = "key.create", .key = name};
 	static const struct ctx_change_ops ops = {
-	    .settle = ctx_settle, .apply = key_apply, .line = key_line};
+	    .apply = key_apply, .line = key_line};
 	struct ctx_change ch = {
 	    .act = SFS_ACT_KEY_CREATE, .c = c, .ops = &ops, .arg = &kc};
 	int rc;

@@ -134,7 +134,7 @@ int sfs_ctx_rekey(struct sfs_ctx *ctx, const char *new_key_path,
 	struct sfs_crypto *to = NULL;
 	struct sfs_caller admin;
 	static const struct ctx_change_ops ops = {
-	    .settle = ctx_settle, .apply = rekey_apply, .line = rekey_line};
+	    .apply = rekey_apply, .line = rekey_line};
 	struct ctx_change ch = {.act = SFS_ACT_ROLE_CHANGE,
 				.c = &admin,
 				.ops = &ops,

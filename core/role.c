@@ -67,7 +67,7 @@ static int role_change(struct sfs_ctx *ctx, const struct sfs_caller *c,
 {
 	struct role_change rch = {.role = role, .grant = grant};
 	static const struct ctx_change_ops ops = {
-	    .settle = ctx_settle, .apply = role_apply, .line = role_line};
+	    .apply = role_apply, .line = role_line};
 	struct ctx_change ch = {
 	    .act = SFS_ACT_ROLE_CHANGE, .c = c, .ops = &ops, .arg = &rch};
 	struct sfs_object p;

@@ -118,7 +118,6 @@ int sfs_secret_create(struct sfs_ctx *ctx, const struct sfs_caller *c,
 {
 	struct create_change cc = {.n = n, .c = c};
 	static const struct ctx_change_ops ops = {.gather = create_gather,
-						  .settle = ctx_settle,
 						  .apply = create_apply,
 						  .line = create_line};
 	struct ctx_change ch = {
@@ -429,7 +428,7 @@ static int secret_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
  * apply or what they log. */
 #define SECRET_OPS(g)                                                          \
 	{                                                                      \
-		.gather = (g), .settle = ctx_settle, .apply = secret_apply,    \
+		.gather = (g), .apply = secret_apply,    \
 		.line = secret_line                                            \
 	}
 

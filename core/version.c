@@ -204,8 +204,7 @@ int sfs_version_can_add(struct sfs_ctx *ctx, const struct sfs_caller *c,
 			struct sfs_error *err)
 {
 	/* a length of 1 passes the length rule: the value is not known yet */
-	static const struct ctx_change_ops ops = {.gather = add_gather,
-						  .settle = ctx_settle};
+	static const struct ctx_change_ops ops = {.gather = add_gather};
 	struct add_change ac = {.name = name, .expect = expect, .len = 1};
 	struct ctx_change ch = {
 	    .act = SFS_ACT_VERSION_ADD, .c = c, .ops = &ops, .arg = &ac};
@@ -858,11 +857,9 @@ static int add_run(struct sfs_ctx *ctx, const struct sfs_caller *c,
 		   struct sfs_error *err)
 {
 	static const struct ctx_change_ops add_ops = {.gather = add_gather,
-						      .settle = ctx_settle,
 						      .apply = add_apply,
 						      .line = add_line};
 	static const struct ctx_change_ops copy_ops = {.gather = copy_gather,
-						       .settle = ctx_settle,
 						       .apply = add_apply,
 						       .line = add_line,
 						       .done = copy_done};
