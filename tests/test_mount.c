@@ -257,6 +257,36 @@ START_TEST(write_default_trunc)
 }
 END_TEST
 
+/* A new version through the mount leaves the kernel's cached versions/N
+ * files to the poller (their content never changes; only their ctime,
+ * the secret's last change, moves): the ctime shown still follows. */
+START_TEST(write_default_version_ctime_follows)
+{
+	struct stat v1, d;
+	int i;
+
+	mk("db", "v1");
+	up(NULL);
+	ck_assert_int_eq(stat(P("secrets/db/versions/1"), &v1), 0);
+	ck_assert_int_eq(
+	    put_s("secrets/db/default", O_WRONLY | O_TRUNC, "written"), 0);
+	ck_assert_int_eq(stat(P("secrets/db/default"), &d), 0);
+	ck_assert(d.st_ctim.tv_sec != v1.st_ctim.tv_sec ||
+		  d.st_ctim.tv_nsec != v1.st_ctim.tv_nsec);
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(stat(P("secrets/db/versions/1"), &v1), 0);
+		if (v1.st_ctim.tv_sec == d.st_ctim.tv_sec &&
+		    v1.st_ctim.tv_nsec == d.st_ctim.tv_nsec)
+			break;
+		usleep(10 * 1000);
+	}
+	ck_assert_int_eq(v1.st_ctim.tv_sec, d.st_ctim.tv_sec);
+	ck_assert_int_eq(v1.st_ctim.tv_nsec, d.st_ctim.tv_nsec);
+	ck_assert_int_eq(v1.st_size, 2);
+	assert_reads("secrets/db/versions/1", "v1");
+}
+END_TEST
+
 START_TEST(write_default_creates_first)
 {
 	up(NULL);
@@ -1084,6 +1114,7 @@ static Suite *mount_suite(void)
 	    read_key_deactivated,
 	    read_tampered_ebadmsg,
 	    write_default_trunc,
+	    write_default_version_ctime_follows,
 	    write_default_creates_first,
 	    write_default_without_trunc,
 	    write_nothing_commits_nothing,

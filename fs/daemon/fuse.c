@@ -157,10 +157,11 @@ const struct fuse_lowlevel_ops fs_ops = {
  * timeout (mount.c), but its attributes are invalidated, so stat gets
  * ENOENT from GETATTR at once and an open fails at the daemon.
  */
-void fs_secret_changed(const char *secret)
+void fs_secret_changed(const char *secret, int added)
 {
 	struct fs_node_ent *v;
-	size_t i, n = fs_node_snapshot_secret(secret, &v);
+	size_t i,
+	    n = fs_node_snapshot_secret(secret, added ? FK_VERSION : 0, &v);
 
 	/* Attributes and pages only: no directory lock is taken, so this
 	 * is safe inside any handler. */

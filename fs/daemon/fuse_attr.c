@@ -531,7 +531,7 @@ static int setattr_secret(fuse_req_t req, const struct fs_node_info *n,
 	if (e)
 		fs_refused_err(c.uid, "chmod/chown", n->secret, NULL, &err);
 	else
-		fs_secret_changed(n->secret);
+		fs_secret_changed(n->secret, 0);
 	return fs_errno(e);
 }
 

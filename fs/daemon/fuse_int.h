@@ -121,15 +121,16 @@ void fs_node_retarget(uint64_t ino, int kind, uint32_t version,
 /* The ino of a node, without adding a lookup; 0 when none. */
 uint64_t fs_node_find(int kind, const char *secret, uint32_t version,
 		      const char *name);
-/* Every dynamic node's (ino, parent, name), for invalidation. *out
- * malloc'd; the caller frees it. */
+/* The dynamic nodes of one secret (ino, parent, kind, name), but those
+ * of kind skip_kind (0: none skipped), for invalidation. *out malloc'd;
+ * the caller frees it. */
 struct fs_node_ent {
 	uint64_t ino, parent;
+	int kind;
 	char name[256];
 };
-size_t fs_node_snapshot(struct fs_node_ent **out);
-/* The same for the nodes of one secret only. */
-size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out);
+size_t fs_node_snapshot_secret(const char *secret, int skip_kind,
+			       struct fs_node_ent **out);
 /* How many dynamic nodes there are. */
 size_t fs_node_count(void);
 /* The poller's fingerprint of a secret (by fs_name_hash) as the store
@@ -151,8 +152,10 @@ void fs_inval_changed(void);
 /* --- fuse.c: the operations table, init, the poller ------------------ */
 extern const struct fuse_lowlevel_ops fs_ops;
 /* A change through this mount touched secret: drop the kernel's cached
- * attributes and pages of its nodes now (the poller would, later). */
-void fs_secret_changed(const char *secret);
+ * attributes and pages of its nodes now (the poller would, later).
+ * added: the change only added a version, which changes no versions/N
+ * file: those are left to the poller (their ctime). */
+void fs_secret_changed(const char *secret, int added);
 /* Start/stop the generation poller (invalidates the kernel's caches). */
 int fs_poller_start(void);
 void fs_poller_stop(void);

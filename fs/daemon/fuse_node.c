@@ -389,35 +389,52 @@ void fs_node_retarget(uint64_t ino, int kind, uint32_t version,
 	pthread_mutex_unlock(&lock);
 }
 
-static size_t snapshot(const char *secret, struct fs_node_ent **out)
+static int snap_match(const struct fnode *n, const char *secret, int skip)
 {
-	size_t i, k = 0;
+	return !strcmp(N_SECRET(n), secret) && n->kind != skip;
+}
+
+/* The nodes of secret but those of kind skip. The array grows with the
+ * matches, not to one entry per cached node. NULL with 0 when memory runs
+ * out. */
+static size_t snapshot(const char *secret, int skip, struct fs_node_ent **out)
+{
+	size_t i, k = 0, cap = 16;
+	struct fs_node_ent *v = malloc(cap * sizeof(*v)), *nv;
 	struct fnode *n;
 
 	pthread_mutex_lock(&lock);
-	*out = malloc((count ? count : 1) * sizeof(**out));
-	for (i = 0; *out && i < nbuckets; i++)
-		for (n = by_ino[i]; n; n = n->next_ino) {
-			if (secret && strcmp(N_SECRET(n), secret))
+	for (i = 0; v && i < nbuckets; i++)
+		for (n = by_ino[i]; v && n; n = n->next_ino) {
+			if (!snap_match(n, secret, skip))
 				continue;
-			(*out)[k].ino = n->ino;
-			(*out)[k].parent = n->parent;
-			strncpy((*out)[k].name, N_NAME(n), 255);
-			(*out)[k].name[255] = '\0';
+			if (k == cap) {
+				nv = realloc(v, 2 * cap * sizeof(*v));
+				if (!nv) {
+					free(v);
+					v = NULL;
+					k = 0;
+					break;
+				}
+				v = nv;
+				cap *= 2;
+			}
+			v[k].ino = n->ino;
+			v[k].parent = n->parent;
+			v[k].kind = n->kind;
+			strncpy(v[k].name, N_NAME(n), 255);
+			v[k].name[255] = '\0';
 			k++;
 		}
 	pthread_mutex_unlock(&lock);
+	*out = v;
 	return k;
 }
 
-size_t fs_node_snapshot(struct fs_node_ent **out)
+size_t fs_node_snapshot_secret(const char *secret, int skip_kind,
+			       struct fs_node_ent **out)
 {
-	return snapshot(NULL, out);
-}
-
-size_t fs_node_snapshot_secret(const char *secret, struct fs_node_ent **out)
-{
-	return snapshot(secret, out);
+	return snapshot(secret, skip_kind, out);
 }
 
 size_t fs_node_count(void)

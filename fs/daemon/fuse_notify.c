@@ -224,7 +224,8 @@ static void touch_kv(int ch, const char *secret)
 	struct fs_node_ent *v;
 	struct fs_node_info n;
 	char path[SFS_NAME_MAX + 300];
-	size_t i, cnt = fs_node_snapshot_secret(secret, &v), done = 0;
+	size_t i, done = 0,
+		  cnt = fs_node_snapshot_secret(secret, FK_VERSION, &v);
 
 	for (i = 0; i < cnt && done < KV_NODES_MAX; i++) {
 		if (fs_node_get(v[i].ino, &n) || n.kind != FK_KV)
@@ -384,7 +385,7 @@ static int seen_older(const char *name, const struct seen *s)
 	pthread_mutex_unlock(&served_lock);
 	if (noted)
 		return older;
-	n = fs_node_snapshot_secret(name, &v);
+	n = fs_node_snapshot_secret(name, 0, &v);
 	free(v);
 	return n > 0;
 }

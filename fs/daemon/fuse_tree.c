@@ -143,7 +143,7 @@ void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	e = fs_noted(
 	    sfs_version_destroy(fs_d.ctx, &c, n.secret, n.version, &err), &err);
 	if (!e)
-		fs_secret_changed(n.secret);
+		fs_secret_changed(n.secret, 0);
 	else
 		fs_refused_err(c.uid, "rm", n.secret, rel, &err);
 	fs_reply_core(req, e);

@@ -577,7 +577,7 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* New size and times at the next stat (flush holds no inode
 		 * lock, so this notify cannot deadlock). */
 		if (!e)
-			fs_secret_changed(h->secret);
+			fs_secret_changed(h->secret, 1);
 	}
 	fs_reply_err(req, e);
 }
@@ -728,7 +728,7 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	else if (!e)
 		e = FS_EPERM;
 	if (!e && !strcmp(newname, "default"))
-		fs_secret_changed(p.secret);
+		fs_secret_changed(p.secret, 1);
 	if (!e) {
 		/* The kernel now shows the staged inode under the new name:
 		 * make the node that name. */

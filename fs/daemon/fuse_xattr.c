@@ -582,7 +582,7 @@ void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		v[size] = '\0';
 		rc = set_one(&q, find_xattr(name), v);
 		if (!rc)
-			fs_secret_changed(q.n.secret);
+			fs_secret_changed(q.n.secret, 0);
 	}
 	q_fini(&q);
 	free(v);
