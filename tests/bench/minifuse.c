@@ -12,11 +12,31 @@
  * ENOSYS to open, so the kernel stops sending OPEN at all: the floor for a
  * kernel-cached mode), --counter FILE (a file of NR_OPS 64-bit counters, one
  * per request type, that the daemon mmaps and increments, so the bench can
- * count requests per operation without a request of its own).
+ * count requests per operation without a request of its own), --sqlite DB
+ * and --duties FILE (below).
  *
- * There is no flush handler: libfuse answers ENOSYS and the kernel stops
- * sending FLUSH, as a minimal server would. Entry and attribute timeouts
- * are an hour: the files never change behind the kernel's back.
+ * Without --sqlite there is no flush handler: libfuse answers ENOSYS and
+ * the kernel stops sending FLUSH, as a minimal server would. Entry and
+ * attribute timeouts are an hour: the files never change behind the
+ * kernel's back.
+ *
+ * --sqlite DB adds one: the floor of a store like secretfs's. At each
+ * FLUSH of a created file the daemon inserts the file's bytes as a row of
+ * DB (SQLite, WAL, synchronous=FULL: one fdatasync of the WAL per commit,
+ * the WAL grown beforehand so that commits overwrite its blocks) and
+ * replies once the commit is durable, so close() returns after it, as
+ * secretfs's does. No encryption, audit, policy or notification.
+ *
+ * --duties FILE: the floor of a read that does what secretfs must do at
+ * each open (an audited read, no plaintext left in the page cache),
+ * without the rest of secretfs: at OPEN of a fixed file, pread the
+ * caller's /proc/PID/comm (the descriptor kept per thread for its last
+ * pid, as secretfs keeps it) and append an audit line of the
+ * same shape to FILE with one write(2); with --kernel-cache also push the
+ * bytes into the page cache (notify_store) before the reply, and with
+ * either cache option drop them at RELEASE (zeros pushed over them for
+ * --kernel-cache, inval_inode for --direct-io), as secretfs's cache=open
+ * and cache=strict do. No decryption, store, or policy.
  *
  * Not part of the product and not built by the Makefile: scripts/bench
  * compiles it into build/bench/.
@@ -27,11 +47,13 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Request types counted; the order is the counter file's layout. */
@@ -74,6 +96,12 @@ static struct mf_file *dyn; /* MAX_DYN entries, guarded by lock */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t *counters; /* NR_OPS, shared with the bench */
 static int opt_direct_io, opt_keep_cache, opt_noopen;
+static sqlite3 *db; /* --sqlite: one connection, db_lock */
+static sqlite3_stmt *db_insert;
+static pthread_mutex_t db_lock = PTHREAD_MUTEX_INITIALIZER;
+static sqlite3_int64 db_seq;
+static int duty_fd = -1; /* --duties: the audit file */
+static struct fuse_session *the_se;
 
 static void count(enum mf_op op)
 {
@@ -239,6 +267,64 @@ static void set_open_flags(struct fuse_file_info *fi)
 	fi->keep_cache = opt_keep_cache;
 }
 
+/* --duties at OPEN of a fixed file: the caller's name, the audit line,
+ * with --kernel-cache the bytes pushed into the page cache. */
+static void duty_open(fuse_req_t req, fuse_ino_t ino)
+{
+	static __thread int comm_fd = -1;
+	static __thread pid_t comm_pid;
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	const struct mf_file *f = file_of(ino);
+	char comm[32], path[48], when[32], line[400];
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(f->size);
+	time_t now = time(NULL);
+	struct tm tm;
+	ssize_t n = -1;
+	int len;
+
+	if (comm_fd >= 0 && comm_pid == c->pid)
+		n = pread(comm_fd, comm, sizeof(comm) - 1, 0);
+	if (n <= 0) {
+		if (comm_fd >= 0)
+			close(comm_fd);
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)c->pid);
+		comm_fd = open(path, O_RDONLY | O_CLOEXEC);
+		comm_pid = c->pid;
+		n = comm_fd < 0 ? -1
+				: pread(comm_fd, comm, sizeof(comm) - 1, 0);
+	}
+	comm[n > 0 ? n - 1 : 0] = '\0';
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	len = snprintf(line, sizeof(line),
+		       "{\"time\":\"%s\",\"op\":\"secret.read\","
+		       "\"secret\":\"s%zu\",\"version\":1,\"result\":\"ok\","
+		       "\"uid\":%u,\"gid\":%u,\"pid\":%d,\"comm\":\"%s\"}\n",
+		       when, f->size, (unsigned)c->uid, (unsigned)c->gid,
+		       (int)c->pid, comm);
+	if (write(duty_fd, line, (size_t)len) != len)
+		perror("minifuse: audit");
+	if (opt_keep_cache) {
+		bv.buf[0].mem = f->data;
+		fuse_lowlevel_notify_store(the_se, ino, 0, &bv, 0);
+	}
+}
+
+/* --duties at RELEASE of a fixed file: the bytes leave the page cache. */
+static void duty_release(fuse_ino_t ino)
+{
+	static const unsigned char zeros[MAX_VALUE];
+	const struct mf_file *f = file_of(ino);
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(f->size);
+
+	if (opt_keep_cache) {
+		bv.buf[0].mem = (void *)zeros;
+		fuse_lowlevel_notify_store(the_se, ino, 0, &bv, 0);
+	} else if (opt_direct_io) {
+		fuse_lowlevel_notify_inval_inode(the_se, ino, 0, 0);
+	}
+}
+
 static void mf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	count(OP_OPEN);
@@ -250,6 +336,8 @@ static void mf_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EACCES);
 		return;
 	}
+	if (duty_fd >= 0 && ino < DYN_INO && file_of(ino))
+		duty_open(req, ino);
 	set_open_flags(fi);
 	fuse_reply_open(req, fi);
 }
@@ -347,10 +435,68 @@ static void mf_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void mf_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
 	(void)fi;
 	count(OP_RELEASE);
+	if (duty_fd >= 0 && ino < DYN_INO && file_of(ino))
+		duty_release(ino);
 	fuse_reply_err(req, 0);
+}
+
+/* --sqlite: the file's bytes become a row, durable before the reply. */
+static void mf_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	static unsigned char buf[MAX_VALUE];
+	struct mf_file *f;
+	size_t len = 0;
+	int err = 0;
+
+	(void)fi;
+	count(OP_OTHER);
+	pthread_mutex_lock(&db_lock);
+	pthread_mutex_lock(&lock);
+	f = file_of(ino);
+	if (f && ino >= DYN_INO) {
+		len = f->size;
+		memcpy(buf, f->data, len);
+	}
+	pthread_mutex_unlock(&lock);
+	if (ino >= DYN_INO &&
+	    (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) ||
+	     sqlite3_bind_int64(db_insert, 1, ++db_seq) ||
+	     sqlite3_bind_blob(db_insert, 2, buf, (int)len, SQLITE_STATIC) ||
+	     sqlite3_step(db_insert) != SQLITE_DONE ||
+	     sqlite3_reset(db_insert) ||
+	     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))) {
+		sqlite3_reset(db_insert);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		err = EIO;
+	}
+	pthread_mutex_unlock(&db_lock);
+	fuse_reply_err(req, err);
+}
+
+static int db_open(const char *path)
+{
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    sqlite3_exec(db,
+			 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+			 "CREATE TABLE IF NOT EXISTS v(id INTEGER PRIMARY KEY,"
+			 " data BLOB NOT NULL);"
+			 /* grow the WAL past its checkpoint size once, so
+			  * that commits overwrite blocks (as secretfs's
+			  * store does) instead of growing the file */
+			 "CREATE TABLE pad(x BLOB);"
+			 "INSERT INTO pad VALUES (zeroblob(4400000));"
+			 "DROP TABLE pad;"
+			 "PRAGMA wal_checkpoint(PASSIVE);",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT INTO v(id, data) VALUES (?1, ?2)",
+			       -1, &db_insert, NULL) != SQLITE_OK) {
+		fprintf(stderr, "minifuse: %s: %s\n", path,
+			db ? sqlite3_errmsg(db) : "cannot open");
+		return -1;
+	}
+	return 0;
 }
 
 static void mf_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -478,7 +624,8 @@ static int init_files(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: minifuse [--direct-io] [--kernel-cache] "
-			"[--noopen] [--counter FILE] MOUNTPOINT\n");
+			"[--noopen] [--counter FILE] [--sqlite DB]\n"
+			"                [--duties FILE] MOUNTPOINT\n");
 }
 
 static int serve(const char *mountpoint)
@@ -487,12 +634,16 @@ static int serve(const char *mountpoint)
 			 NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
 	struct fuse_loop_config *cfg = NULL;
+	struct fuse_lowlevel_ops ops = mf_ops;
 	struct fuse_session *se;
 	int ret = 1;
 
-	se = fuse_session_new(&args, &mf_ops, sizeof(mf_ops), NULL);
+	if (db)
+		ops.flush = mf_flush;
+	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
 	if (!se)
 		return 1;
+	the_se = se;
 	if (fuse_set_signal_handlers(se))
 		goto out_destroy;
 	if (fuse_session_mount(se, mountpoint))
@@ -511,7 +662,8 @@ out_destroy:
 
 int main(int argc, char **argv)
 {
-	const char *counter = NULL, *mountpoint = NULL;
+	const char *counter = NULL, *mountpoint = NULL, *dbpath = NULL;
+	const char *duties = NULL;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -523,6 +675,10 @@ int main(int argc, char **argv)
 			opt_noopen = 1;
 		else if (strcmp(argv[i], "--counter") == 0 && i + 1 < argc)
 			counter = argv[++i];
+		else if (strcmp(argv[i], "--sqlite") == 0 && i + 1 < argc)
+			dbpath = argv[++i];
+		else if (strcmp(argv[i], "--duties") == 0 && i + 1 < argc)
+			duties = argv[++i];
 		else if (argv[i][0] != '-' && !mountpoint)
 			mountpoint = argv[i];
 		else {
@@ -536,6 +692,14 @@ int main(int argc, char **argv)
 	}
 	if (counter && map_counters(counter))
 		return 1;
+	if (dbpath && db_open(dbpath))
+		return 1;
+	if (duties &&
+	    (duty_fd = open(duties, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			    0600)) < 0) {
+		perror(duties);
+		return 1;
+	}
 	if (init_files()) {
 		perror("minifuse");
 		return 1;
