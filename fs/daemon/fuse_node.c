@@ -394,41 +394,53 @@ static int snap_match(const struct fnode *n, const char *secret, int skip)
 	return !strcmp(N_SECRET(n), secret) && n->kind != skip;
 }
 
+/* Append node n to the array *v of *k entries (room for *cap): 0, or -1
+ * when memory runs out. */
+static int snap_push(struct fs_node_ent **v, size_t *k, size_t *cap,
+		     const struct fnode *n)
+{
+	struct fs_node_ent *e;
+
+	if (*k == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+
+		if (!(e = realloc(*v, c * sizeof(*e))))
+			return -1;
+		*v = e;
+		*cap = c;
+	}
+	e = &(*v)[(*k)++];
+	e->ino = n->ino;
+	e->parent = n->parent;
+	e->kind = n->kind;
+	strncpy(e->name, N_NAME(n), 255);
+	e->name[255] = '\0';
+	return 0;
+}
+
 /* The nodes of secret but those of kind skip. The array grows with the
  * matches, not to one entry per cached node. NULL with 0 when memory runs
  * out. */
 static size_t snapshot(const char *secret, int skip, struct fs_node_ent **out)
 {
-	size_t i, k = 0, cap = 16;
-	struct fs_node_ent *v = malloc(cap * sizeof(*v)), *nv;
+	struct fs_node_ent *v = NULL;
+	size_t i, k = 0, cap = 0;
 	struct fnode *n;
 
 	pthread_mutex_lock(&lock);
-	for (i = 0; v && i < nbuckets; i++)
-		for (n = by_ino[i]; v && n; n = n->next_ino) {
-			if (!snap_match(n, secret, skip))
-				continue;
-			if (k == cap) {
-				nv = realloc(v, 2 * cap * sizeof(*v));
-				if (!nv) {
-					free(v);
-					v = NULL;
-					k = 0;
-					break;
-				}
-				v = nv;
-				cap *= 2;
-			}
-			v[k].ino = n->ino;
-			v[k].parent = n->parent;
-			v[k].kind = n->kind;
-			strncpy(v[k].name, N_NAME(n), 255);
-			v[k].name[255] = '\0';
-			k++;
-		}
+	for (i = 0; i < nbuckets; i++)
+		for (n = by_ino[i]; n; n = n->next_ino)
+			if (snap_match(n, secret, skip) &&
+			    snap_push(&v, &k, &cap, n))
+				goto oom;
 	pthread_mutex_unlock(&lock);
 	*out = v;
 	return k;
+oom:
+	pthread_mutex_unlock(&lock);
+	free(v);
+	*out = NULL;
+	return 0;
 }
 
 size_t fs_node_snapshot_secret(const char *secret, int skip_kind,
