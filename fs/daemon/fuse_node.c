@@ -418,10 +418,10 @@ static int snap_push(struct fs_node_ent **v, size_t *k, size_t *cap,
 	return 0;
 }
 
-/* The nodes of secret but those of kind skip. The array grows with the
- * matches, not to one entry per cached node. NULL with 0 when memory runs
- * out. */
-static size_t snapshot(const char *secret, int skip, struct fs_node_ent **out)
+/* The array grows with the matches, not to one entry per cached node.
+ * NULL with 0 when memory runs out. */
+size_t fs_node_snapshot_secret(const char *secret, int skip,
+			       struct fs_node_ent **out)
 {
 	struct fs_node_ent *v = NULL;
 	size_t i, k = 0, cap = 0;
@@ -441,12 +441,6 @@ oom:
 	free(v);
 	*out = NULL;
 	return 0;
-}
-
-size_t fs_node_snapshot_secret(const char *secret, int skip_kind,
-			       struct fs_node_ent **out)
-{
-	return snapshot(secret, skip_kind, out);
 }
 
 size_t fs_node_count(void)

@@ -228,7 +228,7 @@ static void touch_kv(int ch, const char *secret)
 		  cnt = fs_node_snapshot_secret(secret, FK_VERSION, &v);
 
 	for (i = 0; i < cnt && done < KV_NODES_MAX; i++) {
-		if (fs_node_get(v[i].ino, &n) || n.kind != FK_KV)
+		if (v[i].kind != FK_KV || fs_node_get(v[i].ino, &n))
 			continue;
 		snprintf(path, sizeof(path), "secrets/%s/kv/%s", secret,
 			 n.name);
