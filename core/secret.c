@@ -428,8 +428,7 @@ static int secret_apply(struct sfs_ctx *ctx, struct ctx_change *ch,
  * apply or what they log. */
 #define SECRET_OPS(g)                                                          \
 	{                                                                      \
-		.gather = (g), .apply = secret_apply,    \
-		.line = secret_line                                            \
+		.gather = (g), .apply = secret_apply, .line = secret_line      \
 	}
 
 int sfs_secret_update(struct sfs_ctx *ctx, const struct sfs_caller *c,
